@@ -1,0 +1,64 @@
+# segloss — the two commands a user needs are `make demo` and `make test`.
+# Everything is built by CMake under build/; this file only sequences steps.
+#
+#   make          build build/segloss, libsegloss.a/.so and segloss.pc
+#   make test     install missing Debian packages, build, run every test
+#                 (unit, CLI, PyTorch/scipy references, fuzz corpora), then
+#                 the same suite under AddressSanitizer + UBSan
+#   make demo     install, build, run the demo
+#   make bench    speed benchmarks against PyTorch / scipy (bench/)
+#   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make clean    remove build outputs
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: all build deps-build deps-test deps-demo deps-bench test test-fast test-asan demo bench fuzz clean
+
+all: build
+
+deps-build:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+deps-demo:
+	@scripts/deps.sh demo
+deps-bench:
+	@scripts/deps.sh bench
+
+build: deps-build
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: deps-test build
+	@tests/run.sh $(BUILD)
+	@$(MAKE) --no-print-directory test-asan
+
+# The suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: deps-test
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSL_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@SL_SANITIZED=1 tests/run.sh $(ASAN_BUILD)
+
+# Release suite only (no sanitizer pass): for quick iteration.
+test-fast: deps-test build
+	@tests/run.sh $(BUILD)
+
+demo: deps-demo build
+	@$(BUILD)/segloss demo
+
+bench: deps-bench
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DSL_NATIVE=OFF >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	@bench/run.sh $(BUILD)
+
+fuzz: deps-test
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSL_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,89 @@
+/* Helpers shared by the subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli_util.h"
+
+int cli_fail(const char *cmd, int code, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "segloss %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+int cli_parse_double(const char *s, double *out)
+{
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end || errno == ERANGE || !isfinite(v)) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_int(const char *s, long *out)
+{
+    if (!s || !*s) return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end || errno == ERANGE) return 0;
+    *out = v;
+    return 1;
+}
+
+int cli_parse_list(const char *s, double *out, int max)
+{
+    int n = 0;
+    const char *p = s;
+    char buf[64];
+    while (*p) {
+        const char *q = strchr(p, ',');
+        size_t len = q ? (size_t)(q - p) : strlen(p);
+        if (len == 0 || len >= sizeof buf || n >= max) return -1;
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        if (!cli_parse_double(buf, &out[n++])) return -1;
+        if (!q) break;
+        p = q + 1;
+        if (!*p) return -1;
+    }
+    return n;
+}
+
+int cli_load_npy(const char *cmd, const char *path, sl_array *out)
+{
+    char msg[512];
+    if (sl_npy_read(path, out, msg, sizeof msg) != SL_OK) {
+        cli_fail(cmd, EXIT_WORK, "%s", msg);
+        return 0;
+    }
+    return 1;
+}
+
+int cli_opt(const char *arg, const char *name, const char **val)
+{
+    size_t n = strlen(name);
+    if (strncmp(arg, name, n) != 0) return 0;
+    if (arg[n] == 0) { *val = NULL; return 1; }
+    if (arg[n] == '=') { *val = arg + n + 1; return 1; }
+    return 0;
+}
+
+const char *cli_value(const char *cmd, int argc, char **argv, int *i, const char *inl)
+{
+    if (inl) return inl;
+    if (*i + 1 >= argc) {
+        cli_fail(cmd, EXIT_USAGE, "option %s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}

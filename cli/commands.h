@@ -1,0 +1,14 @@
+/*
+ * The subcommands of the segloss tool. Each lives in its own file
+ * (cli/cmd_<name>.c), parses its options into a struct, validates, then
+ * acts, and returns the process exit code:
+ *   0 success, 1 the work failed, 2 bad usage.
+ * Errors are one line on stderr: "segloss <cmd>: <what is wrong>".
+ */
+#ifndef SL_CLI_COMMANDS_H
+#define SL_CLI_COMMANDS_H
+
+int cmd_loss(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+#endif

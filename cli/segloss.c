@@ -1,0 +1,49 @@
+/*
+ * segloss — the command-line tool. This file only dispatches to the
+ * subcommands (one file each, cli/cmd_*.c); see `segloss --help`.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "cli_util.h"
+#include "commands.h"
+#include "segloss/core.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"loss", cmd_loss, "evaluate a loss spec and its gradient on .npy arrays"},
+    {"demo", cmd_demo, "which losses notice a missed small lesion: a table on a realistic case"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "segloss %s — losses, geometry and metrics for segmentation under class imbalance\n\n"
+               "usage: segloss <command> [options]   (segloss <command> --help for details)\n\ncommands:\n",
+            sl_version());
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("segloss %s\n", sl_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "segloss: unknown command '%s' (see segloss --help)\n", argv[1]);
+    return EXIT_USAGE;
+}

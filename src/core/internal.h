@@ -1,0 +1,59 @@
+/*
+ * Private helpers shared by every module: allocation, error messages,
+ * deterministic parallel reductions. Not installed.
+ */
+#ifndef SL_INTERNAL_H
+#define SL_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "segloss/core.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* calloc of count * size bytes with the overflow check; NULL on failure
+ * (including overflow) or when count is 0. */
+void *sl_calloc(int64_t count, size_t size);
+void *sl_malloc(int64_t count, size_t size);
+
+/* A caller-provided buffer for a one-line error message (may be NULL/0).
+ * sl_errf writes a printf-formatted message and returns `status`, so an
+ * error path reads `return sl_errf(msg, len, SL_EINVAL, "...", ...);`. */
+sl_status sl_errf(char *msg, size_t msglen, sl_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Threads to use for a request: requested > 0 is taken as is; 0 means the
+ * OpenMP default (OMP_NUM_THREADS or the core count); 1 without OpenMP. */
+int sl_threads(int requested);
+
+/*
+ * Deterministic chunking. Reductions over voxels are split into chunks whose
+ * boundaries depend only on the problem size, never on the thread count;
+ * each chunk's partial sum goes to its own slot and the slots are added in
+ * chunk order. So 1 thread and 8 threads give bit-identical sums.
+ */
+#define SL_CHUNK 16384
+static inline int64_t sl_nchunks(int64_t count)
+{
+    return count <= 0 ? 0 : (count + SL_CHUNK - 1) / SL_CHUNK;
+}
+
+/* Kahan-free ordered sum of `n` partials (plain double addition in index
+ * order: the order is what makes it reproducible). */
+static inline double sl_sum_ordered(const double *v, int64_t n)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += v[i];
+    return s;
+}
+
+/* 1 when every value of x[0..n) is finite. Parallel, early exit per chunk. */
+int sl_all_finite(const float *x, int64_t n, int threads);
+
+#endif

@@ -1,0 +1,440 @@
+/*
+ * The .npy format (NumPy's NEP 1): magic "\x93NUMPY", a version, a header
+ * length, then a Python dict literal such as
+ *     {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+ * padded with spaces and ending in '\n', then the raw data in C or Fortran
+ * order.
+ *
+ * The header comes from an untrusted file, so the parser below accepts only
+ * that grammar (three known keys, each once; quoted strings; a tuple of
+ * non-negative integers) and checks the declared byte count against the
+ * bytes present before allocating anything. A file whose data is longer than
+ * the header says is refused too: it is usually a header edited by hand or
+ * two arrays concatenated, and silently reading a prefix would hide that.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "segloss/io.h"
+
+#define NPY_MAX_FILE ((int64_t)1 << 40) /* 1 TiB: beyond this a size is hostile */
+
+size_t sl_dtype_size(sl_dtype dt)
+{
+    switch (dt) {
+    case SL_DT_BOOL: case SL_DT_U8: case SL_DT_I8: return 1;
+    case SL_DT_U16: case SL_DT_I16: return 2;
+    case SL_DT_F32: case SL_DT_U32: case SL_DT_I32: return 4;
+    case SL_DT_F64: case SL_DT_U64: case SL_DT_I64: return 8;
+    }
+    return 0;
+}
+
+const char *sl_dtype_name(sl_dtype dt)
+{
+    static const char *names[] = {"float32", "float64", "bool", "uint8", "int8", "uint16",
+                                  "int16", "uint32", "int32", "uint64", "int64"};
+    return (unsigned)dt < sizeof names / sizeof *names ? names[dt] : "unknown";
+}
+
+int sl_dtype_is_integer(sl_dtype dt) { return dt != SL_DT_F32 && dt != SL_DT_F64; }
+
+int64_t sl_array_count(const sl_array *a)
+{
+    int64_t n = 1;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] < 0 || sl_mul_size(n, a->shape[i], &n) != SL_OK) return -1;
+    return n;
+}
+
+sl_status sl_array_alloc(sl_array *out, sl_dtype dtype, int ndim, const int64_t *shape)
+{
+    if (!out || ndim < 0 || ndim > SL_MAX_NDIM || (ndim > 0 && !shape) || sl_dtype_size(dtype) == 0)
+        return SL_EINVAL;
+    sl_array a = SL_ARRAY_EMPTY;
+    a.dtype = dtype;
+    a.ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return SL_EINVAL;
+        a.shape[i] = shape[i];
+    }
+    int64_t n = sl_array_count(&a);
+    size_t bytes;
+    if (n < 0 || sl_bytes(n, sl_dtype_size(dtype), &bytes) != SL_OK) return SL_EOVERFLOW;
+    /* Always allocate at least one element so that data != NULL for empty arrays. */
+    a.data = calloc(n > 0 ? (size_t)n : 1, sl_dtype_size(dtype));
+    if (!a.data) return SL_ENOMEM;
+    *out = a;
+    return SL_OK;
+}
+
+void sl_array_free(sl_array *a)
+{
+    if (!a) return;
+    free(a->data);
+    sl_array empty = SL_ARRAY_EMPTY;
+    *a = empty;
+}
+
+/* ---- header parsing ---------------------------------------------------- */
+
+typedef struct {
+    const char *p, *end;
+} cursor;
+
+static void skip_ws(cursor *c)
+{
+    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) c->p++;
+}
+
+static int accept(cursor *c, char ch)
+{
+    skip_ws(c);
+    if (c->p < c->end && *c->p == ch) { c->p++; return 1; }
+    return 0;
+}
+
+/* A quoted string ('...' or "..."), no escapes (numpy never writes any in
+ * these fields). Copies into buf (truncating never: too long is an error). */
+static int parse_str(cursor *c, char *buf, size_t buflen)
+{
+    skip_ws(c);
+    if (c->p >= c->end || (*c->p != '\'' && *c->p != '"')) return 0;
+    char q = *c->p++;
+    size_t n = 0;
+    while (c->p < c->end && *c->p != q) {
+        if (n + 1 >= buflen || *c->p == '\\') return 0;
+        buf[n++] = *c->p++;
+    }
+    if (c->p >= c->end) return 0;
+    c->p++;
+    buf[n] = 0;
+    return 1;
+}
+
+static int parse_bool(cursor *c, int *v)
+{
+    skip_ws(c);
+    if (c->end - c->p >= 4 && !memcmp(c->p, "True", 4)) { c->p += 4; *v = 1; return 1; }
+    if (c->end - c->p >= 5 && !memcmp(c->p, "False", 5)) { c->p += 5; *v = 0; return 1; }
+    return 0;
+}
+
+/* "(d0, d1, ...)" with an optional trailing comma; "()" is a scalar. */
+static int parse_shape(cursor *c, int *ndim, int64_t *shape)
+{
+    if (!accept(c, '(')) return 0;
+    *ndim = 0;
+    for (;;) {
+        if (accept(c, ')')) return 1;
+        skip_ws(c);
+        if (c->p >= c->end || !isdigit((unsigned char)*c->p)) return 0;
+        int64_t v = 0;
+        while (c->p < c->end && isdigit((unsigned char)*c->p)) {
+            if (v > (INT64_MAX - 9) / 10) return 0; /* absurd dimension */
+            v = v * 10 + (*c->p++ - '0');
+        }
+        if (c->p < c->end && *c->p == 'L') c->p++; /* Python 2 long suffix */
+        if (*ndim >= SL_MAX_NDIM) return 0;
+        shape[(*ndim)++] = v;
+        if (accept(c, ',')) continue;
+        if (accept(c, ')')) return 1;
+        return 0;
+    }
+}
+
+/* descr → dtype and whether bytes must be swapped. */
+static sl_status parse_descr(const char *d, sl_dtype *dt, int *swap)
+{
+    if (strlen(d) < 3) return SL_EDTYPE;
+    char order = d[0], kind = d[1];
+    const char *sz = d + 2;
+    int size = 0;
+    for (const char *s = sz; *s; s++) {
+        if (!isdigit((unsigned char)*s) || size > 64) return SL_EDTYPE;
+        size = size * 10 + (*s - '0');
+    }
+    if (order != '<' && order != '>' && order != '|' && order != '=') return SL_EDTYPE;
+    const int little = 1;
+    int host_little = *(const char *)&little == 1;
+    *swap = size > 1 && ((order == '<' && !host_little) || (order == '>' && host_little));
+    switch (kind) {
+    case 'f':
+        if (size == 4) { *dt = SL_DT_F32; return SL_OK; }
+        if (size == 8) { *dt = SL_DT_F64; return SL_OK; }
+        return SL_EDTYPE;
+    case 'b':
+        if (size == 1) { *dt = SL_DT_BOOL; return SL_OK; }
+        return SL_EDTYPE;
+    case 'u':
+        switch (size) {
+        case 1: *dt = SL_DT_U8; return SL_OK;
+        case 2: *dt = SL_DT_U16; return SL_OK;
+        case 4: *dt = SL_DT_U32; return SL_OK;
+        case 8: *dt = SL_DT_U64; return SL_OK;
+        }
+        return SL_EDTYPE;
+    case 'i':
+        switch (size) {
+        case 1: *dt = SL_DT_I8; return SL_OK;
+        case 2: *dt = SL_DT_I16; return SL_OK;
+        case 4: *dt = SL_DT_I32; return SL_OK;
+        case 8: *dt = SL_DT_I64; return SL_OK;
+        }
+        return SL_EDTYPE;
+    }
+    return SL_EDTYPE;
+}
+
+static void byteswap(void *data, int64_t n, size_t size)
+{
+    unsigned char *b = data;
+    for (int64_t i = 0; i < n; i++, b += size)
+        for (size_t k = 0; k < size / 2; k++) {
+            unsigned char t = b[k];
+            b[k] = b[size - 1 - k];
+            b[size - 1 - k] = t;
+        }
+}
+
+sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, size_t msglen)
+{
+    if (!buf || !out) return sl_errf(msg, msglen, SL_EINVAL, "npy: NULL argument");
+    sl_array empty = SL_ARRAY_EMPTY;
+    *out = empty;
+    const unsigned char *b = buf;
+    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
+        return sl_errf(msg, msglen, SL_EFORMAT, "not a .npy file (bad magic)");
+    int major = b[6];
+    size_t hlen, hstart;
+    if (major == 1) {
+        hlen = (size_t)b[8] | ((size_t)b[9] << 8);
+        hstart = 10;
+    } else if (major == 2 || major == 3) {
+        if (len < 12) return sl_errf(msg, msglen, SL_EFORMAT, "truncated .npy header");
+        hlen = (size_t)b[8] | ((size_t)b[9] << 8) | ((size_t)b[10] << 16) | ((size_t)b[11] << 24);
+        hstart = 12;
+    } else {
+        return sl_errf(msg, msglen, SL_EFORMAT, "unsupported .npy format version %d", major);
+    }
+    if (hlen > len - hstart) return sl_errf(msg, msglen, SL_EFORMAT, "truncated .npy header");
+
+    cursor c = {(const char *)b + hstart, (const char *)b + hstart + hlen};
+    char descr[32] = {0};
+    int fortran = -1, have_descr = 0, have_shape = 0, ndim = 0;
+    int64_t shape[SL_MAX_NDIM] = {0};
+    if (!accept(&c, '{')) return sl_errf(msg, msglen, SL_EFORMAT, "malformed .npy header (expected '{')");
+    for (;;) {
+        if (accept(&c, '}')) break;
+        char key[32];
+        if (!parse_str(&c, key, sizeof key) || !accept(&c, ':'))
+            return sl_errf(msg, msglen, SL_EFORMAT, "malformed .npy header (bad key)");
+        if (!strcmp(key, "descr") && !have_descr) {
+            skip_ws(&c);
+            if (c.p < c.end && *c.p == '[')
+                return sl_errf(msg, msglen, SL_EDTYPE, "structured .npy dtypes are not supported");
+            if (!parse_str(&c, descr, sizeof descr))
+                return sl_errf(msg, msglen, SL_EFORMAT, "malformed .npy header (bad descr)");
+            have_descr = 1;
+        } else if (!strcmp(key, "fortran_order") && fortran < 0) {
+            if (!parse_bool(&c, &fortran))
+                return sl_errf(msg, msglen, SL_EFORMAT, "malformed .npy header (bad fortran_order)");
+        } else if (!strcmp(key, "shape") && !have_shape) {
+            if (!parse_shape(&c, &ndim, shape))
+                return sl_errf(msg, msglen, SL_EFORMAT,
+                               "malformed .npy header (bad shape, or more than %d axes)", SL_MAX_NDIM);
+            have_shape = 1;
+        } else {
+            return sl_errf(msg, msglen, SL_EFORMAT, "malformed .npy header (unknown or repeated key '%s')", key);
+        }
+        if (accept(&c, ',')) continue;
+        if (accept(&c, '}')) break;
+        return sl_errf(msg, msglen, SL_EFORMAT, "malformed .npy header (expected ',' or '}')");
+    }
+    if (!have_descr || !have_shape || fortran < 0)
+        return sl_errf(msg, msglen, SL_EFORMAT, "malformed .npy header (missing descr, fortran_order or shape)");
+    if (fortran)
+        return sl_errf(msg, msglen, SL_EUNSUPPORTED,
+                       "Fortran-order .npy arrays are not supported (save with np.ascontiguousarray)");
+    sl_dtype dt;
+    int swap = 0;
+    if (parse_descr(descr, &dt, &swap) != SL_OK)
+        return sl_errf(msg, msglen, SL_EDTYPE, "unsupported .npy dtype '%s'", descr);
+
+    sl_array a = SL_ARRAY_EMPTY;
+    a.dtype = dt;
+    a.ndim = ndim;
+    memcpy(a.shape, shape, sizeof shape);
+    int64_t count = sl_array_count(&a);
+    size_t bytes;
+    if (count < 0 || sl_bytes(count, sl_dtype_size(dt), &bytes) != SL_OK || (int64_t)bytes > NPY_MAX_FILE)
+        return sl_errf(msg, msglen, SL_EOVERFLOW, ".npy shape is too large");
+    size_t have = len - hstart - hlen;
+    if (have < bytes)
+        return sl_errf(msg, msglen, SL_EFORMAT, "truncated .npy data (%zu of %zu bytes)", have, bytes);
+    if (have > bytes)
+        return sl_errf(msg, msglen, SL_EFORMAT, ".npy data is longer than its shape (%zu bytes, expected %zu)",
+                       have, bytes);
+    sl_status st = sl_array_alloc(&a, dt, ndim, shape);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "cannot allocate %zu bytes for .npy data", bytes);
+    memcpy(a.data, b + hstart + hlen, bytes);
+    if (swap) byteswap(a.data, count, sl_dtype_size(dt));
+    *out = a;
+    return SL_OK;
+}
+
+sl_status sl_npy_read(const char *path, sl_array *out, char *msg, size_t msglen)
+{
+    if (!path || !out) return sl_errf(msg, msglen, SL_EINVAL, "npy: NULL argument");
+    sl_array empty = SL_ARRAY_EMPTY;
+    *out = empty;
+    FILE *f = fopen(path, "rb");
+    if (!f) return sl_errf(msg, msglen, SL_EIO, "cannot open '%s': %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return sl_errf(msg, msglen, SL_EIO, "cannot read '%s' (not a regular file?)", path);
+    }
+    long sz = ftell(f);
+    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return sl_errf(msg, msglen, SL_EIO, "cannot read '%s' (not a regular file?)", path);
+    }
+    unsigned char *buf = malloc(sz > 0 ? (size_t)sz : 1);
+    if (!buf) {
+        fclose(f);
+        return sl_errf(msg, msglen, SL_ENOMEM, "cannot allocate %ld bytes to read '%s'", sz, path);
+    }
+    size_t got = fread(buf, 1, (size_t)sz, f);
+    fclose(f);
+    if (got != (size_t)sz) {
+        free(buf);
+        return sl_errf(msg, msglen, SL_EIO, "cannot read '%s'", path);
+    }
+    char inner[256];
+    sl_status st = sl_npy_parse(buf, (size_t)sz, out, inner, sizeof inner);
+    free(buf);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "%s: %s", path, inner);
+    return SL_OK;
+}
+
+sl_status sl_npy_write(const char *path, const sl_array *a, char *msg, size_t msglen)
+{
+    if (!path || !a || !a->data) return sl_errf(msg, msglen, SL_EINVAL, "npy: NULL argument");
+    static const char *descr[] = {"<f4", "<f8", "|b1", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8"};
+    if ((unsigned)a->dtype >= sizeof descr / sizeof *descr || a->ndim < 0 || a->ndim > SL_MAX_NDIM)
+        return sl_errf(msg, msglen, SL_EINVAL, "npy: invalid array");
+    int64_t count = sl_array_count(a);
+    size_t bytes;
+    if (count < 0 || sl_bytes(count, sl_dtype_size(a->dtype), &bytes) != SL_OK)
+        return sl_errf(msg, msglen, SL_EOVERFLOW, "npy: array too large");
+
+    char dict[512];
+    int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[a->dtype]);
+    for (int i = 0; i < a->ndim; i++)
+        n += snprintf(dict + n, sizeof dict - (size_t)n, "%lld%s", (long long)a->shape[i],
+                      a->ndim == 1 ? "," : (i + 1 < a->ndim ? ", " : ""));
+    n += snprintf(dict + n, sizeof dict - (size_t)n, "), }");
+    /* Header (magic + version + length + dict + padding + '\n') is padded to
+     * a multiple of 64 bytes, as numpy does, so the data is aligned. */
+    size_t pre = 10, total = pre + (size_t)n + 1;
+    size_t padded = (total + 63) / 64 * 64;
+    unsigned char hdr[640];
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    size_t hl = padded - pre;
+    hdr[8] = (unsigned char)(hl & 0xff);
+    hdr[9] = (unsigned char)(hl >> 8);
+    memcpy(hdr + pre, dict, (size_t)n);
+    memset(hdr + pre + n, ' ', padded - pre - (size_t)n - 1);
+    hdr[padded - 1] = '\n';
+
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) return sl_errf(msg, msglen, SL_ENOMEM, "npy: out of memory");
+    snprintf(tmp, plen + 16, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        sl_status st = sl_errf(msg, msglen, SL_EIO, "cannot write '%s': %s", path, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    int ok = fwrite(hdr, 1, padded, f) == padded;
+    /* Host is little-endian on every platform we build for; swap otherwise. */
+    const int one = 1;
+    if (*(const char *)&one == 1 || sl_dtype_size(a->dtype) == 1) {
+        ok = ok && fwrite(a->data, 1, bytes, f) == bytes;
+    } else {
+        unsigned char *copy = malloc(bytes ? bytes : 1);
+        ok = ok && copy;
+        if (copy) {
+            memcpy(copy, a->data, bytes);
+            byteswap(copy, count, sl_dtype_size(a->dtype));
+            ok = ok && fwrite(copy, 1, bytes, f) == bytes;
+            free(copy);
+        }
+    }
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        free(tmp);
+        return sl_errf(msg, msglen, SL_EIO, "cannot write '%s': %s", path, strerror(errno));
+    }
+    free(tmp);
+    return SL_OK;
+}
+
+/* Element i of an array as double (float, bool and integer dtypes). */
+static double get_as_double(const sl_array *a, int64_t i)
+{
+    switch (a->dtype) {
+    case SL_DT_F32: return ((const float *)a->data)[i];
+    case SL_DT_F64: return ((const double *)a->data)[i];
+    case SL_DT_BOOL: case SL_DT_U8: return ((const uint8_t *)a->data)[i];
+    case SL_DT_I8: return ((const int8_t *)a->data)[i];
+    case SL_DT_U16: return ((const uint16_t *)a->data)[i];
+    case SL_DT_I16: return ((const int16_t *)a->data)[i];
+    case SL_DT_U32: return ((const uint32_t *)a->data)[i];
+    case SL_DT_I32: return ((const int32_t *)a->data)[i];
+    case SL_DT_U64: return (double)((const uint64_t *)a->data)[i];
+    case SL_DT_I64: return (double)((const int64_t *)a->data)[i];
+    }
+    return 0;
+}
+
+sl_status sl_array_to_f32(const sl_array *in, sl_array *out)
+{
+    if (!in || !out || !in->data) return SL_EINVAL;
+    sl_status st = sl_array_alloc(out, SL_DT_F32, in->ndim, in->shape);
+    if (st != SL_OK) return st;
+    int64_t n = sl_array_count(in);
+    float *o = out->data;
+    for (int64_t i = 0; i < n; i++) o[i] = (float)get_as_double(in, i);
+    return SL_OK;
+}
+
+sl_status sl_array_to_i32(const sl_array *in, sl_array *out)
+{
+    if (!in || !out || !in->data) return SL_EINVAL;
+    if (!sl_dtype_is_integer(in->dtype)) return SL_EDTYPE;
+    int64_t n = sl_array_count(in);
+    /* Range check first so that a failure allocates nothing. uint64 values
+     * above INT64_MAX would wrap when read as int64, so they are checked
+     * in their own type. */
+    for (int64_t i = 0; i < n; i++) {
+        if (in->dtype == SL_DT_U64) {
+            if (((const uint64_t *)in->data)[i] > (uint64_t)INT32_MAX) return SL_ERANGE;
+        } else if (in->dtype == SL_DT_I64) {
+            int64_t v = ((const int64_t *)in->data)[i];
+            if (v < INT32_MIN || v > INT32_MAX) return SL_ERANGE;
+        } else if (in->dtype == SL_DT_U32) {
+            if (((const uint32_t *)in->data)[i] > (uint32_t)INT32_MAX) return SL_ERANGE;
+        }
+    }
+    sl_status st = sl_array_alloc(out, SL_DT_I32, in->ndim, in->shape);
+    if (st != SL_OK) return st;
+    int32_t *o = out->data;
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)get_as_double(in, i);
+    return SL_OK;
+}
