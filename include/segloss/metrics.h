@@ -1,0 +1,305 @@
+/*
+ * segloss/metrics.h — overlap, surface-distance, boundary, lesion-wise and
+ * topology metrics for one (prediction, target) pair of label maps.
+ *
+ * The reference tools disagree (MedPy, MONAI, DeepMind surface-distance,
+ * MetricsReloaded, seg-metrics, plastimatch); every convention that differs
+ * between them is a field of sl_metric_opts, and sl_metric_opts_describe()
+ * writes the conventions in force so that every output can name them.
+ * docs/metrics.md gives each definition and the tool each option reproduces.
+ *
+ * Basic use (one case, labels 1 and 2):
+ *
+ *     sl_grid g = SL_GRID_DEFAULT;   // ndim, shape, spacing (mm) as the images
+ *     sl_labelmap p = {pred_data, SL_DT_U8}, t = {gt_data, SL_DT_I16};
+ *     int64_t labels[2] = {1, 2};
+ *     sl_metric_opts o = SL_METRIC_OPTS_DEFAULT;
+ *     sl_metric_result r[2];
+ *     sl_status st = sl_metrics_eval(&p, &t, &g, labels, 2, &o, r, msg, sizeof msg);
+ *     // r[0].dice, r[0].hd_perc (HD95), r[0].assd, r[0].nsd, ...
+ *
+ * Empty masks (P = prediction, G = target, for one label of one case), as
+ * shared/METRICS.md fixes them, flagged in empty_pred / empty_gt:
+ *   both empty: every overlap-type score 1 (Dice, IoU, precision, recall,
+ *               specificity, VS, MCC, kappa, NSD, boundary IoU, lesion F1,
+ *               clDice), VOE 0, RVD 0, every distance 0;
+ *   one empty:  those scores 0, every distance +inf (the CLI substitutes its
+ *               --empty-distance value), RVD +inf (G empty) or -1 (P empty).
+ *
+ * Distances are exact: distances from one surface to the other are read
+ * from the exact EDT of the complement of the other surface, computed on
+ * the bounding box of P | G (plus a margin), never by brute force.
+ */
+#ifndef SEGLOSS_METRICS_H
+#define SEGLOSS_METRICS_H
+
+#include "segloss/core.h"
+#include "segloss/geometry.h"
+#include "segloss/io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * A borrowed label map: `data` points at (grid shape) elements of `dtype`.
+ * Any sl_dtype is accepted; a voxel belongs to label L when its value
+ * equals L (floats compared as doubles, so 2.0 is label 2 and 2.5 is no
+ * label; NaN is no label).
+ */
+typedef struct sl_labelmap {
+    const void *data;
+    sl_dtype dtype;
+} sl_labelmap;
+
+/* Metric groups (bits of sl_metric_opts.metrics). Fields of a group not
+ * requested are set to NaN (counts to -1). */
+#define SL_MET_OVERLAP  0x01u /* counts, Dice, IoU, precision, recall, specificity, VOE, RVD, VS, MCC, kappa */
+#define SL_MET_DISTANCE 0x02u /* HD, HD at a percentile, ASSD, directed ASD and max (MSD) */
+#define SL_MET_NSD      0x04u /* normalised surface distance (surface Dice) at a tolerance */
+#define SL_MET_BIOU     0x08u /* boundary IoU */
+#define SL_MET_LESION   0x10u /* lesion-wise detection */
+#define SL_MET_CLDICE   0x20u /* clDice (skeletons; the slowest group) */
+#define SL_MET_ALL      0x3fu
+
+/*
+ * How the percentile Hausdorff distance (HD95 for percentile = 95) combines
+ * the two directed distance sets d(P->G) and d(G->P):
+ *   SL_HD_MAX   (default) max(perc(d(P->G)), perc(d(G->P)))
+ *               — MONAI, MetricsReloaded, DeepMind surface-distance
+ *   SL_HD_UNION perc(d(P->G) ∪ d(G->P)), one percentile of the pooled set
+ *               — MedPy hd95, seg-metrics
+ *   SL_HD_MEAN  (perc(d(P->G)) + perc(d(G->P))) / 2 — plastimatch
+ * On border voxels, perc is numpy's default percentile (linear
+ * interpolation between order statistics). On surfels, it is DeepMind's
+ * area-weighted rule (the smallest distance whose cumulative area fraction
+ * reaches percentile/100).
+ */
+typedef enum sl_hd_mode { SL_HD_MAX = 0, SL_HD_UNION = 1, SL_HD_MEAN = 2 } sl_hd_mode;
+
+/*
+ * Average symmetric surface distance:
+ *   SL_ASSD_POOLED (default) (sum d(P->G) + sum d(G->P)) / (|dP| + |dG|)
+ *                  — MONAI (symmetric=True)
+ *   SL_ASSD_MEAN   (mean d(P->G) + mean d(G->P)) / 2 — MedPy assd (the mean
+ *                  of asd(P, G) and asd(G, P)), DeepMind, plastimatch
+ * On surfels, sums and means are weighted by surfel area/length.
+ */
+typedef enum sl_assd_mode { SL_ASSD_POOLED = 0, SL_ASSD_MEAN = 1 } sl_assd_mode;
+
+/*
+ * Which points make a surface for every surface-distance metric (HD, HD at
+ * a percentile, ASSD, ASD, MSD, NSD):
+ *   SL_SURFACE_BORDER (default) border voxels, sl_surface_border (each
+ *                     voxel weight 1) — MONAI, MedPy, MetricsReloaded
+ *   SL_SURFACE_SURFELS surface elements on the voxel-corner grid weighted by
+ *                     their area/length, sl_surface_elements — DeepMind
+ *                     surface-distance (compute_surface_distances)
+ */
+typedef enum sl_surface_kind { SL_SURFACE_BORDER = 0, SL_SURFACE_SURFELS = 1 } sl_surface_kind;
+
+/*
+ * When a target lesion (connected component of G) counts as detected:
+ *   SL_LESION_OVERLAP (default) some predicted component shares at least
+ *                     lesion_min_overlap voxels with it (default 1)
+ *   SL_LESION_IOU     IoU(lesion, union of the predicted components that
+ *                     touch it) >= lesion_iou
+ * Symmetrically a predicted component is a true positive when it meets the
+ * same criterion against the target components; otherwise it is a false
+ * positive.
+ */
+typedef enum sl_lesion_match { SL_LESION_OVERLAP = 0, SL_LESION_IOU = 1 } sl_lesion_match;
+
+typedef struct sl_metric_opts {
+    unsigned metrics;          /* SL_MET_* bits; default SL_MET_ALL */
+    sl_hd_mode hd_mode;        /* default SL_HD_MAX */
+    double percentile;         /* q in [0, 100] for hd_perc; default 95 */
+    sl_assd_mode assd_mode;    /* default SL_ASSD_POOLED */
+    sl_surface_kind surface;   /* default SL_SURFACE_BORDER */
+    double nsd_tolerance;      /* tau in mm, >= 0; default 1 */
+    double biou_width;         /* boundary band width d in mm, > 0; default 2 */
+    int connectivity;          /* lesion components: 0 = full (8/26), or 4/8, 6/18/26 */
+    sl_lesion_match lesion_match; /* default SL_LESION_OVERLAP */
+    int64_t lesion_min_overlap;   /* voxels, >= 1; default 1 */
+    double lesion_iou;            /* in (0, 1]; default 0.5 */
+    int threads;               /* 0 = OpenMP default */
+} sl_metric_opts;
+
+#define SL_METRIC_OPTS_DEFAULT \
+    {SL_MET_ALL, SL_HD_MAX, 95.0, SL_ASSD_POOLED, SL_SURFACE_BORDER, 1.0, 2.0, 0, SL_LESION_OVERLAP, 1, 0.5, 0}
+
+/*
+ * The result for one label. Distances in mm; volumes in mm^3 (mm^2 in 2-D).
+ * Directed quantities: "pred_to_gt" = over the prediction's surface, the
+ * distance to the target's surface.
+ */
+typedef struct sl_metric_result {
+    int64_t label;
+    unsigned computed;         /* SL_MET_* groups filled in */
+    int empty_pred, empty_gt;  /* 1 when P (resp. G) has no voxel of this label */
+
+    /* SL_MET_OVERLAP (confusion counts over the whole image) */
+    int64_t tp, fp, fn, tn;
+    double vol_pred, vol_gt;   /* |P|, |G| times the voxel volume */
+    double dice;               /* 2TP / (2TP + FP + FN) */
+    double iou;                /* TP / (TP + FP + FN), Jaccard */
+    double precision;          /* TP / (TP + FP) */
+    double recall;             /* TP / (TP + FN), sensitivity */
+    double specificity;        /* TN / (TN + FP); 1 when TN + FP = 0 */
+    double voe;                /* 1 - IoU */
+    double rvd;                /* (|P| - |G|) / |G|, signed */
+    double volume_similarity;  /* 1 - |FN - FP| / (2TP + FP + FN) */
+    double mcc;                /* Matthews; 1 if P == G, 0 if otherwise undefined */
+    double kappa;              /* Cohen's kappa of the 2x2 table; same rule */
+
+    /* SL_MET_DISTANCE and SL_MET_NSD */
+    int64_t n_surf_pred, n_surf_gt;  /* border voxels or surfels */
+    double surf_pred, surf_gt;       /* total weight: voxel count or area/length */
+    double hd;                       /* max(msd_pred_to_gt, msd_gt_to_pred) */
+    double hd_perc;                  /* at opts.percentile, combined by opts.hd_mode */
+    double hd_perc_pred_to_gt, hd_perc_gt_to_pred; /* directed percentiles */
+    double assd;                     /* by opts.assd_mode */
+    double asd_pred_to_gt;           /* ASD: mean directed distance (MedPy asd(P, G)) */
+    double asd_gt_to_pred;
+    double msd_pred_to_gt;           /* MSD: max directed distance */
+    double msd_gt_to_pred;
+    double nsd;                      /* surface Dice at opts.nsd_tolerance (SL_MET_NSD) */
+
+    /* SL_MET_BIOU */
+    double biou;
+
+    /* SL_MET_LESION */
+    int64_t lesions_gt, lesions_pred;
+    int64_t lesion_tp;     /* detected target lesions */
+    int64_t lesion_fn;     /* missed target lesions */
+    int64_t lesion_fp;     /* predicted components that match no target lesion */
+    double lesion_precision; /* matched predicted components / lesions_pred */
+    double lesion_recall;    /* lesion_tp / lesions_gt */
+    double lesion_f1;        /* 2 TP / (2 TP + FP + FN) */
+    double lesion_dice;      /* mean over target lesions of the per-lesion Dice */
+
+    /* SL_MET_CLDICE */
+    double cldice;           /* 2 Tprec Tsens / (Tprec + Tsens) */
+    double topo_precision;   /* |S(P) ∩ G| / |S(P)| */
+    double topo_sensitivity; /* |S(G) ∩ P| / |S(G)| */
+} sl_metric_result;
+
+/* Checks every field of opts. SL_EINVAL naming the field. */
+sl_status sl_metric_opts_check(const sl_metric_opts *opts, char *msg, size_t msglen);
+
+/*
+ * Writes the conventions in force as one line of key=value pairs, e.g.
+ * "hd_mode=max percentile=95 assd_mode=pooled surface=border nsd_tol=1
+ *  biou_width=2 connectivity=26 lesion_match=overlap:1 percentile_rule=linear".
+ * Returns the length that snprintf would return (truncated to buflen - 1).
+ */
+int sl_metric_opts_describe(const sl_metric_opts *opts, int ndim, char *buf, size_t buflen);
+
+/*
+ * Evaluates one case: for each of labels[0..nlabels), the binary masks
+ * P = (pred == label), G = (gt == label) on `grid`, and fills results[i].
+ *   pred, gt: label maps of grid shape (their dtypes may differ)
+ *   labels:   nlabels >= 1 values (0 is allowed: background as a class)
+ *   opts:     NULL = SL_METRIC_OPTS_DEFAULT
+ *   results:  [nlabels], caller-allocated; fully overwritten
+ * Codes: SL_EINVAL (NULL argument, nlabels < 1, bad opts), SL_ESHAPE /
+ * SL_EOVERFLOW (grid), SL_ENOMEM. On failure the results are unspecified.
+ */
+sl_status sl_metrics_eval(const sl_labelmap *pred, const sl_labelmap *gt, const sl_grid *grid,
+                          const int64_t *labels, int nlabels, const sl_metric_opts *opts,
+                          sl_metric_result *results, char *msg, size_t msglen);
+
+/* The same for one pair of binary masks (uint8, non-zero = foreground);
+ * result->label is set to 1. */
+sl_status sl_metrics_eval_mask(const uint8_t *pred, const uint8_t *gt, const sl_grid *grid,
+                               const sl_metric_opts *opts, sl_metric_result *result,
+                               char *msg, size_t msglen);
+
+/*
+ * The raw directed surface distances, for callers that want their own
+ * statistics. Arrays are owned by the struct (release: sl_surface_distances_free).
+ * d_pred_to_gt[i] is the distance (mm) from the i-th surface point of P
+ * (raster order of border voxels, or of surfels on the corner grid) to the
+ * surface of G; w_pred[i] its weight (1 for border voxels, area/length for
+ * surfels). When G is empty every distance is +inf; when P is empty n_pred = 0.
+ */
+typedef struct sl_surface_distances {
+    int64_t n_pred, n_gt;
+    double *d_pred_to_gt, *w_pred; /* [n_pred] */
+    double *d_gt_to_pred, *w_gt;   /* [n_gt] */
+} sl_surface_distances;
+
+#define SL_SURFACE_DISTANCES_EMPTY {0, 0, NULL, NULL, NULL, NULL}
+
+/* pred, gt: (grid shape) uint8 masks; surface: the kind of surface points.
+ * *out is overwritten (not freed first). Codes: SL_EINVAL, SL_ENOMEM,
+ * SL_EUNSUPPORTED (surfels on a 1-D grid), grid errors. */
+sl_status sl_surface_distances_compute(const uint8_t *pred, const uint8_t *gt, const sl_grid *grid,
+                                       sl_surface_kind surface, int threads,
+                                       sl_surface_distances *out, char *msg, size_t msglen);
+void sl_surface_distances_free(sl_surface_distances *d);
+
+/*
+ * Lesion-wise detail for one pair of binary masks: every target lesion and
+ * every predicted component, with the matching used by the summary fields
+ * of sl_metric_result (opts: connectivity, lesion_match, lesion_min_overlap,
+ * lesion_iou, threads; NULL = defaults). Arrays owned by the struct
+ * (release: sl_lesion_report_free). Components are numbered as
+ * sl_components_label numbers them (raster order of first voxel).
+ */
+typedef struct sl_lesion_report {
+    int64_t n_gt, n_pred;
+    int64_t *gt_size;       /* [n_gt] voxels */
+    uint8_t *gt_detected;   /* [n_gt] 0/1 */
+    double *gt_dice;        /* [n_gt] Dice(lesion, union of predicted components touching it) */
+    int64_t *pred_size;     /* [n_pred] */
+    uint8_t *pred_matched;  /* [n_pred] 0/1 */
+    int64_t tp, fp, fn;
+    double precision, recall, f1, mean_dice; /* as in sl_metric_result */
+} sl_lesion_report;
+
+#define SL_LESION_REPORT_EMPTY {0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, 0.0, 0.0, 0.0, 0.0}
+
+sl_status sl_lesions_eval(const uint8_t *pred, const uint8_t *gt, const sl_grid *grid,
+                          const sl_metric_opts *opts, sl_lesion_report *out, char *msg, size_t msglen);
+void sl_lesion_report_free(sl_lesion_report *r);
+
+/*
+ * Sorted distinct labels present in a label map of n voxels (0 included if
+ * present). Writes min(count, cap) labels into `labels` (may be NULL when
+ * cap = 0, to query the count) and the total into *count.
+ * Float maps: SL_ERANGE if a value is not an integer (or NaN/Inf).
+ * Codes: SL_EINVAL, SL_ERANGE, SL_ENOMEM.
+ */
+sl_status sl_labels_unique(const sl_labelmap *map, int64_t n, int64_t *labels, int64_t cap,
+                           int64_t *count, char *msg, size_t msglen);
+
+/* mask[i] = (map[i] == label) for n voxels; *count (may be NULL) receives
+ * the number of voxels set. Codes: SL_EINVAL. */
+sl_status sl_mask_from_labels(const sl_labelmap *map, int64_t n, int64_t label, uint8_t *mask,
+                              int64_t *count);
+
+/*
+ * numpy.percentile(v, q) with the default ("linear") method, for n >= 1
+ * finite or infinite values; v is not modified. q in [0, 100].
+ * Codes: SL_EINVAL (NULL, n < 1, q out of range, NaN in v), SL_ENOMEM.
+ */
+sl_status sl_percentile(const double *v, int64_t n, double q, double *out);
+
+/* Names used by the CLI and by sl_metric_opts_describe, and their parsers
+ * (SL_EUNKNOWN for any other name):
+ *   hd_mode: "max", "union", "mean"; assd_mode: "pooled", "mean";
+ *   surface: "border", "surfels"; lesion_match: "overlap", "iou". */
+const char *sl_hd_mode_name(sl_hd_mode m);
+sl_status sl_hd_mode_parse(const char *name, sl_hd_mode *out);
+const char *sl_assd_mode_name(sl_assd_mode m);
+sl_status sl_assd_mode_parse(const char *name, sl_assd_mode *out);
+const char *sl_surface_kind_name(sl_surface_kind k);
+sl_status sl_surface_kind_parse(const char *name, sl_surface_kind *out);
+const char *sl_lesion_match_name(sl_lesion_match m);
+sl_status sl_lesion_match_parse(const char *name, sl_lesion_match *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
