@@ -1,5 +1,5 @@
 /*
- * segloss/io.h — n-dimensional arrays and the .npy format.
+ * segloss/io.h — n-dimensional arrays and image files (.npy, NIfTI).
  *
  * An sl_array owns a C-contiguous buffer of `dtype` elements with up to
  * SL_MAX_NDIM axes. Readers validate everything they take from a file
@@ -86,6 +86,147 @@ sl_status sl_array_to_f32(const sl_array *in, sl_array *out);
 /* Converts an integer or bool array to int32 labels. A value outside the
  * int32 range is SL_ERANGE; a float array is SL_EDTYPE. */
 sl_status sl_array_to_i32(const sl_array *in, sl_array *out);
+
+/* ======================================================================
+ * NIfTI-1 and NIfTI-2 images (.nii, .nii.gz)
+ * ======================================================================
+ *
+ * Axis order. NIfTI stores voxel (i, j, k, ...) with i (the x axis)
+ * varying fastest. segloss arrays are C order with the slowest axis first,
+ * so an image with dim = (nx, ny, nz) is read as an array of shape
+ * (nz, ny, nx), spacing (dz, dy, dx): the same bytes, no transpose. Element
+ * a[k][j][i] is NIfTI voxel (i, j, k) (nibabel's get_fdata()[i, j, k]; our
+ * array is the transpose of nibabel's). A 4-D image (nx, ny, nz, nt) reads
+ * as (nt, nz, ny, nx). Trailing axes of extent 1 beyond the third are
+ * dropped (an (nx, ny, nz, 1) image reads as 3-D); the first three are kept
+ * as stored, so a single slice stored as (nx, ny, 1) reads as (1, ny, nx).
+ * Writing reverses the order back: an array (D, H, W) becomes dim = (W, H, D).
+ *
+ * Spacing. pixdim of the spatial axes, in mm (xyzt_units metres and microns
+ * are converted; "unknown" units are taken as mm). A spatial pixdim of 0 is
+ * read as 1 mm and flagged; a negative one is read as its absolute value;
+ * a non-finite one is an error. The affine is reported as stored (in the
+ * file's units).
+ *
+ * Scaling. When scl_slope is finite and non-zero and (slope, inter) is not
+ * the identity (1, 0), the data are scaled to float32 (float64 when the
+ * stored type is 32/64-bit integer or float64), unless SL_NIFTI_NO_SCALE.
+ *
+ * Safety. Readers validate the whole header (sizeof_hdr, byte order, magic,
+ * dim[0] in 1..7, every used dim >= 1, overflow-checked voxel count,
+ * datatype, bitpix, vox_offset) and check that the data bytes are present
+ * (decompressing a .gz to do so, and checking its CRC) before returning.
+ * Supported datatypes: uint8, int8, uint16, int16, uint32, int32, uint64,
+ * int64, float32, float64. Complex, RGB, float128 and 1-bit data are
+ * refused (SL_EDTYPE). Two-file images (.hdr/.img) and ANALYZE 7.5 are
+ * refused (SL_EUNSUPPORTED / SL_EFORMAT). Nothing is printed; each failure
+ * is a status and a one-line message naming the file and the problem.
+ */
+
+/* What a NIfTI reader found in the header, and what the writer copies from
+ * a reference image. Raw header fields are kept in NIfTI order (index 1 = x). */
+typedef struct sl_nifti_info {
+    int version;                 /* 1 (NIfTI-1, 348-byte header) or 2 (540 bytes) */
+    int swapped;                 /* 1 when the file's byte order is not the host's */
+    int datatype;                /* NIfTI datatype code as stored (2 = uint8, 16 = float32, ...) */
+    int64_t dim[8];              /* header dim[] (dim[0] = number of axes) */
+    double pixdim[8];            /* header pixdim[] (pixdim[0] = qfac) */
+    int64_t vox_offset;          /* byte offset of the data in the (decompressed) file */
+    int xyzt_units;              /* NIFTI_UNITS_* of space | time */
+    double scl_slope, scl_inter; /* as stored */
+    int scaled;                  /* 1 when slope/inter were applied to the data read */
+    int ndim;                    /* axes of the array (see "Axis order") */
+    double spacing[SL_MAX_NDIM]; /* per array axis, slowest first; spatial axes in mm */
+    int spacing_defaulted;       /* 1 when a spatial pixdim was 0 and 1 mm was used */
+    int qform_code, sform_code;  /* NIFTI_XFORM_* (0 = absent) */
+    double quatern[3];           /* quatern_b, quatern_c, quatern_d */
+    double qoffset[3];           /* qoffset_x, qoffset_y, qoffset_z */
+    double qfac;                 /* -1 or 1 (from pixdim[0]) */
+    double srow[3][4];           /* srow_x, srow_y, srow_z */
+    double qform[4][4];          /* voxel (i, j, k, 1) -> world, from the quaternion; identity if qform_code = 0 */
+    double sform[4][4];          /* the same from srow; identity if sform_code = 0 */
+    double affine[4][4];         /* the one to use: sform if sform_code > 0, else qform if
+                                    qform_code > 0, else diag(pixdim[1..3]) (NIfTI method 1) */
+    char descrip[81];            /* header description, NUL-terminated, printable ASCII */
+} sl_nifti_info;
+
+/* Flags for the readers. */
+#define SL_NIFTI_NO_SCALE 1u /* return the stored values, ignoring scl_slope/scl_inter */
+
+/*
+ * Reads a .nii or .nii.gz file (compression is detected from the content,
+ * not the name) into *out (see "Axis order") and, when info is not NULL,
+ * fills *info. On failure *out is left empty (data NULL) and msg gets one
+ * line naming the file and the problem. Codes: SL_EINVAL (NULL argument),
+ * SL_EIO (cannot open/read, not a regular file), SL_EFORMAT (malformed or
+ * truncated header, data or gzip stream), SL_EDTYPE (unsupported datatype),
+ * SL_EUNSUPPORTED (two-file .hdr/.img), SL_EOVERFLOW (voxel count or byte
+ * size too large), SL_ENOMEM. Thread-safe (no shared state).
+ */
+sl_status sl_nifti_read(const char *path, unsigned flags, sl_array *out, sl_nifti_info *info,
+                        char *msg, size_t msglen);
+
+/* Reads and validates only the header (and, for an uncompressed file,
+ * checks that the data bytes are present; a .gz file is not decompressed
+ * past the header). info must not be NULL. Codes as sl_nifti_read. */
+sl_status sl_nifti_read_header(const char *path, sl_nifti_info *info, char *msg, size_t msglen);
+
+/* sl_nifti_read on an in-memory file of `len` bytes (plain or gzip). The
+ * fuzz target and the file reader share this code path. */
+sl_status sl_nifti_parse(const void *buf, size_t len, unsigned flags, sl_array *out,
+                         sl_nifti_info *info, char *msg, size_t msglen);
+
+/*
+ * Writes an array as a single-file NIfTI image: gzip-compressed when the
+ * name ends in ".nii.gz", plain when it ends in ".nii" (anything else is
+ * SL_EINVAL). NIfTI-1, or NIfTI-2 when an extent exceeds 32767. The array
+ * has 1..7 axes, each >= 1, in segloss order (see "Axis order"); bool is
+ * written as uint8. Geometry:
+ *   spacing  per array axis (slowest first), in mm, each finite and > 0;
+ *            NULL: the reference's pixdim, or 1 without a reference.
+ *   ref      NULL, or an image's info whose geometry is copied (qform and
+ *            sform codes and parameters, qfac, units). Its spatial extents
+ *            must equal the array's (SL_ESHAPE otherwise). Without ref the
+ *            qform is the identity rotation at the origin (qform_code 1).
+ * The file is written to a temporary name beside PATH and renamed, so a
+ * reader never sees half a file and a failed write leaves PATH untouched.
+ * Codes: SL_EINVAL, SL_ESHAPE, SL_EDTYPE, SL_EIO, SL_ENOMEM.
+ */
+sl_status sl_nifti_write(const char *path, const sl_array *a, const double *spacing,
+                         const sl_nifti_info *ref, char *msg, size_t msglen);
+
+/* ======================================================================
+ * Format-agnostic image files: .npy, .nii, .nii.gz
+ * ====================================================================== */
+
+typedef enum sl_format {
+    SL_FORMAT_UNKNOWN = 0,
+    SL_FORMAT_NPY,
+    SL_FORMAT_NIFTI,    /* .nii */
+    SL_FORMAT_NIFTI_GZ  /* .nii.gz */
+} sl_format;
+
+/* The format a file name implies (case-insensitive extension). */
+sl_format sl_format_from_path(const char *path);
+
+typedef struct sl_image_info {
+    sl_format format;
+    int has_spacing;             /* 1 when the file states voxel sizes (NIfTI) */
+    double spacing[SL_MAX_NDIM]; /* per array axis, mm; 1 where the file has none */
+    sl_nifti_info nifti;         /* valid when format is SL_FORMAT_NIFTI[_GZ] */
+} sl_image_info;
+
+/* Reads an image by extension into *out; info may be NULL. An unknown
+ * extension is SL_EUNSUPPORTED; other codes as sl_npy_read / sl_nifti_read
+ * (NIfTI data are scaled as described above). */
+sl_status sl_image_read(const char *path, sl_array *out, sl_image_info *info, char *msg, size_t msglen);
+
+/* Writes an image by extension. For NIfTI, spacing and ref are passed to
+ * sl_nifti_write (ref->nifti is used when ref->format is NIfTI); .npy
+ * stores neither. Codes as the format's writer; unknown extension
+ * SL_EUNSUPPORTED. */
+sl_status sl_image_write(const char *path, const sl_array *a, const double *spacing,
+                         const sl_image_info *ref, char *msg, size_t msglen);
 
 #ifdef __cplusplus
 }
