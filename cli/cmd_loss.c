@@ -1,3 +1,258 @@
+/*
+ * segloss loss SPEC --input X.npy --target Y.npy [--grad G.npy] ...
+ *
+ * The bridge to NumPy/PyTorch pipelines: evaluates a loss spec on arrays
+ * saved with np.save, prints {"loss": ..., "terms": [...]} on stdout, and
+ * writes the gradient with respect to the input as float32 .npy.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli_util.h"
 #include "commands.h"
-int cmd_loss(int argc, char **argv) { (void)argc; (void)argv; return 2; }
-int cmd_demo(int argc, char **argv) { (void)argc; (void)argv; return 2; }
+#include "segloss/loss.h"
+
+static const char *usage_text =
+    "usage: segloss loss SPEC --input X.npy --target Y.npy [options]\n"
+    "       segloss loss --list\n"
+    "\n"
+    "Evaluates the loss SPEC (e.g. 'dice+ce', '0.5*dice(batch=true)+0.5*focal(gamma=2)')\n"
+    "and prints {\"loss\": value, \"terms\": [...]} as JSON on stdout.\n"
+    "\n"
+    "  --input X.npy     scores, float32 (N, C, H, W) or (N, C, D, H, W); logits unless\n"
+    "                    the spec says activation=none\n"
+    "  --target Y.npy    label map (N, H, W) / (N, D, H, W) of any integer dtype, or a\n"
+    "                    float one-hot/soft target with the shape of X\n"
+    "  --grad G.npy      write d(loss)/d(X), float32, shape of X\n"
+    "  --spacing Z,Y,X   voxel size per spatial axis in mm (boundary losses), default 1\n"
+    "  --dist D.npy      precomputed signed distance maps (N, C, spatial...) for the\n"
+    "                    boundary losses\n"
+    "  --training        update stateful losses (adaptive_dice) as a training step would\n"
+    "  --threads N       threads (default: all cores)\n"
+    "  --list            list every loss with its keys and defaults\n"
+    "\n"
+    "Exit codes: 0 ok, 1 the loss could not be computed, 2 bad usage.\n";
+
+static int list_losses(void)
+{
+    char keys[2048];
+    const char *family = "";
+    for (int i = 0; i < sl_loss_catalogue_size(); i++) {
+        const sl_loss_info *info = sl_loss_catalogue(i);
+        if (strcmp(family, info->family) != 0) {
+            printf("%s%s-based:\n", i ? "\n" : "", info->family);
+            family = info->family;
+        }
+        sl_loss_describe_keys(info->name, keys, sizeof keys);
+        printf("  %-15s %s\n", info->name, info->summary);
+        printf("  %-15s keys: %s\n", "", keys[0] ? keys : "(none)");
+        printf("  %-15s ref:  %s\n", "", info->reference);
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *spec, *input, *target, *grad, *dist;
+    double spacing[3];
+    int nspacing, threads, training;
+} loss_opts;
+
+static int parse(int argc, char **argv, loss_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (cli_opt(a, "--input", &v)) {
+            if (!(o->input = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--target", &v)) {
+            if (!(o->target = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--grad", &v)) {
+            if (!(o->grad = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--dist", &v)) {
+            if (!(o->dist = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--spacing", &v)) {
+            const char *s = cli_value("loss", argc, argv, &i, v);
+            if (!s) return EXIT_USAGE;
+            o->nspacing = cli_parse_list(s, o->spacing, 3);
+            if (o->nspacing < 1) return cli_fail("loss", EXIT_USAGE, "--spacing expects 1 to 3 numbers, got '%s'", s);
+            for (int k = 0; k < o->nspacing; k++)
+                if (!(o->spacing[k] > 0))
+                    return cli_fail("loss", EXIT_USAGE, "--spacing values must be positive, got '%s'", s);
+        } else if (cli_opt(a, "--threads", &v)) {
+            const char *s = cli_value("loss", argc, argv, &i, v);
+            long t;
+            if (!s) return EXIT_USAGE;
+            if (!cli_parse_int(s, &t) || t < 0 || t > 1024)
+                return cli_fail("loss", EXIT_USAGE, "--threads expects an integer in [0, 1024], got '%s'", s);
+            o->threads = (int)t;
+        } else if (!strcmp(a, "--training")) {
+            o->training = 1;
+        } else if (a[0] == '-' && a[1] == '-') {
+            return cli_fail("loss", EXIT_USAGE, "unknown option '%s' (see segloss loss --help)", a);
+        } else if (!o->spec) {
+            o->spec = a;
+        } else {
+            return cli_fail("loss", EXIT_USAGE, "unexpected argument '%s' (one spec only; quote it)", a);
+        }
+    }
+    if (!o->spec) return cli_fail("loss", EXIT_USAGE, "missing the loss SPEC (see segloss loss --help)");
+    if (!o->input) return cli_fail("loss", EXIT_USAGE, "missing --input X.npy");
+    if (!o->target) return cli_fail("loss", EXIT_USAGE, "missing --target Y.npy");
+    return 0;
+}
+
+static void shape_str(const sl_array *a, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < a->ndim && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
+    if (n < len) snprintf(buf + n, len - n, ")");
+}
+
+/* Loads X, Y (and D) and checks their shapes against each other. */
+static int load_inputs(const loss_opts *o, sl_array *x, sl_array *y, sl_array *d, sl_dims *dims, sl_target *tg)
+{
+    sl_array raw = SL_ARRAY_EMPTY;
+    char s1[128], s2[128];
+    if (!cli_load_npy("loss", o->input, &raw)) return EXIT_WORK;
+    if (raw.dtype != SL_DT_F32 && raw.dtype != SL_DT_F64) {
+        cli_fail("loss", EXIT_WORK, "%s: scores must be float32 (or float64), got %s", o->input, sl_dtype_name(raw.dtype));
+        sl_array_free(&raw);
+        return EXIT_WORK;
+    }
+    if (raw.ndim < 3 || raw.ndim > 5) {
+        shape_str(&raw, s1, sizeof s1);
+        cli_fail("loss", EXIT_WORK, "%s: scores must be (N, C, H, W) or (N, C, D, H, W), got shape %s", o->input, s1);
+        sl_array_free(&raw);
+        return EXIT_WORK;
+    }
+    if (raw.dtype == SL_DT_F32) {
+        *x = raw;
+    } else {
+        sl_status st = sl_array_to_f32(&raw, x);
+        sl_array_free(&raw);
+        if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->input, sl_strerror(st));
+    }
+    dims->n = x->shape[0];
+    dims->c = x->shape[1];
+    dims->spatial_ndim = x->ndim - 2;
+    for (int i = 0; i < dims->spatial_ndim; i++) dims->spatial[i] = x->shape[2 + i];
+    if (sl_dims_check(dims) != SL_OK) {
+        shape_str(x, s1, sizeof s1);
+        return cli_fail("loss", EXIT_WORK, "%s: invalid score shape %s (every axis must be >= 1)", o->input, s1);
+    }
+
+    if (!cli_load_npy("loss", o->target, &raw)) return EXIT_WORK;
+    shape_str(x, s1, sizeof s1);
+    shape_str(&raw, s2, sizeof s2);
+    if (sl_dtype_is_integer(raw.dtype)) {
+        int ok = raw.ndim == x->ndim - 1 && raw.shape[0] == x->shape[0];
+        for (int i = 1; ok && i < raw.ndim; i++) ok = raw.shape[i] == x->shape[i + 1];
+        if (!ok) {
+            sl_array_free(&raw);
+            return cli_fail("loss", EXIT_WORK, "target label map %s does not match scores %s (expected (N, spatial...))",
+                            s2, s1);
+        }
+        sl_status st = sl_array_to_i32(&raw, y);
+        sl_array_free(&raw);
+        if (st == SL_ERANGE) return cli_fail("loss", EXIT_WORK, "%s: a label does not fit in int32", o->target);
+        if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->target, sl_strerror(st));
+        tg->kind = SL_TARGET_LABELS;
+        tg->labels = y->data;
+    } else {
+        int ok = raw.ndim == x->ndim;
+        for (int i = 0; ok && i < raw.ndim; i++) ok = raw.shape[i] == x->shape[i];
+        if (!ok) {
+            int looks_like_labels = raw.ndim == x->ndim - 1;
+            sl_array_free(&raw);
+            return cli_fail("loss", EXIT_WORK, "float target %s does not match scores %s%s", s2, s1,
+                            looks_like_labels ? " (a label map must have an integer dtype: save it with .astype(np.int64))" : "");
+        }
+        if (raw.dtype == SL_DT_F32) {
+            *y = raw;
+        } else {
+            sl_status st = sl_array_to_f32(&raw, y);
+            sl_array_free(&raw);
+            if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->target, sl_strerror(st));
+        }
+        tg->kind = SL_TARGET_SOFT;
+        tg->soft = y->data;
+    }
+    if (o->dist) {
+        if (!cli_load_npy("loss", o->dist, &raw)) return EXIT_WORK;
+        int ok = raw.ndim == x->ndim;
+        for (int i = 0; ok && i < raw.ndim; i++) ok = raw.shape[i] == x->shape[i];
+        shape_str(&raw, s2, sizeof s2);
+        if (!ok || (raw.dtype != SL_DT_F32 && raw.dtype != SL_DT_F64)) {
+            sl_array_free(&raw);
+            return cli_fail("loss", EXIT_WORK, "--dist must be float with the shape of the scores %s, got %s", s1, s2);
+        }
+        if (raw.dtype == SL_DT_F32) {
+            *d = raw;
+        } else {
+            sl_status st = sl_array_to_f32(&raw, d);
+            sl_array_free(&raw);
+            if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->dist, sl_strerror(st));
+        }
+    }
+    return 0;
+}
+
+/* JSON has no inf/nan; the library refuses non-finite losses, so %.17g is safe. */
+static void print_result(const sl_loss *loss, double value)
+{
+    printf("{\"loss\": %.17g, \"terms\": [", value);
+    for (int i = 0; i < sl_loss_num_terms(loss); i++)
+        printf("%s{\"name\": \"%s\", \"weight\": %.17g, \"value\": %.17g}", i ? ", " : "", sl_loss_term_name(loss, i),
+               sl_loss_term_weight(loss, i), sl_loss_term_value(loss, i));
+    printf("]}\n");
+}
+
+int cmd_loss(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--list")) return list_losses();
+    }
+    loss_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc;
+
+    char msg[512];
+    sl_loss *loss = NULL;
+    if (sl_loss_create(o.spec, &loss, msg, sizeof msg) != SL_OK) return cli_fail("loss", EXIT_USAGE, "%s", msg);
+
+    sl_array x = SL_ARRAY_EMPTY, y = SL_ARRAY_EMPTY, d = SL_ARRAY_EMPTY, g = SL_ARRAY_EMPTY;
+    sl_dims dims = {0};
+    sl_target tg = {0};
+    rc = load_inputs(&o, &x, &y, &d, &dims, &tg);
+    if (!rc && o.nspacing && o.nspacing != dims.spatial_ndim)
+        rc = cli_fail("loss", EXIT_USAGE, "--spacing has %d values for %d spatial axes", o.nspacing, dims.spatial_ndim);
+    if (!rc && o.grad && sl_array_alloc(&g, SL_DT_F32, x.ndim, x.shape) != SL_OK)
+        rc = cli_fail("loss", EXIT_WORK, "out of memory for the gradient");
+    if (!rc) {
+        sl_forward_opts fo = SL_FORWARD_OPTS_DEFAULT;
+        for (int i = 0; i < o.nspacing; i++) fo.spacing[i] = o.spacing[i];
+        fo.dist = d.data;
+        fo.threads = o.threads;
+        fo.training = o.training;
+        double value;
+        sl_status st = sl_loss_forward(loss, x.data, &dims, &tg, &fo, &value, g.data, msg, sizeof msg);
+        if (st != SL_OK) {
+            rc = cli_fail("loss", EXIT_WORK, "%s", msg);
+        } else if (o.grad && sl_npy_write(o.grad, &g, msg, sizeof msg) != SL_OK) {
+            rc = cli_fail("loss", EXIT_WORK, "%s", msg);
+        } else {
+            print_result(loss, value);
+        }
+    }
+    sl_array_free(&x);
+    sl_array_free(&y);
+    sl_array_free(&d);
+    sl_array_free(&g);
+    sl_loss_free(loss);
+    return rc;
+}

@@ -1,0 +1,158 @@
+/*
+ * segloss/loss.h — segmentation losses with exact analytic gradients.
+ *
+ * A loss is configured once from a spec string (or from term descriptions)
+ * and then evaluated many times:
+ *
+ *     sl_loss *loss;
+ *     char msg[256];
+ *     if (sl_loss_create("dice+ce", &loss, msg, sizeof msg) != SL_OK) { puts(msg); ... }
+ *     sl_dims dims = {.n = 2, .c = 4, .spatial_ndim = 3, .spatial = {64, 64, 64}};
+ *     sl_target tgt = {.kind = SL_TARGET_LABELS, .labels = labels};
+ *     double value;
+ *     sl_loss_forward(loss, logits, &dims, &tgt, NULL, &value, grad, msg, sizeof msg);
+ *     sl_loss_free(loss);
+ *
+ * The spec grammar (docs/losses.md lists every loss and key):
+ *
+ *     spec  := term ('+' term)*
+ *     term  := [number '*'] name ['(' key '=' value (',' key '=' value)* ')']
+ *     value := number | true | false | word | '[' number (',' number)* ']'
+ *
+ * Data layout (shared/DESIGN.md): scores are float32, C-contiguous,
+ * (N, C, spatial...) — logits by default; the loss applies softmax (C > 1)
+ * or sigmoid (C = 1) itself, or takes probabilities with activation=none.
+ * Targets are a label map (N, spatial...) of int32 class indices, or a
+ * one-hot / soft float32 target (N, C, spatial...). The gradient has the
+ * shape of the scores and is taken with respect to them as given.
+ */
+#ifndef SEGLOSS_LOSS_H
+#define SEGLOSS_LOSS_H
+
+#include "segloss/core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sl_target_kind {
+    SL_TARGET_LABELS = 0, /* labels: (N, spatial...) int32 class indices */
+    SL_TARGET_SOFT = 1    /* soft: (N, C, spatial...) float32 in [0, 1] */
+} sl_target_kind;
+
+typedef struct sl_target {
+    sl_target_kind kind;
+    const int32_t *labels; /* for SL_TARGET_LABELS; values in [0, C) (in {0, 1}
+                              for a single sigmoid channel), or equal to a
+                              term's ignore_index */
+    const float *soft;     /* for SL_TARGET_SOFT */
+} sl_target;
+
+/* Per-call options of sl_loss_forward. */
+typedef struct sl_forward_opts {
+    double spacing[SL_MAX_SPATIAL]; /* voxel size per spatial axis, array order (mm) */
+    const float *dist;  /* optional precomputed signed distance maps (N, C, spatial...)
+                           for the boundary losses; NULL = computed from the target */
+    int threads;        /* 0 = OpenMP default */
+    int training;       /* 1 = stateful losses (adaptive_dice) update their state */
+} sl_forward_opts;
+
+#define SL_FORWARD_OPTS_DEFAULT {{1.0, 1.0, 1.0}, NULL, 0, 0}
+
+typedef struct sl_loss sl_loss;
+
+/* ---- building a loss ---------------------------------------------------- */
+
+typedef enum sl_param_kind {
+    SL_PARAM_NUMBER = 0,
+    SL_PARAM_BOOL,
+    SL_PARAM_WORD,
+    SL_PARAM_LIST
+} sl_param_kind;
+
+/* One key=value of a term. Strings and lists are borrowed for the duration
+ * of sl_loss_create_terms only. */
+typedef struct sl_param {
+    const char *key;
+    sl_param_kind kind;
+    double number;      /* SL_PARAM_NUMBER */
+    int boolean;        /* SL_PARAM_BOOL */
+    const char *word;   /* SL_PARAM_WORD */
+    const double *list; /* SL_PARAM_LIST */
+    int list_len;
+} sl_param;
+
+/* One weighted term of a loss: weight * name(params...). */
+typedef struct sl_term_desc {
+    const char *name;
+    double weight;
+    int nparams;
+    const sl_param *params;
+} sl_term_desc;
+
+/*
+ * Parses `spec` and builds a loss. On failure returns SL_EFORMAT (syntax),
+ * SL_EUNKNOWN (unknown loss name or key), SL_EINVAL (a value of the wrong
+ * type or out of range), SL_ENOMEM; writes a one-line reason naming the
+ * offending part to msg (may be NULL) and leaves *out NULL.
+ * The loss is released with sl_loss_free().
+ */
+sl_status sl_loss_create(const char *spec, sl_loss **out, char *msg, size_t msglen);
+
+/* The same from term descriptions (what sl_loss_create builds internally). */
+sl_status sl_loss_create_terms(const sl_term_desc *terms, int nterms, sl_loss **out,
+                               char *msg, size_t msglen);
+
+/* Releases a loss; NULL is a no-op. */
+void sl_loss_free(sl_loss *loss);
+
+/*
+ * Evaluates the loss. scores: (N, C, spatial...) float32 per dims; target as
+ * described above; opts may be NULL (defaults). Writes the scalar loss to
+ * *value and, when grad is not NULL, d(loss)/d(scores) to grad (same shape,
+ * overwritten). Per-term values are kept for sl_loss_term_value().
+ * Codes: SL_EINVAL (NULL scores/target/value, bad options), SL_ESHAPE (dims
+ * invalid or not what a term needs, e.g. a class-weight list of the wrong
+ * length), SL_ERANGE (a label outside [0, C), a probability outside [0, 1]
+ * with activation=none, a soft target outside [0, 1]), SL_ENONFINITE (NaN
+ * or Inf in the scores or target, or a non-finite result), SL_ENOMEM.
+ * On failure *value and grad are unspecified and msg names the problem.
+ * Thread-safety: one loss object must not be used by two threads at once.
+ */
+sl_status sl_loss_forward(sl_loss *loss, const float *scores, const sl_dims *dims,
+                          const sl_target *target, const sl_forward_opts *opts,
+                          double *value, float *grad, char *msg, size_t msglen);
+
+/* Number of terms, a term's loss name, weight, and unweighted value from the
+ * last successful forward (NaN before). Out-of-range i gives NULL / NaN. */
+int sl_loss_num_terms(const sl_loss *loss);
+const char *sl_loss_term_name(const sl_loss *loss, int i);
+double sl_loss_term_weight(const sl_loss *loss, int i);
+double sl_loss_term_value(const sl_loss *loss, int i);
+
+/* Changes a term's weight (used by weight schedules). SL_EINVAL for a bad
+ * index or a non-finite weight. */
+sl_status sl_loss_set_term_weight(sl_loss *loss, int i, double weight);
+
+/* ---- the catalogue ------------------------------------------------------ */
+
+typedef struct sl_loss_info {
+    const char *name;      /* spec name: "dice" */
+    const char *family;    /* "distribution", "region", "boundary", "compound" */
+    const char *summary;   /* one line */
+    const char *reference; /* paper, and the implementation whose numbers it matches */
+} sl_loss_info;
+
+/* Number of losses in the catalogue and the i-th entry (NULL out of range). */
+int sl_loss_catalogue_size(void);
+const sl_loss_info *sl_loss_catalogue(int i);
+
+/* Writes "key=default" descriptions of every key the named loss accepts,
+ * comma separated, into buf. SL_EUNKNOWN for an unknown name; SL_EINVAL if
+ * buf is too small (it is then truncated but terminated). */
+sl_status sl_loss_describe_keys(const char *name, char *buf, size_t buflen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

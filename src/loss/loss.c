@@ -1,0 +1,382 @@
+/*
+ * The loss framework: building a loss from term descriptions, and one
+ * forward pass:
+ *
+ *   1. validate dims, scores (finite), target (labels in range / soft in
+ *      [0, 1], finite);
+ *   2. for each activation the terms use (softmax, sigmoid, none), compute
+ *      p (and log p where a term needs it) once, into buffers the loss keeps
+ *      between calls;
+ *   3. let each term add weight × its value to the total and its gradient
+ *      to dp (w.r.t. probabilities) or dx (w.r.t. the scores);
+ *   4. back-propagate each activation's dp through the activation into the
+ *      output gradient: softmax  dx_c += p_c (dp_c − Σ_k p_k dp_k),
+ *      sigmoid dx += dp·p(1 − p), none dx += dp.
+ *
+ * Buffers are (N, C, S) floats; all loops are parallel over (sample, chunk
+ * of voxels) and have no reductions, so the threads change nothing here.
+ */
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+#include "params.h"
+#include "term.h"
+
+#define NACT 3 /* softmax, sigmoid, none */
+
+struct sl_loss {
+    int nterms;
+    sl_term *terms;
+    /* per-activation scratch, reused across forwards; index act - 1 */
+    float *p[NACT], *logp[NACT], *log1mp[NACT], *dp[NACT];
+    int64_t cap; /* elements each buffer can hold */
+};
+
+/* ---- construction -------------------------------------------------------- */
+
+sl_status sl_loss_create_terms(const sl_term_desc *terms, int nterms, sl_loss **out, char *msg, size_t msglen)
+{
+    if (out) *out = NULL;
+    if (!terms || !out || nterms < 1) return sl_errf(msg, msglen, SL_EINVAL, "loss: no terms");
+    sl_loss *L = calloc(1, sizeof *L);
+    if (!L) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+    L->terms = calloc((size_t)nterms, sizeof *L->terms);
+    if (!L->terms) {
+        free(L);
+        return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+    }
+    L->nterms = nterms;
+    for (int i = 0; i < nterms; i++) {
+        const sl_term_desc *d = &terms[i];
+        const sl_term_class *cls = d->name ? sl_term_class_find(d->name) : NULL;
+        sl_status st = SL_OK;
+        if (!cls) {
+            st = sl_errf(msg, msglen, SL_EUNKNOWN, "unknown loss '%s' (segloss loss --list shows them all)",
+                         d->name ? d->name : "(null)");
+        } else if (!isfinite(d->weight) || d->weight < 0) {
+            st = sl_errf(msg, msglen, SL_EINVAL, "%s: weight %g must be finite and >= 0", cls->info.name, d->weight);
+        } else {
+            L->terms[i].cls = cls;
+            L->terms[i].weight = d->weight;
+            L->terms[i].last_value = NAN;
+            st = sl_params_apply(cls, d->params, d->nparams, &L->terms[i].prm, msg, msglen);
+        }
+        if (st != SL_OK) {
+            sl_loss_free(L);
+            return st;
+        }
+    }
+    *out = L;
+    return SL_OK;
+}
+
+void sl_loss_free(sl_loss *L)
+{
+    if (!L) return;
+    for (int a = 0; a < NACT; a++) {
+        free(L->p[a]);
+        free(L->logp[a]);
+        free(L->log1mp[a]);
+        free(L->dp[a]);
+    }
+    if (L->terms)
+        for (int i = 0; i < L->nterms; i++) free(L->terms[i].state);
+    free(L->terms);
+    free(L);
+}
+
+int sl_loss_num_terms(const sl_loss *L) { return L ? L->nterms : 0; }
+
+const char *sl_loss_term_name(const sl_loss *L, int i)
+{
+    return L && i >= 0 && i < L->nterms ? L->terms[i].cls->info.name : NULL;
+}
+
+double sl_loss_term_weight(const sl_loss *L, int i)
+{
+    return L && i >= 0 && i < L->nterms ? L->terms[i].weight : NAN;
+}
+
+double sl_loss_term_value(const sl_loss *L, int i)
+{
+    return L && i >= 0 && i < L->nterms ? L->terms[i].last_value : NAN;
+}
+
+sl_status sl_loss_set_term_weight(sl_loss *L, int i, double w)
+{
+    if (!L || i < 0 || i >= L->nterms || !isfinite(w) || w < 0) return SL_EINVAL;
+    L->terms[i].weight = w;
+    return SL_OK;
+}
+
+/* ---- activations ----------------------------------------------------------- */
+
+#define VBLOCK 256 /* voxels handled together so that the class loop is inner-vectorisable */
+
+/* x, p, logp are (N, C, S); logp may be NULL. */
+static void softmax_forward(const float *x, float *p, float *logp, int64_t N, int64_t C, int64_t S, int threads)
+{
+    int64_t nb = (S + VBLOCK - 1) / VBLOCK;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t s0 = b * VBLOCK, len = S - s0 < VBLOCK ? S - s0 : VBLOCK;
+            float mx[VBLOCK];
+            double sum[VBLOCK];
+            const float *xn = x + n * C * S + s0;
+            for (int64_t i = 0; i < len; i++) mx[i] = xn[i];
+            for (int64_t c = 1; c < C; c++)
+                for (int64_t i = 0; i < len; i++) mx[i] = xn[c * S + i] > mx[i] ? xn[c * S + i] : mx[i];
+            for (int64_t i = 0; i < len; i++) sum[i] = 0;
+            float *pn = p + n * C * S + s0;
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < len; i++) {
+                    double e = exp((double)xn[c * S + i] - mx[i]);
+                    pn[c * S + i] = (float)e;
+                    sum[i] += e;
+                }
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < len; i++) pn[c * S + i] = (float)(pn[c * S + i] / sum[i]);
+            if (logp) {
+                float *ln = logp + n * C * S + s0;
+                for (int64_t i = 0; i < len; i++) sum[i] = log(sum[i]);
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t i = 0; i < len; i++) ln[c * S + i] = (float)((double)xn[c * S + i] - mx[i] - sum[i]);
+            }
+        }
+}
+
+/* log σ(x) = −softplus(−x), computed without overflow. */
+static inline double log_sigmoid(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+
+static void sigmoid_forward(const float *x, float *p, float *logp, float *log1mp, int64_t total, int threads)
+{
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < total; i++) {
+        double v = x[i];
+        p[i] = (float)(v >= 0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v)));
+        if (logp) {
+            logp[i] = (float)log_sigmoid(v);
+            log1mp[i] = (float)log_sigmoid(-v);
+        }
+    }
+}
+
+static void none_forward(const float *x, float *p, float *logp, float *log1mp, int64_t total, int threads)
+{
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < total; i++) {
+        p[i] = x[i];
+        if (logp) {
+            logp[i] = (float)log((double)x[i]);
+            log1mp[i] = (float)log1p(-(double)x[i]);
+        }
+    }
+}
+
+/* grad (N, C, S) += J_act^T dp */
+static void activation_backward(int act, const float *p, const float *dp, float *grad, int64_t N, int64_t C,
+                                int64_t S, int threads)
+{
+    int64_t total = N * C * S;
+    if (act == SL_ACT_SIGMOID) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t i = 0; i < total; i++) grad[i] += (float)((double)dp[i] * p[i] * (1.0 - (double)p[i]));
+        return;
+    }
+    if (act == SL_ACT_NONE) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (int64_t i = 0; i < total; i++) grad[i] += dp[i];
+        return;
+    }
+    int64_t nb = (S + VBLOCK - 1) / VBLOCK;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t s0 = b * VBLOCK, len = S - s0 < VBLOCK ? S - s0 : VBLOCK;
+            double dot[VBLOCK];
+            const float *pn = p + n * C * S + s0, *dn = dp + n * C * S + s0;
+            float *gn = grad + n * C * S + s0;
+            for (int64_t i = 0; i < len; i++) dot[i] = 0;
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < len; i++) dot[i] += (double)pn[c * S + i] * dn[c * S + i];
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < len; i++)
+                    gn[c * S + i] += (float)((double)pn[c * S + i] * ((double)dn[c * S + i] - dot[i]));
+        }
+}
+
+/* ---- validation ------------------------------------------------------------- */
+
+static int resolve_act(const sl_term *t, int64_t C)
+{
+    int a = t->prm.activation;
+    if (a == SL_ACT_AUTO) a = C > 1 ? SL_ACT_SOFTMAX : SL_ACT_SIGMOID;
+    return a;
+}
+
+/* 1 when `lab` equals some term's ignore_index. */
+static int ignored_by_some_term(const sl_loss *L, int32_t lab)
+{
+    for (int i = 0; i < L->nterms; i++)
+        if (!isnan(L->terms[i].prm.ignore_index) && (int32_t)L->terms[i].prm.ignore_index == lab) return 1;
+    return 0;
+}
+
+static sl_status check_target(const sl_loss *L, const sl_target *tg, int64_t N, int64_t C, int64_t S, int threads,
+                              char *msg, size_t msglen)
+{
+    if (tg->kind == SL_TARGET_LABELS) {
+        if (!tg->labels) return sl_errf(msg, msglen, SL_EINVAL, "loss: target labels are NULL");
+        /* Sigmoid on one channel is binary: labels 0 and 1. */
+        int32_t hi = C == 1 ? 2 : (int32_t)C;
+        int64_t total = N * S, bad_at = -1;
+        for (int64_t i = 0; i < total; i++) {
+            int32_t v = tg->labels[i];
+            if ((v < 0 || v >= hi) && !ignored_by_some_term(L, v)) {
+                bad_at = i;
+                break;
+            }
+        }
+        if (bad_at >= 0)
+            return sl_errf(msg, msglen, SL_ERANGE, "loss: label %d at index %lld is outside [0, %d)%s",
+                           (int)tg->labels[bad_at], (long long)bad_at, (int)hi,
+                           C == 1 ? " (a single sigmoid channel takes labels 0 and 1)" : "");
+        return SL_OK;
+    }
+    if (tg->kind == SL_TARGET_SOFT) {
+        if (!tg->soft) return sl_errf(msg, msglen, SL_EINVAL, "loss: soft target is NULL");
+        int64_t total = N * C * S;
+        if (!sl_all_finite(tg->soft, total, threads))
+            return sl_errf(msg, msglen, SL_ENONFINITE, "loss: the target contains NaN or Inf");
+        for (int64_t i = 0; i < total; i++)
+            if (tg->soft[i] < 0.0f || tg->soft[i] > 1.0f)
+                return sl_errf(msg, msglen, SL_ERANGE, "loss: soft target value %g at index %lld is outside [0, 1]",
+                               (double)tg->soft[i], (long long)i);
+        for (int i = 0; i < L->nterms; i++)
+            if (!isnan(L->terms[i].prm.ignore_index))
+                return sl_errf(msg, msglen, SL_EINVAL, "%s: ignore_index needs a label-map target",
+                               L->terms[i].cls->info.name);
+        return SL_OK;
+    }
+    return sl_errf(msg, msglen, SL_EINVAL, "loss: unknown target kind %d", (int)tg->kind);
+}
+
+/* Grows the capacity: existing buffers are dropped when too small and
+ * reallocated lazily (only those an activation actually uses). */
+static void ensure_capacity(sl_loss *L, int64_t total)
+{
+    if (total <= L->cap) return;
+    for (int a = 0; a < NACT; a++) {
+        free(L->p[a]);
+        free(L->logp[a]);
+        free(L->log1mp[a]);
+        free(L->dp[a]);
+        L->p[a] = L->logp[a] = L->log1mp[a] = L->dp[a] = NULL;
+    }
+    L->cap = total;
+}
+
+static float *lazy(float **buf, int64_t cap)
+{
+    if (!*buf) *buf = sl_malloc(cap, sizeof(float));
+    return *buf;
+}
+
+/* ---- forward ---------------------------------------------------------------- */
+
+sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const sl_target *tg,
+                          const sl_forward_opts *opts_in, double *value, float *grad, char *msg, size_t msglen)
+{
+    if (!L || !x || !dims || !tg || !value) return sl_errf(msg, msglen, SL_EINVAL, "loss: NULL argument");
+    sl_status st = sl_dims_check(dims);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "loss: invalid dimensions");
+    sl_forward_opts defaults = SL_FORWARD_OPTS_DEFAULT;
+    const sl_forward_opts *opts = opts_in ? opts_in : &defaults;
+    for (int i = 0; i < dims->spatial_ndim; i++)
+        if (!(opts->spacing[i] > 0) || !isfinite(opts->spacing[i]))
+            return sl_errf(msg, msglen, SL_EINVAL, "loss: spacing %g on axis %d must be positive", opts->spacing[i], i);
+    const int64_t N = dims->n, C = dims->c, S = sl_dims_voxels(dims), total = N * C * S;
+    const int threads = sl_threads(opts->threads);
+
+    if (!sl_all_finite(x, total, threads))
+        return sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+    st = check_target(L, tg, N, C, S, threads, msg, msglen);
+    if (st != SL_OK) return st;
+
+    /* Which activations are needed, and whether any of their terms needs log p. */
+    int used[NACT] = {0}, need_log[NACT] = {0};
+    for (int i = 0; i < L->nterms; i++) {
+        int a = resolve_act(&L->terms[i], C);
+        if (a == SL_ACT_SOFTMAX && C == 1)
+            return sl_errf(msg, msglen, SL_ESHAPE,
+                           "%s: softmax needs C > 1 channels (one channel uses activation=sigmoid)",
+                           L->terms[i].cls->info.name);
+        used[a - 1] = 1;
+        if (L->terms[i].cls->flags & SL_NEEDS_LOGP) need_log[a - 1] = 1;
+    }
+    if (used[SL_ACT_NONE - 1]) {
+        for (int64_t i = 0; i < total; i++)
+            if (x[i] < 0.0f || x[i] > 1.0f)
+                return sl_errf(msg, msglen, SL_ERANGE,
+                               "loss: activation=none takes probabilities, but input %g at index %lld is outside [0, 1]",
+                               (double)x[i], (long long)i);
+    }
+    ensure_capacity(L, total);
+
+    /* Stateful terms get their state on first use. */
+    for (int i = 0; i < L->nterms; i++) {
+        sl_term *t = &L->terms[i];
+        if (!t->cls->state_size) continue;
+        int64_t want = t->cls->state_size(&t->prm, C);
+        if (t->state && t->state_n != want)
+            return sl_errf(msg, msglen, SL_ESHAPE, "%s: its state was built for another number of classes",
+                           t->cls->info.name);
+        if (!t->state) {
+            t->state = sl_calloc(want, sizeof(double));
+            if (!t->state) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+            t->state_n = want;
+            for (int64_t k = 0; k < want; k++) t->state[k] = NAN; /* "no history yet" */
+        }
+    }
+
+    for (int a = 0; a < NACT; a++) {
+        if (!used[a]) continue;
+        int act = a + 1;
+        float *p = lazy(&L->p[a], L->cap);
+        float *lp = need_log[a] ? lazy(&L->logp[a], L->cap) : NULL;
+        float *l1 = need_log[a] && act != SL_ACT_SOFTMAX ? lazy(&L->log1mp[a], L->cap) : NULL;
+        if (!p || (need_log[a] && !lp) || (need_log[a] && act != SL_ACT_SOFTMAX && !l1) ||
+            (grad && !lazy(&L->dp[a], L->cap)))
+            return sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory for %lld-element buffers", (long long)total);
+        if (act == SL_ACT_SOFTMAX) softmax_forward(x, p, lp, N, C, S, threads);
+        else if (act == SL_ACT_SIGMOID) sigmoid_forward(x, p, lp, l1, total, threads);
+        else none_forward(x, p, lp, l1, total, threads);
+        if (grad) memset(L->dp[a], 0, (size_t)total * sizeof(float));
+    }
+    if (grad) memset(grad, 0, (size_t)total * sizeof(float));
+
+    double sum = 0;
+    for (int i = 0; i < L->nterms; i++) {
+        sl_term *t = &L->terms[i];
+        int a = resolve_act(t, C) - 1;
+        sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = a + 1, .x = x, .p = L->p[a],
+                     .logp = L->logp[a], .log1mp = L->log1mp[a], .target = tg, .opts = opts,
+                     .threads = threads, .dp = grad ? L->dp[a] : NULL, .dx = grad, .scale = t->weight};
+        double v = NAN;
+        st = t->cls->eval(t, &cx, &v, msg, msglen);
+        if (st != SL_OK) return st;
+        if (!isfinite(v))
+            return sl_errf(msg, msglen, SL_ENONFINITE, "%s: the loss is not finite (%g)%s", t->cls->info.name, v,
+                           a + 1 == SL_ACT_NONE ? "; with activation=none a probability of 0 where the target is 1 gives log(0)" : "");
+        t->last_value = v;
+        sum += t->weight * v;
+    }
+    if (grad)
+        for (int a = 0; a < NACT; a++)
+            if (used[a]) activation_backward(a + 1, L->p[a], L->dp[a], grad, N, C, S, threads);
+    if (grad && !sl_all_finite(grad, total, threads))
+        return sl_errf(msg, msglen, SL_ENONFINITE, "loss: the gradient is not finite");
+    *value = sum;
+    return SL_OK;
+}

@@ -1,0 +1,206 @@
+/*
+ * Shared machinery of the region losses: soft counts per group, their
+ * back-propagation to the probabilities, the average over groups, and class
+ * weights.
+ *
+ * Every region loss (Dice, IoU, Tversky, MCC, generalized Dice, ...) is a
+ * function of a handful of sums per (sample, class) — or per class when the
+ * batch is pooled —:
+ *     tp = Σ p·g    sp = Σ p    sg = Σ g    sp2 = Σ p²    sg2 = Σ g²
+ * so d(loss)/d(p) at a voxel is  d_tp·g + d_sp + 2·d_sp2·p, with the three
+ * coefficients constant per group. One pass computes the sums, the loss
+ * computes its value and the coefficients from them, one pass writes the
+ * gradient.
+ *
+ * The sums are deterministic: voxels are cut into SL_CHUNK-sized chunks
+ * whatever the thread count, each chunk sums into its own slot, and the
+ * slots are added in order.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "term.h"
+
+#define NSUM 6 /* tp, sp, sg, sp2, sg2, cnt */
+
+void sl_region_free(sl_region *r)
+{
+    if (!r) return;
+    free(r->tp); /* one block holds all arrays */
+    memset(r, 0, sizeof *r);
+}
+
+sl_status sl_region_compute(const sl_ctx *cx, const sl_params *pr, int want_squares, sl_region *r)
+{
+    const int64_t N = cx->N, C = cx->C, S = cx->S;
+    memset(r, 0, sizeof *r);
+    r->pooled = pr->batch;
+    r->G = pr->batch ? C : N * C;
+    double *block = sl_calloc(9 * r->G, sizeof(double));
+    if (!block) return SL_ENOMEM;
+    r->tp = block;
+    r->sp = block + r->G;
+    r->sg = block + 2 * r->G;
+    r->sp2 = block + 3 * r->G;
+    r->sg2 = block + 4 * r->G;
+    r->cnt = block + 5 * r->G;
+    r->d_tp = block + 6 * r->G;
+    r->d_sp = block + 7 * r->G;
+    r->d_sp2 = block + 8 * r->G;
+
+    const int64_t nch = sl_nchunks(S);
+    double *part = sl_calloc(N * nch * C * NSUM, sizeof(double));
+    if (!part) {
+        sl_region_free(r);
+        return SL_ENOMEM;
+    }
+    const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
+#pragma omp parallel for num_threads(cx->threads) schedule(dynamic, 4) collapse(2)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ch = 0; ch < nch; ch++) {
+            int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
+            double *out = part + ((n * nch + ch) * C) * NSUM;
+            for (int64_t c = 0; c < C; c++) {
+                const float *p = cx->p + (n * C + c) * S;
+                double tp = 0, sp = 0, sg = 0, sp2 = 0, sg2 = 0, cnt = 0;
+                for (int64_t s = a; s < b; s++) {
+                    if (has_ignore && !sl_valid(cx, pr, n, s)) continue;
+                    double pv = p[s], gv = sl_g(cx, n, c, s);
+                    tp += pv * gv;
+                    sp += pv;
+                    sg += gv;
+                    if (want_squares) {
+                        sp2 += pv * pv;
+                        sg2 += gv * gv;
+                    }
+                    cnt += 1;
+                }
+                double *o = out + c * NSUM;
+                o[0] = tp, o[1] = sp, o[2] = sg, o[3] = sp2, o[4] = sg2, o[5] = cnt;
+            }
+        }
+    /* Ordered combination: sample by sample, chunk by chunk. */
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ch = 0; ch < nch; ch++)
+            for (int64_t c = 0; c < C; c++) {
+                const double *o = part + ((n * nch + ch) * C + c) * NSUM;
+                int64_t g = sl_region_group(r, cx, n, c);
+                r->tp[g] += o[0];
+                r->sp[g] += o[1];
+                r->sg[g] += o[2];
+                r->sp2[g] += o[3];
+                r->sg2[g] += o[4];
+                r->cnt[g] += o[5];
+            }
+    free(part);
+    return SL_OK;
+}
+
+void sl_region_backprop(const sl_ctx *cx, const sl_params *pr, const sl_region *r)
+{
+    if (!cx->dp) return;
+    const int64_t N = cx->N, C = cx->C, S = cx->S;
+    const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
+    const double scale = cx->scale;
+    const int64_t nch = sl_nchunks(S);
+#pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ch = 0; ch < nch; ch++) {
+            int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
+            for (int64_t c = 0; c < C; c++) {
+                int64_t g = sl_region_group(r, cx, n, c);
+                const double ktp = scale * r->d_tp[g], ksp = scale * r->d_sp[g], ksp2 = 2 * scale * r->d_sp2[g];
+                if (ktp == 0 && ksp == 0 && ksp2 == 0) continue;
+                const float *p = cx->p + (n * C + c) * S;
+                float *dp = cx->dp + (n * C + c) * S;
+                for (int64_t s = a; s < b; s++) {
+                    if (has_ignore && !sl_valid(cx, pr, n, s)) continue;
+                    dp[s] += (float)(ktp * sl_g(cx, n, c, s) + ksp + ksp2 * p[s]);
+                }
+            }
+        }
+}
+
+sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, char *msg, size_t msglen)
+{
+    const int64_t C = cx->C;
+    /* A single sigmoid channel stands for the foreground class: weights are
+     * given for that one channel. */
+    if (pr->weight_mode == SL_WEIGHT_NONE) {
+        for (int64_t c = 0; c < C; c++) w[c] = 1.0;
+        return SL_OK;
+    }
+    if (pr->weight_mode == SL_WEIGHT_LIST) {
+        if (pr->weight.n != C)
+            return sl_errf(msg, msglen, SL_ESHAPE, "weight has %d values but the scores have C = %lld channels",
+                           pr->weight.n, (long long)C);
+        for (int64_t c = 0; c < C; c++) w[c] = pr->weight.v[c];
+        return SL_OK;
+    }
+    /* inverse / median: from the batch's class frequencies (valid voxels). */
+    double *freq = sl_calloc(C, sizeof(double));
+    if (!freq) return SL_ENOMEM;
+    double total = 0;
+    for (int64_t n = 0; n < cx->N; n++)
+        for (int64_t s = 0; s < cx->S; s++) {
+            if (!sl_valid(cx, pr, n, s)) continue;
+            for (int64_t c = 0; c < C; c++) {
+                double g = sl_g(cx, n, c, s);
+                freq[c] += g;
+            }
+            total += 1;
+        }
+    if (pr->weight_mode == SL_WEIGHT_INVERSE) {
+        /* w_c = total / (C · count_c): "balanced" weights, 1 for every class
+         * when the classes are equally frequent. */
+        for (int64_t c = 0; c < C; c++) w[c] = freq[c] > 0 ? total / ((double)C * freq[c]) : 0.0;
+    } else {
+        /* median frequency balancing (Eigen & Fergus 2015): median of the
+         * present classes' frequencies divided by each class's frequency. */
+        double *sorted = sl_calloc(C, sizeof(double));
+        if (!sorted) {
+            free(freq);
+            return SL_ENOMEM;
+        }
+        int64_t m = 0;
+        for (int64_t c = 0; c < C; c++)
+            if (freq[c] > 0) sorted[m++] = freq[c];
+        for (int64_t i = 1; i < m; i++) /* insertion sort: C is small */
+            for (int64_t j = i; j > 0 && sorted[j - 1] > sorted[j]; j--) {
+                double t = sorted[j];
+                sorted[j] = sorted[j - 1];
+                sorted[j - 1] = t;
+            }
+        double med = m == 0 ? 0 : (m % 2 ? sorted[m / 2] : 0.5 * (sorted[m / 2 - 1] + sorted[m / 2]));
+        for (int64_t c = 0; c < C; c++) w[c] = freq[c] > 0 ? med / freq[c] : 0.0;
+        free(sorted);
+    }
+    free(freq);
+    return SL_OK;
+}
+
+sl_status sl_region_mean(const sl_ctx *cx, const sl_params *pr, const sl_region *r, const double *loss_g,
+                         double *dl, double *mean, char *msg, size_t msglen)
+{
+    const int64_t C = cx->C;
+    double *w = sl_calloc(C, sizeof(double));
+    if (!w) return SL_ENOMEM;
+    sl_status st = sl_class_weights(cx, pr, w, msg, msglen);
+    if (st != SL_OK) {
+        free(w);
+        return st;
+    }
+    const int64_t first = (!pr->include_background && C > 1) ? 1 : 0;
+    const int64_t nsamp = r->pooled ? 1 : cx->N;
+    const double count = (double)(nsamp * (C - first));
+    double sum = 0;
+    for (int64_t g = 0; g < r->G; g++) dl[g] = 0;
+    for (int64_t n = 0; n < nsamp; n++)
+        for (int64_t c = first; c < C; c++) {
+            int64_t g = n * C + c; /* pooled: n == 0, g == c */
+            sum += w[c] * loss_g[g];
+            dl[g] = w[c] / count;
+        }
+    *mean = sum / count;
+    free(w);
+    return SL_OK;
+}
