@@ -1,0 +1,79 @@
+/*
+ * Private helpers shared by src/geometry and src/metrics. Not installed.
+ *
+ * Every grid is handled internally as a 3-D volume (n0, n1, n2) with the
+ * missing leading axes of extent 1 (a 2-D (H, W) image is (1, H, W), a 1-D
+ * one (1, 1, W)); `ndim` is kept because neighbourhoods (borders, surfels,
+ * thinning) must not look along axes that do not exist.
+ */
+#ifndef SL_GEOM_INTERNAL_H
+#define SL_GEOM_INTERNAL_H
+
+#include <stdint.h>
+#include "segloss/core.h"
+#include "segloss/geometry.h"
+#include "segloss/io.h"
+
+typedef struct slg_vol {
+    int ndim;        /* the caller's number of axes, 1..3 */
+    int64_t n[3];    /* extents, leading axes padded with 1 */
+    double sp[3];    /* spacing, padded with 1 */
+    int64_t count;   /* n[0] * n[1] * n[2] */
+} slg_vol;
+
+/* Validates a public grid and converts it. Codes as sl_grid_check. */
+sl_status slg_vol_from_grid(const sl_grid *g, slg_vol *v, char *msg, size_t msglen);
+
+/* A volume with the same spacing and ndim as `v` and extents n0, n1, n2
+ * (used for crops). count is not overflow-checked: crops are never larger
+ * than their image plus a small margin, which sl_grid_check bounded. */
+slg_vol slg_vol_sub(const slg_vol *v, const int64_t n[3]);
+
+/*
+ * The EDT engine (edt.c). How a voxel's label is read from the input:
+ *   BINARY: label = (value != 0), so zero voxels are the features;
+ *   SIGNED: label = 1 for non-zero values, 2 for zeros, so every voxel gets
+ *           its distance to the nearest voxel of the other class;
+ *   MULTI:  label = the integer value; label 0 voxels are features.
+ * A voxel with label L != 0 gets the squared distance to the nearest voxel
+ * whose label differs from L (+inf when there is none); label 0 gets 0.
+ */
+typedef enum slg_labmode { SLG_LAB_BINARY = 0, SLG_LAB_SIGNED = 1, SLG_LAB_MULTI = 2 } slg_labmode;
+
+/* What the last pass writes: the squared distance, the distance, or the
+ * signed forms (label 1 = inside). */
+typedef enum slg_finish {
+    SLG_FIN_SQ = 0,
+    SLG_FIN_SQRT = 1,
+    SLG_FIN_SIGNED = 2,
+    SLG_FIN_KERVADEC = 3
+} slg_finish;
+
+/* in: v->count elements of dtype dt; out: v->count floats (out_f32) or
+ * doubles. SL_OK or SL_ENOMEM. */
+sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *v, void *out,
+                  int out_f32, slg_finish fin, int threads);
+
+/* Border voxels of a uint8 mask on a volume (surface.c): see
+ * sl_surface_border. Outside the volume is background. */
+void slg_border(const uint8_t *mask, const slg_vol *v, uint8_t *border, int threads);
+
+/* Surfel weights on the corner grid of shape v->n + 1 on each real axis
+ * (surface.c). ndim must be 2 or 3. */
+void slg_surfels(const uint8_t *mask, const slg_vol *v, double *weight, int threads);
+
+/* Components (components.c): labels (v->count int32) in raster order of
+ * first voxel; conn in {6, 18, 26} on the padded 3-D view (2-D 4 -> 6,
+ * 8 -> 26; 1-D 2 -> 6). Fills count, sizes, bboxes (padded 3-D axes) when
+ * the pointers are not NULL (arrays are malloc'ed, caller frees).
+ * SL_OK, SL_ENOMEM, SL_EOVERFLOW. */
+sl_status slg_components(const uint8_t *mask, const slg_vol *v, int conn, int32_t *labels,
+                         int64_t *count, int64_t **sizes, int64_t **bbox6);
+
+/* Maps a public connectivity for ndim to the padded 3-D one; 0 = invalid. */
+int slg_conn3(int ndim, int connectivity);
+
+/* Thinning (skeleton.c) on a volume; SL_OK or SL_ENOMEM. */
+sl_status slg_skeleton(const uint8_t *mask, const slg_vol *v, uint8_t *skel);
+
+#endif
