@@ -35,6 +35,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* fileno, fstat, getpid */
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -533,7 +534,7 @@ static sl_status parse_header(const unsigned char *h, int version, int swap, sl_
     if (info->qform_code > 0) {
         for (int i = 0; i < 3; i++)
             if (!isfinite(info->quatern[i]) || !isfinite(info->qoffset[i]))
-                return sl_errf(msg, msglen, SL_EFORMAT, "%s: qform_code is %d but the quaternion is not finite", who,
+                return sl_errf(msg, msglen, SL_EFORMAT, "%s: qform_code is %d but the quaternion or qoffset is not finite", who,
                                info->qform_code);
         double d[3];
         for (int i = 0; i < 3; i++) d[i] = isfinite(info->pixdim[i + 1]) ? info->pixdim[i + 1] : 0.0;
@@ -626,7 +627,7 @@ static sl_status read_source(src_t *s, const char *who, unsigned flags, int want
     size_t got = src_read(s, h, 4);
     if (s->err != SL_OK) return sl_errf(msg, msglen, s->err, "%s: %s", who, s->why);
     if (got == 0) return sl_errf(msg, msglen, SL_EFORMAT, "%s: empty file", who);
-    if (got < 4) return sl_errf(msg, msglen, SL_EFORMAT, "%s: truncated NIfTI header (%zu bytes)", who, got);
+    if (got < 4) return sl_errf(msg, msglen, SL_EFORMAT, "%s: truncated NIfTI header (%zu bytes; a header has 348 or 540)", who, got);
 
     /* sizeof_hdr tells both the version and the byte order: 348 or 540
      * read natively or byte-swapped. (nifti_clib uses dim[0] for the byte
@@ -810,6 +811,13 @@ sl_status sl_nifti_parse(const void *buf, size_t len, unsigned flags, sl_array *
 
 /* ---- writing ------------------------------------------------------------ */
 
+/* 1 when v survives a trip through a NIfTI-1 float field: finite, within
+ * float range, and not flushed to zero. */
+static int fits_f32(double v)
+{
+    return isfinite(v) && fabs(v) <= FLT_MAX && (v == 0 || (float)v != 0.0f);
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
@@ -902,11 +910,23 @@ sl_status sl_nifti_write(const char *path, const sl_array *a, const double *spac
     int qcode = NIFTI_XFORM_SCANNER_ANAT, scode = 0;
     double quat[3] = {0, 0, 0}, qoff[3] = {0, 0, 0}, srow[3][4] = {{0}};
     if (ref) {
-        qcode = ref->qform_code;
-        scode = ref->sform_code;
-        memcpy(quat, ref->quatern, sizeof quat);
-        memcpy(qoff, ref->qoffset, sizeof qoff);
-        memcpy(srow, ref->srow, sizeof srow);
+        /* Only the transforms the reference declares (code > 0) are copied:
+         * the fields of an absent one may hold anything, NaN included. */
+        qcode = ref->qform_code > 0 ? ref->qform_code : 0;
+        scode = ref->sform_code > 0 ? ref->sform_code : 0;
+        if (qcode) {
+            memcpy(quat, ref->quatern, sizeof quat);
+            memcpy(qoff, ref->qoffset, sizeof qoff);
+        }
+        if (scode) memcpy(srow, ref->srow, sizeof srow);
+    }
+
+    /* Geometry copied from a NIfTI-2 reference may not fit NIfTI-1's float
+     * fields; then the output is NIfTI-2 too rather than silently wrong. */
+    for (int d = 0; d < 8; d++) if (!fits_f32(pix[d])) version = 2;
+    for (int i = 0; i < 3; i++) {
+        if (!fits_f32(quat[i]) || !fits_f32(qoff[i])) version = 2;
+        for (int c = 0; c < 4; c++) if (!fits_f32(srow[i][c])) version = 2;
     }
 
     /* The header, in host byte order (readers detect the order from

@@ -189,6 +189,16 @@ static sl_status parse_descr(const char *d, sl_dtype *dt, int *swap)
     return SL_EDTYPE;
 }
 
+/* A file's string quoted in a message: non-printable bytes become '?' so
+ * that a message stays one line of text whatever the file holds. */
+static const char *printable(const char *in, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; in[n] && n + 1 < outlen; n++) out[n] = in[n] >= 32 && in[n] < 127 ? in[n] : '?';
+    out[n] = 0;
+    return out;
+}
+
 static void byteswap(void *data, int64_t n, size_t size)
 {
     unsigned char *b = data;
@@ -248,7 +258,9 @@ sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, si
                                "malformed .npy header (bad shape, or more than %d axes)", SL_MAX_NDIM);
             have_shape = 1;
         } else {
-            return sl_errf(msg, msglen, SL_EFORMAT, "malformed .npy header (unknown or repeated key '%s')", key);
+            char shown[32];
+            return sl_errf(msg, msglen, SL_EFORMAT, "malformed .npy header (unknown or repeated key '%s')",
+                           printable(key, shown, sizeof shown));
         }
         if (accept(&c, ',')) continue;
         if (accept(&c, '}')) break;
@@ -261,8 +273,10 @@ sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, si
                        "Fortran-order .npy arrays are not supported (save with np.ascontiguousarray)");
     sl_dtype dt;
     int swap = 0;
-    if (parse_descr(descr, &dt, &swap) != SL_OK)
-        return sl_errf(msg, msglen, SL_EDTYPE, "unsupported .npy dtype '%s'", descr);
+    if (parse_descr(descr, &dt, &swap) != SL_OK) {
+        char shown[32];
+        return sl_errf(msg, msglen, SL_EDTYPE, "unsupported .npy dtype '%s'", printable(descr, shown, sizeof shown));
+    }
 
     sl_array a = SL_ARRAY_EMPTY;
     a.dtype = dt;

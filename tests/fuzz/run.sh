@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs each libFuzzer target for a while and reports what it found.
+#   tests/fuzz/run.sh BUILD_DIR SECONDS [NAME...]
+# BUILD_DIR is the clang build made by `make fuzz` (SL_FUZZ=ON), holding
+# BUILD_DIR/fuzz/fuzz_<name>. Each target runs for SECONDS on a scratch
+# copy of tests/fuzz/corpus/<name>/ (the committed corpus is not changed),
+# with tests/fuzz/<name>.dict when present. A crash, leak, timeout or
+# out-of-memory input is saved under BUILD_DIR/fuzz-crashes/<name>/; once
+# fixed, copy it to tests/fuzz/corpus/<name>/crash_<what> so the replay in
+# every test run keeps it fixed. Exit status 1 when any target found one.
+set -u
+build=${1:?usage: tests/fuzz/run.sh BUILD_DIR SECONDS [NAME...]}
+secs=${2:?usage: tests/fuzz/run.sh BUILD_DIR SECONDS [NAME...]}
+shift 2
+only=" $* "
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "$build" && pwd)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+found=0; ran=0
+for bin in "$build"/fuzz/fuzz_*; do
+  name=${bin##*/fuzz_}
+  case "$name" in *_replay) continue ;; esac
+  [ -x "$bin" ] || continue
+  [ "$only" = "  " ] || case "$only" in *" $name "*) ;; *) continue ;; esac
+  corpus=$root/tests/fuzz/corpus/$name
+  work=$(mktemp -d)
+  [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+  crashes=$build/fuzz-crashes/$name
+  mkdir -p "$crashes"
+  before=$(ls "$crashes" | wc -l)
+  dict=()
+  [ -f "$root/tests/fuzz/$name.dict" ] && dict=(-dict="$root/tests/fuzz/$name.dict")
+  log=$build/fuzz-crashes/$name.log
+  start=$(ls "$work" | wc -l)
+  echo "fuzz $name: ${secs}s on $start seed inputs ..."
+  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$crashes/" "${dict[@]}" "$work" >"$log" 2>&1
+  rc=$?
+  ran=$((ran + 1))
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
+  after=$(ls "$crashes" | wc -l)
+  echo "fuzz $name: rc=$rc, ${execs:-?} executions, ${cov:-cov ?}, corpus $start -> $(ls "$work" | wc -l) inputs"
+  if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
+    found=1
+    echo "fuzz $name: FOUND A PROBLEM (log: $log)"
+    grep -E 'ERROR|SUMMARY|check failed|Test unit written' "$log" | head -10 | sed 's/^/    /'
+    ls -t "$crashes" | head -5 | sed "s|^|    saved: $crashes/|"
+  fi
+  rm -rf "$work"
+done
+if [ $ran -eq 0 ]; then
+  echo "fuzz: no libFuzzer binaries in $build/fuzz (build with: make fuzz)" >&2
+  exit 1
+fi
+exit $found
