@@ -58,9 +58,16 @@ sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *v,
  * sl_surface_border. Outside the volume is background. */
 void slg_border(const uint8_t *mask, const slg_vol *v, uint8_t *border, int threads);
 
-/* Surfel weights on the corner grid of shape v->n + 1 on each real axis
- * (surface.c). ndim must be 2 or 3. */
-void slg_surfels(const uint8_t *mask, const slg_vol *v, double *weight, int threads);
+/* Surfels (surface.c). Neighbourhood codes on the corner grid, shape
+ * (n0 + 1, n1 + 1, n2 + 1) in 3-D and (1, n1 + 1, n2 + 1) in 2-D: corner p
+ * sits between voxels p-1 and p on each real axis; bit k of its code is the
+ * voxel at offset (dz, dy, dx) from p-1 with k = dz*4 + dy*2 + dx (2-D:
+ * dy*2 + dx); outside = 0. A corner is a surfel iff its code is neither 0
+ * nor all ones. ndim must be 2 or 3. */
+void slg_surfel_codes(const uint8_t *mask, const slg_vol *v, uint8_t *code, int threads);
+/* The weight (mm or mm^2) of every code for this ndim and spacing (padded
+ * order); 0 for the empty and full codes. */
+void slg_surfel_table(int ndim, const double sp[3], double table[256]);
 
 /* Components (components.c): labels (v->count int32) in raster order of
  * first voxel; conn in {6, 18, 26} on the padded 3-D view (2-D 4 -> 6,
