@@ -17,40 +17,32 @@
 #include <stdlib.h>
 #include "term.h"
 
-static sl_status eval_dice(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
+static sl_status finalize_dice(sl_term *t, const sl_ctx *cx, sl_region *r, double *value, char *msg,
+                               size_t msglen)
 {
     const sl_params *pr = &t->prm;
-    sl_region r;
-    if (sl_region_compute(cx, pr, pr->squared, &r) != SL_OK) return sl_errf(msg, msglen, SL_ENOMEM, "dice: out of memory");
-    double *lg = sl_calloc(2 * r.G, sizeof(double));
-    if (!lg) {
-        sl_region_free(&r);
-        return sl_errf(msg, msglen, SL_ENOMEM, "dice: out of memory");
-    }
-    double *dl = lg + r.G;
-    for (int64_t g = 0; g < r.G; g++) {
-        double num = 2 * r.tp[g] + pr->smooth_nr;
-        double den = (pr->squared ? r.sp2[g] + r.sg2[g] : r.sp[g] + r.sg[g]) + pr->smooth_dr;
+    double *lg = sl_calloc(2 * r->G, sizeof(double));
+    if (!lg) return sl_errf(msg, msglen, SL_ENOMEM, "dice: out of memory");
+    double *dl = lg + r->G;
+    for (int64_t g = 0; g < r->G; g++) {
+        double num = 2 * r->tp[g] + pr->smooth_nr;
+        double den = (pr->squared ? r->sp2[g] + r->sg2[g] : r->sp[g] + r->sg[g]) + pr->smooth_dr;
         double D = den > 0 ? num / den : 1.0; /* 0/0 only with zero smoothing and empty p and g: perfect */
         lg[g] = pr->log ? -log(D) : 1 - D;
     }
-    sl_status st = sl_region_mean(cx, pr, &r, lg, dl, value, msg, msglen);
-    if (st == SL_OK && cx->dp) {
-        for (int64_t g = 0; g < r.G; g++) {
-            double num = 2 * r.tp[g] + pr->smooth_nr;
-            double den = (pr->squared ? r.sp2[g] + r.sg2[g] : r.sp[g] + r.sg[g]) + pr->smooth_dr;
-            if (!(den > 0) || dl[g] == 0) continue;
-            double D = num / den;
-            double dD = pr->log ? -dl[g] / D : -dl[g]; /* d(mean)/dD */
-            r.d_tp[g] = dD * 2 / den;
-            double dden = -dD * num / (den * den);
-            if (pr->squared) r.d_sp2[g] = dden;
-            else r.d_sp[g] = dden;
-        }
-        sl_region_backprop(cx, pr, &r);
+    sl_status st = sl_region_mean(cx, pr, r, lg, dl, value, msg, msglen);
+    for (int64_t g = 0; st == SL_OK && g < r->G; g++) {
+        double num = 2 * r->tp[g] + pr->smooth_nr;
+        double den = (pr->squared ? r->sp2[g] + r->sg2[g] : r->sp[g] + r->sg[g]) + pr->smooth_dr;
+        if (!(den > 0) || dl[g] == 0) continue;
+        double D = num / den;
+        double dD = pr->log ? -dl[g] / D : -dl[g]; /* d(mean)/dD */
+        r->d_tp[g] = dD * 2 / den;
+        double dden = -dD * num / (den * den);
+        if (pr->squared) r->d_sp2[g] = dden;
+        else r->d_sp[g] = dden;
     }
     free(lg);
-    sl_region_free(&r);
     return st;
 }
 
@@ -63,4 +55,4 @@ static const sl_key dice_keys[] = {
 const sl_term_class sl_loss_dice = {
     {"dice", "region", "soft Dice loss 1 − (2tp + s)/(Σp + Σg + s)",
      "Milletari et al. 2016 (V-Net); matches MONAI DiceLoss"},
-    dice_keys, 0, NULL, eval_dice, NULL};
+    dice_keys, 0, NULL, sl_region_eval, NULL, finalize_dice};

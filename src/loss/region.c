@@ -29,13 +29,12 @@ void sl_region_free(sl_region *r)
     memset(r, 0, sizeof *r);
 }
 
-sl_status sl_region_compute(const sl_ctx *cx, const sl_params *pr, int want_squares, sl_region *r)
+sl_status sl_region_alloc(sl_region *r, int64_t G, int pooled)
 {
-    const int64_t N = cx->N, C = cx->C, S = cx->S;
     memset(r, 0, sizeof *r);
-    r->pooled = pr->batch;
-    r->G = pr->batch ? C : N * C;
-    double *block = sl_calloc(9 * r->G, sizeof(double));
+    r->pooled = pooled;
+    r->G = G;
+    double *block = sl_calloc(9 * G, sizeof(double));
     if (!block) return SL_ENOMEM;
     r->tp = block;
     r->sp = block + r->G;
@@ -46,6 +45,13 @@ sl_status sl_region_compute(const sl_ctx *cx, const sl_params *pr, int want_squa
     r->d_tp = block + 6 * r->G;
     r->d_sp = block + 7 * r->G;
     r->d_sp2 = block + 8 * r->G;
+    return SL_OK;
+}
+
+sl_status sl_region_compute(const sl_ctx *cx, const sl_params *pr, int want_squares, sl_region *r)
+{
+    const int64_t N = cx->N, C = cx->C, S = cx->S;
+    if (sl_region_alloc(r, pr->batch ? C : N * C, pr->batch) != SL_OK) return SL_ENOMEM;
 
     const int64_t nch = sl_nchunks(S);
     double *part = sl_calloc(N * nch * C * NSUM, sizeof(double));
@@ -118,6 +124,17 @@ void sl_region_backprop(const sl_ctx *cx, const sl_params *pr, const sl_region *
                 }
             }
         }
+}
+
+sl_status sl_region_eval(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
+{
+    sl_region r;
+    if (sl_region_compute(cx, &t->prm, 1, &r) != SL_OK)
+        return sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", t->cls->info.name);
+    sl_status st = t->cls->region_finalize(t, cx, &r, value, msg, msglen);
+    if (st == SL_OK) sl_region_backprop(cx, &t->prm, &r);
+    sl_region_free(&r);
+    return st;
 }
 
 sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, char *msg, size_t msglen)

@@ -137,6 +137,7 @@ static inline int sl_valid(const sl_ctx *cx, const sl_params *pr, int64_t n, int
 /* ---- term classes ------------------------------------------------------------ */
 
 typedef struct sl_term sl_term;
+typedef struct sl_region sl_region;
 
 /* The term reads cx->logp (and cx->log1mp): the framework computes them
  * only when some term sets this flag. */
@@ -154,6 +155,14 @@ typedef struct sl_term_class {
     /* Optional: number of doubles of persistent state for C classes
      * (adaptive_dice's running averages). */
     int64_t (*state_size)(const sl_params *p, int64_t C);
+    /* Optional, for losses that are functions of the region sums alone
+     * (sl_region below): from the sums in *r, computes the value and fills
+     * r->d_tp, d_sp, d_sp2 with d(value)/d(sum), unweighted. A loss that has
+     * it sets eval = sl_region_eval. Then, when every term of a spec has it
+     * or is cross-entropy, the framework evaluates the whole spec in two
+     * fused passes over the scores (fused.c) instead of materialising p. */
+    sl_status (*region_finalize)(sl_term *t, const sl_ctx *cx, sl_region *r, double *value, char *msg,
+                                 size_t msglen);
 } sl_term_class;
 
 struct sl_term {
@@ -190,12 +199,12 @@ sl_status sl_class_weights(const sl_ctx *cx, const sl_params *p, double *w, char
  * sl_region_backprop. This makes one pass for the sums and one for the
  * gradient, whatever the loss.
  */
-typedef struct sl_region {
+struct sl_region {
     int64_t G;       /* number of groups: N*C, or C when pooled over the batch */
     int pooled;      /* 1 when batch=true */
     double *tp, *sp, *sg, *sp2, *sg2, *cnt; /* each [G] */
     double *d_tp, *d_sp, *d_sp2;            /* each [G], filled by the loss */
-} sl_region;
+};
 
 /* Group index of (n, c). */
 static inline int64_t sl_region_group(const sl_region *r, const sl_ctx *cx, int64_t n, int64_t c)
@@ -204,6 +213,11 @@ static inline int64_t sl_region_group(const sl_region *r, const sl_ctx *cx, int6
 }
 
 sl_status sl_region_compute(const sl_ctx *cx, const sl_params *p, int want_squares, sl_region *r);
+/* Allocates a region of G zeroed groups (pooled or not) without computing sums. */
+sl_status sl_region_alloc(sl_region *r, int64_t G, int pooled);
+/* eval for losses with region_finalize: sums (squares included), finalize,
+ * back-propagation. */
+sl_status sl_region_eval(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen);
 void sl_region_backprop(const sl_ctx *cx, const sl_params *p, const sl_region *r);
 void sl_region_free(sl_region *r);
 
