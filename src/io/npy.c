@@ -12,11 +12,13 @@
  * the header says is refused too: it is usually a header edited by hand or
  * two arrays concatenated, and silently reading a prefix would hide that.
  */
+#define _POSIX_C_SOURCE 200809L /* fileno, fstat */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "internal.h"
 #include "segloss/io.h"
 
@@ -307,6 +309,13 @@ sl_status sl_npy_read(const char *path, sl_array *out, char *msg, size_t msglen)
     *out = empty;
     FILE *f = fopen(path, "rb");
     if (!f) return sl_errf(msg, msglen, SL_EIO, "cannot open '%s': %s", path, strerror(errno));
+    /* fopen succeeds on a directory and ftell then reports LONG_MAX on
+     * Linux: check the kind of file before trusting its size. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return sl_errf(msg, msglen, SL_EIO, "cannot read '%s': not a regular file", path);
+    }
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return sl_errf(msg, msglen, SL_EIO, "cannot read '%s' (not a regular file?)", path);
