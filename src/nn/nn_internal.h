@@ -1,0 +1,97 @@
+/*
+ * Private structures of the nn module, shared by unet.c, optim.c and
+ * model_io.c. Not installed.
+ */
+#ifndef SL_NN_INTERNAL_H
+#define SL_NN_INTERNAL_H
+
+#include <stdint.h>
+#include "segloss/nn.h"
+#include "layers.h"
+
+#define SL_UNET_MAX_DEPTH 8
+#define SL_NAME_LEN 48
+
+typedef enum tensor_init { INIT_KAIMING, INIT_ZERO, INIT_ONE } tensor_init;
+
+typedef struct tensor_entry {
+    char name[SL_NAME_LEN];
+    int is_buffer;
+    int64_t offset, numel;
+    int ndim;
+    int64_t shape[4];
+    tensor_init init;
+    double fan_in; /* INIT_KAIMING */
+} tensor_entry;
+
+/* An activation of the forward pass and, when one is needed, its gradient.
+ * `written` says whether the gradient holds a value in the current
+ * backward: the first writer overwrites (acc = 0), later ones add. */
+typedef struct slot {
+    float *v;
+    float *g;
+    int64_t n;
+    int written;
+} slot;
+
+/* conv -> norm -> LeakyReLU */
+typedef struct nn_block {
+    int64_t cin1, cin2, cout;
+    int stride;
+    int t_w, t_b, t_g, t_be, t_rm, t_rv; /* tensor indices, -1 when absent */
+    /* shape-dependent, set by the planner */
+    sl_conv2d_shape cs;
+    int64_t Ho, Wo;
+    slot y, a;
+    float *mean, *rstd; /* (B, C) for instance norm, (C) for batch norm */
+} nn_block;
+
+struct sl_unet {
+    sl_unet_config cfg;
+    int threads;  /* as requested; 0 = OpenMP default */
+    int training;
+    int ntensors;
+    tensor_entry *tensors;
+    int64_t nparams, nbuffers;
+    float *params, *grads, *buffers;
+    int D, nout;
+    int64_t width[SL_UNET_MAX_DEPTH];
+    nn_block enc[SL_UNET_MAX_DEPTH][2];
+    nn_block dec[SL_UNET_MAX_DEPTH][2];
+    int t_up_w[SL_UNET_MAX_DEPTH], t_up_b[SL_UNET_MAX_DEPTH];
+    int t_head_w[SL_UNET_MAX_DEPTH], t_head_b[SL_UNET_MAX_DEPTH];
+    /* the plan for the current (B, H, W, threads) */
+    int64_t B, H, W;
+    int plan_threads;
+    float *acts, *gacts;
+    void *work;
+    size_t work_bytes;
+    slot img;
+    slot pool[SL_UNET_MAX_DEPTH];   /* max-pool outputs, stage s >= 1 */
+    slot up[SL_UNET_MAX_DEPTH];     /* transposed-conv outputs, decoder stage s */
+    slot logits[SL_UNET_MAX_DEPTH]; /* head outputs, level l */
+    int have_forward;
+    int fwd_training; /* mode of the last forward */
+};
+
+struct sl_optim {
+    sl_optim_config cfg;
+    float *params, *grads;
+    int64_t n;
+    int threads;
+    int64_t step;
+    float *m; /* Adam first moment, SGD momentum buffer (NULL when unused) */
+    float *v; /* Adam second moment */
+};
+
+/* Parameter and buffer counts a configuration gives, without allocating
+ * the arrays (the configuration must pass sl_unet_config_check). */
+sl_status sl_unet_count(const sl_unet_config *cfg, int64_t *nparams, int64_t *nbuffers);
+
+/* Number of optimiser state floats per parameter for a configuration. */
+int sl_optim_state_per_param(const sl_optim_config *cfg);
+
+/* Resolved OpenMP thread count of a request (0 = default). */
+int sl_nn_threads(int requested);
+
+#endif

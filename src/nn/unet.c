@@ -1,0 +1,787 @@
+/*
+ * The 2-D U-Net: construction, weight initialisation, the memory plan and
+ * the forward and backward passes (architecture in include/segloss/nn.h and
+ * docs/nn.md; the layer kernels in conv.c, norm.c, pool.c).
+ *
+ * Memory, llm.c style: all parameters in one float array, all their
+ * gradients in another, with a table of (name, offset, shape); all
+ * activations of a forward in one arena and all activation gradients in a
+ * second one, laid out by a planner for the current (B, H, W) and re-planned
+ * only when that shape grows or the thread count changes.
+ *
+ * Skip connections are never copied: the decoder's first convolution reads
+ * the encoder output and the upsampled tensor as two inputs of one
+ * concatenation (see sl_conv2d_shape), and its backward writes the two
+ * input gradients straight into their own buffers.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "nn_internal.h"
+#include "segloss/rng.h"
+
+int sl_nn_threads(int requested)
+{
+    return sl_threads(requested);
+}
+
+/* ------------------------------------------------------------ the config */
+
+static int64_t stage_width(const sl_unet_config *c, int s)
+{
+    int64_t w = c->base_width;
+    for (int i = 0; i < s; i++) {
+        w *= 2;
+        if (c->max_width > 0 && w > c->max_width) return c->max_width;
+    }
+    if (c->max_width > 0 && w > c->max_width) w = c->max_width;
+    return w;
+}
+
+sl_status sl_unet_config_check(const sl_unet_config *c, char *msg, size_t msglen)
+{
+    if (!c) return sl_errf(msg, msglen, SL_EINVAL, "unet config is NULL");
+    if (c->spatial_ndim == 3)
+        return sl_errf(msg, msglen, SL_EUNSUPPORTED, "3-D U-Net is not implemented yet (spatial_ndim 3)");
+    if (c->spatial_ndim != 2)
+        return sl_errf(msg, msglen, SL_EINVAL, "spatial_ndim must be 2, got %d", c->spatial_ndim);
+    if (c->in_channels < 1 || c->in_channels > 65536)
+        return sl_errf(msg, msglen, SL_EINVAL, "in_channels must be in [1, 65536], got %d", c->in_channels);
+    if (c->num_classes < 1 || c->num_classes > 65536)
+        return sl_errf(msg, msglen, SL_EINVAL, "num_classes must be in [1, 65536], got %d", c->num_classes);
+    if (c->depth < 1 || c->depth > SL_UNET_MAX_DEPTH)
+        return sl_errf(msg, msglen, SL_EINVAL, "depth must be in [1, %d], got %d", SL_UNET_MAX_DEPTH, c->depth);
+    if (c->base_width < 1 || c->base_width > 65536)
+        return sl_errf(msg, msglen, SL_EINVAL, "base_width must be in [1, 65536], got %d", c->base_width);
+    if (c->max_width < 0)
+        return sl_errf(msg, msglen, SL_EINVAL, "max_width must be >= 0 (0 = no cap), got %d", c->max_width);
+    if (c->norm != SL_NORM_INSTANCE && c->norm != SL_NORM_BATCH && c->norm != SL_NORM_NONE)
+        return sl_errf(msg, msglen, SL_EINVAL, "unknown norm kind %d", (int)c->norm);
+    if (c->down != SL_DOWN_MAXPOOL && c->down != SL_DOWN_STRIDED)
+        return sl_errf(msg, msglen, SL_EINVAL, "unknown downsampling kind %d", (int)c->down);
+    if (c->deep_supervision != 0 && c->deep_supervision != 1)
+        return sl_errf(msg, msglen, SL_EINVAL, "deep_supervision must be 0 or 1, got %d", c->deep_supervision);
+    if (!(c->leaky_slope >= 0.0f && c->leaky_slope <= 1.0f))
+        return sl_errf(msg, msglen, SL_EINVAL, "leaky_slope must be in [0, 1], got %g", (double)c->leaky_slope);
+    if (!(c->norm_eps > 0.0f && c->norm_eps < 1.0f))
+        return sl_errf(msg, msglen, SL_EINVAL, "norm_eps must be in (0, 1), got %g", (double)c->norm_eps);
+    if (!(c->bn_momentum >= 0.0f && c->bn_momentum <= 1.0f))
+        return sl_errf(msg, msglen, SL_EINVAL, "bn_momentum must be in [0, 1], got %g", (double)c->bn_momentum);
+    /* the widest layer: 2 w_s input channels * 9 taps must fit in int for
+     * BLAS; 65536 * 2^7 * 2 * 9 would not, so check it */
+    int64_t wmax = stage_width(c, c->depth - 1);
+    if (wmax > 8192 && c->max_width == 0)
+        return sl_errf(msg, msglen, SL_EOVERFLOW, "stage width %lld too large (base_width %d, depth %d)",
+                       (long long)wmax, c->base_width, c->depth);
+    return SL_OK;
+}
+
+/* ------------------------------------------------------- the tensor table */
+
+typedef struct builder {
+    tensor_entry *t;
+    int n, cap;
+    int64_t nparams, nbuffers;
+    int failed;
+} builder;
+
+static int add_tensor(builder *b, const char *name, int is_buffer, int ndim, const int64_t *shape,
+                      tensor_init init, double fan_in)
+{
+    if (b->failed) return -1;
+    if (b->n == b->cap) {
+        int cap = b->cap ? 2 * b->cap : 64;
+        tensor_entry *t = realloc(b->t, (size_t)cap * sizeof *t);
+        if (!t) {
+            b->failed = 1;
+            return -1;
+        }
+        b->t = t;
+        b->cap = cap;
+    }
+    tensor_entry *e = &b->t[b->n];
+    memset(e, 0, sizeof *e);
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->is_buffer = is_buffer;
+    e->ndim = ndim;
+    e->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        e->shape[i] = shape[i];
+        e->numel *= shape[i];
+    }
+    e->init = init;
+    e->fan_in = fan_in;
+    if (is_buffer) {
+        e->offset = b->nbuffers;
+        b->nbuffers += e->numel;
+    } else {
+        e->offset = b->nparams;
+        b->nparams += e->numel;
+    }
+    return b->n++;
+}
+
+/* Registers conv -> norm for one block; names "<stage>.conv<k>.weight" ... */
+static void add_block(builder *bd, const sl_unet_config *c, nn_block *k, const char *stage, int idx,
+                      int64_t cin1, int64_t cin2, int64_t cout, int stride)
+{
+    char name[SL_NAME_LEN];
+    int64_t cin = cin1 + cin2;
+    int64_t wshape[4] = {cout, cin, 3, 3}, vshape[1] = {cout};
+    memset(k, 0, sizeof *k);
+    k->cin1 = cin1;
+    k->cin2 = cin2;
+    k->cout = cout;
+    k->stride = stride;
+    k->t_b = k->t_g = k->t_be = k->t_rm = k->t_rv = -1;
+    snprintf(name, sizeof name, "%s.conv%d.weight", stage, idx);
+    k->t_w = add_tensor(bd, name, 0, 4, wshape, INIT_KAIMING, (double)(cin * 9));
+    if (c->norm == SL_NORM_NONE) {
+        snprintf(name, sizeof name, "%s.conv%d.bias", stage, idx);
+        k->t_b = add_tensor(bd, name, 0, 1, vshape, INIT_ZERO, 0);
+    } else {
+        snprintf(name, sizeof name, "%s.norm%d.weight", stage, idx);
+        k->t_g = add_tensor(bd, name, 0, 1, vshape, INIT_ONE, 0);
+        snprintf(name, sizeof name, "%s.norm%d.bias", stage, idx);
+        k->t_be = add_tensor(bd, name, 0, 1, vshape, INIT_ZERO, 0);
+    }
+}
+
+static void add_block_buffers(builder *bd, const sl_unet_config *c, nn_block *k, const char *stage,
+                              int idx)
+{
+    if (c->norm != SL_NORM_BATCH) return;
+    char name[SL_NAME_LEN];
+    int64_t vshape[1] = {k->cout};
+    snprintf(name, sizeof name, "%s.norm%d.running_mean", stage, idx);
+    k->t_rm = add_tensor(bd, name, 1, 1, vshape, INIT_ZERO, 0);
+    snprintf(name, sizeof name, "%s.norm%d.running_var", stage, idx);
+    k->t_rv = add_tensor(bd, name, 1, 1, vshape, INIT_ONE, 0);
+}
+
+static sl_status build_table(sl_unet *net, char *msg, size_t msglen)
+{
+    const sl_unet_config *c = &net->cfg;
+    const int D = c->depth;
+    builder bd = {0};
+    char stage[16], name[SL_NAME_LEN];
+    net->D = D;
+    net->nout = (c->deep_supervision && D >= 3) ? D - 1 : 1;
+    for (int s = 0; s < D; s++) net->width[s] = stage_width(c, s);
+
+    for (int s = 0; s < D; s++) {
+        snprintf(stage, sizeof stage, "enc%d", s);
+        int64_t cin = s == 0 ? c->in_channels : net->width[s - 1];
+        int stride = (s > 0 && c->down == SL_DOWN_STRIDED) ? 2 : 1;
+        add_block(&bd, c, &net->enc[s][0], stage, 1, cin, 0, net->width[s], stride);
+        add_block(&bd, c, &net->enc[s][1], stage, 2, net->width[s], 0, net->width[s], 1);
+    }
+    for (int s = D - 2; s >= 0; s--) {
+        int64_t up_shape[4] = {net->width[s + 1], net->width[s], 2, 2}, b_shape[1] = {net->width[s]};
+        snprintf(name, sizeof name, "up%d.weight", s);
+        net->t_up_w[s] = add_tensor(&bd, name, 0, 4, up_shape, INIT_KAIMING, (double)net->width[s + 1]);
+        snprintf(name, sizeof name, "up%d.bias", s);
+        net->t_up_b[s] = add_tensor(&bd, name, 0, 1, b_shape, INIT_ZERO, 0);
+        snprintf(stage, sizeof stage, "dec%d", s);
+        add_block(&bd, c, &net->dec[s][0], stage, 1, net->width[s], net->width[s], net->width[s], 1);
+        add_block(&bd, c, &net->dec[s][1], stage, 2, net->width[s], 0, net->width[s], 1);
+    }
+    for (int l = 0; l < net->nout; l++) {
+        int64_t h_shape[4] = {c->num_classes, net->width[l], 1, 1}, b_shape[1] = {c->num_classes};
+        snprintf(name, sizeof name, "head%d.weight", l);
+        net->t_head_w[l] = add_tensor(&bd, name, 0, 4, h_shape, INIT_KAIMING, (double)net->width[l]);
+        snprintf(name, sizeof name, "head%d.bias", l);
+        net->t_head_b[l] = add_tensor(&bd, name, 0, 1, b_shape, INIT_ZERO, 0);
+    }
+    /* buffers after all parameters, in the same stage order */
+    for (int s = 0; s < D; s++) {
+        snprintf(stage, sizeof stage, "enc%d", s);
+        add_block_buffers(&bd, c, &net->enc[s][0], stage, 1);
+        add_block_buffers(&bd, c, &net->enc[s][1], stage, 2);
+    }
+    for (int s = D - 2; s >= 0; s--) {
+        snprintf(stage, sizeof stage, "dec%d", s);
+        add_block_buffers(&bd, c, &net->dec[s][0], stage, 1);
+        add_block_buffers(&bd, c, &net->dec[s][1], stage, 2);
+    }
+    if (bd.failed) {
+        free(bd.t);
+        return sl_errf(msg, msglen, SL_ENOMEM, "out of memory building the tensor table");
+    }
+    net->tensors = bd.t;
+    net->ntensors = bd.n;
+    net->nparams = bd.nparams;
+    net->nbuffers = bd.nbuffers;
+    return SL_OK;
+}
+
+static void init_tensors(sl_unet *net)
+{
+    const double a = net->cfg.leaky_slope;
+    const double gain = sqrt(2.0 / (1.0 + a * a));
+    for (int i = 0; i < net->ntensors; i++) {
+        const tensor_entry *e = &net->tensors[i];
+        float *p = (e->is_buffer ? net->buffers : net->params) + e->offset;
+        switch (e->init) {
+        case INIT_ZERO:
+            memset(p, 0, (size_t)e->numel * sizeof(float));
+            break;
+        case INIT_ONE:
+            for (int64_t j = 0; j < e->numel; j++) p[j] = 1.0f;
+            break;
+        case INIT_KAIMING: {
+            sl_rng r;
+            sl_rng_seed_stream(&r, net->cfg.seed, (uint64_t)i);
+            const double std = gain / sqrt(e->fan_in);
+            for (int64_t j = 0; j < e->numel; j++) p[j] = (float)(std * sl_rng_normal(&r));
+            break;
+        }
+        }
+    }
+}
+
+sl_status sl_unet_count(const sl_unet_config *cfg, int64_t *nparams, int64_t *nbuffers)
+{
+    if (sl_unet_config_check(cfg, NULL, 0)) return SL_EINVAL;
+    sl_unet tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.cfg = *cfg;
+    sl_status st = build_table(&tmp, NULL, 0);
+    if (st) return st;
+    free(tmp.tensors);
+    *nparams = tmp.nparams;
+    *nbuffers = tmp.nbuffers;
+    return SL_OK;
+}
+
+sl_status sl_unet_create(sl_unet **out, const sl_unet_config *cfg, char *msg, size_t msglen)
+{
+    if (!out) return sl_errf(msg, msglen, SL_EINVAL, "out is NULL");
+    *out = NULL;
+    sl_status st = sl_unet_config_check(cfg, msg, msglen);
+    if (st) return st;
+    sl_unet *net = calloc(1, sizeof *net);
+    if (!net) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+    net->cfg = *cfg;
+    net->training = 1;
+    if ((st = build_table(net, msg, msglen))) {
+        free(net);
+        return st;
+    }
+    size_t pb, bb;
+    if (sl_bytes(net->nparams, sizeof(float), &pb) || sl_bytes(net->nbuffers, sizeof(float), &bb)) {
+        sl_unet_free(net);
+        return sl_errf(msg, msglen, SL_EOVERFLOW, "parameter count overflows");
+    }
+    net->params = sl_nn_alloc_aligned(pb);
+    net->grads = sl_nn_alloc_aligned(pb);
+    net->buffers = bb ? sl_nn_alloc_aligned(bb) : NULL;
+    if (!net->params || !net->grads || (bb && !net->buffers)) {
+        sl_unet_free(net);
+        return sl_errf(msg, msglen, SL_ENOMEM, "out of memory for %lld parameters",
+                       (long long)net->nparams);
+    }
+    memset(net->grads, 0, pb);
+    init_tensors(net);
+    *out = net;
+    return SL_OK;
+}
+
+static void free_plan(sl_unet *net)
+{
+    free(net->acts);
+    free(net->gacts);
+    free(net->work);
+    net->acts = net->gacts = NULL;
+    net->work = NULL;
+    net->work_bytes = 0;
+    net->B = net->H = net->W = 0;
+    net->have_forward = 0;
+}
+
+void sl_unet_free(sl_unet *net)
+{
+    if (!net) return;
+    free_plan(net);
+    free(net->params);
+    free(net->grads);
+    free(net->buffers);
+    free(net->tensors);
+    free(net);
+}
+
+sl_status sl_unet_get_config(const sl_unet *net, sl_unet_config *cfg)
+{
+    if (!net || !cfg) return SL_EINVAL;
+    *cfg = net->cfg;
+    return SL_OK;
+}
+
+int64_t sl_unet_num_params(const sl_unet *net) { return net ? net->nparams : -1; }
+float *sl_unet_params(sl_unet *net) { return net ? net->params : NULL; }
+float *sl_unet_grads(sl_unet *net) { return net ? net->grads : NULL; }
+int64_t sl_unet_num_buffers(const sl_unet *net) { return net ? net->nbuffers : -1; }
+float *sl_unet_buffers(sl_unet *net) { return net ? net->buffers : NULL; }
+int sl_unet_num_tensors(const sl_unet *net) { return net ? net->ntensors : -1; }
+int sl_unet_num_outputs(const sl_unet *net) { return net ? net->nout : -1; }
+
+sl_status sl_unet_tensor(const sl_unet *net, int index, sl_tensor_info *info)
+{
+    if (!net || !info || index < 0 || index >= net->ntensors) return SL_EINVAL;
+    const tensor_entry *e = &net->tensors[index];
+    memset(info, 0, sizeof *info);
+    info->name = e->name;
+    info->is_buffer = e->is_buffer;
+    info->offset = e->offset;
+    info->numel = e->numel;
+    info->ndim = e->ndim;
+    for (int i = 0; i < e->ndim; i++) info->shape[i] = e->shape[i];
+    return SL_OK;
+}
+
+sl_status sl_unet_set_threads(sl_unet *net, int threads)
+{
+    if (!net || threads < 0) return SL_EINVAL;
+    net->threads = threads;
+    return SL_OK;
+}
+
+sl_status sl_unet_set_training(sl_unet *net, int training)
+{
+    if (!net) return SL_EINVAL;
+    net->training = training ? 1 : 0;
+    return SL_OK;
+}
+
+sl_status sl_unet_zero_grad(sl_unet *net)
+{
+    if (!net) return SL_EINVAL;
+    memset(net->grads, 0, (size_t)net->nparams * sizeof(float));
+    return SL_OK;
+}
+
+sl_status sl_unet_ds_weights(const sl_unet *net, float *w)
+{
+    if (!net || !w) return SL_EINVAL;
+    double sum = 0.0;
+    for (int i = 0; i < net->nout; i++) sum += ldexp(1.0, -i);
+    for (int i = 0; i < net->nout; i++) w[i] = (float)(ldexp(1.0, -i) / sum);
+    return SL_OK;
+}
+
+/* ---------------------------------------------------------- the planner */
+
+/* Bump allocation of slots in two arenas. With base == NULL it only counts. */
+typedef struct planner {
+    float *abase, *gbase;
+    int64_t an, gn; /* floats used */
+    int overflow;
+} planner;
+
+static int64_t pad16(int64_t n) { return (n + 15) & ~(int64_t)15; }
+
+static float *take(float *base, int64_t *used, int64_t n, int *overflow)
+{
+    float *p = base ? base + *used : NULL;
+    if (n < 0 || *used > INT64_MAX - pad16(n)) {
+        *overflow = 1;
+        return NULL;
+    }
+    *used += pad16(n);
+    return p;
+}
+
+static void plan_slot(planner *pl, slot *s, int64_t n, int with_grad)
+{
+    s->n = n;
+    s->written = 0;
+    s->v = take(pl->abase, &pl->an, n, &pl->overflow);
+    s->g = with_grad ? take(pl->gbase, &pl->gn, n, &pl->overflow) : NULL;
+}
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Lays out every buffer for (B, H, W); returns the work bytes needed (0 on
+ * overflow). Called twice: to count, then to assign pointers. */
+static size_t plan_layout(sl_unet *net, planner *pl, int64_t B, int64_t H, int64_t W, int threads)
+{
+    const sl_unet_config *c = &net->cfg;
+    const int D = net->D;
+    int64_t n, stat_n;
+    size_t work = 0;
+    if (sl_mul3_size(B, c->in_channels, H * W, &n)) pl->overflow = 1;
+    plan_slot(pl, &net->img, n, 0);
+    for (int s = 0; s < D; s++) {
+        int64_t Hs = H >> s, Ws = W >> s;
+        if (s > 0 && c->down == SL_DOWN_MAXPOOL) {
+            if (sl_mul3_size(B, net->width[s - 1], Hs * Ws, &n)) pl->overflow = 1;
+            plan_slot(pl, &net->pool[s], n, 1);
+        }
+        for (int k = 0; k < 2; k++) {
+            nn_block *bk = &net->enc[s][k];
+            int64_t Hin = (k == 0 && bk->stride == 2) ? H >> (s - 1) : Hs;
+            int64_t Win = (k == 0 && bk->stride == 2) ? W >> (s - 1) : Ws;
+            sl_conv2d_shape cs = {B, bk->cin1, bk->cin2, bk->cout, Hin, Win, 3, bk->stride, 1};
+            bk->cs = cs;
+            bk->Ho = Hs;
+            bk->Wo = Ws;
+        }
+    }
+    for (int s = D - 2; s >= 0; s--) {
+        int64_t Hs = H >> s, Ws = W >> s;
+        if (sl_mul3_size(B, net->width[s], Hs * Ws, &n)) pl->overflow = 1;
+        plan_slot(pl, &net->up[s], n, 1);
+        work = max_sz(work, sl_convt2x2_work_bytes(B, net->width[s + 1], net->width[s], Hs / 2, Ws / 2,
+                                                   threads));
+        for (int k = 0; k < 2; k++) {
+            nn_block *bk = &net->dec[s][k];
+            sl_conv2d_shape cs = {B, bk->cin1, bk->cin2, bk->cout, Hs, Ws, 3, 1, 1};
+            bk->cs = cs;
+            bk->Ho = Hs;
+            bk->Wo = Ws;
+        }
+    }
+    /* the block activations, encoder then decoder */
+    for (int pass = 0; pass < 2; pass++)
+        for (int s = 0; s < D; s++)
+            for (int k = 0; k < 2; k++) {
+                if (pass == 1 && s > D - 2) continue;
+                nn_block *bk = pass == 0 ? &net->enc[s][k] : &net->dec[s][k];
+                if (sl_mul3_size(B, bk->cout, bk->Ho * bk->Wo, &n)) pl->overflow = 1;
+                plan_slot(pl, &bk->y, n, 1);
+                plan_slot(pl, &bk->a, n, 1);
+                stat_n = c->norm == SL_NORM_BATCH ? bk->cout : B * bk->cout;
+                bk->mean = take(pl->abase, &pl->an, stat_n, &pl->overflow);
+                bk->rstd = take(pl->abase, &pl->an, stat_n, &pl->overflow);
+                size_t wb = sl_conv2d_work_bytes(&bk->cs, threads);
+                if (wb == 0) pl->overflow = 1;
+                work = max_sz(work, wb);
+                work = max_sz(work, sl_norm_work_bytes(B, bk->cout));
+            }
+    for (int l = 0; l < net->nout; l++) {
+        int64_t Hl = H >> l, Wl = W >> l;
+        if (sl_mul3_size(B, c->num_classes, Hl * Wl, &n)) pl->overflow = 1;
+        plan_slot(pl, &net->logits[l], n, 0);
+        sl_conv2d_shape cs = {B, net->width[l], 0, c->num_classes, Hl, Wl, 1, 1, 0};
+        size_t wb = sl_conv2d_work_bytes(&cs, threads);
+        if (wb == 0) pl->overflow = 1;
+        work = max_sz(work, wb);
+    }
+    return pl->overflow ? 0 : work;
+}
+
+static sl_status plan(sl_unet *net, int64_t B, int64_t H, int64_t W, int threads, char *msg,
+                      size_t msglen)
+{
+    if (net->acts && B == net->B && H == net->H && W == net->W && threads == net->plan_threads)
+        return SL_OK;
+    free_plan(net);
+    planner pl = {0};
+    size_t work = plan_layout(net, &pl, B, H, W, threads);
+    size_t ab, gb;
+    if (pl.overflow || work == 0 || sl_bytes(pl.an, sizeof(float), &ab) ||
+        sl_bytes(pl.gn, sizeof(float), &gb))
+        return sl_errf(msg, msglen, SL_EOVERFLOW, "activation memory for B=%lld, %lldx%lld overflows",
+                       (long long)B, (long long)H, (long long)W);
+    net->acts = sl_nn_alloc_aligned(ab);
+    net->gacts = sl_nn_alloc_aligned(gb);
+    net->work = sl_nn_alloc_aligned(work);
+    if (!net->acts || !net->gacts || !net->work) {
+        free_plan(net);
+        return sl_errf(msg, msglen, SL_ENOMEM, "out of memory for activations (%.1f MiB)",
+                       (double)(ab + gb + work) / 1048576.0);
+    }
+    planner pl2 = {net->acts, net->gacts, 0, 0, 0};
+    plan_layout(net, &pl2, B, H, W, threads);
+    net->work_bytes = work;
+    net->B = B;
+    net->H = H;
+    net->W = W;
+    net->plan_threads = threads;
+    return SL_OK;
+}
+
+/* ------------------------------------------------------ forward/backward */
+
+static float *P(sl_unet *net, int t) { return t < 0 ? NULL : net->params + net->tensors[t].offset; }
+static float *G(sl_unet *net, int t) { return t < 0 ? NULL : net->grads + net->tensors[t].offset; }
+static float *BUF(sl_unet *net, int t)
+{
+    return t < 0 ? NULL : net->buffers + net->tensors[t].offset;
+}
+
+static void block_forward(sl_unet *net, nn_block *k, const float *in1, const float *in2, int th)
+{
+    const sl_unet_config *c = &net->cfg;
+    const int64_t HW = k->Ho * k->Wo;
+    sl_conv2d_forward(k->y.v, in1, in2, P(net, k->t_w), P(net, k->t_b), &k->cs, net->work, th);
+    switch (c->norm) {
+    case SL_NORM_INSTANCE:
+        sl_instnorm_lrelu_forward(k->a.v, k->mean, k->rstd, k->y.v, P(net, k->t_g), P(net, k->t_be),
+                                  net->B, k->cout, HW, c->norm_eps, c->leaky_slope, th);
+        break;
+    case SL_NORM_BATCH:
+        sl_batchnorm_lrelu_forward(k->a.v, k->mean, k->rstd, BUF(net, k->t_rm), BUF(net, k->t_rv),
+                                   k->y.v, P(net, k->t_g), P(net, k->t_be), net->B, k->cout, HW,
+                                   c->norm_eps, c->bn_momentum, c->leaky_slope, net->training,
+                                   net->work, th);
+        break;
+    case SL_NORM_NONE:
+        sl_lrelu_forward(k->a.v, k->y.v, k->y.n, c->leaky_slope, th);
+        break;
+    }
+}
+
+/* Makes a gradient buffer hold a value (0 if nothing wrote it). */
+static void ensure_grad(slot *s)
+{
+    if (!s->written) {
+        memset(s->g, 0, (size_t)s->n * sizeof(float));
+        s->written = 1;
+    }
+}
+
+/* The acc flag for a kernel writing the gradients of s1 and s2 (either may
+ * be NULL): 0 when both are unwritten, else both are made valid and 1. */
+static int acc_for(slot *s1, slot *s2)
+{
+    int w1 = s1 ? s1->written : -1, w2 = s2 ? s2->written : -1;
+    int acc;
+    if ((w1 == 0 || w1 == -1) && (w2 == 0 || w2 == -1)) {
+        acc = 0;
+    } else {
+        if (s1) ensure_grad(s1);
+        if (s2) ensure_grad(s2);
+        acc = 1;
+    }
+    if (s1) s1->written = 1;
+    if (s2) s2->written = 1;
+    return acc;
+}
+
+static void block_backward(sl_unet *net, nn_block *k, const float *in1, const float *in2, slot *g1,
+                           slot *g2, int th)
+{
+    const sl_unet_config *c = &net->cfg;
+    const int64_t HW = k->Ho * k->Wo;
+    ensure_grad(&k->a);
+    switch (c->norm) {
+    case SL_NORM_INSTANCE:
+        sl_instnorm_lrelu_backward(k->y.g, G(net, k->t_g), G(net, k->t_be), k->a.g, k->a.v, k->y.v,
+                                   k->mean, k->rstd, P(net, k->t_g), net->B, k->cout, HW,
+                                   c->leaky_slope, 0, net->work, th);
+        break;
+    case SL_NORM_BATCH:
+        sl_batchnorm_lrelu_backward(k->y.g, G(net, k->t_g), G(net, k->t_be), k->a.g, k->a.v, k->y.v,
+                                    k->mean, k->rstd, P(net, k->t_g), net->B, k->cout, HW,
+                                    c->leaky_slope, net->fwd_training, 0, net->work, th);
+        break;
+    case SL_NORM_NONE:
+        sl_lrelu_backward(k->y.g, k->a.g, k->y.v, k->y.n, c->leaky_slope, 0, th);
+        break;
+    }
+    k->y.written = 1;
+    int acc = acc_for(g1, g2);
+    sl_conv2d_backward(g1 ? g1->g : NULL, g2 ? g2->g : NULL, G(net, k->t_w), G(net, k->t_b), k->y.g,
+                       in1, in2, P(net, k->t_w), &k->cs, acc, net->work, th);
+}
+
+/* The features a head at level l reads. */
+static slot *head_input(sl_unet *net, int l)
+{
+    return net->D == 1 ? &net->enc[0][1].a : &net->dec[l][1].a;
+}
+
+static void head_shape(const sl_unet *net, int l, sl_conv2d_shape *cs)
+{
+    sl_conv2d_shape s = {net->B, net->width[l], 0, net->cfg.num_classes, net->H >> l, net->W >> l,
+                         1, 1, 0};
+    *cs = s;
+}
+
+sl_status sl_unet_forward(sl_unet *net, const float *images, const sl_dims *dims, float *logits,
+                          char *msg, size_t msglen)
+{
+    if (!net || !images || !dims || !logits)
+        return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_forward: NULL argument");
+    const sl_unet_config *c = &net->cfg;
+    if (dims->spatial_ndim != 2)
+        return sl_errf(msg, msglen, SL_ESHAPE, "the U-Net is 2-D: images must be (B, C, H, W), got %d spatial axes",
+                       dims->spatial_ndim);
+    sl_status st = sl_dims_check(dims);
+    if (st) return sl_errf(msg, msglen, st, "invalid image dims");
+    if (dims->c != c->in_channels)
+        return sl_errf(msg, msglen, SL_ESHAPE, "images have %lld channels, the net expects %d",
+                       (long long)dims->c, c->in_channels);
+    const int64_t B = dims->n, H = dims->spatial[0], W = dims->spatial[1];
+    const int64_t f = (int64_t)1 << (net->D - 1);
+    if (H % f || W % f)
+        return sl_errf(msg, msglen, SL_ESHAPE,
+                       "H and W must be divisible by 2^(depth-1) = %lld, got %lldx%lld",
+                       (long long)f, (long long)H, (long long)W);
+    if (H * W > INT32_MAX)
+        return sl_errf(msg, msglen, SL_EOVERFLOW, "image of %lldx%lld pixels is too large",
+                       (long long)H, (long long)W);
+    const int th = sl_nn_threads(net->threads);
+    if ((st = plan(net, B, H, W, th, msg, msglen))) return st;
+    net->have_forward = 0;
+
+    const int D = net->D;
+    memcpy(net->img.v, images, (size_t)net->img.n * sizeof(float));
+    for (int s = 0; s < D; s++) {
+        const float *in = net->img.v;
+        if (s > 0) {
+            const float *prev = net->enc[s - 1][1].a.v;
+            if (c->down == SL_DOWN_MAXPOOL) {
+                sl_maxpool2_forward(net->pool[s].v, prev, B, net->width[s - 1], H >> (s - 1),
+                                    W >> (s - 1), th);
+                in = net->pool[s].v;
+            } else {
+                in = prev;
+            }
+        }
+        block_forward(net, &net->enc[s][0], in, NULL, th);
+        block_forward(net, &net->enc[s][1], net->enc[s][0].a.v, NULL, th);
+    }
+    for (int s = D - 2; s >= 0; s--) {
+        const float *below = s == D - 2 ? net->enc[D - 1][1].a.v : net->dec[s + 1][1].a.v;
+        sl_convt2x2_forward(net->up[s].v, below, P(net, net->t_up_w[s]), P(net, net->t_up_b[s]), B,
+                            net->width[s + 1], net->width[s], H >> (s + 1), W >> (s + 1), net->work,
+                            th);
+        block_forward(net, &net->dec[s][0], net->enc[s][1].a.v, net->up[s].v, th);
+        block_forward(net, &net->dec[s][1], net->dec[s][0].a.v, NULL, th);
+    }
+    for (int l = 0; l < net->nout; l++) {
+        sl_conv2d_shape cs;
+        head_shape(net, l, &cs);
+        sl_conv2d_forward(net->logits[l].v, head_input(net, l)->v, NULL, P(net, net->t_head_w[l]),
+                          P(net, net->t_head_b[l]), &cs, net->work, th);
+    }
+    memcpy(logits, net->logits[0].v, (size_t)net->logits[0].n * sizeof(float));
+    net->have_forward = 1;
+    net->fwd_training = net->training;
+    return SL_OK;
+}
+
+sl_status sl_unet_backward_ds(sl_unet *net, const float *const *dlogits, char *msg, size_t msglen)
+{
+    if (!net || !dlogits) return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_backward: NULL argument");
+    if (!net->have_forward)
+        return sl_errf(msg, msglen, SL_EBADSTATE, "backward needs a forward pass first");
+    const sl_unet_config *c = &net->cfg;
+    const int D = net->D, th = net->plan_threads;
+    const int64_t B = net->B, H = net->H, W = net->W;
+
+    /* every activation gradient starts unwritten */
+    net->img.written = 0;
+    for (int s = 0; s < D; s++) {
+        net->pool[s].written = net->up[s].written = 0;
+        for (int k = 0; k < 2; k++) {
+            net->enc[s][k].y.written = net->enc[s][k].a.written = 0;
+            net->dec[s][k].y.written = net->dec[s][k].a.written = 0;
+        }
+    }
+    /* heads, then the decoder from the finest level up: a level's features
+     * get their gradient from its head and from the upsampling above it,
+     * both before its blocks run backward */
+    for (int s = 0; s <= (D >= 2 ? D - 2 : 0); s++) {
+        if (s < net->nout && dlogits[s]) {
+            sl_conv2d_shape cs;
+            head_shape(net, s, &cs);
+            slot *hin = head_input(net, s);
+            int acc = acc_for(hin, NULL);
+            sl_conv2d_backward(hin->g, NULL, G(net, net->t_head_w[s]), G(net, net->t_head_b[s]),
+                               dlogits[s], hin->v, NULL, P(net, net->t_head_w[s]), &cs, acc,
+                               net->work, th);
+        }
+        if (D == 1) break;
+        block_backward(net, &net->dec[s][1], net->dec[s][0].a.v, NULL, &net->dec[s][0].a, NULL, th);
+        block_backward(net, &net->dec[s][0], net->enc[s][1].a.v, net->up[s].v, &net->enc[s][1].a,
+                       &net->up[s], th);
+        slot *below = s == D - 2 ? &net->enc[D - 1][1].a : &net->dec[s + 1][1].a;
+        ensure_grad(&net->up[s]);
+        int acc = acc_for(below, NULL);
+        sl_convt2x2_backward(below->g, G(net, net->t_up_w[s]), G(net, net->t_up_b[s]), net->up[s].g,
+                             below->v, P(net, net->t_up_w[s]), B, net->width[s + 1], net->width[s],
+                             H >> (s + 1), W >> (s + 1), acc, net->work, th);
+    }
+    /* the encoder, deepest stage first */
+    for (int s = D - 1; s >= 0; s--) {
+        block_backward(net, &net->enc[s][1], net->enc[s][0].a.v, NULL, &net->enc[s][0].a, NULL, th);
+        if (s == 0) {
+            block_backward(net, &net->enc[0][0], net->img.v, NULL, NULL, NULL, th);
+        } else if (c->down == SL_DOWN_MAXPOOL) {
+            block_backward(net, &net->enc[s][0], net->pool[s].v, NULL, &net->pool[s], NULL, th);
+            slot *prev = &net->enc[s - 1][1].a;
+            int acc = acc_for(prev, NULL);
+            sl_maxpool2_backward(prev->g, net->pool[s].g, prev->v, B, net->width[s - 1], H >> (s - 1),
+                                 W >> (s - 1), acc, th);
+        } else {
+            block_backward(net, &net->enc[s][0], net->enc[s - 1][1].a.v, NULL, &net->enc[s - 1][1].a,
+                           NULL, th);
+        }
+    }
+    return SL_OK;
+}
+
+sl_status sl_unet_backward(sl_unet *net, const float *dlogits, char *msg, size_t msglen)
+{
+    if (!net || !dlogits) return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_backward: NULL argument");
+    const float *levels[SL_UNET_MAX_DEPTH] = {0};
+    levels[0] = dlogits;
+    return sl_unet_backward_ds(net, levels, msg, msglen);
+}
+
+sl_status sl_unet_output(const sl_unet *net, int level, const float **logits, sl_dims *dims)
+{
+    if (!net || level < 0 || level >= net->nout) return SL_EINVAL;
+    if (!net->have_forward) return SL_EBADSTATE;
+    if (logits) *logits = net->logits[level].v;
+    if (dims) {
+        memset(dims, 0, sizeof *dims);
+        dims->n = net->B;
+        dims->c = net->cfg.num_classes;
+        dims->spatial_ndim = 2;
+        dims->spatial[0] = net->H >> level;
+        dims->spatial[1] = net->W >> level;
+    }
+    return SL_OK;
+}
+
+/* ------------------------------------------------- target downsampling */
+
+sl_status sl_nn_downsample_nearest(void *out, const void *in, const sl_dims *dims,
+                                   size_t elem_size, int factor, char *msg, size_t msglen)
+{
+    if (!out || !in || !dims || elem_size == 0 || factor < 1)
+        return sl_errf(msg, msglen, SL_EINVAL, "downsample: NULL argument, elem_size 0 or factor < 1");
+    sl_status st = sl_dims_check(dims);
+    if (st) return sl_errf(msg, msglen, st, "downsample: invalid dims");
+    int64_t in_ext[SL_MAX_SPATIAL] = {1, 1, 1}, out_ext[SL_MAX_SPATIAL] = {1, 1, 1};
+    const int nd = dims->spatial_ndim, off = SL_MAX_SPATIAL - nd;
+    for (int i = 0; i < nd; i++) {
+        if (dims->spatial[i] % factor)
+            return sl_errf(msg, msglen, SL_ESHAPE, "downsample: extent %lld of axis %d is not divisible by %d",
+                           (long long)dims->spatial[i], i, factor);
+        in_ext[off + i] = dims->spatial[i];
+        out_ext[off + i] = dims->spatial[i] / factor;
+    }
+    const int64_t planes = dims->n * dims->c;
+    const int64_t in_vox = in_ext[0] * in_ext[1] * in_ext[2];
+    const int64_t out_vox = out_ext[0] * out_ext[1] * out_ext[2];
+    /* the leading axes of a 2-D/1-D map have extent 1: stride 1 there */
+    const int64_t f0 = nd >= 3 ? factor : 1, f1 = nd >= 2 ? factor : 1, f2 = factor;
+    const unsigned char *src = in;
+    unsigned char *dst = out;
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t z = 0; z < out_ext[0]; z++)
+            for (int64_t y = 0; y < out_ext[1]; y++)
+                for (int64_t x = 0; x < out_ext[2]; x++) {
+                    int64_t si = p * in_vox + ((z * f0) * in_ext[1] + y * f1) * in_ext[2] + x * f2;
+                    int64_t di = p * out_vox + (z * out_ext[1] + y) * out_ext[2] + x;
+                    memcpy(dst + (size_t)di * elem_size, src + (size_t)si * elem_size, elem_size);
+                }
+    return SL_OK;
+}
