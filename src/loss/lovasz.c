@@ -1,0 +1,248 @@
+/*
+ * Lovász losses (Berman, Rannen Triki, Blaschko, "The Lovász-Softmax loss: A
+ * tractable surrogate for the optimization of the intersection-over-union
+ * measure in neural networks", CVPR 2018; matches the authors' reference
+ * implementation lovasz_losses.py: lovasz_softmax and lovasz_hinge).
+ *
+ * The Lovász extension of the Jaccard loss of one class over a set of P
+ * voxels with errors e_i and foreground g_i: sort the errors in decreasing
+ * order (permutation π), then
+ *     I_k = Σg − Σ_{j≤k} g_π(j),   U_k = Σg + Σ_{j≤k} (1 − g_π(j)),
+ *     J_k = 1 − I_k / U_k,   δ_1 = J_1, δ_k = J_k − J_{k−1},
+ *     loss = Σ_k f(e_π(k)) δ_k.
+ * The δ depend only on the order, so the loss is piecewise linear in the
+ * errors and its gradient is ∂loss/∂e_i = f'(e_i) δ_rank(i) — exact, not a
+ * subgradient approximation, away from ties of the errors.
+ *
+ * lovasz-softmax (softmax, C > 1; activation=none takes probabilities, any C):
+ *     e_i = |g_ic − p_ic|, f = identity; mean over the classes present in the
+ *     group (Σg_c > 0; classes=all: every class). No class present: 0.
+ *     ∂e/∂p = sign(p − g) (0 where p = g, as autograd's abs).
+ * lovasz hinge (sigmoid: C = 1 by default, or activation=sigmoid, each
+ *     channel one binary problem on its logits): s = 2g − 1,
+ *     e_i = 1 − x_i s_i, f = relu; ∂/∂x = −s δ where e > 0. Mean over
+ *     channels; `classes` does not apply (background errors count).
+ * Groups: the whole batch flattened (per_image=false, as the reference's
+ * default), or each image on its own, then the mean over the N images
+ * (per_image=true; an image with nothing present or all ignored adds 0).
+ * ignore_index voxels are removed before sorting. Soft targets enter with
+ * g ∈ [0, 1] in the same formulas (an extension; the paper has labels).
+ * Ties of errors: broken by index (sample, voxel), lowest first, as a stable
+ * sort does; the value does not depend on it.
+ *
+ * Sorting: a stable LSD radix sort on the 64-bit keys of the double errors
+ * (passes whose byte is constant are skipped), O(P) per class; classes and
+ * images run in parallel, each with its own slot, combined in order.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "term.h"
+
+enum { LV_PRESENT = 0, LV_ALL = 1 };
+
+/* Order-preserving map of a double to uint64, then inverted: ascending on
+ * the result is descending on the doubles. */
+static inline uint64_t desc_key(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    u = (u >> 63) ? ~u : (u | 0x8000000000000000ull);
+    return ~u;
+}
+
+/* Sorts idx[0..n) stably by key (ascending); kb and ib are scratch of size
+ * n. Passes swap the buffers, so it returns the array that holds the result. */
+static int64_t *radix_sort(uint64_t *key, int64_t *idx, uint64_t *kb, int64_t *ib, int64_t n)
+{
+    if (n <= 32) { /* insertion sort, stable */
+        for (int64_t i = 1; i < n; i++) {
+            uint64_t k = key[i];
+            int64_t v = idx[i], j = i;
+            for (; j > 0 && key[j - 1] > k; j--) {
+                key[j] = key[j - 1];
+                idx[j] = idx[j - 1];
+            }
+            key[j] = k;
+            idx[j] = v;
+        }
+        return idx;
+    }
+    int64_t cnt[256];
+    for (int shift = 0; shift < 64; shift += 8) {
+        memset(cnt, 0, sizeof cnt);
+        for (int64_t i = 0; i < n; i++) cnt[(key[i] >> shift) & 255]++;
+        if (cnt[(key[0] >> shift) & 255] == n) continue; /* byte constant: the pass changes nothing */
+        int64_t sum = 0;
+        for (int b = 0; b < 256; b++) {
+            int64_t c = cnt[b];
+            cnt[b] = sum;
+            sum += c;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            int64_t d = cnt[(key[i] >> shift) & 255]++;
+            kb[d] = key[i];
+            ib[d] = idx[i];
+        }
+        uint64_t *tk = key;
+        key = kb;
+        kb = tk;
+        int64_t *ti = idx;
+        idx = ib;
+        ib = ti;
+    }
+    return idx;
+}
+
+/* Positions 0..n) ordered by decreasing e, ties by position. */
+static int64_t *sort_desc(const double *e, int64_t n, uint64_t *key, int64_t *idx, uint64_t *kb, int64_t *ib)
+{
+    for (int64_t i = 0; i < n; i++) {
+        key[i] = desc_key(e[i]);
+        idx[i] = i;
+    }
+    return radix_sort(key, idx, kb, ib, n);
+}
+
+typedef struct {
+    int64_t n0, n1; /* samples [n0, n1) of this group */
+    int64_t c;      /* class / channel */
+    double value;   /* the class's Lovász loss */
+    int counted;    /* 1 when it enters the mean (present, or classes=all, or hinge) */
+} lv_job;
+
+/* One (group, class): gathers the valid voxels, sorts, computes the class's
+ * loss and, when gbuf is given, writes ∂(class loss)/∂(input) at each of its
+ * voxels to gbuf (scaled by the mean's weights once the counts are known). */
+static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job *jb, double *gbuf, int64_t cap)
+{
+    const int64_t C = cx->C, S = cx->S;
+    const int64_t c = jb->c;
+    int64_t P = 0;
+    /* scratch: e, g, key, kb as doubles/uint64; idx, ib, pos as int64 */
+    double *e = sl_malloc(cap, sizeof(double)), *g = sl_malloc(cap, sizeof(double));
+    uint64_t *key = sl_malloc(cap, sizeof(uint64_t)), *kb = sl_malloc(cap, sizeof(uint64_t));
+    int64_t *idx = sl_malloc(cap, sizeof(int64_t)), *ib = sl_malloc(cap, sizeof(int64_t));
+    int64_t *pos = sl_malloc(cap, sizeof(int64_t));
+    sl_status st = e && g && key && kb && idx && ib && pos ? SL_OK : SL_ENOMEM;
+    if (st == SL_OK) {
+        double gs = 0;
+        for (int64_t n = jb->n0; n < jb->n1; n++)
+            for (int64_t s = 0; s < S; s++) {
+                if (!sl_valid(cx, pr, n, s)) continue;
+                int64_t off = (n * C + c) * S + s;
+                double gv = sl_g(cx, n, c, s);
+                e[P] = hinge ? 1.0 - (double)cx->x[off] * (2 * gv - 1) : fabs(gv - (double)cx->p[off]);
+                g[P] = gv;
+                pos[P] = off;
+                gs += gv;
+                P++;
+            }
+        jb->counted = hinge || pr->mode == LV_ALL || gs > 0;
+        jb->value = 0;
+        if (P > 0 && jb->counted) {
+            const int64_t *order = sort_desc(e, P, key, idx, kb, ib);
+            double cum_g = 0, cum_ng = 0, Jprev = 0, val = 0;
+            for (int64_t k = 0; k < P; k++) {
+                int64_t i = order[k];
+                cum_g += g[i];
+                cum_ng += 1 - g[i];
+                double U = gs + cum_ng, J = 1 - (gs - cum_g) / U; /* U ≥ 1 unless gs = 0 and k = 0 (then U = 1 − g = 1) */
+                double d = J - Jprev;
+                Jprev = J;
+                double f = hinge ? (e[i] > 0 ? e[i] : 0) : e[i];
+                val += f * d;
+                if (gbuf) {
+                    double de;
+                    if (hinge) de = e[i] > 0 ? -(2 * g[i] - 1) : 0.0;
+                    else {
+                        double p = cx->p[pos[i]];
+                        de = p > g[i] ? 1.0 : p < g[i] ? -1.0 : 0.0;
+                    }
+                    gbuf[pos[i]] = de * d;
+                }
+            }
+            jb->value = val;
+        }
+    }
+    free(e);
+    free(g);
+    free(key);
+    free(kb);
+    free(idx);
+    free(ib);
+    free(pos);
+    return st;
+}
+
+static sl_status eval_lovasz(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
+{
+    const sl_params *pr = &t->prm;
+    const int64_t N = cx->N, C = cx->C, S = cx->S;
+    const int hinge = cx->act == SL_ACT_SIGMOID;
+    const int64_t ngroups = pr->per_image ? N : 1, njobs = ngroups * C;
+    const int64_t cap = (pr->per_image ? 1 : N) * S;
+    const int want_grad = hinge ? cx->dx != NULL : cx->dp != NULL;
+    lv_job *jobs = sl_calloc(njobs, sizeof(lv_job));
+    /* per-element coefficient d(class loss)/d(input), scaled once the counts are known */
+    double *gbuf = want_grad ? sl_calloc(N * C * S, sizeof(double)) : NULL;
+    if (!jobs || (want_grad && !gbuf)) {
+        free(jobs);
+        free(gbuf);
+        return sl_errf(msg, msglen, SL_ENOMEM, "lovasz: out of memory");
+    }
+    for (int64_t j = 0; j < njobs; j++) {
+        int64_t grp = j / C;
+        jobs[j].c = j % C;
+        jobs[j].n0 = pr->per_image ? grp : 0;
+        jobs[j].n1 = pr->per_image ? grp + 1 : N;
+    }
+    int failed = 0;
+#pragma omp parallel for num_threads(cx->threads) schedule(dynamic, 1) reduction(| : failed)
+    for (int64_t j = 0; j < njobs; j++) failed |= lv_run(cx, pr, hinge, &jobs[j], gbuf, cap) != SL_OK;
+    if (failed) {
+        free(jobs);
+        free(gbuf);
+        return sl_errf(msg, msglen, SL_ENOMEM, "lovasz: out of memory");
+    }
+    /* mean over counted classes within a group, then over groups */
+    double total = 0;
+    for (int64_t grp = 0; grp < ngroups; grp++) {
+        int64_t m = 0;
+        double sum = 0;
+        for (int64_t c = 0; c < C; c++) {
+            const lv_job *jb = &jobs[grp * C + c];
+            if (!jb->counted) continue;
+            m++;
+            sum += jb->value;
+        }
+        if (m == 0) continue;
+        total += sum / (double)m / (double)ngroups;
+        if (!want_grad) continue;
+        const double k = cx->scale / (double)m / (double)ngroups;
+        float *out = hinge ? cx->dx : cx->dp;
+        for (int64_t c = 0; c < C; c++) {
+            if (!jobs[grp * C + c].counted) continue;
+            for (int64_t n = jobs[grp * C + c].n0; n < jobs[grp * C + c].n1; n++) {
+                const int64_t off = (n * C + c) * S;
+                for (int64_t s = 0; s < S; s++) out[off + s] += (float)(k * gbuf[off + s]);
+            }
+        }
+    }
+    free(jobs);
+    free(gbuf);
+    *value = total;
+    return SL_OK;
+}
+
+static const sl_key lovasz_keys[] = {
+    SL_KEY_ACTIVATION,
+    {"per_image", SL_KEY_BOOL, SL_P(per_image), 0, 0, 1, NULL, "the loss of each image, then the mean over images"},
+    {"classes", SL_KEY_ENUM, SL_P(mode), LV_PRESENT, 0, 0, "present|all",
+     "softmax: average over the classes present in the target, or all"},
+    {"ignore_index", SL_KEY_LABEL, SL_P(ignore_index), NAN, -1e9, 1e9, NULL, "label whose voxels are skipped"},
+    SL_KEY_END};
+
+const sl_term_class sl_loss_lovasz = {
+    {"lovasz", "region", "Lovász-softmax (C > 1) / Lovász hinge (one sigmoid channel): convex IoU surrogate",
+     "Berman et al. 2018; matches the authors' lovasz_losses.py (lovasz_softmax, lovasz_hinge)"},
+    lovasz_keys, 0, NULL, eval_lovasz, NULL};
