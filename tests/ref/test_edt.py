@@ -18,6 +18,7 @@ from scipy import ndimage
 sys.path.insert(0, os.path.dirname(__file__))
 import geomref as G  # noqa: E402
 from slref import QUICK, Check  # noqa: E402
+from surfelref import area_table_ref, codes_ref  # noqa: E402
 
 ck = Check("test_edt")
 rng = np.random.default_rng(20240611)
@@ -167,77 +168,6 @@ ck.true("border of a full image is its outer shell",
 
 
 # ---- surfels -----------------------------------------------------------------
-def codes_ref(m):
-    """neighbour codes on the corner grid: corner p between voxels p-1 and p"""
-    nd = m.ndim
-    pm = np.pad(m.astype(np.uint8), 1)
-    code = np.zeros(tuple(s + 1 for s in m.shape), np.int64)
-    for k in range(2 ** nd):
-        off = [(k >> (nd - 1 - a)) & 1 for a in range(nd)]  # bit k: (dz, dy, dx)
-        sl = tuple(slice(o, o + s + 1) for o, s in zip(off, m.shape))
-        code |= pm[sl].astype(np.int64) << k
-    return code
-
-
-def area_table_ref(nd, sp):
-    """Iso-contour size per code, written independently of surface.c:
-    marching squares on every face, loops chained, centroid fans."""
-    ncorner = 2 ** nd
-    coords = [np.array([(c >> (nd - 1 - a)) & 1 for a in range(nd)], float) for c in range(ncorner)]
-    edges = [(a, b) for a in range(ncorner) for b in range(a + 1, ncorner)
-             if np.abs(coords[a] - coords[b]).sum() == 1]
-    mid = {e: (coords[e[0]] + coords[e[1]]) / 2 * np.array(sp) for e in edges}
-    if nd == 2:
-        faces = [[0, 1, 3, 2]]
-    else:
-        faces = []
-        for ax in range(3):
-            for val in (0, 1):
-                cs = [c for c in range(8) if coords[c][ax] == val]
-                o = [a for a in range(3) if a != ax]
-                # cyclic order around the square
-                ring = sorted(cs, key=lambda c: np.arctan2(coords[c][o[1]] - 0.5, coords[c][o[0]] - 0.5))
-                faces.append(ring)
-    table = np.zeros(2 ** ncorner)
-    for code in range(1, 2 ** ncorner - 1):
-        fg = [(code >> c) & 1 for c in range(ncorner)]
-        segs = []
-        for f in faces:
-            ring_edges = [tuple(sorted((f[i], f[(i + 1) % 4]))) for i in range(4)]
-            crossing = [i for i in range(4) if fg[f[i]] != fg[f[(i + 1) % 4]]]
-            if len(crossing) == 2:
-                segs.append((ring_edges[crossing[0]], ring_edges[crossing[1]]))
-            elif len(crossing) == 4:
-                for i in range(4):
-                    if fg[f[i]]:
-                        segs.append((ring_edges[(i - 1) % 4], ring_edges[i]))
-        if nd == 2:
-            table[code] = sum(np.linalg.norm(mid[a] - mid[b]) for a, b in segs)
-            continue
-        nbr = {}
-        for a, b in segs:
-            nbr.setdefault(a, []).append(b)
-            nbr.setdefault(b, []).append(a)
-        seen = set()
-        total = 0.0
-        for start in nbr:
-            if start in seen:
-                continue
-            loop, prev, cur = [], None, start
-            while True:
-                seen.add(cur)
-                loop.append(mid[cur])
-                nxt = nbr[cur][0] if nbr[cur][0] != prev else nbr[cur][1]
-                prev, cur = cur, nxt
-                if cur == start:
-                    break
-            cen = np.mean(loop, axis=0)
-            for i in range(len(loop)):
-                total += 0.5 * np.linalg.norm(np.cross(loop[i] - cen, loop[(i + 1) % len(loop)] - cen))
-        table[code] = total
-    return table
-
-
 for shape, sp in (((25, 31), (1.0, 1.0)), ((25, 31), (1.4, 0.6)), ((14, 17, 15), (2.0, 0.9, 1.2))):
     m = blobs(shape, 1.5, 0.4)
     table = area_table_ref(len(shape), sp)
