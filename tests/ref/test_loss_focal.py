@@ -1,7 +1,6 @@
 """focal against a PyTorch float64 reference written from Lin et al. 2017
 (softmax form, mean over valid voxels) and from torchvision's documented
-sigmoid_focal_loss semantics (per channel, mean over elements).
-sanitized: skip (uses the ctypes path for the ce comparison)."""
+sigmoid_focal_loss semantics (per channel, mean over elements)."""
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -80,8 +79,8 @@ def main():
                                (2, "soft", ",activation=sigmoid"), (3, "labels", ",activation=none")):
             act = "sigmoid" if "sigmoid" in extra else "none" if "none" in extra else "auto"
             x, y = R.make_inputs(rng, 2, C, (6, 7), kind, activation=act, ignore_index=2 if "ignore" in extra else None)
-            vf, gf, ef = R.run_lib("focal(gamma=0%s)" % extra, x, y)
-            vc, gc, ec = R.run_lib("ce(%s)" % extra.lstrip(",") if extra else "ce", x, y)
+            vf, gf, ef = R.run_cli("focal(gamma=0%s)" % extra, x, y, tmp)
+            vc, gc, ec = R.run_cli("ce(%s)" % extra.lstrip(",") if extra else "ce", x, y, tmp)
             chk.true("focal(gamma=0) vs ce C=%d %s%s: %s %s" % (C, kind, extra, ef, ec), ef is None and ec is None)
             if ef is None and ec is None:
                 chk.close("focal==ce value", vf, vc, rtol=1e-12, atol=1e-12)
@@ -89,7 +88,7 @@ def main():
         # MONAI's softmax focal loss: the same elementwise terms, mean over (N, C, voxels) = ours / C
         for C in (2, 4):
             x, y = R.make_inputs(rng, 2, C, (5, 6, 4), "labels")
-            v, _, err = R.run_lib("focal(gamma=2,alpha=0.25)", x, y)
+            v, _, err = R.run_cli("focal(gamma=2,alpha=0.25)", x, y, tmp)
             xt = torch.tensor(x.astype(np.float64))
             logp = torch.log_softmax(xt, 1)
             g = R.onehot(torch.tensor(y), C)
@@ -104,7 +103,7 @@ def main():
         # reference's autograd gives NaN at +-60, so compare at +-12 and check +-60 by hand.
         R.check_loss(chk, "focal saturated", "focal(gamma=0.5)", ref_focal, {"gamma": 0.5}, x / 5, y, 2, tmp,
                      fd=False)
-        v, g, err = R.run_lib("focal(gamma=0.5)", x, y)
+        v, g, err = R.run_cli("focal(gamma=0.5)", x, y, tmp)
         chk.true("focal gamma=0.5 at +-60: %s" % err, err is None and np.all(np.isfinite(g)))
         if err is None:
             chk.close("focal saturated-by-hand value", v, (120 + 0 + np.sqrt(0.5) * np.log(2)) / 3, rtol=1e-6)

@@ -2,8 +2,7 @@
 nnU-Net's TopKLoss (mean CE of the k % largest, ranked over the batch) and from
 the OHEM threshold rule (true-class probability < thresh, at least min_kept).
 Ties at the boundary: the reference takes them in index order with a stable
-sort, the documented choice of the C code; a dedicated test checks it.
-sanitized: skip (uses the ctypes path for the tie checks)."""
+sort, the documented choice of the C code; a dedicated test checks it."""
 import math
 
 import numpy as np
@@ -101,7 +100,7 @@ def main():
         x = np.zeros((1, 3, 4, 5), np.float32)
         x[0, 0], x[0, 1], x[0, 2] = 0.5, -0.25, 1.0
         y = np.ones((1, 4, 5), np.int64)
-        v, g, err = R.run_lib("topk", x, y)
+        v, g, err = R.run_cli("topk", x, y, tmp)
         chk.true("topk ties: %s" % err, err is None)
         if err is None:
             p = np.exp(x[0, :, 0, 0] - x[0, :, 0, 0].max())
@@ -114,7 +113,7 @@ def main():
         R.check_loss(chk, "topk ties", "topk", ref_topk, {}, x, y, 3, tmp, fd=False)
         # ohem with ties on the min_kept path: every voxel has p_true > thresh,
         # so the 25 % hardest are kept: the 5 lowest-index voxels.
-        v, g, err = R.run_lib("ohem(thresh=0.05,min_kept=0.25)", x, y)
+        v, g, err = R.run_cli("ohem(thresh=0.05,min_kept=0.25)", x, y, tmp)
         chk.true("ohem ties: %s" % err, err is None)
         if err is None:
             chk.close("ohem ties grad support", (np.abs(g[0]).sum(0) > 0).reshape(-1).astype(float),
@@ -125,9 +124,9 @@ def main():
         rng = np.random.default_rng(2)
         for C in (1, 4):
             x, y = R.make_inputs(rng, 2, C, (6, 7), "labels")
-            vc, gc, _ = R.run_lib("ce", x, y)
+            vc, gc, _ = R.run_cli("ce", x, y, tmp)
             for spec in ("topk(k=100)", "ohem(thresh=1)"):
-                vt, gt, err = R.run_lib(spec, x, y)
+                vt, gt, err = R.run_cli(spec, x, y, tmp)
                 chk.true("%s vs ce: %s" % (spec, err), err is None)
                 if err is None:
                     chk.close("topk==ce value", vt, vc, rtol=1e-9)
@@ -136,7 +135,7 @@ def main():
         x = np.zeros((1, 2, 3, 3), np.float32)
         x[0, 1] = 8
         y = np.ones((1, 3, 3), np.int64)
-        v, g, err = R.run_lib("ohem(min_kept=0)", x, y)
+        v, g, err = R.run_cli("ohem(min_kept=0)", x, y, tmp)
         chk.true("ohem none-hard: %s" % err, err is None and v == 0 and not np.any(g))
 
     D.bad_params(chk, "topk", [
