@@ -134,6 +134,13 @@ double sl_loss_term_value(const sl_loss *loss, int i);
  * index or a non-finite weight. */
 sl_status sl_loss_set_term_weight(sl_loss *loss, int i, double weight);
 
+/* Specs made only of region losses (dice, iou, tversky, ...) and cross-entropy
+ * are evaluated in two fused passes over the scores; everything else through
+ * materialised probabilities. Both give the same numbers up to float
+ * rounding. enabled = 0 forces the plain path (for tests and benchmarks).
+ * SL_EINVAL for NULL. */
+sl_status sl_loss_set_fused(sl_loss *loss, int enabled);
+
 /* ---- the catalogue ------------------------------------------------------ */
 
 typedef struct sl_loss_info {

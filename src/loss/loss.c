@@ -19,6 +19,7 @@
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fused.h"
 #include "params.h"
 #include "term.h"
 
@@ -30,6 +31,7 @@ struct sl_loss {
     /* per-activation scratch, reused across forwards; index act - 1 */
     float *p[NACT], *logp[NACT], *log1mp[NACT], *dp[NACT];
     int64_t cap; /* elements each buffer can hold */
+    int fused;   /* 1: use the two-pass fused path when the spec allows it */
 };
 
 /* ---- construction -------------------------------------------------------- */
@@ -46,6 +48,7 @@ sl_status sl_loss_create_terms(const sl_term_desc *terms, int nterms, sl_loss **
         return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
     }
     L->nterms = nterms;
+    L->fused = 1;
     for (int i = 0; i < nterms; i++) {
         const sl_term_desc *d = &terms[i];
         const sl_term_class *cls = d->name ? sl_term_class_find(d->name) : NULL;
@@ -106,6 +109,13 @@ sl_status sl_loss_set_term_weight(sl_loss *L, int i, double w)
 {
     if (!L || i < 0 || i >= L->nterms || !isfinite(w) || w < 0) return SL_EINVAL;
     L->terms[i].weight = w;
+    return SL_OK;
+}
+
+sl_status sl_loss_set_fused(sl_loss *L, int enabled)
+{
+    if (!L) return SL_EINVAL;
+    L->fused = enabled != 0;
     return SL_OK;
 }
 
@@ -321,6 +331,21 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
                 return sl_errf(msg, msglen, SL_ERANGE,
                                "loss: activation=none takes probabilities, but input %g at index %lld is outside [0, 1]",
                                (double)x[i], (long long)i);
+    }
+    /* The fused path: one activation, every term fusable, no stateful term. */
+    int nused = used[0] + used[1] + used[2];
+    int has_state = 0;
+    for (int i = 0; i < L->nterms; i++) has_state |= L->terms[i].cls->state_size != NULL;
+    if (L->fused && nused == 1 && !has_state) {
+        int act = used[0] ? SL_ACT_SOFTMAX : used[1] ? SL_ACT_SIGMOID : SL_ACT_NONE;
+        if (sl_fused_eligible(L->terms, L->nterms, C, act)) {
+            sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = act, .x = x, .target = tg, .opts = opts,
+                         .threads = threads, .scale = 1.0};
+            /* The gradient is finite by construction here (finite scores, p in [0, 1],
+             * finite coefficients), so the final scan of the plain path is skipped:
+             * it would be a third pass over memory. */
+            return sl_fused_forward(L->terms, L->nterms, &cx, value, grad, msg, msglen);
+        }
     }
     ensure_capacity(L, total);
 

@@ -1,0 +1,201 @@
+"""Loss forward+backward: segloss against PyTorch eager, same inputs, same process, same threads.
+
+Inputs: logits 2x4x128^3 float32 and a random label map (override with
+BENCH_SHAPE=N,C,D,H,W). For each spec the PyTorch version is what a user writes
+(MONAI-style code in eager mode, autograd for the gradient); segloss is called
+through ctypes on the same numpy buffers with a preallocated gradient. Times are
+the median of BENCH_REPS runs (default 5) after a warm-up; the printed figure is
+the ratio torch/segloss. For dice+ce the memory roofline is also printed: two
+reads of the logits and one write of the gradient at the triad bandwidth that
+bench/stream measures in the same run with the same thread count.
+
+    make bench          (or: /usr/bin/python3 bench/bench_losses.py)
+"""
+import ctypes as C
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))
+import slref  # noqa: E402
+
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+SHAPE = tuple(int(v) for v in os.environ.get("BENCH_SHAPE", "2,4,128,128,128").split(","))
+torch.set_num_threads(THREADS)
+
+
+class Dims(C.Structure):
+    _fields_ = [("n", C.c_int64), ("c", C.c_int64), ("spatial_ndim", C.c_int), ("spatial", C.c_int64 * 3)]
+
+
+class Target(C.Structure):
+    _fields_ = [("kind", C.c_int), ("labels", C.c_void_p), ("soft", C.c_void_p)]
+
+
+class Opts(C.Structure):
+    _fields_ = [("spacing", C.c_double * 3), ("dist", C.c_void_p), ("threads", C.c_int), ("training", C.c_int)]
+
+
+def median_time(fn):
+    fn()
+    ts = []
+    for _ in range(REPS):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
+# ------------------------------------------------------------------ PyTorch eager versions
+
+def onehot(y, C):
+    return F.one_hot(y, C).permute(0, y.dim(), *range(1, y.dim())).float()
+
+
+def t_dice_ce(x, y):
+    Cn = x.shape[1]
+    p = torch.softmax(x, 1)
+    g = onehot(y, Cn)
+    ax = list(range(2, x.dim()))
+    tp = (p * g).sum(ax)
+    den = p.sum(ax) + g.sum(ax)
+    dice = (1 - (2 * tp + 1e-5) / (den + 1e-5)).mean()
+    return dice + F.cross_entropy(x, y)
+
+
+def t_focal(x, y, gamma=2.0):
+    logp = F.log_softmax(x, 1)
+    lpy = logp.gather(1, y.unsqueeze(1))
+    return (-(1 - lpy.exp()) ** gamma * lpy).mean()
+
+
+def t_gdice(x, y):
+    Cn = x.shape[1]
+    p = torch.softmax(x, 1)
+    g = onehot(y, Cn)
+    ax = list(range(2, x.dim()))
+    sg = g.sum(ax)
+    w = 1.0 / (sg * sg)
+    inf = torch.isinf(w)
+    w = torch.where(inf, torch.zeros_like(w), w)
+    w = torch.where(inf, w.max(1, keepdim=True).values.expand_as(w), w)
+    num = (w * (p * g).sum(ax)).sum(1)
+    den = (w * (p.sum(ax) + sg)).sum(1)
+    return (1 - 2 * num / den).mean()
+
+
+def t_tversky(x, y, a=0.3, b=0.7):
+    Cn = x.shape[1]
+    p = torch.softmax(x, 1)
+    g = onehot(y, Cn)
+    ax = list(range(2, x.dim()))
+    tp = (p * g).sum(ax)
+    fp = (p * (1 - g)).sum(ax)
+    fn = ((1 - p) * g).sum(ax)
+    return (1 - (tp + 1e-5) / (tp + a * fp + b * fn + 1e-5)).mean()
+
+
+def t_lovasz(x, y):
+    # Berman et al.'s Lovasz-softmax, flattened over the batch, present classes.
+    Cn = x.shape[1]
+    p = torch.softmax(x, 1).movedim(1, -1).reshape(-1, Cn)
+    lab = y.reshape(-1)
+    losses = []
+    for c in range(Cn):
+        fg = (lab == c).float()
+        if fg.sum() == 0:
+            continue
+        err = (fg - p[:, c]).abs()
+        err_s, perm = torch.sort(err, descending=True)
+        fg_s = fg[perm]
+        gts = fg_s.sum()
+        inter = gts - fg_s.cumsum(0)
+        union = gts + (1 - fg_s).cumsum(0)
+        jac = 1 - inter / union
+        jac[1:] = jac[1:] - jac[:-1]
+        losses.append((err_s * jac).sum())
+    return torch.stack(losses).mean()
+
+
+PEERS = [("dice+ce", t_dice_ce), ("focal", t_focal), ("gdice", t_gdice), ("lovasz", t_lovasz),
+         ("tversky", t_tversky)]
+
+
+def stream_bandwidth():
+    exe = os.path.join(slref.BUILD, "bench", "stream")
+    out = subprocess.run([exe, str(THREADS), "256"], capture_output=True, text=True, check=True).stdout
+    return float(out.strip()) * 1e9
+
+
+def main():
+    lib = slref.lib()
+    rng = np.random.default_rng(0)
+    N, Cn = SHAPE[0], SHAPE[1]
+    x = rng.normal(0, 2, SHAPE).astype(np.float32)
+    y = rng.integers(0, Cn, (N,) + SHAPE[2:]).astype(np.int32)
+    g = np.empty_like(x)
+    xt = torch.from_numpy(x.copy()).requires_grad_(True)
+    yt = torch.from_numpy(y.astype(np.int64))
+    dims = Dims(N, Cn, len(SHAPE) - 2, (C.c_int64 * 3)(*SHAPE[2:]))
+    tgt = Target(0, y.ctypes.data, None)
+    opts = Opts((C.c_double * 3)(1, 1, 1), None, THREADS, 0)
+    msg = C.create_string_buffer(512)
+    names = set()
+    for i in range(lib.sl_loss_catalogue_size()):
+        lib.sl_loss_catalogue.restype = C.POINTER(C.c_char_p)
+        names.add(lib.sl_loss_catalogue(i)[0].decode())
+
+    bw = stream_bandwidth()
+    print("segloss vs PyTorch %s eager, forward+backward, logits %s float32, %d threads, median of %d"
+          % (torch.__version__, "x".join(map(str, SHAPE)), THREADS, REPS))
+    print("triad bandwidth: %.1f GB/s" % (bw / 1e9))
+    print("%-10s %12s %12s %10s" % ("loss", "pytorch", "segloss", "ratio"))
+    for spec, fn in PEERS:
+        if not all(part in names for part in spec.split("+")):
+            print("%-10s (not in this build's catalogue)" % spec)
+            continue
+        loss = C.c_void_p()
+        if lib.sl_loss_create(spec.encode(), C.byref(loss), msg, 512) != 0:
+            print("%-10s error: %s" % (spec, msg.value.decode()))
+            continue
+        val = C.c_double()
+
+        def seg():
+            st = lib.sl_loss_forward(loss, x.ctypes.data_as(C.c_void_p), C.byref(dims), C.byref(tgt), C.byref(opts),
+                                     C.byref(val), g.ctypes.data_as(C.c_void_p), msg, 512)
+            if st != 0:
+                raise RuntimeError(msg.value.decode())
+
+        def tor():
+            xt.grad = None
+            fn(xt, yt).backward()
+
+        ts = median_time(seg)
+        tt = median_time(tor)
+        # same value and gradient?
+        xt.grad = None
+        ref = fn(xt, yt)
+        ref.backward()
+        gd = float(np.abs(xt.grad.numpy() - g).max() / max(np.abs(xt.grad.numpy()).max(), 1e-30))
+        print("%-10s %10.1f ms %10.1f ms %9.1fx   (|value diff| %.1e, max rel grad diff %.1e)"
+              % (spec, tt * 1e3, ts * 1e3, tt / ts, abs(float(ref) - val.value), gd))
+        if spec == "dice+ce":
+            roof = 3 * x.nbytes / bw
+            lib.sl_loss_set_fused(loss, 0)
+            tp = median_time(seg)
+            lib.sl_loss_set_fused(loss, 1)
+            print("%-10s roofline (2 reads of the logits + 1 write of the gradient) %.1f ms: segloss at %.2fx of it;"
+                  " plain (unfused) path %.1f ms" % ("", roof * 1e3, ts / roof, tp * 1e3))
+        lib.sl_loss_free(loss)
+
+
+if __name__ == "__main__":
+    main()

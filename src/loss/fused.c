@@ -1,0 +1,478 @@
+/*
+ * The fused path: a whole spec in two passes over the scores.
+ *
+ * The plain path (loss.c) materialises p, log p and dL/dp as (N, C, S)
+ * buffers and lets each term walk them: simple, general, and about fifteen
+ * passes over memory. But most specs people train with — dice+ce, tversky,
+ * gdice+ce, ... — are sums of
+ *   - region losses, functions of per-group sums of p·g, p, g, p², g²
+ *     (term classes with region_finalize), and
+ *   - cross-entropy, a per-voxel function whose logit gradient is
+ *     (A·p − a) / D with per-voxel coefficients a and a global denominator D.
+ * For those, everything a gradient needs is known after one reduction pass,
+ * so:
+ *   pass 1: per voxel, softmax/sigmoid from the scores (kept in registers),
+ *           accumulate the region sums and the CE numerators/denominators;
+ *   finalize: each term turns the sums into its value and the coefficients
+ *           d_tp, d_sp, d_sp2 per group (the same code as the plain path);
+ *   pass 2: per voxel, recompute p, form dL/dp from the coefficients, apply
+ *           the activation's Jacobian, add the CE logit gradient, write.
+ * Memory traffic: the scores read twice (and the labels), the gradient
+ * written once — the roofline the benchmark compares against.
+ *
+ * Both paths give the same numbers up to float rounding (the exponential
+ * here is sl_exp_nonpos, ≤ 2 ulp); tests/unit/test_fused.c checks every
+ * eligible loss against the plain path, and SL_FORCE_PLAIN (an environment
+ * variable read by the CLI and the tests, not by the library) forces the
+ * plain path for comparisons.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "fastexp.h"
+#include "fused.h"
+
+extern const sl_term_class sl_loss_ce, sl_loss_wce, sl_loss_bce;
+
+#define VB 256
+#if defined(__GNUC__)
+#define SL_INLINE __attribute__((always_inline)) inline
+#else
+#define SL_INLINE
+#endif /* voxels per inner block: the class loops run over VB contiguous voxels */
+
+static int is_ce(const sl_term *t) { return t->cls == &sl_loss_ce || t->cls == &sl_loss_wce || t->cls == &sl_loss_bce; }
+
+int sl_fused_eligible(const sl_term *terms, int nterms, int64_t C, int act)
+{
+    if (act != SL_ACT_SOFTMAX && act != SL_ACT_SIGMOID) return 0;
+    for (int i = 0; i < nterms; i++) {
+        const sl_term *t = &terms[i];
+        if (!t->cls->region_finalize && !is_ce(t)) return 0;
+        /* one valid-voxel mask for the whole pass */
+        double a = t->prm.ignore_index, b = terms[0].prm.ignore_index;
+        if (isnan(a) != isnan(b) || (!isnan(a) && a != b)) return 0;
+        /* ce under sigmoid is the binary form; bce under softmax is refused earlier */
+        if (is_ce(t) && t->cls != &sl_loss_bce && act == SL_ACT_SIGMOID && C > 1 && t->prm.label_smoothing != 0) return 0;
+    }
+    return 1;
+}
+
+/* Per-CE-term constants. */
+typedef struct {
+    double *w;          /* class weights [C] */
+    double eps, pw, wsum, scale;
+    int binary;
+    double value, D, k; /* results: value, denominator, gradient factor weight/D */
+} ce_term;
+
+/* Probabilities of one block: p[c*VB + i] for voxels s0..s0+len of sample n,
+ * and lse[i] = log Σ exp (softmax) — the log-probabilities are x − lse. */
+static SL_INLINE void block_probs(const float *xn, int64_t C, int64_t S, int64_t s0, int64_t len, int act, float *p, double *lse)
+{
+    if (act == SL_ACT_SIGMOID) {
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < len; i++) {
+                float v = xn[c * S + s0 + i];
+                float e = sl_exp_nonpos(-fabsf(v));
+                float q = 1.0f / (1.0f + e);
+                p[c * VB + i] = v >= 0 ? q : e * q;
+            }
+        return;
+    }
+    float mx[VB], sum[VB];
+    for (int64_t i = 0; i < len; i++) mx[i] = xn[s0 + i];
+    for (int64_t c = 1; c < C; c++)
+        for (int64_t i = 0; i < len; i++) {
+            float v = xn[c * S + s0 + i];
+            mx[i] = v > mx[i] ? v : mx[i];
+        }
+    for (int64_t i = 0; i < len; i++) sum[i] = 0;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t i = 0; i < len; i++) {
+            float e = sl_exp_nonpos(xn[c * S + s0 + i] - mx[i]);
+            p[c * VB + i] = e;
+            sum[i] += e;
+        }
+    for (int64_t i = 0; i < len; i++) {
+        float inv = 1.0f / sum[i];
+        if (lse) lse[i] = (double)mx[i] + log((double)sum[i]);
+        sum[i] = inv;
+    }
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t i = 0; i < len; i++) p[c * VB + i] *= sum[i];
+}
+
+/* Target of class c for the block into g[i], and the valid mask into v[i]. */
+static SL_INLINE void block_target(const sl_ctx *cx, const sl_params *pr, int64_t n, int64_t s0, int64_t len, int64_t c,
+                         float *g)
+{
+    const int64_t S = cx->S;
+    if (cx->target->kind == SL_TARGET_SOFT) {
+        memcpy(g, cx->target->soft + (n * cx->C + c) * S + s0, (size_t)len * sizeof(float));
+        return;
+    }
+    const int32_t *lab = cx->target->labels + n * S + s0;
+    const int32_t want = cx->C == 1 ? 1 : (int32_t)c;
+    for (int64_t i = 0; i < len; i++) g[i] = lab[i] == want ? 1.0f : 0.0f;
+    (void)pr;
+}
+
+static SL_INLINE void block_valid(const sl_ctx *cx, const sl_params *pr, int64_t n, int64_t s0, int64_t len, float *v)
+{
+    if (isnan(pr->ignore_index) || cx->target->kind != SL_TARGET_LABELS) {
+        for (int64_t i = 0; i < len; i++) v[i] = 1.0f;
+        return;
+    }
+    const int32_t *lab = cx->target->labels + n * cx->S + s0;
+    const int32_t ig = (int32_t)pr->ignore_index;
+    for (int64_t i = 0; i < len; i++) v[i] = lab[i] != ig ? 1.0f : 0.0f;
+}
+
+/* CE coefficient a_c of voxel i (labels: y = label; soft: g from the block). */
+static SL_INLINE double ce_coeff(const ce_term *ct, int64_t C, int64_t c, int32_t y, double g)
+{
+    if (ct->binary) return 0; /* unused */
+    if (y >= 0) return ct->eps / (double)C * ct->w[c] + (c == y ? (1 - ct->eps) * ct->w[y] : 0.0);
+    return ct->w[c] * ((1 - ct->eps) * g + ct->eps / (double)C);
+}
+
+/* What both passes need, shared read-only by the threads. */
+typedef struct {
+    const sl_ctx *cx;
+    const sl_params *pr0; /* the common ignore_index */
+    const ce_term *ce;
+    int nce;
+    const double *K;      /* pass 2: weighted d_tp, d_sp, d_sp2 per (n, c) */
+    float *grad;
+} fused_job;
+
+/*
+ * The two chunk kernels. target_clones compiles each twice, for AVX2 and for
+ * the baseline, and picks at load time (the helpers below are always_inline so
+ * that they are compiled into each clone): the vectorised exponential is most
+ * of the work. Vector width changes the rounding of some float sums slightly,
+ * so results are reproducible per machine and thread count, and equal
+ * across machines to float rounding.
+ */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define SL_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SL_CLONES
+#endif
+
+/* Pass 1 over voxels [a, b) of sample n: adds the region sums (6 per class)
+ * and the CE numerator/denominator pairs to acc. p is C*VB floats of scratch. */
+SL_CLONES static void pass1_chunk(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p, double *acc)
+{
+    const sl_ctx *cx = j->cx;
+    const sl_params *pr0 = j->pr0;
+    const ce_term *ce = j->ce;
+    const int nce = j->nce, act = cx->act, soft = cx->target->kind == SL_TARGET_SOFT;
+    const int64_t C = cx->C, S = cx->S;
+    const float *xn = cx->x + n * C * S;
+    float g[VB], v[VB];
+    double lse[VB];
+    for (int64_t s0 = a; s0 < b; s0 += VB) {
+        const int64_t len = b - s0 < VB ? b - s0 : VB;
+        block_probs(xn, C, S, s0, len, act, p, lse);
+        block_valid(cx, pr0, n, s0, len, v);
+        for (int64_t c = 0; c < C; c++) {
+            block_target(cx, pr0, n, s0, len, c, g);
+            const float *pc = p + c * VB;
+            /* Eight running sums per quantity, added in lane order at the
+             * end: a fixed association that the compiler can vectorise
+             * (a single running double sum cannot be, without -ffast-math). */
+            double tp[8] = {0}, sp[8] = {0}, sg[8] = {0}, sp2[8] = {0}, sg2[8] = {0}, cnt[8] = {0};
+            int64_t i = 0;
+            for (; i + 8 <= len; i += 8)
+                for (int l = 0; l < 8; l++) {
+                    float pv = pc[i + l] * v[i + l], gv = g[i + l] * v[i + l];
+                    tp[l] += pv * gv;
+                    sp[l] += pv;
+                    sg[l] += gv;
+                    sp2[l] += pv * pv;
+                    sg2[l] += gv * gv;
+                    cnt[l] += v[i + l];
+                }
+            for (int l = 0; i < len; i++, l++) {
+                float pv = pc[i] * v[i], gv = g[i] * v[i];
+                tp[l] += pv * gv, sp[l] += pv, sg[l] += gv, sp2[l] += pv * pv, sg2[l] += gv * gv, cnt[l] += v[i];
+            }
+            double *o = acc + 6 * c;
+            for (int l = 0; l < 8; l++)
+                o[0] += tp[l], o[1] += sp[l], o[2] += sg[l], o[3] += sp2[l], o[4] += sg2[l], o[5] += cnt[l];
+        }
+        /* cross-entropy numerators (Σ a·(−log p)) and denominators */
+        for (int k = 0; k < nce; k++) {
+            const ce_term *ct = &ce[k];
+            double num = 0, den = 0;
+            if (!ct->binary && !soft && ct->eps == 0) {
+                /* the common case: −log p_y = lse − x_y, weight w_y */
+                const int32_t *lab = cx->target->labels + n * S + s0;
+                for (int64_t i = 0; i < len; i++) {
+                    const int32_t y = v[i] != 0 ? lab[i] : 0;
+                    const double wy = v[i] * ct->w[y];
+                    num += wy * (lse[i] - xn[y * S + s0 + i]);
+                    den += wy;
+                }
+            }
+            for (int64_t i = 0; i < len && (ct->binary || soft || ct->eps != 0); i++) {
+                if (v[i] == 0) continue;
+                const int64_t s = s0 + i;
+                if (ct->binary) {
+                    for (int64_t c = 0; c < C; c++) {
+                        double gg = sl_g(cx, n, c, s) * (1 - ct->eps) + ct->eps / 2;
+                        double xv = xn[c * S + s];
+                        /* −log σ(x) = softplus(−x), −log(1 − σ(x)) = softplus(x) */
+                        double sp_neg = fmax(-xv, 0) + log1p(exp(-fabs(xv)));
+                        double sp_pos = sp_neg + xv;
+                        num += ct->w[c] * (ct->pw * gg * sp_neg + (1 - gg) * sp_pos);
+                    }
+                    den += (double)C;
+                } else {
+                    int32_t y = soft ? -1 : cx->target->labels[n * S + s];
+                    for (int64_t c = 0; c < C; c++) {
+                        double ac = ce_coeff(ct, C, c, y, soft ? sl_g(cx, n, c, s) : 0);
+                        if (ac != 0) num += ac * (lse[i] - xn[c * S + s]);
+                    }
+                    den += soft ? 1.0 : ct->w[y];
+                }
+            }
+            acc[6 * C + 2 * k] += num;
+            acc[6 * C + 2 * k + 1] += den;
+        }
+    }
+}
+
+/* Pass 2 over voxels [a, b) of sample n: writes the gradient. p is 3*C*VB
+ * floats of scratch. */
+SL_CLONES static void pass2_chunk(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    const sl_ctx *cx = j->cx;
+    const sl_params *pr0 = j->pr0;
+    const ce_term *ce = j->ce;
+    const double *K = j->K;
+    const int nce = j->nce, act = cx->act, soft = cx->target->kind == SL_TARGET_SOFT;
+    const int64_t N = cx->N, C = cx->C, S = cx->S;
+    float v[VB];
+    float *dp = p + C * VB, *g = p + 2 * C * VB;
+    const float *xn = cx->x + n * C * S;
+    float *gn = j->grad + n * C * S;
+    for (int64_t s0 = a; s0 < b; s0 += VB) {
+        const int64_t len = b - s0 < VB ? b - s0 : VB;
+        block_probs(xn, C, S, s0, len, act, p, NULL);
+        block_valid(cx, pr0, n, s0, len, v);
+        /* dL/dp from the region coefficients; the targets are kept per class */
+        for (int64_t c = 0; c < C; c++) {
+            float *gc = g + c * VB;
+            block_target(cx, pr0, n, s0, len, c, gc);
+            const float ktp = (float)K[n * C + c], ksp = (float)K[N * C + n * C + c],
+                        ksp2 = (float)(2 * K[2 * N * C + n * C + c]);
+            const float *pc = p + c * VB;
+            float *dc = dp + c * VB;
+            for (int64_t i = 0; i < len; i++) dc[i] = v[i] * (ktp * gc[i] + ksp + ksp2 * pc[i]);
+        }
+        /* The common cross-entropy (softmax, labels, no smoothing) has the
+         * logit gradient k·w_y·(p − g): its per-voxel factor kw is folded
+         * into the activation step so that the gradient is stored once. */
+        float kw[VB];
+        for (int64_t i = 0; i < len; i++) kw[i] = 0;
+        for (int k = 0; k < nce; k++) {
+            const ce_term *ct = &ce[k];
+            if (ct->binary || soft || ct->eps != 0 || ct->k == 0) continue;
+            const int32_t *lab = cx->target->labels + n * S + s0;
+            for (int64_t i = 0; i < len; i++) kw[i] += v[i] != 0 ? (float)(ct->k * ct->w[lab[i]]) : 0.0f;
+        }
+        /* through the activation */
+        if (act == SL_ACT_SOFTMAX) {
+            float dot[VB];
+            for (int64_t i = 0; i < len; i++) dot[i] = 0;
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < len; i++) dot[i] += p[c * VB + i] * dp[c * VB + i];
+            for (int64_t c = 0; c < C; c++) {
+                const float *pc = p + c * VB, *dc = dp + c * VB, *gc = g + c * VB;
+                float *out = gn + c * S + s0;
+                for (int64_t i = 0; i < len; i++) out[i] = pc[i] * (dc[i] - dot[i]) + kw[i] * (pc[i] - gc[i]);
+            }
+        } else {
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < len; i++)
+                    gn[c * S + s0 + i] = dp[c * VB + i] * p[c * VB + i] * (1.0f - p[c * VB + i]);
+        }
+        /* the other cross-entropy forms */
+        for (int k = 0; k < nce; k++) {
+            const ce_term *ct = &ce[k];
+            if (ct->k == 0 || (!ct->binary && !soft && ct->eps == 0)) continue;
+            for (int64_t c = 0; c < C; c++) {
+                const float *gcl = g + c * VB;
+                const float *pc = p + c * VB;
+                float *gc = gn + c * S + s0;
+                if (ct->binary) {
+                    const double kw1 = ct->k * ct->w[c];
+                    for (int64_t i = 0; i < len; i++) {
+                        double gg = gcl[i] * (1 - ct->eps) + ct->eps / 2;
+                        gc[i] += (float)(v[i] * kw1 * ((ct->pw * gg + 1 - gg) * pc[i] - ct->pw * gg));
+                    }
+                } else {
+                    for (int64_t i = 0; i < len; i++) {
+                        if (v[i] == 0) continue;
+                        const int64_t s = s0 + i;
+                        int32_t y = soft ? -1 : cx->target->labels[n * S + s];
+                        double A = 0;
+                        if (soft)
+                            for (int64_t q = 0; q < C; q++) A += ce_coeff(ct, C, q, -1, sl_g(cx, n, q, s));
+                        else
+                            A = (1 - ct->eps) * ct->w[y] + ct->eps / (double)C * ct->wsum;
+                        double ac = ce_coeff(ct, C, c, y, gcl[i]);
+                        gc[i] += (float)(ct->k * (A * pc[i] - ac));
+                    }
+                }
+            }
+        }
+    }
+}
+
+sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double *value, float *grad, char *msg,
+                           size_t msglen)
+{
+    const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
+    const int act = cx->act;
+    const sl_params *pr0 = &terms[0].prm; /* ignore_index shared by all terms (eligibility) */
+    sl_status st = SL_OK;
+    double total = 0;
+
+    int nce = 0;
+    for (int i = 0; i < nterms; i++) nce += is_ce(&terms[i]);
+    ce_term *ce = calloc((size_t)(nce ? nce : 1), sizeof *ce);
+    double *wbuf = sl_calloc((nce ? nce : 1) * C, sizeof(double));
+    const int64_t NS = 6 * C + 2 * nce; /* per chunk: region sums per class, CE numerator/denominator per term */
+    double *part = sl_calloc(N * nch * NS, sizeof(double));
+    double *K = sl_calloc(3 * N * C, sizeof(double)); /* combined d_tp, d_sp, d_sp2 per (n, c), weighted */
+    if (!ce || !wbuf || !part || !K) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+        goto done;
+    }
+    for (int i = 0, k = 0; i < nterms; i++) {
+        if (!is_ce(&terms[i])) continue;
+        ce_term *ct = &ce[k];
+        ct->w = wbuf + k * C;
+        st = sl_class_weights(cx, &terms[i].prm, ct->w, msg, msglen);
+        if (st != SL_OK) goto done;
+        ct->eps = terms[i].prm.label_smoothing;
+        ct->pw = terms[i].cls == &sl_loss_bce ? terms[i].prm.pos_weight : 1.0;
+        ct->binary = act == SL_ACT_SIGMOID;
+        ct->scale = terms[i].weight;
+        for (int64_t c = 0; c < C; c++) ct->wsum += ct->w[c];
+        k++;
+    }
+
+    /* ---- pass 1: sums ---- */
+    fused_job job = {cx, pr0, ce, nce, K, grad};
+    int oom = 0;
+#pragma omp parallel num_threads(cx->threads)
+    {
+        float *p = malloc(sizeof(float) * (size_t)(C * VB));
+        if (!p) {
+#pragma omp atomic write
+            oom = 1;
+        }
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t ch = 0; ch < nch; ch++) {
+                if (!p) continue;
+                pass1_chunk(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p,
+                            part + (n * nch + ch) * NS);
+            }
+        free(p);
+    }
+
+    if (oom) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+        goto done;
+    }
+
+    /* ---- finalize: ordered combination, then each term's value and coefficients ---- */
+    double *sums = sl_calloc(N * NS, sizeof(double)); /* per sample, chunk order */
+    if (!sums) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+        goto done;
+    }
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ch = 0; ch < nch; ch++)
+            for (int64_t j = 0; j < NS; j++) sums[n * NS + j] += part[(n * nch + ch) * NS + j];
+    for (int i = 0, k = 0; i < nterms && st == SL_OK; i++) {
+        sl_term *t = &terms[i];
+        double val = 0;
+        if (is_ce(t)) {
+            ce_term *ct = &ce[k++];
+            double num = 0, den = 0;
+            for (int64_t n = 0; n < N; n++) {
+                num += sums[n * NS + 6 * C + 2 * (k - 1)];
+                den += sums[n * NS + 6 * C + 2 * (k - 1) + 1];
+            }
+            ct->D = den;
+            val = den > 0 ? num / den : 0;
+            ct->k = den > 0 ? ct->scale / den : 0;
+        } else {
+            sl_region r;
+            int pooled = t->prm.batch;
+            if (sl_region_alloc(&r, pooled ? C : N * C, pooled) != SL_OK) {
+                st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+                break;
+            }
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t c = 0; c < C; c++) {
+                    const double *o = sums + n * NS + 6 * c;
+                    int64_t gi = pooled ? c : n * C + c;
+                    r.tp[gi] += o[0], r.sp[gi] += o[1], r.sg[gi] += o[2];
+                    r.sp2[gi] += o[3], r.sg2[gi] += o[4], r.cnt[gi] += o[5];
+                }
+            sl_ctx tcx = *cx;
+            tcx.scale = t->weight;
+            st = t->cls->region_finalize(t, &tcx, &r, &val, msg, msglen);
+            if (st == SL_OK)
+                for (int64_t n = 0; n < N; n++)
+                    for (int64_t c = 0; c < C; c++) {
+                        int64_t gi = pooled ? c : n * C + c;
+                        K[0 * N * C + n * C + c] += t->weight * r.d_tp[gi];
+                        K[1 * N * C + n * C + c] += t->weight * r.d_sp[gi];
+                        K[2 * N * C + n * C + c] += t->weight * r.d_sp2[gi];
+                    }
+            sl_region_free(&r);
+        }
+        if (st != SL_OK) break;
+        if (!isfinite(val)) {
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "%s: the loss is not finite (%g)", t->cls->info.name, val);
+            break;
+        }
+        t->last_value = val;
+        total += t->weight * val;
+    }
+    free(sums);
+    if (st != SL_OK || !grad) goto done;
+
+    /* ---- pass 2: gradient (every element written; no need to clear grad) ---- */
+#pragma omp parallel num_threads(cx->threads)
+    {
+        float *p = malloc(sizeof(float) * (size_t)(3 * C * VB));
+        if (!p) {
+#pragma omp atomic write
+            oom = 1;
+        }
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t ch = 0; ch < nch; ch++) {
+                if (!p) continue;
+                pass2_chunk(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p);
+            }
+        free(p);
+    }
+    if (oom) st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+done:
+    free(ce);
+    free(wbuf);
+    free(part);
+    free(K);
+    if (st == SL_OK) *value = total;
+    return st;
+}

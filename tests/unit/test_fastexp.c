@@ -1,0 +1,22 @@
+/* sl_exp_nonpos against libm's expf on [-87, 0]: relative error in ulp. */
+#include <math.h>
+#include <stdio.h>
+#include "fastexp.h"
+#include "test_util.h"
+
+int main(void)
+{
+    double worst = 0;
+    float worst_x = 0;
+    for (float x = 0.0f; x >= -87.0f; x = nextafterf(x, -INFINITY) - 1e-6f * (1 + fabsf(x))) {
+        double ref = exp((double)x);
+        double ulp = nextafterf((float)ref, INFINITY) - (float)ref;
+        double err = fabs((double)sl_exp_nonpos(x) - ref) / ulp;
+        if (err > worst) worst = err, worst_x = x;
+    }
+    printf("max ulp error of sl_exp_nonpos on [-87, 0]: %.3f (at x = %.9g)\n", worst, (double)worst_x);
+    CHECK(worst <= 2.0, "max error %.3f ulp > 2", worst);
+    CHECK(sl_exp_nonpos(0.0f) == 1.0f, "exp(0) = 1");
+    CHECK(sl_exp_nonpos(-1000.0f) > 0 && sl_exp_nonpos(-1000.0f) < 2e-38f, "underflow clamps to e^-87");
+    return test_report("fastexp");
+}
