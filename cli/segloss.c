@@ -17,6 +17,8 @@ typedef struct {
 static const command commands[] = {
     {"loss", cmd_loss, "evaluate a loss spec and its gradient on .npy arrays"},
     {"demo", cmd_demo, "which losses notice a missed small lesion: a table on a realistic case"},
+    {"edt", cmd_edt, "exact Euclidean distance maps of a mask (NIfTI or .npy)"},
+    {"eval", cmd_eval, "score predicted label maps against ground truth (files or folders)"},
 };
 
 static void usage(FILE *f)
