@@ -5,9 +5,11 @@
  * where M_d is the band of voxels within distance d of M's contour. Here
  * the inner band is exact and in mm: the voxels of M whose Euclidean
  * distance to the nearest voxel outside M (outside the image counts as
- * outside, as the reference's zero-padded erosion does) is <= d. With d
- * below the smallest spacing the band is the 2*ndim-connected border. The
- * reference erodes with a 3x3 square d times on a pixel grid; that is a
+ * outside, as the reference's zero-padded erosion does) is <= d. A border
+ * voxel is one spacing away from the outside, so d must be at least the
+ * smallest spacing (sl_metrics_eval refuses a smaller d: the bands would be
+ * empty); with d equal to the spacing of an isotropic grid the band is the
+ * set of border voxels. The reference erodes with a 3x3 square d times on a pixel grid; that is a
  * chessboard-distance band, which this replaces by the Euclidean one so
  * that the width means the same in every direction and with any spacing.
  */

@@ -155,6 +155,15 @@ static sl_status prepare(const sl_grid *grid, const sl_metric_opts *opts, slg_vo
     if (st != SL_OK) return st;
     if ((o->metrics & SL_MET_LESION) && !slg_conn3(v->ndim, o->connectivity))
         return sl_errf(msg, msglen, SL_EINVAL, "connectivity: %d is not valid in %d-D", o->connectivity, v->ndim);
+    if (o->metrics & SL_MET_BIOU) {
+        double smin = INFINITY;
+        for (int a = 3 - v->ndim; a < 3; a++)
+            if (v->sp[a] < smin) smin = v->sp[a];
+        if (o->biou_width < smin)
+            return sl_errf(msg, msglen, SL_EINVAL,
+                           "biou_width: %g mm is below the smallest spacing %g mm (the boundary bands would be empty)",
+                           o->biou_width, smin);
+    }
     if (o->surface == SL_SURFACE_SURFELS && v->ndim < 2 && (o->metrics & (SL_MET_DISTANCE | SL_MET_NSD)))
         return sl_errf(msg, msglen, SL_EUNSUPPORTED, "surface: surfels need a 2-D or 3-D grid");
     return SL_OK;
