@@ -30,44 +30,38 @@
  *     ∂MCC/∂tp = cnt/(D + s_dr)
  *     ∂MCC/∂Σp = −Σg/(D + s_dr) − (A + s_nr)/(D + s_dr)² · ∂D/∂Σp,
  *     ∂D/∂Σp = (cnt − 2Σp)·Σg(cnt − Σg)/(2D)
- * applied per voxel as d_tp·g + d_sp by sl_region_backprop.
+ * applied per voxel as d_tp·g + d_sp by sl_region_backprop (a region_finalize
+ * loss: the framework computes the sums and applies the coefficients).
  */
 #include <stdlib.h>
 #include "term.h"
 
-static sl_status eval_mcc(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
+/* From the region sums: the value and d(value)/d(tp, Σp) per group (the
+ * framework applies them, in sl_region_eval or its fused passes). */
+static sl_status finalize_mcc(sl_term *t, const sl_ctx *cx, sl_region *r, double *value, char *msg, size_t msglen)
 {
     const sl_params *pr = &t->prm;
-    sl_region r;
-    if (sl_region_compute(cx, pr, 0, &r) != SL_OK) return sl_errf(msg, msglen, SL_ENOMEM, "mcc: out of memory");
-    double *lg = sl_calloc(2 * r.G, sizeof(double));
-    if (!lg) {
-        sl_region_free(&r);
-        return sl_errf(msg, msglen, SL_ENOMEM, "mcc: out of memory");
-    }
-    double *dl = lg + r.G;
-    for (int64_t g = 0; g < r.G; g++) {
-        double n = r.cnt[g], sp = r.sp[g], sg = r.sg[g];
-        double A = n * r.tp[g] - sp * sg;
+    double *lg = sl_calloc(2 * r->G, sizeof(double));
+    if (!lg) return sl_errf(msg, msglen, SL_ENOMEM, "mcc: out of memory");
+    double *dl = lg + r->G;
+    for (int64_t g = 0; g < r->G; g++) {
+        double n = r->cnt[g], sp = r->sp[g], sg = r->sg[g];
+        double A = n * r->tp[g] - sp * sg;
         double P = sp * (n - sp) * sg * (n - sg);
         double D = P > 0 ? sqrt(P) : 0.0;
         lg[g] = D > 0 ? 1.0 - (A + pr->smooth_nr) / (D + pr->smooth_dr) : 1.0 - pr->smooth_nr / pr->smooth_dr;
     }
-    sl_status st = sl_region_mean(cx, pr, &r, lg, dl, value, msg, msglen);
-    if (st == SL_OK && cx->dp) {
-        for (int64_t g = 0; g < r.G; g++) {
-            double n = r.cnt[g], sp = r.sp[g], sg = r.sg[g];
-            double P = sp * (n - sp) * sg * (n - sg);
-            if (!(P > 0) || dl[g] == 0) continue; /* degenerate group: constant, no gradient */
-            double D = sqrt(P), A = n * r.tp[g] - sp * sg, den = D + pr->smooth_dr;
-            double dD = (n - 2 * sp) * sg * (n - sg) / (2 * D);
-            r.d_tp[g] = -dl[g] * n / den;
-            r.d_sp[g] = -dl[g] * (-sg / den - (A + pr->smooth_nr) / (den * den) * dD);
-        }
-        sl_region_backprop(cx, pr, &r);
+    sl_status st = sl_region_mean(cx, pr, r, lg, dl, value, msg, msglen);
+    for (int64_t g = 0; st == SL_OK && g < r->G; g++) {
+        double n = r->cnt[g], sp = r->sp[g], sg = r->sg[g];
+        double P = sp * (n - sp) * sg * (n - sg);
+        if (!(P > 0) || dl[g] == 0) continue; /* degenerate group: constant, no gradient */
+        double D = sqrt(P), A = n * r->tp[g] - sp * sg, den = D + pr->smooth_dr;
+        double dD = (n - 2 * sp) * sg * (n - sg) / (2 * D);
+        r->d_tp[g] = -dl[g] * n / den;
+        r->d_sp[g] = -dl[g] * (-sg / den - (A + pr->smooth_nr) / (den * den) * dD);
     }
     free(lg);
-    sl_region_free(&r);
     return st;
 }
 
@@ -83,4 +77,4 @@ static const sl_key mcc_keys[] = {SL_KEYS_REGION(1e-5), SL_KEY_END};
 const sl_term_class sl_loss_mcc = {
     {"mcc", "region", "1 − soft Matthews correlation coefficient per (sample, class)",
      "Abhishek & Hamarneh 2021 (MCC-Loss); their setting is batch=true,smooth_nr=0,smooth_dr=1"},
-    mcc_keys, 0, mcc_validate, eval_mcc, NULL};
+    mcc_keys, 0, mcc_validate, sl_region_eval, NULL, finalize_mcc};
