@@ -1,0 +1,94 @@
+"""Shared pieces of the boundary-loss reference tests (boundary, hausdorff_dt, dpce, boundary_aware, blob).
+
+Random label maps make degenerate boundaries (every voxel is a boundary voxel), so these tests draw
+"blobby" targets instead: smoothed Gaussian noise, thresholded, one field per foreground class, which
+gives several connected components of various sizes per class. Distance maps in the references come
+from scipy.ndimage.distance_transform_edt (float64), never from segloss.
+"""
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+
+import lossref as R
+import slref
+
+torch.set_default_dtype(torch.float64)
+
+
+def blobby_labels(rng, N, C, spatial, frac=0.22, sigma=1.4):
+    """Label map (N, *spatial) int64: class c > 0 where its smoothed-noise field exceeds the quantile giving
+    about `frac` of the voxels (later classes over earlier ones). C = 1 means labels {0, 1}."""
+    hi = 2 if C == 1 else C
+    y = np.zeros((N,) + tuple(spatial), np.int64)
+    for n in range(N):
+        for c in range(1, hi):
+            f = ndi.gaussian_filter(rng.normal(size=spatial), sigma, mode="wrap")
+            y[n][f > np.quantile(f, 1 - frac)] = c
+    return y
+
+
+def soft_from_labels(rng, y, C):
+    """A soft target (N, C, ...) float32 whose 0.5-threshold (and argmax) is the label map y."""
+    if C == 1:
+        g = np.where(y == 1, rng.uniform(0.55, 1.0, y.shape), rng.uniform(0.0, 0.45, y.shape))
+        return g[:, None].astype(np.float32)
+    oh = np.moveaxis(np.eye(C)[y], -1, 1)
+    noise = rng.dirichlet(np.ones(C), size=y.shape)  # (..., C)
+    noise = np.moveaxis(noise, -1, 1)
+    return (0.6 * oh + 0.4 * noise).astype(np.float32)
+
+
+def logits(rng, N, C, spatial, scale=2.0, activation="auto"):
+    shape = (N, C) + tuple(spatial)
+    if activation == "none":
+        if C > 1:
+            z = rng.normal(0, 1.5, shape)
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return rng.uniform(0.02, 0.98, shape).astype(np.float32)
+    return rng.normal(0, scale, shape).astype(np.float32)
+
+
+def masks_of(target, C):
+    """(N, C, ...) bool numpy masks g > 0.5 from a label map or a soft target (torch or numpy)."""
+    t = torch.as_tensor(target)
+    return (R.onehot(t, C) > 0.5).numpy() if not t.dtype.is_floating_point else (t > 0.5).numpy()
+
+
+def edt(mask, spacing):
+    return ndi.distance_transform_edt(mask, sampling=spacing)
+
+
+def kervadec_map(mask, spacing):
+    """LIVIAETS one_hot2dist for one class: edt(neg)·neg − (edt(pos) − 1)·pos; 0 without a boundary."""
+    if not mask.any() or mask.all():
+        return np.zeros(mask.shape)
+    neg = ~mask
+    return edt(neg, spacing) * neg - (edt(mask, spacing) - 1) * mask
+
+
+def monai_field(mask, spacing):
+    """MONAI HausdorffDTLoss.distance_field for one channel: edt(fg) + edt(bg); 0 without a boundary."""
+    if not mask.any() or mask.all():
+        return np.zeros(mask.shape)
+    return edt(mask, spacing) + edt(~mask, spacing)
+
+
+def spacing_of(spatial, spacing):
+    return tuple(spacing) if spacing is not None else (1.0,) * len(spatial)
+
+
+def spacing_arg(spacing):
+    return ["--spacing", ",".join(repr(float(s)) for s in spacing)] if spacing is not None else []
+
+
+def shapes(quick):
+    """(N, spatial): 2-D and 3-D, one and two samples, big enough for a few blobs."""
+    if quick:
+        return [(1, (18, 20)), (2, (8, 9, 10))]
+    return [(1, (20, 22)), (2, (16, 19)), (1, (9, 10, 11)), (2, (8, 9, 10))]
+
+
+def targets(rng, N, C, spatial, kind):
+    y = blobby_labels(rng, N, C, spatial)
+    return y if kind == "labels" else soft_from_labels(rng, y, C)
