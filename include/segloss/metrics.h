@@ -21,10 +21,15 @@
  * Empty masks (P = prediction, G = target, for one label of one case), as
  * shared/METRICS.md fixes them, flagged in empty_pred / empty_gt:
  *   both empty: every overlap-type score 1 (Dice, IoU, precision, recall,
- *               specificity, VS, MCC, kappa, NSD, boundary IoU, lesion F1,
- *               clDice), VOE 0, RVD 0, every distance 0;
- *   one empty:  those scores 0, every distance +inf (the CLI substitutes its
+ *               specificity, VS, MCC, kappa, NSD, boundary IoU, lesion
+ *               precision/recall/F1/Dice, clDice and its two parts), VOE 0,
+ *               RVD 0, every distance 0;
+ *   one empty:  those scores 0 — except specificity, which measures the
+ *               background and keeps its value TN / (TN + FP) — VOE 1,
+ *               every distance +inf (the CLI substitutes its
  *               --empty-distance value), RVD +inf (G empty) or -1 (P empty).
+ * Surface counts (n_surf_*) are filled in every case where distances are
+ * requested, so a caller can tell how large the unmatched side was.
  *
  * Distances are exact: distances from one surface to the other are read
  * from the exact EDT of the complement of the other surface, computed on
@@ -118,7 +123,8 @@ typedef struct sl_metric_opts {
     sl_assd_mode assd_mode;    /* default SL_ASSD_POOLED */
     sl_surface_kind surface;   /* default SL_SURFACE_BORDER */
     double nsd_tolerance;      /* tau in mm, >= 0; default 1 */
-    double biou_width;         /* boundary band width d in mm, > 0; default 2 */
+    double biou_width;         /* boundary band width d in mm, >= the smallest spacing
+                                  (sl_metrics_eval refuses less: empty bands); default 2 */
     int connectivity;          /* lesion components: 0 = full (8/26), or 4/8, 6/18/26 */
     sl_lesion_match lesion_match; /* default SL_LESION_OVERLAP */
     int64_t lesion_min_overlap;   /* voxels, >= 1; default 1 */
@@ -166,7 +172,8 @@ typedef struct sl_metric_result {
     double msd_gt_to_pred;
     double nsd;                      /* surface Dice at opts.nsd_tolerance (SL_MET_NSD) */
 
-    /* SL_MET_BIOU */
+    /* SL_MET_BIOU: Cheng et al. 2021 with exact Euclidean inner bands of
+     * width opts.biou_width mm (outside the image counts as outside) */
     double biou;
 
     /* SL_MET_LESION */
@@ -180,7 +187,7 @@ typedef struct sl_metric_result {
     double lesion_dice;      /* mean over target lesions of the per-lesion Dice */
 
     /* SL_MET_CLDICE */
-    double cldice;           /* 2 Tprec Tsens / (Tprec + Tsens) */
+    double cldice;           /* 2 Tprec Tsens / (Tprec + Tsens), skeletons of sl_skeletonize */
     double topo_precision;   /* |S(P) ∩ G| / |S(P)| */
     double topo_sensitivity; /* |S(G) ∩ P| / |S(G)| */
 } sl_metric_result;
@@ -203,8 +210,15 @@ int sl_metric_opts_describe(const sl_metric_opts *opts, int ndim, char *buf, siz
  *   labels:   nlabels >= 1 values (0 is allowed: background as a class)
  *   opts:     NULL = SL_METRIC_OPTS_DEFAULT
  *   results:  [nlabels], caller-allocated; fully overwritten
- * Codes: SL_EINVAL (NULL argument, nlabels < 1, bad opts), SL_ESHAPE /
- * SL_EOVERFLOW (grid), SL_ENOMEM. On failure the results are unspecified.
+ * Cost: one threaded scan of both maps per label, then work on the
+ * bounding box of P | G only (two EDTs for the distance group, two for the
+ * boundary IoU, two component labellings, two thinnings for clDice — the
+ * slowest group on large 3-D structures).
+ * Codes: SL_EINVAL (NULL argument, nlabels < 1, bad opts, connectivity not
+ * valid for the grid's ndim, biou_width below the smallest spacing),
+ * SL_EDTYPE (unknown dtype), SL_EUNSUPPORTED (surfels on a 1-D grid),
+ * SL_ESHAPE / SL_EOVERFLOW (grid), SL_ENOMEM. On failure the results are
+ * unspecified.
  */
 sl_status sl_metrics_eval(const sl_labelmap *pred, const sl_labelmap *gt, const sl_grid *grid,
                           const int64_t *labels, int nlabels, const sl_metric_opts *opts,
