@@ -47,11 +47,13 @@ typedef struct line_buf {
     double *z;    /* boundaries between consecutive parabolas (n + 3) */
 } line_buf;
 
-static int line_buf_alloc(line_buf *b, int64_t cap)
+/* cap: the longest line; tile: the most elements one tile holds (a single
+ * row for the contiguous pass, TILE lines for the strided ones). */
+static int line_buf_alloc(line_buf *b, int64_t cap, int64_t tile)
 {
-    b->lab = sl_malloc(cap * TILE, sizeof(int64_t));
-    b->f = sl_malloc(cap * TILE, sizeof(double));
-    b->g = sl_malloc(cap * TILE, sizeof(double));
+    b->lab = sl_malloc(tile, sizeof(int64_t));
+    b->f = sl_malloc(tile, sizeof(double));
+    b->g = sl_malloc(tile, sizeof(double));
     b->v = sl_malloc(cap + 2, sizeof(double));
     b->vf = sl_malloc(cap + 2, sizeof(double));
     b->z = sl_malloc(cap + 3, sizeof(double));
@@ -259,6 +261,11 @@ sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *vo
     const int64_t n0 = vol->n[0], n1 = vol->n[1], n2 = vol->n[2];
     int64_t cap = n0 > n1 ? n0 : n1;
     if (n2 > cap) cap = n2;
+    /* a long 1-D image must not cost TILE times its length */
+    if (cap > INT64_MAX / TILE) return SL_ENOMEM; /* no such memory anyway; keeps TILE * n defined */
+    int64_t tile = n2;
+    if (n1 > 1 && TILE * n1 > tile) tile = TILE * n1;
+    if (n0 > 1 && TILE * n0 > tile) tile = TILE * n0;
     /* Passes run along axis 2, then 1, then 0; axes of extent 1 need no
      * envelope pass. The last pass writes the finished value. */
     const int last = n0 > 1 ? 0 : (n1 > 1 ? 1 : 2);
@@ -268,7 +275,7 @@ sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *vo
 #pragma omp parallel num_threads(nt)
     {
         line_buf b;
-        int ok = line_buf_alloc(&b, cap);
+        int ok = line_buf_alloc(&b, cap, tile);
         if (!ok) {
 #pragma omp atomic write
             fail = 1;
