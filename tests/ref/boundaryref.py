@@ -92,3 +92,46 @@ def shapes(quick):
 def targets(rng, N, C, spatial, kind):
     y = blobby_labels(rng, N, C, spatial)
     return y if kind == "labels" else soft_from_labels(rng, y, C)
+
+
+def hard_labels(target, C, act):
+    """What the CE-based boundary losses build their maps from: (N, K, ...) int label maps, K = 1 for the
+    multi-class form (the label map; a soft target's argmax) or K = C for the binary form (g_c > 0.5)."""
+    t = torch.as_tensor(target)
+    binary = act == "sigmoid" or (act == "auto" and C == 1) or (act == "none" and C == 1)
+    if binary:
+        return (R.onehot(t, C) > 0.5).numpy().astype(np.int64)
+    if t.dtype.is_floating_point:
+        return t.argmax(dim=1, keepdim=True).numpy()
+    return t.numpy()[:, None]
+
+
+def label_distance(lab, spacing):
+    """Distance of every voxel to the nearest voxel of another label (scipy, one EDT per label);
+    None when the map has a single label."""
+    labels = np.unique(lab)
+    if len(labels) < 2:
+        return None
+    d = np.zeros(lab.shape)
+    for l in labels:
+        m = lab == l
+        d[m] = edt(m, spacing)[m]
+    return d
+
+
+def weighted_ce(x, target, C, act, w, by_weights):
+    """Σ w·CE / D with D = the number of terms or Σ w; w is (N, K, ...) as hard_labels."""
+    g = R.onehot(target, C)
+    binary = act == "sigmoid" or (act in ("auto", "none") and C == 1)
+    w = torch.as_tensor(w)
+    if binary:
+        if act == "none":
+            ce = -(g * torch.log(x) + (1 - g) * torch.log1p(-x))
+        else:
+            ce = torch.nn.functional.binary_cross_entropy_with_logits(x, g, reduction="none")
+    else:
+        logp = torch.log(x) if act == "none" else torch.log_softmax(x, dim=1)
+        ce = -(g * logp).sum(dim=1, keepdim=True)
+    num = (w * ce).sum()
+    D = w.sum() if by_weights else float(ce.numel())
+    return num / D if D > 0 else num * 0
