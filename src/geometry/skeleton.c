@@ -39,8 +39,9 @@ typedef struct thin_ctx {
     int npos;               /* 27 or 9 neighbourhood positions, centre included */
     int centre;
     int64_t off[27];        /* position -> offset in the padded image */
-    uint32_t adj_fg[27];    /* 26- (8-) adjacency among the positions */
-    uint32_t adj_bg[27];    /* 6- (4-) adjacency among the positions */
+    uint32_t all;           /* every position */
+    uint32_t col0, col2;    /* positions with x = 0 / x = 2 */
+    uint32_t row0, row2;    /* positions with y = 0 / y = 2 */
     uint32_t bg_domain;     /* N18 (N8) without the centre */
     uint32_t face;          /* the 6 (4) positions 6- (4-) adjacent to the centre */
     int64_t dir[6];         /* border directions as offsets */
@@ -67,21 +68,15 @@ static void thin_ctx_init(thin_ctx *c, int ndim, const int64_t stride[3])
         c->off[k] = d[k][0] * stride[0] + d[k][1] * stride[1] + d[k][2] * stride[2];
     }
     for (int a = 0; a < c->npos; a++) {
+        c->all |= 1u << a;
+        if (d[a][2] == -1) c->col0 |= 1u << a;
+        if (d[a][2] == 1) c->col2 |= 1u << a;
+        if (d[a][1] == -1) c->row0 |= 1u << a;
+        if (d[a][1] == 1) c->row2 |= 1u << a;
         if (a == c->centre) continue;
         int nz = (d[a][0] != 0) + (d[a][1] != 0) + (d[a][2] != 0);
         if (nz == 1) c->face |= 1u << a;
         if (nz <= 2) c->bg_domain |= 1u << a; /* N18 in 3-D; all of N8 in 2-D */
-        for (int b = 0; b < c->npos; b++) {
-            if (b == c->centre || b == a) continue;
-            int dd[3], m = 0, s = 0;
-            for (int q = 0; q < 3; q++) {
-                dd[q] = abs(d[a][q] - d[b][q]);
-                if (dd[q] > m) m = dd[q];
-                s += dd[q];
-            }
-            if (m <= 1) c->adj_fg[a] |= 1u << b;
-            if (s == 1) c->adj_bg[a] |= 1u << b;
-        }
     }
     c->ndir = 0;
     for (int axis = 3 - ndim; axis < 3; axis++) {
@@ -90,22 +85,47 @@ static void thin_ctx_init(thin_ctx *c, int ndim, const int64_t stride[3])
     }
 }
 
-/* Number of components of `set` under `adj`; with `touch` != 0, only the
- * components that contain a position of `touch`. */
-static int count_components(uint32_t set, const uint32_t *adj, uint32_t touch)
+/*
+ * Bit-parallel flood fill. Position k of the neighbourhood is bit k, with
+ * k = z*9 + y*3 + x (2-D: y*3 + x), so a step along x is a shift by 1, along
+ * y by 3, along z by 9; the masks stop bits from wrapping into the next row
+ * or layer. A 26- (8-) dilation is separable: x, then y, then z.
+ */
+static uint32_t step_x(const thin_ctx *c, uint32_t m)
+{
+    return m | ((m << 1) & ~c->col0) | ((m >> 1) & ~c->col2);
+}
+
+static uint32_t step_y(const thin_ctx *c, uint32_t m)
+{
+    return m | ((m << 3) & ~c->row0 & c->all) | ((m >> 3) & ~c->row2);
+}
+
+static uint32_t step_z(const thin_ctx *c, uint32_t m)
+{
+    return c->ndim == 3 ? (m | ((m << 9) & c->all) | (m >> 9)) : m;
+}
+
+static uint32_t dilate_full(const thin_ctx *c, uint32_t m) /* 26 (8) neighbours */
+{
+    return step_z(c, step_y(c, step_x(c, m)));
+}
+
+static uint32_t dilate_face(const thin_ctx *c, uint32_t m) /* 6 (4) neighbours */
+{
+    return step_x(c, m) | step_y(c, m) | step_z(c, m);
+}
+
+/* Number of components of `set` (full or face adjacency); with `touch` != 0
+ * only the components that contain a position of `touch` are counted. */
+static int count_components(const thin_ctx *c, uint32_t set, int full, uint32_t touch)
 {
     int n = 0;
     while (set) {
         uint32_t comp = set & (~set + 1u), prev;
         do {
             prev = comp;
-            uint32_t grow = comp, bits = comp;
-            while (bits) {
-                int b = __builtin_ctz(bits);
-                bits &= bits - 1;
-                grow |= adj[b] & set;
-            }
-            comp = grow;
+            comp = (full ? dilate_full(c, comp) : dilate_face(c, comp)) & set;
         } while (comp != prev);
         set &= ~comp;
         if (!touch || (comp & touch)) n++;
@@ -129,9 +149,9 @@ static int is_endpoint(uint32_t nb)
 
 static int is_simple(const thin_ctx *c, uint32_t nb)
 {
-    if (count_components(nb, c->adj_fg, 0) != 1) return 0;
+    if (count_components(c, nb, 1, 0) != 1) return 0;
     uint32_t bg = ~nb & c->bg_domain;
-    return count_components(bg, c->adj_bg, c->face) == 1;
+    return count_components(c, bg, 0, c->face) == 1;
 }
 
 static int cmp_i64(const void *a, const void *b)
