@@ -805,6 +805,49 @@ static int scan_labels(const eval_args *o, const case_t *cases, int n, case_out 
     return first_failure(co, n);
 }
 
+/* Scores the labels of one loaded case with `inner` threads. Labels are
+ * independent, so with several threads and several labels each thread
+ * takes whole labels (one-threaded metric calls): an atlas with a hundred
+ * labels scales with the threads, where splitting each small label's work
+ * across threads would mostly wait. One label (or one thread) gets every
+ * thread inside the metric call instead. Results and the reported error
+ * (the first failing label) do not depend on the schedule. */
+static void score_labels(const eval_args *o, const case_t *cs, case_out *c, int inner)
+{
+    sl_labelmap p = {c->L.p.data, c->L.p.dtype}, g = {c->L.g.data, c->L.g.dtype};
+    int per_label = inner > 1 && o->nlabels > 1;
+    int nl = o->nlabels, team = per_label ? (inner < nl ? inner : nl) : 1;
+    sl_status *st = calloc((size_t)nl, sizeof *st);
+    char(*msgs)[512] = calloc((size_t)nl, sizeof *msgs);
+    if (!st || !msgs) {
+        free(st);
+        free(msgs);
+        c->rc = EXIT_WORK;
+        snprintf(c->err, sizeof c->err, "out of memory");
+        return;
+    }
+    sl_metric_opts mo = o->mo;
+    mo.threads = per_label ? 1 : inner;
+    if (!per_label) {
+        st[0] = sl_metrics_eval(&p, &g, &c->L.grid, o->labels, nl, &mo, c->res, msgs[0], sizeof msgs[0]);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+#endif
+        for (int l = 0; l < nl; l++)
+            st[l] = sl_metrics_eval(&p, &g, &c->L.grid, &o->labels[l], 1, &mo, &c->res[l], msgs[l], sizeof msgs[l]);
+    }
+    (void)team;
+    for (int l = 0; l < (per_label ? nl : 1); l++)
+        if (st[l] != SL_OK) {
+            c->rc = st[l] == SL_EINVAL ? EXIT_USAGE : EXIT_WORK;
+            snprintf(c->err, sizeof c->err, "%s vs %s: %s", cs->pred, cs->gt, msgs[l][0] ? msgs[l] : sl_strerror(st[l]));
+            break;
+        }
+    free(st);
+    free(msgs);
+}
+
 static int score_cases(const eval_args *o, const case_t *cases, int n, case_out *co, int outer, int inner,
                        progress *pg)
 {
@@ -823,17 +866,11 @@ static int score_cases(const eval_args *o, const case_t *cases, int n, case_out 
         if (!c->L.loaded) c->rc = load_case(o, &cases[i], &c->L, c->err, sizeof c->err);
         if (!c->rc) {
             c->res = calloc((size_t)o->nlabels, sizeof *c->res);
-            sl_metric_opts mo = o->mo;
-            mo.threads = inner;
-            sl_labelmap p = {c->L.p.data, c->L.p.dtype}, g = {c->L.g.data, c->L.g.dtype};
-            char msg[512] = "";
-            sl_status st = c->res ? sl_metrics_eval(&p, &g, &c->L.grid, o->labels, o->nlabels, &mo, c->res, msg,
-                                                    sizeof msg)
-                                  : SL_ENOMEM;
-            if (st != SL_OK) {
-                c->rc = st == SL_EINVAL ? EXIT_USAGE : EXIT_WORK;
-                snprintf(c->err, sizeof c->err, "%s vs %s: %s", cases[i].pred, cases[i].gt,
-                         msg[0] ? msg : sl_strerror(st));
+            if (!c->res) {
+                c->rc = EXIT_WORK;
+                snprintf(c->err, sizeof c->err, "out of memory");
+            } else {
+                score_labels(o, &cases[i], c, inner);
             }
             c->empty_distance = o->empty_distance_set ? o->empty_distance : diagonal_mm(&c->L.grid);
             c->ndim = c->L.grid.ndim;
@@ -1171,6 +1208,11 @@ int cmd_eval(int argc, char **argv)
     int outer = n < total ? n : total;
     if (outer < 1) outer = 1;
     int inner = total / outer > 1 ? total / outer : 1;
+#ifdef _OPENMP
+    /* Cases in one team, labels (or the metric's own loops) in a nested
+     * one: outer * inner <= total threads. */
+    if (omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
+#endif
     int tty = n > 1 && isatty(fileno(stderr));
 
     if (o.labels_all) {
