@@ -44,6 +44,7 @@ typedef struct line_buf {
     double *g;    /* this pass */
     double *v;    /* positions of the envelope's parabolas (n + 2) */
     double *vf;   /* their values (n + 2) */
+    double *h;    /* their keys f / s^2 + q^2 (n + 2) */
     double *z;    /* boundaries between consecutive parabolas (n + 3) */
 } line_buf;
 
@@ -56,8 +57,9 @@ static int line_buf_alloc(line_buf *b, int64_t cap, int64_t tile)
     b->g = sl_malloc(tile, sizeof(double));
     b->v = sl_malloc(cap + 2, sizeof(double));
     b->vf = sl_malloc(cap + 2, sizeof(double));
+    b->h = sl_malloc(cap + 2, sizeof(double));
     b->z = sl_malloc(cap + 3, sizeof(double));
-    return b->lab && b->f && b->g && b->v && b->vf && b->z;
+    return b->lab && b->f && b->g && b->v && b->vf && b->h && b->z;
 }
 
 static void line_buf_free(line_buf *b)
@@ -67,6 +69,7 @@ static void line_buf_free(line_buf *b)
     free(b->g);
     free(b->v);
     free(b->vf);
+    free(b->h);
     free(b->z);
 }
 
@@ -194,55 +197,71 @@ static void first_pass_line(const int64_t *lab, double *g, int64_t n, double s)
 /*
  * Later passes: per run, the lower envelope of the parabolas
  * (s (x - q))^2 + f(q) over the run's finite values and the two zero-valued
- * neighbours just outside it. Intersections are computed in index units
- * (values divided by s^2) so that the positions compare with the integers x.
+ * neighbours just outside it. Positions are in index units; a parabola is
+ * kept as its apex q and key h = f / s^2 + q^2, so that the intersection of
+ * parabolas p < q is at (h_q - h_p) / (2 (q - p)). The test "the new
+ * parabola hides the last one" compares without dividing (q > p), and the
+ * one division per parabola is the boundary that is stored.
  */
+typedef struct envelope {
+    double *v, *vf, *h, *z;
+    int64_t k;
+    double inv_s2;
+} envelope;
+
+static inline void envelope_push(envelope *E, double q, double fq)
+{
+    const double hq = fq * E->inv_s2 + q * q;
+    int64_t k = E->k;
+    if (k < 0) {
+        E->k = 0;
+        E->v[0] = q;
+        E->vf[0] = fq;
+        E->h[0] = hq;
+        E->z[0] = -INFINITY;
+        E->z[1] = INFINITY;
+        return;
+    }
+    double num, den;
+    for (;;) {
+        num = hq - E->h[k];
+        den = 2.0 * (q - E->v[k]);
+        /* z[0] is -inf: the comparison fails there, so k stays >= 0 */
+        if (num <= E->z[k] * den) k--;
+        else break;
+    }
+    k++;
+    E->v[k] = q;
+    E->vf[k] = fq;
+    E->h[k] = hq;
+    E->z[k] = num / den;
+    E->z[k + 1] = INFINITY;
+    E->k = k;
+}
+
 static void envelope_line(const int64_t *lab, const double *f, double *g, int64_t n, double s,
                           line_buf *b)
 {
-    const double s2 = s * s;
-    double *v = b->v, *vf = b->vf, *z = b->z;
+    envelope E = {b->v, b->vf, b->h, b->z, -1, 1.0 / (s * s)};
     int64_t a = 0;
     while (a < n) {
-        int64_t L = lab[a], e = a;
+        const int64_t L = lab[a];
+        int64_t e = a;
         while (e + 1 < n && lab[e + 1] == L) e++;
         if (L == 0) {
             for (int64_t x = a; x <= e; x++) g[x] = 0.0;
             a = e + 1;
             continue;
         }
-        int64_t k = -1;
-        /* q runs over a-1 (if inside the line), the run, e+1 (likewise). */
-        int64_t qlo = a > 0 ? a - 1 : a, qhi = e < n - 1 ? e + 1 : e;
-        for (int64_t qi = qlo; qi <= qhi; qi++) {
-            double fq = (qi < a || qi > e) ? 0.0 : f[qi];
-            if (!(fq < INFINITY)) continue;
-            double q = (double)qi;
-            if (k < 0) {
-                k = 0;
-                v[0] = q;
-                vf[0] = fq;
-                z[0] = -INFINITY;
-                z[1] = INFINITY;
-                continue;
-            }
-            double sI;
-            for (;;) {
-                double p = v[k];
-                sI = ((fq / s2 + q * q) - (vf[k] / s2 + p * p)) / (2.0 * (q - p));
-                /* z[0] is -inf, so k never drops below 0 */
-                if (sI <= z[k]) k--;
-                else break;
-            }
-            k++;
-            v[k] = q;
-            vf[k] = fq;
-            z[k] = sI;
-            z[k + 1] = INFINITY;
-        }
-        if (k < 0) {
+        E.k = -1;
+        if (a > 0) envelope_push(&E, (double)(a - 1), 0.0);
+        for (int64_t q = a; q <= e; q++)
+            if (f[q] < INFINITY) envelope_push(&E, (double)q, f[q]);
+        if (e < n - 1) envelope_push(&E, (double)(e + 1), 0.0);
+        if (E.k < 0) {
             for (int64_t x = a; x <= e; x++) g[x] = INFINITY;
         } else {
+            const double *v = E.v, *vf = E.vf, *z = E.z;
             int64_t j = 0;
             for (int64_t x = a; x <= e; x++) {
                 double xd = (double)x;
