@@ -93,6 +93,8 @@ static void line_buf_free(line_buf *b)
                 for (int j = 0; j < w; j++) lab[j * n + i] = (int64_t)r[j];                 \
             else if (lm == SLG_LAB_BINARY)                                                  \
                 for (int j = 0; j < w; j++) lab[j * n + i] = r[j] != 0;                     \
+            else if (lm == SLG_LAB_INVERT)                                                  \
+                for (int j = 0; j < w; j++) lab[j * n + i] = r[j] == 0;                     \
             else                                                                            \
                 for (int j = 0; j < w; j++) lab[j * n + i] = r[j] != 0 ? 1 : 2;             \
         }                                                                                   \
@@ -106,6 +108,8 @@ static void line_buf_free(line_buf *b)
             const T *r = p + i * stride;                                                    \
             if (lm == SLG_LAB_SIGNED)                                                       \
                 for (int j = 0; j < w; j++) lab[j * n + i] = r[j] != 0 ? 1 : 2;             \
+            else if (lm == SLG_LAB_INVERT)                                                  \
+                for (int j = 0; j < w; j++) lab[j * n + i] = r[j] == 0;                     \
             else                                                                            \
                 for (int j = 0; j < w; j++) lab[j * n + i] = r[j] != 0;                     \
         }                                                                                   \

@@ -34,11 +34,19 @@ slg_vol slg_vol_sub(const slg_vol *v, const int64_t n[3]);
  *   BINARY: label = (value != 0), so zero voxels are the features;
  *   SIGNED: label = 1 for non-zero values, 2 for zeros, so every voxel gets
  *           its distance to the nearest voxel of the other class;
- *   MULTI:  label = the integer value; label 0 voxels are features.
+ *   MULTI:  label = the integer value; label 0 voxels are features;
+ *   INVERT: label = (value == 0), so the non-zero voxels are the features
+ *           (distance to a set of points without materialising its
+ *           complement).
  * A voxel with label L != 0 gets the squared distance to the nearest voxel
  * whose label differs from L (+inf when there is none); label 0 gets 0.
  */
-typedef enum slg_labmode { SLG_LAB_BINARY = 0, SLG_LAB_SIGNED = 1, SLG_LAB_MULTI = 2 } slg_labmode;
+typedef enum slg_labmode {
+    SLG_LAB_BINARY = 0,
+    SLG_LAB_SIGNED = 1,
+    SLG_LAB_MULTI = 2,
+    SLG_LAB_INVERT = 3
+} slg_labmode;
 
 /* What the last pass writes: the squared distance, the distance, or the
  * signed forms (label 1 = inside). */

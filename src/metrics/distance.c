@@ -37,18 +37,17 @@ static int64_t count_u8(const uint8_t *m, int64_t n)
 }
 
 /*
- * Distances from the points `from` to the points `to` on volume v: EDT of
- * !to (squared, double) read at `from` in raster order. When `to` is empty
- * every distance is +inf. With a code map and table, also the weights.
+ * Distances from the points `from` to the points `to` on volume v: EDT with
+ * `to` as the features (squared, double) read at `from` in raster order.
+ * When `to` is empty every distance is +inf. With a code map and table,
+ * also the weights.
  */
-static sl_status directed(const uint8_t *from, const uint8_t *to, int64_t nto, const slg_vol *v, uint8_t *tmp,
-                          double *dist, int threads, double *d, double *w, const uint8_t *codes,
-                          const double *table)
+static sl_status directed(const uint8_t *from, const uint8_t *to, int64_t nto, const slg_vol *v, double *dist,
+                          int threads, double *d, double *w, const uint8_t *codes, const double *table)
 {
     const int64_t n = v->count;
     if (nto > 0) {
-        for (int64_t i = 0; i < n; i++) tmp[i] = !to[i];
-        sl_status st = slg_edt(tmp, SL_DT_U8, SLG_LAB_BINARY, v, dist, 0, SLG_FIN_SQ, threads);
+        sl_status st = slg_edt(to, SL_DT_U8, SLG_LAB_INVERT, v, dist, 0, SLG_FIN_SQ, threads);
         if (st != SL_OK) return st;
     }
     int64_t k = 0;
@@ -66,7 +65,7 @@ sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop 
 {
     memset(out, 0, sizeof *out);
     slg_vol v = c->vol;
-    uint8_t *sp = NULL, *sg = NULL, *tmp = NULL, *cp = NULL, *cg = NULL;
+    uint8_t *sp = NULL, *sg = NULL, *cp = NULL, *cg = NULL;
     double *dist = NULL;
     double table[256];
     sl_status st = SL_ENOMEM;
@@ -99,10 +98,9 @@ sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop 
     }
     out->np = count_u8(sp, v.count);
     out->ng = count_u8(sg, v.count);
-    if (out->np + out->ng > 0 && (out->np > 0 && out->ng > 0)) {
-        tmp = sl_malloc(v.count, 1);
+    if (out->np > 0 && out->ng > 0) {
         dist = sl_malloc(v.count, sizeof(double));
-        if (!tmp || !dist) goto done;
+        if (!dist) goto done;
     }
     if (out->np > 0) {
         out->dp = sl_malloc(out->np, sizeof(double));
@@ -111,7 +109,7 @@ sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop 
             out->wp = sl_malloc(out->np, sizeof(double));
             if (!out->wp) goto done;
         }
-        st = directed(sp, sg, out->ng, &v, tmp, dist, threads, out->dp, out->wp, cp, table);
+        st = directed(sp, sg, out->ng, &v, dist, threads, out->dp, out->wp, cp, table);
         if (st != SL_OK) goto done;
     }
     if (out->ng > 0) {
@@ -122,14 +120,13 @@ sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop 
             out->wg = sl_malloc(out->ng, sizeof(double));
             if (!out->wg) goto done;
         }
-        st = directed(sg, sp, out->np, &v, tmp, dist, threads, out->dg, out->wg, cg, table);
+        st = directed(sg, sp, out->np, &v, dist, threads, out->dg, out->wg, cg, table);
         if (st != SL_OK) goto done;
     }
     st = SL_OK;
 done:
     free(sp);
     free(sg);
-    free(tmp);
     free(cp);
     free(cg);
     free(dist);
