@@ -19,6 +19,7 @@
 #include <float.h>
 #include <stdlib.h>
 #include <string.h>
+#include "fastexp.h"
 #include "fused.h"
 #include "params.h"
 #include "term.h"
@@ -123,7 +124,9 @@ sl_status sl_loss_set_fused(sl_loss *L, int enabled)
 
 #define VBLOCK 256 /* voxels handled together so that the class loop is inner-vectorisable */
 
-/* x, p, logp are (N, C, S); logp may be NULL. */
+/* x, p, logp are (N, C, S); logp may be NULL. The exponential is
+ * sl_exp_nonpos (≤ 2 ulp, vectorised); log p = x − max − log Σ exp is formed
+ * in double from one log per voxel. */
 static void softmax_forward(const float *x, float *p, float *logp, int64_t N, int64_t C, int64_t S, int threads)
 {
     int64_t nb = (S + VBLOCK - 1) / VBLOCK;
@@ -131,8 +134,7 @@ static void softmax_forward(const float *x, float *p, float *logp, int64_t N, in
     for (int64_t n = 0; n < N; n++)
         for (int64_t b = 0; b < nb; b++) {
             int64_t s0 = b * VBLOCK, len = S - s0 < VBLOCK ? S - s0 : VBLOCK;
-            float mx[VBLOCK];
-            double sum[VBLOCK];
+            float mx[VBLOCK], sum[VBLOCK];
             const float *xn = x + n * C * S + s0;
             for (int64_t i = 0; i < len; i++) mx[i] = xn[i];
             for (int64_t c = 1; c < C; c++)
@@ -141,18 +143,20 @@ static void softmax_forward(const float *x, float *p, float *logp, int64_t N, in
             float *pn = p + n * C * S + s0;
             for (int64_t c = 0; c < C; c++)
                 for (int64_t i = 0; i < len; i++) {
-                    double e = exp((double)xn[c * S + i] - mx[i]);
-                    pn[c * S + i] = (float)e;
+                    float e = sl_exp_nonpos(xn[c * S + i] - mx[i]);
+                    pn[c * S + i] = e;
                     sum[i] += e;
                 }
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t i = 0; i < len; i++) pn[c * S + i] = (float)(pn[c * S + i] / sum[i]);
             if (logp) {
                 float *ln = logp + n * C * S + s0;
-                for (int64_t i = 0; i < len; i++) sum[i] = log(sum[i]);
+                double lse[VBLOCK];
+                for (int64_t i = 0; i < len; i++) lse[i] = (double)mx[i] + log((double)sum[i]);
                 for (int64_t c = 0; c < C; c++)
-                    for (int64_t i = 0; i < len; i++) ln[c * S + i] = (float)((double)xn[c * S + i] - mx[i] - sum[i]);
+                    for (int64_t i = 0; i < len; i++) ln[c * S + i] = (float)((double)xn[c * S + i] - lse[i]);
             }
+            for (int64_t i = 0; i < len; i++) sum[i] = 1.0f / sum[i];
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t i = 0; i < len; i++) pn[c * S + i] *= sum[i];
         }
 }
 
@@ -163,12 +167,14 @@ static void sigmoid_forward(const float *x, float *p, float *logp, float *log1mp
 {
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t i = 0; i < total; i++) {
-        double v = x[i];
-        p[i] = (float)(v >= 0 ? 1.0 / (1.0 + exp(-v)) : exp(v) / (1.0 + exp(v)));
-        if (logp) {
-            logp[i] = (float)log_sigmoid(v);
-            log1mp[i] = (float)log_sigmoid(-v);
-        }
+        float v = x[i], e = sl_exp_nonpos(-fabsf(v)), q = 1.0f / (1.0f + e);
+        p[i] = v >= 0 ? q : e * q;
+    }
+    if (!logp) return;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < total; i++) {
+        logp[i] = (float)log_sigmoid(x[i]);
+        log1mp[i] = (float)log_sigmoid(-(double)x[i]);
     }
 }
 
