@@ -6,6 +6,15 @@ import numpy as np
 import lossref as R
 import slref
 
+# Under the sanitizers (SL_QUICK=1) the finite-difference checks are left
+# out: they triple the CLI calls, and that pass looks for memory errors.
+FD = {} if not slref.QUICK else {"fd": False}
+
+
+def kw(**extra):
+    """check_loss keywords: extra, plus fd=False in quick mode."""
+    return dict(extra, **FD)
+
 
 def edge_cases(chk, name, spec, ref, params, channels=(1, 2, 4), seed=11, **kw):
     """Named edge cases through check_loss: an empty class, all voxels one
@@ -50,3 +59,17 @@ def bad_params(chk, name, cases, C=2):
             lines = [l for l in err.splitlines() if l.strip()]
             ok = rc in (1, 2) and len(lines) == 1 and needle in lines[0]
             chk.true("%s bad parameter %r: rc %d, stderr %r (want %r)" % (name, spec, rc, err.strip(), needle), ok)
+
+
+def threads_identical(chk, name, specs, C=3, shape=(2, 40, 30, 20), seed=13):
+    """1 and 2 threads give bit-identical values and gradients (fixed-order sums).
+    The volume spans several SL_CHUNK chunks per sample."""
+    rng = np.random.default_rng(seed)
+    with R.tmpdir() as tmp:
+        for kind in ("labels", "soft"):
+            x, y = R.make_inputs(rng, shape[0], C, shape[1:], kind)
+            for spec in specs:
+                v1, g1, e1 = R.run_cli(spec, x, y, tmp, extra=("--threads", "1"))
+                v2, g2, e2 = R.run_cli(spec, x, y, tmp, extra=("--threads", "2"))
+                ok = e1 is None and e2 is None and v1 == v2 and np.array_equal(g1, g2)
+                chk.true("%s %s %s: 1 and 2 threads differ (%s %s)" % (name, spec, kind, e1, e2), ok)

@@ -54,7 +54,7 @@ def ref_lovasz(x, target, C, activation="auto", per_image=False, classes="presen
 
 def main():
     chk = slref.Check("lovasz vs PyTorch")
-    fd = {"fd_step": 1e-4}
+    fd = D.kw(fd_step=1e-4)
     variants = [
         {},
         {"per_image": True},
@@ -96,6 +96,7 @@ def main():
         ("lovasz(gamma=2)", "unknown key 'gamma'"),
         ("lovasz(ignore_index=0.5)", "ignore_index"),
     ])
+    D.threads_identical(chk, "lovasz", ["lovasz", "lovasz(per_image=true,activation=sigmoid)"])
     chk.report()
 
 

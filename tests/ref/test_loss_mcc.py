@@ -47,10 +47,10 @@ def main():
         {"_empty": 1, "_channels": (4,), "_kinds": ("labels",)},
         {"batch": True, "include_background": False, "_empty": 2, "_channels": (4,), "_kinds": ("labels",)},
     ]
-    R.run_matrix(chk, "mcc", lambda p: R.spec_of("mcc", p), ref_mcc, variants)
-    D.edge_cases(chk, "mcc", "mcc(ignore_index=9)", ref_mcc, {"ignore_index": 9})
+    R.run_matrix(chk, "mcc", lambda p: R.spec_of("mcc", p), ref_mcc, variants, **D.kw())
+    D.edge_cases(chk, "mcc", "mcc(ignore_index=9)", ref_mcc, {"ignore_index": 9}, **D.kw())
     D.edge_cases(chk, "mcc", "mcc(batch=true,ignore_index=9)", ref_mcc, {"batch": True, "ignore_index": 9},
-                 channels=(1, 3))
+                 channels=(1, 3), **D.kw())
     with R.tmpdir() as tmp:
         # A perfect binary prediction has MCC ~ 1; its exact inverse ~ -1 (loss ~ 2).
         y = np.array([[[0, 1, 1, 0, 1, 0]]], np.int64)
@@ -67,6 +67,7 @@ def main():
         ("mcc(weight=sqrt)", "weight"),
         ("mcc(r=0.5)", "unknown key 'r'"),
     ])
+    D.threads_identical(chk, "mcc", ["mcc", "mcc(batch=true)"])
     chk.report()
 
 

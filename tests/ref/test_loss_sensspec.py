@@ -41,8 +41,8 @@ def main():
         {"_activation": "sigmoid", "_channels": (2, 4), "_kinds": ("soft",)},
         {"_empty": 1, "_channels": (4,), "_kinds": ("labels",)},
     ]
-    R.run_matrix(chk, "sensspec", lambda p: R.spec_of("sensspec", p), ref_sensspec, variants)
-    D.edge_cases(chk, "sensspec", "sensspec(ignore_index=9)", ref_sensspec, {"ignore_index": 9})
+    R.run_matrix(chk, "sensspec", lambda p: R.spec_of("sensspec", p), ref_sensspec, variants, **D.kw())
+    D.edge_cases(chk, "sensspec", "sensspec(ignore_index=9)", ref_sensspec, {"ignore_index": 9}, **D.kw())
     with R.tmpdir() as tmp:
         # smooth_dr = 0 with an empty class: the sensitivity term is 0 (not 0/0).
         rng = np.random.default_rng(1)
@@ -65,6 +65,7 @@ def main():
         ("sensspec(smooth_dr=-1)", "smooth_dr"),
         ("sensspec(weight=[1,2,3,4,5])", "weight has 5 values"),
     ])
+    D.threads_identical(chk, "sensspec", ["sensspec", "sensspec(batch=true)"])
     chk.report()
 
 
