@@ -159,6 +159,30 @@ const sl_loss_info *sl_loss_catalogue(int i);
  * buf is too small (it is then truncated but terminated). */
 sl_status sl_loss_describe_keys(const char *name, char *buf, size_t buflen);
 
+/* ---- persistent state (stateful losses such as adaptive_dice) ----------------
+ *
+ * A stateful term keeps state between training forwards (adaptive_dice: one
+ * running average per class). To resume training exactly, save it with
+ * sl_loss_state_get and restore it into a loss built from the same spec with
+ * sl_loss_state_set. The buffer is plain bytes, portable between machines
+ * (little-endian, doubles bit for bit); it names the terms, so a loss of
+ * another spec refuses it. Term weights are not part of it. A loss whose
+ * terms have no state, or no state yet, saves a short buffer that restores
+ * "no state yet".
+ *
+ * sl_loss_state_size: the number of bytes sl_loss_state_get writes now (it
+ *   grows after the first forward of a stateful term). SL_EINVAL for NULL.
+ * sl_loss_state_get: writes them to buf (len >= that size, else SL_EINVAL);
+ *   *written (may be NULL) receives the count.
+ * sl_loss_state_set: restores. SL_EFORMAT for a buffer that is not one
+ *   (magic, version, truncation, trailing bytes), SL_EBADSTATE for a buffer
+ *   from a loss with other terms; on failure the loss is unchanged and msg
+ *   names the problem. SL_ENOMEM.
+ */
+sl_status sl_loss_state_size(const sl_loss *loss, size_t *bytes);
+sl_status sl_loss_state_get(const sl_loss *loss, void *buf, size_t len, size_t *written);
+sl_status sl_loss_state_set(sl_loss *loss, const void *buf, size_t len, char *msg, size_t msglen);
+
 #ifdef __cplusplus
 }
 #endif

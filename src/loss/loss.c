@@ -411,3 +411,160 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
     *value = sum;
     return SL_OK;
 }
+
+/* ---- persistent state: save and restore (appended; used by schedules) ---------
+ *
+ * Buffer layout, all integers little-endian, doubles as their IEEE-754 bits
+ * (little-endian), so a buffer moves between machines and NaN ("no history
+ * yet") survives bit for bit:
+ *     "SLLS"  u32 version (1)  u32 nterms
+ *     per term:  u32 name length, the name (no terminator),
+ *                u64 number of state doubles (0 = no state yet), the doubles
+ * Term weights are configuration, not state: they are not saved.
+ */
+
+#define STATE_MAGIC "SLLS"
+#define STATE_VERSION 1u
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+sl_status sl_loss_state_size(const sl_loss *L, size_t *bytes)
+{
+    if (!L || !bytes) return SL_EINVAL;
+    size_t n = 12;
+    for (int i = 0; i < L->nterms; i++) {
+        size_t add = 4 + strlen(L->terms[i].cls->info.name) + 8;
+        if (L->terms[i].state) {
+            size_t sb;
+            if (sl_bytes(L->terms[i].state_n, sizeof(double), &sb) != SL_OK || sb > SIZE_MAX - add)
+                return SL_EOVERFLOW;
+            add += sb;
+        }
+        if (add > SIZE_MAX - n) return SL_EOVERFLOW;
+        n += add;
+    }
+    *bytes = n;
+    return SL_OK;
+}
+
+sl_status sl_loss_state_get(const sl_loss *L, void *buf, size_t len, size_t *written)
+{
+    size_t need;
+    if (!L || !buf) return SL_EINVAL;
+    sl_status st = sl_loss_state_size(L, &need);
+    if (st != SL_OK) return st;
+    if (len < need) return SL_EINVAL;
+    unsigned char *p = buf;
+    memcpy(p, STATE_MAGIC, 4);
+    put_u32(p + 4, STATE_VERSION);
+    put_u32(p + 8, (uint32_t)L->nterms);
+    p += 12;
+    for (int i = 0; i < L->nterms; i++) {
+        const sl_term *t = &L->terms[i];
+        size_t nl = strlen(t->cls->info.name);
+        put_u32(p, (uint32_t)nl);
+        memcpy(p + 4, t->cls->info.name, nl);
+        p += 4 + nl;
+        uint64_t ns = t->state ? (uint64_t)t->state_n : 0;
+        put_u64(p, ns);
+        p += 8;
+        for (uint64_t k = 0; k < ns; k++, p += 8) {
+            uint64_t bits;
+            memcpy(&bits, &t->state[k], 8);
+            put_u64(p, bits);
+        }
+    }
+    if (written) *written = need;
+    return SL_OK;
+}
+
+sl_status sl_loss_state_set(sl_loss *L, const void *buf, size_t len, char *msg, size_t msglen)
+{
+    if (!L || (!buf && len)) return sl_errf(msg, msglen, SL_EINVAL, "loss state: NULL argument");
+    const unsigned char *p = buf, *end = p + len;
+    if (len < 12 || memcmp(p, STATE_MAGIC, 4) != 0)
+        return sl_errf(msg, msglen, SL_EFORMAT, "loss state: not a segloss loss-state buffer");
+    if (get_u32(p + 4) != STATE_VERSION)
+        return sl_errf(msg, msglen, SL_EFORMAT, "loss state: version %u is not supported", (unsigned)get_u32(p + 4));
+    if (get_u32(p + 8) != (uint32_t)L->nterms)
+        return sl_errf(msg, msglen, SL_EBADSTATE, "loss state: saved from a loss of %u terms, this one has %d",
+                       (unsigned)get_u32(p + 8), L->nterms);
+    p += 12;
+    /* First pass: check everything, so that a refused buffer changes nothing. */
+    const unsigned char *q = p;
+    for (int i = 0; i < L->nterms; i++) {
+        const sl_term *t = &L->terms[i];
+        if (end - q < 4) return sl_errf(msg, msglen, SL_EFORMAT, "loss state: truncated at term %d", i);
+        uint32_t nl = get_u32(q);
+        if ((size_t)(end - q - 4) < (size_t)nl + 8)
+            return sl_errf(msg, msglen, SL_EFORMAT, "loss state: truncated at term %d", i);
+        const char *name = t->cls->info.name;
+        if (nl != strlen(name) || memcmp(q + 4, name, nl) != 0)
+            return sl_errf(msg, msglen, SL_EBADSTATE, "loss state: term %d was '%.*s', this loss has '%s'", i,
+                           (int)(nl < 64 ? nl : 64), (const char *)(q + 4), name);
+        q += 4 + nl;
+        uint64_t ns = get_u64(q);
+        q += 8;
+        if (ns > (uint64_t)(end - q) / 8)
+            return sl_errf(msg, msglen, SL_EFORMAT, "loss state: truncated in the state of term %d (%s)", i, name);
+        if (ns && !t->cls->state_size)
+            return sl_errf(msg, msglen, SL_EBADSTATE, "loss state: term %d (%s) has no state to restore", i, name);
+        q += ns * 8;
+    }
+    if (q != end)
+        return sl_errf(msg, msglen, SL_EFORMAT, "loss state: %lld bytes after the last term", (long long)(end - q));
+    /* Second pass: allocate the new states, then swap them in. */
+    double **fresh = calloc((size_t)L->nterms, sizeof *fresh);
+    if (!fresh) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+    q = p;
+    for (int i = 0; i < L->nterms; i++) {
+        q += 4 + get_u32(q);
+        uint64_t ns = get_u64(q);
+        q += 8;
+        if (ns) {
+            fresh[i] = sl_malloc((int64_t)ns, sizeof(double));
+            if (!fresh[i]) {
+                for (int j = 0; j < i; j++) free(fresh[j]);
+                free(fresh);
+                return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+            }
+            for (uint64_t k = 0; k < ns; k++, q += 8) {
+                uint64_t bits = get_u64(q);
+                memcpy(&fresh[i][k], &bits, 8);
+            }
+        }
+    }
+    q = p;
+    for (int i = 0; i < L->nterms; i++) {
+        q += 4 + get_u32(q);
+        uint64_t ns = get_u64(q);
+        q += 8 + ns * 8;
+        free(L->terms[i].state);
+        L->terms[i].state = fresh[i];
+        L->terms[i].state_n = (int64_t)ns;
+    }
+    free(fresh);
+    return SL_OK;
+}
