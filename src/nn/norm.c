@@ -30,8 +30,13 @@
  * mode compiles without FMA contraction -- so results do not depend on
  * which one runs. Not under AddressSanitizer (its ifunc handling is fragile).
  */
+#if defined(__has_feature) /* Clang names its sanitizers this way */
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define SL_NO_CLONES 1
+#endif
+#endif
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__has_attribute) && \
-    !defined(__SANITIZE_ADDRESS__)
+    !defined(__SANITIZE_ADDRESS__) && !defined(SL_NO_CLONES)
 #if __has_attribute(target_clones)
 #define SL_CLONES __attribute__((target_clones("avx2", "default")))
 #endif
