@@ -157,16 +157,17 @@ static void load_tile(const void *buf, int f32, int64_t start, int64_t stride, i
     }
 }
 
+/* lab may be NULL when the finish does not depend on the label (SQ, SQRT) */
 static void store_tile(void *buf, int f32, int64_t start, int64_t stride, int64_t n, int w, const double *g,
                        const int64_t *lab, slg_finish fin)
 {
     for (int64_t i = 0; i < n; i++) {
         if (f32) {
             float *r = (float *)buf + start + i * stride;
-            for (int j = 0; j < w; j++) r[j] = (float)finish_value(g[j * n + i], lab[j * n + i], fin);
+            for (int j = 0; j < w; j++) r[j] = (float)finish_value(g[j * n + i], lab ? lab[j * n + i] : 0, fin);
         } else {
             double *r = (double *)buf + start + i * stride;
-            for (int j = 0; j < w; j++) r[j] = finish_value(g[j * n + i], lab[j * n + i], fin);
+            for (int j = 0; j < w; j++) r[j] = finish_value(g[j * n + i], lab ? lab[j * n + i] : 0, fin);
         }
     }
 }
@@ -278,6 +279,30 @@ static void envelope_line(const int64_t *lab, const double *f, double *g, int64_
     }
 }
 
+/*
+ * Two classes (binary and inverted modes): every feature voxel has f = 0 and
+ * is its own parabola, so the envelope over the whole line is the answer —
+ * no labels, no runs (the separable EDT in its textbook form).
+ */
+static void envelope_line_plain(const double *f, double *g, int64_t n, double s, line_buf *b)
+{
+    envelope E = {b->v, b->vf, b->h, b->z, -1, 1.0 / (s * s)};
+    for (int64_t q = 0; q < n; q++)
+        if (f[q] < INFINITY) envelope_push(&E, (double)q, f[q]);
+    if (E.k < 0) {
+        for (int64_t x = 0; x < n; x++) g[x] = INFINITY;
+        return;
+    }
+    const double *v = E.v, *vf = E.vf, *z = E.z;
+    int64_t j = 0;
+    for (int64_t x = 0; x < n; x++) {
+        double xd = (double)x;
+        while (z[j + 1] < xd) j++;
+        double t = s * (xd - v[j]);
+        g[x] = t * t + vf[j];
+    }
+}
+
 sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *vol, void *out,
                   int out_f32, slg_finish fin, int threads)
 {
@@ -292,6 +317,9 @@ sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *vo
     /* Passes run along axis 2, then 1, then 0; axes of extent 1 need no
      * envelope pass. The last pass writes the finished value. */
     const int last = n0 > 1 ? 0 : (n1 > 1 ? 1 : 2);
+    /* Two classes whose finish ignores the label: the later passes need no
+     * labels at all (envelope_line_plain). */
+    const int plain = (lm == SLG_LAB_BINARY || lm == SLG_LAB_INVERT) && (fin == SLG_FIN_SQ || fin == SLG_FIN_SQRT);
     const int nt = sl_threads(threads);
     int fail = 0;
 
@@ -322,11 +350,17 @@ sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *vo
                     if (!ok) continue;
                     int64_t i2 = t * TILE, start = i0 * n1 * n2 + i2;
                     int w = (int)(n2 - i2 < TILE ? n2 - i2 : TILE);
-                    gather_labels(in, dt, lm, start, n2, n1, w, b.lab);
                     load_tile(out, out_f32, start, n2, n1, w, b.f);
-                    for (int j = 0; j < w; j++)
-                        envelope_line(b.lab + j * n1, b.f + j * n1, b.g + j * n1, n1, vol->sp[1], &b);
-                    store_tile(out, out_f32, start, n2, n1, w, b.g, b.lab, last == 1 ? fin : SLG_FIN_SQ);
+                    if (plain) {
+                        for (int j = 0; j < w; j++)
+                            envelope_line_plain(b.f + j * n1, b.g + j * n1, n1, vol->sp[1], &b);
+                    } else {
+                        gather_labels(in, dt, lm, start, n2, n1, w, b.lab);
+                        for (int j = 0; j < w; j++)
+                            envelope_line(b.lab + j * n1, b.f + j * n1, b.g + j * n1, n1, vol->sp[1], &b);
+                    }
+                    store_tile(out, out_f32, start, n2, n1, w, b.g, plain ? NULL : b.lab,
+                               last == 1 ? fin : SLG_FIN_SQ);
                 }
         }
         /* axis 0: tiles of lines (*, i1, i2..i2+TILE) */
@@ -337,11 +371,16 @@ sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *vo
                     if (!ok) continue;
                     int64_t i2 = t * TILE, start = i1 * n2 + i2;
                     int w = (int)(n2 - i2 < TILE ? n2 - i2 : TILE);
-                    gather_labels(in, dt, lm, start, n1 * n2, n0, w, b.lab);
                     load_tile(out, out_f32, start, n1 * n2, n0, w, b.f);
-                    for (int j = 0; j < w; j++)
-                        envelope_line(b.lab + j * n0, b.f + j * n0, b.g + j * n0, n0, vol->sp[0], &b);
-                    store_tile(out, out_f32, start, n1 * n2, n0, w, b.g, b.lab, fin);
+                    if (plain) {
+                        for (int j = 0; j < w; j++)
+                            envelope_line_plain(b.f + j * n0, b.g + j * n0, n0, vol->sp[0], &b);
+                    } else {
+                        gather_labels(in, dt, lm, start, n1 * n2, n0, w, b.lab);
+                        for (int j = 0; j < w; j++)
+                            envelope_line(b.lab + j * n0, b.f + j * n0, b.g + j * n0, n0, vol->sp[0], &b);
+                    }
+                    store_tile(out, out_f32, start, n1 * n2, n0, w, b.g, plain ? NULL : b.lab, fin);
                 }
         }
         line_buf_free(&b);
