@@ -320,10 +320,9 @@ sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *vo
     /* Two classes whose finish ignores the label: the later passes need no
      * labels at all (envelope_line_plain). */
     const int plain = (lm == SLG_LAB_BINARY || lm == SLG_LAB_INVERT) && (fin == SLG_FIN_SQ || fin == SLG_FIN_SQRT);
-    const int nt = sl_threads(threads);
     int fail = 0;
 
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(sl_threads(threads))
     {
         line_buf b;
         int ok = line_buf_alloc(&b, cap, tile);
