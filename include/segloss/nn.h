@@ -164,8 +164,9 @@ sl_status sl_unet_set_training(sl_unet *net, int training);
  * Forward pass. images is (B, Cin, H, W) as dims = {B, Cin, 2, {H, W}};
  * logits (caller-allocated, B * num_classes * H * W floats) receives the
  * level-0 output (B, num_classes, H, W). H and W must be divisible by
- * 2^(depth-1). The activations needed by the backward are kept in the net
- * (an arena sized for the largest (B, H, W) seen; a new shape reallocates).
+ * 2^(depth-1). The activations needed by the backward are kept in the net,
+ * in arenas that grow to the largest (B, H, W) seen (a shape that fits is
+ * laid out in the existing memory).
  * Returns SL_OK; SL_EINVAL (NULL pointer); SL_ESHAPE (channels differ from
  * in_channels, H or W not divisible, or not 2-D; named in msg);
  * SL_EOVERFLOW; SL_ENOMEM. NaN/Inf in images propagate, not checked.
@@ -234,7 +235,7 @@ typedef enum sl_sched_kind {
     SL_SCHED_POLY = 2      /* lr * (1 - step / total_steps)^power (nnU-Net) */
 } sl_sched_kind;
 
-typedef struct sl_schedule {
+typedef struct sl_lr_schedule {
     sl_sched_kind kind;
     int64_t total_steps;     /* ONECYCLE, POLY: > 0 */
     double pct_start;        /* ONECYCLE: fraction of steps rising (0.3) */
@@ -244,9 +245,9 @@ typedef struct sl_schedule {
     double base_momentum;    /* ... from max_momentum down to this at the peak (0.85) */
     double max_momentum;     /* (0.95) */
     double power;            /* POLY exponent (0.9) */
-} sl_schedule;
+} sl_lr_schedule;
 
-#define SL_SCHEDULE_DEFAULT {SL_SCHED_CONSTANT, 0, 0.3, 25.0, 1e4, 1, 0.85, 0.95, 0.9}
+#define SL_LR_SCHEDULE_DEFAULT {SL_SCHED_CONSTANT, 0, 0.3, 25.0, 1e4, 1, 0.85, 0.95, 0.9}
 
 typedef struct sl_optim_config {
     sl_optim_kind kind;
@@ -259,11 +260,11 @@ typedef struct sl_optim_config {
     int nesterov;        /* SGD: needs momentum > 0 and dampening 0 */
     double clip_norm;    /* > 0: clip the global L2 gradient norm to this
                             before each step, as clip_grad_norm_; 0 = off */
-    sl_schedule schedule;
+    sl_lr_schedule schedule;
 } sl_optim_config;
 
 #define SL_OPTIM_CONFIG_DEFAULT                                                          \
-    {SL_OPTIM_ADAM, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0, 0.0, SL_SCHEDULE_DEFAULT}
+    {SL_OPTIM_ADAM, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0, 0.0, SL_LR_SCHEDULE_DEFAULT}
 
 typedef struct sl_optim sl_optim;
 
@@ -315,7 +316,7 @@ sl_status sl_optim_get_config(const sl_optim *opt, sl_optim_config *cfg);
  * at 0-based step `step` for peak/base rate `lr` and base momentum
  * `momentum` (returned unchanged unless ONECYCLE cycles it). Steps beyond
  * total_steps give the final value. SL_EINVAL (NULL, bad schedule). */
-sl_status sl_schedule_at(const sl_schedule *s, double lr, double momentum, int64_t step,
+sl_status sl_lr_schedule_at(const sl_lr_schedule *s, double lr, double momentum, int64_t step,
                          double *lr_out, double *momentum_out);
 
 /* Global L2 norm of g[0..n) (in double, fixed-order chunks). */

@@ -65,7 +65,7 @@ struct sl_unet {
     int plan_threads;
     float *acts, *gacts;
     void *work;
-    size_t work_bytes;
+    size_t acts_cap, gacts_cap, work_cap; /* allocated bytes */
     slot img;
     slot pool[SL_UNET_MAX_DEPTH];   /* max-pool outputs, stage s >= 1 */
     slot up[SL_UNET_MAX_DEPTH];     /* transposed-conv outputs, decoder stage s */

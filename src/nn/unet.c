@@ -296,7 +296,7 @@ static void free_plan(sl_unet *net)
     free(net->work);
     net->acts = net->gacts = NULL;
     net->work = NULL;
-    net->work_bytes = 0;
+    net->acts_cap = net->gacts_cap = net->work_cap = 0;
     net->B = net->H = net->W = 0;
     net->have_forward = 0;
 }
@@ -477,7 +477,7 @@ static sl_status plan(sl_unet *net, int64_t B, int64_t H, int64_t W, int threads
 {
     if (net->acts && B == net->B && H == net->H && W == net->W && threads == net->plan_threads)
         return SL_OK;
-    free_plan(net);
+    net->have_forward = 0;
     planner pl = {0};
     size_t work = plan_layout(net, &pl, B, H, W, threads);
     size_t ab, gb;
@@ -485,17 +485,24 @@ static sl_status plan(sl_unet *net, int64_t B, int64_t H, int64_t W, int threads
         sl_bytes(pl.gn, sizeof(float), &gb))
         return sl_errf(msg, msglen, SL_EOVERFLOW, "activation memory for B=%lld, %lldx%lld overflows",
                        (long long)B, (long long)H, (long long)W);
-    net->acts = sl_nn_alloc_aligned(ab);
-    net->gacts = sl_nn_alloc_aligned(gb);
-    net->work = sl_nn_alloc_aligned(work);
-    if (!net->acts || !net->gacts || !net->work) {
+    /* keep the arenas when the new shape fits (a smaller last batch of an
+     * epoch, validation images): only a larger shape reallocates */
+    if (ab > net->acts_cap || gb > net->gacts_cap || work > net->work_cap) {
         free_plan(net);
-        return sl_errf(msg, msglen, SL_ENOMEM, "out of memory for activations (%.1f MiB)",
-                       (double)(ab + gb + work) / 1048576.0);
+        net->acts = sl_nn_alloc_aligned(ab);
+        net->gacts = sl_nn_alloc_aligned(gb);
+        net->work = sl_nn_alloc_aligned(work);
+        if (!net->acts || !net->gacts || !net->work) {
+            free_plan(net);
+            return sl_errf(msg, msglen, SL_ENOMEM, "out of memory for activations (%.1f MiB)",
+                           (double)(ab + gb + work) / 1048576.0);
+        }
+        net->acts_cap = ab;
+        net->gacts_cap = gb;
+        net->work_cap = work;
     }
     planner pl2 = {net->acts, net->gacts, 0, 0, 0};
     plan_layout(net, &pl2, B, H, W, threads);
-    net->work_bytes = work;
     net->B = B;
     net->H = H;
     net->W = W;
