@@ -385,7 +385,7 @@ static int64_t pad16(int64_t n) { return (n + 15) & ~(int64_t)15; }
 static float *take(float *base, int64_t *used, int64_t n, int *overflow)
 {
     float *p = base ? base + *used : NULL;
-    if (n < 0 || *used > INT64_MAX - pad16(n)) {
+    if (n < 0 || n > INT64_MAX - 15 || *used > INT64_MAX - pad16(n)) {
         *overflow = 1;
         return NULL;
     }
