@@ -63,6 +63,8 @@ sl_status slg_components(const uint8_t *mask, const slg_vol *v, int conn, int32_
                 off[noff][2] = d2;
                 noff++;
             }
+    int64_t loff[13];
+    for (int k = 0; k < noff; k++) loff[k] = (off[k][0] * n1 + off[k][1]) * n2 + off[k][2];
     int64_t cap = 1024;
     int32_t *parent = malloc((size_t)cap * sizeof(int32_t));
     if (!parent) return SL_ENOMEM;
@@ -78,10 +80,18 @@ sl_status slg_components(const uint8_t *mask, const slg_vol *v, int conn, int32_
                     continue;
                 }
                 int32_t best = 0;
+                /* interior voxels read their earlier neighbours at fixed
+                 * offsets; only voxels on the faces check bounds */
+                const int interior = i0 > 0 && i1 > 0 && i1 < n1 - 1 && i2 > 0 && i2 < n2 - 1;
                 for (int k = 0; k < noff; k++) {
-                    int64_t j0 = i0 + off[k][0], j1 = i1 + off[k][1], j2 = i2 + off[k][2];
-                    if (j0 < 0 || j1 < 0 || j1 >= n1 || j2 < 0 || j2 >= n2) continue;
-                    int32_t l = lab[(j0 * n1 + j1) * n2 + j2];
+                    int32_t l;
+                    if (interior) {
+                        l = lab[idx + loff[k]];
+                    } else {
+                        int64_t j0 = i0 + off[k][0], j1 = i1 + off[k][1], j2 = i2 + off[k][2];
+                        if (j0 < 0 || j1 < 0 || j1 >= n1 || j2 < 0 || j2 >= n2) continue;
+                        l = lab[(j0 * n1 + j1) * n2 + j2];
+                    }
                     if (!l) continue;
                     if (!best) best = l;
                     else if (l != best) uf_union(parent, best, l);
