@@ -589,7 +589,7 @@ static int check_labelmap(const sl_array *a, const char *path, char *err, size_t
 }
 
 /* Reads both images of a case and checks that they share one grid. */
-static int load_case(const eval_args *o, const case_t *c, loaded_t *L, char *err, size_t errlen)
+static int load_case(const eval_args *o, const case_t *c, loaded_t *L, int warn, char *err, size_t errlen)
 {
     memset(L, 0, sizeof *L);
     sl_image_info ip, ig;
@@ -638,6 +638,13 @@ static int load_case(const eval_args *o, const case_t *c, loaded_t *L, char *err
             }
         }
     }
+    if (warn && !o->nspacing)
+        for (int k = 0; k < 2; k++) {
+            const sl_image_info *in = k ? &ig : &ip;
+            if (in->has_spacing && in->nifti.spacing_defaulted)
+                fprintf(stderr, "segloss eval: warning: %s has a zero pixdim; 1 mm used for that axis\n",
+                        k ? c->gt : c->pred);
+        }
     sl_grid g = SL_GRID_DEFAULT;
     g.ndim = nd;
     for (int a = 0; a < nd; a++) {
@@ -778,7 +785,7 @@ static int scan_labels(const eval_args *o, const case_t *cases, int n, case_out 
         skip = stop;
         if (skip) continue;
         case_out *c = &co[i];
-        c->rc = load_case(o, &cases[i], &c->L, c->err, sizeof c->err);
+        c->rc = load_case(o, &cases[i], &c->L, 1, c->err, sizeof c->err);
         int64_t *lp = NULL, *lg = NULL, np = 0, ng = 0;
         if (!c->rc) c->rc = unique_labels(&c->L.p, cases[i].pred, &lp, &np, c->err, sizeof c->err);
         if (!c->rc) c->rc = unique_labels(&c->L.g, cases[i].gt, &lg, &ng, c->err, sizeof c->err);
@@ -863,7 +870,7 @@ static int score_cases(const eval_args *o, const case_t *cases, int n, case_out 
         skip = stop;
         if (skip) continue;
         case_out *c = &co[i];
-        if (!c->L.loaded) c->rc = load_case(o, &cases[i], &c->L, c->err, sizeof c->err);
+        if (!c->L.loaded) c->rc = load_case(o, &cases[i], &c->L, !o->labels_all, c->err, sizeof c->err);
         if (!c->rc) {
             c->res = calloc((size_t)o->nlabels, sizeof *c->res);
             if (!c->res) {
