@@ -21,7 +21,7 @@
 
 /* ---------------------------------------------------------- schedules */
 
-static sl_status schedule_check(const sl_schedule *s, char *msg, size_t msglen)
+static sl_status schedule_check(const sl_lr_schedule *s, char *msg, size_t msglen)
 {
     if (!s) return sl_errf(msg, msglen, SL_EINVAL, "schedule is NULL");
     switch (s->kind) {
@@ -61,7 +61,7 @@ static double anneal_cos(double start, double end, double pct)
     return end + (start - end) / 2.0 * (cos(3.14159265358979323846 * pct) + 1.0);
 }
 
-sl_status sl_schedule_at(const sl_schedule *s, double lr, double momentum, int64_t step,
+sl_status sl_lr_schedule_at(const sl_lr_schedule *s, double lr, double momentum, int64_t step,
                          double *lr_out, double *momentum_out)
 {
     sl_status st = schedule_check(s, NULL, 0);
@@ -255,7 +255,7 @@ sl_status sl_optim_step(sl_optim *opt, sl_optim_stats *stats)
     float *p = opt->params, *g = opt->grads;
     double lr, mom, gnorm = -1.0;
     double base_m = c->kind == SL_OPTIM_SGD ? c->momentum : c->beta1;
-    sl_schedule_at(&c->schedule, c->lr, base_m, opt->step, &lr, &mom);
+    sl_lr_schedule_at(&c->schedule, c->lr, base_m, opt->step, &lr, &mom);
     if (c->clip_norm > 0.0) {
         sl_status st = sl_nn_clip_grad_norm(g, n, c->clip_norm, th, &gnorm);
         if (st) return st;

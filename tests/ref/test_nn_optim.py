@@ -60,7 +60,7 @@ L.sl_optim_create_flat.argtypes = [ctypes.POINTER(ctypes.c_void_p), fp, fp, ctyp
 L.sl_optim_step.argtypes = [ctypes.c_void_p, ctypes.POINTER(Stats)]
 L.sl_optim_free.argtypes = [ctypes.c_void_p]
 L.sl_optim_set_threads.argtypes = [ctypes.c_void_p, ctypes.c_int]
-L.sl_schedule_at.argtypes = [ctypes.POINTER(Schedule), ctypes.c_double, ctypes.c_double, ctypes.c_int64,
+L.sl_lr_schedule_at.argtypes = [ctypes.POINTER(Schedule), ctypes.c_double, ctypes.c_double, ctypes.c_int64,
                              ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double)]
 L.sl_nn_grad_norm.argtypes = [fp, ctypes.c_int64, ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
 L.sl_nn_clip_grad_norm.argtypes = [fp, ctypes.c_int64, ctypes.c_double, ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
@@ -157,7 +157,7 @@ for total, pct in [(100, 0.3), (1000, 0.1), (7, 0.5)]:
     got_lr, got_m = [], []
     for k in range(total + 3):
         lr, m = ctypes.c_double(), ctypes.c_double()
-        rc = L.sl_schedule_at(ctypes.byref(s), 0.1, 0.9, k, ctypes.byref(lr), ctypes.byref(m))
+        rc = L.sl_lr_schedule_at(ctypes.byref(s), 0.1, 0.9, k, ctypes.byref(lr), ctypes.byref(m))
         got_lr.append(lr.value)
         got_m.append(m.value)
     chk.close("onecycle(%d, %g) lr" % (total, pct), got_lr[:total], lrs, rtol=1e-12, atol=1e-17, group="schedule lr")
@@ -168,7 +168,7 @@ s = schedule(POLY, total=50, power=0.9)
 got = []
 for k in range(53):
     lr = ctypes.c_double()
-    L.sl_schedule_at(ctypes.byref(s), 0.01, 0.0, k, ctypes.byref(lr), None)
+    L.sl_lr_schedule_at(ctypes.byref(s), 0.01, 0.0, k, ctypes.byref(lr), None)
     got.append(lr.value)
 want = [0.01 * (1 - min(k, 50) / 50) ** 0.9 for k in range(53)]
 chk.close("poly lr", got, want, rtol=1e-14, atol=0, group="schedule lr")
