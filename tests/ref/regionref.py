@@ -134,3 +134,78 @@ def same_value(chk, what, spec_a, spec_b, channels=(1, 3), rtol=1e-6):
                 chk.close("%s value C=%d %s" % (what, C, kind), va, vb, rtol=rtol, atol=1e-9, group=what)
                 chk.close("%s grad C=%d %s" % (what, C, kind), ga, gb, rtol=1e-4,
                           atol=1e-6 * max(1e-12, float(np.abs(gb).max())), group=what)
+
+
+def _forward(spec, x, y, fused):
+    """(value, grad, error) through ctypes with the fused two-pass path on or off."""
+    import ctypes as c
+    lib = slref.lib()
+    msg = c.create_string_buffer(512)
+    loss = c.c_void_p()
+    if lib.sl_loss_create(spec.encode(), c.byref(loss), msg, 512) != 0:
+        return None, None, msg.value.decode()
+    try:
+        lib.sl_loss_set_fused(loss, 1 if fused else 0)
+        x = np.ascontiguousarray(x, np.float32)
+        d = R._Dims(x.shape[0], x.shape[1], x.ndim - 2, (c.c_int64 * 3)(*(list(x.shape[2:]) + [1] * (5 - x.ndim))))
+        if y.dtype.kind == "f":
+            yy = np.ascontiguousarray(y, np.float32)
+            t = R._Target(1, None, yy.ctypes.data)
+        else:
+            yy = np.ascontiguousarray(y, np.int32)
+            t = R._Target(0, yy.ctypes.data, None)
+        g = np.zeros_like(x)
+        v = c.c_double()
+        st = lib.sl_loss_forward(loss, x.ctypes.data_as(c.c_void_p), c.byref(d), c.byref(t), None, c.byref(v),
+                                 g.ctypes.data_as(c.c_void_p), msg, 512)
+        return (v.value, g, None) if st == 0 else (None, None, msg.value.decode())
+    finally:
+        lib.sl_loss_free(loss)
+
+
+def both_paths(chk, name, spec_fn, ref, variants, seed=21):
+    """Softmax/sigmoid specs of region_finalize losses run the fused two-pass path by default;
+    this evaluates each variant through the plain path as well (sl_loss_set_fused(0)) and
+    compares both with the reference. ctypes only: skipped under the sanitizers."""
+    if R.SANITIZED:
+        return
+    rng = np.random.default_rng(seed)
+    for params in variants:
+        p = {k: v for k, v in params.items() if not k.startswith("_")}
+        act = params.get("_activation", "auto")
+        for C in params.get("_channels", (1, 2, 4)):
+            for kind in params.get("_kinds", ("labels", "soft")):
+                for N, spatial in ((2, (6, 7)), (1, (3, 4, 5))):
+                    x, y = R.make_inputs(rng, N, C, spatial, kind, activation=act,
+                                         ignore_index=params.get("_ignore"))
+                    spec = spec_fn(dict(params, activation=act))
+                    rv, rg = R.reference(ref, x, y, C, dict(p, activation=act))
+                    scale = max(float(np.abs(rg).max()), 1e-12)
+                    for fused in (True, False):
+                        v, g, err = _forward(spec, x, y, fused)
+                        label = "%s %s %s x%s %s" % (name, "fused" if fused else "plain", spec, x.shape, kind)
+                        if err:
+                            chk.true("%s: %s" % (label, err), False)
+                            continue
+                        chk.close(label + " value", v, rv, rtol=2e-5, atol=1e-7, group=name + " paths value")
+                        chk.close(label + " grad", g, rg, rtol=1e-4, atol=5e-5 * scale, group=name + " paths grad")
+
+
+def threads_identical(chk, spec, C=4, kind="labels"):
+    """1 thread and 3 threads give bit-identical values and gradients (chunked partials added
+    in a fixed order). Large enough for several chunks."""
+    rng = np.random.default_rng(17)
+    x, y = R.make_inputs(rng, 2, C, (40, 60, 50), kind)
+    with R.tmpdir() as tmp:
+        out = []
+        for th in ("1", "3"):
+            xp, yp, gp = (os.path.join(tmp, n) for n in ("x.npy", "y.npy", "g%s.npy" % th))
+            np.save(xp, x)
+            np.save(yp, y)
+            rc, o, err = slref.cli(["loss", spec, "--input", xp, "--target", yp, "--grad", gp, "--threads", th])
+            if rc != 0:
+                chk.true("%s --threads %s: %s" % (spec, th, err.strip()), False)
+                return
+            out.append((o.strip(), np.load(gp)))
+    chk.true("%s: 1 and 3 threads give the same value (%s vs %s)" % (spec, out[0][0], out[1][0]), out[0][0] == out[1][0])
+    chk.true("%s: 1 and 3 threads give the same gradient" % spec, np.array_equal(out[0][1], out[1][1]))

@@ -143,6 +143,7 @@ def main():
         sequence(chk, "adaptive_dice", {}, 3, "labels", [False, False, False], 5)
     RR.bad_spec(chk, "adaptive_dice(momentum=1.5)", ["adaptive_dice", "momentum"])
     RR.bad_spec(chk, "adaptive_dice(weight=[1,2])", ["adaptive_dice", "weight"])
+    RR.threads_identical(chk, "adaptive_dice")
     chk.report()
 
 

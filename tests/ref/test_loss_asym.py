@@ -62,6 +62,9 @@ def main():
         {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)},
     ]
     R.run_matrix(chk, "asym", spec, ref_asym, variants)
+    RR.both_paths(chk, "asym", spec, ref_asym, [{}, {"batch": True, "include_background": False, "_channels": (4,), "_kinds": ("soft",)},
+                          {"ignore_index": 3, "_ignore": 3, "_channels": (2,), "_kinds": ("labels",)},
+                          {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)}])
     RR.edge_cases(chk, "asym", "asym", ref_asym)
     recall_property(chk)
     # β = 1 is the Dice loss.

@@ -53,6 +53,8 @@ def main():
     RR.bad_spec(chk, "combo(alpha=1.5)", ["combo", "alpha"])
     RR.bad_spec(chk, "combo(beta=-0.1)", ["combo", "beta"])
     RR.bad_spec(chk, "combo(weight=[1,2])", ["combo", "weight"])
+    RR.threads_identical(chk, "combo")
+    RR.threads_identical(chk, "combo(activation=sigmoid)")
     chk.report()
 
 

@@ -29,6 +29,9 @@ def main():
         {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)},
     ]
     R.run_matrix(chk, "focal_dice", spec, ref_focal_dice, variants)
+    RR.both_paths(chk, "focal_dice", spec, ref_focal_dice, [{}, {"batch": True, "include_background": False, "_channels": (4,), "_kinds": ("soft",)},
+                          {"ignore_index": 3, "_ignore": 3, "_channels": (2,), "_kinds": ("labels",)},
+                          {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)}])
     RR.edge_cases(chk, "focal_dice", "focal_dice", ref_focal_dice)
     RR.same_value(chk, "focal_dice(beta=1)=dice", "focal_dice(beta=1)", "dice")
     RR.bad_spec(chk, "focal_dice(beta=0)", ["focal_dice", "beta"])

@@ -34,6 +34,9 @@ def main():
         {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)},
     ]
     R.run_matrix(chk, "focal_tversky", spec, ref_ftl, variants)
+    RR.both_paths(chk, "focal_tversky", spec, ref_ftl, [{}, {"batch": True, "include_background": False, "_channels": (4,), "_kinds": ("soft",)},
+                          {"ignore_index": 3, "_ignore": 3, "_channels": (2,), "_kinds": ("labels",)},
+                          {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)}])
     RR.edge_cases(chk, "focal_tversky", "focal_tversky", ref_ftl)
     # γ = 1 is the Tversky loss.
     RR.same_value(chk, "focal_tversky(gamma=1)=tversky", "focal_tversky(gamma=1)", "tversky")

@@ -83,6 +83,9 @@ def main():
         {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)},
     ]
     R.run_matrix(chk, "gdice", spec, ref_gdice, variants)
+    RR.both_paths(chk, "gdice", spec, ref_gdice, [{}, {"w_type": "simple", "_channels": (4,)}, {"batch": True, "include_background": False, "_channels": (4,), "_kinds": ("soft",)},
+                          {"ignore_index": 3, "_ignore": 3, "_channels": (2,), "_kinds": ("labels",)},
+                          {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)}])
     RR.edge_cases(chk, "gdice", "gdice", ref_gdice)
     pvariants = [
         {},
@@ -92,6 +95,7 @@ def main():
         {"_activation": "sigmoid", "w_type": "uniform", "_channels": (3,), "_kinds": ("soft",)},
     ]
     R.run_matrix(chk, "pgdice", lambda p: R.spec_of("pgdice", p), ref_pgdice, pvariants)
+    RR.both_paths(chk, "pgdice", lambda p: R.spec_of("pgdice", p), ref_pgdice, [{}, {"k": 5.0, "batch": True, "_channels": (4,)}])
     RR.edge_cases(chk, "pgdice", "pgdice", ref_pgdice)
     RR.same_value(chk, "pgdice(k=0)=gdice", "pgdice(k=0)", "gdice")
     # gdice(smooth 0) = MONAI GeneralizedDiceLoss, every w_type, per sample and batch,
@@ -112,6 +116,7 @@ def main():
     RR.bad_spec(chk, "gdice(w_type=cube)", ["gdice", "w_type", "square|simple|uniform"])
     RR.bad_spec(chk, "gdice(weight=[1,2])", ["gdice", "weight"])
     RR.bad_spec(chk, "pgdice(k=-1)", ["pgdice", "k"])
+    RR.threads_identical(chk, "gdice")
     chk.report()
 
 

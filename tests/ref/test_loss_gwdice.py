@@ -89,6 +89,8 @@ def main():
     y = np.zeros((1, 4, 4), np.int64)
     RR.bad_run(chk, "gwdice(M=[0,1,1,0])", x, y, ["gwdice", "M", "4 numbers", "3 classes"])
     RR.bad_run(chk, "gwdice(activation=sigmoid)", x, y, ["gwdice", "softmax"])
+    RR.threads_identical(chk, "gwdice")
+    RR.threads_identical(chk, "gwdice(batch=true)")
     chk.report()
 
 

@@ -48,6 +48,9 @@ def main():
         {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)},
     ]
     R.run_matrix(chk, "iou", spec, ref_iou, variants)
+    RR.both_paths(chk, "iou", spec, ref_iou, [{}, {"batch": True, "include_background": False, "_channels": (4,), "_kinds": ("soft",)},
+                          {"ignore_index": 3, "_ignore": 3, "_channels": (2,), "_kinds": ("labels",)},
+                          {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)}])
     RR.edge_cases(chk, "iou", "iou", ref_iou)
     rng = np.random.default_rng(3)
     with R.tmpdir() as tmp:

@@ -30,6 +30,9 @@ def main():
         {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)},
     ]
     R.run_matrix(chk, "logcosh_dice", spec, ref_logcosh, variants)
+    RR.both_paths(chk, "logcosh_dice", spec, ref_logcosh, [{}, {"batch": True, "include_background": False, "_channels": (4,), "_kinds": ("soft",)},
+                          {"ignore_index": 3, "_ignore": 3, "_channels": (2,), "_kinds": ("labels",)},
+                          {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)}])
     RR.edge_cases(chk, "logcosh_dice", "logcosh_dice", ref_logcosh)
     RR.bad_spec(chk, "logcosh_dice(squared=1)", ["logcosh_dice", "squared"])
     RR.bad_spec(chk, "logcosh_dice(smooth_nr=-0.5)", ["logcosh_dice", "smooth_nr"])

@@ -35,12 +35,16 @@ def main():
         {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)},
     ]
     R.run_matrix(chk, "tversky", spec, ref_tversky, variants)
+    RR.both_paths(chk, "tversky", spec, ref_tversky, [{}, {"batch": True, "include_background": False, "_channels": (4,), "_kinds": ("soft",)},
+                          {"ignore_index": 3, "_ignore": 3, "_channels": (2,), "_kinds": ("labels",)},
+                          {"_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)}])
     RR.edge_cases(chk, "tversky", "tversky", ref_tversky)
     # α = β = 0.5 is the Dice loss (MONAI's TverskyLoss default).
     RR.same_value(chk, "tversky(0.5,0.5)=dice", "tversky(alpha=0.5,beta=0.5)", "dice")
     RR.bad_spec(chk, "tversky(alpha=-1)", ["tversky", "alpha"])
     RR.bad_spec(chk, "tversky(alpha=0,beta=0)", ["tversky", "alpha", "beta"])
     RR.bad_spec(chk, "tversky(gamma=2)", ["tversky", "gamma"])
+    RR.threads_identical(chk, "tversky(batch=true)")
     chk.report()
 
 

@@ -107,6 +107,8 @@ def main():
     RR.bad_spec(chk, "unified_focal(delta=-1)", ["unified_focal", "delta"])
     RR.bad_spec(chk, "unified_focal(lambda=1.5)", ["unified_focal", "lambda"])
     RR.bad_spec(chk, "unified_focal(smooth_nr=1,smooth_dr=0)", ["unified_focal", "smooth_nr"])
+    RR.threads_identical(chk, "unified_focal")
+    RR.threads_identical(chk, "unified_focal(variant=symmetric,activation=sigmoid)")
     chk.report()
 
 

@@ -32,6 +32,12 @@ def main():
         {"weight": [1.0, 2.0, 3.0], "_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)},
     ]
     R.run_matrix(chk, "wdice", spec, ref_wdice, variants)
+    RR.both_paths(chk, "wdice", spec, ref_wdice, [{"weight": [1.0, 5.0, 10.0, 2.0], "_channels": (4,)},
+                          {"weight": [2.0], "_channels": (1,)},
+                          {"weight": "inverse", "batch": True, "include_background": False, "_channels": (4,),
+                           "_kinds": ("labels",)},
+                          {"weight": [1.0, 3.0], "ignore_index": 3, "_ignore": 3, "_channels": (2,), "_kinds": ("labels",)},
+                          {"weight": [1.0, 2.0, 3.0], "_activation": "sigmoid", "_channels": (3,), "_kinds": ("soft",)}])
     wl = lambda C: [float(c + 1) for c in range(C)]
     RR.edge_cases(chk, "wdice", lambda C: R.spec_of("wdice", {"weight": wl(C)}), ref_wdice,
                   lambda C: {"weight": wl(C)})
