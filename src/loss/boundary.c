@@ -87,10 +87,11 @@ static sl_status eval_boundary(sl_term *t, const sl_ctx *cx, double *value, char
         for (int64_t n = 0; n < N; n++)
             for (int64_t k = 0; k < K; k++)
                 if (!sl_all_finite(dist + (n * C + idc[k]) * S, S, cx->threads)) {
+                    long long bad = (long long)idc[k];
                     free(idc);
                     return sl_errf(msg, msglen, SL_ENONFINITE,
                                    "boundary: the distance maps (--dist) contain NaN or Inf in sample %lld, class %lld",
-                                   (long long)n, (long long)idc[k]);
+                                   (long long)n, bad);
                 }
     } else {
         phi = sl_malloc(N * K * S, sizeof(float));

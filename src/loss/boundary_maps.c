@@ -132,6 +132,16 @@ typedef struct {
     double loss, wsum;
 } wce_part;
 
+/* A label outside the classes (possible only when another term of the spec
+ * declares it its ignore_index) has no class here: it adds nothing to the
+ * CE (its one-hot row is zero) but still counts in the denominator. */
+static inline int label_ok(const sl_ctx *cx, int64_t n, int64_t s)
+{
+    if (cx->target->kind != SL_TARGET_LABELS) return 1;
+    int32_t y = cx->target->labels[n * cx->S + s];
+    return y >= 0 && y < (cx->C == 1 ? 2 : cx->C);
+}
+
 sl_status slb_weighted_ce(const sl_ctx *cx, const float *w, int by_weights, double *value)
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
@@ -173,7 +183,7 @@ sl_status slb_weighted_ce(const sl_ctx *cx, const float *w, int by_weights, doub
                     const float *wc = w + off;
                     for (int64_t s = a; s < b; s++) {
                         double ws = wc[s];
-                        if (ws == 0) continue;
+                        if (ws == 0 || !label_ok(cx, n, s)) continue;
                         double g = sl_g(cx, n, c, s), p = cx->p[off + s];
                         /* terms with a zero coefficient are skipped so that a
                          * probability of exactly 0 or 1 (activation=none) does
@@ -198,6 +208,7 @@ sl_status slb_weighted_ce(const sl_ctx *cx, const float *w, int by_weights, doub
                     if (ws == 0) continue;
                     if (!soft) {
                         int32_t y = cx->target->labels[n * S + s];
+                        if (!label_ok(cx, n, s)) continue;
                         acc -= ws * cx->logp[off + y * S + s];
                         if (cx->act == SL_ACT_SOFTMAX && cx->dx) {
                             for (int64_t c = 0; c < C; c++)

@@ -135,3 +135,29 @@ def weighted_ce(x, target, C, act, w, by_weights):
     num = (w * ce).sum()
     D = w.sum() if by_weights else float(ce.numel())
     return num / D if D > 0 else num * 0
+
+
+# Under the sanitizers (SL_QUICK=1) the finite-difference checks are left out (they triple the CLI calls, and that pass
+# looks for memory errors) and the matrix is smaller.
+FD = {"fd": False} if slref.QUICK else {}
+
+
+def matrix(chk, tmp, rng, variants, run, channels=(1, 2, 3), prepare=None):
+    """Runs every variant over shapes, C and target kinds: run(chk, tmp, x, y, C, params). A variant's '_channels'
+    restricts C; params 'spacing': 'aniso' becomes an anisotropic spacing of the right length; prepare(rng, x, C, act)
+    may adjust the scores. Quick mode: the first three variants, with one target kind each."""
+    vs = variants[:3] if slref.QUICK else variants
+    for i, v in enumerate(vs):
+        for C in v.get("_channels", channels):
+            kinds = (("labels", "soft")[(i + C) % 2],) if slref.QUICK else ("labels", "soft")
+            for kind in kinds:
+                # every shape for the first two variants; one 2-D and one 3-D batch of two for the others
+                for N, spatial in (shapes(slref.QUICK) if i < 2 or slref.QUICK else shapes(False)[1::2]):
+                    params = {k: val for k, val in v.items() if not k.startswith("_")}
+                    if params.get("spacing") == "aniso":
+                        params["spacing"] = [2.5, 0.7, 1.3][-len(spatial):]
+                    act = params.get("activation", "auto")
+                    x = logits(rng, N, C, spatial, activation=act)
+                    if prepare:
+                        x = prepare(rng, x, C, act)
+                    run(chk, tmp, x, targets(rng, N, C, spatial, kind), C, params)

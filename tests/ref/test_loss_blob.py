@@ -1,8 +1,7 @@
 """blob (Kofler et al. 2023) against a PyTorch float64 re-implementation of neuronflow/blob_loss
 compute_blob_loss_multi with a MONAI-style soft Dice criterion (smooth 1e-5): components from scipy.ndimage.label; for
 each blob the prediction is multiplied by (background of the class | the blob) and compared with the blob; mean over the
-blobs of a (sample, class), then over the (sample, class) groups that have blobs.
-sanitized: skip (lossref reaches the library through ctypes)"""
+blobs of a (sample, class), then over the (sample, class) groups that have blobs."""
 import os
 
 import numpy as np
@@ -48,7 +47,7 @@ def spec_of(params):
 
 
 def run(chk, tmp, x, y, C, params, **kw):
-    R.check_loss(chk, "blob", spec_of(params), ref_blob, params, x, y, C, tmp, **kw)
+    R.check_loss(chk, "blob", spec_of(params), ref_blob, params, x, y, C, tmp, **dict(B.FD, **kw))
 
 
 def main():
@@ -62,15 +61,7 @@ def main():
         {"smooth_nr": 0.0, "smooth_dr": 1.0, "_channels": (1, 3)},
     ]
     with R.tmpdir() as tmp:
-        for v in variants:
-            for C in v.get("_channels", (1, 2, 3)):
-                for kind in ("labels", "soft"):
-                    for N, spatial in B.shapes(slref.QUICK):
-                        params = {k: val for k, val in v.items() if not k.startswith("_")}
-                        act = params.get("activation", "auto")
-                        x = B.logits(rng, N, C, spatial, activation=act)
-                        y = B.targets(rng, N, C, spatial, kind)
-                        run(chk, tmp, x, y, C, params)
+        B.matrix(chk, tmp, rng, variants, run)
 
         # Named edge cases.
         N, spatial = 2, (12, 13)

@@ -1,7 +1,6 @@
 """boundary (Kervadec et al. 2019) against a PyTorch float64 reference written from LIVIAETS/boundary-loss:
 SurfaceLoss = mean over (sample, class in idc, voxel) of p·φ, φ from one_hot2dist (scipy EDT, sampling=spacing).
-Blobby targets, 2-D and 3-D, C in {1, 2, 3}, labels and soft targets, spacing, --dist, edge cases, bad input.
-sanitized: skip (lossref reaches the library through ctypes; the CLI path is covered by the other runs)"""
+Blobby targets, 2-D and 3-D, C in {1, 2, 3}, labels and soft targets, spacing, --dist, edge cases, bad input."""
 import os
 
 import numpy as np
@@ -42,7 +41,7 @@ def spec_of(params):
 
 def run(chk, tmp, x, y, C, params, label_extra=(), **kw):
     extra = list(B.spacing_arg(params.get("spacing"))) + list(label_extra)
-    R.check_loss(chk, "boundary", spec_of(params), ref_boundary, params, x, y, C, tmp, extra=extra, **kw)
+    R.check_loss(chk, "boundary", spec_of(params), ref_boundary, params, x, y, C, tmp, extra=extra, **dict(B.FD, **kw))
 
 
 def main():
@@ -56,17 +55,7 @@ def main():
         {"spacing": "aniso"},
     ]
     with R.tmpdir() as tmp:
-        for v in variants:
-            for C in v.get("_channels", (1, 2, 3)):
-                for kind in ("labels", "soft"):
-                    for N, spatial in B.shapes(slref.QUICK):
-                        params = {k: val for k, val in v.items() if not k.startswith("_")}
-                        if params.get("spacing") == "aniso":
-                            params["spacing"] = [2.5, 0.7, 1.3][-len(spatial):]
-                        act = params.get("activation", "auto")
-                        x = B.logits(rng, N, C, spatial, activation=act)
-                        y = B.targets(rng, N, C, spatial, kind)
-                        run(chk, tmp, x, y, C, params)
+        B.matrix(chk, tmp, rng, variants, run)
 
         # --dist with the maps the loss would compute: the same numbers.
         for C, spatial, spacing in ((3, (20, 22), None), (1, (9, 10, 11), [2.0, 1.0, 0.5])):
@@ -90,7 +79,7 @@ def main():
         x = B.logits(rng, N, 3, spatial)
         y = B.blobby_labels(rng, N, 3, spatial)
         y[y == 2] = 0                                   # empty class 2: φ ≡ 0
-        run(chk, tmp, x, y, 3, {}, fd=True)
+        run(chk, tmp, x, y, 3, {})
         y = np.ones((N,) + spatial, np.int64)           # class 1 fills the image: φ ≡ 0 there too
         run(chk, tmp, B.logits(rng, N, 2, spatial), y, 2, {})
         y = np.ones((N,) + spatial, np.int64)           # all-foreground single sigmoid channel

@@ -1,6 +1,5 @@
 """boundary_aware (Kim & Lee 2021) against a PyTorch float64 reference: CE weighted p_boundary where the scipy distance
-to the nearest voxel of another target label is <= width·min(spacing), p_inner elsewhere, normalised by Σ weights.
-sanitized: skip (lossref reaches the library through ctypes)"""
+to the nearest voxel of another target label is <= width·min(spacing), p_inner elsewhere, normalised by Σ weights."""
 import os
 
 import numpy as np
@@ -29,7 +28,7 @@ def spec_of(params):
 
 def run(chk, tmp, x, y, C, params, **kw):
     R.check_loss(chk, "boundary_aware", spec_of(params), ref_ba, params, x, y, C, tmp,
-                 extra=B.spacing_arg(params.get("spacing")), **kw)
+                 extra=B.spacing_arg(params.get("spacing")), **dict(B.FD, **kw))
 
 
 def main():
@@ -44,23 +43,13 @@ def main():
         {"spacing": "aniso", "_channels": (1, 3)},
     ]
     with R.tmpdir() as tmp:
-        for v in variants:
-            for C in v.get("_channels", (1, 2, 3)):
-                for kind in ("labels", "soft"):
-                    for N, spatial in B.shapes(slref.QUICK):
-                        params = {k: val for k, val in v.items() if not k.startswith("_")}
-                        if params.get("spacing") == "aniso":
-                            params["spacing"] = [2.5, 0.7, 1.3][-len(spatial):]
-                        act = params.get("activation", "auto")
-                        x = B.logits(rng, N, C, spatial, activation=act)
-                        y = B.targets(rng, N, C, spatial, kind)
-                        run(chk, tmp, x, y, C, params)
+        B.matrix(chk, tmp, rng, variants, run)
 
         # Equal weights are ce.
         for C in (1, 3):
             x, y = B.logits(rng, 2, C, (12, 14)), B.blobby_labels(rng, 2, C, (12, 14))
-            a, ga, ea = R.run_lib("boundary_aware(p_boundary=3,p_inner=3)", x, y)
-            b, gb, eb = R.run_lib("ce", x, y)
+            a, ga, ea = R.run_cli("boundary_aware(p_boundary=3,p_inner=3)", x, y, tmp)
+            b, gb, eb = R.run_cli("ce", x, y, tmp)
             if chk.true("boundary_aware(equal) and ce run: %s %s" % (ea, eb), ea is None and eb is None):
                 chk.close("boundary_aware(equal) == ce value C=%d" % C, a, b, rtol=1e-6, atol=1e-8, group="ba == ce")
                 chk.close("boundary_aware(equal) == ce grad C=%d" % C, ga, gb, rtol=1e-5, atol=1e-8, group="ba == ce")

@@ -1,6 +1,5 @@
 """dpce (Caliva et al. 2019) against a PyTorch float64 reference: CE weighted per voxel by 1 + λ(1 − d/d_max), d the
-scipy distance to the nearest voxel of another target label, averaged over the voxels; λ = 0 is ce.
-sanitized: skip (lossref reaches the library through ctypes)"""
+scipy distance to the nearest voxel of another target label, averaged over the voxels; λ = 0 is ce."""
 import os
 
 import numpy as np
@@ -30,7 +29,7 @@ def spec_of(params):
 
 def run(chk, tmp, x, y, C, params, **kw):
     R.check_loss(chk, "dpce", spec_of(params), ref_dpce, params, x, y, C, tmp,
-                 extra=B.spacing_arg(params.get("spacing")), **kw)
+                 extra=B.spacing_arg(params.get("spacing")), **dict(B.FD, **kw))
 
 
 def main():
@@ -44,23 +43,13 @@ def main():
         {"spacing": "aniso", "_channels": (1, 3)},
     ]
     with R.tmpdir() as tmp:
-        for v in variants:
-            for C in v.get("_channels", (1, 2, 3)):
-                for kind in ("labels", "soft"):
-                    for N, spatial in B.shapes(slref.QUICK):
-                        params = {k: val for k, val in v.items() if not k.startswith("_")}
-                        if params.get("spacing") == "aniso":
-                            params["spacing"] = [2.5, 0.7, 1.3][-len(spatial):]
-                        act = params.get("activation", "auto")
-                        x = B.logits(rng, N, C, spatial, activation=act)
-                        y = B.targets(rng, N, C, spatial, kind)
-                        run(chk, tmp, x, y, C, params)
+        B.matrix(chk, tmp, rng, variants, run)
 
         # lambda = 0 is ce, through the library on both sides.
         for C in (1, 3):
             x, y = B.logits(rng, 2, C, (12, 14)), B.blobby_labels(rng, 2, C, (12, 14))
-            a, ga, ea = R.run_lib("dpce(lambda=0)", x, y)
-            b, gb, eb = R.run_lib("ce", x, y)
+            a, ga, ea = R.run_cli("dpce(lambda=0)", x, y, tmp)
+            b, gb, eb = R.run_cli("ce", x, y, tmp)
             if chk.true("dpce(lambda=0) and ce run: %s %s" % (ea, eb), ea is None and eb is None):
                 chk.close("dpce(lambda=0) == ce value C=%d" % C, a, b, rtol=1e-6, atol=1e-8, group="dpce == ce")
                 chk.close("dpce(lambda=0) == ce grad C=%d" % C, ga, gb, rtol=1e-5, atol=1e-8, group="dpce == ce")
