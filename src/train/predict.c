@@ -1,0 +1,363 @@
+/*
+ * The predictor: preprocessing as in training, padded forward passes with
+ * optional flip test-time augmentation, and whole images (2-D slices or
+ * 3-D volumes cut along the training axis).
+ *
+ * Padding. The U-Net needs sides divisible by 2^(depth-1); a slice of
+ * another size is zero-padded, centred (floor of the excess before), and
+ * the output cropped back. Zero is the mean of a z-scored image and the
+ * background of a masked one, so the pad looks like background.
+ *
+ * TTA (nnU-Net's mirroring): the softmax probabilities of the slice and of
+ * its mirrorings along y, x and both are mapped back and averaged.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "train_internal.h"
+
+/* ------------------------------------------------------------ preprocessing */
+
+sl_status sl_preproc_from_config(sl_preproc *pp, const sl_train_config *cfg, int64_t sample_h, int64_t sample_w,
+                                 char *msg, size_t msglen)
+{
+    if (!pp || !cfg) return sl_errf(msg, msglen, SL_EINVAL, "preproc: NULL argument");
+    const sl_data_opts *d = &cfg->data_opts;
+    memset(pp, 0, sizeof *pp);
+    pp->clip_lo = d->clip_lo;
+    pp->clip_hi = d->clip_hi;
+    pp->axis = 'z';
+    pp->resize = d->resize;
+    pp->size[0] = sample_h > 0 ? sample_h : d->height;
+    pp->size[1] = sample_w > 0 ? sample_w : d->width;
+    if (strcmp(cfg->data, "phantom") == 0) {
+        /* the generator z-scores each image over all its pixels */
+        pp->norm = SL_INTENSITY_ZSCORE;
+        pp->mask = SL_PREPROC_ALL;
+        pp->per_slice = 1;
+        pp->resize = SL_RESIZE_CROP_PAD;
+        if (pp->size[0] <= 0) pp->size[0] = pp->size[1] = 128;
+    } else if (strcmp(cfg->data, "colin") == 0) {
+        /* z-score over the brain (T1 > 0) of the volume, the rest 0 */
+        pp->norm = SL_INTENSITY_ZSCORE;
+        pp->mask = SL_PREPROC_POSITIVE;
+        pp->per_slice = 0;
+    } else if (strncmp(cfg->data, "nifti:", 6) == 0) {
+        pp->norm = d->norm;
+        pp->mask = d->norm_nonzero ? SL_PREPROC_NONZERO : SL_PREPROC_ALL;
+        pp->per_slice = 0;
+        pp->axis = d->axis;
+    } else {
+        return sl_errf(msg, msglen, SL_EINVAL, "preproc: unknown data source '%s'", cfg->data);
+    }
+    if (pp->resize != SL_RESIZE_CROP_PAD && (pp->size[0] <= 0 || pp->size[1] <= 0))
+        return sl_errf(msg, msglen, SL_EINVAL, "preproc: resize mode needs the sample size");
+    if (pp->size[0] <= 0) pp->size[0] = pp->size[1] = 0;
+    return SL_OK;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* numpy's linear percentile of a sorted array (the nifti source's rule) */
+static double percentile_sorted(const float *v, int64_t n, double q)
+{
+    double pos = q / 100.0 * (double)(n - 1);
+    int64_t i = (int64_t)floor(pos);
+    if (i >= n - 1) return v[n - 1];
+    double t = pos - (double)i;
+    return (double)v[i] + t * ((double)v[i + 1] - (double)v[i]);
+}
+
+static int in_mask(sl_preproc_mask m, float v)
+{
+    return m == SL_PREPROC_ALL || (m == SL_PREPROC_NONZERO && v != 0.0f) || (m == SL_PREPROC_POSITIVE && v > 0.0f);
+}
+
+/* One block (a slice or a volume) of n values. */
+static sl_status normalise_block(const sl_preproc *pp, float *x, int64_t n)
+{
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) m += in_mask(pp->mask, x[i]);
+    if (m == 0) return SL_OK;
+    double lo = -INFINITY, hi = INFINITY;
+    if (pp->norm == SL_INTENSITY_PERCENTILE) {
+        float *v = sl_malloc(m, sizeof *v);
+        if (!v) return SL_ENOMEM;
+        int64_t k = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (in_mask(pp->mask, x[i])) v[k++] = x[i];
+        qsort(v, (size_t)m, sizeof *v, cmp_float);
+        lo = percentile_sorted(v, m, pp->clip_lo);
+        hi = percentile_sorted(v, m, pp->clip_hi);
+        free(v);
+    }
+    double s = 0.0, ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        if (in_mask(pp->mask, x[i])) s += fmin(fmax((double)x[i], lo), hi);
+    const double mean = s / (double)m;
+    for (int64_t i = 0; i < n; i++)
+        if (in_mask(pp->mask, x[i])) {
+            double d = fmin(fmax((double)x[i], lo), hi) - mean;
+            ss += d * d;
+        }
+    double sd = sqrt(ss / (double)m);
+    if (!(sd > 0)) sd = 1.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (in_mask(pp->mask, x[i])) x[i] = (float)((fmin(fmax((double)x[i], lo), hi) - mean) / sd);
+        else x[i] = 0.0f; /* zeros stay 0; negatives outside a positive mask become 0 */
+    }
+    return SL_OK;
+}
+
+sl_status sl_preproc_normalise(const sl_preproc *pp, float *x, int64_t n, int64_t h, int64_t w)
+{
+    if (!pp || (!x && n > 0) || n < 0 || h < 1 || w < 1) return SL_EINVAL;
+    if (pp->norm == SL_INTENSITY_NONE) return SL_OK;
+    if ((unsigned)pp->norm > SL_INTENSITY_NONE || (unsigned)pp->mask > SL_PREPROC_POSITIVE) return SL_EINVAL;
+    int64_t hw, all;
+    if (sl_mul_size(h, w, &hw) || sl_mul_size(hw, n, &all)) return SL_EOVERFLOW;
+    if (!pp->per_slice) return normalise_block(pp, x, all);
+    for (int64_t k = 0; k < n; k++) {
+        sl_status st = normalise_block(pp, x + k * hw, hw);
+        if (st != SL_OK) return st;
+    }
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------- forward pass */
+
+void slt_argmax(const float *probs, int64_t n, int64_t C, int64_t hw, int32_t *labels)
+{
+    for (int64_t k = 0; k < n; k++)
+        for (int64_t p = 0; p < hw; p++) {
+            const float *q = probs + k * C * hw + p;
+            int32_t best = 0;
+            float bv = q[0];
+            for (int64_t c = 1; c < C; c++)
+                if (q[c * hw] > bv) {
+                    bv = q[c * hw];
+                    best = (int32_t)c;
+                }
+            labels[k * hw + p] = best;
+        }
+}
+
+sl_status sl_predict_slices(sl_unet *net, const float *images, int64_t n, int64_t h, int64_t w,
+                            const sl_predict_opts *opts, float *probs, int32_t *labels, char *msg, size_t msglen)
+{
+    if (!net || (!images && n > 0)) return sl_errf(msg, msglen, SL_EINVAL, "predict: NULL argument");
+    if (n < 0 || h < 1 || w < 1) return sl_errf(msg, msglen, SL_EINVAL, "predict: bad size %lld x %lld x %lld", (long long)n, (long long)h, (long long)w);
+    sl_predict_opts o = SL_PREDICT_OPTS_DEFAULT;
+    if (opts) o = *opts;
+    if ((unsigned)o.tta > SL_TTA_FLIP || o.threads < 0 || o.batch < 0)
+        return sl_errf(msg, msglen, SL_EINVAL, "predict: bad options (tta %d, threads %d, batch %lld)", (int)o.tta, o.threads,
+                       (long long)o.batch);
+    if (o.batch == 0) o.batch = 8;
+    if (n == 0) return SL_OK;
+    sl_unet_config uc;
+    sl_unet_get_config(net, &uc);
+    if (uc.num_classes > SL_DATA_MAX_CLASSES)
+        return sl_errf(msg, msglen, SL_EUNSUPPORTED, "predict: %d classes (at most %d)", uc.num_classes, SL_DATA_MAX_CLASSES);
+    if (uc.in_channels != 1)
+        return sl_errf(msg, msglen, SL_ESHAPE, "predict: the model takes %d input channels; images have 1", uc.in_channels);
+    const int64_t C = uc.num_classes, mult = (int64_t)1 << (uc.depth - 1);
+    const int64_t Hp = (h + mult - 1) / mult * mult, Wp = (w + mult - 1) / mult * mult;
+    const int64_t py = (Hp - h) / 2, px = (Wp - w) / 2, hw = h * w;
+    const int64_t B = o.batch < n ? o.batch : n;
+    int64_t tmp;
+    if (sl_mul3_size(B, C, Hp, &tmp) || sl_mul_size(tmp, Wp, &tmp) || sl_mul3_size(n, C, hw, &tmp))
+        return sl_errf(msg, msglen, SL_EOVERFLOW, "predict: sizes overflow");
+    const int threads = sl_threads(o.threads);
+    if (o.threads > 0) sl_unet_set_threads(net, o.threads);
+    sl_unet_set_training(net, 0);
+
+    float *in = sl_malloc(B * Hp * Wp, sizeof *in);
+    float *logits = sl_malloc(B * C * Hp * Wp, sizeof *logits);
+    float *pr = probs ? probs : sl_malloc(B * C * hw, sizeof *pr);
+    /* without a caller's probs, a batch's probabilities go to a scratch
+     * block and are reduced to labels before the next batch */
+    const int own = probs == NULL;
+    sl_status st = SL_OK;
+    if (!in || !logits || !pr) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "predict: out of memory");
+        goto done;
+    }
+    const int nflip = o.tta == SL_TTA_FLIP ? 4 : 1;
+    for (int64_t k0 = 0; k0 < n; k0 += B) {
+        const int64_t b = n - k0 < B ? n - k0 : B;
+        float *pb = own ? pr : pr + k0 * C * hw;
+        memset(pb, 0, (size_t)(b * C * hw) * sizeof *pb);
+        for (int f = 0; f < nflip; f++) {
+            const int fy = f & 1, fx = (f >> 1) & 1;
+            /* padded (and mirrored) input */
+            memset(in, 0, (size_t)(b * Hp * Wp) * sizeof *in);
+            for (int64_t k = 0; k < b; k++)
+                for (int64_t y = 0; y < h; y++)
+                    for (int64_t x = 0; x < w; x++) {
+                        int64_t Y = y + py, X = x + px;
+                        if (fy) Y = Hp - 1 - Y;
+                        if (fx) X = Wp - 1 - X;
+                        in[(k * Hp + Y) * Wp + X] = images[(k0 + k) * hw + y * w + x];
+                    }
+            sl_dims d = {b, 1, 2, {Hp, Wp, 0}};
+            if ((st = sl_unet_forward(net, in, &d, logits, msg, msglen)) != SL_OK) goto done;
+            /* softmax at each kept pixel, mapped back through the mirroring */
+            const float scale = 1.0f / (float)nflip;
+#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
+            for (int64_t k = 0; k < b; k++)
+                for (int64_t y = 0; y < h; y++) {
+                    float e[SL_DATA_MAX_CLASSES];
+                    for (int64_t x = 0; x < w; x++) {
+                        int64_t Y = y + py, X = x + px;
+                        if (fy) Y = Hp - 1 - Y;
+                        if (fx) X = Wp - 1 - X;
+                        const float *z = logits + k * C * Hp * Wp + Y * Wp + X;
+                        float mx = z[0];
+                        for (int64_t c = 1; c < C; c++) mx = z[c * Hp * Wp] > mx ? z[c * Hp * Wp] : mx;
+                        double s = 0.0;
+                        for (int64_t c = 0; c < C; c++) {
+                            e[c] = expf(z[c * Hp * Wp] - mx);
+                            s += e[c];
+                        }
+                        const float inv = (float)(1.0 / s) * scale;
+                        float *q = pb + k * C * hw + y * w + x;
+                        for (int64_t c = 0; c < C; c++) q[c * hw] += e[c] * inv;
+                    }
+                }
+        }
+        if (labels) slt_argmax(pb, b, C, hw, labels + k0 * hw);
+    }
+done:
+    free(in);
+    free(logits);
+    if (own) free(pr);
+    return st;
+}
+
+/* ------------------------------------------------------------ whole images */
+
+/* Array index of slice s, in-slice (u, v), for a (D, H, W) volume cut along axis. */
+static inline int64_t vol_index(int axis, int64_t s, int64_t u, int64_t v, int64_t H, int64_t W)
+{
+    if (axis == 'z') return (s * H + u) * W + v;
+    if (axis == 'y') return (u * H + s) * W + v;
+    return (u * H + v) * W + s;
+}
+
+sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *image, const sl_predict_opts *opts,
+                           sl_array *out, char *msg, size_t msglen)
+{
+    if (!net || !pp || !image || !out || !image->data) return sl_errf(msg, msglen, SL_EINVAL, "predict: NULL argument");
+    if (pp->axis != 'x' && pp->axis != 'y' && pp->axis != 'z')
+        return sl_errf(msg, msglen, SL_EINVAL, "predict: axis must be x, y or z");
+    if (pp->resize != SL_RESIZE_CROP_PAD && (pp->size[0] < 1 || pp->size[1] < 1))
+        return sl_errf(msg, msglen, SL_EINVAL, "predict: resize mode without a sample size");
+    int64_t D, H, W;
+    int axis = pp->axis;
+    if (image->ndim == 2) {
+        D = 1, H = image->shape[0], W = image->shape[1];
+        axis = 'z';
+    } else if (image->ndim == 3) {
+        D = image->shape[0], H = image->shape[1], W = image->shape[2];
+        if (D == 1) axis = 'z'; /* a single slice stored as a volume */
+    } else {
+        return sl_errf(msg, msglen, SL_ESHAPE, "predict: the image has %d axes; expected 2 (H, W) or 3 (D, H, W)", image->ndim);
+    }
+    if (D < 1 || H < 1 || W < 1) return sl_errf(msg, msglen, SL_ESHAPE, "predict: empty image");
+    const int64_t ns = axis == 'z' ? D : (axis == 'y' ? H : W);
+    const int64_t sh = axis == 'z' ? H : D, sw = axis == 'x' ? H : W;
+    int64_t N;
+    if (sl_mul3_size(D, H, W, &N)) return sl_errf(msg, msglen, SL_EOVERFLOW, "predict: image too large");
+    sl_unet_config uc;
+    sl_unet_get_config(net, &uc);
+    const int64_t C = uc.num_classes;
+
+    sl_array f = SL_ARRAY_EMPTY;
+    float *sl = NULL, *rs = NULL, *probs = NULL, *back = NULL;
+    int32_t *lab = NULL;
+    sl_status st;
+    if ((st = sl_array_to_f32(image, &f)) != SL_OK) return sl_errf(msg, msglen, st, "predict: out of memory");
+    float *fv = f.data;
+    for (int64_t i = 0; i < N; i++)
+        if (!isfinite(fv[i])) {
+            sl_array_free(&f);
+            return sl_errf(msg, msglen, SL_ENONFINITE, "predict: non-finite intensity at voxel %lld", (long long)i);
+        }
+    /* volume statistics on the whole array; per-slice ones after the cut */
+    if (!pp->per_slice && (st = sl_preproc_normalise(pp, fv, 1, N, 1)) != SL_OK) goto fail;
+    sl = sl_malloc(N, sizeof *sl);
+    lab = sl_malloc(N, sizeof *lab);
+    if (!sl || !lab) goto nomem;
+    for (int64_t s = 0; s < ns; s++)
+        for (int64_t u = 0; u < sh; u++)
+            for (int64_t v = 0; v < sw; v++) sl[(s * sh + u) * sw + v] = fv[vol_index(axis, s, u, v, H, W)];
+    if (pp->per_slice && (st = sl_preproc_normalise(pp, sl, ns, sh, sw)) != SL_OK) goto fail;
+
+    const int64_t th = pp->size[0], tw = pp->size[1];
+    if (pp->resize == SL_RESIZE_CROP_PAD || (th == sh && tw == sw)) {
+        if ((st = sl_predict_slices(net, sl, ns, sh, sw, opts, NULL, lab, msg, msglen)) != SL_OK) goto fail;
+    } else {
+        /* to the training size, predict, probabilities back to the slice grid */
+        int64_t thw = th * tw, shw = sh * sw;
+        rs = sl_malloc(ns * thw, sizeof *rs);
+        probs = sl_malloc(ns * C * thw, sizeof *probs);
+        back = sl_malloc(C * shw, sizeof *back);
+        if (!rs || !probs || !back) goto nomem;
+        for (int64_t s = 0; s < ns; s++)
+            if ((st = sl_resize2d(sl + s * shw, NULL, sh, sw, th, tw, pp->resize, rs + s * thw, NULL)) != SL_OK) goto fail;
+        if ((st = sl_predict_slices(net, rs, ns, th, tw, opts, probs, NULL, msg, msglen)) != SL_OK) goto fail;
+        /* the inverse of sl_resize2d's map: slice pixel -> training-grid coordinate */
+        double m[2][3] = {{0}};
+        if (pp->resize == SL_RESIZE_RESAMPLE) {
+            double ky = (double)th / (double)sh, kx = (double)tw / (double)sw;
+            m[0][0] = ky, m[0][2] = 0.5 * ky - 0.5;
+            m[1][1] = kx, m[1][2] = 0.5 * kx - 0.5;
+        } else {
+            double k = fmin((double)th / (double)sh, (double)tw / (double)sw);
+            double offy = ((double)th - (double)sh * k) / 2.0, offx = ((double)tw - (double)sw * k) / 2.0;
+            m[0][0] = k, m[0][2] = 0.5 * k + offy - 0.5;
+            m[1][1] = k, m[1][2] = 0.5 * k + offx - 0.5;
+        }
+        for (int64_t s = 0; s < ns; s++) {
+            for (int64_t c = 0; c < C; c++)
+                if ((st = sl_warp2d(probs + (s * C + c) * thw, NULL, th, tw, (const double(*)[3])m, NULL, sh, sw,
+                                    SL_INTERP_LINEAR, back + c * shw, NULL)) != SL_OK)
+                    goto fail;
+            slt_argmax(back, 1, C, shw, lab + s * shw);
+        }
+    }
+    /* labels back into the image's layout */
+    int64_t oshape[3] = {D, H, W};
+    sl_dtype dt = C <= 256 ? SL_DT_U8 : SL_DT_I16;
+    sl_array res = SL_ARRAY_EMPTY;
+    if ((st = sl_array_alloc(&res, dt, image->ndim, image->ndim == 2 ? oshape + 1 : oshape)) != SL_OK) goto nomem;
+    for (int64_t s = 0; s < ns; s++)
+        for (int64_t u = 0; u < sh; u++)
+            for (int64_t v = 0; v < sw; v++) {
+                int64_t i = vol_index(axis, s, u, v, H, W);
+                int32_t L = lab[(s * sh + u) * sw + v];
+                if (dt == SL_DT_U8) ((uint8_t *)res.data)[i] = (uint8_t)L;
+                else ((int16_t *)res.data)[i] = (int16_t)L;
+            }
+    *out = res;
+    st = SL_OK;
+    goto done;
+nomem:
+    st = sl_errf(msg, msglen, SL_ENOMEM, "predict: out of memory");
+    goto done;
+fail:
+    if (st == SL_ENOMEM) sl_errf(msg, msglen, SL_ENOMEM, "predict: out of memory");
+done:
+    sl_array_free(&f);
+    free(sl);
+    free(lab);
+    free(rs);
+    free(probs);
+    free(back);
+    return st;
+}

@@ -1,0 +1,1066 @@
+/*
+ * The trainer: sl_train_run.
+ *
+ * One epoch = steps_per_epoch optimiser steps on sampler batches, then a
+ * validation pass (pooled Dice per class over the validation split), then
+ * a checkpoint. Everything that decides the numbers is a function of the
+ * configuration and the epoch/step counters:
+ *   - batch t of epoch e is sl_sampler_batch(global step e * S + t), a pure
+ *     function of (dataset, sampler options, step);
+ *   - the loss of epoch e (spec and weights) comes from the schedule, whose
+ *     only state (stateful losses) is saved in the checkpoint;
+ *   - the optimiser's moments and step counter are saved with the model.
+ * So restoring a checkpoint of epoch e and running on gives the same
+ * numbers as never having stopped. Validation runs the net in evaluation
+ * mode and writes nothing that training reads.
+ *
+ * Deep supervision (nnU-Net): the loss is sum_i w_i L(output_i, labels
+ * downsampled by 2^i, nearest), w_i = 2^-i normalised. Stateful losses
+ * update their state from level 0 only (training = 1 there, 0 elsewhere),
+ * so their statistics describe the full-resolution output. The logged term
+ * values are those of level 0; the logged loss is the weighted total.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "segloss/metrics.h"
+#include "train_internal.h"
+
+#define CKPT_MAGIC "SLTRCKPT"
+#define CKPT_VERSION 1
+#define MAX_LEVELS 8
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct split_cache {
+    int64_t n;
+    float *img;     /* (n, 1, H, W) */
+    int32_t *lab;   /* (n, H, W) */
+} split_cache;
+
+typedef struct run {
+    const sl_train_config *cfg;
+    char msg2[512];
+    /* files */
+    int files;
+    char p_config[SL_TRAIN_TEXT + 32], p_log[SL_TRAIN_TEXT + 32], p_ckpt[SL_TRAIN_TEXT + 32],
+        p_model[SL_TRAIN_TEXT + 32], p_metrics[SL_TRAIN_TEXT + 32], p_ckmodel[SL_TRAIN_TEXT + 48];
+    /* data */
+    sl_dataset *ds_owned;
+    const sl_dataset *ds;
+    sl_dataset_info info;
+    int C;
+    int64_t H, W;          /* sample size */
+    int64_t ph, pw;        /* patch */
+    sl_sampler *sp;
+    split_cache val, test;
+    char **class_names;
+    /* model */
+    sl_schedule *sched;
+    sl_unet *net;
+    sl_optim *opt;
+    int nout;
+    float dsw[MAX_LEVELS];
+    /* buffers */
+    float *x, *logits, *grad[MAX_LEVELS];
+    int32_t *y, *ylev[MAX_LEVELS];
+    float *vprobs;
+    int32_t *vlab;
+    /* log */
+    int ncols;
+    char **cols;
+    int **stage_cols;      /* [stage][term] -> column */
+    int nstages;
+    int64_t nrows, caprows;
+    sl_train_log_row *rows;
+    /* identity */
+    char *identity;        /* printed slt_config_json */
+} run;
+
+/* ------------------------------------------------------------ small helpers */
+
+static char *dupstr(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+static void free_rows(sl_train_log_row *rows, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        free(rows[i].terms);
+        free(rows[i].val_dice);
+    }
+    free(rows);
+}
+
+void sl_train_result_free(sl_train_result *r)
+{
+    if (!r) return;
+    for (int c = 0; r->class_names && c < r->num_classes; c++) free(r->class_names[c]);
+    free(r->class_names);
+    free(r->test);
+    for (int i = 0; r->term_cols && i < r->nterm_cols; i++) free(r->term_cols[i]);
+    free(r->term_cols);
+    free_rows(r->log, r->nrows);
+    sl_train_result tmp = SL_TRAIN_RESULT_EMPTY;
+    *r = tmp;
+}
+
+static sl_status add_row(run *R, const sl_train_log_row *src)
+{
+    if (R->nrows == R->caprows) {
+        int64_t cap = R->caprows ? 2 * R->caprows : 16;
+        sl_train_log_row *p = realloc(R->rows, (size_t)cap * sizeof *p);
+        if (!p) return SL_ENOMEM;
+        R->rows = p;
+        R->caprows = cap;
+    }
+    sl_train_log_row *d = &R->rows[R->nrows];
+    *d = *src;
+    d->terms = malloc((size_t)(R->ncols ? R->ncols : 1) * sizeof(double));
+    d->val_dice = malloc((size_t)R->C * sizeof(double));
+    if (!d->terms || !d->val_dice) {
+        free(d->terms);
+        free(d->val_dice);
+        return SL_ENOMEM;
+    }
+    memcpy(d->terms, src->terms, (size_t)R->ncols * sizeof(double));
+    memcpy(d->val_dice, src->val_dice, (size_t)R->C * sizeof(double));
+    R->nrows++;
+    return SL_OK;
+}
+
+/* Log columns: the term names of every stage, in order of first
+ * appearance; the k-th use of a name within one stage is "name#k". */
+static sl_status build_columns(run *R, char *msg, size_t msglen)
+{
+    R->nstages = sl_schedule_num_stages(R->sched);
+    R->stage_cols = calloc((size_t)R->nstages, sizeof *R->stage_cols);
+    if (!R->stage_cols) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    for (int s = 0; s < R->nstages; s++) {
+        sl_loss *loss;
+        sl_status st = sl_schedule_loss_for_epoch(R->sched, sl_schedule_stage_start(R->sched, s), &loss, msg, msglen);
+        if (st != SL_OK) return st;
+        int nt = sl_loss_num_terms(loss);
+        R->stage_cols[s] = calloc((size_t)(nt ? nt : 1), sizeof(int));
+        if (!R->stage_cols[s]) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+        for (int i = 0; i < nt; i++) {
+            const char *name = sl_loss_term_name(loss, i);
+            int k = 1;
+            for (int j = 0; j < i; j++) k += strcmp(sl_loss_term_name(loss, j), name) == 0;
+            char key[160];
+            if (k == 1) snprintf(key, sizeof key, "%s", name);
+            else snprintf(key, sizeof key, "%s#%d", name, k);
+            int col = -1;
+            for (int c = 0; c < R->ncols; c++)
+                if (strcmp(R->cols[c], key) == 0) col = c;
+            if (col < 0) {
+                char **p = realloc(R->cols, (size_t)(R->ncols + 1) * sizeof *p);
+                if (!p) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+                R->cols = p;
+                if (!(R->cols[R->ncols] = dupstr(key))) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+                col = R->ncols++;
+            }
+            R->stage_cols[s][i] = col;
+        }
+    }
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------ output files */
+
+static void csv_num(slt_buf *b, double v)
+{
+    char t[40];
+    int n = isfinite(v) ? snprintf(t, sizeof t, ",%.9g", v) : snprintf(t, sizeof t, ",");
+    slt_put(b, t, (size_t)n);
+}
+
+static sl_status write_log_csv(run *R, char *msg, size_t msglen)
+{
+    slt_buf b = {0};
+    slt_put(&b, "epoch,stage,lr,loss", 19);
+    for (int c = 0; c < R->ncols; c++) {
+        slt_put(&b, ",term_", 6);
+        slt_put(&b, R->cols[c], strlen(R->cols[c]));
+    }
+    for (int c = 1; c < R->C; c++) {
+        slt_put(&b, ",val_dice_", 10);
+        slt_put(&b, R->class_names[c], strlen(R->class_names[c]));
+    }
+    slt_put(&b, ",seconds\n", 9);
+    for (int64_t i = 0; i < R->nrows; i++) {
+        const sl_train_log_row *r = &R->rows[i];
+        char t[64];
+        int n = snprintf(t, sizeof t, "%lld,%d", (long long)r->epoch, r->stage);
+        slt_put(&b, t, (size_t)n);
+        csv_num(&b, r->lr);
+        csv_num(&b, r->loss);
+        for (int c = 0; c < R->ncols; c++) csv_num(&b, r->terms[c]);
+        for (int c = 1; c < R->C; c++) csv_num(&b, r->val_dice[c]);
+        n = snprintf(t, sizeof t, ",%.3f\n", r->seconds);
+        slt_put(&b, t, (size_t)n);
+    }
+    sl_status st = b.failed ? sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory")
+                            : slt_write_atomic(R->p_log, b.p, b.len, msg, msglen);
+    free(b.p);
+    return st;
+}
+
+static sl_status write_json(const char *path, cJSON *root, char *msg, size_t msglen)
+{
+    char *text = root ? cJSON_Print(root) : NULL;
+    if (!text) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    size_t n = strlen(text);
+    char *t2 = realloc(text, n + 2);
+    if (!t2) {
+        free(text);
+        return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    }
+    t2[n] = '\n';
+    t2[n + 1] = 0;
+    sl_status st = slt_write_atomic(path, t2, n + 1, msg, msglen);
+    free(t2);
+    return st;
+}
+
+static sl_status write_config_json(run *R, char *msg, size_t msglen)
+{
+    const sl_train_config *c = R->cfg;
+    cJSON *root = slt_config_json(c), *o, *a;
+    int ok = root != NULL;
+    ok = ok && cJSON_AddStringToObject(root, "segloss_version", sl_version());
+    ok = ok && (o = cJSON_AddObjectToObject(root, "dataset")) && cJSON_AddNumberToObject(o, "num_classes", R->C) &&
+         (a = cJSON_AddArrayToObject(o, "class_names"));
+    for (int k = 0; ok && k < R->C; k++) {
+        cJSON *s = cJSON_CreateString(R->class_names[k]);
+        ok = s && cJSON_AddItemToArray(a, s);
+    }
+    ok = ok && (a = cJSON_AddArrayToObject(o, "sample_size"));
+    for (int k = 0; ok && k < 2; k++) {
+        cJSON *s = cJSON_CreateNumber((double)(k ? R->W : R->H));
+        ok = s && cJSON_AddItemToArray(a, s);
+    }
+    ok = ok && (a = cJSON_AddArrayToObject(o, "patch"));
+    for (int k = 0; ok && k < 2; k++) {
+        cJSON *s = cJSON_CreateNumber((double)(k ? R->pw : R->ph));
+        ok = s && cJSON_AddItemToArray(a, s);
+    }
+    ok = ok && cJSON_AddNumberToObject(o, "n_train", (double)R->info.n[0]) &&
+         cJSON_AddNumberToObject(o, "n_val", (double)R->info.n[1]) &&
+         cJSON_AddNumberToObject(o, "n_test", (double)R->info.n[2]) &&
+         cJSON_AddNumberToObject(o, "small_class", R->info.small_class);
+    sl_preproc pp;
+    sl_status st = sl_preproc_from_config(&pp, c, R->H, R->W, msg, msglen);
+    if (st != SL_OK) {
+        cJSON_Delete(root);
+        return st;
+    }
+    cJSON *pj = ok ? slt_preproc_json(&pp) : NULL;
+    ok = ok && pj && (o = cJSON_AddObjectToObject(root, "predict"));
+    if (ok) cJSON_AddItemToObject(o, "preprocessing", pj);
+    else cJSON_Delete(pj);
+    ok = ok && (o = cJSON_AddObjectToObject(root, "run")) && cJSON_AddNumberToObject(o, "threads", c->threads) &&
+         cJSON_AddNumberToObject(o, "num_params", (double)sl_unet_num_params(R->net));
+    if (!ok) {
+        cJSON_Delete(root);
+        return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    }
+    st = write_json(R->p_config, root, msg, msglen);
+    cJSON_Delete(root);
+    return st;
+}
+
+/* ------------------------------------------------------------ checkpoint */
+
+static sl_status write_checkpoint(run *R, int64_t epochs_done, char *msg, size_t msglen)
+{
+    sl_status st;
+    if ((st = sl_unet_save(R->net, R->opt, R->p_ckmodel, msg, msglen)) != SL_OK) return st;
+    unsigned char *model = NULL;
+    size_t mlen = 0;
+    st = slt_read_file(R->p_ckmodel, &model, &mlen, msg, msglen);
+    unlink(R->p_ckmodel);
+    if (st != SL_OK) return st;
+    size_t slen = 0;
+    sl_schedule_state_size(R->sched, &slen);
+    unsigned char *sstate = malloc(slen ? slen : 1);
+    if (!sstate) {
+        free(model);
+        return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    }
+    sl_schedule_state_get(R->sched, sstate, slen, &slen);
+
+    slt_buf b = {0};
+    slt_put(&b, CKPT_MAGIC, 8);
+    slt_put_u64(&b, CKPT_VERSION);
+    slt_put_str(&b, R->identity);
+    slt_put_u64(&b, (uint64_t)epochs_done);
+    slt_put_u64(&b, slen);
+    slt_put(&b, sstate, slen);
+    slt_put_u64(&b, (uint64_t)R->ncols);
+    for (int c = 0; c < R->ncols; c++) slt_put_str(&b, R->cols[c]);
+    slt_put_u64(&b, (uint64_t)R->C);
+    slt_put_u64(&b, (uint64_t)R->nrows);
+    for (int64_t i = 0; i < R->nrows; i++) {
+        const sl_train_log_row *r = &R->rows[i];
+        slt_put_u64(&b, (uint64_t)r->epoch);
+        slt_put_f64(&b, r->lr);
+        slt_put_f64(&b, r->loss);
+        slt_put_u64(&b, (uint64_t)r->stage);
+        for (int c = 0; c < R->ncols; c++) slt_put_f64(&b, r->terms[c]);
+        for (int c = 0; c < R->C; c++) slt_put_f64(&b, r->val_dice[c]);
+        slt_put_f64(&b, r->seconds);
+    }
+    slt_put_u64(&b, mlen);
+    slt_put(&b, model, mlen);
+    free(model);
+    free(sstate);
+    if (!b.failed) slt_put_u64(&b, slt_crc32(b.p, b.len));
+    if (b.failed) st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    else st = slt_write_atomic(R->p_ckpt, b.p, b.len, msg, msglen);
+    free(b.p);
+    return st;
+}
+
+/* Restores net, optimiser, schedule state and log rows; *epochs_done. */
+static sl_status read_checkpoint(run *R, int64_t *epochs_done, char *msg, size_t msglen)
+{
+    unsigned char *data;
+    size_t len;
+    sl_status st = slt_read_file(R->p_ckpt, &data, &len, msg, msglen);
+    if (st != SL_OK) return st;
+    const char *path = R->p_ckpt;
+    if (len < 8 + 8 + 8 || memcmp(data, CKPT_MAGIC, 8) != 0) {
+        free(data);
+        return sl_errf(msg, msglen, SL_EFORMAT, "%s is not a segloss checkpoint", path);
+    }
+    slt_reader crc_r = {data + len - 8, 8, 0, 0};
+    if (slt_get_u64(&crc_r) != slt_crc32(data, len - 8)) {
+        free(data);
+        return sl_errf(msg, msglen, SL_EFORMAT, "%s is corrupt (CRC mismatch; truncated or damaged)", path);
+    }
+    slt_reader r = {data, len - 8, 8, 0};
+    const unsigned char *s;
+    size_t n;
+    sl_train_log_row row = {0};
+    double *terms = NULL, *vd = NULL;
+    if (slt_get_u64(&r) != CKPT_VERSION) {
+        st = sl_errf(msg, msglen, SL_EFORMAT, "%s: unknown checkpoint version", path);
+        goto done;
+    }
+    n = slt_get_bytes(&r, &s);
+    if (r.failed) goto corrupt;
+    if (n != strlen(R->identity) || memcmp(s, R->identity, n) != 0) {
+        char *old = malloc(n + 1);
+        char diff[512] = "the configuration differs";
+        if (old) {
+            memcpy(old, s, n);
+            old[n] = 0;
+            cJSON *a = cJSON_Parse(old), *b = cJSON_Parse(R->identity);
+            if (a && b) slt_config_diff(a, b, "", diff, sizeof diff);
+            cJSON_Delete(a);
+            cJSON_Delete(b);
+            free(old);
+        }
+        st = sl_errf(msg, msglen, SL_EBADSTATE, "cannot resume %s with another configuration (saved vs now: %s)",
+                     R->cfg->out_dir, diff);
+        goto done;
+    }
+    *epochs_done = (int64_t)slt_get_u64(&r);
+    n = slt_get_bytes(&r, &s);
+    if (r.failed) goto corrupt;
+    if ((st = sl_schedule_state_set(R->sched, s, n, R->msg2, sizeof R->msg2)) != SL_OK) {
+        st = sl_errf(msg, msglen, st, "%s: loss schedule state: %s", path, R->msg2);
+        goto done;
+    }
+    uint64_t ncols = slt_get_u64(&r);
+    if (r.failed || ncols != (uint64_t)R->ncols) goto corrupt;
+    for (int c = 0; c < R->ncols; c++) {
+        n = slt_get_bytes(&r, &s);
+        if (r.failed || n != strlen(R->cols[c]) || memcmp(s, R->cols[c], n)) goto corrupt;
+    }
+    if (slt_get_u64(&r) != (uint64_t)R->C) goto corrupt;
+    uint64_t nrows = slt_get_u64(&r);
+    if (r.failed || nrows > (uint64_t)1e7) goto corrupt;
+    terms = calloc((size_t)R->ncols + 1, sizeof *terms);
+    vd = calloc((size_t)R->C, sizeof *vd);
+    if (!terms || !vd) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+        goto done;
+    }
+    for (uint64_t i = 0; i < nrows; i++) {
+        row.epoch = (int64_t)slt_get_u64(&r);
+        row.lr = slt_get_f64(&r);
+        row.loss = slt_get_f64(&r);
+        row.stage = (int)slt_get_u64(&r);
+        for (int c = 0; c < R->ncols; c++) terms[c] = slt_get_f64(&r);
+        for (int c = 0; c < R->C; c++) vd[c] = slt_get_f64(&r);
+        row.seconds = slt_get_f64(&r);
+        row.terms = terms;
+        row.val_dice = vd;
+        if (r.failed) goto corrupt;
+        if (add_row(R, &row) != SL_OK) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+            goto done;
+        }
+    }
+    n = slt_get_bytes(&r, &s);
+    if (r.failed || r.pos != r.len || *epochs_done < 0 || *epochs_done > R->cfg->epochs ||
+        (uint64_t)*epochs_done != nrows)
+        goto corrupt;
+    /* sl_unet_load reads a path: the model part goes to a file first */
+    if ((st = slt_write_atomic(R->p_ckmodel, s, n, msg, msglen)) != SL_OK) goto done;
+    sl_unet *net = NULL;
+    sl_optim *opt = NULL;
+    st = sl_unet_load(&net, &opt, R->p_ckmodel, R->msg2, sizeof R->msg2);
+    unlink(R->p_ckmodel);
+    if (st != SL_OK) {
+        st = sl_errf(msg, msglen, st, "%s: %s", path, R->msg2);
+        goto done;
+    }
+    if (!opt) {
+        sl_unet_free(net);
+        goto corrupt;
+    }
+    sl_unet_config a, b;
+    sl_unet_get_config(net, &a);
+    sl_unet_get_config(R->net, &b);
+    if (memcmp(&a, &b, sizeof a) != 0 || sl_unet_num_params(net) != sl_unet_num_params(R->net)) {
+        sl_optim_free(opt);
+        sl_unet_free(net);
+        st = sl_errf(msg, msglen, SL_EBADSTATE, "%s: the saved network differs from the configuration", path);
+        goto done;
+    }
+    sl_optim_free(R->opt);
+    sl_unet_free(R->net);
+    R->net = net;
+    R->opt = opt;
+    st = SL_OK;
+    goto done;
+corrupt:
+    st = sl_errf(msg, msglen, SL_EFORMAT, "%s is corrupt (bad layout)", path);
+done:
+    free(terms);
+    free(vd);
+    free(data);
+    return st;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+static sl_status load_split(run *R, sl_split split, split_cache *c, char *msg, size_t msglen)
+{
+    c->n = R->info.n[split];
+    if (c->n == 0) return SL_OK;
+    const int64_t hw = R->H * R->W;
+    c->img = sl_malloc(c->n * hw, sizeof *c->img);
+    c->lab = sl_malloc(c->n * hw, sizeof *c->lab);
+    if (!c->img || !c->lab) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory for the %s split", sl_split_name(split));
+    for (int64_t i = 0; i < c->n; i++) {
+        sl_status st = sl_dataset_get(R->ds, split, i, c->img + i * hw, c->lab + i * hw, msg, msglen);
+        if (st != SL_OK) return st;
+    }
+    return SL_OK;
+}
+
+static sl_status predict_split(run *R, const split_cache *c, char *msg, size_t msglen)
+{
+    sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
+    po.threads = R->cfg->threads;
+    po.batch = R->cfg->batch_size;
+    return sl_predict_slices(R->net, c->img, c->n, R->H, R->W, &po, NULL, R->vlab, msg, msglen);
+}
+
+/* Pooled Dice per class over the validation split (NaN without one). */
+static sl_status validate(run *R, double *dice, char *msg, size_t msglen)
+{
+    for (int c = 0; c < R->C; c++) dice[c] = NAN;
+    if (R->val.n == 0) return SL_OK;
+    sl_status st = predict_split(R, &R->val, msg, msglen);
+    if (st != SL_OK) return st;
+    const int64_t N = R->val.n * R->H * R->W;
+    for (int c = 0; c < R->C; c++) {
+        int64_t tp = 0, fp = 0, fn = 0;
+        for (int64_t i = 0; i < N; i++) {
+            int p = R->vlab[i] == c, g = R->val.lab[i] == c;
+            tp += p & g;
+            fp += p & !g;
+            fn += (!p) & g;
+        }
+        dice[c] = 2 * tp + fp + fn > 0 ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 1.0;
+    }
+    return SL_OK;
+}
+
+static sl_status test_metrics(run *R, sl_train_class_metrics *m, char *msg, size_t msglen)
+{
+    const int C = R->C;
+    memset(m, 0, (size_t)C * sizeof *m);
+    for (int c = 1; c < C; c++) {
+        m[c].dice = m[c].hd95 = m[c].nsd = m[c].recall = m[c].precision = m[c].dice_global = NAN;
+    }
+    if (R->test.n == 0) return SL_OK;
+    sl_status st = predict_split(R, &R->test, msg, msglen);
+    if (st != SL_OK) return st;
+    const int64_t hw = R->H * R->W;
+    const double diag = sqrt((double)(R->H * R->H + R->W * R->W));
+    sl_grid g = SL_GRID_DEFAULT;
+    g.ndim = 2;
+    g.shape[0] = R->H;
+    g.shape[1] = R->W;
+    sl_metric_opts mo = SL_METRIC_OPTS_DEFAULT;
+    mo.metrics = SL_MET_OVERLAP | SL_MET_DISTANCE | SL_MET_NSD;
+    mo.threads = R->cfg->threads;
+    int64_t *labels = malloc((size_t)C * sizeof *labels);
+    sl_metric_result *res = malloc((size_t)C * sizeof *res);
+    double *sum = calloc((size_t)C * 5, sizeof *sum);
+    int64_t *cnt = calloc((size_t)C * 3, sizeof *cnt);
+    if (!labels || !res || !sum || !cnt) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+        goto done;
+    }
+    for (int c = 1; c < C; c++) labels[c - 1] = c;
+    for (int64_t i = 0; i < R->test.n; i++) {
+        sl_labelmap p = {R->vlab + i * hw, SL_DT_I32}, t = {R->test.lab + i * hw, SL_DT_I32};
+        if ((st = sl_metrics_eval(&p, &t, &g, labels, C - 1, &mo, res, msg, msglen)) != SL_OK) goto done;
+        for (int c = 1; c < C; c++) {
+            const sl_metric_result *q = &res[c - 1];
+            double hd = q->hd_perc;
+            if (q->empty_pred && q->empty_gt) cnt[c * 3 + 0]++;
+            else if (q->empty_pred) cnt[c * 3 + 1]++;
+            else if (q->empty_gt) cnt[c * 3 + 2]++;
+            if (!isfinite(hd)) hd = diag; /* one side empty: METRICS.md's substitute */
+            sum[c * 5 + 0] += q->dice;
+            sum[c * 5 + 1] += hd;
+            sum[c * 5 + 2] += q->nsd;
+            sum[c * 5 + 3] += q->recall;
+            sum[c * 5 + 4] += q->precision;
+        }
+    }
+    for (int c = 1; c < C; c++) {
+        const double n = (double)R->test.n;
+        m[c].dice = sum[c * 5 + 0] / n;
+        m[c].hd95 = sum[c * 5 + 1] / n;
+        m[c].nsd = sum[c * 5 + 2] / n;
+        m[c].recall = sum[c * 5 + 3] / n;
+        m[c].precision = sum[c * 5 + 4] / n;
+        m[c].n_cases = R->test.n;
+        m[c].n_empty_both = cnt[c * 3 + 0];
+        m[c].n_empty_pred = cnt[c * 3 + 1];
+        m[c].n_empty_gt = cnt[c * 3 + 2];
+        int64_t tp = 0, fp = 0, fn = 0;
+        for (int64_t i = 0; i < R->test.n * hw; i++) {
+            int pp = R->vlab[i] == c, gg = R->test.lab[i] == c;
+            tp += pp & gg;
+            fp += pp & !gg;
+            fn += (!pp) & gg;
+        }
+        m[c].dice_global = 2 * tp + fp + fn > 0 ? 2.0 * (double)tp / (double)(2 * tp + fp + fn) : 1.0;
+    }
+    st = SL_OK;
+done:
+    free(labels);
+    free(res);
+    free(sum);
+    free(cnt);
+    return st;
+}
+
+static sl_status write_metrics_json(run *R, const sl_train_class_metrics *m, double seconds, char *msg, size_t msglen)
+{
+    cJSON *root = cJSON_CreateObject(), *arr, *o;
+    int ok = root && (arr = cJSON_AddArrayToObject(root, "test"));
+    for (int c = 1; ok && c < R->C; c++) {
+        ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(arr, o) && cJSON_AddNumberToObject(o, "class", c) &&
+             cJSON_AddStringToObject(o, "name", R->class_names[c]) && cJSON_AddNumberToObject(o, "dice", m[c].dice) &&
+             cJSON_AddNumberToObject(o, "hd95", m[c].hd95) && cJSON_AddNumberToObject(o, "nsd", m[c].nsd) &&
+             cJSON_AddNumberToObject(o, "recall", m[c].recall) &&
+             cJSON_AddNumberToObject(o, "precision", m[c].precision) &&
+             cJSON_AddNumberToObject(o, "dice_global", m[c].dice_global) &&
+             cJSON_AddNumberToObject(o, "n_cases", (double)m[c].n_cases) &&
+             cJSON_AddNumberToObject(o, "n_empty_both", (double)m[c].n_empty_both) &&
+             cJSON_AddNumberToObject(o, "n_empty_pred", (double)m[c].n_empty_pred) &&
+             cJSON_AddNumberToObject(o, "n_empty_gt", (double)m[c].n_empty_gt);
+    }
+    char conv[256];
+    sl_metric_opts mo = SL_METRIC_OPTS_DEFAULT;
+    sl_metric_opts_describe(&mo, 2, conv, sizeof conv);
+    ok = ok && (o = cJSON_AddObjectToObject(root, "conventions")) &&
+         cJSON_AddStringToObject(o, "mean", "over the test samples (2-D slices), every sample counted") &&
+         cJSON_AddStringToObject(o, "empty",
+                                 "both empty: dice, nsd, recall, precision 1 and hd95 0; one empty: those 0 and hd95 = "
+                                 "empty_distance (counted in n_empty_pred / n_empty_gt)") &&
+         cJSON_AddNumberToObject(o, "empty_distance", sqrt((double)(R->H * R->H + R->W * R->W))) &&
+         cJSON_AddStringToObject(o, "units", "pixels (1 mm for phantom and colin)") &&
+         cJSON_AddStringToObject(o, "metric_opts", conv) &&
+         cJSON_AddStringToObject(o, "dice_global", "2 sum TP / (2 sum TP + sum FP + sum FN) over the test split");
+    ok = ok && cJSON_AddNumberToObject(root, "epochs", (double)R->cfg->epochs) &&
+         cJSON_AddNumberToObject(root, "seconds", seconds) &&
+         cJSON_AddNumberToObject(root, "num_params", (double)sl_unet_num_params(R->net));
+    if (!ok) {
+        cJSON_Delete(root);
+        return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    }
+    sl_status st = write_json(R->p_metrics, root, msg, msglen);
+    cJSON_Delete(root);
+    return st;
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static sl_status prepare_dir(run *R, int *resuming, char *msg, size_t msglen)
+{
+    const sl_train_config *c = R->cfg;
+    const char *d = c->out_dir;
+    *resuming = 0;
+    if (slt_join(R->p_config, sizeof R->p_config, d, "config.json") || slt_join(R->p_log, sizeof R->p_log, d, "log.csv") ||
+        slt_join(R->p_ckpt, sizeof R->p_ckpt, d, "checkpoint.bin") || slt_join(R->p_model, sizeof R->p_model, d, "model.bin") ||
+        slt_join(R->p_metrics, sizeof R->p_metrics, d, "metrics.json") ||
+        slt_join(R->p_ckmodel, sizeof R->p_ckmodel, d, "checkpoint.model.tmp"))
+        return sl_errf(msg, msglen, SL_EINVAL, "train: output folder name too long");
+    const char *files[] = {R->p_config, R->p_log, R->p_ckpt, R->p_model, R->p_metrics};
+    int any = 0;
+    for (int i = 0; i < 5; i++) any |= slt_exists(files[i]);
+    const int complete = slt_exists(R->p_metrics), ckpt = slt_exists(R->p_ckpt);
+    if (c->resume) {
+        if (complete)
+            return sl_errf(msg, msglen, SL_EBADSTATE, "%s holds a complete run (metrics.json): nothing to resume", d);
+        if (ckpt) *resuming = 1;
+        else if (!slt_exists(R->p_config))
+            return sl_errf(msg, msglen, SL_EBADSTATE, "%s holds no run to resume (no checkpoint.bin)", d);
+        /* killed before the first checkpoint: start again at epoch 0 (checked against config.json below) */
+    } else if (c->force) {
+        for (int i = 0; i < 5; i++)
+            if (slt_exists(files[i]) && unlink(files[i]) != 0)
+                return sl_errf(msg, msglen, SL_EIO, "cannot remove %s to start again", files[i]);
+    } else if (any) {
+        return sl_errf(msg, msglen, SL_EBADSTATE, "%s already holds %s run: use resume (--resume) to continue it or force (--force) to replace it",
+                       d, complete ? "a complete" : "an unfinished");
+    }
+    return slt_mkdirs(d, msg, msglen);
+}
+
+static void free_run(run *R)
+{
+    free(R->x);
+    free(R->y);
+    free(R->logits);
+    for (int l = 0; l < MAX_LEVELS; l++) {
+        free(R->grad[l]);
+        free(R->ylev[l]);
+    }
+    free(R->vprobs);
+    free(R->vlab);
+    free(R->val.img);
+    free(R->val.lab);
+    free(R->test.img);
+    free(R->test.lab);
+    for (int c = 0; R->class_names && c < R->C; c++) free(R->class_names[c]);
+    free(R->class_names);
+    for (int i = 0; i < R->ncols; i++) free(R->cols[i]);
+    free(R->cols);
+    for (int s = 0; R->stage_cols && s < R->nstages; s++) free(R->stage_cols[s]);
+    free(R->stage_cols);
+    free_rows(R->rows, R->nrows);
+    free(R->identity);
+    sl_optim_free(R->opt);
+    sl_unet_free(R->net);
+    sl_schedule_free(R->sched);
+    sl_sampler_free(R->sp);
+    sl_dataset_free(R->ds_owned);
+}
+
+/* Copies what the caller keeps into result. */
+static sl_status fill_result(run *R, sl_train_result *res, const sl_train_class_metrics *m)
+{
+    res->num_classes = R->C;
+    res->num_params = sl_unet_num_params(R->net);
+    res->class_names = calloc((size_t)R->C, sizeof *res->class_names);
+    res->test = calloc((size_t)R->C, sizeof *res->test);
+    res->term_cols = calloc((size_t)(R->ncols ? R->ncols : 1), sizeof *res->term_cols);
+    if (!res->class_names || !res->test || !res->term_cols) return SL_ENOMEM;
+    for (int c = 0; c < R->C; c++)
+        if (!(res->class_names[c] = dupstr(R->class_names[c]))) return SL_ENOMEM;
+    res->nterm_cols = R->ncols;
+    for (int c = 0; c < R->ncols; c++)
+        if (!(res->term_cols[c] = dupstr(R->cols[c]))) return SL_ENOMEM;
+    if (m) memcpy(res->test, m, (size_t)R->C * sizeof *m);
+    /* the rows move to the result */
+    res->log = R->rows;
+    res->nrows = R->nrows;
+    R->rows = NULL;
+    R->nrows = R->caprows = 0;
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------ the run */
+
+sl_status sl_train_run(const sl_train_config *cfg, sl_train_result *result, sl_train_callback cb, void *user,
+                       char *msg, size_t msglen)
+{
+    const double t0 = now_s();
+    if (result) {
+        sl_train_result e = SL_TRAIN_RESULT_EMPTY;
+        *result = e;
+    }
+    sl_status st = sl_train_config_check(cfg, msg, msglen);
+    if (st != SL_OK) return st;
+    run Rs;
+    memset(&Rs, 0, sizeof Rs);
+    run *R = &Rs;
+    R->cfg = cfg;
+    R->files = cfg->out_dir[0] != 0;
+    sl_train_class_metrics *metrics = NULL;
+    double *vd = NULL, *tsum = NULL, *tcols = NULL;
+    int resuming = 0;
+    int64_t start_epoch = 0;
+    const int threads = cfg->threads;
+
+    {
+        cJSON *id = slt_config_json(cfg);
+        R->identity = id ? cJSON_PrintUnformatted(id) : NULL;
+        cJSON_Delete(id);
+        if (!R->identity) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+            goto done;
+        }
+    }
+    if (R->files && (st = prepare_dir(R, &resuming, msg, msglen)) != SL_OK) goto done;
+    if (R->files && cfg->resume && !resuming) {
+        /* no checkpoint yet: the configuration must still be the one started */
+        sl_train_config saved;
+        if ((st = sl_train_config_load(&saved, R->p_config, msg, msglen)) != SL_OK) goto done;
+        cJSON *a = slt_config_json(&saved), *b = slt_config_json(cfg);
+        char diff[512];
+        int differs = a && b ? slt_config_diff(a, b, "", diff, sizeof diff) : 0;
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+        if (differs) {
+            st = sl_errf(msg, msglen, SL_EBADSTATE, "cannot resume %s with another configuration (saved vs now: %s)",
+                         cfg->out_dir, diff);
+            goto done;
+        }
+    }
+
+    /* data */
+    if (cfg->dataset) {
+        R->ds = cfg->dataset;
+    } else {
+        sl_data_opts dopt = cfg->data_opts;
+        dopt.threads = threads;
+        const char *src = cfg->data;
+        if ((st = sl_dataset_open(&R->ds_owned, src, &dopt, msg, msglen)) != SL_OK) goto done;
+        R->ds = R->ds_owned;
+    }
+    sl_dataset_get_info(R->ds, &R->info);
+    R->C = R->info.num_classes;
+    R->H = R->info.size[0];
+    R->W = R->info.size[1];
+    R->class_names = calloc((size_t)R->C, sizeof *R->class_names);
+    if (!R->class_names) goto nomem;
+    for (int c = 0; c < R->C; c++) {
+        const char *nm = sl_dataset_class_name(R->ds, c);
+        char buf[32];
+        if (!nm) {
+            snprintf(buf, sizeof buf, "class%d", c);
+            nm = buf;
+        }
+        if (!(R->class_names[c] = dupstr(nm))) goto nomem;
+    }
+    const int64_t mult = (int64_t)1 << (cfg->depth - 1);
+    R->ph = cfg->patch[0] ? cfg->patch[0] : R->H / mult * mult;
+    R->pw = cfg->patch[1] ? cfg->patch[1] : R->W / mult * mult;
+    if (R->ph < 1 || R->pw < 1) {
+        st = sl_errf(msg, msglen, SL_EINVAL, "train: samples of %lldx%lld are smaller than 2^(depth-1) = %lld",
+                     (long long)R->H, (long long)R->W, (long long)mult);
+        goto done;
+    }
+    {
+        sl_sampler_opts so = SL_SAMPLER_OPTS_DEFAULT;
+        so.batch_size = cfg->batch_size;
+        so.patch[0] = R->ph;
+        so.patch[1] = R->pw;
+        so.fg_fraction = cfg->fg_fraction;
+        so.fg_class = -1;
+        /* batches and weights draw from unrelated seeds */
+        so.seed = cfg->seed ^ 0x73616d706c657273ull; /* "samplers" */
+        so.threads = threads;
+        if ((st = sl_aug_parse(&so.aug, cfg->augment, msg, msglen)) != SL_OK) goto done;
+        if ((st = sl_sampler_create(&R->sp, R->ds, SL_SPLIT_TRAIN, &so, msg, msglen)) != SL_OK) goto done;
+    }
+
+    /* loss schedule and network */
+    if ((st = sl_schedule_create(cfg->loss, &R->sched, msg, msglen)) != SL_OK) goto done;
+    if ((st = build_columns(R, msg, msglen)) != SL_OK) goto done;
+    {
+        sl_unet_config uc = SL_UNET_CONFIG_DEFAULT;
+        uc.in_channels = R->info.in_channels;
+        uc.num_classes = R->C;
+        uc.depth = cfg->depth;
+        uc.base_width = cfg->base_width;
+        uc.max_width = cfg->max_width;
+        uc.norm = cfg->norm;
+        uc.down = cfg->down;
+        uc.deep_supervision = cfg->deep_supervision;
+        uc.seed = cfg->seed;
+        if ((st = sl_unet_create(&R->net, &uc, msg, msglen)) != SL_OK) goto done;
+        sl_optim_config oc = SL_OPTIM_CONFIG_DEFAULT;
+        oc.kind = cfg->optimizer;
+        oc.lr = cfg->lr;
+        oc.weight_decay = cfg->weight_decay;
+        if (cfg->optimizer == SL_OPTIM_SGD) {
+            oc.momentum = cfg->momentum;
+            oc.nesterov = cfg->momentum > 0;
+        }
+        oc.clip_norm = cfg->clip_norm;
+        oc.schedule.kind = cfg->lr_schedule;
+        oc.schedule.total_steps = cfg->epochs * cfg->steps_per_epoch;
+        if ((st = sl_optim_create(&R->opt, R->net, &oc, msg, msglen)) != SL_OK) goto done;
+    }
+    if (resuming && (st = read_checkpoint(R, &start_epoch, msg, msglen)) != SL_OK) goto done;
+    if (threads > 0) {
+        sl_unet_set_threads(R->net, threads);
+        sl_optim_set_threads(R->opt, threads);
+    }
+    R->nout = sl_unet_num_outputs(R->net);
+    if (R->nout > MAX_LEVELS) R->nout = MAX_LEVELS;
+    sl_unet_ds_weights(R->net, R->dsw);
+    if (R->files && (st = write_config_json(R, msg, msglen)) != SL_OK) goto done;
+
+    /* buffers and evaluation data */
+    {
+        const int64_t B = cfg->batch_size, C = R->C, phw = R->ph * R->pw;
+        R->x = sl_malloc(B * phw, sizeof *R->x);
+        R->y = sl_malloc(B * phw, sizeof *R->y);
+        R->logits = sl_malloc(B * C * phw, sizeof *R->logits);
+        if (!R->x || !R->y || !R->logits) goto nomem;
+        for (int l = 0; l < R->nout; l++) {
+            const int64_t f = (int64_t)1 << l, n = B * (R->ph / f) * (R->pw / f);
+            if (!(R->grad[l] = sl_malloc(n * C, sizeof(float)))) goto nomem;
+            if (l > 0 && !(R->ylev[l] = sl_malloc(n, sizeof(int32_t)))) goto nomem;
+        }
+        if ((st = load_split(R, SL_SPLIT_VAL, &R->val, msg, msglen)) != SL_OK) goto done;
+        if ((st = load_split(R, SL_SPLIT_TEST, &R->test, msg, msglen)) != SL_OK) goto done;
+        int64_t nmax = R->val.n > R->test.n ? R->val.n : R->test.n;
+        if (nmax > 0 && !(R->vlab = sl_malloc(nmax * R->H * R->W, sizeof *R->vlab))) goto nomem;
+    }
+    vd = calloc((size_t)R->C, sizeof *vd);
+    tsum = calloc((size_t)(R->ncols + 1), sizeof *tsum);
+    tcols = calloc((size_t)(R->ncols + 1), sizeof *tcols);
+    metrics = calloc((size_t)R->C, sizeof *metrics);
+    if (!vd || !tsum || !tcols || !metrics) goto nomem;
+
+    /* ---- training */
+    const int64_t S = cfg->steps_per_epoch, E = cfg->epochs, total = E * S;
+    sl_train_progress pg;
+    memset(&pg, 0, sizeof pg);
+    pg.epochs = E;
+    pg.steps_per_epoch = S;
+    pg.total_steps = total;
+    pg.num_classes = R->C;
+    pg.class_names = (const char *const *)R->class_names;
+    pg.resumed = resuming;
+    pg.eta = NAN;
+    pg.epoch = start_epoch;
+    pg.global_step = start_epoch * S;
+    pg.event = SL_TRAIN_START;
+    int stopped = 0;
+    if (cb && cb(&pg, user)) stopped = 1;
+    double step_time = NAN, val_time = 0.0;
+    int64_t epochs_this_call = 0;
+    const char *term_names[64];
+    for (int64_t e = start_epoch; e < E && !stopped; e++) {
+        const double te = now_s();
+        sl_loss *loss;
+        if ((st = sl_schedule_loss_for_epoch(R->sched, e, &loss, msg, msglen)) != SL_OK) goto done;
+        const int stage = sl_schedule_stage_of(R->sched, e);
+        const int nt = sl_loss_num_terms(loss);
+        for (int i = 0; i < nt && i < 64; i++) term_names[i] = sl_loss_term_name(loss, i);
+        double lsum = 0.0, lr = NAN;
+        for (int i = 0; i <= R->ncols; i++) tsum[i] = 0.0;
+        sl_unet_set_training(R->net, 1);
+        const sl_forward_opts fo0 = {{1.0, 1.0, 1.0}, NULL, threads, 1};
+        const sl_forward_opts fo1 = {{1.0, 1.0, 1.0}, NULL, threads, 0};
+        for (int64_t t = 0; t < S; t++) {
+            const double ts = now_s();
+            const int64_t g = e * S + t, B = cfg->batch_size;
+            if ((st = sl_sampler_batch(R->sp, g, R->x, R->y, NULL, msg, msglen)) != SL_OK) goto done;
+            sl_dims d = {B, 1, 2, {R->ph, R->pw, 0}};
+            if ((st = sl_unet_forward(R->net, R->x, &d, R->logits, msg, msglen)) != SL_OK) goto done;
+            double total_loss = 0.0, v;
+            sl_dims ld = {B, R->C, 2, {R->ph, R->pw, 0}};
+            sl_target tg = {SL_TARGET_LABELS, R->y, NULL};
+            if ((st = sl_loss_forward(loss, R->logits, &ld, &tg, &fo0, &v, R->grad[0], R->msg2, sizeof R->msg2)) != SL_OK) {
+                st = sl_errf(msg, msglen, st, "train: epoch %lld step %lld: %s", (long long)e, (long long)t, R->msg2);
+                goto done;
+            }
+            for (int i = 0; i < nt; i++) tsum[R->stage_cols[stage][i]] += sl_loss_term_value(loss, i);
+            if (R->nout > 1) {
+                total_loss = R->dsw[0] * v;
+                const int64_t n0 = B * R->C * R->ph * R->pw;
+                for (int64_t i = 0; i < n0; i++) R->grad[0][i] *= R->dsw[0];
+                for (int l = 1; l < R->nout; l++) {
+                    const float *lg;
+                    sl_dims od;
+                    if ((st = sl_unet_output(R->net, l, &lg, &od)) != SL_OK) goto done;
+                    sl_dims yd = {B, 1, 2, {R->ph, R->pw, 0}};
+                    if ((st = sl_nn_downsample_nearest(R->ylev[l], R->y, &yd, sizeof(int32_t), 1 << l, msg, msglen)) != SL_OK)
+                        goto done;
+                    sl_target tl = {SL_TARGET_LABELS, R->ylev[l], NULL};
+                    if ((st = sl_loss_forward(loss, lg, &od, &tl, &fo1, &v, R->grad[l], R->msg2, sizeof R->msg2)) != SL_OK) {
+                        st = sl_errf(msg, msglen, st, "train: epoch %lld step %lld, output level %d: %s", (long long)e,
+                                     (long long)t, l, R->msg2);
+                        goto done;
+                    }
+                    total_loss += R->dsw[l] * v;
+                    const int64_t nl = od.n * od.c * od.spatial[0] * od.spatial[1];
+                    for (int64_t i = 0; i < nl; i++) R->grad[l][i] *= R->dsw[l];
+                }
+            } else {
+                total_loss = v;
+            }
+            if (!isfinite(total_loss)) {
+                st = sl_errf(msg, msglen, SL_ENONFINITE, "train: the loss is %g at epoch %lld step %lld (lower the lr?)",
+                             total_loss, (long long)e, (long long)t);
+                goto done;
+            }
+            sl_unet_zero_grad(R->net);
+            if (R->nout > 1) st = sl_unet_backward_ds(R->net, (const float *const *)R->grad, msg, msglen);
+            else st = sl_unet_backward(R->net, R->grad[0], msg, msglen);
+            if (st != SL_OK) goto done;
+            sl_optim_stats os;
+            if ((st = sl_optim_step(R->opt, &os)) != SL_OK) {
+                st = sl_errf(msg, msglen, st, "train: epoch %lld step %lld: the gradient is not finite", (long long)e,
+                             (long long)t);
+                goto done;
+            }
+            lr = os.lr;
+            lsum += total_loss;
+            const double dt = now_s() - ts;
+            step_time = isnan(step_time) ? dt : 0.9 * step_time + 0.1 * dt;
+            if (cb) {
+                for (int i = 0; i < nt; i++) tcols[i] = tsum[R->stage_cols[stage][i]] / (double)(t + 1);
+                pg.event = SL_TRAIN_STEP;
+                pg.epoch = e;
+                pg.step = t + 1;
+                pg.global_step = g + 1;
+                pg.loss = total_loss;
+                pg.epoch_loss = lsum / (double)(t + 1);
+                pg.lr = lr;
+                pg.nterms = nt < 64 ? nt : 64;
+                pg.term_names = term_names;
+                pg.term_values = tcols;
+                pg.val_dice = NULL;
+                pg.seconds = now_s() - t0;
+                pg.eta = step_time * (double)(total - g - 1) + val_time * (double)(E - e);
+                if (cb(&pg, user)) {
+                    stopped = 1;
+                    break;
+                }
+            }
+        }
+        if (stopped) break;
+        /* validation, log row, checkpoint */
+        const double tv = now_s();
+        if ((st = validate(R, vd, msg, msglen)) != SL_OK) goto done;
+        val_time = now_s() - tv;
+        sl_train_log_row row;
+        for (int i = 0; i < R->ncols; i++) tcols[i] = NAN;
+        for (int i = 0; i < nt; i++) tcols[R->stage_cols[stage][i]] = tsum[R->stage_cols[stage][i]] / (double)S;
+        row.epoch = e;
+        row.lr = lr;
+        row.loss = lsum / (double)S;
+        row.stage = stage;
+        row.terms = tcols;
+        row.val_dice = vd;
+        row.seconds = now_s() - te;
+        if ((st = add_row(R, &row)) != SL_OK) goto nomem;
+        if (R->files) {
+            if ((st = write_checkpoint(R, e + 1, msg, msglen)) != SL_OK) goto done;
+            if ((st = write_log_csv(R, msg, msglen)) != SL_OK) goto done;
+        }
+        epochs_this_call++;
+        if (cb) {
+            for (int i = 0; i < nt; i++) tcols[i] = tsum[R->stage_cols[stage][i]] / (double)S;
+            pg.event = SL_TRAIN_EPOCH;
+            pg.epoch = e;
+            pg.step = S;
+            pg.global_step = (e + 1) * S;
+            pg.loss = pg.epoch_loss = lsum / (double)S;
+            pg.lr = lr;
+            pg.nterms = nt < 64 ? nt : 64;
+            pg.term_names = term_names;
+            pg.term_values = tcols;
+            pg.val_dice = vd;
+            pg.seconds = now_s() - t0;
+            pg.eta = isnan(step_time) ? NAN : step_time * (double)(total - (e + 1) * S) + val_time * (double)(E - e - 1);
+            if (cb(&pg, user)) stopped = 1;
+        }
+        if (cfg->stop_after > 0 && epochs_this_call >= cfg->stop_after && e + 1 < E) stopped = 1;
+    }
+    if (stopped) {
+        if (cb) {
+            pg.event = SL_TRAIN_STOP;
+            pg.val_dice = NULL;
+            pg.seconds = now_s() - t0;
+            cb(&pg, user);
+        }
+        if (result) {
+            result->completed = 0;
+            result->epochs_done = R->nrows;
+            if (fill_result(R, result, NULL) != SL_OK) goto nomem;
+            result->seconds = now_s() - t0;
+        }
+        st = SL_OK;
+        goto done;
+    }
+
+    /* ---- final model and test metrics */
+    if ((st = test_metrics(R, metrics, msg, msglen)) != SL_OK) goto done;
+    if (R->files) {
+        if ((st = sl_unet_save(R->net, NULL, R->p_model, msg, msglen)) != SL_OK) goto done;
+        if ((st = write_log_csv(R, msg, msglen)) != SL_OK) goto done;
+        if ((st = write_metrics_json(R, metrics, now_s() - t0, msg, msglen)) != SL_OK) goto done;
+        unlink(R->p_ckpt); /* metrics.json now marks the run complete */
+    }
+    if (cb) {
+        pg.event = SL_TRAIN_TEST;
+        pg.epoch = E - 1;
+        pg.val_dice = NULL;
+        pg.seconds = now_s() - t0;
+        pg.eta = 0.0;
+        cb(&pg, user);
+    }
+    if (result) {
+        result->completed = 1;
+        result->epochs_done = E;
+        if (fill_result(R, result, metrics) != SL_OK) goto nomem;
+        result->seconds = now_s() - t0;
+    }
+    st = SL_OK;
+    goto done;
+nomem:
+    st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+done:
+    if (st != SL_OK && result) {
+        sl_train_result_free(result);
+    }
+    free(vd);
+    free(tsum);
+    free(tcols);
+    free(metrics);
+    free_run(R);
+    return st;
+}

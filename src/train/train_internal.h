@@ -1,0 +1,83 @@
+/*
+ * Private pieces of the trainer shared by its files: the configuration as
+ * a cJSON tree, the checkpoint container, small file helpers.
+ */
+#ifndef SL_TRAIN_INTERNAL_H
+#define SL_TRAIN_INTERNAL_H
+
+#include <cJSON.h>
+#include <stdio.h>
+#include "internal.h"
+#include "segloss/schedule.h"
+#include "segloss/train.h"
+
+/* ---- config.c */
+
+/* The run-defining configuration as a JSON object (no run-control fields:
+ * out_dir, resume, force, stop_after, threads, dataset, data_opts.threads).
+ * Two configurations run the same training exactly when these print the
+ * same. NULL when out of memory. */
+cJSON *slt_config_json(const sl_train_config *cfg);
+
+/* Applies a parsed config object to *cfg (which the caller has set to the
+ * defaults). Codes as sl_train_config_parse. */
+sl_status slt_config_apply(sl_train_config *cfg, const cJSON *root, char *msg, size_t msglen);
+
+/* Names the first key where two config objects differ ("training.lr:
+ * 0.003 vs 0.01") into buf; 0 when they are the same. */
+int slt_config_diff(const cJSON *a, const cJSON *b, const char *prefix, char *buf, size_t buflen);
+
+/* The preprocessing as a JSON object, and back. */
+cJSON *slt_preproc_json(const sl_preproc *pp);
+sl_status slt_preproc_from_json(sl_preproc *pp, const cJSON *obj, char *msg, size_t msglen);
+
+/* ---- files.c */
+
+/* Writes len bytes to path through a temporary file in the same folder,
+ * flushed to disk and renamed over path. SL_EIO with the reason. */
+sl_status slt_write_atomic(const char *path, const void *data, size_t len, char *msg, size_t msglen);
+
+/* Reads a whole file (malloc'ed, NUL-terminated beyond len). SL_EIO. */
+sl_status slt_read_file(const char *path, unsigned char **data, size_t *len, char *msg, size_t msglen);
+
+/* 1 when path exists (any kind). */
+int slt_exists(const char *path);
+
+/* dir/name into buf; SL_EINVAL when it does not fit. */
+sl_status slt_join(char *buf, size_t buflen, const char *dir, const char *name);
+
+/* Creates dir and missing parents (mode 0777 & umask). SL_EIO. */
+sl_status slt_mkdirs(const char *dir, char *msg, size_t msglen);
+
+/* CRC-32 (zlib) of a buffer. */
+uint32_t slt_crc32(const void *data, size_t len);
+
+/* Little-endian byte buffer that grows. */
+typedef struct slt_buf {
+    unsigned char *p;
+    size_t len, cap;
+    int failed;
+} slt_buf;
+
+void slt_put(slt_buf *b, const void *data, size_t n);
+void slt_put_u64(slt_buf *b, uint64_t v);
+void slt_put_f64(slt_buf *b, double v);
+void slt_put_str(slt_buf *b, const char *s); /* u64 length + bytes */
+
+typedef struct slt_reader {
+    const unsigned char *p;
+    size_t len, pos;
+    int failed;
+} slt_reader;
+
+uint64_t slt_get_u64(slt_reader *r);
+double slt_get_f64(slt_reader *r);
+/* Points *s at a length-prefixed byte run (not NUL-terminated); returns its length. */
+size_t slt_get_bytes(slt_reader *r, const unsigned char **s);
+
+/* ---- predict.c: the padded forward used by validation and test */
+
+/* Argmax of probs (n, C, hw) into labels (n, hw). */
+void slt_argmax(const float *probs, int64_t n, int64_t C, int64_t hw, int32_t *labels);
+
+#endif
