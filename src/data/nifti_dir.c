@@ -1,0 +1,580 @@
+/*
+ * The nifti:DIR source: a user's own cases, DIR/images/NAME.nii[.gz] with
+ * DIR/labels/NAME.nii[.gz] (an image NAME_0000 also matches label NAME, the
+ * nnU-Net naming), sliced along one axis.
+ *
+ * Everything is read and checked at open: every image has its label and
+ * every label its image (the message names both files), the grids agree
+ * (shape and voxel size), labels are integers >= 0 (float label files are
+ * accepted when every value is integral). Each case is normalised on its
+ * own (z-score, percentile clip + z-score, or none; optionally over the
+ * non-zero voxels only). The kept slices are copied into memory (8 bytes a
+ * voxel, refused above max_memory_mb).
+ *
+ * Split by case: the cases sorted by name are shuffled with the seed
+ * (Fisher-Yates, RNG stream 0x73706c6974 "split"); the first
+ * round(test_fraction * N) are test, the next round(val_fraction * N)
+ * validation, the rest training. Within a split, samples are ordered by
+ * case name, then slice index.
+ *
+ * Class names come from DIR/dataset.json when it exists (nnU-Net v2
+ * "labels": {"name": value} or v1 "labels": {"value": "name"}).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <cJSON.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "data_internal.h"
+#include "segloss/io.h"
+
+typedef struct nd_case {
+    char *image, *label; /* file names inside images/ and labels/ */
+    char *stem;
+} nd_case;
+
+static size_t nifti_ext(const char *name)
+{
+    size_t n = strlen(name);
+    if (n > 7 && strcmp(name + n - 7, ".nii.gz") == 0) return 7;
+    if (n > 4 && strcmp(name + n - 4, ".nii") == 0) return 4;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted NIfTI file names of a folder (regular files only). */
+static sl_status list_dir(const char *dir, char ***names, int64_t *count, char *msg, size_t msglen)
+{
+    *names = NULL;
+    *count = 0;
+    DIR *d = opendir(dir);
+    if (!d) return sl_errf(msg, msglen, SL_EIO, "nifti: cannot open folder %s", dir);
+    int64_t cap = 0, n = 0;
+    char **v = NULL;
+    struct dirent *e;
+    sl_status st = SL_OK;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !nifti_ext(e->d_name)) continue;
+        char path[4096];
+        struct stat sb;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            char **nv = realloc(v, (size_t)cap * sizeof *nv);
+            if (!nv) {
+                st = SL_ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        if (!(v[n] = strdup(e->d_name))) {
+            st = SL_ENOMEM;
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (st != SL_OK) {
+        for (int64_t i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return sl_errf(msg, msglen, st, "nifti: out of memory listing %s", dir);
+    }
+    if (n) qsort(v, (size_t)n, sizeof *v, cmp_str);
+    *names = v;
+    *count = n;
+    return SL_OK;
+}
+
+static char *stem_of(const char *name)
+{
+    size_t n = strlen(name) - nifti_ext(name);
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, name, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* Float label volume -> int32 when every value is an integral, finite number. */
+static sl_status labels_to_i32(const sl_array *in, sl_array *out, const char *path, char *msg, size_t msglen)
+{
+    if (sl_dtype_is_integer(in->dtype)) {
+        sl_status st = sl_array_to_i32(in, out);
+        if (st != SL_OK) return sl_errf(msg, msglen, st, "nifti: %s: labels do not fit in int32", path);
+        return SL_OK;
+    }
+    sl_array f = SL_ARRAY_EMPTY;
+    sl_status st = sl_array_to_f32(in, &f);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "nifti: %s: out of memory", path);
+    int64_t n = sl_array_count(&f);
+    st = sl_array_alloc(out, SL_DT_I32, f.ndim, f.shape);
+    if (st != SL_OK) {
+        sl_array_free(&f);
+        return sl_errf(msg, msglen, st, "nifti: %s: out of memory", path);
+    }
+    const float *fv = f.data;
+    int32_t *iv = out->data;
+    for (int64_t i = 0; i < n; i++) {
+        float v = fv[i];
+        if (!isfinite(v) || v != floorf(v) || fabsf(v) > 2147483520.0f) {
+            sl_array_free(&f);
+            sl_array_free(out);
+            return sl_errf(msg, msglen, SL_EDTYPE, "nifti: %s: label value %g at voxel %lld is not an integer", path,
+                           (double)v, (long long)i);
+        }
+        iv[i] = (int32_t)v;
+    }
+    sl_array_free(&f);
+    return SL_OK;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* numpy.percentile (linear) of a sorted array */
+static double percentile_sorted(const float *v, int64_t n, double q)
+{
+    double pos = q / 100.0 * (double)(n - 1);
+    int64_t i = (int64_t)floor(pos);
+    if (i >= n - 1) return v[n - 1];
+    double t = pos - (double)i;
+    return (double)v[i] + t * ((double)v[i + 1] - (double)v[i]);
+}
+
+/* Normalises one case in place. Statistics over all voxels, or the
+ * non-zero ones (which then stay 0). */
+static sl_status normalise(float *x, int64_t n, const sl_data_opts *o)
+{
+    if (o->norm == SL_INTENSITY_NONE) return SL_OK;
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++) m += !o->norm_nonzero || x[i] != 0.0f;
+    if (m == 0) return SL_OK; /* nothing to take statistics from */
+    double lo = -INFINITY, hi = INFINITY;
+    if (o->norm == SL_INTENSITY_PERCENTILE) {
+        float *v = sl_malloc(m, sizeof *v);
+        if (!v) return SL_ENOMEM;
+        int64_t k = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (!o->norm_nonzero || x[i] != 0.0f) v[k++] = x[i];
+        qsort(v, (size_t)m, sizeof *v, cmp_float);
+        lo = percentile_sorted(v, m, o->clip_lo);
+        hi = percentile_sorted(v, m, o->clip_hi);
+        free(v);
+    }
+    double s = 0.0, ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        if (!o->norm_nonzero || x[i] != 0.0f) s += fmin(fmax((double)x[i], lo), hi);
+    double mean = s / (double)m;
+    for (int64_t i = 0; i < n; i++)
+        if (!o->norm_nonzero || x[i] != 0.0f) {
+            double d = fmin(fmax((double)x[i], lo), hi) - mean;
+            ss += d * d;
+        }
+    double sd = sqrt(ss / (double)m);
+    if (!(sd > 0)) sd = 1.0;
+    for (int64_t i = 0; i < n; i++) {
+        if (o->norm_nonzero && x[i] == 0.0f) continue;
+        x[i] = (float)((fmin(fmax((double)x[i], lo), hi) - mean) / sd);
+    }
+    return SL_OK;
+}
+
+/* Class names from DIR/dataset.json (absent file: names stay NULL). */
+static sl_status read_dataset_json(const char *dir, char **names, int *max_label, char *msg, size_t msglen)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/dataset.json", dir);
+    FILE *f = fopen(path, "rb");
+    *max_label = -1;
+    if (!f) return SL_OK;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    while (1) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? 2 * cap : 8192;
+            if (cap > ((size_t)64 << 20)) {
+                free(buf);
+                fclose(f);
+                return sl_errf(msg, msglen, SL_EFORMAT, "nifti: %s is larger than 64 MB", path);
+            }
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return sl_errf(msg, msglen, SL_ENOMEM, "nifti: out of memory reading %s", path);
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + len, 1, 4096, f);
+        len += r;
+        if (r < 4096) break;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    free(buf);
+    if (!root) return sl_errf(msg, msglen, SL_EFORMAT, "nifti: %s is not valid JSON", path);
+    sl_status st = SL_OK;
+    cJSON *labels = cJSON_GetObjectItemCaseSensitive(root, "labels");
+    if (labels && !cJSON_IsObject(labels)) {
+        st = sl_errf(msg, msglen, SL_EFORMAT, "nifti: %s: \"labels\" is not an object", path);
+        goto out;
+    }
+    cJSON *it;
+    cJSON_ArrayForEach(it, labels)
+    {
+        long v = -1;
+        const char *nm = NULL;
+        if (cJSON_IsNumber(it)) { /* v2: "name": value */
+            v = (long)it->valuedouble;
+            if ((double)v != it->valuedouble) v = -1;
+            nm = it->string;
+        } else if (cJSON_IsString(it)) { /* v1: "value": "name" */
+            char *end;
+            v = strtol(it->string, &end, 10);
+            if (*end || end == it->string) v = -1;
+            nm = it->valuestring;
+        } else {
+            continue; /* region-based entries (arrays) are not classes */
+        }
+        if (v < 0 || v >= SL_DATA_MAX_CLASSES) {
+            st = sl_errf(msg, msglen, SL_EFORMAT, "nifti: %s: label entry '%s' has no value in [0, %d)", path,
+                         it->string, SL_DATA_MAX_CLASSES);
+            goto out;
+        }
+        free(names[v]);
+        if (!(names[v] = strdup(nm))) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "nifti: out of memory");
+            goto out;
+        }
+        if (v > *max_label) *max_label = (int)v;
+    }
+out:
+    cJSON_Delete(root);
+    return st;
+}
+
+typedef struct nd_kept {
+    int64_t case_index, slice;
+    float *img;
+    int32_t *lab;
+    int64_t h, w;
+} nd_kept;
+
+sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *o, char *msg,
+                         size_t msglen)
+{
+    char idir[4096], ldir[4096];
+    snprintf(idir, sizeof idir, "%s/images", dir);
+    snprintf(ldir, sizeof ldir, "%s/labels", dir);
+    char **inames = NULL, **lnames = NULL, *jnames[SL_DATA_MAX_CLASSES] = {0};
+    int64_t ni = 0, nl = 0, ncase = 0, nkept = 0, capkept = 0;
+    nd_case *cases = NULL;
+    nd_kept *kept = NULL;
+    int64_t *order = NULL;
+    uint8_t *used = NULL;
+    sl_dataset *ds = NULL;
+    sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY, fimg = SL_ARRAY_EMPTY, ilab = SL_ARRAY_EMPTY;
+    int json_max = -1;
+    sl_status st = list_dir(idir, &inames, &ni, msg, msglen);
+    if (st == SL_OK) st = list_dir(ldir, &lnames, &nl, msg, msglen);
+    if (st != SL_OK) goto done;
+    if (ni == 0) {
+        st = sl_errf(msg, msglen, SL_EEMPTY, "nifti: %s has no .nii or .nii.gz file", idir);
+        goto done;
+    }
+    if ((st = read_dataset_json(dir, jnames, &json_max, msg, msglen)) != SL_OK) goto done;
+
+    /* pair images with labels by stem */
+    cases = calloc((size_t)ni, sizeof *cases);
+    used = calloc((size_t)nl + 1, 1);
+    if (!cases || !used) goto nomem;
+    for (int64_t i = 0; i < ni; i++) {
+        char *stem = stem_of(inames[i]);
+        if (!stem) goto nomem;
+        size_t sn = strlen(stem);
+        int64_t match = -1;
+        for (int64_t j = 0; j < nl && match < 0; j++) {
+            char *ls = stem_of(lnames[j]);
+            if (!ls) {
+                free(stem);
+                goto nomem;
+            }
+            if (strcmp(ls, stem) == 0 || (sn > 5 && strcmp(stem + sn - 5, "_0000") == 0 &&
+                                          strlen(ls) == sn - 5 && strncmp(ls, stem, sn - 5) == 0))
+                match = j;
+            free(ls);
+        }
+        if (match < 0) {
+            st = sl_errf(msg, msglen, SL_EIO, "nifti: image %s/%s has no label %s/%s.nii.gz", idir, inames[i], ldir, stem);
+            free(stem);
+            goto done;
+        }
+        if (used[match]) {
+            st = sl_errf(msg, msglen, SL_EINVAL, "nifti: label %s/%s matches two images (the second is %s/%s)", ldir,
+                         lnames[match], idir, inames[i]);
+            free(stem);
+            goto done;
+        }
+        used[match] = 1;
+        cases[ncase].image = inames[i];
+        cases[ncase].label = lnames[match];
+        cases[ncase].stem = stem;
+        ncase++;
+    }
+    for (int64_t j = 0; j < nl; j++)
+        if (!used[j]) {
+            char *ls = stem_of(lnames[j]);
+            st = sl_errf(msg, msglen, SL_EIO, "nifti: label %s/%s has no image %s/%s.nii.gz", ldir, lnames[j], idir,
+                         ls ? ls : "?");
+            free(ls);
+            goto done;
+        }
+
+    /* read, check, normalise and slice every case */
+    int maxlab = 0;
+    double mb = 0.0;
+    for (int64_t c = 0; c < ncase; c++) {
+        char ip[8448], lp[8448];
+        snprintf(ip, sizeof ip, "%s/%s", idir, cases[c].image);
+        snprintf(lp, sizeof lp, "%s/%s", ldir, cases[c].label);
+        sl_nifti_info ii, li;
+        if ((st = sl_nifti_read(ip, 0, &img, &ii, msg, msglen)) != SL_OK) goto done;
+        if ((st = sl_nifti_read(lp, 0, &lab, &li, msg, msglen)) != SL_OK) goto done;
+        if (img.ndim > 3 || lab.ndim > 3) {
+            st = sl_errf(msg, msglen, SL_EUNSUPPORTED, "nifti: %s or %s has more than 3 axes (one channel per file)", ip, lp);
+            goto done;
+        }
+        int same = img.ndim == lab.ndim;
+        for (int a = 0; same && a < img.ndim; a++) same = img.shape[a] == lab.shape[a];
+        if (!same) {
+            char a1[96] = "", a2[96] = "";
+            for (int a = 0; a < img.ndim; a++) snprintf(a1 + strlen(a1), sizeof a1 - strlen(a1), "%s%lld", a ? "x" : "", (long long)img.shape[a]);
+            for (int a = 0; a < lab.ndim; a++) snprintf(a2 + strlen(a2), sizeof a2 - strlen(a2), "%s%lld", a ? "x" : "", (long long)lab.shape[a]);
+            st = sl_errf(msg, msglen, SL_ESHAPE, "nifti: grids differ: %s is %s, %s is %s", ip, a1, lp, a2);
+            goto done;
+        }
+        for (int a = 0; a < img.ndim; a++) {
+            double s1 = ii.spacing[a], s2 = li.spacing[a];
+            if (fabs(s1 - s2) > 1e-3 * fmax(s1, s2)) {
+                st = sl_errf(msg, msglen, SL_ESHAPE, "nifti: grids differ: %s has spacing %g on axis %d, %s has %g", ip,
+                             s1, a, lp, s2);
+                goto done;
+            }
+        }
+        if ((st = sl_array_to_f32(&img, &fimg)) != SL_OK) {
+            st = sl_errf(msg, msglen, st, "nifti: %s: out of memory", ip);
+            goto done;
+        }
+        if ((st = labels_to_i32(&lab, &ilab, lp, msg, msglen)) != SL_OK) goto done;
+        sl_array_free(&img);
+        sl_array_free(&lab);
+        /* as (D, H, W): a 2-D image is one slice, a 1-D one a row */
+        int64_t sh[3] = {1, 1, 1};
+        for (int a = 0; a < fimg.ndim; a++) sh[3 - fimg.ndim + a] = fimg.shape[a];
+        const int64_t D = sh[0], H = sh[1], W = sh[2], N = D * H * W;
+        float *fv = fimg.data;
+        int32_t *lv = ilab.data;
+        for (int64_t i = 0; i < N; i++) {
+            if (!isfinite(fv[i])) {
+                st = sl_errf(msg, msglen, SL_ENONFINITE, "nifti: %s: non-finite value at voxel %lld", ip, (long long)i);
+                goto done;
+            }
+            if (lv[i] < 0 || (o->num_classes > 0 && lv[i] >= o->num_classes) || lv[i] >= SL_DATA_MAX_CLASSES) {
+                st = sl_errf(msg, msglen, SL_ERANGE, "nifti: %s: label %d at voxel %lld is outside [0, %d)", lp,
+                             (int)lv[i], (long long)i, o->num_classes > 0 ? o->num_classes : SL_DATA_MAX_CLASSES);
+                goto done;
+            }
+            if (lv[i] > maxlab) maxlab = lv[i];
+        }
+        /* the non-zero filter looks at the stored values, before normalisation */
+        uint8_t *keep = NULL;
+        int axis = o->axis == 'z' ? 0 : (o->axis == 'y' ? 1 : 2);
+        int64_t ns = sh[axis];
+        int64_t sh_h = axis == 0 ? H : D, sh_w = axis == 2 ? H : W;
+        keep = calloc((size_t)ns, 1);
+        if (!keep) goto nomem;
+        for (int64_t z = 0; z < D; z++)
+            for (int64_t y = 0; y < H; y++)
+                for (int64_t x = 0; x < W; x++) {
+                    int64_t i = (z * H + y) * W + x, s = axis == 0 ? z : (axis == 1 ? y : x);
+                    if (o->slices == SL_SLICES_ALL) keep[s] = 1;
+                    else if (o->slices == SL_SLICES_NONZERO && fv[i] != 0.0f) keep[s] = 1;
+                    else if (o->slices == SL_SLICES_LABELLED && lv[i] > 0) keep[s] = 1;
+                }
+        if ((st = normalise(fv, N, o)) != SL_OK) {
+            free(keep);
+            goto nomem;
+        }
+        for (int64_t s = 0; s < ns; s++) {
+            if (!keep[s]) continue;
+            mb += sld_mb(sh_h * sh_w);
+            if (mb > o->max_memory_mb) {
+                free(keep);
+                st = sl_errf(msg, msglen, SL_ENOMEM, "nifti: the slices need more than max_memory_mb = %g MB",
+                             o->max_memory_mb);
+                goto done;
+            }
+            if (nkept == capkept) {
+                capkept = capkept ? 2 * capkept : 256;
+                nd_kept *nk = realloc(kept, (size_t)capkept * sizeof *nk);
+                if (!nk) {
+                    free(keep);
+                    goto nomem;
+                }
+                kept = nk;
+            }
+            nd_kept *k = &kept[nkept];
+            k->img = sl_malloc(sh_h * sh_w, sizeof *k->img);
+            k->lab = sl_malloc(sh_h * sh_w, sizeof *k->lab);
+            if (!k->img || !k->lab) {
+                free(k->img);
+                free(k->lab);
+                free(keep);
+                goto nomem;
+            }
+            nkept++;
+            k->case_index = c;
+            k->slice = s;
+            k->h = sh_h;
+            k->w = sh_w;
+            for (int64_t u = 0; u < sh_h; u++)
+                for (int64_t v = 0; v < sh_w; v++) {
+                    int64_t i;
+                    if (axis == 0) i = (s * H + u) * W + v;
+                    else if (axis == 1) i = (u * H + s) * W + v;
+                    else i = (u * H + v) * W + s;
+                    k->img[u * sh_w + v] = fv[i];
+                    k->lab[u * sh_w + v] = lv[i];
+                }
+        }
+        free(keep);
+        sl_array_free(&fimg);
+        sl_array_free(&ilab);
+    }
+    if (nkept == 0) {
+        st = sl_errf(msg, msglen, SL_EEMPTY, "nifti: no slice of %s passes the slice filter", dir);
+        goto done;
+    }
+
+    /* split by case */
+    order = malloc((size_t)ncase * sizeof *order);
+    if (!order) goto nomem;
+    for (int64_t c = 0; c < ncase; c++) order[c] = c;
+    sl_rng r;
+    sl_rng_seed_stream(&r, o->seed, 0x73706c6974ULL);
+    for (int64_t c = ncase - 1; c > 0; c--) {
+        int64_t j = (int64_t)sl_rng_below(&r, (uint64_t)c + 1);
+        int64_t t = order[c];
+        order[c] = order[j];
+        order[j] = t;
+    }
+    int64_t nt = llround(o->test_fraction * (double)ncase), nv = llround(o->val_fraction * (double)ncase);
+    while (ncase - nt - nv < 1) {
+        if (nt >= nv && nt > 0) nt--;
+        else nv--;
+    }
+    int *case_split = malloc((size_t)ncase * sizeof *case_split);
+    if (!case_split) goto nomem;
+    for (int64_t k = 0; k < ncase; k++)
+        case_split[order[k]] = k < nt ? SL_SPLIT_TEST : (k < nt + nv ? SL_SPLIT_VAL : SL_SPLIT_TRAIN);
+
+    ds = sld_alloc(SLD_NIFTI, o);
+    if (!ds) {
+        free(case_split);
+        goto nomem;
+    }
+    for (int s = 0; s < SL_NUM_SPLITS; s++) {
+        ds->slices[s] = calloc((size_t)nkept, sizeof(sld_slice));
+        if (!ds->slices[s]) {
+            free(case_split);
+            goto nomem;
+        }
+    }
+    /* kept[] is in case-name, slice order; the dataset takes its buffers */
+    int64_t h0 = kept[0].h, w0 = kept[0].w, odd = -1;
+    for (int64_t k = 0; k < nkept; k++) {
+        int s = case_split[kept[k].case_index];
+        sld_slice *sl = &ds->slices[s][ds->n[s]++];
+        sl->img = kept[k].img;
+        sl->lab = kept[k].lab;
+        sl->h = kept[k].h;
+        sl->w = kept[k].w;
+        sl->case_index = kept[k].case_index;
+        sl->slice = kept[k].slice;
+        if ((kept[k].h != h0 || kept[k].w != w0) && odd < 0) odd = k;
+        float *pi = kept[k].img;
+        int32_t *pl = kept[k].lab;
+        kept[k].img = NULL;
+        kept[k].lab = NULL;
+        if (sld_own(ds, pi) != SL_OK || sld_own(ds, pl) != SL_OK) {
+            free(case_split);
+            goto nomem;
+        }
+    }
+    free(case_split);
+    if (ds->n[0] == 0) {
+        st = sl_errf(msg, msglen, SL_EEMPTY, "nifti: the training split of %s has no slice", dir);
+        goto done;
+    }
+    if (o->height == 0 && odd >= 0) {
+        st = sl_errf(msg, msglen, SL_ESHAPE,
+                     "nifti: slices differ in size (%lldx%lld in %s, %lldx%lld in %s): set height and width",
+                     (long long)h0, (long long)w0, cases[kept[0].case_index].image, (long long)kept[odd].h,
+                     (long long)kept[odd].w, cases[kept[odd].case_index].image);
+        goto done;
+    }
+    ds->H = o->height ? o->height : h0;
+    ds->W = o->width ? o->width : w0;
+    /* classes */
+    int C = o->num_classes > 0 ? o->num_classes : maxlab + 1;
+    if (o->num_classes == 0 && json_max + 1 > C) C = json_max + 1;
+    if (C < 2) C = 2;
+    const char *cn[SL_DATA_MAX_CLASSES];
+    for (int c = 0; c < C; c++) cn[c] = jnames[c];
+    if (sld_set_classes(ds, C, cn) != SL_OK) goto nomem;
+    ds->case_names = calloc((size_t)ncase, sizeof *ds->case_names);
+    if (!ds->case_names) goto nomem;
+    ds->ncases = ncase;
+    for (int64_t c = 0; c < ncase; c++)
+        if (!(ds->case_names[c] = strdup(cases[c].image))) goto nomem;
+    st = sld_finish(ds, msg, msglen);
+    goto done;
+nomem:
+    st = sl_errf(msg, msglen, SL_ENOMEM, "nifti: out of memory");
+done:
+    if (st == SL_OK) *out = ds;
+    else sl_dataset_free(ds);
+    for (int64_t k = 0; k < nkept; k++) {
+        free(kept[k].img);
+        free(kept[k].lab);
+    }
+    free(kept);
+    free(order);
+    free(used);
+    if (cases)
+        for (int64_t c = 0; c < ncase; c++) free(cases[c].stem);
+    free(cases);
+    for (int64_t i = 0; i < ni; i++) free(inames[i]);
+    for (int64_t i = 0; i < nl; i++) free(lnames[i]);
+    free(inames);
+    free(lnames);
+    for (int c = 0; c < SL_DATA_MAX_CLASSES; c++) free(jnames[c]);
+    sl_array_free(&img);
+    sl_array_free(&lab);
+    sl_array_free(&fimg);
+    sl_array_free(&ilab);
+    return st;
+}

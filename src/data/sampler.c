@@ -1,0 +1,338 @@
+/*
+ * The batch sampler: training batches with foreground oversampling and
+ * augmentation, each batch a pure function of (dataset, options, step).
+ *
+ * Randomness. Slot b of batch t owns the key k = hash(seed, t, b); every
+ * decision of the slot draws from its own RNG stream of k (sample choice,
+ * copy-paste, spatial, and one per intensity transform), so turning one
+ * augmentation on or off does not change the draws of the others, and no
+ * slot depends on another: the slots run in parallel and the result does
+ * not depend on the thread count.
+ *
+ * Foreground oversampling (nnU-Net's oversample_foreground_percent): the
+ * last ceil(B * fg_fraction) slots take a sample that contains fg_class
+ * and a window centred near one of its fg_class pixels; if the augmented
+ * patch has lost the class, the spatial draw is repeated (10 times at
+ * most), then a plain window on the pixel is used, which always holds it.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "data_internal.h"
+
+struct sl_sampler {
+    const sl_dataset *ds;
+    sl_split split;
+    sl_sampler_opts o;
+    int fg_class;
+    int64_t n_forced;
+    int64_t ph, pw;       /* patch */
+    int64_t *fg_list;     /* samples of the split that contain fg_class */
+    int64_t n_fg;
+};
+
+enum { ST_CHOICE = 0, ST_COPYPASTE, ST_SPATIAL, ST_NOISE, ST_BLUR, ST_CONTRAST, ST_GAMMA, ST_FGPIX };
+
+sl_status sl_sampler_create(sl_sampler **out, const sl_dataset *ds, sl_split split,
+                            const sl_sampler_opts *opts, char *msg, size_t msglen)
+{
+    if (out) *out = NULL;
+    if (!out || !ds) return sl_errf(msg, msglen, SL_EINVAL, "sampler: NULL argument");
+    sl_sampler_opts def = SL_SAMPLER_OPTS_DEFAULT;
+    const sl_sampler_opts *o = opts ? opts : &def;
+    if ((unsigned)split >= SL_NUM_SPLITS) return sl_errf(msg, msglen, SL_EINVAL, "sampler: unknown split %d", (int)split);
+    if (o->batch_size < 1 || o->batch_size > (1 << 20))
+        return sl_errf(msg, msglen, SL_EINVAL, "sampler: batch_size %lld outside [1, 2^20]", (long long)o->batch_size);
+    if (o->patch[0] < 0 || o->patch[1] < 0 || (o->patch[0] == 0) != (o->patch[1] == 0) || o->patch[0] > (1 << 20) ||
+        o->patch[1] > (1 << 20))
+        return sl_errf(msg, msglen, SL_EINVAL, "sampler: patch %lldx%lld (both 0 or both in [1, 2^20])",
+                       (long long)o->patch[0], (long long)o->patch[1]);
+    if (!(o->fg_fraction >= 0 && o->fg_fraction <= 1))
+        return sl_errf(msg, msglen, SL_EINVAL, "sampler: fg_fraction %g outside [0, 1]", o->fg_fraction);
+    if (o->threads < 0) return sl_errf(msg, msglen, SL_EINVAL, "sampler: threads %d < 0", o->threads);
+    sl_status st = sl_aug_check(&o->aug, msg, msglen);
+    if (st != SL_OK) return st;
+    if (ds->n[split] == 0) return sl_errf(msg, msglen, SL_EEMPTY, "sampler: the %s split is empty", sl_split_name(split));
+    int fg = o->fg_class < 0 ? ds->small_class : o->fg_class;
+    if (o->fg_class >= ds->num_classes || o->fg_class == 0 || o->fg_class < -1)
+        return sl_errf(msg, msglen, SL_ERANGE, "sampler: fg_class %d is not a foreground class of [1, %d)", o->fg_class,
+                       ds->num_classes);
+    sl_sampler *s = calloc(1, sizeof *s);
+    if (!s) return sl_errf(msg, msglen, SL_ENOMEM, "sampler: out of memory");
+    s->ds = ds;
+    s->split = split;
+    s->o = *o;
+    s->fg_class = fg;
+    s->ph = o->patch[0] ? o->patch[0] : ds->H;
+    s->pw = o->patch[1] ? o->patch[1] : ds->W;
+    s->n_forced = (int64_t)ceil((double)o->batch_size * o->fg_fraction - 1e-9);
+    if (fg > 0) {
+        s->fg_list = sl_malloc(ds->n[split], sizeof *s->fg_list);
+        if (!s->fg_list) {
+            free(s);
+            return sl_errf(msg, msglen, SL_ENOMEM, "sampler: out of memory");
+        }
+        for (int64_t i = 0; i < ds->n[split]; i++)
+            if (ds->counts[split][i * ds->num_classes + fg] > 0) s->fg_list[s->n_fg++] = i;
+    }
+    int need_fg = s->n_forced > 0 || (o->aug.enabled & SL_AUG_COPYPASTE);
+    if (need_fg && s->n_fg == 0) {
+        sl_sampler_free(s);
+        return sl_errf(msg, msglen, SL_EEMPTY,
+                       "sampler: no %s sample contains class %d, needed by fg_fraction > 0 or copypaste "
+                       "(set fg_fraction=0 and drop copypaste)", sl_split_name(split), fg);
+    }
+    *out = s;
+    return SL_OK;
+}
+
+void sl_sampler_free(sl_sampler *s)
+{
+    if (!s) return;
+    free(s->fg_list);
+    free(s);
+}
+
+sl_status sl_sampler_patch(const sl_sampler *s, int64_t *h, int64_t *w)
+{
+    if (!s || !h || !w) return SL_EINVAL;
+    *h = s->ph;
+    *w = s->pw;
+    return SL_OK;
+}
+
+int sl_sampler_fg_class(const sl_sampler *s) { return s ? s->fg_class : -1; }
+
+static inline double unif(sl_rng *r, double lo, double hi) { return lo + (hi - lo) * sl_rng_uniform(r); }
+
+/* Window-centre coordinate along one axis: the window of f input pixels
+ * lies inside [0, n) when it fits (offset drawn as an integer, so a plain
+ * crop copies pixels exactly), else it is centred. With a target pixel t
+ * (>= 0), the centre is t + jitter, clamped the same way. */
+static double window_center(sl_rng *r, int64_t n, double f, double target, double jitter)
+{
+    double lo = (f - 1.0) / 2.0, hi = (double)n - 1.0 - (f - 1.0) / 2.0;
+    if (hi < lo) return ((double)n - 1.0) / 2.0;
+    if (target >= 0) {
+        double c = target + unif(r, -jitter, jitter);
+        return c < lo ? lo : (c > hi ? hi : c);
+    }
+    int64_t slack = (int64_t)floor(hi - lo);
+    return lo + (double)sl_rng_below(r, (uint64_t)slack + 1);
+}
+
+typedef struct slot_buf {
+    float *img, *dimg, *oimg, *disp;
+    int32_t *lab, *dlab;
+} slot_buf;
+
+static sl_status run_slot(const sl_sampler *s, uint64_t key, int64_t b, float *oimg, int32_t *olab,
+                          sl_batch_meta *meta, slot_buf *wb)
+{
+    const sl_dataset *ds = s->ds;
+    const sl_aug_opts *a = &s->o.aug;
+    const int64_t H = ds->H, W = ds->W, ph = s->ph, pw = s->pw, pn = ph * pw;
+    const int forced = b >= s->o.batch_size - s->n_forced;
+    const int fg = s->fg_class;
+    sl_rng r;
+    sl_status st;
+    memset(meta, 0, sizeof *meta);
+    meta->forced = forced;
+    meta->donor = -1;
+
+    /* 1. the sample */
+    sl_rng_seed_stream(&r, key, ST_CHOICE);
+    int64_t idx = forced ? s->fg_list[sl_rng_below(&r, (uint64_t)s->n_fg)]
+                         : (int64_t)sl_rng_below(&r, (uint64_t)ds->n[s->split]);
+    meta->index = idx;
+    if ((st = sl_dataset_get(ds, s->split, idx, wb->img, wb->lab, NULL, 0)) != SL_OK) return st;
+
+    /* 2. copy-paste from another sample that has the class */
+    if ((a->enabled & SL_AUG_COPYPASTE) && fg > 0) {
+        sl_rng_seed_stream(&r, key, ST_COPYPASTE);
+        if (sl_rng_uniform(&r) < a->p_copypaste) {
+            int64_t donor = s->fg_list[sl_rng_below(&r, (uint64_t)s->n_fg)];
+            if (donor == idx && s->n_fg > 1) /* another one: shift by 1..n-1 in the list */
+                for (int64_t k = 0; k < s->n_fg; k++)
+                    if (s->fg_list[k] == idx) {
+                        donor = s->fg_list[(k + 1 + (int64_t)sl_rng_below(&r, (uint64_t)s->n_fg - 1)) % s->n_fg];
+                        break;
+                    }
+            if ((st = sl_dataset_get(ds, s->split, donor, wb->dimg, wb->dlab, NULL, 0)) != SL_OK) return st;
+            int64_t pasted;
+            st = sld_copy_paste(&r, wb->img, wb->lab, wb->dimg, wb->dlab, H, W, fg, a->copypaste_max,
+                                a->copypaste_blend, &pasted);
+            if (st != SL_OK) return st;
+            meta->donor = donor;
+            meta->applied |= SL_AUG_COPYPASTE;
+        }
+    }
+
+    /* a fg pixel to centre forced windows on (after copy-paste) */
+    int64_t fy = -1, fx = -1;
+    if (forced) {
+        int64_t nfg = 0;
+        for (int64_t p = 0; p < H * W; p++) nfg += wb->lab[p] == fg;
+        sl_rng_seed_stream(&r, key, ST_FGPIX);
+        int64_t k = (int64_t)sl_rng_below(&r, (uint64_t)nfg);
+        for (int64_t p = 0; p < H * W; p++)
+            if (wb->lab[p] == fg && k-- == 0) {
+                fy = p / W;
+                fx = p % W;
+                break;
+            }
+    }
+
+    /* 3. one spatial resampling */
+    sl_rng_seed_stream(&r, key, ST_SPATIAL);
+    for (int attempt = 0;; attempt++) {
+        int plain = attempt > 10; /* last resort for forced slots */
+        sl_spatial2d sp = {{0, 0}, {(double)ph, (double)pw}, 0.0, 1.0, {0, 0}};
+        unsigned applied = 0;
+        int use_disp = 0;
+        if ((a->enabled & SL_AUG_CROP) && sl_rng_uniform(&r) < a->p_crop && !plain) {
+            double area = unif(&r, a->crop_area_lo, a->crop_area_hi);
+            double asp = exp(unif(&r, log(a->crop_aspect_lo), log(a->crop_aspect_hi)));
+            sp.extent[0] = (double)ph * sqrt(area / asp);
+            sp.extent[1] = (double)pw * sqrt(area * asp);
+            applied |= SL_AUG_CROP;
+        }
+        if ((a->enabled & SL_AUG_ROTATE) && sl_rng_uniform(&r) < a->p_rotate && !plain) {
+            sp.angle_deg = unif(&r, -a->rotate_deg, a->rotate_deg);
+            applied |= SL_AUG_ROTATE;
+        }
+        if ((a->enabled & SL_AUG_SCALE) && sl_rng_uniform(&r) < a->p_scale && !plain) {
+            sp.scale = unif(&r, a->scale_lo, a->scale_hi);
+            applied |= SL_AUG_SCALE;
+        }
+        if (a->enabled & SL_AUG_FLIP) {
+            for (int ax = 0; ax < 2; ax++)
+                if (sl_rng_uniform(&r) < a->p_flip) {
+                    sp.flip[ax] = 1;
+                    applied |= SL_AUG_FLIP;
+                }
+        }
+        double alpha = 0.0;
+        if ((a->enabled & SL_AUG_ELASTIC) && sl_rng_uniform(&r) < a->p_elastic && !plain) {
+            alpha = unif(&r, a->elastic_alpha_lo, a->elastic_alpha_hi);
+            use_disp = 1;
+            applied |= SL_AUG_ELASTIC;
+        }
+        /* the window's footprint in the input (rotation ignored) */
+        double fh = sp.extent[0] / sp.scale, fw = sp.extent[1] / sp.scale;
+        if (!plain) {
+            sp.center[0] = window_center(&r, H, fh, forced ? (double)fy : -1.0, fh / 4.0);
+            sp.center[1] = window_center(&r, W, fw, forced ? (double)fx : -1.0, fw / 4.0);
+        } else {
+            /* a plain window (flips only) on the pixel, clamped inside the
+             * image, at an integer offset: it holds the pixel */
+            sp.center[0] = window_center(&r, H, fh, (double)fy, 0.0);
+            sp.center[1] = window_center(&r, W, fw, (double)fx, 0.0);
+            sp.center[0] = floor(sp.center[0] - (fh - 1) / 2 + 0.5) + (fh - 1) / 2;
+            sp.center[1] = floor(sp.center[1] - (fw - 1) / 2 + 0.5) + (fw - 1) / 2;
+        }
+        if (use_disp && (st = sld_elastic_field(&r, ph, pw, alpha, a->elastic_sigma, wb->disp)) != SL_OK) return st;
+        double m[2][3];
+        if ((st = sl_spatial2d_matrix(&sp, ph, pw, m)) != SL_OK) return st;
+        sl_warp2d(wb->img, wb->lab, H, W, (const double(*)[3])m, use_disp ? wb->disp : NULL, ph, pw,
+                  a->image_interp, oimg, olab);
+        int64_t nfg = 0;
+        if (fg > 0)
+            for (int64_t p = 0; p < pn; p++) nfg += olab[p] == fg;
+        meta->fg_pixels = nfg;
+        if (!forced || nfg > 0 || plain) {
+            meta->applied |= applied;
+            break;
+        }
+    }
+
+    /* 4. intensities: noise, blur, brightness/contrast, gamma */
+    if (a->enabled & SL_AUG_NOISE) {
+        sl_rng_seed_stream(&r, key, ST_NOISE);
+        if (sl_rng_uniform(&r) < a->p_noise) {
+            sld_aug_noise(&r, oimg, pn, unif(&r, 0.0, a->noise_std));
+            meta->applied |= SL_AUG_NOISE;
+        }
+    }
+    if (a->enabled & SL_AUG_BLUR) {
+        sl_rng_seed_stream(&r, key, ST_BLUR);
+        if (sl_rng_uniform(&r) < a->p_blur) {
+            double sg = unif(&r, a->blur_lo, a->blur_hi);
+            if ((st = sl_blur2d(oimg, oimg, ph, pw, sg, sg)) != SL_OK) return st;
+            meta->applied |= SL_AUG_BLUR;
+        }
+    }
+    if (a->enabled & SL_AUG_CONTRAST) {
+        sl_rng_seed_stream(&r, key, ST_CONTRAST);
+        if (sl_rng_uniform(&r) < a->p_contrast) {
+            double mult = unif(&r, 1.0 - a->brightness, 1.0 + a->brightness);
+            double f = unif(&r, a->contrast_lo, a->contrast_hi);
+            sld_aug_contrast(oimg, pn, mult, f);
+            meta->applied |= SL_AUG_CONTRAST;
+        }
+    }
+    if (a->enabled & SL_AUG_GAMMA) {
+        sl_rng_seed_stream(&r, key, ST_GAMMA);
+        if (sl_rng_uniform(&r) < a->p_gamma) {
+            int inv = sl_rng_uniform(&r) < a->gamma_invert;
+            double g;
+            if (a->gamma_lo < 1.0 && a->gamma_hi > 1.0)
+                g = sl_rng_uniform(&r) < 0.5 ? unif(&r, a->gamma_lo, 1.0) : unif(&r, 1.0, a->gamma_hi);
+            else
+                g = unif(&r, a->gamma_lo, a->gamma_hi);
+            sld_aug_gamma(oimg, pn, g, inv);
+            meta->applied |= SL_AUG_GAMMA;
+        }
+    }
+    return SL_OK;
+}
+
+sl_status sl_sampler_batch(const sl_sampler *s, int64_t step, float *images, int32_t *labels,
+                           sl_batch_meta *meta, char *msg, size_t msglen)
+{
+    if (!s || !images || !labels) return sl_errf(msg, msglen, SL_EINVAL, "sampler: NULL argument");
+    if (step < 0) return sl_errf(msg, msglen, SL_EINVAL, "sampler: step %lld < 0", (long long)step);
+    const int64_t B = s->o.batch_size, pn = s->ph * s->pw, HW = s->ds->H * s->ds->W;
+    sl_batch_meta *m = meta ? meta : calloc((size_t)B, sizeof *m);
+    sl_status *sts = calloc((size_t)B, sizeof *sts);
+    if (!m || !sts) {
+        if (m != meta) free(m);
+        free(sts);
+        return sl_errf(msg, msglen, SL_ENOMEM, "sampler: out of memory");
+    }
+    uint64_t base = s->o.seed ^ 0x73616d706c657221ULL; /* "sampler!" */
+    base = sl_splitmix64(&base);
+#pragma omp parallel num_threads(sl_threads(s->o.threads))
+    {
+        slot_buf wb;
+        wb.img = sl_malloc(HW, sizeof(float));
+        wb.dimg = sl_malloc(HW, sizeof(float));
+        wb.lab = sl_malloc(HW, sizeof(int32_t));
+        wb.dlab = sl_malloc(HW, sizeof(int32_t));
+        wb.disp = sl_malloc(2 * pn, sizeof(float));
+        int ok = wb.img && wb.dimg && wb.lab && wb.dlab && wb.disp;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < B; b++) {
+            if (!ok) {
+                sts[b] = SL_ENOMEM;
+                continue;
+            }
+            /* slot key: a hash of (seed, step, slot), nothing else */
+            uint64_t k = base ^ ((uint64_t)step * 0x9e3779b97f4a7c15ULL);
+            k = sl_splitmix64(&k) ^ (uint64_t)b;
+            k = sl_splitmix64(&k);
+            sts[b] = run_slot(s, k, b, images + b * pn, labels + b * pn, &m[b], &wb);
+        }
+        free(wb.img);
+        free(wb.dimg);
+        free(wb.lab);
+        free(wb.dlab);
+        free(wb.disp);
+    }
+    sl_status st = SL_OK;
+    for (int64_t b = 0; b < B && st == SL_OK; b++) st = sts[b];
+    if (m != meta) free(m);
+    free(sts);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "sampler: %s while making batch %lld", sl_strerror(st), (long long)step);
+    return SL_OK;
+}
