@@ -92,8 +92,8 @@ def surfel_dists(p, g, sp):
 
 def dm_percentile(d, w, q):
     """DeepMind compute_robust_hausdorff, one direction"""
-    order = sorted(zip(d, w))
-    d = np.array([x for x, _ in order]); w = np.array([y for _, y in order])
+    order = np.lexsort((w, d))  # sorted by (distance, area), as sorted(zip(d, w))
+    d, w = d[order], w[order]
     cum = np.cumsum(w) / np.sum(w)
     idx = np.searchsorted(cum, q / 100.0)
     return d[min(idx, len(d) - 1)]
