@@ -177,7 +177,11 @@ sl_status sl_surface_border(const uint8_t *mask, const sl_grid *grid, uint8_t *b
  * neither all-background nor all-foreground. Its weight is the length (2-D,
  * mm; marching squares through the edge midpoints) or area (3-D, mm^2;
  * marching cubes through the edge midpoints) of the iso-surface inside that
- * 2^ndim cell, with the grid's spacing.
+ * 2^ndim cell, with the grid's spacing. The weights are derived (face-wise
+ * marching squares, loops, centroid fans), not a hand table: 2-D lengths
+ * and planar 3-D configurations equal DeepMind's; non-planar 3-D ones
+ * differ slightly from DeepMind's triangles (docs/metrics.md). Which points
+ * are surfels is exactly DeepMind's.
  *   mask:   (grid shape) uint8
  *   weight: (D+1, H+1, W+1) or (H+1, W+1) double, caller-allocated; 0 where
  *           the point is not a surface element; > 0 exactly where it is.
@@ -230,7 +234,8 @@ void sl_components_free(sl_components *c);
  * Directional sequential thinning in the scheme of Lee, Kashyap & Chu (1994)
  * — sub-iterations over the 2*ndim border directions; in each, the border
  * points that are simple and not end points are collected, then deleted one
- * by one after re-checking simplicity — with the simple-point test written
+ * by one in raster order after re-checking both conditions, until a round
+ * deletes nothing — with the simple-point test written
  * as topological numbers (Bertrand & Malandain 1994): a point is simple iff
  * its foreground neighbourhood (8 in 2-D, 26 in 3-D) has exactly one
  * component and the background neighbourhood (4-adjacent in N8 in 2-D,
