@@ -1,0 +1,172 @@
+/*
+ * segloss predict --model FILE --input IMG --out OUT [--tta none|flip]
+ *                 [--config FILE] [--batch N] [--threads T]
+ *
+ * Applies a trained model to an image: NIfTI volumes slice by slice along
+ * the training axis (geometry copied to the output), .npy arrays (2-D or
+ * 3-D) and PNG images. The intensity normalisation is the training one,
+ * read from the run's config.json next to the model. Thin over
+ * sl_unet_load, sl_preproc_load and sl_predict_image.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli_util.h"
+#include "commands.h"
+#include "segloss/io.h"
+#include "segloss/nn.h"
+#include "segloss/png.h"
+#include "segloss/train.h"
+
+#define CMD "predict"
+
+static const char *usage_text =
+    "usage: segloss predict --model FILE --input IMG --out OUT [options]\n"
+    "\n"
+    "Segments IMG with a model trained by segloss train and writes the label map to OUT\n"
+    "(uint8; int16 beyond 256 classes). IMG and OUT are .nii, .nii.gz, .npy or .png (by\n"
+    "extension). A 3-D image (NIfTI, or .npy (D, H, W)) is predicted slice by slice along\n"
+    "the training axis; a NIfTI OUT copies a NIfTI IMG's geometry. Sizes that are not a\n"
+    "multiple of 2^(depth-1) are padded and cropped back. Intensities are normalised as in\n"
+    "training (config.json's predict section).\n"
+    "\n"
+    "  --model FILE      model.bin of a run (required)\n"
+    "  --input IMG       image to segment (required)\n"
+    "  --out OUT         label map to write (required; written whole or not at all)\n"
+    "  --tta none|flip   flip: average the softmax of the 4 mirrorings (none)\n"
+    "  --config FILE     the run's config.json (default: next to the model)\n"
+    "  --batch N         slices per forward pass (8)\n"
+    "  --threads T       threads (default: all cores)\n"
+    "\n"
+    "Exit codes: 0 ok, 1 a file could not be read or written, 2 bad usage.\n";
+
+static int known_format(const char *p)
+{
+    return sl_png_path(p) || sl_format_from_path(p) != SL_FORMAT_UNKNOWN;
+}
+
+int cmd_predict(int argc, char **argv)
+{
+    const char *model = NULL, *input = NULL, *out = NULL, *config = NULL;
+    sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v, *s;
+        long n;
+        if (cli_opt(a, "--model", &v)) {
+            if (!(model = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--input", &v)) {
+            if (!(input = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--out", &v)) {
+            if (!(out = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--config", &v)) {
+            if (!(config = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--tta", &v)) {
+            if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            if (!strcmp(s, "none")) po.tta = SL_TTA_NONE;
+            else if (!strcmp(s, "flip")) po.tta = SL_TTA_FLIP;
+            else return cli_fail(CMD, EXIT_USAGE, "--tta expects none or flip, got '%s'", s);
+        } else if (cli_opt(a, "--threads", &v)) {
+            if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            if (!cli_parse_int(s, &n) || n < 0 || n > 1024)
+                return cli_fail(CMD, EXIT_USAGE, "--threads expects an integer in [0, 1024], got '%s'", s);
+            po.threads = (int)n;
+        } else if (cli_opt(a, "--batch", &v)) {
+            if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            if (!cli_parse_int(s, &n) || n < 1 || n > 4096)
+                return cli_fail(CMD, EXIT_USAGE, "--batch expects an integer in [1, 4096], got '%s'", s);
+            po.batch = n;
+        } else if (a[0] == '-') {
+            return cli_fail(CMD, EXIT_USAGE, "unknown option '%s' (see segloss predict --help)", a);
+        } else {
+            return cli_fail(CMD, EXIT_USAGE, "unexpected argument '%s' (see segloss predict --help)", a);
+        }
+    }
+    if (!model || !input || !out)
+        return cli_fail(CMD, EXIT_USAGE, "--model, --input and --out are required (see segloss predict --help)");
+    if (!known_format(input))
+        return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", input);
+    if (!known_format(out))
+        return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", out);
+
+    char msg[1024], cpath[4096];
+    if (!config) {
+        /* config.json in the model's folder */
+        const char *slash = strrchr(model, '/');
+        int dl = slash ? (int)(slash - model) : 0;
+        if (slash) snprintf(cpath, sizeof cpath, "%.*s/config.json", dl ? dl : 1, dl ? model : "/");
+        else snprintf(cpath, sizeof cpath, "config.json");
+        config = cpath;
+    }
+    sl_unet *net = NULL;
+    sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY;
+    sl_image_info info;
+    memset(&info, 0, sizeof info);
+    int rc = EXIT_WORK;
+    sl_preproc pp;
+    int nclass = 0;
+    if (sl_unet_load(&net, NULL, model, msg, sizeof msg) != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s", msg);
+        goto done;
+    }
+    if (sl_preproc_load(&pp, &nclass, config, msg, sizeof msg) != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s (the run's config.json is needed for the normalisation; see --config)", msg);
+        goto done;
+    }
+    sl_unet_config uc;
+    sl_unet_get_config(net, &uc);
+    if (nclass && nclass != uc.num_classes) {
+        cli_fail(CMD, EXIT_WORK, "%s describes %d classes but %s has %d: not the model's run", config, nclass, model,
+                 uc.num_classes);
+        goto done;
+    }
+    if (sl_png_path(input)) {
+        if (sl_png_read(input, &img, msg, sizeof msg) != SL_OK) {
+            cli_fail(CMD, EXIT_WORK, "%s", msg);
+            goto done;
+        }
+    } else if (sl_image_read(input, &img, &info, msg, sizeof msg) != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s", msg);
+        goto done;
+    }
+    if (img.ndim != 2 && img.ndim != 3) {
+        cli_fail(CMD, EXIT_WORK, "%s has %d axes; predict takes 2-D (H, W) or 3-D (D, H, W) images", input, img.ndim);
+        goto done;
+    }
+    if (sl_png_path(out) && !(img.ndim == 2 || (img.ndim == 3 && img.shape[0] == 1))) {
+        cli_fail(CMD, EXIT_USAGE, "%s: a PNG output needs a 2-D input; %s is 3-D", out, input);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (sl_predict_image(net, &pp, &img, &po, &lab, msg, sizeof msg) != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s: %s", input, msg);
+        goto done;
+    }
+    sl_status st;
+    if (sl_png_path(out)) {
+        if (lab.ndim == 3) { /* (1, H, W) */
+            lab.ndim = 2;
+            lab.shape[0] = lab.shape[1];
+            lab.shape[1] = lab.shape[2];
+        }
+        st = sl_png_write(out, &lab, msg, sizeof msg);
+    } else {
+        int nifti_ref = info.format == SL_FORMAT_NIFTI || info.format == SL_FORMAT_NIFTI_GZ;
+        st = sl_image_write(out, &lab, NULL, nifti_ref ? &info : NULL, msg, sizeof msg);
+    }
+    if (st != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s", msg);
+        goto done;
+    }
+    rc = 0;
+done:
+    sl_array_free(&img);
+    sl_array_free(&lab);
+    sl_unet_free(net);
+    return rc;
+}

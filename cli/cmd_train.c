@@ -1,0 +1,417 @@
+/*
+ * segloss train --out DIR [options]
+ *
+ * Trains the U-Net with a loss spec or schedule on a data source and
+ * leaves config.json, log.csv, model.bin and metrics.json in DIR
+ * (docs/train.md). Thin over sl_train_run; this file parses options,
+ * shows progress (a bar on a terminal, one line per epoch otherwise) and
+ * turns Ctrl-C into a clean stop at the last checkpoint.
+ */
+#define _POSIX_C_SOURCE 200809L /* isatty, fileno, sigaction */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cli_util.h"
+#include "commands.h"
+#include "segloss/train.h"
+
+static const char *usage_text =
+    "usage: segloss train --out DIR [options]\n"
+    "\n"
+    "Trains a 2-D U-Net with a loss (or a loss schedule) and tests it. DIR receives\n"
+    "config.json, log.csv (per epoch), model.bin, metrics.json (test metrics), and\n"
+    "checkpoint.bin while the run is unfinished. Defaults train phantom 128x128 in\n"
+    "10 epochs x 25 steps x batch 8 (about a minute on 2 free cores; docs/train.md).\n"
+    "\n"
+    "data\n"
+    "  --data SRC             phantom | colin | nifti:DIR (phantom)\n"
+    "  --size H,W             sample size (phantom: generated at it; colin/nifti: slices\n"
+    "                         brought to it by the resize option); default: the source's\n"
+    "  --ratio R              phantom class ratio, background:class1:... (100:10:1)\n"
+    "  --small-fraction F     phantom: share of the smallest class, others rescaled (0 = ratio)\n"
+    "  --n-train N, --n-val N, --n-test N   phantom split sizes (200, 50, 50)\n"
+    "  --data-seed S          seed of the data (phantom images, nifti split) (0)\n"
+    "  --data-opt LIST        any data option, key=value,... (docs/data.md), e.g.\n"
+    "                         noise=0.8,axis=y,norm=percentile; repeatable\n"
+    "loss\n"
+    "  --loss SPEC            a loss spec (dice+ce) or a schedule with stages\n"
+    "                         '0:ce; 5:dice+ce' and/or '| ramp(...)' (dice+ce)\n"
+    "  --ramp[=KEYS]          add Kervadec's weight ramp to the (last) stage:\n"
+    "                         '| ramp' or '| ramp(KEYS)', e.g. --ramp=start=0.05,step=0.05\n"
+    "network\n"
+    "  --depth N              encoder stages (4); sides must divide by 2^(N-1)\n"
+    "  --base-channels N      channels of the first stage, doubled per stage (16)\n"
+    "  --max-channels N       cap on a stage's channels, 0 = none (0)\n"
+    "  --norm KIND            instance | batch | none (instance)\n"
+    "  --down KIND            maxpool | strided (maxpool)\n"
+    "  --deep-supervision     loss on every decoder output, weights 2^-i normalised\n"
+    "optimisation\n"
+    "  --epochs N             (10)\n"
+    "  --steps-per-epoch N    (25)\n"
+    "  --batch B              (8)\n"
+    "  --patch H,W            training patch; default: the sample size rounded down to a\n"
+    "                         multiple of 2^(depth-1)\n"
+    "  --optimizer KIND       adam | adamw | sgd (adam; sgd uses Nesterov momentum)\n"
+    "  --lr LR                peak (onecycle), initial (poly) or constant rate (0.003)\n"
+    "  --schedule KIND        onecycle | poly | constant (onecycle)\n"
+    "  --weight-decay W       (0)\n"
+    "  --momentum M           SGD momentum (0.99)\n"
+    "  --clip-norm X          clip the gradient's global L2 norm, 0 = off (12)\n"
+    "  --augment LIST         augmentations, e.g. flip,rotate,scale | default | all | none,\n"
+    "                         and key=value parameters (flip,rotate,scale)\n"
+    "  --fg-fraction F        share of each batch forced to hold the smallest class (0.333)\n"
+    "  --seed S               weights and batches (0)\n"
+    "  --threads T            threads (default: all cores; results do not depend on T)\n"
+    "run\n"
+    "  --out DIR              run folder (required)\n"
+    "  --resume               continue the unfinished run in DIR from its last checkpoint;\n"
+    "                         its config.json supplies every option not given\n"
+    "  --force                replace a run already in DIR\n"
+    "  --stop-after N         stop after N epochs of this call, as a kill would (for tests)\n"
+    "  --quiet                no progress output\n"
+    "\n"
+    "Exit codes: 0 ok, 1 the run failed (message names why; DIR keeps its last checkpoint),\n"
+    "2 bad usage.\n";
+
+#define CMD "train"
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct view {
+    int tty, quiet;
+    int64_t last_epoch_printed;
+} view;
+
+static void fmt_time(char *buf, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, n, "--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+    else snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
+}
+
+static int progress(const sl_train_progress *p, void *user)
+{
+    view *v = user;
+    if (v->quiet) return interrupted ? 1 : 0;
+    char el[32], eta[32];
+    fmt_time(el, sizeof el, p->seconds);
+    fmt_time(eta, sizeof eta, p->eta);
+    if (p->event == SL_TRAIN_START) {
+        if (p->resumed) fprintf(stderr, "resuming at epoch %lld of %lld\n", (long long)p->epoch + 1, (long long)p->epochs);
+    } else if (p->event == SL_TRAIN_STEP && v->tty) {
+        const int width = 20;
+        int fill = (int)(width * p->step / (p->steps_per_epoch ? p->steps_per_epoch : 1));
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s] step %lld/%lld loss %.4f lr %.2e  %s ETA %s",
+                (long long)p->epoch + 1, (long long)p->epochs, bar, (long long)p->step, (long long)p->steps_per_epoch,
+                p->epoch_loss, p->lr, el, eta);
+        fflush(stderr);
+    } else if (p->event == SL_TRAIN_EPOCH) {
+        if (v->tty) fputs("\r\033[K", stderr);
+        fprintf(stderr, "epoch %lld/%lld loss %.4f", (long long)p->epoch + 1, (long long)p->epochs, p->loss);
+        if (p->nterms > 1) {
+            fputs(" (", stderr);
+            for (int i = 0; i < p->nterms; i++)
+                fprintf(stderr, "%s%s %.4f", i ? ", " : "", p->term_names[i], p->term_values[i]);
+            fputc(')', stderr);
+        }
+        fprintf(stderr, " lr %.2e", p->lr);
+        if (p->val_dice && p->num_classes > 1 && !isnan(p->val_dice[1])) {
+            fputs(" | val dice", stderr);
+            for (int c = 1; c < p->num_classes; c++) fprintf(stderr, " %s %.3f", p->class_names[c], p->val_dice[c]);
+        }
+        fprintf(stderr, " | %s ETA %s\n", el, eta);
+    } else if (p->event == SL_TRAIN_STOP && v->tty) {
+        fputs("\r\033[K", stderr);
+    }
+    return interrupted ? 1 : 0;
+}
+
+static int parse_pair(const char *s, int64_t out[2])
+{
+    double v[2];
+    if (cli_parse_list(s, v, 2) != 2) return 0;
+    for (int k = 0; k < 2; k++) {
+        if (!(v[k] >= 1 && v[k] <= (1 << 20)) || v[k] != floor(v[k])) return 0;
+        out[k] = (int64_t)v[k];
+    }
+    return 1;
+}
+
+static int set_text(char *dst, size_t cap, const char *s, const char *opt)
+{
+    if (strlen(s) >= cap) return cli_fail(CMD, EXIT_USAGE, "%s: value longer than %zu characters", opt, cap - 1);
+    snprintf(dst, cap, "%s", s);
+    return 0;
+}
+
+static int int_opt(const char *s, const char *opt, long lo, long hi, long *out)
+{
+    if (!cli_parse_int(s, out) || *out < lo || *out > hi)
+        return cli_fail(CMD, EXIT_USAGE, "%s expects an integer in [%ld, %ld], got '%s'", opt, lo, hi, s);
+    return 0;
+}
+
+static int num_opt(const char *s, const char *opt, double *out)
+{
+    if (!cli_parse_double(s, out)) return cli_fail(CMD, EXIT_USAGE, "%s expects a number, got '%s'", opt, s);
+    return 0;
+}
+
+static int data_opt(sl_train_config *c, const char *key, const char *val, const char *opt)
+{
+    char msg[400];
+    if (sl_data_opts_set(&c->data_opts, key, val, msg, sizeof msg) != SL_OK)
+        return cli_fail(CMD, EXIT_USAGE, "%s: %s", opt, msg);
+    return 0;
+}
+
+typedef struct flags {
+    int quiet, have_out, ramp;
+    const char *ramp_keys;
+} flags;
+
+/* Applies argv onto c (which holds the defaults, or the saved config of a
+ * resumed run). */
+static int parse(int argc, char **argv, sl_train_config *c, flags *f)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL, *s;
+        long n;
+        double d;
+        int rc = 0;
+#define VALUE()                                          \
+    do {                                                 \
+        s = cli_value(CMD, argc, argv, &i, v);           \
+        if (!s) return EXIT_USAGE;                       \
+    } while (0)
+        if (!strcmp(a, "--resume")) c->resume = 1;
+        else if (!strcmp(a, "--force")) c->force = 1;
+        else if (!strcmp(a, "--quiet")) f->quiet = 1;
+        else if (!strcmp(a, "--deep-supervision")) c->deep_supervision = 1;
+        else if (cli_opt(a, "--ramp", &v)) {
+            f->ramp = 1;
+            f->ramp_keys = v; /* --ramp alone: the defaults */
+        } else if (cli_opt(a, "--out", &v)) {
+            VALUE();
+            if (!*s) return cli_fail(CMD, EXIT_USAGE, "--out needs a folder name");
+            rc = set_text(c->out_dir, sizeof c->out_dir, s, "--out");
+            f->have_out = 1;
+        } else if (cli_opt(a, "--data", &v)) {
+            VALUE();
+            rc = set_text(c->data, sizeof c->data, s, "--data");
+        } else if (cli_opt(a, "--loss", &v)) {
+            VALUE();
+            rc = set_text(c->loss, sizeof c->loss, s, "--loss");
+        } else if (cli_opt(a, "--augment", &v)) {
+            VALUE();
+            rc = set_text(c->augment, sizeof c->augment, s, "--augment");
+        } else if (cli_opt(a, "--epochs", &v)) {
+            VALUE();
+            if (!(rc = int_opt(s, a, 1, 1000000, &n))) c->epochs = n;
+        } else if (cli_opt(a, "--steps-per-epoch", &v)) {
+            VALUE();
+            if (!(rc = int_opt(s, a, 1, 100000000, &n))) c->steps_per_epoch = n;
+        } else if (cli_opt(a, "--batch", &v)) {
+            VALUE();
+            if (!(rc = int_opt(s, a, 1, 4096, &n))) c->batch_size = n;
+        } else if (cli_opt(a, "--depth", &v)) {
+            VALUE();
+            if (!(rc = int_opt(s, a, 1, 8, &n))) c->depth = (int)n;
+        } else if (cli_opt(a, "--base-channels", &v)) {
+            VALUE();
+            if (!(rc = int_opt(s, a, 1, 4096, &n))) c->base_width = (int)n;
+        } else if (cli_opt(a, "--max-channels", &v)) {
+            VALUE();
+            if (!(rc = int_opt(s, a, 0, 1 << 20, &n))) c->max_width = (int)n;
+        } else if (cli_opt(a, "--seed", &v)) {
+            VALUE();
+            char *end;
+            unsigned long long u = strtoull(s, &end, 10);
+            if (!*s || *end || s[0] == '-') return cli_fail(CMD, EXIT_USAGE, "--seed expects an unsigned integer, got '%s'", s);
+            c->seed = (uint64_t)u;
+        } else if (cli_opt(a, "--threads", &v)) {
+            VALUE();
+            if (!(rc = int_opt(s, a, 0, 1024, &n))) c->threads = (int)n;
+        } else if (cli_opt(a, "--stop-after", &v)) {
+            VALUE();
+            if (!(rc = int_opt(s, a, 1, 1000000, &n))) c->stop_after = n;
+        } else if (cli_opt(a, "--lr", &v)) {
+            VALUE();
+            if (!(rc = num_opt(s, a, &d))) c->lr = d;
+        } else if (cli_opt(a, "--weight-decay", &v)) {
+            VALUE();
+            if (!(rc = num_opt(s, a, &d))) c->weight_decay = d;
+        } else if (cli_opt(a, "--momentum", &v)) {
+            VALUE();
+            if (!(rc = num_opt(s, a, &d))) c->momentum = d;
+        } else if (cli_opt(a, "--clip-norm", &v)) {
+            VALUE();
+            if (!(rc = num_opt(s, a, &d))) c->clip_norm = d;
+        } else if (cli_opt(a, "--fg-fraction", &v)) {
+            VALUE();
+            if (!(rc = num_opt(s, a, &d))) c->fg_fraction = d;
+        } else if (cli_opt(a, "--optimizer", &v)) {
+            VALUE();
+            if (sl_train_optim_parse(s, &c->optimizer)) return cli_fail(CMD, EXIT_USAGE, "--optimizer expects adam, adamw or sgd, got '%s'", s);
+        } else if (cli_opt(a, "--schedule", &v)) {
+            VALUE();
+            if (sl_train_sched_parse(s, &c->lr_schedule))
+                return cli_fail(CMD, EXIT_USAGE, "--schedule expects onecycle, poly or constant, got '%s'", s);
+        } else if (cli_opt(a, "--norm", &v)) {
+            VALUE();
+            if (sl_train_norm_parse(s, &c->norm)) return cli_fail(CMD, EXIT_USAGE, "--norm expects instance, batch or none, got '%s'", s);
+        } else if (cli_opt(a, "--down", &v)) {
+            VALUE();
+            if (sl_train_down_parse(s, &c->down)) return cli_fail(CMD, EXIT_USAGE, "--down expects maxpool or strided, got '%s'", s);
+        } else if (cli_opt(a, "--size", &v)) {
+            VALUE();
+            int64_t p[2];
+            if (!parse_pair(s, p)) return cli_fail(CMD, EXIT_USAGE, "--size expects H,W (two positive integers), got '%s'", s);
+            c->data_opts.height = p[0];
+            c->data_opts.width = p[1];
+        } else if (cli_opt(a, "--patch", &v)) {
+            VALUE();
+            if (!parse_pair(s, c->patch)) return cli_fail(CMD, EXIT_USAGE, "--patch expects H,W (two positive integers), got '%s'", s);
+        } else if (cli_opt(a, "--ratio", &v)) {
+            VALUE();
+            rc = data_opt(c, "ratio", s, a);
+        } else if (cli_opt(a, "--small-fraction", &v)) {
+            VALUE();
+            rc = data_opt(c, "small_fraction", s, a);
+        } else if (cli_opt(a, "--n-train", &v)) {
+            VALUE();
+            rc = data_opt(c, "n_train", s, a);
+        } else if (cli_opt(a, "--n-val", &v)) {
+            VALUE();
+            rc = data_opt(c, "n_val", s, a);
+        } else if (cli_opt(a, "--n-test", &v)) {
+            VALUE();
+            rc = data_opt(c, "n_test", s, a);
+        } else if (cli_opt(a, "--data-seed", &v)) {
+            VALUE();
+            rc = data_opt(c, "seed", s, a);
+        } else if (cli_opt(a, "--data-opt", &v)) {
+            VALUE();
+            char msg[400];
+            if (sl_data_opts_parse(&c->data_opts, s, msg, sizeof msg) != SL_OK)
+                return cli_fail(CMD, EXIT_USAGE, "--data-opt: %s", msg);
+        } else if (a[0] == '-') {
+            return cli_fail(CMD, EXIT_USAGE, "unknown option '%s' (see segloss train --help)", a);
+        } else {
+            return cli_fail(CMD, EXIT_USAGE, "unexpected argument '%s' (options only; see segloss train --help)", a);
+        }
+        if (rc) return rc;
+#undef VALUE
+    }
+    return 0;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+    /* pass 1: where the run lives, and whether it continues one */
+    sl_train_config *c = malloc(sizeof *c);
+    if (!c) return cli_fail(CMD, EXIT_WORK, "out of memory");
+    sl_train_config def = SL_TRAIN_CONFIG_DEFAULT;
+    *c = def;
+    flags f = {0};
+    int rc = parse(argc, argv, c, &f);
+    if (rc) goto out;
+    if (!f.have_out) {
+        rc = cli_fail(CMD, EXIT_USAGE, "--out DIR is required (see segloss train --help)");
+        goto out;
+    }
+    char msg[1024];
+    if (c->resume) {
+        /* pass 2 on top of the saved configuration */
+        char path[SL_TRAIN_TEXT + 16];
+        snprintf(path, sizeof path, "%s/config.json", c->out_dir);
+        if (access(path, F_OK) == 0) {
+            if (sl_train_config_load(c, path, msg, sizeof msg) != SL_OK) {
+                rc = cli_fail(CMD, EXIT_WORK, "%s", msg);
+                goto out;
+            }
+            memset(&f, 0, sizeof f);
+            if ((rc = parse(argc, argv, c, &f)) != 0) goto out;
+        }
+    }
+    if (f.ramp) {
+        if (strchr(c->loss, '|') && !(c->resume && strstr(c->loss, "| ramp"))) {
+            rc = cli_fail(CMD, EXIT_USAGE, "--ramp: the loss '%s' already has a ramp", c->loss);
+            goto out;
+        }
+        if (!strchr(c->loss, '|')) {
+            size_t len = strlen(c->loss);
+            int w = f.ramp_keys ? snprintf(c->loss + len, sizeof c->loss - len, " | ramp(%s)", f.ramp_keys)
+                                : snprintf(c->loss + len, sizeof c->loss - len, " | ramp");
+            if (w < 0 || (size_t)w >= sizeof c->loss - len) {
+                rc = cli_fail(CMD, EXIT_USAGE, "--ramp: the loss text is too long");
+                goto out;
+            }
+        }
+    }
+    if (sl_train_config_check(c, msg, sizeof msg) != SL_OK) {
+        rc = cli_fail(CMD, EXIT_USAGE, "%s", msg);
+        goto out;
+    }
+
+    view vw = {isatty(fileno(stderr)), f.quiet, -1};
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    sl_train_result res = SL_TRAIN_RESULT_EMPTY;
+    sl_status st = sl_train_run(c, &res, progress, &vw, msg, sizeof msg);
+    sigaction(SIGINT, &old, NULL);
+    if (st != SL_OK) {
+        if (vw.tty && !vw.quiet) fputs("\r\033[K", stderr);
+        rc = cli_fail(CMD, EXIT_WORK, "%s", msg);
+        goto out;
+    }
+    if (!res.completed) {
+        if (interrupted)
+            rc = cli_fail(CMD, EXIT_WORK, "interrupted after epoch %lld of %lld; continue with: segloss train --out %s --resume",
+                          (long long)res.epochs_done, (long long)c->epochs, c->out_dir);
+        else {
+            printf("stopped after epoch %lld of %lld (--stop-after); continue with --resume\n", (long long)res.epochs_done,
+                   (long long)c->epochs);
+            rc = 0;
+        }
+        sl_train_result_free(&res);
+        goto out;
+    }
+    printf("test (%lld samples, mean per sample):\n", (long long)(res.num_classes > 1 ? res.test[1].n_cases : 0));
+    for (int k = 1; k < res.num_classes; k++) {
+        const sl_train_class_metrics *m = &res.test[k];
+        printf("  %-22s dice %.4f  hd95 %7.2f  nsd %.4f  recall %.4f  precision %.4f  (missed in %lld, spurious in %lld)\n",
+               res.class_names[k], m->dice, m->hd95, m->nsd, m->recall, m->precision, (long long)m->n_empty_pred,
+               (long long)m->n_empty_gt);
+    }
+    printf("%s: config.json log.csv model.bin metrics.json (%.1f s)\n", c->out_dir, res.seconds);
+    sl_train_result_free(&res);
+    rc = 0;
+out:
+    free(c);
+    return rc;
+}
