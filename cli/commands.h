@@ -12,5 +12,7 @@ int cmd_loss(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_edt(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

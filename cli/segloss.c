@@ -19,6 +19,8 @@ static const command commands[] = {
     {"demo", cmd_demo, "which losses notice a missed small lesion: a table on a realistic case"},
     {"edt", cmd_edt, "exact Euclidean distance maps of a mask (NIfTI or .npy)"},
     {"eval", cmd_eval, "score predicted label maps against ground truth (files or folders)"},
+    {"train", cmd_train, "train a U-Net with a loss or loss schedule; test metrics, resumable"},
+    {"predict", cmd_predict, "segment images (NIfTI, .npy, PNG) with a trained model"},
 };
 
 static void usage(FILE *f)
