@@ -10,7 +10,6 @@
  *   stats.h     paired statistics of the benchmark
  *   rng.h       the project's seeded random numbers
  *   nn.h        the U-Net, optimisers, learning-rate schedules
- *   data.h      training data sources, augmentation, batch sampling
  *
  * Link with `pkg-config --libs segloss`.
  */
@@ -26,6 +25,5 @@
 #include "segloss/stats.h"
 #include "segloss/rng.h"
 #include "segloss/nn.h"
-#include "segloss/data.h"
 
 #endif
