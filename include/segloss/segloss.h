@@ -10,6 +10,8 @@
  *   stats.h     paired statistics of the benchmark
  *   rng.h       the project's seeded random numbers
  *   nn.h        the U-Net, optimisers, learning-rate schedules
+ *   data.h      training data sources, augmentation, batch sampling
+ *   train.h     the trainer, checkpoints, prediction
  *
  * Link with `pkg-config --libs segloss`.
  */
@@ -25,5 +27,7 @@
 #include "segloss/stats.h"
 #include "segloss/rng.h"
 #include "segloss/nn.h"
+#include "segloss/data.h"
+#include "segloss/train.h"
 
 #endif
