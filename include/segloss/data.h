@@ -75,7 +75,9 @@ typedef enum sl_resize_mode {
                                exactly (offset floor((in - out) / 2)) */
     SL_RESIZE_RESAMPLE = 1, /* stretch to the size: bilinear image, nearest
                                label (PyTorch interpolate bilinear,
-                               align_corners=False / nearest-exact) */
+                               align_corners=False / nearest-exact; at exact
+                               ties we round up where PyTorch's float
+                               arithmetic may round down) */
     SL_RESIZE_FIT = 2       /* scale by min(out/in) over both axes (aspect
                                kept, same interpolation), centre, zero pad */
 } sl_resize_mode;
@@ -263,7 +265,7 @@ sl_status sl_colin_label_table(const char *dir, int32_t *table, int n, char *msg
 
 typedef enum sl_interp {
     SL_INTERP_LINEAR = 0,  /* bilinear */
-    SL_INTERP_NEAREST = 1  /* nearest (floor(c + 0.5)) */
+    SL_INTERP_NEAREST = 1  /* nearest (floor(c + 0.5), see sl_warp2d) */
 } sl_interp;
 
 /*
@@ -271,7 +273,8 @@ typedef enum sl_interp {
  * optional displacement field:
  *   input (y, x) = m · (yo, xo, 1) + disp[:, yo, xo]
  * for every output pixel (yo, xo). A point is inside when its nearest
- * pixel floor(y + 0.5), floor(x + 0.5) lies in the input; inside points
+ * pixel floor(y + 0.5 + 1e-9), floor(x + 0.5 + 1e-9) (half up, ties that
+ * float rounding moved by an ulp included) lies in the input; inside points
  * interpolate (bilinear with neighbour indices clamped to the input, or
  * nearest), outside points get 0 (image and label).
  *   img (h, w) float32 or NULL; lab (h, w) int32 or NULL (nearest always)

@@ -108,7 +108,7 @@ sl_status sld_open_phantom(sl_dataset **out, const sl_data_opts *o, char *msg, s
     ds->n[1] = o->n_val;
     ds->n[2] = o->n_test;
     const char *names[SLD_MAX_PHANTOM_CLASSES] = {"background"};
-    char buf[SLD_MAX_PHANTOM_CLASSES][16];
+    char buf[SLD_MAX_PHANTOM_CLASSES][24];
     for (int c = 1; c < K; c++) {
         if (c == K - 1) snprintf(buf[c], sizeof buf[c], K == 2 ? "lesion" : "core");
         else if (K == 3) snprintf(buf[c], sizeof buf[c], "large");

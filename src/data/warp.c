@@ -83,7 +83,11 @@ sl_status sl_warp2d(const float *img, const int32_t *lab, int64_t h, int64_t w,
                 y += disp[o];
                 x += disp[no + o];
             }
-            double ry = floor(y + 0.5), rx = floor(x + 0.5);
+            /* round half up; the 1e-9 makes a coordinate that is a tie in
+             * exact arithmetic (2.5 computed as 2.4999999999999996) round
+             * up too, so nearest sampling does not depend on how the
+             * coordinate happened to be rounded */
+            double ry = floor(y + 0.5 + 1e-9), rx = floor(x + 0.5 + 1e-9);
             int inside = isfinite(y) && isfinite(x) && ry >= 0 && ry < (double)h && rx >= 0 &&
                          rx < (double)w;
             if (!inside) {
