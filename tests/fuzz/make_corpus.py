@@ -3,6 +3,7 @@
 
     tests/fuzz/corpus/nifti/   NIfTI-1/2 files, plain and gzip
     tests/fuzz/corpus/npy/     .npy files
+    tests/fuzz/corpus/png/     PNG files
 
 Run with Debian's interpreter from the repository root:
     /usr/bin/python3 tests/fuzz/make_corpus.py
@@ -275,6 +276,85 @@ def npy_corpus():
     return c
 
 
+# ---- PNG -------------------------------------------------------------------
+
+def chunk(kind, data, crc=None):
+    c = zlib.crc32(kind + data) & 0xFFFFFFFF if crc is None else crc
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", c)
+
+
+def png_file(w, h, depth=8, color=0, rows=None, interlace=0, plte=None, extra=b"", idat=None, ihdr=None, iend=True):
+    sig = b"\x89PNG\r\n\x1a\n"
+    hdr = ihdr if ihdr is not None else struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, interlace)
+    ch = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(color, 1)
+    if rows is None:
+        rowbytes = (w * depth * ch + 7) // 8
+        rows = b"".join(b"\x00" + bytes((x * 37 + y * 11) % 256 for x in range(rowbytes)) for y in range(h))
+    body = chunk(b"IHDR", hdr)
+    if plte is not None:
+        body += chunk(b"PLTE", plte)
+    body += extra
+    body += chunk(b"IDAT", zlib.compress(rows) if idat is None else idat)
+    if iend:
+        body += chunk(b"IEND", b"")
+    return sig + body
+
+
+def adam7_rows(w, h):
+    """Raw (filter 0) scanlines of an 8-bit gray Adam7-interlaced image."""
+    out = b""
+    for xs, ys, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):
+        pw, ph = max(0, -(-(w - xs) // dx)), max(0, -(-(h - ys) // dy))
+        if pw and ph:
+            out += b"".join(b"\x00" + bytes((7 * x + y) % 256 for x in range(pw)) for y in range(ph))
+    return out
+
+
+def png_corpus():
+    c = {}
+    ok = png_file(5, 4)
+    c["ok_gray8_5x4.png"] = ok
+    c["ok_gray16_3x3.png"] = png_file(3, 3, depth=16)
+    c["ok_gray1_9x2.png"] = png_file(9, 2, depth=1)
+    c["ok_gray4_3x2.png"] = png_file(3, 2, depth=4)
+    c["ok_palette_4x4.png"] = png_file(4, 4, depth=8, color=3, plte=bytes(range(256)) * 3,
+                                       rows=b"".join(b"\x00" + bytes([0, 1, 2, 3]) for _ in range(4)))
+    c["ok_rgb_2x2.png"] = png_file(2, 2, color=2)
+    c["ok_rgba_2x2.png"] = png_file(2, 2, color=6)
+    c["ok_gray_alpha_2x2.png"] = png_file(2, 2, color=4)
+    c["ok_interlaced_7x7.png"] = png_file(7, 7, interlace=1, rows=adam7_rows(7, 7))
+    c["ok_trns_palette.png"] = png_file(2, 1, color=3, plte=b"\x00\x00\x00\xff\xff\xff",
+                                        rows=b"\x00\x00\x01", extra=chunk(b"tRNS", b"\x00"))
+
+    c["empty"] = b""
+    c["signature_only"] = ok[:8]
+    c["bad_signature"] = b"\x89PNG\r\n\x1a\x0b" + ok[8:]
+    c["truncated_ihdr"] = ok[:20]
+    c["truncated_idat"] = ok[:-20]
+    c["no_iend"] = png_file(5, 4, iend=False)
+    c["bad_ihdr_crc"] = ok[:29] + b"\x00\x00\x00\x00" + ok[33:]
+    bad = bytearray(ok)
+    bad[45] ^= 0xFF
+    c["bad_idat_crc_or_data"] = bytes(bad)
+    c["zero_width"] = png_file(0, 4, rows=b"\x00" * 4)
+    c["zero_height"] = png_file(4, 0, rows=b"")
+    c["huge_dims_no_data"] = png_file(65535, 65535, rows=b"\x00" * 16)
+    c["huge_dims_16bit"] = png_file(60000, 60000, depth=16, rows=b"\x00" * 16)
+    c["width_2_31"] = png_file(1 << 31, 1, rows=b"\x00")
+    c["bad_depth_3"] = png_file(2, 2, depth=3, rows=b"\x00" * 4)
+    c["bad_color_5"] = png_file(2, 2, color=5)
+    c["palette_missing_plte"] = png_file(2, 2, color=3, rows=b"\x00\x00\x00" * 2)
+    c["palette_index_out_of_range"] = png_file(2, 1, color=3, plte=b"\x00\x00\x00", rows=b"\x00\x05\x07")
+    c["ihdr_wrong_length"] = png_file(2, 2, ihdr=struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0) + b"\x00")
+    c["bad_filter_byte"] = png_file(2, 2, rows=b"\x09\x00\x00\x09\x00\x00")
+    c["idat_not_zlib"] = png_file(4, 4, idat=b"this is not zlib data")
+    c["idat_short_rows"] = png_file(8, 8, rows=b"\x00" * 10)
+    c["bad_interlace_method"] = png_file(2, 2, interlace=7)
+    c["chunk_length_huge"] = ok[:33] + b"\x7f\xff\xff\xff" + ok[37:]
+    c["npy_given_as_png"] = npy_file("<f4", (2,), b"\0" * 8)
+    return c
+
+
 def write(folder, files):
     d = os.path.join(HERE, "corpus", folder)
     os.makedirs(d, exist_ok=True)
@@ -293,3 +373,4 @@ def write(folder, files):
 if __name__ == "__main__":
     write("nifti", nifti_corpus())
     write("npy", npy_corpus())
+    write("png", png_corpus())
