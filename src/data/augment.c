@@ -313,9 +313,12 @@ sl_status sld_copy_paste(sl_rng *r, float *img, int32_t *lab, const float *dimg,
         if ((st = sl_edt(pm, SL_DT_U8, &pg, &eo, dist, SL_DT_F32, NULL, 0)) != SL_OK) goto done;
         /* placement: of 16 random shifts keeping the patch inside, the
          * one with the lowest score = 4 x (component pixels landing on
-         * class cls) + (context pixels around the component whose
+         * class cls, or on recipient pixels that are exactly 0 where the
+         * donor's are not) + (context pixels around the component whose
          * recipient label differs from the donor's). The context term puts
-         * a core that sat inside a large region back inside one. */
+         * a core that sat inside a large region back inside one; the zero
+         * term keeps objects off masked-out background and padding (colin
+         * and norm_nonzero data are exactly 0 outside the body). */
         int64_t best_dy = 0, best_dx = 0, best_sc = -1;
         for (int t = 0; t < 16; t++) {
             int64_t ty = (int64_t)sl_rng_below(r, (uint64_t)(h - ph + 1)) - y0;
@@ -323,9 +326,10 @@ sl_status sld_copy_paste(sl_rng *r, float *img, int32_t *lab, const float *dimg,
             int64_t sc = 0;
             for (int64_t y = 0; y < ph; y++)
                 for (int64_t x = 0; x < pw; x++) {
-                    int32_t rl = lab[(y0 + y + ty) * w + x0 + x + tx];
-                    if (!pm[y * pw + x]) sc += 4 * (rl == cls);
-                    else sc += rl != dlab[(y0 + y) * w + x0 + x];
+                    int64_t di = (y0 + y + ty) * w + x0 + x + tx, si = (y0 + y) * w + x0 + x;
+                    int32_t rl = lab[di];
+                    if (!pm[y * pw + x]) sc += 4 * ((rl == cls) + (img[di] == 0.0f && dimg[si] != 0.0f));
+                    else sc += rl != dlab[si];
                 }
             if (best_sc < 0 || sc < best_sc) {
                 best_sc = sc;

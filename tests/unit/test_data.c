@@ -1060,6 +1060,47 @@ static void test_sampler_copypaste(const sl_dataset *ds)
     CHECK(never_less && after > before + before / 4, "copy-paste adds small-class pixels (%lld -> %lld)", (long long)before,
           (long long)after);
     CHECK(donor_ok, "copy-paste donors are other samples");
+
+    /* objects are not pasted onto exactly-zero (masked-out) pixels: the
+     * right half of every image is 0, the objects sit in the left half */
+    enum { N = 6, S = 32 };
+    float *img = calloc(N * S * S, sizeof *img);
+    int32_t *lab = calloc(N * S * S, sizeof *lab);
+    for (int i = 0; i < N; i++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S / 2; x++) {
+                int in = y >= 4 + 3 * i && y < 8 + 3 * i && x >= 3 + i && x < 7 + i;
+                lab[(i * S + y) * S + x] = in ? 2 : (y > 20 ? 1 : 0);
+                img[(i * S + y) * S + x] = 1.0f + (float)lab[(i * S + y) * S + x];
+            }
+    sl_dataset *half = NULL;
+    CHECK(sl_dataset_from_arrays(&half, img, lab, N, 0, 0, S, S, 3, NULL, msg, sizeof msg) == SL_OK, "arrays: %s", msg);
+    if (half) {
+        sl_sampler_opts co = SL_SAMPLER_OPTS_DEFAULT;
+        co.batch_size = 8;
+        co.fg_fraction = 0;
+        co.aug.enabled = SL_AUG_COPYPASTE;
+        co.aug.p_copypaste = 1;
+        int64_t right = 0, pasted = 0, base = 0;
+        for (int64_t t = 0; t < 5; t++) {
+            batch b = get_batch(half, &co, t);
+            if (!b.x) break;
+            for (int64_t i = 0; i < b.B; i++)
+                for (int64_t y = 0; y < S; y++)
+                    for (int64_t x = 0; x < S; x++) {
+                        int v = b.y[(i * S + y) * S + x] == 2;
+                        pasted += v;
+                        right += v && x >= S / 2;
+                    }
+            for (int64_t i = 0; i < b.B; i++) base += 16;
+            free_batch(&b);
+        }
+        CHECK(pasted > base && right == 0, "copy-paste avoids zero pixels (%lld pasted beyond the originals, %lld on the zero half)",
+              (long long)(pasted - base), (long long)right);
+        sl_dataset_free(half);
+    }
+    free(img);
+    free(lab);
 }
 
 static void test_sampler_errors(const sl_dataset *ds)
