@@ -51,6 +51,22 @@ NAME_FUNCS(sl_train_down_name, sl_train_down_parse, sl_down_kind, down_names)
 
 /* ------------------------------------------------------------------ check */
 
+void slt_optim_config(const sl_train_config *c, sl_optim_config *oc)
+{
+    sl_optim_config d = SL_OPTIM_CONFIG_DEFAULT;
+    *oc = d;
+    oc->kind = c->optimizer;
+    oc->lr = c->lr;
+    oc->weight_decay = c->weight_decay;
+    if (c->optimizer == SL_OPTIM_SGD) {
+        oc->momentum = c->momentum;
+        oc->nesterov = c->momentum > 0;
+    }
+    oc->clip_norm = c->clip_norm;
+    oc->schedule.kind = c->lr_schedule;
+    oc->schedule.total_steps = c->epochs * c->steps_per_epoch;
+}
+
 static int text_ok(const char *s, size_t cap)
 {
     return memchr(s, '\0', cap) != NULL;
@@ -124,6 +140,12 @@ sl_status sl_train_config_check(const sl_train_config *c, char *msg, size_t msgl
     uc.deep_supervision = c->deep_supervision;
     uc.num_classes = 2;
     if ((st = sl_unet_config_check(&uc, msg, msglen)) != SL_OK) return st;
+    sl_optim_config oc;
+    slt_optim_config(c, &oc);
+    char sub[300];
+    if ((st = sl_optim_config_check(&oc, sub, sizeof sub)) != SL_OK)
+        return sl_errf(msg, msglen, st, "train: %s (%lld epochs x %lld steps)", sub, (long long)c->epochs,
+                       (long long)c->steps_per_epoch);
     return SL_OK;
 }
 
@@ -226,7 +248,7 @@ static int scalar_text(const cJSON *it, char *buf, size_t len)
 
 cJSON *slt_config_json(const sl_train_config *c)
 {
-    cJSON *root = cJSON_CreateObject(), *o;
+    cJSON *root = cJSON_CreateObject(), *o = NULL;
     if (!root) return NULL;
     int ok = cJSON_AddStringToObject(root, "format", "segloss-train-config") &&
              cJSON_AddNumberToObject(root, "version", 1) && cJSON_AddStringToObject(root, "data", c->data);
@@ -513,7 +535,7 @@ static const char *const mask_names[] = {"all", "nonzero", "positive"};
 
 cJSON *slt_preproc_json(const sl_preproc *pp)
 {
-    cJSON *o = cJSON_CreateObject(), *sz;
+    cJSON *o = cJSON_CreateObject(), *sz = NULL;
     char ax[2] = {(char)pp->axis, 0};
     int ok = o && cJSON_AddStringToObject(o, "norm", enum_name(inorm_names, 3, (int)pp->norm)) &&
              cJSON_AddStringToObject(o, "mask", enum_name(mask_names, 3, (int)pp->mask)) &&

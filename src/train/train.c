@@ -50,7 +50,7 @@ typedef struct run {
     const sl_train_config *cfg;
     char msg2[512];
     /* files */
-    int files;
+    int files, created_dir, wrote;
     char p_config[SL_TRAIN_TEXT + 32], p_log[SL_TRAIN_TEXT + 32], p_ckpt[SL_TRAIN_TEXT + 32],
         p_model[SL_TRAIN_TEXT + 32], p_metrics[SL_TRAIN_TEXT + 32], p_ckmodel[SL_TRAIN_TEXT + 48];
     /* data */
@@ -238,7 +238,7 @@ static sl_status write_json(const char *path, cJSON *root, char *msg, size_t msg
 static sl_status write_config_json(run *R, char *msg, size_t msglen)
 {
     const sl_train_config *c = R->cfg;
-    cJSON *root = slt_config_json(c), *o, *a;
+    cJSON *root = slt_config_json(c), *o = NULL, *a = NULL;
     int ok = root != NULL;
     ok = ok && cJSON_AddStringToObject(root, "segloss_version", sl_version());
     ok = ok && (o = cJSON_AddObjectToObject(root, "dataset")) && cJSON_AddNumberToObject(o, "num_classes", R->C) &&
@@ -580,7 +580,7 @@ done:
 
 static sl_status write_metrics_json(run *R, const sl_train_class_metrics *m, double seconds, char *msg, size_t msglen)
 {
-    cJSON *root = cJSON_CreateObject(), *arr, *o;
+    cJSON *root = cJSON_CreateObject(), *arr = NULL, *o = NULL;
     int ok = root && (arr = cJSON_AddArrayToObject(root, "test"));
     for (int c = 1; ok && c < R->C; c++) {
         ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(arr, o) && cJSON_AddNumberToObject(o, "class", c) &&
@@ -649,6 +649,7 @@ static sl_status prepare_dir(run *R, int *resuming, char *msg, size_t msglen)
         return sl_errf(msg, msglen, SL_EBADSTATE, "%s already holds %s run: use resume (--resume) to continue it or force (--force) to replace it",
                        d, complete ? "a complete" : "an unfinished");
     }
+    R->created_dir = !slt_exists(d);
     return slt_mkdirs(d, msg, msglen);
 }
 
@@ -816,17 +817,8 @@ sl_status sl_train_run(const sl_train_config *cfg, sl_train_result *result, sl_t
         uc.deep_supervision = cfg->deep_supervision;
         uc.seed = cfg->seed;
         if ((st = sl_unet_create(&R->net, &uc, msg, msglen)) != SL_OK) goto done;
-        sl_optim_config oc = SL_OPTIM_CONFIG_DEFAULT;
-        oc.kind = cfg->optimizer;
-        oc.lr = cfg->lr;
-        oc.weight_decay = cfg->weight_decay;
-        if (cfg->optimizer == SL_OPTIM_SGD) {
-            oc.momentum = cfg->momentum;
-            oc.nesterov = cfg->momentum > 0;
-        }
-        oc.clip_norm = cfg->clip_norm;
-        oc.schedule.kind = cfg->lr_schedule;
-        oc.schedule.total_steps = cfg->epochs * cfg->steps_per_epoch;
+        sl_optim_config oc;
+        slt_optim_config(cfg, &oc);
         if ((st = sl_optim_create(&R->opt, R->net, &oc, msg, msglen)) != SL_OK) goto done;
     }
     if (resuming && (st = read_checkpoint(R, &start_epoch, msg, msglen)) != SL_OK) goto done;
@@ -837,7 +829,6 @@ sl_status sl_train_run(const sl_train_config *cfg, sl_train_result *result, sl_t
     R->nout = sl_unet_num_outputs(R->net);
     if (R->nout > MAX_LEVELS) R->nout = MAX_LEVELS;
     sl_unet_ds_weights(R->net, R->dsw);
-    if (R->files && (st = write_config_json(R, msg, msglen)) != SL_OK) goto done;
 
     /* buffers and evaluation data */
     {
@@ -861,6 +852,11 @@ sl_status sl_train_run(const sl_train_config *cfg, sl_train_result *result, sl_t
     tcols = calloc((size_t)(R->ncols + 1), sizeof *tcols);
     metrics = calloc((size_t)R->C, sizeof *metrics);
     if (!vd || !tsum || !tcols || !metrics) goto nomem;
+    /* config.json comes first, once everything before training has worked */
+    if (R->files) {
+        R->wrote = 1;
+        if ((st = write_config_json(R, msg, msglen)) != SL_OK) goto done;
+    }
 
     /* ---- training */
     const int64_t S = cfg->steps_per_epoch, E = cfg->epochs, total = E * S;
@@ -1057,6 +1053,8 @@ done:
     if (st != SL_OK && result) {
         sl_train_result_free(result);
     }
+    /* a folder made by this call for a run that never started goes again */
+    if (st != SL_OK && R->files && R->created_dir && !R->wrote) rmdir(cfg->out_dir);
     free(vd);
     free(tsum);
     free(tcols);

@@ -23,6 +23,9 @@ cJSON *slt_config_json(const sl_train_config *cfg);
  * defaults). Codes as sl_train_config_parse. */
 sl_status slt_config_apply(sl_train_config *cfg, const cJSON *root, char *msg, size_t msglen);
 
+/* The optimiser configuration of a run (schedule over epochs * steps). */
+void slt_optim_config(const sl_train_config *cfg, sl_optim_config *oc);
+
 /* Names the first key where two config objects differ ("training.lr:
  * 0.003 vs 0.01") into buf; 0 when they are the same. */
 int slt_config_diff(const cJSON *a, const cJSON *b, const char *prefix, char *buf, size_t buflen);
