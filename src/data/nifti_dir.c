@@ -137,20 +137,48 @@ static sl_status labels_to_i32(const sl_array *in, sl_array *out, const char *pa
     return SL_OK;
 }
 
-static int cmp_float(const void *a, const void *b)
+/* The k-th smallest of v[0..n) (v is reordered): Hoare quickselect with a
+ * median-of-three pivot, linear on average, so percentiles of a large CT
+ * volume do not need a sort. */
+static float select_kth(float *v, int64_t n, int64_t k)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        float a = v[lo], b = v[mid], c = v[hi];
+        float piv = (a < b) ? ((b < c) ? b : (a < c ? c : a)) : ((a < c) ? a : (b < c ? c : b));
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < piv) i++;
+            while (v[j] > piv) j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i] = v[j];
+                v[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else break;
+    }
+    return v[k];
 }
 
-/* numpy.percentile (linear) of a sorted array */
-static double percentile_sorted(const float *v, int64_t n, double q)
+/* numpy.percentile (linear interpolation) of v[0..n), reordering v */
+static double percentile(float *v, int64_t n, double q)
 {
     double pos = q / 100.0 * (double)(n - 1);
     int64_t i = (int64_t)floor(pos);
-    if (i >= n - 1) return v[n - 1];
-    double t = pos - (double)i;
-    return (double)v[i] + t * ((double)v[i + 1] - (double)v[i]);
+    if (i >= n - 1) return select_kth(v, n, n - 1);
+    double a = select_kth(v, n, i);
+    /* after the selection everything beyond i is >= v[i]: the next order
+     * statistic is their minimum */
+    float b = v[i + 1];
+    for (int64_t j = i + 2; j < n; j++)
+        if (v[j] < b) b = v[j];
+    return a + (pos - (double)i) * ((double)b - a);
 }
 
 /* Normalises one case in place. Statistics over all voxels, or the
@@ -168,9 +196,8 @@ static sl_status normalise(float *x, int64_t n, const sl_data_opts *o)
         int64_t k = 0;
         for (int64_t i = 0; i < n; i++)
             if (!o->norm_nonzero || x[i] != 0.0f) v[k++] = x[i];
-        qsort(v, (size_t)m, sizeof *v, cmp_float);
-        lo = percentile_sorted(v, m, o->clip_lo);
-        hi = percentile_sorted(v, m, o->clip_hi);
+        lo = percentile(v, m, o->clip_lo);
+        hi = percentile(v, m, o->clip_hi);
         free(v);
     }
     double s = 0.0, ss = 0.0;
@@ -357,8 +384,11 @@ sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *
             st = sl_errf(msg, msglen, SL_EUNSUPPORTED, "nifti: %s or %s has more than 3 axes (one channel per file)", ip, lp);
             goto done;
         }
-        int same = img.ndim == lab.ndim;
-        for (int a = 0; same && a < img.ndim; a++) same = img.shape[a] == lab.shape[a];
+        /* compared as (D, H, W): a 2-D file equals a 3-D one with one slice */
+        int64_t pi3[3] = {1, 1, 1}, pl3[3] = {1, 1, 1};
+        for (int a = 0; a < img.ndim; a++) pi3[3 - img.ndim + a] = img.shape[a];
+        for (int a = 0; a < lab.ndim; a++) pl3[3 - lab.ndim + a] = lab.shape[a];
+        int same = pi3[0] == pl3[0] && pi3[1] == pl3[1] && pi3[2] == pl3[2];
         if (!same) {
             char a1[96] = "", a2[96] = "";
             for (int a = 0; a < img.ndim; a++) snprintf(a1 + strlen(a1), sizeof a1 - strlen(a1), "%s%lld", a ? "x" : "", (long long)img.shape[a]);
@@ -366,11 +396,11 @@ sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *
             st = sl_errf(msg, msglen, SL_ESHAPE, "nifti: grids differ: %s is %s, %s is %s", ip, a1, lp, a2);
             goto done;
         }
-        for (int a = 0; a < img.ndim; a++) {
-            double s1 = ii.spacing[a], s2 = li.spacing[a];
+        for (int a = 0; a < img.ndim && a < lab.ndim; a++) {
+            double s1 = ii.spacing[img.ndim - 1 - a], s2 = li.spacing[lab.ndim - 1 - a];
             if (fabs(s1 - s2) > 1e-3 * fmax(s1, s2)) {
-                st = sl_errf(msg, msglen, SL_ESHAPE, "nifti: grids differ: %s has spacing %g on axis %d, %s has %g", ip,
-                             s1, a, lp, s2);
+                st = sl_errf(msg, msglen, SL_ESHAPE, "nifti: grids differ: %s has spacing %g on axis %c, %s has %g", ip,
+                             s1, "xyz"[a], lp, s2);
                 goto done;
             }
         }

@@ -235,6 +235,44 @@ static void test_normalisation(const char *dir)
         CHECK(b[19] == b[18] && b[18] > b[0], "percentile: the highest values are clipped together");
         sl_dataset_free(ds);
     }
+    /* percentile values as numpy.percentile (linear): 0..99 in a shuffled
+     * order, clip at the 10th and 90th percentiles = 9.9 and 89.1 */
+    {
+        char pdir[256];
+        make_dir(pdir, sizeof pdir, "pct");
+        int64_t sh1[3] = {1, 10, 10};
+        sl_array a1 = SL_ARRAY_EMPTY, l1 = SL_ARRAY_EMPTY;
+        sl_array_alloc(&a1, SL_DT_F32, 3, sh1);
+        sl_array_alloc(&l1, SL_DT_U8, 3, sh1);
+        float *v1 = a1.data;
+        for (int i = 0; i < 100; i++) v1[i] = (float)((i * 37) % 100);
+        char p1[512];
+        snprintf(p1, sizeof p1, "%s/images/p.nii.gz", pdir);
+        sl_nifti_write(p1, &a1, NULL, NULL, msg, sizeof msg);
+        snprintf(p1, sizeof p1, "%s/labels/p.nii.gz", pdir);
+        sl_nifti_write(p1, &l1, NULL, NULL, msg, sizeof msg);
+        sl_data_opts po = SL_DATA_OPTS_DEFAULT;
+        po.norm = SL_INTENSITY_PERCENTILE;
+        po.clip_lo = 10;
+        po.clip_hi = 90;
+        sl_dataset *pd = open_dir(pdir, &po, SL_OK);
+        if (pd) {
+            float got[100];
+            sl_dataset_get(pd, SL_SPLIT_TRAIN, 0, got, NULL, NULL, 0);
+            double c[100], m = 0, var = 0, worst = 0;
+            for (int i = 0; i < 100; i++) {
+                c[i] = fmin(fmax(v1[i], 9.9), 89.1);
+                m += c[i] / 100;
+            }
+            for (int i = 0; i < 100; i++) var += (c[i] - m) * (c[i] - m) / 100;
+            for (int i = 0; i < 100; i++) worst = fmax(worst, fabs(got[i] - (c[i] - m) / sqrt(var)));
+            printf("max |percentile normalisation - numpy rule| %.3g\n", worst);
+            CHECK(worst < 1e-5, "percentile clip at numpy's 10th/90th percentiles (%g)", worst);
+            sl_dataset_free(pd);
+        }
+        sl_array_free(&a1);
+        sl_array_free(&l1);
+    }
     /* nonzero statistics: zeros stay zero */
     char zdir[256];
     make_dir(zdir, sizeof zdir, "zeros");
@@ -403,6 +441,27 @@ static void test_errors(void)
     write_case(dir, NULL, "g.nii.gz", 0, 2, 3, 4, SL_DT_U8, s2);
     open_dir(dir, &o, SL_ESHAPE);
     CHECK(strstr(msg, "spacing") && strstr(msg, "images/g.nii.gz") && strstr(msg, "labels/g.nii.gz"), "spacing mismatch: %s", msg);
+    rm_tree(dir);
+    /* a 2-D label file goes with a one-slice 3-D image */
+    make_dir(dir, sizeof dir, "twod");
+    write_case(dir, "t.nii.gz", NULL, 0, 1, 3, 4, SL_DT_U8, NULL);
+    {
+        int64_t sh2[2] = {3, 4};
+        sl_array l2 = SL_ARRAY_EMPTY;
+        sl_array_alloc(&l2, SL_DT_U8, 2, sh2);
+        ((uint8_t *)l2.data)[5] = 1;
+        char p2[512];
+        snprintf(p2, sizeof p2, "%s/labels/t.nii.gz", dir);
+        CHECK(sl_nifti_write(p2, &l2, NULL, NULL, msg, sizeof msg) == SL_OK, "write 2-D label: %s", msg);
+        sl_array_free(&l2);
+        sl_dataset *d2 = open_dir(dir, &o, SL_OK);
+        if (d2) {
+            int32_t l[12];
+            sl_dataset_get(d2, SL_SPLIT_TRAIN, 0, NULL, l, NULL, 0);
+            CHECK(l[5] == 1 && l[4] == 0, "2-D label read as the slice of a (1, 3, 4) image");
+            sl_dataset_free(d2);
+        }
+    }
     rm_tree(dir);
     /* slices of different sizes need a sample size */
     make_dir(dir, sizeof dir, "sizes");
