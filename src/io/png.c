@@ -103,6 +103,16 @@ sl_status sl_png_read(const char *path, sl_array *out, char *msg, size_t msglen)
         st = sl_errf(msg, msglen, SL_EFORMAT, "%s: unsupported PNG layout (%d channels, %d bits)", path, channels, bd);
         goto done;
     }
+    /* Deflate expands at most ~1032:1, so the file bounds the image it can
+     * hold: refuse a size the file cannot back before allocating it (a
+     * 100-byte file claiming 65535 x 65535 pixels; found by fuzz_png). */
+    struct stat sb;
+    if (fstat(fileno(s->f), &sb) == 0 &&
+        ((double)w * (bd / 8) + 1.0) * (double)h > 1040.0 * (double)sb.st_size + 65536.0) {
+        st = sl_errf(msg, msglen, SL_EFORMAT, "%s: %ux%u pixels cannot fit in a %lld-byte PNG (truncated?)", path,
+                     (unsigned)w, (unsigned)h, (long long)sb.st_size);
+        goto done;
+    }
     int64_t shape[2] = {(int64_t)h, (int64_t)w};
     if ((st = sl_array_alloc(&s->arr, bd == 16 ? SL_DT_U16 : SL_DT_U8, 2, shape)) != SL_OK) {
         st = sl_errf(msg, msglen, st, "%s: image of %ux%u too large", path, (unsigned)w, (unsigned)h);
