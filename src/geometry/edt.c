@@ -322,7 +322,7 @@ sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *vo
     const int plain = (lm == SLG_LAB_BINARY || lm == SLG_LAB_INVERT) && (fin == SLG_FIN_SQ || fin == SLG_FIN_SQRT);
     int fail = 0;
 
-#pragma omp parallel num_threads(sl_threads(threads))
+#pragma omp parallel num_threads(sl_threads(threads)) if (vol->count >= SLG_PAR_MIN)
     {
         line_buf b;
         int ok = line_buf_alloc(&b, cap, tile);

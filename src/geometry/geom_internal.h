@@ -14,6 +14,11 @@
 #include "segloss/geometry.h"
 #include "segloss/io.h"
 
+/* Below this many voxels a pass runs on one thread: forking a team costs
+ * more than the work, and much more when the machine is oversubscribed.
+ * Results do not depend on the thread count, so this changes speed only. */
+#define SLG_PAR_MIN 65536
+
 typedef struct slg_vol {
     int ndim;        /* the caller's number of axes, 1..3 */
     int64_t n[3];    /* extents, leading axes padded with 1 */

@@ -40,7 +40,7 @@ void slg_border(const uint8_t *mask, const slg_vol *v, uint8_t *border, int thre
     /* Only the real axes have neighbours: in 2-D the padded axis 0 must not
      * make every voxel a border voxel. */
     const int use0 = v->ndim >= 3, use1 = v->ndim >= 2;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sl_threads(threads))
+#pragma omp parallel for collapse(2) schedule(static) num_threads(sl_threads(threads)) if (v->count >= SLG_PAR_MIN)
     for (int64_t i0 = 0; i0 < n0; i0++)
         for (int64_t i1 = 0; i1 < n1; i1++) {
             const int64_t base = (i0 * n1 + i1) * n2;
@@ -227,7 +227,7 @@ void slg_surfel_codes(const uint8_t *mask, const slg_vol *v, uint8_t *code, int 
 #define VOX(i0, i1, i2)                                                                            \
     (((i0) >= 0 && (i0) < n0 && (i1) >= 0 && (i1) < n1 && (i2) >= 0 && (i2) < n2) &&              \
      mask[((i0) * n1 + (i1)) * n2 + (i2)] != 0)
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sl_threads(threads))
+#pragma omp parallel for collapse(2) schedule(static) num_threads(sl_threads(threads)) if (v->count >= SLG_PAR_MIN)
     for (int64_t p0 = 0; p0 < m0; p0++)
         for (int64_t p1 = 0; p1 < m1; p1++) {
             uint8_t *out = code + (p0 * m1 + p1) * m2;
@@ -264,7 +264,7 @@ sl_status sl_surface_elements(const uint8_t *mask, const sl_grid *grid, double *
     double table[256];
     slg_surfel_table(v.ndim, v.sp, table);
     slg_surfel_codes(mask, &v, code, threads);
-#pragma omp parallel for schedule(static) num_threads(sl_threads(threads))
+#pragma omp parallel for schedule(static) num_threads(sl_threads(threads)) if (mc >= SLG_PAR_MIN)
     for (int64_t i = 0; i < mc; i++) weight[i] = table[code[i]];
     free(code);
     return SL_OK;

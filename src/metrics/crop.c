@@ -58,7 +58,7 @@ sl_status slm_scan_pair(const slm_src *p, const slm_src *g, const slg_vol *v, in
     int fail = 0;
     /* Integer sums and min/max: exact in any order, so any thread count
      * gives the same numbers. */
-#pragma omp parallel num_threads(sl_threads(threads)) reduction(+ : tp, fp, fn) \
+#pragma omp parallel num_threads(sl_threads(threads)) if (v->count >= SLG_PAR_MIN) reduction(+ : tp, fp, fn) \
     reduction(min : lo0, lo1, lo2) reduction(max : hi0, hi1, hi2)
     {
         uint8_t *rp = sl_malloc(n2, 1), *rg = sl_malloc(n2, 1);
@@ -134,7 +134,7 @@ void slm_crop_fill(const slm_src *s, const slg_vol *img, const slm_crop *c, uint
     /* the part of each crop row that lies inside the image */
     int64_t x0 = c->org[2] < 0 ? -c->org[2] : 0;
     int64_t x1 = c->org[2] + c2 > img->n[2] ? img->n[2] - c->org[2] : c2;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(sl_threads(threads))
+#pragma omp parallel for collapse(2) schedule(static) num_threads(sl_threads(threads)) if (c->vol.count >= SLG_PAR_MIN)
     for (int64_t j0 = 0; j0 < c0; j0++)
         for (int64_t j1 = 0; j1 < c1; j1++) {
             uint8_t *row = mask + (j0 * c1 + j1) * c2;

@@ -240,6 +240,40 @@ static void test_edt_brute(void)
     free(got2);
 }
 
+/* Large enough (> SLG_PAR_MIN voxels) for the passes to fork threads: 1 and
+ * 2 threads must give the same bytes in every mode. */
+static void test_threads_large(void)
+{
+    const int64_t n[3] = {40, 48, 52};
+    const double sp[3] = {2.0, 0.7, 0.9};
+    const int64_t N = n[0] * n[1] * n[2];
+    sl_grid g = mkgrid(3, n, sp);
+    int32_t *lab = malloc((size_t)N * sizeof(int32_t));
+    double *a = malloc((size_t)N * sizeof(double)), *b = malloc((size_t)N * sizeof(double));
+    uint8_t *m = malloc((size_t)N), *b1 = malloc((size_t)N), *b2 = malloc((size_t)N);
+    for (int64_t i = 0; i < N; i++) {
+        double u = urand();
+        lab[i] = u < 0.1 ? 0 : (u < 0.6 ? 1 : 2);
+        m[i] = lab[i] == 1;
+    }
+    const sl_edt_mode modes[4] = {SL_EDT_PLAIN, SL_EDT_MULTILABEL, SL_EDT_SIGNED, SL_EDT_SIGNED_KERVADEC};
+    for (int k = 0; k < 4; k++) {
+        sl_edt_opts o1 = {modes[k], 1}, o2 = {modes[k], 2};
+        CHECK(sl_edt(lab, SL_DT_I32, &g, &o1, a, SL_DT_F64, NULL, 0) == SL_OK, "edt large t1");
+        CHECK(sl_edt(lab, SL_DT_I32, &g, &o2, b, SL_DT_F64, NULL, 0) == SL_OK, "edt large t2");
+        CHECK(memcmp(a, b, (size_t)N * sizeof(double)) == 0, "edt mode %d: 1 vs 2 threads bit-identical", k);
+    }
+    CHECK(sl_surface_border(m, &g, b1, 1) == SL_OK && sl_surface_border(m, &g, b2, 2) == SL_OK &&
+              memcmp(b1, b2, (size_t)N) == 0,
+          "border 1 vs 2 threads");
+    free(lab);
+    free(a);
+    free(b);
+    free(m);
+    free(b1);
+    free(b2);
+}
+
 static void test_border_and_surfels(void)
 {
     int64_t sh[2] = {5, 5};
@@ -417,6 +451,7 @@ int main(void)
     test_grid_and_args();
     test_edt_hand();
     test_edt_brute();
+    test_threads_large();
     test_border_and_surfels();
     test_components();
     test_skeleton_and_bbox();

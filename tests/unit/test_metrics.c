@@ -266,6 +266,38 @@ static void test_brute(int ndim)
     free(all);
 }
 
+/* A case large enough (> SLG_PAR_MIN voxels in the image and in the crop)
+ * for every pass to fork threads: all groups, 1 vs 2 threads, same bytes. */
+static void test_threads_large(void)
+{
+    const int64_t sh[3] = {36, 44, 48};
+    const double sp[3] = {2.0, 0.8, 0.7};
+    const int64_t N = sh[0] * sh[1] * sh[2];
+    sl_grid g = mkgrid(3, sh, sp);
+    int16_t *p = malloc((size_t)N * sizeof(int16_t)), *t = malloc((size_t)N * sizeof(int16_t));
+    for (int64_t i = 0; i < N; i++) {
+        int64_t z = i / (sh[1] * sh[2]), y = (i / sh[2]) % sh[1], x = i % sh[2];
+        double e = ((z - 17.5) * (z - 17.5)) / 225.0 + ((y - 21.5) * (y - 21.5)) / 361.0 + ((x - 23.5) * (x - 23.5)) / 441.0;
+        t[i] = e < 1.0 ? 1 : (urand() < 0.01 ? 2 : 0);
+        p[i] = (e + 0.15 * (urand() - 0.5)) < 1.05 ? 1 : (urand() < 0.01 ? 2 : 0);
+    }
+    sl_labelmap pm = {p, SL_DT_I16}, gm = {t, SL_DT_I16};
+    int64_t labels[2] = {1, 2};
+    for (int s = 0; s < 2; s++) {
+        sl_metric_opts o = SL_METRIC_OPTS_DEFAULT;
+        o.surface = s ? SL_SURFACE_SURFELS : SL_SURFACE_BORDER;
+        sl_metric_result r1[2], r2[2];
+        o.threads = 1;
+        CHECK(sl_metrics_eval(&pm, &gm, &g, labels, 2, &o, r1, NULL, 0) == SL_OK, "large t1");
+        o.threads = 2;
+        CHECK(sl_metrics_eval(&pm, &gm, &g, labels, 2, &o, r2, NULL, 0) == SL_OK, "large t2");
+        CHECK(memcmp(r1, r2, sizeof r1) == 0, "large case, surface %d: 1 vs 2 threads identical results", s);
+        CHECK(r1[0].dice > 0.8 && r1[0].hd_perc < 5 && r1[1].lesions_gt > 10, "large case plausible");
+    }
+    free(p);
+    free(t);
+}
+
 static void test_empty_table(void)
 {
     int64_t sh[2] = {8, 9};
@@ -448,6 +480,7 @@ int main(void)
     test_hand_1d();
     test_brute(2);
     test_brute(3);
+    test_threads_large();
     test_empty_table();
     test_lesions();
     test_helpers_and_args();
