@@ -20,8 +20,10 @@
  *     sl_status st = sl_edt(mask, SL_DT_U8, &g, &o, dist, SL_DT_F32, msg, sizeof msg);
  *
  * Threads: every function that takes `threads` uses OpenMP with
- * num_threads(threads) (0 = the OpenMP default). Results do not depend on
- * the thread count (bit-identical): work is split over independent lines.
+ * num_threads(threads) (0 = the OpenMP default); images under 65536 voxels
+ * run on one thread (forking costs more than the work). Results do not
+ * depend on the thread count (bit-identical): work is split over
+ * independent lines.
  */
 #ifndef SEGLOSS_GEOMETRY_H
 #define SEGLOSS_GEOMETRY_H
