@@ -6,6 +6,8 @@
 # /usr/bin/python3), and fuzz-corpus replays (tests/fuzz/corpus/<target>/).
 # With SL_SANITIZED=1 (the ASan+UBSan build) the reference scripts run their
 # quick subset (SL_QUICK=1), since the sanitized binary is several times slower.
+# Tests run SL_TEST_JOBS at a time (default: the number of cores); each
+# prints PASS/FAIL as it ends, and the details follow in a fixed order.
 set -u
 build=${1:?usage: tests/run.sh BUILD_DIR [FILTER]}
 filter=${2:-}
@@ -16,33 +18,24 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 py=/usr/bin/python3
 [ "${SL_SANITIZED:-0}" = 1 ] && export SL_QUICK=1
-pass=0; fail=0; skip=0; failed=()
+jobs_max=${SL_TEST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 
-run_one() {  # name, command...
-  local name=$1; shift
-  case "$name" in *"$filter"*) ;; *) return ;; esac
-  local t0=$(date +%s.%N)
-  if "$@" >"$log/out" 2>&1; then
-    pass=$((pass + 1)); printf 'PASS %-44s %6.1fs\n' "$name" "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
-    grep -E '^(max|  max)' "$log/out" | head -40 | sed 's/^/     /'
-  else
-    fail=$((fail + 1)); failed+=("$name"); printf 'FAIL %s\n' "$name"
-    tail -40 "$log/out" | sed 's/^/     | /'
-  fi
-}
-
+# The test list: "name|kind|path".
+tests=()
+skip=0
+add() { case "$1" in *"$filter"*) tests+=("$1|$2|$3") ;; esac; }
 for t in "$build"/tests/test_*; do
-  [ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"
+  [ -x "$t" ] && add "unit/$(basename "$t")" unit "$t"
 done
 for t in "$root"/tests/cli/test_*.sh; do
-  [ -f "$t" ] && run_one "cli/$(basename "$t")" bash "$t"
+  [ -f "$t" ] && add "cli/$(basename "$t")" cli "$t"
 done
 for d in "$root"/tests/fuzz/corpus/*/; do
   [ -d "$d" ] || continue
   name=$(basename "$d")
-  [ -x "$build/fuzz/fuzz_${name}_replay" ] && run_one "fuzz-corpus/$name" "$build/fuzz/fuzz_${name}_replay" "$d"
+  [ -x "$build/fuzz/fuzz_${name}_replay" ] && add "fuzz-corpus/$name" fuzz "$name"
 done
 for t in "$root"/tests/ref/test_*.py; do
   [ -f "$t" ] || continue
@@ -53,9 +46,52 @@ for t in "$root"/tests/ref/test_*.py; do
   if [ "${SL_SANITIZED:-0}" = 1 ] && grep -q 'sanitized: skip' "$t"; then
     skip=$((skip + 1)); continue
   fi
-  run_one "ref/$(basename "$t")" "$py" "$t"
+  add "ref/$(basename "$t")" ref "$t"
 done
 
+run_test() {  # index
+  local i=$1 name kind path rc t0
+  IFS='|' read -r name kind path <<<"${tests[$i]}"
+  t0=$(date +%s.%N)
+  case "$kind" in
+    unit) "$path" ;;
+    cli) bash "$path" ;;
+    fuzz) "$build/fuzz/fuzz_${path}_replay" "$root/tests/fuzz/corpus/$path/" ;;
+    ref) "$py" "$path" ;;
+  esac >"$log/$i.out" 2>&1
+  rc=$?
+  echo "$rc" >"$log/$i.rc"
+  printf '%s %-44s %6.1fs\n' "$([ $rc = 0 ] && echo PASS || echo FAIL)" "$name" \
+    "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
+}
+
+running=0
+for i in "${!tests[@]}"; do
+  run_test "$i" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs_max" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+done
+wait
+
+pass=0; fail=0; failed=()
+echo
+for i in "${!tests[@]}"; do
+  IFS='|' read -r name kind path <<<"${tests[$i]}"
+  if [ "$(cat "$log/$i.rc" 2>/dev/null)" = 0 ]; then
+    pass=$((pass + 1))
+    if grep -qE '^(max|  max)' "$log/$i.out"; then
+      echo "$name:"
+      grep -E '^(max|  max)' "$log/$i.out" | head -40 | sed 's/^/     /'
+    fi
+  else
+    fail=$((fail + 1)); failed+=("$name")
+    echo "FAIL $name:"
+    tail -40 "$log/$i.out" | sed 's/^/     | /'
+  fi
+done
 echo
 if [ $fail -gt 0 ]; then echo "failed: ${failed[*]}"; fi
 echo "$pass passed, $fail failed, $skip skipped"
