@@ -60,7 +60,7 @@ typedef struct sl_train_config {
     /* network: sl_unet_config without in_channels, num_classes and seed,
      * which come from the dataset and `seed` */
     int depth;                  /* encoder stages (4) */
-    int base_width;             /* channels of stage 0 (16) */
+    int base_width;             /* channels of stage 0 (8) */
     int max_width;              /* cap on a stage's width, 0 = none (0) */
     sl_norm_kind norm;          /* (SL_NORM_INSTANCE) */
     sl_down_kind down;          /* (SL_DOWN_MAXPOOL) */
@@ -77,11 +77,12 @@ typedef struct sl_train_config {
                                    stays 0.9 */
     double clip_norm;           /* global gradient-norm clip, 0 = off (12, as nnU-Net) */
     sl_sched_kind lr_schedule;  /* (SL_SCHED_ONECYCLE) over epochs * steps_per_epoch */
-    int64_t epochs;             /* (10) */
-    int64_t steps_per_epoch;    /* (25) */
+    int64_t epochs;             /* (12) */
+    int64_t steps_per_epoch;    /* (30) */
     int64_t batch_size;         /* (8) */
     int64_t patch[2];           /* training patch (h, w); 0 = the sample size rounded
-                                   down to a multiple of 2^(depth-1) ({0, 0}) */
+                                   down to a multiple of 2^(depth-1), at most 128
+                                   a side ({0, 0}) */
     double fg_fraction;         /* share of each batch forced to hold the smallest class
                                    (1/3, nnU-Net's oversample_foreground_percent) */
     char augment[SL_TRAIN_TEXT];/* sl_aug_parse list ("flip,rotate,scale"); "none" = off */
@@ -99,11 +100,11 @@ typedef struct sl_train_config {
 } sl_train_config;
 
 #define SL_TRAIN_CONFIG_DEFAULT                                                               \
-    {.data = "phantom", .data_opts = SL_DATA_OPTS_DEFAULT, .depth = 4, .base_width = 16,      \
+    {.data = "phantom", .data_opts = SL_DATA_OPTS_DEFAULT, .depth = 4, .base_width = 8,       \
      .max_width = 0, .norm = SL_NORM_INSTANCE, .down = SL_DOWN_MAXPOOL,                       \
      .deep_supervision = 0, .loss = "dice+ce", .optimizer = SL_OPTIM_ADAM, .lr = 3e-3,        \
      .weight_decay = 0.0, .momentum = 0.99, .clip_norm = 12.0,                                \
-     .lr_schedule = SL_SCHED_ONECYCLE, .epochs = 10, .steps_per_epoch = 25, .batch_size = 8,  \
+     .lr_schedule = SL_SCHED_ONECYCLE, .epochs = 12, .steps_per_epoch = 30, .batch_size = 8,  \
      .patch = {0, 0}, .fg_fraction = 1.0 / 3.0, .augment = "flip,rotate,scale", .seed = 0,    \
      .threads = 0, .out_dir = "", .resume = 0, .force = 0, .stop_after = 0, .dataset = NULL}
 

@@ -781,8 +781,16 @@ sl_status sl_train_run(const sl_train_config *cfg, sl_train_result *result, sl_t
         if (!(R->class_names[c] = dupstr(nm))) goto nomem;
     }
     const int64_t mult = (int64_t)1 << (cfg->depth - 1);
+    /* default patch: the sample rounded down to a multiple of 2^(depth-1),
+     * at most 128 a side (random crops of larger samples keep a step's cost
+     * that of a 128x128 image; evaluation still sees whole samples) */
     R->ph = cfg->patch[0] ? cfg->patch[0] : R->H / mult * mult;
     R->pw = cfg->patch[1] ? cfg->patch[1] : R->W / mult * mult;
+    if (!cfg->patch[0]) {
+        const int64_t cap = 128 / mult * mult > 0 ? 128 / mult * mult : mult;
+        if (R->ph > cap) R->ph = cap;
+        if (R->pw > cap) R->pw = cap;
+    }
     if (R->ph < 1 || R->pw < 1) {
         st = sl_errf(msg, msglen, SL_EINVAL, "train: samples of %lldx%lld are smaller than 2^(depth-1) = %lld",
                      (long long)R->H, (long long)R->W, (long long)mult);
