@@ -27,21 +27,48 @@
 typedef struct {
     const sl_ctx *cx;
     const int64_t *idc;
-    int64_t K;
-    float *phi; /* (N, K, S) */
+    int64_t K, nch;
+    double k0;    /* scale / (N·K·S): the gradient per unit of φ */
+    double *part; /* [N·K·nch] partial sums of p·φ, added in order */
 } bnd_jobs;
 
-/* Job j = (sample j / K, class idc[j % K]): scratch is the class mask. */
-static sl_status bnd_map(void *user, int64_t j, int threads, void *scratch, char *msg, size_t msglen)
+/*
+ * Job j = (sample j / K, class idc[j % K]): builds φ (or takes the caller's)
+ * and uses it at once — partial sums of p·φ per chunk and the gradient of
+ * the (n, c) slice, which no other job touches — so no map outlives its job
+ * and the memory in flight is one map per thread. scratch: the class mask
+ * (S bytes, padded) and one float map.
+ */
+static sl_status bnd_job(void *user, int64_t j, int threads, void *scratch, char *msg, size_t msglen)
 {
     const bnd_jobs *b = user;
     const sl_ctx *cx = b->cx;
-    uint8_t *m = scratch;
-    int64_t n = j / b->K, c = b->idc[j % b->K];
-    slb_target_mask(cx, n, c, m);
-    sl_grid g = slb_grid(cx);
-    sl_edt_opts o = {SL_EDT_SIGNED_KERVADEC, threads};
-    return sl_edt(m, SL_DT_U8, &g, &o, b->phi + j * cx->S, SL_DT_F32, msg, msglen);
+    const int64_t S = cx->S, n = j / b->K, c = b->idc[j % b->K], nch = b->nch;
+    const float *f = cx->opts->dist ? cx->opts->dist + (n * cx->C + c) * S : NULL;
+    if (!f) {
+        uint8_t *m = scratch;
+        float *phi = (float *)((char *)scratch + ((S + 63) / 64) * 64);
+        slb_target_mask(cx, n, c, m);
+        sl_grid g = slb_grid(cx);
+        sl_edt_opts o = {SL_EDT_SIGNED_KERVADEC, threads};
+        sl_status st = sl_edt(m, SL_DT_U8, &g, &o, phi, SL_DT_F32, msg, msglen);
+        if (st != SL_OK) return st;
+        f = phi;
+    }
+    const float *p = cx->p + (n * cx->C + c) * S;
+    float *dp = cx->dp ? cx->dp + (n * cx->C + c) * S : NULL;
+    const double k0 = b->k0;
+    double *part = b->part + j * nch;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t ch = 0; ch < nch; ch++) {
+        int64_t a = ch * SL_CHUNK, e = a + SL_CHUNK < S ? a + SL_CHUNK : S;
+        double acc = 0;
+        for (int64_t s = a; s < e; s++) acc += (double)p[s] * f[s];
+        if (dp)
+            for (int64_t s = a; s < e; s++) dp[s] += (float)(k0 * f[s]);
+        part[ch] = acc;
+    }
+    return SL_OK;
 }
 
 /* idc resolved against C into idc[0..*K). */
@@ -65,10 +92,6 @@ static sl_status resolve_idc(const sl_term *t, const sl_ctx *cx, int64_t *idc, i
     return SL_OK;
 }
 
-typedef struct {
-    double v;
-} bnd_part;
-
 static sl_status eval_boundary(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
@@ -76,65 +99,25 @@ static sl_status eval_boundary(sl_term *t, const sl_ctx *cx, double *value, char
     if (!idc) return sl_errf(msg, msglen, SL_ENOMEM, "boundary: out of memory");
     int64_t K = 0;
     sl_status st = resolve_idc(t, cx, idc, &K, msg, msglen);
-    if (st != SL_OK) {
-        free(idc);
-        return st;
-    }
     const float *dist = cx->opts->dist;
-    float *phi = NULL;
-    if (dist) {
-        /* the caller's maps: only the channels in idc are read */
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t k = 0; k < K; k++)
-                if (!sl_all_finite(dist + (n * C + idc[k]) * S, S, cx->threads)) {
-                    long long bad = (long long)idc[k];
-                    free(idc);
-                    return sl_errf(msg, msglen, SL_ENONFINITE,
-                                   "boundary: the distance maps (--dist) contain NaN or Inf in sample %lld, class %lld",
-                                   (long long)n, bad);
-                }
-    } else {
-        phi = sl_malloc(N * K * S, sizeof(float));
-        if (!phi) {
-            free(idc);
-            return sl_errf(msg, msglen, SL_ENOMEM, "boundary: out of memory for %lld distance maps", (long long)(N * K));
-        }
-        bnd_jobs jobs = {cx, idc, K, phi};
-        st = slb_run_jobs(N * K, cx->threads, (size_t)S, bnd_map, &jobs, msg, msglen);
-        if (st != SL_OK) {
-            free(phi);
-            free(idc);
-            return st;
-        }
+    for (int64_t n = 0; st == SL_OK && dist && n < N; n++) /* the caller's maps: only the idc channels are read */
+        for (int64_t k = 0; st == SL_OK && k < K; k++)
+            if (!sl_all_finite(dist + (n * C + idc[k]) * S, S, cx->threads))
+                st = sl_errf(msg, msglen, SL_ENONFINITE,
+                             "boundary: the distance maps (--dist) contain NaN or Inf in sample %lld, class %lld",
+                             (long long)n, (long long)idc[k]);
+    double *part = st == SL_OK ? sl_calloc(N * K * nch, sizeof(double)) : NULL;
+    if (st == SL_OK && !part) st = sl_errf(msg, msglen, SL_ENOMEM, "boundary: out of memory");
+    if (st == SL_OK) {
+        const double inv = 1.0 / ((double)N * (double)K * (double)S);
+        bnd_jobs jobs = {cx, idc, K, nch, cx->scale * inv, part};
+        size_t scratch = dist ? 0 : (size_t)((S + 63) / 64) * 64 + (size_t)S * sizeof(float);
+        st = slb_run_jobs(N * K, cx->threads, scratch, bnd_job, &jobs, msg, msglen);
+        if (st == SL_OK) *value = sl_sum_ordered(part, N * K * nch) * inv;
     }
-    bnd_part *part = sl_calloc(N * K * nch, sizeof(bnd_part));
-    if (!part) {
-        free(phi);
-        free(idc);
-        return sl_errf(msg, msglen, SL_ENOMEM, "boundary: out of memory");
-    }
-    const double inv = 1.0 / ((double)N * (double)K * (double)S), k0 = cx->scale * inv;
-#pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
-    for (int64_t j = 0; j < N * K; j++)
-        for (int64_t ch = 0; ch < nch; ch++) {
-            int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
-            int64_t n = j / K, c = idc[j % K];
-            const float *f = dist ? dist + (n * C + c) * S : phi + j * S;
-            const float *p = cx->p + (n * C + c) * S;
-            float *dp = cx->dp ? cx->dp + (n * C + c) * S : NULL;
-            double acc = 0;
-            for (int64_t s = a; s < b; s++) acc += (double)p[s] * f[s];
-            if (dp)
-                for (int64_t s = a; s < b; s++) dp[s] += (float)(k0 * f[s]);
-            part[j * nch + ch].v = acc;
-        }
-    double sum = 0;
-    for (int64_t i = 0; i < N * K * nch; i++) sum += part[i].v;
     free(part);
-    free(phi);
     free(idc);
-    *value = sum * inv;
-    return SL_OK;
+    return st;
 }
 
 static sl_status validate_boundary(const sl_params *p, char *msg, size_t msglen)

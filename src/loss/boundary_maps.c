@@ -86,26 +86,23 @@ sl_status slb_run_jobs(int64_t njobs, int threads, size_t scratch_bytes, slb_job
     const int nt = sl_threads(threads);
     const int outer = nt > 1 && njobs >= nt;
     const int nrun = outer ? nt : 1;
-    char *scratch = NULL;
-    if (scratch_bytes) {
-        scratch = sl_calloc(nrun, scratch_bytes);
-        if (!scratch) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory for distance-map scratch buffers");
-    }
     int64_t bad = njobs;
     sl_status bad_st = SL_OK;
     char bad_msg[512] = "";
 #pragma omp parallel num_threads(nrun)
     {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
+        /* One scratch block per running thread, allocated by that thread (a
+         * block per thread rather than one big block keeps each below
+         * glibc's mmap threshold, so repeated forwards reuse heap pages
+         * instead of faulting fresh ones in). Jobs overwrite what they use. */
+        char *scratch = scratch_bytes ? sl_malloc((int64_t)scratch_bytes, 1) : NULL;
         char lmsg[512];
 #pragma omp for schedule(dynamic, 1)
         for (int64_t j = 0; j < njobs; j++) {
             lmsg[0] = 0;
-            sl_status st = fn(user, j, outer ? 1 : nt, scratch ? scratch + (size_t)tid * scratch_bytes : NULL, lmsg,
-                              sizeof lmsg);
+            sl_status st = scratch_bytes && !scratch
+                               ? sl_errf(lmsg, sizeof lmsg, SL_ENOMEM, "out of memory for distance-map scratch buffers")
+                               : fn(user, j, outer ? 1 : nt, scratch, lmsg, sizeof lmsg);
             if (st != SL_OK) {
 #pragma omp critical(slb_run_jobs)
                 if (j < bad) {
@@ -115,8 +112,8 @@ sl_status slb_run_jobs(int64_t njobs, int threads, size_t scratch_bytes, slb_job
                 }
             }
         }
+        free(scratch);
     }
-    free(scratch);
     if (bad_st != SL_OK) return sl_errf(msg, msglen, bad_st, "%s", bad_msg[0] ? bad_msg : sl_strerror(bad_st));
     return SL_OK;
 }

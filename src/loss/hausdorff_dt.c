@@ -28,9 +28,10 @@
 
 typedef struct {
     const sl_ctx *cx;
-    int64_t first, K;
+    int64_t first, K, nch;
     double alpha;
-    float *w; /* (N, K, S): d_p^α + d_g^α */
+    double k0;    /* 2 · scale / (N·K·S) */
+    double *part; /* [N·K·nch] partial sums, added in order */
 } hd_jobs;
 
 static inline double powa(double d, double alpha)
@@ -51,21 +52,22 @@ static sl_status field(const uint8_t *m, int64_t count, const sl_grid *g, int th
         return SL_OK;
     }
     sl_edt_opts o = {SL_EDT_SIGNED, threads};
-    sl_status st = sl_edt(m, SL_DT_U8, g, &o, d, SL_DT_F32, msg, msglen);
-    if (st != SL_OK) return st;
-    for (int64_t s = 0; s < S; s++) d[s] = fabsf(d[s]);
-    return SL_OK;
+    return sl_edt(m, SL_DT_U8, g, &o, d, SL_DT_F32, msg, msglen);
 }
 
-/* Job j = (sample j / K, class first + j % K). scratch: mask (S bytes, padded) + one float map (S). */
-static sl_status hd_map(void *user, int64_t j, int threads, void *scratch, char *msg, size_t msglen)
+/*
+ * Job j = (sample j / K, class first + j % K): both maps, then at once the
+ * partial sums and the gradient of the (n, c) slice (no other job touches
+ * it), so the maps live only in the job's scratch: the mask (S bytes,
+ * padded) and two float maps.
+ */
+static sl_status hd_job(void *user, int64_t j, int threads, void *scratch, char *msg, size_t msglen)
 {
     const hd_jobs *h = user;
     const sl_ctx *cx = h->cx;
-    const int64_t S = cx->S, n = j / h->K, c = h->first + j % h->K;
+    const int64_t S = cx->S, n = j / h->K, c = h->first + j % h->K, nch = h->nch;
     uint8_t *m = scratch;
-    float *dg = (float *)((char *)scratch + ((S + 63) / 64) * 64);
-    float *w = h->w + j * S;
+    float *dg = (float *)((char *)scratch + ((S + 63) / 64) * 64), *dpm = dg + S;
     sl_grid g = slb_grid(cx);
     int64_t count = slb_target_mask(cx, n, c, m);
     sl_status st = field(m, count, &g, threads, dg, msg, msglen);
@@ -73,9 +75,25 @@ static sl_status hd_map(void *user, int64_t j, int threads, void *scratch, char 
     const float *p = cx->p + (n * cx->C + c) * S;
     count = 0;
     for (int64_t s = 0; s < S; s++) count += (m[s] = p[s] > 0.5f);
-    st = field(m, count, &g, threads, w, msg, msglen);
+    st = field(m, count, &g, threads, dpm, msg, msglen);
     if (st != SL_OK) return st;
-    for (int64_t s = 0; s < S; s++) w[s] = (float)(powa(w[s], h->alpha) + powa(dg[s], h->alpha));
+    float *dp = cx->dp ? cx->dp + (n * cx->C + c) * S : NULL;
+    double *part = h->part + j * nch;
+    const double alpha = h->alpha, k0 = h->k0;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t ch = 0; ch < nch; ch++) {
+        int64_t a = ch * SL_CHUNK, e = a + SL_CHUNK < S ? a + SL_CHUNK : S;
+        double acc = 0;
+        for (int64_t s = a; s < e; s++) {
+            /* the signed maps are negative inside: |d| */
+            double w = powa(fabsf(dpm[s]), alpha) + powa(fabsf(dg[s]), alpha);
+            if (w == 0) continue;
+            double err = (double)p[s] - sl_g(cx, n, c, s);
+            acc += err * err * w;
+            if (dp) dp[s] += (float)(k0 * err * w);
+        }
+        part[ch] = acc;
+    }
     return SL_OK;
 }
 
@@ -83,39 +101,14 @@ static sl_status eval_hd(sl_term *t, const sl_ctx *cx, double *value, char *msg,
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
     const int64_t first = (!t->prm.include_background && C > 1) ? 1 : 0, K = C - first;
-    hd_jobs h = {cx, first, K, t->prm.alpha, sl_malloc(N * K * S, sizeof(float))};
-    if (!h.w) return sl_errf(msg, msglen, SL_ENOMEM, "hausdorff_dt: out of memory for %lld distance maps",
-                             (long long)(2 * N * K));
-    size_t scratch = (size_t)((S + 63) / 64) * 64 + (size_t)S * sizeof(float);
-    sl_status st = slb_run_jobs(N * K, cx->threads, scratch, hd_map, &h, msg, msglen);
-    double *part = st == SL_OK ? sl_calloc(N * K * nch, sizeof(double)) : NULL;
-    if (st == SL_OK && !part) st = sl_errf(msg, msglen, SL_ENOMEM, "hausdorff_dt: out of memory");
-    if (st != SL_OK) {
-        free(h.w);
-        return st;
-    }
-    const double inv = 1.0 / ((double)N * (double)K * (double)S), k0 = 2 * cx->scale * inv;
-#pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
-    for (int64_t j = 0; j < N * K; j++)
-        for (int64_t ch = 0; ch < nch; ch++) {
-            int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
-            int64_t n = j / K, c = first + j % K;
-            const float *w = h.w + j * S, *p = cx->p + (n * C + c) * S;
-            float *dp = cx->dp ? cx->dp + (n * C + c) * S : NULL;
-            double acc = 0;
-            for (int64_t s = a; s < b; s++) {
-                if (w[s] == 0) continue;
-                double e = (double)p[s] - sl_g(cx, n, c, s);
-                acc += e * e * w[s];
-                if (dp) dp[s] += (float)(k0 * e * w[s]);
-            }
-            part[j * nch + ch] = acc;
-        }
-    double sum = sl_sum_ordered(part, N * K * nch);
-    free(part);
-    free(h.w);
-    *value = sum * inv;
-    return SL_OK;
+    const double inv = 1.0 / ((double)N * (double)K * (double)S);
+    hd_jobs h = {cx, first, K, nch, t->prm.alpha, 2 * cx->scale * inv, sl_calloc(N * K * nch, sizeof(double))};
+    if (!h.part) return sl_errf(msg, msglen, SL_ENOMEM, "hausdorff_dt: out of memory");
+    size_t scratch = (size_t)((S + 63) / 64) * 64 + 2 * (size_t)S * sizeof(float);
+    sl_status st = slb_run_jobs(N * K, cx->threads, scratch, hd_job, &h, msg, msglen);
+    if (st == SL_OK) *value = sl_sum_ordered(h.part, N * K * nch) * inv;
+    free(h.part);
+    return st;
 }
 
 static const sl_key hd_keys[] = {
