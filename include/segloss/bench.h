@@ -1,0 +1,195 @@
+/*
+ * segloss/bench.h — the controlled loss benchmark: a matrix of losses x
+ * data sets x seeds trained with everything else held fixed, evaluated on
+ * the held-out test split, compared against a baseline, and reported.
+ * docs/benchmark.md is the manual (preset format, files, statistics).
+ *
+ *     sl_bench_preset *p;
+ *     if (sl_bench_preset_load(&p, "presets/quick.json", msg, sizeof msg)) { puts(msg); ... }
+ *     sl_bench_opts o = SL_BENCH_OPTS_DEFAULT;
+ *     o.out_dir = "bench-out";
+ *     o.resume = 1;                               // keep what an earlier call finished
+ *     sl_bench_outcome r = SL_BENCH_OUTCOME_EMPTY;
+ *     if (sl_bench_run(p, &o, NULL, NULL, &r, msg, sizeof msg)) { puts(msg); ... }
+ *     fputs(r.ranking, stdout);                   // bench-out/report.html, results.csv, ...
+ *     sl_bench_outcome_free(&r);
+ *     sl_bench_preset_free(p);
+ *
+ * What is held fixed. Every run of a data set starts from one training
+ * configuration (the preset's "train" section merged with the data set's
+ * own keys); a run changes only the loss (spec or schedule) and the seed.
+ * The seed fixes the network initialisation, the order of the batches and
+ * every augmentation draw (segloss/train.h), so two losses with the same
+ * seed see the same first weights and the same batches. Each data set is
+ * opened once and shared by its runs. Test-time augmentation (flip TTA) is
+ * an evaluation option of an entry: entries that differ only by it share
+ * one training.
+ *
+ * Evaluation. Every test sample (a 2-D slice) is a case. Per case and per
+ * foreground class: Dice, HD95 (max of the two directed 95th percentiles,
+ * border voxels; one side empty: the slice diagonal in pixels, as the
+ * trainer), NSD at nsd_tolerance, recall, precision and lesion-wise F1
+ * (connected components, 8-connectivity, detected at >= 1 voxel of
+ * overlap); empty masks as shared/METRICS.md. The pseudo-class "mean" is
+ * the mean over the foreground classes of each case.
+ *
+ * Statistics, per data set, entry, class and metric, with the values of a
+ * case averaged over the seeds first (y_i): mean and its percentile
+ * bootstrap CI over the cases; mean +- standard deviation over seeds of
+ * the per-seed means; the paired difference y_i - baseline_i with its
+ * bootstrap CI and the two-sided Wilcoxon signed-rank p-value (stats.h).
+ * Ranking of a data set: by the "mean" class's Dice (higher first), ties by
+ * the smallest class's Dice, then by name; overall: by the mean rank over
+ * the data sets, ties by the mean of the ranking scores.
+ *
+ * Files (all written to a temporary name and renamed): DIR/preset.json
+ * (the preset as parsed, for --resume), DIR/runs/DATA/seedS/LOSS/ (the
+ * trainer's folder of each training), DIR/results/DATA__seedS__ENTRY.json
+ * (one per run: its existence marks the run done), DIR/overlays/DATA/caseI__ENTRY.png,
+ * DIR/results.csv, DIR/results.json, DIR/report.md, DIR/report.html.
+ *
+ * The library never prints; progress goes to the callback.
+ */
+#ifndef SEGLOSS_BENCH_H
+#define SEGLOSS_BENCH_H
+
+#include "segloss/core.h"
+#include "segloss/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SL_BENCH_NAME 64   /* capacity of names (entries, data sets, presets), with the NUL */
+
+/* ------------------------------------------------------------------ preset */
+
+typedef struct sl_bench_dataset {
+    char name[SL_BENCH_NAME];  /* label in the tables ("phantom 1%") */
+    char slug[SL_BENCH_NAME];  /* file-name form of name ([A-Za-z0-9+._-], others '_') */
+    int sweep;                 /* 1: a point of the imbalance sweep chart */
+    sl_train_config config;    /* everything but loss and seed (loss = "ce", seed = 0 here) */
+} sl_bench_dataset;
+
+typedef struct sl_bench_entry {
+    char name[SL_BENCH_NAME];  /* label ("dice+ce", "staged", "dice+ce +TTA") */
+    char slug[SL_BENCH_NAME];
+    char loss[SL_TRAIN_TEXT];  /* loss spec or schedule (segloss/schedule.h) */
+    int tta;                   /* 1: flip TTA at test time */
+} sl_bench_entry;
+
+typedef struct sl_bench_preset {
+    char name[SL_BENCH_NAME];
+    char description[512];
+    int baseline;              /* index of the baseline entry */
+    int nseeds;
+    uint64_t *seeds;           /* [nseeds], distinct */
+    int ndatasets;
+    sl_bench_dataset *datasets;/* [ndatasets] */
+    int nentries;
+    sl_bench_entry *entries;   /* [nentries], distinct names and slugs */
+    int64_t bootstrap;         /* bootstrap resamples (2000) */
+    double ci_level;           /* confidence level (0.95) */
+    uint64_t stats_seed;       /* seed of every bootstrap (1) */
+    int overlay_cases;         /* test cases shown as overlays per data set (3) */
+    double nsd_tolerance;      /* NSD tolerance in pixels (1) */
+    char *json;                /* the preset as canonical JSON (what preset.json holds) */
+} sl_bench_preset;
+
+/*
+ * Parses a preset (docs/benchmark.md gives the format) and checks it
+ * completely: every training configuration (sl_train_config_check), every
+ * loss spec or schedule, names, seeds, the baseline. Opens no data.
+ * *out is NULL on failure. Codes: SL_EINVAL (NULL), SL_EFORMAT (not JSON,
+ * wrong type; msg names the key as "datasets[1].data_opts.noise"),
+ * SL_EUNKNOWN (unknown key), SL_ERANGE (value out of range), the codes of
+ * sl_train_config_parse / sl_schedule_create, SL_ENOMEM.
+ */
+sl_status sl_bench_preset_parse(sl_bench_preset **out, const char *json, char *msg, size_t msglen);
+
+/* The same from a file. SL_EIO if it cannot be read. */
+sl_status sl_bench_preset_load(sl_bench_preset **out, const char *path, char *msg, size_t msglen);
+
+/* Releases a preset; NULL is a no-op. */
+void sl_bench_preset_free(sl_bench_preset *p);
+
+/* Runs of a preset: datasets x seeds x entries (0 for NULL). */
+int64_t sl_bench_num_runs(const sl_bench_preset *p);
+
+/* ---------------------------------------------------------------- progress */
+
+typedef enum sl_bench_event {
+    SL_BENCH_START = 0,   /* before the first training (runs, runs_done from earlier calls) */
+    SL_BENCH_TRAIN = 1,   /* a training begins (dataset, seed, entry = its first entry) */
+    SL_BENCH_EPOCH = 2,   /* an epoch of that training ended */
+    SL_BENCH_RUN = 3,     /* a run's result was written (or it failed: failed = 1) */
+    SL_BENCH_REPORT = 4   /* the report files are being written */
+} sl_bench_event;
+
+typedef struct sl_bench_progress {
+    sl_bench_event event;
+    int64_t run;          /* RUN: 1-based number of the run among all runs, in order of completion */
+    int64_t runs;         /* runs of the preset */
+    int64_t runs_done;    /* runs with a result, earlier calls included */
+    int64_t runs_resumed; /* runs found done at the start (--resume) */
+    const char *dataset, *entry; /* names (TRAIN, EPOCH, RUN) */
+    uint64_t seed;
+    int64_t epoch, epochs;/* EPOCH: 0-based epoch and total */
+    int failed;           /* RUN: the training stopped with a non-finite loss */
+    const char *message;  /* RUN: the failure, or a one-line summary of the run */
+    double seconds;       /* since the call began */
+    double eta;           /* estimated seconds left (NaN until something was timed) */
+} sl_bench_progress;
+
+/* Called from the worker threads, one call at a time. Return non-zero to
+ * stop: runs in progress stop at their next step (their trainer
+ * checkpoints stay), the call returns SL_OK with outcome.completed = 0. */
+typedef int (*sl_bench_callback)(const sl_bench_progress *p, void *user);
+
+/* --------------------------------------------------------------------- run */
+
+typedef struct sl_bench_opts {
+    const char *out_dir;  /* required */
+    int threads;          /* runs trained at once, one thread each (0 = the core count);
+                             results do not depend on it */
+    int resume;           /* 1: keep the runs DIR already holds (a DIR that does not
+                             exist or holds nothing is started); the preset must be
+                             the one DIR was started with */
+    int force;            /* 1: remove an earlier benchmark's files in DIR first */
+    int report_only;      /* 1: train nothing; rebuild the report from DIR's results
+                             (every run must have one) */
+} sl_bench_opts;
+
+#define SL_BENCH_OPTS_DEFAULT {NULL, 0, 0, 0, 0}
+
+typedef struct sl_bench_outcome {
+    int completed;        /* 1: every run has a result and the report is written */
+    int64_t runs, runs_done, runs_resumed, runs_failed;
+    double seconds;       /* wall time of this call */
+    double cpu_seconds;   /* CPU time of the process during this call */
+    char *ranking;        /* the ranking tables as plain text (malloc'ed; NULL unless completed) */
+} sl_bench_outcome;
+
+#define SL_BENCH_OUTCOME_EMPTY {0, 0, 0, 0, 0, 0.0, 0.0, NULL}
+
+void sl_bench_outcome_free(sl_bench_outcome *o);
+
+/*
+ * Runs the benchmark (see the top of this file). A DIR that holds an
+ * earlier benchmark is refused unless resume, force or report_only.
+ * A run whose training produced a non-finite loss is recorded as failed
+ * (its entry is left out of that data set's statistics and ranking); any
+ * other failure stops the call with its code, and the runs finished so
+ * far stay for --resume. outcome may be NULL.
+ * Codes: SL_EINVAL (NULL, bad opts), SL_EBADSTATE (DIR holds a benchmark
+ * and neither resume, force nor report_only is set; resume with another
+ * preset; report_only with runs missing), SL_EIO, SL_EFORMAT (a corrupt
+ * result file, named), the trainer's and data module's codes, SL_ENOMEM.
+ */
+sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *opts, sl_bench_callback cb, void *user,
+                       sl_bench_outcome *outcome, char *msg, size_t msglen);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

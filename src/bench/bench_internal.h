@@ -1,0 +1,192 @@
+/*
+ * Private pieces of the benchmark shared by its files: the result of one
+ * run as held in memory, the statistics tables, a growing text buffer, and
+ * the report writers. Not installed; the unit tests include it.
+ */
+#ifndef SL_BENCH_INTERNAL_H
+#define SL_BENCH_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include "internal.h"
+#include "segloss/bench.h"
+
+/* ------------------------------------------------------------ text buffer */
+
+/* A NUL-terminated string that grows; `failed` records an allocation
+ * failure (later appends are then ignored), checked once at the end. */
+typedef struct slb_str {
+    char *p;
+    size_t len, cap;
+    int failed;
+} slb_str;
+
+void slb_puts(slb_str *s, const char *text);
+void slb_printf(slb_str *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Appends text with &, <, >, " escaped for HTML. */
+void slb_html(slb_str *s, const char *text);
+/* Appends n bytes as base64 (RFC 4648, with padding). */
+void slb_base64(slb_str *s, const unsigned char *data, size_t n);
+void slb_str_free(slb_str *s);
+
+/* The file-name form of a name: [A-Za-z0-9+._-] kept, anything else '_'
+ * (a leading '.' too); "" gives "_". out has SL_BENCH_NAME bytes. */
+void slb_slug(const char *name, char *out);
+
+/* ------------------------------------------------------------- run results */
+
+/* The metrics of a case, in this order everywhere (files, tables). */
+enum { SLB_DICE = 0, SLB_HD95, SLB_NSD, SLB_RECALL, SLB_PRECISION, SLB_LESION_F1, SLB_NMET };
+extern const char *const slb_metric_names[SLB_NMET];   /* "dice", "hd95", ... */
+extern const char *const slb_metric_labels[SLB_NMET];  /* "Dice", "HD95", ... */
+/* 1 when a larger value is better (every metric but HD95). */
+int slb_metric_higher_better(int metric);
+
+/*
+ * One run (data set, seed, entry) as its result file holds it. Class index
+ * 0 is the pseudo-class "mean" (the mean over the foreground classes of
+ * each case, derived when the run is built or read); 1..C-1 are the
+ * foreground classes of the data set.
+ */
+typedef struct slb_run {
+    int dataset, seed, entry;     /* indices into the preset */
+    int failed;                   /* the training stopped with a non-finite loss */
+    char message[512];            /* the failure */
+    int num_classes;              /* C, the data set's (background included) */
+    char **class_names;           /* [C]; [0] = "mean" */
+    int small_class;              /* the data set's smallest class (>= 1) */
+    double fraction;              /* share of the small class in the test split */
+    int64_t n_cases;              /* test cases */
+    double *values;               /* [C][SLB_NMET][n_cases], see slb_value */
+    int64_t nepochs;
+    double *curve_loss;           /* [nepochs] mean training loss */
+    double *curve_val;            /* [nepochs][C] validation Dice, [0] = mean over fg; NaN without */
+    int64_t noverlays;
+    int64_t *overlay_cases;       /* [noverlays] test indices drawn in overlays/ */
+    double seconds_train, seconds_eval;
+    int64_t num_params;
+} slb_run;
+
+static inline double *slb_value(const slb_run *r, int c, int m)
+{
+    return r->values + ((int64_t)c * SLB_NMET + m) * r->n_cases;
+}
+
+/* Allocates class_names, values and the curves for the sizes already set
+ * (num_classes, n_cases, nepochs, noverlays); class_names[0] = "mean".
+ * SL_ENOMEM. */
+sl_status slb_run_alloc(slb_run *r);
+/* values[0][m][i] = mean over the foreground classes of values[c][m][i]. */
+void slb_run_derive_mean(slb_run *r);
+void slb_run_free(slb_run *r);
+
+/* A cJSON number item printed with 17 significant digits (reads back to
+ * the same double); null for NaN and Inf. */
+struct cJSON *slb_json_exact(double v);
+
+/* Result file of a run: DIR/results/DATA__seedS__ENTRY.json. */
+sl_status slb_result_path(char *buf, size_t len, const char *dir, const sl_bench_preset *p, int d, int s, int e);
+/* Writes a run's result file atomically (cJSON, doubles round-trip). */
+sl_status slb_run_write(const char *path, const sl_bench_preset *p, const slb_run *r, char *msg, size_t msglen);
+/* Reads one and checks that it belongs to (d, s, e) of p. SL_EIO,
+ * SL_EFORMAT (malformed, named), SL_EBADSTATE (another run's file). */
+sl_status slb_run_read(const char *path, const sl_bench_preset *p, int d, int s, int e, slb_run *r, char *msg,
+                       size_t msglen);
+
+/* -------------------------------------------------------------- statistics */
+
+typedef struct slb_stat {
+    int64_t n;                   /* cases (0: no statistics: a failed run) */
+    double mean;                 /* mean over cases of y_i (values averaged over seeds) */
+    double lo, hi;               /* its bootstrap CI */
+    double seed_std;             /* standard deviation of the per-seed means (0 with one seed) */
+    double diff, diff_lo, diff_hi; /* mean of y_i - baseline_i and its CI (NaN for the baseline) */
+    double wilcoxon, p;          /* signed-rank statistic and two-sided p (NaN for the baseline) */
+} slb_stat;
+
+/*
+ * Every table of the report, from the runs of a complete matrix:
+ * runs[(d * nseeds + s) * nentries + e].
+ */
+typedef struct slb_tables {
+    int ndatasets, nentries, max_classes;
+    slb_stat *stat;      /* [d][e][c < max_classes][m], see slb_stat_at */
+    int *num_classes;    /* [d] */
+    int *small_class;    /* [d] */
+    double *fraction;    /* [d] share of the small class in the test split */
+    int64_t *n_cases;    /* [d] */
+    int *failed;         /* [d][e] 1 when a run of (d, e) failed */
+    double *score;       /* [d][e] ranking score: the "mean" class's Dice (NaN if failed) */
+    int *rank;           /* [d][e] 1-based; failed entries share the last rank */
+    int *order;          /* [d][k] entries by rank */
+    double *mean_rank;   /* [e] over the data sets */
+    double *mean_score;  /* [e] over the data sets where it did not fail (NaN if none) */
+    int *overall;        /* [k] entries by mean rank */
+} slb_tables;
+
+static inline slb_stat *slb_stat_at(const slb_tables *t, int d, int e, int c, int m)
+{
+    return &t->stat[(((int64_t)d * t->nentries + e) * t->max_classes + c) * SLB_NMET + m];
+}
+
+sl_status slb_tables_build(const sl_bench_preset *p, slb_run *const *runs, slb_tables *t, char *msg, size_t msglen);
+void slb_tables_free(slb_tables *t);
+
+/* ------------------------------------------------------------------ report */
+
+/* Everything a writer needs. */
+typedef struct slb_report {
+    const sl_bench_preset *p;
+    slb_run *const *runs;        /* [d][s][e] as for slb_tables_build */
+    const slb_tables *t;
+    const char *dir;
+    double seconds, cpu_seconds; /* of the whole benchmark, as known */
+} slb_report;
+
+sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen);
+sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen);
+sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen);
+sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen);
+/* The ranking tables as plain text (the terminal's), appended to out. */
+void slb_ranking_text(const slb_report *r, slb_str *out);
+
+/* Formats a number for the tables: "%.*f", "inf", "-" for NaN. */
+const char *slb_fmt(char *buf, size_t len, double v, int digits);
+
+/* ----------------------------------------------------------------- overlays */
+
+/* Overlay file of a case: DIR/overlays/DATA/caseI__ENTRY.png, or
+ * caseI.png (the image with the target) for entry < 0. Relative to DIR
+ * when dir is NULL. */
+sl_status slb_overlay_path(char *buf, size_t len, const char *dir, const sl_bench_preset *p, int d, int64_t cs, int e);
+
+/* Overlay colours, one per foreground class (cycled): the target's and a
+ * prediction's contours, RGB. */
+void slb_overlay_colour(int c, int predicted, unsigned char rgb[3]);
+
+/*
+ * Draws an image (h, w) float32 (windowed to its 1st..99th percentile) in
+ * grey, upscaled by an integer factor to about 256 pixels a side, with the
+ * contour of every foreground class of target (h, w) and, when pred is not
+ * NULL, of pred (h, w), and writes it as an RGB PNG (through libpng,
+ * atomically). SL_EIO, SL_ENOMEM.
+ */
+sl_status slb_overlay_write(const char *path, const float *image, const int32_t *target, const int32_t *pred,
+                            int64_t h, int64_t w, int num_classes, char *msg, size_t msglen);
+
+/* ------------------------------------------------------------------- files */
+
+/* Folders and files of DIR, relative names. */
+#define SLB_PRESET_FILE "preset.json"
+#define SLB_RESULTS_DIR "results"
+#define SLB_RUNS_DIR "runs"
+#define SLB_OVERLAY_DIR "overlays"
+
+/* Writes a string to DIR/name atomically. */
+sl_status slb_write_text(const char *dir, const char *name, const slb_str *s, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,574 @@
+/*
+ * The benchmark's data files and text reports: results.csv (one row per
+ * data set, seed, entry, class and metric), summary.csv (the statistics
+ * tables), results.json (both, plus the ranking, the runs and the preset),
+ * report.md, and the plain-text ranking the terminal shows.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "bench_internal.h"
+#include "train/train_internal.h"
+
+static const slb_run *run_at(const slb_report *r, int d, int s, int e)
+{
+    return r->runs[((int64_t)d * r->p->nseeds + s) * r->p->nentries + e];
+}
+
+/* The class names of data set d (from its first run that did not fail);
+ * [0] = "mean". NULL when every run failed. */
+static char **class_names(const slb_report *r, int d)
+{
+    for (int s = 0; s < r->p->nseeds; s++)
+        for (int e = 0; e < r->p->nentries; e++)
+            if (!run_at(r, d, s, e)->failed) return run_at(r, d, s, e)->class_names;
+    return NULL;
+}
+
+static double run_mean(const slb_run *run, int c, int m)
+{
+    const double *v = slb_value(run, c, m);
+    double s = 0;
+    for (int64_t i = 0; i < run->n_cases; i++) s += v[i];
+    return s / (double)run->n_cases;
+}
+
+/* ------------------------------------------------------------------- CSV */
+
+static void csv_field(slb_str *s, const char *text)
+{
+    if (!strpbrk(text, ",\"\n\r")) {
+        slb_puts(s, text);
+        return;
+    }
+    slb_puts(s, "\"");
+    for (const char *c = text; *c; c++) {
+        if (*c == '"') slb_puts(s, "\"\"");
+        else {
+            char one[2] = {*c, 0};
+            slb_puts(s, one);
+        }
+    }
+    slb_puts(s, "\"");
+}
+
+static void csv_num(slb_str *s, double v)
+{
+    if (isnan(v)) return; /* empty field */
+    if (isinf(v)) slb_puts(s, v > 0 ? "inf" : "-inf");
+    else slb_printf(s, "%.17g", v);
+}
+
+sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = r->p;
+    const slb_tables *t = r->t;
+    slb_str s = {0};
+    slb_puts(&s, "dataset,fraction,seed,loss,spec,tta,status,class,metric,value,n_cases\n");
+    for (int d = 0; d < p->ndatasets; d++) {
+        char **names = class_names(r, d);
+        for (int sd = 0; sd < p->nseeds; sd++)
+            for (int e = 0; e < p->nentries; e++) {
+                const slb_run *run = run_at(r, d, sd, e);
+                for (int c = 0; c < t->num_classes[d]; c++)
+                    for (int m = 0; m < SLB_NMET; m++) {
+                        csv_field(&s, p->datasets[d].name);
+                        slb_puts(&s, ",");
+                        csv_num(&s, t->fraction[d]);
+                        slb_printf(&s, ",%llu,", (unsigned long long)p->seeds[sd]);
+                        csv_field(&s, p->entries[e].name);
+                        slb_puts(&s, ",");
+                        csv_field(&s, p->entries[e].loss);
+                        slb_printf(&s, ",%d,%s,", p->entries[e].tta, run->failed ? "failed" : "ok");
+                        csv_field(&s, names[c]);
+                        slb_printf(&s, ",%s,", slb_metric_names[m]);
+                        if (!run->failed) csv_num(&s, run_mean(run, c, m));
+                        slb_printf(&s, ",%lld\n", (long long)(run->failed ? 0 : run->n_cases));
+                    }
+            }
+    }
+    sl_status st = slb_write_text(r->dir, "results.csv", &s, msg, msglen);
+    slb_str_free(&s);
+    if (st != SL_OK) return st;
+
+    slb_puts(&s, "dataset,loss,class,metric,n_cases,mean,ci_lo,ci_hi,seed_std,diff,diff_ci_lo,diff_ci_hi,wilcoxon,p,rank\n");
+    for (int d = 0; d < p->ndatasets; d++) {
+        char **names = class_names(r, d);
+        for (int e = 0; e < p->nentries; e++)
+            for (int c = 0; c < t->num_classes[d]; c++)
+                for (int m = 0; m < SLB_NMET; m++) {
+                    const slb_stat *o = slb_stat_at(t, d, e, c, m);
+                    csv_field(&s, p->datasets[d].name);
+                    slb_puts(&s, ",");
+                    csv_field(&s, p->entries[e].name);
+                    slb_puts(&s, ",");
+                    csv_field(&s, names[c]);
+                    slb_printf(&s, ",%s,%lld", slb_metric_names[m], (long long)o->n);
+                    const double v[] = {o->mean, o->lo, o->hi, o->seed_std, o->diff, o->diff_lo, o->diff_hi, o->wilcoxon, o->p};
+                    for (size_t k = 0; k < sizeof v / sizeof *v; k++) {
+                        slb_puts(&s, ",");
+                        csv_num(&s, v[k]);
+                    }
+                    slb_printf(&s, ",%d\n", t->rank[d * p->nentries + e]);
+                }
+    }
+    st = slb_write_text(r->dir, "summary.csv", &s, msg, msglen);
+    slb_str_free(&s);
+    return st;
+}
+
+/* ------------------------------------------------------------------ JSON */
+
+static int add_num(cJSON *o, const char *key, double v)
+{
+    cJSON *n = slb_json_exact(v);
+    return n && cJSON_AddItemToObject(o, key, n);
+}
+
+sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = r->p;
+    const slb_tables *t = r->t;
+    const int E = p->nentries;
+    cJSON *root = cJSON_CreateObject(), *a, *o, *preset = cJSON_Parse(p->json);
+    int ok = root && preset && cJSON_AddStringToObject(root, "format", "segloss-bench-results") &&
+             cJSON_AddNumberToObject(root, "version", 1) && cJSON_AddStringToObject(root, "segloss_version", sl_version()) &&
+             cJSON_AddItemToObject(root, "preset", preset);
+    if (!ok) cJSON_Delete(preset);
+    ok = ok && cJSON_AddStringToObject(root, "conventions",
+                                       "per test case (2-D slice), per foreground class; hd95 = max of the directed 95th "
+                                       "percentiles on border pixels, one side empty = the slice diagonal (pixels); nsd at "
+                                       "evaluation.nsd_tolerance pixels; lesion_f1 on 8-connected components, detected at >= 1 "
+                                       "pixel of overlap; both empty: dice = nsd = recall = precision = lesion_f1 = 1, hd95 = 0; "
+                                       "class \"mean\" = mean over the foreground classes of each case; statistics over cases "
+                                       "of the values averaged over seeds; seed_std = std (n-1) of the per-seed means; CIs = "
+                                       "percentile bootstrap; p = two-sided Wilcoxon signed-rank (scipy defaults)");
+    ok = ok && (a = cJSON_AddArrayToObject(root, "datasets"));
+    for (int d = 0; ok && d < p->ndatasets; d++) {
+        char **names = class_names(r, d);
+        cJSON *cl;
+        ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) && cJSON_AddStringToObject(o, "name", p->datasets[d].name) &&
+             cJSON_AddStringToObject(o, "data", p->datasets[d].config.data) && cJSON_AddBoolToObject(o, "sweep", p->datasets[d].sweep) &&
+             add_num(o, "fraction", t->fraction[d]) && cJSON_AddNumberToObject(o, "cases", (double)t->n_cases[d]) &&
+             cJSON_AddStringToObject(o, "small_class", names ? names[t->small_class[d]] : "") &&
+             (cl = cJSON_AddArrayToObject(o, "classes"));
+        for (int c = 1; ok && names && c < t->num_classes[d]; c++) ok = cJSON_AddItemToArray(cl, cJSON_CreateString(names[c]));
+    }
+    ok = ok && (a = cJSON_AddArrayToObject(root, "rows"));
+    for (int d = 0; ok && d < p->ndatasets; d++) {
+        char **names = class_names(r, d);
+        for (int s = 0; ok && s < p->nseeds; s++)
+            for (int e = 0; ok && e < E; e++) {
+                const slb_run *run = run_at(r, d, s, e);
+                for (int c = 0; ok && c < t->num_classes[d]; c++)
+                    for (int m = 0; ok && m < SLB_NMET; m++)
+                        ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) &&
+                             cJSON_AddStringToObject(o, "dataset", p->datasets[d].name) &&
+                             cJSON_AddNumberToObject(o, "seed", (double)p->seeds[s]) &&
+                             cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
+                             cJSON_AddStringToObject(o, "spec", p->entries[e].loss) &&
+                             cJSON_AddBoolToObject(o, "tta", p->entries[e].tta) &&
+                             cJSON_AddStringToObject(o, "status", run->failed ? "failed" : "ok") &&
+                             cJSON_AddStringToObject(o, "class", names[c]) &&
+                             cJSON_AddStringToObject(o, "metric", slb_metric_names[m]) &&
+                             add_num(o, "value", run->failed ? NAN : run_mean(run, c, m)) &&
+                             cJSON_AddNumberToObject(o, "n_cases", run->failed ? 0 : (double)run->n_cases);
+            }
+    }
+    ok = ok && (a = cJSON_AddArrayToObject(root, "statistics"));
+    for (int d = 0; ok && d < p->ndatasets; d++) {
+        char **names = class_names(r, d);
+        for (int e = 0; ok && e < E; e++)
+            for (int c = 0; ok && c < t->num_classes[d]; c++)
+                for (int m = 0; ok && m < SLB_NMET; m++) {
+                    const slb_stat *st = slb_stat_at(t, d, e, c, m);
+                    ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) &&
+                         cJSON_AddStringToObject(o, "dataset", p->datasets[d].name) &&
+                         cJSON_AddStringToObject(o, "loss", p->entries[e].name) && cJSON_AddStringToObject(o, "class", names[c]) &&
+                         cJSON_AddStringToObject(o, "metric", slb_metric_names[m]) &&
+                         cJSON_AddNumberToObject(o, "n_cases", (double)st->n) && add_num(o, "mean", st->mean) &&
+                         add_num(o, "ci_lo", st->lo) && add_num(o, "ci_hi", st->hi) && add_num(o, "seed_std", st->seed_std) &&
+                         add_num(o, "diff", st->diff) && add_num(o, "diff_ci_lo", st->diff_lo) &&
+                         add_num(o, "diff_ci_hi", st->diff_hi) && add_num(o, "wilcoxon", st->wilcoxon) && add_num(o, "p", st->p);
+                }
+    }
+    cJSON *rk = ok ? cJSON_AddObjectToObject(root, "ranking") : NULL, *per = NULL;
+    ok = rk && cJSON_AddStringToObject(rk, "score", "mean over the foreground classes of the Dice (class \"mean\"); ties by the "
+                                                    "smallest class's Dice, then by name; failed entries share the last rank") &&
+         (per = cJSON_AddObjectToObject(rk, "datasets"));
+    for (int d = 0; ok && d < p->ndatasets; d++) {
+        cJSON *lst = cJSON_AddArrayToObject(per, p->datasets[d].name);
+        ok = lst != NULL;
+        for (int k = 0; ok && k < E; k++) {
+            int e = t->order[d * E + k];
+            ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(lst, o) &&
+                 cJSON_AddNumberToObject(o, "rank", t->rank[d * E + e]) && cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
+                 add_num(o, "score", t->score[d * E + e]) && cJSON_AddBoolToObject(o, "failed", t->failed[d * E + e]);
+        }
+    }
+    cJSON *ov = ok ? cJSON_AddArrayToObject(rk, "overall") : NULL;
+    ok = ov != NULL;
+    for (int k = 0; ok && k < E; k++) {
+        int e = t->overall[k];
+        ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(ov, o) && cJSON_AddNumberToObject(o, "rank", k + 1) &&
+             cJSON_AddStringToObject(o, "loss", p->entries[e].name) && add_num(o, "mean_rank", t->mean_rank[e]) &&
+             add_num(o, "mean_score", t->mean_score[e]);
+    }
+    ok = ok && (a = cJSON_AddArrayToObject(root, "runs"));
+    for (int d = 0; ok && d < p->ndatasets; d++)
+        for (int s = 0; ok && s < p->nseeds; s++)
+            for (int e = 0; ok && e < E; e++) {
+                const slb_run *run = run_at(r, d, s, e);
+                ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) &&
+                     cJSON_AddStringToObject(o, "dataset", p->datasets[d].name) &&
+                     cJSON_AddNumberToObject(o, "seed", (double)p->seeds[s]) && cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
+                     cJSON_AddStringToObject(o, "status", run->failed ? "failed" : "ok") &&
+                     cJSON_AddStringToObject(o, "message", run->message) && add_num(o, "seconds_train", run->seconds_train) &&
+                     add_num(o, "seconds_eval", run->seconds_eval) && cJSON_AddNumberToObject(o, "num_params", (double)run->num_params);
+            }
+    ok = ok && (o = cJSON_AddObjectToObject(root, "timing")) && add_num(o, "seconds", r->seconds) &&
+         add_num(o, "cpu_seconds", r->cpu_seconds);
+    char *text = ok ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (!text) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory writing results.json");
+    slb_str s = {text, strlen(text), strlen(text) + 1, 0};
+    sl_status st = slb_write_text(r->dir, "results.json", &s, msg, msglen);
+    cJSON_free(text);
+    return st;
+}
+
+/* ------------------------------------------------------------ text tables */
+
+/* A table of text cells laid out in aligned columns (plain) or as a
+ * Markdown table. */
+typedef struct table {
+    int ncols, nrows;
+    char cells[260][16][72]; /* [row][col]; row 0 is the header */
+    int right[16];          /* right-aligned column */
+} table;
+
+static void tcell(table *tb, int row, int col, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static void tcell(table *tb, int row, int col, const char *fmt, ...)
+{
+    if (row >= 260 || col >= 16) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tb->cells[row][col], sizeof tb->cells[row][col], fmt, ap);
+    va_end(ap);
+    if (row + 1 > tb->nrows) tb->nrows = row + 1;
+    if (col + 1 > tb->ncols) tb->ncols = col + 1;
+}
+
+/* Display width of UTF-8 text (code points). */
+static int width(const char *s)
+{
+    int n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+static void table_out(const table *tb, int markdown, slb_str *out)
+{
+    int w[16] = {0};
+    for (int r = 0; r < tb->nrows; r++)
+        for (int c = 0; c < tb->ncols; c++)
+            if (width(tb->cells[r][c]) > w[c]) w[c] = width(tb->cells[r][c]);
+    for (int r = 0; r < tb->nrows; r++) {
+        if (markdown) slb_puts(out, "|");
+        for (int c = 0; c < tb->ncols; c++) {
+            int pad = w[c] - width(tb->cells[r][c]);
+            slb_puts(out, markdown ? " " : (c ? "  " : ""));
+            if (tb->right[c]) slb_printf(out, "%*s", pad, "");
+            slb_puts(out, tb->cells[r][c]);
+            if (!tb->right[c] && (markdown || c + 1 < tb->ncols)) slb_printf(out, "%*s", pad, "");
+            if (markdown) slb_puts(out, " |");
+        }
+        slb_puts(out, "\n");
+        if (r == 0 && markdown) {
+            slb_puts(out, "|");
+            for (int c = 0; c < tb->ncols; c++) {
+                slb_puts(out, " ");
+                for (int k = 0; k < w[c] - (tb->right[c] ? 1 : 0); k++) slb_puts(out, "-");
+                slb_puts(out, tb->right[c] ? ": |" : " |");
+            }
+            slb_puts(out, "\n");
+        }
+    }
+}
+
+/* "0.812 [0.790, 0.833]" */
+static void fmt_ci(char *buf, size_t len, double v, double lo, double hi, int digits)
+{
+    char a[32], b[32], c[32];
+    if (isnan(v)) snprintf(buf, len, "-");
+    else snprintf(buf, len, "%s [%s, %s]", slb_fmt(a, sizeof a, v, digits), slb_fmt(b, sizeof b, lo, digits), slb_fmt(c, sizeof c, hi, digits));
+}
+
+static void fmt_p(char *buf, size_t len, double p)
+{
+    if (isnan(p)) snprintf(buf, len, "-");
+    else if (p < 1e-4) snprintf(buf, len, "<1e-4");
+    else snprintf(buf, len, "%.4f", p);
+}
+
+/* The ranking table of data set d. */
+static void dataset_table(const slb_report *r, int d, table *tb)
+{
+    const sl_bench_preset *p = r->p;
+    const slb_tables *t = r->t;
+    const int E = p->nentries, sc = t->small_class[d];
+    char **names = class_names(r, d);
+    const char *small = names ? names[sc] : "small";
+    memset(tb, 0, sizeof *tb);
+    int col = 0;
+    tcell(tb, 0, col++, "rank");
+    tcell(tb, 0, col++, "loss");
+    tcell(tb, 0, col++, p->nseeds > 1 ? "Dice (mean ± sd)" : "Dice (mean)");
+    tcell(tb, 0, col++, "%.20s Dice [%g%% CI]", small, 100 * p->ci_level);
+    tcell(tb, 0, col++, "%.20s HD95", small);
+    tcell(tb, 0, col++, "%.20s lesion F1", small);
+    tcell(tb, 0, col++, "ΔDice vs %.24s [CI]", p->entries[p->baseline].name);
+    tcell(tb, 0, col++, "p");
+    tb->right[0] = tb->right[2] = tb->right[4] = tb->right[5] = tb->right[7] = 1;
+    for (int k = 0; k < E && k < 259; k++) {
+        int e = t->order[d * E + k], row = k + 1;
+        char a[64], b[64], c[64];
+        tcell(tb, row, 0, "%d", t->rank[d * E + e]);
+        tcell(tb, row, 1, "%s", p->entries[e].name);
+        if (t->failed[d * E + e]) {
+            tcell(tb, row, 2, "failed");
+            for (int k2 = 3; k2 < 8; k2++) tcell(tb, row, k2, "-");
+            continue;
+        }
+        const slb_stat *dm = slb_stat_at(t, d, e, 0, SLB_DICE);
+        if (p->nseeds > 1) tcell(tb, row, 2, "%s ± %s", slb_fmt(a, sizeof a, dm->mean, 3), slb_fmt(b, sizeof b, dm->seed_std, 3));
+        else tcell(tb, row, 2, "%s", slb_fmt(a, sizeof a, dm->mean, 3));
+        const slb_stat *sd = slb_stat_at(t, d, e, sc, SLB_DICE);
+        fmt_ci(c, sizeof c, sd->mean, sd->lo, sd->hi, 3);
+        tcell(tb, row, 3, "%s", c);
+        tcell(tb, row, 4, "%s", slb_fmt(a, sizeof a, slb_stat_at(t, d, e, sc, SLB_HD95)->mean, 2));
+        tcell(tb, row, 5, "%s", slb_fmt(a, sizeof a, slb_stat_at(t, d, e, sc, SLB_LESION_F1)->mean, 3));
+        if (e == p->baseline) {
+            tcell(tb, row, 6, "baseline");
+            tcell(tb, row, 7, "-");
+        } else {
+            char sign[8];
+            snprintf(sign, sizeof sign, "%s", dm->diff >= 0 ? "+" : "");
+            fmt_ci(c, sizeof c, dm->diff, dm->diff_lo, dm->diff_hi, 3);
+            tcell(tb, row, 6, "%s%s", sign, c);
+            fmt_p(a, sizeof a, dm->p);
+            tcell(tb, row, 7, "%s", a);
+        }
+    }
+}
+
+static void overall_table(const slb_report *r, table *tb)
+{
+    const sl_bench_preset *p = r->p;
+    const slb_tables *t = r->t;
+    const int E = p->nentries;
+    memset(tb, 0, sizeof *tb);
+    tcell(tb, 0, 0, "rank");
+    tcell(tb, 0, 1, "loss");
+    tcell(tb, 0, 2, "mean rank");
+    tb->right[0] = tb->right[2] = 1;
+    int nd = p->ndatasets < 12 ? p->ndatasets : 12;
+    for (int d = 0; d < nd; d++) {
+        tcell(tb, 0, 3 + d, "%.40s", p->datasets[d].name);
+        tb->right[3 + d] = 1;
+    }
+    for (int k = 0; k < E && k < 259; k++) {
+        int e = t->overall[k];
+        char a[32];
+        tcell(tb, k + 1, 0, "%d", k + 1);
+        tcell(tb, k + 1, 1, "%s", p->entries[e].name);
+        tcell(tb, k + 1, 2, "%.2f", t->mean_rank[e]);
+        for (int d = 0; d < nd; d++) {
+            if (t->failed[d * E + e]) tcell(tb, k + 1, 3 + d, "failed (%d)", t->rank[d * E + e]);
+            else tcell(tb, k + 1, 3 + d, "%s (%d)", slb_fmt(a, sizeof a, t->score[d * E + e], 3), t->rank[d * E + e]);
+        }
+    }
+}
+
+static void seeds_text(const sl_bench_preset *p, char *buf, size_t len)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int s = 0; s < p->nseeds && k + 24 < len; s++)
+        k += (size_t)snprintf(buf + k, len - k, "%s%llu", s ? ", " : "", (unsigned long long)p->seeds[s]);
+}
+
+void slb_ranking_text(const slb_report *r, slb_str *out)
+{
+    const sl_bench_preset *p = r->p;
+    table *tb = malloc(sizeof *tb);
+    if (!tb) {
+        out->failed = 1;
+        return;
+    }
+    for (int d = 0; d < p->ndatasets; d++) {
+        slb_printf(out, "%s: %lld test cases, %d seed%s; Dice = mean over the foreground classes; Δ vs %s, %g%% CI, "
+                        "Wilcoxon p\n",
+                   p->datasets[d].name, (long long)r->t->n_cases[d], p->nseeds, p->nseeds > 1 ? "s" : "",
+                   p->entries[p->baseline].name, 100 * p->ci_level);
+        dataset_table(r, d, tb);
+        table_out(tb, 0, out);
+        slb_puts(out, "\n");
+    }
+    slb_printf(out, "Overall ranking (mean rank over %d data set%s; each cell: Dice (rank))\n", p->ndatasets,
+               p->ndatasets > 1 ? "s" : "");
+    overall_table(r, tb);
+    table_out(tb, 0, out);
+    free(tb);
+}
+
+/* -------------------------------------------------------------- Markdown */
+
+sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = r->p;
+    const slb_tables *t = r->t;
+    const int E = p->nentries;
+    slb_str s = {0};
+    table *tb = malloc(sizeof *tb);
+    if (!tb) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+    char seeds[256];
+    seeds_text(p, seeds, sizeof seeds);
+    const sl_train_config *c0 = &p->datasets[0].config;
+    slb_printf(&s, "# segloss benchmark: %s\n\n", p->name);
+    if (p->description[0]) slb_printf(&s, "%s\n\n", p->description);
+    slb_printf(&s, "%lld runs: %d loss entries × %d data sets × %d seed%s (%s). Every run of a data set trains the same "
+                   "U-Net (depth %d, width %d) from the same initialisation and batches for %lld epochs × %lld steps × "
+                   "batch %lld; only the loss changes. Baseline: `%s`. The figures are in report.html.\n\n",
+               (long long)sl_bench_num_runs(p), E, p->ndatasets, p->nseeds, p->nseeds > 1 ? "s" : "", seeds, c0->depth,
+               c0->base_width, (long long)c0->epochs, (long long)c0->steps_per_epoch, (long long)c0->batch_size,
+               p->entries[p->baseline].name);
+
+    slb_puts(&s, "## Ranking\n\n");
+    slb_printf(&s, "Overall: mean rank over the data sets; each cell is the Dice averaged over the foreground classes, "
+                   "with the rank on that data set.\n\n");
+    overall_table(r, tb);
+    table_out(tb, 1, &s);
+    for (int d = 0; d < p->ndatasets; d++) {
+        slb_printf(&s, "\n### %s\n\n%lld test cases; small class share %.3f %%. Δ: paired difference per test case against "
+                       "`%s`, %g %% bootstrap CI, two-sided Wilcoxon signed-rank p.\n\n",
+                   p->datasets[d].name, (long long)t->n_cases[d], 100 * t->fraction[d], p->entries[p->baseline].name,
+                   100 * p->ci_level);
+        dataset_table(r, d, tb);
+        table_out(tb, 1, &s);
+    }
+
+    slb_puts(&s, "\n## Per-class Dice and HD95\n\nMean over the test cases with the bootstrap CI.\n");
+    for (int d = 0; d < p->ndatasets; d++) {
+        char **names = class_names(r, d);
+        if (!names) continue;
+        slb_printf(&s, "\n### %s\n\n", p->datasets[d].name);
+        memset(tb, 0, sizeof *tb);
+        tcell(tb, 0, 0, "loss");
+        int col = 1;
+        for (int c = 1; c < t->num_classes[d] && col + 1 < 16; c++) {
+            tcell(tb, 0, col++, "%.30s Dice", names[c]);
+            tcell(tb, 0, col++, "%.30s HD95", names[c]);
+        }
+        for (int k = 0; k < E && k < 259; k++) {
+            int e = t->order[d * E + k];
+            tcell(tb, k + 1, 0, "%s", p->entries[e].name);
+            col = 1;
+            for (int c = 1; c < t->num_classes[d] && col + 1 < 16; c++) {
+                char a[64];
+                const slb_stat *dc = slb_stat_at(t, d, e, c, SLB_DICE), *hc = slb_stat_at(t, d, e, c, SLB_HD95);
+                fmt_ci(a, sizeof a, dc->mean, dc->lo, dc->hi, 3);
+                tcell(tb, k + 1, col++, "%s", a);
+                fmt_ci(a, sizeof a, hc->mean, hc->lo, hc->hi, 1);
+                tcell(tb, k + 1, col++, "%s", a);
+            }
+        }
+        table_out(tb, 1, &s);
+    }
+
+    int nsweep = 0;
+    for (int d = 0; d < p->ndatasets; d++) nsweep += p->datasets[d].sweep;
+    slb_puts(&s, "\n## Imbalance sweep\n\n");
+    if (nsweep == 0) {
+        slb_puts(&s, "This preset has no sweep data sets.\n");
+    } else {
+        slb_puts(&s, "Dice of the smallest class as its share of the image shrinks (mean over test cases).\n\n");
+        memset(tb, 0, sizeof *tb);
+        tcell(tb, 0, 0, "loss");
+        int col = 1;
+        for (int d = 0; d < p->ndatasets && col < 16; d++)
+            if (p->datasets[d].sweep) {
+                tcell(tb, 0, col, "%.3g %% (%.30s)", 100 * t->fraction[d], p->datasets[d].name);
+                tb->right[col++] = 1;
+            }
+        for (int e = 0; e < E && e < 259; e++) {
+            tcell(tb, e + 1, 0, "%s", p->entries[e].name);
+            col = 1;
+            for (int d = 0; d < p->ndatasets && col < 16; d++)
+                if (p->datasets[d].sweep) {
+                    char a[32];
+                    tcell(tb, e + 1, col++, "%s", slb_fmt(a, sizeof a, slb_stat_at(t, d, e, t->small_class[d], SLB_DICE)->mean, 3));
+                }
+        }
+        table_out(tb, 1, &s);
+    }
+
+    slb_puts(&s, "\n## Overlays\n\nTest images with the target's contours (green/blue) and each loss's prediction "
+                 "(orange/red), seed ");
+    slb_printf(&s, "%llu.\n", (unsigned long long)p->seeds[0]);
+    for (int d = 0; d < p->ndatasets; d++) {
+        const slb_run *first = NULL;
+        for (int e = 0; e < E && !first; e++)
+            if (!run_at(r, d, 0, e)->failed) first = run_at(r, d, 0, e);
+        if (!first || first->noverlays == 0) continue;
+        slb_printf(&s, "\n### %s\n\n", p->datasets[d].name);
+        for (int64_t k = 0; k < first->noverlays; k++) {
+            char path[512];
+            slb_overlay_path(path, sizeof path, NULL, p, d, first->overlay_cases[k], -1);
+            slb_printf(&s, "- case %lld: [target](%s)", (long long)first->overlay_cases[k], path);
+            for (int e = 0; e < E; e++) {
+                if (run_at(r, d, 0, e)->failed) continue;
+                slb_overlay_path(path, sizeof path, NULL, p, d, first->overlay_cases[k], e);
+                slb_printf(&s, ", [%s](%s)", p->entries[e].name, path);
+            }
+            slb_puts(&s, "\n");
+        }
+    }
+
+    slb_puts(&s, "\n## Runs\n\n");
+    double train = 0, eval = 0;
+    int64_t nfail = 0;
+    for (int64_t i = 0; i < sl_bench_num_runs(p); i++) {
+        train += r->runs[i]->seconds_train;
+        eval += r->runs[i]->seconds_eval;
+        nfail += r->runs[i]->failed;
+    }
+    slb_printf(&s, "Training %.0f s and evaluation %.0f s summed over the runs (each on one thread)", train, eval);
+    if (isfinite(r->seconds)) slb_printf(&s, "; the last call took %.0f s wall, %.0f s CPU", r->seconds, r->cpu_seconds);
+    slb_printf(&s, ". Failed runs: %lld.\n", (long long)nfail);
+    for (int64_t i = 0; i < sl_bench_num_runs(p); i++)
+        if (r->runs[i]->failed)
+            slb_printf(&s, "- %s / seed %llu / %s: %s\n", p->datasets[r->runs[i]->dataset].name,
+                       (unsigned long long)p->seeds[r->runs[i]->seed], p->entries[r->runs[i]->entry].name, r->runs[i]->message);
+    slb_puts(&s, "\nLoss entries:\n\n");
+    for (int e = 0; e < E; e++)
+        slb_printf(&s, "- `%s`: `%s`%s\n", p->entries[e].name, p->entries[e].loss, p->entries[e].tta ? " with flip TTA" : "");
+    slb_puts(&s, "\n## Conventions\n\nPer test case (a 2-D slice) and foreground class: Dice; HD95 = max of the two directed "
+                 "95th percentiles of border-pixel distances, in pixels (one side empty: the slice diagonal); NSD at the "
+                 "preset's tolerance; recall; precision; lesion F1 over 8-connected components (a lesion is found when a "
+                 "predicted component overlaps it). Both empty: 1 (HD95 0). Statistics over the test cases of the values "
+                 "averaged over seeds; ± = standard deviation of the per-seed means; CIs: percentile bootstrap; p: two-sided "
+                 "Wilcoxon signed-rank test. docs/benchmark.md has the details.\n");
+    free(tb);
+    sl_status st = slb_write_text(r->dir, "report.md", &s, msg, msglen);
+    slb_str_free(&s);
+    return st;
+}

@@ -1,0 +1,827 @@
+/*
+ * The benchmark runner: the matrix as jobs, trained by a pool of worker
+ * threads on top of sl_train_run, each run evaluated on the test split and
+ * stored; then the statistics and the report.
+ *
+ * Jobs. Entries of a data set and seed that share a loss (they differ only
+ * in test-time augmentation) share one training: a job is (data set, seed,
+ * loss) with the entries that use it. Jobs run in preset order, data set
+ * first, then seed, then loss.
+ *
+ * Threads. The small networks of a benchmark keep one core busy with poor
+ * parallel efficiency (a step of a 64x64 batch is a few ms of work per
+ * layer, and ~100 OpenMP regions per step each end in a barrier), so the
+ * runner trains `threads` jobs at once with one thread each: on 2 cores
+ * two runs at once finish the matrix in about half the time of one run on
+ * two threads. Results do not depend on it: a run is a pure function of
+ * its configuration (segloss/train.h). OpenBLAS's thread count is a
+ * process-wide setting that the nn module switches to 1 around each
+ * kernel and back; two nets in two threads would race on it (docs/nn.md),
+ * so the runner sets it to 1 for the whole call, which makes that switch a
+ * no-op, and restores it at the end.
+ *
+ * Resume. A run is done when its result file exists. A job whose trainer
+ * folder holds a checkpoint continues from it (resume); any other folder
+ * is started again (force). So a killed benchmark loses at most the epochs
+ * in progress of the jobs in flight.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cJSON.h>
+#include <cblas.h>
+#include "bench_internal.h"
+#include "segloss/metrics.h"
+#include "train/train_internal.h"
+
+#define MSG 1024
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return NAN;
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+/* ------------------------------------------------------------------ state */
+
+/* A data set opened once for all its runs, with its test split in memory. */
+typedef struct ds_cache {
+    sl_dataset *ds;
+    sl_dataset_info info;
+    int64_t n, H, W;         /* test cases and their size */
+    float *img;              /* (n, 1, H, W) normalised, as the network sees them */
+    int32_t *lab;            /* (n, H, W) */
+    double fraction;         /* share of the small class in the test split */
+    int64_t noverlays;
+    int64_t overlay_cases[50];
+} ds_cache;
+
+typedef struct job {
+    int d, s;
+    int nent;
+    int *ent;                /* entries sharing the training */
+    double cost;             /* steps x batch x pixels: what the ETA counts */
+} job;
+
+typedef struct ctx {
+    const sl_bench_preset *p;
+    const char *dir;
+    ds_cache *dsc;           /* [ndatasets] */
+    slb_run **runs;          /* [d][s][e], NULL until known */
+    job *jobs;
+    int njobs, next_job;
+    double *job_done;        /* [njobs] cost done so far */
+    double cost_total;
+    pthread_mutex_t mu;
+    sl_bench_callback cb;
+    void *user;
+    atomic_int stop;
+    sl_status err;
+    char errmsg[MSG];
+    int64_t runs_total, runs_done, runs_resumed, runs_failed, counter;
+    double t0;
+} ctx;
+
+static int64_t run_index(const sl_bench_preset *p, int d, int s, int e)
+{
+    return ((int64_t)d * p->nseeds + s) * p->nentries + e;
+}
+
+static double eta_locked(const ctx *c)
+{
+    double done = 0;
+    for (int j = 0; j < c->njobs; j++) done += c->job_done[j];
+    if (!(done > 0)) return NAN;
+    double left = c->cost_total - done;
+    return left <= 0 ? 0 : (now_s() - c->t0) * left / done;
+}
+
+/* Calls the user's callback under the lock; a non-zero answer stops the call. */
+static void emit_locked(ctx *c, sl_bench_progress *pg)
+{
+    pg->runs = c->runs_total;
+    pg->runs_done = c->runs_done;
+    pg->runs_resumed = c->runs_resumed;
+    pg->seconds = now_s() - c->t0;
+    pg->eta = eta_locked(c);
+    if (c->cb && c->cb(pg, c->user)) atomic_store(&c->stop, 1);
+}
+
+static void fail_locked(ctx *c, sl_status st, const char *m)
+{
+    if (c->err == SL_OK) {
+        c->err = st;
+        snprintf(c->errmsg, sizeof c->errmsg, "%s", m);
+    }
+    atomic_store(&c->stop, 1);
+}
+
+/* --------------------------------------------------------------- data sets */
+
+/* Test cases drawn as overlays: among the cases that contain the small
+ * class, evenly spread over their sizes (smallest, median, largest for 3). */
+static sl_status pick_overlays(ds_cache *dc, int want)
+{
+    const int sc = dc->info.small_class;
+    dc->noverlays = 0;
+    if (want <= 0 || sc < 1) return SL_OK;
+    int64_t *cnt = sl_malloc(dc->n, sizeof *cnt), *idx = sl_malloc(dc->n, sizeof *idx);
+    if (!cnt || !idx) {
+        free(cnt);
+        free(idx);
+        return SL_ENOMEM;
+    }
+    int64_t m = 0;
+    const int64_t hw = dc->H * dc->W;
+    for (int64_t i = 0; i < dc->n; i++) {
+        int64_t k = 0;
+        for (int64_t q = 0; q < hw; q++) k += dc->lab[i * hw + q] == sc;
+        if (k > 0) {
+            cnt[m] = k;
+            idx[m++] = i;
+        }
+    }
+    for (int64_t i = 1; i < m; i++) /* by size, then index: insertion sort keeps it stable */
+        for (int64_t j = i; j > 0 && cnt[j] < cnt[j - 1]; j--) {
+            int64_t a = cnt[j], b = idx[j];
+            cnt[j] = cnt[j - 1];
+            idx[j] = idx[j - 1];
+            cnt[j - 1] = a;
+            idx[j - 1] = b;
+        }
+    if (want > m) want = (int)m;
+    for (int k = 0; k < want; k++) {
+        int64_t at = want == 1 ? (m - 1) / 2 : (int64_t)llround((double)k * (double)(m - 1) / (double)(want - 1));
+        dc->overlay_cases[dc->noverlays++] = idx[at];
+    }
+    free(cnt);
+    free(idx);
+    return SL_OK;
+}
+
+static sl_status open_dataset(ctx *c, int d, int threads, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = c->p;
+    const sl_bench_dataset *bd = &p->datasets[d];
+    ds_cache *dc = &c->dsc[d];
+    sl_data_opts o = bd->config.data_opts;
+    o.threads = threads;
+    char sub[MSG];
+    sl_status st = sl_dataset_open(&dc->ds, bd->config.data, &o, sub, sizeof sub);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "bench: data set %s: %s", bd->name, sub);
+    sl_dataset_get_info(dc->ds, &dc->info);
+    dc->n = dc->info.n[SL_SPLIT_TEST];
+    dc->H = dc->info.size[0];
+    dc->W = dc->info.size[1];
+    if (dc->n < 1) return sl_errf(msg, msglen, SL_EEMPTY, "bench: data set %s has no test cases", bd->name);
+    if (dc->info.small_class < 1)
+        return sl_errf(msg, msglen, SL_EEMPTY, "bench: data set %s has no foreground class in its training split", bd->name);
+    dc->img = sl_malloc(dc->n * dc->H * dc->W, sizeof *dc->img);
+    dc->lab = sl_malloc(dc->n * dc->H * dc->W, sizeof *dc->lab);
+    if (!dc->img || !dc->lab) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory for the test split of %s", bd->name);
+    for (int64_t i = 0; i < dc->n; i++)
+        if ((st = sl_dataset_get(dc->ds, SL_SPLIT_TEST, i, dc->img + i * dc->H * dc->W, dc->lab + i * dc->H * dc->W, sub,
+                                 sizeof sub)) != SL_OK)
+            return sl_errf(msg, msglen, st, "bench: data set %s: %s", bd->name, sub);
+    double frac[SL_DATA_MAX_CLASSES];
+    sl_dataset_class_fractions(dc->ds, SL_SPLIT_TEST, frac);
+    dc->fraction = frac[dc->info.small_class];
+    if (pick_overlays(dc, p->overlay_cases) != SL_OK) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+    /* the image with its target, once per case */
+    char path[SL_TRAIN_TEXT + 256];
+    snprintf(path, sizeof path, "%s/%s/%s", c->dir, SLB_OVERLAY_DIR, bd->slug);
+    if ((st = slt_mkdirs(path, msg, msglen)) != SL_OK) return st;
+    for (int64_t k = 0; k < dc->noverlays; k++) {
+        int64_t i = dc->overlay_cases[k], hw = dc->H * dc->W;
+        slb_overlay_path(path, sizeof path, c->dir, p, d, i, -1);
+        if ((st = slb_overlay_write(path, dc->img + i * hw, dc->lab + i * hw, NULL, dc->H, dc->W, dc->info.num_classes, msg, msglen)) !=
+            SL_OK)
+            return st;
+    }
+    return SL_OK;
+}
+
+static void free_caches(ctx *c)
+{
+    if (!c->dsc) return;
+    for (int d = 0; d < c->p->ndatasets; d++) {
+        sl_dataset_free(c->dsc[d].ds);
+        free(c->dsc[d].img);
+        free(c->dsc[d].lab);
+    }
+    free(c->dsc);
+    c->dsc = NULL;
+}
+
+/* -------------------------------------------------------------- evaluation */
+
+/* Tests one entry's predictions of the job's model and fills r (its sizes
+ * and metrics; the caller adds the curves). */
+static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, int64_t batch, slb_run *r, int32_t *pred, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = c->p;
+    const ds_cache *dc = &c->dsc[d];
+    const int C = dc->info.num_classes;
+    const int64_t hw = dc->H * dc->W;
+    sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
+    po.tta = p->entries[e].tta ? SL_TTA_FLIP : SL_TTA_NONE;
+    po.threads = 1;
+    po.batch = batch;
+    sl_status st = sl_predict_slices(net, dc->img, dc->n, dc->H, dc->W, &po, NULL, pred, msg, msglen);
+    if (st != SL_OK) return st;
+    sl_grid g = SL_GRID_DEFAULT;
+    g.ndim = 2;
+    g.shape[0] = dc->H;
+    g.shape[1] = dc->W;
+    sl_metric_opts mo = SL_METRIC_OPTS_DEFAULT;
+    mo.metrics = SL_MET_OVERLAP | SL_MET_DISTANCE | SL_MET_NSD | SL_MET_LESION;
+    mo.nsd_tolerance = p->nsd_tolerance;
+    mo.threads = 1;
+    const double diag = sqrt((double)(dc->H * dc->H + dc->W * dc->W));
+    int64_t labels[SL_DATA_MAX_CLASSES];
+    sl_metric_result *res = calloc((size_t)C, sizeof *res);
+    if (!res) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+    for (int k = 1; k < C; k++) labels[k - 1] = k;
+    for (int64_t i = 0; i < dc->n; i++) {
+        sl_labelmap pm = {pred + i * hw, SL_DT_I32}, tm = {dc->lab + i * hw, SL_DT_I32};
+        if ((st = sl_metrics_eval(&pm, &tm, &g, labels, C - 1, &mo, res, msg, msglen)) != SL_OK) break;
+        for (int k = 1; k < C; k++) {
+            const sl_metric_result *q = &res[k - 1];
+            slb_value(r, k, SLB_DICE)[i] = q->dice;
+            slb_value(r, k, SLB_HD95)[i] = isfinite(q->hd_perc) ? q->hd_perc : diag; /* one side empty: METRICS.md */
+            slb_value(r, k, SLB_NSD)[i] = q->nsd;
+            slb_value(r, k, SLB_RECALL)[i] = q->recall;
+            slb_value(r, k, SLB_PRECISION)[i] = q->precision;
+            slb_value(r, k, SLB_LESION_F1)[i] = q->lesion_f1;
+        }
+    }
+    free(res);
+    if (st != SL_OK) return st;
+    slb_run_derive_mean(r);
+    /* overlays of this entry */
+    char path[SL_TRAIN_TEXT + 256];
+    for (int64_t k = 0; k < dc->noverlays; k++) {
+        int64_t i = dc->overlay_cases[k];
+        r->overlay_cases[k] = i;
+        slb_overlay_path(path, sizeof path, c->dir, p, d, i, e);
+        if ((st = slb_overlay_write(path, dc->img + i * hw, dc->lab + i * hw, pred + i * hw, dc->H, dc->W, C, msg, msglen)) != SL_OK)
+            return st;
+    }
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------------- jobs */
+
+typedef struct train_view {
+    ctx *c;
+    int j;
+    const char *dataset, *entry;
+    uint64_t seed;
+} train_view;
+
+static int on_train(const sl_train_progress *tp, void *user)
+{
+    train_view *v = user;
+    ctx *c = v->c;
+    if (tp->event == SL_TRAIN_STEP || tp->event == SL_TRAIN_EPOCH) {
+        pthread_mutex_lock(&c->mu);
+        c->job_done[v->j] = c->jobs[v->j].cost * (double)tp->global_step / (double)(tp->total_steps > 0 ? tp->total_steps : 1);
+        if (tp->event == SL_TRAIN_EPOCH) {
+            sl_bench_progress pg = {0};
+            pg.event = SL_BENCH_EPOCH;
+            pg.dataset = v->dataset;
+            pg.entry = v->entry;
+            pg.seed = v->seed;
+            pg.epoch = tp->epoch;
+            pg.epochs = tp->epochs;
+            emit_locked(c, &pg);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    return atomic_load(&c->stop);
+}
+
+/* Stores a finished run (result file written) and reports it. */
+static void finish_run(ctx *c, slb_run *r, double seconds_all)
+{
+    const sl_bench_preset *p = c->p;
+    char line[512];
+    if (r->failed) snprintf(line, sizeof line, "failed: %.400s", r->message);
+    else {
+        int k = snprintf(line, sizeof line, "Dice");
+        for (int cl = 1; cl < r->num_classes && k > 0 && (size_t)k < sizeof line - 64; cl++) {
+            const double *v = slb_value(r, cl, SLB_DICE);
+            double s = 0;
+            for (int64_t i = 0; i < r->n_cases; i++) s += v[i];
+            k += snprintf(line + k, sizeof line - (size_t)k, " %s %.3f", r->class_names[cl], s / (double)r->n_cases);
+        }
+        if (k > 0 && (size_t)k < sizeof line) snprintf(line + k, sizeof line - (size_t)k, " (%.1f s)", seconds_all);
+    }
+    pthread_mutex_lock(&c->mu);
+    c->runs[run_index(p, r->dataset, r->seed, r->entry)] = r;
+    c->runs_done++;
+    c->runs_failed += r->failed;
+    sl_bench_progress pg = {0};
+    pg.event = SL_BENCH_RUN;
+    pg.run = ++c->counter;
+    pg.dataset = p->datasets[r->dataset].name;
+    pg.entry = p->entries[r->entry].name;
+    pg.seed = p->seeds[r->seed];
+    pg.failed = r->failed;
+    pg.message = line;
+    emit_locked(c, &pg);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = c->p;
+    const job *jb = &c->jobs[j];
+    const int d = jb->d, s = jb->s;
+    const sl_bench_dataset *bd = &p->datasets[d];
+    const ds_cache *dc = &c->dsc[d];
+    int todo = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int k = 0; k < jb->nent; k++) todo += c->runs[run_index(p, d, s, jb->ent[k])] == NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (!todo) return SL_OK;
+
+    const sl_bench_entry *first = &p->entries[jb->ent[0]];
+    train_view tv = {c, j, bd->name, first->name, p->seeds[s]};
+    pthread_mutex_lock(&c->mu);
+    sl_bench_progress pg = {0};
+    pg.event = SL_BENCH_TRAIN;
+    pg.dataset = bd->name;
+    pg.entry = first->name;
+    pg.seed = p->seeds[s];
+    emit_locked(c, &pg);
+    pthread_mutex_unlock(&c->mu);
+    if (atomic_load(&c->stop)) return SL_OK;
+
+    sl_train_config *cfg = malloc(sizeof *cfg);
+    if (!cfg) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+    *cfg = bd->config;
+    snprintf(cfg->loss, sizeof cfg->loss, "%s", first->loss);
+    cfg->seed = p->seeds[s];
+    cfg->threads = 1;
+    cfg->dataset = dc->ds;
+    int n = snprintf(cfg->out_dir, sizeof cfg->out_dir, "%s/%s/%s/seed%llu/%s", c->dir, SLB_RUNS_DIR, bd->slug,
+                     (unsigned long long)p->seeds[s], first->slug);
+    sl_status st = SL_OK;
+    char ck[SL_TRAIN_TEXT + 32];
+    if (n < 0 || (size_t)n >= sizeof cfg->out_dir || slt_join(ck, sizeof ck, cfg->out_dir, "checkpoint.bin") != SL_OK) {
+        free(cfg);
+        return sl_errf(msg, msglen, SL_EINVAL, "bench: the output folder's path is too long");
+    }
+    if ((st = slt_mkdirs(cfg->out_dir, msg, msglen)) != SL_OK) {
+        free(cfg);
+        return st;
+    }
+    cfg->resume = slt_exists(ck);
+    cfg->force = !cfg->resume;
+    double t0 = now_s();
+    sl_train_result tr = SL_TRAIN_RESULT_EMPTY;
+    char sub[MSG];
+    st = sl_train_run(cfg, &tr, on_train, &tv, sub, sizeof sub);
+    double t_train = now_s() - t0;
+    sl_unet *net = NULL;
+    int32_t *pred = NULL;
+    slb_run *r = NULL;
+    if (st == SL_ENONFINITE) {
+        /* a loss that diverges is a result of the benchmark, not an error */
+        for (int k = 0; k < jb->nent; k++) {
+            if (!(r = calloc(1, sizeof *r))) {
+                st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+                goto done;
+            }
+            r->dataset = d;
+            r->seed = s;
+            r->entry = jb->ent[k];
+            r->failed = 1;
+            r->seconds_train = t_train;
+            snprintf(r->message, sizeof r->message, "%.500s", sub);
+            char path[SL_TRAIN_TEXT + 256];
+            slb_result_path(path, sizeof path, c->dir, p, d, s, jb->ent[k]);
+            if ((st = slb_run_write(path, p, r, msg, msglen)) != SL_OK) goto done;
+            finish_run(c, r, t_train);
+            r = NULL;
+        }
+        st = SL_OK;
+        goto done;
+    }
+    if (st != SL_OK) {
+        st = sl_errf(msg, msglen, st, "bench: %s / seed %llu / %s: %s", bd->name, (unsigned long long)p->seeds[s], first->name, sub);
+        goto done;
+    }
+    if (!tr.completed) goto done; /* stopped: the checkpoint stays for --resume */
+    pthread_mutex_lock(&c->mu);
+    c->job_done[j] = jb->cost;
+    pthread_mutex_unlock(&c->mu);
+
+    char path[SL_TRAIN_TEXT + 256];
+    slt_join(path, sizeof path, cfg->out_dir, "model.bin");
+    if ((st = sl_unet_load(&net, NULL, path, msg, msglen)) != SL_OK) goto done;
+    sl_unet_set_threads(net, 1);
+    if (!(pred = sl_malloc(dc->n * dc->H * dc->W, sizeof *pred))) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+        goto done;
+    }
+    for (int k = 0; k < jb->nent; k++) {
+        const int e = jb->ent[k];
+        pthread_mutex_lock(&c->mu);
+        int have = c->runs[run_index(p, d, s, e)] != NULL;
+        pthread_mutex_unlock(&c->mu);
+        if (have) continue;
+        double te = now_s();
+        if (!(r = calloc(1, sizeof *r))) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+            goto done;
+        }
+        const int C = dc->info.num_classes;
+        r->dataset = d;
+        r->seed = s;
+        r->entry = e;
+        r->num_classes = C;
+        r->small_class = dc->info.small_class;
+        r->fraction = dc->fraction;
+        r->n_cases = dc->n;
+        r->nepochs = tr.nrows;
+        r->noverlays = dc->noverlays;
+        r->num_params = tr.num_params;
+        r->seconds_train = t_train;
+        if (slb_run_alloc(r) != SL_OK) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+            goto done;
+        }
+        for (int cl = 1; cl < C; cl++)
+            if (!(r->class_names[cl] = strdup(tr.class_names[cl]))) {
+                st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+                goto done;
+            }
+        for (int64_t ep = 0; ep < tr.nrows; ep++) {
+            r->curve_loss[ep] = tr.log[ep].loss;
+            double sum = 0;
+            for (int cl = 1; cl < C; cl++) {
+                r->curve_val[ep * C + cl] = tr.log[ep].val_dice[cl];
+                sum += tr.log[ep].val_dice[cl];
+            }
+            r->curve_val[ep * C] = sum / (C - 1);
+        }
+        if ((st = evaluate(c, d, e, net, cfg->batch_size, r, pred, sub, sizeof sub)) != SL_OK) {
+            st = sl_errf(msg, msglen, st, "bench: evaluating %s / seed %llu / %s: %s", bd->name, (unsigned long long)p->seeds[s],
+                         p->entries[e].name, sub);
+            goto done;
+        }
+        r->seconds_eval = now_s() - te;
+        slb_result_path(path, sizeof path, c->dir, p, d, s, e);
+        if ((st = slb_run_write(path, p, r, msg, msglen)) != SL_OK) goto done;
+        finish_run(c, r, t_train + r->seconds_eval);
+        r = NULL;
+        t_train = 0; /* the shared training counts once */
+    }
+done:
+    if (r) {
+        slb_run_free(r);
+        free(r);
+    }
+    free(pred);
+    sl_unet_free(net);
+    sl_train_result_free(&tr);
+    free(cfg);
+    return st;
+}
+
+static void *worker(void *arg)
+{
+    ctx *c = arg;
+    char msg[MSG];
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        int j = atomic_load(&c->stop) ? c->njobs : c->next_job++;
+        pthread_mutex_unlock(&c->mu);
+        if (j >= c->njobs) break;
+        sl_status st = run_job(c, j, msg, sizeof msg);
+        if (st != SL_OK) {
+            pthread_mutex_lock(&c->mu);
+            fail_locked(c, st, msg);
+            pthread_mutex_unlock(&c->mu);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static sl_status build_jobs(ctx *c)
+{
+    const sl_bench_preset *p = c->p;
+    const int E = p->nentries;
+    c->jobs = calloc((size_t)p->ndatasets * p->nseeds * E, sizeof *c->jobs);
+    int *used = calloc((size_t)E, sizeof *used);
+    if (!c->jobs || !used) {
+        free(used);
+        return SL_ENOMEM;
+    }
+    for (int d = 0; d < p->ndatasets; d++) {
+        const sl_train_config *cf = &p->datasets[d].config;
+        const ds_cache *dc = &c->dsc[d];
+        double cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)(dc->H * dc->W);
+        for (int s = 0; s < p->nseeds; s++) {
+            memset(used, 0, (size_t)E * sizeof *used);
+            for (int e = 0; e < E; e++) {
+                if (used[e]) continue;
+                job *jb = &c->jobs[c->njobs++];
+                jb->d = d;
+                jb->s = s;
+                jb->cost = cost;
+                if (!(jb->ent = calloc((size_t)E, sizeof *jb->ent))) {
+                    free(used);
+                    return SL_ENOMEM;
+                }
+                for (int k = e; k < E; k++)
+                    if (!used[k] && !strcmp(p->entries[k].loss, p->entries[e].loss)) {
+                        used[k] = 1;
+                        jb->ent[jb->nent++] = k;
+                    }
+            }
+        }
+    }
+    free(used);
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------ the folder */
+
+static int is_empty_dir(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (!dh) return 1;
+    struct dirent *de;
+    int empty = 1;
+    while ((de = readdir(dh)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            empty = 0;
+            break;
+        }
+    closedir(dh);
+    return empty;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Removes what a benchmark writes in dir, and nothing else. */
+static sl_status remove_benchmark(const char *dir, char *msg, size_t msglen)
+{
+    static const char *const trees[] = {SLB_RESULTS_DIR, SLB_RUNS_DIR, SLB_OVERLAY_DIR};
+    static const char *const files[] = {"results.csv", "summary.csv", "results.json", "report.md", "report.html", SLB_PRESET_FILE};
+    char path[SL_TRAIN_TEXT + 64];
+    for (size_t i = 0; i < sizeof trees / sizeof *trees; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, trees[i]);
+        if (slt_exists(path) && nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+            return sl_errf(msg, msglen, SL_EIO, "bench: cannot remove %s: %s", path, strerror(errno));
+    }
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (remove(path) != 0 && errno != ENOENT)
+            return sl_errf(msg, msglen, SL_EIO, "bench: cannot remove %s: %s", path, strerror(errno));
+    }
+    return SL_OK;
+}
+
+/* Checks DIR against the options and leaves it ready: *fresh = 1 when it
+ * holds no earlier results. */
+static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, int *fresh, char *msg, size_t msglen)
+{
+    const char *dir = o->out_dir;
+    char path[SL_TRAIN_TEXT + 64];
+    if (slt_join(path, sizeof path, dir, SLB_PRESET_FILE) != SL_OK) return sl_errf(msg, msglen, SL_EINVAL, "bench: output path too long");
+    int have = slt_exists(path);
+    *fresh = 0;
+    if (!have) {
+        if (o->report_only) return sl_errf(msg, msglen, SL_EBADSTATE, "bench: %s holds no benchmark to report on", dir);
+        if (!is_empty_dir(dir))
+            return sl_errf(msg, msglen, SL_EBADSTATE, "bench: %s is not empty and holds no segloss benchmark; choose another --out", dir);
+    } else if (o->force) {
+        sl_status st = remove_benchmark(dir, msg, msglen);
+        if (st != SL_OK) return st;
+        have = 0;
+    } else if (!o->resume && !o->report_only) {
+        return sl_errf(msg, msglen, SL_EBADSTATE, "bench: %s holds a benchmark; --resume continues it, --force replaces it", dir);
+    } else {
+        unsigned char *data;
+        size_t len;
+        sl_status st = slt_read_file(path, &data, &len, msg, msglen);
+        if (st != SL_OK) return st;
+        cJSON *saved = cJSON_Parse((const char *)data), *mine = cJSON_Parse(p->json);
+        free(data);
+        char diff[400] = "";
+        int differs = !saved || !mine || slt_config_diff(saved, mine, "", diff, sizeof diff);
+        cJSON_Delete(saved);
+        cJSON_Delete(mine);
+        if (differs)
+            return sl_errf(msg, msglen, SL_EBADSTATE, "bench: %s was started with another preset (%s); --force replaces it", dir,
+                           diff[0] ? diff : "unreadable preset.json");
+    }
+    if (!have) {
+        sl_status st = slt_mkdirs(dir, msg, msglen);
+        if (st != SL_OK) return st;
+        if ((st = slt_write_atomic(path, p->json, strlen(p->json), msg, msglen)) != SL_OK) return st;
+        *fresh = 1;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, SLB_RESULTS_DIR);
+    return slt_mkdirs(path, msg, msglen);
+}
+
+/* ----------------------------------------------------------------- report */
+
+static sl_status write_report(ctx *c, double seconds, double cpu, sl_bench_outcome *out, char *msg, size_t msglen)
+{
+    slb_tables t;
+    sl_status st = slb_tables_build(c->p, c->runs, &t, msg, msglen);
+    if (st != SL_OK) return st;
+    slb_report rep = {c->p, c->runs, &t, c->dir, seconds, cpu};
+    if ((st = slb_write_csv(&rep, msg, msglen)) == SL_OK && (st = slb_write_json(&rep, msg, msglen)) == SL_OK &&
+        (st = slb_write_markdown(&rep, msg, msglen)) == SL_OK && (st = slb_write_html(&rep, msg, msglen)) == SL_OK && out) {
+        slb_str s = {0};
+        slb_ranking_text(&rep, &s);
+        if (s.failed) {
+            slb_str_free(&s);
+            st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+        } else {
+            out->ranking = s.p;
+        }
+    }
+    slb_tables_free(&t);
+    return st;
+}
+
+void sl_bench_outcome_free(sl_bench_outcome *o)
+{
+    if (!o) return;
+    free(o->ranking);
+    sl_bench_outcome empty = SL_BENCH_OUTCOME_EMPTY;
+    *o = empty;
+}
+
+sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_bench_callback cb, void *user, sl_bench_outcome *out,
+                       char *msg, size_t msglen)
+{
+    if (out) {
+        sl_bench_outcome empty = SL_BENCH_OUTCOME_EMPTY;
+        *out = empty;
+    }
+    if (!p || !o || !o->out_dir || !o->out_dir[0]) return sl_errf(msg, msglen, SL_EINVAL, "bench: NULL preset, options or output folder");
+    if (o->threads < 0) return sl_errf(msg, msglen, SL_EINVAL, "bench: threads must be >= 0");
+    if ((o->resume != 0) + (o->force != 0) + (o->report_only != 0) > 1)
+        return sl_errf(msg, msglen, SL_EINVAL, "bench: resume, force and report_only exclude each other");
+    if (strlen(o->out_dir) > SL_TRAIN_TEXT - 512) return sl_errf(msg, msglen, SL_EINVAL, "bench: the output folder's path is too long");
+    const double t0 = now_s(), cpu0 = cpu_s();
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.dir = o->out_dir;
+    c.cb = cb;
+    c.user = user;
+    c.t0 = t0;
+    c.runs_total = sl_bench_num_runs(p);
+    atomic_init(&c.stop, 0);
+    pthread_mutex_init(&c.mu, NULL);
+    int fresh = 0;
+    sl_status st = prepare_dir(p, o, &fresh, msg, msglen);
+    if (st != SL_OK) goto done;
+    if (!(c.runs = calloc((size_t)c.runs_total, sizeof *c.runs))) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+        goto done;
+    }
+    if (!fresh) {
+        char path[SL_TRAIN_TEXT + 256];
+        for (int d = 0; d < p->ndatasets; d++)
+            for (int s = 0; s < p->nseeds; s++)
+                for (int e = 0; e < p->nentries; e++) {
+                    slb_result_path(path, sizeof path, c.dir, p, d, s, e);
+                    if (!slt_exists(path)) continue;
+                    slb_run *r = calloc(1, sizeof *r);
+                    if (!r) {
+                        st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+                        goto done;
+                    }
+                    if ((st = slb_run_read(path, p, d, s, e, r, msg, msglen)) != SL_OK) {
+                        free(r);
+                        goto done;
+                    }
+                    c.runs[run_index(p, d, s, e)] = r;
+                    c.runs_done++;
+                    c.runs_failed += r->failed;
+                }
+    }
+    c.runs_resumed = c.runs_done;
+    if (o->report_only && c.runs_done < c.runs_total) {
+        st = sl_errf(msg, msglen, SL_EBADSTATE, "bench: %lld of %lld runs in %s have no result; finish them with --resume",
+                     (long long)(c.runs_total - c.runs_done), (long long)c.runs_total, c.dir);
+        goto done;
+    }
+    if (c.runs_done < c.runs_total) {
+        const int threads = sl_threads(o->threads);
+        if (!(c.dsc = calloc((size_t)p->ndatasets, sizeof *c.dsc))) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+            goto done;
+        }
+        for (int d = 0; d < p->ndatasets; d++)
+            if ((st = open_dataset(&c, d, threads, msg, msglen)) != SL_OK) goto done;
+        if (build_jobs(&c) != SL_OK || !(c.job_done = calloc((size_t)c.njobs, sizeof *c.job_done))) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+            goto done;
+        }
+        /* what this call trains: jobs with a run left */
+        for (int j = 0; j < c.njobs; j++) {
+            int todo = 0;
+            for (int k = 0; k < c.jobs[j].nent; k++) todo += c.runs[run_index(p, c.jobs[j].d, c.jobs[j].s, c.jobs[j].ent[k])] == NULL;
+            if (todo) c.cost_total += c.jobs[j].cost;
+        }
+        sl_bench_progress pg = {0};
+        pg.event = SL_BENCH_START;
+        pthread_mutex_lock(&c.mu);
+        emit_locked(&c, &pg);
+        pthread_mutex_unlock(&c.mu);
+#ifdef OPENBLAS_VERSION
+        const int blas_prev = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+#endif
+        int nw = threads < c.njobs ? threads : c.njobs;
+        pthread_t *tid = calloc((size_t)(nw > 0 ? nw : 1), sizeof *tid);
+        int started = 0;
+        if (tid && nw > 1)
+            for (; started < nw; started++)
+                if (pthread_create(&tid[started], NULL, worker, &c) != 0) break;
+        if (started == 0) worker(&c); /* one thread, or none could start: this one works */
+        for (int k = 0; k < started; k++) pthread_join(tid[k], NULL);
+        free(tid);
+#ifdef OPENBLAS_VERSION
+        if (blas_prev > 1) openblas_set_num_threads(blas_prev);
+#endif
+        if (c.err != SL_OK) {
+            st = sl_errf(msg, msglen, c.err, "%s", c.errmsg);
+            goto done;
+        }
+        if (c.runs_done < c.runs_total) { /* stopped by the callback */
+            st = SL_OK;
+            goto done;
+        }
+    }
+    {
+        sl_bench_progress pg = {0};
+        pg.event = SL_BENCH_REPORT;
+        pthread_mutex_lock(&c.mu);
+        emit_locked(&c, &pg);
+        pthread_mutex_unlock(&c.mu);
+    }
+    st = write_report(&c, now_s() - t0, cpu_s() - cpu0, out, msg, msglen);
+    if (st == SL_OK && out) out->completed = 1;
+done:
+    if (out) {
+        out->runs = c.runs_total;
+        out->runs_done = c.runs_done;
+        out->runs_resumed = c.runs_resumed;
+        out->runs_failed = c.runs_failed;
+        out->seconds = now_s() - t0;
+        out->cpu_seconds = cpu_s() - cpu0;
+    }
+    free_caches(&c);
+    if (c.jobs)
+        for (int j = 0; j < c.njobs; j++) free(c.jobs[j].ent);
+    free(c.jobs);
+    free(c.job_done);
+    if (c.runs)
+        for (int64_t i = 0; i < c.runs_total; i++) {
+            slb_run_free(c.runs[i]);
+            free(c.runs[i]);
+        }
+    free(c.runs);
+    pthread_mutex_destroy(&c.mu);
+    return st;
+}
