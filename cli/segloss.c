@@ -21,6 +21,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "score predicted label maps against ground truth (files or folders)"},
     {"train", cmd_train, "train a U-Net with a loss or loss schedule; test metrics, resumable"},
     {"predict", cmd_predict, "segment images (NIfTI, .npy, PNG) with a trained model"},
+    {"bench", cmd_bench, "the controlled loss benchmark: train, test, compare, rank, report"},
 };
 
 static void usage(FILE *f)
