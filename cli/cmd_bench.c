@@ -60,6 +60,8 @@ static void on_sigint(int sig)
 
 typedef struct view {
     int tty, quiet, line_open;
+    const sl_bench_preset *p;
+    const char *path, *out;
 } view;
 
 static void fmt_time(char *buf, size_t n, double s)
@@ -86,6 +88,8 @@ static int progress(const sl_bench_progress *p, void *user)
     }
     switch (p->event) {
     case SL_BENCH_START:
+        fprintf(stderr, "segloss bench: preset %s (%s), %d losses x %d data sets x %d seeds -> %s\n", v->p->name, v->path,
+                v->p->nentries, v->p->ndatasets, v->p->nseeds, v->out);
         fprintf(stderr, "%lld runs, %lld already done\n", (long long)p->runs, (long long)p->runs_done);
         break;
     case SL_BENCH_TRAIN:
@@ -215,10 +219,7 @@ int cmd_bench(int argc, char **argv)
     sl_status st = sl_bench_preset_load(&p, path, msg, sizeof msg);
     if (st != SL_OK) return cli_fail(CMD, st == SL_EIO ? EXIT_WORK : EXIT_USAGE, "%s", msg);
 
-    view vw = {isatty(fileno(stderr)), quiet, 0};
-    if (!quiet)
-        fprintf(stderr, "segloss bench: preset %s (%s), %d losses x %d data sets x %d seeds -> %s\n", p->name, path, p->nentries,
-                p->ndatasets, p->nseeds, out);
+    view vw = {isatty(fileno(stderr)), quiet, 0, p, path, out};
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;

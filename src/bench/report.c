@@ -73,8 +73,10 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
         for (int sd = 0; sd < p->nseeds; sd++)
             for (int e = 0; e < p->nentries; e++) {
                 const slb_run *run = run_at(r, d, sd, e);
-                for (int c = 0; c < t->num_classes[d]; c++)
-                    for (int m = 0; m < SLB_NMET; m++) {
+                /* every run of the data set failed: its classes are unknown, one row per run */
+                const int nc = names ? t->num_classes[d] : 1, nm = names ? SLB_NMET : 1;
+                for (int c = 0; c < nc; c++)
+                    for (int m = 0; m < nm; m++) {
                         csv_field(&s, p->datasets[d].name);
                         slb_puts(&s, ",");
                         csv_num(&s, t->fraction[d]);
@@ -83,8 +85,8 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
                         slb_puts(&s, ",");
                         csv_field(&s, p->entries[e].loss);
                         slb_printf(&s, ",%d,%s,", p->entries[e].tta, run->failed ? "failed" : "ok");
-                        csv_field(&s, names[c]);
-                        slb_printf(&s, ",%s,", slb_metric_names[m]);
+                        csv_field(&s, names ? names[c] : "");
+                        slb_printf(&s, ",%s,", names ? slb_metric_names[m] : "");
                         if (!run->failed) csv_num(&s, run_mean(run, c, m));
                         slb_printf(&s, ",%lld\n", (long long)(run->failed ? 0 : run->n_cases));
                     }
@@ -163,8 +165,9 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
         for (int s = 0; ok && s < p->nseeds; s++)
             for (int e = 0; ok && e < E; e++) {
                 const slb_run *run = run_at(r, d, s, e);
-                for (int c = 0; ok && c < t->num_classes[d]; c++)
-                    for (int m = 0; ok && m < SLB_NMET; m++)
+                const int nc = names ? t->num_classes[d] : 1, nm = names ? SLB_NMET : 1;
+                for (int c = 0; ok && c < nc; c++)
+                    for (int m = 0; ok && m < nm; m++)
                         ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) &&
                              cJSON_AddStringToObject(o, "dataset", p->datasets[d].name) &&
                              cJSON_AddNumberToObject(o, "seed", (double)p->seeds[s]) &&
@@ -172,8 +175,8 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                              cJSON_AddStringToObject(o, "spec", p->entries[e].loss) &&
                              cJSON_AddBoolToObject(o, "tta", p->entries[e].tta) &&
                              cJSON_AddStringToObject(o, "status", run->failed ? "failed" : "ok") &&
-                             cJSON_AddStringToObject(o, "class", names[c]) &&
-                             cJSON_AddStringToObject(o, "metric", slb_metric_names[m]) &&
+                             cJSON_AddStringToObject(o, "class", names ? names[c] : "") &&
+                             cJSON_AddStringToObject(o, "metric", names ? slb_metric_names[m] : "") &&
                              add_num(o, "value", run->failed ? NAN : run_mean(run, c, m)) &&
                              cJSON_AddNumberToObject(o, "n_cases", run->failed ? 0 : (double)run->n_cases);
             }
@@ -325,16 +328,15 @@ static void dataset_table(const slb_report *r, int d, table *tb)
     const sl_bench_preset *p = r->p;
     const slb_tables *t = r->t;
     const int E = p->nentries, sc = t->small_class[d];
-    char **names = class_names(r, d);
-    const char *small = names ? names[sc] : "small";
     memset(tb, 0, sizeof *tb);
     int col = 0;
     tcell(tb, 0, col++, "rank");
     tcell(tb, 0, col++, "loss");
     tcell(tb, 0, col++, p->nseeds > 1 ? "Dice (mean ± sd)" : "Dice (mean)");
-    tcell(tb, 0, col++, "%.20s Dice [%g%% CI]", small, 100 * p->ci_level);
-    tcell(tb, 0, col++, "%.20s HD95", small);
-    tcell(tb, 0, col++, "%.20s lesion F1", small);
+    /* the small class is named in the line above the table: its name can be long */
+    tcell(tb, 0, col++, "small Dice [%g%% CI]", 100 * p->ci_level);
+    tcell(tb, 0, col++, "small HD95");
+    tcell(tb, 0, col++, "small lesion F1");
     tcell(tb, 0, col++, "ΔDice vs %.24s [CI]", p->entries[p->baseline].name);
     tcell(tb, 0, col++, "p");
     tb->right[0] = tb->right[2] = tb->right[4] = tb->right[5] = tb->right[7] = 1;
@@ -415,10 +417,12 @@ void slb_ranking_text(const slb_report *r, slb_str *out)
         return;
     }
     for (int d = 0; d < p->ndatasets; d++) {
-        slb_printf(out, "%s: %lld test cases, %d seed%s; Dice = mean over the foreground classes; Δ vs %s, %g%% CI, "
-                        "Wilcoxon p\n",
+        char **names = class_names(r, d);
+        slb_printf(out, "%s: %lld test cases, %d seed%s; Dice = mean over the foreground classes; small = %s (%.3g %% of the "
+                        "test pixels); Δ vs %s, %g%% CI, Wilcoxon p\n",
                    p->datasets[d].name, (long long)r->t->n_cases[d], p->nseeds, p->nseeds > 1 ? "s" : "",
-                   p->entries[p->baseline].name, 100 * p->ci_level);
+                   names ? names[r->t->small_class[d]] : "-", 100 * r->t->fraction[d], p->entries[p->baseline].name,
+                   100 * p->ci_level);
         dataset_table(r, d, tb);
         table_out(tb, 0, out);
         slb_puts(out, "\n");
@@ -458,10 +462,11 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
     overall_table(r, tb);
     table_out(tb, 1, &s);
     for (int d = 0; d < p->ndatasets; d++) {
-        slb_printf(&s, "\n### %s\n\n%lld test cases; small class share %.3f %%. Δ: paired difference per test case against "
-                       "`%s`, %g %% bootstrap CI, two-sided Wilcoxon signed-rank p.\n\n",
-                   p->datasets[d].name, (long long)t->n_cases[d], 100 * t->fraction[d], p->entries[p->baseline].name,
-                   100 * p->ci_level);
+        char **names = class_names(r, d);
+        slb_printf(&s, "\n### %s\n\n%lld test cases; small = the smallest class, %s (%.3g %% of the test pixels). Δ: paired "
+                       "difference per test case against `%s`, %g %% bootstrap CI, two-sided Wilcoxon signed-rank p.\n\n",
+                   p->datasets[d].name, (long long)t->n_cases[d], names ? names[t->small_class[d]] : "-", 100 * t->fraction[d],
+                   p->entries[p->baseline].name, 100 * p->ci_level);
         dataset_table(r, d, tb);
         table_out(tb, 1, &s);
     }
