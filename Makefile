@@ -5,7 +5,7 @@
 #   make test     install missing Debian packages, build, run every test
 #                 (unit, CLI, PyTorch/scipy references, fuzz corpora), then
 #                 the same suite under AddressSanitizer + UBSan
-#   make demo     install, build, run the demo
+#   make demo     install, build, run the quick loss benchmark (a few minutes)
 #   make bench    speed benchmarks against PyTorch / scipy (bench/)
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make clean    remove build outputs
@@ -15,6 +15,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+DEMO_OUT ?= $(BUILD)/demo-bench
 
 .PHONY: all build deps-build deps-test deps-demo deps-bench test test-fast test-asan demo bench fuzz clean
 
@@ -47,8 +48,11 @@ test-asan: deps-test
 test-fast: deps-test build
 	@tests/run.sh $(BUILD)
 
+# The quick loss benchmark (presets/quick.json, docs/benchmark.md): 7 losses
+# on the phantom and Colin27, trained, tested, compared and ranked; prints
+# the ranking and the report's path. `segloss demo` is the one-slice demo.
 demo: deps-demo build
-	@$(BUILD)/segloss demo
+	@$(BUILD)/segloss bench --preset quick --out $(DEMO_OUT) --force
 
 bench: deps-bench
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DSL_NATIVE=OFF >/dev/null
