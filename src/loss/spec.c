@@ -46,9 +46,17 @@ static void ws(parser *ps)
 static sl_status fail(parser *ps, const char *what)
 {
     ws(ps);
-    if (*ps->p)
-        return sl_errf(ps->msg, ps->msglen, SL_EFORMAT, "loss spec: %s at position %d ('%.12s')", what,
-                       (int)(ps->p - ps->s) + 1, ps->p);
+    if (*ps->p) {
+        /* Quote a little of what was found, with control and non-ASCII bytes
+         * shown as '?': the message must stay one printable line. */
+        char near[13];
+        size_t n = 0;
+        for (const char *q = ps->p; *q && n < sizeof near - 1; q++)
+            near[n++] = (*q >= 0x20 && *q < 0x7f) ? *q : '?';
+        near[n] = 0;
+        return sl_errf(ps->msg, ps->msglen, SL_EFORMAT, "loss spec: %s at position %d ('%s')", what,
+                       (int)(ps->p - ps->s) + 1, near);
+    }
     return sl_errf(ps->msg, ps->msglen, SL_EFORMAT, "loss spec: %s at the end of the spec", what);
 }
 
