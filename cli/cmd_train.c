@@ -87,9 +87,12 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
+#define BAR_CLASSES 8
+
 typedef struct view {
     int tty, quiet;
-    int64_t last_epoch_printed;
+    int nval;                    /* classes of the last validation shown in the bar */
+    double val[BAR_CLASSES];     /* its Dice per class (entry 0 unused) */
 } view;
 
 static void fmt_time(char *buf, size_t n, double s)
@@ -118,9 +121,14 @@ static int progress(const sl_train_progress *p, void *user)
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s] step %lld/%lld loss %.4f lr %.2e  %s ETA %s",
+        fprintf(stderr, "\r\033[Kepoch %lld/%lld [%s] step %lld/%lld loss %.4f lr %.2e",
                 (long long)p->epoch + 1, (long long)p->epochs, bar, (long long)p->step, (long long)p->steps_per_epoch,
-                p->epoch_loss, p->lr, el, eta);
+                p->epoch_loss, p->lr);
+        if (v->nval > 1) {
+            fputs(" | val dice", stderr);
+            for (int c = 1; c < v->nval; c++) fprintf(stderr, " %s %.3f", p->class_names[c], v->val[c]);
+        }
+        fprintf(stderr, " | %s ETA %s", el, eta);
         fflush(stderr);
     } else if (p->event == SL_TRAIN_EPOCH) {
         if (v->tty) fputs("\r\033[K", stderr);
@@ -133,6 +141,8 @@ static int progress(const sl_train_progress *p, void *user)
         }
         fprintf(stderr, " lr %.2e", p->lr);
         if (p->val_dice && p->num_classes > 1 && !isnan(p->val_dice[1])) {
+            v->nval = p->num_classes < BAR_CLASSES ? p->num_classes : BAR_CLASSES;
+            for (int c = 1; c < v->nval; c++) v->val[c] = p->val_dice[c];
             fputs(" | val dice", stderr);
             for (int c = 1; c < p->num_classes; c++) fprintf(stderr, " %s %.3f", p->class_names[c], p->val_dice[c]);
         }
@@ -376,7 +386,7 @@ int cmd_train(int argc, char **argv)
         goto out;
     }
 
-    view vw = {isatty(fileno(stderr)), f.quiet, -1};
+    view vw = {isatty(fileno(stderr)), f.quiet, 0, {0}};
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;

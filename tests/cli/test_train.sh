@@ -73,6 +73,15 @@ for t in m["test"]:
 print("max run files: ok")
 PYEOF
 
+# ---- on a terminal: a progress bar redrawn per step (needs util-linux's script for a pty)
+if command -v script >/dev/null 2>&1; then
+  checks=$((checks + 1))
+  script -q -c "$S train --out '$tmp/tty' $TINY" /dev/null >"$tmp/tty.out" 2>&1 </dev/null
+  grep -q "step 4/4 loss" "$tmp/tty.out" && grep -q "\[####################\]" "$tmp/tty.out" &&
+    grep -q "step 2/4 loss [0-9.]* lr [0-9.e+-]* | val dice large" "$tmp/tty.out" && grep -q "ETA" "$tmp/tty.out" ||
+    fail "no progress bar on a terminal: $(head -c 400 "$tmp/tty.out" | tr '\r' '|')"
+fi
+
 # ---- predict: .npy 2-D / 3-D, PNG, TTA on and off
 $PY - "$tmp" <<'PYEOF'
 import numpy as np, sys
