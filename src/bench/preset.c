@@ -219,7 +219,7 @@ static sl_status parse_entry(const cJSON *ej, int i, int default_tta, sl_bench_e
 /* Builds p->json, the canonical preset. */
 static sl_status canonical(sl_bench_preset *p)
 {
-    cJSON *root = cJSON_CreateObject(), *a, *o;
+    cJSON *root = cJSON_CreateObject(), *a = NULL, *o = NULL;
     int ok = root && cJSON_AddStringToObject(root, "format", "segloss-bench-preset") &&
              cJSON_AddNumberToObject(root, "version", 1) && cJSON_AddStringToObject(root, "name", p->name) &&
              cJSON_AddStringToObject(root, "description", p->description) &&

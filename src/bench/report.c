@@ -135,7 +135,7 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
     const sl_bench_preset *p = r->p;
     const slb_tables *t = r->t;
     const int E = p->nentries;
-    cJSON *root = cJSON_CreateObject(), *a, *o, *preset = cJSON_Parse(p->json);
+    cJSON *root = cJSON_CreateObject(), *a = NULL, *o = NULL, *preset = cJSON_Parse(p->json);
     int ok = root && preset && cJSON_AddStringToObject(root, "format", "segloss-bench-results") &&
              cJSON_AddNumberToObject(root, "version", 1) && cJSON_AddStringToObject(root, "segloss_version", sl_version()) &&
              cJSON_AddItemToObject(root, "preset", preset);

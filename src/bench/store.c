@@ -107,7 +107,7 @@ static cJSON *seed_json(uint64_t seed)
 sl_status slb_run_write(const char *path, const sl_bench_preset *p, const slb_run *r, char *msg, size_t msglen)
 {
     const sl_bench_entry *en = &p->entries[r->entry];
-    cJSON *root = cJSON_CreateObject(), *o, *a;
+    cJSON *root = cJSON_CreateObject(), *o = NULL, *a = NULL;
     int ok = root && cJSON_AddStringToObject(root, "format", "segloss-bench-run") &&
              cJSON_AddNumberToObject(root, "version", 1) &&
              cJSON_AddStringToObject(root, "dataset", p->datasets[r->dataset].name) &&

@@ -404,6 +404,7 @@ static void test_tables(const sl_bench_preset *p)
     slb_str_free(&txt);
 
     /* inconsistent runs are refused */
+    slb_tables_free(&t);
     runs[1]->n_cases = 8;
     CHECK(slb_tables_build(p, runs, &t, msg, sizeof msg) == SL_EFORMAT && strstr(msg, "disagree"), "inconsistent runs: %s", msg);
     runs[1]->n_cases = n;
