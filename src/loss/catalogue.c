@@ -3,15 +3,13 @@
  * --list` shows them (families as in shared/LOSSES.md). Each entry is an
  * sl_term_class defined in the file of its family.
  *
- * The declarations are weak so that a family file can be developed on its
- * own: a loss whose file is not linked is simply absent from the catalogue
- * (and from the spec). tests/ref/test_catalogue.py checks that every name
- * of LOSSES.md is present, so a missing one fails the suite.
+ * The references are strong, so that linking libsegloss.a pulls in every
+ * loss file (test_umbrella checks the catalogue's size).
  */
 #include <string.h>
 #include "term.h"
 
-#define LOSS(name) extern const sl_term_class sl_loss_##name __attribute__((weak));
+#define LOSS(name) extern const sl_term_class sl_loss_##name;
 #define LOSSES(X)                                                                                      \
     X(ce) X(bce) X(wce) X(focal) X(topk) X(ohem) X(dpce)                                              \
     X(dice) X(logcosh_dice) X(iou) X(lovasz) X(tversky) X(focal_tversky) X(asym) X(sensspec)         \
@@ -30,7 +28,7 @@ enum { NALL = sizeof all / sizeof *all };
 const sl_term_class *sl_term_class_find(const char *name)
 {
     for (int i = 0; i < NALL; i++)
-        if (all[i] && !strcmp(all[i]->info.name, name)) return all[i];
+        if (!strcmp(all[i]->info.name, name)) return all[i];
     return NULL;
 }
 
