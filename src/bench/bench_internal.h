@@ -147,6 +147,14 @@ typedef struct slb_report {
     double seconds, cpu_seconds; /* of the whole benchmark, as known */
 } slb_report;
 
+static inline const slb_run *slb_report_run(const slb_report *r, int d, int s, int e)
+{
+    return r->runs[((int64_t)d * r->p->nseeds + s) * r->p->nentries + e];
+}
+/* The class names of data set d (from its first run that did not fail);
+ * [0] = "mean". NULL when every run of d failed. */
+char **slb_report_classes(const slb_report *r, int d);
+
 sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen);
 sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen);
 sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen);
@@ -156,6 +164,10 @@ void slb_ranking_text(const slb_report *r, slb_str *out);
 
 /* Formats a number for the tables: "%.*f", "inf", "-" for NaN. */
 const char *slb_fmt(char *buf, size_t len, double v, int digits);
+/* "0.812 [0.790, 0.833]", or "-" for NaN. */
+const char *slb_fmt_ci(char *buf, size_t len, double v, double lo, double hi, int digits);
+/* A p-value: "0.0123", "<1e-4", "-" for NaN. */
+const char *slb_fmt_p(char *buf, size_t len, double p);
 
 /* ----------------------------------------------------------------- overlays */
 

@@ -18,19 +18,6 @@
 #include "bench_internal.h"
 #include "train/train_internal.h"
 
-static const slb_run *run_at(const slb_report *r, int d, int s, int e)
-{
-    return r->runs[((int64_t)d * r->p->nseeds + s) * r->p->nentries + e];
-}
-
-static char **names_of(const slb_report *r, int d)
-{
-    for (int s = 0; s < r->p->nseeds; s++)
-        for (int e = 0; e < r->p->nentries; e++)
-            if (!run_at(r, d, s, e)->failed) return run_at(r, d, s, e)->class_names;
-    return NULL;
-}
-
 /* 12 distinguishable colours (Tableau 10 + 2); entries beyond them are dashed. */
 static const char *const palette[12] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
                                         "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#17becf"};
@@ -82,7 +69,7 @@ static void bar_chart(slb_str *h, const slb_report *r, int d, int metric)
     const sl_bench_preset *p = r->p;
     const slb_tables *t = r->t;
     const int E = p->nentries, C = t->num_classes[d];
-    char **names = names_of(r, d);
+    char **names = slb_report_classes(r, d);
     if (!names) return;
     double hi = 0;
     for (int e = 0; e < E; e++)
@@ -99,7 +86,7 @@ static void bar_chart(slb_str *h, const slb_report *r, int d, int metric)
     }
     const double bw = 10, gap = 14, x0 = 56, y0 = 28, ph = 220;
     const double gw = bw * (C - 1) + gap, pw = gw * E + gap;
-    const double W = x0 + pw + 150, H = y0 + ph + 120;
+    const double W = x0 + pw + 220, H = y0 + ph + 120; /* legend: class names up to ~30 characters */
     slb_printf(h, "<svg class=\"chart\" role=\"img\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                   "xmlns=\"http://www.w3.org/2000/svg\"><title>",
                W, H, W, H);
@@ -265,12 +252,6 @@ static void td(slb_str *h, const char *text, const char *cls)
     slb_puts(h, "</td>");
 }
 
-static void ci_text(char *buf, size_t len, double v, double lo, double hi, int digits)
-{
-    if (isnan(v)) snprintf(buf, len, "-");
-    else snprintf(buf, len, "%.*f [%.*f, %.*f]", digits, v, digits, lo, digits, hi);
-}
-
 static void ranking_section(slb_str *h, const slb_report *r)
 {
     const sl_bench_preset *p = r->p;
@@ -301,7 +282,7 @@ static void ranking_section(slb_str *h, const slb_report *r)
         slb_puts(h, "</tbody></table>\n");
     }
     for (int d = 0; d < p->ndatasets; d++) {
-        char **names = names_of(r, d);
+        char **names = slb_report_classes(r, d);
         const int sc = t->small_class[d];
         const char *small = names ? names[sc] : "small class";
         slb_puts(h, "<h3>");
@@ -325,8 +306,8 @@ static void ranking_section(slb_str *h, const slb_report *r)
             if (t->failed[d * E + e]) {
                 slb_puts(h, "<td colspan=\"6\">failed: ");
                 for (int s = 0; s < p->nseeds; s++)
-                    if (run_at(r, d, s, e)->failed) {
-                        slb_html(h, run_at(r, d, s, e)->message);
+                    if (slb_report_run(r, d, s, e)->failed) {
+                        slb_html(h, slb_report_run(r, d, s, e)->message);
                         break;
                     }
                 slb_puts(h, "</td></tr>\n");
@@ -336,7 +317,7 @@ static void ranking_section(slb_str *h, const slb_report *r)
             if (p->nseeds > 1) snprintf(buf, sizeof buf, "%.3f ± %.3f", dm->mean, dm->seed_std);
             else snprintf(buf, sizeof buf, "%.3f", dm->mean);
             td(h, buf, "num");
-            ci_text(buf, sizeof buf, sd->mean, sd->lo, sd->hi, 3);
+            slb_fmt_ci(buf, sizeof buf, sd->mean, sd->lo, sd->hi, 3);
             td(h, buf, "num");
             td(h, slb_fmt(a, sizeof a, slb_stat_at(t, d, e, sc, SLB_HD95)->mean, 2), "num");
             td(h, slb_fmt(a, sizeof a, slb_stat_at(t, d, e, sc, SLB_LESION_F1)->mean, 3), "num");
@@ -344,13 +325,11 @@ static void ranking_section(slb_str *h, const slb_report *r)
                 td(h, "baseline", NULL);
                 td(h, "-", "num");
             } else {
-                ci_text(buf, sizeof buf, dm->diff, dm->diff_lo, dm->diff_hi, 3);
+                slb_fmt_ci(buf, sizeof buf, dm->diff, dm->diff_lo, dm->diff_hi, 3);
                 char signed_buf[200];
                 snprintf(signed_buf, sizeof signed_buf, "%s%s", dm->diff >= 0 ? "+" : "", buf);
                 td(h, signed_buf, dm->diff_lo > 0 ? "num up" : dm->diff_hi < 0 ? "num down" : "num");
-                if (dm->p < 1e-4) snprintf(buf, sizeof buf, "<1e-4");
-                else snprintf(buf, sizeof buf, "%.4f", dm->p);
-                td(h, buf, "num");
+                td(h, slb_fmt_p(buf, sizeof buf, dm->p), "num");
             }
             slb_puts(h, "</tr>\n");
         }
@@ -370,7 +349,7 @@ static void curves_section(slb_str *h, const slb_report *r)
         int64_t n = 0;
         for (int e = 0; e < E && !n; e++)
             for (int s = 0; s < S && !n; s++)
-                if (!run_at(r, d, s, e)->failed) n = run_at(r, d, s, e)->nepochs;
+                if (!slb_report_run(r, d, s, e)->failed) n = slb_report_run(r, d, s, e)->nepochs;
         if (n == 0) continue;
         double *x = sl_malloc(n, sizeof *x), *val = sl_malloc((int64_t)E * n, sizeof *val), *rel = sl_malloc((int64_t)E * n, sizeof *rel);
         if (!x || !val || !rel) {
@@ -386,7 +365,7 @@ static void curves_section(slb_str *h, const slb_report *r)
                 double sv = 0, sl = 0;
                 int cnt = 0;
                 for (int s = 0; s < S; s++) {
-                    const slb_run *run = run_at(r, d, s, e);
+                    const slb_run *run = slb_report_run(r, d, s, e);
                     if (run->failed || run->nepochs != n) continue;
                     sv += run->curve_val[k * run->num_classes];
                     sl += run->curve_loss[0] != 0 ? run->curve_loss[k] / run->curve_loss[0] : NAN;
@@ -422,8 +401,8 @@ static void sweep_section(slb_str *h, const slb_report *r)
     for (int d = 0; d < p->ndatasets; d++) n += p->datasets[d].sweep;
     slb_puts(h, "<section id=\"sweep\"><h2>Imbalance sweep</h2>\n");
     if (n == 0) {
-        slb_puts(h, "<p>This preset has no sweep data sets (the full preset sweeps the phantom's small class from about 5 % "
-                    "to 0.2 % of the image).</p></section>\n");
+        slb_puts(h, "<p>This preset has no sweep data sets (the sweep and full presets run the phantom with its small class "
+                    "at about 5 %, 1 % and 0.2 % of the image).</p></section>\n");
         return;
     }
     int *ds = malloc((size_t)n * sizeof *ds);
@@ -475,7 +454,7 @@ static void sweep_section(slb_str *h, const slb_report *r)
             td(h, p->entries[e].name, "name");
             for (int k = 0; k < m; k++) {
                 char buf[96];
-                ci_text(buf, sizeof buf, y[(int64_t)e * n + k], lo[(int64_t)e * n + k], hi[(int64_t)e * n + k], 3);
+                slb_fmt_ci(buf, sizeof buf, y[(int64_t)e * n + k], lo[(int64_t)e * n + k], hi[(int64_t)e * n + k], 3);
                 td(h, buf, "num");
             }
             slb_puts(h, "</tr>\n");
@@ -526,7 +505,7 @@ static sl_status overlays_section(slb_str *h, const slb_report *r, char *msg, si
     for (int d = 0; d < p->ndatasets; d++) {
         const slb_run *first = NULL;
         for (int e = 0; e < E && !first; e++)
-            if (!run_at(r, d, 0, e)->failed) first = run_at(r, d, 0, e);
+            if (!slb_report_run(r, d, 0, e)->failed) first = slb_report_run(r, d, 0, e);
         if (!first || first->noverlays == 0) continue;
         slb_puts(h, "<h3>");
         slb_html(h, p->datasets[d].name);
@@ -542,7 +521,7 @@ static sl_status overlays_section(slb_str *h, const slb_report *r, char *msg, si
         }
         slb_puts(h, "</p>\n<div class=\"scroll\"><table class=\"ov\"><thead><tr><th>case</th><th>image + target</th>");
         for (int e = 0; e < E; e++) {
-            if (run_at(r, d, 0, e)->failed) continue;
+            if (slb_report_run(r, d, 0, e)->failed) continue;
             slb_puts(h, "<th>");
             slb_html(h, p->entries[e].name);
             slb_puts(h, "</th>");
@@ -558,7 +537,7 @@ static sl_status overlays_section(slb_str *h, const slb_report *r, char *msg, si
             if (st != SL_OK) return st;
             slb_puts(h, "</td>");
             for (int e = 0; e < E; e++) {
-                if (run_at(r, d, 0, e)->failed) continue;
+                if (slb_report_run(r, d, 0, e)->failed) continue;
                 slb_overlay_path(rel, sizeof rel, NULL, p, d, cs, e);
                 snprintf(alt, sizeof alt, "%.60s case %lld: %.60s", p->datasets[d].name, (long long)cs, p->entries[e].name);
                 slb_puts(h, "<td>");

@@ -13,18 +13,11 @@
 #include "bench_internal.h"
 #include "train/train_internal.h"
 
-static const slb_run *run_at(const slb_report *r, int d, int s, int e)
-{
-    return r->runs[((int64_t)d * r->p->nseeds + s) * r->p->nentries + e];
-}
-
-/* The class names of data set d (from its first run that did not fail);
- * [0] = "mean". NULL when every run failed. */
-static char **class_names(const slb_report *r, int d)
+char **slb_report_classes(const slb_report *r, int d)
 {
     for (int s = 0; s < r->p->nseeds; s++)
         for (int e = 0; e < r->p->nentries; e++)
-            if (!run_at(r, d, s, e)->failed) return run_at(r, d, s, e)->class_names;
+            if (!slb_report_run(r, d, s, e)->failed) return slb_report_run(r, d, s, e)->class_names;
     return NULL;
 }
 
@@ -69,10 +62,10 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
     slb_str s = {0};
     slb_puts(&s, "dataset,fraction,seed,loss,spec,tta,status,class,metric,value,n_cases\n");
     for (int d = 0; d < p->ndatasets; d++) {
-        char **names = class_names(r, d);
+        char **names = slb_report_classes(r, d);
         for (int sd = 0; sd < p->nseeds; sd++)
             for (int e = 0; e < p->nentries; e++) {
-                const slb_run *run = run_at(r, d, sd, e);
+                const slb_run *run = slb_report_run(r, d, sd, e);
                 /* every run of the data set failed: its classes are unknown, one row per run */
                 const int nc = names ? t->num_classes[d] : 1, nm = names ? SLB_NMET : 1;
                 for (int c = 0; c < nc; c++)
@@ -98,7 +91,7 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
 
     slb_puts(&s, "dataset,loss,class,metric,n_cases,mean,ci_lo,ci_hi,seed_std,diff,diff_ci_lo,diff_ci_hi,wilcoxon,p,rank\n");
     for (int d = 0; d < p->ndatasets; d++) {
-        char **names = class_names(r, d);
+        char **names = slb_report_classes(r, d);
         for (int e = 0; e < p->nentries; e++)
             for (int c = 0; c < t->num_classes[d]; c++)
                 for (int m = 0; m < SLB_NMET; m++) {
@@ -150,7 +143,7 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                                        "percentile bootstrap; p = two-sided Wilcoxon signed-rank (scipy defaults)");
     ok = ok && (a = cJSON_AddArrayToObject(root, "datasets"));
     for (int d = 0; ok && d < p->ndatasets; d++) {
-        char **names = class_names(r, d);
+        char **names = slb_report_classes(r, d);
         cJSON *cl;
         ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) && cJSON_AddStringToObject(o, "name", p->datasets[d].name) &&
              cJSON_AddStringToObject(o, "data", p->datasets[d].config.data) && cJSON_AddBoolToObject(o, "sweep", p->datasets[d].sweep) &&
@@ -161,10 +154,10 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
     }
     ok = ok && (a = cJSON_AddArrayToObject(root, "rows"));
     for (int d = 0; ok && d < p->ndatasets; d++) {
-        char **names = class_names(r, d);
+        char **names = slb_report_classes(r, d);
         for (int s = 0; ok && s < p->nseeds; s++)
             for (int e = 0; ok && e < E; e++) {
-                const slb_run *run = run_at(r, d, s, e);
+                const slb_run *run = slb_report_run(r, d, s, e);
                 const int nc = names ? t->num_classes[d] : 1, nm = names ? SLB_NMET : 1;
                 for (int c = 0; ok && c < nc; c++)
                     for (int m = 0; ok && m < nm; m++)
@@ -183,7 +176,7 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
     }
     ok = ok && (a = cJSON_AddArrayToObject(root, "statistics"));
     for (int d = 0; ok && d < p->ndatasets; d++) {
-        char **names = class_names(r, d);
+        char **names = slb_report_classes(r, d);
         for (int e = 0; ok && e < E; e++)
             for (int c = 0; ok && c < t->num_classes[d]; c++)
                 for (int m = 0; ok && m < SLB_NMET; m++) {
@@ -224,7 +217,7 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
     for (int d = 0; ok && d < p->ndatasets; d++)
         for (int s = 0; ok && s < p->nseeds; s++)
             for (int e = 0; ok && e < E; e++) {
-                const slb_run *run = run_at(r, d, s, e);
+                const slb_run *run = slb_report_run(r, d, s, e);
                 ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) &&
                      cJSON_AddStringToObject(o, "dataset", p->datasets[d].name) &&
                      cJSON_AddNumberToObject(o, "seed", (double)p->seeds[s]) && cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
@@ -307,21 +300,6 @@ static void table_out(const table *tb, int markdown, slb_str *out)
     }
 }
 
-/* "0.812 [0.790, 0.833]" */
-static void fmt_ci(char *buf, size_t len, double v, double lo, double hi, int digits)
-{
-    char a[32], b[32], c[32];
-    if (isnan(v)) snprintf(buf, len, "-");
-    else snprintf(buf, len, "%s [%s, %s]", slb_fmt(a, sizeof a, v, digits), slb_fmt(b, sizeof b, lo, digits), slb_fmt(c, sizeof c, hi, digits));
-}
-
-static void fmt_p(char *buf, size_t len, double p)
-{
-    if (isnan(p)) snprintf(buf, len, "-");
-    else if (p < 1e-4) snprintf(buf, len, "<1e-4");
-    else snprintf(buf, len, "%.4f", p);
-}
-
 /* The ranking table of data set d. */
 static void dataset_table(const slb_report *r, int d, table *tb)
 {
@@ -354,7 +332,7 @@ static void dataset_table(const slb_report *r, int d, table *tb)
         if (p->nseeds > 1) tcell(tb, row, 2, "%s ± %s", slb_fmt(a, sizeof a, dm->mean, 3), slb_fmt(b, sizeof b, dm->seed_std, 3));
         else tcell(tb, row, 2, "%s", slb_fmt(a, sizeof a, dm->mean, 3));
         const slb_stat *sd = slb_stat_at(t, d, e, sc, SLB_DICE);
-        fmt_ci(c, sizeof c, sd->mean, sd->lo, sd->hi, 3);
+        slb_fmt_ci(c, sizeof c, sd->mean, sd->lo, sd->hi, 3);
         tcell(tb, row, 3, "%s", c);
         tcell(tb, row, 4, "%s", slb_fmt(a, sizeof a, slb_stat_at(t, d, e, sc, SLB_HD95)->mean, 2));
         tcell(tb, row, 5, "%s", slb_fmt(a, sizeof a, slb_stat_at(t, d, e, sc, SLB_LESION_F1)->mean, 3));
@@ -364,10 +342,9 @@ static void dataset_table(const slb_report *r, int d, table *tb)
         } else {
             char sign[8];
             snprintf(sign, sizeof sign, "%s", dm->diff >= 0 ? "+" : "");
-            fmt_ci(c, sizeof c, dm->diff, dm->diff_lo, dm->diff_hi, 3);
+            slb_fmt_ci(c, sizeof c, dm->diff, dm->diff_lo, dm->diff_hi, 3);
             tcell(tb, row, 6, "%s%s", sign, c);
-            fmt_p(a, sizeof a, dm->p);
-            tcell(tb, row, 7, "%s", a);
+            tcell(tb, row, 7, "%s", slb_fmt_p(a, sizeof a, dm->p));
         }
     }
 }
@@ -417,7 +394,7 @@ void slb_ranking_text(const slb_report *r, slb_str *out)
         return;
     }
     for (int d = 0; d < p->ndatasets; d++) {
-        char **names = class_names(r, d);
+        char **names = slb_report_classes(r, d);
         slb_printf(out, "%s: %lld test cases, %d seed%s; Dice = mean over the foreground classes; small = %s (%.3g %% of the "
                         "test pixels); Δ vs %s, %g%% CI, Wilcoxon p\n",
                    p->datasets[d].name, (long long)r->t->n_cases[d], p->nseeds, p->nseeds > 1 ? "s" : "",
@@ -462,7 +439,7 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
     overall_table(r, tb);
     table_out(tb, 1, &s);
     for (int d = 0; d < p->ndatasets; d++) {
-        char **names = class_names(r, d);
+        char **names = slb_report_classes(r, d);
         slb_printf(&s, "\n### %s\n\n%lld test cases; small = the smallest class, %s (%.3g %% of the test pixels). Δ: paired "
                        "difference per test case against `%s`, %g %% bootstrap CI, two-sided Wilcoxon signed-rank p.\n\n",
                    p->datasets[d].name, (long long)t->n_cases[d], names ? names[t->small_class[d]] : "-", 100 * t->fraction[d],
@@ -473,7 +450,7 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
 
     slb_puts(&s, "\n## Per-class Dice and HD95\n\nMean over the test cases with the bootstrap CI.\n");
     for (int d = 0; d < p->ndatasets; d++) {
-        char **names = class_names(r, d);
+        char **names = slb_report_classes(r, d);
         if (!names) continue;
         slb_printf(&s, "\n### %s\n\n", p->datasets[d].name);
         memset(tb, 0, sizeof *tb);
@@ -490,9 +467,9 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
             for (int c = 1; c < t->num_classes[d] && col + 1 < 16; c++) {
                 char a[64];
                 const slb_stat *dc = slb_stat_at(t, d, e, c, SLB_DICE), *hc = slb_stat_at(t, d, e, c, SLB_HD95);
-                fmt_ci(a, sizeof a, dc->mean, dc->lo, dc->hi, 3);
+                slb_fmt_ci(a, sizeof a, dc->mean, dc->lo, dc->hi, 3);
                 tcell(tb, k + 1, col++, "%s", a);
-                fmt_ci(a, sizeof a, hc->mean, hc->lo, hc->hi, 1);
+                slb_fmt_ci(a, sizeof a, hc->mean, hc->lo, hc->hi, 1);
                 tcell(tb, k + 1, col++, "%s", a);
             }
         }
@@ -532,7 +509,7 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
     for (int d = 0; d < p->ndatasets; d++) {
         const slb_run *first = NULL;
         for (int e = 0; e < E && !first; e++)
-            if (!run_at(r, d, 0, e)->failed) first = run_at(r, d, 0, e);
+            if (!slb_report_run(r, d, 0, e)->failed) first = slb_report_run(r, d, 0, e);
         if (!first || first->noverlays == 0) continue;
         slb_printf(&s, "\n### %s\n\n", p->datasets[d].name);
         for (int64_t k = 0; k < first->noverlays; k++) {
@@ -540,7 +517,7 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
             slb_overlay_path(path, sizeof path, NULL, p, d, first->overlay_cases[k], -1);
             slb_printf(&s, "- case %lld: [target](%s)", (long long)first->overlay_cases[k], path);
             for (int e = 0; e < E; e++) {
-                if (run_at(r, d, 0, e)->failed) continue;
+                if (slb_report_run(r, d, 0, e)->failed) continue;
                 slb_overlay_path(path, sizeof path, NULL, p, d, first->overlay_cases[k], e);
                 slb_printf(&s, ", [%s](%s)", p->entries[e].name, path);
             }

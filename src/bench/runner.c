@@ -800,7 +800,10 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
         emit_locked(&c, &pg);
         pthread_mutex_unlock(&c.mu);
     }
-    st = write_report(&c, now_s() - t0, cpu_s() - cpu0, out, msg, msglen);
+    /* the report states the time of the call that trained; a call that only
+     * reads results (resume of a finished benchmark, report_only) has none */
+    if (c.runs_resumed == c.runs_total) st = write_report(&c, NAN, NAN, out, msg, msglen);
+    else st = write_report(&c, now_s() - t0, cpu_s() - cpu0, out, msg, msglen);
     if (st == SL_OK && out) out->completed = 1;
 done:
     if (out) {

@@ -140,6 +140,22 @@ const char *slb_fmt(char *buf, size_t len, double v, int digits)
     return buf;
 }
 
+const char *slb_fmt_ci(char *buf, size_t len, double v, double lo, double hi, int digits)
+{
+    char a[32], b[32], c[32];
+    if (isnan(v)) snprintf(buf, len, "-");
+    else snprintf(buf, len, "%s [%s, %s]", slb_fmt(a, sizeof a, v, digits), slb_fmt(b, sizeof b, lo, digits), slb_fmt(c, sizeof c, hi, digits));
+    return buf;
+}
+
+const char *slb_fmt_p(char *buf, size_t len, double p)
+{
+    if (isnan(p)) snprintf(buf, len, "-");
+    else if (p < 1e-4) snprintf(buf, len, "<1e-4");
+    else snprintf(buf, len, "%.4f", p);
+    return buf;
+}
+
 sl_status slb_write_text(const char *dir, const char *name, const slb_str *s, char *msg, size_t msglen)
 {
     if (s->failed) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory writing %s", name);
