@@ -221,6 +221,42 @@ sl_status sl_unet_ds_weights(const sl_unet *net, float *weights);
 sl_status sl_nn_downsample_nearest(void *out, const void *in, const sl_dims *dims,
                                    size_t elem_size, int factor, char *msg, size_t msglen);
 
+/* ------------------------------------------------------ INT8 inference
+ *
+ * Post-training static quantisation of every convolution (docs/nn.md):
+ * int8 weights with one scale per output channel, int8 inputs with one
+ * scale and zero point per convolution calibrated on example images,
+ * int32 accumulation; normalisation, LeakyReLU and pooling stay float32.
+ *
+ *     sl_unet_calibrate(net);                  // start recording ranges
+ *     sl_unet_forward(net, calib, &d, out, ...); // float forwards, any number
+ *     sl_unet_quantize(net, msg, sizeof msg);   // now int8
+ *     sl_unet_forward(net, images, ...);        // int8 inference
+ *     sl_unet_dequantize(net);                  // back to float32
+ *
+ * Quantisation copies the weights as they are: the float parameters are
+ * not changed, and later changes to them are not seen until the net is
+ * calibrated and quantised again. An int8 net has no backward.
+ */
+
+/* Starts a calibration (dropping any earlier int8 state): forwards run in
+ * float32 and record the range of every convolution's input.
+ * SL_EINVAL (NULL), SL_ENOMEM. */
+sl_status sl_unet_calibrate(sl_unet *net);
+
+/* Ends the calibration: quantises the weights, fixes the activation
+ * scales, and makes later forwards int8. SL_EBADSTATE (no calibration
+ * started, or no forward since), SL_ENONFINITE (a weight or a recorded
+ * range is not finite), SL_ENOMEM, SL_EINVAL; msg names the problem. On
+ * failure the net is left calibrating. */
+sl_status sl_unet_quantize(sl_unet *net, char *msg, size_t msglen);
+
+/* Back to float32 forwards (a no-op for a float net). SL_EINVAL for NULL. */
+sl_status sl_unet_dequantize(sl_unet *net);
+
+/* 1 when forwards run in int8, else 0 (also for NULL). */
+int sl_unet_is_quantized(const sl_unet *net);
+
 /* -------------------------------------------------------- optimisation */
 
 typedef enum sl_optim_kind {

@@ -144,4 +144,22 @@ void sl_maxpool2_forward(float *out, const float *inp, int64_t B, int64_t C, int
 void sl_maxpool2_backward(float *dinp, const float *dout, const float *inp, int64_t B,
                           int64_t C, int64_t H, int64_t W, int acc, int threads);
 
+/* ---- INT8 inference (quant.c; the scheme is described there) ---------- */
+/* Activation scale and zero point of the range [lo, hi] (widened to 0). */
+void sl_quant_act_params(float lo, float hi, float *scale, int *zero_point);
+/* Per-row symmetric int8 weights of w (M, K): wq (M, K), scale (M),
+ * rowsum (M) = sum of the row's int8 values. */
+void sl_quant_weights(int8_t *wq, float *scale, int32_t *rowsum, const float *w, int64_t M, int64_t K);
+/* The convolution of sl_conv2d_forward with int8 weights wq (Cout, (C1+C2)
+ * K K) and inputs quantised with (in_scale, in_zp); int32 sums, float
+ * output. On an allocation failure the output is NaN. */
+void sl_qconv2d_forward(float *out, const float *inp1, const float *inp2, const int8_t *wq, const float *wscale,
+                        const int32_t *wsum, const float *bias, float in_scale, int in_zp, const sl_conv2d_shape *s,
+                        int threads);
+/* The transposed convolution of sl_convt2x2_forward; wq is (Cout*4, Cin),
+ * row co*4 + dy*2 + dx, with per-row wscale and wsum. */
+void sl_qconvt2x2_forward(float *out, const float *inp, const int8_t *wq, const float *wscale, const int32_t *wsum,
+                          const float *bias, float in_scale, int in_zp, int64_t B, int64_t Cin, int64_t Cout, int64_t H,
+                          int64_t W, int threads);
+
 #endif

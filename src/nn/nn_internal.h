@@ -34,6 +34,40 @@ typedef struct slot {
     int written;
 } slot;
 
+/* INT8 state of one convolution (src/nn/quant.c): the input range seen
+ * in calibration, the activation scale and zero point, the int8 weights
+ * (M rows of K) with per-row scales and row sums. */
+typedef struct sl_qsite {
+    float lo, hi;
+    int seen;
+    float scale;
+    int zp;
+    int8_t *wq;
+    float *wscale;
+    int32_t *wsum;
+    int64_t M, K;
+} sl_qsite;
+
+typedef enum sl_quant_mode { SL_QUANT_CALIBRATING = 1, SL_QUANT_INT8 = 2 } sl_quant_mode;
+
+/* Sites: enc[s][j] = 2s + j, dec[s][j] = 2D + 2s + j, up[s] = 4D + s,
+ * head[l] = 5D + l; 6D in all. */
+typedef struct sl_quant {
+    sl_quant_mode mode;
+    int nsites;
+    sl_qsite site[];
+} sl_quant;
+
+sl_quant *sl_quant_new(int nsites);
+void sl_quant_free(sl_quant *q);
+/* Widens the site's range by the finite values of x[0..n). */
+void sl_quant_observe(sl_qsite *qs, const float *x, int64_t n);
+/* Quantises a site's weights: conv (M = Cout, K = Cin*k*k) as stored, or
+ * (transposed = 1) a 2x2 transposed conv's (Cin = K, Cout = M/4, 2, 2);
+ * and fixes the activation scale from the observed range. SL_ENOMEM,
+ * SL_ENONFINITE (a non-finite weight or range). */
+sl_status sl_quant_site_weights(sl_qsite *qs, const float *w, int64_t M, int64_t K, int transposed);
+
 /* conv -> norm -> LeakyReLU */
 typedef struct nn_block {
     int64_t cin1, cin2, cout;
@@ -72,6 +106,7 @@ struct sl_unet {
     slot logits[SL_UNET_MAX_DEPTH]; /* head outputs, level l */
     int have_forward;
     int fwd_training; /* mode of the last forward */
+    sl_quant *quant;  /* NULL: float32; else calibrating or int8 (quant.c) */
 };
 
 struct sl_optim {

@@ -305,6 +305,7 @@ void sl_unet_free(sl_unet *net)
 {
     if (!net) return;
     free_plan(net);
+    sl_quant_free(net->quant);
     free(net->params);
     free(net->grads);
     free(net->buffers);
@@ -519,11 +520,52 @@ static float *BUF(sl_unet *net, int t)
     return t < 0 ? NULL : net->buffers + net->tensors[t].offset;
 }
 
-static void block_forward(sl_unet *net, nn_block *k, const float *in1, const float *in2, int th)
+/* ---------------------------------------------------- convolution sites
+ * Every convolution of the forward goes through conv_at / convt_at, which
+ * record input ranges while an INT8 calibration runs and switch to the
+ * int8 kernels once the net is quantised (quant.c). */
+static int site_enc(const sl_unet *net, int s, int j) { (void)net; return 2 * s + j; }
+static int site_dec(const sl_unet *net, int s, int j) { return 2 * net->D + 2 * s + j; }
+static int site_up(const sl_unet *net, int s) { return 4 * net->D + s; }
+static int site_head(const sl_unet *net, int l) { return 5 * net->D + l; }
+
+static void conv_at(sl_unet *net, int site, float *out, const float *in1, const float *in2, int t_w, int t_b,
+                    const sl_conv2d_shape *cs, int th)
+{
+    sl_quant *q = net->quant;
+    if (q && q->mode == SL_QUANT_INT8) {
+        const sl_qsite *qs = &q->site[site];
+        sl_qconv2d_forward(out, in1, in2, qs->wq, qs->wscale, qs->wsum, P(net, t_b), qs->scale, qs->zp, cs, th);
+        return;
+    }
+    if (q) {
+        const int64_t hw = cs->H * cs->W;
+        sl_quant_observe(&q->site[site], in1, cs->B * cs->C1 * hw);
+        if (in2) sl_quant_observe(&q->site[site], in2, cs->B * cs->C2 * hw);
+    }
+    sl_conv2d_forward(out, in1, in2, P(net, t_w), P(net, t_b), cs, net->work, th);
+}
+
+static void convt_at(sl_unet *net, int s, float *out, const float *in, int th)
+{
+    const int64_t Cin = net->width[s + 1], Cout = net->width[s], h = net->H >> (s + 1), w = net->W >> (s + 1);
+    sl_quant *q = net->quant;
+    if (q && q->mode == SL_QUANT_INT8) {
+        const sl_qsite *qs = &q->site[site_up(net, s)];
+        sl_qconvt2x2_forward(out, in, qs->wq, qs->wscale, qs->wsum, P(net, net->t_up_b[s]), qs->scale, qs->zp, net->B,
+                             Cin, Cout, h, w, th);
+        return;
+    }
+    if (q) sl_quant_observe(&q->site[site_up(net, s)], in, net->B * Cin * h * w);
+    sl_convt2x2_forward(out, in, P(net, net->t_up_w[s]), P(net, net->t_up_b[s]), net->B, Cin, Cout, h, w, net->work,
+                        th);
+}
+
+static void block_forward(sl_unet *net, nn_block *k, int site, const float *in1, const float *in2, int th)
 {
     const sl_unet_config *c = &net->cfg;
     const int64_t HW = k->Ho * k->Wo;
-    sl_conv2d_forward(k->y.v, in1, in2, P(net, k->t_w), P(net, k->t_b), &k->cs, net->work, th);
+    conv_at(net, site, k->y.v, in1, in2, k->t_w, k->t_b, &k->cs, th);
     switch (c->norm) {
     case SL_NORM_INSTANCE:
         sl_instnorm_lrelu_forward(k->a.v, k->mean, k->rstd, k->y.v, P(net, k->t_g), P(net, k->t_be),
@@ -649,22 +691,20 @@ sl_status sl_unet_forward(sl_unet *net, const float *images, const sl_dims *dims
                 in = prev;
             }
         }
-        block_forward(net, &net->enc[s][0], in, NULL, th);
-        block_forward(net, &net->enc[s][1], net->enc[s][0].a.v, NULL, th);
+        block_forward(net, &net->enc[s][0], site_enc(net, s, 0), in, NULL, th);
+        block_forward(net, &net->enc[s][1], site_enc(net, s, 1), net->enc[s][0].a.v, NULL, th);
     }
     for (int s = D - 2; s >= 0; s--) {
         const float *below = s == D - 2 ? net->enc[D - 1][1].a.v : net->dec[s + 1][1].a.v;
-        sl_convt2x2_forward(net->up[s].v, below, P(net, net->t_up_w[s]), P(net, net->t_up_b[s]), B,
-                            net->width[s + 1], net->width[s], H >> (s + 1), W >> (s + 1), net->work,
-                            th);
-        block_forward(net, &net->dec[s][0], net->enc[s][1].a.v, net->up[s].v, th);
-        block_forward(net, &net->dec[s][1], net->dec[s][0].a.v, NULL, th);
+        convt_at(net, s, net->up[s].v, below, th);
+        block_forward(net, &net->dec[s][0], site_dec(net, s, 0), net->enc[s][1].a.v, net->up[s].v, th);
+        block_forward(net, &net->dec[s][1], site_dec(net, s, 1), net->dec[s][0].a.v, NULL, th);
     }
     for (int l = 0; l < net->nout; l++) {
         sl_conv2d_shape cs;
         head_shape(net, l, &cs);
-        sl_conv2d_forward(net->logits[l].v, head_input(net, l)->v, NULL, P(net, net->t_head_w[l]),
-                          P(net, net->t_head_b[l]), &cs, net->work, th);
+        conv_at(net, site_head(net, l), net->logits[l].v, head_input(net, l)->v, NULL, net->t_head_w[l],
+                net->t_head_b[l], &cs, th);
     }
     memcpy(logits, net->logits[0].v, (size_t)net->logits[0].n * sizeof(float));
     net->have_forward = 1;
@@ -677,6 +717,8 @@ sl_status sl_unet_backward_ds(sl_unet *net, const float *const *dlogits, char *m
     if (!net || !dlogits) return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_backward: NULL argument");
     if (!net->have_forward)
         return sl_errf(msg, msglen, SL_EBADSTATE, "backward needs a forward pass first");
+    if (net->quant && net->quant->mode == SL_QUANT_INT8)
+        return sl_errf(msg, msglen, SL_EBADSTATE, "an int8 net is for inference only; sl_unet_dequantize it to train");
     const sl_unet_config *c = &net->cfg;
     const int D = net->D, th = net->plan_threads;
     const int64_t B = net->B, H = net->H, W = net->W;
@@ -791,4 +833,74 @@ sl_status sl_nn_downsample_nearest(void *out, const void *in, const sl_dims *dim
                     memcpy(dst + (size_t)di * elem_size, src + (size_t)si * elem_size, elem_size);
                 }
     return SL_OK;
+}
+
+/* ------------------------------------------------------- INT8 inference */
+
+sl_status sl_unet_calibrate(sl_unet *net)
+{
+    if (!net) return SL_EINVAL;
+    sl_quant_free(net->quant);
+    net->quant = sl_quant_new(6 * net->D);
+    if (!net->quant) return SL_ENOMEM;
+    net->quant->mode = SL_QUANT_CALIBRATING;
+    return SL_OK;
+}
+
+/* A convolution to quantise: its site, weight tensor and GEMM shape. */
+typedef struct qsite_plan {
+    int site, t, transposed;
+    int64_t M, K;
+} qsite_plan;
+
+sl_status sl_unet_quantize(sl_unet *net, char *msg, size_t msglen)
+{
+    if (!net) return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_quantize: NULL net");
+    sl_quant *q = net->quant;
+    if (!q || q->mode != SL_QUANT_CALIBRATING)
+        return sl_errf(msg, msglen, SL_EBADSTATE, "int8: start a calibration (sl_unet_calibrate) and run forwards first");
+    const int D = net->D;
+    qsite_plan sites[6 * SL_UNET_MAX_DEPTH];
+    int n = 0;
+    for (int s = 0; s < D; s++)
+        for (int j = 0; j < 2; j++) {
+            const nn_block *e = &net->enc[s][j];
+            sites[n++] = (qsite_plan){site_enc(net, s, j), e->t_w, 0, e->cout, (e->cin1 + e->cin2) * 9};
+        }
+    for (int s = 0; s + 1 < D; s++) {
+        for (int j = 0; j < 2; j++) {
+            const nn_block *e = &net->dec[s][j];
+            sites[n++] = (qsite_plan){site_dec(net, s, j), e->t_w, 0, e->cout, (e->cin1 + e->cin2) * 9};
+        }
+        sites[n++] = (qsite_plan){site_up(net, s), net->t_up_w[s], 1, net->width[s] * 4, net->width[s + 1]};
+    }
+    for (int l = 0; l < net->nout; l++)
+        sites[n++] = (qsite_plan){site_head(net, l), net->t_head_w[l], 0, net->cfg.num_classes, net->width[l]};
+    for (int i = 0; i < n; i++) {
+        sl_qsite *qs = &q->site[sites[i].site];
+        if (!qs->seen)
+            return sl_errf(msg, msglen, SL_EBADSTATE, "int8: no calibration forward ran since sl_unet_calibrate");
+        sl_status st = sl_quant_site_weights(qs, P(net, sites[i].t), sites[i].M, sites[i].K, sites[i].transposed);
+        if (st == SL_ENONFINITE)
+            return sl_errf(msg, msglen, st, "int8: %s or its calibrated input range is not finite",
+                           net->tensors[sites[i].t].name);
+        if (st != SL_OK) return sl_errf(msg, msglen, st, "int8: out of memory");
+    }
+    q->mode = SL_QUANT_INT8;
+    net->have_forward = 0;
+    return SL_OK;
+}
+
+sl_status sl_unet_dequantize(sl_unet *net)
+{
+    if (!net) return SL_EINVAL;
+    sl_quant_free(net->quant);
+    net->quant = NULL;
+    net->have_forward = 0;
+    return SL_OK;
+}
+
+int sl_unet_is_quantized(const sl_unet *net)
+{
+    return net && net->quant && net->quant->mode == SL_QUANT_INT8;
 }
