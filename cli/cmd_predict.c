@@ -1,12 +1,13 @@
 /*
  * segloss predict --model FILE --input IMG --out OUT [--tta none|flip]
- *                 [--config FILE] [--batch N] [--threads T]
+ *                 [--int8 [--calib IMG]] [--config FILE] [--batch N] [--threads T]
  *
  * Applies a trained model to an image: NIfTI volumes slice by slice along
  * the training axis (geometry copied to the output), .npy arrays (2-D or
  * 3-D) and PNG images. The intensity normalisation is the training one,
  * read from the run's config.json next to the model. Thin over
- * sl_unet_load, sl_preproc_load and sl_predict_image.
+ * sl_unet_load, sl_preproc_load and sl_predict_image; --int8 adds
+ * sl_unet_calibrate / sl_unet_quantize around a calibration prediction.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -35,6 +36,10 @@ static const char *usage_text =
     "  --input IMG       image to segment (required)\n"
     "  --out OUT         label map to write (required; written whole or not at all)\n"
     "  --tta none|flip   flip: average the softmax of the 4 mirrorings (none)\n"
+    "  --int8            INT8 inference: int8 weights (per output channel) and int8\n"
+    "                    convolution inputs calibrated on a float pass over --calib\n"
+    "  --calib IMG       calibration image for --int8 (default: IMG itself; give\n"
+    "                    training images for the usual post-training setting)\n"
     "  --config FILE     the run's config.json (default: next to the model)\n"
     "  --batch N         slices per forward pass (8)\n"
     "  --threads T       threads (default: all cores)\n"
@@ -46,9 +51,28 @@ static int known_format(const char *p)
     return sl_png_path(p) || sl_format_from_path(p) != SL_FORMAT_UNKNOWN;
 }
 
+/* Reads an image for prediction: 1 on success, else 0 after printing the
+ * error. */
+static int read_image(const char *path, sl_array *img, sl_image_info *info)
+{
+    char msg[1024];
+    memset(info, 0, sizeof *info);
+    sl_status st = sl_png_path(path) ? sl_png_read(path, img, msg, sizeof msg) : sl_image_read(path, img, info, msg, sizeof msg);
+    if (st != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s", msg);
+        return 0;
+    }
+    if (img->ndim != 2 && img->ndim != 3) {
+        cli_fail(CMD, EXIT_WORK, "%s has %d axes; predict takes 2-D (H, W) or 3-D (D, H, W) images", path, img->ndim);
+        return 0;
+    }
+    return 1;
+}
+
 int cmd_predict(int argc, char **argv)
 {
-    const char *model = NULL, *input = NULL, *out = NULL, *config = NULL;
+    const char *model = NULL, *input = NULL, *out = NULL, *config = NULL, *calib = NULL;
+    int int8 = 0;
     sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -66,6 +90,10 @@ int cmd_predict(int argc, char **argv)
             if (!(out = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--config", &v)) {
             if (!(config = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (!strcmp(a, "--int8")) {
+            int8 = 1;
+        } else if (cli_opt(a, "--calib", &v)) {
+            if (!(calib = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--tta", &v)) {
             if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
             if (!strcmp(s, "none")) po.tta = SL_TTA_NONE;
@@ -93,6 +121,9 @@ int cmd_predict(int argc, char **argv)
         return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", input);
     if (!known_format(out))
         return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", out);
+    if (calib && !int8) return cli_fail(CMD, EXIT_USAGE, "--calib is for --int8 (the calibration of an INT8 prediction)");
+    if (calib && !known_format(calib))
+        return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", calib);
 
     char msg[1024], cpath[4096];
     if (!config) {
@@ -104,7 +135,7 @@ int cmd_predict(int argc, char **argv)
         config = cpath;
     }
     sl_unet *net = NULL;
-    sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY;
+    sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY, cimg = SL_ARRAY_EMPTY;
     sl_image_info info;
     memset(&info, 0, sizeof info);
     int rc = EXIT_WORK;
@@ -125,23 +156,36 @@ int cmd_predict(int argc, char **argv)
                  uc.num_classes);
         goto done;
     }
-    if (sl_png_path(input)) {
-        if (sl_png_read(input, &img, msg, sizeof msg) != SL_OK) {
-            cli_fail(CMD, EXIT_WORK, "%s", msg);
-            goto done;
-        }
-    } else if (sl_image_read(input, &img, &info, msg, sizeof msg) != SL_OK) {
-        cli_fail(CMD, EXIT_WORK, "%s", msg);
-        goto done;
-    }
-    if (img.ndim != 2 && img.ndim != 3) {
-        cli_fail(CMD, EXIT_WORK, "%s has %d axes; predict takes 2-D (H, W) or 3-D (D, H, W) images", input, img.ndim);
-        goto done;
-    }
+    if (!read_image(input, &img, &info)) goto done;
     if (sl_png_path(out) && !(img.ndim == 2 || (img.ndim == 3 && img.shape[0] == 1))) {
         cli_fail(CMD, EXIT_USAGE, "%s: a PNG output needs a 2-D input; %s is 3-D", out, input);
         rc = EXIT_USAGE;
         goto done;
+    }
+    if (int8) {
+        /* float forwards over the calibration image record every
+         * convolution's input range; then the net runs in int8 */
+        sl_image_info cinfo;
+        const sl_array *c = &img;
+        if (calib) {
+            if (!read_image(calib, &cimg, &cinfo)) goto done;
+            c = &cimg;
+        }
+        sl_predict_opts co = po;
+        co.tta = SL_TTA_NONE;
+        if (sl_unet_calibrate(net) != SL_OK) {
+            cli_fail(CMD, EXIT_WORK, "out of memory");
+            goto done;
+        }
+        if (sl_predict_image(net, &pp, c, &co, &lab, msg, sizeof msg) != SL_OK) {
+            cli_fail(CMD, EXIT_WORK, "%s: %s", calib ? calib : input, msg);
+            goto done;
+        }
+        sl_array_free(&lab);
+        if (sl_unet_quantize(net, msg, sizeof msg) != SL_OK) {
+            cli_fail(CMD, EXIT_WORK, "%s", msg);
+            goto done;
+        }
     }
     if (sl_predict_image(net, &pp, &img, &po, &lab, msg, sizeof msg) != SL_OK) {
         cli_fail(CMD, EXIT_WORK, "%s: %s", input, msg);
@@ -167,6 +211,7 @@ int cmd_predict(int argc, char **argv)
 done:
     sl_array_free(&img);
     sl_array_free(&lab);
+    sl_array_free(&cimg);
     sl_unet_free(net);
     return rc;
 }

@@ -98,6 +98,9 @@ run "predict npy -> png" $S predict --model "$M" --input "$tmp/i2.npy" --out "$t
 run "predict png -> png, tta" $S predict --model "$M" --input "$tmp/o2.png" --out "$tmp/o2b.png" --tta flip
 run "predict with --config" $S predict --model "$M" --config "$tmp/ph/config.json" --input "$tmp/i2.npy" --out "$tmp/o2c.npy"
 run "predict again" $S predict --model "$M" --input "$tmp/i2.npy" --out "$tmp/o2again.npy" --threads 2 --batch 1
+run "predict int8" $S predict --model "$M" --input "$tmp/i2.npy" --out "$tmp/o2q.npy" --int8 --threads 1
+run "predict int8 again" $S predict --model "$M" --input "$tmp/i2.npy" --out "$tmp/o2q2.npy" --int8 --threads 2 --batch 1
+run "predict int8 --calib" $S predict --model "$M" --input "$tmp/i2.npy" --out "$tmp/o2qc.npy" --int8 --calib "$tmp/i3.npy"
 checks=$((checks + 1))
 $PY - "$tmp" <<'PYEOF' || fail "predict outputs"
 import numpy as np, sys, zlib, struct
@@ -136,6 +139,12 @@ for y in range(h):
     img[y] = cur; prev = cur
 assert (img == o2).all(), "PNG labels differ from the .npy"
 print("max predict outputs: ok, tta changed %d of %d pixels" % ((o2 != o2t).sum(), o2.size))
+# INT8: deterministic, close to the float labels, and the calibration image matters
+q, q2, qc = np.load(t + "/o2q.npy"), np.load(t + "/o2q2.npy"), np.load(t + "/o2qc.npy")
+assert q.shape == o2.shape and q.dtype == np.uint8 and (q == q2).all(), "int8: threads/batch change the prediction"
+agree, agree_c = (q == o2).mean(), (qc == o2).mean()
+print("max predict int8: labels agree with float on %.4f of pixels (%.4f with --calib)" % (agree, agree_c))
+assert agree >= 0.9 and agree_c >= 0.85, (agree, agree_c)
 PYEOF
 
 # ---- nifti:DIR end to end (NIfTI fixtures as cases), predict copies the geometry
@@ -284,9 +293,13 @@ expect 2 "--tta expects" -- $S predict --model "$M" --input "$tmp/i2.npy" --out 
 expect 2 "unknown option" -- $S predict --model "$M" --input "$tmp/i2.npy" --out "$tmp/never9.npy" --fast
 expect 2 "are required" -- $S predict --model "$M" --input "$tmp/i2.npy"
 expect 2 "PNG output needs a 2-D input" -- $S predict --model "$M" --input "$tmp/i3.npy" --out "$tmp/never10.png"
+expect 2 "--calib is for --int8" -- $S predict --model "$M" --input "$tmp/i2.npy" --out "$tmp/never13.npy" --calib "$tmp/i3.npy"
+expect 2 "unknown image format" -- $S predict --model "$M" --input "$tmp/i2.npy" --out "$tmp/never14.npy" --int8 --calib "$tmp/c.txt"
+expect 1 "no_such_calib.npy" -- $S predict --model "$M" --input "$tmp/i2.npy" --out "$tmp/never15.npy" --int8 --calib "$tmp/no_such_calib.npy"
 $PY -c "import numpy as np; np.save('$tmp/i4.npy', np.zeros((2, 2, 8, 8), np.float32)); np.save('$tmp/inan.npy', np.full((8, 8), np.nan, np.float32))"
 expect 1 "4 axes" -- $S predict --model "$M" --input "$tmp/i4.npy" --out "$tmp/never11.npy"
 expect 1 "non-finite" -- $S predict --model "$M" --input "$tmp/inan.npy" --out "$tmp/never12.npy"
+expect 1 "non-finite" -- $S predict --model "$M" --input "$tmp/i2.npy" --out "$tmp/never16.npy" --int8 --calib "$tmp/inan.npy"
 check "[ -z \"\$(ls '$tmp' | grep -E 'never|\\.tmp')\" ]" "a failed predict left a file: $(ls "$tmp" | grep -E 'never|\.tmp' | tr '\n' ' ')"
 
 echo "test_train.sh: $checks checks, $fails failed"
