@@ -76,7 +76,13 @@ typedef struct sl_bench_entry {
     char slug[SL_BENCH_NAME];
     char loss[SL_TRAIN_TEXT];  /* loss spec or schedule (segloss/schedule.h) */
     int tta;                   /* 1: flip TTA at test time */
+    int int8;                  /* 1: the trained model quantised to INT8 (calibrated
+                                  on SL_BENCH_INT8_CALIB training images) */
 } sl_bench_entry;
+
+/* Training images an INT8 entry calibrates its activation ranges on (the
+ * first ones of the training split, without augmentation). */
+#define SL_BENCH_INT8_CALIB 32
 
 typedef struct sl_bench_preset {
     char name[SL_BENCH_NAME];

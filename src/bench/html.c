@@ -568,8 +568,8 @@ static void runs_section(slb_str *h, const slb_report *r)
                (long long)n, train, eval);
     if (isfinite(r->seconds)) slb_printf(h, "; the last call took %.0f s wall time and %.0f s CPU time", r->seconds, r->cpu_seconds);
     slb_puts(h, ".</p>\n");
-    const char *head[] = {"data set", "seed", "loss", "spec", "TTA", "status", "train s", "eval s", "parameters"};
-    html_table(h, head, 9);
+    const char *head[] = {"data set", "seed", "loss", "spec", "TTA", "weights", "status", "train s", "eval s", "parameters"};
+    html_table(h, head, 10);
     for (int64_t i = 0; i < n; i++) {
         const slb_run *run = r->runs[i];
         const sl_bench_entry *en = &p->entries[run->entry];
@@ -583,6 +583,7 @@ static void runs_section(slb_str *h, const slb_report *r)
         slb_html(h, en->loss);
         slb_puts(h, "</code></td>");
         td(h, en->tta ? "flip" : "-", NULL);
+        td(h, en->int8 ? "int8" : "-", NULL);
         td(h, run->failed ? run->message : "ok", NULL);
         snprintf(buf, sizeof buf, "%.1f", run->seconds_train);
         td(h, buf, "num");

@@ -60,7 +60,7 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
     const sl_bench_preset *p = r->p;
     const slb_tables *t = r->t;
     slb_str s = {0};
-    slb_puts(&s, "dataset,fraction,seed,loss,spec,tta,status,class,metric,value,n_cases\n");
+    slb_puts(&s, "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases\n");
     for (int d = 0; d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
         for (int sd = 0; sd < p->nseeds; sd++)
@@ -77,7 +77,7 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
                         csv_field(&s, p->entries[e].name);
                         slb_puts(&s, ",");
                         csv_field(&s, p->entries[e].loss);
-                        slb_printf(&s, ",%d,%s,", p->entries[e].tta, run->failed ? "failed" : "ok");
+                        slb_printf(&s, ",%d,%d,%s,", p->entries[e].tta, p->entries[e].int8, run->failed ? "failed" : "ok");
                         csv_field(&s, names ? names[c] : "");
                         slb_printf(&s, ",%s,", names ? slb_metric_names[m] : "");
                         if (!run->failed) csv_num(&s, run_mean(run, c, m));
@@ -167,6 +167,7 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                              cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
                              cJSON_AddStringToObject(o, "spec", p->entries[e].loss) &&
                              cJSON_AddBoolToObject(o, "tta", p->entries[e].tta) &&
+                             cJSON_AddBoolToObject(o, "int8", p->entries[e].int8) &&
                              cJSON_AddStringToObject(o, "status", run->failed ? "failed" : "ok") &&
                              cJSON_AddStringToObject(o, "class", names ? names[c] : "") &&
                              cJSON_AddStringToObject(o, "metric", names ? slb_metric_names[m] : "") &&
@@ -542,7 +543,8 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
                        (unsigned long long)p->seeds[r->runs[i]->seed], p->entries[r->runs[i]->entry].name, r->runs[i]->message);
     slb_puts(&s, "\nLoss entries:\n\n");
     for (int e = 0; e < E; e++)
-        slb_printf(&s, "- `%s`: `%s`%s\n", p->entries[e].name, p->entries[e].loss, p->entries[e].tta ? " with flip TTA" : "");
+        slb_printf(&s, "- `%s`: `%s`%s%s\n", p->entries[e].name, p->entries[e].loss, p->entries[e].tta ? " with flip TTA" : "",
+                   p->entries[e].int8 ? ", the trained model quantised to INT8" : "");
     slb_puts(&s, "\n## Conventions\n\nPer test case (a 2-D slice) and foreground class: Dice; HD95 = max of the two directed "
                  "95th percentiles of border-pixel distances, in pixels (one side empty: the slice diagonal); NSD at the "
                  "preset's tolerance; recall; precision; lesion F1 over 8-connected components (a lesion is found when a "

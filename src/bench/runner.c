@@ -74,6 +74,8 @@ typedef struct ds_cache {
     double fraction;         /* share of the small class in the test split */
     int64_t noverlays;
     int64_t overlay_cases[50];
+    float *calib;            /* (ncalib, 1, H, W) training images for INT8 entries */
+    int64_t ncalib;
 } ds_cache;
 
 typedef struct job {
@@ -207,6 +209,23 @@ static sl_status open_dataset(ctx *c, int d, int threads, char *msg, size_t msgl
     sl_dataset_class_fractions(dc->ds, SL_SPLIT_TEST, frac);
     dc->fraction = frac[dc->info.small_class];
     if (pick_overlays(dc, p->overlay_cases) != SL_OK) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+    int any_int8 = 0;
+    for (int e = 0; e < p->nentries; e++) any_int8 |= p->entries[e].int8;
+    if (any_int8) {
+        /* the calibration set of INT8 entries: the first training images */
+        const int64_t hw = dc->H * dc->W, nt = dc->info.n[SL_SPLIT_TRAIN];
+        dc->ncalib = nt < SL_BENCH_INT8_CALIB ? nt : SL_BENCH_INT8_CALIB;
+        int32_t *lab = sl_malloc(hw, sizeof *lab);
+        dc->calib = sl_malloc(dc->ncalib * hw, sizeof *dc->calib);
+        if (!lab || !dc->calib) {
+            free(lab);
+            return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory for the calibration images of %s", bd->name);
+        }
+        for (int64_t i = 0; i < dc->ncalib && st == SL_OK; i++)
+            st = sl_dataset_get(dc->ds, SL_SPLIT_TRAIN, i, dc->calib + i * hw, lab, sub, sizeof sub);
+        free(lab);
+        if (st != SL_OK) return sl_errf(msg, msglen, st, "bench: data set %s: %s", bd->name, sub);
+    }
     /* the image with its target, once per case */
     char path[SL_TRAIN_TEXT + 256];
     snprintf(path, sizeof path, "%s/%s/%s", c->dir, SLB_OVERLAY_DIR, bd->slug);
@@ -228,6 +247,7 @@ static void free_caches(ctx *c)
         sl_dataset_free(c->dsc[d].ds);
         free(c->dsc[d].img);
         free(c->dsc[d].lab);
+        free(c->dsc[d].calib);
     }
     free(c->dsc);
     c->dsc = NULL;
@@ -247,7 +267,18 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, int64_t batch, slb
     po.tta = p->entries[e].tta ? SL_TTA_FLIP : SL_TTA_NONE;
     po.threads = 1;
     po.batch = batch;
-    sl_status st = sl_predict_slices(net, dc->img, dc->n, dc->H, dc->W, &po, NULL, pred, msg, msglen);
+    sl_status st = SL_OK;
+    if (p->entries[e].int8) {
+        /* post-training quantisation: ranges from float forwards of the
+         * calibration images, then int8 forwards of the test split */
+        sl_predict_opts co = po;
+        co.tta = SL_TTA_NONE;
+        if ((st = sl_unet_calibrate(net)) != SL_OK) return sl_errf(msg, msglen, st, "bench: out of memory");
+        if ((st = sl_predict_slices(net, dc->calib, dc->ncalib, dc->H, dc->W, &co, NULL, NULL, msg, msglen)) == SL_OK)
+            st = sl_unet_quantize(net, msg, msglen);
+    }
+    if (st == SL_OK) st = sl_predict_slices(net, dc->img, dc->n, dc->H, dc->W, &po, NULL, pred, msg, msglen);
+    sl_unet_dequantize(net); /* the job's other entries see the float net */
     if (st != SL_OK) return st;
     sl_grid g = SL_GRID_DEFAULT;
     g.ndim = 2;
@@ -613,6 +644,42 @@ static sl_status remove_benchmark(const char *dir, char *msg, size_t msglen)
     return SL_OK;
 }
 
+/* Whether a benchmark started with preset `saved` can go on with `mine`:
+ * everything a result depends on must be equal (seeds, data sets,
+ * training, evaluation); the list of entries may grow or shrink, but an
+ * entry kept under its name must keep its definition. So a finished
+ * benchmark can be extended with new losses without training the old ones
+ * again. Returns 0 when compatible, else 1 with the difference in diff.
+ * Both trees are changed. */
+static int preset_differs(cJSON *saved, cJSON *mine, char *diff, size_t difflen)
+{
+    cJSON *ls = cJSON_DetachItemFromObjectCaseSensitive(saved, "losses");
+    cJSON *lm = cJSON_DetachItemFromObjectCaseSensitive(mine, "losses");
+    cJSON_DeleteItemFromObjectCaseSensitive(saved, "description");
+    cJSON_DeleteItemFromObjectCaseSensitive(mine, "description");
+    int differs = !cJSON_IsArray(ls) || !cJSON_IsArray(lm) || slt_config_diff(saved, mine, "", diff, difflen);
+    const cJSON *a, *b;
+    if (!differs) cJSON_ArrayForEach(a, ls)
+        {
+            const cJSON *na = cJSON_GetObjectItemCaseSensitive(a, "name");
+            cJSON_ArrayForEach(b, lm)
+            {
+                const cJSON *nb = cJSON_GetObjectItemCaseSensitive(b, "name");
+                if (cJSON_IsString(na) && cJSON_IsString(nb) && !strcmp(na->valuestring, nb->valuestring) &&
+                    slt_config_diff(a, b, "", diff, difflen)) {
+                    char d2[400];
+                    snprintf(d2, sizeof d2, "entry '%.60s' changed: %.300s", na->valuestring, diff);
+                    snprintf(diff, difflen, "%s", d2);
+                    differs = 1;
+                }
+            }
+            if (differs) break;
+        }
+    cJSON_Delete(ls);
+    cJSON_Delete(lm);
+    return differs;
+}
+
 /* Checks DIR against the options and leaves it ready: *fresh = 1 when it
  * holds no earlier results. */
 static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, int *fresh, char *msg, size_t msglen)
@@ -637,15 +704,18 @@ static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, i
         size_t len;
         sl_status st = slt_read_file(path, &data, &len, msg, msglen);
         if (st != SL_OK) return st;
+        const int same = len == strlen(p->json) && !memcmp(data, p->json, len);
         cJSON *saved = cJSON_Parse((const char *)data), *mine = cJSON_Parse(p->json);
         free(data);
         char diff[400] = "";
-        int differs = !saved || !mine || slt_config_diff(saved, mine, "", diff, sizeof diff);
+        int differs = !saved || !mine || preset_differs(saved, mine, diff, sizeof diff);
         cJSON_Delete(saved);
         cJSON_Delete(mine);
         if (differs)
             return sl_errf(msg, msglen, SL_EBADSTATE, "bench: %s was started with another preset (%s); --force replaces it", dir,
                            diff[0] ? diff : "unreadable preset.json");
+        /* entries added or removed: the folder's preset becomes this one */
+        if (!same && !o->report_only && (st = slt_write_atomic(path, p->json, strlen(p->json), msg, msglen)) != SL_OK) return st;
     }
     if (!have) {
         sl_status st = slt_mkdirs(dir, msg, msglen);

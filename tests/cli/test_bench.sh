@@ -75,7 +75,7 @@ import csv, json, math, sys, os, re
 d = sys.argv[1]
 rows = list(csv.DictReader(open(d + "/results.csv")))
 head = open(d + "/results.csv").readline().strip().split(",")
-assert head == ["dataset", "fraction", "seed", "loss", "spec", "tta", "status", "class", "metric", "value", "n_cases"], head
+assert head == ["dataset", "fraction", "seed", "loss", "spec", "tta", "int8", "status", "class", "metric", "value", "n_cases"], head
 metrics = ["dice", "hd95", "nsd", "recall", "precision", "lesion_f1"]
 assert len(rows) == 2 * 2 * 4 * 3 * 6, len(rows)
 keys = {(r["dataset"], r["seed"], r["loss"], r["class"], r["metric"]) for r in rows}
@@ -200,6 +200,39 @@ if $S bench --out "$tmp/a" --report-only >"$tmp/r.out" 2>&1; then
 else
   fail "--report-only: $(tail -3 "$tmp/r.out")"
 fi
+
+# ---- a preset that gains entries continues a finished benchmark: the new
+# entries run (an INT8 entry shares dice+ce's training, so nothing trains),
+# the old results stay; an entry whose definition changed is refused
+cp -r "$tmp/a" "$tmp/g"
+sed 's|{"name": "staged", "loss": "0:ce; 1:ce+dice"}\]|{"name": "staged", "loss": "0:ce; 1:ce+dice"}, {"name": "dice+ce INT8", "loss": "dice+ce", "int8": true}]|' \
+  "$P" >"$tmp/grown.json"
+checks=$((checks + 1))
+if $S bench --preset "$tmp/grown.json" --out "$tmp/g" --resume --threads 2 >"$tmp/g.out" 2>"$tmp/g.err"; then
+  grep -q "^20 runs, 16 already done" "$tmp/g.err" || fail "grown preset: $(head -2 "$tmp/g.err")"
+  [ "$(grep -c '^run .*INT8' "$tmp/g.err")" = 4 ] || fail "grown preset ran $(grep -c '^run ' "$tmp/g.err") runs, not the 4 INT8 ones"
+  [ "$(ls "$tmp/g"/runs/*/*/*/model.bin | wc -l)" = 12 ] || fail "the INT8 entry trained a model"
+  $PY - "$tmp/a" "$tmp/g" <<'PYEOF' || fail "INT8 results"
+import csv, sys
+a = list(csv.DictReader(open(sys.argv[1] + "/results.csv")))
+g = list(csv.DictReader(open(sys.argv[2] + "/results.csv")))
+old = [r for r in g if r["loss"] != "dice+ce INT8"]
+assert old == a, "the old rows changed"
+q = {(r["dataset"], r["seed"], r["class"], r["metric"]): float(r["value"]) for r in g if r["loss"] == "dice+ce INT8"}
+f = {(r["dataset"], r["seed"], r["class"], r["metric"]): float(r["value"]) for r in g if r["loss"] == "dice+ce"}
+assert len(q) == 2 * 2 * 3 * 6 and all(r["int8"] == "1" for r in g if r["loss"] == "dice+ce INT8")
+assert all(r["int8"] == "0" for r in old)
+dice = [k for k in q if k[2] == "mean" and k[3] == "dice"]
+change = max(abs(q[k] - f[k]) for k in dice)
+print("max INT8 - float mean Dice change: %.4f" % change)
+assert change < 0.1, change
+PYEOF
+  grep -Eq '"int8":[[:space:]]*true' "$tmp/g/preset.json" || fail "preset.json not updated"
+else
+  fail "grown preset: $(tail -3 "$tmp/g.err")"
+fi
+sed 's|"loss": "0:ce; 1:ce+dice"|"loss": "0:ce; 1:dice"|' "$tmp/grown.json" >"$tmp/changed.json"
+expect 1 "entry 'staged' changed" -- $S bench --preset "$tmp/changed.json" --out "$tmp/g" --resume
 
 # ---- --force replaces a benchmark
 checks=$((checks + 1))

@@ -125,6 +125,7 @@ static void test_preset(void)
     expect_error("[\"ce\", \"dice+ce\"", "[\"ce\", \"dicey\"", SL_EUNKNOWN, "losses[1] (dicey)");
     expect_error("[\"ce\", \"dice+ce\"", "[\"ce\", \"ce\", \"dice+ce\"", SL_EINVAL, "same name");
     expect_error("\"staged\", \"loss\"", "\"staged\", \"tta\": 1, \"loss\"", SL_EFORMAT, "losses[3].tta");
+    expect_error("\"staged\", \"loss\"", "\"staged\", \"int8\": \"yes\", \"loss\"", SL_EFORMAT, "losses[3].int8");
     expect_error("\"staged\", \"loss\"", "\"staged\", \"los\": 1, \"loss\"", SL_EUNKNOWN, "losses[3].los");
     expect_error("\"0:ce; 1:ce+dice\"", "\"1:ce; 0:ce+dice\"", SL_EFORMAT, "losses[3] (staged)");
     expect_error("[\"ce\", \"dice+ce\"", "[\"ce\", 3, \"dice+ce\"", SL_EFORMAT, "losses[1] must be");
@@ -382,7 +383,7 @@ static void test_tables(const sl_bench_preset *p)
     char line[512];
     int rows = 0, header_ok = 0, failed_rows = 0;
     while (fp && fgets(line, sizeof line, fp)) {
-        if (rows == 0) header_ok = !strcmp(line, "dataset,fraction,seed,loss,spec,tta,status,class,metric,value,n_cases\n");
+        if (rows == 0) header_ok = !strcmp(line, "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases\n");
         else failed_rows += strstr(line, ",failed,") != NULL;
         rows++;
     }
