@@ -29,5 +29,7 @@
 #include "segloss/nn.h"
 #include "segloss/data.h"
 #include "segloss/train.h"
+#include "segloss/png.h"
+#include "segloss/bench.h"
 
 #endif
