@@ -7,6 +7,17 @@
 #include <string.h>
 #include "cli_util.h"
 
+void cli_fmt_time(char *buf, size_t n, double s)
+{
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, n, "--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+    else snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
+}
+
 int cli_fail(const char *cmd, int code, const char *fmt, ...)
 {
     va_list ap;

@@ -18,6 +18,9 @@ int cli_fail(const char *cmd, int code, const char *fmt, ...)
 
 /* Parses a whole string as a number / an integer; 0 on failure. */
 int cli_parse_double(const char *s, double *out);
+/* Seconds as mm:ss, or h:mm:ss from an hour on; "--:--" when unknown
+ * (negative or not finite): the elapsed time and ETA of progress lines. */
+void cli_fmt_time(char *buf, size_t n, double s);
 int cli_parse_int(const char *s, long *out);
 
 /* Parses "a,b,c" into up to `max` doubles; returns the count or -1. */

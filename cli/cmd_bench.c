@@ -64,24 +64,13 @@ typedef struct view {
     const char *path, *out;
 } view;
 
-static void fmt_time(char *buf, size_t n, double s)
-{
-    if (!isfinite(s) || s < 0) {
-        snprintf(buf, n, "--:--");
-        return;
-    }
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
-    else snprintf(buf, n, "%02ld:%02ld", t / 60, t % 60);
-}
-
 static int progress(const sl_bench_progress *p, void *user)
 {
     view *v = user;
     if (v->quiet) return interrupted ? 1 : 0;
     char el[32], eta[32];
-    fmt_time(el, sizeof el, p->seconds);
-    fmt_time(eta, sizeof eta, p->eta);
+    cli_fmt_time(el, sizeof el, p->seconds);
+    cli_fmt_time(eta, sizeof eta, p->eta);
     if (v->line_open) {
         fputs("\r\033[K", stderr);
         v->line_open = 0;
