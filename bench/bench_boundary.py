@@ -15,49 +15,16 @@ BENCH_REPS runs (default 3) after a warm-up. The printed ratio is peer/segloss; 
 
     /usr/bin/python3 bench/bench_boundary.py       (bench/run.sh runs it with the others)
 """
-import ctypes as C
 import os
-import statistics
-import sys
-import time
 
 import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))
-import slref  # noqa: E402
+from benchlib import SHAPE, THREADS, LossCall, catalogue_names, median_time, slref
 
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 REPS = int(os.environ.get("BENCH_REPS", "3"))
-SHAPE = tuple(int(v) for v in os.environ.get("BENCH_SHAPE", "2,4,128,128,128").split(","))
 torch.set_num_threads(THREADS)
-
-
-class Dims(C.Structure):
-    _fields_ = [("n", C.c_int64), ("c", C.c_int64), ("spatial_ndim", C.c_int), ("spatial", C.c_int64 * 3)]
-
-
-class Target(C.Structure):
-    _fields_ = [("kind", C.c_int), ("labels", C.c_void_p), ("soft", C.c_void_p)]
-
-
-class Opts(C.Structure):
-    _fields_ = [("spacing", C.c_double * 3), ("dist", C.c_void_p), ("threads", C.c_int), ("training", C.c_int)]
-
-
-def median_time(fn, reps=REPS, warm=True):
-    """(median wall seconds, median process CPU seconds) over reps runs after an optional warm-up."""
-    if warm:
-        fn()
-    ts, cs = [], []
-    for _ in range(reps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        ts.append(time.perf_counter() - t0)
-        cs.append(time.process_time() - c0)
-    return statistics.median(ts), statistics.median(cs)
 
 
 def blobby(rng, shape):
@@ -138,8 +105,7 @@ PEERS = [("0.5*gdice+0.5*boundary", peer_gdice_boundary), ("dice+hausdorff_dt", 
 
 def main():
     lib = slref.lib()
-    lib.sl_loss_catalogue.restype = C.POINTER(C.c_char_p)
-    names = {lib.sl_loss_catalogue(i)[0].decode() for i in range(lib.sl_loss_catalogue_size())}
+    names = catalogue_names(lib)
     rng = np.random.default_rng(0)
     N, Cn = SHAPE[0], SHAPE[1]
     y = blobby(rng, SHAPE)
@@ -152,10 +118,6 @@ def main():
     g = np.empty_like(x)
     xt = torch.from_numpy(x.copy()).requires_grad_(True)
     yt = torch.from_numpy(y.astype(np.int64))
-    dims = Dims(N, Cn, len(SHAPE) - 2, (C.c_int64 * 3)(*SHAPE[2:]))
-    tgt = Target(0, y.ctypes.data, None)
-    opts = Opts((C.c_double * 3)(1, 1, 1), None, THREADS, 0)
-    msg = C.create_string_buffer(512)
     print("segloss vs PyTorch %s eager + scipy maps, forward+backward incl. distance maps, logits %s float32, "
           "%d threads, median of %d" % (torch.__version__, "x".join(map(str, SHAPE)), THREADS, REPS))
     print("load average (1 min) before: %.1f on %d cores" % (os.getloadavg()[0], os.cpu_count()))
@@ -165,19 +127,12 @@ def main():
         if missing:
             print("%-24s skipped: %s not in this build's catalogue" % (spec, ", ".join(missing)))
             continue
-        loss = C.c_void_p()
-        if lib.sl_loss_create(spec.encode(), C.byref(loss), msg, 512) != 0:
-            print("%-24s error: %s" % (spec, msg.value.decode()))
+        try:
+            lc = LossCall(lib, spec, x, y, g)
+        except ValueError as e:
+            print("%-24s error: %s" % (spec, e))
             continue
-        val = C.c_double()
-
-        def seg():
-            st = lib.sl_loss_forward(loss, x.ctypes.data_as(C.c_void_p), C.byref(dims), C.byref(tgt), C.byref(opts),
-                                     C.byref(val), g.ctypes.data_as(C.c_void_p), msg, 512)
-            if st != 0:
-                raise RuntimeError(msg.value.decode())
-
-        ts, cs = median_time(seg)
+        ts, cs = median_time(lc.call, REPS)
         # the peer needs no warm-up (scipy and eager PyTorch allocate per call anyway); its last run is compared
         out = {}
 
@@ -189,10 +144,10 @@ def main():
         tt, ct = median_time(tor_keep, reps=max(1, REPS - 1), warm=False)
         gd = float(np.abs(xt.grad.numpy() - g).max() / max(np.abs(xt.grad.numpy()).max(), 1e-30))
         print("%-24s %10.0f ms %10.1f ms %8.1fx   (|value diff| %.1e of %.4g, max rel grad diff %.1e)"
-              % (spec, tt * 1e3, ts * 1e3, tt / ts, abs(float(out["v"]) - val.value), val.value, gd))
+              % (spec, tt * 1e3, ts * 1e3, tt / ts, abs(float(out["v"]) - lc.value), lc.value, gd))
         print("%-24s %7.0f ms cpu %7.1f ms cpu %5.1fx   (process CPU time; with %d threads segloss's wall time is"
               " about cpu/%d on an idle machine)" % ("", ct * 1e3, cs * 1e3, ct / cs, THREADS, THREADS))
-        lib.sl_loss_free(loss)
+        lc.free()
     print("load average (1 min) after: %.1f" % os.getloadavg()[0])
 
 

@@ -11,47 +11,17 @@ bench/stream measures in the same run with the same thread count.
 
     make bench          (or: /usr/bin/python3 bench/bench_losses.py)
 """
-import ctypes as C
 import os
-import statistics
 import subprocess
-import sys
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "ref"))
-import slref  # noqa: E402
+from benchlib import SHAPE, THREADS, LossCall, catalogue_names, median_time, slref
 
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 REPS = int(os.environ.get("BENCH_REPS", "5"))
-SHAPE = tuple(int(v) for v in os.environ.get("BENCH_SHAPE", "2,4,128,128,128").split(","))
 torch.set_num_threads(THREADS)
-
-
-class Dims(C.Structure):
-    _fields_ = [("n", C.c_int64), ("c", C.c_int64), ("spatial_ndim", C.c_int), ("spatial", C.c_int64 * 3)]
-
-
-class Target(C.Structure):
-    _fields_ = [("kind", C.c_int), ("labels", C.c_void_p), ("soft", C.c_void_p)]
-
-
-class Opts(C.Structure):
-    _fields_ = [("spacing", C.c_double * 3), ("dist", C.c_void_p), ("threads", C.c_int), ("training", C.c_int)]
-
-
-def median_time(fn):
-    fn()
-    ts = []
-    for _ in range(REPS):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 # ------------------------------------------------------------------ PyTorch eager versions
@@ -144,14 +114,7 @@ def main():
     g = np.empty_like(x)
     xt = torch.from_numpy(x.copy()).requires_grad_(True)
     yt = torch.from_numpy(y.astype(np.int64))
-    dims = Dims(N, Cn, len(SHAPE) - 2, (C.c_int64 * 3)(*SHAPE[2:]))
-    tgt = Target(0, y.ctypes.data, None)
-    opts = Opts((C.c_double * 3)(1, 1, 1), None, THREADS, 0)
-    msg = C.create_string_buffer(512)
-    names = set()
-    for i in range(lib.sl_loss_catalogue_size()):
-        lib.sl_loss_catalogue.restype = C.POINTER(C.c_char_p)
-        names.add(lib.sl_loss_catalogue(i)[0].decode())
+    names = catalogue_names(lib)
 
     bw = stream_bandwidth()
     print("segloss vs PyTorch %s eager, forward+backward, logits %s float32, %d threads, median of %d"
@@ -162,39 +125,33 @@ def main():
         if not all(part in names for part in spec.split("+")):
             print("%-10s (not in this build's catalogue)" % spec)
             continue
-        loss = C.c_void_p()
-        if lib.sl_loss_create(spec.encode(), C.byref(loss), msg, 512) != 0:
-            print("%-10s error: %s" % (spec, msg.value.decode()))
+        try:
+            lc = LossCall(lib, spec, x, y, g)
+        except ValueError as e:
+            print("%-10s error: %s" % (spec, e))
             continue
-        val = C.c_double()
-
-        def seg():
-            st = lib.sl_loss_forward(loss, x.ctypes.data_as(C.c_void_p), C.byref(dims), C.byref(tgt), C.byref(opts),
-                                     C.byref(val), g.ctypes.data_as(C.c_void_p), msg, 512)
-            if st != 0:
-                raise RuntimeError(msg.value.decode())
 
         def tor():
             xt.grad = None
             fn(xt, yt).backward()
 
-        ts = median_time(seg)
-        tt = median_time(tor)
+        ts = median_time(lc.call, REPS)[0]
+        tt = median_time(tor, REPS)[0]
         # same value and gradient?
         xt.grad = None
         ref = fn(xt, yt)
         ref.backward()
         gd = float(np.abs(xt.grad.numpy() - g).max() / max(np.abs(xt.grad.numpy()).max(), 1e-30))
         print("%-10s %10.1f ms %10.1f ms %9.1fx   (|value diff| %.1e, max rel grad diff %.1e)"
-              % (spec, tt * 1e3, ts * 1e3, tt / ts, abs(float(ref) - val.value), gd))
+              % (spec, tt * 1e3, ts * 1e3, tt / ts, abs(float(ref) - lc.value), gd))
         if spec == "dice+ce":
             roof = 3 * x.nbytes / bw
-            lib.sl_loss_set_fused(loss, 0)
-            tp = median_time(seg)
-            lib.sl_loss_set_fused(loss, 1)
+            lib.sl_loss_set_fused(lc.loss, 0)
+            tp = median_time(lc.call, REPS)[0]
+            lib.sl_loss_set_fused(lc.loss, 1)
             print("%-10s roofline (2 reads of the logits + 1 write of the gradient) %.1f ms: segloss at %.2fx of it;"
                   " plain (unfused) path %.1f ms" % ("", roof * 1e3, ts / roof, tp * 1e3))
-        lib.sl_loss_free(loss)
+        lc.free()
 
 
 if __name__ == "__main__":
