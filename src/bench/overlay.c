@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench_internal.h"
+#include "io/png_errors.h"
 #include "segloss/metrics.h"
 #include "train/train_internal.h"
 
@@ -72,28 +73,11 @@ static void mem_flush(png_structp png)
     (void)png;
 }
 
-typedef struct png_err {
-    char text[200];
-} png_err;
-
-static void on_error(png_structp png, png_const_charp m)
-{
-    png_err *e = png_get_error_ptr(png);
-    if (e) snprintf(e->text, sizeof e->text, "%s", m ? m : "libpng error");
-    png_longjmp(png, 1);
-}
-
-static void on_warning(png_structp png, png_const_charp m)
-{
-    (void)png;
-    (void)m;
-}
-
 /* Encodes rgb (H, W, 3) into m. The state that must survive a longjmp
  * lives in the caller's structs. */
-static int encode_rgb(const unsigned char *rgb, int64_t H, int64_t W, mem_png *m, png_bytep *rows, png_err *err)
+static int encode_rgb(const unsigned char *rgb, int64_t H, int64_t W, mem_png *m, png_bytep *rows, sl_png_err *err)
 {
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, on_error, on_warning);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, sl_png_on_error, sl_png_on_warning);
     if (!png) return 0;
     png_infop info = png_create_info_struct(png);
     if (!info) {
@@ -140,7 +124,7 @@ sl_status slb_overlay_write(const char *path, const float *image, const int32_t 
     png_bytep *rows = sl_malloc(H, sizeof *rows);
     double *v = sl_malloc(n, sizeof *v);
     mem_png m = {NULL, 0, 0, 0};
-    png_err err = {"libpng error"};
+    sl_png_err err = {"libpng error"};
     sl_status st = SL_OK;
     if (!rgb || !rows || !v) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory drawing %s", path);

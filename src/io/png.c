@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "internal.h"
+#include "png_errors.h"
 #include "segloss/png.h"
 
 int sl_png_path(const char *path)
@@ -27,19 +28,14 @@ int sl_png_path(const char *path)
            tolower((unsigned char)e[3]) == 'g';
 }
 
-/* libpng's error text goes to the struct, not to stderr */
-typedef struct png_err {
-    char text[200];
-} png_err;
-
-static void on_error(png_structp png, png_const_charp m)
+void sl_png_on_error(png_structp png, png_const_charp m)
 {
-    png_err *e = png_get_error_ptr(png);
+    sl_png_err *e = png_get_error_ptr(png);
     if (e) snprintf(e->text, sizeof e->text, "%s", m ? m : "libpng error");
     png_longjmp(png, 1);
 }
 
-static void on_warning(png_structp png, png_const_charp m)
+void sl_png_on_warning(png_structp png, png_const_charp m)
 {
     (void)png;
     (void)m;
@@ -58,7 +54,7 @@ sl_status sl_png_read(const char *path, sl_array *out, char *msg, size_t msglen)
     if (!path || !out) return sl_errf(msg, msglen, SL_EINVAL, "png: NULL argument");
     sl_array empty = SL_ARRAY_EMPTY;
     *out = empty;
-    png_err err = {"libpng error"};
+    sl_png_err err = {"libpng error"};
     read_state *volatile s = calloc(1, sizeof *s);
     if (!s) return sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");
     sl_status st = SL_OK;
@@ -72,7 +68,7 @@ sl_status sl_png_read(const char *path, sl_array *out, char *msg, size_t msglen)
         st = sl_errf(msg, msglen, SL_EFORMAT, "%s is not a PNG file", path);
         goto done;
     }
-    s->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, on_error, on_warning);
+    s->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, sl_png_on_error, sl_png_on_warning);
     if (s->png) s->info = png_create_info_struct(s->png);
     if (!s->png || !s->info) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");
@@ -181,7 +177,7 @@ sl_status sl_png_write(const char *path, const sl_array *a, char *msg, size_t ms
     sl_array_free(&i32);
     const int depth = mx > 255 ? 16 : 8;
 
-    png_err err = {"libpng error"};
+    sl_png_err err = {"libpng error"};
     write_state *volatile s = calloc(1, sizeof *s);
     if (!s) {
         free(v);
@@ -218,7 +214,7 @@ sl_status sl_png_write(const char *path, const sl_array *a, char *msg, size_t ms
         st = sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, strerror(errno));
         goto done;
     }
-    s->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, on_error, on_warning);
+    s->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, sl_png_on_error, sl_png_on_warning);
     if (s->png) s->info = png_create_info_struct(s->png);
     if (!s->png || !s->info) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");

@@ -1,0 +1,20 @@
+/*
+ * libpng error handling shared by the PNG reader/writer (src/io/png.c) and
+ * the benchmark's overlay encoder (src/bench/overlay.c): libpng's error
+ * text goes into an sl_png_err given as the error pointer (not to stderr),
+ * then control returns to the caller's setjmp; warnings are dropped.
+ * Internal, not installed.
+ */
+#ifndef SL_PNG_ERRORS_H
+#define SL_PNG_ERRORS_H
+
+#include <png.h>
+
+typedef struct sl_png_err {
+    char text[200];
+} sl_png_err;
+
+void sl_png_on_error(png_structp png, png_const_charp m);
+void sl_png_on_warning(png_structp png, png_const_charp m);
+
+#endif
