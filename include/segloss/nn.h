@@ -247,7 +247,9 @@ sl_status sl_unet_calibrate(sl_unet *net);
 /* Ends the calibration: quantises the weights, fixes the activation
  * scales, and makes later forwards int8. SL_EBADSTATE (no calibration
  * started, or no forward since), SL_ENONFINITE (a weight or a recorded
- * range is not finite), SL_ENOMEM, SL_EINVAL; msg names the problem. On
+ * range is not finite), SL_EUNSUPPORTED (a convolution over more than
+ * 66000 / 9 input channels: its int32 sums could overflow), SL_ENOMEM,
+ * SL_EINVAL; msg names the problem. On
  * failure the net is left calibrating. */
 sl_status sl_unet_quantize(sl_unet *net, char *msg, size_t msglen);
 

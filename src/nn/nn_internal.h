@@ -48,6 +48,10 @@ typedef struct sl_qsite {
     int64_t M, K;
 } sl_qsite;
 
+/* Largest product count per output value for int32 sums (quant.c):
+ * 2 * 128 * 127 * K < 2^31. */
+#define SL_QUANT_MAX_K 66000
+
 typedef enum sl_quant_mode { SL_QUANT_CALIBRATING = 1, SL_QUANT_INT8 = 2 } sl_quant_mode;
 
 /* Sites: enc[s][j] = 2s + j, dec[s][j] = 2D + 2s + j, up[s] = 4D + s,

@@ -6,8 +6,8 @@
  *   weights      int8, symmetric, one scale per output channel:
  *                s_w[m] = max|w[m, :]| / 127, q = clamp(round(w / s_w), -127, 127);
  *   activations  int8, affine, one scale and zero point per convolution
- *                input, from a clipping range [lo, hi] (widened to contain
- *                0, so that zero padding is exact) chosen in calibration:
+ *                input, from the range [lo, hi] seen in calibration
+ *                (widened to contain 0, so that zero padding is exact):
  *                s = (hi - lo) / 255, zp = -128 - round(lo / s),
  *                q = clamp(round(x / s) + zp, -128, 127);
  *   accumulation int32: acc[m] = sum_k w_q[m,k] (x_q[k] - zp)
@@ -28,7 +28,10 @@
  * every integer against PyTorch.
  *
  * Integer sums are exact, so results are bit-identical for any thread
- * count. The kernels are plain C loops the compiler vectorises; they aim
+ * count. They fit in int32 while a convolution sums K < SL_QUANT_MAX_K
+ * products: |sum w_q x_q| and |zp sum w_q| are each at most 128 * 127 * K,
+ * and their difference is formed in int32 too (sl_unet_quantize refuses
+ * larger K). The kernels are plain C loops the compiler vectorises; they aim
  * at being right and reasonably fast, not at beating sgemm.
  */
 #include <math.h>
@@ -275,6 +278,9 @@ sl_status sl_quant_site_weights(sl_qsite *qs, const float *w, int64_t M, int64_t
         if (!isfinite(w[i])) return SL_ENONFINITE;
     qs->M = M;
     qs->K = K;
+    free(qs->wq); /* from an earlier sl_unet_quantize that failed on a later site */
+    free(qs->wscale);
+    free(qs->wsum);
     qs->wq = malloc((size_t)(M * K));
     qs->wscale = malloc((size_t)M * sizeof *qs->wscale);
     qs->wsum = malloc((size_t)M * sizeof *qs->wsum);

@@ -880,6 +880,9 @@ sl_status sl_unet_quantize(sl_unet *net, char *msg, size_t msglen)
         sl_qsite *qs = &q->site[sites[i].site];
         if (!qs->seen)
             return sl_errf(msg, msglen, SL_EBADSTATE, "int8: no calibration forward ran since sl_unet_calibrate");
+        if (sites[i].K >= SL_QUANT_MAX_K)
+            return sl_errf(msg, msglen, SL_EUNSUPPORTED, "int8: %s sums %lld products, more than int32 sums allow (%d)",
+                           net->tensors[sites[i].t].name, (long long)sites[i].K, SL_QUANT_MAX_K);
         sl_status st = sl_quant_site_weights(qs, P(net, sites[i].t), sites[i].M, sites[i].K, sites[i].transposed);
         if (st == SL_ENONFINITE)
             return sl_errf(msg, msglen, st, "int8: %s or its calibrated input range is not finite",
