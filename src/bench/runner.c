@@ -21,9 +21,11 @@
  * no-op, and restores it at the end.
  *
  * Resume. A run is done when its result file exists. A job whose trainer
- * folder holds a checkpoint continues from it (resume); any other folder
- * is started again (force). So a killed benchmark loses at most the epochs
- * in progress of the jobs in flight.
+ * folder holds a checkpoint continues from it (resume); one whose folder
+ * holds a complete training that a finished entry of the job used (an
+ * entry added later, e.g. INT8) reuses that model; any other folder is
+ * started again (force). So a killed benchmark loses at most the epochs in
+ * progress of the jobs in flight.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <dirent.h>
@@ -392,8 +394,13 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     const sl_bench_dataset *bd = &p->datasets[d];
     const ds_cache *dc = &c->dsc[d];
     int todo = 0;
+    const slb_run *sib = NULL; /* a finished, not failed run of this job: its model is on disk */
     pthread_mutex_lock(&c->mu);
-    for (int k = 0; k < jb->nent; k++) todo += c->runs[run_index(p, d, s, jb->ent[k])] == NULL;
+    for (int k = 0; k < jb->nent; k++) {
+        const slb_run *q = c->runs[run_index(p, d, s, jb->ent[k])];
+        todo += q == NULL;
+        if (q && !q->failed && !sib) sib = q;
+    }
     pthread_mutex_unlock(&c->mu);
     if (!todo) return SL_OK;
 
@@ -430,11 +437,18 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     }
     cfg->resume = slt_exists(ck);
     cfg->force = !cfg->resume;
+    /* An entry added to a finished benchmark (--resume with a grown preset)
+     * whose training another entry already did: the complete trainer
+     * folder (metrics.json written after model.bin) holds that model, and
+     * the finished run holds its curves, so nothing trains again. */
+    char done_path[SL_TRAIN_TEXT + 32];
+    const int reuse = sib && !cfg->resume && slt_join(done_path, sizeof done_path, cfg->out_dir, "metrics.json") == SL_OK &&
+                      slt_exists(done_path);
     double t0 = now_s();
     sl_train_result tr = SL_TRAIN_RESULT_EMPTY;
     char sub[MSG];
-    st = sl_train_run(cfg, &tr, on_train, &tv, sub, sizeof sub);
-    double t_train = now_s() - t0;
+    if (!reuse) st = sl_train_run(cfg, &tr, on_train, &tv, sub, sizeof sub);
+    double t_train = reuse ? 0 : now_s() - t0;
     sl_unet *net = NULL;
     int32_t *pred = NULL;
     slb_run *r = NULL;
@@ -464,7 +478,7 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
         st = sl_errf(msg, msglen, st, "bench: %s / seed %llu / %s: %s", bd->name, (unsigned long long)p->seeds[s], first->name, sub);
         goto done;
     }
-    if (!tr.completed) goto done; /* stopped: the checkpoint stays for --resume */
+    if (!reuse && !tr.completed) goto done; /* stopped: the checkpoint stays for --resume */
     pthread_mutex_lock(&c->mu);
     c->job_done[j] = jb->cost;
     pthread_mutex_unlock(&c->mu);
@@ -496,20 +510,24 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
         r->small_class = dc->info.small_class;
         r->fraction = dc->fraction;
         r->n_cases = dc->n;
-        r->nepochs = tr.nrows;
+        r->nepochs = reuse ? sib->nepochs : tr.nrows;
         r->noverlays = dc->noverlays;
-        r->num_params = tr.num_params;
+        r->num_params = reuse ? sib->num_params : tr.num_params;
         r->seconds_train = t_train;
         if (slb_run_alloc(r) != SL_OK) {
             st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
             goto done;
         }
         for (int cl = 1; cl < C; cl++)
-            if (!(r->class_names[cl] = strdup(tr.class_names[cl]))) {
+            if (!(r->class_names[cl] = strdup(reuse ? sib->class_names[cl] : tr.class_names[cl]))) {
                 st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
                 goto done;
             }
-        for (int64_t ep = 0; ep < tr.nrows; ep++) {
+        if (reuse) {
+            memcpy(r->curve_loss, sib->curve_loss, (size_t)r->nepochs * sizeof *r->curve_loss);
+            memcpy(r->curve_val, sib->curve_val, (size_t)(r->nepochs * C) * sizeof *r->curve_val);
+        }
+        for (int64_t ep = 0; ep < (reuse ? 0 : tr.nrows); ep++) {
             r->curve_loss[ep] = tr.log[ep].loss;
             double sum = 0;
             for (int cl = 1; cl < C; cl++) {

@@ -202,9 +202,11 @@ else
 fi
 
 # ---- a preset that gains entries continues a finished benchmark: the new
-# entries run (an INT8 entry shares dice+ce's training, so nothing trains),
+# entries run (an INT8 entry reuses dice+ce's trained model: no trainer file
+# is rewritten),
 # the old results stay; an entry whose definition changed is refused
 cp -r "$tmp/a" "$tmp/g"
+touch "$tmp/g.mark"
 sed 's|{"name": "staged", "loss": "0:ce; 1:ce+dice"}\]|{"name": "staged", "loss": "0:ce; 1:ce+dice"}, {"name": "dice+ce INT8", "loss": "dice+ce", "int8": true}]|' \
   "$P" >"$tmp/grown.json"
 checks=$((checks + 1))
@@ -212,6 +214,7 @@ if $S bench --preset "$tmp/grown.json" --out "$tmp/g" --resume --threads 2 >"$tm
   grep -q "^20 runs, 16 already done" "$tmp/g.err" || fail "grown preset: $(head -2 "$tmp/g.err")"
   [ "$(grep -c '^run .*INT8' "$tmp/g.err")" = 4 ] || fail "grown preset ran $(grep -c '^run ' "$tmp/g.err") runs, not the 4 INT8 ones"
   [ "$(ls "$tmp/g"/runs/*/*/*/model.bin | wc -l)" = 12 ] || fail "the INT8 entry trained a model"
+  [ -z "$(find "$tmp/g/runs" -newer "$tmp/g.mark" -type f)" ] || fail "the INT8 entry trained dice+ce again"
   $PY - "$tmp/a" "$tmp/g" <<'PYEOF' || fail "INT8 results"
 import csv, sys
 a = list(csv.DictReader(open(sys.argv[1] + "/results.csv")))
@@ -226,6 +229,11 @@ dice = [k for k in q if k[2] == "mean" and k[3] == "dice"]
 change = max(abs(q[k] - f[k]) for k in dice)
 print("max INT8 - float mean Dice change: %.4f" % change)
 assert change < 0.1, change
+import glob, json
+for fi in glob.glob(sys.argv[2] + "/results/*__dice+ce_INT8.json"):
+    q8, fl = json.load(open(fi)), json.load(open(fi.replace("__dice+ce_INT8", "__dice+ce")))
+    assert q8["curve"] == fl["curve"] and q8["num_params"] == fl["num_params"], fi + ": not the float model's curves"
+    assert q8["seconds_train"] == 0, fi + ": trained"
 PYEOF
   grep -Eq '"int8":[[:space:]]*true' "$tmp/g/preset.json" || fail "preset.json not updated"
 else
