@@ -526,16 +526,16 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
         if (reuse) {
             memcpy(r->curve_loss, sib->curve_loss, (size_t)r->nepochs * sizeof *r->curve_loss);
             memcpy(r->curve_val, sib->curve_val, (size_t)(r->nepochs * C) * sizeof *r->curve_val);
-        }
-        for (int64_t ep = 0; ep < (reuse ? 0 : tr.nrows); ep++) {
-            r->curve_loss[ep] = tr.log[ep].loss;
-            double sum = 0;
-            for (int cl = 1; cl < C; cl++) {
-                r->curve_val[ep * C + cl] = tr.log[ep].val_dice[cl];
-                sum += tr.log[ep].val_dice[cl];
+        } else
+            for (int64_t ep = 0; ep < tr.nrows; ep++) {
+                r->curve_loss[ep] = tr.log[ep].loss;
+                double sum = 0;
+                for (int cl = 1; cl < C; cl++) {
+                    r->curve_val[ep * C + cl] = tr.log[ep].val_dice[cl];
+                    sum += tr.log[ep].val_dice[cl];
+                }
+                r->curve_val[ep * C] = sum / (C - 1);
             }
-            r->curve_val[ep * C] = sum / (C - 1);
-        }
         if ((st = evaluate(c, d, e, net, cfg->batch_size, r, pred, sub, sizeof sub)) != SL_OK) {
             st = sl_errf(msg, msglen, st, "bench: evaluating %s / seed %llu / %s: %s", bd->name, (unsigned long long)p->seeds[s],
                          p->entries[e].name, sub);
