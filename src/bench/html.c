@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench_internal.h"
-#include "train/train_internal.h"
+#include "fileio.h"
 
 /* 12 distinguishable colours (Tableau 10 + 2); entries beyond them are dashed. */
 static const char *const palette[12] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
@@ -480,7 +480,7 @@ static sl_status img_tag(slb_str *h, const char *dir, const char *rel, const cha
     snprintf(path, sizeof path, "%s/%s", dir, rel);
     unsigned char *data;
     size_t len;
-    sl_status st = slt_read_file(path, &data, &len, msg, msglen);
+    sl_status st = sl_file_read(path, &data, &len, msg, msglen);
     if (st != SL_OK) return st;
     slb_puts(h, "<img alt=\"");
     slb_html(h, alt);

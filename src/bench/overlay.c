@@ -20,7 +20,7 @@
 #include "bench_internal.h"
 #include "io/png_errors.h"
 #include "segloss/metrics.h"
-#include "train/train_internal.h"
+#include "outfile.h"
 
 sl_status slb_overlay_path(char *buf, size_t len, const char *dir, const sl_bench_preset *p, int d, int64_t cs, int e)
 {
@@ -159,7 +159,7 @@ sl_status slb_overlay_write(const char *path, const float *image, const int32_t 
         st = sl_errf(msg, msglen, m.failed ? SL_ENOMEM : SL_EIO, "bench: cannot encode %s: %s", path, m.failed ? "out of memory" : err.text);
         goto done;
     }
-    st = slt_write_atomic(path, m.p, m.len, msg, msglen);
+    st = sl_out_write_file(path, m.p, m.len, msg, msglen);
 done:
     free(rgb);
     free(rows);

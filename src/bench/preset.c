@@ -422,7 +422,7 @@ sl_status sl_bench_preset_load(sl_bench_preset **out, const char *path, char *ms
     *out = NULL;
     unsigned char *data;
     size_t len;
-    sl_status st = slt_read_file(path, &data, &len, msg, msglen);
+    sl_status st = sl_file_read(path, &data, &len, msg, msglen);
     if (st != SL_OK) return st;
     char sub[700];
     if (strlen((const char *)data) != len) st = sl_errf(sub, sizeof sub, SL_EFORMAT, "preset: not a text file");

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench_internal.h"
-#include "train/train_internal.h"
 
 char **slb_report_classes(const slb_report *r, int d)
 {

@@ -231,7 +231,7 @@ static sl_status open_dataset(ctx *c, int d, int threads, char *msg, size_t msgl
     /* the image with its target, once per case */
     char path[SL_TRAIN_TEXT + 256];
     snprintf(path, sizeof path, "%s/%s/%s", c->dir, SLB_OVERLAY_DIR, bd->slug);
-    if ((st = slt_mkdirs(path, msg, msglen)) != SL_OK) return st;
+    if ((st = sl_mkdirs(path, msg, msglen)) != SL_OK) return st;
     for (int64_t k = 0; k < dc->noverlays; k++) {
         int64_t i = dc->overlay_cases[k], hw = dc->H * dc->W;
         slb_overlay_path(path, sizeof path, c->dir, p, d, i, -1);
@@ -427,23 +427,23 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
                      (unsigned long long)p->seeds[s], first->slug);
     sl_status st = SL_OK;
     char ck[SL_TRAIN_TEXT + 32];
-    if (n < 0 || (size_t)n >= sizeof cfg->out_dir || slt_join(ck, sizeof ck, cfg->out_dir, "checkpoint.bin") != SL_OK) {
+    if (n < 0 || (size_t)n >= sizeof cfg->out_dir || sl_path_join(ck, sizeof ck, cfg->out_dir, "checkpoint.bin") != SL_OK) {
         free(cfg);
         return sl_errf(msg, msglen, SL_EINVAL, "bench: the output folder's path is too long");
     }
-    if ((st = slt_mkdirs(cfg->out_dir, msg, msglen)) != SL_OK) {
+    if ((st = sl_mkdirs(cfg->out_dir, msg, msglen)) != SL_OK) {
         free(cfg);
         return st;
     }
-    cfg->resume = slt_exists(ck);
+    cfg->resume = sl_file_exists(ck);
     cfg->force = !cfg->resume;
     /* An entry added to a finished benchmark (--resume with a grown preset)
      * whose training another entry already did: the complete trainer
      * folder (metrics.json written after model.bin) holds that model, and
      * the finished run holds its curves, so nothing trains again. */
     char done_path[SL_TRAIN_TEXT + 32];
-    const int reuse = sib && !cfg->resume && slt_join(done_path, sizeof done_path, cfg->out_dir, "metrics.json") == SL_OK &&
-                      slt_exists(done_path);
+    const int reuse = sib && !cfg->resume && sl_path_join(done_path, sizeof done_path, cfg->out_dir, "metrics.json") == SL_OK &&
+                      sl_file_exists(done_path);
     double t0 = now_s();
     sl_train_result tr = SL_TRAIN_RESULT_EMPTY;
     char sub[MSG];
@@ -484,7 +484,7 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     pthread_mutex_unlock(&c->mu);
 
     char path[SL_TRAIN_TEXT + 256];
-    slt_join(path, sizeof path, cfg->out_dir, "model.bin");
+    sl_path_join(path, sizeof path, cfg->out_dir, "model.bin");
     if ((st = sl_unet_load(&net, NULL, path, msg, msglen)) != SL_OK) goto done;
     sl_unet_set_threads(net, 1);
     if (!(pred = sl_malloc(dc->n * dc->H * dc->W, sizeof *pred))) {
@@ -651,7 +651,7 @@ static sl_status remove_benchmark(const char *dir, char *msg, size_t msglen)
     char path[SL_TRAIN_TEXT + 64];
     for (size_t i = 0; i < sizeof trees / sizeof *trees; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, trees[i]);
-        if (slt_exists(path) && nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        if (sl_file_exists(path) && nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
             return sl_errf(msg, msglen, SL_EIO, "bench: cannot remove %s: %s", path, strerror(errno));
     }
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
@@ -704,8 +704,8 @@ static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, i
 {
     const char *dir = o->out_dir;
     char path[SL_TRAIN_TEXT + 64];
-    if (slt_join(path, sizeof path, dir, SLB_PRESET_FILE) != SL_OK) return sl_errf(msg, msglen, SL_EINVAL, "bench: output path too long");
-    int have = slt_exists(path);
+    if (sl_path_join(path, sizeof path, dir, SLB_PRESET_FILE) != SL_OK) return sl_errf(msg, msglen, SL_EINVAL, "bench: output path too long");
+    int have = sl_file_exists(path);
     *fresh = 0;
     if (!have) {
         if (o->report_only) return sl_errf(msg, msglen, SL_EBADSTATE, "bench: %s holds no benchmark to report on", dir);
@@ -720,7 +720,7 @@ static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, i
     } else {
         unsigned char *data;
         size_t len;
-        sl_status st = slt_read_file(path, &data, &len, msg, msglen);
+        sl_status st = sl_file_read(path, &data, &len, msg, msglen);
         if (st != SL_OK) return st;
         const int same = len == strlen(p->json) && !memcmp(data, p->json, len);
         cJSON *saved = cJSON_Parse((const char *)data), *mine = cJSON_Parse(p->json);
@@ -733,16 +733,16 @@ static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, i
             return sl_errf(msg, msglen, SL_EBADSTATE, "bench: %s was started with another preset (%s); --force replaces it", dir,
                            diff[0] ? diff : "unreadable preset.json");
         /* entries added or removed: the folder's preset becomes this one */
-        if (!same && !o->report_only && (st = slt_write_atomic(path, p->json, strlen(p->json), msg, msglen)) != SL_OK) return st;
+        if (!same && !o->report_only && (st = sl_out_write_file(path, p->json, strlen(p->json), msg, msglen)) != SL_OK) return st;
     }
     if (!have) {
-        sl_status st = slt_mkdirs(dir, msg, msglen);
+        sl_status st = sl_mkdirs(dir, msg, msglen);
         if (st != SL_OK) return st;
-        if ((st = slt_write_atomic(path, p->json, strlen(p->json), msg, msglen)) != SL_OK) return st;
+        if ((st = sl_out_write_file(path, p->json, strlen(p->json), msg, msglen)) != SL_OK) return st;
         *fresh = 1;
     }
     snprintf(path, sizeof path, "%s/%s", dir, SLB_RESULTS_DIR);
-    return slt_mkdirs(path, msg, msglen);
+    return sl_mkdirs(path, msg, msglen);
 }
 
 /* ----------------------------------------------------------------- report */
@@ -812,7 +812,7 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
             for (int s = 0; s < p->nseeds; s++)
                 for (int e = 0; e < p->nentries; e++) {
                     slb_result_path(path, sizeof path, c.dir, p, d, s, e);
-                    if (!slt_exists(path)) continue;
+                    if (!sl_file_exists(path)) continue;
                     slb_run *r = calloc(1, sizeof *r);
                     if (!r) {
                         st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");

@@ -14,7 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench_internal.h"
-#include "train/train_internal.h"
+#include "fileio.h"
+#include "outfile.h"
 
 sl_status slb_run_alloc(slb_run *r)
 {
@@ -149,7 +150,7 @@ sl_status slb_run_write(const char *path, const sl_bench_preset *p, const slb_ru
     char *text = ok ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (!text) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory writing %s", path);
-    sl_status st = slt_write_atomic(path, text, strlen(text), msg, msglen);
+    sl_status st = sl_out_write_file(path, text, strlen(text), msg, msglen);
     cJSON_free(text);
     return st;
 }
@@ -272,7 +273,7 @@ sl_status slb_run_read(const char *path, const sl_bench_preset *p, int d, int s,
     memset(r, 0, sizeof *r);
     unsigned char *data;
     size_t len;
-    sl_status st = slt_read_file(path, &data, &len, msg, msglen);
+    sl_status st = sl_file_read(path, &data, &len, msg, msglen);
     if (st != SL_OK) return st;
     cJSON *root = strlen((const char *)data) == len ? cJSON_Parse((const char *)data) : NULL;
     free(data);

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench_internal.h"
-#include "train/train_internal.h"
+#include "fileio.h"
+#include "outfile.h"
 
 const char *const slb_metric_names[SLB_NMET] = {"dice", "hd95", "nsd", "recall", "precision", "lesion_f1"};
 const char *const slb_metric_labels[SLB_NMET] = {"Dice", "HD95", "NSD", "recall", "precision", "lesion F1"};
@@ -160,7 +161,7 @@ sl_status slb_write_text(const char *dir, const char *name, const slb_str *s, ch
 {
     if (s->failed) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory writing %s", name);
     char path[SL_TRAIN_TEXT + 128];
-    if (slt_join(path, sizeof path, dir, name) != SL_OK)
+    if (sl_path_join(path, sizeof path, dir, name) != SL_OK)
         return sl_errf(msg, msglen, SL_EINVAL, "bench: path %s/%s is too long", dir, name);
-    return slt_write_atomic(path, s->p ? s->p : "", s->len, msg, msglen);
+    return sl_out_write_file(path, s->p ? s->p : "", s->len, msg, msglen);
 }

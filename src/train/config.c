@@ -482,7 +482,7 @@ sl_status sl_train_config_load(sl_train_config *cfg, const char *path, char *msg
     if (!cfg || !path) return sl_errf(msg, msglen, SL_EINVAL, "config: NULL argument");
     unsigned char *data;
     size_t len;
-    sl_status st = slt_read_file(path, &data, &len, msg, msglen);
+    sl_status st = sl_file_read(path, &data, &len, msg, msglen);
     if (st != SL_OK) return st;
     if (strlen((const char *)data) != len) {
         free(data);
@@ -601,7 +601,7 @@ sl_status sl_preproc_load(sl_preproc *pp, int *num_classes, const char *path, ch
     if (num_classes) *num_classes = 0;
     unsigned char *data;
     size_t len;
-    sl_status st = slt_read_file(path, &data, &len, msg, msglen);
+    sl_status st = sl_file_read(path, &data, &len, msg, msglen);
     if (st != SL_OK) return st;
     cJSON *root = strlen((const char *)data) == len ? cJSON_Parse((const char *)data) : NULL;
     free(data);

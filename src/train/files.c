@@ -1,7 +1,7 @@
 /*
- * File helpers of the trainer: atomic writes (temporary file in the same
- * folder, fsync, rename), whole-file reads, folders, and a little-endian
- * byte buffer for the checkpoint.
+ * The trainer's checkpoint encoding: CRC-32 and a little-endian byte
+ * buffer. (Atomic writes, whole-file reads and folders are in src/core:
+ * outfile.h and fileio.h.)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -12,113 +12,6 @@
 #include <unistd.h>
 #include <zlib.h>
 #include "train_internal.h"
-
-sl_status slt_write_atomic(const char *path, const void *data, size_t len, char *msg, size_t msglen)
-{
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, strerror(e));
-    }
-    (void)fchmod(fd, 0644); /* mkstemp makes it 0600; these are ordinary files */
-    const unsigned char *p = data;
-    size_t left = len;
-    int e = 0;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            e = errno;
-            break;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    /* the bytes must be on disk before the rename makes them the file */
-    if (!e && fsync(fd) != 0) e = errno;
-    if (close(fd) != 0 && !e) e = errno;
-    if (!e && rename(tmp, path) != 0) e = errno;
-    if (e) {
-        unlink(tmp);
-        free(tmp);
-        return sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, strerror(e));
-    }
-    free(tmp);
-    return SL_OK;
-}
-
-sl_status slt_read_file(const char *path, unsigned char **data, size_t *len, char *msg, size_t msglen)
-{
-    *data = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return sl_errf(msg, msglen, SL_EIO, "cannot read %s: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return sl_errf(msg, msglen, SL_EIO, "cannot read %s: not a regular file", path);
-    }
-    size_t cap = (size_t)sb.st_size + 1, n = 0;
-    unsigned char *b = malloc(cap);
-    if (!b) {
-        fclose(f);
-        return sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", path);
-    }
-    n = fread(b, 1, cap - 1, f);
-    int err = ferror(f);
-    fclose(f);
-    if (err || n != cap - 1) {
-        free(b);
-        return sl_errf(msg, msglen, SL_EIO, "cannot read %s: short read", path);
-    }
-    b[n] = 0;
-    *data = b;
-    *len = n;
-    return SL_OK;
-}
-
-int slt_exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-sl_status slt_join(char *buf, size_t buflen, const char *dir, const char *name)
-{
-    int n = snprintf(buf, buflen, "%s/%s", dir, name);
-    return n < 0 || (size_t)n >= buflen ? SL_EINVAL : SL_OK;
-}
-
-sl_status slt_mkdirs(const char *dir, char *msg, size_t msglen)
-{
-    char path[SL_TRAIN_TEXT];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-        return sl_errf(msg, msglen, SL_EINVAL, "output folder name too long");
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') path[--n] = 0;
-    for (char *p = path + 1; ; p++) {
-        char c = *p;
-        if (c == '/' || c == 0) {
-            *p = 0;
-            if (mkdir(path, 0777) != 0 && errno != EEXIST)
-                return sl_errf(msg, msglen, SL_EIO, "cannot create folder %s: %s", path, strerror(errno));
-            *p = c;
-            if (c == 0) break;
-        }
-    }
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return sl_errf(msg, msglen, SL_EIO, "%s is not a folder", path);
-    if (access(path, W_OK) != 0)
-        return sl_errf(msg, msglen, SL_EIO, "cannot write into folder %s: %s", path, strerror(errno));
-    return SL_OK;
-}
 
 uint32_t slt_crc32(const void *data, size_t len)
 {

@@ -213,7 +213,7 @@ static sl_status write_log_csv(run *R, char *msg, size_t msglen)
         slt_put(&b, t, (size_t)n);
     }
     sl_status st = b.failed ? sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory")
-                            : slt_write_atomic(R->p_log, b.p, b.len, msg, msglen);
+                            : sl_out_write_file(R->p_log, b.p, b.len, msg, msglen);
     free(b.p);
     return st;
 }
@@ -230,7 +230,7 @@ static sl_status write_json(const char *path, cJSON *root, char *msg, size_t msg
     }
     t2[n] = '\n';
     t2[n + 1] = 0;
-    sl_status st = slt_write_atomic(path, t2, n + 1, msg, msglen);
+    sl_status st = sl_out_write_file(path, t2, n + 1, msg, msglen);
     free(t2);
     return st;
 }
@@ -290,7 +290,7 @@ static sl_status write_checkpoint(run *R, int64_t epochs_done, char *msg, size_t
     if ((st = sl_unet_save(R->net, R->opt, R->p_ckmodel, msg, msglen)) != SL_OK) return st;
     unsigned char *model = NULL;
     size_t mlen = 0;
-    st = slt_read_file(R->p_ckmodel, &model, &mlen, msg, msglen);
+    st = sl_file_read(R->p_ckmodel, &model, &mlen, msg, msglen);
     unlink(R->p_ckmodel);
     if (st != SL_OK) return st;
     size_t slen = 0;
@@ -329,7 +329,7 @@ static sl_status write_checkpoint(run *R, int64_t epochs_done, char *msg, size_t
     free(sstate);
     if (!b.failed) slt_put_u64(&b, slt_crc32(b.p, b.len));
     if (b.failed) st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
-    else st = slt_write_atomic(R->p_ckpt, b.p, b.len, msg, msglen);
+    else st = sl_out_write_file(R->p_ckpt, b.p, b.len, msg, msglen);
     free(b.p);
     return st;
 }
@@ -339,7 +339,7 @@ static sl_status read_checkpoint(run *R, int64_t *epochs_done, char *msg, size_t
 {
     unsigned char *data;
     size_t len;
-    sl_status st = slt_read_file(R->p_ckpt, &data, &len, msg, msglen);
+    sl_status st = sl_file_read(R->p_ckpt, &data, &len, msg, msglen);
     if (st != SL_OK) return st;
     const char *path = R->p_ckpt;
     if (len < 8 + 8 + 8 || memcmp(data, CKPT_MAGIC, 8) != 0) {
@@ -421,7 +421,7 @@ static sl_status read_checkpoint(run *R, int64_t *epochs_done, char *msg, size_t
         (uint64_t)*epochs_done != nrows)
         goto corrupt;
     /* sl_unet_load reads a path: the model part goes to a file first */
-    if ((st = slt_write_atomic(R->p_ckmodel, s, n, msg, msglen)) != SL_OK) goto done;
+    if ((st = sl_out_write_file(R->p_ckmodel, s, n, msg, msglen)) != SL_OK) goto done;
     sl_unet *net = NULL;
     sl_optim *opt = NULL;
     st = sl_unet_load(&net, &opt, R->p_ckmodel, R->msg2, sizeof R->msg2);
@@ -625,32 +625,32 @@ static sl_status prepare_dir(run *R, int *resuming, char *msg, size_t msglen)
     const sl_train_config *c = R->cfg;
     const char *d = c->out_dir;
     *resuming = 0;
-    if (slt_join(R->p_config, sizeof R->p_config, d, "config.json") || slt_join(R->p_log, sizeof R->p_log, d, "log.csv") ||
-        slt_join(R->p_ckpt, sizeof R->p_ckpt, d, "checkpoint.bin") || slt_join(R->p_model, sizeof R->p_model, d, "model.bin") ||
-        slt_join(R->p_metrics, sizeof R->p_metrics, d, "metrics.json") ||
-        slt_join(R->p_ckmodel, sizeof R->p_ckmodel, d, "checkpoint.model.tmp"))
+    if (sl_path_join(R->p_config, sizeof R->p_config, d, "config.json") || sl_path_join(R->p_log, sizeof R->p_log, d, "log.csv") ||
+        sl_path_join(R->p_ckpt, sizeof R->p_ckpt, d, "checkpoint.bin") || sl_path_join(R->p_model, sizeof R->p_model, d, "model.bin") ||
+        sl_path_join(R->p_metrics, sizeof R->p_metrics, d, "metrics.json") ||
+        sl_path_join(R->p_ckmodel, sizeof R->p_ckmodel, d, "checkpoint.model.tmp"))
         return sl_errf(msg, msglen, SL_EINVAL, "train: output folder name too long");
     const char *files[] = {R->p_config, R->p_log, R->p_ckpt, R->p_model, R->p_metrics};
     int any = 0;
-    for (int i = 0; i < 5; i++) any |= slt_exists(files[i]);
-    const int complete = slt_exists(R->p_metrics), ckpt = slt_exists(R->p_ckpt);
+    for (int i = 0; i < 5; i++) any |= sl_file_exists(files[i]);
+    const int complete = sl_file_exists(R->p_metrics), ckpt = sl_file_exists(R->p_ckpt);
     if (c->resume) {
         if (complete)
             return sl_errf(msg, msglen, SL_EBADSTATE, "%s holds a complete run (metrics.json): nothing to resume", d);
         if (ckpt) *resuming = 1;
-        else if (!slt_exists(R->p_config))
+        else if (!sl_file_exists(R->p_config))
             return sl_errf(msg, msglen, SL_EBADSTATE, "%s holds no run to resume (no checkpoint.bin)", d);
         /* killed before the first checkpoint: start again at epoch 0 (checked against config.json below) */
     } else if (c->force) {
         for (int i = 0; i < 5; i++)
-            if (slt_exists(files[i]) && unlink(files[i]) != 0)
+            if (sl_file_exists(files[i]) && unlink(files[i]) != 0)
                 return sl_errf(msg, msglen, SL_EIO, "cannot remove %s to start again", files[i]);
     } else if (any) {
         return sl_errf(msg, msglen, SL_EBADSTATE, "%s already holds %s run: use resume (--resume) to continue it or force (--force) to replace it",
                        d, complete ? "a complete" : "an unfinished");
     }
-    R->created_dir = !slt_exists(d);
-    return slt_mkdirs(d, msg, msglen);
+    R->created_dir = !sl_file_exists(d);
+    return sl_mkdirs(d, msg, msglen);
 }
 
 static void free_run(run *R)

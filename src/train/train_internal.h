@@ -7,7 +7,9 @@
 
 #include <cJSON.h>
 #include <stdio.h>
+#include "fileio.h"
 #include "internal.h"
+#include "outfile.h"
 #include "segloss/schedule.h"
 #include "segloss/train.h"
 
@@ -35,22 +37,6 @@ cJSON *slt_preproc_json(const sl_preproc *pp);
 sl_status slt_preproc_from_json(sl_preproc *pp, const cJSON *obj, char *msg, size_t msglen);
 
 /* ---- files.c */
-
-/* Writes len bytes to path through a temporary file in the same folder,
- * flushed to disk and renamed over path. SL_EIO with the reason. */
-sl_status slt_write_atomic(const char *path, const void *data, size_t len, char *msg, size_t msglen);
-
-/* Reads a whole file (malloc'ed, NUL-terminated beyond len). SL_EIO. */
-sl_status slt_read_file(const char *path, unsigned char **data, size_t *len, char *msg, size_t msglen);
-
-/* 1 when path exists (any kind). */
-int slt_exists(const char *path);
-
-/* dir/name into buf; SL_EINVAL when it does not fit. */
-sl_status slt_join(char *buf, size_t buflen, const char *dir, const char *name);
-
-/* Creates dir and missing parents (mode 0777 & umask). SL_EIO. */
-sl_status slt_mkdirs(const char *dir, char *msg, size_t msglen);
 
 /* CRC-32 (zlib) of a buffer. */
 uint32_t slt_crc32(const void *data, size_t len);
