@@ -1,7 +1,8 @@
 /*
  * Overlay pictures of the report: a test image in grey with the contour of
  * every foreground class of the target and of a prediction, as an RGB PNG
- * through libpng (encoded in memory, then written atomically).
+ * (encoded by io's PNG encoder, written by the atomic writer). This file
+ * only draws.
  *
  * Contours are drawn on the upscaled grid: a pixel of the picture is on
  * the contour of a mask when its source pixel is in the mask and one of
@@ -12,15 +13,12 @@
  * top.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <png.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "bench_internal.h"
-#include "io/png_errors.h"
+#include "io/png_encode.h"
 #include "segloss/metrics.h"
-#include "outfile.h"
 
 sl_status slb_overlay_path(char *buf, size_t len, const char *dir, const sl_bench_preset *p, int d, int64_t cs, int e)
 {
@@ -41,62 +39,6 @@ void slb_overlay_colour(int c, int predicted, unsigned char rgb[3])
     static const unsigned char pred[4][3] = {{255, 160, 0}, {255, 0, 60}, {255, 0, 255}, {255, 255, 0}};
     const unsigned char *src = predicted ? pred[(c - 1) % 4] : target[(c - 1) % 4];
     memcpy(rgb, src, 3);
-}
-
-typedef struct mem_png {
-    unsigned char *p;
-    size_t len, cap;
-    int failed;
-} mem_png;
-
-static void mem_write(png_structp png, png_bytep data, png_size_t n)
-{
-    mem_png *m = png_get_io_ptr(png);
-    if (m->failed) return;
-    if (m->len + n > m->cap) {
-        size_t cap = m->cap ? m->cap : 4096;
-        while (cap < m->len + n) cap *= 2;
-        unsigned char *q = realloc(m->p, cap);
-        if (!q) {
-            m->failed = 1;
-            return;
-        }
-        m->p = q;
-        m->cap = cap;
-    }
-    memcpy(m->p + m->len, data, n);
-    m->len += n;
-}
-
-static void mem_flush(png_structp png)
-{
-    (void)png;
-}
-
-/* Encodes rgb (H, W, 3) into m. The state that must survive a longjmp
- * lives in the caller's structs. */
-static int encode_rgb(const unsigned char *rgb, int64_t H, int64_t W, mem_png *m, png_bytep *rows, sl_png_err *err)
-{
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, sl_png_on_error, sl_png_on_warning);
-    if (!png) return 0;
-    png_infop info = png_create_info_struct(png);
-    if (!info) {
-        png_destroy_write_struct(&png, NULL);
-        return 0;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        return 0;
-    }
-    for (int64_t y = 0; y < H; y++) rows[y] = (png_bytep)(rgb + y * W * 3);
-    png_set_write_fn(png, m, mem_write, mem_flush);
-    png_set_IHDR(png, info, (png_uint_32)W, (png_uint_32)H, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    png_write_image(png, rows);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    return !m->failed;
 }
 
 /* Paints the contour of (lab == c) onto rgb (H*k, W*k, 3). */
@@ -121,12 +63,9 @@ sl_status slb_overlay_write(const char *path, const float *image, const int32_t 
     if (k > 16) k = 16;
     const int64_t H = h * k, W = w * k, n = h * w;
     unsigned char *rgb = sl_malloc(H * W * 3, 1);
-    png_bytep *rows = sl_malloc(H, sizeof *rows);
     double *v = sl_malloc(n, sizeof *v);
-    mem_png m = {NULL, 0, 0, 0};
-    sl_png_err err = {"libpng error"};
     sl_status st = SL_OK;
-    if (!rgb || !rows || !v) {
+    if (!rgb || !v) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory drawing %s", path);
         goto done;
     }
@@ -155,15 +94,9 @@ sl_status slb_overlay_write(const char *path, const float *image, const int32_t 
         slb_overlay_colour(c, 1, col);
         draw_contour(rgb, pred, h, w, k, c, col);
     }
-    if (!encode_rgb(rgb, H, W, &m, rows, &err)) {
-        st = sl_errf(msg, msglen, m.failed ? SL_ENOMEM : SL_EIO, "bench: cannot encode %s: %s", path, m.failed ? "out of memory" : err.text);
-        goto done;
-    }
-    st = sl_out_write_file(path, m.p, m.len, msg, msglen);
+    st = sl_png_write_pixels(path, rgb, H, W, 3, 8, msg, msglen);
 done:
     free(rgb);
-    free(rows);
     free(v);
-    free(m.p);
     return st;
 }

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "data_internal.h"
+#include "fileio.h"
 #include "segloss/io.h"
 
 static const char *const class1_regions[] = {"Caudate_L", "Caudate_R", "Putamen_L", "Putamen_R",
@@ -44,7 +45,7 @@ sl_status sl_colin_label_table(const char *dir, int32_t *table, int n, char *msg
     if (!dir || !table || n < 1) return sl_errf(msg, msglen, SL_EINVAL, "colin: NULL argument or bad table size");
     char path[1024];
     snprintf(path, sizeof path, "%s/aal.nii.txt", dir);
-    FILE *f = fopen(path, "r");
+    FILE *f = sl_fopen_read(path);
     if (!f) return missing(path, msg, msglen);
     memset(table, 0, (size_t)n * sizeof *table);
     int found1[8] = {0}, found2[4] = {0};

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "data_internal.h"
+#include "fileio.h"
 #include "segloss/io.h"
 
 typedef struct nd_case {
@@ -223,7 +224,7 @@ static sl_status read_dataset_json(const char *dir, char **names, int *max_label
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/dataset.json", dir);
-    FILE *f = fopen(path, "rb");
+    FILE *f = sl_fopen_read(path);
     *max_label = -1;
     if (!f) return SL_OK;
     char *buf = NULL;

@@ -33,7 +33,7 @@
  * geometrically as bytes actually arrive, so a small hostile file cannot
  * make us allocate what its header claims.
  */
-#define _POSIX_C_SOURCE 200809L /* fileno, fstat, getpid */
+#define _POSIX_C_SOURCE 200809L /* fileno, fstat, dup */
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
@@ -45,7 +45,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "fileio.h"
 #include "internal.h"
+#include "outfile.h"
 #include "segloss/io.h"
 
 /* Debian installs the headers under <nifti/>; CMake may or may not put that
@@ -737,7 +739,7 @@ static sl_status read_source(src_t *s, const char *who, unsigned flags, int want
 static sl_status src_open_file(src_t *s, const char *path, char *msg, size_t msglen)
 {
     memset(s, 0, sizeof *s);
-    s->f = fopen(path, "rb");
+    s->f = sl_fopen_read(path);
     if (!s->f) return sl_errf(msg, msglen, SL_EIO, "cannot open '%s': %s", path, strerror(errno));
     struct stat stt;
     if (fstat(fileno(s->f), &stt) != 0 || !S_ISREG(stt.st_mode)) {
@@ -991,23 +993,23 @@ sl_status sl_nifti_write(const char *path, const sl_array *a, const double *spac
         hsize = 544;
     }
 
-    /* PATH.<pid>.tmp beside the target, renamed over it at the end. The
-     * pid keeps two processes writing the same name from sharing a temp. */
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) return sl_errf(msg, msglen, SL_ENOMEM, "nifti: out of memory");
-    snprintf(tmp, plen + 32, "%s.%ld.tmp", path, (long)getpid());
     /* Floats barely compress; level 1 saves most of the time at little
      * size cost. Label maps compress well at the default level. "T" =
      * transparent: zlib writes the bytes unchanged (plain .nii). */
     const char *mode = !gz ? "wbT" : (a->dtype == SL_DT_F32 || a->dtype == SL_DT_F64) ? "wb1" : "wb6";
+    sl_out *o;
+    sl_status st = sl_out_open(path, &o, msg, msglen);
+    if (st != SL_OK) return st;
+    /* gzclose closes the descriptor it was given: hand zlib a duplicate,
+     * so the writer's own descriptor stays open for the commit's fsync */
     errno = 0;
-    gzFile g = gzopen(tmp, mode);
+    int zfd = dup(sl_out_fd(o));
+    gzFile g = zfd >= 0 ? gzdopen(zfd, mode) : NULL;
     if (!g) {
-        sl_status st = sl_errf(msg, msglen, SL_EIO, "cannot write '%s': %s", path,
-                               errno ? strerror(errno) : "out of memory");
-        free(tmp);
-        return st;
+        int e = errno;
+        if (zfd >= 0) close(zfd);
+        sl_out_abort(o);
+        return sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, e ? strerror(e) : "out of memory");
     }
     gzbuffer(g, 1u << 17);
     int ok = gz_put(g, hdr, hsize);
@@ -1024,15 +1026,9 @@ sl_status sl_nifti_write(const char *path, const sl_array *a, const double *spac
         ok = 0;
         snprintf(why, sizeof why, "%s", cl == Z_ERRNO ? strerror(errno) : "gzip close failed");
     }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        snprintf(why, sizeof why, "%s", strerror(errno));
-    }
     if (!ok) {
-        remove(tmp);
-        free(tmp);
-        return sl_errf(msg, msglen, SL_EIO, "cannot write '%s': %s", path, why);
+        sl_out_abort(o);
+        return sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, why);
     }
-    free(tmp);
-    return SL_OK;
+    return sl_out_commit(o, msg, msglen);
 }

@@ -19,7 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "fileio.h"
 #include "internal.h"
+#include "outfile.h"
 #include "segloss/io.h"
 
 #define NPY_MAX_FILE ((int64_t)1 << 40) /* 1 TiB: beyond this a size is hostile */
@@ -307,7 +309,7 @@ sl_status sl_npy_read(const char *path, sl_array *out, char *msg, size_t msglen)
     if (!path || !out) return sl_errf(msg, msglen, SL_EINVAL, "npy: NULL argument");
     sl_array empty = SL_ARRAY_EMPTY;
     *out = empty;
-    FILE *f = fopen(path, "rb");
+    FILE *f = sl_fopen_read(path);
     if (!f) return sl_errf(msg, msglen, SL_EIO, "cannot open '%s': %s", path, strerror(errno));
     /* fopen succeeds on a directory and ftell then reports LONG_MAX on
      * Linux: check the kind of file before trusting its size. */
@@ -373,16 +375,11 @@ sl_status sl_npy_write(const char *path, const sl_array *a, char *msg, size_t ms
     memset(hdr + pre + n, ' ', padded - pre - (size_t)n - 1);
     hdr[padded - 1] = '\n';
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return sl_errf(msg, msglen, SL_ENOMEM, "npy: out of memory");
-    snprintf(tmp, plen + 16, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        sl_status st = sl_errf(msg, msglen, SL_EIO, "cannot write '%s': %s", path, strerror(errno));
-        free(tmp);
-        return st;
-    }
+    sl_out *o;
+    sl_status st = sl_out_open(path, &o, msg, msglen);
+    if (st != SL_OK) return st;
+    FILE *f = sl_out_file(o);
+    errno = 0;
     int ok = fwrite(hdr, 1, padded, f) == padded;
     /* Host is little-endian on every platform we build for; swap otherwise. */
     const int one = 1;
@@ -398,14 +395,12 @@ sl_status sl_npy_write(const char *path, const sl_array *a, char *msg, size_t ms
             free(copy);
         }
     }
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        free(tmp);
-        return sl_errf(msg, msglen, SL_EIO, "cannot write '%s': %s", path, strerror(errno));
+    if (!ok) {
+        int e = errno ? errno : EIO;
+        sl_out_abort(o);
+        return sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, strerror(e));
     }
-    free(tmp);
-    return SL_OK;
+    return sl_out_commit(o, msg, msglen);
 }
 
 /* Element i of an array as double (float, bool and integer dtypes). */

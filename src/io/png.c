@@ -14,7 +14,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "fileio.h"
 #include "internal.h"
+#include "outfile.h"
+#include "png_encode.h"
 #include "png_errors.h"
 #include "segloss/png.h"
 
@@ -58,7 +61,7 @@ sl_status sl_png_read(const char *path, sl_array *out, char *msg, size_t msglen)
     read_state *volatile s = calloc(1, sizeof *s);
     if (!s) return sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");
     sl_status st = SL_OK;
-    s->f = fopen(path, "rb");
+    s->f = sl_fopen_read(path);
     if (!s->f) {
         st = sl_errf(msg, msglen, SL_EIO, "cannot read %s: %s", path, strerror(errno));
         goto done;
@@ -134,14 +137,106 @@ done:
     return st;
 }
 
-typedef struct write_state {
-    FILE *f;
+/* ------------------------------------------------------------- encoding */
+
+typedef struct mem_png {
+    unsigned char *p;
+    size_t len, cap;
+    int failed;
+} mem_png;
+
+static void mem_write(png_structp png, png_bytep data, png_size_t n)
+{
+    mem_png *m = png_get_io_ptr(png);
+    if (m->failed) return;
+    if (m->len + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 4096;
+        while (cap < m->len + n) cap *= 2;
+        unsigned char *q = realloc(m->p, cap);
+        if (!q) {
+            m->failed = 1;
+            return;
+        }
+        m->p = q;
+        m->cap = cap;
+    }
+    memcpy(m->p + m->len, data, n);
+    m->len += n;
+}
+
+static void mem_flush(png_structp png)
+{
+    (void)png;
+}
+
+/* What must survive libpng's longjmp lives here, outside the jump. */
+typedef struct encode_state {
     png_structp png;
     png_infop info;
     png_bytep *rows;
-    unsigned char *buf;
-    char *tmp;
-} write_state;
+    mem_png m;
+} encode_state;
+
+sl_status sl_png_encode(const unsigned char *pixels, int64_t H, int64_t W, int channels, int depth,
+                        unsigned char **png, size_t *len, char *msg, size_t msglen)
+{
+    *png = NULL;
+    *len = 0;
+    if (!pixels || H < 1 || W < 1 || H > (1 << 16) || W > (1 << 16) || (channels != 1 && channels != 3) ||
+        (depth != 8 && depth != 16))
+        return sl_errf(msg, msglen, SL_EINVAL, "png: cannot encode %lldx%lld pixels, %d channels, %d bits",
+                       (long long)H, (long long)W, channels, depth);
+    sl_png_err err = {"libpng error"};
+    encode_state *volatile s = calloc(1, sizeof *s);
+    if (!s) return sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");
+    sl_status st = SL_OK;
+    s->rows = sl_malloc(H, sizeof *s->rows);
+    s->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, sl_png_on_error, sl_png_on_warning);
+    if (s->png) s->info = png_create_info_struct(s->png);
+    if (!s->rows || !s->png || !s->info) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");
+        goto done;
+    }
+    if (setjmp(png_jmpbuf(s->png))) {
+        st = sl_errf(msg, msglen, SL_EIO, "png: %s", err.text);
+        goto done;
+    }
+    const size_t row = (size_t)W * (size_t)channels * (size_t)(depth / 8);
+    for (int64_t y = 0; y < H; y++) s->rows[y] = (png_bytep)(pixels + (size_t)y * row);
+    png_set_write_fn(s->png, &s->m, mem_write, mem_flush);
+    png_set_IHDR(s->png, s->info, (png_uint_32)W, (png_uint_32)H, depth,
+                 channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(s->png, s->info);
+    png_write_image(s->png, s->rows);
+    png_write_end(s->png, NULL);
+    if (s->m.failed) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");
+        goto done;
+    }
+    *png = s->m.p;
+    *len = s->m.len;
+    s->m.p = NULL;
+done:
+    if (s->png) png_destroy_write_struct((png_structpp)&s->png, s->info ? (png_infopp)&s->info : NULL);
+    free(s->rows);
+    free(s->m.p);
+    free(s);
+    return st;
+}
+
+sl_status sl_png_write_pixels(const char *path, const unsigned char *pixels, int64_t H, int64_t W, int channels,
+                              int depth, char *msg, size_t msglen)
+{
+    unsigned char *png = NULL;
+    size_t len = 0;
+    char why[256];
+    sl_status st = sl_png_encode(pixels, H, W, channels, depth, &png, &len, why, sizeof why);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "cannot write %s: %s", path, why);
+    st = sl_out_write_file(path, png, len, msg, msglen);
+    free(png);
+    return st;
+}
 
 sl_status sl_png_write(const char *path, const sl_array *a, char *msg, size_t msglen)
 {
@@ -176,78 +271,20 @@ sl_status sl_png_write(const char *path, const sl_array *a, char *msg, size_t ms
     }
     sl_array_free(&i32);
     const int depth = mx > 255 ? 16 : 8;
-
-    sl_png_err err = {"libpng error"};
-    write_state *volatile s = calloc(1, sizeof *s);
-    if (!s) {
+    unsigned char *buf = sl_malloc(N, (size_t)(depth / 8));
+    if (!buf) {
         free(v);
         return sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");
     }
-    size_t plen = strlen(path);
-    s->tmp = malloc(plen + 16);
-    s->buf = malloc((size_t)N * (depth / 8));
-    s->rows = malloc((size_t)H * sizeof *s->rows);
-    if (!s->tmp || !s->buf || !s->rows) {
-        st = sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");
-        goto done;
-    }
     for (int64_t i = 0; i < N; i++) {
-        if (depth == 8) s->buf[i] = (unsigned char)v[i];
+        if (depth == 8) buf[i] = (unsigned char)v[i];
         else {
-            s->buf[2 * i] = (unsigned char)(v[i] >> 8); /* big-endian samples */
-            s->buf[2 * i + 1] = (unsigned char)(v[i] & 0xff);
+            buf[2 * i] = (unsigned char)(v[i] >> 8); /* big-endian samples */
+            buf[2 * i + 1] = (unsigned char)(v[i] & 0xff);
         }
     }
-    for (int64_t y = 0; y < H; y++) s->rows[y] = s->buf + (size_t)(y * W * (depth / 8));
-    memcpy(s->tmp, path, plen);
-    memcpy(s->tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(s->tmp);
-    if (fd < 0) {
-        st = sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, strerror(errno));
-        s->tmp[0] = 0;
-        goto done;
-    }
-    (void)fchmod(fd, 0644);
-    s->f = fdopen(fd, "wb");
-    if (!s->f) {
-        close(fd);
-        st = sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, strerror(errno));
-        goto done;
-    }
-    s->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, sl_png_on_error, sl_png_on_warning);
-    if (s->png) s->info = png_create_info_struct(s->png);
-    if (!s->png || !s->info) {
-        st = sl_errf(msg, msglen, SL_ENOMEM, "png: out of memory");
-        goto done;
-    }
-    if (setjmp(png_jmpbuf(s->png))) {
-        st = sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, err.text);
-        goto done;
-    }
-    png_init_io(s->png, s->f);
-    png_set_IHDR(s->png, s->info, (png_uint_32)W, (png_uint_32)H, depth, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(s->png, s->info);
-    png_write_image(s->png, s->rows);
-    png_write_end(s->png, NULL);
-    int e = 0;
-    if (fflush(s->f) != 0 || fsync(fileno(s->f)) != 0) e = errno ? errno : EIO;
-    if (fclose(s->f) != 0 && !e) e = errno ? errno : EIO;
-    s->f = NULL;
-    if (!e && rename(s->tmp, path) != 0) e = errno;
-    if (e) {
-        st = sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, strerror(e));
-        goto done;
-    }
-    s->tmp[0] = 0; /* renamed: nothing to remove */
-done:
-    if (s->png) png_destroy_write_struct((png_structpp)&s->png, s->info ? (png_infopp)&s->info : NULL);
-    if (s->f) fclose(s->f);
-    if (s->tmp && s->tmp[0]) unlink(s->tmp);
-    free(s->tmp);
-    free(s->buf);
-    free(s->rows);
-    free(s);
     free(v);
+    st = sl_png_write_pixels(path, buf, H, W, 1, depth, msg, msglen);
+    free(buf);
     return st;
 }

@@ -1,6 +1,5 @@
 /*
- * libpng error handling shared by the PNG reader/writer (src/io/png.c) and
- * the benchmark's overlay encoder (src/bench/overlay.c): libpng's error
+ * libpng error handling of the PNG reader and encoder (src/io/png.c): libpng's error
  * text goes into an sl_png_err given as the error pointer (not to stderr),
  * then control returns to the caller's setjmp; warnings are dropped.
  * Internal, not installed.

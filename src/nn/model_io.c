@@ -43,6 +43,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "fileio.h"
+#include "model_mem.h"
+#include "outfile.h"
 #include "internal.h"
 #include "nn_internal.h"
 
@@ -163,34 +166,11 @@ static void encode_optim(unsigned char *b, const sl_optim_config *c, int64_t ste
     put_u64(b + 144, (uint64_t)nstate);
 }
 
-sl_status sl_unet_save(const sl_unet *net, const sl_optim *opt, const char *path, char *msg,
-                       size_t msglen)
+/* Writes the model (and the optimiser when given) to f; 0 on a write error
+ * (errno says why). */
+static int write_model(FILE *f, const sl_unet *net, const sl_optim *opt)
 {
-    if (!net || !path) return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_save: NULL argument");
-    if (opt && (opt->params != net->params || opt->n != net->nparams))
-        return sl_errf(msg, msglen, SL_EINVAL, "the optimiser does not belong to this net");
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return sl_errf(msg, msglen, SL_EIO, "cannot create a temporary file next to %s: %s", path,
-                       strerror(e));
-    }
-    /* mkstemp makes the file private (0600); a model is an ordinary file */
-    (void)fchmod(fd, 0644);
-    writer w = {fdopen(fd, "wb"), crc32(0L, Z_NULL, 0), 0};
-    if (!w.f) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return sl_errf(msg, msglen, SL_EIO, "cannot open %s: %s", path, strerror(e));
-    }
+    writer w = {f, crc32(0L, Z_NULL, 0), 0};
     unsigned char h[HEADER_BYTES], ob[OPTIM_FIXED_BYTES], tail[4];
     encode_header(h, &net->cfg, net->nparams, net->nbuffers, opt != NULL);
     w_bytes(&w, h, sizeof h);
@@ -205,27 +185,46 @@ sl_status sl_unet_save(const sl_unet *net, const sl_optim *opt, const char *path
     }
     put_u32(tail, (uint32_t)w.crc);
     if (!w.failed && fwrite(tail, 1, 4, w.f) != 4) w.failed = 1;
-    int e = w.failed ? errno : 0;
-    /* the data must be on disk before the rename makes it the model */
-    if (!w.failed && (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0)) {
-        w.failed = 1;
-        e = errno;
+    return !w.failed;
+}
+
+sl_status sl_unet_save(const sl_unet *net, const sl_optim *opt, const char *path, char *msg,
+                       size_t msglen)
+{
+    if (!net || !path) return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_save: NULL argument");
+    if (opt && (opt->params != net->params || opt->n != net->nparams))
+        return sl_errf(msg, msglen, SL_EINVAL, "the optimiser does not belong to this net");
+    sl_out *o;
+    sl_status st = sl_out_open(path, &o, msg, msglen);
+    if (st != SL_OK) return st;
+    errno = 0;
+    if (!write_model(sl_out_file(o), net, opt)) {
+        int e = errno ? errno : EIO;
+        sl_out_abort(o);
+        return sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, strerror(e));
     }
-    if (fclose(w.f) != 0 && !w.failed) {
-        w.failed = 1;
-        e = errno;
+    return sl_out_commit(o, msg, msglen);
+}
+
+sl_status slnn_unet_save_mem(const sl_unet *net, const sl_optim *opt, unsigned char **data, size_t *len,
+                             char *msg, size_t msglen)
+{
+    *data = NULL;
+    *len = 0;
+    if (opt && (opt->params != net->params || opt->n != net->nparams))
+        return sl_errf(msg, msglen, SL_EINVAL, "the optimiser does not belong to this net");
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (!f) return sl_errf(msg, msglen, SL_ENOMEM, "model: out of memory");
+    int ok = write_model(f, net, opt);
+    ok = (fclose(f) == 0) && ok;
+    if (!ok) {
+        free(buf);
+        return sl_errf(msg, msglen, SL_ENOMEM, "model: out of memory");
     }
-    if (!w.failed && rename(tmp, path) != 0) {
-        w.failed = 1;
-        e = errno;
-    }
-    if (w.failed) {
-        unlink(tmp);
-        free(tmp);
-        return sl_errf(msg, msglen, SL_EIO, "writing %s failed: %s", path,
-                       e ? strerror(e) : "write error");
-    }
-    free(tmp);
+    *data = (unsigned char *)buf;
+    *len = n;
     return SL_OK;
 }
 
@@ -289,25 +288,17 @@ static int all_finite(const float *x, int64_t n)
     return 1;
 }
 
-sl_status sl_unet_load(sl_unet **out, sl_optim **opt_out, const char *path, char *msg,
-                       size_t msglen)
+/* Reads a model of fsize bytes from f (closed here); `path` names it in
+ * messages. */
+static sl_status read_model(FILE *f, int64_t fsize, sl_unet **out, sl_optim **opt_out, const char *path,
+                            char *msg, size_t msglen)
 {
-    if (out) *out = NULL;
-    if (opt_out) *opt_out = NULL;
-    if (!out || !path) return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_load: NULL argument");
-    reader r = {fopen(path, "rb"), crc32(0L, Z_NULL, 0)};
-    if (!r.f) return sl_errf(msg, msglen, SL_EIO, "cannot open %s: %s", path, strerror(errno));
+    reader r = {f, crc32(0L, Z_NULL, 0)};
     sl_unet *net = NULL;
     sl_optim *opt = NULL;
     sl_status st = SL_OK;
     char sub[200];
     unsigned char h[HEADER_BYTES], ob[OPTIM_FIXED_BYTES], tail[4];
-    struct stat sb;
-    if (fstat(fileno(r.f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        st = sl_errf(msg, msglen, SL_EIO, "%s is not a readable regular file", path);
-        goto done;
-    }
-    const int64_t fsize = (int64_t)sb.st_size;
     if (fsize < HEADER_BYTES + 4 || !r_bytes(&r, h, HEADER_BYTES)) {
         st = sl_errf(msg, msglen, SL_EFORMAT, "%s: truncated (%lld bytes, a model has at least %d)",
                      path, (long long)fsize, HEADER_BYTES + 4);
@@ -444,4 +435,31 @@ done:
     if (opt_out) *opt_out = opt;
     else sl_optim_free(opt);
     return SL_OK;
+}
+
+sl_status sl_unet_load(sl_unet **out, sl_optim **opt_out, const char *path, char *msg,
+                       size_t msglen)
+{
+    if (out) *out = NULL;
+    if (opt_out) *opt_out = NULL;
+    if (!out || !path) return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_load: NULL argument");
+    FILE *f = sl_fopen_read(path);
+    if (!f) return sl_errf(msg, msglen, SL_EIO, "cannot open %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return sl_errf(msg, msglen, SL_EIO, "%s is not a readable regular file", path);
+    }
+    return read_model(f, (int64_t)sb.st_size, out, opt_out, path, msg, msglen);
+}
+
+sl_status slnn_unet_load_mem(sl_unet **out, sl_optim **opt_out, const unsigned char *data, size_t len,
+                             const char *name, char *msg, size_t msglen)
+{
+    *out = NULL;
+    if (opt_out) *opt_out = NULL;
+    if (len == 0) return sl_errf(msg, msglen, SL_EFORMAT, "%s: empty model", name);
+    FILE *f = fmemopen((void *)data, len, "rb");
+    if (!f) return sl_errf(msg, msglen, SL_ENOMEM, "model: out of memory");
+    return read_model(f, (int64_t)len, out, opt_out, name, msg, msglen);
 }

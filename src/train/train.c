@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "segloss/metrics.h"
+#include "nn/model_mem.h"
 #include "train_internal.h"
 
 #define CKPT_MAGIC "SLTRCKPT"
@@ -52,7 +53,7 @@ typedef struct run {
     /* files */
     int files, created_dir, wrote;
     char p_config[SL_TRAIN_TEXT + 32], p_log[SL_TRAIN_TEXT + 32], p_ckpt[SL_TRAIN_TEXT + 32],
-        p_model[SL_TRAIN_TEXT + 32], p_metrics[SL_TRAIN_TEXT + 32], p_ckmodel[SL_TRAIN_TEXT + 48];
+        p_model[SL_TRAIN_TEXT + 32], p_metrics[SL_TRAIN_TEXT + 32];
     /* data */
     sl_dataset *ds_owned;
     const sl_dataset *ds;
@@ -287,12 +288,9 @@ static sl_status write_config_json(run *R, char *msg, size_t msglen)
 static sl_status write_checkpoint(run *R, int64_t epochs_done, char *msg, size_t msglen)
 {
     sl_status st;
-    if ((st = sl_unet_save(R->net, R->opt, R->p_ckmodel, msg, msglen)) != SL_OK) return st;
     unsigned char *model = NULL;
     size_t mlen = 0;
-    st = sl_file_read(R->p_ckmodel, &model, &mlen, msg, msglen);
-    unlink(R->p_ckmodel);
-    if (st != SL_OK) return st;
+    if ((st = slnn_unet_save_mem(R->net, R->opt, &model, &mlen, msg, msglen)) != SL_OK) return st;
     size_t slen = 0;
     sl_schedule_state_size(R->sched, &slen);
     unsigned char *sstate = malloc(slen ? slen : 1);
@@ -420,12 +418,9 @@ static sl_status read_checkpoint(run *R, int64_t *epochs_done, char *msg, size_t
     if (r.failed || r.pos != r.len || *epochs_done < 0 || *epochs_done > R->cfg->epochs ||
         (uint64_t)*epochs_done != nrows)
         goto corrupt;
-    /* sl_unet_load reads a path: the model part goes to a file first */
-    if ((st = sl_out_write_file(R->p_ckmodel, s, n, msg, msglen)) != SL_OK) goto done;
     sl_unet *net = NULL;
     sl_optim *opt = NULL;
-    st = sl_unet_load(&net, &opt, R->p_ckmodel, R->msg2, sizeof R->msg2);
-    unlink(R->p_ckmodel);
+    st = slnn_unet_load_mem(&net, &opt, s, n, "the checkpoint's model", R->msg2, sizeof R->msg2);
     if (st != SL_OK) {
         st = sl_errf(msg, msglen, st, "%s: %s", path, R->msg2);
         goto done;
@@ -627,8 +622,7 @@ static sl_status prepare_dir(run *R, int *resuming, char *msg, size_t msglen)
     *resuming = 0;
     if (sl_path_join(R->p_config, sizeof R->p_config, d, "config.json") || sl_path_join(R->p_log, sizeof R->p_log, d, "log.csv") ||
         sl_path_join(R->p_ckpt, sizeof R->p_ckpt, d, "checkpoint.bin") || sl_path_join(R->p_model, sizeof R->p_model, d, "model.bin") ||
-        sl_path_join(R->p_metrics, sizeof R->p_metrics, d, "metrics.json") ||
-        sl_path_join(R->p_ckmodel, sizeof R->p_ckmodel, d, "checkpoint.model.tmp"))
+        sl_path_join(R->p_metrics, sizeof R->p_metrics, d, "metrics.json"))
         return sl_errf(msg, msglen, SL_EINVAL, "train: output folder name too long");
     const char *files[] = {R->p_config, R->p_log, R->p_ckpt, R->p_model, R->p_metrics};
     int any = 0;
