@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli_util.h"
+#include "voxlimit.h"
 
 void cli_fmt_time(char *buf, size_t n, double s)
 {
@@ -97,4 +98,38 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i, const char
         return NULL;
     }
     return argv[++*i];
+}
+
+int cli_take_max_voxels(int *argc, char **argv)
+{
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *v = NULL;
+        /* after "--" everything is an operand */
+        if (!strcmp(argv[i], "--")) {
+            while (i < *argc) argv[out++] = argv[i++];
+            break;
+        }
+        if (!cli_opt(argv[i], "--max-voxels", &v)) {
+            argv[out++] = argv[i];
+            continue;
+        }
+        if (!v) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "segloss: option --max-voxels needs a value\n");
+                return 0;
+            }
+            v = argv[++i];
+        }
+        int64_t n = sl_parse_voxels(v);
+        if (n < 1) {
+            fprintf(stderr, "segloss: --max-voxels '%s' is not a positive voxel count (e.g. 268435456, 256M, 2^28)\n",
+                    v);
+            return 0;
+        }
+        sl_set_max_voxels(n);
+    }
+    *argc = out;
+    argv[out] = NULL;
+    return 1;
 }

@@ -37,4 +37,9 @@ int cli_opt(const char *arg, const char *name, const char **val);
  * printing a usage error, when missing. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i, const char *inl);
 
+/* Takes the global option --max-voxels N (anywhere before "--") out of
+ * argv and sets the decoded-voxel limit (src/core/voxlimit.h) of every
+ * image reader. 0, after printing the reason, on a bad value. */
+int cli_take_max_voxels(int *argc, char **argv);
+
 #endif

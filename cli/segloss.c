@@ -31,10 +31,12 @@ static void usage(FILE *f)
             sl_version());
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nevery command: --max-voxels N  refuse images above N voxels (default 2^28; also SEGLOSS_MAX_VOXELS)\n");
 }
 
 int main(int argc, char **argv)
 {
+    if (!cli_take_max_voxels(&argc, argv)) return EXIT_USAGE;
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -196,14 +196,15 @@ sl_status sl_nifti_write(const char *path, const sl_array *a, const double *spac
                          const sl_nifti_info *ref, char *msg, size_t msglen);
 
 /* ======================================================================
- * Format-agnostic image files: .npy, .nii, .nii.gz
+ * Format-agnostic image files: .npy, .nii, .nii.gz, .png
  * ====================================================================== */
 
 typedef enum sl_format {
     SL_FORMAT_UNKNOWN = 0,
     SL_FORMAT_NPY,
     SL_FORMAT_NIFTI,    /* .nii */
-    SL_FORMAT_NIFTI_GZ  /* .nii.gz */
+    SL_FORMAT_NIFTI_GZ, /* .nii.gz */
+    SL_FORMAT_PNG       /* .png: 2-D grey (segloss/png.h) */
 } sl_format;
 
 /* The format a file name implies (case-insensitive extension). */
@@ -218,12 +219,16 @@ typedef struct sl_image_info {
 
 /* Reads an image by extension into *out; info may be NULL. An unknown
  * extension is SL_EUNSUPPORTED; other codes as sl_npy_read / sl_nifti_read
- * (NIfTI data are scaled as described above). */
+ * / sl_png_read (NIfTI data are scaled as described above; a PNG gives a
+ * (H, W) uint8 or uint16 array, so the label maps `segloss predict` writes
+ * read back as they were written). Every reader refuses an image above the
+ * decoded-voxel limit (default 2^28 voxels; SEGLOSS_MAX_VOXELS raises it;
+ * docs/io.md) with SL_EOVERFLOW before allocating it. */
 sl_status sl_image_read(const char *path, sl_array *out, sl_image_info *info, char *msg, size_t msglen);
 
 /* Writes an image by extension. For NIfTI, spacing and ref are passed to
- * sl_nifti_write (ref->nifti is used when ref->format is NIfTI); .npy
- * stores neither. Codes as the format's writer; unknown extension
+ * sl_nifti_write (ref->nifti is used when ref->format is NIfTI); .npy and
+ * .png (sl_png_write: 2-D integer arrays) store neither. Codes as the format's writer; unknown extension
  * SL_EUNSUPPORTED. */
 sl_status sl_image_write(const char *path, const sl_array *a, const double *spacing,
                          const sl_image_info *ref, char *msg, size_t msglen);

@@ -1,11 +1,12 @@
 /*
- * Format-agnostic image files: the extension picks .npy or NIfTI. The CLI
+ * Format-agnostic image files: the extension picks .npy, NIfTI or PNG. The CLI
  * commands (edt, eval) read and write through these two functions so that
  * every command accepts the same formats with the same messages.
  */
 #include <string.h>
 #include "internal.h"
 #include "segloss/io.h"
+#include "segloss/png.h"
 
 static int ends_with_ci(const char *s, const char *suffix)
 {
@@ -25,6 +26,7 @@ sl_format sl_format_from_path(const char *path)
     if (ends_with_ci(path, ".npy")) return SL_FORMAT_NPY;
     if (ends_with_ci(path, ".nii.gz")) return SL_FORMAT_NIFTI_GZ;
     if (ends_with_ci(path, ".nii")) return SL_FORMAT_NIFTI;
+    if (ends_with_ci(path, ".png")) return SL_FORMAT_PNG;
     return SL_FORMAT_UNKNOWN;
 }
 
@@ -49,12 +51,17 @@ sl_status sl_image_read(const char *path, sl_array *out, sl_image_info *info, ch
         inf->has_spacing = 1;
         for (int i = 0; i < SL_MAX_NDIM; i++) inf->spacing[i] = i < inf->nifti.ndim ? inf->nifti.spacing[i] : 1.0;
         return SL_OK;
+    case SL_FORMAT_PNG:
+        st = sl_png_read(path, out, msg, msglen);
+        if (st != SL_OK) return st;
+        for (int i = 0; i < SL_MAX_NDIM; i++) inf->spacing[i] = 1.0;
+        return SL_OK;
     case SL_FORMAT_UNKNOWN:
         break;
     }
     sl_array empty = SL_ARRAY_EMPTY;
     *out = empty;
-    return sl_errf(msg, msglen, SL_EUNSUPPORTED, "'%s': unknown image format (expected .nii, .nii.gz or .npy)", path);
+    return sl_errf(msg, msglen, SL_EUNSUPPORTED, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", path);
 }
 
 sl_status sl_image_write(const char *path, const sl_array *a, const double *spacing, const sl_image_info *ref,
@@ -71,8 +78,10 @@ sl_status sl_image_write(const char *path, const sl_array *a, const double *spac
                                      : NULL;
         return sl_nifti_write(path, a, spacing, r, msg, msglen);
     }
+    case SL_FORMAT_PNG:
+        return sl_png_write(path, a, msg, msglen);
     case SL_FORMAT_UNKNOWN:
         break;
     }
-    return sl_errf(msg, msglen, SL_EUNSUPPORTED, "'%s': unknown image format (expected .nii, .nii.gz or .npy)", path);
+    return sl_errf(msg, msglen, SL_EUNSUPPORTED, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", path);
 }

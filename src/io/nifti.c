@@ -47,6 +47,7 @@
 #include <zlib.h>
 #include "fileio.h"
 #include "internal.h"
+#include "voxlimit.h"
 #include "outfile.h"
 #include "segloss/io.h"
 
@@ -672,6 +673,9 @@ static sl_status read_source(src_t *s, const char *who, unsigned flags, int want
                            (long long)(have > 0 ? have : 0));
     }
     if (!want_data) return SL_OK;
+    /* a gzip stream does not bound the size it declares: the voxel limit
+     * does, before the first allocation */
+    if ((st = sl_check_voxels(lay.count, who, msg, msglen)) != SL_OK) return st;
 
     if (!src_skip(s, inf->vox_offset - s->pos)) {
         if (s->err != SL_OK) return sl_errf(msg, msglen, s->err, "%s: %s", who, s->why);

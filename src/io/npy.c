@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include "fileio.h"
 #include "internal.h"
+#include "voxlimit.h"
 #include "outfile.h"
 #include "segloss/io.h"
 
@@ -290,6 +291,8 @@ sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, si
     size_t bytes;
     if (count < 0 || sl_bytes(count, sl_dtype_size(dt), &bytes) != SL_OK || (int64_t)bytes > NPY_MAX_FILE)
         return sl_errf(msg, msglen, SL_EOVERFLOW, ".npy shape is too large");
+    sl_status lim = sl_check_voxels(count, ".npy shape", msg, msglen);
+    if (lim != SL_OK) return lim;
     size_t have = len - hstart - hlen;
     if (have < bytes)
         return sl_errf(msg, msglen, SL_EFORMAT, "truncated .npy data (%zu of %zu bytes)", have, bytes);

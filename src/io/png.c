@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "fileio.h"
 #include "internal.h"
+#include "voxlimit.h"
 #include "outfile.h"
 #include "png_encode.h"
 #include "png_errors.h"
@@ -102,6 +103,7 @@ sl_status sl_png_read(const char *path, sl_array *out, char *msg, size_t msglen)
         st = sl_errf(msg, msglen, SL_EFORMAT, "%s: unsupported PNG layout (%d channels, %d bits)", path, channels, bd);
         goto done;
     }
+    if ((st = sl_check_voxels((int64_t)w * (int64_t)h, path, msg, msglen)) != SL_OK) goto done;
     /* Deflate expands at most ~1032:1, so the file bounds the image it can
      * hold: refuse a size the file cannot back before allocating it (a
      * 100-byte file claiming 65535 x 65535 pixels; found by fuzz_png). */
