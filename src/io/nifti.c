@@ -45,6 +45,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include "array.h"
 #include "fileio.h"
 #include "internal.h"
 #include "voxlimit.h"
@@ -88,13 +89,6 @@ static void swap_bytes(void *p, size_t size)
         b[k] = b[size - 1 - k];
         b[size - 1 - k] = t;
     }
-}
-
-static void swap_array(void *data, int64_t n, size_t size)
-{
-    if (size < 2) return;
-    unsigned char *b = data;
-    for (int64_t i = 0; i < n; i++, b += size) swap_bytes(b, size);
 }
 
 /* Field readers: the header is kept as bytes, each field read at its
@@ -576,24 +570,6 @@ static sl_status parse_header(const unsigned char *h, int version, int swap, sl_
 
 /* ---- reading ------------------------------------------------------------ */
 
-/* The element i of a stored (never bool) array, as double. */
-static double elem(const sl_array *a, int64_t i)
-{
-    switch (a->dtype) {
-    case SL_DT_F32: return ((const float *)a->data)[i];
-    case SL_DT_F64: return ((const double *)a->data)[i];
-    case SL_DT_BOOL: case SL_DT_U8: return ((const uint8_t *)a->data)[i];
-    case SL_DT_I8: return ((const int8_t *)a->data)[i];
-    case SL_DT_U16: return ((const uint16_t *)a->data)[i];
-    case SL_DT_I16: return ((const int16_t *)a->data)[i];
-    case SL_DT_U32: return ((const uint32_t *)a->data)[i];
-    case SL_DT_I32: return ((const int32_t *)a->data)[i];
-    case SL_DT_U64: return (double)((const uint64_t *)a->data)[i];
-    case SL_DT_I64: return (double)((const int64_t *)a->data)[i];
-    }
-    return 0;
-}
-
 /* Replaces *a by slope * a + inter (see io.h "Scaling"): float32 unless
  * the stored values need float64 to stay exact (32/64-bit integers). The
  * product is formed in double either way. */
@@ -610,10 +586,10 @@ static sl_status apply_scaling(sl_array *a, double slope, double inter)
     if (st != SL_OK) return st;
     if (odt == SL_DT_F32) {
         float *o = out.data;
-        for (int64_t i = 0; i < n; i++) o[i] = (float)(slope * elem(a, i) + inter);
+        for (int64_t i = 0; i < n; i++) o[i] = (float)(slope * sl_array_get_f64(a, i) + inter);
     } else {
         double *o = out.data;
-        for (int64_t i = 0; i < n; i++) o[i] = slope * elem(a, i) + inter;
+        for (int64_t i = 0; i < n; i++) o[i] = slope * sl_array_get_f64(a, i) + inter;
     }
     sl_array_free(a);
     *a = out;
@@ -724,7 +700,7 @@ static sl_status read_source(src_t *s, const char *who, unsigned flags, int want
     a.ndim = inf->ndim;
     for (int i = 0; i < inf->ndim; i++) a.shape[i] = inf->dim[inf->ndim - i];
     a.data = buf;
-    if (swap) swap_array(a.data, lay.count, sl_dtype_size(lay.dt));
+    if (swap) sl_swap_elements(a.data, lay.count, sl_dtype_size(lay.dt));
 
     double slope = inf->scl_slope, inter = isfinite(inf->scl_inter) ? inf->scl_inter : 0.0;
     if (!(flags & SL_NIFTI_NO_SCALE) && isfinite(slope) && slope != 0 && !(slope == 1 && inter == 0)) {

@@ -20,69 +20,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "fileio.h"
+#include "array.h"
 #include "internal.h"
 #include "voxlimit.h"
 #include "outfile.h"
 #include "segloss/io.h"
 
 #define NPY_MAX_FILE ((int64_t)1 << 40) /* 1 TiB: beyond this a size is hostile */
-
-size_t sl_dtype_size(sl_dtype dt)
-{
-    switch (dt) {
-    case SL_DT_BOOL: case SL_DT_U8: case SL_DT_I8: return 1;
-    case SL_DT_U16: case SL_DT_I16: return 2;
-    case SL_DT_F32: case SL_DT_U32: case SL_DT_I32: return 4;
-    case SL_DT_F64: case SL_DT_U64: case SL_DT_I64: return 8;
-    }
-    return 0;
-}
-
-const char *sl_dtype_name(sl_dtype dt)
-{
-    static const char *names[] = {"float32", "float64", "bool", "uint8", "int8", "uint16",
-                                  "int16", "uint32", "int32", "uint64", "int64"};
-    return (unsigned)dt < sizeof names / sizeof *names ? names[dt] : "unknown";
-}
-
-int sl_dtype_is_integer(sl_dtype dt) { return dt != SL_DT_F32 && dt != SL_DT_F64; }
-
-int64_t sl_array_count(const sl_array *a)
-{
-    int64_t n = 1;
-    for (int i = 0; i < a->ndim; i++)
-        if (a->shape[i] < 0 || sl_mul_size(n, a->shape[i], &n) != SL_OK) return -1;
-    return n;
-}
-
-sl_status sl_array_alloc(sl_array *out, sl_dtype dtype, int ndim, const int64_t *shape)
-{
-    if (!out || ndim < 0 || ndim > SL_MAX_NDIM || (ndim > 0 && !shape) || sl_dtype_size(dtype) == 0)
-        return SL_EINVAL;
-    sl_array a = SL_ARRAY_EMPTY;
-    a.dtype = dtype;
-    a.ndim = ndim;
-    for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return SL_EINVAL;
-        a.shape[i] = shape[i];
-    }
-    int64_t n = sl_array_count(&a);
-    size_t bytes;
-    if (n < 0 || sl_bytes(n, sl_dtype_size(dtype), &bytes) != SL_OK) return SL_EOVERFLOW;
-    /* Always allocate at least one element so that data != NULL for empty arrays. */
-    a.data = calloc(n > 0 ? (size_t)n : 1, sl_dtype_size(dtype));
-    if (!a.data) return SL_ENOMEM;
-    *out = a;
-    return SL_OK;
-}
-
-void sl_array_free(sl_array *a)
-{
-    if (!a) return;
-    free(a->data);
-    sl_array empty = SL_ARRAY_EMPTY;
-    *a = empty;
-}
 
 /* ---- header parsing ---------------------------------------------------- */
 
@@ -204,17 +148,6 @@ static const char *printable(const char *in, char *out, size_t outlen)
     return out;
 }
 
-static void byteswap(void *data, int64_t n, size_t size)
-{
-    unsigned char *b = data;
-    for (int64_t i = 0; i < n; i++, b += size)
-        for (size_t k = 0; k < size / 2; k++) {
-            unsigned char t = b[k];
-            b[k] = b[size - 1 - k];
-            b[size - 1 - k] = t;
-        }
-}
-
 sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, size_t msglen)
 {
     if (!buf || !out) return sl_errf(msg, msglen, SL_EINVAL, "npy: NULL argument");
@@ -302,7 +235,7 @@ sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, si
     sl_status st = sl_array_alloc(&a, dt, ndim, shape);
     if (st != SL_OK) return sl_errf(msg, msglen, st, "cannot allocate %zu bytes for .npy data", bytes);
     memcpy(a.data, b + hstart + hlen, bytes);
-    if (swap) byteswap(a.data, count, sl_dtype_size(dt));
+    if (swap) sl_swap_elements(a.data, count, sl_dtype_size(dt));
     *out = a;
     return SL_OK;
 }
@@ -393,7 +326,7 @@ sl_status sl_npy_write(const char *path, const sl_array *a, char *msg, size_t ms
         ok = ok && copy;
         if (copy) {
             memcpy(copy, a->data, bytes);
-            byteswap(copy, count, sl_dtype_size(a->dtype));
+            sl_swap_elements(copy, count, sl_dtype_size(a->dtype));
             ok = ok && fwrite(copy, 1, bytes, f) == bytes;
             free(copy);
         }
@@ -404,58 +337,4 @@ sl_status sl_npy_write(const char *path, const sl_array *a, char *msg, size_t ms
         return sl_errf(msg, msglen, SL_EIO, "cannot write %s: %s", path, strerror(e));
     }
     return sl_out_commit(o, msg, msglen);
-}
-
-/* Element i of an array as double (float, bool and integer dtypes). */
-static double get_as_double(const sl_array *a, int64_t i)
-{
-    switch (a->dtype) {
-    case SL_DT_F32: return ((const float *)a->data)[i];
-    case SL_DT_F64: return ((const double *)a->data)[i];
-    case SL_DT_BOOL: case SL_DT_U8: return ((const uint8_t *)a->data)[i];
-    case SL_DT_I8: return ((const int8_t *)a->data)[i];
-    case SL_DT_U16: return ((const uint16_t *)a->data)[i];
-    case SL_DT_I16: return ((const int16_t *)a->data)[i];
-    case SL_DT_U32: return ((const uint32_t *)a->data)[i];
-    case SL_DT_I32: return ((const int32_t *)a->data)[i];
-    case SL_DT_U64: return (double)((const uint64_t *)a->data)[i];
-    case SL_DT_I64: return (double)((const int64_t *)a->data)[i];
-    }
-    return 0;
-}
-
-sl_status sl_array_to_f32(const sl_array *in, sl_array *out)
-{
-    if (!in || !out || !in->data) return SL_EINVAL;
-    sl_status st = sl_array_alloc(out, SL_DT_F32, in->ndim, in->shape);
-    if (st != SL_OK) return st;
-    int64_t n = sl_array_count(in);
-    float *o = out->data;
-    for (int64_t i = 0; i < n; i++) o[i] = (float)get_as_double(in, i);
-    return SL_OK;
-}
-
-sl_status sl_array_to_i32(const sl_array *in, sl_array *out)
-{
-    if (!in || !out || !in->data) return SL_EINVAL;
-    if (!sl_dtype_is_integer(in->dtype)) return SL_EDTYPE;
-    int64_t n = sl_array_count(in);
-    /* Range check first so that a failure allocates nothing. uint64 values
-     * above INT64_MAX would wrap when read as int64, so they are checked
-     * in their own type. */
-    for (int64_t i = 0; i < n; i++) {
-        if (in->dtype == SL_DT_U64) {
-            if (((const uint64_t *)in->data)[i] > (uint64_t)INT32_MAX) return SL_ERANGE;
-        } else if (in->dtype == SL_DT_I64) {
-            int64_t v = ((const int64_t *)in->data)[i];
-            if (v < INT32_MIN || v > INT32_MAX) return SL_ERANGE;
-        } else if (in->dtype == SL_DT_U32) {
-            if (((const uint32_t *)in->data)[i] > (uint32_t)INT32_MAX) return SL_ERANGE;
-        }
-    }
-    sl_status st = sl_array_alloc(out, SL_DT_I32, in->ndim, in->shape);
-    if (st != SL_OK) return st;
-    int32_t *o = out->data;
-    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)get_as_double(in, i);
-    return SL_OK;
 }

@@ -263,8 +263,8 @@ static void test_symlinks(void)
 static void test_stdout(void)
 {
     char msg[512] = "";
-    /* stdout redirected to a file: "-" and /dev/stdout both append to it
-     * through the descriptor; the file is not replaced */
+    /* stdout redirected to a file: "-" writes to it through the
+     * descriptor; the file is not replaced */
     fflush(stdout);
     int saved = dup(1);
     int fd = open(at("captured"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -280,20 +280,25 @@ static void test_stdout(void)
     CHECK(a == SL_OK && strcmp(get(at("captured")), "dash;") == 0, "'-' wrote '%s' (%s)", get(at("captured")), msg);
     CHECK(before.st_ino == after.st_ino, "the redirected file was not replaced");
 
-    /* /dev/stdout through a pipe (its /proc link reads "pipe:[N]") */
+    /* /dev/stdout through a pipe (its /proc link reads "pipe:[N]"); a
+     * private link with /dev/stdout's target stands in for it, so a broken
+     * writer cannot replace the machine's /dev/stdout */
     int p[2];
+    symlink("/proc/self/fd/1", at("stdout"));
     if (pipe(p) == 0) {
         fflush(stdout);
         saved = dup(1);
         dup2(p[1], 1);
         close(p[1]);
-        sl_status b = sl_out_write_file("/dev/stdout", "piped", 5, msg, sizeof msg);
+        sl_status b = sl_out_write_file(at("stdout"), "piped", 5, msg, sizeof msg);
         dup2(saved, 1);
         close(saved);
         char buf[16] = "";
         ssize_t n = read(p[0], buf, sizeof buf - 1);
         close(p[0]);
+        struct stat sb;
         CHECK(b == SL_OK && n == 5 && memcmp(buf, "piped", 5) == 0, "/dev/stdout to a pipe: %s", msg);
+        CHECK(lstat(at("stdout"), &sb) == 0 && S_ISLNK(sb.st_mode), "the /dev/stdout link stays a link");
     }
 }
 
