@@ -42,9 +42,12 @@
 #include "segloss/geometry.h"
 #include "segloss/io.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 /*
  * A borrowed label map: `data` points at (grid shape) elements of `dtype`.
@@ -314,6 +317,7 @@ sl_status sl_surface_kind_parse(const char *name, sl_surface_kind *out);
 const char *sl_lesion_match_name(sl_lesion_match m);
 sl_status sl_lesion_match_parse(const char *name, sl_lesion_match *out);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif
