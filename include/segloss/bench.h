@@ -30,7 +30,7 @@
  * border voxels; one side empty: the slice diagonal in pixels, as the
  * trainer), NSD at nsd_tolerance, recall, precision and lesion-wise F1
  * (connected components, 8-connectivity, detected at >= 1 voxel of
- * overlap); empty masks as shared/METRICS.md. The pseudo-class "mean" is
+ * overlap); empty masks as docs/metrics.md#empty-masks says. The pseudo-class "mean" is
  * the mean over the foreground classes of each case.
  *
  * Statistics, per data set, entry, class and metric, with the values of a

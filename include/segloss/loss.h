@@ -19,7 +19,7 @@
  *     term  := [number '*'] name ['(' key '=' value (',' key '=' value)* ')']
  *     value := number | true | false | word | '[' number (',' number)* ']'
  *
- * Data layout (shared/DESIGN.md): scores are float32, C-contiguous,
+ * Data layout (docs/internals.md): scores are float32, C-contiguous,
  * (N, C, spatial...) — logits by default; the loss applies softmax (C > 1)
  * or sigmoid (C = 1) itself, or takes probabilities with activation=none.
  * Targets are a label map (N, spatial...) of int32 class indices, or a

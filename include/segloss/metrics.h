@@ -19,7 +19,7 @@
  *     // r[0].dice, r[0].hd_perc (HD95), r[0].assd, r[0].nsd, ...
  *
  * Empty masks (P = prediction, G = target, for one label of one case), as
- * shared/METRICS.md fixes them, flagged in empty_pred / empty_gt:
+ * docs/metrics.md#empty-masks fixes them, flagged in empty_pred / empty_gt:
  *   both empty: every overlap-type score 1 (Dice, IoU, precision, recall,
  *               specificity, VS, MCC, kappa, NSD, boundary IoU, lesion
  *               precision/recall/F1/Dice, clDice and its two parts), VOE 0,

@@ -183,7 +183,7 @@ typedef int (*sl_train_callback)(const sl_train_progress *p, void *user);
 
 /* Test metrics of one class: means over the test samples of the per-sample
  * values of sl_metrics_eval (border surfaces, HD95 = max of the two directed
- * 95th percentiles, NSD at 1 pixel). Empty masks as shared/METRICS.md:
+ * 95th percentiles, NSD at 1 pixel). Empty masks as docs/metrics.md#empty-masks says:
  * both empty: dice = precision = recall = nsd = 1, hd95 = 0; one empty:
  * those 0 and hd95 = the sample's diagonal sqrt(H^2 + W^2) (pixels; 1 mm
  * pixels for phantom and colin), counted in n_empty_pred / n_empty_gt. */
