@@ -6,10 +6,8 @@
 # against include/ with the library's warnings as errors. Names an example
 # takes from its context (buffers, extents) are declared in a prelude.
 set -u
-ROOT=${SEGLOSS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$(dirname "$0")/lib.sh"
 CC=${CC:-cc}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 
 /usr/bin/python3 - "$ROOT" "$tmp/examples.c" <<'PY' || exit 1
 import glob, os, re, sys

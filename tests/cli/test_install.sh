@@ -4,17 +4,12 @@
 # CMake's find_package(segloss) with segloss::segloss (shared) and
 # segloss::segloss_static, and pkg-config (shared; static with --static).
 set -u
-ROOT=${SEGLOSS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-BUILD=${SEGLOSS_BUILD:-$ROOT/build}
 CC=${CC:-cc}
 if [ "${SL_SANITIZED:-0}" = 1 ]; then
   echo "skip: the sanitized libraries need the sanitizer runtime in every consumer (checked in the release pass)"
   exit 0
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
+. "$(dirname "$0")/lib.sh"
 step() {  # step WHAT command...: must succeed; its output is shown on failure
   local what=$1; shift
   checks=$((checks + 1))
