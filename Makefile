@@ -6,7 +6,7 @@
 #                 (unit, CLI, PyTorch/scipy references, fuzz corpora), then
 #                 the same suite under AddressSanitizer + UBSan
 #   make demo     install, build, run the quick loss benchmark (a few minutes)
-#   make bench    speed benchmarks against PyTorch / scipy (bench/)
+#   make perf     speed benchmarks against PyTorch / scipy (perf/)
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make clean    remove build outputs
 
@@ -17,7 +17,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 DEMO_OUT ?= $(BUILD)/demo-bench
 
-.PHONY: all build deps-build deps-test deps-demo deps-bench test test-fast test-asan demo bench fuzz clean
+.PHONY: all build deps-build deps-test deps-demo deps-perf test test-fast test-asan demo perf fuzz clean
 
 all: build
 
@@ -27,8 +27,8 @@ deps-test:
 	@scripts/deps.sh test
 deps-demo:
 	@scripts/deps.sh demo
-deps-bench:
-	@scripts/deps.sh bench
+deps-perf:
+	@scripts/deps.sh perf
 
 build: deps-build
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -54,10 +54,10 @@ test-fast: deps-test build
 demo: deps-demo build
 	@$(BUILD)/segloss bench --preset quick --out $(DEMO_OUT) --force
 
-bench: deps-bench
+perf: deps-perf
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release -DSL_NATIVE=OFF >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
-	@bench/run.sh $(BUILD)
+	@perf/run.sh $(BUILD)
 
 fuzz: deps-test
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSL_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian packages segloss needs for a purpose (build, test, demo,
-# bench), or, when not root, prints one line naming what is missing.
-# Usage: scripts/deps.sh build|test|demo|bench
+# perf), or, when not root, prints one line naming what is missing.
+# Usage: scripts/deps.sh build|test|demo|perf
 set -euo pipefail
 purpose=${1:-build}
 
 build_pkgs="cmake pkg-config gcc make zlib1g-dev libnifti2-dev libnifti-dev libopenblas-dev libpng-dev libcjson-dev libgomp1"
 test_pkgs="python3 python3-numpy python3-scipy python3-torch clang libclang-rt-14-dev mricron-data chromium"
 demo_pkgs="mricron-data"
-bench_pkgs="python3 python3-numpy python3-scipy python3-torch"
+perf_pkgs="python3 python3-numpy python3-scipy python3-torch"
 
 case "$purpose" in
   build) want="$build_pkgs" ;;
   test)  want="$build_pkgs $test_pkgs" ;;
   demo)  want="$build_pkgs $demo_pkgs" ;;
-  bench) want="$build_pkgs $bench_pkgs" ;;
-  *) echo "deps.sh: unknown purpose '$purpose' (build|test|demo|bench)" >&2; exit 2 ;;
+  perf)  want="$build_pkgs $perf_pkgs" ;;
+  *) echo "deps.sh: unknown purpose '$purpose' (build|test|demo|perf)" >&2; exit 2 ;;
 esac
 
 missing=""

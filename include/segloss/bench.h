@@ -5,12 +5,12 @@
  * docs/benchmark.md is the manual (preset format, files, statistics).
  *
  *     sl_bench_preset *p;
- *     if (sl_bench_preset_load(&p, "presets/quick.json", msg, sizeof msg)) { puts(msg); ... }
+ *     if (sl_bench_preset_load(&p, "presets/quick.json", msg, sizeof msg)) { puts(msg); return 1; }
  *     sl_bench_opts o = SL_BENCH_OPTS_DEFAULT;
  *     o.out_dir = "bench-out";
  *     o.resume = 1;                               // keep what an earlier call finished
  *     sl_bench_outcome r = SL_BENCH_OUTCOME_EMPTY;
- *     if (sl_bench_run(p, &o, NULL, NULL, &r, msg, sizeof msg)) { puts(msg); ... }
+ *     if (sl_bench_run(p, &o, NULL, NULL, &r, msg, sizeof msg)) { puts(msg); return 1; }
  *     fputs(r.ranking, stdout);                   // bench-out/report.html, results.csv, ...
  *     sl_bench_outcome_free(&r);
  *     sl_bench_preset_free(p);
@@ -30,7 +30,7 @@
  * border voxels; one side empty: the slice diagonal in pixels, as the
  * trainer), NSD at nsd_tolerance, recall, precision and lesion-wise F1
  * (connected components, 8-connectivity, detected at >= 1 voxel of
- * overlap); empty masks as shared/METRICS.md. The pseudo-class "mean" is
+ * overlap); empty masks as docs/metrics.md#empty-masks says. The pseudo-class "mean" is
  * the mean over the foreground classes of each case.
  *
  * Statistics, per data set, entry, class and metric, with the values of a
@@ -56,9 +56,12 @@
 #include "segloss/core.h"
 #include "segloss/train.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 #define SL_BENCH_NAME 64   /* capacity of names (entries, data sets, presets), with the NUL */
 
@@ -195,6 +198,7 @@ void sl_bench_outcome_free(sl_bench_outcome *o);
 sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *opts, sl_bench_callback cb, void *user,
                        sl_bench_outcome *outcome, char *msg, size_t msglen);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

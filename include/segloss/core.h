@@ -14,9 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 #define SL_VERSION_MAJOR 0
 #define SL_VERSION_MINOR 1
@@ -82,6 +85,7 @@ sl_status sl_mul3_size(int64_t a, int64_t b, int64_t c, int64_t *out);
 /* a * elem_size as a size_t byte count */
 sl_status sl_bytes(int64_t count, size_t elem_size, size_t *out);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

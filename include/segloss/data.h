@@ -20,7 +20,7 @@
  *     sl_data_opts o = SL_DATA_OPTS_DEFAULT;          // phantom 128x128, 100:10:1
  *     sl_data_opts_parse(&o, "ratio=100:10:1,n_train=400", msg, sizeof msg);
  *     sl_dataset *ds;
- *     if (sl_dataset_open(&ds, "phantom", &o, msg, sizeof msg)) { puts(msg); ... }
+ *     if (sl_dataset_open(&ds, "phantom", &o, msg, sizeof msg)) { puts(msg); return 1; }
  *     sl_dataset_info info;  sl_dataset_get_info(ds, &info);
  *
  *     sl_sampler_opts so = SL_SAMPLER_OPTS_DEFAULT;   // batch 2, 1/3 forced fg
@@ -55,9 +55,12 @@
 
 #include "segloss/core.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 typedef enum sl_split {
     SL_SPLIT_TRAIN = 0,
@@ -460,6 +463,7 @@ int sl_sampler_fg_class(const sl_sampler *s);
 sl_status sl_sampler_batch(const sl_sampler *s, int64_t step, float *images, int32_t *labels,
                            sl_batch_meta *meta, char *msg, size_t msglen);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -31,9 +31,12 @@
 #include "segloss/core.h"
 #include "segloss/io.h" /* sl_dtype */
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 /* ------------------------------------------------------------------------ */
 /* Grids                                                                     */
@@ -253,6 +256,7 @@ void sl_components_free(sl_components *c);
 sl_status sl_skeletonize(const uint8_t *mask, const sl_grid *grid, uint8_t *skel,
                          char *msg, size_t msglen);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

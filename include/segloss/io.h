@@ -12,9 +12,12 @@
 
 #include "segloss/core.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 #define SL_MAX_NDIM 8
 
@@ -233,6 +236,7 @@ sl_status sl_image_read(const char *path, sl_array *out, sl_image_info *info, ch
 sl_status sl_image_write(const char *path, const sl_array *a, const double *spacing,
                          const sl_image_info *ref, char *msg, size_t msglen);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -6,7 +6,7 @@
  *
  *     sl_loss *loss;
  *     char msg[256];
- *     if (sl_loss_create("dice+ce", &loss, msg, sizeof msg) != SL_OK) { puts(msg); ... }
+ *     if (sl_loss_create("dice+ce", &loss, msg, sizeof msg) != SL_OK) { puts(msg); return 1; }
  *     sl_dims dims = {.n = 2, .c = 4, .spatial_ndim = 3, .spatial = {64, 64, 64}};
  *     sl_target tgt = {.kind = SL_TARGET_LABELS, .labels = labels};
  *     double value;
@@ -19,7 +19,7 @@
  *     term  := [number '*'] name ['(' key '=' value (',' key '=' value)* ')']
  *     value := number | true | false | word | '[' number (',' number)* ']'
  *
- * Data layout (shared/DESIGN.md): scores are float32, C-contiguous,
+ * Data layout (docs/internals.md): scores are float32, C-contiguous,
  * (N, C, spatial...) — logits by default; the loss applies softmax (C > 1)
  * or sigmoid (C = 1) itself, or takes probabilities with activation=none.
  * Targets are a label map (N, spatial...) of int32 class indices, or a
@@ -31,9 +31,12 @@
 
 #include "segloss/core.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 typedef enum sl_target_kind {
     SL_TARGET_LABELS = 0, /* labels: (N, spatial...) int32 class indices */
@@ -183,6 +186,7 @@ sl_status sl_loss_state_size(const sl_loss *loss, size_t *bytes);
 sl_status sl_loss_state_get(const sl_loss *loss, void *buf, size_t len, size_t *written);
 sl_status sl_loss_state_set(sl_loss *loss, const void *buf, size_t len, char *msg, size_t msglen);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -19,7 +19,7 @@
  *     // r[0].dice, r[0].hd_perc (HD95), r[0].assd, r[0].nsd, ...
  *
  * Empty masks (P = prediction, G = target, for one label of one case), as
- * shared/METRICS.md fixes them, flagged in empty_pred / empty_gt:
+ * docs/metrics.md#empty-masks fixes them, flagged in empty_pred / empty_gt:
  *   both empty: every overlap-type score 1 (Dice, IoU, precision, recall,
  *               specificity, VS, MCC, kappa, NSD, boundary IoU, lesion
  *               precision/recall/F1/Dice, clDice and its two parts), VOE 0,
@@ -42,9 +42,12 @@
 #include "segloss/geometry.h"
 #include "segloss/io.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 /*
  * A borrowed label map: `data` points at (grid shape) elements of `dtype`.
@@ -314,6 +317,7 @@ sl_status sl_surface_kind_parse(const char *name, sl_surface_kind *out);
 const char *sl_lesion_match_name(sl_lesion_match m);
 sl_status sl_lesion_match_parse(const char *name, sl_lesion_match *out);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

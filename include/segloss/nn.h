@@ -22,11 +22,11 @@
  *     sl_unet_config cfg = SL_UNET_CONFIG_DEFAULT;
  *     cfg.num_classes = 3;
  *     sl_unet *net;  sl_optim *opt;  char msg[256];
- *     if (sl_unet_create(&net, &cfg, msg, sizeof msg)) { puts(msg); ... }
+ *     if (sl_unet_create(&net, &cfg, msg, sizeof msg)) { puts(msg); return 1; }
  *     sl_optim_config oc = SL_OPTIM_CONFIG_DEFAULT;          // Adam, lr 1e-3
  *     sl_optim_create(&opt, net, &oc, msg, sizeof msg);
  *     sl_dims d = {8, 1, 2, {128, 128, 0}};                   // (B, Cin, H, W)
- *     for (step ...) {
+ *     for (int64_t step = 0; step < steps; step++) {
  *         sl_unet_zero_grad(net);
  *         sl_unet_forward(net, images, &d, logits, msg, sizeof msg);
  *         loss = my_loss(logits, target, dlogits);            // any loss
@@ -50,9 +50,12 @@
 
 #include "segloss/core.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 /* ------------------------------------------------------------------ model */
 
@@ -228,11 +231,11 @@ sl_status sl_nn_downsample_nearest(void *out, const void *in, const sl_dims *dim
  * scale and zero point per convolution calibrated on example images,
  * int32 accumulation; normalisation, LeakyReLU and pooling stay float32.
  *
- *     sl_unet_calibrate(net);                  // start recording ranges
- *     sl_unet_forward(net, calib, &d, out, ...); // float forwards, any number
- *     sl_unet_quantize(net, msg, sizeof msg);   // now int8
- *     sl_unet_forward(net, images, ...);        // int8 inference
- *     sl_unet_dequantize(net);                  // back to float32
+ *     sl_unet_calibrate(net);                                   // start recording ranges
+ *     sl_unet_forward(net, calib, &d, out, msg, sizeof msg);    // float forwards, any number
+ *     sl_unet_quantize(net, msg, sizeof msg);                   // now int8
+ *     sl_unet_forward(net, images, &d, out, msg, sizeof msg);   // int8 inference
+ *     sl_unet_dequantize(net);                                  // back to float32
  *
  * Quantisation copies the weights as they are: the float parameters are
  * not changed, and later changes to them are not seen until the net is
@@ -392,6 +395,7 @@ sl_status sl_unet_save(const sl_unet *net, const sl_optim *opt, const char *path
 sl_status sl_unet_load(sl_unet **net, sl_optim **opt, const char *path, char *msg,
                        size_t msglen);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

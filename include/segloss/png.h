@@ -14,9 +14,12 @@
 #include "segloss/core.h"
 #include "segloss/io.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 /* Reads a PNG file into *out (overwritten; release with sl_array_free).
  * On failure *out is empty and msg names the file and the problem. Codes:
@@ -33,6 +36,7 @@ sl_status sl_png_write(const char *path, const sl_array *a, char *msg, size_t ms
 /* 1 when path ends in ".png" (any case). */
 int sl_png_path(const char *path);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -31,9 +31,12 @@
 
 #include <stdint.h>
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 typedef struct sl_rng {
     uint64_t s[4];   /* xoshiro256** state, never all zero */
@@ -75,6 +78,7 @@ double sl_rng_normal(sl_rng *r);
  * the spare normal deviate. */
 void sl_rng_jump(sl_rng *r);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

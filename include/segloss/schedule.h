@@ -45,9 +45,12 @@
 #include "segloss/core.h"
 #include "segloss/loss.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 typedef struct sl_schedule sl_schedule;
 
@@ -108,6 +111,7 @@ sl_status sl_schedule_state_size(const sl_schedule *s, size_t *bytes);
 sl_status sl_schedule_state_get(const sl_schedule *s, void *buf, size_t len, size_t *written);
 sl_status sl_schedule_state_set(sl_schedule *s, const void *buf, size_t len, char *msg, size_t msglen);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

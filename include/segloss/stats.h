@@ -20,9 +20,12 @@
 #include <stdint.h>
 #include "segloss/core.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 /* Two-sided Wilcoxon signed-rank test of the paired samples x[i] − y[i],
  * i < n. Pairs with a zero difference are dropped (zero_method="wilcox").
@@ -43,6 +46,7 @@ sl_status sl_bootstrap_ci(const double *v, int64_t n, int64_t resamples, double 
  * Any argument but v and n may be NULL. SL_EINVAL for NULL v or n < 1. */
 sl_status sl_summary(const double *v, int64_t n, double *mean, double *std, double *median);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

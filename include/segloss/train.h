@@ -12,7 +12,7 @@
  *     cfg.seed = 1;
  *     sl_train_result res = SL_TRAIN_RESULT_EMPTY;
  *     char msg[512];
- *     if (sl_train_run(&cfg, &res, msg, sizeof msg) != SL_OK) { puts(msg); ... }
+ *     if (sl_train_run(&cfg, &res, NULL, NULL, msg, sizeof msg) != SL_OK) { puts(msg); return 1; }
  *     for (int c = 1; c < res.num_classes; c++)
  *         printf("%s dice %.3f hd95 %.1f\n", res.class_names[c], res.test[c].dice, res.test[c].hd95);
  *     sl_train_result_free(&res);
@@ -30,8 +30,7 @@
  * Prediction (what `segloss predict` does):
  *
  *     sl_unet *net;  sl_unet_load(&net, NULL, "run/model.bin", msg, sizeof msg);
- *     sl_train_config cfg;  sl_train_config_load(&cfg, "run/config.json", msg, sizeof msg);
- *     sl_preproc pp;  sl_preproc_from_config(&pp, &cfg, msg, sizeof msg);
+ *     sl_preproc pp;  sl_preproc_load(&pp, NULL, "run/config.json", msg, sizeof msg);
  *     sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;  po.tta = SL_TTA_FLIP;
  *     sl_array img, lab = SL_ARRAY_EMPTY;            // img: (H, W) or (D, H, W)
  *     sl_predict_image(net, &pp, &img, &po, &lab, msg, sizeof msg);   // lab: uint8 labels
@@ -44,9 +43,12 @@
 #include "segloss/io.h"
 #include "segloss/nn.h"
 
+#include "segloss/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+SL_API_BEGIN
 
 /* ------------------------------------------------------------ configuration */
 
@@ -181,7 +183,7 @@ typedef int (*sl_train_callback)(const sl_train_progress *p, void *user);
 
 /* Test metrics of one class: means over the test samples of the per-sample
  * values of sl_metrics_eval (border surfaces, HD95 = max of the two directed
- * 95th percentiles, NSD at 1 pixel). Empty masks as shared/METRICS.md:
+ * 95th percentiles, NSD at 1 pixel). Empty masks as docs/metrics.md#empty-masks says:
  * both empty: dice = precision = recall = nsd = 1, hd95 = 0; one empty:
  * those 0 and hd95 = the sample's diagonal sqrt(H^2 + W^2) (pixels; 1 mm
  * pixels for phantom and colin), counted in n_empty_pred / n_empty_gt. */
@@ -330,6 +332,7 @@ sl_status sl_predict_slices(sl_unet *net, const float *images, int64_t n, int64_
 sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *image,
                            const sl_predict_opts *opts, sl_array *out, char *msg, size_t msglen);
 
+SL_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -301,7 +301,7 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, int64_t batch, slb
         for (int k = 1; k < C; k++) {
             const sl_metric_result *q = &res[k - 1];
             slb_value(r, k, SLB_DICE)[i] = q->dice;
-            slb_value(r, k, SLB_HD95)[i] = isfinite(q->hd_perc) ? q->hd_perc : diag; /* one side empty: METRICS.md */
+            slb_value(r, k, SLB_HD95)[i] = isfinite(q->hd_perc) ? q->hd_perc : diag; /* one side empty: docs/metrics.md */
             slb_value(r, k, SLB_NSD)[i] = q->nsd;
             slb_value(r, k, SLB_RECALL)[i] = q->recall;
             slb_value(r, k, SLB_PRECISION)[i] = q->precision;

@@ -52,7 +52,7 @@ sl_status sl_grid_check(const sl_grid *grid, char *msg, size_t msglen)
 
 int64_t sl_grid_voxels(const sl_grid *grid)
 {
-    slg_vol v;
+    slg_vol v = {0}; /* GCC cannot see that a failed check returns non-zero */
     if (slg_vol_from_grid(grid, &v, NULL, 0) != SL_OK) return -1;
     return v.count;
 }

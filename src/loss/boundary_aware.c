@@ -1,6 +1,6 @@
 /*
  * boundary_aware — boundary-aware cross-entropy after Kim & Lee 2021
- * (shared/LOSSES.md): voxels near a target boundary weigh p_boundary,
+ * (docs/losses-boundary.md): voxels near a target boundary weigh p_boundary,
  * the others p_inner, and the weighted CE is normalised by the sum of the
  * weights:
  *

@@ -1,6 +1,6 @@
 /*
  * The catalogue: every loss the spec can name, in the order `segloss loss
- * --list` shows them (families as in shared/LOSSES.md). Each entry is an
+ * --list` shows them (families as in docs/losses.md). Each entry is an
  * sl_term_class defined in the file of its family.
  *
  * The references are strong, so that linking libsegloss.a pulls in every

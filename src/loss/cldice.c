@@ -25,7 +25,7 @@
  * pool_classes=true the sums of the included classes are added first, so a
  * group is a sample (or the whole batch). Then, as the other region losses,
  * the mean over included groups of w_c·L (pool_classes: the plain mean over
- * groups; it refuses class weights). Defaults follow shared/LOSSES.md's
+ * groups; it refuses class weights). Defaults follow docs/losses.md's
  * region conventions: per (sample, class), background included.
  *
  * Gradient: exact reverse mode through the skeleton. min and max route the

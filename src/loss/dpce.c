@@ -3,7 +3,7 @@
  * Majumdar & Pedoia, "Distance map loss penalty term for semantic
  * segmentation", MIDL 2019 (extended abstract). No reference implementation
  * is published with it; this follows the paper's form, CE weighted per voxel
- * by (1 + Φ), with Φ = λ·D as shared/LOSSES.md defines it:
+ * by (1 + Φ), with Φ = λ·D as docs/losses-boundary.md defines it:
  *
  *     w_s   = 1 + λ · D_s,   D_s = 1 − d_s / d_max
  *     value = Σ_s w_s · CE_s / (number of terms)          (λ = 0 is `ce` exactly)

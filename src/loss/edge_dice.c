@@ -1,6 +1,6 @@
 /*
  * edge_dice: Dice on the probabilities plus Dice on their edge maps (seed
- * "Dice Loss实战" 2.2.2, with its formula fixed as shared/LOSSES.md states):
+ * "Dice Loss实战" 2.2.2, with its formula fixed as docs/losses-morphology.md states):
  *
  *     L_g = α·(1 − D(p, g)) + (1 − α)·(1 − D(E(p), E(g)))
  *     D(a, b) = (2 Σ a·b + s_nr) / (Σ a + Σ b + s_dr)
@@ -266,5 +266,5 @@ static const sl_key edge_dice_keys[] = {
 const sl_term_class sl_loss_edge_dice = {
     {"edge_dice", "boundary",
      "alpha·Dice(p, g) + (1 − alpha)·Dice(E(p), E(g)), E = |Laplacian|/n (8-neighbour in 2-D, 26 in 3-D)",
-     "seed \"Dice Loss实战\" 2.2.2 (fixed as shared/LOSSES.md); Dice as MONAI DiceLoss"},
+     "seed \"Dice Loss实战\" 2.2.2 (fixed as docs/losses-morphology.md); Dice as MONAI DiceLoss"},
     edge_dice_keys, 0, NULL, eval_edge_dice, NULL, NULL};

@@ -80,7 +80,7 @@ typedef struct sl_key {
 
 #define SL_P(field) offsetof(sl_params, field)
 
-/* The keys every region loss accepts (LOSSES.md), for use inside a key table. */
+/* The keys every region loss accepts (docs/losses.md), for use inside a key table. */
 #define SL_KEY_ACTIVATION \
     {"activation", SL_KEY_ENUM, SL_P(activation), SL_ACT_AUTO, 0, 0, "auto|softmax|sigmoid|none", \
      "auto: softmax for C > 1, sigmoid for C = 1; none: inputs are probabilities"}

@@ -5,7 +5,7 @@
  * counts and the bounding box of P | G; everything geometric then runs on
  * the crop of that box (plus a zero frame), so a small structure in a large
  * volume costs little more than the scan. Empty masks never reach the
- * geometry: the table of METRICS.md is applied here, in one place.
+ * geometry: the table of docs/metrics.md is applied here, in one place.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -67,7 +67,7 @@ static sl_status eval_one(const slm_src *ps, const slm_src *gs, const slg_vol *v
 
     const int both = np == 0 && ng == 0, one = (np == 0) != (ng == 0);
     if (both) {
-        /* METRICS.md: overlap-type scores 1, distances 0, NSD 1 */
+        /* docs/metrics.md: overlap-type scores 1, distances 0, NSD 1 */
         if (want & (SL_MET_DISTANCE | SL_MET_NSD)) {
             r->n_surf_pred = r->n_surf_gt = 0;
             r->surf_pred = r->surf_gt = 0.0;

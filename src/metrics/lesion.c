@@ -146,7 +146,7 @@ sl_status slm_lesions(const uint8_t *pm, const uint8_t *gm, const slm_crop *c, c
     rep->tp = tp;
     rep->fn = ngt - tp;
     rep->fp = npred - pm_ok;
-    /* empty-side rules of METRICS.md: both empty = 1, one empty = 0 */
+    /* empty-side rules of docs/metrics.md: both empty = 1, one empty = 0 */
     rep->precision = npred ? (double)pm_ok / (double)npred : (ngt ? 0.0 : 1.0);
     rep->recall = ngt ? (double)tp / (double)ngt : (npred ? 0.0 : 1.0);
     int64_t den = 2 * tp + rep->fp + rep->fn;

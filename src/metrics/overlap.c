@@ -2,7 +2,7 @@
  * Overlap metrics from the confusion counts of one label over the whole
  * image (TN included, so specificity, MCC and kappa see the true background).
  *
- * Undefined ratios follow shared/METRICS.md's empty-mask table: when P and
+ * Undefined ratios follow docs/metrics.md's empty-mask table: when P and
  * G are both empty every agreement score is 1 (VOE and RVD 0); when one is
  * empty the scores that measure the foreground are 0. Specificity measures
  * the background and keeps its natural value; it is 1 when there is no

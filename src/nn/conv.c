@@ -37,7 +37,7 @@
 /* Target size of one column tile in floats (256 KB: half of a Zen/Skylake
  * L2, leaving room for the packed weight panel), and the least number of
  * columns per tile so that sgemm's per-call packing of the weight stays
- * small next to the product. Tuned with bench/train_speed. */
+ * small next to the product. Tuned with perf/train_speed. */
 #define TILE_FLOATS 65536
 #define TILE_MIN_COLS 256
 

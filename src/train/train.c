@@ -536,7 +536,7 @@ static sl_status test_metrics(run *R, sl_train_class_metrics *m, char *msg, size
             if (q->empty_pred && q->empty_gt) cnt[c * 3 + 0]++;
             else if (q->empty_pred) cnt[c * 3 + 1]++;
             else if (q->empty_gt) cnt[c * 3 + 2]++;
-            if (!isfinite(hd)) hd = diag; /* one side empty: METRICS.md's substitute */
+            if (!isfinite(hd)) hd = diag; /* one side empty: docs/metrics.md's substitute */
             sum[c * 5 + 0] += q->dice;
             sum[c * 5 + 1] += hd;
             sum[c * 5 + 2] += q->nsd;

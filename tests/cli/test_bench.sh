@@ -9,24 +9,7 @@
 # that diverges (recorded as a failed run, ranked last); every refusal is
 # one stderr line with the right exit code.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
-check() { checks=$((checks + 1)); if ! eval "$1"; then fail "$2"; fi; }
-
-expect() {  # expect CODE NEEDLE -- command...: exit CODE, exactly one stderr line containing NEEDLE
-  local code=$1 needle=$2; shift 3
-  checks=$((checks + 1))
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" != "$code" ] || [ "$lines" != 1 ] || ! grep -qF -- "$needle" "$tmp/err"; then
-    fail "$* -> exit $rc (want $code), stderr ($lines lines): $(head -3 "$tmp/err")"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 write_preset() {  # write_preset FILE SEEDS LR
   cat >"$1" <<EOF

@@ -7,12 +7,7 @@
 # the charts' and the overlays' colours (so the SVG and the images were
 # drawn, not only present in the source).
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
+. "$(dirname "$0")/lib.sh"
 
 CHROME=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$CHROME" ]; then

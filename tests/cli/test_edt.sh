@@ -4,31 +4,7 @@
 # geometry carried from input to output, every format combination, and
 # every bad input with its exit code and one stderr line.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-ROOT=${SEGLOSS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FX=$ROOT/tests/cli/fixtures
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
-
-expect() {
-  local code=$1 needle=$2; shift 3
-  checks=$((checks + 1))
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" != "$code" ] || [ "$lines" != 1 ] || ! grep -qF -- "$needle" "$tmp/err"; then
-    fail "$* -> exit $rc (want $code), stderr ($lines lines): $(head -3 "$tmp/err")"
-  fi
-}
-
-run() {  # run LABEL command...: must exit 0 with nothing on stderr
-  local what=$1; shift
-  checks=$((checks + 1))
-  if ! "$@" >"$tmp/out" 2>"$tmp/err" || [ -s "$tmp/err" ]; then fail "$what: $* ($(head -2 "$tmp/err"))"; return 1; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 M=$FX/edt/mask.nii.gz
 run "plain nifti->npy" $S edt "$M" "$tmp/plain.npy"

@@ -5,26 +5,9 @@
 # every bad input: one line on stderr naming the problem, exit 2 (usage)
 # or 1 (work failed), never a crash.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-ROOT=${SEGLOSS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FX=$ROOT/tests/cli/fixtures
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
+. "$(dirname "$0")/lib.sh"
 
 # expect CODE NEEDLE -- command...: exit CODE, exactly one stderr line containing NEEDLE
-expect() {
-  local code=$1 needle=$2; shift 3
-  checks=$((checks + 1))
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" != "$code" ] || [ "$lines" != 1 ] || ! grep -qF -- "$needle" "$tmp/err"; then
-    fail "$* -> exit $rc (want $code), stderr ($lines lines): $(head -3 "$tmp/err")"
-  fi
-}
 
 # compare GOT.csv WANT.csv: same rows and columns, numbers to 1e-9 relative
 compare() {

@@ -8,20 +8,13 @@
 # perfectly, the deleted one counted as an empty prediction, and a run over
 # every label. Skipped, saying so, when mricron-data is not installed.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-ROOT=${SEGLOSS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FX=$ROOT/tests/cli/fixtures
+. "$(dirname "$0")/lib.sh"
 AAL=/usr/share/mricron/templates/aal.nii.gz
 if [ ! -f "$AAL" ]; then
   echo "skip: $AAL not found (apt-get install mricron-data); no real-anatomy eval check"
   exit 0
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/P" "$tmp/G"
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
 
 $PY - "$tmp" "$FX" "$AAL" <<'PYEOF'
 import os, sys

@@ -3,24 +3,9 @@
 # line on stderr naming the problem and exit 2 (usage) or 1 (work failed);
 # good input gives JSON and a gradient file.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
+. "$(dirname "$0")/lib.sh"
 
 # expect CODE NEEDLE -- command...: exit code CODE, exactly one stderr line containing NEEDLE
-expect() {
-  local code=$1 needle=$2; shift 3
-  checks=$((checks + 1))
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" != "$code" ] || [ "$lines" != 1 ] || ! grep -qF -- "$needle" "$tmp/err"; then
-    fails=$((fails + 1))
-    echo "FAILED: $* -> exit $rc (want $code), stderr ($lines lines): $(head -3 "$tmp/err")"
-  fi
-}
 
 $PY - "$tmp" <<'PYEOF'
 import sys, numpy as np

@@ -4,10 +4,7 @@
 # `segloss edt` and come back readable by numpy with the right values;
 # what numpy refuses to give us in C order is refused with one line.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+. "$(dirname "$0")/lib.sh"
 $PY - "$tmp" "$S" <<'PYEOF'
 import os, subprocess, sys
 import numpy as np

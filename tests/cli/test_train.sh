@@ -7,32 +7,7 @@
 # Ctrl-C); every bad input gives one stderr line, the right exit code and
 # no output that looks complete.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-ROOT=${SEGLOSS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FX=$ROOT/tests/cli/fixtures
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
-check() { checks=$((checks + 1)); if ! eval "$1"; then fail "$2"; fi; }
-
-expect() {  # expect CODE NEEDLE -- command...: exit CODE, exactly one stderr line containing NEEDLE
-  local code=$1 needle=$2; shift 3
-  checks=$((checks + 1))
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" != "$code" ] || [ "$lines" != 1 ] || ! grep -qF -- "$needle" "$tmp/err"; then
-    fail "$* -> exit $rc (want $code), stderr ($lines lines): $(head -3 "$tmp/err")"
-  fi
-}
-
-run() {  # run LABEL command...: must exit 0 with nothing on stderr
-  local what=$1; shift
-  checks=$((checks + 1))
-  if ! "$@" >"$tmp/out" 2>"$tmp/err" || [ -s "$tmp/err" ]; then fail "$what: $* ($(head -3 "$tmp/err"))"; return 1; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 TINY="--size 32,32 --depth 2 --base-channels 4 --epochs 3 --steps-per-epoch 4 --batch 4 --n-train 12 --n-val 4 --n-test 4 --threads 1 --lr 0.01"
 

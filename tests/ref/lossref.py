@@ -1,7 +1,7 @@
 """Harness for checking segloss losses against independent PyTorch references.
 
 Each reference is a plain PyTorch (float64) function written from the paper /
-LOSSES.md, independent of the C code:
+docs/losses.md, independent of the C code:
 
     ref(x, target, C, **params) -> scalar tensor
 

@@ -28,7 +28,7 @@ each output level, levels weighted by 2^-l normalised (deep supervision),
 targets of level l taken as labels[:, ::2^l, ::2^l]. The reference runs in
 float64 from the same float32 weights and inputs.
 
-The UNet class is also what bench/train_speed.py times against segloss.
+The UNet class is also what perf/train_speed.py times against segloss.
 """
 import os
 import struct

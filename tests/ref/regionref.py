@@ -1,6 +1,6 @@
 """Shared pieces of the region-loss reference tests (tests/ref/test_loss_<region loss>.py).
 
-Plain PyTorch float64, written from shared/LOSSES.md and the papers, independent of
+Plain PyTorch float64, written from docs/losses-region.md and the papers, independent of
 the C code: masked probabilities and targets, the per-group soft counts, the two
 reductions (MONAI's mean of w·L over included groups; the weight-normalised mean
 Σ w L / Σ w), the three named edge cases, and bad-parameter checks through the CLI.

@@ -3,6 +3,7 @@
 - cli(args): runs the segloss binary ($SEGLOSS, default build/segloss) and
   returns (returncode, stdout, stderr).
 - lib(): the shared library ($SEGLOSS_BUILD/libsegloss.so) through ctypes.
+  nn_kernels(): the same plus the internal nn layer kernels (test-only).
   Scripts that call lib() must contain the line "sanitized: skip" in a
   comment (the sanitized build cannot be loaded into Python).
 - Check: collects named comparisons, prints "max |diff| ..." lines and exits
@@ -34,6 +35,37 @@ def lib():
     if _lib is None:
         _lib = ctypes.CDLL(os.path.join(BUILD, "libsegloss.so"))
     return _lib
+
+
+class _NnKernels:
+    """libsegloss.so plus the internal layer kernels of src/nn/layers.h.
+
+    The library exports only its public API; the kernels, which the nn
+    references test one by one, are reached through the one test-only
+    export, sl_test_nn_kernel(name) (src/nn/test_kernels.c). Attribute access
+    works as on the CDLL: K.sl_conv2d_forward, with argtypes/restype
+    settable, and any public name falls through to the library.
+    """
+
+    def __init__(self, so):
+        self._so = so
+        self._fns = {}
+        so.sl_test_nn_kernel.restype = ctypes.c_void_p
+        so.sl_test_nn_kernel.argtypes = [ctypes.c_char_p]
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._fns:
+            addr = self._so.sl_test_nn_kernel(name.encode())
+            # CDLL's defaults for a fresh function: int result, no argtypes.
+            self._fns[name] = ctypes.CFUNCTYPE(ctypes.c_int)(addr) if addr else getattr(self._so, name)
+        return self._fns[name]
+
+
+def nn_kernels():
+    """lib() with the internal nn layer kernels reachable by name (see _NnKernels)."""
+    return _NnKernels(lib())
 
 
 class Check:

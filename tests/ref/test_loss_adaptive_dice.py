@@ -1,4 +1,4 @@
-"""adaptive_dice against a PyTorch reference written from shared/LOSSES.md:
+"""adaptive_dice against a PyTorch reference written from docs/losses-region.md:
 a weighted Dice loss Σ_c w_c (1 − D_c) / Σ_c w_c whose weights follow an exponential moving
 average h_c of each class's Dice loss (the mean over the batch of 1 − D_c), normalised to
 sum K (the number of included classes): w_c = K·h_c / Σ h. Stateful: only a training

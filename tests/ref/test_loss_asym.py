@@ -1,4 +1,4 @@
-"""asym against a PyTorch reference written from Hashemi et al. 2018 / shared/LOSSES.md:
+"""asym against a PyTorch reference written from Hashemi et al. 2018 / docs/losses-region.md:
 1 − F_β, F_β = ((1+β²)tp + s_nr)/((1+β²)tp + β²·fn + fp + s_dr) per (sample, class), mean
 over included groups. β² weighs the false negatives (the survey's formula (7) puts it on
 the false positives by mistake), so a larger β must favour recall: checked directly."""

@@ -1,5 +1,5 @@
 """ce, wce, bce against PyTorch's own F.cross_entropy / F.binary_cross_entropy_with_logits
-(the references LOSSES.md names), plus hand-written forms for activation=none."""
+(the references docs/losses.md names), plus hand-written forms for activation=none."""
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,4 @@
-"""combo against a PyTorch reference written from Taghanaki et al. 2019 / shared/LOSSES.md:
+"""combo against a PyTorch reference written from Taghanaki et al. 2019 / docs/losses-region.md:
 α·WCE + (1 − α)·dice loss. Binary (sigmoid channels, or one channel of probabilities):
 WCE = −mean over voxels and channels of β g log p + (1 − β)(1 − g) log(1 − p). Multi-class
 (softmax, or probabilities with C > 1): WCE = −mean over voxels of Σ_c w_c g_c log p_c with

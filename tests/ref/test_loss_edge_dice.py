@@ -1,4 +1,4 @@
-"""edge_dice against a PyTorch reference written from shared/LOSSES.md (seed "Dice Loss实战"
+"""edge_dice against a PyTorch reference written from docs/losses-morphology.md (seed "Dice Loss实战"
 2.2.2, fixed): per (sample, class) group, or per class with batch=true,
 
     L = α·(1 − D(p, g)) + (1 − α)·(1 − D(E(p), E(g))),  E(x) = |Λ ⊛ x| / n,

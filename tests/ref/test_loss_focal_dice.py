@@ -1,4 +1,4 @@
-"""focal_dice against a PyTorch reference written from Wang & Chung 2018 / shared/LOSSES.md:
+"""focal_dice against a PyTorch reference written from Wang & Chung 2018 / docs/losses-region.md:
 Σ_c w_c (1 − D_c^{1/β}) / Σ_c w_c over the included classes, per sample (or pooled with
 batch=true), then the mean over samples; D the soft Dice score of dice."""
 import torch

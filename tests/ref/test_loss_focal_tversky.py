@@ -1,5 +1,5 @@
 """focal_tversky against a PyTorch reference written from Abraham & Khan 2019 /
-shared/LOSSES.md: the mean over included (sample, class) groups of (1 − TI)^γ, the
+docs/losses-region.md: the mean over included (sample, class) groups of (1 − TI)^γ, the
 exponent applied per group, TI the Tversky index with α on FP and β on FN."""
 import torch
 

@@ -1,5 +1,5 @@
 """gdice and pgdice against PyTorch references written from Sudre et al. 2017, Yang et al.
-2019 and shared/LOSSES.md: per sample (or pooled with batch=true) over the included
+2019 and docs/losses-region.md: per sample (or pooled with batch=true) over the included
 classes, w_c = 1/(Σg)² | 1/Σg | 1, an absent class taking the largest finite weight of the
 sample, weights normalised to sum 1, S = (2 Σ w tp + s_nr)/(Σ w (Σp + Σg) + s_dr);
 gdice = 1 − S, pgdice = 1 − S/(1 + k(1 − S)); the mean over samples.

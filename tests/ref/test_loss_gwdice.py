@@ -1,4 +1,4 @@
-"""gwdice against a PyTorch reference written from Fidon et al. 2017 / shared/LOSSES.md:
+"""gwdice against a PyTorch reference written from Fidon et al. 2017 / docs/losses-region.md:
 per voxel δ = Σ_l Σ_k M[l][k] h_l q_k (the Wasserstein distance to a one-hot target),
 TP = Σ a(1 − δ) with a = Σ_l M[l][0] h_l, AE = Σ δ, per sample (or pooled),
 loss = mean of 1 − (2TP + s_nr)/(2TP + AE + s_dr). One sigmoid channel is the two classes

@@ -1,4 +1,4 @@
-"""iou against a PyTorch reference written from Rahman & Wang 2016 / shared/LOSSES.md:
+"""iou against a PyTorch reference written from Rahman & Wang 2016 / docs/losses-region.md:
 1 − (tp + s_nr)/(Σp + Σg − tp + s_dr) per (sample, class), mean over included groups;
 squared=true uses Σp² + Σg², log=true gives −log J. Also checks the MONAI relation:
 MONAI's DiceLoss(jaccard=True) is 1 − (2tp + s'_nr)/(2(Σp + Σg − tp) + s'_dr), i.e. ours with

@@ -1,4 +1,4 @@
-"""logcosh_dice against a PyTorch reference written from Jadon 2020 / shared/LOSSES.md:
+"""logcosh_dice against a PyTorch reference written from Jadon 2020 / docs/losses-region.md:
 log(cosh(L)) with L the dice loss exactly as `dice` computes it (per (sample, class),
 smooth 1e-5, mean over included groups, optional squared / log / weights)."""
 import torch

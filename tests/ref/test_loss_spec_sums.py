@@ -1,5 +1,5 @@
-"""The compound losses of shared/LOSSES.md that are written as spec sums, against sums of
-independent PyTorch references written from LOSSES.md:
+"""The compound losses of docs/losses.md that are written as spec sums, against sums of
+independent PyTorch references written from docs/losses.md:
 
     dice+focal     Dice + Focal (AnatomyNet, Zhu et al. 2019)
     dice+topk      Dice + TopK (nnU-Net's DC_and_topk_loss shape)

@@ -1,4 +1,4 @@
-"""tversky against a PyTorch reference written from Salehi et al. 2017 / shared/LOSSES.md:
+"""tversky against a PyTorch reference written from Salehi et al. 2017 / docs/losses-region.md:
 1 − (tp + s_nr)/(tp + α·fp + β·fn + s_dr) per (sample, class), α on the false positives,
 β on the false negatives, mean over included groups (MONAI's TverskyLoss reduction)."""
 import torch

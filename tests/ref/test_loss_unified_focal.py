@@ -1,5 +1,5 @@
 """unified_focal against a PyTorch reference written from Yeung et al. 2022 and the
-authors' reference code (facts: the formulas), shared/LOSSES.md:
+authors' reference code (facts: the formulas), docs/losses-region.md:
 λ·L_focal + (1 − λ)·L_focal_tversky,
 L_focal = mean over voxels of (1 − δ)(1 − p_0)^γ CE_0 + Σ_{c ≥ 1} δ (1 − p_c)^{γ or 0} CE_c,
 L_focal_tversky = mean over (sample, class) of (1 − mTI_c)^{ε_c},

@@ -1,4 +1,4 @@
-"""wdice against a PyTorch reference written from shared/LOSSES.md: Σ_c w_c (1 − D_c) / Σ_c w_c
+"""wdice against a PyTorch reference written from docs/losses-region.md: Σ_c w_c (1 − D_c) / Σ_c w_c
 over the included classes (per sample, or pooled with batch=true), then the mean over
 samples. The weight is required; a list, or inverse/median class frequencies of the batch."""
 import numpy as np

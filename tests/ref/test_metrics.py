@@ -1,7 +1,7 @@
 """Every metric of include/segloss/metrics.h against an independent numpy /
 scipy implementation of each documented convention, on random blobby
 masks in 2-D and 3-D with anisotropic spacing, plus the empty-mask table of
-shared/METRICS.md as named checks.
+docs/metrics.md as named checks.
 
 The library is loaded through ctypes, which the sanitized build cannot do:
 sanitized: skip
@@ -259,7 +259,7 @@ resf = G.evaluate(pr.astype(np.float32), gt.astype(np.float64), [2], sp)
 ck.close("float label maps match integer ones", resf[0]["hd_perc"], res[2]["hd_perc"], rtol=0, atol=0,
          group="multilabel")
 
-# ---- the empty-mask table (shared/METRICS.md) ------------------------------------------------
+# ---- the empty-mask table (docs/metrics.md) ------------------------------------------------
 ONE = ["dice", "iou", "precision", "recall", "specificity", "volume_similarity", "mcc", "kappa", "nsd", "biou",
        "lesion_f1", "lesion_precision", "lesion_recall", "lesion_dice", "cldice", "topo_precision",
        "topo_sensitivity"]

@@ -39,7 +39,7 @@ class ConvShape(ctypes.Structure):
                 ("K", ctypes.c_int), ("stride", ctypes.c_int), ("pad", ctypes.c_int)]
 
 
-L = slref.lib()
+L = slref.nn_kernels()
 L.sl_quant_act_params.argtypes = [ctypes.c_float, ctypes.c_float, fp, ctypes.POINTER(ctypes.c_int)]
 L.sl_quant_weights.argtypes = [i8p, fp, i32p, fp, i64, i64]
 L.sl_qconv2d_forward.argtypes = [fp, fp, fp, i8p, fp, i32p, fp, ctypes.c_float, ctypes.c_int,

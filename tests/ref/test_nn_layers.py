@@ -39,7 +39,7 @@ class Dims(ctypes.Structure):
     _fields_ = [("n", i64), ("c", i64), ("spatial_ndim", ctypes.c_int), ("spatial", i64 * 3)]
 
 
-L = slref.lib()
+L = slref.nn_kernels()
 L.sl_conv2d_work_bytes.restype = ctypes.c_size_t
 L.sl_convt2x2_work_bytes.restype = ctypes.c_size_t
 L.sl_convt2x2_work_bytes.argtypes = [i64] * 5 + [ctypes.c_int]

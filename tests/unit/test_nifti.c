@@ -15,18 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "segloss/io.h"
-
-static int checks, failures;
-static const char *current;
-
-#define EXPECT(cond)                                                                       \
-    do {                                                                                   \
-        checks++;                                                                          \
-        if (!(cond)) {                                                                     \
-            failures++;                                                                    \
-            fprintf(stderr, "FAIL %s (%s:%d): %s\n", current, __FILE__, __LINE__, #cond); \
-        }                                                                                  \
-    } while (0)
+#include "test_util.h"
 
 static char tmpdir[256];
 
@@ -484,7 +473,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-#define RUN(t) (current = #t, t())
+#define RUN(t) TEST_RUN(t)
     RUN(nifti_array_axes_are_reversed_nifti_axes);
     RUN(nifti_round_trip_every_dtype_plain_and_gzip);
     RUN(nifti_trailing_unit_axes_beyond_three_are_dropped);
@@ -501,6 +490,5 @@ int main(void)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
-    printf("test_nifti: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return test_report("test_nifti");
 }

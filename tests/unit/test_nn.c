@@ -15,17 +15,8 @@
 #include <unistd.h>
 #include "segloss/nn.h"
 #include "segloss/rng.h"
+#include "test_util.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            printf("FAILED %s:%d: ", __FILE__, __LINE__);                                    \
-            printf(__VA_ARGS__);                                                             \
-            printf("\n");                                                                    \
-            failures++;                                                                      \
-        }                                                                                    \
-    } while (0)
 
 static char tmpdir[512];
 
@@ -596,6 +587,5 @@ int main(void)
     test_model_files();
     test_training_and_threads();
     rmdir(tmpdir);
-    printf("%s: %d failures\n", failures ? "FAILED" : "ok", failures);
-    return failures ? 1 : 0;
+    return test_report("test_nn");
 }

@@ -30,17 +30,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "segloss/nn.h"
+#include "test_util.h"
 
-static int failures = 0;
-
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            printf("FAILED: " __VA_ARGS__);                                                  \
-            printf("\n");                                                                    \
-            failures++;                                                                      \
-        }                                                                                    \
-    } while (0)
 
 static int find_script(char *out, size_t len)
 {
@@ -183,7 +174,7 @@ static void run_state(const char *path, worst *wst)
 {
     blob b;
     char msg[256];
-    const int failures_before = failures;
+    const int failures_before = test_failures_;
     if (!read_file(path, &b)) {
         CHECK(0, "cannot read %s", path);
         return;
@@ -236,7 +227,7 @@ static void run_state(const char *path, worst *wst)
               name);
         CHECK(ti.is_buffer == (i >= npt), "%s: tensor %d parameter/buffer kind", path, i);
     }
-    if (failures != failures_before) {
+    if (test_failures_ != failures_before) {
         sl_unet_free(net);
         free(b.p);
         return;
@@ -393,6 +384,6 @@ int main(void)
     printf("max |diff| params, noise-floor gradients %.3g (%lld params > 1e-5 in the worst file)\n",
            wst.params_noise, (long long)wst.over);
     printf("max |diff| BatchNorm running stats     %.3g\n", wst.buffers);
-    printf("%s: %d state files, %d failures\n", failures ? "FAILED" : "ok", nfiles, failures);
-    return failures ? 1 : 0;
+    printf("%d state files\n", nfiles);
+    return test_report("test_nn_torch");
 }

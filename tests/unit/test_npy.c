@@ -13,18 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "segloss/io.h"
-
-static int checks, failures;
-static const char *current;
-
-#define EXPECT(cond)                                                                       \
-    do {                                                                                   \
-        checks++;                                                                          \
-        if (!(cond)) {                                                                     \
-            failures++;                                                                    \
-            fprintf(stderr, "FAIL %s (%s:%d): %s\n", current, __FILE__, __LINE__, #cond); \
-        }                                                                                  \
-    } while (0)
+#include "test_util.h"
 
 static char tmpdir[256];
 
@@ -310,7 +299,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-#define RUN(t) (current = #t, t())
+#define RUN(t) TEST_RUN(t)
     RUN(npy_round_trip_preserves_every_dtype_and_shape);
     RUN(npy_reads_big_endian_input_in_native_order);
     RUN(npy_accepts_version_2_and_3_headers);
@@ -322,6 +311,5 @@ int main(void)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", tmpdir);
-    printf("test_npy: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    return test_report("test_npy");
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Speed of the geometry and metrics modules against scipy, side by side.
 
-    /usr/bin/python3 bench/bench_geometry.py [--build build] [--n 256] [--threads 2]
+    /usr/bin/python3 perf/bench_geometry.py [--build build] [--n 256] [--threads 2]
 
 1. EDT of 256^3 anisotropic masks (spacing 2.0 x 0.8 x 0.8 mm), a smooth
    ellipsoid (an organ) and an irregular one: scipy.ndimage.

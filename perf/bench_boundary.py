@@ -13,7 +13,7 @@ is single-threaded and holds the GIL, so a thread pool does not help it). seglos
 numpy buffers with a preallocated gradient; the maps are computed inside every call. Times are the median of
 BENCH_REPS runs (default 3) after a warm-up. The printed ratio is peer/segloss; the target is >= 20x.
 
-    /usr/bin/python3 bench/bench_boundary.py       (bench/run.sh runs it with the others)
+    /usr/bin/python3 perf/bench_boundary.py       (perf/run.sh runs it with the others)
 """
 import os
 

@@ -7,9 +7,9 @@ through ctypes on the same numpy buffers with a preallocated gradient. Times are
 the median of BENCH_REPS runs (default 5) after a warm-up; the printed figure is
 the ratio torch/segloss. For dice+ce the memory roofline is also printed: two
 reads of the logits and one write of the gradient at the triad bandwidth that
-bench/stream measures in the same run with the same thread count.
+perf/stream measures in the same run with the same thread count.
 
-    make bench          (or: /usr/bin/python3 bench/bench_losses.py)
+    make perf           (or: /usr/bin/python3 perf/bench_losses.py)
 """
 import os
 import subprocess
@@ -100,7 +100,7 @@ PEERS = [("dice+ce", t_dice_ce), ("focal", t_focal), ("gdice", t_gdice), ("lovas
 
 
 def stream_bandwidth():
-    exe = os.path.join(slref.BUILD, "bench", "stream")
+    exe = os.path.join(slref.BUILD, "perf", "stream")
     out = subprocess.run([exe, str(THREADS), "256"], capture_output=True, text=True, check=True).stdout
     return float(out.strip()) * 1e9
 

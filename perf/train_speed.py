@@ -1,13 +1,13 @@
 """Training speed: the segloss U-Net against the same network in PyTorch eager.
 
-    make build && /usr/bin/python3 bench/train_speed.py [--threads 2] [--rounds 3] [--steps 5]
+    make build && /usr/bin/python3 perf/train_speed.py [--threads 2] [--rounds 3] [--steps 5]
 
 Both sides: U-Net with 4 stages, base width 16 (16-32-64-128), 1 input
 channel, 3 classes, InstanceNorm (affine) + LeakyReLU(0.01), max-pool down,
 2x2 transposed-conv up, batch 8 of 128x128; one training step = forward,
 softmax cross-entropy, backward, Adam step. PyTorch runs the module from
 tests/ref/nn_torch_state.py (the twin the C tests compare against) with
-torch.set_num_threads(N); segloss runs build/bench/train_speed --threads N.
+torch.set_num_threads(N); segloss runs build/perf/train_speed --threads N.
 
 The two are measured in alternating rounds (so that a change in machine load
 hits both) and the best round of each is compared; the medians are printed
@@ -63,7 +63,7 @@ def main():
     ap.add_argument("--build", default=os.environ.get("SEGLOSS_BUILD", os.path.join(ROOT, "build")))
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args()
-    exe = os.path.join(a.build, "bench", "train_speed")
+    exe = os.path.join(a.build, "perf", "train_speed")
     if not os.access(exe, os.X_OK):
         sys.exit("train_speed.py: %s not found; run `make build` first" % exe)
 

@@ -1,9 +1,9 @@
 /*
  * Training-step speed of the segloss U-Net, and the sgemm peak of this
- * machine's OpenBLAS for comparison. bench/train_speed.py runs this next to
+ * machine's OpenBLAS for comparison. perf/train_speed.py runs this next to
  * the same network in PyTorch and prints the ratio.
  *
- *   build/bench/train_speed [--threads N] [--batch B] [--size S] [--steps K]
+ *   build/perf/train_speed [--threads N] [--batch B] [--size S] [--steps K]
  *                           [--warmup W] [--depth D] [--width F] [--classes C]
  *                           [--no-peak]
  *
