@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli_util.h"
+#include "internal.h"
 
 void cli_fmt_time(char *buf, size_t n, double s)
 {
@@ -20,12 +21,13 @@ void cli_fmt_time(char *buf, size_t n, double s)
 
 int cli_fail(const char *cmd, int code, const char *fmt, ...)
 {
+    /* one line, whatever the arguments hold (file names, bad input) */
+    char raw[2048], line[2048];
     va_list ap;
-    fprintf(stderr, "segloss %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "segloss %s: %s\n", cmd, sl_escape_line(line, sizeof line, raw));
     return code;
 }
 
