@@ -27,7 +27,12 @@ int cli_fail(const char *cmd, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "segloss %s: %s\n", cmd, sl_escape_line(line, sizeof line, raw));
+    /* a library message that names the command already ("bench: ...")
+     * does not get it twice ("segloss bench: bench: ...") */
+    const char *text = raw;
+    size_t n = strlen(cmd);
+    if (!strncmp(text, cmd, n) && text[n] == ':' && text[n + 1] == ' ') text += n + 2;
+    fprintf(stderr, "segloss %s: %s\n", cmd, sl_escape_line(line, sizeof line, text));
     return code;
 }
 

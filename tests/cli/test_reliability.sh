@@ -89,6 +89,26 @@ for _ in $(seq 50); do [ -s "$tmp/bl/.segloss.lock" ] && break; sleep 0.1; done
 expect 1 "is in use by another segloss process (pid $holder)" -- $S bench --preset "$tmp/long.json" --out "$tmp/bl" --resume
 kill $holder 2>/dev/null; wait $holder 2>/dev/null
 
+# ---- the preset reader: duplicate keys, text after the object, \u0000
+bad_preset() {  # bad_preset NEEDLE JSON-TEXT
+  printf '%s' "$2" >"$tmp/bp.json"
+  expect 2 "$1" -- $S bench --preset "$tmp/bp.json" --out "$tmp/bp"
+  checks=$((checks + 1))
+  [ ! -e "$tmp/bp" ] || fail "a refused preset left $tmp/bp"
+}
+good=$(tr -d '\n' <"$tmp/p.json")
+bad_preset 'key "name" appears twice in one object' "${good/\"name\": \"lock\",/\"name\": \"lock\", \"name\": \"other\",}"
+bad_preset 'key "epochs" appears twice' "${good/\"epochs\": 1,/\"epochs\": 1, \"epochs\": 2,}"
+bad_preset 'text after the end of the JSON object' "$good {}"
+bad_preset 'holds \u0000 (NUL)' "${good/\"dice+ce\"/\"dice+ce\\u0000ignored\"}"
+bad_preset 'not valid JSON at offset' '{"name": "x", "seeds": [1,'
+# ... while an escaped backslash before u0000 is plain text (and this one is no loss name)
+bad_preset "losses[0]" "${good/\"dice+ce\"/\"dice\\\\u0000\"}"
+# a library message that names the command is not prefixed twice
+expect 1 "segloss bench: $tmp/b holds a benchmark" -- $S bench --preset "$tmp/p.json" --out "$tmp/b"
+checks=$((checks + 1))
+grep -q "bench: bench:" "$tmp/err" && fail "doubled prefix: $(cat "$tmp/err")"
+
 # ---- one-line messages: control characters from names are escaped
 expect 1 'a\nb' -- $S loss dice --input "$(printf '%s/a\nb.npy' "$tmp")" --target x.npy
 expect 1 'x\x01y' -- $S train --out "$tmp/cc" $TINY --data "$(printf 'nifti:/no/x\001y')"
