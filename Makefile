@@ -35,8 +35,8 @@ build: deps-build
 	@cmake --build $(BUILD) -j $(JOBS)
 
 test: deps-test build
-	@tests/run.sh $(BUILD)
-	@$(MAKE) --no-print-directory test-asan
+	@t0=$$(date +%s); tests/run.sh $(BUILD) && $(MAKE) --no-print-directory test-asan; rc=$$?; \
+	  t=$$(( $$(date +%s) - t0 )); echo "make test: $$((t / 60)) min $$((t % 60)) s (both passes)"; exit $$rc
 
 # The suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-asan: deps-test
@@ -61,7 +61,7 @@ perf: deps-perf
 
 fuzz: deps-test
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DSL_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
 	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:

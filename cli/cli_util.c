@@ -7,6 +7,7 @@
 #include <string.h>
 #include "cli_util.h"
 #include "voxlimit.h"
+#include "internal.h"
 
 void cli_fmt_time(char *buf, size_t n, double s)
 {
@@ -21,12 +22,18 @@ void cli_fmt_time(char *buf, size_t n, double s)
 
 int cli_fail(const char *cmd, int code, const char *fmt, ...)
 {
+    /* one line, whatever the arguments hold (file names, bad input) */
+    char raw[2048], line[2048];
     va_list ap;
-    fprintf(stderr, "segloss %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    /* a library message that names the command already ("bench: ...")
+     * does not get it twice ("segloss bench: bench: ...") */
+    const char *text = raw;
+    size_t n = strlen(cmd);
+    if (!strncmp(text, cmd, n) && text[n] == ':' && text[n + 1] == ' ') text += n + 2;
+    fprintf(stderr, "segloss %s: %s\n", cmd, sl_escape_line(line, sizeof line, text));
     return code;
 }
 

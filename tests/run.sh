@@ -61,10 +61,11 @@ run_test() {  # index
   esac >"$log/$i.out" 2>&1
   rc=$?
   echo "$rc" >"$log/$i.rc"
-  printf '%s %-44s %6.1fs\n' "$([ $rc = 0 ] && echo PASS || echo FAIL)" "$name" \
-    "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b-a}')"
+  awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f\n", b-a}' >"$log/$i.time"
+  printf '%s %-44s %6.1fs\n' "$([ $rc = 0 ] && echo PASS || echo FAIL)" "$name" "$(cat "$log/$i.time")"
 }
 
+suite_t0=$(date +%s)
 running=0
 for i in "${!tests[@]}"; do
   run_test "$i" &
@@ -93,6 +94,14 @@ for i in "${!tests[@]}"; do
   fi
 done
 echo
+# The slowest tests, to keep an eye on the suite's length (issue 11: the
+# whole make test, both passes, under 15 minutes on two cores).
+echo "slowest:"
+for i in "${!tests[@]}"; do
+  IFS='|' read -r name kind path <<<"${tests[$i]}"
+  printf '%8ss  %s\n' "$(cat "$log/$i.time" 2>/dev/null || echo '?')" "$name"
+done | sort -rn | head -8
+echo "wall time: $(( $(date +%s) - suite_t0 )) s"
 if [ $fail -gt 0 ]; then echo "failed: ${failed[*]}"; fi
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

@@ -392,14 +392,94 @@ static sl_status parse_root(const cJSON *root, sl_bench_preset *p, char *msg, si
     return SL_OK;
 }
 
+/* Where a JSON text spells the character NUL (\u0000) inside a string, or
+ * NULL: cJSON would end the string there, silently cutting a name or spec. */
+static const char *find_nul_escape(const char *t)
+{
+    int in_string = 0;
+    for (const char *c = t; *c; c++) {
+        if (!in_string) {
+            in_string = *c == '"';
+        } else if (*c == '"') {
+            in_string = 0;
+        } else if (*c == '\\') {
+            if (c[1] == 'u' && c[2] == '0' && c[3] == '0' && c[4] == '0' && c[5] == '0') return c;
+            if (c[1]) c++; /* the escaped character cannot end the string */
+        }
+    }
+    return NULL;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key that appears twice in one object, anywhere in the tree, or
+ * NULL. cJSON keeps both and lookups find the first, where Python and jq
+ * take the last: a preset meaning different things to different readers is
+ * refused instead. Sorting keeps a hostile object of many keys O(n log n). */
+static const char *duplicate_key(const cJSON *o, int *oom)
+{
+    const cJSON *it;
+    if (cJSON_IsObject(o)) {
+        int n = 0;
+        cJSON_ArrayForEach(it, o) n++;
+        if (n > 1) {
+            const char **keys = malloc((size_t)n * sizeof *keys);
+            if (!keys) {
+                *oom = 1;
+                return NULL;
+            }
+            int k = 0;
+            cJSON_ArrayForEach(it, o) keys[k++] = it->string ? it->string : "";
+            qsort(keys, (size_t)n, sizeof *keys, cmp_key);
+            const char *dup = NULL;
+            for (int i = 1; i < n && !dup; i++)
+                if (!strcmp(keys[i - 1], keys[i])) dup = keys[i];
+            free(keys);
+            if (dup) return dup;
+        }
+    }
+    if (cJSON_IsObject(o) || cJSON_IsArray(o)) cJSON_ArrayForEach(it, o)
+        {
+            const char *dup = duplicate_key(it, oom);
+            if (dup || *oom) return dup;
+        }
+    return NULL;
+}
+
 sl_status sl_bench_preset_parse(sl_bench_preset **out, const char *json, char *msg, size_t msglen)
 {
     if (!out || !json) return sl_errf(msg, msglen, SL_EINVAL, "preset: NULL argument");
     *out = NULL;
-    cJSON *root = cJSON_Parse(json);
+    const char *end = NULL;
+    /* require_null_terminated: text after the closing brace is an error */
+    cJSON *root = cJSON_ParseWithOpts(json, &end, 1);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
-        return sl_errf(msg, msglen, SL_EFORMAT, "preset: not valid JSON (near '%.20s')", at ? at : "?");
+        if (!at) at = end;
+        /* a closing brace followed by more text: say so */
+        cJSON *head = cJSON_ParseWithOpts(json, &end, 0);
+        cJSON_Delete(head);
+        if (head)
+            return sl_errf(msg, msglen, SL_EFORMAT, "preset: text after the end of the JSON object at offset %lld ('%.20s')",
+                           (long long)(end - json), end);
+        return sl_errf(msg, msglen, SL_EFORMAT, "preset: not valid JSON at offset %lld (near '%.20s')",
+                       at ? (long long)(at - json) : -1LL, at ? at : "?");
+    }
+    const char *nul = find_nul_escape(json);
+    if (nul) {
+        cJSON_Delete(root);
+        return sl_errf(msg, msglen, SL_EFORMAT, "preset: a string holds \\u0000 (NUL) at offset %lld", (long long)(nul - json));
+    }
+    int oom = 0;
+    const char *dup = duplicate_key(root, &oom);
+    if (dup || oom) {
+        sl_status st = oom ? sl_errf(msg, msglen, SL_ENOMEM, "preset: out of memory")
+                           : sl_errf(msg, msglen, SL_EFORMAT, "preset: key \"%.80s\" appears twice in one object", dup);
+        cJSON_Delete(root);
+        return st;
     }
     sl_bench_preset *p = calloc(1, sizeof *p);
     if (!p) {

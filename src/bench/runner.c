@@ -627,7 +627,7 @@ static int is_empty_dir(const char *dir)
     struct dirent *de;
     int empty = 1;
     while ((de = readdir(dh)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, SL_LOCK_FILE)) {
             empty = 0;
             break;
         }
@@ -698,9 +698,22 @@ static int preset_differs(cJSON *saved, cJSON *mine, char *diff, size_t difflen)
     return differs;
 }
 
+/* A fresh benchmark in DIR: its preset.json and results folder. */
+static sl_status start_fresh(const sl_bench_preset *p, const char *dir, char *msg, size_t msglen)
+{
+    char path[SL_TRAIN_TEXT + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, SLB_PRESET_FILE);
+    sl_status st = sl_out_write_file(path, p->json, strlen(p->json), msg, msglen);
+    if (st != SL_OK) return st;
+    snprintf(path, sizeof path, "%s/%s", dir, SLB_RESULTS_DIR);
+    return sl_mkdirs(path, msg, msglen);
+}
+
 /* Checks DIR against the options and leaves it ready: *fresh = 1 when it
- * holds no earlier results. */
-static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, int *fresh, char *msg, size_t msglen)
+ * holds no earlier results. With force and an earlier benchmark, *replace
+ * = 1 and nothing is removed yet: the caller replaces the old benchmark
+ * (remove_benchmark, start_fresh) once the data sets have opened. */
+static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, int *fresh, int *replace, char *msg, size_t msglen)
 {
     const char *dir = o->out_dir;
     char path[SL_TRAIN_TEXT + 64];
@@ -712,9 +725,9 @@ static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, i
         if (!is_empty_dir(dir))
             return sl_errf(msg, msglen, SL_EBADSTATE, "bench: %s is not empty and holds no segloss benchmark; choose another --out", dir);
     } else if (o->force) {
-        sl_status st = remove_benchmark(dir, msg, msglen);
-        if (st != SL_OK) return st;
-        have = 0;
+        *replace = 1;
+        *fresh = 1;
+        return SL_OK;
     } else if (!o->resume && !o->report_only) {
         return sl_errf(msg, msglen, SL_EBADSTATE, "bench: %s holds a benchmark; --resume continues it, --force replaces it", dir);
     } else {
@@ -736,10 +749,8 @@ static sl_status prepare_dir(const sl_bench_preset *p, const sl_bench_opts *o, i
         if (!same && !o->report_only && (st = sl_out_write_file(path, p->json, strlen(p->json), msg, msglen)) != SL_OK) return st;
     }
     if (!have) {
-        sl_status st = sl_mkdirs(dir, msg, msglen);
-        if (st != SL_OK) return st;
-        if ((st = sl_out_write_file(path, p->json, strlen(p->json), msg, msglen)) != SL_OK) return st;
         *fresh = 1;
+        return start_fresh(p, dir, msg, msglen);
     }
     snprintf(path, sizeof path, "%s/%s", dir, SLB_RESULTS_DIR);
     return sl_mkdirs(path, msg, msglen);
@@ -799,9 +810,13 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
     c.runs_total = sl_bench_num_runs(p);
     atomic_init(&c.stop, 0);
     pthread_mutex_init(&c.mu, NULL);
-    int fresh = 0;
-    sl_status st = prepare_dir(p, o, &fresh, msg, msglen);
+    int fresh = 0, replace = 0, lock_fd = -1;
+    /* the folder and its lock first, held to the end of the call */
+    const int created = !sl_file_exists(c.dir);
+    sl_status st = sl_mkdirs(c.dir, msg, msglen);
     if (st != SL_OK) goto done;
+    if ((st = sl_dir_lock(c.dir, &lock_fd, msg, msglen)) != SL_OK) goto done;
+    if ((st = prepare_dir(p, o, &fresh, &replace, msg, msglen)) != SL_OK) goto done;
     if (!(c.runs = calloc((size_t)c.runs_total, sizeof *c.runs))) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
         goto done;
@@ -841,6 +856,13 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
         }
         for (int d = 0; d < p->ndatasets; d++)
             if ((st = open_dataset(&c, d, threads, msg, msglen)) != SL_OK) goto done;
+        /* force: every check has passed and the data is open; only now
+         * does the old benchmark go */
+        if (replace) {
+            if ((st = remove_benchmark(c.dir, msg, msglen)) != SL_OK) goto done;
+            if ((st = start_fresh(p, c.dir, msg, msglen)) != SL_OK) goto done;
+            replace = 0;
+        }
         if (build_jobs(&c) != SL_OK || !(c.job_done = calloc((size_t)c.njobs, sizeof *c.job_done))) {
             st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
             goto done;
@@ -914,5 +936,12 @@ done:
         }
     free(c.runs);
     pthread_mutex_destroy(&c.mu);
+    /* a folder this call made for a benchmark that never started goes again */
+    if (st != SL_OK && created && !fresh) {
+        sl_dir_unlock(lock_fd, c.dir);
+        lock_fd = -1;
+        rmdir(c.dir);
+    }
+    sl_dir_unlock(lock_fd, NULL);
     return st;
 }

@@ -56,4 +56,17 @@ static inline double sl_sum_ordered(const double *v, int64_t n)
 /* 1 when every value of x[0..n) is finite. Parallel, early exit per chunk. */
 int sl_all_finite(const float *x, int64_t n, int threads);
 
+/* Advisory lock on a folder (flock on DIR/.segloss.lock, src/core/lock.c)
+ * held until sl_dir_unlock: SL_EBADSTATE with a one-line message naming
+ * the holder's pid when another process has it. sl_dir_unlock with a
+ * folder also removes the lock file (for a folder about to be removed). */
+#define SL_LOCK_FILE ".segloss.lock"
+sl_status sl_dir_lock(const char *dir, int *fd_out, char *msg, size_t msglen);
+void sl_dir_unlock(int fd, const char *dir_to_clean);
+
+/* Copies src into dst (cap bytes, always terminated) with every control
+ * byte (< 0x20, 0x7f) written as an escape (\n, \t, \r, \xNN), so text
+ * from file names or inputs cannot break a one-line message. Returns dst. */
+char *sl_escape_line(char *dst, size_t cap, const char *src);
+
 #endif

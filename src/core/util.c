@@ -2,6 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "internal.h"
 
 void *sl_calloc(int64_t count, size_t size)
@@ -18,13 +19,44 @@ void *sl_malloc(int64_t count, size_t size)
     return malloc(bytes);
 }
 
+char *sl_escape_line(char *dst, size_t cap, const char *src)
+{
+    if (!dst || cap == 0) return dst;
+    size_t n = 0;
+    for (const unsigned char *c = (const unsigned char *)src; c && *c; c++) {
+        char esc[5];
+        size_t k;
+        if (*c >= 0x20 && *c != 0x7f) {
+            esc[0] = (char)*c;
+            k = 1;
+        } else if (*c == '\n' || *c == '\t' || *c == '\r') {
+            esc[0] = '\\';
+            esc[1] = *c == '\n' ? 'n' : *c == '\t' ? 't' : 'r';
+            k = 2;
+        } else {
+            snprintf(esc, sizeof esc, "\\x%02x", (unsigned)*c);
+            k = 4;
+        }
+        if (n + k >= cap) break; /* never half an escape */
+        memcpy(dst + n, esc, k);
+        n += k;
+    }
+    dst[n] = 0;
+    return dst;
+}
+
+/* Every message is one line: whatever a format's arguments hold (a file
+ * name with a newline, a quoted piece of bad input), control characters
+ * come out escaped. */
 sl_status sl_errf(char *msg, size_t msglen, sl_status status, const char *fmt, ...)
 {
     if (msg && msglen > 0) {
+        char raw[2048];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, msglen, fmt, ap);
+        vsnprintf(raw, sizeof raw, fmt, ap);
         va_end(ap);
+        sl_escape_line(msg, msglen, raw);
     }
     return status;
 }

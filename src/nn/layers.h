@@ -32,12 +32,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "segloss/core.h"
 
 /* ---- BLAS threads -------------------------------------------------------
  * OpenBLAS's thread count is process-wide. sl_nn_blas_enter() sets it to 1
  * and returns the previous value, sl_nn_blas_leave() restores it. */
 int sl_nn_blas_enter(void);
 void sl_nn_blas_leave(int previous);
+/* Checks that the BLAS can take its per-thread work buffers for `threads`
+ * calling threads (SL_ENOMEM with a message otherwise): OpenBLAS would
+ * retry a failed allocation forever. Call before kernels first run. */
+sl_status sl_nn_blas_reserve(int threads, char *msg, size_t msglen);
 
 /* 64-byte aligned allocation of `bytes` (NULL on failure or 0 bytes);
  * release with free(). */

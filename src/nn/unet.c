@@ -502,6 +502,11 @@ static sl_status plan(sl_unet *net, int64_t B, int64_t H, int64_t W, int threads
         net->gacts_cap = gb;
         net->work_cap = work;
     }
+    sl_status st = sl_nn_blas_reserve(threads, msg, msglen);
+    if (st != SL_OK) {
+        free_plan(net);
+        return st;
+    }
     planner pl2 = {net->acts, net->gacts, 0, 0, 0};
     plan_layout(net, &pl2, B, H, W, threads);
     net->B = B;

@@ -65,6 +65,12 @@ void slt_optim_config(const sl_train_config *c, sl_optim_config *oc)
     oc->clip_norm = c->clip_norm;
     oc->schedule.kind = c->lr_schedule;
     oc->schedule.total_steps = c->epochs * c->steps_per_epoch;
+    /* OneCycle rises over pct_start * total - 1 steps; with 3 steps or
+     * fewer at the default 0.3 that phase is empty and the schedule is not
+     * defined (PyTorch divides by its length). A run that short is a smoke
+     * test: it trains at the constant peak rate instead of being refused. */
+    if (oc->schedule.kind == SL_SCHED_ONECYCLE && !(oc->schedule.pct_start * (double)oc->schedule.total_steps - 1.0 > 0.0))
+        oc->schedule.kind = SL_SCHED_CONSTANT;
 }
 
 static int text_ok(const char *s, size_t cap)

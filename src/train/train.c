@@ -21,6 +21,7 @@
  * values are those of level 0; the logged loss is the weighted total.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,8 @@ typedef struct run {
     char msg2[512];
     /* files */
     int files, created_dir, wrote;
+    int lock_fd; /* the folder's lock, held for the whole call (-1: none) */
+    int replace; /* force: the old run's files go once the new run has started */
     char p_config[SL_TRAIN_TEXT + 32], p_log[SL_TRAIN_TEXT + 32], p_ckpt[SL_TRAIN_TEXT + 32],
         p_model[SL_TRAIN_TEXT + 32], p_metrics[SL_TRAIN_TEXT + 32];
     /* data */
@@ -624,6 +627,12 @@ static sl_status prepare_dir(run *R, int *resuming, char *msg, size_t msglen)
         sl_path_join(R->p_ckpt, sizeof R->p_ckpt, d, "checkpoint.bin") || sl_path_join(R->p_model, sizeof R->p_model, d, "model.bin") ||
         sl_path_join(R->p_metrics, sizeof R->p_metrics, d, "metrics.json"))
         return sl_errf(msg, msglen, SL_EINVAL, "train: output folder name too long");
+    /* the folder and its lock first: the state read below must not change
+     * under this call (another train in the same folder) */
+    R->created_dir = !sl_file_exists(d);
+    sl_status st = sl_mkdirs(d, msg, msglen);
+    if (st != SL_OK) return st;
+    if ((st = sl_dir_lock(d, &R->lock_fd, msg, msglen)) != SL_OK) return st;
     const char *files[] = {R->p_config, R->p_log, R->p_ckpt, R->p_model, R->p_metrics};
     int any = 0;
     for (int i = 0; i < 5; i++) any |= sl_file_exists(files[i]);
@@ -636,15 +645,25 @@ static sl_status prepare_dir(run *R, int *resuming, char *msg, size_t msglen)
             return sl_errf(msg, msglen, SL_EBADSTATE, "%s holds no run to resume (no checkpoint.bin)", d);
         /* killed before the first checkpoint: start again at epoch 0 (checked against config.json below) */
     } else if (c->force) {
-        for (int i = 0; i < 5; i++)
-            if (sl_file_exists(files[i]) && unlink(files[i]) != 0)
-                return sl_errf(msg, msglen, SL_EIO, "cannot remove %s to start again", files[i]);
+        /* nothing is removed yet: remove_old_run() runs once every check of
+         * the new run has passed, so a bad option or data source keeps the
+         * old run */
+        R->replace = any;
     } else if (any) {
         return sl_errf(msg, msglen, SL_EBADSTATE, "%s already holds %s run: use resume (--resume) to continue it or force (--force) to replace it",
                        d, complete ? "a complete" : "an unfinished");
     }
-    R->created_dir = !sl_file_exists(d);
-    return sl_mkdirs(d, msg, msglen);
+    return SL_OK;
+}
+
+/* force: the old run's files, removed just before the new config.json. */
+static sl_status remove_old_run(run *R, char *msg, size_t msglen)
+{
+    const char *files[] = {R->p_metrics, R->p_model, R->p_ckpt, R->p_log, R->p_config};
+    for (int i = 0; i < 5; i++)
+        if (unlink(files[i]) != 0 && errno != ENOENT)
+            return sl_errf(msg, msglen, SL_EIO, "cannot remove %s to replace the run: %s", files[i], strerror(errno));
+    return SL_OK;
 }
 
 static void free_run(run *R)
@@ -716,6 +735,7 @@ sl_status sl_train_run(const sl_train_config *cfg, sl_train_result *result, sl_t
     memset(&Rs, 0, sizeof Rs);
     run *R = &Rs;
     R->cfg = cfg;
+    R->lock_fd = -1;
     R->files = cfg->out_dir[0] != 0;
     sl_train_class_metrics *metrics = NULL;
     double *vd = NULL, *tsum = NULL, *tcols = NULL;
@@ -857,6 +877,7 @@ sl_status sl_train_run(const sl_train_config *cfg, sl_train_result *result, sl_t
     /* config.json comes first, once everything before training has worked */
     if (R->files) {
         R->wrote = 1;
+        if (R->replace && (st = remove_old_run(R, msg, msglen)) != SL_OK) goto done;
         if ((st = write_config_json(R, msg, msglen)) != SL_OK) goto done;
     }
 
@@ -1056,7 +1077,12 @@ done:
         sl_train_result_free(result);
     }
     /* a folder made by this call for a run that never started goes again */
-    if (st != SL_OK && R->files && R->created_dir && !R->wrote) rmdir(cfg->out_dir);
+    if (st != SL_OK && R->files && R->created_dir && !R->wrote) {
+        sl_dir_unlock(R->lock_fd, cfg->out_dir);
+        R->lock_fd = -1;
+        rmdir(cfg->out_dir);
+    }
+    sl_dir_unlock(R->lock_fd, NULL);
     free(vd);
     free(tsum);
     free(tcols);

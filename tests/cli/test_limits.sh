@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Commands under a memory limit (`ulimit -v`): none may hang. Debian's
+# OpenBLAS used to start a worker per core in its constructor, each
+# retrying a 128 MB buffer forever under a ~150 MB limit, so even --help
+# spun at 100 % CPU (cli/blas_env.c). Every command here runs under a
+# timeout: it must end, and a run that cannot get its memory must end with
+# one stderr line and a non-zero status.
+# Skipped under AddressSanitizer, which reserves terabytes of address space
+# and cannot run under `ulimit -v` at all.
+set -u
+S=${SEGLOSS:-build/segloss}
+ROOT=${SEGLOSS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+FX=$ROOT/tests/cli/fixtures
+PY=/usr/bin/python3
+if [ "${SL_SANITIZED:-0}" = 1 ]; then echo "skipped: ulimit -v cannot apply to an ASan build"; exit 0; fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0; checks=0
+fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
+
+limited() {  # limited KB SECONDS command...: the command under ulimit -v KB, killed after SECONDS
+  local kb=$1 secs=$2; shift 2
+  ( ulimit -v "$kb" && exec timeout -s KILL "$secs" "$@" )
+}
+
+ok() {  # ok KB LABEL command...: exits 0 within 20 s under the limit
+  local kb=$1 what=$2; shift 2
+  checks=$((checks + 1))
+  limited "$kb" 20 "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  [ "$rc" = 0 ] || fail "$what under ulimit -v $kb: exit $rc (137: hung and killed) $(head -2 "$tmp/err")"
+}
+
+$PY -c "
+import numpy as np
+rng = np.random.default_rng(0)
+np.save('$tmp/x.npy', rng.normal(size=(2, 3, 6, 7)).astype(np.float32))
+np.save('$tmp/y.npy', rng.integers(0, 3, (2, 6, 7)).astype(np.uint8))
+" || { echo "FAILED: numpy fixtures"; exit 1; }
+
+TINY="--size 32,32 --depth 2 --base-channels 4 --epochs 1 --steps-per-epoch 2 --batch 2 --n-train 4 --n-val 2 --n-test 2 --threads 1"
+for kb in 100000 150000; do
+  ok $kb "--help" "$S" --help
+  ok $kb "train --help" "$S" train --help
+  ok $kb "loss" "$S" loss dice+ce --input "$tmp/x.npy" --target "$tmp/y.npy"
+  ok $kb "eval" "$S" eval --pred "$FX/eval/pred" --gt "$FX/eval/gt" --csv "$tmp/e$kb.csv"
+  # OpenBLAS cannot have its 128 MiB buffer here: one line, exit 1, no hang
+  checks=$((checks + 1))
+  limited $kb 20 "$S" train --out "$tmp/run$kb" $TINY --loss dice+ce >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  if [ "$rc" != 1 ] || [ "$(wc -l <"$tmp/err")" != 1 ] || ! grep -q "OpenBLAS needs a 128 MiB work buffer" "$tmp/err"; then
+    fail "train under ulimit -v $kb: exit $rc (want 1; 137: hung), stderr: $(head -3 "$tmp/err")"
+  fi
+done
+# with room for the buffer the same smoke run (3 steps: no OneCycle warm-up) works
+ok 400000 "train smoke run" "$S" train --out "$tmp/run" $TINY --loss dice+ce
+
+# A run that cannot have its memory: one line, non-zero, no hang.
+checks=$((checks + 1))
+limited 100000 20 "$S" train --out "$tmp/big" --size 1024,1024 --depth 2 --base-channels 16 --epochs 1 \
+  --steps-per-epoch 1 --batch 8 --n-train 8 --n-val 2 --n-test 2 --threads 1 --loss dice >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" = 0 ] || [ "$rc" = 137 ] || [ "$(wc -l <"$tmp/err")" != 1 ]; then
+  fail "train beyond the memory limit: exit $rc (want non-zero, not 137), stderr: $(head -3 "$tmp/err")"
+else
+  echo "beyond the limit: $(cat "$tmp/err")"
+fi
+
+echo "limits: $checks checks, $fails failed"
+[ "$fails" -eq 0 ]
