@@ -86,10 +86,11 @@ typedef enum sl_hd_mode { SL_HD_MAX = 0, SL_HD_UNION = 1, SL_HD_MEAN = 2 } sl_hd
 /*
  * Average symmetric surface distance:
  *   SL_ASSD_POOLED (default) (sum d(P->G) + sum d(G->P)) / (|dP| + |dG|)
- *                  — MONAI (symmetric=True), MetricsReloaded ASSD
- *   SL_ASSD_MEAN   (mean d(P->G) + mean d(G->P)) / 2 — MedPy assd (the mean
- *                  of asd(P, G) and asd(G, P)), MetricsReloaded MASD,
- *                  DeepMind, plastimatch
+ *                  — MONAI (symmetric=True), MetricsReloaded ASSD, MedPy >= 0.5
+ *                  assd (the mean of the two distance lists concatenated)
+ *   SL_ASSD_MEAN   (mean d(P->G) + mean d(G->P)) / 2, the mean of means —
+ *                  MedPy <= 0.4 assd (the mean of asd(P, G) and asd(G, P)),
+ *                  MetricsReloaded MASD, DeepMind, plastimatch
  * On surfels, sums and means are weighted by surfel area/length.
  */
 typedef enum sl_assd_mode { SL_ASSD_POOLED = 0, SL_ASSD_MEAN = 1 } sl_assd_mode;
