@@ -1025,11 +1025,28 @@ static void gather_warnings(sl_evalset *s)
     }
 }
 
+/* The number of axes of the first case (0 when it cannot be read: its
+ * scoring, if it is in this shard, reports why). */
+static int first_case_ndim(const sl_evalset *s)
+{
+    const ev_case *c = &s->cases[0];
+    if (c->inmem) return c->mgrid.ndim;
+    sl_array a = SL_ARRAY_EMPTY;
+    char m[256];
+    int nd = sl_image_read(c->gt, &a, NULL, m, sizeof m) == SL_OK ? a.ndim : 0;
+    sl_array_free(&a);
+    return nd >= 1 && nd <= SL_MAX_SPATIAL ? nd : 0;
+}
+
 sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
 {
     sl_status st = check_open(s, msg, msglen);
     if (st != SL_OK) return st;
     if (s->ncases == 0) return sl_errf(msg, msglen, SL_EEMPTY, "eval: the set has no case");
+    /* The conventions line names the default connectivity of the first
+     * case's dimensionality; with shards it must be the first case of the
+     * whole run, or the shards' conventions would differ. */
+    int ndim0 = s->o.shard_n > 1 ? first_case_ndim(s) : 0;
     if (s->o.shard_n > 1) {
         /* keep case i when i % N == K - 1: deterministic, balanced, and the
          * merge restores the order (cases sorted by name) */
@@ -1094,7 +1111,7 @@ sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
     if (s->ncases == 0) {
         /* an empty shard: its outputs hold no case */
         s->o.metric.threads = 0;
-        sl_metric_opts_describe(&s->o.metric, 3, s->describe, sizeof s->describe);
+        sl_metric_opts_describe(&s->o.metric, ndim0 ? ndim0 : 3, s->describe, sizeof s->describe);
         s->scored = 1;
         return ev_materialise(s);
     }
@@ -1103,7 +1120,7 @@ sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
     if ((st = first_failure(s, msg, msglen)) != SL_OK) return st;
     /* The description names the default connectivity of the first case's
      * dimensionality (cases of mixed dimensionality are unusual). */
-    sl_metric_opts_describe(&s->o.metric, s->cases[0].ndim, s->describe, sizeof s->describe);
+    sl_metric_opts_describe(&s->o.metric, ndim0 ? ndim0 : s->cases[0].ndim, s->describe, sizeof s->describe);
     s->scored = 1;
     if ((st = ev_materialise(s)) != SL_OK) {
         s->scored = 0;

@@ -315,6 +315,19 @@ for extra, nsh in ((["--labels", "1,2,4", "--metrics", "all"], 3),
     for fn in os.listdir(d5):
         os.remove(os.path.join(d5, fn))
 
+# one 2-D pair in 5 shares: 4 empty shares, whose conventions must still
+# name the 2-D default connectivity of the run
+FX2 = os.path.join(os.path.dirname(__file__), "..", "cli", "fixtures", "eval2d")
+base = ["--pred", FX2 + "/pred.npy", "--gt", FX2 + "/gt.npy", "--labels", "1,2", "--metrics", "dice,lesion,hd95"]
+o_all = run(base + ["--json", d5 + "/all.json"])
+parts = []
+for k in range(1, 6):
+    run(base + ["--shard", "%d/5" % k, "--json", "%s/p%d.json" % (d5, k)])
+    parts.append("%s/p%d.json" % (d5, k))
+o_m = run(["--merge"] + parts + ["--json", d5 + "/m.json"])
+chk.true("2-D pair in 5 shards: JSON and table byte-identical",
+         open(d5 + "/all.json", "rb").read() == open(d5 + "/m.json", "rb").read() and o_all == o_m)
+
 # ---- 6. bad input: one line, exit code, nothing written -------------------------------
 P, G = d1 + "/P", d1 + "/G"
 gt_file = d1 + "/G/case00.npy"
