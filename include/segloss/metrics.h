@@ -314,6 +314,88 @@ sl_status sl_surface_kind_parse(const char *name, sl_surface_kind *out);
 const char *sl_lesion_match_name(sl_lesion_match m);
 sl_status sl_lesion_match_parse(const char *name, sl_lesion_match *out);
 
+/* ==== Metric families of issue 15: probabilities, instances, raters ====== */
+
+/*
+ * Probabilities (calibration and ranking) for one case.
+ *
+ *   prob:   (C, spatial...) float32, channels first, C >= 2: prob[c * n + i]
+ *           is the probability of class c at voxel i (a softmax output)
+ *   labels: (spatial...) label map of n voxels, values in [0, C) — or
+ *           opts.ignore_label, whose voxels take part in nothing
+ *
+ * Every voxel must hold finite probabilities in [0, 1] whose sum over the
+ * classes is within opts.sum_tol of 1; otherwise the call fails naming the
+ * first offending voxel (raster order), and nothing is written.
+ *
+ * Definitions (docs/metrics.md), with n the number of scored voxels:
+ *   confidence   max_c p_c (the first class on ties), predicted = that class
+ *   ECE          top-label expected calibration error (Guo et al., ICML
+ *                2017): bins b = 0..B-1 of equal width on [0, 1], a value v
+ *                in bin b when b/B < v <= (b+1)/B (v = 0 in bin 0);
+ *                ECE = sum_b (n_b / n) |acc_b - conf_b|
+ *   MCE          max over non-empty bins of |acc_b - conf_b|
+ *   class-wise ECE  (Kull et al., NeurIPS 2019) per class c: the same bins
+ *                over p_c with acc_b = the fraction of voxels of class c;
+ *                the summary is the mean over the C classes
+ *   Brier        per class: mean (p_c - [y = c])^2, scikit-learn's
+ *                brier_score_loss(y == c, p_c); overall: the sum over the
+ *                classes (Brier 1950: mean over voxels of sum_c (p_c - y_c)^2)
+ *   NLL          mean over voxels of -log(max(p_y, 1e-15))
+ *   AUROC, AP    per class, voxel level, p_c as the score of "y = c":
+ *                scikit-learn's roc_auc_score (trapezoids through every
+ *                distinct score, ties as one step) and
+ *                average_precision_score (sum_n (R_n - R_(n-1)) P_n over
+ *                the distinct scores, descending). NaN when class c has no
+ *                voxel (AUROC also when every voxel is of class c), where
+ *                scikit-learn raises or warns.
+ */
+typedef struct sl_prob_opts {
+    int bins;             /* B >= 1; default 15 */
+    double sum_tol;       /* allowed |sum_c p_c - 1| per voxel, >= 0; default 1e-4
+                             (float32 softmax sums are within C * 6e-8) */
+    int has_ignore;       /* 1: voxels labelled ignore_label are left out */
+    int64_t ignore_label;
+    int threads;          /* 0 = OpenMP default */
+} sl_prob_opts;
+
+#define SL_PROB_OPTS_DEFAULT {15, 1e-4, 0, 0, 0}
+
+typedef struct sl_prob_result {
+    int64_t n;            /* voxels scored (ignored ones left out) */
+    double accuracy;      /* fraction with predicted == y */
+    double ece, mce;      /* top-label */
+    double classwise_ece; /* mean over classes of sl_prob_class.ece */
+    double brier;         /* sum over classes of sl_prob_class.brier */
+    double nll;
+} sl_prob_result;
+
+typedef struct sl_prob_class {
+    int64_t positives;    /* voxels of this class */
+    double ece, mce;      /* class-wise calibration of p_c */
+    double brier;
+    double auroc, ap;     /* NaN when not requested or undefined */
+} sl_prob_class;
+
+/*
+ * Scores one case. per_class: [C] or NULL; AUROC and AP (one sort of the n
+ * scores per class) are computed only when per_class is given and
+ * with_ranking is 1. n = 0 voxels scored (all ignored) gives SL_EEMPTY.
+ * Codes: SL_EINVAL (NULL, C < 2, n < 1, bad opts), SL_EDTYPE, SL_ERANGE
+ * (a probability outside [0, 1], a sum off by more than sum_tol, a label
+ * outside [0, C)), SL_ENONFINITE, SL_EEMPTY, SL_ENOMEM.
+ */
+sl_status sl_prob_eval(const float *prob, int64_t nclass, const sl_labelmap *labels, int64_t n,
+                       const sl_prob_opts *opts, int with_ranking, sl_prob_result *out,
+                       sl_prob_class *per_class, char *msg, size_t msglen);
+
+/* scikit-learn's roc_auc_score and average_precision_score for n binary
+ * targets y (0 or non-zero) and float32 scores (any finite values, -0 and
+ * +0 equal): NaN where undefined (see above). Either output may be NULL.
+ * Cost: two radix sorts, 8 bytes of scratch per score.
+ * Codes: SL_EINVAL (NULL, n < 1), SL_ENONFINITE (a NaN/Inf score), SL_ENOMEM. */
+sl_status sl_auroc_ap(const float *score, const uint8_t *y, int64_t n, double *auroc, double *ap);
+
 #ifdef __cplusplus
 }
 #endif
