@@ -53,3 +53,52 @@ def auroc_ap(score, y):
     G._check(G.L().sl_auroc_ap(G._ptr(score), G._ptr(y), ctypes.c_int64(score.size), ctypes.byref(a),
                                ctypes.byref(p)))
     return a.value, p.value
+
+
+class InstanceOpts(ctypes.Structure):
+    _fields_ = [("match", ctypes.c_int), ("iou_threshold", ctypes.c_double), ("smooth", ctypes.c_double)]
+
+
+class InstanceResult(ctypes.Structure):
+    _fields_ = [(k, ctypes.c_int64) for k in ("n_gt", "n_pred", "tp", "fp", "fn")] + \
+        [(k, ctypes.c_double) for k in ("iou_sum", "pq", "sq", "rq")]
+
+
+class InstancePairs(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_int64), ("gt_id", ctypes.POINTER(ctypes.c_int64)),
+                ("pred_id", ctypes.POINTER(ctypes.c_int64)), ("iou", ctypes.POINTER(ctypes.c_double))]
+
+
+MATCH = {"monai": 0, "greedy": 1, "hungarian": 2}
+
+
+def instances(pred, gt, match="monai", threshold=0.5, smooth=1e-6):
+    """sl_instances_eval: (result dict, [(gt_id, pred_id, iou)])"""
+    pred = np.ascontiguousarray(pred)
+    gt = np.ascontiguousarray(gt)
+    assert pred.size == gt.size
+    lp = G.LabelMap(G._ptr(pred), G.DTYPES[pred.dtype])
+    lg = G.LabelMap(G._ptr(gt), G.DTYPES[gt.dtype])
+    o = InstanceOpts(MATCH[match], threshold, smooth)
+    r = InstanceResult()
+    pr = InstancePairs()
+    msg = ctypes.create_string_buffer(256)
+    G._check(G.L().sl_instances_eval(ctypes.byref(lp), ctypes.byref(lg), ctypes.c_int64(pred.size), ctypes.byref(o),
+                                     ctypes.byref(r), ctypes.byref(pr), msg, 256), msg)
+    pairs = [(pr.gt_id[k], pr.pred_id[k], pr.iou[k]) for k in range(pr.n)]
+    G.L().sl_instance_pairs_free(ctypes.byref(pr))
+    return _d(r), pairs
+
+
+def instances_label(pred, gt, label, spacing=None, connectivity=0, match="monai", threshold=0.5, smooth=1e-6):
+    pred = np.ascontiguousarray(pred)
+    gt = np.ascontiguousarray(gt)
+    lp = G.LabelMap(G._ptr(pred), G.DTYPES[pred.dtype])
+    lg = G.LabelMap(G._ptr(gt), G.DTYPES[gt.dtype])
+    o = InstanceOpts(MATCH[match], threshold, smooth)
+    r = InstanceResult()
+    msg = ctypes.create_string_buffer(256)
+    G._check(G.L().sl_instances_eval_label(ctypes.byref(lp), ctypes.byref(lg), ctypes.byref(G.grid(pred.shape, spacing)),
+                                           ctypes.c_int64(label), connectivity, ctypes.byref(o), ctypes.byref(r),
+                                           msg, 256), msg)
+    return _d(r)
