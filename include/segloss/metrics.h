@@ -38,6 +38,7 @@
 #ifndef SEGLOSS_METRICS_H
 #define SEGLOSS_METRICS_H
 
+#include <stdio.h>
 #include "segloss/core.h"
 #include "segloss/geometry.h"
 #include "segloss/io.h"
@@ -313,6 +314,170 @@ const char *sl_surface_kind_name(sl_surface_kind k);
 sl_status sl_surface_kind_parse(const char *name, sl_surface_kind *out);
 const char *sl_lesion_match_name(sl_lesion_match m);
 sl_status sl_lesion_match_parse(const char *name, sl_lesion_match *out);
+
+/* ======================================================================
+ * Evaluation sets: many cases, one engine (what `segloss eval` runs).
+ *
+ * An sl_evalset holds cases (a prediction and a ground truth each: two
+ * image files, or two label maps in memory on one grid), scores them in
+ * parallel with sl_metrics_eval on one label set, summarises every
+ * column per label, and writes the CSV / JSON / table of `segloss eval`.
+ *
+ *     sl_eval_opts eo = SL_EVAL_OPTS_DEFAULT;
+ *     eo.columns = "dice,hd95";            // NULL: the default list
+ *     sl_evalset *s = NULL;
+ *     if (sl_evalset_create(&eo, &s, msg, sizeof msg) != SL_OK) ...;
+ *     sl_evalset_add_paths(s, "pred/", "gt/", msg, sizeof msg); // folders
+ *     sl_evalset_score(s, msg, sizeof msg);
+ *     sl_eval_stats st;
+ *     sl_evalset_summary(s, 0, 0, &st, NULL);   // label 0 of the set, column 0
+ *     sl_evalset_write(s, "out.csv", "out.json", msg, sizeof msg);
+ *     sl_evalset_free(s);
+ *
+ * Labels: with opts.labels NULL, every non-zero label present in any
+ * prediction or ground truth (each case is read once to find them), so
+ * that every case is scored on the same label set; a label absent from
+ * both sides of a case gives a "both empty" row, counted in the summary.
+ *
+ * Empty masks follow sl_metrics_eval; in the outputs an infinite distance
+ * (one side empty) is replaced by opts.empty_distance (default: the
+ * case's image diagonal in mm) and the row is marked
+ * distance_substituted.
+ *
+ * Summary convention (one for every caller): over the cases of one label,
+ * of the values that are finite: n, mean, std = the POPULATION standard
+ * deviation sqrt(sum (v - mean)^2 / n) (numpy.std's default ddof = 0, as
+ * nnU-Net's summary and MONAI's do_metric_reduction report), median
+ * (numpy's: the mean of the two middle values for even n), min, max. NaN
+ * values (undefined metrics) are left out and n says how many remain.
+ *
+ * Threads: cases are split between threads; with fewer cases than
+ * threads, the remaining threads work inside each case (across labels, or
+ * inside one label's metric call). Results do not depend on the count.
+ * Memory: a case's two images are held while it is scored; during the
+ * label scan up to 1 GiB of read images is kept for the scoring pass.
+ *
+ * A set is not thread-safe: one call at a time. Every function taking a
+ * set accepts NULL and then returns SL_EINVAL (or 0 / NULL for queries).
+ * Failures write one line to msg naming the file and the problem; codes:
+ * SL_EINVAL for a bad option or request (the CLI's usage error), anything
+ * else for inputs that cannot be read or do not match (SL_EIO, SL_ESHAPE,
+ * SL_EFORMAT, SL_ERANGE, SL_EEMPTY, SL_ENOMEM, ...). A set whose scoring
+ * failed refuses further scoring and output with SL_EBADSTATE.
+ * ====================================================================== */
+
+typedef struct sl_evalset sl_evalset;
+
+/* Called after each case of a phase ("labels": the label scan, "cases":
+ * scoring), from one thread at a time; done counts up to total. */
+typedef void (*sl_eval_progress_fn)(void *ctx, const char *phase, int done, int total);
+
+typedef struct sl_eval_opts {
+    sl_metric_opts metric;     /* conventions; .metrics and .threads are set by the set
+                                  (from columns and threads) */
+    const char *columns;       /* metric names and aliases, comma-separated, or "all";
+                                  NULL = SL_EVAL_DEFAULT_COLUMNS. See sl_eval_column_list. */
+    const int64_t *labels;     /* labels to score (0 allowed: background as a class);
+                                  NULL = every non-zero label found */
+    int nlabels;
+    double empty_distance;     /* mm, >= 0, written for infinite distances; < 0 (default)
+                                  = the case's image diagonal sqrt(sum (extent*spacing)^2) */
+    double spacing[SL_MAX_SPATIAL]; /* voxel size per array axis (mm), used when nspacing > 0 */
+    int nspacing;              /* 0 (default): the images' (NIfTI pixdim; 1 for .npy) */
+    int threads;               /* 0 = all cores (OpenMP default) */
+    sl_eval_progress_fn progress; /* NULL = none */
+    void *progress_ctx;
+} sl_eval_opts;
+
+#define SL_EVAL_DEFAULT_COLUMNS "dice,iou,precision,recall,specificity,hd,hd95,assd,nsd"
+/* Fields are only ever appended; a field left zero by the macro keeps its
+ * documented default. */
+#define SL_EVAL_OPTS_DEFAULT {SL_METRIC_OPTS_DEFAULT, NULL, NULL, 0, -1.0, {1, 1, 1}, 0, 0, NULL, NULL}
+
+/* The column names and aliases accepted in opts.columns, one line each
+ * ("name: meaning"), for help texts. Static storage. */
+const char *sl_eval_column_list(void);
+
+/* Copies opts (labels and strings included) into a new empty set.
+ * SL_EINVAL names a bad option (an unknown metric, a label twice, ...). */
+sl_status sl_evalset_create(const sl_eval_opts *opts, sl_evalset **out, char *msg, size_t msglen);
+void sl_evalset_free(sl_evalset *s);
+
+/*
+ * Adds cases from the file system, as `segloss eval --pred P --gt G`:
+ * two image files (.nii, .nii.gz, .npy) make one case named after G's
+ * file name without its extension; two folders make one case per file
+ * name present in both (sorted by name). A case on one side only, two
+ * files of one case name in a folder, an empty pair of folders: an error
+ * naming them. A file and a folder, or an unknown extension: SL_EINVAL.
+ * Images are read when the set is scored.
+ */
+sl_status sl_evalset_add_paths(sl_evalset *s, const char *pred, const char *gt, char *msg, size_t msglen);
+
+/* One case from two image files, named `id`. */
+sl_status sl_evalset_add_files(sl_evalset *s, const char *id, const char *pred, const char *gt, char *msg,
+                               size_t msglen);
+
+/* One case from label maps in memory on `grid` (1 to 3 axes; spacing
+ * taken from the grid unless opts.nspacing). The data are BORROWED: they
+ * must stay valid until sl_evalset_score returns. */
+sl_status sl_evalset_add_maps(sl_evalset *s, const char *id, const sl_labelmap *pred, const sl_labelmap *gt,
+                              const sl_grid *grid, char *msg, size_t msglen);
+
+/* Scores every case (once; a second call is SL_EBADSTATE). On failure
+ * the first failing case in case order is reported, whatever the thread
+ * schedule. */
+sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen);
+
+/* Warnings collected while reading (e.g. a zero NIfTI pixdim), one line
+ * each ending in '\n'; "" when none. Owned by the set. */
+const char *sl_evalset_warnings(const sl_evalset *s);
+
+/* ---- results (valid after a successful sl_evalset_score) ---- */
+
+int sl_evalset_ncases(const sl_evalset *s);
+const char *sl_evalset_case_id(const sl_evalset *s, int i);
+int sl_evalset_nlabels(const sl_evalset *s);
+int64_t sl_evalset_label(const sl_evalset *s, int l);
+int sl_evalset_ncolumns(const sl_evalset *s);
+const char *sl_evalset_column(const sl_evalset *s, int k);
+/* The raw result of case i, label index l (NULL when out of range). */
+const sl_metric_result *sl_evalset_result(const sl_evalset *s, int i, int l);
+/* The output value of column k for case i, label l: what the CSV holds
+ * (infinite distances replaced; *substituted, if not NULL, set to 1 then).
+ * NaN when out of range. */
+double sl_evalset_value(const sl_evalset *s, int i, int l, int k, int *substituted);
+
+typedef struct sl_eval_stats {
+    int n;                /* finite values used */
+    double mean, std;     /* std: population (ddof = 0) */
+    double median, min, max;
+} sl_eval_stats;
+
+/* Per label: how many cases, and how many had one side / both sides empty. */
+typedef struct sl_eval_counts {
+    int cases, empty_pred, empty_gt, both_empty;
+    int distance_substituted; /* rows with a substituted distance in some column */
+} sl_eval_counts;
+
+/* The summary of column k over the cases of label index l; counts may be NULL. */
+sl_status sl_evalset_summary(const sl_evalset *s, int l, int k, sl_eval_stats *st, sl_eval_counts *counts);
+
+/* The conventions line of sl_metric_opts_describe for the set. */
+const char *sl_evalset_describe(const sl_evalset *s);
+
+/*
+ * Writes the outputs of `segloss eval`: csv_path (one row per case and
+ * label) and json_path (cases, per-label summary, conventions); either may
+ * be NULL. Each file is written completely to a temporary file beside it
+ * and renamed over the target at the end, so a failure leaves no partial
+ * output and no damaged existing file.
+ */
+sl_status sl_evalset_write(const sl_evalset *s, const char *csv_path, const char *json_path, char *msg,
+                           size_t msglen);
+
+/* The summary table of `segloss eval` (one row per label, mean ± std). */
+sl_status sl_evalset_print_table(const sl_evalset *s, FILE *f);
 
 /* ==== Metric families of issue 15: probabilities, instances, raters ====== */
 

@@ -1,0 +1,885 @@
+/*
+ * The evaluation set: cases from files or memory, label discovery, grid
+ * checks and parallel scoring (the engine of `segloss eval`).
+ *
+ * Scoring runs in two passes over the cases:
+ *   1. with every label requested (opts.labels NULL), read each case once
+ *      to collect the labels present in any prediction or ground truth, so
+ *      that every case is scored on one label set; images read here are
+ *      kept for pass 2 up to a memory budget;
+ *   2. score the cases in parallel (threads split between cases and, for
+ *      few large cases, inside each case).
+ * A failing case stops the passes; the failure reported is the first in
+ * case order, so the message does not depend on the thread schedule.
+ */
+#define _POSIX_C_SOURCE 200809L /* opendir, strdup */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "evalset_internal.h"
+#include "internal.h"
+
+/* ---- the metric table ----------------------------------------------------- */
+
+#define COL(n, f, k, g) {n, offsetof(sl_metric_result, f), k, g}
+const ev_column ev_columns[] = {
+    COL("dice", dice, 'd', SL_MET_OVERLAP),
+    COL("iou", iou, 'd', SL_MET_OVERLAP),
+    COL("precision", precision, 'd', SL_MET_OVERLAP),
+    COL("recall", recall, 'd', SL_MET_OVERLAP),
+    COL("specificity", specificity, 'd', SL_MET_OVERLAP),
+    COL("voe", voe, 'd', SL_MET_OVERLAP),
+    COL("rvd", rvd, 'd', SL_MET_OVERLAP),
+    COL("volume_similarity", volume_similarity, 'd', SL_MET_OVERLAP),
+    COL("mcc", mcc, 'd', SL_MET_OVERLAP),
+    COL("kappa", kappa, 'd', SL_MET_OVERLAP),
+    COL("tp", tp, 'i', SL_MET_OVERLAP),
+    COL("fp", fp, 'i', SL_MET_OVERLAP),
+    COL("fn", fn, 'i', SL_MET_OVERLAP),
+    COL("tn", tn, 'i', SL_MET_OVERLAP),
+    COL("vol_pred", vol_pred, 'd', SL_MET_OVERLAP),
+    COL("vol_gt", vol_gt, 'd', SL_MET_OVERLAP),
+    COL("hd", hd, 'D', SL_MET_DISTANCE),
+    COL("hd95", hd_perc, 'D', SL_MET_DISTANCE),
+    COL("assd", assd, 'D', SL_MET_DISTANCE),
+    COL("asd_pred_to_gt", asd_pred_to_gt, 'D', SL_MET_DISTANCE),
+    COL("asd_gt_to_pred", asd_gt_to_pred, 'D', SL_MET_DISTANCE),
+    COL("msd_pred_to_gt", msd_pred_to_gt, 'D', SL_MET_DISTANCE),
+    COL("msd_gt_to_pred", msd_gt_to_pred, 'D', SL_MET_DISTANCE),
+    COL("nsd", nsd, 'd', SL_MET_NSD),
+    COL("biou", biou, 'd', SL_MET_BIOU),
+    COL("lesions_gt", lesions_gt, 'i', SL_MET_LESION),
+    COL("lesions_pred", lesions_pred, 'i', SL_MET_LESION),
+    COL("lesion_tp", lesion_tp, 'i', SL_MET_LESION),
+    COL("lesion_fp", lesion_fp, 'i', SL_MET_LESION),
+    COL("lesion_fn", lesion_fn, 'i', SL_MET_LESION),
+    COL("lesion_precision", lesion_precision, 'd', SL_MET_LESION),
+    COL("lesion_recall", lesion_recall, 'd', SL_MET_LESION),
+    COL("lesion_f1", lesion_f1, 'd', SL_MET_LESION),
+    COL("lesion_dice", lesion_dice, 'd', SL_MET_LESION),
+    COL("cldice", cldice, 'd', SL_MET_CLDICE),
+    COL("topo_precision", topo_precision, 'd', SL_MET_CLDICE),
+    COL("topo_sensitivity", topo_sensitivity, 'd', SL_MET_CLDICE),
+};
+const int ev_ncolumns = (int)(sizeof ev_columns / sizeof *ev_columns);
+
+/* Metric names that stand for several columns. */
+static const struct {
+    const char *name, *cols;
+} ALIASES[] = {
+    {"vs", "volume_similarity"},
+    {"counts", "tp,fp,fn,tn"},
+    {"volume", "vol_pred,vol_gt"},
+    {"asd", "asd_pred_to_gt,asd_gt_to_pred"},
+    {"msd", "msd_pred_to_gt,msd_gt_to_pred"},
+    {"lesion", "lesions_gt,lesions_pred,lesion_tp,lesion_fp,lesion_fn,lesion_precision,lesion_recall,lesion_f1,"
+               "lesion_dice"},
+    {"cldice", "cldice,topo_precision,topo_sensitivity"},
+};
+
+const char *sl_eval_column_list(void)
+{
+    return "dice iou precision recall specificity voe rvd volume_similarity (vs) mcc kappa\n"
+           "tp fp fn tn (counts) vol_pred vol_gt (volume)\n"
+           "hd hd95 assd asd_pred_to_gt asd_gt_to_pred (asd) msd_pred_to_gt msd_gt_to_pred (msd)\n"
+           "nsd biou\n"
+           "lesions_gt lesions_pred lesion_tp lesion_fp lesion_fn lesion_precision lesion_recall lesion_f1 "
+           "lesion_dice (lesion)\n"
+           "cldice topo_precision topo_sensitivity (cldice)\n";
+}
+
+static int add_column(sl_evalset *s, const char *name)
+{
+    for (int c = 0; c < ev_ncolumns; c++)
+        if (!strcmp(ev_columns[c].name, name)) {
+            for (int k = 0; k < s->ncols; k++)
+                if (s->cols[k] == c) return 1;
+            s->cols[s->ncols++] = c;
+            return 1;
+        }
+    return 0;
+}
+
+static sl_status parse_columns(sl_evalset *s, const char *list, char *msg, size_t msglen)
+{
+    s->ncols = 0;
+    if (!strcmp(list, "all")) {
+        for (int c = 0; c < ev_ncolumns; c++) s->cols[s->ncols++] = c;
+        return SL_OK;
+    }
+    char buf[1024];
+    if (strlen(list) >= sizeof buf) return sl_errf(msg, msglen, SL_EINVAL, "--metrics list is too long");
+    strcpy(buf, list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int done = 0;
+        for (size_t a = 0; a < sizeof ALIASES / sizeof *ALIASES && !done; a++)
+            if (!strcmp(ALIASES[a].name, t)) {
+                char cols[512], *s2 = NULL;
+                strcpy(cols, ALIASES[a].cols);
+                for (char *c = strtok_r(cols, ",", &s2); c; c = strtok_r(NULL, ",", &s2)) add_column(s, c);
+                done = 1;
+            }
+        if (!done && !add_column(s, t))
+            return sl_errf(msg, msglen, SL_EINVAL, "unknown metric '%s' (see segloss eval --help)", t);
+    }
+    if (s->ncols == 0) return sl_errf(msg, msglen, SL_EINVAL, "--metrics is empty");
+    return SL_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* ---- create / free --------------------------------------------------------- */
+
+sl_status sl_evalset_create(const sl_eval_opts *opts, sl_evalset **out, char *msg, size_t msglen)
+{
+    if (!out) return sl_errf(msg, msglen, SL_EINVAL, "eval: out is NULL");
+    *out = NULL;
+    sl_eval_opts d = SL_EVAL_OPTS_DEFAULT;
+    if (!opts) opts = &d;
+    sl_evalset *s = calloc(1, sizeof *s);
+    if (!s) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+    s->o = *opts;
+    sl_status st = parse_columns(s, opts->columns ? opts->columns : SL_EVAL_DEFAULT_COLUMNS, msg, msglen);
+    if (st != SL_OK) goto fail;
+    s->columns = strdup(opts->columns ? opts->columns : SL_EVAL_DEFAULT_COLUMNS);
+    s->warnings = calloc(1, 1);
+    if (!s->columns || !s->warnings) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+        goto fail;
+    }
+    s->o.columns = s->columns;
+    s->labels_all = opts->labels == NULL;
+    if (!s->labels_all) {
+        if (opts->nlabels < 1) {
+            st = sl_errf(msg, msglen, SL_EINVAL, "eval: nlabels must be >= 1 when labels are given");
+            goto fail;
+        }
+        s->labels = malloc((size_t)opts->nlabels * sizeof *s->labels);
+        if (!s->labels) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+            goto fail;
+        }
+        memcpy(s->labels, opts->labels, (size_t)opts->nlabels * sizeof *s->labels);
+        s->nlabels = opts->nlabels;
+        qsort(s->labels, (size_t)s->nlabels, sizeof *s->labels, cmp_i64);
+        for (int k = 1; k < s->nlabels; k++)
+            if (s->labels[k] == s->labels[k - 1]) {
+                st = sl_errf(msg, msglen, SL_EINVAL, "--labels lists %lld twice", (long long)s->labels[k]);
+                goto fail;
+            }
+    }
+    s->o.labels = s->labels;
+    if (!(opts->empty_distance < 0) && !(opts->empty_distance >= 0 && isfinite(opts->empty_distance))) {
+        st = sl_errf(msg, msglen, SL_EINVAL, "--empty-distance must be a finite number >= 0");
+        goto fail;
+    }
+    if (opts->nspacing < 0 || opts->nspacing > SL_MAX_SPATIAL) {
+        st = sl_errf(msg, msglen, SL_EINVAL, "--spacing expects 1 to 3 values");
+        goto fail;
+    }
+    for (int k = 0; k < opts->nspacing; k++)
+        if (!(opts->spacing[k] > 0) || !isfinite(opts->spacing[k])) {
+            st = sl_errf(msg, msglen, SL_EINVAL, "--spacing values must be positive");
+            goto fail;
+        }
+    if (opts->threads < 0) {
+        st = sl_errf(msg, msglen, SL_EINVAL, "eval: threads must be >= 0");
+        goto fail;
+    }
+    s->o.metric.metrics = 0;
+    for (int k = 0; k < s->ncols; k++) s->o.metric.metrics |= ev_columns[s->cols[k]].group;
+    if ((st = sl_metric_opts_check(&s->o.metric, msg, msglen)) != SL_OK) {
+        st = SL_EINVAL;
+        goto fail;
+    }
+    *out = s;
+    return SL_OK;
+fail:
+    sl_evalset_free(s);
+    return st;
+}
+
+static void unload(ev_case *c)
+{
+    sl_array_free(&c->ap);
+    sl_array_free(&c->ag);
+    c->loaded = 0;
+}
+
+void sl_evalset_free(sl_evalset *s)
+{
+    if (!s) return;
+    for (int i = 0; i < s->ncases; i++) {
+        ev_case *c = &s->cases[i];
+        unload(c);
+        free(c->id);
+        free(c->pred);
+        free(c->gt);
+        free(c->found);
+        free(c->res);
+    }
+    free(s->cases);
+    free(s->columns);
+    free(s->labels);
+    free(s->warnings);
+    free(s);
+}
+
+/* ---- adding cases ---------------------------------------------------------- */
+
+static ev_case *new_case(sl_evalset *s)
+{
+    if (s->ncases == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        ev_case *nc = realloc(s->cases, (size_t)cap * sizeof *nc);
+        if (!nc) return NULL;
+        s->cases = nc;
+        s->cap = cap;
+    }
+    ev_case *c = &s->cases[s->ncases];
+    memset(c, 0, sizeof *c);
+    return c;
+}
+
+static sl_status check_open(const sl_evalset *s, char *msg, size_t msglen)
+{
+    if (!s) return sl_errf(msg, msglen, SL_EINVAL, "eval: the set is NULL");
+    if (s->scored || s->failed) return sl_errf(msg, msglen, SL_EBADSTATE, "eval: the set was already scored");
+    return SL_OK;
+}
+
+sl_status sl_evalset_add_files(sl_evalset *s, const char *id, const char *pred, const char *gt, char *msg,
+                               size_t msglen)
+{
+    sl_status st = check_open(s, msg, msglen);
+    if (st != SL_OK) return st;
+    if (!id || !pred || !gt) return sl_errf(msg, msglen, SL_EINVAL, "eval: id, pred and gt are required");
+    ev_case *c = new_case(s);
+    if (!c) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+    c->id = strdup(id);
+    c->pred = strdup(pred);
+    c->gt = strdup(gt);
+    if (!c->id || !c->pred || !c->gt) {
+        free(c->id);
+        free(c->pred);
+        free(c->gt);
+        return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+    }
+    s->ncases++;
+    return SL_OK;
+}
+
+sl_status sl_evalset_add_maps(sl_evalset *s, const char *id, const sl_labelmap *pred, const sl_labelmap *gt,
+                              const sl_grid *grid, char *msg, size_t msglen)
+{
+    sl_status st = check_open(s, msg, msglen);
+    if (st != SL_OK) return st;
+    if (!id || !pred || !gt || !grid || !pred->data || !gt->data)
+        return sl_errf(msg, msglen, SL_EINVAL, "eval: id, pred, gt and grid are required");
+    if (grid->ndim < 1 || grid->ndim > SL_MAX_SPATIAL)
+        return sl_errf(msg, msglen, SL_EINVAL, "eval: case '%s' has %d axes; eval takes 1-, 2- or 3-D label maps",
+                       id, grid->ndim);
+    if (s->o.nspacing && s->o.nspacing != grid->ndim)
+        return sl_errf(msg, msglen, SL_EINVAL, "--spacing has %d values but case '%s' has %d axes", s->o.nspacing,
+                       id, grid->ndim);
+    ev_case *c = new_case(s);
+    if (!c) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+    c->id = strdup(id);
+    if (!c->id) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+    c->inmem = 1;
+    c->mp = *pred;
+    c->mg = *gt;
+    c->mgrid = *grid;
+    s->ncases++;
+    return SL_OK;
+}
+
+/* The case name of a file: its base name without the image extension. */
+static char *case_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    size_t n = strlen(b);
+    switch (sl_format_from_path(b)) {
+    case SL_FORMAT_NIFTI_GZ: n -= 7; break;
+    case SL_FORMAT_NIFTI: case SL_FORMAT_NPY: n -= 4; break;
+    case SL_FORMAT_UNKNOWN: break;
+    }
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, b, n);
+        s[n] = 0;
+    }
+    return s;
+}
+
+typedef struct {
+    char *name, *path;
+} entry;
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const entry *)a)->name, ((const entry *)b)->name);
+}
+
+static void free_entries(entry *e, int n)
+{
+    for (int i = 0; e && i < n; i++) {
+        free(e[i].name);
+        free(e[i].path);
+    }
+    free(e);
+}
+
+/* Image files of a folder (not recursive; hidden files and other
+ * extensions are ignored), sorted by case name. */
+static sl_status list_folder(const char *dir, entry **out, int *n, char *msg, size_t msglen)
+{
+    DIR *d = opendir(dir);
+    if (!d) return sl_errf(msg, msglen, SL_EIO, "cannot open folder '%s': %s", dir, strerror(errno));
+    entry *e = NULL;
+    int cnt = 0, cap = 0, oom = 0;
+    struct dirent *de;
+    while (!oom && (de = readdir(d))) {
+        if (de->d_name[0] == '.' || sl_format_from_path(de->d_name) == SL_FORMAT_UNKNOWN) continue;
+        size_t len = strlen(dir) + strlen(de->d_name) + 2;
+        char *path = malloc(len);
+        struct stat st;
+        if (path) snprintf(path, len, "%s/%s", dir, de->d_name);
+        if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            oom = !path;
+            free(path);
+            continue;
+        }
+        if (cnt == cap) {
+            cap = cap ? 2 * cap : 64;
+            entry *ne = realloc(e, (size_t)cap * sizeof *e);
+            if (!ne) {
+                free(path);
+                oom = 1;
+                break;
+            }
+            e = ne;
+        }
+        e[cnt].path = path;
+        e[cnt].name = case_name(de->d_name);
+        oom = !e[cnt].name;
+        cnt++;
+    }
+    closedir(d);
+    if (oom) {
+        free_entries(e, cnt);
+        return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory listing '%s'", dir);
+    }
+    if (cnt) qsort(e, (size_t)cnt, sizeof *e, cmp_entry);
+    for (int i = 1; i < cnt; i++)
+        if (!strcmp(e[i].name, e[i - 1].name)) {
+            sl_errf(msg, msglen, SL_EFORMAT, "'%s' and '%s' are the same case '%s'; keep one", e[i - 1].path,
+                    e[i].path, e[i].name);
+            free_entries(e, cnt);
+            return SL_EFORMAT;
+        }
+    *out = e;
+    *n = cnt;
+    return SL_OK;
+}
+
+/* Appends "'name'" to a comma list of at most a few names. */
+static void note_name(char *buf, size_t len, int *count, const char *name)
+{
+    size_t n = strlen(buf);
+    if (*count < 5) snprintf(buf + n, len - n, "%s'%s'", *count ? ", " : "", name);
+    else if (*count == 5) snprintf(buf + n, len - n, ", ...");
+    (*count)++;
+}
+
+sl_status sl_evalset_add_paths(sl_evalset *s, const char *pred, const char *gt, char *msg, size_t msglen)
+{
+    sl_status st = check_open(s, msg, msglen);
+    if (st != SL_OK) return st;
+    if (!pred || !gt) return sl_errf(msg, msglen, SL_EINVAL, "eval: pred and gt are required");
+    struct stat sp, sg;
+    if (stat(pred, &sp) != 0) return sl_errf(msg, msglen, SL_EIO, "cannot read --pred '%s': %s", pred, strerror(errno));
+    if (stat(gt, &sg) != 0) return sl_errf(msg, msglen, SL_EIO, "cannot read --gt '%s': %s", gt, strerror(errno));
+    int dp = S_ISDIR(sp.st_mode), dg = S_ISDIR(sg.st_mode);
+    if (dp != dg)
+        return sl_errf(msg, msglen, SL_EINVAL,
+                       "--pred '%s' is a %s but --gt '%s' is a %s; give two files or two folders", pred,
+                       dp ? "folder" : "file", gt, dg ? "folder" : "file");
+    if (!dp) {
+        const char *bad = sl_format_from_path(pred) == SL_FORMAT_UNKNOWN ? pred
+                          : sl_format_from_path(gt) == SL_FORMAT_UNKNOWN ? gt : NULL;
+        if (bad)
+            return sl_errf(msg, msglen, SL_EINVAL, "'%s': unknown image format (expected .nii, .nii.gz or .npy)",
+                           bad);
+        char *id = case_name(gt);
+        if (!id) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+        st = sl_evalset_add_files(s, id, pred, gt, msg, msglen);
+        free(id);
+        return st;
+    }
+    entry *ep = NULL, *eg = NULL;
+    int np = 0, ng = 0;
+    if ((st = list_folder(pred, &ep, &np, msg, msglen)) != SL_OK) return st;
+    if ((st = list_folder(gt, &eg, &ng, msg, msglen)) != SL_OK) {
+        free_entries(ep, np);
+        return st;
+    }
+    char no_pred[512] = "", no_gt[512] = "";
+    int n_no_pred = 0, n_no_gt = 0, n = 0, first = s->ncases;
+    for (int i = 0, j = 0; (i < np || j < ng) && st == SL_OK;) {
+        int cmp = i >= np ? 1 : j >= ng ? -1 : strcmp(ep[i].name, eg[j].name);
+        if (cmp == 0) {
+            st = sl_evalset_add_files(s, eg[j].name, ep[i].path, eg[j].path, msg, msglen);
+            n++, i++, j++;
+        } else if (cmp < 0) {
+            note_name(no_gt, sizeof no_gt, &n_no_gt, ep[i++].name);
+        } else {
+            note_name(no_pred, sizeof no_pred, &n_no_pred, eg[j++].name);
+        }
+    }
+    free_entries(ep, np);
+    free_entries(eg, ng);
+    if (st == SL_OK && (n_no_pred || n_no_gt)) {
+        char line[1200] = "";
+        if (n_no_pred)
+            snprintf(line, sizeof line, "%d ground-truth case%s without a prediction in '%s': %s", n_no_pred,
+                     n_no_pred > 1 ? "s" : "", pred, no_pred);
+        if (n_no_gt) {
+            size_t l = strlen(line);
+            snprintf(line + l, sizeof line - l, "%s%d prediction%s without a ground truth in '%s': %s",
+                     l ? "; " : "", n_no_gt, n_no_gt > 1 ? "s" : "", gt, no_gt);
+        }
+        st = sl_errf(msg, msglen, SL_EFORMAT, "%s", line);
+    } else if (st == SL_OK && n == 0) {
+        st = sl_errf(msg, msglen, SL_EEMPTY, "no image files (.nii, .nii.gz, .npy) in '%s' and '%s'", pred, gt);
+    }
+    if (st != SL_OK) /* all or nothing: drop the cases of this call */
+        while (s->ncases > first) {
+            ev_case *c = &s->cases[--s->ncases];
+            free(c->id);
+            free(c->pred);
+            free(c->gt);
+        }
+    return st;
+}
+
+/* ---- reading one case ------------------------------------------------------ */
+
+static void shape_str(const sl_array *a, char *buf, size_t len)
+{
+    size_t n = (size_t)snprintf(buf, len, "(");
+    for (int i = 0; i < a->ndim && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
+    if (n < len) snprintf(buf + n, len - n, ")");
+}
+
+/* A label map holds whole numbers: a float map with fractions is a
+ * probability map given by mistake, and would silently match no label. */
+static sl_status check_labelmap(const sl_labelmap *m, int64_t n, const char *what, char *err, size_t errlen)
+{
+    if (sl_dtype_is_integer(m->dtype)) return SL_OK;
+    for (int64_t i = 0; i < n; i++) {
+        double v = m->dtype == SL_DT_F32 ? ((const float *)m->data)[i] : ((const double *)m->data)[i];
+        if (!isfinite(v) || v != floor(v))
+            return sl_errf(err, errlen, SL_ERANGE,
+                           "%s holds the value %g: a label map must hold whole numbers (threshold or argmax "
+                           "probabilities first)", what, v);
+    }
+    return SL_OK;
+}
+
+static sl_status load_files(const sl_evalset *s, ev_case *c, int warn)
+{
+    sl_image_info ip, ig;
+    char m[1024];
+    sl_status st;
+    if ((st = sl_image_read(c->pred, &c->ap, &ip, m, sizeof m)) != SL_OK ||
+        (st = sl_image_read(c->gt, &c->ag, &ig, m, sizeof m)) != SL_OK) {
+        unload(c);
+        /* a file that cannot be read is an input failure, never a usage error */
+        return sl_errf(c->err, sizeof c->err, st == SL_EINVAL ? SL_EIO : st, "%s", m);
+    }
+    char s1[128], s2[128];
+    int same = c->ap.ndim == c->ag.ndim;
+    for (int a = 0; same && a < c->ap.ndim; a++) same = c->ap.shape[a] == c->ag.shape[a];
+    if (!same) {
+        shape_str(&c->ap, s1, sizeof s1);
+        shape_str(&c->ag, s2, sizeof s2);
+        unload(c);
+        return sl_errf(c->err, sizeof c->err, SL_ESHAPE, "grids differ: %s is %s but %s is %s", c->pred, s1, c->gt,
+                       s2);
+    }
+    int nd = c->ag.ndim;
+    if (nd < 1 || nd > SL_MAX_SPATIAL) {
+        shape_str(&c->ag, s2, sizeof s2);
+        unload(c);
+        return sl_errf(c->err, sizeof c->err, SL_ESHAPE, "%s has shape %s; eval takes 1-, 2- or 3-D label maps",
+                       c->gt, s2);
+    }
+    if (s->o.nspacing && s->o.nspacing != nd) {
+        unload(c);
+        return sl_errf(c->err, sizeof c->err, SL_EINVAL, "--spacing has %d values but %s has %d axes", s->o.nspacing,
+                       c->gt, nd);
+    }
+    /* Spacing: the option, else the images' (which must agree to 0.1 %,
+     * enough for float pixdim written by different tools), else 1. */
+    if (!s->o.nspacing && ip.has_spacing && ig.has_spacing)
+        for (int a = 0; a < nd; a++) {
+            double x = ip.spacing[a], y = ig.spacing[a];
+            if (fabs(x - y) > 1e-3 * fmax(x, y)) {
+                unload(c);
+                return sl_errf(c->err, sizeof c->err, SL_ESHAPE,
+                               "grids differ: %s has spacing %g mm on axis %d but %s has %g mm", c->pred, x, a, c->gt,
+                               y);
+            }
+        }
+    if (warn && !s->o.nspacing)
+        for (int k = 0; k < 2; k++) {
+            const sl_image_info *in = k ? &ig : &ip;
+            size_t l = strlen(c->warn);
+            if (in->has_spacing && in->nifti.spacing_defaulted)
+                snprintf(c->warn + l, sizeof c->warn - l, "%s has a zero pixdim; 1 mm used for that axis\n",
+                         k ? c->gt : c->pred);
+        }
+    sl_grid g = SL_GRID_DEFAULT;
+    g.ndim = nd;
+    for (int a = 0; a < nd; a++) {
+        g.shape[a] = c->ag.shape[a];
+        g.spacing[a] = s->o.nspacing ? s->o.spacing[a] : ig.has_spacing ? ig.spacing[a] : ip.spacing[a];
+    }
+    c->grid = g;
+    sl_labelmap mp = {c->ap.data, c->ap.dtype}, mg = {c->ag.data, c->ag.dtype};
+    if ((st = check_labelmap(&mp, sl_array_count(&c->ap), c->pred, c->err, sizeof c->err)) != SL_OK ||
+        (st = check_labelmap(&mg, sl_array_count(&c->ag), c->gt, c->err, sizeof c->err)) != SL_OK) {
+        unload(c);
+        return st;
+    }
+    c->bytes = (size_t)sl_array_count(&c->ap) * sl_dtype_size(c->ap.dtype) +
+               (size_t)sl_array_count(&c->ag) * sl_dtype_size(c->ag.dtype);
+    c->loaded = 1;
+    return SL_OK;
+}
+
+/* Makes the case's maps and grid available: files are read, maps in
+ * memory are checked once. */
+static sl_status load_case(const sl_evalset *s, ev_case *c, int warn)
+{
+    if (c->loaded) return SL_OK;
+    if (!c->inmem) return load_files(s, c, warn);
+    c->grid = c->mgrid;
+    if (s->o.nspacing)
+        for (int a = 0; a < c->grid.ndim; a++) c->grid.spacing[a] = s->o.spacing[a];
+    int64_t n = 1;
+    for (int a = 0; a < c->grid.ndim; a++) n *= c->grid.shape[a];
+    char what[300];
+    snprintf(what, sizeof what, "the prediction of case '%s'", c->id);
+    sl_status st = check_labelmap(&c->mp, n, what, c->err, sizeof c->err);
+    snprintf(what, sizeof what, "the ground truth of case '%s'", c->id);
+    if (st == SL_OK) st = check_labelmap(&c->mg, n, what, c->err, sizeof c->err);
+    c->loaded = st == SL_OK;
+    return st;
+}
+
+static sl_labelmap map_p(const ev_case *c)
+{
+    if (c->inmem) return c->mp;
+    sl_labelmap m = {c->ap.data, c->ap.dtype};
+    return m;
+}
+
+static sl_labelmap map_g(const ev_case *c)
+{
+    if (c->inmem) return c->mg;
+    sl_labelmap m = {c->ag.data, c->ag.dtype};
+    return m;
+}
+
+static const char *case_what(const ev_case *c, int gt)
+{
+    return c->inmem ? c->id : gt ? c->gt : c->pred;
+}
+
+/* ---- labels ---------------------------------------------------------------- */
+
+/* Sorted distinct labels of one map into a new array. */
+static sl_status unique_labels(const sl_labelmap *m, int64_t total, const char *what, int64_t **out, int64_t *n,
+                               char *err, size_t errlen)
+{
+    int64_t cnt = 0;
+    char msg[256];
+    sl_status st = sl_labels_unique(m, total, NULL, 0, &cnt, msg, sizeof msg);
+    if (st != SL_OK) return sl_errf(err, errlen, st == SL_EINVAL ? SL_ERANGE : st, "%s: %s", what, msg);
+    if (cnt > 100000)
+        return sl_errf(err, errlen, SL_ERANGE,
+                       "%s has %lld distinct values: not a label map? (choose labels with --labels)", what,
+                       (long long)cnt);
+    *out = malloc((size_t)(cnt ? cnt : 1) * sizeof **out);
+    if (!*out || sl_labels_unique(m, total, *out, cnt, &cnt, msg, sizeof msg) != SL_OK)
+        return sl_errf(err, errlen, SL_ENOMEM, "%s: out of memory", what);
+    *n = cnt;
+    return SL_OK;
+}
+
+/* dst (sorted, unique) |= src (sorted), skipping 0. */
+static int merge_labels(int64_t **dst, int64_t *nd, const int64_t *src, int64_t ns)
+{
+    int64_t *m = malloc((size_t)(*nd + ns + 1) * sizeof *m);
+    if (!m) return 0;
+    int64_t i = 0, j = 0, k = 0;
+    while (i < *nd || j < ns) {
+        int64_t v;
+        if (j >= ns || (i < *nd && (*dst)[i] <= src[j])) {
+            v = (*dst)[i];
+            if (j < ns && src[j] == v) j++;
+            i++;
+        } else {
+            v = src[j++];
+        }
+        if (v != 0 && (k == 0 || m[k - 1] != v)) m[k++] = v;
+    }
+    free(*dst);
+    *dst = m;
+    *nd = k;
+    return 1;
+}
+
+/* ---- the passes ------------------------------------------------------------ */
+
+static int threads_total(int requested)
+{
+    if (requested > 0) return requested;
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static double diagonal_mm(const sl_grid *g)
+{
+    double s = 0;
+    for (int a = 0; a < g->ndim; a++) s += (g->shape[a] * g->spacing[a]) * (g->shape[a] * g->spacing[a]);
+    return sqrt(s);
+}
+
+static sl_status first_failure(sl_evalset *s, char *msg, size_t msglen)
+{
+    for (int i = 0; i < s->ncases; i++)
+        if (s->cases[i].st != SL_OK) {
+            s->failed = 1;
+            return sl_errf(msg, msglen, s->cases[i].st, "%s", s->cases[i].err);
+        }
+    return SL_OK;
+}
+
+static void progress(const sl_evalset *s, const char *phase, int *done)
+{
+    ++*done;
+    if (s->o.progress) s->o.progress(s->o.progress_ctx, phase, *done, s->ncases);
+}
+
+static void scan_labels(sl_evalset *s, int outer)
+{
+    /* Volumes read here are kept for the scoring pass up to this budget. */
+    const size_t keep_budget = (size_t)1 << 30;
+    size_t kept = 0;
+    int stop = 0, done = 0, n = s->ncases;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(outer)
+#endif
+    for (int i = 0; i < n; i++) {
+        int skip;
+#ifdef _OPENMP
+#pragma omp atomic read
+#endif
+        skip = stop;
+        if (skip) continue;
+        ev_case *c = &s->cases[i];
+        c->st = load_case(s, c, 1);
+        int64_t *lp = NULL, *lg = NULL, np = 0, ng = 0;
+        if (c->st == SL_OK) {
+            int64_t total = 1;
+            for (int a = 0; a < c->grid.ndim; a++) total *= c->grid.shape[a];
+            sl_labelmap p = map_p(c), g = map_g(c);
+            c->st = unique_labels(&p, total, case_what(c, 0), &lp, &np, c->err, sizeof c->err);
+            if (c->st == SL_OK) c->st = unique_labels(&g, total, case_what(c, 1), &lg, &ng, c->err, sizeof c->err);
+        }
+        if (c->st == SL_OK &&
+            (!merge_labels(&c->found, &c->nfound, lp, np) || !merge_labels(&c->found, &c->nfound, lg, ng)))
+            c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");
+        free(lp);
+        free(lg);
+        int keep = 0;
+#ifdef _OPENMP
+#pragma omp critical(sl_evalset_progress)
+#endif
+        {
+            if (c->st != SL_OK) stop = 1;
+            if (c->st == SL_OK && c->loaded && !c->inmem && kept + c->bytes <= keep_budget) {
+                kept += c->bytes;
+                keep = 1;
+            }
+            progress(s, "labels", &done);
+        }
+        if (!keep && !c->inmem) unload(c);
+    }
+}
+
+/* Scores the labels of one loaded case with `inner` threads. Labels are
+ * independent, so with several threads and several labels each thread
+ * takes whole labels (one-threaded metric calls): an atlas with a hundred
+ * labels scales with the threads, where splitting each small label's work
+ * across threads would mostly wait. One label (or one thread) gets every
+ * thread inside the metric call instead. Results and the reported error
+ * (the first failing label) do not depend on the schedule. */
+static void score_labels(const sl_evalset *s, ev_case *c, int inner)
+{
+    sl_labelmap p = map_p(c), g = map_g(c);
+    int per_label = inner > 1 && s->nlabels > 1;
+    int nl = s->nlabels, team = per_label ? (inner < nl ? inner : nl) : 1;
+    sl_status *st = calloc((size_t)nl, sizeof *st);
+    char(*msgs)[512] = calloc((size_t)nl, sizeof *msgs);
+    if (!st || !msgs) {
+        free(st);
+        free(msgs);
+        c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");
+        return;
+    }
+    sl_metric_opts mo = s->o.metric;
+    mo.threads = per_label ? 1 : inner;
+    if (!per_label) {
+        st[0] = sl_metrics_eval(&p, &g, &c->grid, s->labels, nl, &mo, c->res, msgs[0], sizeof msgs[0]);
+    } else {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+#endif
+        for (int l = 0; l < nl; l++)
+            st[l] = sl_metrics_eval(&p, &g, &c->grid, &s->labels[l], 1, &mo, &c->res[l], msgs[l], sizeof msgs[l]);
+    }
+    (void)team;
+    for (int l = 0; l < (per_label ? nl : 1); l++)
+        if (st[l] != SL_OK) {
+            if (c->inmem)
+                sl_errf(c->err, sizeof c->err, st[l], "case '%s': %s", c->id, msgs[l][0] ? msgs[l] : sl_strerror(st[l]));
+            else
+                sl_errf(c->err, sizeof c->err, st[l], "%s vs %s: %s", c->pred, c->gt,
+                        msgs[l][0] ? msgs[l] : sl_strerror(st[l]));
+            c->st = st[l];
+            break;
+        }
+    free(st);
+    free(msgs);
+}
+
+static void score_cases(sl_evalset *s, int outer, int inner)
+{
+    int stop = 0, done = 0, n = s->ncases;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(outer)
+#endif
+    for (int i = 0; i < n; i++) {
+        int skip;
+#ifdef _OPENMP
+#pragma omp atomic read
+#endif
+        skip = stop;
+        if (skip) continue;
+        ev_case *c = &s->cases[i];
+        c->st = load_case(s, c, !s->labels_all);
+        if (c->st == SL_OK) {
+            c->res = calloc((size_t)s->nlabels, sizeof *c->res);
+            if (!c->res) c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");
+            else score_labels(s, c, inner);
+            c->empty_distance = s->o.empty_distance >= 0 ? s->o.empty_distance : diagonal_mm(&c->grid);
+            c->ndim = c->grid.ndim;
+        }
+        if (!c->inmem) unload(c);
+        c->loaded = 0;
+#ifdef _OPENMP
+#pragma omp critical(sl_evalset_progress)
+#endif
+        {
+            if (c->st != SL_OK) stop = 1;
+            progress(s, "cases", &done);
+        }
+    }
+}
+
+/* Appends the cases' warnings, in case order, to the set's. */
+static void gather_warnings(sl_evalset *s)
+{
+    size_t len = strlen(s->warnings);
+    for (int i = 0; i < s->ncases; i++) {
+        size_t l = strlen(s->cases[i].warn);
+        if (!l) continue;
+        char *w = realloc(s->warnings, len + l + 1);
+        if (!w) return;
+        memcpy(w + len, s->cases[i].warn, l + 1);
+        s->warnings = w;
+        len += l;
+        s->cases[i].warn[0] = 0;
+    }
+}
+
+sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
+{
+    sl_status st = check_open(s, msg, msglen);
+    if (st != SL_OK) return st;
+    if (s->ncases == 0) return sl_errf(msg, msglen, SL_EEMPTY, "eval: the set has no case");
+    /* Threads: one case per thread when there are enough cases; the rest
+     * go inside each case. */
+    int total = threads_total(s->o.threads), n = s->ncases;
+    int outer = n < total ? n : total;
+    if (outer < 1) outer = 1;
+    int inner = total / outer > 1 ? total / outer : 1;
+#ifdef _OPENMP
+    /* Cases in one team, labels (or the metric's own loops) in a nested
+     * one: outer * inner <= total threads. */
+    if (omp_get_max_active_levels() < 2) omp_set_max_active_levels(2);
+#endif
+    if (s->labels_all) {
+        scan_labels(s, outer);
+        gather_warnings(s);
+        if ((st = first_failure(s, msg, msglen)) != SL_OK) return st;
+        int64_t nl = 0;
+        for (int i = 0; i < n; i++)
+            if (!merge_labels(&s->labels, &nl, s->cases[i].found, s->cases[i].nfound)) {
+                s->failed = 1;
+                return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+            }
+        if (nl == 0) {
+            s->failed = 1;
+            return sl_errf(msg, msglen, SL_EEMPTY,
+                           "no non-zero label in any prediction or ground truth; choose labels with --labels "
+                           "(e.g. --labels 0 for the background)");
+        }
+        s->nlabels = (int)nl;
+        s->o.labels = s->labels;
+        s->o.nlabels = s->nlabels;
+    }
+    score_cases(s, outer, inner);
+    gather_warnings(s);
+    if ((st = first_failure(s, msg, msglen)) != SL_OK) return st;
+    /* The description names the default connectivity of the first case's
+     * dimensionality (cases of mixed dimensionality are unusual). */
+    sl_metric_opts_describe(&s->o.metric, s->cases[0].ndim, s->describe, sizeof s->describe);
+    s->scored = 1;
+    return SL_OK;
+}
+
+const char *sl_evalset_warnings(const sl_evalset *s)
+{
+    return s ? s->warnings : "";
+}
