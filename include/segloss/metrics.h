@@ -640,6 +640,75 @@ void sl_instance_pairs_free(sl_instance_pairs *p);
 const char *sl_instance_match_name(sl_instance_match m);
 sl_status sl_instance_match_parse(const char *name, sl_instance_match *out);
 
+/*
+ * Several raters: label fusion by majority vote or STAPLE.
+ *
+ * STAPLE (Warfield, Zou & Wells, "Simultaneous truth and performance level
+ * estimation", IEEE TMI 23(7), 2004) estimates a hidden true labelling T
+ * and each rater's performance by expectation-maximisation. Multi-class
+ * (the paper's section on several categories): rater j has a confusion
+ * matrix theta_j[s'][s] = P(rater j says s' | T = s) over the K labels
+ * present in any rater; the prior f(s) is the fraction of all R n
+ * decisions that say s (fixed, as ITK's STAPLE filters). One iteration:
+ *   E: W_si = f(s) prod_j theta_j[D_ij][s], normalised over s
+ *   M: theta_j[s'][s] = sum_{i: D_ij = s'} W_si / sum_i W_si
+ * from theta_j[s][s] = opts.init and (1 - init) / (K - 1) off the
+ * diagonal, until no entry moves by more than opts.tol or max_iter
+ * iterations. The fused label of a voxel is the s of largest W_si (the
+ * smallest label on ties). With K = 2 this is exactly binary STAPLE
+ * (sensitivity p_j = theta_j[1][1], specificity q_j = theta_j[0][0]).
+ * SL_STAPLE_BINARY runs binary STAPLE on (rater == L) for each non-zero
+ * label L separately and gives a voxel the label whose W exceeds 0.5
+ * (the largest W if several do; 0 if none).
+ * Reported per rater and label L: sensitivity = P(D = L | T = L) and
+ * specificity = P(D != L | T != L), both from the final W.
+ *
+ * Majority vote: the label most raters give a voxel (the smallest label on
+ * ties).
+ */
+typedef enum sl_fuse_method { SL_FUSE_STAPLE = 0, SL_FUSE_MAJORITY = 1 } sl_fuse_method;
+typedef enum sl_staple_mode { SL_STAPLE_MULTICLASS = 0, SL_STAPLE_BINARY = 1 } sl_staple_mode;
+
+typedef struct sl_fuse_opts {
+    sl_fuse_method method;   /* default SL_FUSE_STAPLE */
+    sl_staple_mode mode;     /* default SL_STAPLE_MULTICLASS */
+    int max_iter;            /* >= 1; default 200 */
+    double tol;              /* >= 0; default 1e-8 */
+    double init;             /* initial sensitivity/specificity in (0, 1); default 0.99 */
+    int threads;             /* 0 = OpenMP default */
+} sl_fuse_opts;
+
+#define SL_FUSE_OPTS_DEFAULT {SL_FUSE_STAPLE, SL_STAPLE_MULTICLASS, 200, 1e-8, 0.99, 0}
+
+/* What a fusion estimated; arrays owned by the struct (sl_fuse_result_free). */
+typedef struct sl_fuse_result {
+    int nraters, nlabels;
+    int64_t *labels;         /* [nlabels] sorted labels present in any rater (0 included) */
+    double *sensitivity;     /* [nraters][nlabels] (STAPLE only; NaN for majority and,
+                                in binary mode, for label 0) */
+    double *specificity;     /* [nraters][nlabels] */
+    double *prior;           /* [nlabels] fraction of decisions */
+    int iterations;          /* EM iterations (the most over labels in binary mode) */
+    int converged;           /* 1 when every run stopped by tol */
+} sl_fuse_result;
+
+#define SL_FUSE_RESULT_EMPTY {0, 0, NULL, NULL, NULL, NULL, 0, 0}
+
+/*
+ * Fuses nraters >= 2 label maps of n voxels each (dtypes may differ) into
+ * fused[n] (int64, caller-allocated). result may be NULL; otherwise it is
+ * overwritten. Codes: SL_EINVAL (NULL, nraters < 2, n < 1, bad opts),
+ * SL_EDTYPE, SL_ERANGE (a value that is not an integer label),
+ * SL_EUNSUPPORTED (more than 255 distinct labels), SL_ENOMEM.
+ */
+sl_status sl_fuse(const sl_labelmap *raters, int nraters, int64_t n, const sl_fuse_opts *opts, int64_t *fused,
+                  sl_fuse_result *result, char *msg, size_t msglen);
+void sl_fuse_result_free(sl_fuse_result *r);
+
+/* "staple", "majority"; "multiclass", "binary"; SL_EUNKNOWN otherwise. */
+sl_status sl_fuse_method_parse(const char *name, sl_fuse_method *out);
+sl_status sl_staple_mode_parse(const char *name, sl_staple_mode *out);
+
 #ifdef __cplusplus
 }
 #endif

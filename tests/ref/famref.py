@@ -102,3 +102,36 @@ def instances_label(pred, gt, label, spacing=None, connectivity=0, match="monai"
                                            ctypes.c_int64(label), connectivity, ctypes.byref(o), ctypes.byref(r),
                                            msg, 256), msg)
     return _d(r)
+
+
+class FuseOpts(ctypes.Structure):
+    _fields_ = [("method", ctypes.c_int), ("mode", ctypes.c_int), ("max_iter", ctypes.c_int),
+                ("tol", ctypes.c_double), ("init", ctypes.c_double), ("threads", ctypes.c_int)]
+
+
+class FuseResult(ctypes.Structure):
+    _fields_ = [("nraters", ctypes.c_int), ("nlabels", ctypes.c_int), ("labels", ctypes.POINTER(ctypes.c_int64)),
+                ("sensitivity", ctypes.POINTER(ctypes.c_double)), ("specificity", ctypes.POINTER(ctypes.c_double)),
+                ("prior", ctypes.POINTER(ctypes.c_double)), ("iterations", ctypes.c_int), ("converged", ctypes.c_int)]
+
+
+def fuse(raters, method="staple", mode="multiclass", max_iter=200, tol=1e-8, init=0.99, threads=0):
+    """sl_fuse: (fused, dict with labels, sensitivity [R, K], specificity, prior, iterations, converged)"""
+    rs = [np.ascontiguousarray(r) for r in raters]
+    n = rs[0].size
+    maps = (G.LabelMap * len(rs))(*[G.LabelMap(G._ptr(r), G.DTYPES[r.dtype]) for r in rs])
+    o = FuseOpts({"staple": 0, "majority": 1}[method], {"multiclass": 0, "binary": 1}[mode], max_iter, tol, init,
+                 threads)
+    out = np.zeros(rs[0].shape, np.int64)
+    res = FuseResult()
+    msg = ctypes.create_string_buffer(256)
+    G._check(G.L().sl_fuse(maps, len(rs), ctypes.c_int64(n), ctypes.byref(o), G._ptr(out), ctypes.byref(res),
+                           msg, 256), msg)
+    R, K = res.nraters, res.nlabels
+    d = {"labels": [res.labels[k] for k in range(K)],
+         "sensitivity": np.array([res.sensitivity[q] for q in range(R * K)]).reshape(R, K),
+         "specificity": np.array([res.specificity[q] for q in range(R * K)]).reshape(R, K),
+         "prior": np.array([res.prior[k] for k in range(K)]), "iterations": res.iterations,
+         "converged": res.converged}
+    G.L().sl_fuse_result_free(ctypes.byref(res))
+    return out, d
