@@ -104,7 +104,7 @@ for shape, K, R, dt in (((30, 40), 2, 3, np.uint8), ((12, 14, 16), 3, 5, np.int1
                         ((10, 12, 9), 2, 7, np.int64)):
     f = ndimage.gaussian_filter(rng.standard_normal(shape), 2.0)
     truth = np.digitize(f, np.quantile(f, np.linspace(0, 1, K + 1)[1:-1])).astype(dt)
-    err = rng.uniform(0.02, 0.3, R)
+    err = rng.permutation(np.linspace(0.03, 0.3, R))  # spread, so the best and worst are clear
     raters = [r.astype(dt) for r in raters_from(truth, K, R, err)]
     D = np.stack([r.ravel() for r in raters]).astype(np.int64)
     what = "%s K=%d R=%d" % (shape, K, R)
@@ -123,6 +123,7 @@ for shape, K, R, dt in (((30, 40), 2, 3, np.uint8), ((12, 14, 16), 3, 5, np.int1
     # the EM finds who is good: the rater with the fewest errors has the
     # highest estimated (sensitivity + specificity) / 2, the worst the lowest
     score = (info["sensitivity"] + info["specificity"]).mean(axis=1)
+    print("  %s: error rates %s, estimated (se + sp) / 2 %s" % (what, np.round(err, 3), np.round(score / 2, 3)))
     ck.true("%s: best and worst rater recovered" % what,
             np.argmax(score) == np.argmin(err) and np.argmin(score) == np.argmax(err))
     # fixed iteration counts (tol 0): the same trajectory
