@@ -15,6 +15,7 @@
  */
 #define _POSIX_C_SOURCE 200809L /* isatty, fileno */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 
 static const char *usage_text =
     "usage: segloss eval --pred P --gt G [options]\n"
+    "       segloss eval --merge PART.json... [--csv FILE] [--json FILE]\n"
     "\n"
     "Scores predicted label maps P against ground truth G, per case and per label.\n"
     "P and G are two image files, or two folders matched by case name (file name\n"
@@ -33,24 +35,44 @@ static const char *usage_text =
     "\n"
     "  --labels L           comma-separated labels (0 = background allowed), or 'all'\n"
     "                       (default): every non-zero label found in any P or G\n"
+    "  --regions SPEC       named label unions scored as targets (BraTS), e.g.\n"
+    "                       \"WT=1,2,4;TC=1,4;ET=4\"; regions may overlap. Without\n"
+    "                       --labels only the regions are scored\n"
+    "  --ignore-label V     voxels whose G is V take part in no metric (nnU-Net)\n"
+    "  --empty M            rows whose G lacks the target: score (default; documented\n"
+    "                       scores) | nan (NaN, as MONAI ignore_empty) | exclude (left\n"
+    "                       out of the summary); always counted in the summary\n"
+    "  --label-mean         add a target 'mean': per case, the mean over foreground targets\n"
     "  --metrics LIST       comma-separated (default dice,iou,precision,recall,specificity,\n"
     "                       hd,hd95,assd,nsd), or 'all'. Also: voe, rvd, vs, mcc, kappa,\n"
-    "                       counts, volume, asd, msd, biou, lesion, cldice, or any column name\n"
+    "                       counts, volume, asd, msd, biou, lesion, cldice; the confusion\n"
+    "                       family (confusion: accuracy, balanced_accuracy, npv, fpr, fnr,\n"
+    "                       fdr, for, lr_plus, lr_minus, youden, informedness, markedness,\n"
+    "                       fbeta), pixel_accuracy, autopet (fp_volume_ml, fn_volume_ml),\n"
+    "                       or any column name\n"
+    "  --beta B             beta of the fbeta column (default 1)\n"
     "  --hd-mode M          max (default; MONAI, DeepMind) | union (MedPy) | mean (plastimatch)\n"
     "  --percentile Q       percentile of the hd95 column, in [0, 100] (default 95)\n"
-    "  --assd-mode M        pooled (default; MONAI) | mean (MedPy, DeepMind)\n"
+    "  --assd-mode M        pooled (default; MONAI, MedPy >= 0.5) | mean (the mean of the two\n"
+    "                       directed means: MedPy <= 0.4, MetricsReloaded MASD, DeepMind)\n"
     "  --surface S          border (default; border voxels) | surfel (DeepMind surfels)\n"
     "  --nsd-tolerance MM   NSD tolerance in mm (default 1)\n"
     "  --biou-width MM      boundary IoU band width in mm (default 2)\n"
-    "  --connectivity N     lesion components: 4/8 (2-D), 6/18/26 (3-D); default full\n"
+    "  --connectivity N     components (lesions, autopet volumes): 4/8 (2-D), 6/18/26 (3-D);\n"
+    "                       default full (autoPET uses 18)\n"
     "  --lesion-iou T       a lesion is detected at IoU >= T (default: >= 1 voxel overlap)\n"
     "  --empty-distance MM  value written for a distance when one side is empty\n"
     "                       (default: the image diagonal in mm); such rows are marked\n"
     "  --spacing Z,Y,X      voxel size in mm per array axis (default: NIfTI pixdim, or 1)\n"
     "  --csv FILE           one row per case and label\n"
-    "  --json FILE          cases, per-label summary and conventions\n"
+    "  --json FILE          cases, per-label summary (per-case mean and pooled), conventions\n"
+    "  --shard K/N          score only the K-th of N shares of the cases (needs --labels or\n"
+    "                       --regions); merge the N JSON files with --merge\n"
+    "  --merge PART.json... the JSON files of shards 1/N..N/N: writes the CSV/JSON and table\n"
+    "                       of the unsharded run, byte for byte\n"
     "  --threads N          threads (default: all cores)\n"
     "\n"
+    "Summaries: mean, population std (ddof 0), median, min, max over the finite values.\n"
     "Arrays are C order, slowest axis first: NIfTI (nx, ny, nz) is (nz, ny, nx).\n"
     "Exit codes: 0 ok, 1 an input could not be read or does not match, 2 bad usage.\n";
 
@@ -61,6 +83,8 @@ typedef struct {
     sl_eval_opts eo;
     int64_t *labels;
     int nlabels;
+    const char **merge; /* --merge parts (pointers into argv) */
+    int nmerge;
 } eval_args;
 
 /* "all" or a comma list of integers (duplicates are refused by the set). */
@@ -171,6 +195,43 @@ static int parse(int argc, char **argv, eval_args *o)
             for (int k = 0; k < o->eo.nspacing; k++)
                 if (!(o->eo.spacing[k] > 0))
                     return cli_fail("eval", EXIT_USAGE, "--spacing values must be positive, got '%s'", s);
+        } else if (cli_opt(a, "--ignore-label", &v)) {
+            VALUE();
+            long long x;
+            char *end;
+            errno = 0;
+            x = strtoll(s, &end, 10);
+            if (end == s || *end || errno == ERANGE)
+                return cli_fail("eval", EXIT_USAGE, "--ignore-label expects an integer, got '%s'", s);
+            o->eo.has_ignore = 1;
+            o->eo.ignore_label = x;
+        } else if (cli_opt(a, "--empty", &v)) {
+            VALUE();
+            if (!strcmp(s, "score")) o->eo.empty = SL_EVAL_EMPTY_SCORE;
+            else if (!strcmp(s, "nan")) o->eo.empty = SL_EVAL_EMPTY_NAN;
+            else if (!strcmp(s, "exclude")) o->eo.empty = SL_EVAL_EMPTY_EXCLUDE;
+            else return cli_fail("eval", EXIT_USAGE, "--empty expects score, nan or exclude, got '%s'", s);
+        } else if (cli_opt(a, "--regions", &v)) {
+            VALUE();
+            o->eo.regions = s;
+        } else if (!strcmp(a, "--label-mean")) {
+            o->eo.label_mean = 1;
+        } else if (cli_opt(a, "--beta", &v)) {
+            VALUE();
+            if (!cli_parse_double(s, &o->eo.beta) || !(o->eo.beta > 0) || !isfinite(o->eo.beta))
+                return cli_fail("eval", EXIT_USAGE, "--beta expects a number > 0, got '%s'", s);
+        } else if (cli_opt(a, "--shard", &v)) {
+            VALUE();
+            int k, n, used = 0;
+            if (sscanf(s, "%d/%d%n", &k, &n, &used) != 2 || s[used] || n < 1 || k < 1 || k > n)
+                return cli_fail("eval", EXIT_USAGE, "--shard expects K/N with 1 <= K <= N, got '%s'", s);
+            o->eo.shard_k = k;
+            o->eo.shard_n = n;
+        } else if (!strcmp(a, "--merge")) {
+            /* every following argument up to the next option is a part */
+            o->merge = (const char **)&argv[i + 1];
+            while (i + 1 < argc && argv[i + 1][0] != '-') i++, o->nmerge++;
+            if (!o->nmerge) return cli_fail("eval", EXIT_USAGE, "--merge needs the JSON files of the shards");
         } else if (cli_opt(a, "--threads", &v)) {
             VALUE();
             long t;
@@ -183,6 +244,15 @@ static int parse(int argc, char **argv, eval_args *o)
             return cli_fail("eval", EXIT_USAGE, "unexpected argument '%s' (use --pred P --gt G)", a);
         }
 #undef VALUE
+    }
+    if (o->nmerge) {
+        if (o->pred || o->gt) return cli_fail("eval", EXIT_USAGE, "--merge takes no --pred or --gt");
+        if (o->eo.shard_n) return cli_fail("eval", EXIT_USAGE, "--merge and --shard exclude each other");
+        for (int k = 0; k < o->nmerge; k++)
+            if ((o->csv && !strcmp(o->csv, o->merge[k])) || (o->json && !strcmp(o->json, o->merge[k])))
+                return cli_fail("eval", EXIT_USAGE, "an output names the part '%s'; it would be overwritten",
+                                o->merge[k]);
+        return 0;
     }
     if (!o->pred) return cli_fail("eval", EXIT_USAGE, "missing --pred P (see segloss eval --help)");
     if (!o->gt) return cli_fail("eval", EXIT_USAGE, "missing --gt G (see segloss eval --help)");
@@ -238,14 +308,22 @@ int cmd_eval(int argc, char **argv)
     if (rc) goto done;
     o.eo.progress = progress_bar;
     o.eo.progress_ctx = &tty;
-    if ((st = sl_evalset_create(&o.eo, &set, msg, sizeof msg)) != SL_OK ||
-        (st = sl_evalset_add_paths(set, o.pred, o.gt, msg, sizeof msg)) != SL_OK) {
-        rc = fail_status(st, msg);
-        goto done;
+    if (o.nmerge) {
+        if ((st = sl_evalset_merge(o.merge, o.nmerge, &set, msg, sizeof msg)) != SL_OK) {
+            rc = fail_status(st, msg);
+            goto done;
+        }
+    } else {
+        if ((st = sl_evalset_create(&o.eo, &set, msg, sizeof msg)) != SL_OK ||
+            (st = sl_evalset_add_paths(set, o.pred, o.gt, msg, sizeof msg)) != SL_OK ||
+            (st = sl_evalset_check_outputs(set, o.csv, o.json, msg, sizeof msg)) != SL_OK) {
+            rc = fail_status(st, msg);
+            goto done;
+        }
+        tty = sl_evalset_ncases(set) > 1 && isatty(fileno(stderr));
+        st = sl_evalset_score(set, msg, sizeof msg);
+        print_warnings(set);
     }
-    tty = sl_evalset_ncases(set) > 1 && isatty(fileno(stderr));
-    st = sl_evalset_score(set, msg, sizeof msg);
-    print_warnings(set);
     if (st != SL_OK || (st = sl_evalset_write(set, o.csv, o.json, msg, sizeof msg)) != SL_OK) {
         rc = fail_status(st, msg);
         goto done;

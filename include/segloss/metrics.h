@@ -86,10 +86,11 @@ typedef enum sl_hd_mode { SL_HD_MAX = 0, SL_HD_UNION = 1, SL_HD_MEAN = 2 } sl_hd
 /*
  * Average symmetric surface distance:
  *   SL_ASSD_POOLED (default) (sum d(P->G) + sum d(G->P)) / (|dP| + |dG|)
- *                  — MONAI (symmetric=True), MetricsReloaded ASSD
- *   SL_ASSD_MEAN   (mean d(P->G) + mean d(G->P)) / 2 — MedPy assd (the mean
- *                  of asd(P, G) and asd(G, P)), MetricsReloaded MASD,
- *                  DeepMind, plastimatch
+ *                  — MONAI (symmetric=True), MetricsReloaded ASSD, MedPy >= 0.5
+ *                  assd (the mean of the two distance lists concatenated)
+ *   SL_ASSD_MEAN   (mean d(P->G) + mean d(G->P)) / 2, the mean of means —
+ *                  MedPy <= 0.4 assd (the mean of asd(P, G) and asd(G, P)),
+ *                  MetricsReloaded MASD, DeepMind, plastimatch
  * On surfels, sums and means are weighted by surfel area/length.
  */
 typedef enum sl_assd_mode { SL_ASSD_POOLED = 0, SL_ASSD_MEAN = 1 } sl_assd_mode;
@@ -368,6 +369,27 @@ sl_status sl_lesion_match_parse(const char *name, sl_lesion_match *out);
 
 typedef struct sl_evalset sl_evalset;
 
+/*
+ * Rows whose ground truth lacks the target (the target absent from G, with
+ * P empty too or not):
+ *   SL_EVAL_EMPTY_SCORE   (default) the documented scores of sl_metrics_eval
+ *                         (both empty: 1 and distances 0; P not empty: 0 and
+ *                         distances = the empty distance)
+ *   SL_EVAL_EMPTY_NAN     every score and distance of the row is NaN (counts and
+ *                         volumes kept) — MONAI's ignore_empty=True; NaN values
+ *                         take no part in the summary
+ *   SL_EVAL_EMPTY_EXCLUDE the row keeps its scores in the per-case output but is
+ *                         left out of the summary
+ * Rows with the target in G and not in P (a missed structure) always keep
+ * their scores: Dice 0 is well defined there. Every summary reports how many
+ * rows were empty in P, in G, in both, and excluded.
+ */
+typedef enum sl_eval_empty {
+    SL_EVAL_EMPTY_SCORE = 0,
+    SL_EVAL_EMPTY_NAN = 1,
+    SL_EVAL_EMPTY_EXCLUDE = 2
+} sl_eval_empty;
+
 /* Called after each case of a phase ("labels": the label scan, "cases":
  * scoring), from one thread at a time; done counts up to total. */
 typedef void (*sl_eval_progress_fn)(void *ctx, const char *phase, int done, int total);
@@ -387,6 +409,25 @@ typedef struct sl_eval_opts {
     int threads;               /* 0 = all cores (OpenMP default) */
     sl_eval_progress_fn progress; /* NULL = none */
     void *progress_ctx;
+
+    /* Aggregation (all zero = the behaviour above). */
+    int has_ignore;            /* 1: voxels whose GROUND TRUTH is ignore_label take part in
+                                  no metric (nnU-Net's ignore label): they are removed from
+                                  P and G, and from TN */
+    int64_t ignore_label;
+    sl_eval_empty empty;       /* rows whose ground truth lacks the target: see sl_eval_empty */
+    const char *regions;       /* named label unions scored as targets, e.g.
+                                  "WT=1,2,4;TC=1,4;ET=4" (BraTS); regions may overlap; a
+                                  name twice, an empty or malformed entry: SL_EINVAL. With
+                                  labels NULL only the regions are scored. */
+    int label_mean;            /* 1: add a target "mean": per case, the mean over the
+                                  foreground targets (label != 0) of each column's finite
+                                  values (nnU-Net's foreground mean, per case) */
+    double beta;               /* F-beta's beta, > 0; 0 = 1 */
+    int shard_k, shard_n;      /* 1 <= k <= n: score only the cases whose index (in the
+                                  order added) is k-1 modulo n; 0, 0 = every case. Needs
+                                  explicit labels or regions (every shard must score the same
+                                  targets) */
 } sl_eval_opts;
 
 #define SL_EVAL_DEFAULT_COLUMNS "dice,iou,precision,recall,specificity,hd,hd95,assd,nsd"
@@ -437,6 +478,9 @@ const char *sl_evalset_warnings(const sl_evalset *s);
 
 int sl_evalset_ncases(const sl_evalset *s);
 const char *sl_evalset_case_id(const sl_evalset *s, int i);
+/* Targets: the labels (sorted), then the regions (in the order given),
+ * then "mean" with opts.label_mean. nlabels counts them all; label(l) is
+ * the label of a plain label target, -1 for a region or the mean. */
 int sl_evalset_nlabels(const sl_evalset *s);
 int64_t sl_evalset_label(const sl_evalset *s, int l);
 int sl_evalset_ncolumns(const sl_evalset *s);
@@ -454,27 +498,61 @@ typedef struct sl_eval_stats {
     double median, min, max;
 } sl_eval_stats;
 
-/* Per label: how many cases, and how many had one side / both sides empty. */
+/* Per target: how many cases, and how many had one side / both sides empty. */
 typedef struct sl_eval_counts {
     int cases, empty_pred, empty_gt, both_empty;
     int distance_substituted; /* rows with a substituted distance in some column */
+    int excluded;             /* rows left out by SL_EVAL_EMPTY_EXCLUDE */
 } sl_eval_counts;
 
 /* The summary of column k over the cases of label index l; counts may be NULL. */
 sl_status sl_evalset_summary(const sl_evalset *s, int l, int k, sl_eval_stats *st, sl_eval_counts *counts);
+
+/* The name of target l: the label ("3"), a region's name ("WT") or "mean". */
+const char *sl_evalset_target_name(const sl_evalset *s, int l);
+
+/*
+ * The pooled ("micro") value of column k for target l: the metric computed
+ * once from the confusion counts summed over the cases (global Dice =
+ * 2 sum TP / (2 sum TP + sum FP + sum FN), as nnU-Net's global Dice and
+ * smp's micro reduction), next to the per-case mean of sl_evalset_summary.
+ * Only columns that are functions of the counts have one (the overlap and
+ * confusion-matrix columns); SL_EUNSUPPORTED for the others and the mean
+ * target. Excluded rows (SL_EVAL_EMPTY_EXCLUDE) are left out of the sums.
+ */
+sl_status sl_evalset_pooled(const sl_evalset *s, int l, int k, double *out);
+
+/*
+ * Merges the JSON outputs of the shards of one run (--shard 1/N .. N/N,
+ * each written by sl_evalset_write) into a scored set whose outputs are
+ * byte-identical to those of the unsharded run. Every shard must be
+ * present once, with the same targets, columns and conventions; a case
+ * may appear in one shard only. SL_EFORMAT names the offending file.
+ */
+sl_status sl_evalset_merge(const char *const *json_paths, int n, sl_evalset **out, char *msg, size_t msglen);
 
 /* The conventions line of sl_metric_opts_describe for the set. */
 const char *sl_evalset_describe(const sl_evalset *s);
 
 /*
  * Writes the outputs of `segloss eval`: csv_path (one row per case and
- * label) and json_path (cases, per-label summary, conventions); either may
- * be NULL. Each file is written completely to a temporary file beside it
- * and renamed over the target at the end, so a failure leaves no partial
- * output and no damaged existing file.
+ * target) and json_path (cases, per-target summary with the pooled values,
+ * conventions); either may be NULL. Both are written completely to
+ * temporary files beside their targets before either is renamed over its
+ * target, so a failure leaves no partial output, no damaged existing file,
+ * and never one of the two without the other. The JSON stores every value
+ * exactly (shortest round-trip form, 17 digits where needed), so a merge
+ * of shards recomputes every summary bit for bit.
  */
 sl_status sl_evalset_write(const sl_evalset *s, const char *csv_path, const char *json_path, char *msg,
                            size_t msglen);
+
+/* SL_EINVAL when an output path names an input of the set (the prediction
+ * or ground truth of a case: `--csv gt.npy` would replace it) or both
+ * outputs name one file. sl_evalset_write checks this too; a caller may
+ * check before the (long) scoring. */
+sl_status sl_evalset_check_outputs(const sl_evalset *s, const char *csv_path, const char *json_path, char *msg,
+                                   size_t msglen);
 
 /* The summary table of `segloss eval` (one row per label, mean ± std). */
 sl_status sl_evalset_print_table(const sl_evalset *s, FILE *f);

@@ -25,113 +25,7 @@
 #endif
 #include "evalset_internal.h"
 #include "internal.h"
-
-/* ---- the metric table ----------------------------------------------------- */
-
-#define COL(n, f, k, g) {n, offsetof(sl_metric_result, f), k, g}
-const ev_column ev_columns[] = {
-    COL("dice", dice, 'd', SL_MET_OVERLAP),
-    COL("iou", iou, 'd', SL_MET_OVERLAP),
-    COL("precision", precision, 'd', SL_MET_OVERLAP),
-    COL("recall", recall, 'd', SL_MET_OVERLAP),
-    COL("specificity", specificity, 'd', SL_MET_OVERLAP),
-    COL("voe", voe, 'd', SL_MET_OVERLAP),
-    COL("rvd", rvd, 'd', SL_MET_OVERLAP),
-    COL("volume_similarity", volume_similarity, 'd', SL_MET_OVERLAP),
-    COL("mcc", mcc, 'd', SL_MET_OVERLAP),
-    COL("kappa", kappa, 'd', SL_MET_OVERLAP),
-    COL("tp", tp, 'i', SL_MET_OVERLAP),
-    COL("fp", fp, 'i', SL_MET_OVERLAP),
-    COL("fn", fn, 'i', SL_MET_OVERLAP),
-    COL("tn", tn, 'i', SL_MET_OVERLAP),
-    COL("vol_pred", vol_pred, 'd', SL_MET_OVERLAP),
-    COL("vol_gt", vol_gt, 'd', SL_MET_OVERLAP),
-    COL("hd", hd, 'D', SL_MET_DISTANCE),
-    COL("hd95", hd_perc, 'D', SL_MET_DISTANCE),
-    COL("assd", assd, 'D', SL_MET_DISTANCE),
-    COL("asd_pred_to_gt", asd_pred_to_gt, 'D', SL_MET_DISTANCE),
-    COL("asd_gt_to_pred", asd_gt_to_pred, 'D', SL_MET_DISTANCE),
-    COL("msd_pred_to_gt", msd_pred_to_gt, 'D', SL_MET_DISTANCE),
-    COL("msd_gt_to_pred", msd_gt_to_pred, 'D', SL_MET_DISTANCE),
-    COL("nsd", nsd, 'd', SL_MET_NSD),
-    COL("biou", biou, 'd', SL_MET_BIOU),
-    COL("lesions_gt", lesions_gt, 'i', SL_MET_LESION),
-    COL("lesions_pred", lesions_pred, 'i', SL_MET_LESION),
-    COL("lesion_tp", lesion_tp, 'i', SL_MET_LESION),
-    COL("lesion_fp", lesion_fp, 'i', SL_MET_LESION),
-    COL("lesion_fn", lesion_fn, 'i', SL_MET_LESION),
-    COL("lesion_precision", lesion_precision, 'd', SL_MET_LESION),
-    COL("lesion_recall", lesion_recall, 'd', SL_MET_LESION),
-    COL("lesion_f1", lesion_f1, 'd', SL_MET_LESION),
-    COL("lesion_dice", lesion_dice, 'd', SL_MET_LESION),
-    COL("cldice", cldice, 'd', SL_MET_CLDICE),
-    COL("topo_precision", topo_precision, 'd', SL_MET_CLDICE),
-    COL("topo_sensitivity", topo_sensitivity, 'd', SL_MET_CLDICE),
-};
-const int ev_ncolumns = (int)(sizeof ev_columns / sizeof *ev_columns);
-
-/* Metric names that stand for several columns. */
-static const struct {
-    const char *name, *cols;
-} ALIASES[] = {
-    {"vs", "volume_similarity"},
-    {"counts", "tp,fp,fn,tn"},
-    {"volume", "vol_pred,vol_gt"},
-    {"asd", "asd_pred_to_gt,asd_gt_to_pred"},
-    {"msd", "msd_pred_to_gt,msd_gt_to_pred"},
-    {"lesion", "lesions_gt,lesions_pred,lesion_tp,lesion_fp,lesion_fn,lesion_precision,lesion_recall,lesion_f1,"
-               "lesion_dice"},
-    {"cldice", "cldice,topo_precision,topo_sensitivity"},
-};
-
-const char *sl_eval_column_list(void)
-{
-    return "dice iou precision recall specificity voe rvd volume_similarity (vs) mcc kappa\n"
-           "tp fp fn tn (counts) vol_pred vol_gt (volume)\n"
-           "hd hd95 assd asd_pred_to_gt asd_gt_to_pred (asd) msd_pred_to_gt msd_gt_to_pred (msd)\n"
-           "nsd biou\n"
-           "lesions_gt lesions_pred lesion_tp lesion_fp lesion_fn lesion_precision lesion_recall lesion_f1 "
-           "lesion_dice (lesion)\n"
-           "cldice topo_precision topo_sensitivity (cldice)\n";
-}
-
-static int add_column(sl_evalset *s, const char *name)
-{
-    for (int c = 0; c < ev_ncolumns; c++)
-        if (!strcmp(ev_columns[c].name, name)) {
-            for (int k = 0; k < s->ncols; k++)
-                if (s->cols[k] == c) return 1;
-            s->cols[s->ncols++] = c;
-            return 1;
-        }
-    return 0;
-}
-
-static sl_status parse_columns(sl_evalset *s, const char *list, char *msg, size_t msglen)
-{
-    s->ncols = 0;
-    if (!strcmp(list, "all")) {
-        for (int c = 0; c < ev_ncolumns; c++) s->cols[s->ncols++] = c;
-        return SL_OK;
-    }
-    char buf[1024];
-    if (strlen(list) >= sizeof buf) return sl_errf(msg, msglen, SL_EINVAL, "--metrics list is too long");
-    strcpy(buf, list);
-    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        int done = 0;
-        for (size_t a = 0; a < sizeof ALIASES / sizeof *ALIASES && !done; a++)
-            if (!strcmp(ALIASES[a].name, t)) {
-                char cols[512], *s2 = NULL;
-                strcpy(cols, ALIASES[a].cols);
-                for (char *c = strtok_r(cols, ",", &s2); c; c = strtok_r(NULL, ",", &s2)) add_column(s, c);
-                done = 1;
-            }
-        if (!done && !add_column(s, t))
-            return sl_errf(msg, msglen, SL_EINVAL, "unknown metric '%s' (see segloss eval --help)", t);
-    }
-    if (s->ncols == 0) return sl_errf(msg, msglen, SL_EINVAL, "--metrics is empty");
-    return SL_OK;
-}
+#include "metrics_internal.h"
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -140,6 +34,149 @@ static int cmp_i64(const void *a, const void *b)
 }
 
 /* ---- create / free --------------------------------------------------------- */
+
+static int valid_name_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+           ch == '-' || ch == '.';
+}
+
+/* Parses one integer of a list; *p advances past it. */
+static int parse_i64(const char **p, int64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(*p, &end, 10);
+    if (end == *p || errno == ERANGE) return 0;
+    *v = x;
+    *p = end;
+    return 1;
+}
+
+/* "WT=1,2,4;TC=1,4;ET=4" into region targets appended to s->targets. */
+static sl_status parse_regions(sl_evalset *s, const char *spec, char *msg, size_t msglen)
+{
+    const char *p = spec;
+    while (*p) {
+        const char *name = p;
+        while (valid_name_char(*p)) p++;
+        size_t nl = (size_t)(p - name);
+        if (nl == 0 || nl >= sizeof s->targets[0].name || *p != '=')
+            return sl_errf(msg, msglen, SL_EINVAL,
+                           "--regions: expected NAME=L1,L2,... (names of letters, digits, _ - .) at '%s' in '%s'", name,
+                           spec);
+        p++;
+        ev_target *nt = realloc(s->targets, (size_t)(s->ntargets + 1) * sizeof *nt);
+        if (!nt) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+        s->targets = nt;
+        ev_target *t = &s->targets[s->ntargets++];
+        memset(t, 0, sizeof *t);
+        memcpy(t->name, name, nl);
+        t->kind = EV_REGION;
+        t->label = -1;
+        for (int k = 0; k < s->ntargets - 1; k++)
+            if (!strcmp(s->targets[k].name, t->name))
+                return sl_errf(msg, msglen, SL_EINVAL, "--regions: the name '%s' is defined twice", t->name);
+        for (;;) {
+            int64_t v;
+            if (!parse_i64(&p, &v))
+                return sl_errf(msg, msglen, SL_EINVAL, "--regions: region '%s' needs integer labels like 1,2,4 in '%s'",
+                               t->name, spec);
+            for (int k = 0; k < t->nset; k++)
+                if (t->set[k] == v)
+                    return sl_errf(msg, msglen, SL_EINVAL, "--regions: region '%s' lists %lld twice", t->name,
+                                   (long long)v);
+            int64_t *ns = realloc(t->set, (size_t)(t->nset + 1) * sizeof *ns);
+            if (!ns) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+            t->set = ns;
+            t->set[t->nset++] = v;
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            break;
+        }
+        if (*p == ';') {
+            p++;
+            if (!*p) break; /* a trailing ';' is harmless */
+        } else if (*p) {
+            return sl_errf(msg, msglen, SL_EINVAL, "--regions: unexpected '%c' after region '%s' in '%s'", *p, t->name,
+                           spec);
+        }
+    }
+    if (s->ntargets == 0) return sl_errf(msg, msglen, SL_EINVAL, "--regions is empty");
+    return SL_OK;
+}
+
+/* The targets once the labels are known: the labels, then the regions
+ * (already parsed, kept in front), then "mean". */
+static sl_status build_targets(sl_evalset *s, char *msg, size_t msglen)
+{
+    int nreg = s->ntargets, nl = s->nlabels, total = nl + nreg + (s->o.label_mean ? 1 : 0);
+    ev_target *t = calloc((size_t)total + 1, sizeof *t);
+    if (!t) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+    for (int l = 0; l < nl; l++) {
+        t[l].kind = EV_LABEL;
+        t[l].label = s->labels[l];
+        snprintf(t[l].name, sizeof t[l].name, "%lld", (long long)s->labels[l]);
+    }
+    if (nreg) memcpy(t + nl, s->targets, (size_t)nreg * sizeof *t);
+    if (s->o.label_mean) {
+        ev_target *m = &t[nl + nreg];
+        m->kind = EV_MEAN;
+        m->label = -1;
+        snprintf(m->name, sizeof m->name, "mean");
+        for (int k = 0; k < nl + nreg; k++)
+            if (!strcmp(t[k].name, "mean")) {
+                free(t);
+                return sl_errf(msg, msglen, SL_EINVAL, "--regions: 'mean' is the name of the --label-mean row");
+            }
+    }
+    free(s->targets);
+    s->targets = t;
+    s->ntargets = total;
+    return SL_OK;
+}
+
+/* The ignore label must not be scored: its voxels are removed from G. */
+static sl_status check_ignore(const sl_evalset *s, char *msg, size_t msglen)
+{
+    if (!s->o.has_ignore) return SL_OK;
+    for (int l = 0; l < s->nlabels; l++)
+        if (s->labels[l] == s->o.ignore_label)
+            return sl_errf(msg, msglen, SL_EINVAL, "--ignore-label %lld is also in --labels",
+                           (long long)s->o.ignore_label);
+    for (int t = 0; t < s->ntargets; t++)
+        for (int k = 0; k < s->targets[t].nset; k++)
+            if (s->targets[t].set[k] == s->o.ignore_label)
+                return sl_errf(msg, msglen, SL_EINVAL, "--ignore-label %lld is part of region '%s'",
+                               (long long)s->o.ignore_label, s->targets[t].name);
+    return SL_OK;
+}
+
+static sl_status create_checks(sl_evalset *s, const sl_eval_opts *opts, char *msg, size_t msglen)
+{
+    if (!(opts->empty_distance < 0) && !(opts->empty_distance >= 0 && isfinite(opts->empty_distance)))
+        return sl_errf(msg, msglen, SL_EINVAL, "--empty-distance must be a finite number >= 0");
+    if (opts->nspacing < 0 || opts->nspacing > SL_MAX_SPATIAL)
+        return sl_errf(msg, msglen, SL_EINVAL, "--spacing expects 1 to 3 values");
+    for (int k = 0; k < opts->nspacing; k++)
+        if (!(opts->spacing[k] > 0) || !isfinite(opts->spacing[k]))
+            return sl_errf(msg, msglen, SL_EINVAL, "--spacing values must be positive");
+    if (opts->threads < 0) return sl_errf(msg, msglen, SL_EINVAL, "eval: threads must be >= 0");
+    if ((int)opts->empty < 0 || (int)opts->empty > 2)
+        return sl_errf(msg, msglen, SL_EINVAL, "--empty expects score, nan or exclude");
+    if (!(opts->beta >= 0) || !isfinite(opts->beta)) return sl_errf(msg, msglen, SL_EINVAL, "--beta must be > 0");
+    if (opts->shard_n || opts->shard_k) {
+        if (opts->shard_n < 1 || opts->shard_k < 1 || opts->shard_k > opts->shard_n)
+            return sl_errf(msg, msglen, SL_EINVAL, "--shard K/N needs 1 <= K <= N, got %d/%d", opts->shard_k,
+                           opts->shard_n);
+        if (!opts->labels && !opts->regions)
+            return sl_errf(msg, msglen, SL_EINVAL,
+                           "--shard needs --labels or --regions, so that every shard scores the same labels");
+    }
+    return SL_OK;
+}
 
 sl_status sl_evalset_create(const sl_eval_opts *opts, sl_evalset **out, char *msg, size_t msglen)
 {
@@ -150,15 +187,22 @@ sl_status sl_evalset_create(const sl_eval_opts *opts, sl_evalset **out, char *ms
     sl_evalset *s = calloc(1, sizeof *s);
     if (!s) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
     s->o = *opts;
-    sl_status st = parse_columns(s, opts->columns ? opts->columns : SL_EVAL_DEFAULT_COLUMNS, msg, msglen);
-    if (st != SL_OK) goto fail;
-    s->columns = strdup(opts->columns ? opts->columns : SL_EVAL_DEFAULT_COLUMNS);
+    s->o.columns = s->o.regions = NULL;
+    s->o.labels = NULL;
+    sl_status st;
+    const char *cols = opts->columns ? opts->columns : SL_EVAL_DEFAULT_COLUMNS;
+    if ((st = ev_parse_columns(cols, s->cols, &s->ncols, (int)(sizeof s->cols / sizeof *s->cols), msg, msglen)) !=
+        SL_OK)
+        goto fail;
+    s->columns = strdup(cols);
     s->warnings = calloc(1, 1);
-    if (!s->columns || !s->warnings) {
+    if (!s->columns || !s->warnings || (opts->regions && !(s->regions = strdup(opts->regions)))) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
         goto fail;
     }
     s->o.columns = s->columns;
+    s->o.regions = s->regions;
+    if ((st = create_checks(s, opts, msg, msglen)) != SL_OK) goto fail;
     s->labels_all = opts->labels == NULL;
     if (!s->labels_all) {
         if (opts->nlabels < 1) {
@@ -179,26 +223,16 @@ sl_status sl_evalset_create(const sl_eval_opts *opts, sl_evalset **out, char *ms
                 goto fail;
             }
     }
+    if (s->regions && (st = parse_regions(s, s->regions, msg, msglen)) != SL_OK) goto fail;
+    /* regions alone: no label scan, only the regions */
+    if (s->regions && s->labels_all) s->labels_all = 0;
+    if ((st = check_ignore(s, msg, msglen)) != SL_OK) goto fail;
     s->o.labels = s->labels;
-    if (!(opts->empty_distance < 0) && !(opts->empty_distance >= 0 && isfinite(opts->empty_distance))) {
-        st = sl_errf(msg, msglen, SL_EINVAL, "--empty-distance must be a finite number >= 0");
-        goto fail;
+    s->o.metric.metrics = SL_MET_OVERLAP; /* the counts: every row carries them */
+    for (int k = 0; k < s->ncols; k++) {
+        s->o.metric.metrics |= ev_columns[s->cols[k]].group;
+        s->need |= ev_columns[s->cols[k]].need;
     }
-    if (opts->nspacing < 0 || opts->nspacing > SL_MAX_SPATIAL) {
-        st = sl_errf(msg, msglen, SL_EINVAL, "--spacing expects 1 to 3 values");
-        goto fail;
-    }
-    for (int k = 0; k < opts->nspacing; k++)
-        if (!(opts->spacing[k] > 0) || !isfinite(opts->spacing[k])) {
-            st = sl_errf(msg, msglen, SL_EINVAL, "--spacing values must be positive");
-            goto fail;
-        }
-    if (opts->threads < 0) {
-        st = sl_errf(msg, msglen, SL_EINVAL, "eval: threads must be >= 0");
-        goto fail;
-    }
-    s->o.metric.metrics = 0;
-    for (int k = 0; k < s->ncols; k++) s->o.metric.metrics |= ev_columns[s->cols[k]].group;
     if ((st = sl_metric_opts_check(&s->o.metric, msg, msglen)) != SL_OK) {
         st = SL_EINVAL;
         goto fail;
@@ -228,9 +262,17 @@ void sl_evalset_free(sl_evalset *s)
         free(c->gt);
         free(c->found);
         free(c->res);
+        free(c->fp_ml);
+        free(c->fn_ml);
     }
+    for (int t = 0; t < s->ntargets; t++) free(s->targets[t].set);
+    free(s->targets);
+    free(s->vals);
+    free(s->rows);
+    ev_free_conventions(s);
     free(s->cases);
     free(s->columns);
+    free(s->regions);
     free(s->labels);
     free(s->warnings);
     free(s);
@@ -737,46 +779,191 @@ static void scan_labels(sl_evalset *s, int outer)
     }
 }
 
-/* Scores the labels of one loaded case with `inner` threads. Labels are
- * independent, so with several threads and several labels each thread
- * takes whole labels (one-threaded metric calls): an atlas with a hundred
- * labels scales with the threads, where splitting each small label's work
- * across threads would mostly wait. One label (or one thread) gets every
- * thread inside the metric call instead. Results and the reported error
- * (the first failing label) do not depend on the schedule. */
-static void score_labels(const sl_evalset *s, ev_case *c, int inner)
+/* Value of voxel i of a label map, as a double (labels compare as doubles
+ * in sl_metrics_eval too). */
+static double voxel(const sl_labelmap *m, int64_t i)
+{
+    switch (m->dtype) {
+    case SL_DT_F32: return ((const float *)m->data)[i];
+    case SL_DT_F64: return ((const double *)m->data)[i];
+    case SL_DT_BOOL:
+    case SL_DT_U8: return ((const uint8_t *)m->data)[i];
+    case SL_DT_I8: return ((const int8_t *)m->data)[i];
+    case SL_DT_U16: return ((const uint16_t *)m->data)[i];
+    case SL_DT_I16: return ((const int16_t *)m->data)[i];
+    case SL_DT_U32: return ((const uint32_t *)m->data)[i];
+    case SL_DT_I32: return ((const int32_t *)m->data)[i];
+    case SL_DT_U64: return (double)((const uint64_t *)m->data)[i];
+    case SL_DT_I64: return (double)((const int64_t *)m->data)[i];
+    }
+    return NAN;
+}
+
+static int in_set(double v, const ev_target *t)
+{
+    if (t->kind == EV_LABEL) return v == (double)t->label;
+    for (int k = 0; k < t->nset; k++)
+        if (v == (double)t->set[k]) return 1;
+    return 0;
+}
+
+/* The per-case quantities that need every label at once: the number of
+ * ignored voxels and the pixel accuracy (the fraction of the voxels not
+ * ignored whose predicted label equals the ground truth's). */
+static void case_extras(const sl_evalset *s, ev_case *c)
 {
     sl_labelmap p = map_p(c), g = map_g(c);
-    int per_label = inner > 1 && s->nlabels > 1;
-    int nl = s->nlabels, team = per_label ? (inner < nl ? inner : nl) : 1;
-    sl_status *st = calloc((size_t)nl, sizeof *st);
-    char(*msgs)[512] = calloc((size_t)nl, sizeof *msgs);
+    int64_t n = 1, ign = 0, same = 0;
+    for (int a = 0; a < c->grid.ndim; a++) n *= c->grid.shape[a];
+    double iv = (double)s->o.ignore_label;
+    for (int64_t i = 0; i < n; i++) {
+        double gv = voxel(&g, i);
+        if (s->o.has_ignore && gv == iv) {
+            ign++;
+            continue;
+        }
+        same += voxel(&p, i) == gv;
+    }
+    c->n_ignored = ign;
+    c->pixel_accuracy = n - ign > 0 ? (double)same / (double)(n - ign) : NAN;
+}
+
+void ev_overlap_from_counts(sl_metric_result *r, int64_t tp, int64_t fp, int64_t fn, int64_t tn, const sl_grid *g)
+{
+    slm_scan sc;
+    memset(&sc, 0, sizeof sc);
+    sc.tp = tp, sc.fp = fp, sc.fn = fn, sc.tn = tn;
+    slg_vol v;
+    memset(&v, 0, sizeof v);
+    v.ndim = 1;
+    v.sp[0] = v.sp[1] = v.sp[2] = 1.0;
+    if (g && slg_vol_from_grid(g, &v, NULL, 0) != SL_OK) g = NULL;
+    slm_overlap(r, &sc, &v);
+    if (!g) r->vol_pred = r->vol_gt = NAN;
+}
+
+/* autoPET's false-positive and false-negative volumes (mL) of two masks:
+ * the voxels of the predicted components that touch no ground-truth voxel,
+ * and of the ground-truth components that touch no predicted voxel, times
+ * the voxel volume in mL (mm^3 / 1000). Components with opts.connectivity
+ * (autoPET: 18). */
+static sl_status fpfn_volumes(const uint8_t *pm, const uint8_t *gm, const sl_grid *g, int connectivity, double *fp_ml,
+                              double *fn_ml, char *msg, size_t msglen)
+{
+    int64_t n = 1;
+    double vox = 1;
+    for (int a = 0; a < g->ndim; a++) n *= g->shape[a], vox *= g->spacing[a];
+    int32_t *lab = sl_malloc(n, sizeof *lab);
+    uint8_t *hit = NULL;
+    if (!lab) return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+    double *out[2] = {fp_ml, fn_ml};
+    sl_status st = SL_OK;
+    for (int side = 0; side < 2 && st == SL_OK; side++) {
+        const uint8_t *m = side ? gm : pm, *other = side ? pm : gm;
+        sl_components comp = SL_COMPONENTS_EMPTY;
+        st = sl_components_label(m, g, connectivity, lab, &comp, msg, msglen);
+        if (st != SL_OK) break;
+        hit = calloc((size_t)comp.count + 1, 1);
+        if (!hit) {
+            sl_components_free(&comp);
+            st = sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+            break;
+        }
+        for (int64_t i = 0; i < n; i++)
+            if (lab[i] > 0 && other[i]) hit[lab[i] - 1] = 1;
+        int64_t missed = 0;
+        for (int64_t k = 0; k < comp.count; k++)
+            if (!hit[k]) missed += comp.size[k];
+        *out[side] = (double)missed * vox / 1000.0;
+        free(hit);
+        hit = NULL;
+        sl_components_free(&comp);
+    }
+    free(lab);
+    return st;
+}
+
+/* Scores target t of a loaded case into c->res[t] with `threads`. A plain
+ * label without the ignore label or the autoPET volumes goes straight to
+ * sl_metrics_eval; otherwise the two masks are built here (the union of
+ * the region's labels, minus the ignored voxels) and scored as masks, TN
+ * corrected by the ignored voxels. */
+static sl_status score_target(const sl_evalset *s, ev_case *c, int t, int threads, char *msg, size_t msglen)
+{
+    const ev_target *tg = &s->targets[t];
+    sl_metric_opts mo = s->o.metric;
+    mo.threads = threads;
+    sl_labelmap p = map_p(c), g = map_g(c);
+    sl_metric_result *r = &c->res[t];
+    if (tg->kind == EV_LABEL && !s->o.has_ignore && !(s->need & EV_NEED_FPFN))
+        return sl_metrics_eval(&p, &g, &c->grid, &tg->label, 1, &mo, r, msg, msglen);
+    int64_t n = 1;
+    for (int a = 0; a < c->grid.ndim; a++) n *= c->grid.shape[a];
+    uint8_t *pm = sl_malloc(n, 1), *gm = sl_malloc(n, 1);
+    if (!pm || !gm) {
+        free(pm);
+        free(gm);
+        return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory (masks of %lld voxels)", (long long)n);
+    }
+    double iv = (double)s->o.ignore_label;
+    for (int64_t i = 0; i < n; i++) {
+        double gv = voxel(&g, i);
+        int keep = !(s->o.has_ignore && gv == iv);
+        pm[i] = (uint8_t)(keep && in_set(voxel(&p, i), tg));
+        gm[i] = (uint8_t)(keep && in_set(gv, tg));
+    }
+    sl_status st = sl_metrics_eval_mask(pm, gm, &c->grid, &mo, r, msg, msglen);
+    if (st == SL_OK) {
+        r->label = tg->kind == EV_LABEL ? tg->label : -1;
+        /* ignored voxels are 0 in both masks: they were counted as TN */
+        if (s->o.has_ignore) {
+            unsigned computed = r->computed;
+            ev_overlap_from_counts(r, r->tp, r->fp, r->fn, r->tn - c->n_ignored, &c->grid);
+            r->computed = computed;
+        }
+        if (s->need & EV_NEED_FPFN)
+            st = fpfn_volumes(pm, gm, &c->grid, mo.connectivity, &c->fp_ml[t], &c->fn_ml[t], msg, msglen);
+    }
+    free(pm);
+    free(gm);
+    return st;
+}
+
+/* Scores the targets of one loaded case with `inner` threads. Targets are
+ * independent, so with several threads and several targets each thread
+ * takes whole targets (one-threaded metric calls): an atlas with a hundred
+ * labels scales with the threads, where splitting each small label's work
+ * across threads would mostly wait. One target (or one thread) gets every
+ * thread inside the metric call instead. Results and the reported error
+ * (the first failing target) do not depend on the schedule. */
+static void score_labels(const sl_evalset *s, ev_case *c, int inner)
+{
+    int nt = s->ntargets;
+    if (s->targets[nt - 1].kind == EV_MEAN) nt--; /* computed from the others */
+    int per_target = inner > 1 && nt > 1;
+    int team = per_target ? (inner < nt ? inner : nt) : 1;
+    sl_status *st = calloc((size_t)nt + 1, sizeof *st);
+    char(*msgs)[512] = calloc((size_t)nt + 1, sizeof *msgs);
     if (!st || !msgs) {
         free(st);
         free(msgs);
         c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");
         return;
     }
-    sl_metric_opts mo = s->o.metric;
-    mo.threads = per_label ? 1 : inner;
-    if (!per_label) {
-        st[0] = sl_metrics_eval(&p, &g, &c->grid, s->labels, nl, &mo, c->res, msgs[0], sizeof msgs[0]);
-    } else {
+    if (s->o.has_ignore || (s->need & EV_NEED_PIXACC)) case_extras(s, c);
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team) if (per_target)
 #endif
-        for (int l = 0; l < nl; l++)
-            st[l] = sl_metrics_eval(&p, &g, &c->grid, &s->labels[l], 1, &mo, &c->res[l], msgs[l], sizeof msgs[l]);
-    }
+    for (int t = 0; t < nt; t++) st[t] = score_target(s, c, t, per_target ? 1 : inner, msgs[t], sizeof msgs[t]);
     (void)team;
-    for (int l = 0; l < (per_label ? nl : 1); l++)
-        if (st[l] != SL_OK) {
+    for (int t = 0; t < nt; t++)
+        if (st[t] != SL_OK) {
             if (c->inmem)
-                sl_errf(c->err, sizeof c->err, st[l], "case '%s': %s", c->id, msgs[l][0] ? msgs[l] : sl_strerror(st[l]));
+                sl_errf(c->err, sizeof c->err, st[t], "case '%s': %s", c->id, msgs[t][0] ? msgs[t] : sl_strerror(st[t]));
             else
-                sl_errf(c->err, sizeof c->err, st[l], "%s vs %s: %s", c->pred, c->gt,
-                        msgs[l][0] ? msgs[l] : sl_strerror(st[l]));
-            c->st = st[l];
+                sl_errf(c->err, sizeof c->err, st[t], "%s vs %s: %s", c->pred, c->gt,
+                        msgs[t][0] ? msgs[t] : sl_strerror(st[t]));
+            c->st = st[t];
             break;
         }
     free(st);
@@ -799,8 +986,13 @@ static void score_cases(sl_evalset *s, int outer, int inner)
         ev_case *c = &s->cases[i];
         c->st = load_case(s, c, !s->labels_all);
         if (c->st == SL_OK) {
-            c->res = calloc((size_t)s->nlabels, sizeof *c->res);
-            if (!c->res) c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");
+            c->res = calloc((size_t)s->ntargets, sizeof *c->res);
+            if (s->need & EV_NEED_FPFN) {
+                c->fp_ml = calloc((size_t)s->ntargets, sizeof *c->fp_ml);
+                c->fn_ml = calloc((size_t)s->ntargets, sizeof *c->fn_ml);
+            }
+            if (!c->res || ((s->need & EV_NEED_FPFN) && (!c->fp_ml || !c->fn_ml)))
+                c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");
             else score_labels(s, c, inner);
             c->empty_distance = s->o.empty_distance >= 0 ? s->o.empty_distance : diagonal_mm(&c->grid);
             c->ndim = c->grid.ndim;
@@ -838,6 +1030,21 @@ sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
     sl_status st = check_open(s, msg, msglen);
     if (st != SL_OK) return st;
     if (s->ncases == 0) return sl_errf(msg, msglen, SL_EEMPTY, "eval: the set has no case");
+    if (s->o.shard_n > 1) {
+        /* keep case i when i % N == K - 1: deterministic, balanced, and the
+         * merge restores the order (cases sorted by name) */
+        int k = 0;
+        for (int i = 0; i < s->ncases; i++) {
+            if (i % s->o.shard_n == s->o.shard_k - 1) {
+                s->cases[k++] = s->cases[i];
+            } else {
+                free(s->cases[i].id);
+                free(s->cases[i].pred);
+                free(s->cases[i].gt);
+            }
+        }
+        s->ncases = k;
+    }
     /* Threads: one case per thread when there are enough cases; the rest
      * go inside each case. */
     int total = threads_total(s->o.threads), n = s->ncases;
@@ -865,9 +1072,31 @@ sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
                            "no non-zero label in any prediction or ground truth; choose labels with --labels "
                            "(e.g. --labels 0 for the background)");
         }
+        /* the ignore label is never a target */
+        int64_t k = 0;
+        for (int64_t l = 0; l < nl; l++)
+            if (!(s->o.has_ignore && s->labels[l] == s->o.ignore_label)) s->labels[k++] = s->labels[l];
+        nl = k;
+        if (nl == 0) {
+            s->failed = 1;
+            return sl_errf(msg, msglen, SL_EEMPTY,
+                           "no non-zero label in any prediction or ground truth; choose labels with --labels "
+                           "(e.g. --labels 0 for the background)");
+        }
         s->nlabels = (int)nl;
         s->o.labels = s->labels;
         s->o.nlabels = s->nlabels;
+    }
+    if ((st = build_targets(s, msg, msglen)) != SL_OK) {
+        s->failed = 1;
+        return st;
+    }
+    if (s->ncases == 0) {
+        /* an empty shard: its outputs hold no case */
+        s->o.metric.threads = 0;
+        sl_metric_opts_describe(&s->o.metric, 3, s->describe, sizeof s->describe);
+        s->scored = 1;
+        return ev_materialise(s);
     }
     score_cases(s, outer, inner);
     gather_warnings(s);
@@ -876,6 +1105,11 @@ sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
      * dimensionality (cases of mixed dimensionality are unusual). */
     sl_metric_opts_describe(&s->o.metric, s->cases[0].ndim, s->describe, sizeof s->describe);
     s->scored = 1;
+    if ((st = ev_materialise(s)) != SL_OK) {
+        s->scored = 0;
+        s->failed = 1;
+        return sl_errf(msg, msglen, st, "eval: out of memory");
+    }
     return SL_OK;
 }
 
