@@ -1,6 +1,7 @@
 /*
  * segloss predict --model FILE --input IMG --out OUT [--tta none|flip]
- *                 [--int8 [--calib IMG]] [--config FILE] [--batch N] [--threads T]
+ *                 [--probabilities P.npy] [--int8 [--calib IMG]] [--config FILE]
+ *                 [--batch N] [--threads T]
  *
  * Applies a trained model to an image: NIfTI volumes slice by slice along
  * the training axis (geometry copied to the output), .npy arrays (2-D or
@@ -36,6 +37,9 @@ static const char *usage_text =
     "  --input IMG       image to segment (required)\n"
     "  --out OUT         label map to write (required; written whole or not at all)\n"
     "  --tta none|flip   flip: average the softmax of the 4 mirrorings (none)\n"
+    "  --probabilities P.npy\n"
+    "                    also write the softmax the labels are the argmax of: float32\n"
+    "                    (C, image shape...), channels first (for segloss eval --prob)\n"
     "  --int8            INT8 inference: int8 weights (per output channel) and int8\n"
     "                    convolution inputs calibrated on a float pass over --calib\n"
     "  --calib IMG       calibration image for --int8 (default: IMG itself; give\n"
@@ -71,7 +75,7 @@ static int read_image(const char *path, sl_array *img, sl_image_info *info)
 
 int cmd_predict(int argc, char **argv)
 {
-    const char *model = NULL, *input = NULL, *out = NULL, *config = NULL, *calib = NULL;
+    const char *model = NULL, *input = NULL, *out = NULL, *config = NULL, *calib = NULL, *pout = NULL;
     int int8 = 0;
     sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
     for (int i = 1; i < argc; i++)
@@ -88,6 +92,8 @@ int cmd_predict(int argc, char **argv)
             if (!(input = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--out", &v)) {
             if (!(out = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--probabilities", &v)) {
+            if (!(pout = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--config", &v)) {
             if (!(config = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (!strcmp(a, "--int8")) {
@@ -121,6 +127,8 @@ int cmd_predict(int argc, char **argv)
         return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", input);
     if (!known_format(out))
         return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", out);
+    if (pout && sl_format_from_path(pout) != SL_FORMAT_NPY)
+        return cli_fail(CMD, EXIT_USAGE, "--probabilities writes a .npy file, got '%s'", pout);
     if (calib && !int8) return cli_fail(CMD, EXIT_USAGE, "--calib is for --int8 (the calibration of an INT8 prediction)");
     if (calib && !known_format(calib))
         return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", calib);
@@ -135,7 +143,7 @@ int cmd_predict(int argc, char **argv)
         config = cpath;
     }
     sl_unet *net = NULL;
-    sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY, cimg = SL_ARRAY_EMPTY;
+    sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY, cimg = SL_ARRAY_EMPTY, prob = SL_ARRAY_EMPTY;
     sl_image_info info;
     memset(&info, 0, sizeof info);
     int rc = EXIT_WORK;
@@ -187,8 +195,13 @@ int cmd_predict(int argc, char **argv)
             goto done;
         }
     }
-    if (sl_predict_image(net, &pp, &img, &po, &lab, msg, sizeof msg) != SL_OK) {
+    if (sl_predict_image_probs(net, &pp, &img, &po, &lab, pout ? &prob : NULL, msg, sizeof msg) != SL_OK) {
         cli_fail(CMD, EXIT_WORK, "%s: %s", input, msg);
+        goto done;
+    }
+    /* the probabilities first: if the labels then fail, they are removed */
+    if (pout && sl_image_write(pout, &prob, NULL, NULL, msg, sizeof msg) != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s", msg);
         goto done;
     }
     sl_status st;
@@ -205,10 +218,12 @@ int cmd_predict(int argc, char **argv)
     }
     if (st != SL_OK) {
         cli_fail(CMD, EXIT_WORK, "%s", msg);
+        if (pout) remove(pout);
         goto done;
     }
     rc = 0;
 done:
+    sl_array_free(&prob);
     sl_array_free(&img);
     sl_array_free(&lab);
     sl_array_free(&cimg);

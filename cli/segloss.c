@@ -22,6 +22,7 @@ static const command commands[] = {
     {"train", cmd_train, "train a U-Net with a loss or loss schedule; test metrics, resumable"},
     {"predict", cmd_predict, "segment images (NIfTI, .npy, PNG) with a trained model"},
     {"bench", cmd_bench, "the controlled loss benchmark: train, test, compare, rank, report"},
+    {"fuse", cmd_fuse, "fuse several raters' label maps (STAPLE or majority vote)"},
 };
 
 static void usage(FILE *f)

@@ -319,7 +319,6 @@ sl_status sl_surface_kind_parse(const char *name, sl_surface_kind *out);
 const char *sl_lesion_match_name(sl_lesion_match m);
 sl_status sl_lesion_match_parse(const char *name, sl_lesion_match *out);
 
-
 /* ======================================================================
  * Evaluation sets: many cases, one engine (what `segloss eval` runs).
  *
@@ -560,6 +559,236 @@ sl_status sl_evalset_check_outputs(const sl_evalset *s, const char *csv_path, co
 
 /* The summary table of `segloss eval` (one row per label, mean ± std). */
 sl_status sl_evalset_print_table(const sl_evalset *s, FILE *f);
+
+/* ==== Metric families of issue 15: probabilities, instances, raters ====== */
+
+/*
+ * Probabilities (calibration and ranking) for one case.
+ *
+ *   prob:   (C, spatial...) float32, channels first, C >= 2: prob[c * n + i]
+ *           is the probability of class c at voxel i (a softmax output)
+ *   labels: (spatial...) label map of n voxels, values in [0, C) — or
+ *           opts.ignore_label, whose voxels take part in nothing
+ *
+ * Every voxel must hold finite probabilities in [0, 1] whose sum over the
+ * classes is within opts.sum_tol of 1; otherwise the call fails naming the
+ * first offending voxel (raster order), and nothing is written.
+ *
+ * Definitions (docs/metrics.md), with n the number of scored voxels:
+ *   confidence   max_c p_c (the first class on ties), predicted = that class
+ *   ECE          top-label expected calibration error (Guo et al., ICML
+ *                2017): bins b = 0..B-1 of equal width on [0, 1], a value v
+ *                in bin b when b/B < v <= (b+1)/B (v = 0 in bin 0);
+ *                ECE = sum_b (n_b / n) |acc_b - conf_b|
+ *   MCE          max over non-empty bins of |acc_b - conf_b|
+ *   class-wise ECE  (Kull et al., NeurIPS 2019) per class c: the same bins
+ *                over p_c with acc_b = the fraction of voxels of class c;
+ *                the summary is the mean over the C classes
+ *   Brier        per class: mean (p_c - [y = c])^2, scikit-learn's
+ *                brier_score_loss(y == c, p_c); overall: the sum over the
+ *                classes (Brier 1950: mean over voxels of sum_c (p_c - y_c)^2)
+ *   NLL          mean over voxels of -log(max(p_y, 1e-15))
+ *   AUROC, AP    per class, voxel level, p_c as the score of "y = c":
+ *                scikit-learn's roc_auc_score (trapezoids through every
+ *                distinct score, ties as one step) and
+ *                average_precision_score (sum_n (R_n - R_(n-1)) P_n over
+ *                the distinct scores, descending). NaN when class c has no
+ *                voxel (AUROC also when every voxel is of class c), where
+ *                scikit-learn raises or warns.
+ */
+typedef struct sl_prob_opts {
+    int bins;             /* B >= 1; default 15 */
+    double sum_tol;       /* allowed |sum_c p_c - 1| per voxel, >= 0; default 1e-4
+                             (float32 softmax sums are within C * 6e-8) */
+    int has_ignore;       /* 1: voxels labelled ignore_label are left out */
+    int64_t ignore_label;
+    int threads;          /* 0 = OpenMP default */
+} sl_prob_opts;
+
+#define SL_PROB_OPTS_DEFAULT {15, 1e-4, 0, 0, 0}
+
+typedef struct sl_prob_result {
+    int64_t n;            /* voxels scored (ignored ones left out) */
+    double accuracy;      /* fraction with predicted == y */
+    double ece, mce;      /* top-label */
+    double classwise_ece; /* mean over classes of sl_prob_class.ece */
+    double brier;         /* sum over classes of sl_prob_class.brier */
+    double nll;
+} sl_prob_result;
+
+typedef struct sl_prob_class {
+    int64_t positives;    /* voxels of this class */
+    double ece, mce;      /* class-wise calibration of p_c */
+    double brier;
+    double auroc, ap;     /* NaN when not requested or undefined */
+} sl_prob_class;
+
+/*
+ * Scores one case. per_class: [C] or NULL; AUROC and AP (one sort of the n
+ * scores per class) are computed only when per_class is given and
+ * with_ranking is 1. n = 0 voxels scored (all ignored) gives SL_EEMPTY.
+ * Codes: SL_EINVAL (NULL, C < 2, n < 1, bad opts), SL_EDTYPE, SL_ERANGE
+ * (a probability outside [0, 1], a sum off by more than sum_tol, a label
+ * outside [0, C)), SL_ENONFINITE, SL_EEMPTY, SL_ENOMEM.
+ */
+sl_status sl_prob_eval(const float *prob, int64_t nclass, const sl_labelmap *labels, int64_t n,
+                       const sl_prob_opts *opts, int with_ranking, sl_prob_result *out,
+                       sl_prob_class *per_class, char *msg, size_t msglen);
+
+/* scikit-learn's roc_auc_score and average_precision_score for n binary
+ * targets y (0 or non-zero) and float32 scores (any finite values, -0 and
+ * +0 equal): NaN where undefined (see above). Either output may be NULL.
+ * Cost: two radix sorts, 8 bytes of scratch per score.
+ * Codes: SL_EINVAL (NULL, n < 1), SL_ENONFINITE (a NaN/Inf score), SL_ENOMEM. */
+sl_status sl_auroc_ap(const float *score, const uint8_t *y, int64_t n, double *auroc, double *ap);
+
+/*
+ * Instances and panoptic quality.
+ *
+ * An instance map holds one id per voxel: 0 is background, every other
+ * (integer) value is one instance, wherever its voxels are (MONAI's
+ * convention; ids need not be contiguous). The IoU of a target instance g
+ * and a predicted instance p is |g ∩ p| / |g ∪ p|; a pair can match only
+ * when IoU > iou_threshold (strictly), and each instance matches at most
+ * once. How the pairs are chosen:
+ *   SL_INST_MONAI (default) MONAI's compute_panoptic_quality: threshold
+ *                 >= 0.5, every pair above it (such pairs are unique);
+ *                 below 0.5, SL_INST_HUNGARIAN
+ *   SL_INST_GREEDY    pairs by decreasing IoU (ties: target id, then
+ *                 predicted id, ascending), taken while both are free
+ *   SL_INST_HUNGARIAN the assignment of maximal total IoU over all pairs
+ *                 (scipy.optimize.linear_sum_assignment on -IoU), then the
+ *                 pairs above the threshold are kept
+ * Then, as MONAI (Kirillov et al., CVPR 2019, with MONAI's smoothing term
+ * s = opts.smooth in the denominators):
+ *   TP = matched pairs, FP = unmatched predicted, FN = unmatched target,
+ *   SQ = sum IoU / (TP + s), RQ = TP / (TP + FP/2 + FN/2 + s),
+ *   PQ = sum IoU / (TP + FP/2 + FN/2 + s)
+ * so no instance on either side gives PQ = SQ = RQ = 0, as MONAI does.
+ * IoU is computed in double (MONAI: float32).
+ */
+typedef enum sl_instance_match { SL_INST_MONAI = 0, SL_INST_GREEDY = 1, SL_INST_HUNGARIAN = 2 } sl_instance_match;
+
+typedef struct sl_instance_opts {
+    sl_instance_match match; /* default SL_INST_MONAI */
+    double iou_threshold;    /* in [0, 1]; default 0.5 */
+    double smooth;           /* >= 0; default 1e-6 (MONAI's smooth_numerator) */
+} sl_instance_opts;
+
+#define SL_INSTANCE_OPTS_DEFAULT {SL_INST_MONAI, 0.5, 1e-6}
+
+typedef struct sl_instance_result {
+    int64_t n_gt, n_pred;    /* instances */
+    int64_t tp, fp, fn;
+    double iou_sum;          /* over the matched pairs */
+    double pq, sq, rq;
+} sl_instance_result;
+
+/* The matched pairs (ids as in the maps, ascending target id), owned by
+ * the struct: release with sl_instance_pairs_free. */
+typedef struct sl_instance_pairs {
+    int64_t n;
+    int64_t *gt_id, *pred_id;
+    double *iou;
+} sl_instance_pairs;
+
+#define SL_INSTANCE_PAIRS_EMPTY {0, NULL, NULL, NULL}
+
+/*
+ * Matches the instances of two instance maps of n voxels each (dtypes may
+ * differ) and fills *out; pairs may be NULL, otherwise it is overwritten.
+ * Cost: one pass over the voxels plus the matching; the Hungarian method
+ * runs on each connected group of overlapping instances separately.
+ * Codes: SL_EINVAL (NULL, n < 1, bad opts), SL_EDTYPE, SL_ERANGE (an id
+ * that is not an integer), SL_ENOMEM.
+ */
+sl_status sl_instances_eval(const sl_labelmap *pred, const sl_labelmap *gt, int64_t n,
+                            const sl_instance_opts *opts, sl_instance_result *out,
+                            sl_instance_pairs *pairs, char *msg, size_t msglen);
+
+/*
+ * The same on the connected components of one class of two semantic label
+ * maps: the instances of each side are the components (connectivity as in
+ * sl_components_label) of (map == label) on grid.
+ */
+sl_status sl_instances_eval_label(const sl_labelmap *pred, const sl_labelmap *gt, const sl_grid *grid,
+                                  int64_t label, int connectivity, const sl_instance_opts *opts,
+                                  sl_instance_result *out, char *msg, size_t msglen);
+
+void sl_instance_pairs_free(sl_instance_pairs *p);
+
+/* "monai", "greedy", "hungarian"; SL_EUNKNOWN for any other name. */
+const char *sl_instance_match_name(sl_instance_match m);
+sl_status sl_instance_match_parse(const char *name, sl_instance_match *out);
+
+/*
+ * Several raters: label fusion by majority vote or STAPLE.
+ *
+ * STAPLE (Warfield, Zou & Wells, "Simultaneous truth and performance level
+ * estimation", IEEE TMI 23(7), 2004) estimates a hidden true labelling T
+ * and each rater's performance by expectation-maximisation. Multi-class
+ * (the paper's section on several categories): rater j has a confusion
+ * matrix theta_j[s'][s] = P(rater j says s' | T = s) over the K labels
+ * present in any rater; the prior f(s) is the fraction of all R n
+ * decisions that say s (fixed, as ITK's STAPLE filters). One iteration:
+ *   E: W_si = f(s) prod_j theta_j[D_ij][s], normalised over s
+ *   M: theta_j[s'][s] = sum_{i: D_ij = s'} W_si / sum_i W_si
+ * from theta_j[s][s] = opts.init and (1 - init) / (K - 1) off the
+ * diagonal, until no entry moves by more than opts.tol or max_iter
+ * iterations. The fused label of a voxel is the s of largest W_si (the
+ * smallest label on ties). With K = 2 this is exactly binary STAPLE
+ * (sensitivity p_j = theta_j[1][1], specificity q_j = theta_j[0][0]).
+ * SL_STAPLE_BINARY runs binary STAPLE on (rater == L) for each non-zero
+ * label L separately and gives a voxel the label whose W exceeds 0.5
+ * (the largest W if several do; 0 if none).
+ * Reported per rater and label L: sensitivity = P(D = L | T = L) and
+ * specificity = P(D != L | T != L), both from the final W.
+ *
+ * Majority vote: the label most raters give a voxel (the smallest label on
+ * ties).
+ */
+typedef enum sl_fuse_method { SL_FUSE_STAPLE = 0, SL_FUSE_MAJORITY = 1 } sl_fuse_method;
+typedef enum sl_staple_mode { SL_STAPLE_MULTICLASS = 0, SL_STAPLE_BINARY = 1 } sl_staple_mode;
+
+typedef struct sl_fuse_opts {
+    sl_fuse_method method;   /* default SL_FUSE_STAPLE */
+    sl_staple_mode mode;     /* default SL_STAPLE_MULTICLASS */
+    int max_iter;            /* >= 1; default 200 */
+    double tol;              /* >= 0; default 1e-8 */
+    double init;             /* initial sensitivity/specificity in (0, 1); default 0.99 */
+    int threads;             /* 0 = OpenMP default */
+} sl_fuse_opts;
+
+#define SL_FUSE_OPTS_DEFAULT {SL_FUSE_STAPLE, SL_STAPLE_MULTICLASS, 200, 1e-8, 0.99, 0}
+
+/* What a fusion estimated; arrays owned by the struct (sl_fuse_result_free). */
+typedef struct sl_fuse_result {
+    int nraters, nlabels;
+    int64_t *labels;         /* [nlabels] sorted labels present in any rater (0 included) */
+    double *sensitivity;     /* [nraters][nlabels] (STAPLE only; NaN for majority and,
+                                in binary mode, for label 0) */
+    double *specificity;     /* [nraters][nlabels] */
+    double *prior;           /* [nlabels] fraction of decisions */
+    int iterations;          /* EM iterations (the most over labels in binary mode) */
+    int converged;           /* 1 when every run stopped by tol */
+} sl_fuse_result;
+
+#define SL_FUSE_RESULT_EMPTY {0, 0, NULL, NULL, NULL, NULL, 0, 0}
+
+/*
+ * Fuses nraters >= 2 label maps of n voxels each (dtypes may differ) into
+ * fused[n] (int64, caller-allocated). result may be NULL; otherwise it is
+ * overwritten. Codes: SL_EINVAL (NULL, nraters < 2, n < 1, bad opts),
+ * SL_EDTYPE, SL_ERANGE (a value that is not an integer label),
+ * SL_EUNSUPPORTED (more than 255 distinct labels), SL_ENOMEM.
+ */
+sl_status sl_fuse(const sl_labelmap *raters, int nraters, int64_t n, const sl_fuse_opts *opts, int64_t *fused,
+                  sl_fuse_result *result, char *msg, size_t msglen);
+void sl_fuse_result_free(sl_fuse_result *r);
+
+/* "staple", "majority"; "multiclass", "binary"; SL_EUNKNOWN otherwise. */
+sl_status sl_fuse_method_parse(const char *name, sl_fuse_method *out);
+sl_status sl_staple_mode_parse(const char *name, sl_staple_mode *out);
 
 SL_API_END
 #ifdef __cplusplus

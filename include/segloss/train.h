@@ -332,6 +332,16 @@ sl_status sl_predict_slices(sl_unet *net, const float *images, int64_t n, int64_
 sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *image,
                            const sl_predict_opts *opts, sl_array *out, char *msg, size_t msglen);
 
+/* sl_predict_image that also writes the softmax probabilities the labels
+ * are the argmax of (the TTA mean; for resample/fit models, interpolated
+ * back to the image grid) to *probs: float32 (C, image shape...), channels
+ * first in the image's own layout (allocated; release with sl_array_free;
+ * overwritten, not freed first). probs may be NULL. Codes as
+ * sl_predict_image. */
+sl_status sl_predict_image_probs(sl_unet *net, const sl_preproc *pp, const sl_array *image,
+                                 const sl_predict_opts *opts, sl_array *out, sl_array *probs, char *msg,
+                                 size_t msglen);
+
 SL_API_END
 #ifdef __cplusplus
 }

@@ -11,20 +11,21 @@
  * all background nor all foreground, weighted by the size of the iso-surface
  * that passes through that cell.
  *
- * The weights here are derived, not tabulated by hand: for each of the
- * 2^(2^ndim) configurations of a cell, the iso-contour through the edge
- * midpoints is built face by face (marching squares on each face of the
- * cube; on a face whose foreground corners are diagonal, each foreground
- * corner is cut off on its own), the face segments close into loops, and a
- * loop's area is the area of the fan of triangles from its centroid, in mm
- * with the grid's spacing. In 2-D this is exactly the marching-squares
- * contour length (the diagonal case has the same length either way). In 3-D
- * planar loops (a corner, an edge, a face, a plane cut) get the exact
- * marching-cubes area; non-planar loops (five or six midpoints that do not
- * lie in one plane) get the centroid-fan area, which can differ slightly
- * from the triangles of a particular marching-cubes table, DeepMind's
- * included (docs/metrics.md). Which points are surfels — and hence every
- * distance — does not depend on this choice.
+ * The weights are DeepMind's. In 2-D they are the marching-squares contour
+ * lengths through the edge midpoints (derived below; DeepMind's
+ * create_table_neighbour_code_to_contour_length gives the same lengths).
+ * In 3-D they are DeepMind's own table (lookup_tables.py,
+ * _NEIGHBOUR_CODE_TO_NORMALS, Apache-2.0, Copyright 2018 Google Inc.): for
+ * each of the 256 configurations of a cell a short list of normal vectors
+ * whose lengths are the areas of its triangles at unit spacing; at spacing
+ * (sz, sy, sx) a normal (n0, n1, n2) becomes (n0 sy sx, n1 sz sx, n2 sz sy)
+ * and the cell's area is the sum of their lengths
+ * (create_table_neighbour_code_to_surface_area). Those triangles are not a
+ * minimal surface — in configurations such as three corners of one face the
+ * table's area exceeds the area of the polygon through the edge midpoints —
+ * but reproducing DeepMind to the last digit needs its exact areas, so the
+ * table is carried as data rather than re-derived. Which points are surfels
+ * — and hence every distance — does not depend on the weights.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -137,7 +138,7 @@ static void corner_pos(int c, int ndim, const double sp[3], double p[3])
     }
 }
 
-/* Size of the iso-contour of one configuration (see the file comment). */
+/* 2-D: length of the marching-squares contour of one configuration. */
 static double cell_weight(const cell_geom *g, int ndim, const double sp[3], int code)
 {
     int link[12][2];
@@ -171,43 +172,80 @@ static double cell_weight(const cell_geom *g, int ndim, const double sp[3], int 
                 }
         }
     }
+    /* each segment once: from the lower-numbered edge */
     double total = 0.0;
-    if (ndim == 2) {
-        /* each segment once: from the lower-numbered edge */
-        for (int e = 0; e < g->nedge; e++)
-            for (int j = 0; j < nlink[e]; j++) {
-                int o = link[e][j];
-                if (o < e) continue;
-                double d0 = mid[e][1] - mid[o][1], d1 = mid[e][2] - mid[o][2];
-                total += sqrt(d0 * d0 + d1 * d1);
-            }
-        return total;
-    }
-    /* 3-D: walk the loops (every crossing edge has exactly two links) */
-    int seen[12] = {0};
-    for (int e = 0; e < g->nedge; e++) {
-        if (nlink[e] != 2 || seen[e]) continue;
-        int loop[12], len = 0, prev = -1, cur = e;
-        do {
-            seen[cur] = 1;
-            loop[len++] = cur;
-            int nx = link[cur][0] != prev ? link[cur][0] : link[cur][1];
-            /* a two-link cycle cannot occur (three faces would be needed) */
-            prev = cur;
-            cur = nx;
-        } while (cur != e && len < 12);
-        double c[3] = {0, 0, 0};
-        for (int i = 0; i < len; i++)
-            for (int k = 0; k < 3; k++) c[k] += mid[loop[i]][k] / len;
-        for (int i = 0; i < len; i++) {
-            const double *p = mid[loop[i]], *q = mid[loop[(i + 1) % len]];
-            double u[3] = {p[0] - c[0], p[1] - c[1], p[2] - c[2]};
-            double w[3] = {q[0] - c[0], q[1] - c[1], q[2] - c[2]};
-            double x = u[1] * w[2] - u[2] * w[1], y = u[2] * w[0] - u[0] * w[2], z = u[0] * w[1] - u[1] * w[0];
-            total += 0.5 * sqrt(x * x + y * y + z * z);
+    for (int e = 0; e < g->nedge; e++)
+        for (int j = 0; j < nlink[e]; j++) {
+            int o = link[e][j];
+            if (o < e) continue;
+            double d0 = mid[e][1] - mid[o][1], d1 = mid[e][2] - mid[o][2];
+            total += sqrt(d0 * d0 + d1 * d1);
         }
-    }
     return total;
+}
+
+/*
+ * DeepMind's _NEIGHBOUR_CODE_TO_NORMALS for codes 0..127 in DeepMind's bit
+ * order, each normal's components times 8 and without sign (only lengths
+ * are used): {count, n0, n1, n2, n0, n1, n2, ...}. Codes 128..255 are the
+ * complements, whose entries in DeepMind's table are those of 255 - code.
+ */
+static const unsigned char dm_normals[128][13] = {
+    {0}, {1,1,1,1}, {1,1,1,1}, {2,2,2,0,2,2,0}, {1,1,1,1}, {2,2,0,2,2,0,2}, {2,1,1,1,1,1,1},
+    {3,4,0,0,2,2,2,1,1,1}, {1,1,1,1}, {2,1,1,1,1,1,1}, {2,2,0,2,2,0,2}, {3,4,0,0,2,2,2,1,1,1},
+    {2,2,2,0,2,2,0}, {3,4,0,0,2,2,2,1,1,1}, {3,4,0,0,2,2,2,1,1,1}, {2,4,0,0,4,0,0}, {1,1,1,1},
+    {2,0,2,2,0,2,2}, {2,1,1,1,1,1,1}, {3,0,4,0,2,2,2,1,1,1}, {2,1,1,1,1,1,1}, {3,0,0,4,2,2,2,1,1,1},
+    {3,1,1,1,1,1,1,1,1,1}, {4,1,1,1,2,2,2,2,2,2,1,1,1}, {2,1,1,1,1,1,1}, {3,0,2,2,0,2,2,1,1,1},
+    {3,2,0,2,2,0,2,1,1,1}, {4,1,1,1,3,3,3,0,2,2,2,0,2}, {3,1,1,1,2,2,0,2,2,0},
+    {4,3,3,3,0,2,2,1,1,1,2,2,0}, {4,4,0,0,1,1,1,2,2,2,1,1,1}, {3,4,0,0,1,1,1,2,2,2}, {1,1,1,1},
+    {2,1,1,1,1,1,1}, {2,0,2,2,0,2,2}, {3,0,4,0,1,1,1,2,2,2}, {2,1,1,1,1,1,1}, {3,1,1,1,2,0,2,2,0,2},
+    {3,0,2,2,0,2,2,1,1,1}, {4,3,3,3,0,2,2,1,1,1,2,0,2}, {2,1,1,1,1,1,1}, {3,1,1,1,1,1,1,1,1,1},
+    {3,0,0,4,2,2,2,1,1,1}, {4,2,2,2,2,2,2,1,1,1,1,1,1}, {3,1,1,1,2,2,0,2,2,0},
+    {4,4,0,0,2,2,2,1,1,1,1,1,1}, {4,0,2,2,3,3,3,1,1,1,2,2,0}, {3,4,0,0,2,2,2,1,1,1},
+    {2,2,2,0,2,2,0}, {3,0,4,0,2,2,2,1,1,1}, {3,0,4,0,1,1,1,2,2,2}, {2,0,4,0,0,4,0},
+    {3,2,2,0,2,2,0,1,1,1}, {4,3,3,3,2,0,2,1,1,1,2,2,0}, {4,1,1,1,0,4,0,2,2,2,1,1,1},
+    {3,0,4,0,2,2,2,1,1,1}, {3,1,1,1,2,2,0,2,2,0}, {4,0,4,0,2,2,2,1,1,1,1,1,1},
+    {4,3,3,3,2,2,0,1,1,1,2,0,2}, {3,0,4,0,2,2,2,1,1,1}, {4,2,2,0,2,2,0,2,2,0,2,2,0},
+    {3,2,2,0,2,2,0,1,1,1}, {3,1,1,1,2,2,0,2,2,0}, {2,2,2,0,2,2,0}, {1,1,1,1}, {2,1,1,1,1,1,1},
+    {2,1,1,1,1,1,1}, {3,1,1,1,2,2,0,2,2,0}, {2,0,2,2,0,2,2}, {3,0,0,4,2,2,2,1,1,1},
+    {3,0,2,2,0,2,2,1,1,1}, {4,3,3,3,0,2,2,1,1,1,2,2,0}, {2,1,1,1,1,1,1}, {3,1,1,1,1,1,1,1,1,1},
+    {3,1,1,1,2,0,2,2,0,2}, {4,4,0,0,2,2,2,1,1,1,1,1,1}, {3,0,4,0,2,2,2,1,1,1},
+    {4,2,2,2,2,2,2,1,1,1,1,1,1}, {4,2,0,2,3,3,3,0,2,2,1,1,1}, {3,4,0,0,2,2,2,1,1,1},
+    {2,2,0,2,2,0,2}, {3,0,0,4,2,2,2,1,1,1}, {3,1,1,1,2,0,2,2,0,2}, {4,2,0,2,3,3,3,2,2,0,1,1,1},
+    {3,0,0,4,2,2,2,1,1,1}, {2,0,0,4,0,0,4}, {4,1,1,1,1,1,1,2,2,2,0,0,4}, {3,1,1,1,2,2,2,0,0,4},
+    {3,2,0,2,2,0,2,1,1,1}, {4,0,0,4,2,2,2,1,1,1,1,1,1}, {4,2,0,2,2,0,2,2,0,2,2,0,2},
+    {3,1,1,1,2,0,2,2,0,2}, {4,2,0,2,3,3,3,2,2,0,1,1,1}, {3,0,0,4,2,2,2,1,1,1},
+    {3,1,1,1,2,0,2,2,0,2}, {2,2,0,2,2,0,2}, {2,1,1,1,1,1,1}, {3,1,1,1,1,1,1,1,1,1},
+    {3,1,1,1,0,2,2,0,2,2}, {4,0,4,0,1,1,1,2,2,2,1,1,1}, {3,0,2,2,0,2,2,1,1,1},
+    {4,0,0,4,2,2,2,1,1,1,1,1,1}, {4,0,2,2,0,2,2,0,2,2,0,2,2}, {3,0,2,2,0,2,2,1,1,1},
+    {3,1,1,1,1,1,1,1,1,1}, {4,1,1,1,1,1,1,1,1,1,1,1,1}, {4,0,0,4,2,2,2,1,1,1,1,1,1},
+    {3,1,1,1,1,1,1,1,1,1}, {4,0,4,0,2,2,2,1,1,1,1,1,1}, {3,1,1,1,1,1,1,1,1,1},
+    {3,0,2,2,0,2,2,1,1,1}, {2,1,1,1,1,1,1}, {3,4,0,0,2,2,2,1,1,1}, {4,2,2,2,1,1,1,2,2,2,1,1,1},
+    {4,3,3,3,0,2,2,1,1,1,2,0,2}, {3,0,4,0,2,2,2,1,1,1}, {4,3,3,3,2,2,0,0,2,2,1,1,1},
+    {3,1,1,1,2,2,2,0,0,4}, {3,1,1,1,0,2,2,0,2,2}, {2,0,2,2,0,2,2}, {4,4,0,0,2,2,2,1,1,1,1,1,1},
+    {3,1,1,1,1,1,1,1,1,1}, {3,2,0,2,2,0,2,1,1,1}, {2,1,1,1,1,1,1}, {3,2,2,0,2,2,0,1,1,1},
+    {2,1,1,1,1,1,1}, {2,1,1,1,1,1,1}, {1,1,1,1},
+};
+
+/* DeepMind numbers the 8 voxels of a cell the other way round: its bit b
+ * is voxel (dz, dy, dx) with dz*4 + dy*2 + dx = 7 - b (the kernel
+ * [[[128, 64], [32, 16]], [[8, 4], [2, 1]]] correlated at the cell's last
+ * voxel), so its code is our code with the 8 bits reversed. */
+static double dm_cell_area(int code, const double sp[3])
+{
+    int dm = 0;
+    for (int b = 0; b < 8; b++)
+        if (code & (1 << b)) dm |= 1 << (7 - b);
+    if (dm >= 128) dm = 255 - dm;
+    const unsigned char *e = dm_normals[dm];
+    double area = 0.0;
+    for (int t = 0; t < e[0]; t++) {
+        double n0 = e[1 + 3 * t] / 8.0 * sp[1] * sp[2];
+        double n1 = e[2 + 3 * t] / 8.0 * sp[0] * sp[2];
+        double n2 = e[3 + 3 * t] / 8.0 * sp[0] * sp[1];
+        area += sqrt(n0 * n0 + n1 * n1 + n2 * n2);
+    }
+    return area;
 }
 
 void slg_surfel_table(int ndim, const double sp[3], double table[256])
@@ -216,7 +254,7 @@ void slg_surfel_table(int ndim, const double sp[3], double table[256])
     cell_geom_init(&g, ndim);
     int ncode = 1 << g.ncorner;
     for (int c = 0; c < 256; c++) table[c] = 0.0;
-    for (int c = 1; c < ncode - 1; c++) table[c] = cell_weight(&g, ndim, sp, c);
+    for (int c = 1; c < ncode - 1; c++) table[c] = ndim == 3 ? dm_cell_area(c, sp) : cell_weight(&g, ndim, sp, c);
 }
 
 void slg_surfel_codes(const uint8_t *mask, const slg_vol *v, uint8_t *code, int threads)

@@ -252,6 +252,13 @@ static inline int64_t vol_index(int axis, int64_t s, int64_t u, int64_t v, int64
 sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *image, const sl_predict_opts *opts,
                            sl_array *out, char *msg, size_t msglen)
 {
+    return sl_predict_image_probs(net, pp, image, opts, out, NULL, msg, msglen);
+}
+
+sl_status sl_predict_image_probs(sl_unet *net, const sl_preproc *pp, const sl_array *image,
+                                 const sl_predict_opts *opts, sl_array *out, sl_array *prob_out, char *msg,
+                                 size_t msglen)
+{
     if (!net || !pp || !image || !out || !image->data) return sl_errf(msg, msglen, SL_EINVAL, "predict: NULL argument");
     if (pp->axis != 'x' && pp->axis != 'y' && pp->axis != 'z')
         return sl_errf(msg, msglen, SL_EINVAL, "predict: axis must be x, y or z");
@@ -277,7 +284,7 @@ sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *i
     sl_unet_get_config(net, &uc);
     const int64_t C = uc.num_classes;
 
-    sl_array f = SL_ARRAY_EMPTY;
+    sl_array f = SL_ARRAY_EMPTY, pa = SL_ARRAY_EMPTY;
     float *sl = NULL, *rs = NULL, *probs = NULL, *back = NULL;
     int32_t *lab = NULL;
     sl_status st;
@@ -293,6 +300,12 @@ sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *i
     sl = sl_malloc(N, sizeof *sl);
     lab = sl_malloc(N, sizeof *lab);
     if (!sl || !lab) goto nomem;
+    if (prob_out) {
+        /* (C, image shape...): the softmax in the image's own layout */
+        int64_t pshape[4] = {C, D, H, W};
+        if (image->ndim == 2) pshape[1] = H, pshape[2] = W;
+        if ((st = sl_array_alloc(&pa, SL_DT_F32, image->ndim + 1, pshape)) != SL_OK) goto nomem;
+    }
     for (int64_t s = 0; s < ns; s++)
         for (int64_t u = 0; u < sh; u++)
             for (int64_t v = 0; v < sw; v++) sl[(s * sh + u) * sw + v] = fv[vol_index(axis, s, u, v, H, W)];
@@ -300,7 +313,16 @@ sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *i
 
     const int64_t th = pp->size[0], tw = pp->size[1];
     if (pp->resize == SL_RESIZE_CROP_PAD || (th == sh && tw == sw)) {
-        if ((st = sl_predict_slices(net, sl, ns, sh, sw, opts, NULL, lab, msg, msglen)) != SL_OK) goto fail;
+        const int64_t shw = sh * sw;
+        if (prob_out && !(probs = sl_malloc(ns * C * shw, sizeof *probs))) goto nomem;
+        if ((st = sl_predict_slices(net, sl, ns, sh, sw, opts, probs, lab, msg, msglen)) != SL_OK) goto fail;
+        if (prob_out)
+            for (int64_t s = 0; s < ns; s++)
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t u = 0; u < sh; u++)
+                        for (int64_t v = 0; v < sw; v++)
+                            ((float *)pa.data)[c * N + vol_index(axis, s, u, v, H, W)] =
+                                probs[(s * C + c) * shw + u * sw + v];
     } else {
         /* to the training size, predict, probabilities back to the slice grid */
         int64_t thw = th * tw, shw = sh * sw;
@@ -329,6 +351,11 @@ sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *i
                                     SL_INTERP_LINEAR, back + c * shw, NULL)) != SL_OK)
                     goto fail;
             slt_argmax(back, 1, C, shw, lab + s * shw);
+            if (prob_out)
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t u = 0; u < sh; u++)
+                        for (int64_t v = 0; v < sw; v++)
+                            ((float *)pa.data)[c * N + vol_index(axis, s, u, v, H, W)] = back[c * shw + u * sw + v];
         }
     }
     /* labels back into the image's layout */
@@ -345,6 +372,10 @@ sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *i
                 else ((int16_t *)res.data)[i] = (int16_t)L;
             }
     *out = res;
+    if (prob_out) {
+        *prob_out = pa;
+        pa = (sl_array)SL_ARRAY_EMPTY;
+    }
     st = SL_OK;
     goto done;
 nomem:
@@ -354,6 +385,7 @@ fail:
     if (st == SL_ENOMEM) sl_errf(msg, msglen, SL_ENOMEM, "predict: out of memory");
 done:
     sl_array_free(&f);
+    sl_array_free(&pa);
     free(sl);
     free(lab);
     free(rs);

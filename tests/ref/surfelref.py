@@ -1,8 +1,11 @@
 """Independent reference for corner-grid surfels (used by test_edt.py and
 test_metrics.py): neighbourhood codes on the corner grid and the size of
-the iso-contour of every code, written separately from src/geometry/surface.c
-(same convention: marching squares on each face of the cell, diagonal faces
-cut each foreground corner off, loops chained, centroid fans).
+the surface element of every code, written separately from
+src/geometry/surface.c. Code bit k is the voxel at offset (dz, dy, dx) with
+k = dz*4 + dy*2 + dx from the cell's first voxel. 2-D: marching-squares
+contour length through the edge midpoints. 3-D: DeepMind's area table
+(dmsurfref.py), whose code numbers the voxels the other way round (bit
+7 - k), so the table is read at the bit-reversed code.
 """
 import functools
 
@@ -22,6 +25,10 @@ def codes_ref(m):
 
 
 def area_table_ref(nd, sp):
+    if nd == 3:
+        import dmsurfref
+        dm = dmsurfref.area_table(tuple(float(x) for x in sp))
+        return np.array([dm[int("{:08b}".format(k)[::-1], 2)] for k in range(256)])
     return _area_table(nd, tuple(float(x) for x in sp)).copy()
 
 
