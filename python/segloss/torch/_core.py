@@ -86,7 +86,7 @@ def _logits_array(logits):
                                 % logits.dtype)
     if logits.dim() < 3 or logits.dim() > 2 + _lib.MAX_SPATIAL:
         raise errors.ShapeError("logits must be (N, C, spatial...) with 1 to 3 spatial axes, got shape %s"
-                                % tuple(logits.shape))
+                                % (tuple(logits.shape),))
     return logits.detach().to(torch.float32).contiguous().numpy()
 
 
