@@ -131,6 +131,9 @@ class _SegLossFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (grad,) = ctx.saved_tensors
+        if grad_output.numel() == 1 and float(grad_output) == 1.0:
+            # loss.backward(): the kept gradient as it is (no pass over it, no new buffer)
+            return grad.to(ctx.logits_dtype), None, None, None, None
         g = grad.to(torch.float64 if ctx.logits_dtype == torch.float64 else torch.float32)
         g = (g * grad_output.to(g.dtype)).to(ctx.logits_dtype)
         return g, None, None, None, None
