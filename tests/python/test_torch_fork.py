@@ -8,7 +8,6 @@ import os
 import signal
 import time
 
-import numpy as np
 import torch
 
 import pyref  # noqa: F401  (paths)

@@ -99,7 +99,7 @@ def _target_arrays(target, shape):
     if not isinstance(target, torch.Tensor):
         raise TypeError("target must be a torch.Tensor, got %s" % type(target).__name__)
     _check_cpu(target, "target")
-    N, C, spatial = shape[0], shape[1], tuple(shape[2:])
+    N, spatial = shape[0], tuple(shape[2:])
     tshape = tuple(target.shape)
     if target.dtype.is_floating_point:
         if tshape != tuple(shape):
@@ -252,7 +252,6 @@ class SegLoss(torch.nn.Module):
     def set_weight(self, term, weight):
         """Sets a term's weight (for schedules); term is an index or a loss name that occurs once."""
         i = self._index(term)
-        buf = _lib.msgbuf()
         st = _L().sl_loss_set_term_weight(self._handle, i, float(weight))
         if st:
             raise errors.from_status(st, "%s: term %d: weight %r is not finite" % (self.spec, i, weight))
