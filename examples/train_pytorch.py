@@ -4,7 +4,7 @@ Data: Debian's mricron-data (/usr/share/mricron/templates): the skull-stripped C
 (ch2bet.nii.gz) and the AAL atlas in the same space (aal.nii.gz, aal.nii.txt), labelled as
 segloss's `colin` source does (src/data/colin.c): 1 = deep grey nuclei (caudate, putamen,
 pallidum, thalamus), 2 = hippocampus + amygdala, 0 = everything else; z-scored over the brain.
-Slices are downsampled 2x; blocks of 8 slices alternate between train and test with a 2-slice
+Slices are downsampled 2x and cropped to the labelled region; blocks of 8 slices alternate between train and test with a 2-slice
 gap between them.
 
 Two runs from the same initial weights:
@@ -81,8 +81,14 @@ def slices(t1, lab, block=8, gap=2):
     zs = [z for z in range(t1.shape[0]) if (lab[z] > 0).sum() >= 20]
     x = t1[zs][:, ::2, ::2]
     y = lab[zs][:, ::2, ::2]
-    H, W = (x.shape[1] // 8) * 8, (x.shape[2] // 8) * 8
-    x, y = x[:, :H, :W], y[:, :H, :W]
+    # crop to the labelled region (the structures are central) plus a margin, in multiples of 8
+    ys, xs = np.nonzero(y.any(0))
+    crop = []
+    for lo, hi, n in ((ys.min(), ys.max() + 1, y.shape[1]), (xs.min(), xs.max() + 1, y.shape[2])):
+        size = min(n // 8 * 8, ((hi - lo + 16) + 7) // 8 * 8)
+        start = int(np.clip((lo + hi) // 2 - size // 2, 0, n - size))
+        crop.append(slice(start, start + size))
+    x, y = x[:, crop[0], crop[1]], y[:, crop[0], crop[1]]
     train, test = [], []
     for i in range(len(zs)):
         b, r = divmod(i, block + gap)
@@ -178,7 +184,7 @@ def train(name, spec, init, data, epochs, threads, with_maps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
