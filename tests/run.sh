@@ -3,7 +3,8 @@
 #   tests/run.sh BUILD_DIR [FILTER]
 # Kinds: unit executables (BUILD/tests/test_*), CLI scripts (tests/cli/*.sh),
 # reference comparisons with PyTorch/scipy (tests/ref/test_*.py, Debian's
-# /usr/bin/python3), and fuzz-corpus replays (tests/fuzz/corpus/<target>/).
+# /usr/bin/python3), fuzz-corpus replays (tests/fuzz/corpus/<target>/), and
+# the Python package's tests (tests/python/test_*.py, PYTHONPATH=python).
 # With SL_SANITIZED=1 (the ASan+UBSan build) the reference scripts run their
 # quick subset (SL_QUICK=1), since the sanitized binary is several times slower.
 # Tests run SL_TEST_JOBS at a time (default: the number of cores); each
@@ -48,6 +49,14 @@ for t in "$root"/tests/ref/test_*.py; do
   fi
   add "ref/$(basename "$t")" ref "$t"
 done
+# The Python package's tests (python/segloss against this build's library).
+for t in "$root"/tests/python/test_*.py; do
+  [ -f "$t" ] || continue
+  if [ "${SL_SANITIZED:-0}" = 1 ] && grep -q 'sanitized: skip' "$t"; then
+    skip=$((skip + 1)); continue
+  fi
+  add "python/$(basename "$t")" py "$t"
+done
 
 run_test() {  # index
   local i=$1 name kind path rc t0
@@ -58,6 +67,7 @@ run_test() {  # index
     cli) bash "$path" ;;
     fuzz) "$build/fuzz/fuzz_${path}_replay" "$root/tests/fuzz/corpus/$path/" ;;
     ref) "$py" "$path" ;;
+    py) PYTHONPATH="$root/python" SEGLOSS_LIB="$build/libsegloss.so" "$py" "$path" ;;
   esac >"$log/$i.out" 2>&1
   rc=$?
   echo "$rc" >"$log/$i.rc"

@@ -1,0 +1,23 @@
+"""segloss for PyTorch.
+
+- SegLoss(spec, *, spacing=None, threads=None): any segloss loss spec as a
+  torch.nn.Module (docs/losses.md lists the losses and their keys).
+- boundary_maps(target, num_classes, spacing=None): the `boundary` loss's
+  distance maps, e.g. computed in DataLoader workers.
+- segloss.torch.monai, segloss.torch.smp: drop-ins with the class names,
+  arguments, defaults and values of MONAI and segmentation_models_pytorch.
+
+Only CPU tensors: CUDA tensors raise NotImplementedError naming the backend.
+"""
+import importlib
+
+from ._core import SegLoss, boundary_maps
+
+
+def __getattr__(name):
+    if name in ("monai", "smp"):
+        return importlib.import_module("." + name, __name__)
+    raise AttributeError("module 'segloss.torch' has no attribute %r" % name)
+
+
+__all__ = ["SegLoss", "boundary_maps"]

@@ -1,0 +1,371 @@
+"""SegLoss: a segloss spec as a torch.nn.Module (one C call per forward)."""
+import ctypes
+
+import numpy as np
+import torch
+
+from .. import _lib, errors
+
+_c = ctypes
+
+
+class _Target(_c.Structure):
+    """sl_target of include/segloss/loss.h, field by field."""
+    _fields_ = [("kind", _c.c_int), ("labels", _c.c_void_p), ("soft", _c.c_void_p)]
+
+
+class _ForwardOpts(_c.Structure):
+    """sl_forward_opts of include/segloss/loss.h."""
+    _fields_ = [("spacing", _c.c_double * _lib.MAX_SPATIAL), ("dist", _c.c_void_p),
+                ("threads", _c.c_int), ("training", _c.c_int)]
+
+
+class _Grid(_c.Structure):
+    """sl_grid of include/segloss/geometry.h."""
+    _fields_ = [("ndim", _c.c_int), ("shape", _c.c_int64 * _lib.MAX_SPATIAL),
+                ("spacing", _c.c_double * _lib.MAX_SPATIAL)]
+
+
+class _EdtOpts(_c.Structure):
+    _fields_ = [("mode", _c.c_int), ("threads", _c.c_int)]
+
+
+_declared = False
+
+
+def _L():
+    global _declared
+    h = _lib.lib()
+    if not _declared:
+        vp, cp, sz = _c.c_void_p, _c.c_char_p, _c.c_size_t
+        h.sl_loss_create.argtypes = [cp, _c.POINTER(vp), cp, sz]
+        h.sl_loss_free.argtypes = [vp]
+        h.sl_loss_free.restype = None
+        h.sl_loss_forward.argtypes = [vp, vp, _c.POINTER(_lib.Dims), _c.POINTER(_Target),
+                                      _c.POINTER(_ForwardOpts), _c.POINTER(_c.c_double), vp, cp, sz]
+        h.sl_loss_num_terms.argtypes = [vp]
+        h.sl_loss_term_name.argtypes = [vp, _c.c_int]
+        h.sl_loss_term_name.restype = cp
+        h.sl_loss_term_weight.argtypes = [vp, _c.c_int]
+        h.sl_loss_term_weight.restype = _c.c_double
+        h.sl_loss_term_value.argtypes = [vp, _c.c_int]
+        h.sl_loss_term_value.restype = _c.c_double
+        h.sl_loss_set_term_weight.argtypes = [vp, _c.c_int, _c.c_double]
+        h.sl_loss_state_size.argtypes = [vp, _c.POINTER(sz)]
+        h.sl_loss_state_get.argtypes = [vp, vp, sz, _c.POINTER(sz)]
+        h.sl_loss_state_set.argtypes = [vp, vp, sz, cp, sz]
+        h.sl_edt.argtypes = [vp, _c.c_int, _c.POINTER(_Grid), _c.POINTER(_EdtOpts), vp, _c.c_int, cp, sz]
+        _declared = True
+    return h
+
+
+def _check_cpu(t, what):
+    if t.device.type != "cpu":
+        raise errors.UnsupportedError(
+            "%s is on %s; segloss's only backend in this build is the CPU: move the tensors to the CPU "
+            "(.cpu()) before the loss" % (what, t.device))
+
+
+def _spacing(spacing, ndim):
+    if spacing is None:
+        return [1.0] * ndim
+    sp = [float(s) for s in (spacing if hasattr(spacing, "__len__") else [spacing] * ndim)]
+    if len(sp) != ndim:
+        raise errors.ShapeError("spacing has %d values for %d spatial axes" % (len(sp), ndim))
+    return sp
+
+
+def _logits_array(logits):
+    """float32 C-contiguous numpy copy/view of the logits (float16/bfloat16 widen exactly;
+    float64 rounds to float32, which is what the C library computes in)."""
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError("logits must be a torch.Tensor, got %s" % type(logits).__name__)
+    _check_cpu(logits, "logits")
+    if not logits.dtype.is_floating_point:
+        raise errors.DTypeError("logits must be floating point (float16, bfloat16, float32, float64), got %s"
+                                % logits.dtype)
+    if logits.dim() < 3 or logits.dim() > 2 + _lib.MAX_SPATIAL:
+        raise errors.ShapeError("logits must be (N, C, spatial...) with 1 to 3 spatial axes, got shape %s"
+                                % (tuple(logits.shape),))
+    return logits.detach().to(torch.float32).contiguous().numpy()
+
+
+def _target_arrays(target, shape):
+    """(kind, labels int32 | None, soft float32 | None) for a target tensor that goes with
+    logits of `shape`: labels (N, spatial...) or (N, 1, spatial...) of an integer (or bool)
+    dtype; a one-hot/soft target (N, C, spatial...) of a float dtype."""
+    if isinstance(target, np.ndarray):
+        target = torch.from_numpy(target)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError("target must be a torch.Tensor, got %s" % type(target).__name__)
+    _check_cpu(target, "target")
+    N, spatial = shape[0], tuple(shape[2:])
+    tshape = tuple(target.shape)
+    if target.dtype.is_floating_point:
+        if tshape != tuple(shape):
+            raise errors.ShapeError(
+                "a float target is a one-hot/soft target and must have the logits' shape %s, got %s "
+                "(pass a label map as an integer tensor)" % (tuple(shape), tshape))
+        return 1, None, target.detach().to(torch.float32).contiguous().numpy()
+    if target.is_complex():
+        raise errors.DTypeError("target dtype %s is neither integer labels nor a float soft target" % target.dtype)
+    if tshape == (N, 1) + spatial:
+        target = target.reshape((N,) + spatial)
+    elif tshape != (N,) + spatial:
+        raise errors.ShapeError("a label map must be (N, spatial...) = %s or (N, 1, spatial...) for logits %s, got %s"
+                                % ((N,) + spatial, tuple(shape), tshape))
+    return 0, _lib.as_labels(target.detach().numpy(), "target"), None
+
+
+class _SegLossFn(torch.autograd.Function):
+    """Value and gradient from one C call; backward scales the kept gradient."""
+
+    @staticmethod
+    def forward(ctx, logits, module, target, dist, want_grad):
+        value, grad = module._evaluate(logits, target, dist, want_grad)
+        if want_grad:
+            ctx.save_for_backward(torch.from_numpy(grad))
+        ctx.logits_dtype = logits.dtype
+        return torch.tensor(value, dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (grad,) = ctx.saved_tensors
+        if grad_output.numel() == 1 and float(grad_output) == 1.0:
+            # loss.backward(): the kept gradient as it is (no pass over it, no new buffer)
+            return grad.to(ctx.logits_dtype), None, None, None, None
+        g = grad.to(torch.float64 if ctx.logits_dtype == torch.float64 else torch.float32)
+        g = (g * grad_output.to(g.dtype)).to(ctx.logits_dtype)
+        return g, None, None, None, None
+
+
+class SegLoss(torch.nn.Module):
+    """A segloss loss spec (docs/losses.md) as a PyTorch loss.
+
+        loss = SegLoss("dice+ce")                       # or "0.5*gdice+0.5*boundary", ...
+        value = loss(logits, target)                    # logits (N, C, spatial...)
+        value.backward()
+
+    target: a label map (N, spatial...) or (N, 1, spatial...) of an integer or
+    bool dtype (int64 is checked to fit int32), or a one-hot / soft target
+    (N, C, spatial...) of a float dtype. dist: optional precomputed distance
+    maps (N, C, spatial...) for the `boundary` loss (see boundary_maps()).
+
+    One C call computes the value and, when the logits require a gradient and
+    grad mode is on, the gradient; backward() only scales it by grad_output.
+    Logits of float16/bfloat16 are widened exactly to float32, float64 is
+    rounded to float32 (the library computes in float32 with float64 sums);
+    the value and the gradient come back in the logits' dtype. No gradient
+    flows to the target or to dist.
+
+    spacing: voxel size per spatial axis in array order (mm), for the
+    distance-based losses. threads: an explicit thread count (default: torch's).
+    In train() mode stateful losses (adaptive_dice) update their state; the
+    state and the term weights travel in state_dict(), pickling and deepcopy.
+    """
+
+    def __init__(self, spec, *, spacing=None, threads=None):
+        super().__init__()
+        if not isinstance(spec, str):
+            raise TypeError("spec must be a string such as 'dice+ce', got %s" % type(spec).__name__)
+        if threads is not None:
+            _lib.threads(threads)  # validates
+        self.spec = spec
+        self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
+        self.threads = threads
+        self._handle = None
+        self._create()
+
+    # ---- the C object
+
+    def _create(self):
+        h = _L()
+        buf = _lib.msgbuf()
+        p = _c.c_void_p()
+        _lib.check(h.sl_loss_create(self.spec.encode(), _c.byref(p), buf, _lib.MSG_LEN), buf)
+        self._handle = p
+
+    def __del__(self):
+        handle = self.__dict__.get("_handle")
+        if handle is not None and handle.value:
+            try:
+                _L().sl_loss_free(handle)
+            except Exception:  # interpreter shutdown: the library may be gone
+                pass
+            self._handle = None
+
+    def _evaluate(self, logits, target, dist, want_grad):
+        h = _L()
+        x = _logits_array(logits)
+        shape = x.shape
+        kind, labels, soft = _target_arrays(target, shape)
+        d = _lib.dims(shape)
+        opts = _ForwardOpts()
+        for i, s in enumerate(_spacing(self.spacing, len(shape) - 2)):
+            opts.spacing[i] = s
+        for i in range(len(shape) - 2, _lib.MAX_SPATIAL):
+            opts.spacing[i] = 1.0
+        dist_arr = None
+        if dist is not None:
+            if isinstance(dist, np.ndarray):
+                dist = torch.from_numpy(dist)
+            _check_cpu(dist, "dist")
+            if tuple(dist.shape) != tuple(shape):
+                raise errors.ShapeError("dist must have the logits' shape %s, got %s"
+                                        % (tuple(shape), tuple(dist.shape)))
+            dist_arr = dist.detach().to(torch.float32).contiguous().numpy()
+            opts.dist = dist_arr.ctypes.data
+        opts.threads = _lib.threads(self.threads)
+        opts.training = 1 if self.training else 0
+        tgt = _Target(kind, None if labels is None else labels.ctypes.data,
+                      None if soft is None else soft.ctypes.data)
+        grad = np.empty(shape, np.float32) if want_grad else None
+        value = _c.c_double()
+        buf = _lib.msgbuf()
+        st = h.sl_loss_forward(self._handle, x.ctypes.data, _c.byref(d), _c.byref(tgt), _c.byref(opts),
+                               _c.byref(value), None if grad is None else grad.ctypes.data, buf, _lib.MSG_LEN)
+        _lib.check(st, buf, self.spec)
+        return value.value, grad
+
+    # ---- the loss
+
+    def forward(self, logits, target, dist=None):
+        want_grad = bool(torch.is_grad_enabled() and isinstance(logits, torch.Tensor) and logits.requires_grad)
+        return _SegLossFn.apply(logits, self, target, dist, want_grad)
+
+    # ---- terms
+
+    def __len__(self):
+        return _L().sl_loss_num_terms(self._handle)
+
+    @property
+    def term_names(self):
+        """Loss names of the terms, in spec order."""
+        h = _L()
+        return [h.sl_loss_term_name(self._handle, i).decode() for i in range(len(self))]
+
+    @property
+    def weights(self):
+        """Current term weights, in spec order."""
+        return [_L().sl_loss_term_weight(self._handle, i) for i in range(len(self))]
+
+    def set_weight(self, term, weight):
+        """Sets a term's weight (for schedules); term is an index or a loss name that occurs once."""
+        i = self._index(term)
+        st = _L().sl_loss_set_term_weight(self._handle, i, float(weight))
+        if st:
+            raise errors.from_status(st, "%s: term %d: weight %r is not finite" % (self.spec, i, weight))
+
+    def _index(self, term):
+        names = self.term_names
+        if isinstance(term, str):
+            hits = [i for i, n in enumerate(names) if n == term]
+            if len(hits) != 1:
+                raise errors.UnknownNameError("%s: %s term %r (terms: %s)" % (
+                    self.spec, "no" if not hits else "more than one", term, ", ".join(names)))
+            return hits[0]
+        i = int(term)
+        if not 0 <= i < len(names):
+            raise IndexError("%s: term index %d out of range (%d terms)" % (self.spec, i, len(names)))
+        return i
+
+    def term_values(self):
+        """{name: unweighted value} of the terms from the last forward (NaN before the first).
+        A name that occurs more than once is suffixed with its index ("dice#2")."""
+        h = _L()
+        names = self.term_names
+        out = {}
+        for i, n in enumerate(names):
+            key = n if names.count(n) == 1 else "%s#%d" % (n, i)
+            out[key] = h.sl_loss_term_value(self._handle, i)
+        return out
+
+    # ---- state (state_dict, pickle, deepcopy)
+
+    def _state_bytes(self):
+        h = _L()
+        size = _c.c_size_t()
+        _lib.check(h.sl_loss_state_size(self._handle, _c.byref(size)))
+        buf = (_c.c_ubyte * max(size.value, 1))()
+        written = _c.c_size_t()
+        _lib.check(h.sl_loss_state_get(self._handle, buf, size.value, _c.byref(written)))
+        return bytes(buf[:written.value])
+
+    def _restore(self, saved):
+        if saved.get("spec") != self.spec:
+            raise errors.BadStateError("state of loss %r cannot be loaded into loss %r" % (saved.get("spec"), self.spec))
+        weights = list(saved["weights"])
+        if len(weights) != len(self):
+            raise errors.BadStateError("state has %d term weights, loss %r has %d terms"
+                                       % (len(weights), self.spec, len(self)))
+        state = bytes(saved["state"])
+        raw = (_c.c_ubyte * max(len(state), 1)).from_buffer_copy(state.ljust(1, b"\0"))
+        buf = _lib.msgbuf()
+        _lib.check(_L().sl_loss_state_set(self._handle, raw, len(state), buf, _lib.MSG_LEN), buf, self.spec)
+        for i, w in enumerate(weights):
+            self.set_weight(i, w)
+
+    def get_extra_state(self):
+        return {"spec": self.spec, "weights": self.weights, "state": self._state_bytes()}
+
+    def set_extra_state(self, state):
+        self._restore(state)
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d.pop("_handle", None)
+        d["_saved"] = self.get_extra_state()
+        return d
+
+    def __setstate__(self, d):
+        d = dict(d)
+        saved = d.pop("_saved")
+        self.__dict__.update(d)
+        self._handle = None
+        self._create()
+        self._restore(saved)
+
+    def extra_repr(self):
+        s = repr(self.spec)
+        if self.spacing is not None:
+            s += ", spacing=%s" % (self.spacing,)
+        if self.threads is not None:
+            s += ", threads=%d" % self.threads
+        return s
+
+
+def boundary_maps(target, num_classes, spacing=None, threads=None):
+    """The signed distance maps the `boundary` loss uses (Kervadec et al.'s
+    one_hot2dist: +distance outside a class, -(EDT inside - 1) inside, 0 for a
+    class absent from or filling a sample), as a float32 tensor (N, C, spatial...).
+
+    target: a label map (N, spatial...) as an integer tensor or array. Meant for
+    DataLoader workers: pass the result as SegLoss(...)(logits, target, dist=maps).
+    With num_classes = 1 the single channel is the map of label 1 (foreground).
+    """
+    if isinstance(target, torch.Tensor):
+        _check_cpu(target, "target")
+        target = target.detach().numpy()
+    lab = _lib.as_labels(target, "target")
+    if lab.ndim < 2 or lab.ndim > 1 + _lib.MAX_SPATIAL:
+        raise errors.ShapeError("target must be a label map (N, spatial...) with 1 to 3 spatial axes, got shape %s"
+                                % (lab.shape,))
+    C = int(num_classes)
+    if C < 1:
+        raise ValueError("num_classes must be >= 1, got %d" % C)
+    N, spatial = lab.shape[0], lab.shape[1:]
+    grid = _Grid()
+    grid.ndim = len(spatial)
+    for i, (n, s) in enumerate(zip(spatial, _spacing(spacing, len(spatial)))):
+        grid.shape[i], grid.spacing[i] = n, s
+    opts = _EdtOpts(3, _lib.threads(threads))   # SL_EDT_SIGNED_KERVADEC
+    out = np.empty((N, C) + spatial, np.float32)
+    h = _L()
+    buf = _lib.msgbuf()
+    for n in range(N):
+        for c in range(C):
+            mask = np.ascontiguousarray(lab[n] == (1 if C == 1 else c), dtype=np.uint8)
+            st = h.sl_edt(mask.ctypes.data, 3, _c.byref(grid), _c.byref(opts),   # SL_DT_U8
+                          out[n, c].ctypes.data, 0, buf, _lib.MSG_LEN)             # SL_DT_F32
+            _lib.check(st, buf, "boundary_maps")
+    return torch.from_numpy(out)

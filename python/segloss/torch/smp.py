@@ -1,0 +1,250 @@
+"""Drop-ins for segmentation_models_pytorch's losses (smp.losses), computed by segloss.
+
+Same class names, constructor arguments, defaults and values as smp 0.3
+(DiceLoss, JaccardLoss, TverskyLoss, FocalLoss, LovaszLoss) with `mode` in
+"binary", "multiclass", "multilabel": swap
+`from segmentation_models_pytorch.losses import DiceLoss` for
+`from segloss.torch.smp import DiceLoss`. Each also takes a keyword `threads=`.
+
+smp pools the soft counts over the batch and counts a class absent from the
+batch's target as loss 0 (it still enters the mean over classes): here the
+absent classes get weight 0 in segloss's mean over classes, which is the same
+number. Arguments whose smp behaviour is not reproduced exactly raise
+NotImplementedError naming them (docs/python.md lists them).
+"""
+import torch
+
+from ._dropin import DropIn, as_label_map, is_binary, spec_of, unsupported
+
+__all__ = ["DiceLoss", "JaccardLoss", "TverskyLoss", "FocalLoss", "LovaszLoss"]
+
+BINARY_MODE, MULTICLASS_MODE, MULTILABEL_MODE = "binary", "multiclass", "multilabel"
+
+
+def _mode(cls, mode):
+    if mode not in (BINARY_MODE, MULTICLASS_MODE, MULTILABEL_MODE):
+        raise ValueError("%s: mode must be 'binary', 'multiclass' or 'multilabel', got %r" % (cls, mode))
+    return mode
+
+
+def _binary_target(cls, y_pred, y_true):
+    """(N, 1, ...) float target of a binary-mode call (y_true (N, ...) or (N, 1, ...))."""
+    N = y_pred.shape[0]
+    if y_pred.shape[1] != 1:
+        raise ValueError("%s: binary mode takes one channel, got %d" % (cls, y_pred.shape[1]))
+    if y_true.numel() != y_pred.numel():
+        raise ValueError("%s: y_true %s does not match y_pred %s" % (cls, tuple(y_true.shape), tuple(y_pred.shape)))
+    return y_true.reshape((N, 1) + tuple(y_pred.shape[2:])).to(torch.float32)
+
+
+def _multiclass_labels(cls, y_pred, y_true):
+    N, C = y_pred.shape[:2]
+    lab = as_label_map(y_true, cls)
+    if lab.dim() == y_pred.dim() and lab.shape[1] == 1:
+        lab = lab[:, 0]
+    if tuple(lab.shape) != (N,) + tuple(y_pred.shape[2:]):
+        raise ValueError("%s: multiclass y_true must be (N, spatial...) labels for y_pred %s, got %s"
+                         % (cls, tuple(y_pred.shape), tuple(y_true.shape)))
+    return lab
+
+
+class _Region(DropIn):
+    """smp's DiceLoss / JaccardLoss / TverskyLoss: one score per class over the batch."""
+
+    name = None
+
+    def __init__(self, mode, classes=None, log_loss=False, from_logits=True, smooth=0.0, ignore_index=None,
+                 eps=1e-7, threads=None):
+        super().__init__(threads)
+        cls = type(self).__name__
+        self.mode = _mode(cls, mode)
+        if classes is not None:
+            if mode == BINARY_MODE:
+                raise AssertionError("Masking classes is not supported with mode=binary")
+            classes = [int(c) for c in classes]
+        self.classes, self.log_loss, self.from_logits = classes, log_loss, from_logits
+        self.smooth, self.ignore_index, self.eps = float(smooth), ignore_index, float(eps)
+        if self.smooth + 0 < 0:
+            raise ValueError("%s: smooth must be >= 0" % cls)
+        if ignore_index is not None and mode == MULTILABEL_MODE:
+            raise unsupported(cls, "ignore_index in multilabel mode", "smp ignores single (voxel, channel) "
+                              "entries; segloss ignores whole voxels")
+
+    def _keys(self):
+        return {}
+
+    def _plan(self, y_pred, y_true):
+        cls = type(self).__name__
+        C = y_pred.shape[1]
+        ign = self.ignore_index
+        if self.mode == MULTICLASS_MODE:
+            lab = _multiclass_labels(cls, y_pred, y_true)
+            tgt = lab
+            valid = lab != ign if ign is not None else torch.ones_like(lab, dtype=torch.bool)
+            present = [bool(((lab == c) & valid).any()) for c in range(C)]
+            act = "softmax" if self.from_logits else "none"
+        elif self.mode == BINARY_MODE:
+            t = _binary_target(cls, y_pred, y_true)
+            act = "sigmoid" if self.from_logits else "none"
+            if ign is not None:
+                lab = as_label_map(t, cls)[:, 0]
+                ok = (lab == 0) | (lab == 1) | (lab == ign)
+                if not bool(ok.all()):
+                    raise unsupported(cls, "ignore_index with a soft binary target", "segloss ignores labels")
+                tgt = lab
+                present = [bool((lab == 1).any())]
+            else:
+                tgt = t
+                present = [bool((t > 0).any())]
+        else:
+            if tuple(y_true.shape) != tuple(y_pred.shape):
+                raise ValueError("%s: multilabel y_true must have y_pred's shape %s, got %s"
+                                 % (cls, tuple(y_pred.shape), tuple(y_true.shape)))
+            tgt = y_true.to(torch.float32)
+            act = "sigmoid" if self.from_logits else "none"
+            present = [bool((tgt[:, c] > 0).any()) for c in range(C)]
+        chosen = list(range(C)) if self.classes is None else self.classes
+        for c in chosen:
+            if not 0 <= c < C:
+                raise IndexError("%s: class %d out of range for %d channels" % (cls, c, C))
+        # smp: loss · [class present in the batch], then the mean over the chosen classes.
+        w = [0.0] * C
+        for c in chosen:
+            w[c] += 1.0 if present[c] else 0.0
+        scale = C / len(chosen)
+        if self.log_loss and not all(present) and self.smooth == 0:
+            # smp clamps the score at eps before the log, so an absent class gives −log(eps)·0 = 0;
+            # segloss's log form has no clamp and its score 0 of an absent class is −log 0.
+            raise unsupported(cls, "log_loss=True with a class absent from the batch and smooth=0",
+                              "segloss's log form does not clamp the score at eps")
+        keys = dict(activation=act, batch=True, smooth_nr=self.smooth, smooth_dr=self.smooth, ignore_index=ign,
+                    include_background=True if C > 1 else None, weight=w if C > 1 else None)
+        keys.update(self._keys())
+        spec = spec_of(self.name, **keys)
+        if C == 1 and not present[0]:
+            return spec, tgt, (lambda v: v * 0.0)       # smp: the one class is absent, loss 0
+        post = self._post(scale)
+        return spec, tgt, post
+
+    def _post(self, scale):
+        return (lambda v: v * scale) if scale != 1 else None
+
+
+class DiceLoss(_Region):
+    """segmentation_models_pytorch.losses.DiceLoss: 1 − (2I + smooth)/(Σp + Σg + smooth) per class
+    over the batch (log_loss: −log of the score), absent classes 0, mean over classes."""
+
+    name = "dice"
+
+    def __init__(self, mode, classes=None, log_loss=False, from_logits=True, smooth=0.0, ignore_index=None,
+                 eps=1e-7, *, threads=None):
+        super().__init__(mode, classes, log_loss, from_logits, smooth, ignore_index, eps, threads)
+
+    def _keys(self):
+        return {"log": True} if self.log_loss else {}
+
+
+class JaccardLoss(_Region):
+    """segmentation_models_pytorch.losses.JaccardLoss: 1 − (I + smooth)/(Σp + Σg − I + smooth)."""
+
+    name = "iou"
+
+    def __init__(self, mode, classes=None, log_loss=False, from_logits=True, smooth=0.0, eps=1e-7, *, threads=None):
+        super().__init__(mode, classes, log_loss, from_logits, smooth, None, eps, threads)
+
+    def _keys(self):
+        return {"log": True} if self.log_loss else {}
+
+
+class TverskyLoss(_Region):
+    """segmentation_models_pytorch.losses.TverskyLoss: 1 − (I + s)/(I + α·FP + β·FN + s) per class,
+    absent classes 0, and the mean over classes raised to gamma."""
+
+    name = "tversky"
+
+    def __init__(self, mode, classes=None, log_loss=False, from_logits=True, smooth=0.0, ignore_index=None,
+                 eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, *, threads=None):
+        super().__init__(mode, classes, log_loss, from_logits, smooth, ignore_index, eps, threads)
+        if log_loss:
+            raise unsupported("TverskyLoss", "log_loss=True", "segloss's tversky has no log form")
+        self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
+
+    def _keys(self):
+        return {"alpha": self.alpha, "beta": self.beta}
+
+    def _post(self, scale):
+        g = self.gamma
+        return lambda v: (v * scale) ** g
+
+
+class FocalLoss(DropIn):
+    """segmentation_models_pytorch.losses.FocalLoss: the sigmoid focal loss with logits
+    (multiclass: summed over the classes, each one-vs-rest)."""
+
+    def __init__(self, mode, alpha=None, gamma=2.0, ignore_index=None, reduction="mean", normalized=False,
+                 reduced_threshold=None, *, threads=None):
+        super().__init__(threads)
+        self.mode = _mode("FocalLoss", mode)
+        if reduction != "mean":
+            raise unsupported("FocalLoss", "reduction=%r" % (reduction,), "segloss averages")
+        if normalized:
+            raise unsupported("FocalLoss", "normalized=True", "not offered by segloss's focal loss")
+        if reduced_threshold is not None:
+            raise unsupported("FocalLoss", "reduced_threshold", "not offered by segloss's focal loss")
+        if ignore_index is not None and mode == MULTILABEL_MODE:
+            raise unsupported("FocalLoss", "ignore_index in multilabel mode", "smp ignores single (voxel, channel) "
+                              "entries; segloss ignores whole voxels")
+        self.alpha, self.gamma, self.ignore_index = alpha, float(gamma), ignore_index
+
+    def _plan(self, y_pred, y_true):
+        C = y_pred.shape[1]
+        keys = dict(activation="sigmoid", gamma=self.gamma, alpha=None if self.alpha is None else float(self.alpha),
+                    ignore_index=self.ignore_index)
+        scale = 1.0
+        if self.mode == MULTICLASS_MODE:
+            tgt = _multiclass_labels("FocalLoss", y_pred, y_true)
+            scale = float(C)            # smp sums the per-class means
+        elif self.mode == BINARY_MODE:
+            t = _binary_target("FocalLoss", y_pred, y_true)
+            if self.ignore_index is not None:
+                tgt = as_label_map(t, "FocalLoss")[:, 0]
+                ok = (tgt == 0) | (tgt == 1) | (tgt == self.ignore_index)
+                if not bool(ok.all()):
+                    raise unsupported("FocalLoss", "a soft target", "smp's focal term exp(−BCE) equals segloss's "
+                                      "only for hard targets")
+            else:
+                tgt = t
+        else:
+            if tuple(y_true.shape) != tuple(y_pred.shape):
+                raise ValueError("FocalLoss: multilabel y_true must have y_pred's shape %s, got %s"
+                                 % (tuple(y_pred.shape), tuple(y_true.shape)))
+            tgt = y_true.to(torch.float32)
+        if tgt.dtype.is_floating_point and not is_binary(tgt):
+            raise unsupported("FocalLoss", "a soft target (values other than 0 and 1)",
+                              "smp's focal term exp(−BCE) equals segloss's only for hard targets")
+        spec = spec_of("focal", **keys)
+        return spec, tgt, (lambda v: v * scale) if scale != 1 else None
+
+
+class LovaszLoss(DropIn):
+    """segmentation_models_pytorch.losses.LovaszLoss: the Lovász hinge on the logits (binary) or
+    the Lovász-softmax over the present classes (multiclass)."""
+
+    def __init__(self, mode, per_image=False, ignore_index=None, from_logits=True, *, threads=None):
+        super().__init__(threads)
+        self.mode = _mode("LovaszLoss", mode)
+        if mode == MULTILABEL_MODE:
+            raise unsupported("LovaszLoss", "mode='multilabel'", "smp applies the Lovász-softmax to it")
+        self.per_image, self.ignore_index, self.from_logits = bool(per_image), ignore_index, from_logits
+
+    def _plan(self, y_pred, y_true):
+        if self.mode == BINARY_MODE:
+            # the hinge reads the logits; smp ignores from_logits here
+            t = _binary_target("LovaszLoss", y_pred, y_true)
+            tgt = as_label_map(t, "LovaszLoss")[:, 0]
+            act = "sigmoid"
+        else:
+            tgt = _multiclass_labels("LovaszLoss", y_pred, y_true)
+            act = "softmax" if self.from_logits else "none"
+        spec = spec_of("lovasz", activation=act, per_image=self.per_image or None, ignore_index=self.ignore_index)
+        return spec, tgt, None
