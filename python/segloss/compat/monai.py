@@ -16,8 +16,11 @@ tensor on y_pred's device. Per (batch item, class):
       the cross, the image edge counting as background), a voxel is
       foreground when its value equals 1 (MONAI's label_idx rule after its
       float conversion); both empty -> NaN; one empty -> inf (distances) or
-      0.0 (surface Dice). Percentiles are linear (torch.quantile's rule);
-      `percentile` None or 0 gives the maximum, as in MONAI.
+      0.0 (surface Dice), except a Hausdorff percentile of a class empty on
+      one side: NaN, because torch.quantile interpolates between infinite
+      distances (inf - inf; checked with torch 1.13). Percentiles are linear
+      (torch.quantile's rule); `percentile` None or 0 gives the maximum, as
+      in MONAI.
 
 Results are computed in float64 and returned as float32 (MONAI's
 torch.float), so they agree with MONAI to float32 rounding.
@@ -203,7 +206,10 @@ def _percentile_distance(d, percentile):
     if not percentile:
         return d.max()
     if 0 <= percentile <= 100:
-        return np.percentile(d, percentile)
+        # torch.quantile's linear rule; on all-inf distances (one side empty) its
+        # interpolation gives NaN (inf - inf), and so does numpy's: same result
+        with np.errstate(invalid="ignore"):
+            return np.percentile(d, percentile)
     raise ValueError(f"percentile should be a value between 0 and 100, get {percentile}.")
 
 
