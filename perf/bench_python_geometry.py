@@ -14,7 +14,7 @@ originals, in one process, on the same 256^3 inputs (a benchmark, not a test).
    by correlation, surfel sizes from a 256-entry table, two scipy EDTs on
    the crop, Python's sort of (distance, area) pairs, the same formulas).
 
-The case: a target structure whose bounding box is about half the volume
+The case: a target structure (20 % of the volume, its bounding box about 40 %)
 and a prediction that is the same smooth field shifted and re-noised.
 scipy is single-threaded; segloss runs with each --threads value (1 = the
 same threads as scipy). Each row prints wall and CPU time (CPU of all the
