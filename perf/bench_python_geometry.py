@@ -15,7 +15,9 @@ originals, in one process, on the same 256^3 inputs (a benchmark, not a test).
    the crop, Python's sort of (distance, area) pairs, the same formulas).
 
 The case: a target structure (20 % of the volume, its bounding box about 40 %)
-and a prediction that is the same smooth field shifted and re-noised.
+and a prediction that is the same smooth field shifted and re-noised; then,
+for 2. and 3., a small structure (a lesion about 16 mm across) in the same
+volume, where MedPy still works on the whole image.
 scipy is single-threaded; segloss runs with each --threads value (1 = the
 same threads as scipy). Each row prints wall and CPU time (CPU of all the
 process's threads), the wall and CPU ratios and the largest relative
@@ -159,6 +161,22 @@ def main():
     for t in threads:
         ours = timed(lambda: dm_metrics(ssd, ssd.compute_surface_distances(gt, pred, sp, threads=t)), args.repeat)
         row("compat.surface_distance (HD95/ASD/NSD), %d thr" % t, ref, ours, relmax(ours[0], ref[0]))
+
+    # a small structure (a lesion of ~20 voxels across) in the same volume: MedPy works on the
+    # whole image, DeepMind and segloss on the bounding box
+    zz, yy, xx = n // 3, n // 2, (2 * n) // 3
+    ball = ((z - zz) * sp[0]) ** 2 + ((y - yy) * sp[1]) ** 2 + ((x - xx) * sp[2]) ** 2
+    gt_s = ball + 20.0 * noise < 8.0 ** 2
+    pred_s = np.roll(ball, 1, axis=1) + 20.0 * noise < 8.5 ** 2
+    print("small structure: target %d voxels, prediction %d" % (gt_s.sum(), pred_s.sum()), flush=True)
+    ref = timed(lambda: medpy_hd95(pred_s, gt_s, sp))
+    for t in threads:
+        ours = timed(lambda: smedpy.hd95(pred_s, gt_s, sp, threads=t), args.repeat)
+        row("compat.medpy.hd95 small, %d thr" % t, ref, ours, relmax(ours[0], ref[0]))
+    ref = timed(lambda: dm_metrics(_DM, dm_surface_distances(gt_s, pred_s, sp)))
+    for t in threads:
+        ours = timed(lambda: dm_metrics(ssd, ssd.compute_surface_distances(gt_s, pred_s, sp, threads=t)), args.repeat)
+        row("compat.surface_distance small, %d thr" % t, ref, ours, relmax(ours[0], ref[0]))
     print("(surface_distance: 3-D surfel areas follow segloss's convention on both sides here; see "
           "docs/metrics.md for how they differ from DeepMind's table)")
 
