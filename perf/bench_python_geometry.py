@@ -177,8 +177,8 @@ def main():
     for t in threads:
         ours = timed(lambda: dm_metrics(ssd, ssd.compute_surface_distances(gt_s, pred_s, sp, threads=t)), args.repeat)
         row("compat.surface_distance small, %d thr" % t, ref, ours, relmax(ours[0], ref[0]))
-    print("(surface_distance: 3-D surfel areas follow segloss's convention on both sides here; see "
-          "docs/metrics.md for how they differ from DeepMind's table)")
+    print("(surface_distance: surfel areas are the library's on both sides here; docs/metrics.md, "
+          "\"Surfaces\", says how they compare with DeepMind's table)")
 
 
 if __name__ == "__main__":
