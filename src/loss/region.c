@@ -59,7 +59,7 @@ sl_status sl_region_compute(const sl_ctx *cx, const sl_params *pr, int want_squa
         sl_region_free(r);
         return SL_ENOMEM;
     }
-    const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
+    const int weighted = sl_weighted(cx, pr);
 #pragma omp parallel for num_threads(cx->threads) schedule(dynamic, 4) collapse(2)
     for (int64_t n = 0; n < N; n++)
         for (int64_t ch = 0; ch < nch; ch++) {
@@ -69,16 +69,17 @@ sl_status sl_region_compute(const sl_ctx *cx, const sl_params *pr, int want_squa
                 const float *p = cx->p + (n * C + c) * S;
                 double tp = 0, sp = 0, sg = 0, sp2 = 0, sg2 = 0, cnt = 0;
                 for (int64_t s = a; s < b; s++) {
-                    if (has_ignore && !sl_valid(cx, pr, n, s)) continue;
+                    double w = 1;
+                    if (weighted && (w = sl_vw(cx, pr, n, s)) == 0) continue;
                     double pv = p[s], gv = sl_g(cx, n, c, s);
-                    tp += pv * gv;
-                    sp += pv;
-                    sg += gv;
+                    tp += w * pv * gv;
+                    sp += w * pv;
+                    sg += w * gv;
                     if (want_squares) {
-                        sp2 += pv * pv;
-                        sg2 += gv * gv;
+                        sp2 += w * pv * pv;
+                        sg2 += w * gv * gv;
                     }
-                    cnt += 1;
+                    cnt += w;
                 }
                 double *o = out + c * NSUM;
                 o[0] = tp, o[1] = sp, o[2] = sg, o[3] = sp2, o[4] = sg2, o[5] = cnt;
@@ -105,7 +106,7 @@ void sl_region_backprop(const sl_ctx *cx, const sl_params *pr, const sl_region *
 {
     if (!cx->dp) return;
     const int64_t N = cx->N, C = cx->C, S = cx->S;
-    const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
+    const int weighted = sl_weighted(cx, pr);
     const double scale = cx->scale;
     const int64_t nch = sl_nchunks(S);
 #pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
@@ -119,8 +120,9 @@ void sl_region_backprop(const sl_ctx *cx, const sl_params *pr, const sl_region *
                 const float *p = cx->p + (n * C + c) * S;
                 float *dp = cx->dp + (n * C + c) * S;
                 for (int64_t s = a; s < b; s++) {
-                    if (has_ignore && !sl_valid(cx, pr, n, s)) continue;
-                    dp[s] += (float)(ktp * sl_g(cx, n, c, s) + ksp + ksp2 * p[s]);
+                    double w = 1;
+                    if (weighted && (w = sl_vw(cx, pr, n, s)) == 0) continue;
+                    dp[s] += (float)(w * (ktp * sl_g(cx, n, c, s) + ksp + ksp2 * p[s]));
                 }
             }
         }
@@ -153,18 +155,20 @@ sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, cha
         for (int64_t c = 0; c < C; c++) w[c] = pr->weight.v[c];
         return SL_OK;
     }
-    /* inverse / median: from the batch's class frequencies (valid voxels). */
+    /* inverse / median: from the batch's class frequencies (valid voxels,
+     * weighted by the mask). */
     double *freq = sl_calloc(C, sizeof(double));
     if (!freq) return SL_ENOMEM;
     double total = 0;
     for (int64_t n = 0; n < cx->N; n++)
         for (int64_t s = 0; s < cx->S; s++) {
-            if (!sl_valid(cx, pr, n, s)) continue;
+            double vw = sl_vw(cx, pr, n, s);
+            if (vw == 0) continue;
             for (int64_t c = 0; c < C; c++) {
                 double g = sl_g(cx, n, c, s);
-                freq[c] += g;
+                freq[c] += vw * g;
             }
-            total += 1;
+            total += vw;
         }
     if (pr->weight_mode == SL_WEIGHT_INVERSE) {
         /* w_c = total / (C · count_c): "balanced" weights, 1 for every class
