@@ -113,6 +113,18 @@ def ref_hd(x, target, C, mask, alpha=2.0):
     return tot / ((C - first) * mask.sum())
 
 
+def ref_sensspec(x, target, C, mask, r=0.05, smooth_dr=1e-5):
+    """Brosch et al.: r Σ m (g−p)² g / Σ m g + (1−r) Σ m (g−p)² (1−g) / Σ m (1−g), mean over (sample, class)."""
+    p = R.probs(x, C, "auto")
+    g = R.onehot(target, C)
+    m = mask.expand_as(p)
+    axes = list(range(2, x.dim()))
+    d2 = m * (g - p) ** 2
+    l = r * (d2 * g).sum(axes) / ((m * g).sum(axes) + smooth_dr) + \
+        (1 - r) * (d2 * (1 - g)).sum(axes) / ((m * (1 - g)).sum(axes) + smooth_dr)
+    return l.mean()
+
+
 def monai_masked_dice(x, target, C, mask):
     """MONAI MaskedDiceLoss(softmax=True) transcribed: input = softmax(x) * mask, target = onehot * mask,
     then DiceLoss(reduction=mean) on them (intersection Σ p·g, denominator Σ p + Σ g, smooth 1e-5)."""
@@ -172,6 +184,7 @@ def main():
         ("ce", "ce", ref_ce, {}, (1, 3), ("labels", "soft")),
         ("ce", "ce(weight=[0.5,1.0,2.0])", ref_ce, {"weight": [0.5, 1.0, 2.0]}, (3,), ("labels",)),
         ("focal", "focal", ref_focal, {}, (1, 3), ("labels",)),
+        ("sensspec", "sensspec", ref_sensspec, {}, (1, 3), ("labels", "soft")),
         ("dice+ce", "dice+ce", lambda x, t, C, mask: ref_dice(x, t, C, mask) + ref_ce(x, t, C, mask), {}, (3,),
          ("labels",)),
     ]
@@ -207,7 +220,10 @@ def main():
         m = draw_mask(rng, 2, (7, 8), "binary")
         yi = np.where(m[:, 0] > 0, y, 9)
         for spec, spec_i in (("dice", "dice(ignore_index=9)"), ("ce", "ce(ignore_index=9)"),
-                             ("focal", "focal(ignore_index=9)"), ("tversky", "tversky(ignore_index=9)")):
+                             ("focal", "focal(ignore_index=9)"), ("tversky", "tversky(ignore_index=9)"),
+                             ("combo", "combo(ignore_index=9)"), ("unified_focal", "unified_focal(ignore_index=9)"),
+                             ("sensspec", "sensspec(ignore_index=9)"), ("gwdice", "gwdice(ignore_index=9)"),
+                             ("gdice", "gdice(ignore_index=9)"), ("mcc", "mcc(ignore_index=9)")):
             vm, gm, e1 = R.run_lib(spec, x, y, mask=m)
             vi, gi, e2 = R.run_lib(spec_i, x, yi)
             chk.true("%s binary mask runs: %s %s" % (spec, e1, e2), e1 is None and e2 is None)
