@@ -126,8 +126,10 @@ def ref_sensspec(x, target, C, mask, r=0.05, smooth_dr=1e-5):
 
 
 def monai_masked_dice(x, target, C, mask):
-    """MONAI MaskedDiceLoss(softmax=True) transcribed: input = softmax(x) * mask, target = onehot * mask,
-    then DiceLoss(reduction=mean) on them (intersection Σ p·g, denominator Σ p + Σ g, smooth 1e-5)."""
+    """MONAI MaskedDiceLoss given probabilities transcribed: MaskedLoss multiplies input and target by the mask,
+    then DiceLoss(reduction=mean) (intersection Σ p·g, denominator Σ p + Σ g, smooth 1e-5). The activation comes
+    first here: MaskedLoss applied to logits, with DiceLoss(softmax=True) after the product, would give the
+    excluded voxels softmax(0) = 1/C in Σ p."""
     p = torch.softmax(x, 1) if C > 1 else torch.sigmoid(x)
     inp, tgt = p * mask, R.onehot(target, C) * mask
     axes = list(range(2, x.dim()))
