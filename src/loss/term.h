@@ -55,6 +55,7 @@ typedef struct sl_params {
     int mode;                /* an enumerated choice (w_type, classes, variant...) */
     int iters, width, connectivity, window;
     double sigma, p_boundary, p_inner;
+    int soft_label;          /* region losses: tp = (Σp + Σg − Σ|p − g|)/2 (region.c) */
 } sl_params;
 
 typedef enum sl_key_type {
@@ -93,6 +94,9 @@ typedef struct sl_key {
     {"smooth_dr", SL_KEY_NUMBER, SL_P(smooth_dr), (smooth), 0, 1e6, NULL, "added to the denominator"}, \
     {"weight", SL_KEY_WEIGHT, SL_P(weight), 0, 0, 1e6, NULL, "class weights [w0,...] or inverse|median"}, \
     {"ignore_index", SL_KEY_LABEL, SL_P(ignore_index), NAN, -1e9, 1e9, NULL, "label whose voxels are skipped"}
+#define SL_KEY_SOFT_LABEL \
+    {"soft_label", SL_KEY_BOOL, SL_P(soft_label), 0, 0, 1, NULL, \
+     "tp = (Σp + Σg − Σ|p − g|)/2: 0 loss when p equals a soft target (MONAI soft_label)"}
 #define SL_KEY_END {NULL, 0, 0, 0, 0, 0, NULL, NULL}
 
 /* ---- evaluation context ---------------------------------------------------- */
@@ -226,7 +230,12 @@ sl_status sl_class_weights(const sl_ctx *cx, const sl_params *p, double *w, char
  * Region statistics: per group soft counts over valid voxels, where a group
  * is (sample, class), or (class) with batch=true.
  *   tp = Σ p·g, sp = Σ p, sg = Σ g, sp2 = Σ p², sg2 = Σ g², cnt = number of voxels
- * each summand weighted by the voxel weight sl_vw (0 at ignore_index, the
+ * With soft_label (Wang & Blaschko 2023, MONAI's soft_label=True) also
+ * sad = Σ |p − g|, and sl_region_eval hands the loss tp = (Σp + Σg − sad)/2
+ * instead of Σ p·g (equal for hard targets; for a soft target it makes
+ * the Dice/IoU/Tversky score 1 at p = g); the gradient then gets a term
+ * d_sad·sign(p − g).
+ * Each summand weighted by the voxel weight sl_vw (0 at ignore_index, the
  * mask's weight, 1 otherwise; cnt = Σ weights).
  * The region losses are functions of these sums; their gradient with
  * respect to p at a voxel is d_tp·g + d_sp + 2·d_sp2·p, applied by
@@ -238,6 +247,7 @@ struct sl_region {
     int pooled;      /* 1 when batch=true */
     double *tp, *sp, *sg, *sp2, *sg2, *cnt; /* each [G] */
     double *d_tp, *d_sp, *d_sp2;            /* each [G], filled by the loss */
+    double *sad, *d_sad; /* each [G]: Σ |p − g| and its coefficient (soft_label; 0 otherwise) */
 };
 
 /* Group index of (n, c). */
