@@ -21,7 +21,14 @@
  * Σ m_i l_i / Σ m_i (soft), Σ m_i w_c l_ic / (C Σ m_i) (sigmoid).
  *
  * activation=none takes probabilities: the same values, with the gradient
- * with respect to p (−a/p), through the framework's dp.
+ * with respect to p (−a/p), through the framework's dp. A class whose
+ * coefficient a is 0 contributes nothing (0·log 0 = 0), so exact 0/1
+ * probabilities work where the target allows them. The binary form is then
+ * PyTorch's F.binary_cross_entropy: logs clamped at −100 (p = 0 against a
+ * positive costs 100, not ∞) and the gradient (a0·p − a1·(1 − p)) /
+ * max(p(1 − p), 1e-12). The multi-class form has no clamp (PyTorch's
+ * nll_loss(log p) has none either): p = 0 for a class with a > 0 is an
+ * infinite loss, refused with SL_ENONFINITE.
  */
 #include <stdlib.h>
 #include "term.h"
@@ -99,7 +106,7 @@ static sl_status ce_softmax(const sl_term *t, const sl_ctx *cx, const double *w,
                     } else if (dp) {
                         for (int64_t c = 0; c < C; c++) {
                             double ac = eps / (double)C * w[c] + (c == y ? ay : 0.0);
-                            dp[c * S + s] += (float)(-k * ac / p[c * S + s]);
+                            if (ac != 0) dp[c * S + s] += (float)(-k * ac / p[c * S + s]);
                         }
                     }
                 } else {
@@ -108,13 +115,13 @@ static sl_status ce_softmax(const sl_term *t, const sl_ctx *cx, const double *w,
                         double g = (1 - eps) * sl_g(cx, n, c, s) + eps / (double)C;
                         double ac = w[c] * g;
                         A += ac;
-                        l -= ac * lp[c * S + s];
+                        if (ac != 0) l -= ac * lp[c * S + s]; /* 0·log 0 = 0 with activation=none */
                     }
                     for (int64_t c = 0; c < C; c++) {
                         double g = (1 - eps) * sl_g(cx, n, c, s) + eps / (double)C;
                         double ac = w[c] * g;
                         if (cx->act == SL_ACT_SOFTMAX && dx) dx[c * S + s] += (float)(k * (A * p[c * S + s] - ac));
-                        else if (dp) dp[c * S + s] += (float)(-k * ac / p[c * S + s]);
+                        else if (dp && ac != 0) dp[c * S + s] += (float)(-k * ac / p[c * S + s]);
                     }
                 }
                 acc += vw * l;
@@ -157,11 +164,20 @@ static sl_status ce_sigmoid(const sl_term *t, const sl_ctx *cx, const double *w,
                     if (vw == 0) continue;
                     double g = sl_g(cx, n, c, s) * (1 - eps) + eps / 2;
                     double p = cx->p[off + s], wc = vw * w[c];
-                    acc -= wc * (pos_weight * g * cx->logp[off + s] + (1 - g) * cx->log1mp[off + s]);
-                    if (cx->act == SL_ACT_SIGMOID && cx->dx)
-                        cx->dx[off + s] += (float)(k * wc * ((pos_weight * g + 1 - g) * p - pos_weight * g));
-                    else if (cx->dp)
-                        cx->dp[off + s] += (float)(k * wc * (-pos_weight * g / p + (1 - g) / (1 - p)));
+                    if (cx->act == SL_ACT_SIGMOID) {
+                        acc -= wc * (pos_weight * g * cx->logp[off + s] + (1 - g) * cx->log1mp[off + s]);
+                        if (cx->dx)
+                            cx->dx[off + s] += (float)(k * wc * ((pos_weight * g + 1 - g) * p - pos_weight * g));
+                        continue;
+                    }
+                    /* Probabilities given (activation=none): PyTorch's F.binary_cross_entropy.
+                     * A term whose target weight is 0 is 0 (0·log 0 = 0), the logs are
+                     * clamped at −100 so that p = 0 or 1 against the other label costs 100,
+                     * and the gradient divides by max(p(1 − p), 1e-12) as PyTorch's does. */
+                    double a1 = pos_weight * g, a0 = 1 - g;
+                    if (a1 > 0) acc -= wc * a1 * fmax(cx->logp[off + s], -100.0);
+                    if (a0 > 0) acc -= wc * a0 * fmax(cx->log1mp[off + s], -100.0);
+                    if (cx->dp) cx->dp[off + s] += (float)(k * wc * (a0 * p - a1 * (1 - p)) / fmax(p * (1 - p), 1e-12));
                 }
             }
             part[n * nch + ch].loss = acc;
