@@ -56,6 +56,7 @@ typedef struct sl_params {
     int iters, width, connectivity, window;
     double sigma, p_boundary, p_inner;
     int soft_label;          /* region losses: tp = (Σp + Σg − Σ|p − g|)/2 (region.c) */
+    int auto_iters;          /* cldice: iterations from the target's object size */
 } sl_params;
 
 typedef enum sl_key_type {
