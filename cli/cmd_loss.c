@@ -27,6 +27,9 @@ static const char *usage_text =
     "  --spacing Z,Y,X   voxel size per spatial axis in mm (boundary losses), default 1\n"
     "  --dist D.npy      precomputed signed distance maps (N, C, spatial...) used as phi\n"
     "                    by the boundary loss (the other distance losses compute theirs)\n"
+    "  --mask M.npy      per-voxel weights (N, 1, spatial...) or (N, spatial...), any\n"
+    "                    numeric dtype, finite and >= 0: 0 excludes a voxel from every\n"
+    "                    statistic, w weights it (docs/losses.md#masks)\n"
     "  --training        update stateful losses (adaptive_dice) as a training step would\n"
     "  --threads N       threads (default: all cores)\n"
     "  --list            list every loss with its keys and defaults\n"
@@ -52,7 +55,7 @@ static int list_losses(void)
 }
 
 typedef struct {
-    const char *spec, *input, *target, *grad, *dist;
+    const char *spec, *input, *target, *grad, *dist, *mask;
     double spacing[3];
     int nspacing, threads, training;
 } loss_opts;
@@ -70,6 +73,8 @@ static int parse(int argc, char **argv, loss_opts *o)
             if (!(o->grad = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--dist", &v)) {
             if (!(o->dist = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--mask", &v)) {
+            if (!(o->mask = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--spacing", &v)) {
             const char *s = cli_value("loss", argc, argv, &i, v);
             if (!s) return EXIT_USAGE;
@@ -107,6 +112,29 @@ static void shape_str(const sl_array *a, char *buf, size_t len)
     for (int i = 0; i < a->ndim && n < len; i++)
         n += (size_t)snprintf(buf + n, len - n, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
     if (n < len) snprintf(buf + n, len - n, ")");
+}
+
+/* Loads the mask M: (N, 1, spatial...) or (N, spatial...), converted to float32. */
+static int load_mask(const char *path, const sl_array *x, sl_array *m)
+{
+    sl_array raw = SL_ARRAY_EMPTY;
+    char s1[128], s2[128];
+    if (!cli_load_npy("loss", path, &raw)) return EXIT_WORK;
+    shape_str(x, s1, sizeof s1);
+    shape_str(&raw, s2, sizeof s2);
+    int with_c = raw.ndim == x->ndim, ok = (with_c || raw.ndim == x->ndim - 1) && raw.shape[0] == x->shape[0];
+    if (ok && with_c) ok = raw.shape[1] == 1;
+    for (int i = 1 + with_c; ok && i < raw.ndim; i++) ok = raw.shape[i] == x->shape[i + 1 - with_c];
+    if (!ok) {
+        sl_array_free(&raw);
+        return cli_fail("loss", EXIT_WORK, "--mask %s: shape %s does not match scores %s (expected (N, 1, spatial...))",
+                        path, s2, s1);
+    }
+    sl_status st = raw.dtype == SL_DT_F32 ? SL_OK : sl_array_to_f32(&raw, m);
+    if (raw.dtype == SL_DT_F32) *m = raw;
+    else sl_array_free(&raw);
+    if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "--mask %s: %s", path, sl_strerror(st));
+    return 0;
 }
 
 /* Loads X, Y (and D) and checks their shapes against each other. */
@@ -225,10 +253,11 @@ int cmd_loss(int argc, char **argv)
     sl_loss *loss = NULL;
     if (sl_loss_create(o.spec, &loss, msg, sizeof msg) != SL_OK) return cli_fail("loss", EXIT_USAGE, "%s", msg);
 
-    sl_array x = SL_ARRAY_EMPTY, y = SL_ARRAY_EMPTY, d = SL_ARRAY_EMPTY, g = SL_ARRAY_EMPTY;
+    sl_array x = SL_ARRAY_EMPTY, y = SL_ARRAY_EMPTY, d = SL_ARRAY_EMPTY, g = SL_ARRAY_EMPTY, m = SL_ARRAY_EMPTY;
     sl_dims dims = {0};
     sl_target tg = {0};
     rc = load_inputs(&o, &x, &y, &d, &dims, &tg);
+    if (!rc && o.mask && !(rc = load_mask(o.mask, &x, &m))) tg.mask = m.data;
     if (!rc && o.nspacing && o.nspacing != dims.spatial_ndim)
         rc = cli_fail("loss", EXIT_USAGE, "--spacing has %d values for %d spatial axes", o.nspacing, dims.spatial_ndim);
     if (!rc && o.grad && sl_array_alloc(&g, SL_DT_F32, x.ndim, x.shape) != SL_OK)
@@ -253,6 +282,7 @@ int cmd_loss(int argc, char **argv)
     sl_array_free(&y);
     sl_array_free(&d);
     sl_array_free(&g);
+    sl_array_free(&m);
     sl_loss_free(loss);
     return rc;
 }

@@ -49,6 +49,13 @@ typedef struct sl_target {
                               for a single sigmoid channel), or equal to a
                               term's ignore_index */
     const float *soft;     /* for SL_TARGET_SOFT */
+    const float *mask;     /* optional per-voxel weights (N, 1, spatial...) float32, the
+                              layout of labels: 0 excludes a voxel from every statistic
+                              of every term, w > 0 weights it (a mean becomes
+                              Σ w·l / Σ w, a region sum Σ p·g becomes Σ w·p·g). NULL =
+                              every voxel weighs 1. Weights must be finite and >= 0.
+                              Losses that cannot weight voxels refuse a mask (SL_EINVAL);
+                              docs/losses.md#masks lists which take one. */
 } sl_target;
 
 /* Per-call options of sl_loss_forward. */
@@ -114,11 +121,13 @@ void sl_loss_free(sl_loss *loss);
  * described above; opts may be NULL (defaults). Writes the scalar loss to
  * *value and, when grad is not NULL, d(loss)/d(scores) to grad (same shape,
  * overwritten). Per-term values are kept for sl_loss_term_value().
- * Codes: SL_EINVAL (NULL scores/target/value, bad options), SL_ESHAPE (dims
+ * Codes: SL_EINVAL (NULL scores/target/value, bad options, a mask given to a
+ * term that takes none), SL_ESHAPE (dims
  * invalid or not what a term needs, e.g. a class-weight list of the wrong
  * length), SL_ERANGE (a label outside [0, C), a probability outside [0, 1]
- * with activation=none, a soft target outside [0, 1]), SL_ENONFINITE (NaN
- * or Inf in the scores or target, or a non-finite result), SL_ENOMEM.
+ * with activation=none, a soft target outside [0, 1], a negative mask
+ * weight), SL_ENONFINITE (NaN or Inf in the scores, target or mask, or a
+ * non-finite result), SL_ENOMEM.
  * On failure *value and grad are unspecified and msg names the problem.
  * Thread-safety: one loss object must not be used by two threads at once.
  */

@@ -14,6 +14,9 @@
  * in the reference); a class absent from the sample (or filling it) has
  * φ ≡ 0. Soft targets are binarised at 0.5 for the maps.
  *
+ * A voxel mask m makes it Σ m·p·φ / (|idc| · Σ m): the maps stay those of
+ * the whole target.
+ *
  * idc: the list of class indices the loss averages over; by default every
  * foreground class 1..C−1, or the single channel when C = 1.
  *
@@ -58,14 +61,21 @@ static sl_status bnd_job(void *user, int64_t j, int threads, void *scratch, char
     const float *p = cx->p + (n * cx->C + c) * S;
     float *dp = cx->dp ? cx->dp + (n * cx->C + c) * S : NULL;
     const double k0 = b->k0;
+    const float *mw = cx->target->mask ? cx->target->mask + n * S : NULL;
     double *part = b->part + j * nch;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t ch = 0; ch < nch; ch++) {
         int64_t a = ch * SL_CHUNK, e = a + SL_CHUNK < S ? a + SL_CHUNK : S;
         double acc = 0;
-        for (int64_t s = a; s < e; s++) acc += (double)p[s] * f[s];
-        if (dp)
-            for (int64_t s = a; s < e; s++) dp[s] += (float)(k0 * f[s]);
+        if (mw) {
+            for (int64_t s = a; s < e; s++) acc += (double)mw[s] * p[s] * f[s];
+            if (dp)
+                for (int64_t s = a; s < e; s++) dp[s] += (float)(k0 * mw[s] * f[s]);
+        } else {
+            for (int64_t s = a; s < e; s++) acc += (double)p[s] * f[s];
+            if (dp)
+                for (int64_t s = a; s < e; s++) dp[s] += (float)(k0 * f[s]);
+        }
         part[ch] = acc;
     }
     return SL_OK;
@@ -106,10 +116,17 @@ static sl_status eval_boundary(sl_term *t, const sl_ctx *cx, double *value, char
                 st = sl_errf(msg, msglen, SL_ENONFINITE,
                              "boundary: the distance maps (--dist) contain NaN or Inf in sample %lld, class %lld",
                              (long long)n, (long long)idc[k]);
+    const double total = sl_mask_total(cx);
+    if (st == SL_OK && !(total > 0)) { /* a mask of zeros: nothing counts, as ce */
+        free(idc);
+        *value = 0;
+        return SL_OK;
+    }
     double *part = st == SL_OK ? sl_calloc(N * K * nch, sizeof(double)) : NULL;
     if (st == SL_OK && !part) st = sl_errf(msg, msglen, SL_ENOMEM, "boundary: out of memory");
     if (st == SL_OK) {
-        const double inv = 1.0 / ((double)N * (double)K * (double)S);
+        /* the mean over voxels: N·S voxels, or Σ m with a mask */
+        const double inv = 1.0 / ((double)K * total);
         bnd_jobs jobs = {cx, idc, K, nch, cx->scale * inv, part};
         size_t scratch = dist ? 0 : (size_t)((S + 63) / 64) * 64 + (size_t)S * sizeof(float);
         st = slb_run_jobs(N * K, cx->threads, scratch, bnd_job, &jobs, msg, msglen);
@@ -142,4 +159,4 @@ static const sl_key boundary_keys[] = {
 const sl_term_class sl_loss_boundary = {
     {"boundary", "boundary", "mean of p·φ, φ = signed distance map of the target (negative inside)",
      "Kervadec et al. 2019 (MIDL); matches LIVIAETS/boundary-loss SurfaceLoss with one_hot2dist(resolution=spacing)"},
-    boundary_keys, 0, validate_boundary, eval_boundary, NULL};
+    boundary_keys, SL_TAKES_MASK, validate_boundary, eval_boundary, NULL};

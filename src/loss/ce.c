@@ -16,8 +16,19 @@
  *   dl/dx = w_c·[(pw·g + 1 − g)·p − pw·g] / count
  * Label smoothing for sigmoid moves targets to g(1−ε) + ε/2.
  *
+ * A voxel mask m (sl_target.mask) weights every voxel's term and the
+ * denominator: Σ_i m_i w_{y_i} l_i / Σ_i m_i w_{y_i} (softmax, labels),
+ * Σ m_i l_i / Σ m_i (soft), Σ m_i w_c l_ic / (C Σ m_i) (sigmoid).
+ *
  * activation=none takes probabilities: the same values, with the gradient
- * with respect to p (−a/p), through the framework's dp.
+ * with respect to p (−a/p), through the framework's dp. A class whose
+ * coefficient a is 0 contributes nothing (0·log 0 = 0), so exact 0/1
+ * probabilities work where the target allows them. The binary form is then
+ * PyTorch's F.binary_cross_entropy: logs clamped at −100 (p = 0 against a
+ * positive costs 100, not ∞) and the gradient (a0·p − a1·(1 − p)) /
+ * max(p(1 − p), 1e-12). The multi-class form has no clamp (PyTorch's
+ * nll_loss(log p) has none either): p = 0 for a class with a > 0 is an
+ * infinite loss, refused with SL_ENONFINITE.
  */
 #include <stdlib.h>
 #include "term.h"
@@ -41,7 +52,7 @@ static sl_status ce_softmax(const sl_term *t, const sl_ctx *cx, const double *w,
     /* Denominator first (it only needs the target), so that one pass can
      * write the loss and the gradient together. */
     double D;
-    if (soft) {
+    if (soft && !cx->target->mask) {
         D = (double)(N * S);
     } else {
 #pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
@@ -49,8 +60,10 @@ static sl_status ce_softmax(const sl_term *t, const sl_ctx *cx, const double *w,
             for (int64_t ch = 0; ch < nch; ch++) {
                 int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
                 double d = 0;
-                for (int64_t s = a; s < b; s++)
-                    if (sl_valid(cx, pr, n, s)) d += w[cx->target->labels[n * S + s]];
+                for (int64_t s = a; s < b; s++) {
+                    double vw = sl_vw(cx, pr, n, s);
+                    if (vw != 0) d += soft ? vw : vw * w[cx->target->labels[n * S + s]];
+                }
                 part[n * nch + ch].denom = d;
             }
         D = 0;
@@ -73,16 +86,18 @@ static sl_status ce_softmax(const sl_term *t, const sl_ctx *cx, const double *w,
             double acc = 0;
             const float *lp = cx->logp + n * C * S, *p = cx->p + n * C * S;
             float *dx = cx->dx ? cx->dx + n * C * S : NULL, *dp = cx->dp ? cx->dp + n * C * S : NULL;
-            const double k = cx->scale / D;
             for (int64_t s = a; s < b; s++) {
-                if (!sl_valid(cx, pr, n, s)) continue;
+                const double vw = sl_vw(cx, pr, n, s);
+                if (vw == 0) continue;
+                const double k = vw * cx->scale / D;
+                double l = 0;
                 if (!soft) {
                     int32_t y = cx->target->labels[n * S + s];
                     /* a_c = (1−ε) w_y [c = y] + (ε/C) w_c,  A = (1−ε) w_y + (ε/C) Σ w */
                     double ay = (1 - eps) * w[y], A = ay + eps / (double)C * wsum;
-                    acc -= ay * lp[y * S + s];
+                    l -= ay * lp[y * S + s];
                     if (eps > 0)
-                        for (int64_t c = 0; c < C; c++) acc -= eps / (double)C * w[c] * lp[c * S + s];
+                        for (int64_t c = 0; c < C; c++) l -= eps / (double)C * w[c] * lp[c * S + s];
                     if (cx->act == SL_ACT_SOFTMAX && dx) {
                         for (int64_t c = 0; c < C; c++) {
                             double ac = eps / (double)C * w[c] + (c == y ? ay : 0.0);
@@ -91,7 +106,7 @@ static sl_status ce_softmax(const sl_term *t, const sl_ctx *cx, const double *w,
                     } else if (dp) {
                         for (int64_t c = 0; c < C; c++) {
                             double ac = eps / (double)C * w[c] + (c == y ? ay : 0.0);
-                            dp[c * S + s] += (float)(-k * ac / p[c * S + s]);
+                            if (ac != 0) dp[c * S + s] += (float)(-k * ac / p[c * S + s]);
                         }
                     }
                 } else {
@@ -100,15 +115,16 @@ static sl_status ce_softmax(const sl_term *t, const sl_ctx *cx, const double *w,
                         double g = (1 - eps) * sl_g(cx, n, c, s) + eps / (double)C;
                         double ac = w[c] * g;
                         A += ac;
-                        acc -= ac * lp[c * S + s];
+                        if (ac != 0) l -= ac * lp[c * S + s]; /* 0·log 0 = 0 with activation=none */
                     }
                     for (int64_t c = 0; c < C; c++) {
                         double g = (1 - eps) * sl_g(cx, n, c, s) + eps / (double)C;
                         double ac = w[c] * g;
                         if (cx->act == SL_ACT_SOFTMAX && dx) dx[c * S + s] += (float)(k * (A * p[c * S + s] - ac));
-                        else if (dp) dp[c * S + s] += (float)(-k * ac / p[c * S + s]);
+                        else if (dp && ac != 0) dp[c * S + s] += (float)(-k * ac / p[c * S + s]);
                     }
                 }
+                acc += vw * l;
             }
             part[n * nch + ch].loss = acc;
         }
@@ -126,10 +142,10 @@ static sl_status ce_sigmoid(const sl_term *t, const sl_ctx *cx, const double *w,
     const double eps = pr->label_smoothing;
     ce_part *part = sl_calloc(N * nch, sizeof(ce_part));
     if (!part) return SL_ENOMEM;
-    int64_t valid = 0;
+    double valid = 0; /* Σ voxel weights: the number of valid voxels without a mask */
     for (int64_t n = 0; n < N; n++)
-        for (int64_t s = 0; s < S; s++) valid += sl_valid(cx, pr, n, s);
-    const double count = (double)valid * (double)C;
+        for (int64_t s = 0; s < S; s++) valid += sl_vw(cx, pr, n, s);
+    const double count = valid * (double)C;
     if (count == 0) {
         free(part);
         *value = 0;
@@ -144,14 +160,24 @@ static sl_status ce_sigmoid(const sl_term *t, const sl_ctx *cx, const double *w,
             for (int64_t c = 0; c < C; c++) {
                 const int64_t off = (n * C + c) * S;
                 for (int64_t s = a; s < b; s++) {
-                    if (!sl_valid(cx, pr, n, s)) continue;
+                    const double vw = sl_vw(cx, pr, n, s);
+                    if (vw == 0) continue;
                     double g = sl_g(cx, n, c, s) * (1 - eps) + eps / 2;
-                    double p = cx->p[off + s];
-                    acc -= w[c] * (pos_weight * g * cx->logp[off + s] + (1 - g) * cx->log1mp[off + s]);
-                    if (cx->act == SL_ACT_SIGMOID && cx->dx)
-                        cx->dx[off + s] += (float)(k * w[c] * ((pos_weight * g + 1 - g) * p - pos_weight * g));
-                    else if (cx->dp)
-                        cx->dp[off + s] += (float)(k * w[c] * (-pos_weight * g / p + (1 - g) / (1 - p)));
+                    double p = cx->p[off + s], wc = vw * w[c];
+                    if (cx->act == SL_ACT_SIGMOID) {
+                        acc -= wc * (pos_weight * g * cx->logp[off + s] + (1 - g) * cx->log1mp[off + s]);
+                        if (cx->dx)
+                            cx->dx[off + s] += (float)(k * wc * ((pos_weight * g + 1 - g) * p - pos_weight * g));
+                        continue;
+                    }
+                    /* Probabilities given (activation=none): PyTorch's F.binary_cross_entropy.
+                     * A term whose target weight is 0 is 0 (0·log 0 = 0), the logs are
+                     * clamped at −100 so that p = 0 or 1 against the other label costs 100,
+                     * and the gradient divides by max(p(1 − p), 1e-12) as PyTorch's does. */
+                    double a1 = pos_weight * g, a0 = 1 - g;
+                    if (a1 > 0) acc -= wc * a1 * fmax(cx->logp[off + s], -100.0);
+                    if (a0 > 0) acc -= wc * a0 * fmax(cx->log1mp[off + s], -100.0);
+                    if (cx->dp) cx->dp[off + s] += (float)(k * wc * (a0 * p - a1 * (1 - p)) / fmax(p * (1 - p), 1e-12));
                 }
             }
             part[n * nch + ch].loss = acc;
@@ -192,7 +218,7 @@ static const sl_key ce_keys[] = {CE_KEYS(SL_WEIGHT_NONE), SL_KEY_END};
 const sl_term_class sl_loss_ce = {
     {"ce", "distribution", "cross-entropy (softmax; binary CE for one sigmoid channel)",
      "PyTorch F.cross_entropy (weight, label_smoothing, ignore_index)"},
-    ce_keys, SL_NEEDS_LOGP, NULL, eval_ce, NULL};
+    ce_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, NULL, eval_ce, NULL};
 
 /* wce: the same loss with inverse-frequency weights unless weights are given. */
 static const sl_key wce_keys[] = {CE_KEYS(SL_WEIGHT_INVERSE), SL_KEY_END};
@@ -200,7 +226,7 @@ static const sl_key wce_keys[] = {CE_KEYS(SL_WEIGHT_INVERSE), SL_KEY_END};
 const sl_term_class sl_loss_wce = {
     {"wce", "distribution", "weighted cross-entropy, inverse class frequency weights by default",
      "Ronneberger et al. 2015; Ben Naceur et al. 2020"},
-    wce_keys, SL_NEEDS_LOGP, NULL, eval_ce, NULL};
+    wce_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, NULL, eval_ce, NULL};
 
 static const sl_key bce_keys[] = {
     {"activation", SL_KEY_ENUM, SL_P(activation), SL_ACT_SIGMOID, 0, 0, "auto|softmax|sigmoid|none",
@@ -228,4 +254,4 @@ static sl_status bce_validate(const sl_params *p, char *msg, size_t msglen)
 const sl_term_class sl_loss_bce = {
     {"bce", "distribution", "binary cross-entropy with logits, per channel (multi-label)",
      "PyTorch F.binary_cross_entropy_with_logits (weight, pos_weight)"},
-    bce_keys, SL_NEEDS_LOGP, bce_validate, eval_bce, NULL};
+    bce_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, bce_validate, eval_bce, NULL};

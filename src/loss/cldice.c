@@ -207,14 +207,66 @@ static double cl_value(double tp, double ts, double *dtp, double *dts)
     return 1 - 2 * tp * ts / s;
 }
 
+/*
+ * auto_iters: the largest city-block distance from a target voxel (g > 0.5)
+ * to the nearest background voxel of its map, over the maps in use. An
+ * object survives exactly that many erosions by the cross minus one, so a
+ * skeleton with K >= it reaches the core of every object; with fewer, the
+ * interior of a thick object adds nothing to S_g and a missed object of
+ * radius > K barely moves Tsens. Maps without background are skipped (the
+ * erosion never shrinks them). Two raster passes over face neighbours give
+ * the exact city-block distance.
+ */
+static int object_depth(const sl_ctx *cx, const sl_params *pr, int has_ignore, const grid3 *gr, int64_t first,
+                        double *p, double *gm, int32_t *d)
+{
+    const int64_t S = gr->S, C = cx->C;
+    const int32_t big = INT32_MAX / 2;
+    int32_t depth = 0;
+    for (int64_t m = 0; m < cx->N * C; m++) {
+        if (m % C < first) continue;
+        load_maps(cx, pr, has_ignore, m / C, m % C, p, gm);
+        int any_bg = 0;
+        for (int64_t i = 0; i < S; i++) any_bg |= !(d[i] = gm[i] > 0.5 ? big : 0);
+        if (!any_bg) continue;
+        for (int pass = 0; pass < 2; pass++)
+            for (int64_t k = 0; k < S; k++) {
+                const int64_t i = pass ? S - 1 - k : k;
+                int64_t rest = i;
+                for (int a = 0; a < 3; a++) {
+                    const int64_t co = rest / gr->stride[a];
+                    rest -= co * gr->stride[a];
+                    if (a < gr->first_axis) continue;
+                    if (!pass && co > 0 && d[i - gr->stride[a]] + 1 < d[i]) d[i] = d[i - gr->stride[a]] + 1;
+                    if (pass && co < gr->ext[a] - 1 && d[i + gr->stride[a]] + 1 < d[i]) d[i] = d[i + gr->stride[a]] + 1;
+                }
+            }
+        for (int64_t i = 0; i < S; i++)
+            if (d[i] > depth) depth = d[i];
+    }
+    return depth;
+}
+
 static sl_status eval_cldice(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
 {
     const sl_params *pr = &t->prm;
     const int64_t N = cx->N, C = cx->C, S = cx->S, M = N * C;
-    const int K = pr->iters, pool = pr->mode;
+    const int pool = pr->mode;
     const int64_t first = (!pr->include_background && C > 1) ? 1 : 0;
     const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
     const grid3 gr = grid_of(&cx->dims);
+    int K = pr->iters;
+    if (pr->auto_iters) {
+        double *buf = sl_malloc(2 * S, sizeof(double));
+        int32_t *d = sl_malloc(S, sizeof(int32_t));
+        if (!buf || !d) {
+            free(buf), free(d);
+            return sl_errf(msg, msglen, SL_ENOMEM, "cldice: out of memory");
+        }
+        int depth = object_depth(cx, pr, has_ignore, &gr, first, buf, buf + S, d);
+        free(buf), free(d);
+        if (depth > K) K = depth < 100 ? depth : 100;
+    }
     const int64_t G = pool ? (pr->batch ? 1 : N) : (pr->batch ? C : M);
     double *sums = sl_calloc(M * NS + G * (NS + 4), sizeof(double));
     if (!sums) return sl_errf(msg, msglen, SL_ENOMEM, "cldice: out of memory");
@@ -353,6 +405,8 @@ static const sl_key cldice_keys[] = {
     {"weight", SL_KEY_WEIGHT, SL_P(weight), 0, 0, 1e6, NULL, "class weights [w0,...] or inverse|median"},
     {"ignore_index", SL_KEY_LABEL, SL_P(ignore_index), NAN, -1e9, 1e9, NULL, "label whose voxels get p = g = 0"},
     {"iters", SL_KEY_INT, SL_P(iters), 3, 0, 100, NULL, "soft-skeleton iterations"},
+    {"auto_iters", SL_KEY_BOOL, SL_P(auto_iters), 0, 0, 1, NULL,
+     "raise iters to the target's deepest object (city-block radius, at most 100)"},
     SL_KEY_END};
 
 const sl_term_class sl_loss_cldice = {

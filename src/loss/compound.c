@@ -77,15 +77,15 @@ static sl_status focal_ce(const sl_ctx *cx, const sl_params *pr, int binary, con
                           double scale, double *value)
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
-    int64_t valid = 0;
+    double valid = 0; /* Σ voxel weights (the valid voxels without a mask) */
     for (int64_t n = 0; n < N; n++)
-        for (int64_t s = 0; s < S; s++) valid += sl_valid(cx, pr, n, s);
-    const double count = (double)valid * (binary ? (double)C : 1.0);
+        for (int64_t s = 0; s < S; s++) valid += sl_vw(cx, pr, n, s);
+    const double count = valid * (binary ? (double)C : 1.0);
     *value = 0;
     if (count == 0) return SL_OK; /* every voxel ignored: 0, no gradient */
     double *part = sl_calloc(N * nch, sizeof(double));
     if (!part) return SL_ENOMEM;
-    const double k = scale / count;
+    const double k0 = scale / count;
     const int logits = cx->act == SL_ACT_SOFTMAX || cx->act == SL_ACT_SIGMOID;
     float *dx = logits ? cx->dx : NULL, *dp = logits ? NULL : cx->dp;
 #pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
@@ -94,7 +94,9 @@ static sl_status focal_ce(const sl_ctx *cx, const sl_params *pr, int binary, con
             const int64_t a0 = ch * SL_CHUNK, b0 = a0 + SL_CHUNK < S ? a0 + SL_CHUNK : S;
             double acc = 0;
             for (int64_t s = a0; s < b0; s++) {
-                if (!sl_valid(cx, pr, n, s)) continue;
+                const double vw = sl_vw(cx, pr, n, s), k = vw * k0;
+                if (vw == 0) continue;
+                double av = 0;
                 if (binary) {
                     for (int64_t c = 0; c < C; c++) {
                         const int64_t i = (n * C + c) * S + s;
@@ -102,7 +104,7 @@ static sl_status focal_ce(const sl_ctx *cx, const sl_params *pr, int binary, con
                         double a1, u1, d1, a0v, u0, d0;
                         fce(w[1], e[1], g, p, cx->logp[i], 1 - p, &a1, &u1, &d1);
                         fce(w[0], e[0], 1 - g, 1 - p, cx->log1mp[i], p, &a0v, &u0, &d0);
-                        acc += a1 + a0v;
+                        av += a1 + a0v;
                         /* q1 = σ(x), q0 = 1 − σ(x): d/dx = u1·q0 − u0·q1 */
                         if (dx) dx[i] += (float)(k * (u1 * (1 - p) - u0 * p));
                         else if (dp) dp[i] += (float)(k * (d1 - d0));
@@ -115,7 +117,7 @@ static sl_status focal_ce(const sl_ctx *cx, const sl_params *pr, int binary, con
                         double omq = cx->act == SL_ACT_SOFTMAX ? -expm1(lq) : 1 - q;
                         double a, uc, d;
                         fce(w[c], e[c], g, q, lq, omq, &a, &uc, &d);
-                        acc += a;
+                        av += a;
                         usum += uc;
                         if (dp) dp[i] += (float)(k * d);
                     }
@@ -128,6 +130,7 @@ static sl_status focal_ce(const sl_ctx *cx, const sl_params *pr, int binary, con
                             dx[i] += (float)(k * (uc - cx->p[i] * usum));
                         }
                 }
+                acc += vw * av;
             }
             part[n * nch + ch] = acc;
         }
@@ -210,7 +213,7 @@ static const sl_key combo_keys[] = {
 const sl_term_class sl_loss_combo = {
     {"combo", "compound", "α·weighted CE (β on the foreground) + (1 − α)·dice loss",
      "Taghanaki et al. 2019 (Combo loss, CMIG); the dice part is MONAI DiceLoss, the paper's −Dice becomes 1 − Dice"},
-    combo_keys, SL_NEEDS_LOGP, NULL, eval_combo, NULL, NULL};
+    combo_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, NULL, eval_combo, NULL, NULL};
 
 /* ---- unified_focal -------------------------------------------------------------- */
 
@@ -323,4 +326,4 @@ const sl_term_class sl_loss_unified_focal = {
     {"unified_focal", "compound", "λ·modified focal + (1 − λ)·modified focal Tversky, symmetric or asymmetric",
      "Yeung et al. 2022 (Unified Focal loss, CMIG); matches the authors' reference code (mlyg/unified-focal-loss) "
      "without its clipping and 1e-7 smoothing"},
-    unified_keys, SL_NEEDS_LOGP, validate_unified, eval_unified, NULL, NULL};
+    unified_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, validate_unified, eval_unified, NULL, NULL};

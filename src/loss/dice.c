@@ -50,9 +50,10 @@ static const sl_key dice_keys[] = {
     SL_KEYS_REGION(1e-5),
     {"squared", SL_KEY_BOOL, SL_P(squared), 0, 0, 1, NULL, "Σp²+Σg² in the denominator (V-Net form)"},
     {"log", SL_KEY_BOOL, SL_P(log), 0, 0, 1, NULL, "−log D instead of 1 − D"},
+    SL_KEY_SOFT_LABEL,
     SL_KEY_END};
 
 const sl_term_class sl_loss_dice = {
     {"dice", "region", "soft Dice loss 1 − (2tp + s)/(Σp + Σg + s)",
      "Milletari et al. 2016 (V-Net); matches MONAI DiceLoss"},
-    dice_keys, 0, NULL, sl_region_eval, NULL, finalize_dice};
+    dice_keys, SL_TAKES_MASK, NULL, sl_region_eval, NULL, finalize_dice};

@@ -25,6 +25,8 @@
  * Sigmoid: ∂l/∂x = α_t [γ m^(γ−1) (1 − 2t) p(1 − p) ce + m^γ (p − t)], with
  * p = exp(log p) and 1 − p = exp(log(1 − p)) from the stable log-sigmoids.
  * activation=none writes ∂l/∂p through the framework.
+ * A voxel mask m weights each voxel's term and replaces the voxel count V
+ * by Σ m (Σ m_i l_i / Σ m_i).
  * Limits at m = 0 (or 1 − p = 0): m^(γ−1)·(factor vanishing like m) → 0 for
  * γ > 0; the code takes that limit instead of computing 0·∞.
  */
@@ -73,16 +75,16 @@ static sl_status focal_softmax(const sl_term *t, const sl_ctx *cx, const double 
         free(ubuf);
         return SL_ENOMEM;
     }
-    int64_t V = 0;
+    double V = 0; /* Σ voxel weights */
     for (int64_t n = 0; n < N; n++)
-        for (int64_t s = 0; s < S; s++) V += sl_valid(cx, pr, n, s);
+        for (int64_t s = 0; s < S; s++) V += sl_vw(cx, pr, n, s);
     if (V == 0) { /* everything ignored: 0 and no gradient, as ce */
         free(part);
         free(ubuf);
         *value = 0;
         return SL_OK;
     }
-    const double k = cx->scale / (double)V;
+    const double k0 = cx->scale / V;
 #pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
     for (int64_t n = 0; n < N; n++)
         for (int64_t ch = 0; ch < nch; ch++) {
@@ -96,7 +98,8 @@ static sl_status focal_softmax(const sl_term *t, const sl_ctx *cx, const double 
             float *dx = cx->dx ? cx->dx + n * C * S : NULL, *dp = cx->dp ? cx->dp + n * C * S : NULL;
             double acc = 0;
             for (int64_t s = a; s < b; s++) {
-                if (!sl_valid(cx, pr, n, s)) continue;
+                const double vw = sl_vw(cx, pr, n, s), k = vw * k0;
+                if (vw == 0) continue;
                 double U = 0;
                 for (int64_t c = 0; c < C; c++) {
                     double w = alpha[c] * sl_g(cx, n, c, s);
@@ -106,7 +109,7 @@ static sl_status focal_softmax(const sl_term *t, const sl_ctx *cx, const double 
                     double pc = none ? (double)p[c * S + s] : exp(l);
                     double q = none ? 1.0 - (double)p[c * S + s] : -expm1(l);
                     double qg = pow(q, gamma);
-                    acc -= w * qg * l;
+                    acc -= vw * w * qg * l;
                     if (none) {
                         if (dp) {
                             double d = qg / pc - (gamma > 0 ? gamma * pow_m1(q, gamma, l) : 0.0);
@@ -126,7 +129,7 @@ static sl_status focal_softmax(const sl_term *t, const sl_ctx *cx, const double 
     for (int64_t i = 0; i < N * nch; i++) L += part[i].loss;
     free(part);
     free(ubuf);
-    *value = L / (double)V;
+    *value = L / V;
     return SL_OK;
 }
 
@@ -138,16 +141,16 @@ static sl_status focal_sigmoid(const sl_term *t, const sl_ctx *cx, const double 
     const int none = cx->act == SL_ACT_NONE;
     focal_part *part = sl_calloc(N * nch, sizeof(focal_part));
     if (!part) return SL_ENOMEM;
-    int64_t V = 0;
+    double V = 0; /* Σ voxel weights */
     for (int64_t n = 0; n < N; n++)
-        for (int64_t s = 0; s < S; s++) V += sl_valid(cx, pr, n, s);
-    const double count = (double)V * (double)C;
+        for (int64_t s = 0; s < S; s++) V += sl_vw(cx, pr, n, s);
+    const double count = V * (double)C;
     if (count == 0) {
         free(part);
         *value = 0;
         return SL_OK;
     }
-    const double k = cx->scale / count;
+    const double k0 = cx->scale / count;
 #pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
     for (int64_t n = 0; n < N; n++)
         for (int64_t ch = 0; ch < nch; ch++) {
@@ -156,7 +159,8 @@ static sl_status focal_sigmoid(const sl_term *t, const sl_ctx *cx, const double 
             for (int64_t c = 0; c < C; c++) {
                 const int64_t off = (n * C + c) * S;
                 for (int64_t s = a; s < b; s++) {
-                    if (!sl_valid(cx, pr, n, s)) continue;
+                    const double vw = sl_vw(cx, pr, n, s), k = vw * k0;
+                    if (vw == 0) continue;
                     double tg = sl_g(cx, n, c, s);
                     double lp = cx->logp[off + s], l1 = cx->log1mp[off + s];
                     double p = none ? (double)cx->p[off + s] : exp(lp);
@@ -165,7 +169,7 @@ static sl_status focal_sigmoid(const sl_term *t, const sl_ctx *cx, const double 
                     double m = p * (1 - tg) + q * tg;
                     double at = has_alpha ? alpha[c] * tg + (1 - alpha[c]) * (1 - tg) : 1.0;
                     double mg = pow(m, gamma);
-                    acc += at * mg * ce;
+                    acc += vw * at * mg * ce;
                     if (none) {
                         if (cx->dp) {
                             double dce = (tg > 0 ? -tg / p : 0.0) + (tg < 1 ? (1 - tg) / q : 0.0);
@@ -223,4 +227,4 @@ static const sl_key focal_keys[] = {
 const sl_term_class sl_loss_focal = {
     {"focal", "distribution", "focal loss −α(1−p)^γ log p (softmax; sigmoid per channel)",
      "Lin et al. 2017; sigmoid matches torchvision sigmoid_focal_loss (mean); MONAI softmax FocalLoss = ours / C"},
-    focal_keys, SL_NEEDS_LOGP, focal_validate, eval_focal, NULL};
+    focal_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, focal_validate, eval_focal, NULL};

@@ -110,7 +110,7 @@ static const sl_key gdice_keys[] = {GD_KEYS, SL_KEY_END};
 const sl_term_class sl_loss_gdice = {
     {"gdice", "region", "generalized Dice loss, class weights 1/(Σg)² normalised to sum 1",
      "Sudre et al. 2017; equals MONAI GeneralizedDiceLoss with smooth_nr = smooth_dr = 0"},
-    gdice_keys, 0, NULL, sl_region_eval, NULL, finalize_gdice};
+    gdice_keys, SL_TAKES_MASK, NULL, sl_region_eval, NULL, finalize_gdice};
 
 static const sl_key pgdice_keys[] = {
     GD_KEYS,
@@ -120,4 +120,4 @@ static const sl_key pgdice_keys[] = {
 const sl_term_class sl_loss_pgdice = {
     {"pgdice", "region", "penalty generalized Dice loss 1 − S/(1 + k(1 − S))",
      "Yang, Kweon & Kim 2019 (MIDL); k = 0 is gdice"},
-    pgdice_keys, 0, NULL, sl_region_eval, NULL, finalize_pgdice};
+    pgdice_keys, SL_TAKES_MASK, NULL, sl_region_eval, NULL, finalize_pgdice};

@@ -105,7 +105,7 @@ static sl_status eval_gwdice(sl_term *t, const sl_ctx *cx, double *value, char *
                        C == 1 ? " (one sigmoid channel is two classes: background, foreground)" : "");
     double M[GW_KMAX * GW_KMAX];
     gw_matrix(pr, K, M);
-    const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
+    const int weighted = sl_weighted(cx, pr);
 
     /* pass 1: TP and AE per (sample, chunk) */
     double *part = sl_calloc(2 * N * nch, sizeof(double));
@@ -122,13 +122,14 @@ static sl_status eval_gwdice(sl_term *t, const sl_ctx *cx, double *value, char *
             const int64_t a0 = ch * SL_CHUNK, b0 = a0 + SL_CHUNK < S ? a0 + SL_CHUNK : S;
             double tp = 0, ae = 0, m[GW_KMAX], q[GW_KMAX];
             for (int64_t s = a0; s < b0; s++) {
-                if (has_ignore && !sl_valid(cx, pr, n, s)) continue;
+                double w = 1;
+                if (weighted && (w = sl_vw(cx, pr, n, s)) == 0) continue;
                 double a = gw_row(cx, M, K, n, s, m);
                 gw_probs(cx, K, n, s, q);
                 double d = 0;
                 for (int64_t k = 0; k < K; k++) d += m[k] * q[k];
-                tp += a * (1 - d);
-                ae += d;
+                tp += w * a * (1 - d);
+                ae += w * d;
             }
             part[2 * (n * nch + ch)] = tp;
             part[2 * (n * nch + ch) + 1] = ae;
@@ -163,9 +164,10 @@ static sl_status eval_gwdice(sl_term *t, const sl_ctx *cx, double *value, char *
                 const double cT = grp[4 * gi + 2], cE = grp[4 * gi + 3];
                 double m[GW_KMAX];
                 for (int64_t s = a0; s < b0; s++) {
-                    if (has_ignore && !sl_valid(cx, pr, n, s)) continue;
+                    double w = 1;
+                    if (weighted && (w = sl_vw(cx, pr, n, s)) == 0) continue;
                     double a = gw_row(cx, M, K, n, s, m);
-                    double f = scale * (cE - a * cT);
+                    double f = w * scale * (cE - a * cT);
                     if (C == 1) cx->dp[n * S + s] += (float)(f * (m[1] - m[0]));
                     else
                         for (int64_t k = 0; k < K; k++) cx->dp[(n * C + k) * S + s] += (float)(f * m[k]);
@@ -220,4 +222,4 @@ const sl_term_class sl_loss_gwdice = {
     {"gwdice", "region", "generalized Wasserstein Dice loss with a class distance matrix M",
      "Fidon et al. 2017 (α_l = M[l][0], as the authors' NiftyNet code); equals MONAI "
      "GeneralizedWassersteinDiceLoss(weighting_mode=\"default\") when M[l][0] = 1 for every foreground class"},
-    gwdice_keys, 0, validate_gwdice, eval_gwdice, NULL, NULL};
+    gwdice_keys, SL_TAKES_MASK, validate_gwdice, eval_gwdice, NULL, NULL};

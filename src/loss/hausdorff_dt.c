@@ -18,6 +18,9 @@
  * in p). With a soft target, (p − g)² uses the soft g and only the map is
  * binarised.
  *
+ * A voxel mask m makes it Σ m (p − g)² (d_p^α + d_g^α) / (K · Σ m); the
+ * distance fields stay those of the whole prediction and target.
+ *
  * include_background=false (the default, as MONAI) drops class 0 when C > 1;
  * a single sigmoid channel is always included. MONAI takes the mean per
  * (sample, class) and then over them: with equal voxel counts that is the
@@ -80,6 +83,7 @@ static sl_status hd_job(void *user, int64_t j, int threads, void *scratch, char 
     float *dp = cx->dp ? cx->dp + (n * cx->C + c) * S : NULL;
     double *part = h->part + j * nch;
     const double alpha = h->alpha, k0 = h->k0;
+    const float *mw = cx->target->mask ? cx->target->mask + n * S : NULL;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t ch = 0; ch < nch; ch++) {
         int64_t a = ch * SL_CHUNK, e = a + SL_CHUNK < S ? a + SL_CHUNK : S;
@@ -87,6 +91,7 @@ static sl_status hd_job(void *user, int64_t j, int threads, void *scratch, char 
         for (int64_t s = a; s < e; s++) {
             /* the signed maps are negative inside: |d| */
             double w = powa(fabsf(dpm[s]), alpha) + powa(fabsf(dg[s]), alpha);
+            if (mw) w *= mw[s];
             if (w == 0) continue;
             double err = (double)p[s] - sl_g(cx, n, c, s);
             acc += err * err * w;
@@ -101,7 +106,12 @@ static sl_status eval_hd(sl_term *t, const sl_ctx *cx, double *value, char *msg,
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
     const int64_t first = (!t->prm.include_background && C > 1) ? 1 : 0, K = C - first;
-    const double inv = 1.0 / ((double)N * (double)K * (double)S);
+    const double total = sl_mask_total(cx); /* N·S voxels, or Σ m with a mask */
+    if (!(total > 0)) { /* a mask of zeros: nothing counts, as ce */
+        *value = 0;
+        return SL_OK;
+    }
+    const double inv = 1.0 / ((double)K * total);
     hd_jobs h = {cx, first, K, nch, t->prm.alpha, 2 * cx->scale * inv, sl_calloc(N * K * nch, sizeof(double))};
     if (!h.part) return sl_errf(msg, msglen, SL_ENOMEM, "hausdorff_dt: out of memory");
     size_t scratch = (size_t)((S + 63) / 64) * 64 + 2 * (size_t)S * sizeof(float);
@@ -121,4 +131,4 @@ static const sl_key hd_keys[] = {
 const sl_term_class sl_loss_hausdorff_dt = {
     {"hausdorff_dt", "boundary", "mean of (p − g)² (d_p^α + d_g^α), d = distance fields of p > 0.5 and g",
      "Karimi & Salcudean 2019 (IEEE TMI 2020); matches MONAI HausdorffDTLoss (distance_field, reduction=mean)"},
-    hd_keys, 0, NULL, eval_hd, NULL};
+    hd_keys, SL_TAKES_MASK, NULL, eval_hd, NULL};

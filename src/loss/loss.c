@@ -278,6 +278,22 @@ static sl_status check_target(const sl_loss *L, const sl_target *tg, int64_t N, 
     return sl_errf(msg, msglen, SL_EINVAL, "loss: unknown target kind %d", (int)tg->kind);
 }
 
+/* The voxel mask: finite weights >= 0, and every term must take one. */
+static sl_status check_mask(const sl_loss *L, const float *mask, int64_t NS, int threads, char *msg, size_t msglen)
+{
+    for (int i = 0; i < L->nterms; i++)
+        if (!(L->terms[i].cls->flags & SL_TAKES_MASK))
+            return sl_errf(msg, msglen, SL_EINVAL, "%s: does not take a voxel mask (docs/losses.md#masks)",
+                           L->terms[i].cls->info.name);
+    if (!sl_all_finite(mask, NS, threads))
+        return sl_errf(msg, msglen, SL_ENONFINITE, "loss: the mask contains NaN or Inf");
+    for (int64_t i = 0; i < NS; i++)
+        if (!(mask[i] >= 0.0f))
+            return sl_errf(msg, msglen, SL_ERANGE, "loss: mask weight %g at index %lld is negative", (double)mask[i],
+                           (long long)i);
+    return SL_OK;
+}
+
 /* Grows the capacity: existing buffers are dropped when too small and
  * reallocated lazily (only those an activation actually uses). */
 static void ensure_capacity(sl_loss *L, int64_t total)
@@ -318,6 +334,7 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
     if (!sl_all_finite(x, total, threads))
         return sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
     st = check_target(L, tg, N, C, S, threads, msg, msglen);
+    if (st == SL_OK && tg->mask) st = check_mask(L, tg->mask, N * S, threads, msg, msglen);
     if (st != SL_OK) return st;
 
     /* Which activations are needed, and whether any of their terms needs log p. */
@@ -342,7 +359,8 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
     int nused = used[0] + used[1] + used[2];
     int has_state = 0;
     for (int i = 0; i < L->nterms; i++) has_state |= L->terms[i].cls->state_size != NULL;
-    if (L->fused && nused == 1 && !has_state) {
+    /* A mask takes the plain path: the fused kernels do not read it. */
+    if (L->fused && nused == 1 && !has_state && !tg->mask) {
         int act = used[0] ? SL_ACT_SOFTMAX : used[1] ? SL_ACT_SIGMOID : SL_ACT_NONE;
         if (sl_fused_eligible(L->terms, L->nterms, C, act)) {
             sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = act, .x = x, .target = tg, .opts = opts,

@@ -156,12 +156,13 @@ static const sl_key logcosh_keys[] = {
     SL_KEYS_REGION(1e-5),
     {"squared", SL_KEY_BOOL, SL_P(squared), 0, 0, 1, NULL, "Σp²+Σg² in the denominator (V-Net form)"},
     {"log", SL_KEY_BOOL, SL_P(log), 0, 0, 1, NULL, "−log D instead of 1 − D inside log cosh"},
+    SL_KEY_SOFT_LABEL,
     SL_KEY_END};
 
 const sl_term_class sl_loss_logcosh_dice = {
     {"logcosh_dice", "region", "log(cosh(dice loss)), the dice loss averaged as `dice` does",
      "Jadon 2020 (A survey of loss functions for semantic segmentation, SemSegLoss); the inner loss is MONAI DiceLoss"},
-    logcosh_keys, 0, NULL, sl_region_eval, NULL, finalize_logcosh};
+    logcosh_keys, SL_TAKES_MASK, NULL, sl_region_eval, NULL, finalize_logcosh};
 
 /* ---- iou ----------------------------------------------------------------------- */
 
@@ -190,7 +191,7 @@ static sl_status finalize_iou(sl_term *t, const sl_ctx *cx, sl_region *r, double
 const sl_term_class sl_loss_iou = {
     {"iou", "region", "soft Jaccard loss 1 − (tp + s)/(Σp + Σg − tp + s)",
      "Rahman & Wang 2016; Cai et al. 2017; equals MONAI DiceLoss(jaccard=True) with smooth_nr and smooth_dr doubled"},
-    logcosh_keys, 0, NULL, sl_region_eval, NULL, finalize_iou};
+    logcosh_keys, SL_TAKES_MASK, NULL, sl_region_eval, NULL, finalize_iou};
 
 /* ---- tversky, focal_tversky ------------------------------------------------------ */
 
@@ -267,14 +268,15 @@ static sl_status validate_focal_tversky(const sl_params *p, char *msg, size_t ms
 #define TVERSKY_KEYS                                                                                   \
     SL_KEYS_REGION(1e-5),                                                                              \
     {"alpha", SL_KEY_NUMBER, SL_P(alpha), 0.3, 0, 1e3, NULL, "weight of the false positives"},         \
-    {"beta", SL_KEY_NUMBER, SL_P(beta), 0.7, 0, 1e3, NULL, "weight of the false negatives"}
+    {"beta", SL_KEY_NUMBER, SL_P(beta), 0.7, 0, 1e3, NULL, "weight of the false negatives"},      \
+    SL_KEY_SOFT_LABEL
 
 static const sl_key tversky_keys[] = {TVERSKY_KEYS, SL_KEY_END};
 
 const sl_term_class sl_loss_tversky = {
     {"tversky", "region", "Tversky loss 1 − (tp + s)/(tp + α·fp + β·fn + s); α on FP, β on FN",
      "Salehi et al. 2017; matches MONAI TverskyLoss(alpha=0.3, beta=0.7) (MONAI's default is 0.5/0.5)"},
-    tversky_keys, 0, validate_tversky, sl_region_eval, NULL, finalize_tversky};
+    tversky_keys, SL_TAKES_MASK, validate_tversky, sl_region_eval, NULL, finalize_tversky};
 
 static const sl_key focal_tversky_keys[] = {
     TVERSKY_KEYS,
@@ -284,7 +286,7 @@ static const sl_key focal_tversky_keys[] = {
 const sl_term_class sl_loss_focal_tversky = {
     {"focal_tversky", "region", "mean over groups of (1 − Tversky index)^γ",
      "Abraham & Khan 2019 (their γ = 4/3 is our 1/γ = 0.75)"},
-    focal_tversky_keys, 0, validate_focal_tversky, sl_region_eval, NULL, finalize_focal_tversky};
+    focal_tversky_keys, SL_TAKES_MASK, validate_focal_tversky, sl_region_eval, NULL, finalize_focal_tversky};
 
 /* ---- asym ------------------------------------------------------------------------- */
 
@@ -322,7 +324,7 @@ const sl_term_class sl_loss_asym = {
     {"asym", "region", "asymmetric similarity loss 1 − F_β, β² on the false negatives",
      "Hashemi et al. 2018 (Asymmetric loss functions ..., IEEE Access); equals tversky with "
      "α = 1/(1+β²), β' = β²/(1+β²) up to smoothing"},
-    asym_keys, 0, NULL, sl_region_eval, NULL, finalize_asym};
+    asym_keys, SL_TAKES_MASK, NULL, sl_region_eval, NULL, finalize_asym};
 
 /* ---- focal_dice, wdice --------------------------------------------------------- */
 
@@ -394,7 +396,7 @@ static const sl_key focal_dice_keys[] = {
 const sl_term_class sl_loss_focal_dice = {
     {"focal_dice", "region", "Σ w_c (1 − D_c^(1/β)) / Σ w_c",
      "Wang & Chung 2018 (Focal Dice loss and image dilation for brain tumor segmentation, DLMIA)"},
-    focal_dice_keys, 0, validate_focal_dice, sl_region_eval, NULL, finalize_focal_dice};
+    focal_dice_keys, SL_TAKES_MASK, validate_focal_dice, sl_region_eval, NULL, finalize_focal_dice};
 
 static sl_status finalize_wdice(sl_term *t, const sl_ctx *cx, sl_region *r, double *value, char *msg, size_t msglen)
 {
@@ -430,7 +432,7 @@ static const sl_key wdice_keys[] = {SL_KEYS_REGION(1e-5), SL_KEY_END};
 const sl_term_class sl_loss_wdice = {
     {"wdice", "region", "class-weighted Dice loss Σ w_c (1 − D_c) / Σ w_c (weight required)",
      "seed \"Dice Loss实战\" 2.2.1, normalised by Σ w so that it stays in [0, 1]"},
-    wdice_keys, 0, validate_wdice, sl_region_eval, NULL, finalize_wdice};
+    wdice_keys, SL_TAKES_MASK, validate_wdice, sl_region_eval, NULL, finalize_wdice};
 
 /* ---- adaptive_dice ------------------------------------------------------------------ */
 
@@ -512,4 +514,4 @@ const sl_term_class sl_loss_adaptive_dice = {
     {"adaptive_dice", "region",
      "Dice loss weighted by an exponential average of each class's 1 − D_c (stateful; updates with training=1)",
      "seed \"Dice Loss实战\" 2.2.3, with the weights increasing (not decreasing) with a class's loss"},
-    adaptive_keys, 0, NULL, sl_region_eval, adaptive_state_size, finalize_adaptive};
+    adaptive_keys, SL_TAKES_MASK, NULL, sl_region_eval, adaptive_state_size, finalize_adaptive};

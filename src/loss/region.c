@@ -20,7 +20,7 @@
 #include <string.h>
 #include "term.h"
 
-#define NSUM 6 /* tp, sp, sg, sp2, sg2, cnt */
+#define NSUM 7 /* tp, sp, sg, sp2, sg2, cnt, sad */
 
 void sl_region_free(sl_region *r)
 {
@@ -34,7 +34,7 @@ sl_status sl_region_alloc(sl_region *r, int64_t G, int pooled)
     memset(r, 0, sizeof *r);
     r->pooled = pooled;
     r->G = G;
-    double *block = sl_calloc(9 * G, sizeof(double));
+    double *block = sl_calloc(11 * G, sizeof(double));
     if (!block) return SL_ENOMEM;
     r->tp = block;
     r->sp = block + r->G;
@@ -45,6 +45,8 @@ sl_status sl_region_alloc(sl_region *r, int64_t G, int pooled)
     r->d_tp = block + 6 * r->G;
     r->d_sp = block + 7 * r->G;
     r->d_sp2 = block + 8 * r->G;
+    r->sad = block + 9 * r->G;
+    r->d_sad = block + 10 * r->G;
     return SL_OK;
 }
 
@@ -59,7 +61,7 @@ sl_status sl_region_compute(const sl_ctx *cx, const sl_params *pr, int want_squa
         sl_region_free(r);
         return SL_ENOMEM;
     }
-    const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
+    const int weighted = sl_weighted(cx, pr), want_sad = pr->soft_label;
 #pragma omp parallel for num_threads(cx->threads) schedule(dynamic, 4) collapse(2)
     for (int64_t n = 0; n < N; n++)
         for (int64_t ch = 0; ch < nch; ch++) {
@@ -67,21 +69,23 @@ sl_status sl_region_compute(const sl_ctx *cx, const sl_params *pr, int want_squa
             double *out = part + ((n * nch + ch) * C) * NSUM;
             for (int64_t c = 0; c < C; c++) {
                 const float *p = cx->p + (n * C + c) * S;
-                double tp = 0, sp = 0, sg = 0, sp2 = 0, sg2 = 0, cnt = 0;
+                double tp = 0, sp = 0, sg = 0, sp2 = 0, sg2 = 0, cnt = 0, sad = 0;
                 for (int64_t s = a; s < b; s++) {
-                    if (has_ignore && !sl_valid(cx, pr, n, s)) continue;
+                    double w = 1;
+                    if (weighted && (w = sl_vw(cx, pr, n, s)) == 0) continue;
                     double pv = p[s], gv = sl_g(cx, n, c, s);
-                    tp += pv * gv;
-                    sp += pv;
-                    sg += gv;
+                    tp += w * pv * gv;
+                    sp += w * pv;
+                    sg += w * gv;
                     if (want_squares) {
-                        sp2 += pv * pv;
-                        sg2 += gv * gv;
+                        sp2 += w * pv * pv;
+                        sg2 += w * gv * gv;
                     }
-                    cnt += 1;
+                    cnt += w;
+                    if (want_sad) sad += w * fabs(pv - gv);
                 }
                 double *o = out + c * NSUM;
-                o[0] = tp, o[1] = sp, o[2] = sg, o[3] = sp2, o[4] = sg2, o[5] = cnt;
+                o[0] = tp, o[1] = sp, o[2] = sg, o[3] = sp2, o[4] = sg2, o[5] = cnt, o[6] = sad;
             }
         }
     /* Ordered combination: sample by sample, chunk by chunk. */
@@ -96,6 +100,7 @@ sl_status sl_region_compute(const sl_ctx *cx, const sl_params *pr, int want_squa
                 r->sp2[g] += o[3];
                 r->sg2[g] += o[4];
                 r->cnt[g] += o[5];
+                r->sad[g] += o[6];
             }
     free(part);
     return SL_OK;
@@ -105,7 +110,7 @@ void sl_region_backprop(const sl_ctx *cx, const sl_params *pr, const sl_region *
 {
     if (!cx->dp) return;
     const int64_t N = cx->N, C = cx->C, S = cx->S;
-    const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
+    const int weighted = sl_weighted(cx, pr);
     const double scale = cx->scale;
     const int64_t nch = sl_nchunks(S);
 #pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
@@ -115,12 +120,16 @@ void sl_region_backprop(const sl_ctx *cx, const sl_params *pr, const sl_region *
             for (int64_t c = 0; c < C; c++) {
                 int64_t g = sl_region_group(r, cx, n, c);
                 const double ktp = scale * r->d_tp[g], ksp = scale * r->d_sp[g], ksp2 = 2 * scale * r->d_sp2[g];
-                if (ktp == 0 && ksp == 0 && ksp2 == 0) continue;
+                const double ksad = scale * r->d_sad[g];
+                if (ktp == 0 && ksp == 0 && ksp2 == 0 && ksad == 0) continue;
                 const float *p = cx->p + (n * C + c) * S;
                 float *dp = cx->dp + (n * C + c) * S;
                 for (int64_t s = a; s < b; s++) {
-                    if (has_ignore && !sl_valid(cx, pr, n, s)) continue;
-                    dp[s] += (float)(ktp * sl_g(cx, n, c, s) + ksp + ksp2 * p[s]);
+                    double w = 1;
+                    if (weighted && (w = sl_vw(cx, pr, n, s)) == 0) continue;
+                    double gv = sl_g(cx, n, c, s), d = ktp * gv + ksp + ksp2 * p[s];
+                    if (ksad != 0) d += p[s] > gv ? ksad : p[s] < gv ? -ksad : 0.0; /* sign(p − g); 0 at p = g */
+                    dp[s] += (float)(w * d);
                 }
             }
         }
@@ -131,7 +140,19 @@ sl_status sl_region_eval(sl_term *t, const sl_ctx *cx, double *value, char *msg,
     sl_region r;
     if (sl_region_compute(cx, &t->prm, 1, &r) != SL_OK)
         return sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", t->cls->info.name);
+    /* soft_label: the loss sees tp = (Σp + Σg − Σ|p − g|)/2, so its d/dtp
+     * goes to Σp (×½) and to Σ|p − g| (×−½). The squared Dice form is
+     * already minimised at p = g (MONAI leaves it alone too). */
+    const int soft = t->prm.soft_label && !t->prm.squared;
+    if (soft)
+        for (int64_t g = 0; g < r.G; g++) r.tp[g] = 0.5 * (r.sp[g] + r.sg[g] - r.sad[g]);
     sl_status st = t->cls->region_finalize(t, cx, &r, value, msg, msglen);
+    if (soft)
+        for (int64_t g = 0; g < r.G; g++) {
+            r.d_sp[g] += 0.5 * r.d_tp[g];
+            r.d_sad[g] = -0.5 * r.d_tp[g];
+            r.d_tp[g] = 0;
+        }
     if (st == SL_OK) sl_region_backprop(cx, &t->prm, &r);
     sl_region_free(&r);
     return st;
@@ -153,18 +174,20 @@ sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, cha
         for (int64_t c = 0; c < C; c++) w[c] = pr->weight.v[c];
         return SL_OK;
     }
-    /* inverse / median: from the batch's class frequencies (valid voxels). */
+    /* inverse / median: from the batch's class frequencies (valid voxels,
+     * weighted by the mask). */
     double *freq = sl_calloc(C, sizeof(double));
     if (!freq) return SL_ENOMEM;
     double total = 0;
     for (int64_t n = 0; n < cx->N; n++)
         for (int64_t s = 0; s < cx->S; s++) {
-            if (!sl_valid(cx, pr, n, s)) continue;
+            double vw = sl_vw(cx, pr, n, s);
+            if (vw == 0) continue;
             for (int64_t c = 0; c < C; c++) {
                 double g = sl_g(cx, n, c, s);
-                freq[c] += g;
+                freq[c] += vw * g;
             }
-            total += 1;
+            total += vw;
         }
     if (pr->weight_mode == SL_WEIGHT_INVERSE) {
         /* w_c = total / (C · count_c): "balanced" weights, 1 for every class

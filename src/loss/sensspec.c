@@ -49,12 +49,13 @@ static sl_status eval_sensspec(sl_term *t, const sl_ctx *cx, double *value, char
                 const float *p = cx->p + (n * C + c) * S;
                 double se = 0, sp = 0, sg = 0, cnt = 0;
                 for (int64_t s = a; s < b; s++) {
-                    if (!sl_valid(cx, pr, n, s)) continue;
-                    double g = sl_g(cx, n, c, s), d = g - (double)p[s], d2 = d * d;
+                    const double w = sl_vw(cx, pr, n, s);
+                    if (w == 0) continue;
+                    double g = sl_g(cx, n, c, s), d = g - (double)p[s], d2 = w * d * d;
                     se += d2 * g;
                     sp += d2 * (1 - g);
-                    sg += g;
-                    cnt += 1;
+                    sg += w * g;
+                    cnt += w;
                 }
                 double *o = part + ((n * nch + ch) * C + c) * NS;
                 o[0] = se, o[1] = sp, o[2] = sg, o[3] = cnt;
@@ -91,9 +92,10 @@ static sl_status eval_sensspec(sl_term *t, const sl_ctx *cx, double *value, char
                     const float *p = cx->p + (n * C + c) * S;
                     float *dp = cx->dp + (n * C + c) * S;
                     for (int64_t s = a; s < b; s++) {
-                        if (!sl_valid(cx, pr, n, s)) continue;
+                        const double w = sl_vw(cx, pr, n, s);
+                        if (w == 0) continue;
                         double gv = sl_g(cx, n, c, s);
-                        dp[s] += (float)((gv - (double)p[s]) * (kp * gv + kn * (1 - gv)));
+                        dp[s] += (float)(w * (gv - (double)p[s]) * (kp * gv + kn * (1 - gv)));
                     }
                 }
             }
@@ -116,4 +118,4 @@ static const sl_key sensspec_keys[] = {
 const sl_term_class sl_loss_sensspec = {
     {"sensspec", "region", "r·Σ(g−p)²g/Σg + (1−r)·Σ(g−p)²(1−g)/Σ(1−g) per (sample, class)",
      "Brosch et al. 2015 (MICCAI), r = 0.05"},
-    sensspec_keys, 0, NULL, eval_sensspec, NULL};
+    sensspec_keys, SL_TAKES_MASK, NULL, eval_sensspec, NULL};

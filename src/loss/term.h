@@ -55,6 +55,8 @@ typedef struct sl_params {
     int mode;                /* an enumerated choice (w_type, classes, variant...) */
     int iters, width, connectivity, window;
     double sigma, p_boundary, p_inner;
+    int soft_label;          /* region losses: tp = (Σp + Σg − Σ|p − g|)/2 (region.c) */
+    int auto_iters;          /* cldice: iterations from the target's object size */
 } sl_params;
 
 typedef enum sl_key_type {
@@ -93,6 +95,9 @@ typedef struct sl_key {
     {"smooth_dr", SL_KEY_NUMBER, SL_P(smooth_dr), (smooth), 0, 1e6, NULL, "added to the denominator"}, \
     {"weight", SL_KEY_WEIGHT, SL_P(weight), 0, 0, 1e6, NULL, "class weights [w0,...] or inverse|median"}, \
     {"ignore_index", SL_KEY_LABEL, SL_P(ignore_index), NAN, -1e9, 1e9, NULL, "label whose voxels are skipped"}
+#define SL_KEY_SOFT_LABEL \
+    {"soft_label", SL_KEY_BOOL, SL_P(soft_label), 0, 0, 1, NULL, \
+     "tp = (Σp + Σg − Σ|p − g|)/2: 0 loss when p equals a soft target (MONAI soft_label)"}
 #define SL_KEY_END {NULL, 0, 0, 0, 0, 0, NULL, NULL}
 
 /* ---- evaluation context ---------------------------------------------------- */
@@ -134,6 +139,35 @@ static inline int sl_valid(const sl_ctx *cx, const sl_params *pr, int64_t n, int
     return cx->target->labels[n * cx->S + s] != (int32_t)pr->ignore_index;
 }
 
+/* Mask weight of voxel (n, s): target->mask, or 1 without a mask. */
+static inline double sl_mask_w(const sl_ctx *cx, int64_t n, int64_t s)
+{
+    return cx->target->mask ? (double)cx->target->mask[n * cx->S + s] : 1.0;
+}
+
+/* Weight of voxel (n, s) for a term: 0 at its ignore_index, else the mask
+ * weight. Every masked statistic is a sum of this weight times the
+ * unmasked summand. */
+static inline double sl_vw(const sl_ctx *cx, const sl_params *pr, int64_t n, int64_t s)
+{
+    return sl_valid(cx, pr, n, s) ? sl_mask_w(cx, n, s) : 0.0;
+}
+
+/* Σ of the mask weights over (n, s): N·S without a mask. */
+static inline double sl_mask_total(const sl_ctx *cx)
+{
+    if (!cx->target->mask) return (double)cx->N * (double)cx->S;
+    double t = 0;
+    for (int64_t i = 0; i < cx->N * cx->S; i++) t += cx->target->mask[i];
+    return t;
+}
+
+/* 1 when a term's voxels carry weights other than 1 (ignore_index or a mask). */
+static inline int sl_weighted(const sl_ctx *cx, const sl_params *pr)
+{
+    return cx->target->mask || (!isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS);
+}
+
 /* ---- term classes ------------------------------------------------------------ */
 
 typedef struct sl_term sl_term;
@@ -142,6 +176,9 @@ typedef struct sl_region sl_region;
 /* The term reads cx->logp (and cx->log1mp): the framework computes them
  * only when some term sets this flag. */
 #define SL_NEEDS_LOGP 1u
+/* The term weights voxels by target->mask (sl_vw); the framework refuses a
+ * mask for a term without this flag. */
+#define SL_TAKES_MASK 2u
 
 typedef struct sl_term_class {
     sl_loss_info info;      /* name, family, summary, reference (loss.h) */
@@ -194,6 +231,13 @@ sl_status sl_class_weights(const sl_ctx *cx, const sl_params *p, double *w, char
  * Region statistics: per group soft counts over valid voxels, where a group
  * is (sample, class), or (class) with batch=true.
  *   tp = Σ p·g, sp = Σ p, sg = Σ g, sp2 = Σ p², sg2 = Σ g², cnt = number of voxels
+ * With soft_label (Wang & Blaschko 2023, MONAI's soft_label=True) also
+ * sad = Σ |p − g|, and sl_region_eval hands the loss tp = (Σp + Σg − sad)/2
+ * instead of Σ p·g (equal for hard targets; for a soft target it makes
+ * the Dice/IoU/Tversky score 1 at p = g); the gradient then gets a term
+ * d_sad·sign(p − g).
+ * Each summand weighted by the voxel weight sl_vw (0 at ignore_index, the
+ * mask's weight, 1 otherwise; cnt = Σ weights).
  * The region losses are functions of these sums; their gradient with
  * respect to p at a voxel is d_tp·g + d_sp + 2·d_sp2·p, applied by
  * sl_region_backprop. This makes one pass for the sums and one for the
@@ -204,6 +248,7 @@ struct sl_region {
     int pooled;      /* 1 when batch=true */
     double *tp, *sp, *sg, *sp2, *sg2, *cnt; /* each [G] */
     double *d_tp, *d_sp, *d_sp2;            /* each [G], filled by the loss */
+    double *sad, *d_sad; /* each [G]: Σ |p − g| and its coefficient (soft_label; 0 otherwise) */
 };
 
 /* Group index of (n, c). */

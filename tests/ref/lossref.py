@@ -117,11 +117,11 @@ class _Dims(__import__("ctypes").Structure):
 
 class _Target(__import__("ctypes").Structure):
     import ctypes as _c
-    _fields_ = [("kind", _c.c_int), ("labels", _c.c_void_p), ("soft", _c.c_void_p)]
+    _fields_ = [("kind", _c.c_int), ("labels", _c.c_void_p), ("soft", _c.c_void_p), ("mask", _c.c_void_p)]
 
 
-def run_lib(spec, x, y, want_grad=True):
-    """(value, grad, error) through ctypes."""
+def run_lib(spec, x, y, want_grad=True, mask=None):
+    """(value, grad, error) through ctypes; mask: optional (N, 1, spatial...) voxel weights."""
     import ctypes as c
     lib = slref.lib()
     msg = c.create_string_buffer(512)
@@ -137,6 +137,8 @@ def run_lib(spec, x, y, want_grad=True):
         else:
             yy = np.ascontiguousarray(y, np.int32)
             t = _Target(0, yy.ctypes.data, None)
+        mm = None if mask is None else np.ascontiguousarray(mask, np.float32)
+        t.mask = None if mm is None else mm.ctypes.data
         g = np.zeros_like(x) if want_grad else None
         v = c.c_double()
         st = lib.sl_loss_forward(loss, x.ctypes.data_as(c.c_void_p), c.byref(d), c.byref(t), None, c.byref(v),
@@ -148,50 +150,66 @@ def run_lib(spec, x, y, want_grad=True):
         lib.sl_loss_free(loss)
 
 
-def run_cli(spec, x, y, tmp, extra=()):
+def _mask_args(mask, tmp):
+    """--mask M.npy for the CLI when a mask is given."""
+    if mask is None:
+        return []
+    mp = os.path.join(tmp, "m.npy")
+    np.save(mp, np.asarray(mask, np.float32))
+    return ["--mask", mp]
+
+
+def run_cli(spec, x, y, tmp, extra=(), mask=None):
     if not _use_cli(extra):
-        return run_lib(spec, x, y)
+        return run_lib(spec, x, y, mask=mask)
     xp, yp, gp = (os.path.join(tmp, n) for n in ("x.npy", "y.npy", "g.npy"))
     np.save(xp, x)
     np.save(yp, y)
-    rc, out, err = slref.cli(["loss", spec, "--input", xp, "--target", yp, "--grad", gp] + list(extra))
+    rc, out, err = slref.cli(["loss", spec, "--input", xp, "--target", yp, "--grad", gp] + list(extra) +
+                             _mask_args(mask, tmp))
     if rc != 0:
         return None, None, err.strip()
     return json.loads(out)["loss"], np.load(gp), None
 
 
-def value_cli(spec, x, y, tmp, extra=()):
+def value_cli(spec, x, y, tmp, extra=(), mask=None):
     if not _use_cli(extra):
-        v, _, err = run_lib(spec, x, y, want_grad=False)
+        v, _, err = run_lib(spec, x, y, want_grad=False, mask=mask)
         if err:
             raise RuntimeError(err)
         return v
     xp, yp = os.path.join(tmp, "xf.npy"), os.path.join(tmp, "yf.npy")
     np.save(xp, x)
     np.save(yp, y)
-    rc, out, err = slref.cli(["loss", spec, "--input", xp, "--target", yp] + list(extra))
+    rc, out, err = slref.cli(["loss", spec, "--input", xp, "--target", yp] + list(extra) + _mask_args(mask, tmp))
     if rc != 0:
         raise RuntimeError(err)
     return json.loads(out)["loss"]
 
 
-def reference(ref, x, y, C, params):
+def reference(ref, x, y, C, params, mask=None):
+    """Value and autograd gradient of ref; a mask reaches ref as mask= (an (N, 1, ...) float64 tensor)."""
     xt = torch.tensor(x.astype(np.float64), requires_grad=True)
     yt = torch.tensor(y.astype(np.float64)) if y.dtype.kind == "f" else torch.tensor(y)
+    if mask is not None:
+        params = dict(params, mask=torch.tensor(np.asarray(mask, np.float64)))
     v = ref(xt, yt, C, **params)
     v.backward()
     return float(v), xt.grad.numpy()
 
 
 def check_loss(chk, name, spec, ref, params, x, y, C, tmp, rtol=2e-5, grad_rel=5e-5, fd=True, extra=(),
-               fd_rel=2e-3, fd_step=None):
-    """Compares value and gradient with the reference; optionally a finite-difference check."""
-    val, grad, err = run_cli(spec, x, y, tmp, extra)
-    label = "%s %s x%s %s" % (name, spec, x.shape, "labels" if y.dtype.kind != "f" else "soft")
+               fd_rel=2e-3, fd_step=None, mask=None):
+    """Compares value and gradient with the reference; optionally a finite-difference check.
+    mask: optional (N, 1, spatial...) voxel weights, given to segloss (--mask / sl_target.mask)
+    and to ref as the keyword mask."""
+    val, grad, err = run_cli(spec, x, y, tmp, extra, mask)
+    label = "%s %s x%s %s%s" % (name, spec, x.shape, "labels" if y.dtype.kind != "f" else "soft",
+                               "" if mask is None else " masked")
     if err is not None:
         chk.true("%s: segloss failed: %s" % (label, err), False)
         return
-    rv, rg = reference(ref, x, y, C, params)
+    rv, rg = reference(ref, x, y, C, params, mask)
     chk.close("%s value" % label, val, rv, rtol=rtol, atol=1e-7, group=name + " value")
     scale = max(float(np.abs(rg).max()), 1e-12)
     chk.close("%s grad" % label, grad, rg, rtol=1e-4, atol=grad_rel * scale, group=name + " grad")
@@ -209,7 +227,7 @@ def check_loss(chk, name, spec, ref, params, x, y, C, tmp, rtol=2e-5, grad_rel=5
         xp = (x + h * v).astype(np.float32)
         xm = (x - h * v).astype(np.float32)
         step = xp.astype(np.float64) - xm.astype(np.float64)
-        lp, lm = value_cli(spec, xp, y, tmp, extra), value_cli(spec, xm, y, tmp, extra)
+        lp, lm = value_cli(spec, xp, y, tmp, extra, mask), value_cli(spec, xm, y, tmp, extra, mask)
         fdv = (lp - lm) / (2 * h)
         an = float((grad.astype(np.float64) * step).sum()) / (2 * h)
         tol = fd_rel * abs(an) + 2e-6 * max(abs(lp), abs(lm), 1e-3) / h
