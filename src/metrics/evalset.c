@@ -355,7 +355,7 @@ static char *case_name(const char *path)
     size_t n = strlen(b);
     switch (sl_format_from_path(b)) {
     case SL_FORMAT_NIFTI_GZ: n -= 7; break;
-    case SL_FORMAT_NIFTI: case SL_FORMAT_NPY: n -= 4; break;
+    case SL_FORMAT_NIFTI: case SL_FORMAT_NPY: case SL_FORMAT_PNG: n -= 4; break;
     case SL_FORMAT_UNKNOWN: break;
     }
     char *s = malloc(n + 1);
