@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "data_internal.h"
+#include "sources.h"
 #include "fileio.h"
 #include "segloss/io.h"
 
