@@ -29,7 +29,7 @@ check() { checks=$((checks + 1)); eval "$1" || fail "$2"; }
 # or allocate gigabytes for a bomb.
 # (No address-space limit under ASan: its shadow memory needs terabytes of
 # address space.)
-vlimit() { [ -n "${SL_SANITIZED:-}" ] || ulimit -v "$1"; }
+vlimit() { [ "${SL_SANITIZED:-0}" = 1 ] || ulimit -v "$1"; }
 lim() { ( vlimit 2000000; timeout 20 "$@" ); }
 
 expect() {  # expect CODE NEEDLE -- command...: exit CODE, one stderr line holding NEEDLE
