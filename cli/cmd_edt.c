@@ -4,8 +4,8 @@
  *
  * Distance maps of a mask or label map, as scipy's distance_transform_edt
  * computes them by default (the distance of each non-zero voxel to the
- * nearest zero voxel, in mm). IN and OUT are .npy or NIfTI (.nii, .nii.gz),
- * chosen by extension; a NIfTI output copies the geometry of a NIfTI input.
+ * nearest zero voxel, in mm). IN is .npy, NIfTI (.nii, .nii.gz) or PNG, OUT
+ * .npy or NIfTI, chosen by extension; a NIfTI output copies the geometry of a NIfTI input.
  * Thin over sl_image_read / sl_edt / sl_image_write.
  */
 #include <math.h>
@@ -21,7 +21,7 @@ static const char *usage_text =
     "usage: segloss edt IN OUT [options]\n"
     "\n"
     "Exact Euclidean distance transform of IN, written to OUT (float32 unless --float64).\n"
-    "IN and OUT are .npy, .nii or .nii.gz (by extension). Arrays are C order, slowest\n"
+    "IN is .npy, .nii, .nii.gz or .png, OUT .npy, .nii or .nii.gz (by extension). Arrays are C order, slowest\n"
     "axis first: a NIfTI image (nx, ny, nz) is the array (nz, ny, nx), spacing (dz, dy, dx).\n"
     "IN has 1, 2 or 3 axes, any integer, bool or float dtype; non-zero is foreground.\n"
     "\n"
@@ -100,9 +100,12 @@ static int parse(int argc, char **argv, edt_args *o)
     }
     if (!o->in || !o->out) return cli_fail("edt", EXIT_USAGE, "expected IN and OUT files (see segloss edt --help)");
     if (sl_format_from_path(o->in) == SL_FORMAT_UNKNOWN)
-        return cli_fail("edt", EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz or .npy)", o->in);
-    if (sl_format_from_path(o->out) == SL_FORMAT_UNKNOWN)
-        return cli_fail("edt", EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz or .npy)", o->out);
+        return cli_fail("edt", EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", o->in);
+    /* distances are floats: PNG (integers only) is no output format here */
+    sl_format of = sl_format_from_path(o->out);
+    if (of == SL_FORMAT_UNKNOWN || of == SL_FORMAT_PNG)
+        return cli_fail("edt", EXIT_USAGE, "'%s': unknown image format for a distance map (expected .nii, .nii.gz or .npy)",
+                        o->out);
     return 0;
 }
 

@@ -45,7 +45,9 @@
 #include <cblas.h>
 #include "bench_internal.h"
 #include "segloss/metrics.h"
-#include "train/train_internal.h"
+#include "fileio.h"
+#include "outfile.h"
+#include "train/train_internal.h" /* slt_config_diff: the trainer's config comparison */
 
 #define MSG 1024
 

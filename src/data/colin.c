@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "data_internal.h"
+#include "sources.h"
 #include "fileio.h"
 #include "segloss/io.h"
 
@@ -83,8 +84,9 @@ sl_status sl_colin_label_table(const char *dir, int32_t *table, int n, char *msg
     return SL_OK;
 }
 
-sl_status sld_open_colin(sl_dataset **out, const sl_data_opts *o, char *msg, size_t msglen)
+sl_status sld_open_colin(sl_dataset **out, const char *arg, const sl_data_opts *o, char *msg, size_t msglen)
 {
+    (void)arg;
     char t1path[1024], aalpath[1024];
     snprintf(t1path, sizeof t1path, "%s/ch2bet.nii.gz", o->colin_dir);
     snprintf(aalpath, sizeof aalpath, "%s/aal.nii.gz", o->colin_dir);

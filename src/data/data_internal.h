@@ -24,8 +24,14 @@ typedef struct sld_slice {
 
 typedef enum sld_kind { SLD_PHANTOM, SLD_COLIN, SLD_NIFTI, SLD_ARRAYS } sld_kind;
 
+/* The sample callback of a generated source (the phantom): writes sample
+ * (split, index) at (H, W) into img/lab (either may be NULL). SL_ENOMEM
+ * only. Sources with stored slices leave it NULL. */
+typedef sl_status (*sld_generate_fn)(const sl_dataset *ds, int split, int64_t index, float *img, int32_t *lab);
+
 struct sl_dataset {
     sld_kind kind;
+    sld_generate_fn generate;   /* NULL: samples are the stored slices */
     char source[16];            /* "phantom", "colin", "nifti", "arrays" */
     sl_data_opts opts;          /* as given (after defaults) */
     int num_classes;
@@ -58,16 +64,20 @@ sl_status sld_finish(sl_dataset *ds, char *msg, size_t msglen);
 /* Bytes of slice data that `voxels` voxels of image + label take. */
 double sld_mb(int64_t voxels);
 
-/* Source openers (called by sl_dataset_open with validated common opts). */
-sl_status sld_open_phantom(sl_dataset **out, const sl_data_opts *o, char *msg, size_t msglen);
-sl_status sld_open_colin(sl_dataset **out, const sl_data_opts *o, char *msg, size_t msglen);
-sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *o, char *msg,
-                         size_t msglen);
+/* The sources sl_dataset_open knows (src/data/sources.c), the way the loss
+ * catalogue lists the losses: a name ("phantom") or a prefix that takes the
+ * rest of the string ("nifti:" + folder), and the opener, called with
+ * validated common options. dataset.c knows no source by name. */
+typedef sl_status (*sld_opener)(sl_dataset **out, const char *arg, const sl_data_opts *o, char *msg,
+                                size_t msglen);
+typedef struct sld_source {
+    const char *name; /* "phantom"; with has_arg, the prefix "nifti:" */
+    int has_arg;
+    sld_opener open;
+} sld_source;
+extern const sld_source sld_sources[];
+extern const int sld_num_sources;
 
-/* Phantom: writes sample (split, index) at (H, W) into img/lab (either may
- * be NULL). SL_ENOMEM only. */
-sl_status sld_phantom_generate(const sl_dataset *ds, int split, int64_t index, float *img,
-                               int32_t *lab);
 /* Parses a ratio string into shares summing to 1; returns the class count
  * via *k. SL_EFORMAT / SL_ERANGE with msg. */
 sl_status sld_parse_ratio(const char *s, double *frac, int *k, char *msg, size_t msglen);

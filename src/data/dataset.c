@@ -321,7 +321,7 @@ void sl_dataset_free(sl_dataset *ds)
 static sl_status get_sample(const sl_dataset *ds, int split, int64_t index, float *img,
                             int32_t *lab)
 {
-    if (ds->kind == SLD_PHANTOM) return sld_phantom_generate(ds, split, index, img, lab);
+    if (ds->generate) return ds->generate(ds, split, index, img, lab);
     const sld_slice *sl = &ds->slices[split][index];
     if (sl->h == ds->H && sl->w == ds->W) {
         size_t n = (size_t)(ds->H * ds->W);
@@ -390,11 +390,13 @@ sl_status sl_dataset_open(sl_dataset **out, const char *source, const sl_data_op
     const sl_data_opts *o = opts ? opts : &def;
     sl_status st = check_opts(o, msg, msglen);
     if (st != SL_OK) return st;
-    if (strcmp(source, "phantom") == 0) return sld_open_phantom(out, o, msg, msglen);
-    if (strcmp(source, "colin") == 0) return sld_open_colin(out, o, msg, msglen);
-    if (strncmp(source, "nifti:", 6) == 0) {
-        if (!source[6]) return sl_errf(msg, msglen, SL_EINVAL, "dataset: 'nifti:' needs a folder (nifti:DIR)");
-        return sld_open_nifti(out, source + 6, o, msg, msglen);
+    for (int i = 0; i < sld_num_sources; i++) {
+        const sld_source *src = &sld_sources[i];
+        size_t n = strlen(src->name);
+        if (src->has_arg ? strncmp(source, src->name, n) != 0 : strcmp(source, src->name) != 0) continue;
+        if (src->has_arg && !source[n])
+            return sl_errf(msg, msglen, SL_EINVAL, "dataset: '%s' needs a folder (%sDIR)", src->name, src->name);
+        return src->open(out, source + n, o, msg, msglen);
     }
     return sl_errf(msg, msglen, SL_EUNKNOWN, "dataset: unknown source '%s' (phantom, colin or nifti:DIR)", source);
 }
@@ -514,7 +516,7 @@ sl_status sl_dataset_get_at(const sl_dataset *ds, sl_split split, int64_t index,
     if (st != SL_OK) return st;
     if (h < 1 || w < 1 || (unsigned)mode > SL_RESIZE_FIT)
         return sl_errf(msg, msglen, SL_EINVAL, "dataset: bad size %lldx%lld or resize mode", (long long)h, (long long)w);
-    if (ds->kind != SLD_PHANTOM) {
+    if (!ds->generate) {
         const sld_slice *sl = &ds->slices[split][index];
         return sl_resize2d(sl->img, sl->lab, sl->h, sl->w, h, w, mode, image, label);
     }
@@ -522,7 +524,7 @@ sl_status sl_dataset_get_at(const sl_dataset *ds, sl_split split, int64_t index,
     float *ti = sl_malloc(HW, sizeof *ti);
     int32_t *tl = sl_malloc(HW, sizeof *tl);
     if (!ti || !tl) st = SL_ENOMEM;
-    if (st == SL_OK) st = sld_phantom_generate(ds, split, index, ti, tl);
+    if (st == SL_OK) st = ds->generate(ds, split, index, ti, tl);
     if (st == SL_OK) st = sl_resize2d(ti, tl, ds->H, ds->W, h, w, mode, image, label);
     free(ti);
     free(tl);
@@ -569,7 +571,7 @@ sl_status sl_dataset_origin(const sl_dataset *ds, sl_split split, int64_t index,
     if (st != SL_OK) return st;
     memset(origin, 0, sizeof *origin);
     origin->name = ds->source;
-    if (ds->kind == SLD_PHANTOM) {
+    if (ds->generate) {
         origin->case_index = -1;
         origin->slice = -1;
         origin->stream = ((uint64_t)split << 56) | (uint64_t)index;
@@ -578,7 +580,7 @@ sl_status sl_dataset_origin(const sl_dataset *ds, sl_split split, int64_t index,
     const sld_slice *sl = &ds->slices[split][index];
     origin->case_index = sl->case_index;
     origin->slice = sl->slice;
-    if (ds->kind == SLD_NIFTI) origin->name = ds->case_names[sl->case_index];
+    if (ds->case_names) origin->name = ds->case_names[sl->case_index];
     return SL_OK;
 }
 

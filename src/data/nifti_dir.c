@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "data_internal.h"
+#include "sources.h"
 #include "fileio.h"
 #include "segloss/io.h"
 
@@ -301,242 +302,280 @@ typedef struct nd_kept {
     int64_t h, w;
 } nd_kept;
 
-sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *o, char *msg,
-                         size_t msglen)
-{
+/* Everything sld_open_nifti gathers on the way, released by nd_release. */
+typedef struct nd_build {
+    const char *dir;
+    const sl_data_opts *o;
     char idir[4096], ldir[4096];
-    snprintf(idir, sizeof idir, "%s/images", dir);
-    snprintf(ldir, sizeof ldir, "%s/labels", dir);
-    char **inames = NULL, **lnames = NULL, *jnames[SL_DATA_MAX_CLASSES] = {0};
-    int64_t ni = 0, nl = 0, ncase = 0, nkept = 0, capkept = 0;
-    nd_case *cases = NULL;
-    nd_kept *kept = NULL;
-    int64_t *order = NULL;
-    uint8_t *used = NULL;
-    sl_dataset *ds = NULL;
-    sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY, fimg = SL_ARRAY_EMPTY, ilab = SL_ARRAY_EMPTY;
-    int json_max = -1;
-    sl_status st = list_dir(idir, &inames, &ni, msg, msglen);
-    if (st == SL_OK) st = list_dir(ldir, &lnames, &nl, msg, msglen);
-    if (st != SL_OK) goto done;
-    if (ni == 0) {
-        st = sl_errf(msg, msglen, SL_EEMPTY, "nifti: %s has no .nii or .nii.gz file", idir);
-        goto done;
-    }
-    if ((st = read_dataset_json(dir, jnames, &json_max, msg, msglen)) != SL_OK) goto done;
+    char **inames, **lnames;
+    int64_t ni, nl;
+    char *jnames[SL_DATA_MAX_CLASSES]; /* from dataset.json */
+    int json_max;
+    nd_case *cases;
+    int64_t ncase;
+    nd_kept *kept; /* in case-name, slice order */
+    int64_t nkept, capkept;
+    int maxlab;
+    double mb;
+} nd_build;
 
-    /* pair images with labels by stem */
-    cases = calloc((size_t)ni, sizeof *cases);
-    used = calloc((size_t)nl + 1, 1);
-    if (!cases || !used) goto nomem;
-    for (int64_t i = 0; i < ni; i++) {
-        char *stem = stem_of(inames[i]);
-        if (!stem) goto nomem;
+static sl_status nd_nomem(char *msg, size_t msglen)
+{
+    return sl_errf(msg, msglen, SL_ENOMEM, "nifti: out of memory");
+}
+
+static void nd_release(nd_build *b)
+{
+    for (int64_t k = 0; k < b->nkept; k++) {
+        free(b->kept[k].img);
+        free(b->kept[k].lab);
+    }
+    free(b->kept);
+    if (b->cases)
+        for (int64_t c = 0; c < b->ncase; c++) free(b->cases[c].stem);
+    free(b->cases);
+    for (int64_t i = 0; i < b->ni; i++) free(b->inames[i]);
+    for (int64_t i = 0; i < b->nl; i++) free(b->lnames[i]);
+    free(b->inames);
+    free(b->lnames);
+    for (int c = 0; c < SL_DATA_MAX_CLASSES; c++) free(b->jnames[c]);
+}
+
+/* Phase 1: pairs every image with the label of the same stem (an image
+ * "x_0000" may pair with label "x", as nnU-Net names them); every file
+ * must have its partner, and no label two images. */
+static sl_status nd_pair(nd_build *b, char *msg, size_t msglen)
+{
+    b->cases = calloc((size_t)b->ni, sizeof *b->cases);
+    uint8_t *used = calloc((size_t)b->nl + 1, 1);
+    sl_status st = SL_OK;
+    if (!b->cases || !used) {
+        free(used);
+        return nd_nomem(msg, msglen);
+    }
+    for (int64_t i = 0; i < b->ni && st == SL_OK; i++) {
+        char *stem = stem_of(b->inames[i]);
+        if (!stem) {
+            st = nd_nomem(msg, msglen);
+            break;
+        }
         size_t sn = strlen(stem);
         int64_t match = -1;
-        for (int64_t j = 0; j < nl && match < 0; j++) {
-            char *ls = stem_of(lnames[j]);
+        for (int64_t j = 0; j < b->nl && match < 0 && st == SL_OK; j++) {
+            char *ls = stem_of(b->lnames[j]);
             if (!ls) {
-                free(stem);
-                goto nomem;
+                st = nd_nomem(msg, msglen);
+                break;
             }
             if (strcmp(ls, stem) == 0 || (sn > 5 && strcmp(stem + sn - 5, "_0000") == 0 &&
                                           strlen(ls) == sn - 5 && strncmp(ls, stem, sn - 5) == 0))
                 match = j;
             free(ls);
         }
-        if (match < 0) {
-            st = sl_errf(msg, msglen, SL_EIO, "nifti: image %s/%s has no label %s/%s.nii.gz", idir, inames[i], ldir, stem);
-            free(stem);
-            goto done;
+        if (st != SL_OK) {
+        } else if (match < 0) {
+            st = sl_errf(msg, msglen, SL_EIO, "nifti: image %s/%s has no label %s/%s.nii.gz", b->idir, b->inames[i],
+                         b->ldir, stem);
+        } else if (used[match]) {
+            st = sl_errf(msg, msglen, SL_EINVAL, "nifti: label %s/%s matches two images (the second is %s/%s)", b->ldir,
+                         b->lnames[match], b->idir, b->inames[i]);
+        } else {
+            used[match] = 1;
+            b->cases[b->ncase].image = b->inames[i];
+            b->cases[b->ncase].label = b->lnames[match];
+            b->cases[b->ncase].stem = stem;
+            b->ncase++;
+            stem = NULL;
         }
-        if (used[match]) {
-            st = sl_errf(msg, msglen, SL_EINVAL, "nifti: label %s/%s matches two images (the second is %s/%s)", ldir,
-                         lnames[match], idir, inames[i]);
-            free(stem);
-            goto done;
-        }
-        used[match] = 1;
-        cases[ncase].image = inames[i];
-        cases[ncase].label = lnames[match];
-        cases[ncase].stem = stem;
-        ncase++;
+        free(stem);
     }
-    for (int64_t j = 0; j < nl; j++)
+    for (int64_t j = 0; j < b->nl && st == SL_OK; j++)
         if (!used[j]) {
-            char *ls = stem_of(lnames[j]);
-            st = sl_errf(msg, msglen, SL_EIO, "nifti: label %s/%s has no image %s/%s.nii.gz", ldir, lnames[j], idir,
-                         ls ? ls : "?");
+            char *ls = stem_of(b->lnames[j]);
+            st = sl_errf(msg, msglen, SL_EIO, "nifti: label %s/%s has no image %s/%s.nii.gz", b->ldir, b->lnames[j],
+                         b->idir, ls ? ls : "?");
             free(ls);
-            goto done;
         }
+    free(used);
+    return st;
+}
 
-    /* read, check, normalise and slice every case */
-    int maxlab = 0;
-    double mb = 0.0;
-    for (int64_t c = 0; c < ncase; c++) {
-        char ip[8448], lp[8448];
-        snprintf(ip, sizeof ip, "%s/%s", idir, cases[c].image);
-        snprintf(lp, sizeof lp, "%s/%s", ldir, cases[c].label);
-        sl_nifti_info ii, li;
-        if ((st = sl_nifti_read(ip, 0, &img, &ii, msg, msglen)) != SL_OK) goto done;
-        if ((st = sl_nifti_read(lp, 0, &lab, &li, msg, msglen)) != SL_OK) goto done;
-        if (img.ndim > 3 || lab.ndim > 3) {
-            st = sl_errf(msg, msglen, SL_EUNSUPPORTED, "nifti: %s or %s has more than 3 axes (one channel per file)", ip, lp);
-            goto done;
-        }
-        /* compared as (D, H, W): a 2-D file equals a 3-D one with one slice */
-        int64_t pi3[3] = {1, 1, 1}, pl3[3] = {1, 1, 1};
-        for (int a = 0; a < img.ndim; a++) pi3[3 - img.ndim + a] = img.shape[a];
-        for (int a = 0; a < lab.ndim; a++) pl3[3 - lab.ndim + a] = lab.shape[a];
-        int same = pi3[0] == pl3[0] && pi3[1] == pl3[1] && pi3[2] == pl3[2];
-        if (!same) {
-            char a1[96] = "", a2[96] = "";
-            for (int a = 0; a < img.ndim; a++) snprintf(a1 + strlen(a1), sizeof a1 - strlen(a1), "%s%lld", a ? "x" : "", (long long)img.shape[a]);
-            for (int a = 0; a < lab.ndim; a++) snprintf(a2 + strlen(a2), sizeof a2 - strlen(a2), "%s%lld", a ? "x" : "", (long long)lab.shape[a]);
-            st = sl_errf(msg, msglen, SL_ESHAPE, "nifti: grids differ: %s is %s, %s is %s", ip, a1, lp, a2);
-            goto done;
-        }
-        for (int a = 0; a < img.ndim && a < lab.ndim; a++) {
-            double s1 = ii.spacing[img.ndim - 1 - a], s2 = li.spacing[lab.ndim - 1 - a];
-            if (fabs(s1 - s2) > 1e-3 * fmax(s1, s2)) {
-                st = sl_errf(msg, msglen, SL_ESHAPE, "nifti: grids differ: %s has spacing %g on axis %c, %s has %g", ip,
-                             s1, "xyz"[a], lp, s2);
-                goto done;
-            }
-        }
-        if ((st = sl_array_to_f32(&img, &fimg)) != SL_OK) {
-            st = sl_errf(msg, msglen, st, "nifti: %s: out of memory", ip);
-            goto done;
-        }
-        if ((st = labels_to_i32(&lab, &ilab, lp, msg, msglen)) != SL_OK) goto done;
-        sl_array_free(&img);
-        sl_array_free(&lab);
-        /* as (D, H, W): a 2-D image is one slice, a 1-D one a row */
-        int64_t sh[3] = {1, 1, 1};
-        for (int a = 0; a < fimg.ndim; a++) sh[3 - fimg.ndim + a] = fimg.shape[a];
-        const int64_t D = sh[0], H = sh[1], W = sh[2], N = D * H * W;
-        float *fv = fimg.data;
-        int32_t *lv = ilab.data;
-        for (int64_t i = 0; i < N; i++) {
-            if (!isfinite(fv[i])) {
-                st = sl_errf(msg, msglen, SL_ENONFINITE, "nifti: %s: non-finite value at voxel %lld", ip, (long long)i);
-                goto done;
-            }
-            if (lv[i] < 0 || (o->num_classes > 0 && lv[i] >= o->num_classes) || lv[i] >= SL_DATA_MAX_CLASSES) {
-                st = sl_errf(msg, msglen, SL_ERANGE, "nifti: %s: label %d at voxel %lld is outside [0, %d)", lp,
-                             (int)lv[i], (long long)i, o->num_classes > 0 ? o->num_classes : SL_DATA_MAX_CLASSES);
-                goto done;
-            }
-            if (lv[i] > maxlab) maxlab = lv[i];
-        }
-        /* the non-zero filter looks at the stored values, before normalisation */
-        uint8_t *keep = NULL;
-        int axis = o->axis == 'z' ? 0 : (o->axis == 'y' ? 1 : 2);
-        int64_t ns = sh[axis];
-        int64_t sh_h = axis == 0 ? H : D, sh_w = axis == 2 ? H : W;
-        keep = calloc((size_t)ns, 1);
-        if (!keep) goto nomem;
-        for (int64_t z = 0; z < D; z++)
-            for (int64_t y = 0; y < H; y++)
-                for (int64_t x = 0; x < W; x++) {
-                    int64_t i = (z * H + y) * W + x, s = axis == 0 ? z : (axis == 1 ? y : x);
-                    if (o->slices == SL_SLICES_ALL) keep[s] = 1;
-                    else if (o->slices == SL_SLICES_NONZERO && fv[i] != 0.0f) keep[s] = 1;
-                    else if (o->slices == SL_SLICES_LABELLED && lv[i] > 0) keep[s] = 1;
-                }
-        if ((st = normalise(fv, N, o)) != SL_OK) {
-            free(keep);
-            goto nomem;
-        }
-        for (int64_t s = 0; s < ns; s++) {
-            if (!keep[s]) continue;
-            mb += sld_mb(sh_h * sh_w);
-            if (mb > o->max_memory_mb) {
-                free(keep);
-                st = sl_errf(msg, msglen, SL_ENOMEM, "nifti: the slices need more than max_memory_mb = %g MB",
-                             o->max_memory_mb);
-                goto done;
-            }
-            if (nkept == capkept) {
-                capkept = capkept ? 2 * capkept : 256;
-                nd_kept *nk = realloc(kept, (size_t)capkept * sizeof *nk);
-                if (!nk) {
-                    free(keep);
-                    goto nomem;
-                }
-                kept = nk;
-            }
-            nd_kept *k = &kept[nkept];
-            k->img = sl_malloc(sh_h * sh_w, sizeof *k->img);
-            k->lab = sl_malloc(sh_h * sh_w, sizeof *k->lab);
-            if (!k->img || !k->lab) {
-                free(k->img);
-                free(k->lab);
-                free(keep);
-                goto nomem;
-            }
-            nkept++;
-            k->case_index = c;
-            k->slice = s;
-            k->h = sh_h;
-            k->w = sh_w;
-            for (int64_t u = 0; u < sh_h; u++)
-                for (int64_t v = 0; v < sh_w; v++) {
-                    int64_t i;
-                    if (axis == 0) i = (s * H + u) * W + v;
-                    else if (axis == 1) i = (u * H + s) * W + v;
-                    else i = (u * H + v) * W + s;
-                    k->img[u * sh_w + v] = fv[i];
-                    k->lab[u * sh_w + v] = lv[i];
-                }
-        }
-        free(keep);
-        sl_array_free(&fimg);
-        sl_array_free(&ilab);
-    }
-    if (nkept == 0) {
-        st = sl_errf(msg, msglen, SL_EEMPTY, "nifti: no slice of %s passes the slice filter", dir);
+/* Phase 2: reads one case's image and label, checks that their grids
+ * agree, converts them to float32 / int32 and checks every value. */
+static sl_status nd_read_case(nd_build *b, const char *ip, const char *lp, sl_array *fimg, sl_array *ilab,
+                              char *msg, size_t msglen)
+{
+    const sl_data_opts *o = b->o;
+    sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY;
+    sl_nifti_info ii, li;
+    sl_status st = sl_nifti_read(ip, 0, &img, &ii, msg, msglen);
+    if (st == SL_OK) st = sl_nifti_read(lp, 0, &lab, &li, msg, msglen);
+    if (st != SL_OK) goto done;
+    if (img.ndim > 3 || lab.ndim > 3) {
+        st = sl_errf(msg, msglen, SL_EUNSUPPORTED, "nifti: %s or %s has more than 3 axes (one channel per file)", ip, lp);
         goto done;
     }
+    /* compared as (D, H, W): a 2-D file equals a 3-D one with one slice */
+    int64_t pi3[3] = {1, 1, 1}, pl3[3] = {1, 1, 1};
+    for (int a = 0; a < img.ndim; a++) pi3[3 - img.ndim + a] = img.shape[a];
+    for (int a = 0; a < lab.ndim; a++) pl3[3 - lab.ndim + a] = lab.shape[a];
+    if (pi3[0] != pl3[0] || pi3[1] != pl3[1] || pi3[2] != pl3[2]) {
+        char a1[96] = "", a2[96] = "";
+        for (int a = 0; a < img.ndim; a++) snprintf(a1 + strlen(a1), sizeof a1 - strlen(a1), "%s%lld", a ? "x" : "", (long long)img.shape[a]);
+        for (int a = 0; a < lab.ndim; a++) snprintf(a2 + strlen(a2), sizeof a2 - strlen(a2), "%s%lld", a ? "x" : "", (long long)lab.shape[a]);
+        st = sl_errf(msg, msglen, SL_ESHAPE, "nifti: grids differ: %s is %s, %s is %s", ip, a1, lp, a2);
+        goto done;
+    }
+    for (int a = 0; a < img.ndim && a < lab.ndim; a++) {
+        double s1 = ii.spacing[img.ndim - 1 - a], s2 = li.spacing[lab.ndim - 1 - a];
+        if (fabs(s1 - s2) > 1e-3 * fmax(s1, s2)) {
+            st = sl_errf(msg, msglen, SL_ESHAPE, "nifti: grids differ: %s has spacing %g on axis %c, %s has %g", ip,
+                         s1, "xyz"[a], lp, s2);
+            goto done;
+        }
+    }
+    if ((st = sl_array_to_f32(&img, fimg)) != SL_OK) {
+        st = sl_errf(msg, msglen, st, "nifti: %s: out of memory", ip);
+        goto done;
+    }
+    if ((st = labels_to_i32(&lab, ilab, lp, msg, msglen)) != SL_OK) goto done;
+    const int64_t N = sl_array_count(fimg);
+    const float *fv = fimg->data;
+    const int32_t *lv = ilab->data;
+    for (int64_t i = 0; i < N; i++) {
+        if (!isfinite(fv[i])) {
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "nifti: %s: non-finite value at voxel %lld", ip, (long long)i);
+            goto done;
+        }
+        if (lv[i] < 0 || (o->num_classes > 0 && lv[i] >= o->num_classes) || lv[i] >= SL_DATA_MAX_CLASSES) {
+            st = sl_errf(msg, msglen, SL_ERANGE, "nifti: %s: label %d at voxel %lld is outside [0, %d)", lp,
+                         (int)lv[i], (long long)i, o->num_classes > 0 ? o->num_classes : SL_DATA_MAX_CLASSES);
+            goto done;
+        }
+        if (lv[i] > b->maxlab) b->maxlab = lv[i];
+    }
+done:
+    sl_array_free(&img);
+    sl_array_free(&lab);
+    return st;
+}
 
-    /* split by case */
-    order = malloc((size_t)ncase * sizeof *order);
-    if (!order) goto nomem;
+/* Phase 3: normalises case c's image and keeps the slices along the
+ * chosen axis that pass the slice filter (which looks at the stored
+ * values, before normalisation), within max_memory_mb. */
+static sl_status nd_slice_case(nd_build *b, int64_t c, sl_array *fimg, const sl_array *ilab, char *msg,
+                               size_t msglen)
+{
+    const sl_data_opts *o = b->o;
+    /* as (D, H, W): a 2-D image is one slice, a 1-D one a row */
+    int64_t sh[3] = {1, 1, 1};
+    for (int a = 0; a < fimg->ndim; a++) sh[3 - fimg->ndim + a] = fimg->shape[a];
+    const int64_t D = sh[0], H = sh[1], W = sh[2], N = D * H * W;
+    float *fv = fimg->data;
+    const int32_t *lv = ilab->data;
+    int axis = o->axis == 'z' ? 0 : (o->axis == 'y' ? 1 : 2);
+    int64_t ns = sh[axis];
+    int64_t sh_h = axis == 0 ? H : D, sh_w = axis == 2 ? H : W;
+    uint8_t *keep = calloc((size_t)ns, 1);
+    if (!keep) return nd_nomem(msg, msglen);
+    for (int64_t z = 0; z < D; z++)
+        for (int64_t y = 0; y < H; y++)
+            for (int64_t x = 0; x < W; x++) {
+                int64_t i = (z * H + y) * W + x, s = axis == 0 ? z : (axis == 1 ? y : x);
+                if (o->slices == SL_SLICES_ALL) keep[s] = 1;
+                else if (o->slices == SL_SLICES_NONZERO && fv[i] != 0.0f) keep[s] = 1;
+                else if (o->slices == SL_SLICES_LABELLED && lv[i] > 0) keep[s] = 1;
+            }
+    sl_status st = normalise(fv, N, o);
+    if (st != SL_OK) st = nd_nomem(msg, msglen);
+    for (int64_t s = 0; s < ns && st == SL_OK; s++) {
+        if (!keep[s]) continue;
+        b->mb += sld_mb(sh_h * sh_w);
+        if (b->mb > o->max_memory_mb) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "nifti: the slices need more than max_memory_mb = %g MB",
+                         o->max_memory_mb);
+            break;
+        }
+        if (b->nkept == b->capkept) {
+            int64_t cap = b->capkept ? 2 * b->capkept : 256;
+            nd_kept *nk = realloc(b->kept, (size_t)cap * sizeof *nk);
+            if (!nk) {
+                st = nd_nomem(msg, msglen);
+                break;
+            }
+            b->kept = nk;
+            b->capkept = cap;
+        }
+        nd_kept *k = &b->kept[b->nkept];
+        k->img = sl_malloc(sh_h * sh_w, sizeof *k->img);
+        k->lab = sl_malloc(sh_h * sh_w, sizeof *k->lab);
+        if (!k->img || !k->lab) {
+            free(k->img);
+            free(k->lab);
+            st = nd_nomem(msg, msglen);
+            break;
+        }
+        b->nkept++;
+        k->case_index = c;
+        k->slice = s;
+        k->h = sh_h;
+        k->w = sh_w;
+        for (int64_t u = 0; u < sh_h; u++)
+            for (int64_t v = 0; v < sh_w; v++) {
+                int64_t i;
+                if (axis == 0) i = (s * H + u) * W + v;
+                else if (axis == 1) i = (u * H + s) * W + v;
+                else i = (u * H + v) * W + s;
+                k->img[u * sh_w + v] = fv[i];
+                k->lab[u * sh_w + v] = lv[i];
+            }
+    }
+    free(keep);
+    return st;
+}
+
+/* Phase 4: the split of every case (seeded shuffle of the cases, then
+ * test and validation shares rounded, at least one training case). */
+static int *nd_split_cases(const nd_build *b)
+{
+    const int64_t ncase = b->ncase;
+    int64_t *order = malloc((size_t)ncase * sizeof *order);
+    int *case_split = malloc((size_t)ncase * sizeof *case_split);
+    if (!order || !case_split) {
+        free(order);
+        free(case_split);
+        return NULL;
+    }
     for (int64_t c = 0; c < ncase; c++) order[c] = c;
     sl_rng r;
-    sl_rng_seed_stream(&r, o->seed, 0x73706c6974ULL);
+    sl_rng_seed_stream(&r, b->o->seed, 0x73706c6974ULL);
     for (int64_t c = ncase - 1; c > 0; c--) {
         int64_t j = (int64_t)sl_rng_below(&r, (uint64_t)c + 1);
         int64_t t = order[c];
         order[c] = order[j];
         order[j] = t;
     }
-    int64_t nt = llround(o->test_fraction * (double)ncase), nv = llround(o->val_fraction * (double)ncase);
+    int64_t nt = llround(b->o->test_fraction * (double)ncase), nv = llround(b->o->val_fraction * (double)ncase);
     while (ncase - nt - nv < 1) {
         if (nt >= nv && nt > 0) nt--;
         else nv--;
     }
-    int *case_split = malloc((size_t)ncase * sizeof *case_split);
-    if (!case_split) goto nomem;
     for (int64_t k = 0; k < ncase; k++)
         case_split[order[k]] = k < nt ? SL_SPLIT_TEST : (k < nt + nv ? SL_SPLIT_VAL : SL_SPLIT_TRAIN);
+    free(order);
+    return case_split;
+}
 
-    ds = sld_alloc(SLD_NIFTI, o);
-    if (!ds) {
-        free(case_split);
-        goto nomem;
-    }
-    for (int s = 0; s < SL_NUM_SPLITS; s++) {
-        ds->slices[s] = calloc((size_t)nkept, sizeof(sld_slice));
-        if (!ds->slices[s]) {
-            free(case_split);
-            goto nomem;
-        }
-    }
-    /* kept[] is in case-name, slice order; the dataset takes its buffers */
+/* Phase 5: the dataset, taking the kept slices' buffers: splits, sample
+ * size, classes (option, labels seen, dataset.json), case names. */
+static sl_status nd_assemble(nd_build *b, const int *case_split, sl_dataset *ds, char *msg, size_t msglen)
+{
+    const sl_data_opts *o = b->o;
+    for (int s = 0; s < SL_NUM_SPLITS; s++)
+        if (!(ds->slices[s] = calloc((size_t)b->nkept, sizeof(sld_slice)))) return nd_nomem(msg, msglen);
+    nd_kept *kept = b->kept;
     int64_t h0 = kept[0].h, w0 = kept[0].w, odd = -1;
-    for (int64_t k = 0; k < nkept; k++) {
+    for (int64_t k = 0; k < b->nkept; k++) {
         int s = case_split[kept[k].case_index];
         sld_slice *sl = &ds->slices[s][ds->n[s]++];
         sl->img = kept[k].img;
@@ -550,62 +589,65 @@ sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *
         int32_t *pl = kept[k].lab;
         kept[k].img = NULL;
         kept[k].lab = NULL;
-        if (sld_own(ds, pi) != SL_OK || sld_own(ds, pl) != SL_OK) {
-            free(case_split);
-            goto nomem;
-        }
+        if (sld_own(ds, pi) != SL_OK || sld_own(ds, pl) != SL_OK) return nd_nomem(msg, msglen);
     }
-    free(case_split);
-    if (ds->n[0] == 0) {
-        st = sl_errf(msg, msglen, SL_EEMPTY, "nifti: the training split of %s has no slice", dir);
-        goto done;
-    }
-    if (o->height == 0 && odd >= 0) {
-        st = sl_errf(msg, msglen, SL_ESHAPE,
-                     "nifti: slices differ in size (%lldx%lld in %s, %lldx%lld in %s): set height and width",
-                     (long long)h0, (long long)w0, cases[kept[0].case_index].image, (long long)kept[odd].h,
-                     (long long)kept[odd].w, cases[kept[odd].case_index].image);
-        goto done;
-    }
+    if (ds->n[0] == 0) return sl_errf(msg, msglen, SL_EEMPTY, "nifti: the training split of %s has no slice", b->dir);
+    if (o->height == 0 && odd >= 0)
+        return sl_errf(msg, msglen, SL_ESHAPE,
+                       "nifti: slices differ in size (%lldx%lld in %s, %lldx%lld in %s): set height and width",
+                       (long long)h0, (long long)w0, b->cases[kept[0].case_index].image, (long long)kept[odd].h,
+                       (long long)kept[odd].w, b->cases[kept[odd].case_index].image);
     ds->H = o->height ? o->height : h0;
     ds->W = o->width ? o->width : w0;
-    /* classes */
-    int C = o->num_classes > 0 ? o->num_classes : maxlab + 1;
-    if (o->num_classes == 0 && json_max + 1 > C) C = json_max + 1;
+    int C = o->num_classes > 0 ? o->num_classes : b->maxlab + 1;
+    if (o->num_classes == 0 && b->json_max + 1 > C) C = b->json_max + 1;
     if (C < 2) C = 2;
     const char *cn[SL_DATA_MAX_CLASSES];
-    for (int c = 0; c < C; c++) cn[c] = jnames[c];
-    if (sld_set_classes(ds, C, cn) != SL_OK) goto nomem;
-    ds->case_names = calloc((size_t)ncase, sizeof *ds->case_names);
-    if (!ds->case_names) goto nomem;
-    ds->ncases = ncase;
-    for (int64_t c = 0; c < ncase; c++)
-        if (!(ds->case_names[c] = strdup(cases[c].image))) goto nomem;
-    st = sld_finish(ds, msg, msglen);
-    goto done;
-nomem:
-    st = sl_errf(msg, msglen, SL_ENOMEM, "nifti: out of memory");
-done:
+    for (int c = 0; c < C; c++) cn[c] = b->jnames[c];
+    if (sld_set_classes(ds, C, cn) != SL_OK) return nd_nomem(msg, msglen);
+    ds->case_names = calloc((size_t)b->ncase, sizeof *ds->case_names);
+    if (!ds->case_names) return nd_nomem(msg, msglen);
+    ds->ncases = b->ncase;
+    for (int64_t c = 0; c < b->ncase; c++)
+        if (!(ds->case_names[c] = strdup(b->cases[c].image))) return nd_nomem(msg, msglen);
+    return sld_finish(ds, msg, msglen);
+}
+
+sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *o, char *msg, size_t msglen)
+{
+    nd_build b;
+    memset(&b, 0, sizeof b);
+    b.dir = dir;
+    b.o = o;
+    b.json_max = -1;
+    snprintf(b.idir, sizeof b.idir, "%s/images", dir);
+    snprintf(b.ldir, sizeof b.ldir, "%s/labels", dir);
+    sl_dataset *ds = NULL;
+    int *case_split = NULL;
+    sl_status st = list_dir(b.idir, &b.inames, &b.ni, msg, msglen);
+    if (st == SL_OK) st = list_dir(b.ldir, &b.lnames, &b.nl, msg, msglen);
+    if (st == SL_OK && b.ni == 0) st = sl_errf(msg, msglen, SL_EEMPTY, "nifti: %s has no .nii or .nii.gz file", b.idir);
+    if (st == SL_OK) st = read_dataset_json(dir, b.jnames, &b.json_max, msg, msglen);
+    if (st == SL_OK) st = nd_pair(&b, msg, msglen);
+    /* read, check, normalise and slice every case */
+    for (int64_t c = 0; c < b.ncase && st == SL_OK; c++) {
+        char ip[8448], lp[8448];
+        snprintf(ip, sizeof ip, "%s/%s", b.idir, b.cases[c].image);
+        snprintf(lp, sizeof lp, "%s/%s", b.ldir, b.cases[c].label);
+        sl_array fimg = SL_ARRAY_EMPTY, ilab = SL_ARRAY_EMPTY;
+        st = nd_read_case(&b, ip, lp, &fimg, &ilab, msg, msglen);
+        if (st == SL_OK) st = nd_slice_case(&b, c, &fimg, &ilab, msg, msglen);
+        sl_array_free(&fimg);
+        sl_array_free(&ilab);
+    }
+    if (st == SL_OK && b.nkept == 0)
+        st = sl_errf(msg, msglen, SL_EEMPTY, "nifti: no slice of %s passes the slice filter", dir);
+    if (st == SL_OK && !(case_split = nd_split_cases(&b))) st = nd_nomem(msg, msglen);
+    if (st == SL_OK && !(ds = sld_alloc(SLD_NIFTI, o))) st = nd_nomem(msg, msglen);
+    if (st == SL_OK) st = nd_assemble(&b, case_split, ds, msg, msglen);
+    free(case_split);
     if (st == SL_OK) *out = ds;
     else sl_dataset_free(ds);
-    for (int64_t k = 0; k < nkept; k++) {
-        free(kept[k].img);
-        free(kept[k].lab);
-    }
-    free(kept);
-    free(order);
-    free(used);
-    if (cases)
-        for (int64_t c = 0; c < ncase; c++) free(cases[c].stem);
-    free(cases);
-    for (int64_t i = 0; i < ni; i++) free(inames[i]);
-    for (int64_t i = 0; i < nl; i++) free(lnames[i]);
-    free(inames);
-    free(lnames);
-    for (int c = 0; c < SL_DATA_MAX_CLASSES; c++) free(jnames[c]);
-    sl_array_free(&img);
-    sl_array_free(&lab);
-    sl_array_free(&fimg);
-    sl_array_free(&ilab);
+    nd_release(&b);
     return st;
 }

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data_internal.h"
+#include "sources.h"
 #include "segloss/geometry.h"
 
 #define PH_MIN_SIZE 16
@@ -75,8 +76,11 @@ sl_status sld_parse_ratio(const char *s, double *frac, int *k, char *msg, size_t
     return SL_OK;
 }
 
-sl_status sld_open_phantom(sl_dataset **out, const sl_data_opts *o, char *msg, size_t msglen)
+static sl_status phantom_generate(const sl_dataset *ds, int split, int64_t index, float *img, int32_t *lab_out);
+
+sl_status sld_open_phantom(sl_dataset **out, const char *arg, const sl_data_opts *o, char *msg, size_t msglen)
 {
+    (void)arg;
     double frac[SLD_MAX_PHANTOM_CLASSES];
     int K;
     sl_status st = sld_parse_ratio(o->ratio, frac, &K, msg, msglen);
@@ -98,6 +102,7 @@ sl_status sld_open_phantom(sl_dataset **out, const sl_data_opts *o, char *msg, s
         return sl_errf(msg, msglen, SL_ERANGE, "phantom: split sizes must be below 2^48");
     sl_dataset *ds = sld_alloc(SLD_PHANTOM, o);
     if (!ds) return sl_errf(msg, msglen, SL_ENOMEM, "phantom: out of memory");
+    ds->generate = phantom_generate;
     ds->pk = K;
     memcpy(ds->pfrac, frac, sizeof frac);
     uint64_t sm = o->seed ^ 0x70686e746f6d2121ULL; /* "phntom!!": phantoms apart from other seed users */
@@ -357,8 +362,7 @@ static uint64_t poisson(sl_rng *r, double mean)
     return k - 1;
 }
 
-sl_status sld_phantom_generate(const sl_dataset *ds, int split, int64_t index, float *img,
-                               int32_t *lab_out)
+static sl_status phantom_generate(const sl_dataset *ds, int split, int64_t index, float *img, int32_t *lab_out)
 {
     const sl_data_opts *o = &ds->opts;
     const int K = ds->pk;

@@ -27,7 +27,10 @@ check() { checks=$((checks + 1)); eval "$1" || fail "$2"; }
 
 # Every run is bounded in time and memory: the old code can hang on a FIFO
 # or allocate gigabytes for a bomb.
-lim() { ( ulimit -v 2000000; timeout 20 "$@" ); }
+# (No address-space limit under ASan: its shadow memory needs terabytes of
+# address space.)
+vlimit() { [ "${SL_SANITIZED:-0}" = 1 ] || ulimit -v "$1"; }
+lim() { ( vlimit 2000000; timeout 20 "$@" ); }
 
 expect() {  # expect CODE NEEDLE -- command...: exit CODE, one stderr line holding NEEDLE
   local code=$1 needle=$2; shift 3
@@ -210,8 +213,30 @@ expect 2 "--max-voxels" -- $S --max-voxels 0 edt small.npy o.npy
 # a raised limit lets the NIfTI bomb's header through, where its size is
 # then honoured (it is all zeros: the distance map of an empty mask)
 checks=$((checks + 1))
-( ulimit -v 4000000; SEGLOSS_MAX_VOXELS=100 timeout 20 "$S" edt bomb.nii.gz o.npy ) 2>"$tmp/err" >/dev/null
+( vlimit 4000000; SEGLOSS_MAX_VOXELS=100 timeout 20 "$S" edt bomb.nii.gz o.npy ) 2>"$tmp/err" >/dev/null
 grep -q "536870912 voxels exceed the limit of 100" "$tmp/err" || fail "the bomb's voxel count is not named: $(cat "$tmp/err")"
+
+# ---- PNG label maps (what `segloss predict --out x.png` writes) are images to eval and edt
+$PY - <<'PYEOF'
+import struct, zlib
+import numpy as np
+def png(path, a):
+    h, w = a.shape
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    raw = b"".join(b"\0" + a[y].astype(np.uint8).tobytes() for y in range(h))
+    open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) +
+                           chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+g = np.zeros((20, 30), np.uint8); g[5:15, 5:15] = 1; g[2:4, 20:24] = 2
+p = g.copy(); p[5:15, 5:10] = 0
+png("gt.png", g); png("pred.png", p); np.save("gt.npy", g); np.save("pred.npy", p)
+PYEOF
+ok "eval reads PNG label maps" $S eval --pred pred.png --gt gt.png --csv png.csv
+ok "eval of the same maps as .npy" $S eval --pred pred.npy --gt gt.npy --csv npy.csv
+# the first column names the case (gt.png / gt.npy); every metric must agree
+check '[ -s png.csv ] && [ "$(cut -d, -f2- png.csv)" = "$(cut -d, -f2- npy.csv)" ]' \
+  "eval of PNG and .npy copies of the same maps differ: $(diff png.csv npy.csv | head -3)"
+ok "edt reads a PNG mask" $S edt gt.png gt_edt.npy
 
 echo "cli outputs: $checks checks, $fails failed"
 [ $fails -eq 0 ]
