@@ -104,7 +104,10 @@ sl_status slb_run_jobs(int64_t njobs, int threads, size_t scratch_bytes, slb_job
                                ? sl_errf(lmsg, sizeof lmsg, SL_ENOMEM, "out of memory for distance-map scratch buffers")
                                : fn(user, j, outer ? 1 : nt, scratch, lmsg, sizeof lmsg);
             if (st != SL_OK) {
-#pragma omp critical(slb_run_jobs)
+                /* Unnamed: a named critical section makes GCC export a
+                 * global lock symbol (.gomp_critical_user_NAME) from the
+                 * library. This one is taken only on the error path. */
+#pragma omp critical
                 if (j < bad) {
                     bad = j;
                     bad_st = st;

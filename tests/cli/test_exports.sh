@@ -13,11 +13,9 @@ if [ "${SL_SANITIZED:-0}" = 1 ]; then
 fi
 so=$BUILD/libsegloss.so
 [ -f "$so" ] || { echo "FAILED: $so not found"; exit 1; }
-# A named "#pragma omp critical(NAME)" makes GCC emit a global lock,
-# .gomp_critical_user_NAME, that must stay global to work across modules;
-# it is no C name, so it is left out.
-nm -D --defined-only "$so" | awk '{print $NF}' | sed 's/@.*//' | grep -v '^\.gomp_critical_user_' |
-  sort -u >"$tmp/exported"
+# (A named "#pragma omp critical(NAME)" in the library shows up here as
+# .gomp_critical_user_NAME, a global lock GCC exports: use an unnamed one.)
+nm -D --defined-only "$so" | awk '{print $NF}' | sed 's/@.*//' | sort -u >"$tmp/exported"
 # Function declarations, as GCC lists them (-aux-info: one line per function
 # with its file; "extern" ones only, so a static inline helper in a header
 # is not taken for API).
