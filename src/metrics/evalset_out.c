@@ -74,13 +74,15 @@ sl_status ev_materialise(sl_evalset *s)
             double *v = row_vals(s, i, t);
             ev_row *rw = row_at(s, i, t);
             if (s->targets[t].kind == EV_MEAN) {
-                /* the mean over the foreground targets' finite values */
+                /* the mean over the foreground targets' finite values (rows
+                 * excluded by --empty exclude left out, as NaN ones are) */
                 for (int k = 0; k < s->ncols; k++) {
                     double sum = 0;
                     int n = 0;
                     for (int u = 0; u < s->ntargets; u++) {
                         const ev_target *tg = &s->targets[u];
-                        if (tg->kind == EV_MEAN || (tg->kind == EV_LABEL && tg->label == 0)) continue;
+                        if (tg->kind == EV_MEAN || (tg->kind == EV_LABEL && tg->label == 0) || excluded(s, i, u))
+                            continue;
                         double x = row_vals(s, i, u)[k];
                         if (isfinite(x)) sum += x, n++;
                     }

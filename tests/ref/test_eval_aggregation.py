@@ -291,6 +291,14 @@ tot = np.zeros(3)
 for r in sc_rows:
     if r["label"] == "2" and r["empty_gt"] == "0":
         tot += [int(r["tp"]), int(r["fp"]), int(r["fn"])]
+run(["--pred", d4 + "/P", "--gt", d4 + "/G", "--labels", "1,2", "--metrics", "dice", "--empty", "exclude", "--label-mean",
+     "--csv", d4 + "/em.csv"])
+em = read_csv(d4 + "/em.csv")
+for r in em:
+    if r["label"] == "mean":
+        kept = [f(x["dice"]) for x in em if x["case"] == r["case"] and x["label"] != "mean" and x["empty_gt"] == "0"]
+        chk.close("exclude mode: the per-case mean leaves excluded rows out %s" % r["case"], f(r["dice"]), np.mean(kept),
+                  rtol=1e-14, atol=0, group="empty modes")
 chk.close("exclude mode pooled dice leaves excluded rows out", ex_j["summary"]["2"]["pooled"]["dice"],
           2 * tot[0] / (2 * tot[0] + tot[1] + tot[2]), rtol=1e-14, atol=0, group="empty modes")
 
