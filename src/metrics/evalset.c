@@ -810,12 +810,17 @@ static int in_set(double v, const ev_target *t)
 /* The per-case quantities that need every label at once: the number of
  * ignored voxels and the pixel accuracy (the fraction of the voxels not
  * ignored whose predicted label equals the ground truth's). */
-static void case_extras(const sl_evalset *s, ev_case *c)
+static void case_extras(const sl_evalset *s, ev_case *c, int threads)
 {
     sl_labelmap p = map_p(c), g = map_g(c);
     int64_t n = 1, ign = 0, same = 0;
     for (int a = 0; a < c->grid.ndim; a++) n *= c->grid.shape[a];
     double iv = (double)s->o.ignore_label;
+    (void)threads;
+    /* integer reductions: the same result for any thread count */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : ign, same) if (n > 65536)
+#endif
     for (int64_t i = 0; i < n; i++) {
         double gv = voxel(&g, i);
         if (s->o.has_ignore && gv == iv) {
@@ -906,6 +911,9 @@ static sl_status score_target(const sl_evalset *s, ev_case *c, int t, int thread
         return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory (masks of %lld voxels)", (long long)n);
     }
     double iv = (double)s->o.ignore_label;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (n > 65536)
+#endif
     for (int64_t i = 0; i < n; i++) {
         double gv = voxel(&g, i);
         int keep = !(s->o.has_ignore && gv == iv);
@@ -950,7 +958,7 @@ static void score_labels(const sl_evalset *s, ev_case *c, int inner)
         c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");
         return;
     }
-    if (s->o.has_ignore || (s->need & EV_NEED_PIXACC)) case_extras(s, c);
+    if (s->o.has_ignore || (s->need & EV_NEED_PIXACC)) case_extras(s, c, inner);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team) if (per_target)
 #endif
