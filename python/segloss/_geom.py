@@ -158,7 +158,10 @@ def to_numpy(a, what="array"):
     """A numpy array for a numpy array, a torch tensor (moved to the CPU) or a
     nested sequence. Native byte order, C-contiguous; a copy only when needed."""
     if type(a).__module__.startswith("torch"):
-        a = a.detach().cpu().numpy()
+        a = a.detach().cpu()
+        if str(a.dtype) == "torch.bfloat16":   # numpy has no bfloat16; float32 holds every value
+            a = a.float()
+        a = a.numpy()
     a = np.asarray(a)
     if a.dtype.kind == "c" or a.dtype.kind not in "biuf":
         raise errors.DTypeError("%s: dtype %s is not supported (bool, integer or float)" % (what, a.dtype))

@@ -89,6 +89,9 @@ def test_edt():
     import torch
     chk.close("edt torch input", sn.distance_transform_edt(torch.from_numpy(m)), ndi.distance_transform_edt(m),
               rtol=1e-12, atol=1e-12, group="edt_float64")
+    for tdt in (torch.bfloat16, torch.float16, torch.int64):
+        chk.close("edt torch %s input" % tdt, sn.distance_transform_edt(torch.from_numpy(m).to(tdt)),
+                  ndi.distance_transform_edt(m), rtol=1e-12, atol=1e-12, group="edt_float64")
     # stated difference: no zero voxel -> +inf (scipy: meaningless numbers)
     chk.true("edt without background is +inf", np.all(np.isinf(sn.distance_transform_edt(np.ones((5, 6))))))
     chk.true("edt of an empty array", sn.distance_transform_edt(np.zeros((0, 4))).shape == (0, 4))
