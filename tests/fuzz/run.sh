@@ -15,7 +15,11 @@ shift 2
 only=" $* "
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "$build" && pwd)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+# A 16 MB quarantine instead of ASan's 256 MB: freed memory is reused sooner,
+# so a target that allocates tens of KB per input stops page-faulting fresh
+# memory on every execution (the preset target ran about 3x faster per CPU
+# second); a use after free within the last 16 MB of frees is still caught.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 found=0; ran=0
 for bin in "$build"/fuzz/fuzz_*; do
