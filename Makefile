@@ -7,7 +7,8 @@
 #                 the same suite under AddressSanitizer + UBSan
 #   make demo     install, build, run the quick loss benchmark (a few minutes)
 #   make perf     speed benchmarks against PyTorch / scipy (perf/)
-#   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60),
+#                 FUZZ_JOBS (default: the cores) at a time
 #   make clean    remove build outputs
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cli_util.h"
 #include "commands.h"
+#include "internal.h"
 #include "segloss/core.h"
 
 typedef struct {
@@ -52,6 +53,7 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "segloss: unknown command '%s' (see segloss --help)\n", argv[1]);
+    char name[256];
+    fprintf(stderr, "segloss: unknown command '%s' (see segloss --help)\n", sl_escape_line(name, sizeof name, argv[1]));
     return EXIT_USAGE;
 }

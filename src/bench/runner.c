@@ -230,7 +230,18 @@ static sl_status open_dataset(ctx *c, int d, int threads, char *msg, size_t msgl
         free(lab);
         if (st != SL_OK) return sl_errf(msg, msglen, st, "bench: data set %s: %s", bd->name, sub);
     }
-    /* the image with its target, once per case */
+    return SL_OK;
+}
+
+/* The image with its target, once per overlay case of data set d: written
+ * after every data set has opened (and a forced replacement has removed
+ * the old benchmark's overlays). */
+static sl_status write_case_overlays(ctx *c, int d, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = c->p;
+    const sl_bench_dataset *bd = &p->datasets[d];
+    ds_cache *dc = &c->dsc[d];
+    sl_status st;
     char path[SL_TRAIN_TEXT + 256];
     snprintf(path, sizeof path, "%s/%s/%s", c->dir, SLB_OVERLAY_DIR, bd->slug);
     if ((st = sl_mkdirs(path, msg, msglen)) != SL_OK) return st;
@@ -865,6 +876,8 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
             if ((st = start_fresh(p, c.dir, msg, msglen)) != SL_OK) goto done;
             replace = 0;
         }
+        for (int d = 0; d < p->ndatasets; d++)
+            if ((st = write_case_overlays(&c, d, msg, msglen)) != SL_OK) goto done;
         if (build_jobs(&c) != SL_OK || !(c.job_done = calloc((size_t)c.njobs, sizeof *c.job_done))) {
             st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
             goto done;

@@ -45,6 +45,10 @@ if $S train --out "$run" $TINY --epochs 1 --steps-per-epoch 4 --force >/dev/null
 else
   fail "train --force: $(head -2 "$tmp/err")"
 fi
+# a --force that cannot remove an old file says why (here: a folder in its place)
+mkdir -p "$tmp/stuck" && cp "$run"/config.json "$run"/log.csv "$tmp/stuck/" && mkdir -p "$tmp/stuck/metrics.json/x"
+expect 1 "cannot remove $tmp/stuck/metrics.json to replace the run: Is a directory" -- \
+  $S train --out "$tmp/stuck" $TINY --epochs 1 --steps-per-epoch 3 --force
 # a train that fails before starting in a new folder leaves no folder
 expect 1 "nifti" -- $S train --out "$tmp/never" $TINY --data nifti:/nonexistent
 checks=$((checks + 1))

@@ -229,7 +229,6 @@ expect 2 "unknown option '--nope'" -- $S train --out "$tmp/bad1" --nope
 expect 2 "--out DIR is required" -- $S train --loss dice
 expect 2 "unknown loss 'dcie'" -- $S train --out "$tmp/bad2" --loss dcie
 expect 2 "--epochs expects" -- $S train --out "$tmp/bad3" --epochs 0
-expect 2 "empty phase" -- $S train --out "$tmp/bad3" --epochs 1 --steps-per-epoch 2
 expect 2 "--optimizer expects" -- $S train --out "$tmp/bad3" --optimizer rmsprop
 expect 2 "multiple of 2^(depth-1)" -- $S train --out "$tmp/bad3" --patch 30,30 --depth 3
 expect 2 "already has a ramp" -- $S train --out "$tmp/bad3" --loss "dice+boundary | ramp" --ramp

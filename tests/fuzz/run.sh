@@ -15,14 +15,21 @@ shift 2
 only=" $* "
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "$build" && pwd)
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+# A 16 MB quarantine instead of ASan's 256 MB: freed memory is reused sooner,
+# so a target that allocates tens of KB per input stops page-faulting fresh
+# memory on every execution (the preset target ran about 3x faster per CPU
+# second); a use after free within the last 16 MB of frees is still caught.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=16}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-found=0; ran=0
-for bin in "$build"/fuzz/fuzz_*; do
-  name=${bin##*/fuzz_}
-  case "$name" in *_replay) continue ;; esac
-  [ -x "$bin" ] || continue
-  [ "$only" = "  " ] || case "$only" in *" $name "*) ;; *) continue ;; esac
+# Targets run FUZZ_JOBS at a time (default: the number of cores), each on
+# one core, so a `make fuzz` of N targets x SECONDS takes about
+# N / FUZZ_JOBS x SECONDS; their reports follow in a fixed order.
+jobs_max=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
+report=$(mktemp -d)
+trap 'rm -rf "$report"' EXIT
+
+fuzz_one() {  # fuzz_one NAME BIN: runs one target, writes $report/NAME.{txt,rc}
+  local name=$1 bin=$2 corpus work crashes before dict log start rc execs cov after
   corpus=$root/tests/fuzz/corpus/$name
   work=$(mktemp -d)
   [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
@@ -37,20 +44,43 @@ for bin in "$build"/fuzz/fuzz_*; do
   "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$crashes/" "${dict[@]}" "$work" >"$log" 2>&1
   rc=$?
-  ran=$((ran + 1))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
   after=$(ls "$crashes" | wc -l)
-  echo "fuzz $name: rc=$rc, ${execs:-?} executions, ${cov:-cov ?}, corpus $start -> $(ls "$work" | wc -l) inputs"
-  if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
-    found=1
-    echo "fuzz $name: FOUND A PROBLEM (log: $log)"
-    grep -E 'ERROR|SUMMARY|check failed|Test unit written' "$log" | head -10 | sed 's/^/    /'
-    ls -t "$crashes" | head -5 | sed "s|^|    saved: $crashes/|"
-  fi
+  {
+    echo "fuzz $name: rc=$rc, ${execs:-?} executions ($(( ${execs:-0} / secs ))/s), ${cov:-cov ?}, corpus $start -> $(ls "$work" | wc -l) inputs"
+    if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
+      echo "fuzz $name: FOUND A PROBLEM (log: $log)"
+      grep -E 'ERROR|SUMMARY|check failed|Test unit written' "$log" | head -10 | sed 's/^/    /'
+      ls -t "$crashes" | head -5 | sed "s|^|    saved: $crashes/|"
+      echo 1 >"$report/$name.found"
+    fi
+  } >"$report/$name.txt"
   rm -rf "$work"
+}
+
+names=()
+running=0
+for bin in "$build"/fuzz/fuzz_*; do
+  name=${bin##*/fuzz_}
+  case "$name" in *_replay) continue ;; esac
+  [ -x "$bin" ] || continue
+  [ "$only" = "  " ] || case "$only" in *" $name "*) ;; *) continue ;; esac
+  names+=("$name")
+  fuzz_one "$name" "$bin" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs_max" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
 done
-if [ $ran -eq 0 ]; then
+wait
+found=0
+for name in "${names[@]}"; do
+  cat "$report/$name.txt"
+  [ -e "$report/$name.found" ] && found=1
+done
+if [ ${#names[@]} -eq 0 ]; then
   echo "fuzz: no libFuzzer binaries in $build/fuzz (build with: make fuzz)" >&2
   exit 1
 fi

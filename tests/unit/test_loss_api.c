@@ -61,7 +61,7 @@ static void test_spec(void)
     spec_should_fail("ce(weight=[1,-2])", SL_EINVAL, "out of range");
     spec_should_fail("0x10*dice", SL_EFORMAT, "loss name");
     spec_should_fail("inf*dice", SL_EFORMAT, "'+'");
-    spec_should_fail("1e999*dice", SL_EFORMAT, "loss name");
+    spec_should_fail("1e999*dice", SL_EFORMAT, "number out of range");
 
     char msg[64];
     sl_loss *L;
