@@ -57,6 +57,7 @@ typedef struct sl_params {
     double sigma, p_boundary, p_inner;
     int soft_label;          /* region losses: tp = (Σp + Σg − Σ|p − g|)/2 (region.c) */
     int auto_iters;          /* cldice: iterations from the target's object size */
+    double gamma_dice, gamma_ce, w_dice, w_ce; /* exp_log */
 } sl_params;
 
 typedef enum sl_key_type {
