@@ -58,6 +58,8 @@ typedef struct sl_params {
     int soft_label;          /* region losses: tp = (Σp + Σg − Σ|p − g|)/2 (region.c) */
     int auto_iters;          /* cldice: iterations from the target's object size */
     double gamma_dice, gamma_ce, w_dice, w_ce; /* exp_log */
+    int normalized;          /* focal: smp's normalized focal loss */
+    double reduced_threshold; /* focal: smp's reduced focal loss (0 = off) */
 } sl_params;
 
 typedef enum sl_key_type {
