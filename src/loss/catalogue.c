@@ -14,8 +14,8 @@
     X(ce) X(bce) X(wce) X(focal) X(topk) X(ohem) X(dpce)                                              \
     X(dice) X(logcosh_dice) X(iou) X(lovasz) X(tversky) X(focal_tversky) X(asym) X(sensspec)         \
     X(gdice) X(pgdice) X(gwdice) X(focal_dice) X(wdice) X(adaptive_dice) X(mcc)                       \
-    X(boundary) X(hausdorff_dt) X(hausdorff_er) X(boundary_aware) X(edge_dice) X(cldice) X(blob) X(ssim) \
-    X(combo) X(unified_focal)
+    X(boundary) X(hausdorff_dt) X(log_hausdorff_dt) X(hausdorff_er) X(boundary_aware) X(edge_dice) X(cldice) X(blob) X(ssim) \
+    X(combo) X(unified_focal) X(exp_log)
 LOSSES(LOSS)
 #undef LOSS
 

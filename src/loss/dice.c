@@ -51,6 +51,7 @@ static const sl_key dice_keys[] = {
     {"squared", SL_KEY_BOOL, SL_P(squared), 0, 0, 1, NULL, "Σp²+Σg² in the denominator (V-Net form)"},
     {"log", SL_KEY_BOOL, SL_P(log), 0, 0, 1, NULL, "−log D instead of 1 − D"},
     SL_KEY_SOFT_LABEL,
+    SL_KEY_POOL_CLASSES,
     SL_KEY_END};
 
 const sl_term_class sl_loss_dice = {

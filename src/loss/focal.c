@@ -192,6 +192,112 @@ static sl_status focal_sigmoid(const sl_term *t, const sl_ctx *cx, const double 
     return SL_OK;
 }
 
+/*
+ * segmentation_models_pytorch's focal_loss_with_logits (reduction="mean")
+ * with normalized=true and/or reduced_threshold=r > 0, per element
+ * (n, c, s) of the sigmoid channels:
+ *     ce = BCE(p, t),  pt = exp(−ce),
+ *     f  = (1 − pt)^γ;  reduced: f = ((1 − pt)/r)^γ where pt ≥ r, 1 where pt < r
+ *     e  = α_t · f · ce
+ *     loss = Σ e / n,  normalized: Σ e / (max(Σ f, 1e-6) · n)
+ * n the number of elements (Σ of the voxel weights × C with a mask or
+ * ignore_index). For hard targets 1 − pt = 1 − p_t is the m of the plain
+ * form; for soft targets smp's 1 − exp(−ce) differs from it, and this path
+ * follows smp. As in smp, Σ f is part of the function (its gradient flows);
+ * the reduced f is constant where pt < r.
+ */
+typedef struct {
+    double e, f;
+} smp_part;
+
+static inline void smp_elem(double t, double lp, double l1, double gamma, double thr, double *ce, double *f, double *df)
+{
+    *ce = (t > 0 ? -t * lp : 0.0) + (t < 1 ? -(1 - t) * l1 : 0.0);
+    double pt = exp(-*ce), q = -expm1(-*ce); /* q = 1 − pt, exact for small ce */
+    if (thr > 0) {
+        if (pt < thr) {
+            *f = 1, *df = 0;
+            return;
+        }
+        q /= thr;
+        *f = pow(q, gamma);
+        *df = q > 0 ? gamma * pow(q, gamma - 1) * pt / thr : (gamma == 1 ? pt / thr : 0.0); /* df/dce */
+        return;
+    }
+    *f = pow(q, gamma);
+    *df = q > 0 ? gamma * pow(q, gamma - 1) * pt : (gamma == 1 ? pt : 0.0);
+}
+
+static sl_status focal_smp(const sl_term *t, const sl_ctx *cx, const double *alpha, int has_alpha, double *value)
+{
+    const sl_params *pr = &t->prm;
+    const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
+    const double gamma = pr->gamma, thr = pr->reduced_threshold;
+    const int none = cx->act == SL_ACT_NONE;
+    smp_part *part = sl_calloc(N * nch, sizeof(smp_part));
+    if (!part) return SL_ENOMEM;
+    double V = 0;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t s = 0; s < S; s++) V += sl_vw(cx, pr, n, s);
+    const double count = V * (double)C;
+    if (count == 0) {
+        free(part);
+        *value = 0;
+        return SL_OK;
+    }
+    /* pass 1: Σ m·e and Σ m·f */
+#pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ch = 0; ch < nch; ch++) {
+            int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
+            double se = 0, sf = 0;
+            for (int64_t c = 0; c < C; c++) {
+                const int64_t off = (n * C + c) * S;
+                for (int64_t s = a; s < b; s++) {
+                    const double vw = sl_vw(cx, pr, n, s);
+                    if (vw == 0) continue;
+                    double tg = sl_g(cx, n, c, s), ce, f, df;
+                    smp_elem(tg, cx->logp[off + s], cx->log1mp[off + s], gamma, thr, &ce, &f, &df);
+                    double at = has_alpha ? alpha[c] * tg + (1 - alpha[c]) * (1 - tg) : 1.0;
+                    se += vw * at * f * ce;
+                    sf += vw * f;
+                }
+            }
+            part[n * nch + ch].e = se;
+            part[n * nch + ch].f = sf;
+        }
+    double E = 0, F = 0;
+    for (int64_t i = 0; i < N * nch; i++) E += part[i].e, F += part[i].f;
+    free(part);
+    const int norm = pr->normalized;
+    const double Fc = norm ? (F > 1e-6 ? F : 1e-6) : 1.0;
+    *value = E / (Fc * count);
+    float *dx = none ? NULL : cx->dx, *dp = none ? cx->dp : NULL;
+    if (!dx && !dp) return SL_OK;
+    /* pass 2: d/dce_i = m·[α_t(f'·ce + f)/Fc − [norm, F > 1e-6]·E·f'/Fc²] / count */
+    const double k = cx->scale / count, kf = norm && F > 1e-6 ? E / (Fc * Fc) : 0.0;
+#pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ch = 0; ch < nch; ch++) {
+            int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
+            for (int64_t c = 0; c < C; c++) {
+                const int64_t off = (n * C + c) * S;
+                for (int64_t s = a; s < b; s++) {
+                    const double vw = sl_vw(cx, pr, n, s);
+                    if (vw == 0) continue;
+                    double tg = sl_g(cx, n, c, s), ce, f, df;
+                    smp_elem(tg, cx->logp[off + s], cx->log1mp[off + s], gamma, thr, &ce, &f, &df);
+                    double at = has_alpha ? alpha[c] * tg + (1 - alpha[c]) * (1 - tg) : 1.0;
+                    double dce = vw * k * (at * (df * ce + f) / Fc - kf * df);
+                    double p = cx->p[off + s];
+                    if (dx) dx[off + s] += (float)(dce * (p - tg)); /* dce/dx = p − t */
+                    else dp[off + s] += (float)(dce * ((tg > 0 ? -tg / p : 0.0) + (tg < 1 ? (1 - tg) / (1 - p) : 0.0)));
+                }
+            }
+        }
+    return SL_OK;
+}
+
 static sl_status eval_focal(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
 {
     const int softmax = cx->act == SL_ACT_SOFTMAX || (cx->act == SL_ACT_NONE && cx->C > 1);
@@ -199,8 +305,13 @@ static sl_status eval_focal(sl_term *t, const sl_ctx *cx, double *value, char *m
     if (!alpha) return sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
     int has = 0;
     sl_status st = focal_alpha(&t->prm, cx->C, softmax, alpha, &has, msg, msglen);
-    if (st == SL_OK) {
-        st = softmax ? focal_softmax(t, cx, alpha, value) : focal_sigmoid(t, cx, alpha, has, value);
+    const int smp = t->prm.normalized || t->prm.reduced_threshold > 0;
+    if (st == SL_OK && smp && softmax)
+        st = sl_errf(msg, msglen, SL_EINVAL,
+                     "focal: normalized and reduced_threshold are smp's sigmoid forms (activation=sigmoid, or one channel)");
+    else if (st == SL_OK) {
+        st = softmax ? focal_softmax(t, cx, alpha, value)
+                     : smp ? focal_smp(t, cx, alpha, has, value) : focal_sigmoid(t, cx, alpha, has, value);
         if (st == SL_ENOMEM) sl_errf(msg, msglen, st, "focal: out of memory");
     }
     free(alpha);
@@ -222,6 +333,10 @@ static const sl_key focal_keys[] = {
     {"alpha", SL_KEY_NUMBER_OR_LIST, SL_P(alpha_list), 0, 0, 1e6, NULL,
      "none; a scalar in [0,1] (sigmoid: weight of positives; softmax: [1-a,a,...,a]) or one weight per class"},
     {"ignore_index", SL_KEY_LABEL, SL_P(ignore_index), NAN, -1e9, 1e9, NULL, "label whose voxels are skipped"},
+    {"normalized", SL_KEY_BOOL, SL_P(normalized), 0, 0, 1, NULL,
+     "sigmoid: divide by Σ (1 − pt)^γ (smp focal_loss_with_logits normalized=True)"},
+    {"reduced_threshold", SL_KEY_NUMBER, SL_P(reduced_threshold), 0, 0, 1, NULL,
+     "sigmoid: smp's reduced focal loss, ((1 − pt)/r)^γ where pt >= r, 1 below; 0 = off"},
     SL_KEY_END};
 
 const sl_term_class sl_loss_focal = {

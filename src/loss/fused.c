@@ -49,6 +49,7 @@ int sl_fused_eligible(const sl_term *terms, int nterms, int64_t C, int act)
         const sl_term *t = &terms[i];
         if (!t->cls->region_finalize && !is_ce(t)) return 0;
         if (t->prm.soft_label) return 0; /* needs Σ|p − g|, which the fused pass does not sum */
+        if (t->prm.pool_classes) return 0; /* sl_region_eval pools the classes; the fused pass does not */
         /* one valid-voxel mask for the whole pass */
         double a = t->prm.ignore_index, b = terms[0].prm.ignore_index;
         if (isnan(a) != isnan(b) || (!isnan(a) && a != b)) return 0;

@@ -132,3 +132,40 @@ const sl_term_class sl_loss_hausdorff_dt = {
     {"hausdorff_dt", "boundary", "mean of (p − g)² (d_p^α + d_g^α), d = distance fields of p > 0.5 and g",
      "Karimi & Salcudean 2019 (IEEE TMI 2020); matches MONAI HausdorffDTLoss (distance_field, reduction=mean)"},
     hd_keys, SL_TAKES_MASK, NULL, eval_hd, NULL};
+
+/*
+ * log_hausdorff_dt — MONAI LogHausdorffDTLoss: log(L + 1) with L the
+ * hausdorff_dt value above (same maps, keys and mask), d/dp = (dL/dp)/(L + 1).
+ * The maps are computed once: L's gradient goes to a scratch buffer first
+ * and is added scaled once L is known.
+ */
+static sl_status eval_log_hd(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
+{
+    const int64_t total = cx->N * cx->C * cx->S;
+    float *tmp = NULL;
+    sl_ctx c2 = *cx;
+    c2.scale = 1.0;
+    c2.dp = NULL;
+    if (cx->dp) {
+        tmp = sl_calloc(total, sizeof(float));
+        if (!tmp) return sl_errf(msg, msglen, SL_ENOMEM, "log_hausdorff_dt: out of memory");
+        c2.dp = tmp;
+    }
+    double L = 0;
+    sl_status st = eval_hd(t, &c2, &L, msg, msglen);
+    if (st == SL_OK) {
+        *value = log1p(L);
+        if (cx->dp) {
+            const double k = cx->scale / (1.0 + L);
+#pragma omp parallel for num_threads(cx->threads) schedule(static)
+            for (int64_t i = 0; i < total; i++) cx->dp[i] += (float)(k * tmp[i]);
+        }
+    }
+    free(tmp);
+    return st;
+}
+
+const sl_term_class sl_loss_log_hausdorff_dt = {
+    {"log_hausdorff_dt", "boundary", "log(1 + hausdorff_dt): the distance-transform Hausdorff loss, log-scaled",
+     "MONAI LogHausdorffDTLoss (log(HausdorffDTLoss + 1))"},
+    hd_keys, SL_TAKES_MASK, NULL, eval_log_hd, NULL};

@@ -157,6 +157,7 @@ static const sl_key logcosh_keys[] = {
     {"squared", SL_KEY_BOOL, SL_P(squared), 0, 0, 1, NULL, "Σp²+Σg² in the denominator (V-Net form)"},
     {"log", SL_KEY_BOOL, SL_P(log), 0, 0, 1, NULL, "−log D instead of 1 − D inside log cosh"},
     SL_KEY_SOFT_LABEL,
+    SL_KEY_POOL_CLASSES,
     SL_KEY_END};
 
 const sl_term_class sl_loss_logcosh_dice = {
@@ -269,7 +270,8 @@ static sl_status validate_focal_tversky(const sl_params *p, char *msg, size_t ms
     SL_KEYS_REGION(1e-5),                                                                              \
     {"alpha", SL_KEY_NUMBER, SL_P(alpha), 0.3, 0, 1e3, NULL, "weight of the false positives"},         \
     {"beta", SL_KEY_NUMBER, SL_P(beta), 0.7, 0, 1e3, NULL, "weight of the false negatives"},      \
-    SL_KEY_SOFT_LABEL
+    SL_KEY_SOFT_LABEL,                                                                                \
+    SL_KEY_POOL_CLASSES
 
 static const sl_key tversky_keys[] = {TVERSKY_KEYS, SL_KEY_END};
 
@@ -318,6 +320,7 @@ static sl_status finalize_asym(sl_term *t, const sl_ctx *cx, sl_region *r, doubl
 static const sl_key asym_keys[] = {
     SL_KEYS_REGION(1e-5),
     {"beta", SL_KEY_NUMBER, SL_P(beta), 1.5, 0, 100, NULL, "β of F_β: β² weighs the false negatives"},
+    SL_KEY_POOL_CLASSES,
     SL_KEY_END};
 
 const sl_term_class sl_loss_asym = {

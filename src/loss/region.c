@@ -135,24 +135,77 @@ void sl_region_backprop(const sl_ctx *cx, const sl_params *pr, const sl_region *
         }
 }
 
+/* soft_label: the loss sees tp = (Σp + Σg − Σ|p − g|)/2, so its d/dtp goes
+ * to Σp (×½) and to Σ|p − g| (×−½). The squared Dice form is already
+ * minimised at p = g (MONAI leaves it alone too). */
+static void soft_tp(const sl_params *pr, sl_region *r)
+{
+    if (!pr->soft_label || pr->squared) return;
+    for (int64_t g = 0; g < r->G; g++) r->tp[g] = 0.5 * (r->sp[g] + r->sg[g] - r->sad[g]);
+}
+
+static void soft_tp_grad(const sl_params *pr, sl_region *r)
+{
+    if (!pr->soft_label || pr->squared) return;
+    for (int64_t g = 0; g < r->G; g++) {
+        r->d_sp[g] += 0.5 * r->d_tp[g];
+        r->d_sad[g] = -0.5 * r->d_tp[g];
+        r->d_tp[g] = 0;
+    }
+}
+
+/*
+ * pool_classes: the sums of the included classes are added per sample (or
+ * over the batch) before the loss forms its ratio, so the loss sees one
+ * group per sample: a context with C = 1 and N samples (or one pooled
+ * group). Its coefficients then apply to every included class of the
+ * sample; excluded classes get none.
+ */
+static sl_status region_eval_pooled(sl_term *t, const sl_ctx *cx, sl_region *r, double *value, char *msg,
+                                    size_t msglen)
+{
+    const sl_params *pr = &t->prm;
+    const int64_t C = cx->C, first = (!pr->include_background && C > 1) ? 1 : 0;
+    const int64_t nsamp = r->pooled ? 1 : cx->N;
+    if (pr->weight_mode != SL_WEIGHT_NONE)
+        return sl_errf(msg, msglen, SL_EINVAL, "%s: class weights have no meaning with pool_classes=true",
+                       t->cls->info.name);
+    sl_region q;
+    if (sl_region_alloc(&q, nsamp, r->pooled) != SL_OK)
+        return sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", t->cls->info.name);
+    for (int64_t n = 0; n < nsamp; n++)
+        for (int64_t c = first; c < C; c++) {
+            const int64_t g = n * C + c; /* pooled r: n == 0, g == c */
+            q.tp[n] += r->tp[g], q.sp[n] += r->sp[g], q.sg[n] += r->sg[g];
+            q.sp2[n] += r->sp2[g], q.sg2[n] += r->sg2[g], q.cnt[n] += r->cnt[g], q.sad[n] += r->sad[g];
+        }
+    soft_tp(pr, &q);
+    sl_ctx c1 = *cx;
+    c1.C = 1;
+    sl_status st = t->cls->region_finalize(t, &c1, &q, value, msg, msglen);
+    soft_tp_grad(pr, &q);
+    for (int64_t n = 0; st == SL_OK && n < nsamp; n++)
+        for (int64_t c = first; c < C; c++) {
+            const int64_t g = n * C + c;
+            r->d_tp[g] = q.d_tp[n], r->d_sp[g] = q.d_sp[n], r->d_sp2[g] = q.d_sp2[n], r->d_sad[g] = q.d_sad[n];
+        }
+    sl_region_free(&q);
+    return st;
+}
+
 sl_status sl_region_eval(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
 {
     sl_region r;
     if (sl_region_compute(cx, &t->prm, 1, &r) != SL_OK)
         return sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", t->cls->info.name);
-    /* soft_label: the loss sees tp = (Σp + Σg − Σ|p − g|)/2, so its d/dtp
-     * goes to Σp (×½) and to Σ|p − g| (×−½). The squared Dice form is
-     * already minimised at p = g (MONAI leaves it alone too). */
-    const int soft = t->prm.soft_label && !t->prm.squared;
-    if (soft)
-        for (int64_t g = 0; g < r.G; g++) r.tp[g] = 0.5 * (r.sp[g] + r.sg[g] - r.sad[g]);
-    sl_status st = t->cls->region_finalize(t, cx, &r, value, msg, msglen);
-    if (soft)
-        for (int64_t g = 0; g < r.G; g++) {
-            r.d_sp[g] += 0.5 * r.d_tp[g];
-            r.d_sad[g] = -0.5 * r.d_tp[g];
-            r.d_tp[g] = 0;
-        }
+    sl_status st;
+    if (t->prm.pool_classes) {
+        st = region_eval_pooled(t, cx, &r, value, msg, msglen);
+    } else {
+        soft_tp(&t->prm, &r);
+        st = t->cls->region_finalize(t, cx, &r, value, msg, msglen);
+        soft_tp_grad(&t->prm, &r);
+    }
     if (st == SL_OK) sl_region_backprop(cx, &t->prm, &r);
     sl_region_free(&r);
     return st;

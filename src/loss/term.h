@@ -57,6 +57,10 @@ typedef struct sl_params {
     double sigma, p_boundary, p_inner;
     int soft_label;          /* region losses: tp = (Σp + Σg − Σ|p − g|)/2 (region.c) */
     int auto_iters;          /* cldice: iterations from the target's object size */
+    double gamma_dice, gamma_ce, w_dice, w_ce; /* exp_log */
+    int normalized;          /* focal: smp's normalized focal loss */
+    double reduced_threshold; /* focal: smp's reduced focal loss (0 = off) */
+    int pool_classes;        /* region losses: add the included classes' sums before the ratio */
 } sl_params;
 
 typedef enum sl_key_type {
@@ -98,6 +102,9 @@ typedef struct sl_key {
 #define SL_KEY_SOFT_LABEL \
     {"soft_label", SL_KEY_BOOL, SL_P(soft_label), 0, 0, 1, NULL, \
      "tp = (Σp + Σg − Σ|p − g|)/2: 0 loss when p equals a soft target (MONAI soft_label)"}
+#define SL_KEY_POOL_CLASSES \
+    {"pool_classes", SL_KEY_BOOL, SL_P(pool_classes), 0, 0, 1, NULL, \
+     "add the sums of the included classes before the ratio: one group per sample (per batch with batch=true)"}
 #define SL_KEY_END {NULL, 0, 0, 0, 0, 0, NULL, NULL}
 
 /* ---- evaluation context ---------------------------------------------------- */
