@@ -203,7 +203,7 @@ def main():
     for shape, C, B, ign in (((12, 14), 3, 15, None), ((6, 8, 7), 4, 10, None), ((20, 20), 2, 7, 9)):
         z = rng.standard_normal((C,) + shape) * 2
         y = rng.integers(0, C, shape)
-        z[y, *np.indices(shape)] += 1.0       # informative scores
+        z[(y,) + tuple(np.indices(shape))] += 1.0       # informative scores
         prob = softmax(z)
         if ign is not None:
             y[rng.random(shape) < 0.2] = ign
@@ -248,7 +248,7 @@ def main():
     one[:2] = 1
     half = np.zeros(4, np.uint8)
     half[1:3] = 1
-    r = sm.panoptic_quality(np.r_[half, 0, 0], np.r_[one, 1, 0])   # IoU 2/4... of 3 voxels: 1/3
+    r = sm.panoptic_quality(np.r_[half, 0, 0], np.r_[one, 1, 0])   # one pair, IoU 1/4
     chk.true("IoU below the threshold: no match (tp %d)" % r["tp"], r["tp"] == 0 and r["pq"] == 0)
     empty = np.zeros((5, 5), np.int32)
     r = sm.panoptic_quality(empty, empty)
