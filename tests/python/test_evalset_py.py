@@ -241,6 +241,35 @@ def main():
               rtol=1e-14, atol=0)
     chk.true("regions only: targets %s" % sr.targets, sr.targets == ["U"])
 
+    # 4b. a set built in the parent (which ran parallel regions above) and scored in a
+    # forked child: the thread count is resolved when scoring (1 there), so GNU OpenMP
+    # cannot hang; the child writes the CLI's CSV
+    import time
+    pending = sm.EvalSet(threads=None)
+    pending.add_paths(pred_dir, gt_dir)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            pending.score()
+            pending.write(csv=TMP + "/child.csv")
+            code = 0
+        finally:
+            os._exit(code)
+    deadline, status = time.time() + 120, None
+    while time.time() < deadline:
+        done, st = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = st
+            break
+        time.sleep(0.05)
+    if status is None:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    chk.true("forked child scored within 120 s and exited 0 (status %r)" % (status,), status == 0)
+    if status == 0:
+        same_bytes("forked child CSV", TMP + "/cli.csv", TMP + "/child.csv")
+
     # 5. errors: the C message, the mapped exception, no partial output
     raises("missing folder", OSError, lambda: sm.EvalSet().add_paths(TMP + "/nope", gt_dir), "nope")
     raises("unknown metric", ValueError, lambda: sm.EvalSet(metrics="dice,nonsense"), "nonsense")
