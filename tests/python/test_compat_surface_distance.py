@@ -4,11 +4,12 @@ voxel-corner grid, surfels = codes neither empty nor full, scipy EDTs of
 the complement of the other surface, lists sorted by (distance, area), and
 the metric formulas on those lists, including the empty-mask results.
 
-Surfel sizes come from tests/ref/surfelref.py (the independent reference of
-the project's convention): in 2-D these are DeepMind's marching-squares
-lengths (checked analytically below); in 3-D non-planar pieces differ from
-DeepMind's triangles by design (docs/metrics.md), which this test states
-rather than hides."""
+Surfel sizes come from tests/ref/surfelref.py: in 2-D DeepMind's
+marching-squares lengths (checked analytically below), in 3-D DeepMind's
+neighbour-code area table. 3-D anisotropic cases are also compared, to
+1e-9, with tests/ref/dmsurfref.py, a separate literal transcription of
+DeepMind's compute_surface_distances (its 2x2x2 correlation kernel, its
+normals table and area formula, its sorting) and metrics."""
 # sanitized: skip (loads libsegloss.so through ctypes)
 import math
 import warnings
@@ -17,6 +18,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 import pyref  # noqa: F401  (paths)
+import dmsurfref
 import slref
 from surfelref import area_table_ref, codes_ref
 
@@ -154,6 +156,36 @@ def main():
                  and len(got["distances_pred_to_gt"]) == len(want["distances_pred_to_gt"]))
         chk.close("%dD sorted distances, threads=1" % len(shape), got["distances_pred_to_gt"],
                   want["distances_pred_to_gt"], rtol=1e-12, atol=1e-12, group="lists")
+    # 3-D at anisotropic spacings against the literal DeepMind transcription (dmsurfref):
+    # every list, average, percentile, overlap and surface Dice to 1e-9
+    for k, (shape, sp) in enumerate([((18, 22, 20), (2.5, 0.8, 0.8)), ((16, 20, 24), (1.3, 0.6, 2.1)),
+                                     ((20, 16, 18), (0.7, 1.9, 1.1)), ((12, 14, 16), (3.0, 0.5, 0.5))]):
+        g, p = pair(shape, 1.5 + 0.5 * k, 0.25)
+        got = sd.compute_surface_distances(g, p, sp)
+        d_gp, a_g, d_pg, a_p = dmsurfref.surface_distances(g, p, sp)
+        want = {"distances_gt_to_pred": d_gp, "surfel_areas_gt": a_g, "distances_pred_to_gt": d_pg,
+                "surfel_areas_pred": a_p}
+        tag = "3D DeepMind sp=%s" % (sp,)
+        for dk, ak in (("distances_gt_to_pred", "surfel_areas_gt"), ("distances_pred_to_gt", "surfel_areas_pred")):
+            gd, ga = canonical(got[dk], got[ak])
+            wd, wa = canonical(want[dk], want[ak])
+            chk.true("%s %s: %d vs %d surfels" % (tag, dk, len(gd), len(wd)), len(gd) == len(wd))
+            if len(gd) == len(wd):
+                chk.close("%s %s" % (tag, dk), gd, wd, rtol=1e-9, atol=1e-9, group="3D DeepMind")
+                chk.close("%s %s" % (tag, ak), ga, wa, rtol=1e-9, atol=1e-9, group="3D DeepMind")
+        chk.close("%s average" % tag, sd.compute_average_surface_distance(got),
+                  dmsurfref.average_surface_distance((d_gp, a_g, d_pg, a_p)), rtol=1e-9, atol=1e-9,
+                  group="3D DeepMind")
+        for q in (50, 95, 100):
+            chk.close("%s robust_hausdorff %d" % (tag, q), sd.compute_robust_hausdorff(got, q),
+                      dmsurfref.robust_hausdorff((d_gp, a_g, d_pg, a_p), q), rtol=1e-9, atol=1e-9,
+                      group="3D DeepMind")
+        for tol in (0.0, 0.8, 1.0, 2.5):
+            chk.close("%s surface_dice %g" % (tag, tol), sd.compute_surface_dice_at_tolerance(got, tol),
+                      dmsurfref.surface_dice((d_gp, a_g, d_pg, a_p), tol), rtol=1e-9, atol=1e-9,
+                      group="3D DeepMind")
+            chk.close("%s overlap %g" % (tag, tol), sd.compute_surface_overlap_at_tolerance(got, tol),
+                      ref_overlap(want, tol), rtol=1e-9, atol=1e-9, group="3D DeepMind")
     # 2-D lengths are DeepMind's marching squares: a single pixel is a closed
     # contour through the four edge midpoints, 4 * hypot(sy/2, sx/2)
     one = np.zeros((5, 6), bool)
