@@ -371,7 +371,8 @@ static void cd_section(slb_str *h, const slb_report *r)
     size_t maxlen = 0;
     for (int e = 0; e < E; e++)
         if (strlen(p->entries[e].name) > maxlen) maxlen = strlen(p->entries[e].name);
-    const double margin = 40 + 7.0 * (double)(maxlen < 40 ? maxlen : 40), axis_w = E < 8 ? 400 : 50.0 * E < 900 ? 50.0 * E : 900;
+    /* a label is the name and " (r.rr)", about 7 px a character at 12 px */
+    const double margin = 40 + 7.0 * (double)((maxlen < 40 ? maxlen : 40) + 7), axis_w = E < 8 ? 400 : 50.0 * E < 900 ? 50.0 * E : 900;
     const double W = 2 * margin + axis_w, y0 = 60, step = 20;
     const double x_of_rank_1 = margin, scale = E > 1 ? axis_w / (E - 1) : axis_w;
 #define XR(rk) (x_of_rank_1 + ((rk) - 1) * scale)
@@ -397,12 +398,14 @@ static void cd_section(slb_str *h, const slb_report *r)
                   "xmlns=\"http://www.w3.org/2000/svg\"><title>Critical difference diagram: mean ranks over %d data sets, "
                   "Nemenyi CD = %.3f</title>",
                W, H, W, H, p->ndatasets, t->nem_cd);
-    /* the CD to scale */
-    slb_printf(h, "<line x1=\"%.1f\" y1=\"18\" x2=\"%.1f\" y2=\"18\" class=\"cdbar\"/>", XR(1.0), XR(1.0 + t->nem_cd));
-    slb_printf(h, "<line x1=\"%.1f\" y1=\"13\" x2=\"%.1f\" y2=\"23\" class=\"axisline\"/><line x1=\"%.1f\" y1=\"13\" "
-                  "x2=\"%.1f\" y2=\"23\" class=\"axisline\"/>",
-               XR(1.0), XR(1.0), XR(1.0 + t->nem_cd), XR(1.0 + t->nem_cd));
-    slb_printf(h, "<text x=\"%.1f\" y=\"12\" class=\"tick\">CD = %.3f</text>", XR(1.0), t->nem_cd);
+    /* the CD to scale; cut at the axis's end when it is wider than the axis */
+    const int cut = 1.0 + t->nem_cd > E;
+    const double cd_end = cut ? (double)E : 1.0 + t->nem_cd;
+    slb_printf(h, "<line x1=\"%.1f\" y1=\"18\" x2=\"%.1f\" y2=\"18\" class=\"cdbar\"/>", XR(1.0), XR(cd_end));
+    slb_printf(h, "<line x1=\"%.1f\" y1=\"13\" x2=\"%.1f\" y2=\"23\" class=\"axisline\"/>", XR(1.0), XR(1.0));
+    if (!cut) slb_printf(h, "<line x1=\"%.1f\" y1=\"13\" x2=\"%.1f\" y2=\"23\" class=\"axisline\"/>", XR(cd_end), XR(cd_end));
+    slb_printf(h, "<text x=\"%.1f\" y=\"12\" class=\"tick\">CD = %.3f%s</text>", XR(1.0), t->nem_cd,
+               cut ? " (wider than the axis)" : "");
     /* the axis of mean ranks */
     slb_printf(h, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axisline\"/>", XR(1.0), y0, XR((double)E), y0);
     for (int k = 1; k <= E; k++) {
