@@ -303,6 +303,16 @@ assert len(rows) == 4 * 3 * 6 + 4, len(rows)
 assert all(x["failed"] for x in j["ranking"]["datasets"]["phantom 1%"])
 html = open(d + "/report.html").read()
 assert "failed: " in html
+# Friedman: the failed entries tie last on phantom 1% (all four: rank 2.5 each)
+from scipy import stats as sst
+import numpy as np
+names = sorted(x["loss"] for x in j["ranking"]["datasets"]["phantom 5%"])
+s5 = np.array([next(x["score"] for x in j["ranking"]["datasets"]["phantom 5%"] if x["loss"] == n) for n in names])
+r5 = sst.rankdata(-s5)
+ref = sst.friedmanchisquare(*np.array([r5, [2.5] * 4]).T)
+fr = j["friedman"]
+assert abs(fr["chi2"] - ref.statistic) <= 1e-12, (fr["chi2"], ref.statistic)
+assert all(abs(x["mean_rank"] - (r5[names.index(x["loss"])] + 2.5) / 2) <= 1e-15 for x in fr["mean_ranks"]), fr
 PYEOF
 else
   fail "diverging benchmark: $(tail -3 "$tmp/n.err")"
