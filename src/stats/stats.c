@@ -198,36 +198,18 @@ sl_status sl_holm(const double *p, int64_t m, double *p_holm)
 
 /* ------------------------------------------- distributions for p-values */
 
-/* Regularised lower incomplete gamma P(a, x), a > 0, x >= 0: the series
- * for x < a + 1, else 1 − the continued fraction of Q (modified Lentz). */
-static double gamma_p(double a, double x)
+/* Regularised lower incomplete gamma P(a, x) by its series, for
+ * 0 <= x < a + 1 where the series converges fast. */
+static double gamma_p_series(double a, double x)
 {
     if (x <= 0) return 0;
-    const double lg = a * log(x) - x - lgamma(a);
-    if (x < a + 1) {
-        double term = 1 / a, sum = term;
-        for (int n = 1; n < 10000; n++) {
-            term *= x / (a + n);
-            sum += term;
-            if (fabs(term) < fabs(sum) * 1e-17) break;
-        }
-        return sum * exp(lg);
-    }
-    const double tiny = 1e-300;
-    double b = x + 1 - a, c = 1 / tiny, d = 1 / b, h = d;
+    double term = 1 / a, sum = term;
     for (int n = 1; n < 10000; n++) {
-        double an = -n * (n - a);
-        b += 2;
-        d = an * d + b;
-        if (fabs(d) < tiny) d = tiny;
-        c = b + an / c;
-        if (fabs(c) < tiny) c = tiny;
-        d = 1 / d;
-        double del = d * c;
-        h *= del;
-        if (fabs(del - 1) < 1e-16) break;
+        term *= x / (a + n);
+        sum += term;
+        if (fabs(term) < fabs(sum) * 1e-17) break;
     }
-    return 1 - exp(lg) * h;
+    return sum * exp(a * log(x) - x - lgamma(a));
 }
 
 /* Upper tail of the chi-square distribution with df degrees of freedom. */
@@ -235,9 +217,10 @@ static double chi2_sf(double x, double df)
 {
     if (!(x > 0)) return 1;
     if (isinf(x)) return 0;
-    /* Q directly for large x, where 1 − P would lose the tail */
+    /* Q = 1 − P by the series below a + 1; above, Q directly by its
+     * continued fraction (modified Lentz), where 1 − P would lose the tail */
     const double a = df / 2, h = x / 2;
-    if (h < a + 1) return 1 - gamma_p(a, h);
+    if (h < a + 1) return 1 - gamma_p_series(a, h);
     const double tiny = 1e-300, lg = a * log(h) - h - lgamma(a);
     double b = h + 1 - a, c = 1 / tiny, d = 1 / b, f = d;
     for (int n = 1; n < 10000; n++) {
