@@ -106,6 +106,8 @@ typedef struct slb_stat {
     double seed_std;             /* standard deviation of the per-seed means (0 with one seed) */
     double diff, diff_lo, diff_hi; /* mean of y_i - baseline_i and its CI (NaN for the baseline) */
     double wilcoxon, p;          /* signed-rank statistic and two-sided p (NaN for the baseline) */
+    double p_holm;               /* p after Holm's correction over the entries of the data set (same class
+                                    and metric; NaN for the baseline) */
 } slb_stat;
 
 /*
@@ -126,6 +128,16 @@ typedef struct slb_tables {
     double *mean_rank;   /* [e] over the data sets */
     double *mean_score;  /* [e] over the data sets where it did not fail (NaN if none) */
     int *overall;        /* [k] entries by mean rank */
+    /* Friedman test and Nemenyi critical difference over the data sets
+     * (blocks) of the ranking score, failed entries tied last; computed
+     * when there are at least 2 data sets and 2 entries (friedman = 1). */
+    int friedman;
+    double fr_chi2, fr_p, fr_f, fr_fp; /* χ²_F and p; Iman–Davenport F and p */
+    double nem_alpha, nem_q, nem_cd;   /* level, q_alpha, critical difference */
+    double *fr_rank;     /* [e] mean rank with ties averaged (1 = best) */
+    int *fr_order;       /* [k] entries by fr_rank (ties by mean score, then name) */
+    int fr_ngroups;      /* maximal groups of entries whose mean ranks differ by less than the CD */
+    int *fr_group_lo, *fr_group_hi; /* [g] first and last position in fr_order */
 } slb_tables;
 
 static inline slb_stat *slb_stat_at(const slb_tables *t, int d, int e, int c, int m)
@@ -161,6 +173,10 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen);
 sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen);
 /* The ranking tables as plain text (the terminal's), appended to out. */
 void slb_ranking_text(const slb_report *r, slb_str *out);
+
+/* Letters of the Nemenyi groups that position k of t->fr_order belongs
+ * to ("ab"), "-" for none. */
+void slb_group_letters(const slb_tables *t, int k, char *buf, size_t len);
 
 /* Formats a number for the tables: "%.*f", "inf", "-" for NaN. */
 const char *slb_fmt(char *buf, size_t len, double v, int digits);

@@ -2,6 +2,7 @@
  * report.html: one self-contained file (inline CSS and SVG, overlay PNGs
  * as data URIs, no script, nothing fetched), with the sections
  *   #ranking   the overall and per-data-set ranking tables
+ *   #cd        the Friedman test and the critical-difference diagram
  *   #per-class per-class Dice and HD95 with CIs, as bar charts
  *   #curves    training curves (validation Dice, relative training loss)
  *   #sweep     small-class Dice against the small class's share
@@ -291,20 +292,22 @@ static void ranking_section(slb_str *h, const slb_report *r)
         slb_html(h, small);
         slb_printf(h, ") covers %.3f %% of the test images. Δ: paired difference per test case against ", 100 * t->fraction[d]);
         slb_html(h, p->entries[p->baseline].name);
-        slb_printf(h, ", %g %% bootstrap CI; p: two-sided Wilcoxon signed-rank test.</p>\n", 100 * p->ci_level);
+        slb_printf(h, ", %g %% bootstrap CI; p: two-sided Wilcoxon signed-rank test; p (Holm): corrected by Holm's "
+                      "step-down method over the entries compared on this data set.</p>\n",
+                   100 * p->ci_level);
         char h2[64], h3[64], h4[64], h5[96];
         snprintf(h2, sizeof h2, "%.40s Dice", small);
         snprintf(h3, sizeof h3, "%.40s HD95", small);
         snprintf(h4, sizeof h4, "%.40s lesion F1", small);
         snprintf(h5, sizeof h5, "ΔDice vs %.60s", p->entries[p->baseline].name);
-        const char *head[] = {"rank", "loss", p->nseeds > 1 ? "Dice (mean ± sd over seeds)" : "Dice", h2, h3, h4, h5, "p"};
-        html_table(h, head, 8);
+        const char *head[] = {"rank", "loss", p->nseeds > 1 ? "Dice (mean ± sd over seeds)" : "Dice", h2, h3, h4, h5, "p", "p (Holm)"};
+        html_table(h, head, 9);
         for (int k = 0; k < E; k++) {
             int e = t->order[d * E + k];
             slb_printf(h, "<tr%s><td class=\"num\">%d</td>", e == p->baseline ? " class=\"base\"" : "", t->rank[d * E + e]);
             td(h, p->entries[e].name, "name");
             if (t->failed[d * E + e]) {
-                slb_puts(h, "<td colspan=\"6\">failed: ");
+                slb_puts(h, "<td colspan=\"7\">failed: ");
                 for (int s = 0; s < p->nseeds; s++)
                     if (slb_report_run(r, d, s, e)->failed) {
                         slb_html(h, slb_report_run(r, d, s, e)->message);
@@ -324,18 +327,133 @@ static void ranking_section(slb_str *h, const slb_report *r)
             if (e == p->baseline) {
                 td(h, "baseline", NULL);
                 td(h, "-", "num");
+                td(h, "-", "num");
             } else {
                 slb_fmt_ci(buf, sizeof buf, dm->diff, dm->diff_lo, dm->diff_hi, 3);
                 char signed_buf[200];
                 snprintf(signed_buf, sizeof signed_buf, "%s%s", dm->diff >= 0 ? "+" : "", buf);
                 td(h, signed_buf, dm->diff_lo > 0 ? "num up" : dm->diff_hi < 0 ? "num down" : "num");
                 td(h, slb_fmt_p(buf, sizeof buf, dm->p), "num");
+                td(h, slb_fmt_p(buf, sizeof buf, dm->p_holm), "num");
             }
             slb_puts(h, "</tr>\n");
         }
         slb_puts(h, "</tbody></table>\n");
     }
     slb_puts(h, "</section>\n");
+}
+
+/*
+ * The critical-difference diagram (Demšar 2006, fig. 1): an axis of mean
+ * ranks (1 = best, at the left), each entry a tick joined by an elbow line
+ * to its label (the better half on the left, the rest on the right), the
+ * CD drawn to scale above the axis, and a thick bar under the axis for
+ * each maximal group whose mean ranks differ by less than the CD.
+ */
+static void cd_section(slb_str *h, const slb_report *r)
+{
+    const sl_bench_preset *p = r->p;
+    const slb_tables *t = r->t;
+    const int E = p->nentries;
+    slb_puts(h, "<section id=\"cd\"><h2>Critical difference</h2>\n");
+    if (!t->friedman) {
+        slb_puts(h, "<p>The Friedman test needs at least 2 data sets and 2 entries; this preset has fewer.</p></section>\n");
+        return;
+    }
+    char a[32], b[32];
+    slb_printf(h, "<p>Each data set ranks the entries by the ranking score (1 = best, ties at their average rank, failed runs "
+                  "tied last); the axis shows the mean rank over the %d data sets. Friedman χ² = %.3f (%d degrees of freedom), "
+                  "p = %s; Iman–Davenport F = %.3f, p = %s. Nemenyi test at α = %g: q = %.3f, critical difference CD = %.3f. "
+                  "Entries joined by a bar have mean ranks closer than the CD: the benchmark cannot tell them apart. With "
+                  "few data sets the CD is wide.</p>\n",
+               p->ndatasets, t->fr_chi2, E - 1, slb_fmt_p(a, sizeof a, t->fr_p), t->fr_f, slb_fmt_p(b, sizeof b, t->fr_fp),
+               t->nem_alpha, t->nem_q, t->nem_cd);
+    size_t maxlen = 0;
+    for (int e = 0; e < E; e++)
+        if (strlen(p->entries[e].name) > maxlen) maxlen = strlen(p->entries[e].name);
+    /* a label is the name and " (r.rr)", about 7 px a character at 12 px */
+    const double margin = 40 + 7.0 * (double)((maxlen < 40 ? maxlen : 40) + 7), axis_w = E < 8 ? 400 : 50.0 * E < 900 ? 50.0 * E : 900;
+    const double W = 2 * margin + axis_w, y0 = 60, step = 20;
+    const double x_of_rank_1 = margin, scale = E > 1 ? axis_w / (E - 1) : axis_w;
+#define XR(rk) (x_of_rank_1 + ((rk) - 1) * scale)
+    /* group bars on rows: a bar goes on the first row free at its left end */
+    int rows = 0, *row = calloc((size_t)E + 1, sizeof *row);
+    double *row_end = calloc((size_t)E + 1, sizeof *row_end);
+    if (!row || !row_end) {
+        free(row), free(row_end);
+        h->failed = 1;
+        return;
+    }
+    for (int g = 0; g < t->fr_ngroups; g++) {
+        double lo = t->fr_rank[t->fr_order[t->fr_group_lo[g]]];
+        int k = 0;
+        while (k < rows && row_end[k] >= lo - 1e-9) k++;
+        row[g] = k;
+        row_end[k] = t->fr_rank[t->fr_order[t->fr_group_hi[g]]];
+        if (k == rows) rows++;
+    }
+    const int nleft = (E + 1) / 2, nlab = nleft > E - nleft ? nleft : E - nleft;
+    const double ylab = y0 + 16 + 8.0 * rows + 12, H = ylab + step * nlab + 10;
+    slb_printf(h, "<div class=\"scroll\"><svg class=\"chart cd\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+                  "xmlns=\"http://www.w3.org/2000/svg\"><title>Critical difference diagram: mean ranks over %d data sets, "
+                  "Nemenyi CD = %.3f</title>",
+               W, H, W, H, p->ndatasets, t->nem_cd);
+    /* the CD to scale; cut at the axis's end when it is wider than the axis */
+    const int cut = 1.0 + t->nem_cd > E;
+    const double cd_end = cut ? (double)E : 1.0 + t->nem_cd;
+    slb_printf(h, "<line x1=\"%.1f\" y1=\"18\" x2=\"%.1f\" y2=\"18\" class=\"cdbar\"/>", XR(1.0), XR(cd_end));
+    slb_printf(h, "<line x1=\"%.1f\" y1=\"13\" x2=\"%.1f\" y2=\"23\" class=\"axisline\"/>", XR(1.0), XR(1.0));
+    if (!cut) slb_printf(h, "<line x1=\"%.1f\" y1=\"13\" x2=\"%.1f\" y2=\"23\" class=\"axisline\"/>", XR(cd_end), XR(cd_end));
+    slb_printf(h, "<text x=\"%.1f\" y=\"12\" class=\"tick\">CD = %.3f%s</text>", XR(1.0), t->nem_cd,
+               cut ? " (wider than the axis)" : "");
+    /* the axis of mean ranks */
+    slb_printf(h, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axisline\"/>", XR(1.0), y0, XR((double)E), y0);
+    for (int k = 1; k <= E; k++) {
+        if (E > 20 && k % 5 && k != 1 && k != E) continue;
+        slb_printf(h, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axisline\"/>", XR((double)k), y0 - 5,
+                   XR((double)k), y0);
+        slb_printf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%d</text>", XR((double)k), y0 - 8, k);
+    }
+    slb_printf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"axis\" text-anchor=\"end\">mean rank</text>", XR(1.0) - 10, y0 + 4);
+    /* entries: elbow lines to the labels */
+    for (int k = 0; k < E; k++) {
+        const int e = t->fr_order[k], left = k < nleft, line = left ? k : E - 1 - k;
+        const double x = XR(t->fr_rank[e]), y = ylab + step * line, xe = left ? margin - 12 : W - margin + 12;
+        slb_printf(h, "<g><title>");
+        slb_html(h, p->entries[e].name);
+        slb_printf(h, ": mean rank %.3f</title><path d=\"M%.1f %.1f V%.1f H%.1f\" fill=\"none\" stroke=\"%s\" "
+                      "stroke-width=\"1.5\"/><circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>",
+                   t->fr_rank[e], x, y0, y, xe, entry_colour(e), x, y0, entry_colour(e));
+        slb_printf(h, "<text x=\"%.1f\" y=\"%.1f\" class=\"axis\" text-anchor=\"%s\">", left ? xe - 4 : xe + 4, y + 4,
+                   left ? "end" : "start");
+        slb_html(h, p->entries[e].name);
+        slb_printf(h, " (%.2f)</text></g>", t->fr_rank[e]);
+    }
+    /* groups not significantly different */
+    for (int g = 0; g < t->fr_ngroups; g++) {
+        const double lo = t->fr_rank[t->fr_order[t->fr_group_lo[g]]], hi = t->fr_rank[t->fr_order[t->fr_group_hi[g]]];
+        const double y = y0 + 12 + 8.0 * row[g];
+        slb_printf(h, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"cdgroup\"><title>not significantly "
+                      "different: mean ranks %.3f to %.3f</title></line>",
+                   XR(lo) - 4, y, XR(hi) + 4, y, lo, hi);
+    }
+#undef XR
+    free(row), free(row_end);
+    slb_puts(h, "</svg></div>\n");
+    const char *head[] = {"loss", "mean rank", "group"};
+    html_table(h, head, 3);
+    for (int k = 0; k < E; k++) {
+        int e = t->fr_order[k];
+        char buf[64];
+        slb_puts(h, "<tr>");
+        td(h, p->entries[e].name, "name");
+        snprintf(buf, sizeof buf, "%.3f", t->fr_rank[e]);
+        td(h, buf, "num");
+        slb_group_letters(t, k, buf, sizeof buf);
+        td(h, buf, NULL);
+        slb_puts(h, "</tr>\n");
+    }
+    slb_puts(h, "</tbody></table>\n</section>\n");
 }
 
 static void curves_section(slb_str *h, const slb_report *r)
@@ -599,7 +717,9 @@ static void runs_section(slb_str *h, const slb_report *r)
                 "8-connected components (a target lesion is found when a predicted component overlaps it by a pixel). Both "
                 "empty: every score 1 and HD95 0. Statistics are over the test cases of the values averaged over the seeds; "
                 "± is the standard deviation of the per-seed means; CIs are percentile bootstraps; p is the two-sided "
-                "Wilcoxon signed-rank test (scipy's defaults). See docs/benchmark.md.</p>\n</section>\n");
+                "Wilcoxon signed-rank test (scipy's defaults), p (Holm) the same after Holm's step-down correction over the "
+                "entries of the data set; across data sets, the Friedman test and the Nemenyi critical difference (Demšar "
+                "2006). See docs/benchmark.md.</p>\n</section>\n");
 }
 
 static const char *css =
@@ -614,7 +734,8 @@ static const char *css =
     ".ci{stroke-width:1;opacity:.6}.row{display:flex;flex-wrap:wrap}.scroll{overflow-x:auto}"
     "table.ov img{width:160px;height:auto;image-rendering:pixelated;display:block}"
     ".sw{display:inline-block;width:12px;height:12px;vertical-align:middle;margin:0 3px;border:1px solid #888}"
-    "nav a{margin-right:14px}code{font-size:12px}";
+    "nav a{margin-right:14px}code{font-size:12px}"
+    ".cdbar{stroke:#222;stroke-width:2}.cdgroup{stroke:#6a3d9a;stroke-width:4;stroke-linecap:round}";
 
 sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen)
 {
@@ -637,11 +758,12 @@ sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen)
                (long long)sl_bench_num_runs(p), p->nentries, p->ndatasets, p->nseeds, c0->depth, c0->base_width,
                (long long)c0->epochs, (long long)c0->steps_per_epoch, (long long)c0->batch_size);
     slb_html(&h, p->entries[p->baseline].name);
-    slb_printf(&h, "</code>. segloss %s.</p>\n<nav><a href=\"#ranking\">Ranking</a><a href=\"#per-class\">Per-class Dice and "
+    slb_printf(&h, "</code>. segloss %s.</p>\n<nav><a href=\"#ranking\">Ranking</a><a href=\"#cd\">Critical difference</a><a href=\"#per-class\">Per-class Dice and "
                    "HD95</a><a href=\"#curves\">Training curves</a><a href=\"#sweep\">Imbalance sweep</a><a "
                    "href=\"#overlays\">Overlays</a><a href=\"#runs\">Runs</a></nav>\n",
                sl_version());
     ranking_section(&h, r);
+    cd_section(&h, r);
     slb_printf(&h, "<section id=\"per-class\"><h2>Per-class Dice and HD95</h2>\n<p>Mean over the test cases with the %g %% "
                    "bootstrap CI (whiskers), entries in ranking order.</p>\n",
                100 * p->ci_level);

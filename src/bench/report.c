@@ -88,7 +88,7 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
     slb_str_free(&s);
     if (st != SL_OK) return st;
 
-    slb_puts(&s, "dataset,loss,class,metric,n_cases,mean,ci_lo,ci_hi,seed_std,diff,diff_ci_lo,diff_ci_hi,wilcoxon,p,rank\n");
+    slb_puts(&s, "dataset,loss,class,metric,n_cases,mean,ci_lo,ci_hi,seed_std,diff,diff_ci_lo,diff_ci_hi,wilcoxon,p,p_holm,rank\n");
     for (int d = 0; d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
         for (int e = 0; e < p->nentries; e++)
@@ -101,7 +101,8 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
                     slb_puts(&s, ",");
                     csv_field(&s, names[c]);
                     slb_printf(&s, ",%s,%lld", slb_metric_names[m], (long long)o->n);
-                    const double v[] = {o->mean, o->lo, o->hi, o->seed_std, o->diff, o->diff_lo, o->diff_hi, o->wilcoxon, o->p};
+                    const double v[] = {o->mean, o->lo, o->hi, o->seed_std, o->diff, o->diff_lo, o->diff_hi, o->wilcoxon, o->p,
+                                         o->p_holm};
                     for (size_t k = 0; k < sizeof v / sizeof *v; k++) {
                         slb_puts(&s, ",");
                         csv_num(&s, v[k]);
@@ -139,7 +140,11 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                                        "pixel of overlap; both empty: dice = nsd = recall = precision = lesion_f1 = 1, hd95 = 0; "
                                        "class \"mean\" = mean over the foreground classes of each case; statistics over cases "
                                        "of the values averaged over seeds; seed_std = std (n-1) of the per-seed means; CIs = "
-                                       "percentile bootstrap; p = two-sided Wilcoxon signed-rank (scipy defaults)");
+                                       "percentile bootstrap; p = two-sided Wilcoxon signed-rank (scipy defaults); p_holm = p "
+                                       "after Holm's step-down correction over the entries compared with the baseline on the "
+                                       "same data set, class and metric; friedman: ranks of the ranking score per data set "
+                                       "(ties averaged, failed runs tied last), Friedman chi-square (scipy's tie correction), "
+                                       "Iman-Davenport F, Nemenyi critical difference (Demsar 2006) at alpha 0.05");
     ok = ok && (a = cJSON_AddArrayToObject(root, "datasets"));
     for (int d = 0; ok && d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
@@ -188,7 +193,8 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                          cJSON_AddNumberToObject(o, "n_cases", (double)st->n) && add_num(o, "mean", st->mean) &&
                          add_num(o, "ci_lo", st->lo) && add_num(o, "ci_hi", st->hi) && add_num(o, "seed_std", st->seed_std) &&
                          add_num(o, "diff", st->diff) && add_num(o, "diff_ci_lo", st->diff_lo) &&
-                         add_num(o, "diff_ci_hi", st->diff_hi) && add_num(o, "wilcoxon", st->wilcoxon) && add_num(o, "p", st->p);
+                         add_num(o, "diff_ci_hi", st->diff_hi) && add_num(o, "wilcoxon", st->wilcoxon) && add_num(o, "p", st->p) &&
+                         add_num(o, "p_holm", st->p_holm);
                 }
     }
     cJSON *rk = ok ? cJSON_AddObjectToObject(root, "ranking") : NULL, *per = NULL;
@@ -212,6 +218,24 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
         ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(ov, o) && cJSON_AddNumberToObject(o, "rank", k + 1) &&
              cJSON_AddStringToObject(o, "loss", p->entries[e].name) && add_num(o, "mean_rank", t->mean_rank[e]) &&
              add_num(o, "mean_score", t->mean_score[e]);
+    }
+    cJSON *fr = ok && t->friedman ? cJSON_AddObjectToObject(root, "friedman") : NULL;
+    if (ok && t->friedman) {
+        ok = fr && add_num(fr, "chi2", t->fr_chi2) && add_num(fr, "p", t->fr_p) && add_num(fr, "iman_davenport_f", t->fr_f) &&
+             add_num(fr, "iman_davenport_p", t->fr_fp) && add_num(fr, "alpha", t->nem_alpha) && add_num(fr, "q_alpha", t->nem_q) &&
+             add_num(fr, "cd", t->nem_cd) && (a = cJSON_AddArrayToObject(fr, "mean_ranks"));
+        for (int k = 0; ok && k < E; k++) {
+            int e = t->fr_order[k];
+            ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) && cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
+                 add_num(o, "mean_rank", t->fr_rank[e]);
+        }
+        ok = ok && (a = cJSON_AddArrayToObject(fr, "groups"));
+        for (int g = 0; ok && g < t->fr_ngroups; g++) {
+            cJSON *grp = cJSON_CreateArray();
+            ok = grp && cJSON_AddItemToArray(a, grp);
+            for (int k = t->fr_group_lo[g]; ok && k <= t->fr_group_hi[g]; k++)
+                ok = cJSON_AddItemToArray(grp, cJSON_CreateString(p->entries[t->fr_order[k]].name));
+        }
     }
     ok = ok && (a = cJSON_AddArrayToObject(root, "runs"));
     for (int d = 0; ok && d < p->ndatasets; d++)
@@ -317,7 +341,8 @@ static void dataset_table(const slb_report *r, int d, table *tb)
     tcell(tb, 0, col++, "small lesion F1");
     tcell(tb, 0, col++, "ΔDice vs %.24s [CI]", p->entries[p->baseline].name);
     tcell(tb, 0, col++, "p");
-    tb->right[0] = tb->right[2] = tb->right[4] = tb->right[5] = tb->right[7] = 1;
+    tcell(tb, 0, col++, "p (Holm)");
+    tb->right[0] = tb->right[2] = tb->right[4] = tb->right[5] = tb->right[7] = tb->right[8] = 1;
     for (int k = 0; k < E && k < 259; k++) {
         int e = t->order[d * E + k], row = k + 1;
         char a[64], b[64], c[64];
@@ -325,7 +350,7 @@ static void dataset_table(const slb_report *r, int d, table *tb)
         tcell(tb, row, 1, "%s", p->entries[e].name);
         if (t->failed[d * E + e]) {
             tcell(tb, row, 2, "failed");
-            for (int k2 = 3; k2 < 8; k2++) tcell(tb, row, k2, "-");
+            for (int k2 = 3; k2 < 9; k2++) tcell(tb, row, k2, "-");
             continue;
         }
         const slb_stat *dm = slb_stat_at(t, d, e, 0, SLB_DICE);
@@ -339,12 +364,14 @@ static void dataset_table(const slb_report *r, int d, table *tb)
         if (e == p->baseline) {
             tcell(tb, row, 6, "baseline");
             tcell(tb, row, 7, "-");
+            tcell(tb, row, 8, "-");
         } else {
             char sign[8];
             snprintf(sign, sizeof sign, "%s", dm->diff >= 0 ? "+" : "");
             slb_fmt_ci(c, sizeof c, dm->diff, dm->diff_lo, dm->diff_hi, 3);
             tcell(tb, row, 6, "%s%s", sign, c);
             tcell(tb, row, 7, "%s", slb_fmt_p(a, sizeof a, dm->p));
+            tcell(tb, row, 8, "%s", slb_fmt_p(a, sizeof a, dm->p_holm));
         }
     }
 }
@@ -396,7 +423,7 @@ void slb_ranking_text(const slb_report *r, slb_str *out)
     for (int d = 0; d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
         slb_printf(out, "%s: %lld test cases, %d seed%s; Dice = mean over the foreground classes; small = %s (%.3g %% of the "
-                        "test pixels); Δ vs %s, %g%% CI, Wilcoxon p\n",
+                        "test pixels); Δ vs %s, %g%% CI, Wilcoxon p, Holm-corrected over the entries\n",
                    p->datasets[d].name, (long long)r->t->n_cases[d], p->nseeds, p->nseeds > 1 ? "s" : "",
                    names ? names[r->t->small_class[d]] : "-", 100 * r->t->fraction[d], p->entries[p->baseline].name,
                    100 * p->ci_level);
@@ -412,6 +439,52 @@ void slb_ranking_text(const slb_report *r, slb_str *out)
 }
 
 /* -------------------------------------------------------------- Markdown */
+
+/* Letters of the Nemenyi groups an entry (position k of fr_order) belongs to. */
+void slb_group_letters(const slb_tables *t, int k, char *buf, size_t len)
+{
+    size_t n = 0;
+    for (int g = 0; g < t->fr_ngroups && n + 2 < len; g++)
+        if (k >= t->fr_group_lo[g] && k <= t->fr_group_hi[g]) buf[n++] = (char)(g < 26 ? 'a' + g : g < 52 ? 'A' + g - 26 : '*');
+    if (n == 0 && len > 1) buf[n++] = '-';
+    buf[n] = 0;
+}
+
+/* The Friedman test and the Nemenyi groups as text: the critical
+ * difference diagram of report.html in a table. */
+static void friedman_markdown(const slb_report *r, table *tb, slb_str *s)
+{
+    const sl_bench_preset *p = r->p;
+    const slb_tables *t = r->t;
+    const int E = p->nentries;
+    slb_puts(s, "\n### Across data sets: Friedman test and critical difference\n\n");
+    if (!t->friedman) {
+        slb_puts(s, "The Friedman test needs at least 2 data sets and 2 entries; this preset has fewer.\n");
+        return;
+    }
+    char a[32], b[32];
+    slb_printf(s, "Each data set ranks the entries by the score above (1 = best, ties at their average rank, failed runs "
+                  "tied last). Friedman χ² = %.3f (%d degrees of freedom), p = %s; Iman–Davenport F = %.3f, p = %s. "
+                  "Nemenyi critical difference at α = %g: q = %.3f, CD = %.3f for %d entries over %d data sets; entries "
+                  "sharing a letter have mean ranks closer than the CD (not significantly different). With few data sets "
+                  "the CD is wide: read it as a bound on what the benchmark can separate.\n\n",
+               t->fr_chi2, E - 1, slb_fmt_p(a, sizeof a, t->fr_p), t->fr_f, slb_fmt_p(b, sizeof b, t->fr_fp), t->nem_alpha,
+               t->nem_q, t->nem_cd, E, p->ndatasets);
+    memset(tb, 0, sizeof *tb);
+    tcell(tb, 0, 0, "loss");
+    tcell(tb, 0, 1, "mean rank");
+    tcell(tb, 0, 2, "group");
+    tb->right[1] = 1;
+    for (int k = 0; k < E && k < 259; k++) {
+        int e = t->fr_order[k];
+        char g[64];
+        slb_group_letters(t, k, g, sizeof g);
+        tcell(tb, k + 1, 0, "%s", p->entries[e].name);
+        tcell(tb, k + 1, 1, "%.3f", t->fr_rank[e]);
+        tcell(tb, k + 1, 2, "%s", g);
+    }
+    table_out(tb, 1, s);
+}
 
 sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
 {
@@ -441,12 +514,14 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
     for (int d = 0; d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
         slb_printf(&s, "\n### %s\n\n%lld test cases; small = the smallest class, %s (%.3g %% of the test pixels). Δ: paired "
-                       "difference per test case against `%s`, %g %% bootstrap CI, two-sided Wilcoxon signed-rank p.\n\n",
+                       "difference per test case against `%s`, %g %% bootstrap CI, two-sided Wilcoxon signed-rank p; p (Holm): "
+                       "corrected by Holm's step-down method over the entries compared on this data set.\n\n",
                    p->datasets[d].name, (long long)t->n_cases[d], names ? names[t->small_class[d]] : "-", 100 * t->fraction[d],
                    p->entries[p->baseline].name, 100 * p->ci_level);
         dataset_table(r, d, tb);
         table_out(tb, 1, &s);
     }
+    friedman_markdown(r, tb, &s);
 
     slb_puts(&s, "\n## Per-class Dice and HD95\n\nMean over the test cases with the bootstrap CI.\n");
     for (int d = 0; d < p->ndatasets; d++) {
@@ -549,7 +624,9 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
                  "preset's tolerance; recall; precision; lesion F1 over 8-connected components (a lesion is found when a "
                  "predicted component overlaps it). Both empty: 1 (HD95 0). Statistics over the test cases of the values "
                  "averaged over seeds; ± = standard deviation of the per-seed means; CIs: percentile bootstrap; p: two-sided "
-                 "Wilcoxon signed-rank test. docs/benchmark.md has the details.\n");
+                 "Wilcoxon signed-rank test; p (Holm): Holm's step-down correction over the entries compared on the data "
+                 "set, controlling the family-wise error rate; across data sets: Friedman test and Nemenyi critical "
+                 "difference (Demšar 2006). docs/benchmark.md has the details.\n");
     free(tb);
     sl_status st = slb_write_text(r->dir, "report.md", &s, msg, msglen);
     slb_str_free(&s);

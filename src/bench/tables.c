@@ -19,7 +19,7 @@ static void stat_nan(slb_stat *s)
 {
     s->n = 0;
     s->mean = s->lo = s->hi = s->seed_std = NAN;
-    s->diff = s->diff_lo = s->diff_hi = s->wilcoxon = s->p = NAN;
+    s->diff = s->diff_lo = s->diff_hi = s->wilcoxon = s->p = s->p_holm = NAN;
 }
 
 static sl_status check_runs(const sl_bench_preset *p, slb_run *const *runs, slb_tables *t, char *msg, size_t msglen)
@@ -80,6 +80,50 @@ static void sort_items(const sl_bench_preset *p, sort_item *items, int n)
         }
 }
 
+/*
+ * Friedman's test over the data sets (Demšar 2006): each data set ranks
+ * the entries by the ranking score (rank 1 = best, ties at their average
+ * rank, failed entries tied last), χ²_F and Iman–Davenport's F test
+ * whether the mean ranks differ, and the Nemenyi critical difference at
+ * 0.05 says which pairs do. The groups drawn as bars in the diagram are
+ * the maximal runs of entries (in mean-rank order) whose first and last
+ * mean ranks differ by less than the CD.
+ */
+static sl_status friedman(const sl_bench_preset *p, slb_tables *t, double *block, sort_item *items)
+{
+    const int D = t->ndatasets, E = t->nentries;
+    t->nem_alpha = 0.05;
+    t->fr_chi2 = t->fr_p = t->fr_f = t->fr_fp = t->nem_q = t->nem_cd = NAN;
+    if (D < 2 || E < 2) return SL_OK;
+    for (int d = 0; d < D; d++)
+        for (int e = 0; e < E; e++) /* ascending ranks: the negated Dice; a failed run (2) below any Dice */
+            block[d * E + e] = t->failed[d * E + e] ? 2.0 : -t->score[d * E + e];
+    sl_status st = sl_friedman(block, D, E, t->fr_rank, &t->fr_chi2, &t->fr_p, &t->fr_f, &t->fr_fp);
+    if (st == SL_OK) st = sl_nemenyi_cd(E, D, t->nem_alpha, &t->nem_q, &t->nem_cd);
+    if (st != SL_OK) return st;
+    for (int e = 0; e < E; e++) {
+        items[e].key = t->fr_rank[e];
+        items[e].tie = isfinite(t->mean_score[e]) ? t->mean_score[e] : -INFINITY;
+        items[e].index = e;
+    }
+    sort_items(p, items, E);
+    for (int k = 0; k < E; k++) t->fr_order[k] = items[k].index;
+    t->fr_ngroups = 0;
+    int last = 0; /* the furthest position a group has reached */
+    for (int i = 0; i < E; i++) {
+        int j = i;
+        while (j + 1 < E && t->fr_rank[t->fr_order[j + 1]] - t->fr_rank[t->fr_order[i]] < t->nem_cd) j++;
+        if (j > i && j > last) {
+            t->fr_group_lo[t->fr_ngroups] = i;
+            t->fr_group_hi[t->fr_ngroups] = j;
+            t->fr_ngroups++;
+            last = j;
+        }
+    }
+    t->friedman = 1;
+    return SL_OK;
+}
+
 sl_status slb_tables_build(const sl_bench_preset *p, slb_run *const *runs, slb_tables *t, char *msg, size_t msglen)
 {
     memset(t, 0, sizeof *t);
@@ -115,7 +159,14 @@ sl_status slb_tables_build(const sl_bench_preset *p, slb_run *const *runs, slb_t
     double *diff = sl_malloc(maxn, sizeof *diff);
     double *seedmean = sl_malloc(S, sizeof *seedmean);
     sort_item *items = sl_malloc(E, sizeof *items);
-    if (!t->stat || !y || !diff || !seedmean || !items) {
+    double *fam = sl_malloc(E, sizeof *fam);
+    double *block = sl_malloc((int64_t)D * E, sizeof *block);
+    t->fr_rank = sl_calloc(E, sizeof *t->fr_rank);
+    t->fr_order = sl_calloc(E, sizeof *t->fr_order);
+    t->fr_group_lo = sl_calloc(E, sizeof *t->fr_group_lo);
+    t->fr_group_hi = sl_calloc(E, sizeof *t->fr_group_hi);
+    if (!t->stat || !y || !diff || !seedmean || !items || !fam || !block || !t->fr_rank || !t->fr_order || !t->fr_group_lo ||
+        !t->fr_group_hi) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
         goto done;
     }
@@ -168,6 +219,19 @@ sl_status slb_tables_build(const sl_bench_preset *p, slb_run *const *runs, slb_t
                         goto done;
                     }
                 }
+                /* Holm over the family of this data set, class and metric:
+                 * every entry that was compared with the baseline */
+                int nfam = 0;
+                for (int e = 0; e < E; e++)
+                    if (isfinite(slb_stat_at(t, d, e, c, m)->p)) fam[nfam++] = slb_stat_at(t, d, e, c, m)->p;
+                if (nfam == 0) continue;
+                if ((st = sl_holm(fam, nfam, fam)) != SL_OK) {
+                    st = sl_errf(msg, msglen, st, "bench: Holm's correction on %s failed", p->datasets[d].name);
+                    goto done;
+                }
+                nfam = 0;
+                for (int e = 0; e < E; e++)
+                    if (isfinite(slb_stat_at(t, d, e, c, m)->p)) slb_stat_at(t, d, e, c, m)->p_holm = fam[nfam++];
             }
 
         /* ranking of the data set: "mean" class Dice, ties by the small class's Dice, then name */
@@ -213,8 +277,14 @@ sl_status slb_tables_build(const sl_bench_preset *p, slb_run *const *runs, slb_t
     }
     sort_items(p, items, E);
     for (int e = 0; e < E; e++) t->overall[e] = items[e].index;
+    if ((st = friedman(p, t, block, items)) != SL_OK) {
+        st = sl_errf(msg, msglen, st, "bench: the Friedman test failed");
+        goto done;
+    }
     st = SL_OK;
 done:
+    free(fam);
+    free(block);
     free(y);
     free(diff);
     free(seedmean);
@@ -238,5 +308,9 @@ void slb_tables_free(slb_tables *t)
     free(t->mean_rank);
     free(t->mean_score);
     free(t->overall);
+    free(t->fr_rank);
+    free(t->fr_order);
+    free(t->fr_group_lo);
+    free(t->fr_group_hi);
     memset(t, 0, sizeof *t);
 }

@@ -87,14 +87,27 @@ for ds, slug in (("phantom 5%", "phantom_5_"), ("phantom 1%", "phantom_1_")):
 summ = list(csv.DictReader(open(d + "/summary.csv")))
 assert open(d + "/summary.csv").readline().strip().split(",") == [
     "dataset", "loss", "class", "metric", "n_cases", "mean", "ci_lo", "ci_hi", "seed_std", "diff", "diff_ci_lo", "diff_ci_hi",
-    "wilcoxon", "p", "rank"]
+    "wilcoxon", "p", "p_holm", "rank"]
 assert len(summ) == 2 * 4 * 3 * 6, len(summ)
 for s in summ:
     assert float(s["ci_lo"]) <= float(s["mean"]) + 1e-12 <= float(s["ci_hi"]) + 2e-12, s
     if s["loss"] == "dice+ce":
-        assert s["diff"] == "" and s["p"] == "", s
+        assert s["diff"] == "" and s["p"] == "" and s["p_holm"] == "", s
     else:
-        assert 0 <= float(s["p"]) <= 1, s
+        assert 0 <= float(s["p"]) <= float(s["p_holm"]) <= 1, s
+# p_holm: Holm's step-down over the 3 entries compared with the baseline on each
+# (data set, class, metric), transcribed from statsmodels' multipletests("holm")
+fam = {}
+for s in summ:
+    if s["p"] != "":
+        fam.setdefault((s["dataset"], s["class"], s["metric"]), []).append(s)
+assert len(fam) == 2 * 3 * 6 and all(len(v) == 3 for v in fam.values())
+for v in fam.values():
+    v.sort(key=lambda s: float(s["p"]))
+    run = 0.0
+    for i, s in enumerate(v):
+        run = max(run, min(1.0, (len(v) - i) * float(s["p"])))
+        assert abs(float(s["p_holm"]) - run) <= 1e-15, (s, run)
 j = json.load(open(d + "/results.json"))
 for k in ("format", "preset", "conventions", "datasets", "rows", "statistics", "ranking", "runs", "timing"):
     assert k in j, k
@@ -112,9 +125,25 @@ for h in ("# segloss benchmark: tiny", "## Ranking", "### phantom 5%", "## Per-c
 for link in re.findall(r"\]\((overlays/[^)]+)\)", md):
     assert os.path.isfile(os.path.join(d, link)), link
 html = open(d + "/report.html").read()
-for s in ('id="ranking"', 'id="per-class"', 'id="curves"', 'id="sweep"', 'id="overlays"', 'id="runs"'):
+for s in ('id="ranking"', 'id="cd"', 'id="per-class"', 'id="curves"', 'id="sweep"', 'id="overlays"', 'id="runs"'):
     assert s in html, s
-assert html.count("<svg") == 2 * 2 + 2 * 2 + 1, html.count("<svg")
+assert html.count("<svg") == 2 * 2 + 2 * 2 + 1 + 1, html.count("<svg")
+assert html.count("<th>p (Holm)</th>") == 2, "no p (Holm) column in the per-data-set tables"
+assert md.count("p (Holm)") >= 2 and "### Across data sets: Friedman test and critical difference" in md
+# Friedman over the 2 data sets of the ranking score, against scipy's ranks and statistic
+from scipy import stats as sst
+import numpy as np
+fr = j["friedman"]
+names = sorted(spec)
+score = np.array([[next(x["score"] for x in j["ranking"]["datasets"][ds] if x["loss"] == n) for n in names]
+                  for ds in ("phantom 5%", "phantom 1%")])
+ref = sst.friedmanchisquare(*(-score).T)
+mr = dict(zip(names, np.apply_along_axis(sst.rankdata, 1, -score).mean(0)))
+assert abs(fr["chi2"] - ref.statistic) <= 1e-12 and abs(fr["p"] - ref.pvalue) <= 1e-9, (fr, ref)
+assert all(abs(x["mean_rank"] - mr[x["loss"]]) <= 1e-15 for x in fr["mean_ranks"]), (fr, mr)
+assert abs(fr["cd"] - 2.569 * math.sqrt(4 * 5 / 12)) <= 1e-3 * math.sqrt(4 * 5 / 12), fr
+assert html.count('class="cdgroup"') == len(fr["groups"]) >= 1, fr
+
 assert html.count("data:image/png;base64,") == 20
 assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html
 PYEOF
@@ -257,6 +286,16 @@ assert len(rows) == 4 * 3 * 6 + 4, len(rows)
 assert all(x["failed"] for x in j["ranking"]["datasets"]["phantom 1%"])
 html = open(d + "/report.html").read()
 assert "failed: " in html
+# Friedman: the failed entries tie last on phantom 1% (all four: rank 2.5 each)
+from scipy import stats as sst
+import numpy as np
+names = sorted(x["loss"] for x in j["ranking"]["datasets"]["phantom 5%"])
+s5 = np.array([next(x["score"] for x in j["ranking"]["datasets"]["phantom 5%"] if x["loss"] == n) for n in names])
+r5 = sst.rankdata(-s5)
+ref = sst.friedmanchisquare(*np.array([r5, [2.5] * 4]).T)
+fr = j["friedman"]
+assert abs(fr["chi2"] - ref.statistic) <= 1e-12, (fr["chi2"], ref.statistic)
+assert all(abs(x["mean_rank"] - (r5[names.index(x["loss"])] + 2.5) / 2) <= 1e-15 for x in fr["mean_ranks"]), fr
 PYEOF
 else
   fail "diverging benchmark: $(tail -3 "$tmp/n.err")"

@@ -95,19 +95,31 @@ def png_decode(data):
     return w, h, ch, rows
 
 # the DOM after load: every section, its charts and images, the escaped names
-for sid in ("ranking", "per-class", "curves", "sweep", "overlays", "runs"):
+for sid in ("ranking", "cd", "per-class", "curves", "sweep", "overlays", "runs"):
     m = re.search(r'<section id="%s">(.*?)</section>' % sid, dom, re.S)
     if not m:
         problems.append("section %s missing from the DOM" % sid)
         continue
     body = m.group(1)
-    want_svg = {"per-class": 4, "curves": 4, "sweep": 1}.get(sid, 0)
+    want_svg = {"cd": 1, "per-class": 4, "curves": 4, "sweep": 1}.get(sid, 0)
     if body.count("<svg") != want_svg:
         problems.append("section %s has %d charts, not %d" % (sid, body.count("<svg"), want_svg))
     if sid == "overlays" and body.count("<img") != 2 * 2 * 4:
         problems.append("overlays has %d images, not 16" % body.count("<img"))
     if sid == "ranking" and body.count("<table") != 3:
         problems.append("ranking has %d tables, not 3" % body.count("<table"))
+    if sid == "ranking" and body.count("<th>p (Holm)</th>") != 2:
+        problems.append("ranking has %d p (Holm) columns, not 2" % body.count("<th>p (Holm)</th>"))
+    if sid == "cd":
+        # the diagram: one tick and label per entry, at least one group bar, the CD to scale
+        for what, pat, want in (("entry ticks", "<circle", 3), ("CD scale bars", 'class="cdbar"', 1)):
+            if body.count(pat) != want:
+                problems.append("the CD diagram has %d %s, not %d" % (body.count(pat), what, want))
+        if body.count('class="cdgroup"') < 1:
+            problems.append("the CD diagram has no group bar")
+        for name in ("ce (", "dice+ce (", "dice &amp; ce \"TTA\" ("):
+            if name not in body:
+                problems.append("the CD diagram lacks the label %r" % name)
 for text in ("phantom &lt;5%&gt;", "dice &amp; ce \"TTA\"", "Imbalance sweep", "Training curves"):
     if text not in dom:
         problems.append("the DOM lacks %r" % text)
@@ -132,7 +144,7 @@ for row in rows:
         seen.add(bytes(row[x:x + 3]))
 colours = {"target contour (class 1)": (0, 230, 0), "predicted contour (class 1)": (255, 160, 0),
            "Dice bars (class 1)": (0x4e, 0x79, 0xa7), "Dice bars (class 2)": (0xe1, 0x57, 0x59),
-           "curve of the second loss": (0xf2, 0x8e, 0x2b)}
+           "curve of the second loss": (0xf2, 0x8e, 0x2b), "CD diagram group bar": (0x6a, 0x3d, 0x9a)}
 for what, rgb in colours.items():
     if bytes(rgb) not in seen:
         problems.append("the screenshot shows no %s colour %s" % (what, rgb))
