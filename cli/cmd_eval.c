@@ -49,7 +49,11 @@ static const char *usage_text =
     "                       family (confusion: accuracy, balanced_accuracy, npv, fpr, fnr,\n"
     "                       fdr, for, lr_plus, lr_minus, youden, informedness, markedness,\n"
     "                       fbeta), pixel_accuracy, autopet (fp_volume_ml, fn_volume_ml),\n"
-    "                       or any column name\n"
+    "                       panoptic (pq, sq, rq: MONAI's panoptic quality of the target's\n"
+    "                       connected components, --connectivity), or any column name\n"
+    "  --match M            pq matching: monai (default; IoU > 0.5 unique, Hungarian below)\n"
+    "                       | greedy | hungarian\n"
+    "  --iou-threshold T    pq: a pair matches when IoU > T, T in (0, 1] (default 0.5)\n"
     "  --beta B             beta of the fbeta column (default 1)\n"
     "  --hd-mode M          max (default; MONAI, DeepMind) | union (MedPy) | mean (plastimatch)\n"
     "  --percentile Q       percentile of the hd95 column, in [0, 100] (default 95)\n"
@@ -220,6 +224,14 @@ static int parse(int argc, char **argv, eval_args *o)
             VALUE();
             if (!cli_parse_double(s, &o->eo.beta) || !(o->eo.beta > 0) || !isfinite(o->eo.beta))
                 return cli_fail("eval", EXIT_USAGE, "--beta expects a number > 0, got '%s'", s);
+        } else if (cli_opt(a, "--match", &v)) {
+            VALUE();
+            if (sl_instance_match_parse(s, &o->eo.instance_match) != SL_OK)
+                return cli_fail("eval", EXIT_USAGE, "--match expects monai, greedy or hungarian, got '%s'", s);
+        } else if (cli_opt(a, "--iou-threshold", &v)) {
+            VALUE();
+            if (!cli_parse_double(s, &o->eo.instance_iou) || !(o->eo.instance_iou > 0 && o->eo.instance_iou <= 1))
+                return cli_fail("eval", EXIT_USAGE, "--iou-threshold expects a number in (0, 1], got '%s'", s);
         } else if (cli_opt(a, "--shard", &v)) {
             VALUE();
             int k, n, used = 0;

@@ -316,6 +316,85 @@ sl_status sl_surface_kind_parse(const char *name, sl_surface_kind *out);
 const char *sl_lesion_match_name(sl_lesion_match m);
 sl_status sl_lesion_match_parse(const char *name, sl_lesion_match *out);
 
+/*
+ * Instances and panoptic quality.
+ *
+ * An instance map holds one id per voxel: 0 is background, every other
+ * (integer) value is one instance, wherever its voxels are (MONAI's
+ * convention; ids need not be contiguous). The IoU of a target instance g
+ * and a predicted instance p is |g ∩ p| / |g ∪ p|; a pair can match only
+ * when IoU > iou_threshold (strictly), and each instance matches at most
+ * once. How the pairs are chosen:
+ *   SL_INST_MONAI (default) MONAI's compute_panoptic_quality: threshold
+ *                 >= 0.5, every pair above it (such pairs are unique);
+ *                 below 0.5, SL_INST_HUNGARIAN
+ *   SL_INST_GREEDY    pairs by decreasing IoU (ties: target id, then
+ *                 predicted id, ascending), taken while both are free
+ *   SL_INST_HUNGARIAN the assignment of maximal total IoU over all pairs
+ *                 (scipy.optimize.linear_sum_assignment on -IoU), then the
+ *                 pairs above the threshold are kept
+ * Then, as MONAI (Kirillov et al., CVPR 2019, with MONAI's smoothing term
+ * s = opts.smooth in the denominators):
+ *   TP = matched pairs, FP = unmatched predicted, FN = unmatched target,
+ *   SQ = sum IoU / (TP + s), RQ = TP / (TP + FP/2 + FN/2 + s),
+ *   PQ = sum IoU / (TP + FP/2 + FN/2 + s)
+ * so no instance on either side gives PQ = SQ = RQ = 0, as MONAI does.
+ * IoU is computed in double (MONAI: float32).
+ */
+typedef enum sl_instance_match { SL_INST_MONAI = 0, SL_INST_GREEDY = 1, SL_INST_HUNGARIAN = 2 } sl_instance_match;
+
+typedef struct sl_instance_opts {
+    sl_instance_match match; /* default SL_INST_MONAI */
+    double iou_threshold;    /* in [0, 1]; default 0.5 */
+    double smooth;           /* >= 0; default 1e-6 (MONAI's smooth_numerator) */
+} sl_instance_opts;
+
+#define SL_INSTANCE_OPTS_DEFAULT {SL_INST_MONAI, 0.5, 1e-6}
+
+typedef struct sl_instance_result {
+    int64_t n_gt, n_pred;    /* instances */
+    int64_t tp, fp, fn;
+    double iou_sum;          /* over the matched pairs */
+    double pq, sq, rq;
+} sl_instance_result;
+
+/* The matched pairs (ids as in the maps, ascending target id), owned by
+ * the struct: release with sl_instance_pairs_free. */
+typedef struct sl_instance_pairs {
+    int64_t n;
+    int64_t *gt_id, *pred_id;
+    double *iou;
+} sl_instance_pairs;
+
+#define SL_INSTANCE_PAIRS_EMPTY {0, NULL, NULL, NULL}
+
+/*
+ * Matches the instances of two instance maps of n voxels each (dtypes may
+ * differ) and fills *out; pairs may be NULL, otherwise it is overwritten.
+ * Cost: one pass over the voxels plus the matching; the Hungarian method
+ * runs on each connected group of overlapping instances separately.
+ * Codes: SL_EINVAL (NULL, n < 1, bad opts), SL_EDTYPE, SL_ERANGE (an id
+ * that is not an integer), SL_ENOMEM.
+ */
+sl_status sl_instances_eval(const sl_labelmap *pred, const sl_labelmap *gt, int64_t n,
+                            const sl_instance_opts *opts, sl_instance_result *out,
+                            sl_instance_pairs *pairs, char *msg, size_t msglen);
+
+/*
+ * The same on the connected components of one class of two semantic label
+ * maps: the instances of each side are the components (connectivity as in
+ * sl_components_label) of (map == label) on grid.
+ */
+sl_status sl_instances_eval_label(const sl_labelmap *pred, const sl_labelmap *gt, const sl_grid *grid,
+                                  int64_t label, int connectivity, const sl_instance_opts *opts,
+                                  sl_instance_result *out, char *msg, size_t msglen);
+
+void sl_instance_pairs_free(sl_instance_pairs *p);
+
+/* "monai", "greedy", "hungarian"; SL_EUNKNOWN for any other name. */
+const char *sl_instance_match_name(sl_instance_match m);
+sl_status sl_instance_match_parse(const char *name, sl_instance_match *out);
+
 /* ======================================================================
  * Evaluation sets: many cases, one engine (what `segloss eval` runs).
  *
@@ -428,6 +507,12 @@ typedef struct sl_eval_opts {
                                   order added) is k-1 modulo n; 0, 0 = every case. Needs
                                   explicit labels or regions (every shard must score the same
                                   targets) */
+
+    /* Panoptic quality (columns pq, sq, rq): the connected components
+     * (metric.connectivity) of each target's P and G masks are the
+     * instances, matched as sl_instances_eval says. */
+    sl_instance_match instance_match; /* 0 = SL_INST_MONAI */
+    double instance_iou;       /* matching threshold in (0, 1]; 0 = 0.5 */
 } sl_eval_opts;
 
 #define SL_EVAL_DEFAULT_COLUMNS "dice,iou,precision,recall,specificity,hd,hd95,assd,nsd"
@@ -639,84 +724,6 @@ sl_status sl_prob_eval(const float *prob, int64_t nclass, const sl_labelmap *lab
  * Codes: SL_EINVAL (NULL, n < 1), SL_ENONFINITE (a NaN/Inf score), SL_ENOMEM. */
 sl_status sl_auroc_ap(const float *score, const uint8_t *y, int64_t n, double *auroc, double *ap);
 
-/*
- * Instances and panoptic quality.
- *
- * An instance map holds one id per voxel: 0 is background, every other
- * (integer) value is one instance, wherever its voxels are (MONAI's
- * convention; ids need not be contiguous). The IoU of a target instance g
- * and a predicted instance p is |g ∩ p| / |g ∪ p|; a pair can match only
- * when IoU > iou_threshold (strictly), and each instance matches at most
- * once. How the pairs are chosen:
- *   SL_INST_MONAI (default) MONAI's compute_panoptic_quality: threshold
- *                 >= 0.5, every pair above it (such pairs are unique);
- *                 below 0.5, SL_INST_HUNGARIAN
- *   SL_INST_GREEDY    pairs by decreasing IoU (ties: target id, then
- *                 predicted id, ascending), taken while both are free
- *   SL_INST_HUNGARIAN the assignment of maximal total IoU over all pairs
- *                 (scipy.optimize.linear_sum_assignment on -IoU), then the
- *                 pairs above the threshold are kept
- * Then, as MONAI (Kirillov et al., CVPR 2019, with MONAI's smoothing term
- * s = opts.smooth in the denominators):
- *   TP = matched pairs, FP = unmatched predicted, FN = unmatched target,
- *   SQ = sum IoU / (TP + s), RQ = TP / (TP + FP/2 + FN/2 + s),
- *   PQ = sum IoU / (TP + FP/2 + FN/2 + s)
- * so no instance on either side gives PQ = SQ = RQ = 0, as MONAI does.
- * IoU is computed in double (MONAI: float32).
- */
-typedef enum sl_instance_match { SL_INST_MONAI = 0, SL_INST_GREEDY = 1, SL_INST_HUNGARIAN = 2 } sl_instance_match;
-
-typedef struct sl_instance_opts {
-    sl_instance_match match; /* default SL_INST_MONAI */
-    double iou_threshold;    /* in [0, 1]; default 0.5 */
-    double smooth;           /* >= 0; default 1e-6 (MONAI's smooth_numerator) */
-} sl_instance_opts;
-
-#define SL_INSTANCE_OPTS_DEFAULT {SL_INST_MONAI, 0.5, 1e-6}
-
-typedef struct sl_instance_result {
-    int64_t n_gt, n_pred;    /* instances */
-    int64_t tp, fp, fn;
-    double iou_sum;          /* over the matched pairs */
-    double pq, sq, rq;
-} sl_instance_result;
-
-/* The matched pairs (ids as in the maps, ascending target id), owned by
- * the struct: release with sl_instance_pairs_free. */
-typedef struct sl_instance_pairs {
-    int64_t n;
-    int64_t *gt_id, *pred_id;
-    double *iou;
-} sl_instance_pairs;
-
-#define SL_INSTANCE_PAIRS_EMPTY {0, NULL, NULL, NULL}
-
-/*
- * Matches the instances of two instance maps of n voxels each (dtypes may
- * differ) and fills *out; pairs may be NULL, otherwise it is overwritten.
- * Cost: one pass over the voxels plus the matching; the Hungarian method
- * runs on each connected group of overlapping instances separately.
- * Codes: SL_EINVAL (NULL, n < 1, bad opts), SL_EDTYPE, SL_ERANGE (an id
- * that is not an integer), SL_ENOMEM.
- */
-sl_status sl_instances_eval(const sl_labelmap *pred, const sl_labelmap *gt, int64_t n,
-                            const sl_instance_opts *opts, sl_instance_result *out,
-                            sl_instance_pairs *pairs, char *msg, size_t msglen);
-
-/*
- * The same on the connected components of one class of two semantic label
- * maps: the instances of each side are the components (connectivity as in
- * sl_components_label) of (map == label) on grid.
- */
-sl_status sl_instances_eval_label(const sl_labelmap *pred, const sl_labelmap *gt, const sl_grid *grid,
-                                  int64_t label, int connectivity, const sl_instance_opts *opts,
-                                  sl_instance_result *out, char *msg, size_t msglen);
-
-void sl_instance_pairs_free(sl_instance_pairs *p);
-
-/* "monai", "greedy", "hungarian"; SL_EUNKNOWN for any other name. */
-const char *sl_instance_match_name(sl_instance_match m);
-sl_status sl_instance_match_parse(const char *name, sl_instance_match *out);
 
 /*
  * Several raters: label fusion by majority vote or STAPLE.
