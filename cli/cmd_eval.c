@@ -80,6 +80,16 @@ static const char *usage_text =
     "Arrays are C order, slowest axis first: NIfTI (nx, ny, nz) is (nz, ny, nx).\n"
     "Exit codes: 0 ok, 1 an input could not be read or does not match, 2 bad usage.\n";
 
+/* the --prob mode (cli/cmd_eval_prob.c), a second string: C99 caps string literals */
+static const char *usage_prob =
+    "\n"
+    "Probabilities: segloss eval --prob P --gt G [--bins B] [--sum-tol T] [--ignore-label V]\n"
+    "  [--no-ranking] [--csv F] [--json F] scores the softmax .npy (C, spatial...) that\n"
+    "  segloss predict --probabilities writes (files, or folders matched by name): ECE and\n"
+    "  MCE (top-label, B equal-width bins (lo, hi], default 15), class-wise ECE, Brier, NLL,\n"
+    "  per class AUROC and average precision (scikit-learn's). Probabilities outside [0, 1]\n"
+    "  or not summing to 1 within T (default 1e-4) are refused.\n";
+
 /* ---- options ------------------------------------------------------------ */
 
 typedef struct {
@@ -309,8 +319,11 @@ int cmd_eval(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
+            fputs(usage_prob, stdout);
             return 0;
         }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--prob") || !strncmp(argv[i], "--prob=", 7)) return cmd_eval_prob(argc, argv);
     eval_args o;
     memset(&o, 0, sizeof o);
     sl_evalset *set = NULL;

@@ -16,5 +16,7 @@ int cmd_train(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_fuse(int argc, char **argv);
+/* segloss eval --prob (cli/cmd_eval_prob.c), called by cmd_eval */
+int cmd_eval_prob(int argc, char **argv);
 
 #endif
