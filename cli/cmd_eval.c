@@ -333,6 +333,12 @@ int cmd_eval(int argc, char **argv)
     if (rc) goto done;
     o.eo.progress = progress_bar;
     o.eo.progress_ctx = &tty;
+    if (!o.nmerge && o.gt && strchr(o.gt, ',')) {
+        /* several raters (cli/cmd_eval_raters.c) */
+        o.eo.progress = NULL;
+        rc = cmd_eval_raters(&o.eo, o.pred, o.gt, o.csv, o.json);
+        goto done;
+    }
     if (o.nmerge) {
         if ((st = sl_evalset_merge(o.merge, o.nmerge, &set, msg, sizeof msg)) != SL_OK) {
             rc = fail_status(st, msg);
