@@ -794,6 +794,53 @@ void sl_fuse_result_free(sl_fuse_result *r);
 sl_status sl_fuse_method_parse(const char *name, sl_fuse_method *out);
 sl_status sl_staple_mode_parse(const char *name, sl_staple_mode *out);
 
+/*
+ * Lesion-wise FROC (free-response ROC) as the CAMELYON16 evaluation
+ * computes it (Evaluation_FROC.py: computeFROC, then the sensitivity at
+ * chosen average numbers of false positives per case by linear
+ * interpolation, numpy.interp on the curve).
+ *
+ * Input over all cases: the scores of the false-positive candidates
+ * (candidates that hit no target lesion) and, per target lesion, the
+ * highest score of a candidate that hits it (0 when none does). The
+ * thresholds are the distinct values of both lists but the smallest; at
+ * threshold t, FP(t) = #false-positive scores >= t divided by ncases and
+ * sens(t) = #lesion scores >= t divided by the number of lesions; the
+ * point (0, 0) closes the curve. sensitivity[k] at fp_rates[k] is
+ * numpy.interp(fp_rates[k], FP, sens) over the curve in increasing FP (a
+ * rate beyond the curve takes its last sensitivity).
+ */
+typedef struct sl_froc_curve {
+    int64_t n;             /* points */
+    double *fp_per_case;   /* [n], decreasing (thresholds increasing), ending at 0 */
+    double *sensitivity;   /* [n] */
+    double *threshold;     /* [n]; +inf for the closing point */
+} sl_froc_curve;
+
+#define SL_FROC_CURVE_EMPTY {0, NULL, NULL, NULL}
+
+/* fp_scores [nfp], lesion_scores [nlesions >= 1], ncases >= 1; curve may
+ * be NULL (else overwritten; release with sl_froc_curve_free);
+ * sensitivity [nrates] at fp_rates [nrates] (>= 0), may be NULL with
+ * nrates = 0. Codes: SL_EINVAL, SL_ENONFINITE, SL_ENOMEM. */
+sl_status sl_froc(const double *fp_scores, int64_t nfp, const double *lesion_scores, int64_t nlesions,
+                  int64_t ncases, const double *fp_rates, int nrates, double *sensitivity, sl_froc_curve *curve);
+void sl_froc_curve_free(sl_froc_curve *c);
+
+/*
+ * The candidates of one case for sl_froc, from a probability map and a
+ * target mask on grid: the candidates are the connected components
+ * (connectivity as sl_components_label) of prob >= cand_threshold, each
+ * scored by its highest probability; a candidate hits a target lesion (a
+ * component of gt) when they share a voxel. Appends to the caller's
+ * arrays: fp_scores (capacity *nfp_cap, grown with realloc) receives the
+ * scores of the candidates that hit nothing, lesion_scores the best score
+ * per lesion (0 if missed). Codes: SL_EINVAL, SL_ENOMEM, grid errors.
+ */
+sl_status sl_froc_case(const float *prob, const uint8_t *gt, const sl_grid *grid, double cand_threshold,
+                       int connectivity, double **fp_scores, int64_t *nfp, int64_t *nfp_cap,
+                       double **lesion_scores, int64_t *nles, int64_t *nles_cap, char *msg, size_t msglen);
+
 #ifdef __cplusplus
 }
 #endif
