@@ -130,9 +130,10 @@ int cmd_eval_raters(const sl_eval_opts *eo, const char *pred, const char *gtlist
     int dir = is_dir(pred);
     for (int j = 0; j < nr; j++)
         if (is_dir(rater[j]) != dir) {
-            free(list);
-            return cli_fail("eval", EXIT_USAGE, "--gt: %s is %s but --pred is %s", rater[j],
-                            is_dir(rater[j]) ? "a folder" : "a file", dir ? "a folder" : "a file");
+            cli_fail("eval", EXIT_USAGE, "--gt: %s is %s but --pred is %s", rater[j],
+                     is_dir(rater[j]) ? "a folder" : "a file", dir ? "a folder" : "a file");
+            free(list); /* rater[] points into it */
+            return EXIT_USAGE;
         }
     /* one set per rater, then the fused reference */
     for (int j = 0; j < nr; j++) {
