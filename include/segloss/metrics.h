@@ -501,7 +501,8 @@ typedef struct sl_eval_opts {
                                   labels NULL only the regions are scored. */
     int label_mean;            /* 1: add a target "mean": per case, the mean over the
                                   foreground targets (label != 0) of each column's finite
-                                  values (nnU-Net's foreground mean, per case) */
+                                  values, rows excluded by SL_EVAL_EMPTY_EXCLUDE left out
+                                  (nnU-Net's foreground mean, per case) */
     double beta;               /* F-beta's beta, > 0; 0 = 1 */
     int shard_k, shard_n;      /* 1 <= k <= n: score only the cases whose index (in the
                                   order added) is k-1 modulo n; 0, 0 = every case. Needs

@@ -815,12 +815,17 @@ static int in_set(double v, const ev_target *t)
 /* The per-case quantities that need every label at once: the number of
  * ignored voxels and the pixel accuracy (the fraction of the voxels not
  * ignored whose predicted label equals the ground truth's). */
-static void case_extras(const sl_evalset *s, ev_case *c)
+static void case_extras(const sl_evalset *s, ev_case *c, int threads)
 {
     sl_labelmap p = map_p(c), g = map_g(c);
     int64_t n = 1, ign = 0, same = 0;
     for (int a = 0; a < c->grid.ndim; a++) n *= c->grid.shape[a];
     double iv = (double)s->o.ignore_label;
+    (void)threads;
+    /* integer reductions: the same result for any thread count */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) reduction(+ : ign, same) if (n > 65536)
+#endif
     for (int64_t i = 0; i < n; i++) {
         double gv = voxel(&g, i);
         if (s->o.has_ignore && gv == iv) {
@@ -911,6 +916,9 @@ static sl_status score_target(const sl_evalset *s, ev_case *c, int t, int thread
         return sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory (masks of %lld voxels)", (long long)n);
     }
     double iv = (double)s->o.ignore_label;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(threads) if (n > 65536)
+#endif
     for (int64_t i = 0; i < n; i++) {
         double gv = voxel(&g, i);
         int keep = !(s->o.has_ignore && gv == iv);
@@ -965,7 +973,7 @@ static void score_labels(const sl_evalset *s, ev_case *c, int inner)
         c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");
         return;
     }
-    if (s->o.has_ignore || (s->need & EV_NEED_PIXACC)) case_extras(s, c);
+    if (s->o.has_ignore || (s->need & EV_NEED_PIXACC)) case_extras(s, c, inner);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team) if (per_target)
 #endif
@@ -1051,11 +1059,28 @@ static void gather_warnings(sl_evalset *s)
     }
 }
 
+/* The number of axes of the first case (0 when it cannot be read: its
+ * scoring, if it is in this shard, reports why). */
+static int first_case_ndim(const sl_evalset *s)
+{
+    const ev_case *c = &s->cases[0];
+    if (c->inmem) return c->mgrid.ndim;
+    sl_array a = SL_ARRAY_EMPTY;
+    char m[256];
+    int nd = sl_image_read(c->gt, &a, NULL, m, sizeof m) == SL_OK ? a.ndim : 0;
+    sl_array_free(&a);
+    return nd >= 1 && nd <= SL_MAX_SPATIAL ? nd : 0;
+}
+
 sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
 {
     sl_status st = check_open(s, msg, msglen);
     if (st != SL_OK) return st;
     if (s->ncases == 0) return sl_errf(msg, msglen, SL_EEMPTY, "eval: the set has no case");
+    /* The conventions line names the default connectivity of the first
+     * case's dimensionality; with shards it must be the first case of the
+     * whole run, or the shards' conventions would differ. */
+    int ndim0 = s->o.shard_n > 1 ? first_case_ndim(s) : 0;
     if (s->o.shard_n > 1) {
         /* keep case i when i % N == K - 1: deterministic, balanced, and the
          * merge restores the order (cases sorted by name) */
@@ -1120,7 +1145,7 @@ sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
     if (s->ncases == 0) {
         /* an empty shard: its outputs hold no case */
         s->o.metric.threads = 0;
-        sl_metric_opts_describe(&s->o.metric, 3, s->describe, sizeof s->describe);
+        sl_metric_opts_describe(&s->o.metric, ndim0 ? ndim0 : 3, s->describe, sizeof s->describe);
         describe_instances(s);
         s->scored = 1;
         return ev_materialise(s);
@@ -1130,7 +1155,7 @@ sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
     if ((st = first_failure(s, msg, msglen)) != SL_OK) return st;
     /* The description names the default connectivity of the first case's
      * dimensionality (cases of mixed dimensionality are unusual). */
-    sl_metric_opts_describe(&s->o.metric, s->cases[0].ndim, s->describe, sizeof s->describe);
+    sl_metric_opts_describe(&s->o.metric, ndim0 ? ndim0 : s->cases[0].ndim, s->describe, sizeof s->describe);
     describe_instances(s);
     s->scored = 1;
     if ((st = ev_materialise(s)) != SL_OK) {

@@ -10,6 +10,20 @@
  * of shard JSON files, which rebuilds the rows from the files, writes
  * exactly what one unsharded run writes.
  */
+/*
+ * Extending the engine:
+ *   - a metric computed from what scoring already has (the counts, a field
+ *     of sl_metric_result): one ev_columns entry with a get() function
+ *     (evalset_cols.c), plus an alias if it belongs to a family;
+ *   - a metric needing more of the case (components, the whole label map):
+ *     an EV_NEED_* bit, its per-target storage in ev_case (like fp_ml), the
+ *     computation in score_target()/case_extras() (evalset.c);
+ *   - another input per case (probabilities, several raters): fields in
+ *     ev_case beside pred/gt, an sl_evalset_add_* entry that fills them,
+ *     and their loading in load_case(); rows and every writer then work
+ *     unchanged, and a merge needs nothing new as long as the values are
+ *     columns.
+ */
 #ifndef SL_EVALSET_INTERNAL_H
 #define SL_EVALSET_INTERNAL_H
 

@@ -74,13 +74,15 @@ sl_status ev_materialise(sl_evalset *s)
             double *v = row_vals(s, i, t);
             ev_row *rw = row_at(s, i, t);
             if (s->targets[t].kind == EV_MEAN) {
-                /* the mean over the foreground targets' finite values */
+                /* the mean over the foreground targets' finite values (rows
+                 * excluded by --empty exclude left out, as NaN ones are) */
                 for (int k = 0; k < s->ncols; k++) {
                     double sum = 0;
                     int n = 0;
                     for (int u = 0; u < s->ntargets; u++) {
                         const ev_target *tg = &s->targets[u];
-                        if (tg->kind == EV_MEAN || (tg->kind == EV_LABEL && tg->label == 0)) continue;
+                        if (tg->kind == EV_MEAN || (tg->kind == EV_LABEL && tg->label == 0) || excluded(s, i, u))
+                            continue;
                         double x = row_vals(s, i, u)[k];
                         if (isfinite(x)) sum += x, n++;
                     }
@@ -649,6 +651,15 @@ static char *read_text(const char *path, char *msg, size_t msglen)
     return b;
 }
 
+/* A JSON number as int64, refusing what does not fit (a cast of an
+ * out-of-range double is undefined behaviour). */
+static int json_i64(const cJSON *x, int64_t *out)
+{
+    if (!cJSON_IsNumber(x) || !(fabs(x->valuedouble) < 9.0e18) || x->valuedouble != floor(x->valuedouble)) return 0;
+    *out = (int64_t)x->valuedouble;
+    return 1;
+}
+
 static int cmp_case_id(const void *a, const void *b)
 {
     return strcmp(((const ev_case *)a)->id, ((const ev_case *)b)->id);
@@ -681,17 +692,21 @@ static sl_status merge_setup(sl_evalset *s, cJSON *root, const char *path, char 
         cJSON *e = cJSON_GetArrayItem(tg, t);
         cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name"), *kd = cJSON_GetObjectItemCaseSensitive(e, "kind"),
               *lb = cJSON_GetObjectItemCaseSensitive(e, "label");
-        if (!cJSON_IsString(nm) || !cJSON_IsNumber(kd) || !cJSON_IsNumber(lb) ||
+        int64_t kind, label;
+        if (!cJSON_IsString(nm) || !json_i64(kd, &kind) || kind < EV_LABEL || kind > EV_MEAN || !json_i64(lb, &label) ||
             strlen(nm->valuestring) >= sizeof s->targets[t].name)
             return sl_errf(msg, msglen, SL_EFORMAT, "'%s': malformed shard target %d", path, t);
         snprintf(s->targets[t].name, sizeof s->targets[t].name, "%s", nm->valuestring);
-        s->targets[t].kind = kd->valueint;
-        s->targets[t].label = (int64_t)lb->valuedouble;
+        s->targets[t].kind = (int)kind;
+        s->targets[t].label = label;
     }
     cJSON *ed = cJSON_GetObjectItemCaseSensitive(sh, "empty_distance_mm"),
           *em = cJSON_GetObjectItemCaseSensitive(sh, "empty");
-    s->o.empty_distance = cJSON_IsNumber(ed) ? ed->valuedouble : -1;
-    s->o.empty = cJSON_IsNumber(em) ? (sl_eval_empty)em->valueint : SL_EVAL_EMPTY_SCORE;
+    int64_t empty;
+    if (!cJSON_IsNumber(ed) || !json_i64(em, &empty) || empty < 0 || empty > 2)
+        return sl_errf(msg, msglen, SL_EFORMAT, "'%s': malformed shard record", path);
+    s->o.empty_distance = ed->valuedouble;
+    s->o.empty = (sl_eval_empty)empty;
     cJSON *desc = cJSON_GetObjectItemCaseSensitive(conv, "metrics");
     snprintf(s->describe, sizeof s->describe, "%s", cJSON_IsString(desc) ? desc->valuestring : "");
     s->conventions = cJSON_Duplicate(conv, 1);
@@ -742,7 +757,9 @@ static sl_status merge_row(sl_evalset *s, const cJSON *row, int i, int t, const 
     cJSON *cm = cJSON_GetObjectItemCaseSensitive(row, "confusion");
     for (int j = 0; j < 4; j++) {
         cJSON *e = cJSON_IsArray(cm) ? cJSON_GetArrayItem(cm, j) : NULL;
-        r->cm[j] = cJSON_IsNumber(e) ? (int64_t)e->valuedouble : -1;
+        if (!e) r->cm[j] = -1;
+        else if (!json_i64(e, &r->cm[j]) || r->cm[j] < 0)
+            return sl_errf(msg, msglen, SL_EFORMAT, "'%s': malformed confusion counts", path);
     }
     return SL_OK;
 }
@@ -780,7 +797,7 @@ sl_status sl_evalset_merge(const char *const *json_paths, int n, sl_evalset **ou
         }
         if (p == 0) {
             nshard = nn->valueint;
-            if (nshard < 1 || !(seen = calloc((size_t)nshard + 1, 1))) {
+            if (nshard < 1 || nshard > 1000000 || nn->valuedouble != nshard || !(seen = calloc((size_t)nshard + 1, 1))) {
                 st = sl_errf(msg, msglen, SL_EFORMAT, "'%s': bad shard count", json_paths[0]);
                 break;
             }
@@ -789,7 +806,7 @@ sl_status sl_evalset_merge(const char *const *json_paths, int n, sl_evalset **ou
             break;
         }
         int k = kk->valueint;
-        if (k < 1 || k > nshard || seen[k]) {
+        if (k < 1 || k > nshard || kk->valuedouble != k || seen[k]) {
             st = sl_errf(msg, msglen, SL_EFORMAT, "'%s': shard %d/%d %s", json_paths[p], k, nshard,
                          k < 1 || k > nshard ? "is out of range" : "is given twice");
             break;

@@ -140,9 +140,74 @@ static void test_bad_options(void)
     CHECK(sl_evalset_score(NULL, msg, sizeof msg) == SL_EINVAL, "NULL set");
 }
 
+/* In-memory maps through the mask path: an ignore label, a region, the
+ * per-case mean and the pooled Dice, against counts taken here. */
+static void test_ignore_region_pooled(void)
+{
+    enum { N = 64 };
+    static int16_t p[2][N], g[2][N];
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < N; i++) {
+            g[k][i] = (int16_t)((i * 7 + k) % 5);      /* labels 0..4 */
+            p[k][i] = (int16_t)((i * 7 + k + (i % 3 == 0)) % 5);
+            if (i % 11 == 0) g[k][i] = 9;               /* ignored */
+        }
+    sl_grid grid = SL_GRID_DEFAULT;
+    grid.ndim = 1;
+    grid.shape[0] = N;
+    char msg[512];
+    int64_t labels[2] = {1, 2};
+    sl_eval_opts eo = SL_EVAL_OPTS_DEFAULT;
+    eo.columns = "dice,counts,specificity";
+    eo.labels = labels;
+    eo.nlabels = 2;
+    eo.regions = "U=1,2";
+    eo.has_ignore = 1;
+    eo.ignore_label = 9;
+    eo.label_mean = 1;
+    sl_evalset *s = NULL;
+    CHECK(sl_evalset_create(&eo, &s, msg, sizeof msg) == SL_OK, "create: %s", msg);
+    for (int k = 0; k < 2; k++) {
+        sl_labelmap mp = {p[k], SL_DT_I16}, mg = {g[k], SL_DT_I16};
+        CHECK(sl_evalset_add_maps(s, k ? "b" : "a", &mp, &mg, &grid, msg, sizeof msg) == SL_OK, "add: %s", msg);
+    }
+    CHECK(sl_evalset_score(s, msg, sizeof msg) == SL_OK, "score: %s", msg);
+    CHECK(sl_evalset_nlabels(s) == 4 && !strcmp(sl_evalset_target_name(s, 2), "U") &&
+              !strcmp(sl_evalset_target_name(s, 3), "mean") && sl_evalset_label(s, 2) == -1,
+          "targets");
+    long long sum[3][3] = {{0}};
+    for (int t = 0; t < 3; t++)
+        for (int k = 0; k < 2; k++) {
+            long long tp = 0, fp = 0, fn = 0, tn = 0;
+            for (int i = 0; i < N; i++) {
+                if (g[k][i] == 9) continue;
+                int in_p = t == 2 ? (p[k][i] == 1 || p[k][i] == 2) : p[k][i] == labels[t];
+                int in_g = t == 2 ? (g[k][i] == 1 || g[k][i] == 2) : g[k][i] == labels[t];
+                tp += in_p && in_g, fp += in_p && !in_g, fn += !in_p && in_g, tn += !in_p && !in_g;
+            }
+            CHECK(sl_evalset_value(s, k, t, 1, NULL) == tp && sl_evalset_value(s, k, t, 2, NULL) == fp &&
+                      sl_evalset_value(s, k, t, 3, NULL) == fn && sl_evalset_value(s, k, t, 4, NULL) == tn,
+                  "counts of case %d target %d", k, t);
+            CHECK_NEAR(sl_evalset_value(s, k, t, 0, NULL), 2.0 * tp / (2.0 * tp + fp + fn), 1e-15, "dice");
+            CHECK_NEAR(sl_evalset_value(s, k, t, 5, NULL), (double)tn / (tn + fp), 1e-15, "specificity without ignored");
+            sum[t][0] += tp, sum[t][1] += fp, sum[t][2] += fn;
+        }
+    for (int k = 0; k < 2; k++) {
+        double m = (sl_evalset_value(s, k, 0, 0, NULL) + sl_evalset_value(s, k, 1, 0, NULL) +
+                    sl_evalset_value(s, k, 2, 0, NULL)) / 3;
+        CHECK_NEAR(sl_evalset_value(s, k, 3, 0, NULL), m, 1e-15, "per-case mean over the targets");
+    }
+    double pooled;
+    CHECK(sl_evalset_pooled(s, 2, 0, &pooled) == SL_OK, "pooled");
+    CHECK_NEAR(pooled, 2.0 * sum[2][0] / (2.0 * sum[2][0] + sum[2][1] + sum[2][2]), 1e-15, "pooled Dice of U");
+    CHECK(sl_evalset_pooled(s, 3, 0, &pooled) == SL_EUNSUPPORTED, "no pooled value for the mean");
+    sl_evalset_free(s);
+}
+
 int main(void)
 {
     test_matches_single_calls();
     test_bad_options();
+    test_ignore_region_pooled();
     return test_report("test_evalset");
 }
