@@ -127,6 +127,15 @@ if "instance_match=greedy iou_threshold=0.2" not in conv:
 sys.exit(1 if bad else 0)
 PYEOF
 
+# shards of a pq run merge into the unsharded outputs, byte for byte
+run "pq shard 1/2" $S eval --pred "$tmp/P" --gt "$tmp/G" --labels 1,2 --metrics dice,pq,sq,rq --match greedy \
+  --iou-threshold 0.2 --shard 1/2 --json "$tmp/s1.json"
+run "pq shard 2/2" $S eval --pred "$tmp/P" --gt "$tmp/G" --labels 1,2 --metrics dice,pq,sq,rq --match greedy \
+  --iou-threshold 0.2 --shard 2/2 --json "$tmp/s2.json"
+run "pq merge" $S eval --merge "$tmp/s1.json" "$tmp/s2.json" --json "$tmp/m.json" --csv "$tmp/m.csv"
+checks=$((checks + 1))
+cmp -s "$tmp/m.json" "$tmp/greedy-0.2.json" && cmp -s "$tmp/m.csv" "$tmp/greedy-0.2.csv" || fail "pq shards + merge differ from the unsharded run"
+
 expect 2 "--match expects monai, greedy or hungarian" -- $S eval --pred "$tmp/P" --gt "$tmp/G" --metrics pq --match best
 expect 2 "--iou-threshold expects a number in (0, 1]" -- $S eval --pred "$tmp/P" --gt "$tmp/G" --metrics pq --iou-threshold 0
 echo "test_eval_pq: $checks checks, $fails failed"
