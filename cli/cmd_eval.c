@@ -49,7 +49,11 @@ static const char *usage_text =
     "                       family (confusion: accuracy, balanced_accuracy, npv, fpr, fnr,\n"
     "                       fdr, for, lr_plus, lr_minus, youden, informedness, markedness,\n"
     "                       fbeta), pixel_accuracy, autopet (fp_volume_ml, fn_volume_ml),\n"
-    "                       or any column name\n"
+    "                       panoptic (pq, sq, rq: MONAI's panoptic quality of the target's\n"
+    "                       connected components, --connectivity), or any column name\n"
+    "  --match M            pq matching: monai (default; IoU > 0.5 unique, Hungarian below)\n"
+    "                       | greedy | hungarian\n"
+    "  --iou-threshold T    pq: a pair matches when IoU > T, T in (0, 1] (default 0.5)\n"
     "  --beta B             beta of the fbeta column (default 1)\n"
     "  --hd-mode M          max (default; MONAI, DeepMind) | union (MedPy) | mean (plastimatch)\n"
     "  --percentile Q       percentile of the hd95 column, in [0, 100] (default 95)\n"
@@ -75,6 +79,16 @@ static const char *usage_text =
     "Summaries: mean, population std (ddof 0), median, min, max over the finite values.\n"
     "Arrays are C order, slowest axis first: NIfTI (nx, ny, nz) is (nz, ny, nx).\n"
     "Exit codes: 0 ok, 1 an input could not be read or does not match, 2 bad usage.\n";
+
+/* the --prob mode (cli/cmd_eval_prob.c), a second string: C99 caps string literals */
+static const char *usage_prob =
+    "\n"
+    "Probabilities: segloss eval --prob P --gt G [--bins B] [--sum-tol T] [--ignore-label V]\n"
+    "  [--no-ranking] [--csv F] [--json F] scores the softmax .npy (C, spatial...) that\n"
+    "  segloss predict --probabilities writes (files, or folders matched by name): ECE and\n"
+    "  MCE (top-label, B equal-width bins (lo, hi], default 15), class-wise ECE, Brier, NLL,\n"
+    "  per class AUROC and average precision (scikit-learn's). Probabilities outside [0, 1]\n"
+    "  or not summing to 1 within T (default 1e-4) are refused.\n";
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -220,6 +234,14 @@ static int parse(int argc, char **argv, eval_args *o)
             VALUE();
             if (!cli_parse_double(s, &o->eo.beta) || !(o->eo.beta > 0) || !isfinite(o->eo.beta))
                 return cli_fail("eval", EXIT_USAGE, "--beta expects a number > 0, got '%s'", s);
+        } else if (cli_opt(a, "--match", &v)) {
+            VALUE();
+            if (sl_instance_match_parse(s, &o->eo.instance_match) != SL_OK)
+                return cli_fail("eval", EXIT_USAGE, "--match expects monai, greedy or hungarian, got '%s'", s);
+        } else if (cli_opt(a, "--iou-threshold", &v)) {
+            VALUE();
+            if (!cli_parse_double(s, &o->eo.instance_iou) || !(o->eo.instance_iou > 0 && o->eo.instance_iou <= 1))
+                return cli_fail("eval", EXIT_USAGE, "--iou-threshold expects a number in (0, 1], got '%s'", s);
         } else if (cli_opt(a, "--shard", &v)) {
             VALUE();
             int k, n, used = 0;
@@ -297,8 +319,11 @@ int cmd_eval(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
+            fputs(usage_prob, stdout);
             return 0;
         }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--prob") || !strncmp(argv[i], "--prob=", 7)) return cmd_eval_prob(argc, argv);
     eval_args o;
     memset(&o, 0, sizeof o);
     sl_evalset *set = NULL;
@@ -308,6 +333,12 @@ int cmd_eval(int argc, char **argv)
     if (rc) goto done;
     o.eo.progress = progress_bar;
     o.eo.progress_ctx = &tty;
+    if (!o.nmerge && o.gt && strchr(o.gt, ',')) {
+        /* several raters (cli/cmd_eval_raters.c) */
+        o.eo.progress = NULL;
+        rc = cmd_eval_raters(&o.eo, o.pred, o.gt, o.csv, o.json);
+        goto done;
+    }
     if (o.nmerge) {
         if ((st = sl_evalset_merge(o.merge, o.nmerge, &set, msg, sizeof msg)) != SL_OK) {
             rc = fail_status(st, msg);

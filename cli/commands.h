@@ -16,5 +16,11 @@ int cmd_train(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_fuse(int argc, char **argv);
+/* segloss eval --prob (cli/cmd_eval_prob.c), called by cmd_eval */
+int cmd_eval_prob(int argc, char **argv);
+/* segloss eval --gt R1,R2,... (cli/cmd_eval_raters.c), called by cmd_eval */
+struct sl_eval_opts;
+int cmd_eval_raters(const struct sl_eval_opts *eo, const char *pred, const char *gtlist, const char *csv,
+                    const char *json);
 
 #endif

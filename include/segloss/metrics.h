@@ -319,6 +319,85 @@ sl_status sl_surface_kind_parse(const char *name, sl_surface_kind *out);
 const char *sl_lesion_match_name(sl_lesion_match m);
 sl_status sl_lesion_match_parse(const char *name, sl_lesion_match *out);
 
+/*
+ * Instances and panoptic quality.
+ *
+ * An instance map holds one id per voxel: 0 is background, every other
+ * (integer) value is one instance, wherever its voxels are (MONAI's
+ * convention; ids need not be contiguous). The IoU of a target instance g
+ * and a predicted instance p is |g ∩ p| / |g ∪ p|; a pair can match only
+ * when IoU > iou_threshold (strictly), and each instance matches at most
+ * once. How the pairs are chosen:
+ *   SL_INST_MONAI (default) MONAI's compute_panoptic_quality: threshold
+ *                 >= 0.5, every pair above it (such pairs are unique);
+ *                 below 0.5, SL_INST_HUNGARIAN
+ *   SL_INST_GREEDY    pairs by decreasing IoU (ties: target id, then
+ *                 predicted id, ascending), taken while both are free
+ *   SL_INST_HUNGARIAN the assignment of maximal total IoU over all pairs
+ *                 (scipy.optimize.linear_sum_assignment on -IoU), then the
+ *                 pairs above the threshold are kept
+ * Then, as MONAI (Kirillov et al., CVPR 2019, with MONAI's smoothing term
+ * s = opts.smooth in the denominators):
+ *   TP = matched pairs, FP = unmatched predicted, FN = unmatched target,
+ *   SQ = sum IoU / (TP + s), RQ = TP / (TP + FP/2 + FN/2 + s),
+ *   PQ = sum IoU / (TP + FP/2 + FN/2 + s)
+ * so no instance on either side gives PQ = SQ = RQ = 0, as MONAI does.
+ * IoU is computed in double (MONAI: float32).
+ */
+typedef enum sl_instance_match { SL_INST_MONAI = 0, SL_INST_GREEDY = 1, SL_INST_HUNGARIAN = 2 } sl_instance_match;
+
+typedef struct sl_instance_opts {
+    sl_instance_match match; /* default SL_INST_MONAI */
+    double iou_threshold;    /* in [0, 1]; default 0.5 */
+    double smooth;           /* >= 0; default 1e-6 (MONAI's smooth_numerator) */
+} sl_instance_opts;
+
+#define SL_INSTANCE_OPTS_DEFAULT {SL_INST_MONAI, 0.5, 1e-6}
+
+typedef struct sl_instance_result {
+    int64_t n_gt, n_pred;    /* instances */
+    int64_t tp, fp, fn;
+    double iou_sum;          /* over the matched pairs */
+    double pq, sq, rq;
+} sl_instance_result;
+
+/* The matched pairs (ids as in the maps, ascending target id), owned by
+ * the struct: release with sl_instance_pairs_free. */
+typedef struct sl_instance_pairs {
+    int64_t n;
+    int64_t *gt_id, *pred_id;
+    double *iou;
+} sl_instance_pairs;
+
+#define SL_INSTANCE_PAIRS_EMPTY {0, NULL, NULL, NULL}
+
+/*
+ * Matches the instances of two instance maps of n voxels each (dtypes may
+ * differ) and fills *out; pairs may be NULL, otherwise it is overwritten.
+ * Cost: one pass over the voxels plus the matching; the Hungarian method
+ * runs on each connected group of overlapping instances separately.
+ * Codes: SL_EINVAL (NULL, n < 1, bad opts), SL_EDTYPE, SL_ERANGE (an id
+ * that is not an integer), SL_ENOMEM.
+ */
+sl_status sl_instances_eval(const sl_labelmap *pred, const sl_labelmap *gt, int64_t n,
+                            const sl_instance_opts *opts, sl_instance_result *out,
+                            sl_instance_pairs *pairs, char *msg, size_t msglen);
+
+/*
+ * The same on the connected components of one class of two semantic label
+ * maps: the instances of each side are the components (connectivity as in
+ * sl_components_label) of (map == label) on grid.
+ */
+sl_status sl_instances_eval_label(const sl_labelmap *pred, const sl_labelmap *gt, const sl_grid *grid,
+                                  int64_t label, int connectivity, const sl_instance_opts *opts,
+                                  sl_instance_result *out, char *msg, size_t msglen);
+
+void sl_instance_pairs_free(sl_instance_pairs *p);
+
+/* "monai", "greedy", "hungarian"; SL_EUNKNOWN for any other name. */
+const char *sl_instance_match_name(sl_instance_match m);
+sl_status sl_instance_match_parse(const char *name, sl_instance_match *out);
+
 /* ======================================================================
  * Evaluation sets: many cases, one engine (what `segloss eval` runs).
  *
@@ -432,6 +511,12 @@ typedef struct sl_eval_opts {
                                   order added) is k-1 modulo n; 0, 0 = every case. Needs
                                   explicit labels or regions (every shard must score the same
                                   targets) */
+
+    /* Panoptic quality (columns pq, sq, rq): the connected components
+     * (metric.connectivity) of each target's P and G masks are the
+     * instances, matched as sl_instances_eval says. */
+    sl_instance_match instance_match; /* 0 = SL_INST_MONAI */
+    double instance_iou;       /* matching threshold in (0, 1]; 0 = 0.5 */
 } sl_eval_opts;
 
 #define SL_EVAL_DEFAULT_COLUMNS "dice,iou,precision,recall,specificity,hd,hd95,assd,nsd"
@@ -643,84 +728,6 @@ sl_status sl_prob_eval(const float *prob, int64_t nclass, const sl_labelmap *lab
  * Codes: SL_EINVAL (NULL, n < 1), SL_ENONFINITE (a NaN/Inf score), SL_ENOMEM. */
 sl_status sl_auroc_ap(const float *score, const uint8_t *y, int64_t n, double *auroc, double *ap);
 
-/*
- * Instances and panoptic quality.
- *
- * An instance map holds one id per voxel: 0 is background, every other
- * (integer) value is one instance, wherever its voxels are (MONAI's
- * convention; ids need not be contiguous). The IoU of a target instance g
- * and a predicted instance p is |g ∩ p| / |g ∪ p|; a pair can match only
- * when IoU > iou_threshold (strictly), and each instance matches at most
- * once. How the pairs are chosen:
- *   SL_INST_MONAI (default) MONAI's compute_panoptic_quality: threshold
- *                 >= 0.5, every pair above it (such pairs are unique);
- *                 below 0.5, SL_INST_HUNGARIAN
- *   SL_INST_GREEDY    pairs by decreasing IoU (ties: target id, then
- *                 predicted id, ascending), taken while both are free
- *   SL_INST_HUNGARIAN the assignment of maximal total IoU over all pairs
- *                 (scipy.optimize.linear_sum_assignment on -IoU), then the
- *                 pairs above the threshold are kept
- * Then, as MONAI (Kirillov et al., CVPR 2019, with MONAI's smoothing term
- * s = opts.smooth in the denominators):
- *   TP = matched pairs, FP = unmatched predicted, FN = unmatched target,
- *   SQ = sum IoU / (TP + s), RQ = TP / (TP + FP/2 + FN/2 + s),
- *   PQ = sum IoU / (TP + FP/2 + FN/2 + s)
- * so no instance on either side gives PQ = SQ = RQ = 0, as MONAI does.
- * IoU is computed in double (MONAI: float32).
- */
-typedef enum sl_instance_match { SL_INST_MONAI = 0, SL_INST_GREEDY = 1, SL_INST_HUNGARIAN = 2 } sl_instance_match;
-
-typedef struct sl_instance_opts {
-    sl_instance_match match; /* default SL_INST_MONAI */
-    double iou_threshold;    /* in [0, 1]; default 0.5 */
-    double smooth;           /* >= 0; default 1e-6 (MONAI's smooth_numerator) */
-} sl_instance_opts;
-
-#define SL_INSTANCE_OPTS_DEFAULT {SL_INST_MONAI, 0.5, 1e-6}
-
-typedef struct sl_instance_result {
-    int64_t n_gt, n_pred;    /* instances */
-    int64_t tp, fp, fn;
-    double iou_sum;          /* over the matched pairs */
-    double pq, sq, rq;
-} sl_instance_result;
-
-/* The matched pairs (ids as in the maps, ascending target id), owned by
- * the struct: release with sl_instance_pairs_free. */
-typedef struct sl_instance_pairs {
-    int64_t n;
-    int64_t *gt_id, *pred_id;
-    double *iou;
-} sl_instance_pairs;
-
-#define SL_INSTANCE_PAIRS_EMPTY {0, NULL, NULL, NULL}
-
-/*
- * Matches the instances of two instance maps of n voxels each (dtypes may
- * differ) and fills *out; pairs may be NULL, otherwise it is overwritten.
- * Cost: one pass over the voxels plus the matching; the Hungarian method
- * runs on each connected group of overlapping instances separately.
- * Codes: SL_EINVAL (NULL, n < 1, bad opts), SL_EDTYPE, SL_ERANGE (an id
- * that is not an integer), SL_ENOMEM.
- */
-sl_status sl_instances_eval(const sl_labelmap *pred, const sl_labelmap *gt, int64_t n,
-                            const sl_instance_opts *opts, sl_instance_result *out,
-                            sl_instance_pairs *pairs, char *msg, size_t msglen);
-
-/*
- * The same on the connected components of one class of two semantic label
- * maps: the instances of each side are the components (connectivity as in
- * sl_components_label) of (map == label) on grid.
- */
-sl_status sl_instances_eval_label(const sl_labelmap *pred, const sl_labelmap *gt, const sl_grid *grid,
-                                  int64_t label, int connectivity, const sl_instance_opts *opts,
-                                  sl_instance_result *out, char *msg, size_t msglen);
-
-void sl_instance_pairs_free(sl_instance_pairs *p);
-
-/* "monai", "greedy", "hungarian"; SL_EUNKNOWN for any other name. */
-const char *sl_instance_match_name(sl_instance_match m);
-sl_status sl_instance_match_parse(const char *name, sl_instance_match *out);
 
 /*
  * Several raters: label fusion by majority vote or STAPLE.
@@ -790,6 +797,53 @@ void sl_fuse_result_free(sl_fuse_result *r);
 /* "staple", "majority"; "multiclass", "binary"; SL_EUNKNOWN otherwise. */
 sl_status sl_fuse_method_parse(const char *name, sl_fuse_method *out);
 sl_status sl_staple_mode_parse(const char *name, sl_staple_mode *out);
+
+/*
+ * Lesion-wise FROC (free-response ROC) as the CAMELYON16 evaluation
+ * computes it (Evaluation_FROC.py: computeFROC, then the sensitivity at
+ * chosen average numbers of false positives per case by linear
+ * interpolation, numpy.interp on the curve).
+ *
+ * Input over all cases: the scores of the false-positive candidates
+ * (candidates that hit no target lesion) and, per target lesion, the
+ * highest score of a candidate that hits it (0 when none does). The
+ * thresholds are the distinct values of both lists but the smallest; at
+ * threshold t, FP(t) = #false-positive scores >= t divided by ncases and
+ * sens(t) = #lesion scores >= t divided by the number of lesions; the
+ * point (0, 0) closes the curve. sensitivity[k] at fp_rates[k] is
+ * numpy.interp(fp_rates[k], FP, sens) over the curve in increasing FP (a
+ * rate beyond the curve takes its last sensitivity).
+ */
+typedef struct sl_froc_curve {
+    int64_t n;             /* points */
+    double *fp_per_case;   /* [n], decreasing (thresholds increasing), ending at 0 */
+    double *sensitivity;   /* [n] */
+    double *threshold;     /* [n]; +inf for the closing point */
+} sl_froc_curve;
+
+#define SL_FROC_CURVE_EMPTY {0, NULL, NULL, NULL}
+
+/* fp_scores [nfp], lesion_scores [nlesions >= 1], ncases >= 1; curve may
+ * be NULL (else overwritten; release with sl_froc_curve_free);
+ * sensitivity [nrates] at fp_rates [nrates] (>= 0), may be NULL with
+ * nrates = 0. Codes: SL_EINVAL, SL_ENONFINITE, SL_ENOMEM. */
+sl_status sl_froc(const double *fp_scores, int64_t nfp, const double *lesion_scores, int64_t nlesions,
+                  int64_t ncases, const double *fp_rates, int nrates, double *sensitivity, sl_froc_curve *curve);
+void sl_froc_curve_free(sl_froc_curve *c);
+
+/*
+ * The candidates of one case for sl_froc, from a probability map and a
+ * target mask on grid: the candidates are the connected components
+ * (connectivity as sl_components_label) of prob >= cand_threshold, each
+ * scored by its highest probability; a candidate hits a target lesion (a
+ * component of gt) when they share a voxel. Appends to the caller's
+ * arrays: fp_scores (capacity *nfp_cap, grown with realloc) receives the
+ * scores of the candidates that hit nothing, lesion_scores the best score
+ * per lesion (0 if missed). Codes: SL_EINVAL, SL_ENOMEM, grid errors.
+ */
+sl_status sl_froc_case(const float *prob, const uint8_t *gt, const sl_grid *grid, double cand_threshold,
+                       int connectivity, double **fp_scores, int64_t *nfp, int64_t *nfp_cap,
+                       double **lesion_scores, int64_t *nles, int64_t *nles_cap, char *msg, size_t msglen);
 
 SL_API_END
 #ifdef __cplusplus

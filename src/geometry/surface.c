@@ -12,8 +12,8 @@
  * that passes through that cell.
  *
  * The weights are DeepMind's. In 2-D they are the marching-squares contour
- * lengths through the edge midpoints (derived below; DeepMind's
- * create_table_neighbour_code_to_contour_length gives the same lengths).
+ * lengths through the edge midpoints (cell_length_2d, the lengths of
+ * DeepMind's create_table_neighbour_code_to_contour_length).
  * In 3-D they are DeepMind's own table (lookup_tables.py,
  * _NEIGHBOUR_CODE_TO_NORMALS, Apache-2.0, Copyright 2018 Google Inc.): for
  * each of the 256 configurations of a cell a short list of normal vectors
@@ -73,115 +73,20 @@ sl_status sl_surface_border(const uint8_t *mask, const sl_grid *grid, uint8_t *b
 
 /* ---- surfel weights ----------------------------------------------------- */
 
-/* Cell corners are numbered k = dz*4 + dy*2 + dx (2-D: dy*2 + dx), i.e. bit
- * k of the code is the voxel at offset (dz, dy, dx) from the cell's first
- * voxel. An edge is a pair of corners differing in one coordinate. */
-typedef struct cell_geom {
-    int ncorner, nedge, nface;
-    int edge[12][2];    /* corner indices */
-    int face[6][4];     /* corners in cyclic order */
-    int face_edge[6][4];/* face_edge[f][i] joins face[f][i] and face[f][(i+1)%4] */
-} cell_geom;
-
-static int find_edge(const cell_geom *g, int a, int b)
+/* 2-D: the length of the marching-squares contour through the edge
+ * midpoints of a cell with code bits k = dy*2 + dx (voxel (dy, dx) of the
+ * cell), spacing (sy, sx) = sp[1], sp[2]: one or three foreground corners
+ * cut one corner off (half a cell diagonal); two in one row give a line
+ * along x (sx), two in one column a line along y (sy), two on a diagonal
+ * cut both corners off (two half diagonals). */
+static double cell_length_2d(int code, const double sp[3])
 {
-    for (int e = 0; e < g->nedge; e++)
-        if ((g->edge[e][0] == a && g->edge[e][1] == b) || (g->edge[e][0] == b && g->edge[e][1] == a)) return e;
-    return -1;
-}
-
-static void cell_geom_init(cell_geom *g, int ndim)
-{
-    memset(g, 0, sizeof *g);
-    g->ncorner = 1 << ndim;
-    for (int a = 0; a < g->ncorner; a++)
-        for (int bit = 0; bit < ndim; bit++)
-            if (!(a & (1 << bit))) {
-                g->edge[g->nedge][0] = a;
-                g->edge[g->nedge][1] = a | (1 << bit);
-                g->nedge++;
-            }
-    if (ndim == 2) {
-        /* the square itself is the one face: corners 0, 1, 3, 2 in order */
-        g->nface = 1;
-        static const int sq[4] = {0, 1, 3, 2};
-        memcpy(g->face[0], sq, sizeof sq);
-    } else {
-        /* faces: fix one bit (axis) to 0 or 1, walk the other two in order */
-        g->nface = 0;
-        for (int bit = 0; bit < 3; bit++)
-            for (int val = 0; val < 2; val++) {
-                int u = (bit + 1) % 3, w = (bit + 2) % 3;
-                int base = val << bit;
-                int *f = g->face[g->nface++];
-                f[0] = base;
-                f[1] = base | (1 << u);
-                f[2] = base | (1 << u) | (1 << w);
-                f[3] = base | (1 << w);
-            }
-    }
-    for (int f = 0; f < g->nface; f++)
-        for (int i = 0; i < 4; i++) g->face_edge[f][i] = find_edge(g, g->face[f][i], g->face[f][(i + 1) % 4]);
-}
-
-/* Corner position in mm (axis order z, y, x; 2-D uses y, x). */
-static void corner_pos(int c, int ndim, const double sp[3], double p[3])
-{
-    if (ndim == 2) {
-        p[0] = 0.0;
-        p[1] = ((c >> 1) & 1) * sp[1];
-        p[2] = (c & 1) * sp[2];
-    } else {
-        p[0] = ((c >> 2) & 1) * sp[0];
-        p[1] = ((c >> 1) & 1) * sp[1];
-        p[2] = (c & 1) * sp[2];
-    }
-}
-
-/* 2-D: length of the marching-squares contour of one configuration. */
-static double cell_weight(const cell_geom *g, int ndim, const double sp[3], int code)
-{
-    int link[12][2];
-    int nlink[12] = {0};
-    double mid[12][3];
-    for (int e = 0; e < g->nedge; e++) {
-        double a[3], b[3];
-        corner_pos(g->edge[e][0], ndim, sp, a);
-        corner_pos(g->edge[e][1], ndim, sp, b);
-        for (int k = 0; k < 3; k++) mid[e][k] = 0.5 * (a[k] + b[k]);
-    }
-    /* marching squares on each face */
-    for (int f = 0; f < g->nface; f++) {
-        int cross[4], nc = 0;
-        for (int i = 0; i < 4; i++) {
-            int c0 = (code >> g->face[f][i]) & 1, c1 = (code >> g->face[f][(i + 1) % 4]) & 1;
-            if (c0 != c1) cross[nc++] = i;
-        }
-        if (nc == 2) {
-            int e0 = g->face_edge[f][cross[0]], e1 = g->face_edge[f][cross[1]];
-            link[e0][nlink[e0]++] = e1;
-            link[e1][nlink[e1]++] = e0;
-        } else if (nc == 4) {
-            /* diagonal: cut off each foreground corner; corner i lies between
-             * face edges i-1 and i */
-            for (int i = 0; i < 4; i++)
-                if ((code >> g->face[f][i]) & 1) {
-                    int e0 = g->face_edge[f][(i + 3) % 4], e1 = g->face_edge[f][i];
-                    link[e0][nlink[e0]++] = e1;
-                    link[e1][nlink[e1]++] = e0;
-                }
-        }
-    }
-    /* each segment once: from the lower-numbered edge */
-    double total = 0.0;
-    for (int e = 0; e < g->nedge; e++)
-        for (int j = 0; j < nlink[e]; j++) {
-            int o = link[e][j];
-            if (o < e) continue;
-            double d0 = mid[e][1] - mid[o][1], d1 = mid[e][2] - mid[o][2];
-            total += sqrt(d0 * d0 + d1 * d1);
-        }
-    return total;
+    const double half_diag = 0.5 * sqrt(sp[1] * sp[1] + sp[2] * sp[2]);
+    int m = (code & 1) + ((code >> 1) & 1) + ((code >> 2) & 1) + ((code >> 3) & 1);
+    if (m == 1 || m == 3) return half_diag;
+    if (code == 0x3 || code == 0xc) return sp[2];
+    if (code == 0x5 || code == 0xa) return sp[1];
+    return 2.0 * half_diag; /* 0x6, 0x9 */
 }
 
 /*
@@ -250,11 +155,12 @@ static double dm_cell_area(int code, const double sp[3])
 
 void slg_surfel_table(int ndim, const double sp[3], double table[256])
 {
-    cell_geom g;
-    cell_geom_init(&g, ndim);
-    int ncode = 1 << g.ncorner;
     for (int c = 0; c < 256; c++) table[c] = 0.0;
-    for (int c = 1; c < ncode - 1; c++) table[c] = ndim == 3 ? dm_cell_area(c, sp) : cell_weight(&g, ndim, sp, c);
+    if (ndim == 3) {
+        for (int c = 1; c < 255; c++) table[c] = dm_cell_area(c, sp);
+        return;
+    }
+    for (int c = 1; c < 15; c++) table[c] = cell_length_2d(c, sp);
 }
 
 void slg_surfel_codes(const uint8_t *mask, const slg_vol *v, uint8_t *code, int threads)

@@ -167,6 +167,10 @@ static sl_status create_checks(sl_evalset *s, const sl_eval_opts *opts, char *ms
     if ((int)opts->empty < 0 || (int)opts->empty > 2)
         return sl_errf(msg, msglen, SL_EINVAL, "--empty expects score, nan or exclude");
     if (!(opts->beta >= 0) || !isfinite(opts->beta)) return sl_errf(msg, msglen, SL_EINVAL, "--beta must be > 0");
+    if ((int)opts->instance_match < 0 || (int)opts->instance_match > 2)
+        return sl_errf(msg, msglen, SL_EINVAL, "--match expects monai, greedy or hungarian");
+    if (!(opts->instance_iou >= 0 && opts->instance_iou <= 1))
+        return sl_errf(msg, msglen, SL_EINVAL, "--iou-threshold must be in (0, 1]");
     if (opts->shard_n || opts->shard_k) {
         if (opts->shard_n < 1 || opts->shard_k < 1 || opts->shard_k > opts->shard_n)
             return sl_errf(msg, msglen, SL_EINVAL, "--shard K/N needs 1 <= K <= N, got %d/%d", opts->shard_k,
@@ -264,6 +268,7 @@ void sl_evalset_free(sl_evalset *s)
         free(c->res);
         free(c->fp_ml);
         free(c->fn_ml);
+        free(c->pq);
     }
     for (int t = 0; t < s->ntargets; t++) free(s->targets[t].set);
     free(s->targets);
@@ -900,7 +905,7 @@ static sl_status score_target(const sl_evalset *s, ev_case *c, int t, int thread
     mo.threads = threads;
     sl_labelmap p = map_p(c), g = map_g(c);
     sl_metric_result *r = &c->res[t];
-    if (tg->kind == EV_LABEL && !s->o.has_ignore && !(s->need & EV_NEED_FPFN))
+    if (tg->kind == EV_LABEL && !s->o.has_ignore && !(s->need & (EV_NEED_FPFN | EV_NEED_PQ)))
         return sl_metrics_eval(&p, &g, &c->grid, &tg->label, 1, &mo, r, msg, msglen);
     int64_t n = 1;
     for (int a = 0; a < c->grid.ndim; a++) n *= c->grid.shape[a];
@@ -929,8 +934,18 @@ static sl_status score_target(const sl_evalset *s, ev_case *c, int t, int thread
             ev_overlap_from_counts(r, r->tp, r->fp, r->fn, r->tn - c->n_ignored, &c->grid);
             r->computed = computed;
         }
-        if (s->need & EV_NEED_FPFN)
+        if (st == SL_OK && (s->need & EV_NEED_FPFN))
             st = fpfn_volumes(pm, gm, &c->grid, mo.connectivity, &c->fp_ml[t], &c->fn_ml[t], msg, msglen);
+        if (st == SL_OK && (s->need & EV_NEED_PQ)) {
+            /* the components of the two masks are the instances */
+            sl_instance_opts io = SL_INSTANCE_OPTS_DEFAULT;
+            io.match = s->o.instance_match;
+            if (s->o.instance_iou > 0) io.iou_threshold = s->o.instance_iou;
+            sl_labelmap lp = {pm, SL_DT_U8}, lg = {gm, SL_DT_U8};
+            sl_instance_result ir;
+            st = sl_instances_eval_label(&lp, &lg, &c->grid, 1, mo.connectivity, &io, &ir, msg, msglen);
+            if (st == SL_OK) c->pq[3 * t] = ir.pq, c->pq[3 * t + 1] = ir.sq, c->pq[3 * t + 2] = ir.rq;
+        }
     }
     free(pm);
     free(gm);
@@ -978,6 +993,15 @@ static void score_labels(const sl_evalset *s, ev_case *c, int inner)
     free(msgs);
 }
 
+/* The panoptic columns' matching, appended to the conventions line. */
+static void describe_instances(sl_evalset *s)
+{
+    if (!(s->need & EV_NEED_PQ)) return;
+    size_t n = strlen(s->describe);
+    snprintf(s->describe + n, sizeof s->describe - n, " instance_match=%s iou_threshold=%g",
+             sl_instance_match_name(s->o.instance_match), s->o.instance_iou > 0 ? s->o.instance_iou : 0.5);
+}
+
 static void score_cases(sl_evalset *s, int outer, int inner)
 {
     int stop = 0, done = 0, n = s->ncases;
@@ -999,7 +1023,9 @@ static void score_cases(sl_evalset *s, int outer, int inner)
                 c->fp_ml = calloc((size_t)s->ntargets, sizeof *c->fp_ml);
                 c->fn_ml = calloc((size_t)s->ntargets, sizeof *c->fn_ml);
             }
-            if (!c->res || ((s->need & EV_NEED_FPFN) && (!c->fp_ml || !c->fn_ml)))
+            if (s->need & EV_NEED_PQ) c->pq = calloc((size_t)s->ntargets * 3, sizeof *c->pq);
+            if (!c->res || ((s->need & EV_NEED_FPFN) && (!c->fp_ml || !c->fn_ml)) ||
+                ((s->need & EV_NEED_PQ) && !c->pq))
                 c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");
             else score_labels(s, c, inner);
             c->empty_distance = s->o.empty_distance >= 0 ? s->o.empty_distance : diagonal_mm(&c->grid);
@@ -1120,6 +1146,7 @@ sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
         /* an empty shard: its outputs hold no case */
         s->o.metric.threads = 0;
         sl_metric_opts_describe(&s->o.metric, ndim0 ? ndim0 : 3, s->describe, sizeof s->describe);
+        describe_instances(s);
         s->scored = 1;
         return ev_materialise(s);
     }
@@ -1129,6 +1156,7 @@ sl_status sl_evalset_score(sl_evalset *s, char *msg, size_t msglen)
     /* The description names the default connectivity of the first case's
      * dimensionality (cases of mixed dimensionality are unusual). */
     sl_metric_opts_describe(&s->o.metric, ndim0 ? ndim0 : s->cases[0].ndim, s->describe, sizeof s->describe);
+    describe_instances(s);
     s->scored = 1;
     if ((st = ev_materialise(s)) != SL_OK) {
         s->scored = 0;

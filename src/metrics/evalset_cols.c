@@ -129,6 +129,24 @@ static double g_fp_ml(const sl_evalset_t *s, const sl_metric_result *r, const ev
     return c && c->fp_ml ? c->fp_ml[t] : NAN;
 }
 
+static double g_pq(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
+{
+    (void)s, (void)r;
+    return c && c->pq ? c->pq[3 * t] : NAN;
+}
+
+static double g_sq(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
+{
+    (void)s, (void)r;
+    return c && c->pq ? c->pq[3 * t + 1] : NAN;
+}
+
+static double g_rq(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
+{
+    (void)s, (void)r;
+    return c && c->pq ? c->pq[3 * t + 2] : NAN;
+}
+
 static double g_fn_ml(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
 {
     (void)s, (void)r;
@@ -195,6 +213,11 @@ const ev_column ev_columns[] = {
     /* autoPET */
     D("fp_volume_ml", g_fp_ml, 'v', EV_NEED_FPFN, 0),
     D("fn_volume_ml", g_fn_ml, 'v', EV_NEED_FPFN, 0),
+    /* panoptic quality of the target's connected components (MONAI's
+     * definition, sl_instances_eval; 0 when both masks are empty) */
+    D("pq", g_pq, 'd', EV_NEED_PQ, 0),
+    D("sq", g_sq, 'd', EV_NEED_PQ, 0),
+    D("rq", g_rq, 'd', EV_NEED_PQ, 0),
 };
 const int ev_ncolumns = (int)(sizeof ev_columns / sizeof *ev_columns);
 
@@ -213,6 +236,7 @@ static const struct {
     {"confusion", "accuracy,balanced_accuracy,npv,fpr,fnr,fdr,for,lr_plus,lr_minus,youden,informedness,markedness,"
                   "fbeta"},
     {"autopet", "fp_volume_ml,fn_volume_ml"},
+    {"panoptic", "pq,sq,rq"},
 };
 
 /* "all" keeps the columns of `segloss eval --metrics all` before the
@@ -272,5 +296,6 @@ const char *sl_eval_column_list(void)
            "cldice topo_precision topo_sensitivity (cldice)\n"
            "accuracy pixel_accuracy balanced_accuracy npv fpr fnr fdr for lr_plus lr_minus youden informedness "
            "markedness fbeta (confusion, without pixel_accuracy)\n"
-           "fp_volume_ml fn_volume_ml (autopet)\n";
+           "fp_volume_ml fn_volume_ml (autopet)\n"
+           "pq sq rq (panoptic)\n";
 }

@@ -135,3 +135,40 @@ def fuse(raters, method="staple", mode="multiclass", max_iter=200, tol=1e-8, ini
          "converged": res.converged}
     G.L().sl_fuse_result_free(ctypes.byref(res))
     return out, d
+
+
+class FrocCurve(ctypes.Structure):
+    _fields_ = [("n", ctypes.c_int64), ("fp_per_case", ctypes.POINTER(ctypes.c_double)),
+                ("sensitivity", ctypes.POINTER(ctypes.c_double)), ("threshold", ctypes.POINTER(ctypes.c_double))]
+
+
+def froc(fp_scores, lesion_scores, ncases, rates):
+    fp = np.ascontiguousarray(fp_scores, dtype=np.float64)
+    ls = np.ascontiguousarray(lesion_scores, dtype=np.float64)
+    r = np.ascontiguousarray(rates, dtype=np.float64)
+    out = np.zeros(len(r))
+    cv = FrocCurve()
+    G._check(G.L().sl_froc(G._ptr(fp), ctypes.c_int64(fp.size), G._ptr(ls), ctypes.c_int64(ls.size),
+                           ctypes.c_int64(ncases), G._ptr(r), len(r), G._ptr(out), ctypes.byref(cv)))
+    curve = (np.array([cv.fp_per_case[k] for k in range(cv.n)]), np.array([cv.sensitivity[k] for k in range(cv.n)]))
+    G.L().sl_froc_curve_free(ctypes.byref(cv))
+    return out, curve
+
+
+def froc_case(prob, gt, threshold=0.5, connectivity=0, spacing=None):
+    prob = np.ascontiguousarray(prob, dtype=np.float32)
+    gt = np.ascontiguousarray(gt, dtype=np.uint8)
+    fp = ctypes.POINTER(ctypes.c_double)()
+    ls = ctypes.POINTER(ctypes.c_double)()
+    nfp, cfp, nls, cls = ctypes.c_int64(0), ctypes.c_int64(0), ctypes.c_int64(0), ctypes.c_int64(0)
+    msg = ctypes.create_string_buffer(256)
+    G._check(G.L().sl_froc_case(G._ptr(prob), G._ptr(gt), ctypes.byref(G.grid(prob.shape, spacing)),
+                                ctypes.c_double(threshold), connectivity, ctypes.byref(fp), ctypes.byref(nfp),
+                                ctypes.byref(cfp), ctypes.byref(ls), ctypes.byref(nls), ctypes.byref(cls), msg, 256),
+             msg)
+    a = [fp[k] for k in range(nfp.value)]
+    b = [ls[k] for k in range(nls.value)]
+    libc = ctypes.CDLL(None)
+    libc.free(fp)
+    libc.free(ls)
+    return a, b

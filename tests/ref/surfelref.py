@@ -34,59 +34,22 @@ def area_table_ref(nd, sp):
 
 @functools.lru_cache(maxsize=None)
 def _area_table(nd, sp):
-    """Iso-contour size per code, written independently of surface.c:
-    marching squares on every face, loops chained, centroid fans."""
-    ncorner = 2 ** nd
-    coords = [np.array([(c >> (nd - 1 - a)) & 1 for a in range(nd)], float) for c in range(ncorner)]
-    edges = [(a, b) for a in range(ncorner) for b in range(a + 1, ncorner)
-             if np.abs(coords[a] - coords[b]).sum() == 1]
+    """2-D: contour length per code, written independently of surface.c:
+    marching squares through the edge midpoints (the diagonal codes cut
+    each foreground corner off)."""
+    assert nd == 2
+    coords = [np.array([(c >> (1 - a)) & 1 for a in range(2)], float) for c in range(4)]
+    edges = [(a, b) for a in range(4) for b in range(a + 1, 4) if np.abs(coords[a] - coords[b]).sum() == 1]
     mid = {e: (coords[e[0]] + coords[e[1]]) / 2 * np.array(sp) for e in edges}
-    if nd == 2:
-        faces = [[0, 1, 3, 2]]
-    else:
-        faces = []
-        for ax in range(3):
-            for val in (0, 1):
-                cs = [c for c in range(8) if coords[c][ax] == val]
-                o = [a for a in range(3) if a != ax]
-                # cyclic order around the square
-                ring = sorted(cs, key=lambda c: np.arctan2(coords[c][o[1]] - 0.5, coords[c][o[0]] - 0.5))
-                faces.append(ring)
-    table = np.zeros(2 ** ncorner)
-    for code in range(1, 2 ** ncorner - 1):
-        fg = [(code >> c) & 1 for c in range(ncorner)]
-        segs = []
-        for f in faces:
-            ring_edges = [tuple(sorted((f[i], f[(i + 1) % 4]))) for i in range(4)]
-            crossing = [i for i in range(4) if fg[f[i]] != fg[f[(i + 1) % 4]]]
-            if len(crossing) == 2:
-                segs.append((ring_edges[crossing[0]], ring_edges[crossing[1]]))
-            elif len(crossing) == 4:
-                for i in range(4):
-                    if fg[f[i]]:
-                        segs.append((ring_edges[(i - 1) % 4], ring_edges[i]))
-        if nd == 2:
-            table[code] = sum(np.linalg.norm(mid[a] - mid[b]) for a, b in segs)
-            continue
-        nbr = {}
-        for a, b in segs:
-            nbr.setdefault(a, []).append(b)
-            nbr.setdefault(b, []).append(a)
-        seen = set()
-        total = 0.0
-        for start in nbr:
-            if start in seen:
-                continue
-            loop, prev, cur = [], None, start
-            while True:
-                seen.add(cur)
-                loop.append(mid[cur])
-                nxt = nbr[cur][0] if nbr[cur][0] != prev else nbr[cur][1]
-                prev, cur = cur, nxt
-                if cur == start:
-                    break
-            cen = np.mean(loop, axis=0)
-            for i in range(len(loop)):
-                total += 0.5 * np.linalg.norm(np.cross(loop[i] - cen, loop[(i + 1) % len(loop)] - cen))
-        table[code] = total
+    ring = [0, 1, 3, 2]
+    ring_edges = [tuple(sorted((ring[i], ring[(i + 1) % 4]))) for i in range(4)]
+    table = np.zeros(16)
+    for code in range(1, 15):
+        fg = [(code >> c) & 1 for c in range(4)]
+        crossing = [i for i in range(4) if fg[ring[i]] != fg[ring[(i + 1) % 4]]]
+        if len(crossing) == 2:
+            segs = [(ring_edges[crossing[0]], ring_edges[crossing[1]])]
+        else:
+            segs = [(ring_edges[(i - 1) % 4], ring_edges[i]) for i in range(4) if fg[ring[i]]]
+        table[code] = sum(np.linalg.norm(mid[a] - mid[b]) for a, b in segs)
     return table

@@ -151,8 +151,37 @@ static void test_surfel_areas(void)
     CHECK_NEAR(w[13], want, 1e-14, "three corners of a face: DeepMind's area");
 }
 
+static void test_froc(void)
+{
+    /* the hand case of tests/ref/test_froc.py */
+    double fps[3] = {0.7, 0.95, 0.55}, les[4] = {0.9, 0.6, 0.0, 0.8}, rates[3] = {0.25, 1.0, 8.0}, sens[3];
+    sl_froc_curve c = SL_FROC_CURVE_EMPTY;
+    CHECK(sl_froc(fps, 3, les, 4, 2, rates, 3, sens, &c) == SL_OK, "froc");
+    CHECK(c.n == 7 && c.fp_per_case[4] == 0.5 && c.sensitivity[4] == 0.25 && isinf(c.threshold[6]), "froc curve");
+    /* at 0.25 FP/case: between (0, 0) and (0.5, 0) -> 0; at 1: 0.75; beyond: 0.75 */
+    CHECK_NEAR(sens[0], 0.0, 0, "sens at 1/4");
+    CHECK_NEAR(sens[1], 0.75, 1e-15, "sens at 1");
+    CHECK_NEAR(sens[2], 0.75, 1e-15, "sens at 8");
+    sl_froc_curve_free(&c);
+    sl_froc_curve_free(NULL);
+    CHECK(sl_froc(fps, 3, les, 0, 2, NULL, 0, NULL, NULL) == SL_EINVAL, "no lesion refused");
+    /* candidates of one 1-D case: prob 0.9 over lesion [2, 4), 0.6 alone at 7 */
+    float p[10] = {0, 0, 0.9f, 0.7f, 0, 0, 0, 0.6f, 0, 0};
+    uint8_t g[10] = {0, 0, 1, 1, 0, 0, 0, 0, 0, 1};
+    sl_grid gr = SL_GRID_DEFAULT;
+    gr.ndim = 1, gr.shape[0] = 10;
+    double *f = NULL, *l = NULL;
+    int64_t nf = 0, cf = 0, nl = 0, cl = 0;
+    char msg[256];
+    CHECK(sl_froc_case(p, g, &gr, 0.5, 0, &f, &nf, &cf, &l, &nl, &cl, msg, sizeof msg) == SL_OK, "froc case: %s", msg);
+    CHECK(nf == 1 && nl == 2 && fabs(f[0] - 0.6f) < 1e-7 && fabs(l[0] - 0.9f) < 1e-7 && l[1] == 0.0, "froc candidates");
+    free(f);
+    free(l);
+}
+
 int main(void)
 {
+    test_froc();
     test_prob();
     test_instances();
     test_fuse();
