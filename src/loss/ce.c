@@ -78,6 +78,7 @@ static sl_status ce_softmax(const sl_term *t, const sl_ctx *cx, const double *w,
     }
     double wsum = 0;
     for (int64_t c = 0; c < C; c++) wsum += w[c];
+    const double k0 = cx->scale / D;
 
 #pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
     for (int64_t n = 0; n < N; n++)
@@ -89,7 +90,7 @@ static sl_status ce_softmax(const sl_term *t, const sl_ctx *cx, const double *w,
             for (int64_t s = a; s < b; s++) {
                 const double vw = sl_vw(cx, pr, n, s);
                 if (vw == 0) continue;
-                const double k = vw * cx->scale / D;
+                const double k = vw * k0;
                 double l = 0;
                 if (!soft) {
                     int32_t y = cx->target->labels[n * S + s];

@@ -33,6 +33,13 @@
  * three, sort fallback past a depth limit) on a copy of ℓ finds the K-th
  * largest value T; every ℓ > T is taken, then ℓ == T in index order.
  *
+ * Voxel mask m: voxels with m = 0 leave the ranking and V (as ignored
+ * ones); the others enter as m·ℓ: topk is the mean of the K largest m·ℓ,
+ * ohem the mean of m·ℓ over the voxels whose p_true is below thresh (or the
+ * K_min largest m·ℓ). A binary mask is exactly ignore_index on the same
+ * voxels; ranking the weighted values keeps the loss continuous where two
+ * of them swap places.
+ *
  * Gradient: the mean is over a fixed set, so ∂/∂x is that of CE on the
  * selected voxels divided by K: (Σ_c g_c)·p − g for softmax, p − t for
  * sigmoid, written to dx; −g/p (and (1 − t)/(1 − p)) to dp for activation=none.
@@ -109,7 +116,8 @@ static sl_status elems_compute(const sl_ctx *cx, const sl_params *pr, int binary
             for (int64_t c = 0; c < per; c++) {
                 double *out = e->ce + (n * per + c) * S;
                 for (int64_t s = a; s < b; s++) {
-                    if (!sl_valid(cx, pr, n, s)) {
+                    const double vw = sl_vw(cx, pr, n, s);
+                    if (vw == 0) { /* ignored, or mask weight 0 */
                         out[s] = -1;
                         continue;
                     }
@@ -126,7 +134,7 @@ static sl_status elems_compute(const sl_ctx *cx, const sl_params *pr, int binary
                             if (g > 0) l -= g * cx->logp[(n * C + k) * S + s];
                         }
                     }
-                    out[s] = l;
+                    out[s] = vw * l; /* ranked and averaged weighted */
                 }
             }
         }
@@ -159,11 +167,13 @@ static sl_status select_top(const ce_elems *e, int64_t K, unsigned char *sel)
     return SL_OK;
 }
 
-/* Mean of ce over the selected elements (chunked, ordered sum) and the gradient. */
+/* Mean of ce over the selected elements (chunked, ordered sum) and the
+ * gradient; with a voxel mask the elements are m·ce. */
 static double selected_mean(const sl_ctx *cx, const ce_elems *e, const unsigned char *sel, int64_t K, double *part)
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S), per = e->binary ? C : 1;
-    const double k = cx->scale / (double)K;
+    const float *mw = cx->target->mask;
+    const double k0 = cx->scale / (double)K;
     const int none = cx->act == SL_ACT_NONE;
     const int labels = cx->target->kind == SL_TARGET_LABELS;
 #pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
@@ -175,7 +185,8 @@ static double selected_mean(const sl_ctx *cx, const ce_elems *e, const unsigned 
                 const int64_t base = (n * per + c) * S;
                 for (int64_t s = a; s < b; s++) {
                     if (!sel[base + s]) continue;
-                    acc += e->ce[base + s];
+                    const double vw = mw ? (double)mw[n * S + s] : 1.0, k = vw * k0;
+                    acc += e->ce[base + s]; /* already m·ℓ */
                     if (e->binary) {
                         int64_t off = (n * C + c) * S + s;
                         double t = sl_g(cx, n, c, s), p = cx->p[off];
@@ -212,6 +223,14 @@ static double selected_mean(const sl_ctx *cx, const ce_elems *e, const unsigned 
 
 /* ---- the two losses -------------------------------------------------------------- */
 
+/* Mask weight of element i (only called for elements with m > 0). */
+static double mask_at(const sl_ctx *cx, int binary, int64_t i)
+{
+    if (!cx->target->mask) return 1.0;
+    const int64_t S = cx->S, per = binary ? cx->C : 1;
+    return cx->target->mask[(i / (per * S)) * S + i % S];
+}
+
 static sl_status eval_hard(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
 {
     const sl_params *pr = &t->prm;
@@ -236,7 +255,7 @@ static sl_status eval_hard(sl_term *t, const sl_ctx *cx, double *value, char *ms
     } else if (st == SL_OK) {
         int64_t hard = 0;
         for (int64_t i = 0; i < e.M; i++)
-            if (e.ce[i] >= 0 && exp(-e.ce[i]) < pr->thresh) {
+            if (e.ce[i] >= 0 && exp(-e.ce[i] / mask_at(cx, binary, i)) < pr->thresh) {
                 sel[i] = 1;
                 hard++;
             }
@@ -270,7 +289,7 @@ static const sl_key topk_keys[] = {
 const sl_term_class sl_loss_topk = {
     {"topk", "distribution", "cross-entropy over the k % voxels with the largest CE (whole batch)",
      "Wu et al. 2016 (online bootstrapping); matches nnU-Net TopKLoss (ignored voxels left out)"},
-    topk_keys, SL_NEEDS_LOGP, topk_validate, eval_hard, NULL};
+    topk_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, topk_validate, eval_hard, NULL};
 
 static const sl_key ohem_keys[] = {
     SL_KEY_ACTIVATION,
@@ -283,4 +302,4 @@ static const sl_key ohem_keys[] = {
 const sl_term_class sl_loss_ohem = {
     {"ohem", "distribution", "cross-entropy over voxels with true-class p < thresh, at least min_kept of them",
      "Shrivastava et al. 2016 (OHEM), threshold form of PSPNet / mmsegmentation OHEMPixelSampler"},
-    ohem_keys, SL_NEEDS_LOGP, NULL, eval_hard, NULL};
+    ohem_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, NULL, eval_hard, NULL};

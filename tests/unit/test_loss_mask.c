@@ -84,6 +84,7 @@ int main(void)
         {"unified_focal", "unified_focal(ignore_index=9)"},
         {"exp_log", "exp_log(ignore_index=9)"},
         {"mcc+gdice", "mcc(ignore_index=9)+gdice(ignore_index=9)"},
+        {"topk+ohem", "topk(ignore_index=9)+ohem(ignore_index=9)"},
     };
     for (size_t k = 0; k < sizeof pairs / sizeof *pairs; k++) {
         double a = NAN, b = NAN;
@@ -95,7 +96,7 @@ int main(void)
     }
     /* boundary family with a weight map: finite; with ones == without */
     for (int i = 0; i < N * S; i++) mask[i] = (float)(2 * urand());
-    static const char *const bnd[] = {"boundary", "hausdorff_dt", "log_hausdorff_dt", "dice+ce"};
+    static const char *const bnd[] = {"boundary", "hausdorff_dt", "log_hausdorff_dt", "dice+ce", "topk(k=20)"};
     for (size_t k = 0; k < sizeof bnd / sizeof *bnd; k++) {
         double a = NAN, b = NAN, c = NAN;
         sl_target to = t;
