@@ -71,7 +71,7 @@ cat >"$tmp/p.json" <<'JSON'
 {"name": "lock", "seeds": [1],
  "train": {"data_opts": {"height": 32, "width": 32, "n_train": 4, "n_val": 2, "n_test": 2},
            "network": {"depth": 2, "base_width": 4},
-           "training": {"epochs": 1, "steps_per_epoch": 3, "batch_size": 2}},
+           "training": {"epochs": 1, "steps_per_epoch": 4, "batch_size": 2}},
  "datasets": [{"name": "ph", "data": "phantom"}],
  "losses": ["dice+ce"], "evaluation": {"bootstrap": 50, "overlay_cases": 0}}
 JSON
@@ -86,7 +86,7 @@ if $S bench --preset "$tmp/p.json" --out "$tmp/b" --threads 1 --quiet >/dev/null
 else
   fail "bench: $(head -3 "$tmp/err")"
 fi
-sed 's/"epochs": 1, "steps_per_epoch": 3/"epochs": 100, "steps_per_epoch": 50/' "$tmp/p.json" >"$tmp/long.json"
+sed 's/"epochs": 1, "steps_per_epoch": 4/"epochs": 100, "steps_per_epoch": 50/' "$tmp/p.json" >"$tmp/long.json"
 $S bench --preset "$tmp/long.json" --out "$tmp/bl" --threads 1 --quiet >/dev/null 2>&1 &
 holder=$!
 for _ in $(seq 50); do [ -s "$tmp/bl/.segloss.lock" ] && break; sleep 0.1; done
