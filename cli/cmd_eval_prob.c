@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "cli_util.h"
 #include "commands.h"
+#include "outfile.h"
 #include "segloss/metrics.h"
 
 typedef struct {
@@ -295,35 +296,36 @@ static int write_csv(FILE *f, const prob_case *cs, int n)
     return ferror(f) ? -1 : 0;
 }
 
-/* Both outputs through temporary files, renamed at the end: both or neither. */
+/* Both outputs written completely (atomic outputs: temporary files) before
+ * either is committed: both or neither. */
 static int write_outputs(const prob_args *o, const prob_case *cs, int n)
 {
     const char *path[2] = {o->csv, o->json};
-    char tmp[2][4200] = {"", ""};
+    sl_out *out[2] = {NULL, NULL};
+    char msg[1024];
     int ok = 1;
     for (int k = 0; k < 2 && ok; k++) {
         if (!path[k]) continue;
-        snprintf(tmp[k], sizeof tmp[k], "%s.%ld.tmp", path[k], (long)getpid());
-        FILE *f = fopen(tmp[k], "w");
-        if (!f) {
-            cli_fail("eval", EXIT_WORK, "cannot write '%s': %s", path[k], strerror(errno));
-            tmp[k][0] = 0;
+        if (sl_out_open(path[k], &out[k], msg, sizeof msg) != SL_OK) {
+            cli_fail("eval", EXIT_WORK, "%s", msg);
             ok = 0;
             break;
         }
-        int bad = k ? write_json(f, o, cs, n) : write_csv(f, cs, n);
-        if (fclose(f) != 0 || bad) {
+        FILE *f = sl_out_file(out[k]);
+        if (k ? write_json(f, o, cs, n) : write_csv(f, cs, n)) {
             cli_fail("eval", EXIT_WORK, "cannot write '%s'", path[k]);
             ok = 0;
         }
     }
-    for (int k = 0; k < 2 && ok; k++)
-        if (path[k] && rename(tmp[k], path[k]) != 0) {
-            cli_fail("eval", EXIT_WORK, "cannot write '%s': %s", path[k], strerror(errno));
+    for (int k = 0; k < 2; k++) {
+        if (!out[k]) continue;
+        if (!ok) {
+            sl_out_abort(out[k]);
+        } else if (sl_out_commit(out[k], msg, sizeof msg) != SL_OK) {
+            cli_fail("eval", EXIT_WORK, "%s", msg);
             ok = 0;
         }
-    for (int k = 0; k < 2; k++)
-        if (!ok && tmp[k][0]) remove(tmp[k]);
+    }
     return ok;
 }
 

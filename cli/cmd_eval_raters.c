@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "cli_util.h"
 #include "commands.h"
+#include "outfile.h"
 #include "segloss/metrics.h"
 
 #define MAXR 32
@@ -188,23 +189,16 @@ int cmd_eval_raters(const sl_eval_opts *eo, const char *pred, const char *gtlist
 
     /* outputs: CSV rows of every reference; JSON summaries */
     const int nl = sl_evalset_nlabels(set[0]), nc = sl_evalset_ncolumns(set[0]);
-    char tmpc[4200] = "", tmpj[4200] = "";
+    sl_out *oc = NULL, *oj = NULL;
     FILE *fc = NULL, *fj = NULL;
-    int bad = 0;
-    if (csv) {
-        snprintf(tmpc, sizeof tmpc, "%s.%ld.tmp", csv, (long)getpid());
-        if (!(fc = fopen(tmpc, "w"))) bad = 1, tmpc[0] = 0;
-    }
-    if (json && !bad) {
-        snprintf(tmpj, sizeof tmpj, "%s.%ld.tmp", json, (long)getpid());
-        if (!(fj = fopen(tmpj, "w"))) bad = 1, tmpj[0] = 0;
-    }
-    if (bad) {
-        cli_fail("eval", EXIT_WORK, "cannot write '%s': %s", fc ? json : csv, strerror(errno));
-        if (fc) fclose(fc);
-        if (tmpc[0]) remove(tmpc);
+    if ((csv && sl_out_open(csv, &oc, msg, sizeof msg) != SL_OK) ||
+        (json && sl_out_open(json, &oj, msg, sizeof msg) != SL_OK)) {
+        sl_out_abort(oc);
+        rc = cli_fail("eval", EXIT_WORK, "%s", msg);
         goto done;
     }
+    fc = oc ? sl_out_file(oc) : NULL;
+    fj = oj ? sl_out_file(oj) : NULL;
     if (fc) {
         fputs("reference,case,label", fc);
         for (int k = 0; k < nc; k++) fprintf(fc, ",%s", sl_evalset_column(set[0], k));
@@ -275,13 +269,21 @@ int cmd_eval_raters(const sl_eval_opts *eo, const char *pred, const char *gtlist
         if (fj) fputs("\n    }", fj);
     }
     if (fj) fputs("\n  },\n  \"summary_rule\": \"per rater: the mean over cases; then mean, min, max over raters\"\n}\n", fj);
-    int werr = 0;
-    if (fc) werr |= ferror(fc) | (fclose(fc) != 0);
-    if (fj) werr |= ferror(fj) | (fclose(fj) != 0);
-    if (werr || (csv && rename(tmpc, csv) != 0) || (json && rename(tmpj, json) != 0)) {
-        cli_fail("eval", EXIT_WORK, "cannot write the outputs: %s", strerror(errno));
-        if (tmpc[0]) remove(tmpc);
-        if (tmpj[0]) remove(tmpj);
+    /* both written completely before either is committed: both or neither */
+    int werr = (fc && ferror(fc)) || (fj && ferror(fj));
+    if (werr) {
+        sl_out_abort(oc);
+        sl_out_abort(oj);
+        rc = cli_fail("eval", EXIT_WORK, "cannot write the outputs (%s)", csv ? csv : json);
+        goto done;
+    }
+    if (oc && sl_out_commit(oc, msg, sizeof msg) != SL_OK) {
+        sl_out_abort(oj); /* the CSV failed: the JSON is not committed either */
+        rc = cli_fail("eval", EXIT_WORK, "%s", msg);
+        goto done;
+    }
+    if (oj && sl_out_commit(oj, msg, sizeof msg) != SL_OK) {
+        rc = cli_fail("eval", EXIT_WORK, "%s", msg);
         goto done;
     }
     rc = 0;

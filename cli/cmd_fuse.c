@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "cli_util.h"
 #include "commands.h"
+#include "outfile.h"
 #include "segloss/metrics.h"
 
 static const char *usage_text =
@@ -213,7 +214,7 @@ int cmd_fuse(int argc, char **argv)
     sl_array out = SL_ARRAY_EMPTY;
     sl_fuse_result res = SL_FUSE_RESULT_EMPTY;
     int64_t *fused = NULL;
-    char *json = o.json ? NULL : json_beside(o.out), *tmp = NULL;
+    char *json = o.json ? NULL : json_beside(o.out);
     const char *json_path = o.json ? o.json : json;
     int nread = 0;
     rc = EXIT_WORK;
@@ -259,25 +260,22 @@ int cmd_fuse(int argc, char **argv)
         cli_fail("fuse", EXIT_WORK, "%s", msg);
         goto done;
     }
-    /* the JSON first, to a temporary file; the image (written atomically by
-     * sl_image_write); then the JSON renamed into place */
-    size_t tl = strlen(json_path) + 32;
-    tmp = malloc(tl);
-    FILE *f = tmp ? (snprintf(tmp, tl, "%s.%ld.tmp", json_path, (long)getpid()), fopen(tmp, "w")) : NULL;
-    if (!f) {
-        cli_fail("fuse", EXIT_WORK, "cannot write '%s': %s", json_path, strerror(errno));
+    /* the JSON first, to its (atomic) output; the image (written atomically
+     * by sl_image_write); then the JSON committed into place */
+    sl_out *jo = NULL;
+    if (sl_out_open(json_path, &jo, msg, sizeof msg) != SL_OK) {
+        cli_fail("fuse", EXIT_WORK, "%s", msg);
         goto done;
     }
-    int bad = write_json(f, &o, &res);
-    if (fclose(f) != 0 || bad) {
+    if (write_json(sl_out_file(jo), &o, &res)) {
+        sl_out_abort(jo);
         cli_fail("fuse", EXIT_WORK, "cannot write '%s'", json_path);
-        remove(tmp);
         goto done;
     }
     sl_dtype dt = fit_dtype(res.labels[0], res.labels[res.nlabels - 1]);
     if (sl_array_alloc(&out, dt, in[0].ndim, in[0].shape) != SL_OK) {
+        sl_out_abort(jo);
         cli_fail("fuse", EXIT_WORK, "out of memory for the fused map");
-        remove(tmp);
         goto done;
     }
     for (int64_t i = 0; i < n; i++) switch (dt) {
@@ -287,14 +285,12 @@ int cmd_fuse(int argc, char **argv)
         default: ((int64_t *)out.data)[i] = fused[i]; break;
         }
     if (sl_image_write(o.out, &out, info[0].spacing, &info[0], msg, sizeof msg) != SL_OK) {
+        sl_out_abort(jo);
         cli_fail("fuse", EXIT_WORK, "%s", msg);
-        remove(tmp);
         goto done;
     }
-    if (rename(tmp, json_path) != 0) {
-        cli_fail("fuse", EXIT_WORK, "cannot write '%s': %s", json_path, strerror(errno));
-        remove(tmp);
-        remove(o.out);
+    if (sl_out_commit(jo, msg, sizeof msg) != SL_OK) {
+        cli_fail("fuse", EXIT_WORK, "%s", msg);
         goto done;
     }
     if (o.fo.method == SL_FUSE_STAPLE && !res.converged)
@@ -307,6 +303,5 @@ done:
     sl_fuse_result_free(&res);
     free(fused);
     free(json);
-    free(tmp);
     return rc;
 }

@@ -409,7 +409,7 @@ sl_status sl_instance_match_parse(const char *name, sl_instance_match *out);
  *     sl_eval_opts eo = SL_EVAL_OPTS_DEFAULT;
  *     eo.columns = "dice,hd95";            // NULL: the default list
  *     sl_evalset *s = NULL;
- *     if (sl_evalset_create(&eo, &s, msg, sizeof msg) != SL_OK) ...;
+ *     if (sl_evalset_create(&eo, &s, msg, sizeof msg) != SL_OK) { puts(msg); return 1; }
  *     sl_evalset_add_paths(s, "pred/", "gt/", msg, sizeof msg); // folders
  *     sl_evalset_score(s, msg, sizeof msg);
  *     sl_eval_stats st;
@@ -522,7 +522,9 @@ typedef struct sl_eval_opts {
 #define SL_EVAL_DEFAULT_COLUMNS "dice,iou,precision,recall,specificity,hd,hd95,assd,nsd"
 /* Fields are only ever appended; a field left zero by the macro keeps its
  * documented default. */
-#define SL_EVAL_OPTS_DEFAULT {SL_METRIC_OPTS_DEFAULT, NULL, NULL, 0, -1.0, {1, 1, 1}, 0, 0, NULL, NULL}
+#define SL_EVAL_OPTS_DEFAULT                                                                        \
+    {SL_METRIC_OPTS_DEFAULT, NULL, NULL, 0, -1.0, {1, 1, 1}, 0, 0, NULL, NULL, 0, 0, SL_EVAL_EMPTY_SCORE, NULL, 0, \
+     0.0, 0, 0, SL_INST_MONAI, 0.0}
 
 /* The column names and aliases accepted in opts.columns, one line each
  * ("name: meaning"), for help texts. Static storage. */

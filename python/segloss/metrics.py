@@ -217,7 +217,8 @@ class _EvalOpts(ctypes.Structure):
                 ("threads", ctypes.c_int), ("progress", ctypes.c_void_p), ("progress_ctx", ctypes.c_void_p),
                 ("has_ignore", ctypes.c_int), ("ignore_label", ctypes.c_int64), ("empty", ctypes.c_int),
                 ("regions", ctypes.c_char_p), ("label_mean", ctypes.c_int), ("beta", ctypes.c_double),
-                ("shard_k", ctypes.c_int), ("shard_n", ctypes.c_int)]
+                ("shard_k", ctypes.c_int), ("shard_n", ctypes.c_int),
+                ("instance_match", ctypes.c_int), ("instance_iou", ctypes.c_double)]
 
 
 class _EvalStats(ctypes.Structure):

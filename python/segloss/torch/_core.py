@@ -11,7 +11,7 @@ _c = ctypes
 
 class _Target(_c.Structure):
     """sl_target of include/segloss/loss.h, field by field."""
-    _fields_ = [("kind", _c.c_int), ("labels", _c.c_void_p), ("soft", _c.c_void_p)]
+    _fields_ = [("kind", _c.c_int), ("labels", _c.c_void_p), ("soft", _c.c_void_p), ("mask", _c.c_void_p)]
 
 
 class _ForwardOpts(_c.Structure):
