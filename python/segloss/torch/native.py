@@ -1,0 +1,508 @@
+"""The native PyTorch backend of SegLoss: the formulas of docs/losses.md written
+in torch operations, so that the loss runs on the logits' own device (a GPU)
+and autograd gives the gradient.
+
+Every covered term is computed in two steps, as the C library's two fused
+passes do:
+
+1. `sums(inp)`: sums over voxels (tp, Σp, Σg per class, CE sums, class
+   counts), differentiable where they depend on the scores;
+2. `finish(inp, sums, red)`: the ratios, from those sums.
+
+Between the two, with a process group, the sums of every term are gathered
+into ONE flat vector and all-reduced (SUM) over the group, so that every rank
+takes the ratios of the whole global batch. The gradient flows through the
+rank's own sums only (S_local + (S_global - S_local).detach()); SegLoss then
+multiplies it by the world size, so that DDP's averaging of the ranks'
+gradients yields exactly the gradient of the single-process loss.
+
+A term's finish() returns (value, kind): kind "global" means every rank
+holds the loss of the global batch; kind "share" means the value is this
+rank's share of it (a mean over samples divided by the GLOBAL sample count),
+and the shares are summed over the ranks (one more small all-reduce of the
+detached values) for the value that is returned.
+
+This module does not load the C library; spec parsing and the boundary maps
+(computed by the C library from the target) live in _core.py.
+"""
+import re
+
+import torch
+
+# Keys a native term understands; any other key given in the spec is refused
+# (the C path accepts more; native coverage is stated in docs/python.md).
+_ACT = ("activation", "ignore_index")
+_REGION = _ACT + ("include_background", "batch", "smooth_nr", "smooth_dr")
+KEYS = {
+    "ce": _ACT + ("weight", "label_smoothing"),
+    "wce": _ACT + ("weight", "label_smoothing"),
+    "bce": _ACT + ("weight", "pos_weight", "label_smoothing"),
+    "dice": _REGION + ("weight", "squared", "log"),
+    "iou": _REGION + ("weight", "squared", "log"),
+    "logcosh_dice": _REGION + ("weight", "squared", "log"),
+    "tversky": _REGION + ("weight", "alpha", "beta"),
+    "focal_tversky": _REGION + ("weight", "alpha", "beta", "gamma"),
+    "gdice": _REGION + ("w_type",),
+    "wdice": _REGION + ("weight",),
+    "adaptive_dice": _REGION + ("momentum",),
+    "boundary": ("activation", "idc"),
+}
+
+DEFAULTS = {
+    "activation": "auto", "ignore_index": None, "include_background": True, "batch": False,
+    "smooth_nr": 1e-5, "smooth_dr": 1e-5, "weight": None, "squared": False, "log": False,
+    "label_smoothing": 0.0, "pos_weight": 1.0, "alpha": 0.3, "beta": 0.7, "gamma": 0.75,
+    "w_type": "square", "momentum": 0.9, "idc": None,
+}
+
+
+class Unsupported(Exception):
+    """A spec term or key the native path does not compute (message names it)."""
+
+
+class Inputs:
+    """The logits, the target and what the terms derive from them, cached per
+    activation / ignore_index so that a compound computes softmax once."""
+
+    def __init__(self, x, labels, soft, maps):
+        self.x = x                      # (N, C, spatial...) floating
+        self.C = x.shape[1]
+        self.labels = labels            # (N, spatial...) int64, or None
+        self.soft = soft                # (N, C, spatial...) like x, or None
+        self.maps = maps                # (N, C, spatial...) signed distances, or None
+        self.axes = tuple(range(2, x.dim()))
+        self._cache = {}
+
+    def act(self, activation):
+        if activation == "auto":
+            return "softmax" if self.C > 1 else "sigmoid"
+        return activation
+
+    def probs(self, activation):
+        a = self.act(activation)
+        key = ("p", a)
+        if key not in self._cache:
+            x = self.x
+            self._cache[key] = torch.softmax(x, 1) if a == "softmax" else torch.sigmoid(x) if a == "sigmoid" else x
+        return self._cache[key]
+
+    def onehot(self):
+        """g (N, C, ...): one-hot of the labels (label 1 = foreground for one
+        channel; ignored or out-of-range labels give all-zero rows), or the soft target."""
+        if self.soft is not None:
+            return self.soft
+        if "g" not in self._cache:
+            lab = self.labels.unsqueeze(1)
+            if self.C == 1:
+                g = (lab == 1)
+            else:
+                g = lab == torch.arange(self.C, device=lab.device).view((1, self.C) + (1,) * len(self.axes))
+            self._cache["g"] = g.to(self.x.dtype)
+        return self._cache["g"]
+
+    def mask(self, ignore_index):
+        """(N, 1, ...) float mask of the voxels that count."""
+        key = ("m", ignore_index)
+        if key not in self._cache:
+            if ignore_index is None or self.labels is None:
+                shape = (self.x.shape[0], 1) + tuple(self.x.shape[2:])
+                m = torch.ones(shape, dtype=self.x.dtype, device=self.x.device)
+            else:
+                m = (self.labels != int(ignore_index)).unsqueeze(1).to(self.x.dtype)
+            self._cache[key] = m
+        return self._cache[key]
+
+
+def _class_weights(P, counts, total, C):
+    """weight=[..] as given, inverse or median frequencies from the (global)
+    class counts (0 for a class absent from the batch), or None."""
+    w = P["weight"]
+    if w is None:
+        return None
+    if not isinstance(w, str):
+        return counts.new_tensor(w)
+    present = counts > 0
+    if w == "inverse":
+        ref = total / C
+    else:  # median of the present classes' counts (mean of the middle two for an even number)
+        v = counts[present].sort().values
+        k = v.numel()
+        ref = v[k // 2] if k % 2 else (v[k // 2 - 1] + v[k // 2]) / 2 if k else counts.new_tensor(0.0)
+    return torch.where(present, ref / counts.clamp(min=1e-300), torch.zeros_like(counts))
+
+
+def _needs_counts(P):
+    return isinstance(P["weight"], str)
+
+
+class Term:
+    def __init__(self, name, P):
+        self.name, self.P = name, P
+
+
+class CE(Term):
+    """ce / wce (softmax form) and the binary form (sigmoid, bce)."""
+
+    def binary(self, inp):
+        return self.name == "bce" or inp.act(self.P["activation"]) == "sigmoid" or (
+            inp.act(self.P["activation"]) == "none" and inp.C == 1)
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        m = inp.mask(P["ignore_index"])
+        g = inp.onehot() * m
+        eps = float(P["label_smoothing"])
+        a = inp.act(P["activation"])
+        out = {"cnt": (g.sum((0,) + inp.axes)).detach(), "tot": m.sum().detach().reshape(1)}
+        if self.binary(inp):
+            gs = g * (1 - eps) + eps / 2
+            pw = float(P["pos_weight"])
+            x = inp.x
+            if a == "none":
+                l = -(pw * gs * torch.log(x) + (1 - gs) * torch.log1p(-x))
+            else:  # PyTorch's stable form with pos_weight
+                lw = 1 + (pw - 1) * gs
+                l = (1 - gs) * x + lw * (torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0))
+            out["lc"] = (l * m).sum((0,) + inp.axes)          # per channel
+            return out
+        logp = torch.log_softmax(inp.x, 1) if a == "softmax" else torch.log(inp.x)
+        if inp.soft is not None:
+            gs = inp.soft * (1 - eps) + eps / C
+            out["lc"] = -(gs * logp * m).sum((0,) + inp.axes)
+        else:
+            out["lc"] = -(g * logp).sum((0,) + inp.axes)       # Σ over voxels of class c of -log p_c
+            if eps:
+                out["sc"] = -(logp * m).sum((0,) + inp.axes)   # Σ over valid voxels of -log p_c
+        return out
+
+    def finish(self, inp, s, red):
+        P, C = self.P, inp.C
+        w = _class_weights(P, s["cnt"], s["tot"][0], C)
+        if self.binary(inp):
+            l = s["lc"] if w is None else s["lc"] * w
+            den = s["tot"][0] * C
+            return torch.where(den > 0, l.sum() / den.clamp(min=1), l.sum() * 0), "global"
+        if inp.soft is not None:
+            l = s["lc"] if w is None else s["lc"] * w
+            return l.sum() / s["tot"][0], "global"
+        if w is None:
+            w = torch.ones_like(s["cnt"])
+        den = (w * s["cnt"]).sum()
+        eps = float(P["label_smoothing"])
+        num = (1 - eps) * (w * s["lc"]).sum()
+        if eps:
+            num = num + eps / C * (w * s["sc"]).sum()
+        return torch.where(den > 0, num / den.clamp(min=1e-300), num * 0), "global"
+
+
+class Region(Term):
+    """Losses from soft counts per group: dice, iou, logcosh_dice, tversky,
+    focal_tversky, wdice, adaptive_dice (and the sums of gdice)."""
+
+    def sums(self, inp):
+        P = self.P
+        m = inp.mask(P["ignore_index"])
+        p = inp.probs(P["activation"]) * m
+        g = inp.onehot() * m
+        axes = ((0,) if P["batch"] else ()) + inp.axes
+        out = {"tp": (p * g).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
+        if P.get("squared"):
+            out["sp2"] = (p * p).sum(axes)
+            out["sg2"] = (g * g).sum(axes)
+        if _needs_counts(P):
+            out["cnt"] = g.sum((0,) + inp.axes).detach()
+            out["tot"] = m.sum().detach().reshape(1)
+        out["n"] = inp.x.new_tensor([float(inp.x.shape[0])])
+        return out
+
+    def local_keys(self):
+        # per-sample sums stay on their rank; pooled (batch=true) ones are reduced
+        return () if self.P["batch"] else ("tp", "sp", "sg", "sp2", "sg2")
+
+    def group_loss(self, s):
+        P, n = self.P, self.name
+        tp, sp, sg = s["tp"], s["sp"], s["sg"]
+        snr, sdr = float(P["smooth_nr"]), float(P["smooth_dr"])
+        if n in ("dice", "logcosh_dice", "wdice", "adaptive_dice"):
+            den = s["sp2"] + s["sg2"] if P.get("squared") else sp + sg
+            D = (2 * tp + snr) / (den + sdr)
+            return -torch.log(D) if P.get("log") else 1 - D
+        if n == "iou":
+            tot = s["sp2"] + s["sg2"] if P.get("squared") else sp + sg
+            j = (tp + snr) / (tot - tp + sdr)
+            return -torch.log(j) if P.get("log") else 1 - j
+        a, b = float(P["alpha"]), float(P["beta"])
+        ti = (tp + snr) / (tp + a * (sp - tp) + b * (sg - tp) + sdr)
+        return 1 - ti if n == "tversky" else (1 - ti) ** float(P["gamma"])
+
+    def included(self, l, C):
+        return l[..., 1:] if (not self.P["include_background"] and C > 1) else l
+
+    def finish(self, inp, s, red):
+        C = inp.C
+        l = self.group_loss(s)                  # (C,) pooled or (N_local, C)
+        kind = "global" if self.P["batch"] else "share"
+        nglob = s["n"][0]
+        if self.name in ("wdice", "adaptive_dice"):
+            w = self.P["weight"] if self.name == "wdice" else self.adaptive_weights(l, nglob, red, C)
+            w = l.new_tensor(w) if not torch.is_tensor(w) else w.to(l.dtype)
+            li, wi = self.included(l, C), self.included(w, C)
+            if not wi.sum() > 0:
+                return l.sum() * 0, kind
+            per = (li * wi).sum(-1) / wi.sum()
+            return (per if self.P["batch"] else per.sum() / nglob), kind
+        w = _class_weights(self.P, s.get("cnt"), s.get("tot", [None])[0], C)
+        if w is not None:
+            l = l * w
+        li = self.included(l, C)
+        L = li.mean() if self.P["batch"] else li.sum() / (nglob * li.shape[-1])
+        if self.name != "logcosh_dice":
+            return L, kind
+        # log cosh of the averaged dice loss (Jadon): of the global average, so the
+        # shares are summed first (value global, gradient through this rank's share)
+        if kind == "share":
+            L = L + (red.sum_detached(L) - L.detach())
+        return torch.log(torch.cosh(L)), "global"
+
+    # adaptive_dice: the running average lives on the term (SegLoss keeps it in its state)
+    history = None
+    training = False
+
+    def adaptive_weights(self, l, nglob, red, C):
+        cur = l.detach() if self.P["batch"] else red.sum_detached(l.detach().sum(0)) / nglob
+        h = self.history
+        if self.training:
+            mom = float(self.P["momentum"])
+            h = cur.clone() if h is None else mom * h.to(cur) + (1 - mom) * cur
+            self.history = h.detach()
+        first = 1 if (not self.P["include_background"] and C > 1) else 0
+        if h is None or torch.isnan(h[first:]).any() or not h[first:].sum() > 0:
+            return torch.ones(C, dtype=l.dtype, device=l.device)
+        return ((C - first) * h / h[first:].sum()).to(l)
+
+
+class GDice(Region):
+    def finish(self, inp, s, red):
+        P, C = self.P, inp.C
+        tp, sp, sg = (s[k] if P["batch"] else s[k] for k in ("tp", "sp", "sg"))
+        if P["batch"]:
+            tp, sp, sg = tp.unsqueeze(0), sp.unsqueeze(0), sg.unsqueeze(0)
+        if not P["include_background"] and C > 1:
+            tp, sp, sg = tp[:, 1:], sp[:, 1:], sg[:, 1:]
+        with torch.no_grad():
+            if P["w_type"] == "uniform":
+                w = torch.ones_like(sg)
+            else:
+                w = 1.0 / (sg * sg) if P["w_type"] == "square" else 1.0 / sg
+            finite = torch.isfinite(w)
+            wmax = torch.where(finite, w, torch.zeros_like(w)).max(1, keepdim=True).values
+            w = torch.where(finite, w, wmax.expand_as(w))
+            tot = w.sum(1, keepdim=True)
+            w = torch.where(tot > 0, w / tot.clamp(min=1e-300), torch.zeros_like(w))
+        S = (2 * (w * tp).sum(1) + float(P["smooth_nr"])) / ((w * (sp + sg)).sum(1) + float(P["smooth_dr"]))
+        if P["batch"]:
+            return (1 - S).mean(), "global"
+        return (1 - S).sum() / s["n"][0], "share"
+
+
+class Boundary(Term):
+    """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
+    distance maps φ computed by the C library from the target (or passed in)."""
+
+    def classes(self, C):
+        idc = self.P["idc"]
+        if idc is None:
+            return list(range(1, C)) if C > 1 else [0]
+        return [int(i) for i in idc]
+
+    def sums(self, inp):
+        if inp.maps is None:
+            raise Unsupported("boundary needs the distance maps (computed from a CPU label map, or passed as dist=)")
+        idc = self.classes(inp.C)
+        p = inp.probs(self.P["activation"])[:, idc]
+        phi = inp.maps[:, idc].to(p)
+        return {"s": (p * phi).sum().reshape(1), "cnt": p.new_tensor([float(p.numel())])}
+
+    def local_keys(self):
+        return ()
+
+    def finish(self, inp, s, red):
+        return s["s"][0] / s["cnt"][0], "global"
+
+
+CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logcosh_dice": Region,
+           "tversky": Region, "focal_tversky": Region, "wdice": Region, "adaptive_dice": Region,
+           "gdice": GDice, "boundary": Boundary}
+
+
+def make_term(name, params):
+    """A native term from a parsed spec term, or Unsupported naming what is not covered."""
+    if name not in CLASSES:
+        raise Unsupported("loss %r is not covered by the native (torch) backend; covered: %s"
+                          % (name, ", ".join(sorted(CLASSES))))
+    for k in params:
+        if k not in KEYS[name]:
+            raise Unsupported("key %s=%r of loss %r is not covered by the native (torch) backend"
+                              % (k, params[k], name))
+    P = dict(DEFAULTS)
+    if name == "wce":
+        P["weight"] = "inverse"
+    if name == "bce":
+        P["activation"] = "sigmoid"
+    P.update(params)
+    if name == "bce" and P["activation"] not in ("sigmoid", "auto"):
+        raise Unsupported("bce with activation=%s is not covered by the native (torch) backend" % P["activation"])
+    return CLASSES[name](name, P)
+
+
+class Reducer:
+    """Sums over a process group (identity without one)."""
+
+    def __init__(self, group):
+        self.group = group
+        if group is None:
+            self.world = 1
+        else:
+            import torch.distributed as dist
+            self.world = dist.get_world_size(group)
+
+    def sum_detached(self, t):
+        if self.group is None:
+            return t.detach()
+        import torch.distributed as dist
+        t = t.detach().clone()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM, group=self.group)
+        return t
+
+    def pooled(self, dicts, local_keys):
+        """All-reduces every non-local sum of every term in ONE flat vector;
+        returns dicts of surrogates S_local + (S_global - S_local).detach()."""
+        if self.group is None:
+            return dicts
+        flat, where = [], []
+        for i, (d, lk) in enumerate(zip(dicts, local_keys)):
+            for k, v in d.items():
+                if k not in lk:
+                    flat.append(v.detach().reshape(-1).to(torch.float64))
+                    where.append((i, k))
+        if not flat:
+            return dicts
+        g = self.sum_detached(torch.cat(flat))
+        out = [dict(d) for d in dicts]
+        o = 0
+        for i, k in where:
+            v = dicts[i][k]
+            gv = g[o:o + v.numel()].reshape(v.shape).to(v.dtype)
+            o += v.numel()
+            out[i][k] = v + (gv - v.detach()) if v.requires_grad else gv
+        return out
+
+
+def evaluate(terms, weights, inp, group):
+    """(loss tensor, [unweighted term values]) on the logits' device."""
+    red = Reducer(group)
+    sums = [t.sums(inp) for t in terms]
+    lks = [t.local_keys() if hasattr(t, "local_keys") else () for t in terms]
+    sums = red.pooled(sums, lks)
+    glob, share, vals = 0, 0, []
+    for t, w, s in zip(terms, weights, sums):
+        v, kind = t.finish(inp, s, red)
+        vals.append((v, kind))
+        if kind == "global":
+            glob = glob + w * v
+        else:
+            share = share + w * v
+    total = glob + share
+    if red.world == 1:
+        return total, [v.detach() for v, _ in vals]
+    # value: the global loss; gradient: world x the rank's part (DDP divides by world)
+    shares = [v.detach() for v, k in vals if k == "share"]
+    if shares:
+        summed = red.sum_detached(torch.stack(shares + [torch.as_tensor(share).detach().to(shares[0])]))
+        shares_g = iter(summed[:-1].tolist())
+        share_value = summed[-1]
+    else:
+        shares_g, share_value = iter(()), 0
+    value = torch.as_tensor(glob).detach() + share_value
+    scaled = red.world * total
+    out = scaled - scaled.detach() + value
+    term_vals = [v.detach() if k == "global" else next(shares_g) for v, k in vals]
+    return out, term_vals
+
+
+_TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<sym>[-+*()=,\[\]]))")
+
+
+def parse_spec(spec):
+    """[(weight, name, {key: value})] by the grammar of include/segloss/loss.h.
+    Only called after the C library accepted the spec, so it need not explain
+    syntax errors; it raises ValueError if it disagrees with the C parser."""
+    toks, pos = [], 0
+    spec = spec.strip()
+    while pos < len(spec):
+        m = _TOKEN.match(spec, pos)
+        if not m or m.end() == pos:
+            raise ValueError("spec %r: cannot read at %r" % (spec, spec[pos:]))
+        pos = m.end()
+        kind = m.lastgroup
+        toks.append((kind, m.group(kind)))
+    i = [0]
+
+    def peek(v=None):
+        if i[0] >= len(toks):
+            return None
+        t = toks[i[0]]
+        return t if v is None or t[1] == v else None
+
+    def take(v=None):
+        t = peek(v)
+        if t is None:
+            raise ValueError("spec %r: unexpected end or token" % spec)
+        i[0] += 1
+        return t
+
+    def number():
+        sign = -1.0 if peek("-") and take("-") else 1.0
+        return sign * float(take()[1])
+
+    def value():
+        if peek("-") or peek()[0] == "num":
+            return number()
+        t = take()
+        if t[1] == "[":
+            out = [number()]
+            while peek(","):
+                take(",")
+                out.append(number())
+            take("]")
+            return out
+        if t[1] in ("true", "false"):
+            return t[1] == "true"
+        return t[1]
+
+    terms = []
+    while True:
+        w = 1.0
+        if peek() and peek()[0] == "num":
+            w = float(take()[1])
+            take("*")
+        name = take()[1]
+        params = {}
+        if peek("("):
+            take("(")
+            while True:
+                k = take()[1]
+                take("=")
+                params[k] = value()
+                if peek(","):
+                    take(",")
+                    continue
+                take(")")
+                break
+        terms.append((w, name, params))
+        if not peek("+"):
+            break
+        take("+")
+    if i[0] != len(toks):
+        raise ValueError("spec %r: trailing tokens" % spec)
+    return terms
