@@ -251,9 +251,11 @@ class Region(Term):
                 return l.sum() * 0, kind
             per = (li * wi).sum(-1) / wi.sum()
             return (per if self.P["batch"] else per.sum() / nglob), kind
-        w = _class_weights(self.P, s.get("cnt"), s.get("tot", [None])[0], C)
+        w = self.P["weight"]
+        if isinstance(w, str):
+            w = _class_weights(self.P, s["cnt"], s["tot"][0], C)
         if w is not None:
-            l = l * w
+            l = l * (l.new_tensor(w) if not torch.is_tensor(w) else w.to(l))
         li = self.included(l, C)
         L = li.mean() if self.P["batch"] else li.sum() / (nglob * li.shape[-1])
         if self.name != "logcosh_dice":

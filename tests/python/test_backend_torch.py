@@ -1,0 +1,212 @@
+"""SegLoss(backend="torch"), the native PyTorch path, against the C path
+(backend="c") for every loss the native path covers: value and gradient on
+CPU tensors, 2-D and 3-D, one sigmoid channel and several softmax channels,
+label maps and soft targets; adaptive_dice's running state over training
+steps; the refusals (uncovered loss or key, device tensors on the C path,
+process_group on the C path). The same comparison on CUDA tensors runs when
+a CUDA device is present and is skipped with a message otherwise.
+
+Tolerance: the C library computes in float32 with float64 sums, the native
+path here in float64 on the same (float32-representable) logits: value
+relative error <= 2e-5, gradient max |diff| / max |grad| <= 1e-4.
+# sanitized: skip (loads libsegloss.so through ctypes)
+"""
+import numpy as np
+import torch
+
+import pyref  # noqa: F401  (paths)
+import slref
+
+from segloss import errors
+from segloss.torch import SegLoss, boundary_maps
+
+torch.set_num_threads(1)
+
+# (spec, channels it is valid for, target kinds)
+CASES = [
+    ("ce", (1, 2, 4), ("labels", "soft")),
+    ("ce(weight=[0.2,1,3,0.5])", (4,), ("labels", "soft")),
+    ("ce(weight=inverse)", (2, 4), ("labels",)),
+    ("ce(weight=median,ignore_index=1)", (4,), ("labels",)),
+    ("ce(label_smoothing=0.1,ignore_index=255)", (4,), ("labels",)),
+    ("ce(activation=sigmoid)", (3,), ("labels", "soft")),
+    ("wce", (2, 4), ("labels",)),
+    ("bce(pos_weight=2)", (1, 3), ("labels", "soft")),
+    ("dice", (1, 2, 4), ("labels", "soft")),
+    ("dice(batch=true,include_background=false)", (2, 4), ("labels", "soft")),
+    ("dice(squared=true,log=true,weight=[0.5,1,2,4])", (4,), ("labels",)),
+    ("dice(weight=inverse,ignore_index=3)", (4,), ("labels",)),
+    ("dice(smooth_nr=0,smooth_dr=1)", (1, 4), ("labels",)),
+    ("iou", (1, 4), ("labels", "soft")),
+    ("iou(batch=true,log=true)", (4,), ("labels",)),
+    ("logcosh_dice", (1, 4), ("labels", "soft")),
+    ("logcosh_dice(batch=true)", (4,), ("labels",)),
+    ("tversky(alpha=0.5,beta=0.5)", (1, 4), ("labels", "soft")),
+    ("focal_tversky(batch=true)", (4,), ("labels",)),
+    ("focal_tversky(gamma=1.5)", (1, 4), ("labels",)),
+    ("gdice", (1, 2, 4), ("labels", "soft")),
+    ("gdice(batch=true,w_type=simple)", (4,), ("labels",)),
+    ("gdice(w_type=uniform,include_background=false)", (4,), ("labels",)),
+    ("wdice(weight=[1,5,10,2])", (4,), ("labels", "soft")),
+    ("adaptive_dice", (1, 4), ("labels",)),
+    ("adaptive_dice(batch=true,momentum=0.5)", (4,), ("labels",)),
+    ("boundary", (1, 2, 4), ("labels",)),
+    ("boundary(idc=[0,2])", (4,), ("labels",)),
+    ("dice+ce", (1, 2, 4), ("labels", "soft")),
+    ("0.5*dice(batch=true)+0.5*ce", (4,), ("labels",)),
+    ("gdice+0.01*boundary", (4,), ("labels",)),
+    ("dice(activation=sigmoid)+bce", (3,), ("labels",)),
+    ("tversky+wce+iou(batch=true)", (4,), ("labels",)),
+]
+
+
+def inputs(rng, C, spatial, kind, empty=None):
+    x = rng.normal(0, 2.0, (2, C) + spatial).astype(np.float32)
+    hi = 2 if C == 1 else C
+    y = rng.integers(0, hi, (2,) + spatial)
+    if empty is not None:
+        y[y == empty] = (empty + 1) % hi
+    if kind == "soft":
+        if C == 1:
+            y = rng.uniform(0, 1, x.shape).astype(np.float32)
+        else:
+            z = rng.normal(0, 2.0, x.shape)
+            e = np.exp(z - z.max(1, keepdims=True))
+            y = (e / e.sum(1, keepdims=True)).astype(np.float32)
+    return x, y
+
+
+def run(spec, backend, x, y, dtype=torch.float64, device="cpu", dist=None, module=None):
+    L = module if module is not None else SegLoss(spec, backend=backend)
+    xx = torch.tensor(x, dtype=dtype, device=device, requires_grad=True)
+    yy = torch.tensor(y, device=device)
+    d = None if dist is None else dist.to(device)
+    v = L(xx, yy, d) if d is not None else L(xx, yy)
+    v.backward()
+    return float(v), xx.grad.detach().cpu().double().numpy()
+
+
+def compare(chk, what, a, b, vtol=2e-5, gtol=1e-4):
+    (va, ga), (vb, gb) = a, b
+    dv = abs(va - vb) / max(1.0, abs(va))
+    dg = float(np.abs(ga - gb).max() / max(np.abs(ga).max(), 1e-12))
+    print("%-72s value %.7g vs %.7g rel %.1e  grad rel max %.1e" % (what, va, vb, dv, dg))
+    chk.true("%s: value %.9g vs %.9g (rel %.2e > %g)" % (what, va, vb, dv, vtol), dv <= vtol)
+    chk.true("%s: gradient rel max diff %.2e > %g" % (what, dg, gtol), dg <= gtol)
+    chk.true("%s: gradient is all zero" % what, np.abs(ga).max() > 0)
+
+
+def catalogue(chk, device="cpu", dtype=torch.float64, vtol=2e-5, gtol=1e-4):
+    rng = np.random.default_rng(14)
+    for spec, channels, kinds in CASES:
+        for C in channels:
+            for kind in kinds:
+                for spatial in ((7, 9), (4, 5, 6)):
+                    x, y = inputs(rng, C, spatial, kind, empty=(2 if C == 4 else None))
+                    dist = None
+                    if "boundary" in spec and kind == "soft":
+                        continue
+                    c = run(spec, "c", x, y)
+                    t = run(spec, "torch", x, y, dtype=dtype, device=device, dist=dist)
+                    compare(chk, "%s C=%d %s %dD %s %s" % (spec, C, kind, len(spatial), device, dtype), c, t,
+                            vtol, gtol)
+
+
+def adaptive_sequence(chk):
+    """Three training steps then an evaluation: the running average must follow the C one."""
+    rng = np.random.default_rng(5)
+    for spec in ("adaptive_dice", "adaptive_dice(batch=true,include_background=false)"):
+        Lc, Lt = SegLoss(spec, backend="c").train(), SegLoss(spec, backend="torch").train()
+        for step in range(4):
+            if step == 3:
+                Lc.eval(), Lt.eval()
+            x, y = inputs(rng, 4, (8, 8), "labels")
+            compare(chk, "%s step %d (%s)" % (spec, step, "train" if step < 3 else "eval"),
+                    run(spec, "c", x, y, module=Lc), run(spec, "torch", x, y, module=Lt))
+        # the native running average travels in state_dict
+        Lt2 = SegLoss(spec, backend="torch")
+        Lt2.load_state_dict(Lt.state_dict())
+        Lt2.eval()
+        x, y = inputs(rng, 4, (8, 8), "labels")
+        compare(chk, "%s after load_state_dict" % spec, run(spec, "torch", x, y, module=Lt),
+                run(spec, "torch", x, y, module=Lt2), 1e-12, 1e-12)
+
+
+def precomputed_maps(chk):
+    """boundary with dist= (maps from DataLoader workers) equals the maps computed inside."""
+    rng = np.random.default_rng(9)
+    x, y = inputs(rng, 3, (10, 11), "labels")
+    maps = boundary_maps(torch.tensor(y), 3)
+    compare(chk, "boundary dist=boundary_maps(...) vs inside", run("boundary", "torch", x, y),
+            run("boundary", "torch", x, y, dist=maps), 1e-12, 1e-12)
+    # soft target + dist on the native path equals the C path with the same maps
+    _, ys = inputs(rng, 3, (10, 11), "soft")
+    compare(chk, "boundary soft target with dist=", run("boundary", "c", x, ys, dist=maps),
+            run("boundary", "torch", x, ys, dist=maps))
+
+
+def float32_path(chk):
+    """The native path in float32 (what runs on a GPU) stays close to the C path."""
+    rng = np.random.default_rng(3)
+    for spec in ("dice+ce", "gdice(batch=true)", "wce", "boundary", "tversky+iou"):
+        x, y = inputs(rng, 4, (16, 16), "labels")
+        compare(chk, "%s float32" % spec, run(spec, "c", x, y), run(spec, "torch", x, y, dtype=torch.float32),
+                1e-5, 1e-4)
+
+
+def raises(chk, what, fn, exc, words):
+    try:
+        fn()
+    except exc as e:
+        msg = str(e)
+        print("%-60s -> %s: %s" % (what, type(e).__name__, msg))
+        chk.true("%s: message %r lacks %s" % (what, msg, words), all(w in msg for w in words))
+        return
+    except Exception as e:  # noqa: BLE001
+        chk.true("%s: raised %s: %s, expected %s" % (what, type(e).__name__, e, exc.__name__), False)
+        return
+    chk.true("%s: did not raise" % what, False)
+
+
+def refusals(chk):
+    x = torch.zeros(1, 3, 4, 4, requires_grad=True)
+    y = torch.zeros(1, 4, 4, dtype=torch.int64)
+    raises(chk, "uncovered loss, backend=torch", lambda: SegLoss("dice+lovasz", backend="torch"),
+           NotImplementedError, ["lovasz", "backend=\"c\""])
+    raises(chk, "uncovered key, backend=torch", lambda: SegLoss("dice+focal(gamma=1)", backend="torch"),
+           NotImplementedError, ["focal"])
+    raises(chk, "auto on a device tensor, uncovered loss", lambda: SegLoss("cldice")(x.to("meta"), y.to("meta")),
+           NotImplementedError, ["cldice"])
+    raises(chk, "backend=c with a device tensor", lambda: SegLoss("dice", backend="c")(x.to("meta"), y.to("meta")),
+           NotImplementedError, ["backend=\"torch\"", "meta"])
+    raises(chk, "backend=c with a process group", lambda: SegLoss("dice", backend="c", process_group=object()),
+           NotImplementedError, ["process_group", "backend=\"torch\""])
+    raises(chk, "bad backend name", lambda: SegLoss("dice", backend="gpu"), ValueError, ["backend"])
+    raises(chk, "native: label out of range", lambda: SegLoss("dice", backend="torch")(x, y + 3),
+           errors.RangeError, ["label 3"])
+    raises(chk, "native: bad spec still refused by the C parser", lambda: SegLoss("dice(batch=maybe)",
+                                                                                  backend="torch"),
+           ValueError, ["batch"])
+    # auto picks C for CPU tensors: the C path's per-term values are reported
+    L = SegLoss("dice+ce")
+    L(x, y)
+    chk.true("auto on CPU uses the C path", L._native_values is None)
+
+
+def main():
+    chk = slref.Check("SegLoss backend=torch vs backend=c")
+    catalogue(chk)
+    adaptive_sequence(chk)
+    precomputed_maps(chk)
+    float32_path(chk)
+    refusals(chk)
+    if torch.cuda.is_available():
+        catalogue(chk, device="cuda", dtype=torch.float32, vtol=1e-5, gtol=1e-4)
+    else:
+        print("SKIP: CUDA comparison (torch.cuda.is_available() is false); the CPU comparison above covers the "
+              "formulas")
+    chk.report()
+
+
+if __name__ == "__main__":
+    main()
