@@ -1,7 +1,7 @@
 """Data-parallel training with segloss losses whose batch statistics span all ranks.
 
 A small convolutional network learns to segment synthetic images (a bright disk =
-class 1 and a dim square = class 2 on noise) with
+class 1 and a dark square = class 2 on noise) with
 SegLoss("dice(batch=true,include_background=false)+ce", process_group=WORLD):
 the batch Dice's pooled sums are all-reduced over the ranks before the ratio is
 taken, so every rank sees the Dice of the GLOBAL batch, and the gradients are
@@ -44,7 +44,7 @@ def synthetic(n, size, seed):
         square[sy:sy + 4, sx:sx + 4] = True
         labels[i][square] = 2
         labels[i][disk] = 1
-        imgs[i, 0] += 1.5 * disk + 0.7 * square
+        imgs[i, 0] += 1.5 * disk - 1.2 * square
     return imgs, labels
 
 

@@ -18,7 +18,7 @@ import pyref  # noqa: F401  (paths)
 import slref
 
 from segloss import errors
-from segloss.torch import SegLoss, boundary_maps
+from segloss.torch import SegLoss, boundary_maps, native
 
 torch.set_num_threads(1)
 
@@ -50,6 +50,20 @@ CASES = [
     ("wdice(weight=[1,5,10,2])", (4,), ("labels", "soft")),
     ("adaptive_dice", (1, 4), ("labels",)),
     ("adaptive_dice(batch=true,momentum=0.5)", (4,), ("labels",)),
+    ("asym", (1, 4), ("labels", "soft")),
+    ("asym(beta=0.7,batch=true,weight=inverse)", (4,), ("labels",)),
+    ("focal_dice", (1, 4), ("labels", "soft")),
+    ("focal_dice(weight=inverse,beta=3,include_background=false)", (4,), ("labels",)),
+    ("sensspec", (1, 4), ("labels", "soft")),
+    ("sensspec(r=0.5,batch=true,ignore_index=2)", (4,), ("labels",)),
+    ("mcc", (1, 4), ("labels", "soft")),
+    ("mcc(batch=true,include_background=false)", (4,), ("labels",)),
+    ("pgdice", (1, 4), ("labels", "soft")),
+    ("pgdice(k=1,batch=true,w_type=simple)", (4,), ("labels",)),
+    ("focal", (1, 2, 4), ("labels", "soft")),
+    ("focal(alpha=0.25,gamma=1,ignore_index=1)", (1, 4), ("labels",)),
+    ("focal(alpha=[0.1,0.2,0.3,0.4],gamma=0)", (4,), ("labels",)),
+    ("focal(activation=sigmoid,alpha=0.3)", (3,), ("labels", "soft")),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
@@ -173,8 +187,10 @@ def refusals(chk):
     y = torch.zeros(1, 4, 4, dtype=torch.int64)
     raises(chk, "uncovered loss, backend=torch", lambda: SegLoss("dice+lovasz", backend="torch"),
            NotImplementedError, ["lovasz", "backend=\"c\""])
-    raises(chk, "uncovered key, backend=torch", lambda: SegLoss("dice+focal(gamma=1)", backend="torch"),
-           NotImplementedError, ["focal"])
+    raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),
+           native.Unsupported, ["p_inner", "dice"])
+    raises(chk, "topk under backend=torch", lambda: SegLoss("dice+topk(k=5)", backend="torch"),
+           NotImplementedError, ["topk"])
     raises(chk, "auto on a device tensor, uncovered loss", lambda: SegLoss("cldice")(x.to("meta"), y.to("meta")),
            NotImplementedError, ["cldice"])
     raises(chk, "backend=c with a device tensor", lambda: SegLoss("dice", backend="c")(x.to("meta"), y.to("meta")),

@@ -45,6 +45,12 @@ KEYS = {
     "gdice": _REGION + ("w_type",),
     "wdice": _REGION + ("weight",),
     "adaptive_dice": _REGION + ("momentum",),
+    "asym": _REGION + ("weight", "beta"),
+    "focal_dice": _REGION + ("weight", "beta"),
+    "sensspec": _ACT + ("include_background", "batch", "smooth_dr", "weight", "r"),
+    "mcc": _REGION + ("weight",),
+    "pgdice": _REGION + ("w_type", "k"),
+    "focal": _ACT + ("gamma", "alpha"),
     "boundary": ("activation", "idc"),
 }
 
@@ -52,8 +58,11 @@ DEFAULTS = {
     "activation": "auto", "ignore_index": None, "include_background": True, "batch": False,
     "smooth_nr": 1e-5, "smooth_dr": 1e-5, "weight": None, "squared": False, "log": False,
     "label_smoothing": 0.0, "pos_weight": 1.0, "alpha": 0.3, "beta": 0.7, "gamma": 0.75,
-    "w_type": "square", "momentum": 0.9, "idc": None,
+    "w_type": "square", "momentum": 0.9, "idc": None, "r": 0.05, "k": 2.5,
 }
+# defaults that differ between losses sharing a key
+LOSS_DEFAULTS = {"asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
+                 "wce": {"weight": "inverse"}, "bce": {"activation": "sigmoid"}}
 
 
 class Unsupported(Exception):
@@ -209,6 +218,12 @@ class Region(Term):
         if P.get("squared"):
             out["sp2"] = (p * p).sum(axes)
             out["sg2"] = (g * g).sum(axes)
+        if self.name in ("mcc", "sensspec"):
+            out["vm"] = (m * torch.ones_like(p)).sum(axes)       # valid voxels per group
+        if self.name == "sensspec":
+            err = (g - p) ** 2 * m
+            out["eg"] = (err * g).sum(axes)
+            out["en"] = (err * (1 - g)).sum(axes)
         if _needs_counts(P):
             out["cnt"] = g.sum((0,) + inp.axes).detach()
             out["tot"] = m.sum().detach().reshape(1)
@@ -217,7 +232,7 @@ class Region(Term):
 
     def local_keys(self):
         # per-sample sums stay on their rank; pooled (batch=true) ones are reduced
-        return () if self.P["batch"] else ("tp", "sp", "sg", "sp2", "sg2")
+        return () if self.P["batch"] else ("tp", "sp", "sg", "sp2", "sg2", "vm", "eg", "en")
 
     def group_loss(self, s):
         P, n = self.P, self.name
@@ -227,6 +242,23 @@ class Region(Term):
             den = s["sp2"] + s["sg2"] if P.get("squared") else sp + sg
             D = (2 * tp + snr) / (den + sdr)
             return -torch.log(D) if P.get("log") else 1 - D
+        if n == "focal_dice":
+            D = (2 * tp + snr) / (sp + sg + sdr)
+            return 1 - D ** (1.0 / float(P["beta"]))
+        if n == "asym":
+            b2 = float(P["beta"]) ** 2
+            f = ((1 + b2) * tp + snr) / ((1 + b2) * tp + b2 * (sg - tp) + (sp - tp) + sdr)
+            return 1 - f
+        if n == "mcc":
+            fp, fn = sp - tp, sg - tp
+            tn = s["vm"] - sp - sg + tp
+            Pr = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
+            ok = Pr > 0
+            den = torch.sqrt(torch.where(ok, Pr, torch.ones_like(Pr)))
+            return 1 - torch.where(ok, (tp * tn - fp * fn + snr) / (den + sdr), torch.full_like(Pr, snr / sdr))
+        if n == "sensspec":
+            r = float(P["r"])
+            return r * s["eg"] / (sg + sdr) + (1 - r) * s["en"] / (s["vm"] - sg + sdr)
         if n == "iou":
             tot = s["sp2"] + s["sg2"] if P.get("squared") else sp + sg
             j = (tp + snr) / (tot - tp + sdr)
@@ -243,8 +275,13 @@ class Region(Term):
         l = self.group_loss(s)                  # (C,) pooled or (N_local, C)
         kind = "global" if self.P["batch"] else "share"
         nglob = s["n"][0]
-        if self.name in ("wdice", "adaptive_dice"):
-            w = self.P["weight"] if self.name == "wdice" else self.adaptive_weights(l, nglob, red, C)
+        if self.name in ("wdice", "adaptive_dice", "focal_dice"):
+            if self.name == "adaptive_dice":
+                w = self.adaptive_weights(l, nglob, red, C)
+            elif isinstance(self.P["weight"], str):
+                w = _class_weights(self.P, s["cnt"], s["tot"][0], C)
+            else:
+                w = self.P["weight"] if self.P["weight"] is not None else [1.0] * C
             w = l.new_tensor(w) if not torch.is_tensor(w) else w.to(l.dtype)
             li, wi = self.included(l, C), self.included(w, C)
             if not wi.sum() > 0:
@@ -302,9 +339,49 @@ class GDice(Region):
             tot = w.sum(1, keepdim=True)
             w = torch.where(tot > 0, w / tot.clamp(min=1e-300), torch.zeros_like(w))
         S = (2 * (w * tp).sum(1) + float(P["smooth_nr"])) / ((w * (sp + sg)).sum(1) + float(P["smooth_dr"]))
+        l = 1 - S if self.name == "gdice" else 1 - S / (1 + float(P["k"]) * (1 - S))
         if P["batch"]:
-            return (1 - S).mean(), "global"
-        return (1 - S).sum() / s["n"][0], "share"
+            return l.mean(), "global"
+        return l.sum() / s["n"][0], "share"
+
+
+class Focal(Term):
+    """focal: softmax form -Σ α_c (1-p_c)^γ g_c log p_c / (valid voxels); binary form
+    per channel, (1-p_t)^γ times the binary CE, / (valid voxels · C)."""
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        m = inp.mask(P["ignore_index"])
+        g = inp.onehot()
+        a = inp.act(P["activation"])
+        gamma = float(P["gamma"])
+        shape = (1, C) + (1,) * len(inp.axes)
+        alpha = P["alpha"]
+        x = inp.x
+        if a == "softmax" or (a == "none" and C > 1):
+            logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+            q = -torch.expm1(logp)
+            l = -(q ** gamma * g * logp * m)
+            if alpha is not None:
+                av = list(alpha) if isinstance(alpha, list) else [1 - float(alpha)] + [float(alpha)] * (C - 1)
+                l = l * x.new_tensor(av).view(shape)
+            return {"s": l.sum().reshape(1), "cnt": m.sum().detach().reshape(1)}
+        if a == "none":
+            p = x
+            ce = -(g * torch.log(p) + (1 - g) * torch.log1p(-p))
+            q = 1 - p
+        else:
+            p = torch.sigmoid(x)
+            ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
+            q = torch.sigmoid(-x)
+        l = ce * (p * (1 - g) + q * g) ** gamma
+        if alpha is not None:
+            av = x.new_tensor(list(alpha) if isinstance(alpha, list) else [float(alpha)] * C).view(shape)
+            l = l * (av * g + (1 - av) * (1 - g))
+        return {"s": (l * m).sum().reshape(1), "cnt": (m.sum() * C).detach().reshape(1)}
+
+    def finish(self, inp, s, red):
+        return torch.where(s["cnt"][0] > 0, s["s"][0] / s["cnt"][0].clamp(min=1), s["s"][0] * 0), "global"
 
 
 class Boundary(Term):
@@ -334,7 +411,8 @@ class Boundary(Term):
 
 CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logcosh_dice": Region,
            "tversky": Region, "focal_tversky": Region, "wdice": Region, "adaptive_dice": Region,
-           "gdice": GDice, "boundary": Boundary}
+           "gdice": GDice, "pgdice": GDice, "boundary": Boundary, "asym": Region, "focal_dice": Region,
+           "sensspec": Region, "mcc": Region, "focal": Focal}
 
 
 def make_term(name, params):
@@ -347,10 +425,7 @@ def make_term(name, params):
             raise Unsupported("key %s=%r of loss %r is not covered by the native (torch) backend"
                               % (k, params[k], name))
     P = dict(DEFAULTS)
-    if name == "wce":
-        P["weight"] = "inverse"
-    if name == "bce":
-        P["activation"] = "sigmoid"
+    P.update(LOSS_DEFAULTS.get(name, {}))
     P.update(params)
     if name == "bce" and P["activation"] not in ("sigmoid", "auto"):
         raise Unsupported("bce with activation=%s is not covered by the native (torch) backend" % P["activation"])
