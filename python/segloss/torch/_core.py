@@ -162,6 +162,16 @@ class SegLoss(torch.nn.Module):
     distance-based losses. threads: an explicit thread count (default: torch's).
     In train() mode stateful losses (adaptive_dice) update their state; the
     state and the term weights travel in state_dict(), pickling and deepcopy.
+
+    backend: "c" (the C kernels; CPU tensors only), "torch" (the same formulas
+    in torch operations on the logits' device, autograd for the gradient; a
+    loss it does not cover is refused at construction), or "auto" (default):
+    "c" for CPU tensors, "torch" for other devices or with a process_group.
+    process_group: a torch.distributed group (e.g. group.WORLD); the pooled
+    sums of the batch statistics are all-reduced over it before the ratios
+    are taken and the gradient is scaled by the world size, so that under
+    DDP the value is the global batch's loss on every rank and DDP's
+    averaged gradient equals the single-process one (torch backend only).
     """
 
     def __init__(self, spec, *, spacing=None, threads=None, backend="auto", process_group=None):
