@@ -64,6 +64,14 @@ CASES = [
     ("focal(alpha=0.25,gamma=1,ignore_index=1)", (1, 4), ("labels",)),
     ("focal(alpha=[0.1,0.2,0.3,0.4],gamma=0)", (4,), ("labels",)),
     ("focal(activation=sigmoid,alpha=0.3)", (3,), ("labels", "soft")),
+    ("topk", (1, 4), ("labels", "soft")),
+    ("topk(k=30,ignore_index=1)", (4,), ("labels",)),
+    ("ohem", (1, 4), ("labels", "soft")),
+    ("ohem(thresh=0.3,min_kept=0.05)", (4,), ("labels",)),
+    ("gwdice", (1, 4), ("labels", "soft")),
+    ("gwdice(batch=true,M=[0,1,0.6,1,0,0.3,0.6,0.3,0])", (3,), ("labels",)),
+    ("combo", (1, 4), ("labels", "soft")),
+    ("combo(alpha=0.8,beta=0.7,include_background=false,batch=true)", (4,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
@@ -189,8 +197,9 @@ def refusals(chk):
            NotImplementedError, ["lovasz", "backend=\"c\""])
     raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),
            native.Unsupported, ["p_inner", "dice"])
-    raises(chk, "topk under backend=torch", lambda: SegLoss("dice+topk(k=5)", backend="torch"),
-           NotImplementedError, ["topk"])
+    raises(chk, "topk with a process group", lambda: SegLoss("dice+topk(k=5)", backend="torch",
+                                                              process_group=object()),
+           NotImplementedError, ["topk", "process_group"])
     raises(chk, "auto on a device tensor, uncovered loss", lambda: SegLoss("cldice")(x.to("meta"), y.to("meta")),
            NotImplementedError, ["cldice"])
     raises(chk, "backend=c with a device tensor", lambda: SegLoss("dice", backend="c")(x.to("meta"), y.to("meta")),

@@ -195,7 +195,7 @@ class SegLoss(torch.nn.Module):
         self._native = None          # the native terms, built on first use (or now for backend="torch")
         self._native_values = None   # per-term values of the last native forward
         self._create()
-        if backend == "torch":
+        if backend == "torch" or process_group is not None:
             self._native_terms()
 
     # ---- the C object
@@ -275,6 +275,13 @@ class SegLoss(torch.nn.Module):
                 self._native = [native.make_term(name, params) for _, name, params in native.parse_spec(self.spec)]
             except native.Unsupported as e:
                 raise errors.UnsupportedError("%s: %s; use backend=\"c\" with CPU tensors" % (self.spec, e)) from None
+            inexact = [t.name for t in self._native if t.name in ("topk", "ohem")]
+            if self.process_group is not None and inexact:
+                self._native = None
+                raise errors.UnsupportedError(
+                    "%s: %s selects the hardest voxels of the whole batch, which is not the union of the ranks' "
+                    "selections: it cannot be made exact under a process group (drop process_group to compute it "
+                    "per rank)" % (self.spec, inexact[0]))
             if [t.name for t in self._native] != self.term_names:
                 raise errors.Error("%s: the native parser read terms %s, the C library %s"
                                    % (self.spec, [t.name for t in self._native], self.term_names))

@@ -25,9 +25,11 @@ detached values) for the value that is returned.
 This module does not load the C library; spec parsing and the boundary maps
 (computed by the C library from the target) live in _core.py.
 """
+import math
 import re
 
 import torch
+import torch.nn.functional as F
 
 # Keys a native term understands; any other key given in the spec is refused
 # (the C path accepts more; native coverage is stated in docs/python.md).
@@ -51,6 +53,10 @@ KEYS = {
     "mcc": _REGION + ("weight",),
     "pgdice": _REGION + ("w_type", "k"),
     "focal": _ACT + ("gamma", "alpha"),
+    "topk": _ACT + ("k",),
+    "ohem": _ACT + ("thresh", "min_kept"),
+    "gwdice": _ACT + ("batch", "smooth_nr", "smooth_dr", "M"),
+    "combo": _REGION + ("alpha", "beta"),
     "boundary": ("activation", "idc"),
 }
 
@@ -58,10 +64,11 @@ DEFAULTS = {
     "activation": "auto", "ignore_index": None, "include_background": True, "batch": False,
     "smooth_nr": 1e-5, "smooth_dr": 1e-5, "weight": None, "squared": False, "log": False,
     "label_smoothing": 0.0, "pos_weight": 1.0, "alpha": 0.3, "beta": 0.7, "gamma": 0.75,
-    "w_type": "square", "momentum": 0.9, "idc": None, "r": 0.05, "k": 2.5,
+    "w_type": "square", "momentum": 0.9, "idc": None, "r": 0.05, "k": 2.5, "thresh": 0.7, "min_kept": 0.1,
+    "M": None,
 }
 # defaults that differ between losses sharing a key
-LOSS_DEFAULTS = {"asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
+LOSS_DEFAULTS = {"topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
                  "wce": {"weight": "inverse"}, "bce": {"activation": "sigmoid"}}
 
 
@@ -384,6 +391,124 @@ class Focal(Term):
         return torch.where(s["cnt"][0] > 0, s["s"][0] / s["cnt"][0].clamp(min=1), s["s"][0] * 0), "global"
 
 
+def _element_ce(inp, P):
+    """Flat CE per element (voxel for softmax, (channel, voxel) for sigmoid) in
+    memory order, the flat validity mask, and the probability of the true class
+    (softmax, label map) / of the observed outcome (binary) / exp(-CE) (soft)."""
+    C, a, x = inp.C, inp.act(P["activation"]), inp.x
+    g = inp.onehot()
+    m = inp.mask(P["ignore_index"])
+    if a == "softmax" or (a == "none" and C > 1):
+        logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+        ce = -(g * logp).sum(1)
+        pt = torch.exp(-ce) if inp.soft is not None else (logp.exp() * g).sum(1)
+        return ce.reshape(-1), m[:, 0].reshape(-1) > 0, pt.reshape(-1)
+    if a == "none":
+        p = x
+        ce = -(g * torch.log(x) + (1 - g) * torch.log1p(-x))
+    else:
+        p = torch.sigmoid(x)
+        ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
+    pt = torch.exp(-ce) if inp.soft is not None else p * g + (1 - p) * (1 - g)
+    return ce.reshape(-1), (m.expand_as(ce) > 0).reshape(-1), pt.reshape(-1)
+
+
+def _top_mean(ce, valid, K):
+    """Mean of the K largest valid values; ties in index order (stable sort), as the C code."""
+    v = ce[valid]
+    order = torch.sort(-v.detach(), stable=True).indices
+    return v[order[:K]].mean()
+
+
+class TopK(Term):
+    """topk (mean CE of the k % largest, ranked over the batch) and ohem
+    (CE of the elements whose true-class probability is below thresh, at
+    least min_kept of them). A selection over the whole batch: not exact
+    across ranks, so refused with a process group."""
+
+    def sums(self, inp):
+        return {}
+
+    def finish(self, inp, s, red):
+        # (SegLoss refuses topk/ohem with a process group: the selection is not exact across ranks)
+        ce, valid, pt = _element_ce(inp, self.P)
+        V = int(valid.sum())
+        if V == 0:
+            return inp.x.sum() * 0, "global"
+        if self.name == "topk":
+            return _top_mean(ce, valid, max(1, int(math.floor(V * float(self.P["k"]) / 100.0)))), "global"
+        hard = (pt.detach() < float(self.P["thresh"])) & valid
+        kmin = int(math.floor(V * float(self.P["min_kept"])))
+        nh = int(hard.sum())
+        if nh >= kmin:
+            return (ce[hard].mean() if nh else inp.x.sum() * 0), "global"
+        return _top_mean(ce, valid, kmin), "global"
+
+
+class GWDice(Term):
+    """generalized Wasserstein Dice (Fidon et al.) with class distance matrix M."""
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        p, g = inp.probs(P["activation"]), inp.onehot()
+        mask = inp.mask(P["ignore_index"])[:, 0]
+        if C == 1:
+            p, g = torch.cat([1 - p, p], 1), torch.cat([1 - g, g], 1)
+        K = p.shape[1]
+        M = p.new_tensor(P["M"]).view(K, K) if P["M"] is not None else 1 - torch.eye(K, dtype=p.dtype,
+                                                                                      device=p.device)
+        mm = torch.einsum("nl...,lk->nk...", g, M)
+        delta = (mm * p).sum(1)
+        a = torch.einsum("nl...,l->n...", g, M[:, 0])
+        axes = ((0,) if P["batch"] else ()) + tuple(range(1, delta.dim()))
+        return {"tp": (a * (1 - delta) * mask).sum(axes), "ae": (delta * mask).sum(axes),
+                "n": p.new_tensor([float(p.shape[0])])}
+
+    def local_keys(self):
+        return () if self.P["batch"] else ("tp", "ae")
+
+    def finish(self, inp, s, red):
+        P = self.P
+        l = 1 - (2 * s["tp"] + float(P["smooth_nr"])) / (2 * s["tp"] + s["ae"] + float(P["smooth_dr"]))
+        return (l, "global") if P["batch"] else (l.sum() / s["n"][0], "share")
+
+
+class Combo(Term):
+    """combo: α·(β-weighted CE) + (1 − α)·dice loss (Taghanaki et al.)."""
+
+    def __init__(self, name, P):
+        super().__init__(name, P)
+        self.dice = Region("dice", dict(P, weight=None, squared=False, log=False))
+
+    def sums(self, inp):
+        P, C, x = self.P, inp.C, inp.x
+        a = inp.act(P["activation"])
+        g, m = inp.onehot(), inp.mask(P["ignore_index"])
+        b = float(P["beta"])
+        if a == "sigmoid" or (a == "none" and C == 1):
+            lp, lq = (torch.log(x), torch.log1p(-x)) if a == "none" else (F.logsigmoid(x), F.logsigmoid(-x))
+            ce = (-(b * g * lp + (1 - b) * (1 - g) * lq) * m).sum()
+            cnt = m.sum() * C
+        else:
+            logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+            w = x.new_tensor([1 - b] + [b] * (C - 1)).view((1, C) + (1,) * len(inp.axes))
+            ce = (-(w * g * logp).sum(1, keepdim=True) * m).sum()
+            cnt = m.sum()
+        out = {"ce": ce.reshape(1), "cnt": cnt.detach().reshape(1)}
+        out.update({"d_" + k: v for k, v in self.dice.sums(inp).items()})
+        return out
+
+    def local_keys(self):
+        return tuple("d_" + k for k in self.dice.local_keys())
+
+    def finish(self, inp, s, red):
+        dl, kind = self.dice.finish(inp, {k[2:]: v for k, v in s.items() if k.startswith("d_")}, red)
+        if kind == "share":   # make the dice part global (value) before mixing it with the global CE
+            dl = dl + (red.sum_detached(dl) - dl.detach())
+        al = float(self.P["alpha"])
+        return al * s["ce"][0] / s["cnt"][0] + (1 - al) * dl, "global"
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -412,7 +537,8 @@ class Boundary(Term):
 CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logcosh_dice": Region,
            "tversky": Region, "focal_tversky": Region, "wdice": Region, "adaptive_dice": Region,
            "gdice": GDice, "pgdice": GDice, "boundary": Boundary, "asym": Region, "focal_dice": Region,
-           "sensspec": Region, "mcc": Region, "focal": Focal}
+           "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
+           "combo": Combo}
 
 
 def make_term(name, params):
