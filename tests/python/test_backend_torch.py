@@ -72,6 +72,10 @@ CASES = [
     ("gwdice(batch=true,M=[0,1,0.6,1,0,0.3,0.6,0.3,0])", (3,), ("labels",)),
     ("combo", (1, 4), ("labels", "soft")),
     ("combo(alpha=0.8,beta=0.7,include_background=false,batch=true)", (4,), ("labels",)),
+    ("dpce", (1, 4), ("labels", "soft")),
+    ("dpce(lambda=3,activation=sigmoid)", (3,), ("labels", "soft")),
+    ("boundary_aware", (1, 4), ("labels", "soft")),
+    ("boundary_aware(width=1,p_boundary=5,p_inner=0.5)", (4,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
@@ -167,6 +171,23 @@ def precomputed_maps(chk):
             run("boundary", "torch", x, ys, dist=maps))
 
 
+def distance_losses(chk):
+    """dpce and boundary_aware on blocky targets (deep interiors, a sample with one
+    label, so no boundary) and anisotropic spacing: the maps come from the C EDT."""
+    rng = np.random.default_rng(11)
+    y = np.zeros((3, 12, 14), np.int64)
+    y[0, 2:9, 3:11] = 1
+    y[0, 4:6, 5:8] = 2
+    y[1, :, 7:] = 2                      # two labels, a straight boundary
+    # y[2]: background only: no boundary (dpce weights 1, boundary_aware all inner)
+    x = rng.normal(0, 2.0, (3, 3, 12, 14)).astype(np.float32)
+    for spec in ("dpce", "dpce(lambda=2)", "boundary_aware", "boundary_aware(width=3,p_inner=0)", "dpce+dice"):
+        for spacing in (None, (0.7, 1.6)):
+            Lc, Lt = SegLoss(spec, backend="c", spacing=spacing), SegLoss(spec, backend="torch", spacing=spacing)
+            compare(chk, "%s blocky, spacing %s" % (spec, spacing), run(spec, "c", x, y, module=Lc),
+                    run(spec, "torch", x, y, module=Lt))
+
+
 def float32_path(chk):
     """The native path in float32 (what runs on a GPU) stays close to the C path."""
     rng = np.random.default_rng(3)
@@ -223,6 +244,7 @@ def main():
     catalogue(chk)
     adaptive_sequence(chk)
     precomputed_maps(chk)
+    distance_losses(chk)
     float32_path(chk)
     refusals(chk)
     if torch.cuda.is_available():

@@ -340,7 +340,10 @@ class SegLoss(torch.nn.Module):
                                               % self.spec)
         for t in terms:
             t.training = self.training
-        inp = native.Inputs(x, labels, soft, maps)
+        spacing = _spacing(self.spacing, len(spatial))
+        inp = native.Inputs(x, labels, soft, maps,
+                            label_distance=lambda hard: _label_distance(hard, spacing, self.threads),
+                            spacing=spacing)
         value, vals = native.evaluate(terms, self.weights, inp, self.process_group)
         self._native_values = vals
         return value.to(logits.dtype)
@@ -498,3 +501,32 @@ def boundary_maps(target, num_classes, spacing=None, threads=None):
                           out[n, c].ctypes.data, 0, buf, _lib.MSG_LEN)             # SL_DT_F32
             _lib.check(st, buf, "boundary_maps")
     return torch.from_numpy(out)
+
+
+def _label_distance(hard, spacing, threads=None):
+    """For hard label maps (..., spatial) of int32 (device tensor): the distance
+    (mm, between voxel centres) from each voxel to the nearest voxel of another
+    label, by the C library's exact multi-label EDT on the host; +inf in a map
+    with a single label. Returned on the maps' device, float32. Only the small
+    integer maps cross to the host."""
+    dev = hard.device
+    lab = np.ascontiguousarray(hard.detach().cpu().numpy(), dtype=np.int32)
+    nsp = len(spacing)
+    spatial = lab.shape[-nsp:]
+    flat = lab.reshape((-1,) + spatial)
+    out = np.empty(flat.shape, np.float32)
+    grid = _Grid()
+    grid.ndim = nsp
+    for i, (n, sp) in enumerate(zip(spatial, spacing)):
+        grid.shape[i], grid.spacing[i] = n, sp
+    opts = _EdtOpts(1, _lib.threads(threads))   # SL_EDT_MULTILABEL
+    h = _L()
+    buf = _lib.msgbuf()
+    for m in range(flat.shape[0]):
+        if (flat[m] == flat[m].flat[0]).all():
+            out[m] = np.inf
+            continue
+        st = h.sl_edt(flat[m].ctypes.data, 8, _c.byref(grid), _c.byref(opts),    # SL_DT_I32
+                      out[m].ctypes.data, 0, buf, _lib.MSG_LEN)                   # SL_DT_F32
+        _lib.check(st, buf, "label distance")
+    return torch.from_numpy(out.reshape(lab.shape)).to(dev)

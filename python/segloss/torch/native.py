@@ -57,6 +57,8 @@ KEYS = {
     "ohem": _ACT + ("thresh", "min_kept"),
     "gwdice": _ACT + ("batch", "smooth_nr", "smooth_dr", "M"),
     "combo": _REGION + ("alpha", "beta"),
+    "dpce": ("activation", "lambda"),
+    "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
 }
 
@@ -65,7 +67,7 @@ DEFAULTS = {
     "smooth_nr": 1e-5, "smooth_dr": 1e-5, "weight": None, "squared": False, "log": False,
     "label_smoothing": 0.0, "pos_weight": 1.0, "alpha": 0.3, "beta": 0.7, "gamma": 0.75,
     "w_type": "square", "momentum": 0.9, "idc": None, "r": 0.05, "k": 2.5, "thresh": 0.7, "min_kept": 0.1,
-    "M": None,
+    "M": None, "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
 }
 # defaults that differ between losses sharing a key
 LOSS_DEFAULTS = {"topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
@@ -80,13 +82,17 @@ class Inputs:
     """The logits, the target and what the terms derive from them, cached per
     activation / ignore_index so that a compound computes softmax once."""
 
-    def __init__(self, x, labels, soft, maps):
+    def __init__(self, x, labels, soft, maps, label_distance=None, spacing=None):
         self.x = x                      # (N, C, spatial...) floating
         self.C = x.shape[1]
         self.labels = labels            # (N, spatial...) int64, or None
         self.soft = soft                # (N, C, spatial...) like x, or None
         self.maps = maps                # (N, C, spatial...) signed distances, or None
         self.axes = tuple(range(2, x.dim()))
+        # hard label maps (M, ..., spatial) int32 on the device -> distances to the
+        # nearest voxel of another label, same shape, on the device (SegLoss: the C EDT on the host)
+        self.label_distance = label_distance
+        self.spacing = spacing if spacing is not None else (1.0,) * len(self.axes)
         self._cache = {}
 
     def act(self, activation):
@@ -509,6 +515,63 @@ class Combo(Term):
         return al * s["ce"][0] / s["cnt"][0] + (1 - al) * dl, "global"
 
 
+class DistanceCE(Term):
+    """dpce and boundary_aware: CE weighted per voxel by a map of d, the distance
+    from a voxel to the nearest voxel of another target label. d comes from the
+    C library's exact EDT on the host (inp.label_distance), from the hard
+    labels only: one map per sample from the label map (a soft target: its
+    argmax), or, in the binary form (sigmoid), one per channel from g > 0.5."""
+
+    def binary(self, inp):
+        a = inp.act(self.P["activation"])
+        return a == "sigmoid" or (a == "none" and inp.C == 1)
+
+    def hard(self, inp):
+        C = inp.C
+        if self.binary(inp):
+            if inp.soft is not None:
+                return 1 + (inp.soft > 0.5).to(torch.int32)
+            return 1 + inp.onehot().to(torch.int32)          # (N, C, ...): label == channel (label 1 for C = 1)
+        if inp.soft is not None:
+            return (1 + inp.soft.argmax(1)).to(torch.int32)  # first maximum, as the C code
+        return (1 + inp.labels).to(torch.int32)
+
+    def weights(self, inp):
+        d = inp.label_distance(self.hard(inp)).to(inp.x)      # inf where a map has a single label
+        flat = d.reshape(d.shape[0] * (d.shape[1] if self.binary(inp) else 1), -1)
+        single = torch.isinf(flat).all(1, keepdim=True)
+        if self.name == "dpce":
+            dmax = torch.where(single, torch.ones_like(flat[:, :1]), flat.max(1, keepdim=True).values)
+            lam = float(self.P["lambda"])
+            w = torch.where(single, torch.ones_like(flat), 1 + lam * (1 - flat / dmax))
+            w = w.float().to(inp.x)   # the C maps are float32
+        else:
+            band = float(self.P["width"]) * min(inp.spacing)
+            w = torch.where(flat <= band, torch.full_like(flat, float(self.P["p_boundary"])),
+                            torch.full_like(flat, float(self.P["p_inner"])))
+        return w.reshape(d.shape)
+
+    def sums(self, inp):
+        C, a, x = inp.C, inp.act(self.P["activation"]), inp.x
+        g = inp.onehot()
+        w = self.weights(inp)
+        if self.binary(inp):
+            if a == "none":
+                ce = -(g * torch.log(x) + (1 - g) * torch.log1p(-x))
+            else:
+                ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
+            num = (w * ce).sum()
+        else:
+            logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+            num = (w * -(g * logp).sum(1)).sum()
+        den = w.sum() if self.name == "boundary_aware" else x.new_tensor(float(w.numel()))
+        return {"num": num.reshape(1), "den": den.detach().reshape(1)}
+
+    def finish(self, inp, s, red):
+        den = s["den"][0]
+        return torch.where(den > 0, s["num"][0] / den.clamp(min=1e-300), s["num"][0] * 0), "global"
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -538,7 +601,7 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "tversky": Region, "focal_tversky": Region, "wdice": Region, "adaptive_dice": Region,
            "gdice": GDice, "pgdice": GDice, "boundary": Boundary, "asym": Region, "focal_dice": Region,
            "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
-           "combo": Combo}
+           "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE}
 
 
 def make_term(name, params):
