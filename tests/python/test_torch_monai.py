@@ -247,6 +247,14 @@ def main():
     # Arguments segloss does not reproduce exactly raise NotImplementedError naming them.
     x, lab, oh = inputs(rng, 2, 3, (6, 7))
     xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(oh)
+    # A drop-in survives pickling and deepcopy (after use: its cached SegLoss objects are rebuilt).
+    import copy
+    import pickle
+    dc = M.DiceCELoss(softmax=True, to_onehot_y=True, lambda_ce=0.5)
+    want = float(dc(xt, torch.tensor(lab)))
+    for what, m in (("pickle", pickle.loads(pickle.dumps(dc))), ("deepcopy", copy.deepcopy(dc))):
+        chk.close("DiceCELoss after %s" % what, float(m(xt, torch.tensor(lab))), want, rtol=0, atol=0,
+                  group="drop-in copies")
     raises(chk, "DiceLoss other_act", lambda: M.DiceLoss(other_act=torch.tanh), NotImplementedError, ["other_act"])
     raises(chk, "DiceLoss reduction none", lambda: M.DiceLoss(reduction="none"), NotImplementedError, ["reduction"])
     raises(chk, "DiceLoss soft_label", lambda: M.DiceLoss(soft_label=True), NotImplementedError, ["soft_label"])
