@@ -21,6 +21,10 @@ import slref
 
 SPECS = ["dice(batch=true)+ce", "gdice(batch=true)", "wce(weight=inverse)", "adaptive_dice"]
 SPLITS = {"even": (3, 3), "uneven": (4, 2)}
+# more specs, native path with a group vs one native process, uneven shards only:
+# per-sample (share) terms, nonlinear functions of averages, host distance maps
+EXTRA = ["dice+0.5*logcosh_dice", "combo+unified_focal", "gwdice(batch=true)+focal", "dpce+boundary_aware",
+         "boundary+iou(weight=median)", "pgdice+mcc(batch=true)+sensspec"]
 TOL = 1e-6
 C = 3
 
@@ -74,6 +78,10 @@ def worker(rank, world, init_file, out_dir):
                 else:
                     loss = SegLoss(spec, backend=mode).train()
                 results[(split, spec, mode)] = run_steps(spec, model, loss, batches)
+    lo, hi = sum(SPLITS["uneven"][:rank]), sum(SPLITS["uneven"][:rank + 1])
+    for spec in EXTRA:
+        loss = SegLoss(spec, backend="torch", process_group=dist.group.WORLD).train()
+        results[("extra", spec)] = run_steps(spec, DDP(net()), loss, [tuple(t[lo:hi] for t in data(0))])
     try:
         SegLoss("dice(batch=true)", backend="c", process_group=dist.group.WORLD)
         results["c+group"] = "accepted"
@@ -135,6 +143,17 @@ def main():
                     else:
                         chk.true("%s: without process_group the result should differ (value %.1e, grad %.1e)"
                                  % (what, worst_v, worst_g), max(worst_v, worst_g) > 1e-3)
+    for spec in EXTRA:
+        (v_ref, g_ref), = run_steps(spec, net(), SegLoss(spec, backend="torch").train(), [data(0)])
+        worst_v = worst_g = 0.0
+        for r in ranks:
+            (v, g), = r[("extra", spec)]
+            worst_v = max(worst_v, abs(v - v_ref) / abs(v_ref))
+            worst_g = max(worst_g, max(rel(g[n], g_ref[n]) for n in g_ref))
+        what = "uneven %-34s 1 process (torch) vs DDP torch+group" % spec
+        print("%s value rel %.1e  grad rel %.1e" % (what, worst_v, worst_g))
+        chk.true("%s: value rel %.2e > %g" % (what, worst_v, TOL), worst_v <= TOL)
+        chk.true("%s: gradient rel %.2e > %g" % (what, worst_g, TOL), worst_g <= TOL)
     chk.report()
 
 

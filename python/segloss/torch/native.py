@@ -58,6 +58,7 @@ KEYS = {
     "gwdice": _ACT + ("batch", "smooth_nr", "smooth_dr", "M"),
     "combo": _REGION + ("alpha", "beta"),
     "dpce": ("activation", "lambda"),
+    "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
 }
@@ -70,7 +71,8 @@ DEFAULTS = {
     "M": None, "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
 }
 # defaults that differ between losses sharing a key
-LOSS_DEFAULTS = {"topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
+LOSS_DEFAULTS = {"unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
+                 "topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
                  "wce": {"weight": "inverse"}, "bce": {"activation": "sigmoid"}}
 
 
@@ -572,6 +574,65 @@ class DistanceCE(Term):
         return torch.where(den > 0, s["num"][0] / den.clamp(min=1e-300), s["num"][0] * 0), "global"
 
 
+class UnifiedFocal(Term):
+    """unified_focal (Yeung et al. 2022): λ·(modified focal) + (1 − λ)·(modified
+    focal Tversky), symmetric or asymmetric. Classes are viewed as (C', K): the
+    binary form (sigmoid) has K = 2 views (1 − p, p) of each of C' = C channels,
+    the softmax form C' = 1 and K = C; view 0 is the background (rare-class
+    emphasis by δ, and in the asymmetric form no focal suppression of the others)."""
+
+    def views(self, inp):
+        a, x, C = inp.act(self.P["activation"]), inp.x, inp.C
+        g = inp.onehot()
+        if a == "sigmoid" or (a == "none" and C == 1):
+            if a == "none":
+                q, lq = torch.stack([1 - x, x], 2), torch.stack([torch.log1p(-x), torch.log(x)], 2)
+            else:
+                q = torch.stack([torch.sigmoid(-x), torch.sigmoid(x)], 2)
+                lq = torch.stack([F.logsigmoid(-x), F.logsigmoid(x)], 2)
+            return q, lq, torch.stack([1 - g, g], 2)
+        lq = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+        return (lq.exp() if a == "softmax" else x).unsqueeze(1), lq.unsqueeze(1), g.unsqueeze(1)
+
+    def sums(self, inp):
+        P = self.P
+        q, lq, h = self.views(inp)
+        m = inp.mask(P["ignore_index"]).unsqueeze(1)
+        K = q.shape[2]
+        sym = P["variant"] == "symmetric"
+        delta, gamma = float(P["delta"]), float(P["gamma"])
+        shape = (1, 1, K) + (1,) * (q.dim() - 3)
+        w = q.new_tensor([1 - delta] + [delta] * (K - 1)).view(shape)
+        ef = q.new_tensor([gamma] + [gamma if sym else 0.0] * (K - 1)).view(shape)
+        focal = ((w * (1 - q) ** ef * (-h * lq)).sum(2, keepdim=True) * m).sum()
+        axes = ((0,) if P["batch"] else ()) + tuple(range(3, q.dim()))
+        qm, hm = q * m, h * m
+        tp = (qm * hm).sum(axes)
+        return {"focal": focal.reshape(1), "fcnt": (m.sum() * q.shape[1]).detach().reshape(1),
+                "tp": tp, "fn": (hm.sum(axes) - tp), "fp": (qm.sum(axes) - tp),
+                "n": q.new_tensor([float(q.shape[0])])}
+
+    def local_keys(self):
+        return () if self.P["batch"] else ("tp", "fn", "fp")
+
+    def finish(self, inp, s, red):
+        P = self.P
+        delta, gamma = float(P["delta"]), float(P["gamma"])
+        sym = P["variant"] == "symmetric"
+        tp = s["tp"]
+        K = tp.shape[-1]
+        mti = (tp + float(P["smooth_nr"])) / (tp + delta * s["fn"] + (1 - delta) * s["fp"] + float(P["smooth_dr"]))
+        et = tp.new_tensor([1 - gamma if sym else 1.0] + [1 - gamma] * (K - 1))
+        f = (1 - mti).clamp(min=0) ** et
+        lam = float(P["lambda"])
+        focal = s["focal"][0] / s["fcnt"][0]
+        if P["batch"]:
+            return lam * focal + (1 - lam) * f.mean(), "global"
+        ftl = f.sum() / (s["n"][0] * f[0].numel())   # the mean over (sample, C', K) with the global sample count
+        ftl = ftl + (red.sum_detached(ftl) - ftl.detach())   # global value; gradient through this rank's share
+        return lam * focal + (1 - lam) * ftl, "global"
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -601,7 +662,8 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "tversky": Region, "focal_tversky": Region, "wdice": Region, "adaptive_dice": Region,
            "gdice": GDice, "pgdice": GDice, "boundary": Boundary, "asym": Region, "focal_dice": Region,
            "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
-           "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE}
+           "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
+           "unified_focal": UnifiedFocal}
 
 
 def make_term(name, params):
