@@ -79,6 +79,9 @@ CASES = [
     ("unified_focal", (1, 4), ("labels", "soft")),
     ("unified_focal(variant=symmetric,batch=true,ignore_index=2)", (4,), ("labels",)),
     ("unified_focal(lambda=0.2,delta=0.7,gamma=0.3,activation=sigmoid)", (3,), ("labels", "soft")),
+    ("lovasz", (1, 2, 4), ("labels", "soft")),
+    ("lovasz(per_image=true,classes=all)", (4,), ("labels",)),
+    ("lovasz(ignore_index=255,activation=sigmoid,per_image=true)", (3,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
@@ -217,8 +220,10 @@ def raises(chk, what, fn, exc, words):
 def refusals(chk):
     x = torch.zeros(1, 3, 4, 4, requires_grad=True)
     y = torch.zeros(1, 4, 4, dtype=torch.int64)
-    raises(chk, "uncovered loss, backend=torch", lambda: SegLoss("dice+lovasz", backend="torch"),
-           NotImplementedError, ["lovasz", "backend=\"c\""])
+    raises(chk, "uncovered loss, backend=torch", lambda: SegLoss("dice+blob", backend="torch"),
+           NotImplementedError, ["blob", "backend=\"c\""])
+    raises(chk, "lovasz with a process group", lambda: SegLoss("lovasz", process_group=object()),
+           NotImplementedError, ["lovasz", "process_group"])
     raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),
            native.Unsupported, ["p_inner", "dice"])
     raises(chk, "topk with a process group", lambda: SegLoss("dice+topk(k=5)", backend="torch",

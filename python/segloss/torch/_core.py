@@ -275,11 +275,12 @@ class SegLoss(torch.nn.Module):
                 self._native = [native.make_term(name, params) for _, name, params in native.parse_spec(self.spec)]
             except native.Unsupported as e:
                 raise errors.UnsupportedError("%s: %s; use backend=\"c\" with CPU tensors" % (self.spec, e)) from None
-            inexact = [t.name for t in self._native if t.name in ("topk", "ohem")]
+            inexact = [t.name for t in self._native
+                       if t.name in ("topk", "ohem") or (t.name == "lovasz" and not t.P["per_image"])]
             if self.process_group is not None and inexact:
                 self._native = None
                 raise errors.UnsupportedError(
-                    "%s: %s selects the hardest voxels of the whole batch, which is not the union of the ranks' "
+                    "%s: %s sorts or selects voxels over the whole batch, which is not the union of the ranks' "
                     "selections: it cannot be made exact under a process group (drop process_group to compute it "
                     "per rank)" % (self.spec, inexact[0]))
             if [t.name for t in self._native] != self.term_names:

@@ -58,6 +58,7 @@ KEYS = {
     "gwdice": _ACT + ("batch", "smooth_nr", "smooth_dr", "M"),
     "combo": _REGION + ("alpha", "beta"),
     "dpce": ("activation", "lambda"),
+    "lovasz": _ACT + ("per_image", "classes"),
     "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
@@ -68,7 +69,7 @@ DEFAULTS = {
     "smooth_nr": 1e-5, "smooth_dr": 1e-5, "weight": None, "squared": False, "log": False,
     "label_smoothing": 0.0, "pos_weight": 1.0, "alpha": 0.3, "beta": 0.7, "gamma": 0.75,
     "w_type": "square", "momentum": 0.9, "idc": None, "r": 0.05, "k": 2.5, "thresh": 0.7, "min_kept": 0.1,
-    "M": None, "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
+    "M": None, "per_image": False, "classes": "present", "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
 }
 # defaults that differ between losses sharing a key
 LOSS_DEFAULTS = {"unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
@@ -633,6 +634,50 @@ class UnifiedFocal(Term):
         return lam * focal + (1 - lam) * ftl, "global"
 
 
+class Lovasz(Term):
+    """Lovász-softmax (errors |g − p|) / Lovász hinge (sigmoid: errors 1 − x(2g − 1),
+    relu'd) of Berman et al.: per class, the errors of the group (the whole batch,
+    or one image with per_image=true) sorted in decreasing order (ties in index
+    order), dotted with the Jaccard loss's increments; the mean over the classes
+    (present ones only with classes=present, softmax) and then over the groups.
+    A sort over the whole batch is refused with a process group; per_image=true
+    is a mean over images and exact (divided by the global image count)."""
+
+    def sums(self, inp):
+        return {"n": inp.x.new_tensor([float(inp.x.shape[0])])} if self.P["per_image"] else {}
+
+    def finish(self, inp, s, red):
+        P, C, x = self.P, inp.C, inp.x
+        hinge = inp.act(P["activation"]) == "sigmoid"
+        p, g = inp.probs(P["activation"]), inp.onehot()
+        valid = inp.mask(P["ignore_index"])[:, 0] > 0
+        N = x.shape[0]
+        groups = [[n] for n in range(N)] if P["per_image"] else [list(range(N))]
+        total = x.sum() * 0
+        for grp in groups:
+            losses = []
+            for c in range(C):
+                m = valid[grp]
+                gc = g[grp, c][m]
+                e = 1 - x[grp, c][m] * (2 * gc - 1) if hinge else (gc - p[grp, c][m]).abs()
+                if not hinge and P["classes"] == "present" and not bool(gc.sum() > 0):
+                    continue
+                if e.numel() == 0:
+                    losses.append(x.sum() * 0)
+                    continue
+                order = torch.sort(e.detach(), descending=True, stable=True).indices
+                f = torch.relu(e[order]) if hinge else e[order]
+                gs = gc[order]
+                gts = gs.sum()
+                J = 1 - (gts - gs.cumsum(0)) / (gts + (1 - gs).cumsum(0))
+                losses.append(torch.dot(f, torch.cat([J[:1], J[1:] - J[:-1]])))
+            if losses:
+                total = total + sum(losses) / len(losses)
+        if P["per_image"]:
+            return total / s["n"][0], "share"
+        return total / len(groups), "global"
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -663,7 +708,7 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "gdice": GDice, "pgdice": GDice, "boundary": Boundary, "asym": Region, "focal_dice": Region,
            "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
            "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
-           "unified_focal": UnifiedFocal}
+           "unified_focal": UnifiedFocal, "lovasz": Lovasz}
 
 
 def make_term(name, params):
