@@ -82,6 +82,8 @@ CASES = [
     ("lovasz", (1, 2, 4), ("labels", "soft")),
     ("lovasz(per_image=true,classes=all)", (4,), ("labels",)),
     ("lovasz(ignore_index=255,activation=sigmoid,per_image=true)", (3,), ("labels",)),
+    ("hausdorff_dt", (1, 4), ("labels", "soft")),
+    ("hausdorff_dt(alpha=1.5,include_background=true)", (4,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
@@ -178,7 +180,7 @@ def precomputed_maps(chk):
 
 
 def distance_losses(chk):
-    """dpce and boundary_aware on blocky targets (deep interiors, a sample with one
+    """dpce, boundary_aware and hausdorff_dt on blocky targets (deep interiors, a sample with one
     label, so no boundary) and anisotropic spacing: the maps come from the C EDT."""
     rng = np.random.default_rng(11)
     y = np.zeros((3, 12, 14), np.int64)
@@ -187,7 +189,8 @@ def distance_losses(chk):
     y[1, :, 7:] = 2                      # two labels, a straight boundary
     # y[2]: background only: no boundary (dpce weights 1, boundary_aware all inner)
     x = rng.normal(0, 2.0, (3, 3, 12, 14)).astype(np.float32)
-    for spec in ("dpce", "dpce(lambda=2)", "boundary_aware", "boundary_aware(width=3,p_inner=0)", "dpce+dice"):
+    for spec in ("dpce", "dpce(lambda=2)", "boundary_aware", "boundary_aware(width=3,p_inner=0)", "dpce+dice",
+                 "hausdorff_dt", "hausdorff_dt(alpha=1,include_background=true)"):
         for spacing in (None, (0.7, 1.6)):
             Lc, Lt = SegLoss(spec, backend="c", spacing=spacing), SegLoss(spec, backend="torch", spacing=spacing)
             compare(chk, "%s blocky, spacing %s" % (spec, spacing), run(spec, "c", x, y, module=Lc),

@@ -59,6 +59,7 @@ KEYS = {
     "combo": _REGION + ("alpha", "beta"),
     "dpce": ("activation", "lambda"),
     "lovasz": _ACT + ("per_image", "classes"),
+    "hausdorff_dt": ("activation", "alpha", "include_background"),
     "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
@@ -72,7 +73,8 @@ DEFAULTS = {
     "M": None, "per_image": False, "classes": "present", "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
 }
 # defaults that differ between losses sharing a key
-LOSS_DEFAULTS = {"unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
+LOSS_DEFAULTS = {"hausdorff_dt": {"alpha": 2.0, "include_background": False},
+                 "unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
                  "topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
                  "wce": {"weight": "inverse"}, "bce": {"activation": "sigmoid"}}
 
@@ -678,6 +680,34 @@ class Lovasz(Term):
         return total / len(groups), "global"
 
 
+class HausdorffDT(Term):
+    """hausdorff_dt (Karimi & Salcudean; MONAI HausdorffDTLoss): mean over
+    (sample, included class, voxel) of (p − g)²·(d_p^α + d_g^α), d = distance to
+    the nearest voxel on the other side of the mask p > 0.5 (resp. g > 0.5), 0 for
+    a mask without a boundary. Both maps come from the C library's EDT on the
+    host: the target's from its labels, the prediction's from the thresholded
+    mask (one int32 map copied to the host per forward); no gradient through them."""
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        first = 1 if (C > 1 and not P["include_background"]) else 0
+        p = inp.probs(P["activation"])[:, first:]
+        g = inp.onehot()[:, first:]
+        alpha = float(P["alpha"])
+
+        def dist(mask):
+            d = inp.label_distance(1 + mask.to(torch.int32)).to(p)
+            d = torch.where(torch.isinf(d), torch.zeros_like(d), d)
+            return d * d if alpha == 2 else d if alpha == 1 else d ** alpha
+
+        with torch.no_grad():
+            w = dist(p.detach() > 0.5) + dist(g > 0.5)
+        return {"s": ((p - g) ** 2 * w).sum().reshape(1), "cnt": p.new_tensor([float(p.numel())])}
+
+    def finish(self, inp, s, red):
+        return s["s"][0] / s["cnt"][0], "global"
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -708,7 +738,8 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "gdice": GDice, "pgdice": GDice, "boundary": Boundary, "asym": Region, "focal_dice": Region,
            "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
            "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
-           "unified_focal": UnifiedFocal, "lovasz": Lovasz}
+           "unified_focal": UnifiedFocal, "lovasz": Lovasz,
+           "hausdorff_dt": HausdorffDT}
 
 
 def make_term(name, params):
