@@ -84,6 +84,8 @@ CASES = [
     ("lovasz(ignore_index=255,activation=sigmoid,per_image=true)", (3,), ("labels",)),
     ("hausdorff_dt", (1, 4), ("labels", "soft")),
     ("hausdorff_dt(alpha=1.5,include_background=true)", (4,), ("labels",)),
+    ("blob", (1, 4), ("labels", "soft")),
+    ("blob(connectivity=face,include_background=true)", (4,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
@@ -180,7 +182,7 @@ def precomputed_maps(chk):
 
 
 def distance_losses(chk):
-    """dpce, boundary_aware and hausdorff_dt on blocky targets (deep interiors, a sample with one
+    """dpce, boundary_aware, hausdorff_dt and blob on blocky targets (deep interiors, a sample with one
     label, so no boundary) and anisotropic spacing: the maps come from the C EDT."""
     rng = np.random.default_rng(11)
     y = np.zeros((3, 12, 14), np.int64)
@@ -190,7 +192,7 @@ def distance_losses(chk):
     # y[2]: background only: no boundary (dpce weights 1, boundary_aware all inner)
     x = rng.normal(0, 2.0, (3, 3, 12, 14)).astype(np.float32)
     for spec in ("dpce", "dpce(lambda=2)", "boundary_aware", "boundary_aware(width=3,p_inner=0)", "dpce+dice",
-                 "hausdorff_dt", "hausdorff_dt(alpha=1,include_background=true)"):
+                 "hausdorff_dt", "hausdorff_dt(alpha=1,include_background=true)", "blob", "dice+2*blob(connectivity=face)"):
         for spacing in (None, (0.7, 1.6)):
             Lc, Lt = SegLoss(spec, backend="c", spacing=spacing), SegLoss(spec, backend="torch", spacing=spacing)
             compare(chk, "%s blocky, spacing %s" % (spec, spacing), run(spec, "c", x, y, module=Lc),
@@ -223,8 +225,8 @@ def raises(chk, what, fn, exc, words):
 def refusals(chk):
     x = torch.zeros(1, 3, 4, 4, requires_grad=True)
     y = torch.zeros(1, 4, 4, dtype=torch.int64)
-    raises(chk, "uncovered loss, backend=torch", lambda: SegLoss("dice+blob", backend="torch"),
-           NotImplementedError, ["blob", "backend=\"c\""])
+    raises(chk, "uncovered loss, backend=torch", lambda: SegLoss("dice+cldice", backend="torch"),
+           NotImplementedError, ["cldice", "backend=\"c\""])
     raises(chk, "lovasz with a process group", lambda: SegLoss("lovasz", process_group=object()),
            NotImplementedError, ["lovasz", "process_group"])
     raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),

@@ -344,7 +344,7 @@ class SegLoss(torch.nn.Module):
         spacing = _spacing(self.spacing, len(spatial))
         inp = native.Inputs(x, labels, soft, maps,
                             label_distance=lambda hard: _label_distance(hard, spacing, self.threads),
-                            spacing=spacing)
+                            spacing=spacing, components=lambda mask, conn: _components(mask, conn, len(spatial)))
         value, vals = native.evaluate(terms, self.weights, inp, self.process_group)
         self._native_values = vals
         return value.to(logits.dtype)
@@ -531,3 +531,33 @@ def _label_distance(hard, spacing, threads=None):
                       out[m].ctypes.data, 0, buf, _lib.MSG_LEN)                   # SL_DT_F32
         _lib.check(st, buf, "label distance")
     return torch.from_numpy(out.reshape(lab.shape)).to(dev)
+
+
+def _components(mask, connectivity, nsp):
+    """Connected-component labels (int64, 1..K in raster order of first voxels,
+    0 = background) of boolean masks (..., spatial) by the C library on the
+    host (sl_components_label); connectivity "full" or "face". Only the uint8
+    masks cross to the host; the labels go back to the masks' device."""
+    h = _L()
+    if not getattr(h, "_sl_components_declared", False):
+        h.sl_components_label.argtypes = [_c.c_void_p, _c.POINTER(_Grid), _c.c_int, _c.c_void_p, _c.c_void_p,
+                                          _c.c_char_p, _c.c_size_t]
+        h._sl_components_declared = True
+    dev = mask.device
+    m = np.ascontiguousarray(mask.detach().cpu().numpy(), dtype=np.uint8)
+    spatial = m.shape[-nsp:]
+    flat = m.reshape((-1,) + spatial)
+    out = np.zeros(flat.shape, np.int32)
+    grid = _Grid()
+    grid.ndim = nsp
+    for i, n in enumerate(spatial):
+        grid.shape[i], grid.spacing[i] = n, 1.0
+    conn = 0 if connectivity == "full" else 2 * nsp
+    buf = _lib.msgbuf()
+    for j in range(flat.shape[0]):
+        if not flat[j].any():
+            continue
+        st = h.sl_components_label(flat[j].ctypes.data, _c.byref(grid), conn, out[j].ctypes.data, None,
+                                   buf, _lib.MSG_LEN)
+        _lib.check(st, buf, "connected components")
+    return torch.from_numpy(out.reshape(m.shape).astype(np.int64)).to(dev)

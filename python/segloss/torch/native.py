@@ -60,6 +60,7 @@ KEYS = {
     "dpce": ("activation", "lambda"),
     "lovasz": _ACT + ("per_image", "classes"),
     "hausdorff_dt": ("activation", "alpha", "include_background"),
+    "blob": ("activation", "include_background", "connectivity", "smooth_nr", "smooth_dr"),
     "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
@@ -73,7 +74,8 @@ DEFAULTS = {
     "M": None, "per_image": False, "classes": "present", "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
 }
 # defaults that differ between losses sharing a key
-LOSS_DEFAULTS = {"hausdorff_dt": {"alpha": 2.0, "include_background": False},
+LOSS_DEFAULTS = {"blob": {"include_background": False, "connectivity": "full"},
+                 "hausdorff_dt": {"alpha": 2.0, "include_background": False},
                  "unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
                  "topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
                  "wce": {"weight": "inverse"}, "bce": {"activation": "sigmoid"}}
@@ -87,7 +89,7 @@ class Inputs:
     """The logits, the target and what the terms derive from them, cached per
     activation / ignore_index so that a compound computes softmax once."""
 
-    def __init__(self, x, labels, soft, maps, label_distance=None, spacing=None):
+    def __init__(self, x, labels, soft, maps, label_distance=None, spacing=None, components=None):
         self.x = x                      # (N, C, spatial...) floating
         self.C = x.shape[1]
         self.labels = labels            # (N, spatial...) int64, or None
@@ -98,6 +100,8 @@ class Inputs:
         # nearest voxel of another label, same shape, on the device (SegLoss: the C EDT on the host)
         self.label_distance = label_distance
         self.spacing = spacing if spacing is not None else (1.0,) * len(self.axes)
+        # boolean masks (..., spatial) -> connected-component labels (int64, same device)
+        self.components = components
         self._cache = {}
 
     def act(self, activation):
@@ -708,6 +712,42 @@ class HausdorffDT(Term):
         return s["s"][0] / s["cnt"][0], "global"
 
 
+class Blob(Term):
+    """blob (Kofler et al.): per (sample, included class), the connected
+    components of the target mask (labelled by the C library on the host; only
+    the uint8 mask crosses); for component k, D_k = (2 P_k + s_nr) /
+    (b + P_k + |k| + s_dr), P_k = Σ p over the component, b = Σ p over the
+    class's background (the other components masked out); L = mean_k (1 − D_k);
+    the value is the mean of L over the groups that have a component."""
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        first = 1 if (C > 1 and not P["include_background"]) else 0
+        p = inp.probs(P["activation"])[:, first:]
+        g = inp.onehot()[:, first:]
+        lab = inp.components(g > 0.5, P["connectivity"])        # (N, K, spatial...) int64, 0 = background
+        N, K = p.shape[:2]
+        pf, lf = p.reshape(N * K, -1), lab.reshape(N * K, -1)
+        total, groups = p.sum() * 0, 0
+        for j in range(N * K):
+            nb = int(lf[j].max())
+            if nb == 0:
+                continue
+            bins = torch.zeros(nb + 1, dtype=p.dtype, device=p.device).scatter_add(0, lf[j], pf[j])
+            size = torch.bincount(lf[j], minlength=nb + 1)[1:].to(p.dtype)
+            D = (2 * bins[1:] + float(P["smooth_nr"])) / (bins[0] + bins[1:] + size + float(P["smooth_dr"]))
+            total = total + (1 - D).mean()
+            groups += 1
+        return {"L": total.reshape(1), "G": p.new_tensor([float(groups)])}
+
+    def local_keys(self):
+        return ("L",)
+
+    def finish(self, inp, s, red):
+        G = s["G"][0]
+        return torch.where(G > 0, s["L"][0] / G.clamp(min=1), s["L"][0] * 0), "share"
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -739,7 +779,7 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
            "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
            "unified_focal": UnifiedFocal, "lovasz": Lovasz,
-           "hausdorff_dt": HausdorffDT}
+           "hausdorff_dt": HausdorffDT, "blob": Blob}
 
 
 def make_term(name, params):
