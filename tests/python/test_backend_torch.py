@@ -86,6 +86,9 @@ CASES = [
     ("hausdorff_dt(alpha=1.5,include_background=true)", (4,), ("labels",)),
     ("blob", (1, 4), ("labels", "soft")),
     ("blob(connectivity=face,include_background=true)", (4,), ("labels",)),
+    ("cldice", (1, 4), ("labels", "soft")),
+    ("cldice(include_background=false,batch=true,pool_classes=true)", (4,), ("labels",)),
+    ("cldice(iters=5,weight=[1,2,3,4],ignore_index=2)", (4,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
@@ -192,7 +195,7 @@ def distance_losses(chk):
     # y[2]: background only: no boundary (dpce weights 1, boundary_aware all inner)
     x = rng.normal(0, 2.0, (3, 3, 12, 14)).astype(np.float32)
     for spec in ("dpce", "dpce(lambda=2)", "boundary_aware", "boundary_aware(width=3,p_inner=0)", "dpce+dice",
-                 "hausdorff_dt", "hausdorff_dt(alpha=1,include_background=true)", "blob", "dice+2*blob(connectivity=face)"):
+                 "hausdorff_dt", "hausdorff_dt(alpha=1,include_background=true)", "blob", "dice+2*blob(connectivity=face)", "cldice(iters=4)"):
         for spacing in (None, (0.7, 1.6)):
             Lc, Lt = SegLoss(spec, backend="c", spacing=spacing), SegLoss(spec, backend="torch", spacing=spacing)
             compare(chk, "%s blocky, spacing %s" % (spec, spacing), run(spec, "c", x, y, module=Lc),
@@ -225,8 +228,8 @@ def raises(chk, what, fn, exc, words):
 def refusals(chk):
     x = torch.zeros(1, 3, 4, 4, requires_grad=True)
     y = torch.zeros(1, 4, 4, dtype=torch.int64)
-    raises(chk, "uncovered loss, backend=torch", lambda: SegLoss("dice+cldice", backend="torch"),
-           NotImplementedError, ["cldice", "backend=\"c\""])
+    raises(chk, "uncovered loss, backend=torch", lambda: SegLoss("dice+ssim", backend="torch"),
+           NotImplementedError, ["ssim", "backend=\"c\""])
     raises(chk, "lovasz with a process group", lambda: SegLoss("lovasz", process_group=object()),
            NotImplementedError, ["lovasz", "process_group"])
     raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),
@@ -234,8 +237,8 @@ def refusals(chk):
     raises(chk, "topk with a process group", lambda: SegLoss("dice+topk(k=5)", backend="torch",
                                                               process_group=object()),
            NotImplementedError, ["topk", "process_group"])
-    raises(chk, "auto on a device tensor, uncovered loss", lambda: SegLoss("cldice")(x.to("meta"), y.to("meta")),
-           NotImplementedError, ["cldice"])
+    raises(chk, "auto on a device tensor, uncovered loss", lambda: SegLoss("edge_dice")(x.to("meta"), y.to("meta")),
+           NotImplementedError, ["edge_dice"])
     raises(chk, "backend=c with a device tensor", lambda: SegLoss("dice", backend="c")(x.to("meta"), y.to("meta")),
            NotImplementedError, ["backend=\"torch\"", "meta"])
     raises(chk, "backend=c with a process group", lambda: SegLoss("dice", backend="c", process_group=object()),

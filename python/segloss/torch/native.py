@@ -61,6 +61,7 @@ KEYS = {
     "lovasz": _ACT + ("per_image", "classes"),
     "hausdorff_dt": ("activation", "alpha", "include_background"),
     "blob": ("activation", "include_background", "connectivity", "smooth_nr", "smooth_dr"),
+    "cldice": _REGION + ("pool_classes", "weight", "iters"),
     "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
@@ -74,7 +75,8 @@ DEFAULTS = {
     "M": None, "per_image": False, "classes": "present", "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
 }
 # defaults that differ between losses sharing a key
-LOSS_DEFAULTS = {"blob": {"include_background": False, "connectivity": "full"},
+LOSS_DEFAULTS = {"cldice": {"smooth_nr": 1.0, "smooth_dr": 1.0, "pool_classes": False, "iters": 3},
+                 "blob": {"include_background": False, "connectivity": "full"},
                  "hausdorff_dt": {"alpha": 2.0, "include_background": False},
                  "unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
                  "topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
@@ -748,6 +750,83 @@ class Blob(Term):
         return torch.where(G > 0, s["L"][0] / G.clamp(min=1), s["L"][0] * 0), "share"
 
 
+def _pool(x, kernel, sign):
+    """max (sign 1) or min (sign -1) over a window of `kernel` per spatial axis,
+    inside the image (padding never wins), stride 1."""
+    nd = x.dim() - 2
+    fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[nd - 1]
+    return sign * fn(sign * x, kernel, stride=1, padding=tuple(k // 2 for k in kernel))
+
+
+def _erode(x):
+    nd = x.dim() - 2
+    out = None
+    for a in range(nd):   # the cross: min over the axis-aligned 3-windows
+        k = tuple(3 if b == a else 1 for b in range(nd))
+        e = _pool(x, k, -1)
+        out = e if out is None else torch.minimum(out, e)
+    return out
+
+
+def _open(x):
+    return _pool(_erode(x), (3,) * (x.dim() - 2), 1)
+
+
+def _soft_skeleton(x, iters):
+    skel = torch.relu(x - _open(x))
+    for _ in range(iters):
+        x = _erode(x)
+        delta = torch.relu(x - _open(x))
+        skel = skel + torch.relu(delta - skel * delta)
+    return skel
+
+
+class ClDice(Region):
+    """cldice: 1 − soft clDice with the paper's soft skeleton (min/max pools;
+    the target's skeleton by the same formula, without gradient, on the device)."""
+
+    def sums(self, inp):
+        P = self.P
+        m = inp.mask(P["ignore_index"])
+        p = inp.probs(P["activation"]) * m
+        g = inp.onehot() * m
+        sp = _soft_skeleton(p, int(P["iters"]))
+        with torch.no_grad():
+            sg = _soft_skeleton(g, int(P["iters"]))
+        axes = ((0,) if P["batch"] else ()) + inp.axes
+        out = {"a": (sp * g).sum(axes), "b": sp.sum(axes), "c": (sg * p).sum(axes), "d": sg.sum(axes),
+               "n": inp.x.new_tensor([float(inp.x.shape[0])])}
+        if _needs_counts(P):
+            out["cnt"] = g.sum((0,) + inp.axes).detach()
+            out["tot"] = m.sum().detach().reshape(1)
+        return out
+
+    def local_keys(self):
+        return () if self.P["batch"] else ("a", "b", "c", "d")
+
+    def finish(self, inp, s, red):
+        P, C = self.P, inp.C
+        snr, sdr = float(P["smooth_nr"]), float(P["smooth_dr"])
+        a, b, c, d = s["a"], s["b"], s["c"], s["d"]
+        first = 1 if (not P["include_background"] and C > 1) else 0
+        if P["pool_classes"]:
+            a, b, c, d = (t[..., first:].sum(-1, keepdim=True) for t in (a, b, c, d))
+        tprec = (a + snr) / (b + sdr)
+        tsens = (c + snr) / (d + sdr)
+        both0 = (tprec + tsens) == 0
+        l = torch.where(both0, torch.ones_like(tprec), 1 - 2 * tprec * tsens / torch.where(both0, torch.ones_like(tprec), tprec + tsens))
+        if not P["pool_classes"]:
+            w = P["weight"]
+            if isinstance(w, str):
+                w = _class_weights(P, s["cnt"], s["tot"][0], C)
+            if w is not None:
+                l = l * (l.new_tensor(w) if not torch.is_tensor(w) else w.to(l))
+            l = l[..., first:]
+        kind = "global" if P["batch"] else "share"
+        L = l.mean() if P["batch"] else l.sum() / (s["n"][0] * l.shape[-1])
+        return L, kind
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -779,7 +858,8 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
            "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
            "unified_focal": UnifiedFocal, "lovasz": Lovasz,
-           "hausdorff_dt": HausdorffDT, "blob": Blob}
+           "hausdorff_dt": HausdorffDT, "blob": Blob,
+           "cldice": ClDice}
 
 
 def make_term(name, params):
