@@ -89,6 +89,9 @@ CASES = [
     ("cldice", (1, 4), ("labels", "soft")),
     ("cldice(include_background=false,batch=true,pool_classes=true)", (4,), ("labels",)),
     ("cldice(iters=5,weight=[1,2,3,4],ignore_index=2)", (4,), ("labels",)),
+    ("edge_dice", (1, 4), ("labels", "soft")),
+    ("edge_dice(padding=replicate,batch=true,alpha=0.3)", (4,), ("labels",)),
+    ("edge_dice(weight=[1,2,3,4],ignore_index=2,include_background=false)", (4,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
@@ -195,7 +198,7 @@ def distance_losses(chk):
     # y[2]: background only: no boundary (dpce weights 1, boundary_aware all inner)
     x = rng.normal(0, 2.0, (3, 3, 12, 14)).astype(np.float32)
     for spec in ("dpce", "dpce(lambda=2)", "boundary_aware", "boundary_aware(width=3,p_inner=0)", "dpce+dice",
-                 "hausdorff_dt", "hausdorff_dt(alpha=1,include_background=true)", "blob", "dice+2*blob(connectivity=face)", "cldice(iters=4)"):
+                 "hausdorff_dt", "hausdorff_dt(alpha=1,include_background=true)", "blob", "dice+2*blob(connectivity=face)", "cldice(iters=4)", "edge_dice(padding=replicate)"):
         for spacing in (None, (0.7, 1.6)):
             Lc, Lt = SegLoss(spec, backend="c", spacing=spacing), SegLoss(spec, backend="torch", spacing=spacing)
             compare(chk, "%s blocky, spacing %s" % (spec, spacing), run(spec, "c", x, y, module=Lc),
@@ -237,8 +240,8 @@ def refusals(chk):
     raises(chk, "topk with a process group", lambda: SegLoss("dice+topk(k=5)", backend="torch",
                                                               process_group=object()),
            NotImplementedError, ["topk", "process_group"])
-    raises(chk, "auto on a device tensor, uncovered loss", lambda: SegLoss("edge_dice")(x.to("meta"), y.to("meta")),
-           NotImplementedError, ["edge_dice"])
+    raises(chk, "auto on a device tensor, uncovered loss", lambda: SegLoss("hausdorff_er")(x.to("meta"), y.to("meta")),
+           NotImplementedError, ["hausdorff_er"])
     raises(chk, "backend=c with a device tensor", lambda: SegLoss("dice", backend="c")(x.to("meta"), y.to("meta")),
            NotImplementedError, ["backend=\"torch\"", "meta"])
     raises(chk, "backend=c with a process group", lambda: SegLoss("dice", backend="c", process_group=object()),

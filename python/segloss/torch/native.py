@@ -62,6 +62,7 @@ KEYS = {
     "hausdorff_dt": ("activation", "alpha", "include_background"),
     "blob": ("activation", "include_background", "connectivity", "smooth_nr", "smooth_dr"),
     "cldice": _REGION + ("pool_classes", "weight", "iters"),
+    "edge_dice": _REGION + ("weight", "alpha", "padding"),
     "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
@@ -75,7 +76,8 @@ DEFAULTS = {
     "M": None, "per_image": False, "classes": "present", "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
 }
 # defaults that differ between losses sharing a key
-LOSS_DEFAULTS = {"cldice": {"smooth_nr": 1.0, "smooth_dr": 1.0, "pool_classes": False, "iters": 3},
+LOSS_DEFAULTS = {"edge_dice": {"alpha": 0.7, "padding": "zero"},
+                 "cldice": {"smooth_nr": 1.0, "smooth_dr": 1.0, "pool_classes": False, "iters": 3},
                  "blob": {"include_background": False, "connectivity": "full"},
                  "hausdorff_dt": {"alpha": 2.0, "include_background": False},
                  "unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
@@ -827,6 +829,49 @@ class ClDice(Region):
         return L, kind
 
 
+def _edge(x, padding):
+    """E(x) = |Λ ⊛ x| / n, Λ = the 3^d box with neighbours 1 and centre −n,
+    n = 3^d − 1; zero or replicate padding."""
+    N, C = x.shape[:2]
+    nd = x.dim() - 2
+    n = 3 ** nd - 1
+    conv = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+    y = x.reshape((N * C, 1) + tuple(x.shape[2:]))
+    k = torch.ones((1, 1) + (3,) * nd, dtype=x.dtype, device=x.device)
+    if padding == "replicate":
+        box = conv(F.pad(y, (1, 1) * nd, mode="replicate"), k)
+    else:
+        box = conv(y, k, padding=1)
+    return ((box - (n + 1) * y).abs() / n).reshape(x.shape)
+
+
+class EdgeDice(Region):
+    """edge_dice: α·(1 − D(p, g)) + (1 − α)·(1 − D(E(p), E(g))) per group, reduced as dice."""
+
+    def sums(self, inp):
+        P = self.P
+        out = super().sums(inp)
+        m = inp.mask(P["ignore_index"])
+        p = inp.probs(P["activation"]) * m
+        g = inp.onehot() * m
+        ep = _edge(p, P["padding"]) * m
+        with torch.no_grad():
+            eg = _edge(g, P["padding"]) * m
+        axes = ((0,) if P["batch"] else ()) + inp.axes
+        out.update({"etp": (ep * eg).sum(axes), "esp": ep.sum(axes), "esg": eg.sum(axes)})
+        return out
+
+    def local_keys(self):
+        return super().local_keys() + (() if self.P["batch"] else ("etp", "esp", "esg"))
+
+    def group_loss(self, s):
+        P = self.P
+        snr, sdr, a = float(P["smooth_nr"]), float(P["smooth_dr"]), float(P["alpha"])
+        D = (2 * s["tp"] + snr) / (s["sp"] + s["sg"] + sdr)
+        DE = (2 * s["etp"] + snr) / (s["esp"] + s["esg"] + sdr)
+        return a * (1 - D) + (1 - a) * (1 - DE)
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -859,7 +904,7 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
            "unified_focal": UnifiedFocal, "lovasz": Lovasz,
            "hausdorff_dt": HausdorffDT, "blob": Blob,
-           "cldice": ClDice}
+           "cldice": ClDice, "edge_dice": EdgeDice}
 
 
 def make_term(name, params):
