@@ -92,6 +92,9 @@ CASES = [
     ("edge_dice", (1, 4), ("labels", "soft")),
     ("edge_dice(padding=replicate,batch=true,alpha=0.3)", (4,), ("labels",)),
     ("edge_dice(weight=[1,2,3,4],ignore_index=2,include_background=false)", (4,), ("labels",)),
+    ("ssim(window=3)", (1, 4), ("labels", "soft")),
+    ("ssim(window=3,sigma=1,padding=zero,weight=[1,2,3,4])", (4,), ("labels",)),
+    ("ssim(padding=zero,include_background=false,ignore_index=1)", (4,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
@@ -198,7 +201,7 @@ def distance_losses(chk):
     # y[2]: background only: no boundary (dpce weights 1, boundary_aware all inner)
     x = rng.normal(0, 2.0, (3, 3, 12, 14)).astype(np.float32)
     for spec in ("dpce", "dpce(lambda=2)", "boundary_aware", "boundary_aware(width=3,p_inner=0)", "dpce+dice",
-                 "hausdorff_dt", "hausdorff_dt(alpha=1,include_background=true)", "blob", "dice+2*blob(connectivity=face)", "cldice(iters=4)", "edge_dice(padding=replicate)"):
+                 "hausdorff_dt", "hausdorff_dt(alpha=1,include_background=true)", "blob", "dice+2*blob(connectivity=face)", "cldice(iters=4)", "edge_dice(padding=replicate)", "ssim"):
         for spacing in (None, (0.7, 1.6)):
             Lc, Lt = SegLoss(spec, backend="c", spacing=spacing), SegLoss(spec, backend="torch", spacing=spacing)
             compare(chk, "%s blocky, spacing %s" % (spec, spacing), run(spec, "c", x, y, module=Lc),

@@ -63,6 +63,7 @@ KEYS = {
     "blob": ("activation", "include_background", "connectivity", "smooth_nr", "smooth_dr"),
     "cldice": _REGION + ("pool_classes", "weight", "iters"),
     "edge_dice": _REGION + ("weight", "alpha", "padding"),
+    "ssim": _ACT + ("include_background", "weight", "window", "sigma", "padding"),
     "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
@@ -76,7 +77,8 @@ DEFAULTS = {
     "M": None, "per_image": False, "classes": "present", "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
 }
 # defaults that differ between losses sharing a key
-LOSS_DEFAULTS = {"edge_dice": {"alpha": 0.7, "padding": "zero"},
+LOSS_DEFAULTS = {"ssim": {"window": 11.0, "sigma": 1.5, "padding": "valid"},
+                 "edge_dice": {"alpha": 0.7, "padding": "zero"},
                  "cldice": {"smooth_nr": 1.0, "smooth_dr": 1.0, "pool_classes": False, "iters": 3},
                  "blob": {"include_background": False, "connectivity": "full"},
                  "hausdorff_dt": {"alpha": 2.0, "include_background": False},
@@ -872,6 +874,49 @@ class EdgeDice(Region):
         return a * (1 - D) + (1 - a) * (1 - DE)
 
 
+class SSIM(Region):
+    """ssim: 1 − mean over positions of SSIM(p_c, g_c) (Wang et al.; MONAI's
+    SSIMLoss conventions: separable Gaussian window, data range 1, valid or zero
+    padding) per (sample, class), then the mean over included groups of w_c·L."""
+
+    def sums(self, inp):
+        P = self.P
+        m = inp.mask(P["ignore_index"])
+        x = inp.probs(P["activation"]) * m
+        y = inp.onehot() * m
+        N, C = x.shape[:2]
+        nd = x.dim() - 2
+        k, sig = int(P["window"]), float(P["sigma"])
+        j = torch.arange(k, dtype=x.dtype, device=x.device)
+        w1 = torch.exp(-(((j - (k - 1) / 2) / sig) ** 2) / 2)
+        w1 = w1 / w1.sum()
+        K = w1
+        for _ in range(nd - 1):
+            K = K.unsqueeze(-1) * w1
+        K = K.reshape((1, 1) + (k,) * nd)
+        conv = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+        pad = (k - 1) // 2 if P["padding"] == "zero" else 0
+
+        def f(t):
+            return conv(t.reshape((N * C, 1) + tuple(t.shape[2:])), K, padding=pad)
+
+        mx, my = f(x), f(y)
+        sx, sy, sxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
+        c1, c2 = 0.01 ** 2, 0.03 ** 2
+        S = (2 * mx * my + c1) * (2 * sxy + c2) / ((mx * mx + my * my + c1) * (sx + sy + c2))
+        out = {"s": S.reshape(N, C, -1).mean(-1), "n": x.new_tensor([float(N)])}
+        if _needs_counts(P):
+            out["cnt"] = inp.onehot().mul(m).sum((0,) + inp.axes).detach()
+            out["tot"] = m.sum().detach().reshape(1)
+        return out
+
+    def local_keys(self):
+        return ("s",)
+
+    def group_loss(self, s):
+        return 1 - s["s"]
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -904,7 +949,7 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
            "unified_focal": UnifiedFocal, "lovasz": Lovasz,
            "hausdorff_dt": HausdorffDT, "blob": Blob,
-           "cldice": ClDice, "edge_dice": EdgeDice}
+           "cldice": ClDice, "edge_dice": EdgeDice, "ssim": SSIM}
 
 
 def make_term(name, params):
