@@ -26,7 +26,8 @@ SPLITS = {"even": (3, 3), "uneven": (4, 2)}
 EXTRA = ["dice+0.5*logcosh_dice", "combo+unified_focal", "gwdice(batch=true)+focal", "dpce+boundary_aware",
          "boundary+iou(weight=median)", "pgdice+mcc(batch=true)+sensspec", "lovasz(per_image=true)+ce",
          "hausdorff_dt+blob", "cldice+cldice(batch=true,pool_classes=true)",
-         "edge_dice+edge_dice(batch=true)", "ssim(window=3,weight=inverse)"]
+         "edge_dice+edge_dice(batch=true)", "ssim(window=3,weight=inverse)",
+         "dice+hausdorff_er(erosions=1)"]
 TOL = 1e-6
 C = 3
 

@@ -64,6 +64,7 @@ KEYS = {
     "cldice": _REGION + ("pool_classes", "weight", "iters"),
     "edge_dice": _REGION + ("weight", "alpha", "padding"),
     "ssim": _ACT + ("include_background", "weight", "window", "sigma", "padding"),
+    "hausdorff_er": _ACT + ("include_background", "weight", "alpha", "erosions"),
     "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
@@ -77,7 +78,8 @@ DEFAULTS = {
     "M": None, "per_image": False, "classes": "present", "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
 }
 # defaults that differ between losses sharing a key
-LOSS_DEFAULTS = {"ssim": {"window": 11.0, "sigma": 1.5, "padding": "valid"},
+LOSS_DEFAULTS = {"hausdorff_er": {"alpha": 2.0, "erosions": 10.0},
+                 "ssim": {"window": 11.0, "sigma": 1.5, "padding": "valid"},
                  "edge_dice": {"alpha": 0.7, "padding": "zero"},
                  "cldice": {"smooth_nr": 1.0, "smooth_dr": 1.0, "pool_classes": False, "iters": 3},
                  "blob": {"include_background": False, "connectivity": "full"},
@@ -917,6 +919,54 @@ class SSIM(Region):
         return 1 - s["s"]
 
 
+class HausdorffER(Region):
+    """hausdorff_er (Karimi & Salcudean; kornia's HausdorffERLoss): b_0 = (p − g)²,
+    K times: e = max(B ⊛ b − 0.5, 0) with B the normalised cross (zero padding),
+    b = e min-max normalised over the map; L = mean over valid voxels of
+    Σ_k k^α b_k per (sample, class); then the mean over groups of w_c·L."""
+
+    def sums(self, inp):
+        P = self.P
+        m = inp.mask(P["ignore_index"])
+        p = inp.probs(P["activation"]) * m
+        g = inp.onehot() * m
+        N, C = p.shape[:2]
+        nd = p.dim() - 2
+        conv = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+        B = torch.zeros((3,) * nd, dtype=p.dtype, device=p.device)
+        B[(1,) * nd] = 1
+        for a in range(nd):
+            for o in (0, 2):
+                B[tuple(o if b == a else 1 for b in range(nd))] = 1
+        B = (B / (2 * nd + 1)).reshape((1, 1) + (3,) * nd)
+        b = ((p - g) ** 2).reshape((N * C, 1) + tuple(p.shape[2:]))
+        acc = torch.zeros_like(b)
+        alpha = float(P["alpha"])
+        for k in range(1, int(P["erosions"]) + 1):
+            r = conv(b, B, padding=1) - 0.5
+            e = torch.where(r < 0, torch.zeros_like(r), r)
+            ef = e.reshape(N * C, -1)
+            hi, lo = ef.max(-1).values, ef.min(-1).values
+            span = (hi - lo).view((N * C, 1) + (1,) * nd)
+            lo = lo.view_as(span)
+            same = span == 0
+            b = torch.where(same, e, (e - lo) / torch.where(same, torch.ones_like(span), span))
+            acc = acc + float(k) ** alpha * b
+        acc = acc.reshape(p.shape) * m
+        vm = (m * torch.ones_like(p)).sum(inp.axes)
+        out = {"s": acc.sum(inp.axes) / vm.clamp(min=1), "n": p.new_tensor([float(N)])}
+        if _needs_counts(P):
+            out["cnt"] = g.sum((0,) + inp.axes).detach()
+            out["tot"] = m.sum().detach().reshape(1)
+        return out
+
+    def local_keys(self):
+        return ("s",)
+
+    def group_loss(self, s):
+        return s["s"]
+
+
 class Boundary(Term):
     """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
     distance maps φ computed by the C library from the target (or passed in)."""
@@ -949,7 +999,8 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
            "unified_focal": UnifiedFocal, "lovasz": Lovasz,
            "hausdorff_dt": HausdorffDT, "blob": Blob,
-           "cldice": ClDice, "edge_dice": EdgeDice, "ssim": SSIM}
+           "cldice": ClDice, "edge_dice": EdgeDice, "ssim": SSIM,
+           "hausdorff_er": HausdorffER}
 
 
 def make_term(name, params):
