@@ -32,6 +32,7 @@ CASES = [
     ("ce(activation=sigmoid)", (3,), ("labels", "soft")),
     ("wce", (2, 4), ("labels",)),
     ("bce(pos_weight=2)", (1, 3), ("labels", "soft")),
+    ("bce(activation=auto)", (1, 3), ("labels",)),   # softmax CE for C > 1, as the C library
     ("dice", (1, 2, 4), ("labels", "soft")),
     ("dice(batch=true,include_background=false)", (2, 4), ("labels", "soft")),
     ("dice(squared=true,log=true,weight=[0.5,1,2,4])", (4,), ("labels",)),
@@ -257,6 +258,27 @@ def refusals(chk):
     raises(chk, "native: bad spec still refused by the C parser", lambda: SegLoss("dice(batch=maybe)",
                                                                                   backend="torch"),
            ValueError, ["batch"])
+    # input-dependent errors: the same exception class on both paths
+    rng = np.random.default_rng(2)
+    x3 = torch.tensor(rng.normal(0, 1, (2, 3, 6, 6)), dtype=torch.float32)
+    y3 = torch.tensor(rng.integers(0, 3, (2, 6, 6)))
+    x1 = torch.tensor(rng.normal(0, 1, (2, 1, 6, 6)), dtype=torch.float32)
+    y1 = torch.tensor(rng.integers(0, 2, (2, 6, 6)))
+    xnan = x3.clone()
+    xnan[0, 1, 2, 3] = float("nan")
+    soft3 = torch.softmax(x3, 1)
+    for spec, xx, yy, exc in [("dice(activation=softmax)", x1, y1, errors.ShapeError),
+                              ("dice(weight=[1,2])", x3, y3, errors.ShapeError),
+                              ("focal(alpha=[1,2])", x3, y3, errors.ShapeError),
+                              ("gwdice(M=[0,1,1,0])", x3, y3, errors.ShapeError),
+                              ("boundary(idc=[3])", x3, y3, errors.ShapeError),
+                              ("ssim", x3, y3, errors.ShapeError),
+                              ("dice", xnan, y3, errors.NonFiniteError),
+                              ("ce(activation=none)", x3, y3, errors.RangeError),
+                              ("dice(ignore_index=1)", x3, soft3, errors.InvalidArgumentError),
+                              ("dice", x3, soft3 * 2, errors.RangeError)]:
+        for b in ("c", "torch"):
+            raises(chk, "%s backend=%s" % (spec, b), lambda: SegLoss(spec, backend=b)(xx, yy), exc, [spec])
     # auto picks C for CPU tensors: the C path's per-term values are reported
     L = SegLoss("dice+ce")
     L(x, y)

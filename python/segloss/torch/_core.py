@@ -327,6 +327,7 @@ class SegLoss(torch.nn.Module):
             if bool(bad.any()):
                 raise errors.RangeError("%s: target has label %d outside [0, %d)" % (
                     self.spec, int(labels[bad].flatten()[0]), hi))
+        native.validate(terms, C, spatial, self.spec, x, soft)
         maps = None
         if any(t.name == "boundary" for t in terms):
             if dist is not None:

@@ -183,8 +183,9 @@ class CE(Term):
     """ce / wce (softmax form) and the binary form (sigmoid, bce)."""
 
     def binary(self, inp):
-        return self.name == "bce" or inp.act(self.P["activation"]) == "sigmoid" or (
-            inp.act(self.P["activation"]) == "none" and inp.C == 1)
+        # as the C library: bce is binary unless its activation resolves to softmax
+        a = inp.act(self.P["activation"])
+        return (self.name == "bce" and a != "softmax") or a == "sigmoid" or (a == "none" and inp.C == 1)
 
     def sums(self, inp):
         P, C = self.P, inp.C
@@ -1015,8 +1016,6 @@ def make_term(name, params):
     P = dict(DEFAULTS)
     P.update(LOSS_DEFAULTS.get(name, {}))
     P.update(params)
-    if name == "bce" and P["activation"] not in ("sigmoid", "auto"):
-        raise Unsupported("bce with activation=%s is not covered by the native (torch) backend" % P["activation"])
     return CLASSES[name](name, P)
 
 
@@ -1171,3 +1170,41 @@ def parse_spec(spec):
     if i[0] != len(toks):
         raise ValueError("spec %r: trailing tokens" % spec)
     return terms
+
+
+def validate(terms, C, spatial, spec, x, soft):
+    """The input-dependent checks the C library makes in sl_loss_forward, with
+    the same exception classes (the C path raises them from the C code)."""
+    from .. import errors
+    if not bool(torch.isfinite(x).all()):
+        raise errors.NonFiniteError("%s: the scores contain NaN or Inf" % spec)
+    if soft is not None and not bool(((soft >= 0) & (soft <= 1)).all()):
+        raise errors.RangeError("%s: a soft target value is outside [0, 1]" % spec)
+    for t in terms:
+        P, n = t.P, t.name
+        a = P.get("activation", "auto")
+        if P.get("ignore_index") is not None and soft is not None:
+            raise errors.InvalidArgumentError("%s: %s: ignore_index needs a label-map target, not a soft one"
+                                              % (spec, n))
+        if a == "none" and not bool(((x >= 0) & (x <= 1)).all()):
+            raise errors.RangeError("%s: %s: activation=none takes probabilities, but a score is outside [0, 1]"
+                                    % (spec, n))
+        if a == "softmax" and C == 1:
+            raise errors.ShapeError("%s: %s: softmax needs C > 1 channels (one channel uses activation=sigmoid)" % (spec, n))
+        w = P.get("weight")
+        if isinstance(w, list) and len(w) != C:
+            raise errors.ShapeError("%s: %s: weight has %d values but the scores have C = %d channels" % (spec, n, len(w), C))
+        al = P.get("alpha")
+        if n == "focal" and isinstance(al, list) and len(al) != C:
+            raise errors.ShapeError("%s: %s: alpha has %d values but the scores have C = %d channels" % (spec, n, len(al), C))
+        if n == "gwdice" and P["M"] is not None:
+            K = 2 if C == 1 else C
+            if len(P["M"]) != K * K:
+                raise errors.ShapeError("%s: %s: M has %d values, needs %d x %d = %d" % (spec, n, len(P["M"]), K, K, K * K))
+        if n == "boundary" and P["idc"] is not None:
+            bad = [i for i in P["idc"] if not 0 <= int(i) < C or int(i) != i]
+            if bad:
+                raise errors.ShapeError("%s: %s: idc %g is not a channel index in [0, %d)" % (spec, n, bad[0], C))
+        if n == "ssim" and P["padding"] == "valid" and min(spatial) < int(P["window"]):
+            raise errors.ShapeError("%s: %s: window %d does not fit a spatial extent of %d (padding=valid)"
+                                    % (spec, n, int(P["window"]), min(spatial)))
