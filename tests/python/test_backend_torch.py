@@ -8,7 +8,8 @@ a CUDA device is present and is skipped with a message otherwise.
 
 Tolerance: the C library computes in float32 with float64 sums, the native
 path here in float64 on the same (float32-representable) logits: value
-relative error <= 2e-5, gradient max |diff| / max |grad| <= 1e-4.
+relative error <= 2e-5, gradient max |diff| / max |grad| <= 1e-4; the whole
+catalogue again with the native path in float32 (as on a GPU): 1e-5, 1e-4.
 # sanitized: skip (loads libsegloss.so through ctypes)
 """
 import numpy as np
@@ -303,6 +304,7 @@ def main():
     chk = slref.Check("SegLoss backend=torch vs backend=c")
     coverage(chk)
     catalogue(chk)
+    catalogue(chk, dtype=torch.float32, vtol=1e-5, gtol=1e-4)   # the precision a GPU run uses
     adaptive_sequence(chk)
     precomputed_maps(chk)
     distance_losses(chk)
