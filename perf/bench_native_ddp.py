@@ -11,7 +11,8 @@ implementation of the same loss, and the cost of process_group on 2 gloo ranks.
 2. Two gloo ranks, each with its half of a 4x4xS2^2 batch:
    SegLoss("dice(batch=true)+ce", backend="torch") with and without
    process_group, forward + backward, median of R; the all-reduces per forward
-   are counted by wrapping torch.distributed.all_reduce.
+   are counted by wrapping torch.distributed.all_reduce, and one bare
+   all-reduce of a small vector is timed on the same ranks for comparison.
 """
 import argparse
 import multiprocessing as mp
@@ -83,6 +84,15 @@ def rank_main(rank, init, size, reps, out):
         for _ in range(reps):
             ts.append(step(L, x, y)[0])
         res[name] = (statistics.median(ts), calls[0] / reps)
+    # the cost of one bare all-reduce of a vector of the same size (dice+ce: 3·C + C + 1 + ... sums)
+    v = torch.zeros(64, dtype=torch.float64)
+    dist.barrier()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        real(v)
+        ts.append(time.perf_counter() - t0)
+    res["bare"] = (statistics.median(ts), 1)
     if rank == 0:
         with open(out, "w") as f:
             f.write(repr(res))
@@ -105,6 +115,7 @@ def ddp_overhead(size, reps):
     print("   without process_group  %8.4f s   all-reduces per forward %.0f" % (t0, c0))
     print("   with process_group     %8.4f s   all-reduces per forward %.0f" % (t1, c1))
     print("   overhead               %8.4f s  (%.0f%%)" % (t1 - t0, 100.0 * (t1 - t0) / t0))
+    print("   one bare all-reduce of 64 float64 on the same ranks: %.4f s" % res["bare"][0])
 
 
 def main():
