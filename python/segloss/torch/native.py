@@ -12,8 +12,8 @@ passes do:
 Between the two, with a process group, the sums of every term are gathered
 into ONE flat vector and all-reduced (SUM) over the group, so that every rank
 takes the ratios of the whole global batch. The gradient flows through the
-rank's own sums only (S_local + (S_global - S_local).detach()); SegLoss then
-multiplies it by the world size, so that DDP's averaging of the ranks'
+rank's own sums only (S_local + (S_global - S_local).detach()); evaluate()
+then multiplies it by the world size, so that DDP's averaging of the ranks'
 gradients yields exactly the gradient of the single-process loss.
 
 A term's finish() returns (value, kind): kind "global" means every rank
@@ -22,8 +22,10 @@ rank's share of it (a mean over samples divided by the GLOBAL sample count),
 and the shares are summed over the ranks (one more small all-reduce of the
 detached values) for the value that is returned.
 
-This module does not load the C library; spec parsing and the boundary maps
-(computed by the C library from the target) live in _core.py.
+This module does not load the C library: the spec is validated by the C
+parser in _core.py first and re-read here (parse_spec); the host-side maps
+of the boundary family (distance maps, connected components) come from the
+C library through callbacks that _core.py puts on Inputs.
 """
 import math
 import re
