@@ -547,7 +547,6 @@ class DistanceCE(Term):
         return a == "sigmoid" or (a == "none" and inp.C == 1)
 
     def hard(self, inp):
-        C = inp.C
         if self.binary(inp):
             if inp.soft is not None:
                 return 1 + (inp.soft > 0.5).to(torch.int32)
@@ -572,7 +571,7 @@ class DistanceCE(Term):
         return w.reshape(d.shape)
 
     def sums(self, inp):
-        C, a, x = inp.C, inp.act(self.P["activation"]), inp.x
+        a, x = inp.act(self.P["activation"]), inp.x
         g = inp.onehot()
         w = self.weights(inp)
         if self.binary(inp):
