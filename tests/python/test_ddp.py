@@ -85,6 +85,20 @@ def worker(rank, world, init_file, out_dir):
     for spec in EXTRA:
         loss = SegLoss(spec, backend="torch", process_group=dist.group.WORLD).train()
         results[("extra", spec)] = run_steps(spec, DDP(net()), loss, [tuple(t[lo:hi] for t in data(0))])
+    # all-reduces per forward (the issue: one small all-reduce for the pooled statistics)
+    real, calls = dist.all_reduce, [0]
+
+    def counting(*a, **k):
+        calls[0] += 1
+        return real(*a, **k)
+
+    dist.all_reduce = counting
+    x, y = data(0)
+    for spec in SPECS:
+        calls[0] = 0
+        SegLoss(spec, backend="torch", process_group=dist.group.WORLD).train()(net()(x[lo:hi]), y[lo:hi]).backward()
+        results[("calls", spec)] = calls[0]
+    dist.all_reduce = real
     try:
         SegLoss("dice(batch=true)", backend="c", process_group=dist.group.WORLD)
         results["c+group"] = "accepted"
@@ -124,6 +138,11 @@ def main():
         print("C path with process_group ->", msg)
         chk.true("the C path with a process group must be refused naming backend=\"torch\": %s" % msg,
                  'backend="torch"' in msg)
+    # batch statistics only: one all-reduce; adaptive_dice (per sample): + its running mean + the value
+    for spec, want in zip(SPECS, (1, 1, 1, 3)):
+        got = ranks[0][("calls", spec)]
+        print("%-22s all-reduces per forward: %d" % (spec, got))
+        chk.true("%s: %d all-reduces per forward, expected %d" % (spec, got, want), got == want)
     for split in SPLITS:
         for spec in SPECS:
             batches = [data(s) for s in range(steps_of(spec))]
