@@ -162,7 +162,7 @@ def main():
     raises(chk, "integer logits", lambda: loss(y64[:, None].expand(2, 3, 9, 10), y64), TypeError, ["floating"])
     raises(chk, "logits 2-D", lambda: loss(x32[:, :, 0, 0], y64[:, 0, 0]), ValueError, ["(N, C, spatial...)"])
     raises(chk, "label beyond int32", lambda: loss(x32, torch.full((2, 9, 10), 2**40)), ValueError, ["int32"])
-    raises(chk, "device", lambda: loss(x32.to("meta"), y64), NotImplementedError, ["backend", "meta", "CPU"])
+    raises(chk, "device", lambda: SegLoss("dice+ce", backend="c")(x32.to("meta"), y64), NotImplementedError, ["backend", "meta", "CPU"])
     raises(chk, "target device", lambda: loss(x32, y64.to("meta")), NotImplementedError, ["backend"])
     raises(chk, "threads", lambda: SegLoss("dice", threads=0), ValueError, ["threads"])
     raises(chk, "spacing length", lambda: SegLoss("boundary", spacing=(1, 2, 3))(x32, y64), ValueError, ["spacing"])

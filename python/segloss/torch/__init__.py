@@ -7,7 +7,9 @@
 - segloss.torch.monai, segloss.torch.smp: drop-ins with the class names,
   arguments, defaults and values of MONAI and segmentation_models_pytorch.
 
-Only CPU tensors: CUDA tensors raise NotImplementedError naming the backend.
+backend="auto" (default) runs the C kernels for CPU tensors and the native
+PyTorch formulas (segloss.torch.native) on any other device; process_group=
+makes batch statistics global under DDP (docs/python.md).
 """
 import importlib
 
@@ -15,7 +17,7 @@ from ._core import SegLoss, boundary_maps
 
 
 def __getattr__(name):
-    if name in ("monai", "smp"):
+    if name in ("monai", "smp", "native"):
         return importlib.import_module("." + name, __name__)
     raise AttributeError("module 'segloss.torch' has no attribute %r" % name)
 

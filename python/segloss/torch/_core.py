@@ -62,8 +62,8 @@ def _L():
 def _check_cpu(t, what):
     if t.device.type != "cpu":
         raise errors.UnsupportedError(
-            "%s is on %s; segloss's only backend in this build is the CPU: move the tensors to the CPU "
-            "(.cpu()) before the loss" % (what, t.device))
+            "%s is on %s; the C backend (backend=\"c\") runs on the CPU only: use SegLoss(..., backend=\"torch\") "
+            "(or the default backend=\"auto\") to compute the loss on %s" % (what, t.device, t.device.type))
 
 
 def _spacing(spacing, ndim):
@@ -162,19 +162,41 @@ class SegLoss(torch.nn.Module):
     distance-based losses. threads: an explicit thread count (default: torch's).
     In train() mode stateful losses (adaptive_dice) update their state; the
     state and the term weights travel in state_dict(), pickling and deepcopy.
+
+    backend: "c" (the C kernels; CPU tensors only), "torch" (the same formulas
+    in torch operations on the logits' device, autograd for the gradient; a
+    loss it does not cover is refused at construction), or "auto" (default):
+    "c" for CPU tensors, "torch" for other devices or with a process_group.
+    process_group: a torch.distributed group (e.g. group.WORLD); the pooled
+    sums of the batch statistics are all-reduced over it before the ratios
+    are taken and the gradient is scaled by the world size, so that under
+    DDP the value is the global batch's loss on every rank and DDP's
+    averaged gradient equals the single-process one (torch backend only).
     """
 
-    def __init__(self, spec, *, spacing=None, threads=None):
+    def __init__(self, spec, *, spacing=None, threads=None, backend="auto", process_group=None):
         super().__init__()
         if not isinstance(spec, str):
             raise TypeError("spec must be a string such as 'dice+ce', got %s" % type(spec).__name__)
+        if backend not in ("auto", "c", "torch"):
+            raise ValueError("backend must be 'auto', 'c' or 'torch', got %r" % (backend,))
         if threads is not None:
             _lib.threads(threads)  # validates
+        if backend == "c" and process_group is not None:
+            raise errors.UnsupportedError(
+                "%s: process_group is not implemented for the C backend (backend=\"c\"); use backend=\"torch\", "
+                "which all-reduces the batch statistics over the group" % spec)
         self.spec = spec
         self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
         self.threads = threads
+        self.backend = backend
+        self.process_group = process_group
         self._handle = None
+        self._native = None          # the native terms, built on first use (or now for backend="torch")
+        self._native_values = None   # per-term values of the last native forward
         self._create()
+        if backend == "torch" or process_group is not None:
+            self._native_terms()
 
     # ---- the C object
 
@@ -230,8 +252,103 @@ class SegLoss(torch.nn.Module):
     # ---- the loss
 
     def forward(self, logits, target, dist=None):
+        if self._use_native(logits):
+            return self._forward_native(logits, target, dist)
         want_grad = bool(torch.is_grad_enabled() and isinstance(logits, torch.Tensor) and logits.requires_grad)
+        self._native_values = None
         return _SegLossFn.apply(logits, self, target, dist, want_grad)
+
+    # ---- the native (torch) backend: python/segloss/torch/native.py
+
+    def _use_native(self, logits):
+        if self.backend == "torch":
+            return True
+        if self.backend == "c" or not isinstance(logits, torch.Tensor):
+            return False
+        # auto: the C kernels for CPU tensors, unless the batch statistics must be reduced over a group
+        return logits.device.type != "cpu" or self.process_group is not None
+
+    def _native_terms(self):
+        if self._native is None:
+            from . import native
+            try:
+                self._native = [native.make_term(name, params) for _, name, params in native.parse_spec(self.spec)]
+            except native.Unsupported as e:
+                raise errors.UnsupportedError("%s: %s; use backend=\"c\" with CPU tensors" % (self.spec, e)) from None
+            inexact = [t.name for t in self._native
+                       if t.name in ("topk", "ohem") or (t.name == "lovasz" and not t.P["per_image"])]
+            if self.process_group is not None and inexact:
+                self._native = None
+                raise errors.UnsupportedError(
+                    "%s: %s sorts or selects voxels over the whole batch, which is not the union of the ranks' "
+                    "selections: it cannot be made exact under a process group (drop process_group to compute it "
+                    "per rank)" % (self.spec, inexact[0]))
+            if [t.name for t in self._native] != self.term_names:
+                raise errors.Error("%s: the native parser read terms %s, the C library %s"
+                                   % (self.spec, [t.name for t in self._native], self.term_names))
+        return self._native
+
+    def _forward_native(self, logits, target, dist):
+        from . import native
+        terms = self._native_terms()
+        if not isinstance(logits, torch.Tensor):
+            raise TypeError("logits must be a torch.Tensor, got %s" % type(logits).__name__)
+        if not logits.dtype.is_floating_point:
+            raise errors.DTypeError("logits must be floating point, got %s" % logits.dtype)
+        if logits.dim() < 3 or logits.dim() > 2 + _lib.MAX_SPATIAL:
+            raise errors.ShapeError("logits must be (N, C, spatial...) with 1 to 3 spatial axes, got shape %s"
+                                    % (tuple(logits.shape),))
+        x = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+        shape, dev = tuple(x.shape), x.device
+        if isinstance(target, np.ndarray):
+            target = torch.from_numpy(target)
+        if not isinstance(target, torch.Tensor):
+            raise TypeError("target must be a torch.Tensor, got %s" % type(target).__name__)
+        labels = soft = None
+        N, C, spatial = shape[0], shape[1], shape[2:]
+        if target.dtype.is_floating_point:
+            if tuple(target.shape) != shape:
+                raise errors.ShapeError(
+                    "a float target is a one-hot/soft target and must have the logits' shape %s, got %s "
+                    "(pass a label map as an integer tensor)" % (shape, tuple(target.shape)))
+            soft = target.detach().to(device=dev, dtype=x.dtype)
+        else:
+            if tuple(target.shape) == (N, 1) + spatial:
+                target = target.reshape((N,) + spatial)
+            elif tuple(target.shape) != (N,) + spatial:
+                raise errors.ShapeError("a label map must be (N, spatial...) = %s or (N, 1, spatial...) for logits "
+                                        "%s, got %s" % ((N,) + spatial, shape, tuple(target.shape)))
+            labels = target.detach().to(device=dev, dtype=torch.int64)
+            ignores = {int(t.P["ignore_index"]) for t in terms if t.P.get("ignore_index") is not None}
+            hi = 2 if C == 1 else C
+            bad = (labels < 0) | (labels >= hi)
+            for ii in ignores:
+                bad &= labels != ii
+            if bool(bad.any()):
+                raise errors.RangeError("%s: target has label %d outside [0, %d)" % (
+                    self.spec, int(labels[bad].flatten()[0]), hi))
+        native.validate(terms, C, spatial, self.spec, x, soft)
+        maps = None
+        if any(t.name == "boundary" for t in terms):
+            if dist is not None:
+                if tuple(dist.shape) != shape:
+                    raise errors.ShapeError("dist must have the logits' shape %s, got %s" % (shape, tuple(dist.shape)))
+                maps = torch.as_tensor(dist).detach().to(device=dev, dtype=x.dtype)
+            elif labels is not None:
+                # target-only maps: the C library's exact EDT on the host, from the small integer target
+                maps = boundary_maps(target.detach().cpu(), C, self.spacing, self.threads).to(device=dev, dtype=x.dtype)
+            else:
+                raise errors.UnsupportedError("%s: boundary with a soft target needs dist= (see boundary_maps)"
+                                              % self.spec)
+        for t in terms:
+            t.training = self.training
+        spacing = _spacing(self.spacing, len(spatial))
+        inp = native.Inputs(x, labels, soft, maps,
+                            label_distance=lambda hard: _label_distance(hard, spacing, self.threads),
+                            spacing=spacing, components=lambda mask, conn: _components(mask, conn, len(spatial)))
+        value, vals = native.evaluate(terms, self.weights, inp, self.process_group)
+        self._native_values = vals
+        return value.to(logits.dtype)
 
     # ---- terms
 
@@ -277,7 +394,10 @@ class SegLoss(torch.nn.Module):
         out = {}
         for i, n in enumerate(names):
             key = n if names.count(n) == 1 else "%s#%d" % (n, i)
-            out[key] = h.sl_loss_term_value(self._handle, i)
+            if self._native_values is not None:
+                out[key] = float(self._native_values[i])
+            else:
+                out[key] = h.sl_loss_term_value(self._handle, i)
         return out
 
     # ---- state (state_dict, pickle, deepcopy)
@@ -304,9 +424,17 @@ class SegLoss(torch.nn.Module):
         _lib.check(_L().sl_loss_state_set(self._handle, raw, len(state), buf, _lib.MSG_LEN), buf, self.spec)
         for i, w in enumerate(weights):
             self.set_weight(i, w)
+        hist = saved.get("native_history")
+        if hist is not None:
+            for t, h in zip(self._native_terms(), hist):
+                t.history = None if h is None else torch.tensor(h, dtype=torch.float64)
 
     def get_extra_state(self):
-        return {"spec": self.spec, "weights": self.weights, "state": self._state_bytes()}
+        st = {"spec": self.spec, "weights": self.weights, "state": self._state_bytes()}
+        if self._native is not None:  # adaptive_dice's running average of the native backend
+            st["native_history"] = [None if t.__dict__.get("history") is None else t.history.cpu().tolist()
+                                    for t in self._native]
+        return st
 
     def set_extra_state(self, state):
         self._restore(state)
@@ -314,6 +442,8 @@ class SegLoss(torch.nn.Module):
     def __getstate__(self):
         d = self.__dict__.copy()
         d.pop("_handle", None)
+        d["process_group"] = None   # a process group does not pickle; set it again after loading
+        d["_native_values"] = None
         d["_saved"] = self.get_extra_state()
         return d
 
@@ -331,6 +461,10 @@ class SegLoss(torch.nn.Module):
             s += ", spacing=%s" % (self.spacing,)
         if self.threads is not None:
             s += ", threads=%d" % self.threads
+        if self.backend != "auto":
+            s += ", backend=%r" % self.backend
+        if self.process_group is not None:
+            s += ", process_group=%r" % (self.process_group,)
         return s
 
 
@@ -369,3 +503,62 @@ def boundary_maps(target, num_classes, spacing=None, threads=None):
                           out[n, c].ctypes.data, 0, buf, _lib.MSG_LEN)             # SL_DT_F32
             _lib.check(st, buf, "boundary_maps")
     return torch.from_numpy(out)
+
+
+def _label_distance(hard, spacing, threads=None):
+    """For hard label maps (..., spatial) of int32 (device tensor): the distance
+    (mm, between voxel centres) from each voxel to the nearest voxel of another
+    label, by the C library's exact multi-label EDT on the host; +inf in a map
+    with a single label. Returned on the maps' device, float32. Only the small
+    integer maps cross to the host."""
+    dev = hard.device
+    lab = np.ascontiguousarray(hard.detach().cpu().numpy(), dtype=np.int32)
+    nsp = len(spacing)
+    spatial = lab.shape[-nsp:]
+    flat = lab.reshape((-1,) + spatial)
+    out = np.empty(flat.shape, np.float32)
+    grid = _Grid()
+    grid.ndim = nsp
+    for i, (n, sp) in enumerate(zip(spatial, spacing)):
+        grid.shape[i], grid.spacing[i] = n, sp
+    opts = _EdtOpts(1, _lib.threads(threads))   # SL_EDT_MULTILABEL
+    h = _L()
+    buf = _lib.msgbuf()
+    for m in range(flat.shape[0]):
+        if (flat[m] == flat[m].flat[0]).all():
+            out[m] = np.inf
+            continue
+        st = h.sl_edt(flat[m].ctypes.data, 8, _c.byref(grid), _c.byref(opts),    # SL_DT_I32
+                      out[m].ctypes.data, 0, buf, _lib.MSG_LEN)                   # SL_DT_F32
+        _lib.check(st, buf, "label distance")
+    return torch.from_numpy(out.reshape(lab.shape)).to(dev)
+
+
+def _components(mask, connectivity, nsp):
+    """Connected-component labels (int64, 1..K in raster order of first voxels,
+    0 = background) of boolean masks (..., spatial) by the C library on the
+    host (sl_components_label); connectivity "full" or "face". Only the uint8
+    masks cross to the host; the labels go back to the masks' device."""
+    h = _L()
+    if not getattr(h, "_sl_components_declared", False):
+        h.sl_components_label.argtypes = [_c.c_void_p, _c.POINTER(_Grid), _c.c_int, _c.c_void_p, _c.c_void_p,
+                                          _c.c_char_p, _c.c_size_t]
+        h._sl_components_declared = True
+    dev = mask.device
+    m = np.ascontiguousarray(mask.detach().cpu().numpy(), dtype=np.uint8)
+    spatial = m.shape[-nsp:]
+    flat = m.reshape((-1,) + spatial)
+    out = np.zeros(flat.shape, np.int32)
+    grid = _Grid()
+    grid.ndim = nsp
+    for i, n in enumerate(spatial):
+        grid.shape[i], grid.spacing[i] = n, 1.0
+    conn = 0 if connectivity == "full" else 2 * nsp
+    buf = _lib.msgbuf()
+    for j in range(flat.shape[0]):
+        if not flat[j].any():
+            continue
+        st = h.sl_components_label(flat[j].ctypes.data, _c.byref(grid), conn, out[j].ctypes.data, None,
+                                   buf, _lib.MSG_LEN)
+        _lib.check(st, buf, "connected components")
+    return torch.from_numpy(out.reshape(m.shape).astype(np.int64)).to(dev)

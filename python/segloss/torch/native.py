@@ -1,0 +1,1211 @@
+"""The native PyTorch backend of SegLoss: the formulas of docs/losses.md written
+in torch operations, so that the loss runs on the logits' own device (a GPU)
+and autograd gives the gradient.
+
+Every covered term is computed in two steps, as the C library's two fused
+passes do:
+
+1. `sums(inp)`: sums over voxels (tp, Σp, Σg per class, CE sums, class
+   counts), differentiable where they depend on the scores;
+2. `finish(inp, sums, red)`: the ratios, from those sums.
+
+Between the two, with a process group, the sums of every term are gathered
+into ONE flat vector and all-reduced (SUM) over the group, so that every rank
+takes the ratios of the whole global batch. The gradient flows through the
+rank's own sums only (S_local + (S_global - S_local).detach()); evaluate()
+then multiplies it by the world size, so that DDP's averaging of the ranks'
+gradients yields exactly the gradient of the single-process loss.
+
+A term's finish() returns (value, kind): kind "global" means every rank
+holds the loss of the global batch; kind "share" means the value is this
+rank's share of it (a mean over samples divided by the GLOBAL sample count),
+and the shares are summed over the ranks (one more small all-reduce of the
+detached values) for the value that is returned.
+
+This module does not load the C library: the spec is validated by the C
+parser in _core.py first and re-read here (parse_spec); the host-side maps
+of the boundary family (distance maps, connected components) come from the
+C library through callbacks that _core.py puts on Inputs.
+"""
+import math
+import re
+
+import torch
+import torch.nn.functional as F
+
+# Keys a native term understands; any other key given in the spec is refused
+# (the C path accepts more; native coverage is stated in docs/python.md).
+_ACT = ("activation", "ignore_index")
+_REGION = _ACT + ("include_background", "batch", "smooth_nr", "smooth_dr")
+KEYS = {
+    "ce": _ACT + ("weight", "label_smoothing"),
+    "wce": _ACT + ("weight", "label_smoothing"),
+    "bce": _ACT + ("weight", "pos_weight", "label_smoothing"),
+    "dice": _REGION + ("weight", "squared", "log"),
+    "iou": _REGION + ("weight", "squared", "log"),
+    "logcosh_dice": _REGION + ("weight", "squared", "log"),
+    "tversky": _REGION + ("weight", "alpha", "beta"),
+    "focal_tversky": _REGION + ("weight", "alpha", "beta", "gamma"),
+    "gdice": _REGION + ("w_type",),
+    "wdice": _REGION + ("weight",),
+    "adaptive_dice": _REGION + ("momentum",),
+    "asym": _REGION + ("weight", "beta"),
+    "focal_dice": _REGION + ("weight", "beta"),
+    "sensspec": _ACT + ("include_background", "batch", "smooth_dr", "weight", "r"),
+    "mcc": _REGION + ("weight",),
+    "pgdice": _REGION + ("w_type", "k"),
+    "focal": _ACT + ("gamma", "alpha"),
+    "topk": _ACT + ("k",),
+    "ohem": _ACT + ("thresh", "min_kept"),
+    "gwdice": _ACT + ("batch", "smooth_nr", "smooth_dr", "M"),
+    "combo": _REGION + ("alpha", "beta"),
+    "dpce": ("activation", "lambda"),
+    "lovasz": _ACT + ("per_image", "classes"),
+    "hausdorff_dt": ("activation", "alpha", "include_background"),
+    "blob": ("activation", "include_background", "connectivity", "smooth_nr", "smooth_dr"),
+    "cldice": _REGION + ("pool_classes", "weight", "iters"),
+    "edge_dice": _REGION + ("weight", "alpha", "padding"),
+    "ssim": _ACT + ("include_background", "weight", "window", "sigma", "padding"),
+    "hausdorff_er": _ACT + ("include_background", "weight", "alpha", "erosions"),
+    "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
+    "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
+    "boundary": ("activation", "idc"),
+}
+
+DEFAULTS = {
+    "activation": "auto", "ignore_index": None, "include_background": True, "batch": False,
+    "smooth_nr": 1e-5, "smooth_dr": 1e-5, "weight": None, "squared": False, "log": False,
+    "label_smoothing": 0.0, "pos_weight": 1.0, "alpha": 0.3, "beta": 0.7, "gamma": 0.75,
+    "w_type": "square", "momentum": 0.9, "idc": None, "r": 0.05, "k": 2.5, "thresh": 0.7, "min_kept": 0.1,
+    "M": None, "per_image": False, "classes": "present", "lambda": 1.0, "width": 2.0, "p_boundary": 2.0, "p_inner": 1.0,
+}
+# defaults that differ between losses sharing a key
+LOSS_DEFAULTS = {"hausdorff_er": {"alpha": 2.0, "erosions": 10.0},
+                 "ssim": {"window": 11.0, "sigma": 1.5, "padding": "valid"},
+                 "edge_dice": {"alpha": 0.7, "padding": "zero"},
+                 "cldice": {"smooth_nr": 1.0, "smooth_dr": 1.0, "pool_classes": False, "iters": 3},
+                 "blob": {"include_background": False, "connectivity": "full"},
+                 "hausdorff_dt": {"alpha": 2.0, "include_background": False},
+                 "unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
+                 "topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
+                 "wce": {"weight": "inverse"}, "bce": {"activation": "sigmoid"}}
+
+
+class Unsupported(Exception):
+    """A spec term or key the native path does not compute (message names it)."""
+
+
+class Inputs:
+    """The logits, the target and what the terms derive from them, cached per
+    activation / ignore_index so that a compound computes softmax once."""
+
+    def __init__(self, x, labels, soft, maps, label_distance=None, spacing=None, components=None):
+        self.x = x                      # (N, C, spatial...) floating
+        self.C = x.shape[1]
+        self.labels = labels            # (N, spatial...) int64, or None
+        self.soft = soft                # (N, C, spatial...) like x, or None
+        self.maps = maps                # (N, C, spatial...) signed distances, or None
+        self.axes = tuple(range(2, x.dim()))
+        # hard label maps (M, ..., spatial) int32 on the device -> distances to the
+        # nearest voxel of another label, same shape, on the device (SegLoss: the C EDT on the host)
+        self.label_distance = label_distance
+        self.spacing = spacing if spacing is not None else (1.0,) * len(self.axes)
+        # boolean masks (..., spatial) -> connected-component labels (int64, same device)
+        self.components = components
+        self._cache = {}
+
+    def act(self, activation):
+        if activation == "auto":
+            return "softmax" if self.C > 1 else "sigmoid"
+        return activation
+
+    def probs(self, activation):
+        a = self.act(activation)
+        key = ("p", a)
+        if key not in self._cache:
+            x = self.x
+            self._cache[key] = torch.softmax(x, 1) if a == "softmax" else torch.sigmoid(x) if a == "sigmoid" else x
+        return self._cache[key]
+
+    def onehot(self):
+        """g (N, C, ...): one-hot of the labels (label 1 = foreground for one
+        channel; ignored or out-of-range labels give all-zero rows), or the soft target."""
+        if self.soft is not None:
+            return self.soft
+        if "g" not in self._cache:
+            lab = self.labels.unsqueeze(1)
+            if self.C == 1:
+                g = (lab == 1)
+            else:
+                g = lab == torch.arange(self.C, device=lab.device).view((1, self.C) + (1,) * len(self.axes))
+            self._cache["g"] = g.to(self.x.dtype)
+        return self._cache["g"]
+
+    def mask(self, ignore_index):
+        """(N, 1, ...) float mask of the voxels that count."""
+        key = ("m", ignore_index)
+        if key not in self._cache:
+            if ignore_index is None or self.labels is None:
+                shape = (self.x.shape[0], 1) + tuple(self.x.shape[2:])
+                m = torch.ones(shape, dtype=self.x.dtype, device=self.x.device)
+            else:
+                m = (self.labels != int(ignore_index)).unsqueeze(1).to(self.x.dtype)
+            self._cache[key] = m
+        return self._cache[key]
+
+
+def _class_weights(P, counts, total, C):
+    """weight=[..] as given, inverse or median frequencies from the (global)
+    class counts (0 for a class absent from the batch), or None."""
+    w = P["weight"]
+    if w is None:
+        return None
+    if not isinstance(w, str):
+        return counts.new_tensor(w)
+    present = counts > 0
+    if w == "inverse":
+        ref = total / C
+    else:  # median of the present classes' counts (mean of the middle two for an even number)
+        v = counts[present].sort().values
+        k = v.numel()
+        ref = v[k // 2] if k % 2 else (v[k // 2 - 1] + v[k // 2]) / 2 if k else counts.new_tensor(0.0)
+    return torch.where(present, ref / counts.clamp(min=1e-300), torch.zeros_like(counts))
+
+
+def _needs_counts(P):
+    return isinstance(P["weight"], str)
+
+
+class Term:
+    def __init__(self, name, P):
+        self.name, self.P = name, P
+
+
+class CE(Term):
+    """ce / wce (softmax form) and the binary form (sigmoid, bce)."""
+
+    def binary(self, inp):
+        # as the C library: bce is binary unless its activation resolves to softmax
+        a = inp.act(self.P["activation"])
+        return (self.name == "bce" and a != "softmax") or a == "sigmoid" or (a == "none" and inp.C == 1)
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        m = inp.mask(P["ignore_index"])
+        g = inp.onehot() * m
+        eps = float(P["label_smoothing"])
+        a = inp.act(P["activation"])
+        out = {"cnt": (g.sum((0,) + inp.axes)).detach(), "tot": m.sum().detach().reshape(1)}
+        if self.binary(inp):
+            gs = g * (1 - eps) + eps / 2
+            pw = float(P["pos_weight"])
+            x = inp.x
+            if a == "none":
+                l = -(pw * gs * torch.log(x) + (1 - gs) * torch.log1p(-x))
+            else:  # PyTorch's stable form with pos_weight
+                lw = 1 + (pw - 1) * gs
+                l = (1 - gs) * x + lw * (torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0))
+            out["lc"] = (l * m).sum((0,) + inp.axes)          # per channel
+            return out
+        logp = torch.log_softmax(inp.x, 1) if a == "softmax" else torch.log(inp.x)
+        if inp.soft is not None:
+            gs = inp.soft * (1 - eps) + eps / C
+            out["lc"] = -(gs * logp * m).sum((0,) + inp.axes)
+        else:
+            out["lc"] = -(g * logp).sum((0,) + inp.axes)       # Σ over voxels of class c of -log p_c
+            if eps:
+                out["sc"] = -(logp * m).sum((0,) + inp.axes)   # Σ over valid voxels of -log p_c
+        return out
+
+    def finish(self, inp, s, red):
+        P, C = self.P, inp.C
+        w = _class_weights(P, s["cnt"], s["tot"][0], C)
+        if self.binary(inp):
+            l = s["lc"] if w is None else s["lc"] * w
+            den = s["tot"][0] * C
+            return torch.where(den > 0, l.sum() / den.clamp(min=1), l.sum() * 0), "global"
+        if inp.soft is not None:
+            l = s["lc"] if w is None else s["lc"] * w
+            return l.sum() / s["tot"][0], "global"
+        if w is None:
+            w = torch.ones_like(s["cnt"])
+        den = (w * s["cnt"]).sum()
+        eps = float(P["label_smoothing"])
+        num = (1 - eps) * (w * s["lc"]).sum()
+        if eps:
+            num = num + eps / C * (w * s["sc"]).sum()
+        return torch.where(den > 0, num / den.clamp(min=1e-300), num * 0), "global"
+
+
+class Region(Term):
+    """Losses from soft counts per group: dice, iou, logcosh_dice, tversky,
+    focal_tversky, wdice, adaptive_dice (and the sums of gdice)."""
+
+    def sums(self, inp):
+        P = self.P
+        m = inp.mask(P["ignore_index"])
+        p = inp.probs(P["activation"]) * m
+        g = inp.onehot() * m
+        axes = ((0,) if P["batch"] else ()) + inp.axes
+        out = {"tp": (p * g).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
+        if P.get("squared"):
+            out["sp2"] = (p * p).sum(axes)
+            out["sg2"] = (g * g).sum(axes)
+        if self.name in ("mcc", "sensspec"):
+            out["vm"] = (m * torch.ones_like(p)).sum(axes)       # valid voxels per group
+        if self.name == "sensspec":
+            err = (g - p) ** 2 * m
+            out["eg"] = (err * g).sum(axes)
+            out["en"] = (err * (1 - g)).sum(axes)
+        if _needs_counts(P):
+            out["cnt"] = g.sum((0,) + inp.axes).detach()
+            out["tot"] = m.sum().detach().reshape(1)
+        out["n"] = inp.x.new_tensor([float(inp.x.shape[0])])
+        return out
+
+    def local_keys(self):
+        # per-sample sums stay on their rank; pooled (batch=true) ones are reduced
+        return () if self.P["batch"] else ("tp", "sp", "sg", "sp2", "sg2", "vm", "eg", "en")
+
+    def group_loss(self, s):
+        P, n = self.P, self.name
+        tp, sp, sg = s["tp"], s["sp"], s["sg"]
+        snr, sdr = float(P["smooth_nr"]), float(P["smooth_dr"])
+        if n in ("dice", "logcosh_dice", "wdice", "adaptive_dice"):
+            den = s["sp2"] + s["sg2"] if P.get("squared") else sp + sg
+            D = (2 * tp + snr) / (den + sdr)
+            return -torch.log(D) if P.get("log") else 1 - D
+        if n == "focal_dice":
+            D = (2 * tp + snr) / (sp + sg + sdr)
+            return 1 - D ** (1.0 / float(P["beta"]))
+        if n == "asym":
+            b2 = float(P["beta"]) ** 2
+            f = ((1 + b2) * tp + snr) / ((1 + b2) * tp + b2 * (sg - tp) + (sp - tp) + sdr)
+            return 1 - f
+        if n == "mcc":
+            fp, fn = sp - tp, sg - tp
+            tn = s["vm"] - sp - sg + tp
+            Pr = (tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)
+            ok = Pr > 0
+            den = torch.sqrt(torch.where(ok, Pr, torch.ones_like(Pr)))
+            return 1 - torch.where(ok, (tp * tn - fp * fn + snr) / (den + sdr), torch.full_like(Pr, snr / sdr))
+        if n == "sensspec":
+            r = float(P["r"])
+            return r * s["eg"] / (sg + sdr) + (1 - r) * s["en"] / (s["vm"] - sg + sdr)
+        if n == "iou":
+            tot = s["sp2"] + s["sg2"] if P.get("squared") else sp + sg
+            j = (tp + snr) / (tot - tp + sdr)
+            return -torch.log(j) if P.get("log") else 1 - j
+        a, b = float(P["alpha"]), float(P["beta"])
+        ti = (tp + snr) / (tp + a * (sp - tp) + b * (sg - tp) + sdr)
+        return 1 - ti if n == "tversky" else (1 - ti) ** float(P["gamma"])
+
+    def included(self, l, C):
+        return l[..., 1:] if (not self.P["include_background"] and C > 1) else l
+
+    def finish(self, inp, s, red):
+        C = inp.C
+        l = self.group_loss(s)                  # (C,) pooled or (N_local, C)
+        kind = "global" if self.P["batch"] else "share"
+        nglob = s["n"][0]
+        if self.name in ("wdice", "adaptive_dice", "focal_dice"):
+            if self.name == "adaptive_dice":
+                w = self.adaptive_weights(l, nglob, red, C)
+            elif isinstance(self.P["weight"], str):
+                w = _class_weights(self.P, s["cnt"], s["tot"][0], C)
+            else:
+                w = self.P["weight"] if self.P["weight"] is not None else [1.0] * C
+            w = l.new_tensor(w) if not torch.is_tensor(w) else w.to(l.dtype)
+            li, wi = self.included(l, C), self.included(w, C)
+            if not wi.sum() > 0:
+                return l.sum() * 0, kind
+            per = (li * wi).sum(-1) / wi.sum()
+            return (per if self.P["batch"] else per.sum() / nglob), kind
+        w = self.P["weight"]
+        if isinstance(w, str):
+            w = _class_weights(self.P, s["cnt"], s["tot"][0], C)
+        if w is not None:
+            l = l * (l.new_tensor(w) if not torch.is_tensor(w) else w.to(l))
+        li = self.included(l, C)
+        L = li.mean() if self.P["batch"] else li.sum() / (nglob * li.shape[-1])
+        if self.name != "logcosh_dice":
+            return L, kind
+        # log cosh of the averaged dice loss (Jadon): of the global average, so the
+        # shares are summed first (value global, gradient through this rank's share)
+        if kind == "share":
+            L = L + (red.sum_detached(L) - L.detach())
+        return torch.log(torch.cosh(L)), "global"
+
+    # adaptive_dice: the running average lives on the term (SegLoss keeps it in its state)
+    history = None
+    training = False
+
+    def adaptive_weights(self, l, nglob, red, C):
+        cur = l.detach() if self.P["batch"] else red.sum_detached(l.detach().sum(0)) / nglob
+        h = self.history
+        if self.training:
+            mom = float(self.P["momentum"])
+            h = cur.clone() if h is None else mom * h.to(cur) + (1 - mom) * cur
+            self.history = h.detach()
+        first = 1 if (not self.P["include_background"] and C > 1) else 0
+        if h is None or torch.isnan(h[first:]).any() or not h[first:].sum() > 0:
+            return torch.ones(C, dtype=l.dtype, device=l.device)
+        return ((C - first) * h / h[first:].sum()).to(l)
+
+
+class GDice(Region):
+    def finish(self, inp, s, red):
+        P, C = self.P, inp.C
+        tp, sp, sg = (s[k] if P["batch"] else s[k] for k in ("tp", "sp", "sg"))
+        if P["batch"]:
+            tp, sp, sg = tp.unsqueeze(0), sp.unsqueeze(0), sg.unsqueeze(0)
+        if not P["include_background"] and C > 1:
+            tp, sp, sg = tp[:, 1:], sp[:, 1:], sg[:, 1:]
+        with torch.no_grad():
+            if P["w_type"] == "uniform":
+                w = torch.ones_like(sg)
+            else:
+                w = 1.0 / (sg * sg) if P["w_type"] == "square" else 1.0 / sg
+            finite = torch.isfinite(w)
+            wmax = torch.where(finite, w, torch.zeros_like(w)).max(1, keepdim=True).values
+            w = torch.where(finite, w, wmax.expand_as(w))
+            tot = w.sum(1, keepdim=True)
+            w = torch.where(tot > 0, w / tot.clamp(min=1e-300), torch.zeros_like(w))
+        S = (2 * (w * tp).sum(1) + float(P["smooth_nr"])) / ((w * (sp + sg)).sum(1) + float(P["smooth_dr"]))
+        l = 1 - S if self.name == "gdice" else 1 - S / (1 + float(P["k"]) * (1 - S))
+        if P["batch"]:
+            return l.mean(), "global"
+        return l.sum() / s["n"][0], "share"
+
+
+class Focal(Term):
+    """focal: softmax form -Σ α_c (1-p_c)^γ g_c log p_c / (valid voxels); binary form
+    per channel, (1-p_t)^γ times the binary CE, / (valid voxels · C)."""
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        m = inp.mask(P["ignore_index"])
+        g = inp.onehot()
+        a = inp.act(P["activation"])
+        gamma = float(P["gamma"])
+        shape = (1, C) + (1,) * len(inp.axes)
+        alpha = P["alpha"]
+        x = inp.x
+        if a == "softmax" or (a == "none" and C > 1):
+            logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+            q = -torch.expm1(logp)
+            l = -(q ** gamma * g * logp * m)
+            if alpha is not None:
+                av = list(alpha) if isinstance(alpha, list) else [1 - float(alpha)] + [float(alpha)] * (C - 1)
+                l = l * x.new_tensor(av).view(shape)
+            return {"s": l.sum().reshape(1), "cnt": m.sum().detach().reshape(1)}
+        if a == "none":
+            p = x
+            ce = -(g * torch.log(p) + (1 - g) * torch.log1p(-p))
+            q = 1 - p
+        else:
+            p = torch.sigmoid(x)
+            ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
+            q = torch.sigmoid(-x)
+        l = ce * (p * (1 - g) + q * g) ** gamma
+        if alpha is not None:
+            av = x.new_tensor(list(alpha) if isinstance(alpha, list) else [float(alpha)] * C).view(shape)
+            l = l * (av * g + (1 - av) * (1 - g))
+        return {"s": (l * m).sum().reshape(1), "cnt": (m.sum() * C).detach().reshape(1)}
+
+    def finish(self, inp, s, red):
+        return torch.where(s["cnt"][0] > 0, s["s"][0] / s["cnt"][0].clamp(min=1), s["s"][0] * 0), "global"
+
+
+def _element_ce(inp, P):
+    """Flat CE per element (voxel for softmax, (channel, voxel) for sigmoid) in
+    memory order, the flat validity mask, and the probability of the true class
+    (softmax, label map) / of the observed outcome (binary) / exp(-CE) (soft)."""
+    C, a, x = inp.C, inp.act(P["activation"]), inp.x
+    g = inp.onehot()
+    m = inp.mask(P["ignore_index"])
+    if a == "softmax" or (a == "none" and C > 1):
+        logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+        ce = -(g * logp).sum(1)
+        pt = torch.exp(-ce) if inp.soft is not None else (logp.exp() * g).sum(1)
+        return ce.reshape(-1), m[:, 0].reshape(-1) > 0, pt.reshape(-1)
+    if a == "none":
+        p = x
+        ce = -(g * torch.log(x) + (1 - g) * torch.log1p(-x))
+    else:
+        p = torch.sigmoid(x)
+        ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
+    pt = torch.exp(-ce) if inp.soft is not None else p * g + (1 - p) * (1 - g)
+    return ce.reshape(-1), (m.expand_as(ce) > 0).reshape(-1), pt.reshape(-1)
+
+
+def _top_mean(ce, valid, K):
+    """Mean of the K largest valid values; ties in index order (stable sort), as the C code."""
+    v = ce[valid]
+    order = torch.sort(-v.detach(), stable=True).indices
+    return v[order[:K]].mean()
+
+
+class TopK(Term):
+    """topk (mean CE of the k % largest, ranked over the batch) and ohem
+    (CE of the elements whose true-class probability is below thresh, at
+    least min_kept of them). A selection over the whole batch: not exact
+    across ranks, so refused with a process group."""
+
+    def sums(self, inp):
+        return {}
+
+    def finish(self, inp, s, red):
+        # (SegLoss refuses topk/ohem with a process group: the selection is not exact across ranks)
+        ce, valid, pt = _element_ce(inp, self.P)
+        V = int(valid.sum())
+        if V == 0:
+            return inp.x.sum() * 0, "global"
+        if self.name == "topk":
+            return _top_mean(ce, valid, max(1, int(math.floor(V * float(self.P["k"]) / 100.0)))), "global"
+        hard = (pt.detach() < float(self.P["thresh"])) & valid
+        kmin = int(math.floor(V * float(self.P["min_kept"])))
+        nh = int(hard.sum())
+        if nh >= kmin:
+            return (ce[hard].mean() if nh else inp.x.sum() * 0), "global"
+        return _top_mean(ce, valid, kmin), "global"
+
+
+class GWDice(Term):
+    """generalized Wasserstein Dice (Fidon et al.) with class distance matrix M."""
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        p, g = inp.probs(P["activation"]), inp.onehot()
+        mask = inp.mask(P["ignore_index"])[:, 0]
+        if C == 1:
+            p, g = torch.cat([1 - p, p], 1), torch.cat([1 - g, g], 1)
+        K = p.shape[1]
+        M = p.new_tensor(P["M"]).view(K, K) if P["M"] is not None else 1 - torch.eye(K, dtype=p.dtype,
+                                                                                      device=p.device)
+        mm = torch.einsum("nl...,lk->nk...", g, M)
+        delta = (mm * p).sum(1)
+        a = torch.einsum("nl...,l->n...", g, M[:, 0])
+        axes = ((0,) if P["batch"] else ()) + tuple(range(1, delta.dim()))
+        return {"tp": (a * (1 - delta) * mask).sum(axes), "ae": (delta * mask).sum(axes),
+                "n": p.new_tensor([float(p.shape[0])])}
+
+    def local_keys(self):
+        return () if self.P["batch"] else ("tp", "ae")
+
+    def finish(self, inp, s, red):
+        P = self.P
+        l = 1 - (2 * s["tp"] + float(P["smooth_nr"])) / (2 * s["tp"] + s["ae"] + float(P["smooth_dr"]))
+        return (l, "global") if P["batch"] else (l.sum() / s["n"][0], "share")
+
+
+class Combo(Term):
+    """combo: α·(β-weighted CE) + (1 − α)·dice loss (Taghanaki et al.)."""
+
+    def __init__(self, name, P):
+        super().__init__(name, P)
+        self.dice = Region("dice", dict(P, weight=None, squared=False, log=False))
+
+    def sums(self, inp):
+        P, C, x = self.P, inp.C, inp.x
+        a = inp.act(P["activation"])
+        g, m = inp.onehot(), inp.mask(P["ignore_index"])
+        b = float(P["beta"])
+        if a == "sigmoid" or (a == "none" and C == 1):
+            lp, lq = (torch.log(x), torch.log1p(-x)) if a == "none" else (F.logsigmoid(x), F.logsigmoid(-x))
+            ce = (-(b * g * lp + (1 - b) * (1 - g) * lq) * m).sum()
+            cnt = m.sum() * C
+        else:
+            logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+            w = x.new_tensor([1 - b] + [b] * (C - 1)).view((1, C) + (1,) * len(inp.axes))
+            ce = (-(w * g * logp).sum(1, keepdim=True) * m).sum()
+            cnt = m.sum()
+        out = {"ce": ce.reshape(1), "cnt": cnt.detach().reshape(1)}
+        out.update({"d_" + k: v for k, v in self.dice.sums(inp).items()})
+        return out
+
+    def local_keys(self):
+        return tuple("d_" + k for k in self.dice.local_keys())
+
+    def finish(self, inp, s, red):
+        dl, kind = self.dice.finish(inp, {k[2:]: v for k, v in s.items() if k.startswith("d_")}, red)
+        if kind == "share":   # make the dice part global (value) before mixing it with the global CE
+            dl = dl + (red.sum_detached(dl) - dl.detach())
+        al = float(self.P["alpha"])
+        return al * s["ce"][0] / s["cnt"][0] + (1 - al) * dl, "global"
+
+
+class DistanceCE(Term):
+    """dpce and boundary_aware: CE weighted per voxel by a map of d, the distance
+    from a voxel to the nearest voxel of another target label. d comes from the
+    C library's exact EDT on the host (inp.label_distance), from the hard
+    labels only: one map per sample from the label map (a soft target: its
+    argmax), or, in the binary form (sigmoid), one per channel from g > 0.5."""
+
+    def binary(self, inp):
+        a = inp.act(self.P["activation"])
+        return a == "sigmoid" or (a == "none" and inp.C == 1)
+
+    def hard(self, inp):
+        if self.binary(inp):
+            if inp.soft is not None:
+                return 1 + (inp.soft > 0.5).to(torch.int32)
+            return 1 + inp.onehot().to(torch.int32)          # (N, C, ...): label == channel (label 1 for C = 1)
+        if inp.soft is not None:
+            return (1 + inp.soft.argmax(1)).to(torch.int32)  # first maximum, as the C code
+        return (1 + inp.labels).to(torch.int32)
+
+    def weights(self, inp):
+        d = inp.label_distance(self.hard(inp)).to(inp.x)      # inf where a map has a single label
+        flat = d.reshape(d.shape[0] * (d.shape[1] if self.binary(inp) else 1), -1)
+        single = torch.isinf(flat).all(1, keepdim=True)
+        if self.name == "dpce":
+            dmax = torch.where(single, torch.ones_like(flat[:, :1]), flat.max(1, keepdim=True).values)
+            lam = float(self.P["lambda"])
+            w = torch.where(single, torch.ones_like(flat), 1 + lam * (1 - flat / dmax))
+            w = w.float().to(inp.x)   # the C maps are float32
+        else:
+            band = float(self.P["width"]) * min(inp.spacing)
+            w = torch.where(flat <= band, torch.full_like(flat, float(self.P["p_boundary"])),
+                            torch.full_like(flat, float(self.P["p_inner"])))
+        return w.reshape(d.shape)
+
+    def sums(self, inp):
+        a, x = inp.act(self.P["activation"]), inp.x
+        g = inp.onehot()
+        w = self.weights(inp)
+        if self.binary(inp):
+            if a == "none":
+                ce = -(g * torch.log(x) + (1 - g) * torch.log1p(-x))
+            else:
+                ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
+            num = (w * ce).sum()
+        else:
+            logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+            num = (w * -(g * logp).sum(1)).sum()
+        den = w.sum() if self.name == "boundary_aware" else x.new_tensor(float(w.numel()))
+        return {"num": num.reshape(1), "den": den.detach().reshape(1)}
+
+    def finish(self, inp, s, red):
+        den = s["den"][0]
+        return torch.where(den > 0, s["num"][0] / den.clamp(min=1e-300), s["num"][0] * 0), "global"
+
+
+class UnifiedFocal(Term):
+    """unified_focal (Yeung et al. 2022): λ·(modified focal) + (1 − λ)·(modified
+    focal Tversky), symmetric or asymmetric. Classes are viewed as (C', K): the
+    binary form (sigmoid) has K = 2 views (1 − p, p) of each of C' = C channels,
+    the softmax form C' = 1 and K = C; view 0 is the background (rare-class
+    emphasis by δ, and in the asymmetric form no focal suppression of the others)."""
+
+    def views(self, inp):
+        a, x, C = inp.act(self.P["activation"]), inp.x, inp.C
+        g = inp.onehot()
+        if a == "sigmoid" or (a == "none" and C == 1):
+            if a == "none":
+                q, lq = torch.stack([1 - x, x], 2), torch.stack([torch.log1p(-x), torch.log(x)], 2)
+            else:
+                q = torch.stack([torch.sigmoid(-x), torch.sigmoid(x)], 2)
+                lq = torch.stack([F.logsigmoid(-x), F.logsigmoid(x)], 2)
+            return q, lq, torch.stack([1 - g, g], 2)
+        lq = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
+        return (lq.exp() if a == "softmax" else x).unsqueeze(1), lq.unsqueeze(1), g.unsqueeze(1)
+
+    def sums(self, inp):
+        P = self.P
+        q, lq, h = self.views(inp)
+        m = inp.mask(P["ignore_index"]).unsqueeze(1)
+        K = q.shape[2]
+        sym = P["variant"] == "symmetric"
+        delta, gamma = float(P["delta"]), float(P["gamma"])
+        shape = (1, 1, K) + (1,) * (q.dim() - 3)
+        w = q.new_tensor([1 - delta] + [delta] * (K - 1)).view(shape)
+        ef = q.new_tensor([gamma] + [gamma if sym else 0.0] * (K - 1)).view(shape)
+        focal = ((w * (1 - q) ** ef * (-h * lq)).sum(2, keepdim=True) * m).sum()
+        axes = ((0,) if P["batch"] else ()) + tuple(range(3, q.dim()))
+        qm, hm = q * m, h * m
+        tp = (qm * hm).sum(axes)
+        return {"focal": focal.reshape(1), "fcnt": (m.sum() * q.shape[1]).detach().reshape(1),
+                "tp": tp, "fn": (hm.sum(axes) - tp), "fp": (qm.sum(axes) - tp),
+                "n": q.new_tensor([float(q.shape[0])])}
+
+    def local_keys(self):
+        return () if self.P["batch"] else ("tp", "fn", "fp")
+
+    def finish(self, inp, s, red):
+        P = self.P
+        delta, gamma = float(P["delta"]), float(P["gamma"])
+        sym = P["variant"] == "symmetric"
+        tp = s["tp"]
+        K = tp.shape[-1]
+        mti = (tp + float(P["smooth_nr"])) / (tp + delta * s["fn"] + (1 - delta) * s["fp"] + float(P["smooth_dr"]))
+        et = tp.new_tensor([1 - gamma if sym else 1.0] + [1 - gamma] * (K - 1))
+        f = (1 - mti).clamp(min=0) ** et
+        lam = float(P["lambda"])
+        focal = s["focal"][0] / s["fcnt"][0]
+        if P["batch"]:
+            return lam * focal + (1 - lam) * f.mean(), "global"
+        ftl = f.sum() / (s["n"][0] * f[0].numel())   # the mean over (sample, C', K) with the global sample count
+        ftl = ftl + (red.sum_detached(ftl) - ftl.detach())   # global value; gradient through this rank's share
+        return lam * focal + (1 - lam) * ftl, "global"
+
+
+class Lovasz(Term):
+    """Lovász-softmax (errors |g − p|) / Lovász hinge (sigmoid: errors 1 − x(2g − 1),
+    relu'd) of Berman et al.: per class, the errors of the group (the whole batch,
+    or one image with per_image=true) sorted in decreasing order (ties in index
+    order), dotted with the Jaccard loss's increments; the mean over the classes
+    (present ones only with classes=present, softmax) and then over the groups.
+    A sort over the whole batch is refused with a process group; per_image=true
+    is a mean over images and exact (divided by the global image count)."""
+
+    def sums(self, inp):
+        return {"n": inp.x.new_tensor([float(inp.x.shape[0])])} if self.P["per_image"] else {}
+
+    def finish(self, inp, s, red):
+        P, C, x = self.P, inp.C, inp.x
+        hinge = inp.act(P["activation"]) == "sigmoid"
+        p, g = inp.probs(P["activation"]), inp.onehot()
+        valid = inp.mask(P["ignore_index"])[:, 0] > 0
+        N = x.shape[0]
+        groups = [[n] for n in range(N)] if P["per_image"] else [list(range(N))]
+        total = x.sum() * 0
+        for grp in groups:
+            losses = []
+            for c in range(C):
+                m = valid[grp]
+                gc = g[grp, c][m]
+                e = 1 - x[grp, c][m] * (2 * gc - 1) if hinge else (gc - p[grp, c][m]).abs()
+                if not hinge and P["classes"] == "present" and not bool(gc.sum() > 0):
+                    continue
+                if e.numel() == 0:
+                    losses.append(x.sum() * 0)
+                    continue
+                order = torch.sort(e.detach(), descending=True, stable=True).indices
+                f = torch.relu(e[order]) if hinge else e[order]
+                gs = gc[order]
+                gts = gs.sum()
+                J = 1 - (gts - gs.cumsum(0)) / (gts + (1 - gs).cumsum(0))
+                losses.append(torch.dot(f, torch.cat([J[:1], J[1:] - J[:-1]])))
+            if losses:
+                total = total + sum(losses) / len(losses)
+        if P["per_image"]:
+            return total / s["n"][0], "share"
+        return total / len(groups), "global"
+
+
+class HausdorffDT(Term):
+    """hausdorff_dt (Karimi & Salcudean; MONAI HausdorffDTLoss): mean over
+    (sample, included class, voxel) of (p − g)²·(d_p^α + d_g^α), d = distance to
+    the nearest voxel on the other side of the mask p > 0.5 (resp. g > 0.5), 0 for
+    a mask without a boundary. Both maps come from the C library's EDT on the
+    host: the target's from its labels, the prediction's from the thresholded
+    mask (one int32 map copied to the host per forward); no gradient through them."""
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        first = 1 if (C > 1 and not P["include_background"]) else 0
+        p = inp.probs(P["activation"])[:, first:]
+        g = inp.onehot()[:, first:]
+        alpha = float(P["alpha"])
+
+        def dist(mask):
+            d = inp.label_distance(1 + mask.to(torch.int32)).to(p)
+            d = torch.where(torch.isinf(d), torch.zeros_like(d), d)
+            return d * d if alpha == 2 else d if alpha == 1 else d ** alpha
+
+        with torch.no_grad():
+            w = dist(p.detach() > 0.5) + dist(g > 0.5)
+        return {"s": ((p - g) ** 2 * w).sum().reshape(1), "cnt": p.new_tensor([float(p.numel())])}
+
+    def finish(self, inp, s, red):
+        return s["s"][0] / s["cnt"][0], "global"
+
+
+class Blob(Term):
+    """blob (Kofler et al.): per (sample, included class), the connected
+    components of the target mask (labelled by the C library on the host; only
+    the uint8 mask crosses); for component k, D_k = (2 P_k + s_nr) /
+    (b + P_k + |k| + s_dr), P_k = Σ p over the component, b = Σ p over the
+    class's background (the other components masked out); L = mean_k (1 − D_k);
+    the value is the mean of L over the groups that have a component."""
+
+    def sums(self, inp):
+        P, C = self.P, inp.C
+        first = 1 if (C > 1 and not P["include_background"]) else 0
+        p = inp.probs(P["activation"])[:, first:]
+        g = inp.onehot()[:, first:]
+        lab = inp.components(g > 0.5, P["connectivity"])        # (N, K, spatial...) int64, 0 = background
+        N, K = p.shape[:2]
+        pf, lf = p.reshape(N * K, -1), lab.reshape(N * K, -1)
+        total, groups = p.sum() * 0, 0
+        for j in range(N * K):
+            nb = int(lf[j].max())
+            if nb == 0:
+                continue
+            bins = torch.zeros(nb + 1, dtype=p.dtype, device=p.device).scatter_add(0, lf[j], pf[j])
+            size = torch.bincount(lf[j], minlength=nb + 1)[1:].to(p.dtype)
+            D = (2 * bins[1:] + float(P["smooth_nr"])) / (bins[0] + bins[1:] + size + float(P["smooth_dr"]))
+            total = total + (1 - D).mean()
+            groups += 1
+        return {"L": total.reshape(1), "G": p.new_tensor([float(groups)])}
+
+    def local_keys(self):
+        return ("L",)
+
+    def finish(self, inp, s, red):
+        G = s["G"][0]
+        return torch.where(G > 0, s["L"][0] / G.clamp(min=1), s["L"][0] * 0), "share"
+
+
+def _pool(x, kernel, sign):
+    """max (sign 1) or min (sign -1) over a window of `kernel` per spatial axis,
+    inside the image (padding never wins), stride 1."""
+    nd = x.dim() - 2
+    fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[nd - 1]
+    return sign * fn(sign * x, kernel, stride=1, padding=tuple(k // 2 for k in kernel))
+
+
+def _erode(x):
+    nd = x.dim() - 2
+    out = None
+    for a in range(nd):   # the cross: min over the axis-aligned 3-windows
+        k = tuple(3 if b == a else 1 for b in range(nd))
+        e = _pool(x, k, -1)
+        out = e if out is None else torch.minimum(out, e)
+    return out
+
+
+def _open(x):
+    return _pool(_erode(x), (3,) * (x.dim() - 2), 1)
+
+
+def _soft_skeleton(x, iters):
+    skel = torch.relu(x - _open(x))
+    for _ in range(iters):
+        x = _erode(x)
+        delta = torch.relu(x - _open(x))
+        skel = skel + torch.relu(delta - skel * delta)
+    return skel
+
+
+class ClDice(Region):
+    """cldice: 1 − soft clDice with the paper's soft skeleton (min/max pools;
+    the target's skeleton by the same formula, without gradient, on the device)."""
+
+    def sums(self, inp):
+        P = self.P
+        m = inp.mask(P["ignore_index"])
+        p = inp.probs(P["activation"]) * m
+        g = inp.onehot() * m
+        sp = _soft_skeleton(p, int(P["iters"]))
+        with torch.no_grad():
+            sg = _soft_skeleton(g, int(P["iters"]))
+        axes = ((0,) if P["batch"] else ()) + inp.axes
+        out = {"a": (sp * g).sum(axes), "b": sp.sum(axes), "c": (sg * p).sum(axes), "d": sg.sum(axes),
+               "n": inp.x.new_tensor([float(inp.x.shape[0])])}
+        if _needs_counts(P):
+            out["cnt"] = g.sum((0,) + inp.axes).detach()
+            out["tot"] = m.sum().detach().reshape(1)
+        return out
+
+    def local_keys(self):
+        return () if self.P["batch"] else ("a", "b", "c", "d")
+
+    def finish(self, inp, s, red):
+        P, C = self.P, inp.C
+        snr, sdr = float(P["smooth_nr"]), float(P["smooth_dr"])
+        a, b, c, d = s["a"], s["b"], s["c"], s["d"]
+        first = 1 if (not P["include_background"] and C > 1) else 0
+        if P["pool_classes"]:
+            a, b, c, d = (t[..., first:].sum(-1, keepdim=True) for t in (a, b, c, d))
+        tprec = (a + snr) / (b + sdr)
+        tsens = (c + snr) / (d + sdr)
+        both0 = (tprec + tsens) == 0
+        l = torch.where(both0, torch.ones_like(tprec), 1 - 2 * tprec * tsens / torch.where(both0, torch.ones_like(tprec), tprec + tsens))
+        if not P["pool_classes"]:
+            w = P["weight"]
+            if isinstance(w, str):
+                w = _class_weights(P, s["cnt"], s["tot"][0], C)
+            if w is not None:
+                l = l * (l.new_tensor(w) if not torch.is_tensor(w) else w.to(l))
+            l = l[..., first:]
+        kind = "global" if P["batch"] else "share"
+        L = l.mean() if P["batch"] else l.sum() / (s["n"][0] * l.shape[-1])
+        return L, kind
+
+
+def _edge(x, padding):
+    """E(x) = |Λ ⊛ x| / n, Λ = the 3^d box with neighbours 1 and centre −n,
+    n = 3^d − 1; zero or replicate padding."""
+    N, C = x.shape[:2]
+    nd = x.dim() - 2
+    n = 3 ** nd - 1
+    conv = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+    y = x.reshape((N * C, 1) + tuple(x.shape[2:]))
+    k = torch.ones((1, 1) + (3,) * nd, dtype=x.dtype, device=x.device)
+    if padding == "replicate":
+        box = conv(F.pad(y, (1, 1) * nd, mode="replicate"), k)
+    else:
+        box = conv(y, k, padding=1)
+    return ((box - (n + 1) * y).abs() / n).reshape(x.shape)
+
+
+class EdgeDice(Region):
+    """edge_dice: α·(1 − D(p, g)) + (1 − α)·(1 − D(E(p), E(g))) per group, reduced as dice."""
+
+    def sums(self, inp):
+        P = self.P
+        out = super().sums(inp)
+        m = inp.mask(P["ignore_index"])
+        p = inp.probs(P["activation"]) * m
+        g = inp.onehot() * m
+        ep = _edge(p, P["padding"]) * m
+        with torch.no_grad():
+            eg = _edge(g, P["padding"]) * m
+        axes = ((0,) if P["batch"] else ()) + inp.axes
+        out.update({"etp": (ep * eg).sum(axes), "esp": ep.sum(axes), "esg": eg.sum(axes)})
+        return out
+
+    def local_keys(self):
+        return super().local_keys() + (() if self.P["batch"] else ("etp", "esp", "esg"))
+
+    def group_loss(self, s):
+        P = self.P
+        snr, sdr, a = float(P["smooth_nr"]), float(P["smooth_dr"]), float(P["alpha"])
+        D = (2 * s["tp"] + snr) / (s["sp"] + s["sg"] + sdr)
+        DE = (2 * s["etp"] + snr) / (s["esp"] + s["esg"] + sdr)
+        return a * (1 - D) + (1 - a) * (1 - DE)
+
+
+class SSIM(Region):
+    """ssim: 1 − mean over positions of SSIM(p_c, g_c) (Wang et al.; MONAI's
+    SSIMLoss conventions: separable Gaussian window, data range 1, valid or zero
+    padding) per (sample, class), then the mean over included groups of w_c·L."""
+
+    def sums(self, inp):
+        P = self.P
+        m = inp.mask(P["ignore_index"])
+        x = inp.probs(P["activation"]) * m
+        y = inp.onehot() * m
+        N, C = x.shape[:2]
+        nd = x.dim() - 2
+        k, sig = int(P["window"]), float(P["sigma"])
+        j = torch.arange(k, dtype=x.dtype, device=x.device)
+        w1 = torch.exp(-(((j - (k - 1) / 2) / sig) ** 2) / 2)
+        w1 = w1 / w1.sum()
+        K = w1
+        for _ in range(nd - 1):
+            K = K.unsqueeze(-1) * w1
+        K = K.reshape((1, 1) + (k,) * nd)
+        conv = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+        pad = (k - 1) // 2 if P["padding"] == "zero" else 0
+
+        def f(t):
+            return conv(t.reshape((N * C, 1) + tuple(t.shape[2:])), K, padding=pad)
+
+        mx, my = f(x), f(y)
+        sx, sy, sxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
+        c1, c2 = 0.01 ** 2, 0.03 ** 2
+        S = (2 * mx * my + c1) * (2 * sxy + c2) / ((mx * mx + my * my + c1) * (sx + sy + c2))
+        out = {"s": S.reshape(N, C, -1).mean(-1), "n": x.new_tensor([float(N)])}
+        if _needs_counts(P):
+            out["cnt"] = inp.onehot().mul(m).sum((0,) + inp.axes).detach()
+            out["tot"] = m.sum().detach().reshape(1)
+        return out
+
+    def local_keys(self):
+        return ("s",)
+
+    def group_loss(self, s):
+        return 1 - s["s"]
+
+
+class HausdorffER(Region):
+    """hausdorff_er (Karimi & Salcudean; kornia's HausdorffERLoss): b_0 = (p − g)²,
+    K times: e = max(B ⊛ b − 0.5, 0) with B the normalised cross (zero padding),
+    b = e min-max normalised over the map; L = mean over valid voxels of
+    Σ_k k^α b_k per (sample, class); then the mean over groups of w_c·L."""
+
+    def sums(self, inp):
+        P = self.P
+        m = inp.mask(P["ignore_index"])
+        p = inp.probs(P["activation"]) * m
+        g = inp.onehot() * m
+        N, C = p.shape[:2]
+        nd = p.dim() - 2
+        conv = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
+        B = torch.zeros((3,) * nd, dtype=p.dtype, device=p.device)
+        B[(1,) * nd] = 1
+        for a in range(nd):
+            for o in (0, 2):
+                B[tuple(o if b == a else 1 for b in range(nd))] = 1
+        B = (B / (2 * nd + 1)).reshape((1, 1) + (3,) * nd)
+        b = ((p - g) ** 2).reshape((N * C, 1) + tuple(p.shape[2:]))
+        acc = torch.zeros_like(b)
+        alpha = float(P["alpha"])
+        for k in range(1, int(P["erosions"]) + 1):
+            r = conv(b, B, padding=1) - 0.5
+            e = torch.where(r < 0, torch.zeros_like(r), r)
+            ef = e.reshape(N * C, -1)
+            hi, lo = ef.max(-1).values, ef.min(-1).values
+            span = (hi - lo).view((N * C, 1) + (1,) * nd)
+            lo = lo.view_as(span)
+            same = span == 0
+            b = torch.where(same, e, (e - lo) / torch.where(same, torch.ones_like(span), span))
+            acc = acc + float(k) ** alpha * b
+        acc = acc.reshape(p.shape) * m
+        vm = (m * torch.ones_like(p)).sum(inp.axes)
+        out = {"s": acc.sum(inp.axes) / vm.clamp(min=1), "n": p.new_tensor([float(N)])}
+        if _needs_counts(P):
+            out["cnt"] = g.sum((0,) + inp.axes).detach()
+            out["tot"] = m.sum().detach().reshape(1)
+        return out
+
+    def local_keys(self):
+        return ("s",)
+
+    def group_loss(self, s):
+        return s["s"]
+
+
+class Boundary(Term):
+    """mean over (sample, class in idc, voxel) of p_c·φ_c with the signed
+    distance maps φ computed by the C library from the target (or passed in)."""
+
+    def classes(self, C):
+        idc = self.P["idc"]
+        if idc is None:
+            return list(range(1, C)) if C > 1 else [0]
+        return [int(i) for i in idc]
+
+    def sums(self, inp):
+        if inp.maps is None:
+            raise Unsupported("boundary needs the distance maps (computed from a CPU label map, or passed as dist=)")
+        idc = self.classes(inp.C)
+        p = inp.probs(self.P["activation"])[:, idc]
+        phi = inp.maps[:, idc].to(p)
+        return {"s": (p * phi).sum().reshape(1), "cnt": p.new_tensor([float(p.numel())])}
+
+    def local_keys(self):
+        return ()
+
+    def finish(self, inp, s, red):
+        return s["s"][0] / s["cnt"][0], "global"
+
+
+CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logcosh_dice": Region,
+           "tversky": Region, "focal_tversky": Region, "wdice": Region, "adaptive_dice": Region,
+           "gdice": GDice, "pgdice": GDice, "boundary": Boundary, "asym": Region, "focal_dice": Region,
+           "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
+           "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
+           "unified_focal": UnifiedFocal, "lovasz": Lovasz,
+           "hausdorff_dt": HausdorffDT, "blob": Blob,
+           "cldice": ClDice, "edge_dice": EdgeDice, "ssim": SSIM,
+           "hausdorff_er": HausdorffER}
+
+
+def make_term(name, params):
+    """A native term from a parsed spec term, or Unsupported naming what is not covered."""
+    if name not in CLASSES:
+        raise Unsupported("loss %r is not covered by the native (torch) backend; covered: %s"
+                          % (name, ", ".join(sorted(CLASSES))))
+    for k in params:
+        if k not in KEYS[name]:
+            raise Unsupported("key %s=%r of loss %r is not covered by the native (torch) backend"
+                              % (k, params[k], name))
+    P = dict(DEFAULTS)
+    P.update(LOSS_DEFAULTS.get(name, {}))
+    P.update(params)
+    return CLASSES[name](name, P)
+
+
+class Reducer:
+    """Sums over a process group (identity without one)."""
+
+    def __init__(self, group):
+        self.group = group
+        if group is None:
+            self.world = 1
+        else:
+            import torch.distributed as dist
+            self.world = dist.get_world_size(group)
+
+    def sum_detached(self, t):
+        if self.group is None:
+            return t.detach()
+        import torch.distributed as dist
+        t = t.detach().clone()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM, group=self.group)
+        return t
+
+    def pooled(self, dicts, local_keys):
+        """All-reduces every non-local sum of every term in ONE flat vector;
+        returns dicts of surrogates S_local + (S_global - S_local).detach()."""
+        if self.group is None:
+            return dicts
+        flat, where = [], []
+        for i, (d, lk) in enumerate(zip(dicts, local_keys)):
+            for k, v in d.items():
+                if k not in lk:
+                    flat.append(v.detach().reshape(-1).to(torch.float64))
+                    where.append((i, k))
+        if not flat:
+            return dicts
+        g = self.sum_detached(torch.cat(flat))
+        out = [dict(d) for d in dicts]
+        o = 0
+        for i, k in where:
+            v = dicts[i][k]
+            gv = g[o:o + v.numel()].reshape(v.shape).to(v.dtype)
+            o += v.numel()
+            out[i][k] = v + (gv - v.detach()) if v.requires_grad else gv
+        return out
+
+
+def evaluate(terms, weights, inp, group):
+    """(loss tensor, [unweighted term values]) on the logits' device."""
+    red = Reducer(group)
+    sums = [t.sums(inp) for t in terms]
+    lks = [t.local_keys() if hasattr(t, "local_keys") else () for t in terms]
+    sums = red.pooled(sums, lks)
+    glob, share, vals = 0, 0, []
+    for t, w, s in zip(terms, weights, sums):
+        v, kind = t.finish(inp, s, red)
+        vals.append((v, kind))
+        if kind == "global":
+            glob = glob + w * v
+        else:
+            share = share + w * v
+    total = glob + share
+    if red.world == 1:
+        return total, [v.detach() for v, _ in vals]
+    # value: the global loss; gradient: world x the rank's part (DDP divides by world)
+    shares = [v.detach() for v, k in vals if k == "share"]
+    if shares:
+        summed = red.sum_detached(torch.stack(shares + [torch.as_tensor(share).detach().to(shares[0])]))
+        shares_g = iter(summed[:-1].tolist())
+        share_value = summed[-1]
+    else:
+        shares_g, share_value = iter(()), 0
+    value = torch.as_tensor(glob).detach() + share_value
+    scaled = red.world * total
+    out = scaled - scaled.detach() + value
+    term_vals = [v.detach() if k == "global" else next(shares_g) for v, k in vals]
+    return out, term_vals
+
+
+_TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)|(?P<sym>[-+*()=,\[\]]))")
+
+
+def parse_spec(spec):
+    """[(weight, name, {key: value})] by the grammar of include/segloss/loss.h.
+    Only called after the C library accepted the spec, so it need not explain
+    syntax errors; it raises ValueError if it disagrees with the C parser."""
+    toks, pos = [], 0
+    spec = spec.strip()
+    while pos < len(spec):
+        m = _TOKEN.match(spec, pos)
+        if not m or m.end() == pos:
+            raise ValueError("spec %r: cannot read at %r" % (spec, spec[pos:]))
+        pos = m.end()
+        kind = m.lastgroup
+        toks.append((kind, m.group(kind)))
+    i = [0]
+
+    def peek(v=None):
+        if i[0] >= len(toks):
+            return None
+        t = toks[i[0]]
+        return t if v is None or t[1] == v else None
+
+    def take(v=None):
+        t = peek(v)
+        if t is None:
+            raise ValueError("spec %r: unexpected end or token" % spec)
+        i[0] += 1
+        return t
+
+    def number():
+        sign = -1.0 if peek("-") and take("-") else 1.0
+        return sign * float(take()[1])
+
+    def value():
+        if peek("-") or peek()[0] == "num":
+            return number()
+        t = take()
+        if t[1] == "[":
+            out = [number()]
+            while peek(","):
+                take(",")
+                out.append(number())
+            take("]")
+            return out
+        if t[1] in ("true", "false"):
+            return t[1] == "true"
+        return t[1]
+
+    terms = []
+    while True:
+        w = 1.0
+        if peek() and peek()[0] == "num":
+            w = float(take()[1])
+            take("*")
+        name = take()[1]
+        params = {}
+        if peek("("):
+            take("(")
+            while True:
+                k = take()[1]
+                take("=")
+                params[k] = value()
+                if peek(","):
+                    take(",")
+                    continue
+                take(")")
+                break
+        terms.append((w, name, params))
+        if not peek("+"):
+            break
+        take("+")
+    if i[0] != len(toks):
+        raise ValueError("spec %r: trailing tokens" % spec)
+    return terms
+
+
+def validate(terms, C, spatial, spec, x, soft):
+    """The input-dependent checks the C library makes in sl_loss_forward, with
+    the same exception classes (the C path raises them from the C code)."""
+    from .. import errors
+    if not bool(torch.isfinite(x).all()):
+        raise errors.NonFiniteError("%s: the scores contain NaN or Inf" % spec)
+    if soft is not None and not bool(((soft >= 0) & (soft <= 1)).all()):
+        raise errors.RangeError("%s: a soft target value is outside [0, 1]" % spec)
+    for t in terms:
+        P, n = t.P, t.name
+        a = P.get("activation", "auto")
+        if P.get("ignore_index") is not None and soft is not None:
+            raise errors.InvalidArgumentError("%s: %s: ignore_index needs a label-map target, not a soft one"
+                                              % (spec, n))
+        if a == "none" and not bool(((x >= 0) & (x <= 1)).all()):
+            raise errors.RangeError("%s: %s: activation=none takes probabilities, but a score is outside [0, 1]"
+                                    % (spec, n))
+        if a == "softmax" and C == 1:
+            raise errors.ShapeError("%s: %s: softmax needs C > 1 channels (one channel uses activation=sigmoid)" % (spec, n))
+        w = P.get("weight")
+        if isinstance(w, list) and len(w) != C:
+            raise errors.ShapeError("%s: %s: weight has %d values but the scores have C = %d channels" % (spec, n, len(w), C))
+        al = P.get("alpha")
+        if n == "focal" and isinstance(al, list) and len(al) != C:
+            raise errors.ShapeError("%s: %s: alpha has %d values but the scores have C = %d channels" % (spec, n, len(al), C))
+        if n == "gwdice" and P["M"] is not None:
+            K = 2 if C == 1 else C
+            if len(P["M"]) != K * K:
+                raise errors.ShapeError("%s: %s: M has %d values, needs %d x %d = %d" % (spec, n, len(P["M"]), K, K, K * K))
+        if n == "boundary" and P["idc"] is not None:
+            bad = [i for i in P["idc"] if not 0 <= int(i) < C or int(i) != i]
+            if bad:
+                raise errors.ShapeError("%s: %s: idc %g is not a channel index in [0, %d)" % (spec, n, bad[0], C))
+        if n == "ssim" and P["padding"] == "valid" and min(spatial) < int(P["window"]):
+            raise errors.ShapeError("%s: %s: window %d does not fit a spatial extent of %d (padding=valid)"
+                                    % (spec, n, int(P["window"]), min(spatial)))
