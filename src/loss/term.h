@@ -55,6 +55,7 @@ typedef struct sl_params {
     int mode;                /* an enumerated choice (w_type, classes, variant...) */
     int iters, width, connectivity, window;
     double sigma, p_boundary, p_inner;
+    int normalize;           /* gdice/pgdice: normalise the class weights to sum 1 */
 } sl_params;
 
 typedef enum sl_key_type {
