@@ -242,6 +242,8 @@ def main():
                        dict(use_softmax=True, weight=[3.0, 1.0, 0.5, 2.0][:C], gamma=0.5)):
                 if kw.get("use_softmax") and C == 1:
                     continue
+                if kw.get("weight") is not None and (C == 1 or (C == 2 and kw.get("include_background") is False)):
+                    continue        # a weight with one channel left: refused (tested below)
                 tgt = lab if kw.get("to_onehot_y") and C > 1 else oh
                 compare(chk, "FocalLoss %s %s" % (kw, tag), M.FocalLoss(**kw), lambda a, b: m_focal(a, b, **kw),
                         x, tgt)
@@ -261,7 +263,11 @@ def main():
                        dict(sigmoid=True, to_onehot_y=True, weight=[0.5, 2.0, 1.0, 3.0][:C]),
                        dict(sigmoid=True, include_background=False, weight=[2.0, 0.5, 1.5][:max(C - 1, 1)],
                             alpha=0.3, gamma=1.5),
-                       dict(sigmoid=True, weight=1.7, to_onehot_y=True)):
+                       dict(sigmoid=True, weight=1.7, to_onehot_y=True), dict(act, to_onehot_y=True),
+                       dict(act, include_background=False, alpha=0.25, gamma=1.0, to_onehot_y=True),
+                       dict(act, weight=[1.0, 0.5, 2.0, 1.5][:C], batch=True, lambda_dice=0.3)):
+                if kw.get("weight") is not None and (C == 1 or (C == 2 and kw.get("include_background") is False)):
+                    continue        # a weight with one channel left: refused (tested below)
                 tgt = lab if kw.get("to_onehot_y") and C > 1 else oh
                 compare(chk, "DiceFocalLoss %s %s" % (kw, tag), M.DiceFocalLoss(**kw),
                         lambda a, b: m_dicefocal(a, b, **kw), x, tgt)
@@ -316,8 +322,13 @@ def main():
     raises(chk, "GWDL matrix", lambda: M.GeneralizedWassersteinDiceLoss([[0, 1, .5], [1, 0, 1], [.5, 1, 0]]),
            NotImplementedError, ["dist_matrix"])
     raises(chk, "FocalLoss soft target", lambda: M.FocalLoss()(xt, yt * 0.5), NotImplementedError, ["soft target"])
-    raises(chk, "DiceFocalLoss softmax", lambda: M.DiceFocalLoss(softmax=True)(xt, yt), NotImplementedError,
-           ["softmax"])
+    x1 = torch.tensor(rng.normal(0, 2, (2, 1, 6, 7)), dtype=torch.float32)
+    y1 = (torch.rand(2, 1, 6, 7) > 0.5).float()
+    raises(chk, "FocalLoss weight on one channel", lambda: M.FocalLoss(weight=2.0)(x1, y1), NotImplementedError,
+           ["weight", "single channel"])
+    raises(chk, "DiceFocalLoss weight on one kept channel",
+           lambda: M.DiceFocalLoss(sigmoid=True, include_background=False, weight=[2.0])(xt[:, :2], yt[:, :2]),
+           NotImplementedError, ["weight", "single channel"])
     raises(chk, "FocalLoss weight length", lambda: M.FocalLoss(weight=[1, 2])(xt, yt), ValueError, ["weight"])
     raises(chk, "FocalLoss negative weight", lambda: M.FocalLoss(weight=[1, -2, 1])(xt, yt), ValueError, ["weight"])
     raises(chk, "DiceCELoss weight length", lambda: M.DiceCELoss(softmax=True, weight=[1, 2])(xt, yt), ValueError,

@@ -179,11 +179,15 @@ class TverskyLoss(DropIn):
 
 
 def _focal_weight(cls, weight, kept):
-    """MONAI's FocalLoss class weights (MONAI 1.3 and 1.4): a scalar or one weight per channel
-    left after dropping the background, multiplying that channel's whole term, and applied
-    only when more than one channel is left (then not even checked). A list or None."""
-    if weight is None or kept == 1:
+    """MONAI's FocalLoss class weights: a scalar or one weight per channel left after dropping
+    the background, multiplying that channel's whole term. A list or None. With a single
+    channel left MONAI releases differ (1.3/1.4 ignore the weight, later development
+    versions multiply by a scalar and reject a list), so that case is refused."""
+    if weight is None:
         return None
+    if kept == 1:
+        raise unsupported(cls, "weight with a single channel left", "MONAI 1.3/1.4 ignore it, later versions "
+                          "multiply by a scalar weight and reject a list")
     w = torch.as_tensor(weight, dtype=torch.float64).flatten()
     if torch.as_tensor(weight).dim() == 0:
         w = w.repeat(kept)
@@ -332,8 +336,10 @@ class DiceCELoss(DropIn):
 
 
 class DiceFocalLoss(DropIn):
-    """monai.losses.DiceFocalLoss: lambda_dice · DiceLoss + lambda_focal · FocalLoss (the focal
-    term on the raw logits, sigmoid unless use_softmax)."""
+    """monai.losses.DiceFocalLoss (MONAI 1.3/1.4, monai/losses/dice.py): lambda_dice · DiceLoss +
+    lambda_focal · FocalLoss. MONAI builds its FocalLoss without use_softmax, so the focal
+    term is the sigmoid one on the raw logits whatever sigmoid/softmax say (they act on the
+    Dice term only), softmax=True included; weight (one per kept channel) goes to both."""
 
     def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
                  squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
@@ -357,12 +363,6 @@ class DiceFocalLoss(DropIn):
         if input.dim() != target.dim():
             raise ValueError("the number of dimensions for input and target should be the same, got shape %s "
                              "and %s." % (tuple(input.shape), tuple(target.shape)))
-        if self.softmax and C > 1:
-            # MONAI releases differ here: older ones always use the sigmoid focal term, newer
-            # ones a softmax focal term when softmax=True. Neither is assumed.
-            raise unsupported("DiceFocalLoss", "softmax=True with several channels", "MONAI versions differ in "
-                              "the focal term's activation; combine DiceLoss(softmax=True) and "
-                              "FocalLoss(use_softmax=...) from this module instead")
         act = _activation("DiceFocalLoss", self.sigmoid, self.softmax, None, C)
         tgt = _region_target("DiceFocalLoss", input, target, self.to_onehot_y)
         # MONAI 1.3/1.4 passes the same weight (one per kept channel) to DiceLoss and FocalLoss.
