@@ -141,11 +141,19 @@ def main():
                 variants = [dict(), dict(smooth=0.5), dict(classes=[1, 2]), dict(log_loss=True, smooth=1e-3)]
                 if kind != "jaccard":
                     variants.append(dict(ignore_index=255))
+                # log_loss with smooth=0: an absent class (clamped at eps, masked to 0 by smp)
+                variants += [dict(log_loss=True), dict(log_loss=True, classes=[2, 0, 2])]
+                if kind == "dice":
+                    variants += [dict(log_loss=True, ignore_index=255), dict(log_loss=True, from_logits=False)]
                 if kind == "tversky":
                     variants = [v for v in variants if not v.get("log_loss")]
                     variants += [dict(alpha=0.3, beta=0.7, gamma=1.5)]
                 for kw in variants:
                     y = lab_ign if "ignore_index" in kw else lab
+                    if kw.get("from_logits") is False:
+                        compare(chk, "%s multiclass %s %s" % (cls.__name__, kw, tag), cls("multiclass", **kw),
+                                lambda a, b: s_region(kind, "multiclass", a, b, **kw), probs, y)
+                        continue
                     compare(chk, "%s multiclass %s %s" % (cls.__name__, kw, tag), cls("multiclass", **kw),
                             lambda a, b: s_region(kind, "multiclass", a, b, **kw), x, y)
                 compare(chk, "%s multiclass from_logits=False %s" % (cls.__name__, tag),
@@ -168,9 +176,15 @@ def main():
                     yml[:, absent] = 0
                 compare(chk, "%s multilabel %s" % (cls.__name__, tag), cls("multilabel"),
                         lambda a, b: s_region(kind, "multilabel", a, b), x, yml)
+                if kind != "tversky":
+                    compare(chk, "%s multilabel log_loss %s" % (cls.__name__, tag), cls("multilabel", log_loss=True),
+                            lambda a, b: s_region(kind, "multilabel", a, b, log_loss=True), x, yml)
             # binary with an empty mask: loss 0, no gradient
             compare(chk, "DiceLoss binary empty %s" % tag, S.DiceLoss("binary"),
                     lambda a, b: s_region("dice", "binary", a, b), x[:, :1].copy(), np.zeros((N, 1) + sp, np.int64))
+            compare(chk, "DiceLoss binary empty log_loss %s" % tag, S.DiceLoss("binary", log_loss=True),
+                    lambda a, b: s_region("dice", "binary", a, b, log_loss=True), x[:, :1].copy(),
+                    np.zeros((N, 1) + sp, np.int64))
             for kw in (dict(), dict(alpha=0.25, gamma=1.0), dict(ignore_index=255)):
                 y = lab_ign if "ignore_index" in kw else lab
                 compare(chk, "FocalLoss multiclass %s %s" % (kw, tag), S.FocalLoss("multiclass", **kw),
@@ -201,10 +215,6 @@ def main():
     raises(chk, "classes with binary", lambda: S.DiceLoss("binary", classes=[0]), AssertionError, ["binary"])
     raises(chk, "multilabel ignore_index", lambda: S.DiceLoss("multilabel", ignore_index=1), NotImplementedError,
            ["ignore_index"])
-    ya = y.clone()
-    ya[ya == 2] = 0
-    raises(chk, "log_loss with an absent class", lambda: S.DiceLoss("multiclass", log_loss=True)(x, ya),
-           NotImplementedError, ["log_loss"])
     raises(chk, "Tversky log_loss", lambda: S.TverskyLoss("multiclass", log_loss=True), NotImplementedError,
            ["log_loss"])
     raises(chk, "Focal normalized", lambda: S.FocalLoss("binary", normalized=True), NotImplementedError,

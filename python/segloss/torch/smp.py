@@ -73,6 +73,17 @@ class _Region(DropIn):
     def _keys(self):
         return {}
 
+    def forward(self, y_pred, y_true):
+        # as DropIn.forward, except that _log_present may hand over its own (input, target)
+        # pair, or no spec at all (a loss that is 0)
+        self._check_input(y_pred)
+        spec, tgt, post = self._plan(y_pred, y_true)
+        if spec is None:
+            return post(None)
+        x, t = tgt if isinstance(tgt, tuple) else (y_pred, tgt)
+        value = self._loss(spec)(x, t)
+        return post(value) if post is not None else value
+
     def _plan(self, y_pred, y_true):
         cls = type(self).__name__
         C = y_pred.shape[1]
@@ -113,10 +124,7 @@ class _Region(DropIn):
             w[c] += 1.0 if present[c] else 0.0
         scale = C / len(chosen)
         if self.log_loss and not all(present) and self.smooth == 0:
-            # smp clamps the score at eps before the log, so an absent class gives −log(eps)·0 = 0;
-            # segloss's log form has no clamp and its score 0 of an absent class is −log 0.
-            raise unsupported(cls, "log_loss=True with a class absent from the batch and smooth=0",
-                              "segloss's log form does not clamp the score at eps")
+            return self._log_present(y_pred, tgt, act, present, chosen)
         keys = dict(activation=act, batch=True, smooth_nr=self.smooth, smooth_dr=self.smooth, ignore_index=ign,
                     include_background=True if C > 1 else None, weight=w if C > 1 else None)
         keys.update(self._keys())
@@ -128,6 +136,41 @@ class _Region(DropIn):
 
     def _post(self, scale):
         return (lambda v: v * scale) if scale != 1 else None
+
+    def _log_present(self, y_pred, tgt, act, present, chosen):
+        """log_loss with smooth=0 and a class absent from the batch. smp clamps that class's
+        score 0 at eps and multiplies −log(eps) by its mask 0: no value, no gradient. segloss's
+        log form would compute −log 0 for it, so the absent channels are left out of the call:
+        sliced off the logits (sigmoid channels are independent), or, for multiclass, off the
+        softmax probabilities computed here (activation=none; the softmax runs over all the
+        channels as in smp, and ignored voxels are zeroed in both as smp does). Every voxel's
+        class is present, so the sliced one-hot rows stay whole."""
+        cls = type(self).__name__
+        C = y_pred.shape[1]
+        keep = sorted(set(c for c in chosen if present[c]))
+        if not keep:        # every chosen class absent: smp's loss is 0, and so is its gradient
+            return None, None, lambda v: y_pred.sum() * 0.0
+        count = [sum(1 for c in chosen if c == k) for k in keep]
+        if self.mode == MULTICLASS_MODE:
+            lab = tgt
+            valid = lab != self.ignore_index if self.ignore_index is not None else torch.ones_like(lab, dtype=torch.bool)
+            if bool(((lab < 0) | (lab >= C))[valid].any()):
+                raise ValueError("%s: a label is outside [0, %d)" % (cls, C))
+            v = valid.unsqueeze(1).to(y_pred.dtype)
+            prob = torch.softmax(y_pred, 1) if act == "softmax" else y_pred
+            onehot = torch.nn.functional.one_hot(torch.where(valid, lab, torch.zeros_like(lab)), C)
+            x = (prob * v)[:, keep]
+            t = (onehot.movedim(-1, 1).to(y_pred.dtype) * v)[:, keep].to(torch.float32)
+            act = "none"
+        else:               # multilabel (binary has one channel, present)
+            x, t = y_pred[:, keep], tgt[:, keep]
+        K = len(keep)
+        keys = dict(activation=act, batch=True, smooth_nr=0.0, smooth_dr=0.0,
+                    include_background=True if K > 1 else None, weight=[float(n) for n in count] if K > 1 else None)
+        keys.update(self._keys())
+        # segloss: Σ_k count_k L_k / K; smp: the same sum over len(chosen) classes.
+        scale = (K if K > 1 else count[0]) / len(chosen)
+        return spec_of(self.name, **keys), (x, t), self._post(scale)
 
 
 class DiceLoss(_Region):
