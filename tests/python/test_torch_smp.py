@@ -43,6 +43,10 @@ def s_prepare(mode, y_pred, y_true, from_logits, ignore_index):
     else:
         y_true = y_true.reshape(bs, C, -1)
         y_pred = y_pred.reshape(bs, C, -1)
+        if ignore_index is not None:
+            mask = y_true != ignore_index
+            y_pred = y_pred * mask
+            y_true = y_true * mask
     return y_pred, y_true.to(y_pred.dtype)
 
 
@@ -179,6 +183,20 @@ def main():
                 if kind != "tversky":
                     compare(chk, "%s multilabel log_loss %s" % (cls.__name__, tag), cls("multilabel", log_loss=True),
                             lambda a, b: s_region(kind, "multilabel", a, b, log_loss=True), x, yml)
+                # smp's multilabel ignore_index masks single (voxel, channel) entries
+                ymi = yml.copy()
+                ymi[rng.random(ymi.shape) < 0.15] = 255
+                ml_kw = [dict(ignore_index=255)]
+                if kind == "dice":
+                    ml_kw += [dict(ignore_index=255, log_loss=True), dict(ignore_index=255, from_logits=False)]
+                if kind == "tversky":
+                    ml_kw = [dict(ignore_index=255, alpha=0.3, beta=0.7)]
+                if kind == "jaccard":
+                    ml_kw = []          # smp's JaccardLoss has no ignore_index
+                for kw in ml_kw:
+                    xin = torch.sigmoid(torch.tensor(x)).numpy() if kw.get("from_logits") is False else x
+                    compare(chk, "%s multilabel %s %s" % (cls.__name__, kw, tag), cls("multilabel", **kw),
+                            lambda a, b: s_region(kind, "multilabel", a, b, **kw), xin, ymi)
             # binary with an empty mask: loss 0, no gradient
             compare(chk, "DiceLoss binary empty %s" % tag, S.DiceLoss("binary"),
                     lambda a, b: s_region("dice", "binary", a, b), x[:, :1].copy(), np.zeros((N, 1) + sp, np.int64))
@@ -197,6 +215,13 @@ def main():
             yml = (rng.random((N, C) + sp) < 0.3).astype(np.float32)
             compare(chk, "FocalLoss multilabel %s" % tag, S.FocalLoss("multilabel", alpha=0.4),
                     lambda a, b: s_focal("multilabel", a, b, alpha=0.4), x, yml)
+            ymi = yml.copy()
+            ymi[rng.random(ymi.shape) < 0.15] = 255
+            compare(chk, "FocalLoss multilabel ignore_index %s" % tag, S.FocalLoss("multilabel", ignore_index=255),
+                    lambda a, b: s_focal("multilabel", a, b, ignore_index=255), x, ymi)
+            compare(chk, "FocalLoss multilabel ignore_index alpha %s" % tag,
+                    S.FocalLoss("multilabel", ignore_index=255, alpha=0.3, gamma=1.0),
+                    lambda a, b: s_focal("multilabel", a, b, ignore_index=255, alpha=0.3, gamma=1.0), x, ymi)
             for kw in (dict(), dict(per_image=True), dict(ignore_index=255)):
                 y = lab_ign if "ignore_index" in kw else lab
                 compare(chk, "LovaszLoss multiclass %s %s" % (kw, tag), S.LovaszLoss("multiclass", **kw),
@@ -213,8 +238,6 @@ def main():
     y = torch.randint(0, 3, (2, 6, 7))
     raises(chk, "mode", lambda: S.DiceLoss("multi"), ValueError, ["mode"])
     raises(chk, "classes with binary", lambda: S.DiceLoss("binary", classes=[0]), AssertionError, ["binary"])
-    raises(chk, "multilabel ignore_index", lambda: S.DiceLoss("multilabel", ignore_index=1), NotImplementedError,
-           ["ignore_index"])
     raises(chk, "Tversky log_loss", lambda: S.TverskyLoss("multiclass", log_loss=True), NotImplementedError,
            ["log_loss"])
     raises(chk, "Focal normalized", lambda: S.FocalLoss("binary", normalized=True), NotImplementedError,

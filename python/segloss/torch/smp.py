@@ -66,9 +66,6 @@ class _Region(DropIn):
         self.smooth, self.ignore_index, self.eps = float(smooth), ignore_index, float(eps)
         if self.smooth + 0 < 0:
             raise ValueError("%s: smooth must be >= 0" % cls)
-        if ignore_index is not None and mode == MULTILABEL_MODE:
-            raise unsupported(cls, "ignore_index in multilabel mode", "smp ignores single (voxel, channel) "
-                              "entries; segloss ignores whole voxels")
 
     def _keys(self):
         return {}
@@ -88,6 +85,7 @@ class _Region(DropIn):
         cls = type(self).__name__
         C = y_pred.shape[1]
         ign = self.ignore_index
+        inp = y_pred
         if self.mode == MULTICLASS_MODE:
             lab = _multiclass_labels(cls, y_pred, y_true)
             tgt = lab
@@ -113,6 +111,14 @@ class _Region(DropIn):
                                  % (cls, tuple(y_pred.shape), tuple(y_true.shape)))
             tgt = y_true.to(torch.float32)
             act = "sigmoid" if self.from_logits else "none"
+            if ign is not None:
+                # smp zeroes the ignored (voxel, channel) entries of the probabilities and the
+                # target; segloss ignores whole voxels, so the masked probabilities are made
+                # here (the sigmoid in torch) and segloss takes them with activation=none.
+                mask = (tgt != ign).to(y_pred.dtype)
+                inp = (torch.sigmoid(y_pred) if self.from_logits else y_pred) * mask
+                tgt = tgt * mask.to(torch.float32)
+                act, ign = "none", None
             present = [bool((tgt[:, c] > 0).any()) for c in range(C)]
         chosen = list(range(C)) if self.classes is None else self.classes
         for c in chosen:
@@ -124,15 +130,15 @@ class _Region(DropIn):
             w[c] += 1.0 if present[c] else 0.0
         scale = C / len(chosen)
         if self.log_loss and not all(present) and self.smooth == 0:
-            return self._log_present(y_pred, tgt, act, present, chosen)
+            return self._log_present(inp, tgt, act, present, chosen)
         keys = dict(activation=act, batch=True, smooth_nr=self.smooth, smooth_dr=self.smooth, ignore_index=ign,
                     include_background=True if C > 1 else None, weight=w if C > 1 else None)
         keys.update(self._keys())
         spec = spec_of(self.name, **keys)
         if C == 1 and not present[0]:
-            return spec, tgt, (lambda v: v * 0.0)       # smp: the one class is absent, loss 0
+            return spec, (inp, tgt), (lambda v: v * 0.0)       # smp: the one class is absent, loss 0
         post = self._post(scale)
-        return spec, tgt, post
+        return spec, (inp, tgt), post
 
     def _post(self, scale):
         return (lambda v: v * scale) if scale != 1 else None
@@ -234,10 +240,15 @@ class FocalLoss(DropIn):
             raise unsupported("FocalLoss", "normalized=True", "not offered by segloss's focal loss")
         if reduced_threshold is not None:
             raise unsupported("FocalLoss", "reduced_threshold", "not offered by segloss's focal loss")
-        if ignore_index is not None and mode == MULTILABEL_MODE:
-            raise unsupported("FocalLoss", "ignore_index in multilabel mode", "smp ignores single (voxel, channel) "
-                              "entries; segloss ignores whole voxels")
         self.alpha, self.gamma, self.ignore_index = alpha, float(gamma), ignore_index
+
+    def forward(self, y_pred, y_true):
+        # as DropIn.forward, except that _plan may hand over its own (input, target) pair
+        self._check_input(y_pred)
+        spec, tgt, post = self._plan(y_pred, y_true)
+        x, t = tgt if isinstance(tgt, tuple) else (y_pred, tgt)
+        value = self._loss(spec)(x, t)
+        return post(value) if post is not None else value
 
     def _plan(self, y_pred, y_true):
         C = y_pred.shape[1]
@@ -262,6 +273,19 @@ class FocalLoss(DropIn):
                 raise ValueError("FocalLoss: multilabel y_true must have y_pred's shape %s, got %s"
                                  % (tuple(y_pred.shape), tuple(y_true.shape)))
             tgt = y_true.to(torch.float32)
+            if self.ignore_index is not None:
+                # smp drops the ignored (voxel, channel) entries and averages the others: the
+                # kept logits as one (1, 1, M) channel (boolean indexing is exact under autograd)
+                keep = tgt != self.ignore_index
+                if not bool(keep.any()):
+                    raise ValueError("FocalLoss: every entry of y_true is ignore_index (smp's mean over no "
+                                     "entries is NaN)")
+                keys["ignore_index"] = None
+                tgt = tgt[keep].reshape(1, 1, -1)
+                if not is_binary(tgt):
+                    raise unsupported("FocalLoss", "a soft target (values other than 0 and 1)",
+                                      "smp's focal term exp(−BCE) equals segloss's only for hard targets")
+                return spec_of("focal", **keys), (y_pred[keep].reshape(1, 1, -1), tgt), None
         if tgt.dtype.is_floating_point and not is_binary(tgt):
             raise unsupported("FocalLoss", "a soft target (values other than 0 and 1)",
                               "smp's focal term exp(−BCE) equals segloss's only for hard targets")
