@@ -98,6 +98,33 @@ def s_focal(mode, y_pred, y_true, alpha=None, gamma=2.0, ignore_index=None):
     return loss
 
 
+def s_lovasz_grad(gt_sorted):
+    gts = gt_sorted.sum()
+    intersection = gts - gt_sorted.cumsum(0)
+    union = gts + (1.0 - gt_sorted).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    if gt_sorted.numel() > 1:
+        jaccard[1:] = jaccard[1:] - jaccard[:-1]
+    return jaccard
+
+
+def s_lovasz_hinge(logits, labels, per_image=False, ignore=None):
+    """smp's _lovasz_hinge (binary and multilabel modes): every entry of the image or batch."""
+    def flat(s, lab):
+        s, lab = s.reshape(-1), lab.reshape(-1)
+        if ignore is not None:
+            keep = lab != ignore
+            s, lab = s[keep], lab[keep]
+        if lab.numel() == 0:
+            return s.sum() * 0.0
+        errors = 1.0 - s * (2.0 * lab.to(s.dtype) - 1.0)
+        errors_sorted, perm = torch.sort(errors, descending=True)
+        return torch.dot(F.relu(errors_sorted), s_lovasz_grad(lab[perm].to(s.dtype)))
+    if per_image:
+        return sum(flat(a, b) for a, b in zip(logits, labels)) / logits.shape[0]
+    return flat(logits, labels)
+
+
 # ---------------------------------------------------------------- comparing
 
 def compare(chk, what, ours, ref, x, y, rtol=2e-5):
@@ -233,6 +260,12 @@ def main():
                 compare(chk, "LovaszLoss binary %s %s" % (kw, tag), S.LovaszLoss("binary", **kw),
                         lambda a, b: TL.ref_lovasz(a, b[:, 0], 1, per_image=kw.get("per_image", False),
                                                    ignore_index=kw.get("ignore_index")), x[:, :1].copy(), yb[:, None])
+                yml = (rng.random((N, C) + sp) < 0.3).astype(np.float32)
+                if "ignore_index" in kw:
+                    yml[rng.random(yml.shape) < 0.15] = 255
+                compare(chk, "LovaszLoss multilabel %s %s" % (kw, tag), S.LovaszLoss("multilabel", **kw),
+                        lambda a, b: s_lovasz_hinge(a, b, per_image=kw.get("per_image", False),
+                                                    ignore=kw.get("ignore_index")), x, yml)
 
     x = torch.randn(2, 3, 6, 7)
     y = torch.randint(0, 3, (2, 6, 7))
@@ -248,7 +281,7 @@ def main():
            ["reduction"])
     raises(chk, "Focal soft target", lambda: S.FocalLoss("binary")(x[:, :1], torch.rand(2, 1, 6, 7)),
            NotImplementedError, ["soft target"])
-    raises(chk, "Lovasz multilabel", lambda: S.LovaszLoss("multilabel"), NotImplementedError, ["multilabel"])
+    raises(chk, "Lovasz multilabel shape", lambda: S.LovaszLoss("multilabel")(x, y), ValueError, ["multilabel"])
     raises(chk, "multiclass target shape", lambda: S.DiceLoss("multiclass")(x, y[:, :5]), ValueError, ["(2, 5, 7)"])
     raises(chk, "label out of range", lambda: S.DiceLoss("multiclass")(x, y + 3), ValueError, ["outside"])
     raises(chk, "binary with 3 channels", lambda: S.DiceLoss("binary")(x, y), ValueError, ["one channel"])

@@ -294,17 +294,34 @@ class FocalLoss(DropIn):
 
 
 class LovaszLoss(DropIn):
-    """segmentation_models_pytorch.losses.LovaszLoss: the Lovász hinge on the logits (binary) or
-    the Lovász-softmax over the present classes (multiclass)."""
+    """segmentation_models_pytorch.losses.LovaszLoss: the Lovász hinge on the logits (binary and
+    multilabel) or the Lovász-softmax over the present classes (multiclass)."""
 
     def __init__(self, mode, per_image=False, ignore_index=None, from_logits=True, *, threads=None):
         super().__init__(threads)
         self.mode = _mode("LovaszLoss", mode)
-        if mode == MULTILABEL_MODE:
-            raise unsupported("LovaszLoss", "mode='multilabel'", "smp applies the Lovász-softmax to it")
         self.per_image, self.ignore_index, self.from_logits = bool(per_image), ignore_index, from_logits
 
+    def forward(self, y_pred, y_true):
+        # as DropIn.forward, except that _plan may hand over its own (input, target) pair
+        self._check_input(y_pred)
+        spec, tgt, post = self._plan(y_pred, y_true)
+        x, t = tgt if isinstance(tgt, tuple) else (y_pred, tgt)
+        return self._loss(spec)(x, t)
+
     def _plan(self, y_pred, y_true):
+        if self.mode == MULTILABEL_MODE:
+            # smp: the Lovász hinge of the binary mode over every (channel, voxel) entry of an
+            # image (per_image) or of the batch, the channels flattened together: the same as
+            # the binary hinge on the logits reshaped to (N, 1, C·voxels)
+            if tuple(y_true.shape) != tuple(y_pred.shape):
+                raise ValueError("LovaszLoss: multilabel y_true must have y_pred's shape %s, got %s"
+                                 % (tuple(y_pred.shape), tuple(y_true.shape)))
+            N = y_pred.shape[0]
+            tgt = as_label_map(y_true, "LovaszLoss").reshape(N, -1)
+            spec = spec_of("lovasz", activation="sigmoid", per_image=self.per_image or None,
+                           ignore_index=self.ignore_index)
+            return spec, (y_pred.reshape(N, 1, -1), tgt), None
         if self.mode == BINARY_MODE:
             # the hinge reads the logits; smp ignores from_logits here
             t = _binary_target("LovaszLoss", y_pred, y_true)
