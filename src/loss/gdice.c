@@ -23,6 +23,9 @@
  * behaviour. With s_nr = s_dr = 0 the value equals MONAI's
  * GeneralizedDiceLoss (whose weights are not normalised: the ratio is
  * invariant to their scale); with smoothing they differ only through it.
+ * normalize=false skips the normalisation, so the smoothing is added to the
+ * raw weighted sums as MONAI does: then the value equals MONAI's for any
+ * smooth_nr, smooth_dr (its defaults 1e-5 included).
  */
 #include <stdlib.h>
 #include "term.h"
@@ -54,7 +57,7 @@ static sl_status finalize_gd(sl_term *t, const sl_ctx *cx, sl_region *r, double 
         double num = pr->smooth_nr, den = pr->smooth_dr;
         if (W > 0)
             for (int64_t c = first; c < C; c++) {
-                w[c] /= W;
+                if (pr->normalize) w[c] /= W;
                 num += 2 * w[c] * r->tp[g0 + c];
                 den += w[c] * (r->sp[g0 + c] + r->sg[g0 + c]);
             }
@@ -103,7 +106,9 @@ static sl_status finalize_pgdice(sl_term *t, const sl_ctx *cx, sl_region *r, dou
     {"smooth_dr", SL_KEY_NUMBER, SL_P(smooth_dr), 1e-5, 0, 1e6, NULL, "added to the denominator"},       \
     {"ignore_index", SL_KEY_LABEL, SL_P(ignore_index), NAN, -1e9, 1e9, NULL, "label whose voxels are skipped"}, \
     {"w_type", SL_KEY_ENUM, SL_P(mode), W_SQUARE, 0, 0, "square|simple|uniform",                         \
-     "class weights 1/(Σg)², 1/Σg or 1, normalised to sum 1"}
+     "class weights 1/(Σg)², 1/Σg or 1, normalised to sum 1"},                                          \
+    {"normalize", SL_KEY_BOOL, SL_P(normalize), 1, 0, 1, NULL,                                           \
+     "false keeps the raw weights (MONAI GeneralizedDiceLoss, smoothing included)"}
 
 static const sl_key gdice_keys[] = {GD_KEYS, SL_KEY_END};
 

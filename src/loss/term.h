@@ -61,6 +61,7 @@ typedef struct sl_params {
     int normalized;          /* focal: smp's normalized focal loss */
     double reduced_threshold; /* focal: smp's reduced focal loss (0 = off) */
     int pool_classes;        /* region losses: add the included classes' sums before the ratio */
+    int normalize;           /* gdice/pgdice: normalise the class weights to sum 1 */
 } sl_params;
 
 typedef enum sl_key_type {

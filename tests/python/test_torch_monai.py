@@ -1,5 +1,6 @@
 """segloss.torch.monai against transcriptions of MONAI's loss code (monai/losses/dice.py,
-focal_loss.py, tversky.py; MONAI 1.x) written here in float64 PyTorch, plus the MONAI
+focal_loss.py, tversky.py; MONAI 1.3/1.4 where the releases differ: class weights)
+written here in float64 PyTorch, plus the MONAI
 references already in tests/ref (GeneralizedDiceLoss, GeneralizedWassersteinDiceLoss,
 HausdorffDTLoss, SoftclDiceLoss). Value and gradient, labels and one-hot targets, an
 empty class, and the arguments that must raise NotImplementedError.
@@ -99,7 +100,7 @@ def m_focal(input, target, include_background=True, to_onehot_y=False, gamma=2.0
         loss = (p * gamma).exp() * ce
         if alpha is not None:
             loss = (t * alpha + (1 - t) * (1 - alpha)) * loss
-    if weight is not None:
+    if weight is not None and loss.shape[1] != 1:    # MONAI 1.3/1.4: not for a single channel
         w = torch.as_tensor(weight, dtype=loss.dtype)
         if w.dim() == 0:
             w = w.repeat(loss.shape[1])
@@ -108,27 +109,60 @@ def m_focal(input, target, include_background=True, to_onehot_y=False, gamma=2.0
     return flat.mean() if reduction == "mean" else flat.sum()
 
 
-def m_ce(input, target, label_smoothing=0.0):
-    if input.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(input, target)
+def m_ce(input, target, label_smoothing=0.0, weight=None):
+    w = None if weight is None else torch.as_tensor(weight, dtype=input.dtype)
+    if input.shape[1] == 1:      # BCEWithLogitsLoss(pos_weight=weight)
+        return F.binary_cross_entropy_with_logits(input, target, pos_weight=w)
     if target.shape[1] == 1 and input.shape[1] != 1:
-        return F.cross_entropy(input, target[:, 0].long(), label_smoothing=label_smoothing)
-    return F.cross_entropy(input, target, label_smoothing=label_smoothing)
+        return F.cross_entropy(input, target[:, 0].long(), weight=w, label_smoothing=label_smoothing)
+    return F.cross_entropy(input, target, weight=w, label_smoothing=label_smoothing)
 
 
-def m_dicece(input, target, lambda_dice=1.0, lambda_ce=1.0, label_smoothing=0.0, **kw):
-    return lambda_dice * m_dice(input, target, **kw) + lambda_ce * m_ce(input, target, label_smoothing)
+def m_dicece(input, target, lambda_dice=1.0, lambda_ce=1.0, label_smoothing=0.0, weight=None, **kw):
+    # MONAI 1.3/1.4: DiceLoss(weight=weight[1:] if not include_background else weight)
+    dw = weight
+    if weight is not None and not kw.get("include_background", True):
+        dw = weight[1:]
+    return (lambda_dice * m_dice(input, target, weight=dw, **kw)
+            + lambda_ce * m_ce(input, target, label_smoothing, weight))
 
 
-def m_dicefocal(input, target, lambda_dice=1.0, lambda_focal=1.0, gamma=2.0, alpha=None, **kw):
-    d = m_dice(input, target, **kw)
+def m_dicefocal(input, target, lambda_dice=1.0, lambda_focal=1.0, gamma=2.0, alpha=None, weight=None, **kw):
+    # MONAI 1.3/1.4: the same weight to DiceLoss and to the (sigmoid) FocalLoss
+    d = m_dice(input, target, weight=weight, **kw)
     C = input.shape[1]
     t = target
     if kw.get("to_onehot_y") and C > 1:
         t = F.one_hot(target[:, 0].long(), C).movedim(-1, 1).to(input.dtype)
     f = m_focal(input, t, include_background=kw.get("include_background", True), gamma=gamma, alpha=alpha,
-                use_softmax=False)
+                weight=weight, use_softmax=False)
     return lambda_dice * d + lambda_focal * f
+
+
+def m_gdl(input, target, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False,
+          w_type="square", reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False):
+    """monai.losses.GeneralizedDiceLoss.forward (MONAI 1.x), smoothing included."""
+    input, target = m_prep(input, target, sigmoid, softmax, to_onehot_y, include_background)
+    axes = list(range(2, input.dim()))
+    if batch:
+        axes = [0] + axes
+    intersection = (target * input).sum(axes)
+    ground_o = target.sum(axes)
+    denominator = ground_o + input.sum(axes)
+    w = {"square": lambda v: torch.reciprocal(v * v), "simple": torch.reciprocal,
+         "uniform": lambda v: torch.ones_like(v)}[w_type](ground_o)
+    infs = torch.isinf(w)
+    if batch:
+        w[infs] = 0.0
+        w = w + infs * torch.max(w)
+    else:
+        w[infs] = 0.0
+        w = w + infs * torch.max(w, dim=1)[0].unsqueeze(dim=1)
+    d = 0 if batch else 1
+    numer = 2.0 * (intersection * w).sum(d, keepdim=True) + smooth_nr
+    denom = (denominator * w).sum(d, keepdim=True) + smooth_dr
+    f = 1.0 - numer / denom
+    return f.mean() if reduction == "mean" else f.sum()
 
 
 # ---------------------------------------------------------------- comparing
@@ -201,15 +235,23 @@ def main():
                         lambda a, b: m_tversky(a, b, **kw), x, oh)
             for kw in (dict(), dict(gamma=0.5, alpha=0.25), dict(include_background=False, to_onehot_y=True),
                        dict(weight=2.5, reduction="sum"), dict(weight=[1.5] * C, include_background=True), dict(use_softmax=True, alpha=0.3),
-                       dict(use_softmax=True, gamma=1.0)):
+                       dict(use_softmax=True, gamma=1.0), dict(weight=[0.5, 2.0, 1.0, 3.0][:C]),
+                       dict(weight=[2.0, 0.25, 1.0][:max(C - 1, 1)], include_background=False, alpha=0.25,
+                            to_onehot_y=True, reduction="sum"),
+                       dict(use_softmax=True, weight=[0.5, 2.0, 1.0, 3.0][:C], alpha=0.3),
+                       dict(use_softmax=True, weight=[3.0, 1.0, 0.5, 2.0][:C], gamma=0.5)):
                 if kw.get("use_softmax") and C == 1:
                     continue
+                if kw.get("weight") is not None and (C == 1 or (C == 2 and kw.get("include_background") is False)):
+                    continue        # a weight with one channel left: refused (tested below)
                 tgt = lab if kw.get("to_onehot_y") and C > 1 else oh
                 compare(chk, "FocalLoss %s %s" % (kw, tag), M.FocalLoss(**kw), lambda a, b: m_focal(a, b, **kw),
                         x, tgt)
             for kw in (dict(act, to_onehot_y=True), dict(act, include_background=False, lambda_ce=0.3,
                                                           label_smoothing=0.1, to_onehot_y=True),
-                       dict(act, batch=True, lambda_dice=0.5)):
+                       dict(act, batch=True, lambda_dice=0.5), dict(act, to_onehot_y=True, weight=[0.5, 2.0, 1.0, 3.0][:C]),
+                       dict(act, weight=[3.0, 0.5, 1.5, 1.0][:C], include_background=False, label_smoothing=0.2),
+                       dict(act, weight=[1.0, 2.5, 0.2, 1.0][:C], jaccard=True, to_onehot_y=True, lambda_ce=0.7)):
                 tgt = lab if kw.get("to_onehot_y") and C > 1 else oh
                 if C == 1:
                     kw = {k: v for k, v in kw.items() if k != "label_smoothing"}
@@ -217,10 +259,26 @@ def main():
                         x, tgt)
             for kw in (dict(sigmoid=True, to_onehot_y=True), dict(sigmoid=True, include_background=False, gamma=1.0,
                                                                    lambda_focal=0.5, to_onehot_y=True),
-                       dict(sigmoid=True, alpha=0.25, to_onehot_y=True, batch=True)):
+                       dict(sigmoid=True, alpha=0.25, to_onehot_y=True, batch=True),
+                       dict(sigmoid=True, to_onehot_y=True, weight=[0.5, 2.0, 1.0, 3.0][:C]),
+                       dict(sigmoid=True, include_background=False, weight=[2.0, 0.5, 1.5][:max(C - 1, 1)],
+                            alpha=0.3, gamma=1.5),
+                       dict(sigmoid=True, weight=1.7, to_onehot_y=True), dict(act, to_onehot_y=True),
+                       dict(act, include_background=False, alpha=0.25, gamma=1.0, to_onehot_y=True),
+                       dict(act, weight=[1.0, 0.5, 2.0, 1.5][:C], batch=True, lambda_dice=0.3)):
+                if kw.get("weight") is not None and (C == 1 or (C == 2 and kw.get("include_background") is False)):
+                    continue        # a weight with one channel left: refused (tested below)
                 tgt = lab if kw.get("to_onehot_y") and C > 1 else oh
                 compare(chk, "DiceFocalLoss %s %s" % (kw, tag), M.DiceFocalLoss(**kw),
                         lambda a, b: m_dicefocal(a, b, **kw), x, tgt)
+            gdl_kw = [dict(act, to_onehot_y=True), dict(act, to_onehot_y=True, w_type="simple", batch=True),
+                      dict(act, include_background=False, reduction="sum"),
+                      dict(act, w_type="uniform", smooth_nr=0.5, smooth_dr=2.0),
+                      dict(sigmoid=True, batch=True, smooth_nr=0.0, smooth_dr=1e-3)]
+            for kw in gdl_kw:
+                tgt = lab if kw.get("to_onehot_y") and C > 1 else oh
+                compare(chk, "GeneralizedDiceLoss(MONAI defaults) %s %s" % (kw, tag), M.GeneralizedDiceLoss(**kw),
+                        lambda a, b: m_gdl(a, b, **kw), x, tgt)
             if C > 1:
                 for kw in (dict(), dict(w_type="simple", include_background=False), dict(w_type="uniform", batch=True)):
                     compare(chk, "GeneralizedDiceLoss %s %s" % (kw, tag),
@@ -259,20 +317,27 @@ def main():
     raises(chk, "DiceLoss reduction none", lambda: M.DiceLoss(reduction="none"), NotImplementedError, ["reduction"])
     raises(chk, "DiceLoss soft_label", lambda: M.DiceLoss(soft_label=True), NotImplementedError, ["soft_label"])
     raises(chk, "DiceLoss sigmoid+softmax", lambda: M.DiceLoss(sigmoid=True, softmax=True), ValueError, ["sigmoid"])
-    raises(chk, "GeneralizedDiceLoss default smoothing", lambda: M.GeneralizedDiceLoss(), NotImplementedError,
-           ["smooth_nr"])
     raises(chk, "GWDL GDL mode", lambda: M.GeneralizedWassersteinDiceLoss(1 - np.eye(3), weighting_mode="GDL"),
            NotImplementedError, ["GDL"])
     raises(chk, "GWDL matrix", lambda: M.GeneralizedWassersteinDiceLoss([[0, 1, .5], [1, 0, 1], [.5, 1, 0]]),
            NotImplementedError, ["dist_matrix"])
     raises(chk, "FocalLoss soft target", lambda: M.FocalLoss()(xt, yt * 0.5), NotImplementedError, ["soft target"])
-    raises(chk, "FocalLoss alpha+weight", lambda: M.FocalLoss(alpha=0.3, weight=[1, 2, 3]),
-           NotImplementedError, ["alpha", "weight"])
-    raises(chk, "FocalLoss channel weights", lambda: M.FocalLoss(weight=[1, 2, 3])(xt, yt), NotImplementedError,
+    x1 = torch.tensor(rng.normal(0, 2, (2, 1, 6, 7)), dtype=torch.float32)
+    y1 = (torch.rand(2, 1, 6, 7) > 0.5).float()
+    raises(chk, "FocalLoss weight on one channel", lambda: M.FocalLoss(weight=2.0)(x1, y1), NotImplementedError,
+           ["weight", "single channel"])
+    raises(chk, "DiceFocalLoss weight on one kept channel",
+           lambda: M.DiceFocalLoss(sigmoid=True, include_background=False, weight=[2.0])(xt[:, :2], yt[:, :2]),
+           NotImplementedError, ["weight", "single channel"])
+    raises(chk, "FocalLoss weight length", lambda: M.FocalLoss(weight=[1, 2])(xt, yt), ValueError, ["weight"])
+    raises(chk, "FocalLoss negative weight", lambda: M.FocalLoss(weight=[1, -2, 1])(xt, yt), ValueError, ["weight"])
+    raises(chk, "DiceCELoss weight length", lambda: M.DiceCELoss(softmax=True, weight=[1, 2])(xt, yt), ValueError,
            ["weight"])
-    raises(chk, "DiceCELoss weight", lambda: M.DiceCELoss(weight=[1, 2, 3]), NotImplementedError, ["weight"])
-    raises(chk, "DiceFocalLoss softmax", lambda: M.DiceFocalLoss(softmax=True)(xt, yt), NotImplementedError,
-           ["softmax"])
+    raises(chk, "DiceFocalLoss weight length", lambda: M.DiceFocalLoss(sigmoid=True, weight=[1, 2])(xt, yt),
+           ValueError, ["weight"])
+    raises(chk, "FocalLoss softmax without background",
+           lambda: M.FocalLoss(use_softmax=True, include_background=False)(xt, yt), NotImplementedError,
+           ["include_background"])
     raises(chk, "HausdorffDTLoss batch", lambda: M.HausdorffDTLoss(batch=True), NotImplementedError, ["batch"])
     raises(chk, "DiceLoss shape", lambda: M.DiceLoss(softmax=True)(xt, yt[:, :2]), AssertionError, ["shape"])
     raises(chk, "DiceLoss weight length", lambda: M.DiceLoss(softmax=True, weight=[1, 2])(xt, yt), ValueError,

@@ -43,6 +43,10 @@ def s_prepare(mode, y_pred, y_true, from_logits, ignore_index):
     else:
         y_true = y_true.reshape(bs, C, -1)
         y_pred = y_pred.reshape(bs, C, -1)
+        if ignore_index is not None:
+            mask = y_true != ignore_index
+            y_pred = y_pred * mask
+            y_true = y_true * mask
     return y_pred, y_true.to(y_pred.dtype)
 
 
@@ -94,6 +98,33 @@ def s_focal(mode, y_pred, y_true, alpha=None, gamma=2.0, ignore_index=None):
     return loss
 
 
+def s_lovasz_grad(gt_sorted):
+    gts = gt_sorted.sum()
+    intersection = gts - gt_sorted.cumsum(0)
+    union = gts + (1.0 - gt_sorted).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    if gt_sorted.numel() > 1:
+        jaccard[1:] = jaccard[1:] - jaccard[:-1]
+    return jaccard
+
+
+def s_lovasz_hinge(logits, labels, per_image=False, ignore=None):
+    """smp's _lovasz_hinge (binary and multilabel modes): every entry of the image or batch."""
+    def flat(s, lab):
+        s, lab = s.reshape(-1), lab.reshape(-1)
+        if ignore is not None:
+            keep = lab != ignore
+            s, lab = s[keep], lab[keep]
+        if lab.numel() == 0:
+            return s.sum() * 0.0
+        errors = 1.0 - s * (2.0 * lab.to(s.dtype) - 1.0)
+        errors_sorted, perm = torch.sort(errors, descending=True)
+        return torch.dot(F.relu(errors_sorted), s_lovasz_grad(lab[perm].to(s.dtype)))
+    if per_image:
+        return sum(flat(a, b) for a, b in zip(logits, labels)) / logits.shape[0]
+    return flat(logits, labels)
+
+
 # ---------------------------------------------------------------- comparing
 
 def compare(chk, what, ours, ref, x, y, rtol=2e-5):
@@ -141,11 +172,19 @@ def main():
                 variants = [dict(), dict(smooth=0.5), dict(classes=[1, 2]), dict(log_loss=True, smooth=1e-3)]
                 if kind != "jaccard":
                     variants.append(dict(ignore_index=255))
+                # log_loss with smooth=0: an absent class (clamped at eps, masked to 0 by smp)
+                variants += [dict(log_loss=True), dict(log_loss=True, classes=[2, 0, 2])]
+                if kind == "dice":
+                    variants += [dict(log_loss=True, ignore_index=255), dict(log_loss=True, from_logits=False)]
                 if kind == "tversky":
                     variants = [v for v in variants if not v.get("log_loss")]
                     variants += [dict(alpha=0.3, beta=0.7, gamma=1.5)]
                 for kw in variants:
                     y = lab_ign if "ignore_index" in kw else lab
+                    if kw.get("from_logits") is False:
+                        compare(chk, "%s multiclass %s %s" % (cls.__name__, kw, tag), cls("multiclass", **kw),
+                                lambda a, b: s_region(kind, "multiclass", a, b, **kw), probs, y)
+                        continue
                     compare(chk, "%s multiclass %s %s" % (cls.__name__, kw, tag), cls("multiclass", **kw),
                             lambda a, b: s_region(kind, "multiclass", a, b, **kw), x, y)
                 compare(chk, "%s multiclass from_logits=False %s" % (cls.__name__, tag),
@@ -168,9 +207,29 @@ def main():
                     yml[:, absent] = 0
                 compare(chk, "%s multilabel %s" % (cls.__name__, tag), cls("multilabel"),
                         lambda a, b: s_region(kind, "multilabel", a, b), x, yml)
+                if kind != "tversky":
+                    compare(chk, "%s multilabel log_loss %s" % (cls.__name__, tag), cls("multilabel", log_loss=True),
+                            lambda a, b: s_region(kind, "multilabel", a, b, log_loss=True), x, yml)
+                # smp's multilabel ignore_index masks single (voxel, channel) entries
+                ymi = yml.copy()
+                ymi[rng.random(ymi.shape) < 0.15] = 255
+                ml_kw = [dict(ignore_index=255)]
+                if kind == "dice":
+                    ml_kw += [dict(ignore_index=255, log_loss=True), dict(ignore_index=255, from_logits=False)]
+                if kind == "tversky":
+                    ml_kw = [dict(ignore_index=255, alpha=0.3, beta=0.7)]
+                if kind == "jaccard":
+                    ml_kw = []          # smp's JaccardLoss has no ignore_index
+                for kw in ml_kw:
+                    xin = torch.sigmoid(torch.tensor(x)).numpy() if kw.get("from_logits") is False else x
+                    compare(chk, "%s multilabel %s %s" % (cls.__name__, kw, tag), cls("multilabel", **kw),
+                            lambda a, b: s_region(kind, "multilabel", a, b, **kw), xin, ymi)
             # binary with an empty mask: loss 0, no gradient
             compare(chk, "DiceLoss binary empty %s" % tag, S.DiceLoss("binary"),
                     lambda a, b: s_region("dice", "binary", a, b), x[:, :1].copy(), np.zeros((N, 1) + sp, np.int64))
+            compare(chk, "DiceLoss binary empty log_loss %s" % tag, S.DiceLoss("binary", log_loss=True),
+                    lambda a, b: s_region("dice", "binary", a, b, log_loss=True), x[:, :1].copy(),
+                    np.zeros((N, 1) + sp, np.int64))
             for kw in (dict(), dict(alpha=0.25, gamma=1.0), dict(ignore_index=255)):
                 y = lab_ign if "ignore_index" in kw else lab
                 compare(chk, "FocalLoss multiclass %s %s" % (kw, tag), S.FocalLoss("multiclass", **kw),
@@ -183,6 +242,13 @@ def main():
             yml = (rng.random((N, C) + sp) < 0.3).astype(np.float32)
             compare(chk, "FocalLoss multilabel %s" % tag, S.FocalLoss("multilabel", alpha=0.4),
                     lambda a, b: s_focal("multilabel", a, b, alpha=0.4), x, yml)
+            ymi = yml.copy()
+            ymi[rng.random(ymi.shape) < 0.15] = 255
+            compare(chk, "FocalLoss multilabel ignore_index %s" % tag, S.FocalLoss("multilabel", ignore_index=255),
+                    lambda a, b: s_focal("multilabel", a, b, ignore_index=255), x, ymi)
+            compare(chk, "FocalLoss multilabel ignore_index alpha %s" % tag,
+                    S.FocalLoss("multilabel", ignore_index=255, alpha=0.3, gamma=1.0),
+                    lambda a, b: s_focal("multilabel", a, b, ignore_index=255, alpha=0.3, gamma=1.0), x, ymi)
             for kw in (dict(), dict(per_image=True), dict(ignore_index=255)):
                 y = lab_ign if "ignore_index" in kw else lab
                 compare(chk, "LovaszLoss multiclass %s %s" % (kw, tag), S.LovaszLoss("multiclass", **kw),
@@ -194,17 +260,17 @@ def main():
                 compare(chk, "LovaszLoss binary %s %s" % (kw, tag), S.LovaszLoss("binary", **kw),
                         lambda a, b: TL.ref_lovasz(a, b[:, 0], 1, per_image=kw.get("per_image", False),
                                                    ignore_index=kw.get("ignore_index")), x[:, :1].copy(), yb[:, None])
+                yml = (rng.random((N, C) + sp) < 0.3).astype(np.float32)
+                if "ignore_index" in kw:
+                    yml[rng.random(yml.shape) < 0.15] = 255
+                compare(chk, "LovaszLoss multilabel %s %s" % (kw, tag), S.LovaszLoss("multilabel", **kw),
+                        lambda a, b: s_lovasz_hinge(a, b, per_image=kw.get("per_image", False),
+                                                    ignore=kw.get("ignore_index")), x, yml)
 
     x = torch.randn(2, 3, 6, 7)
     y = torch.randint(0, 3, (2, 6, 7))
     raises(chk, "mode", lambda: S.DiceLoss("multi"), ValueError, ["mode"])
     raises(chk, "classes with binary", lambda: S.DiceLoss("binary", classes=[0]), AssertionError, ["binary"])
-    raises(chk, "multilabel ignore_index", lambda: S.DiceLoss("multilabel", ignore_index=1), NotImplementedError,
-           ["ignore_index"])
-    ya = y.clone()
-    ya[ya == 2] = 0
-    raises(chk, "log_loss with an absent class", lambda: S.DiceLoss("multiclass", log_loss=True)(x, ya),
-           NotImplementedError, ["log_loss"])
     raises(chk, "Tversky log_loss", lambda: S.TverskyLoss("multiclass", log_loss=True), NotImplementedError,
            ["log_loss"])
     raises(chk, "Focal normalized", lambda: S.FocalLoss("binary", normalized=True), NotImplementedError,
@@ -215,7 +281,7 @@ def main():
            ["reduction"])
     raises(chk, "Focal soft target", lambda: S.FocalLoss("binary")(x[:, :1], torch.rand(2, 1, 6, 7)),
            NotImplementedError, ["soft target"])
-    raises(chk, "Lovasz multilabel", lambda: S.LovaszLoss("multilabel"), NotImplementedError, ["multilabel"])
+    raises(chk, "Lovasz multilabel shape", lambda: S.LovaszLoss("multilabel")(x, y), ValueError, ["multilabel"])
     raises(chk, "multiclass target shape", lambda: S.DiceLoss("multiclass")(x, y[:, :5]), ValueError, ["(2, 5, 7)"])
     raises(chk, "label out of range", lambda: S.DiceLoss("multiclass")(x, y + 3), ValueError, ["outside"])
     raises(chk, "binary with 3 channels", lambda: S.DiceLoss("binary")(x, y), ValueError, ["one channel"])

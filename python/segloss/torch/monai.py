@@ -9,7 +9,7 @@ SoftclDiceLoss): swap `from monai.losses import DiceLoss` for
 
 An argument whose MONAI behaviour segloss does not reproduce exactly raises
 NotImplementedError naming it: other_act, reduction="none", soft_label=True,
-GeneralizedDiceLoss smoothing other than 0, weighting_mode="GDL", focal terms
+weighting_mode="GDL", focal terms
 on soft targets, ... (docs/python.md lists them). Inputs without an
 activation (sigmoid=softmax=False) must be probabilities in [0, 1]; segloss
 refuses other values (RangeError) where MONAI would compute on them.
@@ -61,9 +61,9 @@ def _region_target(cls, input, target, to_onehot_y):
 def _class_weight(cls, weight, C, include_background):
     """MONAI's class weights (one per channel left after dropping the background, or a
     scalar) as segloss's one-per-channel list; None when MONAI would not apply them."""
-    if weight is None:
-        return None
     kept = C - 1 if (not include_background and C > 1) else C
+    if weight is None or kept == 1:     # MONAI neither checks nor applies them for one channel
+        return None
     w = torch.as_tensor(weight, dtype=torch.float64).flatten()
     if w.numel() == 1 and torch.as_tensor(weight).dim() == 0:
         w = w.repeat(kept)
@@ -73,8 +73,6 @@ def _class_weight(cls, weight, C, include_background):
                          "class 0." % cls)
     if float(w.min()) < 0:
         raise ValueError("%s: the value/values of the `weight` should be no less than 0." % cls)
-    if kept == 1:        # MONAI applies class weights only when more than one channel is left
-        return None
     w = w.tolist()
     return ([1.0] + w) if kept != C else w
 
@@ -122,9 +120,10 @@ class DiceLoss(DropIn):
 
 
 class GeneralizedDiceLoss(DropIn):
-    """monai.losses.GeneralizedDiceLoss. segloss normalises the class weights to sum 1
-    before adding the smoothing; MONAI adds it to unnormalised sums, so the two agree only
-    without smoothing: pass smooth_nr=0, smooth_dr=0 (other values raise NotImplementedError)."""
+    """monai.losses.GeneralizedDiceLoss (MONAI 1.x: w = 1/(Σg)², 1/Σg or 1 per sample and
+    class, an absent class taking the sample's largest weight, the smoothing added to the
+    raw weighted sums). segloss's gdice with normalize=false computes exactly this, the
+    default smooth_nr = smooth_dr = 1e-5 included."""
 
     def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
                  w_type="square", reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False, soft_label=False,
@@ -135,21 +134,19 @@ class GeneralizedDiceLoss(DropIn):
         w_type = getattr(w_type, "value", w_type)
         if w_type not in ("square", "simple", "uniform"):
             raise ValueError("GeneralizedDiceLoss: w_type %r is not one of square, simple, uniform" % (w_type,))
-        if float(smooth_nr) != 0 or float(smooth_dr) != 0:
-            raise unsupported("GeneralizedDiceLoss", "smooth_nr=%g, smooth_dr=%g" % (smooth_nr, smooth_dr),
-                              "segloss adds the smoothing to weight-normalised sums; only smooth_nr=0, "
-                              "smooth_dr=0 gives MONAI's numbers")
         if soft_label:
             raise unsupported("GeneralizedDiceLoss", "soft_label=True", "its soft-label formula is not implemented")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
         self.sigmoid, self.softmax, self.w_type, self.batch = sigmoid, softmax, w_type, batch
+        self.smooth_nr, self.smooth_dr = float(smooth_nr), float(smooth_dr)
 
     def _plan(self, input, target):
         C = input.shape[1]
         act = _activation("GeneralizedDiceLoss", self.sigmoid, self.softmax, None, C)
         tgt = _region_target("GeneralizedDiceLoss", input, target, self.to_onehot_y)
         spec = spec_of("gdice", activation=act, include_background=bool(self.include_background) if C > 1 else None,
-                       batch=bool(self.batch) or None, w_type=self.w_type, smooth_nr=0.0, smooth_dr=0.0)
+                       batch=bool(self.batch) or None, w_type=self.w_type, smooth_nr=self.smooth_nr,
+                       smooth_dr=self.smooth_dr, normalize=False)
         n = 1 if self.batch else input.shape[0]
         return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
 
@@ -181,24 +178,26 @@ class TverskyLoss(DropIn):
         return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
 
 
-def _uniform_weight(cls, weight, kept):
-    """MONAI's focal class weight multiplies a channel's whole term. segloss's per-channel
-    alpha weighs positives by α and negatives by 1 − α instead, so only a weight that is
-    the same for every channel (a factor on the value) is reproduced."""
+def _focal_weight(cls, weight, kept):
+    """MONAI's FocalLoss class weights: a scalar or one weight per channel left after dropping
+    the background, multiplying that channel's whole term. A list or None. With a single
+    channel left MONAI releases differ (1.3/1.4 ignore the weight, later development
+    versions multiply by a scalar and reject a list), so that case is refused."""
     if weight is None:
-        return 1.0
+        return None
+    if kept == 1:
+        raise unsupported(cls, "weight with a single channel left", "MONAI 1.3/1.4 ignore it, later versions "
+                          "multiply by a scalar weight and reject a list")
     w = torch.as_tensor(weight, dtype=torch.float64).flatten()
     if torch.as_tensor(weight).dim() == 0:
         w = w.repeat(kept)
     if w.numel() != kept:
-        raise ValueError("%s: the length of the weight sequence should be the same as the number of classes. "
-                         "If `include_background=False`, the number should not include class 0." % cls)
+        raise ValueError("%s: the length of the `weight` sequence should be the same as the number of classes. "
+                         "If `include_background=False`, the weight should not include the background category "
+                         "class 0." % cls)
     if float(w.min()) < 0:
-        raise ValueError("%s: the value/values of weights should be no less than 0." % cls)
-    if not bool((w == w[0]).all()):
-        raise unsupported(cls, "a weight that differs between channels", "segloss's per-channel focal weights "
-                          "split into α on positives and 1 − α on negatives")
-    return float(w[0])
+        raise ValueError("%s: the value/values of the `weight` should be no less than 0." % cls)
+    return w.tolist()
 
 
 def _onehot(cls, input, target, to_onehot_y):
@@ -223,45 +222,56 @@ def _onehot(cls, input, target, to_onehot_y):
 
 def _focal(module, cls, input, target, include_background, to_onehot_y, gamma, alpha, weight, use_softmax,
            reduction):
-    """MONAI's FocalLoss value through segloss.
+    """MONAI's FocalLoss value through segloss (MONAI 1.3 and 1.4, monai/losses/focal_loss.py).
 
-    Sigmoid (MONAI's default): BCE-with-logits per channel times (1 − p_t)^γ, mean over
-    (B, kept channels, voxels): segloss's sigmoid focal on the kept channels (the background
-    channel is sliced off the logits, exact under autograd). Softmax (use_softmax=True):
-    MONAI's mean runs over (B, C, voxels), segloss's over (B, voxels): a factor 1/C."""
+    Sigmoid (MONAI's default): BCE-with-logits per channel times (1 − p_t)^γ (times
+    α t + (1 − α)(1 − t) with alpha), mean over (B, kept channels, voxels): segloss's sigmoid
+    focal on the kept channels (the background channel is sliced off the logits, exact under
+    autograd). Class weights multiply a channel's whole term, which segloss's per-channel
+    alpha does not express, so each channel is its own segloss call and the weighted mean
+    of their values is taken here.
+    Softmax (use_softmax=True): −(1 − p_c)^γ log p_c · t_c · a_c with a_c = MONAI's
+    [1 − α, α, ...] times its class weight: segloss's softmax focal with the per-class list
+    a; MONAI's mean runs over (B, C, voxels), segloss's over (B, voxels): a factor 1/C."""
     C = input.shape[1]
     t = _onehot(cls, input, target, to_onehot_y)
+    alpha = None if alpha is None else float(alpha)
     if use_softmax:
         if C == 1:
             raise ValueError("%s: use_softmax=True needs more than one channel" % cls)
         if not include_background:
             raise unsupported(cls, "use_softmax=True with include_background=False",
                               "MONAI's softmax over the remaining channels is not segloss's")
-        w = _uniform_weight(cls, weight, C)
-        spec = spec_of("focal", activation="softmax", gamma=float(gamma), alpha=None if alpha is None else float(alpha))
-        k = w / C
+        w = _focal_weight(cls, weight, C)
+        a = alpha
+        if w is not None:
+            af = [1.0 - alpha] + [alpha] * (C - 1) if alpha is not None else [1.0] * C
+            a = [x * y for x, y in zip(af, w)]
+        v = module._loss(spec_of("focal", activation="softmax", gamma=float(gamma), alpha=a))(input, t) / C
         kept = C
     else:
         if not include_background and C > 1:
             input, t = input[:, 1:], t[:, 1:]
         kept = input.shape[1]
-        k = _uniform_weight(cls, weight, kept)
-        spec = spec_of("focal", activation="sigmoid", gamma=float(gamma), alpha=None if alpha is None else float(alpha))
+        w = _focal_weight(cls, weight, kept)
+        loss = module._loss(spec_of("focal", activation="sigmoid", gamma=float(gamma), alpha=alpha))
+        if w is None:
+            v = loss(input, t)
+        else:
+            v = sum(wc * loss(input[:, c:c + 1], t[:, c:c + 1]) for c, wc in enumerate(w)) / kept
     if reduction == "sum":      # MONAI: the sum over (B, channels) of spatial means
-        k = k * input.shape[0] * kept
-    v = module._loss(spec)(input, t)
-    return v * k if k != 1 else v
+        v = v * (input.shape[0] * kept)
+    return v
 
 
 class FocalLoss(DropIn):
-    """monai.losses.FocalLoss (sigmoid by default, use_softmax=True for the softmax form)."""
+    """monai.losses.FocalLoss of MONAI 1.3/1.4 (sigmoid by default, use_softmax=True for the
+    softmax form; alpha and per-channel weight, the weight ignored for a single channel)."""
 
     def __init__(self, include_background=True, to_onehot_y=False, gamma=2.0, alpha=None, weight=None,
                  reduction="mean", use_softmax=False, *, threads=None):
         super().__init__(threads)
         self.reduction = _reduction("FocalLoss", reduction)
-        if alpha is not None and weight is not None:
-            raise unsupported("FocalLoss", "alpha together with weight", "not compared with MONAI")
         self.include_background, self.to_onehot_y, self.gamma = include_background, to_onehot_y, float(gamma)
         self.alpha, self.weight, self.use_softmax = alpha, weight, use_softmax
 
@@ -272,8 +282,11 @@ class FocalLoss(DropIn):
 
 
 class DiceCELoss(DropIn):
-    """monai.losses.DiceCELoss: lambda_dice · DiceLoss + lambda_ce · cross-entropy on the raw
-    logits (CrossEntropyLoss for several channels, BCEWithLogitsLoss for one)."""
+    """monai.losses.DiceCELoss of MONAI 1.3/1.4: lambda_dice · DiceLoss + lambda_ce ·
+    cross-entropy on the raw logits (CrossEntropyLoss for several channels, BCEWithLogitsLoss
+    for one). weight (one per channel) goes to CrossEntropyLoss(weight=...) /
+    BCEWithLogitsLoss(pos_weight=...) and, without its background entry when
+    include_background=False, to the Dice term."""
 
     def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
                  squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
@@ -281,8 +294,6 @@ class DiceCELoss(DropIn):
         super().__init__(threads)
         _activation("DiceCELoss", sigmoid, softmax, other_act, 2)
         self.reduction = _reduction("DiceCELoss", reduction, ("mean",))
-        if weight is not None:
-            raise unsupported("DiceCELoss", "weight", "MONAI versions differ in where it applies")
         if lambda_dice < 0 or lambda_ce < 0:
             raise ValueError("lambda_dice and lambda_ce should be no less than 0.0.")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
@@ -290,6 +301,7 @@ class DiceCELoss(DropIn):
         self.squared_pred, self.jaccard = squared_pred, jaccard
         self.smooth_nr, self.smooth_dr, self.batch = float(smooth_nr), float(smooth_dr), batch
         self.lambda_dice, self.lambda_ce, self.label_smoothing = float(lambda_dice), float(lambda_ce), float(label_smoothing)
+        self.weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float64).flatten().tolist()
 
     def _plan(self, input, target):
         C = input.shape[1]
@@ -298,20 +310,36 @@ class DiceCELoss(DropIn):
                              "and %s." % (tuple(input.shape), tuple(target.shape)))
         act = _activation("DiceCELoss", self.sigmoid, self.softmax, None, C)
         tgt = _region_target("DiceCELoss", input, target, self.to_onehot_y)
+        w = self.weight
+        if w is not None and len(w) != C:
+            raise ValueError("DiceCELoss: weight has %d entries for %d channels (MONAI passes it to the "
+                             "cross-entropy, one per channel)" % (len(w), C))
+        if w is not None and min(w) < 0:
+            raise ValueError("DiceCELoss: the value/values of the `weight` should be no less than 0.")
+        # MONAI 1.3/1.4: the Dice term gets weight[1:] without the background (one per kept
+        # channel; ignored when one channel is left), the cross-entropy the whole weight.
+        dw = None
+        if w is not None and C > 1:
+            dw = _class_weight("DiceCELoss", w[1:] if not self.include_background else w, C,
+                               self.include_background)
         dice = _dice_spec("DiceCELoss", C, act, self.include_background, self.squared_pred, self.jaccard,
-                          self.smooth_nr, self.smooth_dr, self.batch, None)
+                          self.smooth_nr, self.smooth_dr, self.batch, dw)
         if C == 1:
-            # BCEWithLogitsLoss on the logits (MONAI's binary branch has no label smoothing)
-            ce = spec_of("bce")
+            # BCEWithLogitsLoss(pos_weight=weight) on the logits (MONAI's binary branch has no
+            # label smoothing)
+            ce = spec_of("bce", pos_weight=None if w is None else float(w[0]))
         else:
-            ce = spec_of("ce", activation="softmax", label_smoothing=self.label_smoothing or None)
+            # CrossEntropyLoss(weight=weight): PyTorch's weighted mean, as segloss's ce
+            ce = spec_of("ce", activation="softmax", label_smoothing=self.label_smoothing or None, weight=w)
         spec = "%r*%s+%r*%s" % (self.lambda_dice, dice, self.lambda_ce, ce)
         return spec, tgt, None
 
 
 class DiceFocalLoss(DropIn):
-    """monai.losses.DiceFocalLoss: lambda_dice · DiceLoss + lambda_focal · FocalLoss (the focal
-    term on the raw logits, sigmoid unless use_softmax)."""
+    """monai.losses.DiceFocalLoss (MONAI 1.3/1.4, monai/losses/dice.py): lambda_dice · DiceLoss +
+    lambda_focal · FocalLoss. MONAI builds its FocalLoss without use_softmax, so the focal
+    term is the sigmoid one on the raw logits whatever sigmoid/softmax say (they act on the
+    Dice term only), softmax=True included; weight (one per kept channel) goes to both."""
 
     def __init__(self, include_background=True, to_onehot_y=False, sigmoid=False, softmax=False, other_act=None,
                  squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
@@ -319,8 +347,6 @@ class DiceFocalLoss(DropIn):
         super().__init__(threads)
         _activation("DiceFocalLoss", sigmoid, softmax, other_act, 2)
         self.reduction = _reduction("DiceFocalLoss", reduction, ("mean",))
-        if weight is not None:
-            raise unsupported("DiceFocalLoss", "weight", "MONAI versions differ in where it applies")
         if lambda_dice < 0 or lambda_focal < 0:
             raise ValueError("lambda_dice and lambda_focal should be no less than 0.0.")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
@@ -329,6 +355,7 @@ class DiceFocalLoss(DropIn):
         self.smooth_nr, self.smooth_dr, self.batch = float(smooth_nr), float(smooth_dr), batch
         self.gamma, self.alpha = float(gamma), alpha
         self.lambda_dice, self.lambda_focal = float(lambda_dice), float(lambda_focal)
+        self.weight = weight
 
     def forward(self, input, target):
         self._check_input(input)
@@ -336,19 +363,15 @@ class DiceFocalLoss(DropIn):
         if input.dim() != target.dim():
             raise ValueError("the number of dimensions for input and target should be the same, got shape %s "
                              "and %s." % (tuple(input.shape), tuple(target.shape)))
-        if self.softmax and C > 1:
-            # MONAI releases differ here: older ones always use the sigmoid focal term, newer
-            # ones a softmax focal term when softmax=True. Neither is assumed.
-            raise unsupported("DiceFocalLoss", "softmax=True with several channels", "MONAI versions differ in "
-                              "the focal term's activation; combine DiceLoss(softmax=True) and "
-                              "FocalLoss(use_softmax=...) from this module instead")
         act = _activation("DiceFocalLoss", self.sigmoid, self.softmax, None, C)
         tgt = _region_target("DiceFocalLoss", input, target, self.to_onehot_y)
+        # MONAI 1.3/1.4 passes the same weight (one per kept channel) to DiceLoss and FocalLoss.
+        dw = _class_weight("DiceFocalLoss", self.weight, C, self.include_background)
         dice = _dice_spec("DiceFocalLoss", C, act, self.include_background, self.squared_pred, self.jaccard,
-                          self.smooth_nr, self.smooth_dr, self.batch, None)
+                          self.smooth_nr, self.smooth_dr, self.batch, dw)
         # The focal term is evaluated on the raw input (MONAI's FocalLoss applies its own sigmoid).
         f = _focal(self, "DiceFocalLoss", input, target, self.include_background, self.to_onehot_y, self.gamma,
-                   self.alpha, None, False, "mean")
+                   self.alpha, self.weight, False, "mean")
         return self.lambda_dice * self._loss(dice)(input, tgt) + self.lambda_focal * f
 
 

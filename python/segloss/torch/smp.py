@@ -66,17 +66,26 @@ class _Region(DropIn):
         self.smooth, self.ignore_index, self.eps = float(smooth), ignore_index, float(eps)
         if self.smooth + 0 < 0:
             raise ValueError("%s: smooth must be >= 0" % cls)
-        if ignore_index is not None and mode == MULTILABEL_MODE:
-            raise unsupported(cls, "ignore_index in multilabel mode", "smp ignores single (voxel, channel) "
-                              "entries; segloss ignores whole voxels")
 
     def _keys(self):
         return {}
+
+    def forward(self, y_pred, y_true):
+        # as DropIn.forward, except that _log_present may hand over its own (input, target)
+        # pair, or no spec at all (a loss that is 0)
+        self._check_input(y_pred)
+        spec, tgt, post = self._plan(y_pred, y_true)
+        if spec is None:
+            return post(None)
+        x, t = tgt if isinstance(tgt, tuple) else (y_pred, tgt)
+        value = self._loss(spec)(x, t)
+        return post(value) if post is not None else value
 
     def _plan(self, y_pred, y_true):
         cls = type(self).__name__
         C = y_pred.shape[1]
         ign = self.ignore_index
+        inp = y_pred
         if self.mode == MULTICLASS_MODE:
             lab = _multiclass_labels(cls, y_pred, y_true)
             tgt = lab
@@ -102,6 +111,14 @@ class _Region(DropIn):
                                  % (cls, tuple(y_pred.shape), tuple(y_true.shape)))
             tgt = y_true.to(torch.float32)
             act = "sigmoid" if self.from_logits else "none"
+            if ign is not None:
+                # smp zeroes the ignored (voxel, channel) entries of the probabilities and the
+                # target; segloss ignores whole voxels, so the masked probabilities are made
+                # here (the sigmoid in torch) and segloss takes them with activation=none.
+                mask = (tgt != ign).to(y_pred.dtype)
+                inp = (torch.sigmoid(y_pred) if self.from_logits else y_pred) * mask
+                tgt = tgt * mask.to(torch.float32)
+                act, ign = "none", None
             present = [bool((tgt[:, c] > 0).any()) for c in range(C)]
         chosen = list(range(C)) if self.classes is None else self.classes
         for c in chosen:
@@ -113,21 +130,53 @@ class _Region(DropIn):
             w[c] += 1.0 if present[c] else 0.0
         scale = C / len(chosen)
         if self.log_loss and not all(present) and self.smooth == 0:
-            # smp clamps the score at eps before the log, so an absent class gives −log(eps)·0 = 0;
-            # segloss's log form has no clamp and its score 0 of an absent class is −log 0.
-            raise unsupported(cls, "log_loss=True with a class absent from the batch and smooth=0",
-                              "segloss's log form does not clamp the score at eps")
+            return self._log_present(inp, tgt, act, present, chosen)
         keys = dict(activation=act, batch=True, smooth_nr=self.smooth, smooth_dr=self.smooth, ignore_index=ign,
                     include_background=True if C > 1 else None, weight=w if C > 1 else None)
         keys.update(self._keys())
         spec = spec_of(self.name, **keys)
         if C == 1 and not present[0]:
-            return spec, tgt, (lambda v: v * 0.0)       # smp: the one class is absent, loss 0
+            return spec, (inp, tgt), (lambda v: v * 0.0)       # smp: the one class is absent, loss 0
         post = self._post(scale)
-        return spec, tgt, post
+        return spec, (inp, tgt), post
 
     def _post(self, scale):
         return (lambda v: v * scale) if scale != 1 else None
+
+    def _log_present(self, y_pred, tgt, act, present, chosen):
+        """log_loss with smooth=0 and a class absent from the batch. smp clamps that class's
+        score 0 at eps and multiplies −log(eps) by its mask 0: no value, no gradient. segloss's
+        log form would compute −log 0 for it, so the absent channels are left out of the call:
+        sliced off the logits (sigmoid channels are independent), or, for multiclass, off the
+        softmax probabilities computed here (activation=none; the softmax runs over all the
+        channels as in smp, and ignored voxels are zeroed in both as smp does). Every voxel's
+        class is present, so the sliced one-hot rows stay whole."""
+        cls = type(self).__name__
+        C = y_pred.shape[1]
+        keep = sorted(set(c for c in chosen if present[c]))
+        if not keep:        # every chosen class absent: smp's loss is 0, and so is its gradient
+            return None, None, lambda v: y_pred.sum() * 0.0
+        count = [sum(1 for c in chosen if c == k) for k in keep]
+        if self.mode == MULTICLASS_MODE:
+            lab = tgt
+            valid = lab != self.ignore_index if self.ignore_index is not None else torch.ones_like(lab, dtype=torch.bool)
+            if bool(((lab < 0) | (lab >= C))[valid].any()):
+                raise ValueError("%s: a label is outside [0, %d)" % (cls, C))
+            v = valid.unsqueeze(1).to(y_pred.dtype)
+            prob = torch.softmax(y_pred, 1) if act == "softmax" else y_pred
+            onehot = torch.nn.functional.one_hot(torch.where(valid, lab, torch.zeros_like(lab)), C)
+            x = (prob * v)[:, keep]
+            t = (onehot.movedim(-1, 1).to(y_pred.dtype) * v)[:, keep].to(torch.float32)
+            act = "none"
+        else:               # multilabel (binary has one channel, present)
+            x, t = y_pred[:, keep], tgt[:, keep]
+        K = len(keep)
+        keys = dict(activation=act, batch=True, smooth_nr=0.0, smooth_dr=0.0,
+                    include_background=True if K > 1 else None, weight=[float(n) for n in count] if K > 1 else None)
+        keys.update(self._keys())
+        # segloss: Σ_k count_k L_k / K; smp: the same sum over len(chosen) classes.
+        scale = (K if K > 1 else count[0]) / len(chosen)
+        return spec_of(self.name, **keys), (x, t), self._post(scale)
 
 
 class DiceLoss(_Region):
@@ -191,10 +240,15 @@ class FocalLoss(DropIn):
             raise unsupported("FocalLoss", "normalized=True", "not offered by segloss's focal loss")
         if reduced_threshold is not None:
             raise unsupported("FocalLoss", "reduced_threshold", "not offered by segloss's focal loss")
-        if ignore_index is not None and mode == MULTILABEL_MODE:
-            raise unsupported("FocalLoss", "ignore_index in multilabel mode", "smp ignores single (voxel, channel) "
-                              "entries; segloss ignores whole voxels")
         self.alpha, self.gamma, self.ignore_index = alpha, float(gamma), ignore_index
+
+    def forward(self, y_pred, y_true):
+        # as DropIn.forward, except that _plan may hand over its own (input, target) pair
+        self._check_input(y_pred)
+        spec, tgt, post = self._plan(y_pred, y_true)
+        x, t = tgt if isinstance(tgt, tuple) else (y_pred, tgt)
+        value = self._loss(spec)(x, t)
+        return post(value) if post is not None else value
 
     def _plan(self, y_pred, y_true):
         C = y_pred.shape[1]
@@ -219,6 +273,19 @@ class FocalLoss(DropIn):
                 raise ValueError("FocalLoss: multilabel y_true must have y_pred's shape %s, got %s"
                                  % (tuple(y_pred.shape), tuple(y_true.shape)))
             tgt = y_true.to(torch.float32)
+            if self.ignore_index is not None:
+                # smp drops the ignored (voxel, channel) entries and averages the others: the
+                # kept logits as one (1, 1, M) channel (boolean indexing is exact under autograd)
+                keep = tgt != self.ignore_index
+                if not bool(keep.any()):
+                    raise ValueError("FocalLoss: every entry of y_true is ignore_index (smp's mean over no "
+                                     "entries is NaN)")
+                keys["ignore_index"] = None
+                tgt = tgt[keep].reshape(1, 1, -1)
+                if not is_binary(tgt):
+                    raise unsupported("FocalLoss", "a soft target (values other than 0 and 1)",
+                                      "smp's focal term exp(−BCE) equals segloss's only for hard targets")
+                return spec_of("focal", **keys), (y_pred[keep].reshape(1, 1, -1), tgt), None
         if tgt.dtype.is_floating_point and not is_binary(tgt):
             raise unsupported("FocalLoss", "a soft target (values other than 0 and 1)",
                               "smp's focal term exp(−BCE) equals segloss's only for hard targets")
@@ -227,17 +294,34 @@ class FocalLoss(DropIn):
 
 
 class LovaszLoss(DropIn):
-    """segmentation_models_pytorch.losses.LovaszLoss: the Lovász hinge on the logits (binary) or
-    the Lovász-softmax over the present classes (multiclass)."""
+    """segmentation_models_pytorch.losses.LovaszLoss: the Lovász hinge on the logits (binary and
+    multilabel) or the Lovász-softmax over the present classes (multiclass)."""
 
     def __init__(self, mode, per_image=False, ignore_index=None, from_logits=True, *, threads=None):
         super().__init__(threads)
         self.mode = _mode("LovaszLoss", mode)
-        if mode == MULTILABEL_MODE:
-            raise unsupported("LovaszLoss", "mode='multilabel'", "smp applies the Lovász-softmax to it")
         self.per_image, self.ignore_index, self.from_logits = bool(per_image), ignore_index, from_logits
 
+    def forward(self, y_pred, y_true):
+        # as DropIn.forward, except that _plan may hand over its own (input, target) pair
+        self._check_input(y_pred)
+        spec, tgt, post = self._plan(y_pred, y_true)
+        x, t = tgt if isinstance(tgt, tuple) else (y_pred, tgt)
+        return self._loss(spec)(x, t)
+
     def _plan(self, y_pred, y_true):
+        if self.mode == MULTILABEL_MODE:
+            # smp: the Lovász hinge of the binary mode over every (channel, voxel) entry of an
+            # image (per_image) or of the batch, the channels flattened together: the same as
+            # the binary hinge on the logits reshaped to (N, 1, C·voxels)
+            if tuple(y_true.shape) != tuple(y_pred.shape):
+                raise ValueError("LovaszLoss: multilabel y_true must have y_pred's shape %s, got %s"
+                                 % (tuple(y_pred.shape), tuple(y_true.shape)))
+            N = y_pred.shape[0]
+            tgt = as_label_map(y_true, "LovaszLoss").reshape(N, -1)
+            spec = spec_of("lovasz", activation="sigmoid", per_image=self.per_image or None,
+                           ignore_index=self.ignore_index)
+            return spec, (y_pred.reshape(N, 1, -1), tgt), None
         if self.mode == BINARY_MODE:
             # the hinge reads the logits; smp ignores from_logits here
             t = _binary_target("LovaszLoss", y_pred, y_true)
