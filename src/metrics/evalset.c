@@ -770,7 +770,7 @@ static void scan_labels(sl_evalset *s, int outer)
         free(lg);
         int keep = 0;
 #ifdef _OPENMP
-#pragma omp critical(sl_evalset_progress)
+#pragma omp critical /* unnamed: a named one is an exported symbol */
 #endif
         {
             if (c->st != SL_OK) stop = 1;
@@ -1034,7 +1034,7 @@ static void score_cases(sl_evalset *s, int outer, int inner)
         if (!c->inmem) unload(c);
         c->loaded = 0;
 #ifdef _OPENMP
-#pragma omp critical(sl_evalset_progress)
+#pragma omp critical /* unnamed: a named one is an exported symbol */
 #endif
         {
             if (c->st != SL_OK) stop = 1;
