@@ -70,6 +70,8 @@ KEYS = {
     "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
+    "log_hausdorff_dt": ("activation", "alpha", "include_background"),
+    "exp_log": _REGION + ("gamma_dice", "gamma_ce", "w_dice", "w_ce"),
 }
 
 DEFAULTS = {
@@ -86,6 +88,9 @@ LOSS_DEFAULTS = {"hausdorff_er": {"alpha": 2.0, "erosions": 10.0},
                  "cldice": {"smooth_nr": 1.0, "smooth_dr": 1.0, "pool_classes": False, "iters": 3},
                  "blob": {"include_background": False, "connectivity": "full"},
                  "hausdorff_dt": {"alpha": 2.0, "include_background": False},
+                 "log_hausdorff_dt": {"alpha": 2.0, "include_background": False},
+                 "exp_log": {"smooth_nr": 1.0, "smooth_dr": 1.0, "gamma_dice": 0.3, "gamma_ce": 0.3,
+                             "w_dice": 0.8, "w_ce": 0.2},
                  "unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
                  "topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
                  "wce": {"weight": "inverse"}, "bce": {"activation": "sigmoid"}}
@@ -722,6 +727,55 @@ class HausdorffDT(Term):
         return s["s"][0] / s["cnt"][0], "global"
 
 
+class LogHausdorffDT(HausdorffDT):
+    """log_hausdorff_dt (MONAI LogHausdorffDTLoss): log(1 + hausdorff_dt), of the global value."""
+
+    def finish(self, inp, s, red):
+        return torch.log1p(s["s"][0] / s["cnt"][0]), "global"
+
+
+def _pow0(u, gamma):
+    """u^gamma for u >= 0 with value and gradient 0 at u = 0 (the C library's limit
+    for gamma > 0: (-ln D)^g at D = 1, (-ln p)^g at p = 1), instead of autograd's inf*0."""
+    pos = u > 0
+    return torch.where(pos, torch.where(pos, u, torch.ones_like(u)) ** gamma, torch.zeros_like(u))
+
+
+class ExpLog(Region):
+    """exp_log (Wong et al. 2018): w_dice * mean over included groups of (-ln D)^gamma_dice
+    + w_ce * mean over valid voxels of sum_c w_c g_c (-ln p_c)^gamma_ce, w_c = (sum_k f_k / f_c)^(1/2)
+    from the batch's (global) class counts f, 0 for an absent class."""
+
+    def sums(self, inp):
+        out = Region.sums(self, inp)
+        P, C = self.P, inp.C
+        m = inp.mask(P["ignore_index"])
+        g = inp.onehot() * m
+        a = inp.act(P["activation"])
+        logp = torch.log_softmax(inp.x, 1) if a == "softmax" else torch.log(inp.x)
+        u = (-logp).clamp(min=0)
+        out["lc"] = (g * _pow0(u, float(P["gamma_ce"]))).sum((0,) + inp.axes)
+        out["f"] = g.sum((0,) + inp.axes).detach()
+        out["vt"] = m.sum().detach().reshape(1)
+        return out
+
+    def finish(self, inp, s, red):
+        P, C = self.P, inp.C
+        D = (2 * s["tp"] + float(P["smooth_nr"])) / (s["sp"] + s["sg"] + float(P["smooth_dr"]))
+        u = torch.where(D < 1, -torch.log(torch.where(D < 1, D, torch.ones_like(D))), torch.zeros_like(D))
+        li = self.included(_pow0(u, float(P["gamma_dice"])), C)
+        if P["batch"]:
+            dice = li.mean()
+        else:   # this rank's share of the mean over (sample, class), made the global value
+            dice = li.sum() / (s["n"][0] * li.shape[-1])
+            dice = dice + (red.sum_detached(dice) - dice.detach())
+        f = s["f"]
+        w = torch.where(f > 0, (f.sum() / torch.where(f > 0, f, torch.ones_like(f))) ** 0.5, torch.zeros_like(f))
+        vt = s["vt"][0]
+        ce = torch.where(vt > 0, (w * s["lc"]).sum() / vt.clamp(min=1e-300), s["lc"].sum() * 0)
+        return float(P["w_dice"]) * dice + float(P["w_ce"]) * ce, "global"
+
+
 class Blob(Term):
     """blob (Kofler et al.): per (sample, included class), the connected
     components of the target mask (labelled by the C library on the host; only
@@ -1000,7 +1054,7 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
            "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
            "unified_focal": UnifiedFocal, "lovasz": Lovasz,
-           "hausdorff_dt": HausdorffDT, "blob": Blob,
+           "hausdorff_dt": HausdorffDT, "log_hausdorff_dt": LogHausdorffDT, "exp_log": ExpLog, "blob": Blob,
            "cldice": ClDice, "edge_dice": EdgeDice, "ssim": SSIM,
            "hausdorff_er": HausdorffER}
 
@@ -1190,6 +1244,9 @@ def validate(terms, C, spatial, spec, x, soft):
         if a == "none" and not bool(((x >= 0) & (x <= 1)).all()):
             raise errors.RangeError("%s: %s: activation=none takes probabilities, but a score is outside [0, 1]"
                                     % (spec, n))
+        if n == "exp_log" and (C < 2 or a == "sigmoid"):
+            raise errors.InvalidArgumentError("%s: exp_log: needs a distribution per voxel (softmax with C > 1, or "
+                                              "activation=none with C > 1)" % spec)
         if a == "softmax" and C == 1:
             raise errors.ShapeError("%s: %s: softmax needs C > 1 channels (one channel uses activation=sigmoid)" % (spec, n))
         w = P.get("weight")
