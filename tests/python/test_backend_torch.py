@@ -251,6 +251,14 @@ def refusals(chk):
            NotImplementedError, ["lovasz", "process_group"])
     raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),
            native.Unsupported, ["p_inner", "dice"])
+    # keys of issues 14/16 without a native form: refused at construction, naming the key (docs/python.md)
+    for spec, key in (("dice(soft_label=true)", "soft_label"), ("dice(pool_classes=true)", "pool_classes"),
+                      ("focal(normalized=true)", "normalized"), ("focal(reduced_threshold=0.5)", "reduced_threshold"),
+                      ("gdice(normalize=false)", "normalize"), ("cldice(auto_iters=true)", "auto_iters")):
+        raises(chk, "uncovered key %s" % key, lambda: SegLoss(spec, backend="torch"), NotImplementedError,
+               [key, "backend=\"c\""])
+    raises(chk, "mask= on the native path", lambda: SegLoss("dice", backend="torch")(x, y, mask=torch.ones(1, 4, 4)),
+           NotImplementedError, ["mask", "backend=\"c\""])
     raises(chk, "topk with a process group", lambda: SegLoss("dice+topk(k=5)", backend="torch",
                                                               process_group=object()),
            NotImplementedError, ["topk", "process_group"])
