@@ -257,6 +257,13 @@ def refusals(chk):
                       ("gdice(normalize=false)", "normalize"), ("cldice(auto_iters=true)", "auto_iters")):
         raises(chk, "uncovered key %s" % key, lambda: SegLoss(spec, backend="torch"), NotImplementedError,
                [key, "backend=\"c\""])
+    # ... and accepted at their neutral (default) value, computing what the C path computes
+    xr, yr = torch.randn(2, 3, 5, 6, dtype=torch.float64), torch.randint(0, 3, (2, 5, 6))
+    for spec in ("dice(soft_label=false,pool_classes=false)", "focal(normalized=false,reduced_threshold=0)",
+                 "gdice(normalize=true)", "cldice(auto_iters=false)"):
+        vn = float(SegLoss(spec, backend="torch")(xr, yr))
+        vc = float(SegLoss(spec, backend="c")(xr, yr))
+        chk.close("%s native == C" % spec, vn, vc, rtol=2e-5, atol=1e-7, group="neutral keys")
     raises(chk, "mask= on the native path", lambda: SegLoss("dice", backend="torch")(x, y, mask=torch.ones(1, 4, 4)),
            NotImplementedError, ["mask", "backend=\"c\""])
     raises(chk, "topk with a process group", lambda: SegLoss("dice+topk(k=5)", backend="torch",
