@@ -264,8 +264,9 @@ def refusals(chk):
         vn = float(SegLoss(spec, backend="torch")(xr, yr))
         vc = float(SegLoss(spec, backend="c")(xr, yr))
         chk.close("%s native == C" % spec, vn, vc, rtol=2e-5, atol=1e-7, group="neutral keys")
-    raises(chk, "mask= on the native path", lambda: SegLoss("dice", backend="torch")(x, y, mask=torch.ones(1, 4, 4)),
-           NotImplementedError, ["mask", "backend=\"c\""])
+    raises(chk, "mask= with a term the native path cannot weight",
+           lambda: SegLoss("dice+focal", backend="torch")(x, y, mask=torch.ones(1, 4, 4)),
+           NotImplementedError, ["mask", "focal", "backend=\"c\""])
     raises(chk, "topk with a process group", lambda: SegLoss("dice+topk(k=5)", backend="torch",
                                                               process_group=object()),
            NotImplementedError, ["topk", "process_group"])

@@ -35,6 +35,23 @@ CASES = [
 ]
 
 
+# native == C with masks: (spec, channel counts, target kinds)
+NATIVE = [
+    ("dice", (1, 3), ("labels", "soft")),
+    ("dice(squared=true,batch=true)", (3,), ("labels",)),
+    ("iou(ignore_index=2)", (3,), ("labels",)),
+    ("logcosh_dice", (3,), ("labels",)),
+    ("tversky(alpha=0.3,beta=0.7)", (3,), ("soft",)),
+    ("focal_tversky", (1, 3), ("labels",)),
+    ("ce", (1, 3), ("labels", "soft")),
+    ("ce(weight=inverse,label_smoothing=0.1)", (3,), ("labels",)),
+    ("wce", (3,), ("labels",)),
+    ("bce(pos_weight=2)", (1, 3), ("labels",)),
+    ("exp_log", (3,), ("labels", "soft")),
+    ("dice+ce", (3,), ("labels",)),
+]
+
+
 def run(spec, x, y, mask, backend="c"):
     loss = SegLoss(spec, threads=2, backend=backend)
     xt = torch.tensor(x, dtype=torch.float32, requires_grad=True)
@@ -101,10 +118,36 @@ def main():
         chk.true("mask of shape %s -> ShapeError (%s)" % (shp, e), e is not None and "mask" in e and "WRONG" not in e)
     e = raises(lambda: SegLoss("dice")(torch.tensor(x), torch.from_numpy(y), mask=[[1.0]]), TypeError)
     chk.true("a list as mask -> TypeError (%s)" % e, e is not None and "WRONG" not in e)
-    # The native backend has no mask: refused, naming mask= and the C backend.
-    e = raises(lambda: run("dice", x, y, mb, backend="torch"), errors.UnsupportedError)
-    chk.true("backend='torch' with mask= -> UnsupportedError (%s)" % e,
-             e is not None and "mask" in e and "backend=\"c\"" in e and "WRONG" not in e)
+    # The native backend: native == C with masks for the terms it weights (native.MASKED), float64 logits
+    # (the tolerances of test_backend_torch.py); the other terms refuse a mask, naming the term and the C backend.
+    for spec, channels, kinds in NATIVE:
+        for C in channels:
+            for kind in kinds:
+                for N, spatial in shapes:
+                    for mkind in ("binary", "weights"):
+                        x, y = R.make_inputs(rng, N, C, spatial, kind)
+                        m = M.draw_mask(rng, N, spatial, mkind)
+                        vc, gc = run(spec, x, y, m)
+                        loss = SegLoss(spec, backend="torch")
+                        xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+                        vn = loss(xt, torch.from_numpy(y), mask=torch.from_numpy(m))
+                        (0.7 * vn).backward()
+                        label = "native %s C=%d %s %s %s" % (spec, C, x.shape, kind, mkind)
+                        chk.close("%s value" % label, float(vn), vc, rtol=2e-5, atol=1e-7, group="native value")
+                        scale = max(float(np.abs(gc).max()), 1e-12)
+                        chk.close("%s grad" % label, xt.grad.numpy(), gc, rtol=0, atol=1e-4 * scale,
+                                  group="native grad")
+    x, y = R.make_inputs(rng, 2, 3, (6, 7), "labels")
+    e = raises(lambda: run("dice+focal", x, y, mb, backend="torch"), errors.UnsupportedError)
+    chk.true("backend='torch' mask= with focal -> UnsupportedError naming it (%s)" % e,
+             e is not None and "focal" in e and "backend=\"c\"" in e and "WRONG" not in e)
+    for label, w, exc in (("negative", -1.0, errors.RangeError), ("NaN", float("nan"), errors.NonFiniteError)):
+        bad = mb.copy()
+        bad[0, 0, 1, 1] = w
+        e = raises(lambda: run("dice", x, y, bad, backend="torch"), exc)
+        chk.true("native: %s weight -> %s (%s)" % (label, exc.__name__, e), e is not None and "WRONG" not in e)
+    e = raises(lambda: run("dice", x, y, np.ones((2, 1, 7, 6), np.float32), backend="torch"), errors.ShapeError)
+    chk.true("native: mask of the wrong shape -> ShapeError (%s)" % e, e is not None and "WRONG" not in e)
     chk.report()
 
 

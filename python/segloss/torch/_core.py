@@ -281,11 +281,7 @@ class SegLoss(torch.nn.Module):
 
     def forward(self, logits, target, dist=None, mask=None):
         if self._use_native(logits):
-            if mask is not None:
-                raise errors.UnsupportedError(
-                    "%s: mask= is not implemented in the native (torch) backend; use backend=\"c\" with CPU "
-                    "tensors" % self.spec)
-            return self._forward_native(logits, target, dist)
+            return self._forward_native(logits, target, dist, mask)
         want_grad = bool(torch.is_grad_enabled() and isinstance(logits, torch.Tensor) and logits.requires_grad)
         self._native_values = None
         return _SegLossFn.apply(logits, self, target, dist, mask, want_grad)
@@ -320,7 +316,7 @@ class SegLoss(torch.nn.Module):
                                    % (self.spec, [t.name for t in self._native], self.term_names))
         return self._native
 
-    def _forward_native(self, logits, target, dist):
+    def _forward_native(self, logits, target, dist, mask=None):
         from . import native
         terms = self._native_terms()
         if not isinstance(logits, torch.Tensor):
@@ -360,6 +356,9 @@ class SegLoss(torch.nn.Module):
                 raise errors.RangeError("%s: target has label %d outside [0, %d)" % (
                     self.spec, int(labels[bad].flatten()[0]), hi))
         native.validate(terms, C, spatial, self.spec, x, soft)
+        weights = None
+        if mask is not None:
+            weights = self._native_mask(mask, terms, shape, x)
         maps = None
         if any(t.name == "boundary" for t in terms):
             if dist is not None:
@@ -377,10 +376,36 @@ class SegLoss(torch.nn.Module):
         spacing = _spacing(self.spacing, len(spatial))
         inp = native.Inputs(x, labels, soft, maps,
                             label_distance=lambda hard: _label_distance(hard, spacing, self.threads),
-                            spacing=spacing, components=lambda mask, conn: _components(mask, conn, len(spatial)))
+                            spacing=spacing, components=lambda mask, conn: _components(mask, conn, len(spatial)),
+                            weights=weights)
         value, vals = native.evaluate(terms, self.weights, inp, self.process_group)
         self._native_values = vals
         return value.to(logits.dtype)
+
+    def _native_mask(self, mask, terms, shape, x):
+        """mask= on the native path: the C path's shape and value checks, then (N, 1, ...) in x's dtype."""
+        from . import native
+        other = [t.name for t in terms if t.name not in native.MASKED]
+        if other:
+            raise errors.UnsupportedError(
+                "%s: mask= is not implemented for %s in the native (torch) backend (it is for %s); use "
+                "backend=\"c\" with CPU tensors" % (self.spec, other[0], ", ".join(native.MASKED)))
+        if isinstance(mask, np.ndarray):
+            mask = torch.from_numpy(mask)
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError("mask must be a torch.Tensor, got %s" % type(mask).__name__)
+        N, spatial = shape[0], tuple(shape[2:])
+        if tuple(mask.shape) == (N,) + spatial:
+            mask = mask.reshape((N, 1) + spatial)
+        elif tuple(mask.shape) != (N, 1) + spatial:
+            raise errors.ShapeError("mask shape %s does not match the target: it must be (N, 1, spatial...) = %s or "
+                                    "(N, spatial...) for logits %s" % (tuple(mask.shape), (N, 1) + spatial, shape))
+        w = mask.detach().to(device=x.device, dtype=x.dtype)
+        if not bool(torch.isfinite(w).all()):
+            raise errors.NonFiniteError("%s: the mask contains NaN or Inf" % self.spec)
+        if bool((w < 0).any()):
+            raise errors.RangeError("%s: the mask has a negative weight" % self.spec)
+        return w
 
     # ---- terms
 

@@ -111,8 +111,9 @@ class Inputs:
     """The logits, the target and what the terms derive from them, cached per
     activation / ignore_index so that a compound computes softmax once."""
 
-    def __init__(self, x, labels, soft, maps, label_distance=None, spacing=None, components=None):
+    def __init__(self, x, labels, soft, maps, label_distance=None, spacing=None, components=None, weights=None):
         self.x = x                      # (N, C, spatial...) floating
+        self.weights = weights          # (N, 1, spatial...) per-voxel weights like x (mask=), or None
         self.C = x.shape[1]
         self.labels = labels            # (N, spatial...) int64, or None
         self.soft = soft                # (N, C, spatial...) like x, or None
@@ -162,6 +163,8 @@ class Inputs:
                 m = torch.ones(shape, dtype=self.x.dtype, device=self.x.device)
             else:
                 m = (self.labels != int(ignore_index)).unsqueeze(1).to(self.x.dtype)
+            if self.weights is not None:   # docs/losses.md#masks: every voxel sum weighted once by w
+                m = m * self.weights
             self._cache[key] = m
         return self._cache[key]
 
@@ -209,7 +212,7 @@ class CE(Term):
         a = inp.act(P["activation"])
         out = {"cnt": (g.sum((0,) + inp.axes)).detach(), "tot": m.sum().detach().reshape(1)}
         if self.binary(inp):
-            gs = g * (1 - eps) + eps / 2
+            gs = inp.onehot() * (1 - eps) + eps / 2     # unweighted inside; l * m weights each voxel once
             pw = float(P["pos_weight"])
             x = inp.x
             if a == "none":
@@ -256,13 +259,15 @@ class Region(Term):
     def sums(self, inp):
         P = self.P
         m = inp.mask(P["ignore_index"])
-        p = inp.probs(P["activation"]) * m
-        g = inp.onehot() * m
+        p0, g0 = inp.probs(P["activation"]), inp.onehot()
+        p = p0 * m
+        g = g0 * m
         axes = ((0,) if P["batch"] else ()) + inp.axes
-        out = {"tp": (p * g).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
+        # the mask enters every sum once (Σ m·p·g, Σ m·p², ...): m is 0/1 without mask=, weights with it
+        out = {"tp": (p * g0).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
         if P.get("squared"):
-            out["sp2"] = (p * p).sum(axes)
-            out["sg2"] = (g * g).sum(axes)
+            out["sp2"] = (p * p0).sum(axes)
+            out["sg2"] = (g * g0).sum(axes)
         if self.name in ("mcc", "sensspec"):
             out["vm"] = (m * torch.ones_like(p)).sum(axes)       # valid voxels per group
         if self.name == "sensspec":
@@ -1064,6 +1069,11 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "hausdorff_dt": HausdorffDT, "log_hausdorff_dt": LogHausdorffDT, "exp_log": ExpLog, "blob": Blob,
            "cldice": ClDice, "edge_dice": EdgeDice, "ssim": SSIM,
            "hausdorff_er": HausdorffER}
+
+
+# Terms whose native form takes per-voxel weights (mask=); checked against the C path
+# in tests/python/test_torch_mask.py. Other terms refuse a mask on the native path.
+MASKED = ("ce", "wce", "bce", "dice", "iou", "logcosh_dice", "tversky", "focal_tversky", "exp_log")
 
 
 def make_term(name, params):
