@@ -107,6 +107,14 @@ CASES = [
     ("hausdorff_er(include_background=false,ignore_index=1)", (4,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
+    ("dice(soft_label=true)", (1, 4), ("labels", "soft")),
+    ("dice(soft_label=true,squared=true,batch=true)", (4,), ("soft",)),
+    ("iou(soft_label=true,pool_classes=true)", (4,), ("labels", "soft")),
+    ("logcosh_dice(pool_classes=true,include_background=false)", (4,), ("labels",)),
+    ("tversky(soft_label=true,alpha=0.3,beta=0.7,ignore_index=2)", (4,), ("labels",)),
+    ("focal_tversky(pool_classes=true,batch=true)", (1, 4), ("labels", "soft")),
+    ("asym(pool_classes=true)", (4,), ("labels", "soft")),
+    ("dice(pool_classes=true,include_background=false)", (4,), ("labels", "soft")),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
     ("0.5*dice(batch=true)+0.5*ce", (4,), ("labels",)),
     ("gdice+0.01*boundary", (4,), ("labels",)),
@@ -252,8 +260,7 @@ def refusals(chk):
     raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),
            native.Unsupported, ["p_inner", "dice"])
     # keys of issues 14/16 without a native form: refused at construction, naming the key (docs/python.md)
-    for spec, key in (("dice(soft_label=true)", "soft_label"), ("dice(pool_classes=true)", "pool_classes"),
-                      ("focal(normalized=true)", "normalized"), ("focal(reduced_threshold=0.5)", "reduced_threshold"),
+    for spec, key in (("focal(normalized=true)", "normalized"), ("focal(reduced_threshold=0.5)", "reduced_threshold"),
                       ("gdice(normalize=false)", "normalize"), ("cldice(auto_iters=true)", "auto_iters")):
         raises(chk, "uncovered key %s" % key, lambda: SegLoss(spec, backend="torch"), NotImplementedError,
                [key, "backend=\"c\""])

@@ -41,15 +41,15 @@ KEYS = {
     "ce": _ACT + ("weight", "label_smoothing"),
     "wce": _ACT + ("weight", "label_smoothing"),
     "bce": _ACT + ("weight", "pos_weight", "label_smoothing"),
-    "dice": _REGION + ("weight", "squared", "log"),
-    "iou": _REGION + ("weight", "squared", "log"),
-    "logcosh_dice": _REGION + ("weight", "squared", "log"),
-    "tversky": _REGION + ("weight", "alpha", "beta"),
-    "focal_tversky": _REGION + ("weight", "alpha", "beta", "gamma"),
+    "dice": _REGION + ("weight", "squared", "log", "soft_label", "pool_classes"),
+    "iou": _REGION + ("weight", "squared", "log", "soft_label", "pool_classes"),
+    "logcosh_dice": _REGION + ("weight", "squared", "log", "soft_label", "pool_classes"),
+    "tversky": _REGION + ("weight", "alpha", "beta", "soft_label", "pool_classes"),
+    "focal_tversky": _REGION + ("weight", "alpha", "beta", "gamma", "soft_label", "pool_classes"),
     "gdice": _REGION + ("w_type",),
     "wdice": _REGION + ("weight",),
     "adaptive_dice": _REGION + ("momentum",),
-    "asym": _REGION + ("weight", "beta"),
+    "asym": _REGION + ("weight", "beta", "pool_classes"),
     "focal_dice": _REGION + ("weight", "beta"),
     "sensspec": _ACT + ("include_background", "batch", "smooth_dr", "weight", "r"),
     "mcc": _REGION + ("weight",),
@@ -265,6 +265,10 @@ class Region(Term):
         axes = ((0,) if P["batch"] else ()) + inp.axes
         # the mask enters every sum once (Σ m·p·g, Σ m·p², ...): m is 0/1 without mask=, weights with it
         out = {"tp": (p * g0).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
+        # Wang & Blaschko: tp = (Σp + Σg − Σ|p − g|)/2 (= Σp·g for a label map); squared=true is left
+        # alone (Σp² + Σg² − 2Σp·g is Σ(p − g)² already), as the C library and MONAI
+        if P.get("soft_label") and not P.get("squared"):
+            out["tp"] = (out["sp"] + out["sg"] - (m * (p0 - g0).abs()).sum(axes)) / 2
         if P.get("squared"):
             out["sp2"] = (p * p0).sum(axes)
             out["sg2"] = (g * g0).sum(axes)
@@ -322,6 +326,14 @@ class Region(Term):
 
     def finish(self, inp, s, red):
         C = inp.C
+        if self.P.get("pool_classes") and C > 1:
+            # one group per sample (per batch): the included classes' sums added before the ratio
+            first = 0 if self.P["include_background"] else 1
+            s = dict(s)
+            for k in ("tp", "sp", "sg", "sp2", "sg2"):
+                if k in s:
+                    s[k] = s[k][..., first:].sum(-1, keepdim=True)
+            C = 1
         l = self.group_loss(s)                  # (C,) pooled or (N_local, C)
         kind = "global" if self.P["batch"] else "share"
         nglob = s["n"][0]
