@@ -54,7 +54,7 @@ KEYS = {
     "sensspec": _ACT + ("include_background", "batch", "smooth_dr", "weight", "r"),
     "mcc": _REGION + ("weight",),
     "pgdice": _REGION + ("w_type", "k"),
-    "focal": _ACT + ("gamma", "alpha"),
+    "focal": _ACT + ("gamma", "alpha", "normalized", "reduced_threshold"),
     "topk": _ACT + ("k",),
     "ohem": _ACT + ("thresh", "min_kept"),
     "gwdice": _ACT + ("batch", "smooth_nr", "smooth_dr", "M"),
@@ -436,14 +436,34 @@ class Focal(Term):
             p = torch.sigmoid(x)
             ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
             q = torch.sigmoid(-x)
+        if P.get("normalized") or float(P.get("reduced_threshold") or 0) > 0:
+            return self.smp_sums(ce, g, m, x, alpha, shape, C)
         l = ce * (p * (1 - g) + q * g) ** gamma
         if alpha is not None:
             av = x.new_tensor(list(alpha) if isinstance(alpha, list) else [float(alpha)] * C).view(shape)
             l = l * (av * g + (1 - av) * (1 - g))
         return {"s": (l * m).sum().reshape(1), "cnt": (m.sum() * C).detach().reshape(1)}
 
+    def smp_sums(self, ce, g, m, x, alpha, shape, C):
+        """smp's focal_loss_with_logits: pt = exp(-ce), f = (1 - pt)^γ, or ((1 - pt)/r)^γ where
+        pt >= r and 1 below (reduced_threshold=r); Σ m·α_t·f·ce and Σ m·f (normalized divides by it)."""
+        gamma, thr = float(self.P["gamma"]), float(self.P.get("reduced_threshold") or 0)
+        pt, q = torch.exp(-ce), -torch.expm1(-ce)
+        if thr > 0:
+            f = torch.where(pt < thr, torch.ones_like(q), _pow0(q / thr, gamma))
+        else:
+            f = _pow0(q, gamma)
+        e = f * ce
+        if alpha is not None:
+            av = x.new_tensor(list(alpha) if isinstance(alpha, list) else [float(alpha)] * C).view(shape)
+            e = e * (av * g + (1 - av) * (1 - g))
+        return {"s": (e * m).sum().reshape(1), "F": (f * m).sum().reshape(1), "cnt": (m.sum() * C).detach().reshape(1)}
+
     def finish(self, inp, s, red):
-        return torch.where(s["cnt"][0] > 0, s["s"][0] / s["cnt"][0].clamp(min=1), s["s"][0] * 0), "global"
+        v = s["s"][0]
+        if self.P.get("normalized"):
+            v = v / s["F"][0].clamp(min=1e-6)
+        return torch.where(s["cnt"][0] > 0, v / s["cnt"][0].clamp(min=1e-300), v * 0), "global"
 
 
 def _element_ce(inp, P):
@@ -1273,6 +1293,10 @@ def validate(terms, C, spatial, spec, x, soft):
         if a == "none" and not bool(((x >= 0) & (x <= 1)).all()):
             raise errors.RangeError("%s: %s: activation=none takes probabilities, but a score is outside [0, 1]"
                                     % (spec, n))
+        if n == "focal" and (P.get("normalized") or float(P.get("reduced_threshold") or 0) > 0) and \
+                (a == "softmax" or (a == "auto" and C > 1) or (a == "none" and C > 1)):
+            raise errors.InvalidArgumentError("%s: focal: normalized and reduced_threshold are smp's sigmoid forms "
+                                              "(activation=sigmoid, or one channel)" % spec)
         if n == "exp_log" and (C < 2 or a == "sigmoid"):
             raise errors.InvalidArgumentError("%s: exp_log: needs a distribution per voxel (softmax with C > 1, or "
                                               "activation=none with C > 1)" % spec)
