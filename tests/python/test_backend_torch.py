@@ -108,6 +108,9 @@ CASES = [
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice(soft_label=true)", (1, 4), ("labels", "soft")),
+    ("gdice(normalize=false)", (1, 4), ("labels", "soft")),
+    ("gdice(normalize=false,w_type=simple,batch=true,include_background=false)", (4,), ("labels",)),
+    ("pgdice(normalize=false,smooth_nr=0.1,smooth_dr=0.1)", (4,), ("labels",)),
     ("focal(normalized=true)", (1,), ("labels", "soft")),
     ("focal(activation=sigmoid,reduced_threshold=0.5,gamma=2,alpha=0.25)", (3,), ("labels", "soft")),
     ("focal(activation=sigmoid,normalized=true,reduced_threshold=0.3,ignore_index=2)", (3,), ("labels",)),
@@ -263,7 +266,7 @@ def refusals(chk):
     raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),
            native.Unsupported, ["p_inner", "dice"])
     # keys of issues 14/16 without a native form: refused at construction, naming the key (docs/python.md)
-    for spec, key in (("gdice(normalize=false)", "normalize"), ("cldice(auto_iters=true)", "auto_iters")):
+    for spec, key in (("cldice(auto_iters=true)", "auto_iters"),):
         raises(chk, "uncovered key %s" % key, lambda: SegLoss(spec, backend="torch"), NotImplementedError,
                [key, "backend=\"c\""])
     # ... and accepted at their neutral (default) value, computing what the C path computes

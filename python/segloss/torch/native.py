@@ -46,14 +46,14 @@ KEYS = {
     "logcosh_dice": _REGION + ("weight", "squared", "log", "soft_label", "pool_classes"),
     "tversky": _REGION + ("weight", "alpha", "beta", "soft_label", "pool_classes"),
     "focal_tversky": _REGION + ("weight", "alpha", "beta", "gamma", "soft_label", "pool_classes"),
-    "gdice": _REGION + ("w_type",),
+    "gdice": _REGION + ("w_type", "normalize"),
     "wdice": _REGION + ("weight",),
     "adaptive_dice": _REGION + ("momentum",),
     "asym": _REGION + ("weight", "beta", "pool_classes"),
     "focal_dice": _REGION + ("weight", "beta"),
     "sensspec": _ACT + ("include_background", "batch", "smooth_dr", "weight", "r"),
     "mcc": _REGION + ("weight",),
-    "pgdice": _REGION + ("w_type", "k"),
+    "pgdice": _REGION + ("w_type", "k", "normalize"),
     "focal": _ACT + ("gamma", "alpha", "normalized", "reduced_threshold"),
     "topk": _ACT + ("k",),
     "ohem": _ACT + ("thresh", "min_kept"),
@@ -399,7 +399,9 @@ class GDice(Region):
             wmax = torch.where(finite, w, torch.zeros_like(w)).max(1, keepdim=True).values
             w = torch.where(finite, w, wmax.expand_as(w))
             tot = w.sum(1, keepdim=True)
-            w = torch.where(tot > 0, w / tot.clamp(min=1e-300), torch.zeros_like(w))
+            # normalize=false keeps the raw weights (MONAI's GeneralizedDiceLoss, smoothing included)
+            wn = w / tot.clamp(min=1e-300) if P.get("normalize", True) else w
+            w = torch.where(tot > 0, wn, torch.zeros_like(w))
         S = (2 * (w * tp).sum(1) + float(P["smooth_nr"])) / ((w * (sp + sg)).sum(1) + float(P["smooth_dr"]))
         l = 1 - S if self.name == "gdice" else 1 - S / (1 + float(P["k"]) * (1 - S))
         if P["batch"]:
