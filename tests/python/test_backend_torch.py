@@ -108,6 +108,8 @@ CASES = [
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
     ("dice(soft_label=true)", (1, 4), ("labels", "soft")),
+    ("cldice(auto_iters=true,iters=1)", (1, 4), ("labels", "soft")),
+    ("cldice(auto_iters=true,iters=0,include_background=false,ignore_index=2)", (4,), ("labels",)),
     ("gdice(normalize=false)", (1, 4), ("labels", "soft")),
     ("gdice(normalize=false,w_type=simple,batch=true,include_background=false)", (4,), ("labels",)),
     ("pgdice(normalize=false,smooth_nr=0.1,smooth_dr=0.1)", (4,), ("labels",)),
@@ -265,11 +267,19 @@ def refusals(chk):
            NotImplementedError, ["lovasz", "process_group"])
     raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),
            native.Unsupported, ["p_inner", "dice"])
-    # keys of issues 14/16 without a native form: refused at construction, naming the key (docs/python.md)
-    for spec, key in (("cldice(auto_iters=true)", "auto_iters"),):
-        raises(chk, "uncovered key %s" % key, lambda: SegLoss(spec, backend="torch"), NotImplementedError,
-               [key, "backend=\"c\""])
-    # ... and accepted at their neutral (default) value, computing what the C path computes
+    # cldice auto_iters on a thick object (city-block depth 5 > iters=1): native == C, and != iters=1
+    yb = torch.zeros(1, 16, 17, dtype=torch.int64)
+    yb[0, 3:12, 4:13] = 1
+    xb = torch.randn(1, 2, 16, 17, dtype=torch.float64)
+    fg = "include_background=false"   # the block's depth; class 0's map is deeper (8, from the corners)
+    va = [float(SegLoss(sp % fg, backend=b)(xb, yb)) for sp, b in (("cldice(auto_iters=true,iters=1,%s)", "torch"),
+                                                                   ("cldice(auto_iters=true,iters=1,%s)", "c"),
+                                                                   ("cldice(iters=5,%s)", "c"), ("cldice(iters=1,%s)", "c"))]
+    chk.close("cldice auto_iters on a 9x9 block: native == C", va[0], va[1], rtol=2e-5, atol=1e-7, group="auto_iters")
+    chk.close("cldice auto_iters on a 9x9 block == iters=5", va[1], va[2], rtol=1e-6, atol=1e-7, group="auto_iters")
+    chk.true("cldice auto_iters on a 9x9 block differs from iters=1 (%g vs %g)" % (va[1], va[3]),
+             abs(va[1] - va[3]) > 1e-4)
+    # the new keys are accepted at their neutral (default) value, computing what the C path computes
     xr, yr = torch.randn(2, 3, 5, 6, dtype=torch.float64), torch.randint(0, 3, (2, 5, 6))
     for spec in ("dice(soft_label=false,pool_classes=false)", "focal(normalized=false,reduced_threshold=0)",
                  "gdice(normalize=true)", "cldice(auto_iters=false)"):
@@ -279,6 +289,9 @@ def refusals(chk):
     raises(chk, "mask= with a term the native path cannot weight",
            lambda: SegLoss("dice+focal", backend="torch")(x, y, mask=torch.ones(1, 4, 4)),
            NotImplementedError, ["mask", "focal", "backend=\"c\""])
+    raises(chk, "cldice auto_iters with a process group",
+           lambda: SegLoss("cldice(auto_iters=true)", backend="torch", process_group=object()),
+           NotImplementedError, ["auto_iters", "process group"])
     raises(chk, "topk with a process group", lambda: SegLoss("dice+topk(k=5)", backend="torch",
                                                               process_group=object()),
            NotImplementedError, ["topk", "process_group"])

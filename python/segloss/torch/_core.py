@@ -311,6 +311,12 @@ class SegLoss(torch.nn.Module):
                     "%s: %s sorts or selects voxels over the whole batch, which is not the union of the ranks' "
                     "selections: it cannot be made exact under a process group (drop process_group to compute it "
                     "per rank)" % (self.spec, inexact[0]))
+            if self.process_group is not None and any(t.name == "cldice" and t.P.get("auto_iters")
+                                                      for t in self._native):
+                self._native = None
+                raise errors.UnsupportedError(
+                    "%s: cldice auto_iters takes the depth of the rank's own targets, which can differ between "
+                    "ranks: it cannot be made exact under a process group (give iters= instead)" % self.spec)
             if [t.name for t in self._native] != self.term_names:
                 raise errors.Error("%s: the native parser read terms %s, the C library %s"
                                    % (self.spec, [t.name for t in self._native], self.term_names))

@@ -63,7 +63,7 @@ KEYS = {
     "lovasz": _ACT + ("per_image", "classes"),
     "hausdorff_dt": ("activation", "alpha", "include_background"),
     "blob": ("activation", "include_background", "connectivity", "smooth_nr", "smooth_dr"),
-    "cldice": _REGION + ("pool_classes", "weight", "iters"),
+    "cldice": _REGION + ("pool_classes", "weight", "iters", "auto_iters"),
     "edge_dice": _REGION + ("weight", "alpha", "padding"),
     "ssim": _ACT + ("include_background", "weight", "window", "sigma", "padding"),
     "hausdorff_er": _ACT + ("include_background", "weight", "alpha", "erosions"),
@@ -889,6 +889,28 @@ def _soft_skeleton(x, iters):
     return skel
 
 
+def _object_depth(gm, nsp, cap=100):
+    """auto_iters of cldice: the largest city-block distance (face steps inside the grid) from a
+    voxel of a boolean map (M, spatial...) to the nearest background voxel of its map, over the
+    maps that have background; counted up to cap by growing the background one face step at a time."""
+    gm = gm[(~gm).flatten(1).any(1)]
+    if gm.numel() == 0:
+        return 0
+    reached = ~gm
+    depth = 0
+    while depth < cap and not bool(reached.all()):
+        grown = reached.clone()
+        for ax in range(1, 1 + nsp):
+            n = reached.shape[ax]
+            if n < 2:
+                continue
+            grown.narrow(ax, 1, n - 1).logical_or_(reached.narrow(ax, 0, n - 1))
+            grown.narrow(ax, 0, n - 1).logical_or_(reached.narrow(ax, 1, n - 1))
+        reached = grown
+        depth += 1
+    return depth if bool(reached.all()) else cap + 1
+
+
 class ClDice(Region):
     """cldice: 1 − soft clDice with the paper's soft skeleton (min/max pools;
     the target's skeleton by the same formula, without gradient, on the device)."""
@@ -898,9 +920,17 @@ class ClDice(Region):
         m = inp.mask(P["ignore_index"])
         p = inp.probs(P["activation"]) * m
         g = inp.onehot() * m
-        sp = _soft_skeleton(p, int(P["iters"]))
+        K = int(P["iters"])
+        if P.get("auto_iters"):   # raise iters to the target's deepest object (at most 100), as the C library
+            first = 1 if (not P["include_background"] and inp.C > 1) else 0
+            with torch.no_grad():
+                gm = (g[:, first:] > 0.5).reshape((-1,) + tuple(g.shape[2:]))
+                depth = _object_depth(gm, len(inp.axes))
+            if depth > K:
+                K = min(depth, 100)
+        sp = _soft_skeleton(p, K)
         with torch.no_grad():
-            sg = _soft_skeleton(g, int(P["iters"]))
+            sg = _soft_skeleton(g, K)
         axes = ((0,) if P["batch"] else ()) + inp.axes
         out = {"a": (sp * g).sum(axes), "b": sp.sum(axes), "c": (sg * p).sum(axes), "d": sg.sum(axes),
                "n": inp.x.new_tensor([float(inp.x.shape[0])])}
