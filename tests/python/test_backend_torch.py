@@ -279,7 +279,7 @@ def refusals(chk):
     chk.close("cldice auto_iters on a 9x9 block == iters=5", va[1], va[2], rtol=1e-6, atol=1e-7, group="auto_iters")
     chk.true("cldice auto_iters on a 9x9 block differs from iters=1 (%g vs %g)" % (va[1], va[3]),
              abs(va[1] - va[3]) > 1e-4)
-    # the new keys are accepted at their neutral (default) value, computing what the C path computes
+    # the new keys at their default value compute what the C path computes
     xr, yr = torch.randn(2, 3, 5, 6, dtype=torch.float64), torch.randint(0, 3, (2, 5, 6))
     for spec in ("dice(soft_label=false,pool_classes=false)", "focal(normalized=false,reduced_threshold=0)",
                  "gdice(normalize=true)", "cldice(auto_iters=false)"):

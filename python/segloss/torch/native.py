@@ -96,13 +96,6 @@ LOSS_DEFAULTS = {"hausdorff_er": {"alpha": 2.0, "erosions": 10.0},
                  "wce": {"weight": "inverse"}, "bce": {"activation": "sigmoid"}}
 
 
-# Keys of the C library that the native path does not compute, accepted only at
-# the value that leaves the loss as computed here (the C default); the C parser
-# has already checked that the key belongs to the loss.
-NEUTRAL = {"soft_label": False, "pool_classes": False, "normalized": False, "reduced_threshold": 0.0,
-           "normalize": True, "auto_iters": False}
-
-
 class Unsupported(Exception):
     """A spec term or key the native path does not compute (message names it)."""
 
@@ -1146,7 +1139,7 @@ def make_term(name, params):
         raise Unsupported("loss %r is not covered by the native (torch) backend; covered: %s"
                           % (name, ", ".join(sorted(CLASSES))))
     for k in params:
-        if k not in KEYS[name] and not (k in NEUTRAL and params[k] == NEUTRAL[k]):
+        if k not in KEYS[name]:
             raise Unsupported("key %s=%r of loss %r is not covered by the native (torch) backend"
                               % (k, params[k], name))
     P = dict(DEFAULTS)
