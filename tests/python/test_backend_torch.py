@@ -287,8 +287,8 @@ def refusals(chk):
         vc = float(SegLoss(spec, backend="c")(xr, yr))
         chk.close("%s native == C" % spec, vn, vc, rtol=2e-5, atol=1e-7, group="neutral keys")
     raises(chk, "mask= with a term the native path cannot weight",
-           lambda: SegLoss("dice+focal", backend="torch")(x, y, mask=torch.ones(1, 4, 4)),
-           NotImplementedError, ["mask", "focal", "backend=\"c\""])
+           lambda: SegLoss("dice+topk", backend="torch")(x, y, mask=torch.ones(1, 4, 4)),
+           NotImplementedError, ["mask", "topk", "backend=\"c\""])
     raises(chk, "cldice auto_iters with a process group",
            lambda: SegLoss("cldice(auto_iters=true)", backend="torch", process_group=object()),
            NotImplementedError, ["auto_iters", "process group"])

@@ -49,6 +49,15 @@ NATIVE = [
     ("bce(pos_weight=2)", (1, 3), ("labels",)),
     ("exp_log", (3,), ("labels", "soft")),
     ("dice+ce", (3,), ("labels",)),
+    ("gdice", (1, 3), ("labels", "soft")),
+    ("pgdice(normalize=false,batch=true)", (3,), ("labels",)),
+    ("focal", (1, 3), ("labels",)),
+    ("focal(activation=sigmoid,normalized=true,alpha=0.25)", (3,), ("labels",)),
+    ("sensspec", (1, 3), ("labels", "soft")),
+    ("mcc", (1, 3), ("labels",)),
+    ("boundary", (1, 3), ("labels",)),
+    ("hausdorff_dt", (1, 3), ("labels",)),
+    ("log_hausdorff_dt(include_background=true)", (3,), ("labels",)),
 ]
 
 
@@ -138,9 +147,9 @@ def main():
                         chk.close("%s grad" % label, xt.grad.numpy(), gc, rtol=0, atol=1e-4 * scale,
                                   group="native grad")
     x, y = R.make_inputs(rng, 2, 3, (6, 7), "labels")
-    e = raises(lambda: run("dice+focal", x, y, mb, backend="torch"), errors.UnsupportedError)
-    chk.true("backend='torch' mask= with focal -> UnsupportedError naming it (%s)" % e,
-             e is not None and "focal" in e and "backend=\"c\"" in e and "WRONG" not in e)
+    e = raises(lambda: run("dice+topk", x, y, mb, backend="torch"), errors.UnsupportedError)
+    chk.true("backend='torch' mask= with topk -> UnsupportedError naming it (%s)" % e,
+             e is not None and "topk" in e and "backend=\"c\"" in e and "WRONG" not in e)
     for label, w, exc in (("negative", -1.0, errors.RangeError), ("NaN", float("nan"), errors.NonFiniteError)):
         bad = mb.copy()
         bad[0, 0, 1, 1] = w

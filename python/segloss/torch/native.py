@@ -268,9 +268,9 @@ class Region(Term):
         if self.name in ("mcc", "sensspec"):
             out["vm"] = (m * torch.ones_like(p)).sum(axes)       # valid voxels per group
         if self.name == "sensspec":
-            err = (g - p) ** 2 * m
-            out["eg"] = (err * g).sum(axes)
-            out["en"] = (err * (1 - g)).sum(axes)
+            err = (g0 - p0) ** 2 * m
+            out["eg"] = (err * g0).sum(axes)
+            out["en"] = (err * (1 - g0)).sum(axes)
         if _needs_counts(P):
             out["cnt"] = g.sum((0,) + inp.axes).detach()
             out["tot"] = m.sum().detach().reshape(1)
@@ -760,7 +760,8 @@ class HausdorffDT(Term):
 
         with torch.no_grad():
             w = dist(p.detach() > 0.5) + dist(g > 0.5)
-        return {"s": ((p - g) ** 2 * w).sum().reshape(1), "cnt": p.new_tensor([float(p.numel())])}
+        m = inp.mask(None)   # ones, or the voxel weights of mask= (the maps are those of the whole target)
+        return {"s": ((p - g) ** 2 * w * m).sum().reshape(1), "cnt": (m.sum() * p.shape[1]).detach().reshape(1)}
 
     def finish(self, inp, s, red):
         return s["s"][0] / s["cnt"][0], "global"
@@ -1108,7 +1109,8 @@ class Boundary(Term):
         idc = self.classes(inp.C)
         p = inp.probs(self.P["activation"])[:, idc]
         phi = inp.maps[:, idc].to(p)
-        return {"s": (p * phi).sum().reshape(1), "cnt": p.new_tensor([float(p.numel())])}
+        m = inp.mask(None)   # ones, or the voxel weights of mask=: Σ m·p·φ / (K·Σ m)
+        return {"s": (p * phi * m).sum().reshape(1), "cnt": (m.sum() * len(idc)).detach().reshape(1)}
 
     def local_keys(self):
         return ()
@@ -1130,7 +1132,8 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
 
 # Terms whose native form takes per-voxel weights (mask=); checked against the C path
 # in tests/python/test_torch_mask.py. Other terms refuse a mask on the native path.
-MASKED = ("ce", "wce", "bce", "dice", "iou", "logcosh_dice", "tversky", "focal_tversky", "exp_log")
+MASKED = ("ce", "wce", "bce", "dice", "iou", "logcosh_dice", "tversky", "focal_tversky", "exp_log", "gdice", "pgdice",
+          "focal", "sensspec", "mcc", "boundary", "hausdorff_dt", "log_hausdorff_dt")
 
 
 def make_term(name, params):
