@@ -86,6 +86,11 @@ CASES = [
     ("lovasz(ignore_index=255,activation=sigmoid,per_image=true)", (3,), ("labels",)),
     ("hausdorff_dt", (1, 4), ("labels", "soft")),
     ("hausdorff_dt(alpha=1.5,include_background=true)", (4,), ("labels",)),
+    ("log_hausdorff_dt", (1, 4), ("labels", "soft")),
+    ("log_hausdorff_dt(alpha=1,include_background=true)", (4,), ("labels",)),
+    ("exp_log", (2, 4), ("labels", "soft")),
+    ("exp_log(gamma_dice=2,gamma_ce=0.5,batch=true,include_background=false,ignore_index=2)", (4,), ("labels",)),
+    ("exp_log(gamma_dice=1,gamma_ce=1,w_dice=1,w_ce=1,smooth_nr=0.5)", (4,), ("labels", "soft")),
     ("blob", (1, 4), ("labels", "soft")),
     ("blob(connectivity=face,include_background=true)", (4,), ("labels",)),
     ("cldice", (1, 4), ("labels", "soft")),
@@ -102,6 +107,22 @@ CASES = [
     ("hausdorff_er(include_background=false,ignore_index=1)", (4,), ("labels",)),
     ("boundary", (1, 2, 4), ("labels",)),
     ("boundary(idc=[0,2])", (4,), ("labels",)),
+    ("dice(soft_label=true)", (1, 4), ("labels", "soft")),
+    ("cldice(auto_iters=true,iters=1)", (1, 4), ("labels", "soft")),
+    ("cldice(auto_iters=true,iters=0,include_background=false,ignore_index=2)", (4,), ("labels",)),
+    ("gdice(normalize=false)", (1, 4), ("labels", "soft")),
+    ("gdice(normalize=false,w_type=simple,batch=true,include_background=false)", (4,), ("labels",)),
+    ("pgdice(normalize=false,smooth_nr=0.1,smooth_dr=0.1)", (4,), ("labels",)),
+    ("focal(normalized=true)", (1,), ("labels", "soft")),
+    ("focal(activation=sigmoid,reduced_threshold=0.5,gamma=2,alpha=0.25)", (3,), ("labels", "soft")),
+    ("focal(activation=sigmoid,normalized=true,reduced_threshold=0.3,ignore_index=2)", (3,), ("labels",)),
+    ("dice(soft_label=true,squared=true,batch=true)", (4,), ("soft",)),
+    ("iou(soft_label=true,pool_classes=true)", (4,), ("labels", "soft")),
+    ("logcosh_dice(pool_classes=true,include_background=false)", (4,), ("labels",)),
+    ("tversky(soft_label=true,alpha=0.3,beta=0.7,ignore_index=2)", (4,), ("labels",)),
+    ("focal_tversky(pool_classes=true,batch=true)", (1, 4), ("labels", "soft")),
+    ("asym(pool_classes=true)", (4,), ("labels", "soft")),
+    ("dice(pool_classes=true,include_background=false)", (4,), ("labels", "soft")),
     ("dice+ce", (1, 2, 4), ("labels", "soft")),
     ("0.5*dice(batch=true)+0.5*ce", (4,), ("labels",)),
     ("gdice+0.01*boundary", (4,), ("labels",)),
@@ -246,6 +267,31 @@ def refusals(chk):
            NotImplementedError, ["lovasz", "process_group"])
     raises(chk, "uncovered key (native term table)", lambda: native.make_term("dice", {"p_inner": 1.0}),
            native.Unsupported, ["p_inner", "dice"])
+    # cldice auto_iters on a thick object (city-block depth 5 > iters=1): native == C, and != iters=1
+    yb = torch.zeros(1, 16, 17, dtype=torch.int64)
+    yb[0, 3:12, 4:13] = 1
+    xb = torch.randn(1, 2, 16, 17, dtype=torch.float64)
+    fg = "include_background=false"   # the block's depth; class 0's map is deeper (8, from the corners)
+    va = [float(SegLoss(sp % fg, backend=b)(xb, yb)) for sp, b in (("cldice(auto_iters=true,iters=1,%s)", "torch"),
+                                                                   ("cldice(auto_iters=true,iters=1,%s)", "c"),
+                                                                   ("cldice(iters=5,%s)", "c"), ("cldice(iters=1,%s)", "c"))]
+    chk.close("cldice auto_iters on a 9x9 block: native == C", va[0], va[1], rtol=2e-5, atol=1e-7, group="auto_iters")
+    chk.close("cldice auto_iters on a 9x9 block == iters=5", va[1], va[2], rtol=1e-6, atol=1e-7, group="auto_iters")
+    chk.true("cldice auto_iters on a 9x9 block differs from iters=1 (%g vs %g)" % (va[1], va[3]),
+             abs(va[1] - va[3]) > 1e-4)
+    # the new keys at their default value compute what the C path computes
+    xr, yr = torch.randn(2, 3, 5, 6, dtype=torch.float64), torch.randint(0, 3, (2, 5, 6))
+    for spec in ("dice(soft_label=false,pool_classes=false)", "focal(normalized=false,reduced_threshold=0)",
+                 "gdice(normalize=true)", "cldice(auto_iters=false)"):
+        vn = float(SegLoss(spec, backend="torch")(xr, yr))
+        vc = float(SegLoss(spec, backend="c")(xr, yr))
+        chk.close("%s native == C" % spec, vn, vc, rtol=2e-5, atol=1e-7, group="neutral keys")
+    raises(chk, "mask= with a term the native path cannot weight",
+           lambda: SegLoss("dice+topk", backend="torch")(x, y, mask=torch.ones(1, 4, 4)),
+           NotImplementedError, ["mask", "topk", "backend=\"c\""])
+    raises(chk, "cldice auto_iters with a process group",
+           lambda: SegLoss("cldice(auto_iters=true)", backend="torch", process_group=object()),
+           NotImplementedError, ["auto_iters", "process group"])
     raises(chk, "topk with a process group", lambda: SegLoss("dice+topk(k=5)", backend="torch",
                                                               process_group=object()),
            NotImplementedError, ["topk", "process_group"])

@@ -117,12 +117,33 @@ def _target_arrays(target, shape):
     return 0, _lib.as_labels(target.detach().numpy(), "target"), None
 
 
+def _mask_array(mask, shape):
+    """The per-voxel weight map as float32 C-contiguous (N, 1, spatial...) for logits of
+    `shape`: (N, 1, spatial...) or (N, spatial...) of a float, integer or bool dtype
+    (converted to float32: a copy unless it already is float32 and contiguous).
+    Negative, NaN and Inf weights are left to the C library, which refuses them."""
+    if isinstance(mask, np.ndarray):
+        mask = torch.from_numpy(mask)
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError("mask must be a torch.Tensor, got %s" % type(mask).__name__)
+    _check_cpu(mask, "mask")
+    if mask.is_complex():
+        raise errors.DTypeError("mask dtype %s is not a real weight" % mask.dtype)
+    N, spatial = shape[0], tuple(shape[2:])
+    if tuple(mask.shape) == (N,) + spatial:
+        mask = mask.reshape((N, 1) + spatial)
+    elif tuple(mask.shape) != (N, 1) + spatial:
+        raise errors.ShapeError("mask shape %s does not match the target: it must be (N, 1, spatial...) = %s or "
+                                "(N, spatial...) for logits %s" % (tuple(mask.shape), (N, 1) + spatial, tuple(shape)))
+    return mask.detach().to(torch.float32).contiguous().numpy()
+
+
 class _SegLossFn(torch.autograd.Function):
     """Value and gradient from one C call; backward scales the kept gradient."""
 
     @staticmethod
-    def forward(ctx, logits, module, target, dist, want_grad):
-        value, grad = module._evaluate(logits, target, dist, want_grad)
+    def forward(ctx, logits, module, target, dist, mask, want_grad):
+        value, grad = module._evaluate(logits, target, dist, want_grad, mask)
         if want_grad:
             ctx.save_for_backward(torch.from_numpy(grad))
         ctx.logits_dtype = logits.dtype
@@ -133,10 +154,10 @@ class _SegLossFn(torch.autograd.Function):
         (grad,) = ctx.saved_tensors
         if grad_output.numel() == 1 and float(grad_output) == 1.0:
             # loss.backward(): the kept gradient as it is (no pass over it, no new buffer)
-            return grad.to(ctx.logits_dtype), None, None, None, None
+            return grad.to(ctx.logits_dtype), None, None, None, None, None
         g = grad.to(torch.float64 if ctx.logits_dtype == torch.float64 else torch.float32)
         g = (g * grad_output.to(g.dtype)).to(ctx.logits_dtype)
-        return g, None, None, None, None
+        return g, None, None, None, None, None
 
 
 class SegLoss(torch.nn.Module):
@@ -150,6 +171,11 @@ class SegLoss(torch.nn.Module):
     bool dtype (int64 is checked to fit int32), or a one-hot / soft target
     (N, C, spatial...) of a float dtype. dist: optional precomputed distance
     maps (N, C, spatial...) for the `boundary` loss (see boundary_maps()).
+    mask: optional per-voxel weights (N, 1, spatial...) or (N, spatial...),
+    float (bool/int converted), finite and >= 0 (docs/losses.md#masks): 0
+    excludes a voxel from every statistic, a mean becomes sum(w*l)/sum(w), a
+    region sum sum(p*g) becomes sum(w*p*g); a loss that cannot weight voxels
+    refuses it. C backend only (the native backend refuses a mask).
 
     One C call computes the value and, when the logits require a gradient and
     grad mode is on, the gradient; backward() only scales it by grad_output.
@@ -216,11 +242,12 @@ class SegLoss(torch.nn.Module):
                 pass
             self._handle = None
 
-    def _evaluate(self, logits, target, dist, want_grad):
+    def _evaluate(self, logits, target, dist, want_grad, mask=None):
         h = _L()
         x = _logits_array(logits)
         shape = x.shape
         kind, labels, soft = _target_arrays(target, shape)
+        mask_arr = None if mask is None else _mask_array(mask, shape)
         d = _lib.dims(shape)
         opts = _ForwardOpts()
         for i, s in enumerate(_spacing(self.spacing, len(shape) - 2)):
@@ -240,7 +267,8 @@ class SegLoss(torch.nn.Module):
         opts.threads = _lib.threads(self.threads)
         opts.training = 1 if self.training else 0
         tgt = _Target(kind, None if labels is None else labels.ctypes.data,
-                      None if soft is None else soft.ctypes.data)
+                      None if soft is None else soft.ctypes.data,
+                      None if mask_arr is None else mask_arr.ctypes.data)
         grad = np.empty(shape, np.float32) if want_grad else None
         value = _c.c_double()
         buf = _lib.msgbuf()
@@ -251,12 +279,12 @@ class SegLoss(torch.nn.Module):
 
     # ---- the loss
 
-    def forward(self, logits, target, dist=None):
+    def forward(self, logits, target, dist=None, mask=None):
         if self._use_native(logits):
-            return self._forward_native(logits, target, dist)
+            return self._forward_native(logits, target, dist, mask)
         want_grad = bool(torch.is_grad_enabled() and isinstance(logits, torch.Tensor) and logits.requires_grad)
         self._native_values = None
-        return _SegLossFn.apply(logits, self, target, dist, want_grad)
+        return _SegLossFn.apply(logits, self, target, dist, mask, want_grad)
 
     # ---- the native (torch) backend: python/segloss/torch/native.py
 
@@ -283,12 +311,18 @@ class SegLoss(torch.nn.Module):
                     "%s: %s sorts or selects voxels over the whole batch, which is not the union of the ranks' "
                     "selections: it cannot be made exact under a process group (drop process_group to compute it "
                     "per rank)" % (self.spec, inexact[0]))
+            if self.process_group is not None and any(t.name == "cldice" and t.P.get("auto_iters")
+                                                      for t in self._native):
+                self._native = None
+                raise errors.UnsupportedError(
+                    "%s: cldice auto_iters takes the depth of the rank's own targets, which can differ between "
+                    "ranks: it cannot be made exact under a process group (give iters= instead)" % self.spec)
             if [t.name for t in self._native] != self.term_names:
                 raise errors.Error("%s: the native parser read terms %s, the C library %s"
                                    % (self.spec, [t.name for t in self._native], self.term_names))
         return self._native
 
-    def _forward_native(self, logits, target, dist):
+    def _forward_native(self, logits, target, dist, mask=None):
         from . import native
         terms = self._native_terms()
         if not isinstance(logits, torch.Tensor):
@@ -328,6 +362,9 @@ class SegLoss(torch.nn.Module):
                 raise errors.RangeError("%s: target has label %d outside [0, %d)" % (
                     self.spec, int(labels[bad].flatten()[0]), hi))
         native.validate(terms, C, spatial, self.spec, x, soft)
+        weights = None
+        if mask is not None:
+            weights = self._native_mask(mask, terms, shape, x)
         maps = None
         if any(t.name == "boundary" for t in terms):
             if dist is not None:
@@ -345,10 +382,36 @@ class SegLoss(torch.nn.Module):
         spacing = _spacing(self.spacing, len(spatial))
         inp = native.Inputs(x, labels, soft, maps,
                             label_distance=lambda hard: _label_distance(hard, spacing, self.threads),
-                            spacing=spacing, components=lambda mask, conn: _components(mask, conn, len(spatial)))
+                            spacing=spacing, components=lambda mask, conn: _components(mask, conn, len(spatial)),
+                            weights=weights)
         value, vals = native.evaluate(terms, self.weights, inp, self.process_group)
         self._native_values = vals
         return value.to(logits.dtype)
+
+    def _native_mask(self, mask, terms, shape, x):
+        """mask= on the native path: the C path's shape and value checks, then (N, 1, ...) in x's dtype."""
+        from . import native
+        other = [t.name for t in terms if t.name not in native.MASKED]
+        if other:
+            raise errors.UnsupportedError(
+                "%s: mask= is not implemented for %s in the native (torch) backend (it is for %s); use "
+                "backend=\"c\" with CPU tensors" % (self.spec, other[0], ", ".join(native.MASKED)))
+        if isinstance(mask, np.ndarray):
+            mask = torch.from_numpy(mask)
+        if not isinstance(mask, torch.Tensor):
+            raise TypeError("mask must be a torch.Tensor, got %s" % type(mask).__name__)
+        N, spatial = shape[0], tuple(shape[2:])
+        if tuple(mask.shape) == (N,) + spatial:
+            mask = mask.reshape((N, 1) + spatial)
+        elif tuple(mask.shape) != (N, 1) + spatial:
+            raise errors.ShapeError("mask shape %s does not match the target: it must be (N, 1, spatial...) = %s or "
+                                    "(N, spatial...) for logits %s" % (tuple(mask.shape), (N, 1) + spatial, shape))
+        w = mask.detach().to(device=x.device, dtype=x.dtype)
+        if not bool(torch.isfinite(w).all()):
+            raise errors.NonFiniteError("%s: the mask contains NaN or Inf" % self.spec)
+        if bool((w < 0).any()):
+            raise errors.RangeError("%s: the mask has a negative weight" % self.spec)
+        return w
 
     # ---- terms
 

@@ -41,20 +41,20 @@ KEYS = {
     "ce": _ACT + ("weight", "label_smoothing"),
     "wce": _ACT + ("weight", "label_smoothing"),
     "bce": _ACT + ("weight", "pos_weight", "label_smoothing"),
-    "dice": _REGION + ("weight", "squared", "log"),
-    "iou": _REGION + ("weight", "squared", "log"),
-    "logcosh_dice": _REGION + ("weight", "squared", "log"),
-    "tversky": _REGION + ("weight", "alpha", "beta"),
-    "focal_tversky": _REGION + ("weight", "alpha", "beta", "gamma"),
-    "gdice": _REGION + ("w_type",),
+    "dice": _REGION + ("weight", "squared", "log", "soft_label", "pool_classes"),
+    "iou": _REGION + ("weight", "squared", "log", "soft_label", "pool_classes"),
+    "logcosh_dice": _REGION + ("weight", "squared", "log", "soft_label", "pool_classes"),
+    "tversky": _REGION + ("weight", "alpha", "beta", "soft_label", "pool_classes"),
+    "focal_tversky": _REGION + ("weight", "alpha", "beta", "gamma", "soft_label", "pool_classes"),
+    "gdice": _REGION + ("w_type", "normalize"),
     "wdice": _REGION + ("weight",),
     "adaptive_dice": _REGION + ("momentum",),
-    "asym": _REGION + ("weight", "beta"),
+    "asym": _REGION + ("weight", "beta", "pool_classes"),
     "focal_dice": _REGION + ("weight", "beta"),
     "sensspec": _ACT + ("include_background", "batch", "smooth_dr", "weight", "r"),
     "mcc": _REGION + ("weight",),
-    "pgdice": _REGION + ("w_type", "k"),
-    "focal": _ACT + ("gamma", "alpha"),
+    "pgdice": _REGION + ("w_type", "k", "normalize"),
+    "focal": _ACT + ("gamma", "alpha", "normalized", "reduced_threshold"),
     "topk": _ACT + ("k",),
     "ohem": _ACT + ("thresh", "min_kept"),
     "gwdice": _ACT + ("batch", "smooth_nr", "smooth_dr", "M"),
@@ -63,13 +63,15 @@ KEYS = {
     "lovasz": _ACT + ("per_image", "classes"),
     "hausdorff_dt": ("activation", "alpha", "include_background"),
     "blob": ("activation", "include_background", "connectivity", "smooth_nr", "smooth_dr"),
-    "cldice": _REGION + ("pool_classes", "weight", "iters"),
+    "cldice": _REGION + ("pool_classes", "weight", "iters", "auto_iters"),
     "edge_dice": _REGION + ("weight", "alpha", "padding"),
     "ssim": _ACT + ("include_background", "weight", "window", "sigma", "padding"),
     "hausdorff_er": _ACT + ("include_background", "weight", "alpha", "erosions"),
     "unified_focal": _ACT + ("batch", "smooth_nr", "smooth_dr", "variant", "lambda", "delta", "gamma"),
     "boundary_aware": ("activation", "width", "p_boundary", "p_inner"),
     "boundary": ("activation", "idc"),
+    "log_hausdorff_dt": ("activation", "alpha", "include_background"),
+    "exp_log": _REGION + ("gamma_dice", "gamma_ce", "w_dice", "w_ce"),
 }
 
 DEFAULTS = {
@@ -86,6 +88,9 @@ LOSS_DEFAULTS = {"hausdorff_er": {"alpha": 2.0, "erosions": 10.0},
                  "cldice": {"smooth_nr": 1.0, "smooth_dr": 1.0, "pool_classes": False, "iters": 3},
                  "blob": {"include_background": False, "connectivity": "full"},
                  "hausdorff_dt": {"alpha": 2.0, "include_background": False},
+                 "log_hausdorff_dt": {"alpha": 2.0, "include_background": False},
+                 "exp_log": {"smooth_nr": 1.0, "smooth_dr": 1.0, "gamma_dice": 0.3, "gamma_ce": 0.3,
+                             "w_dice": 0.8, "w_ce": 0.2},
                  "unified_focal": {"lambda": 0.5, "gamma": 0.5, "delta": 0.6, "variant": "asymmetric"},
                  "topk": {"k": 10.0}, "combo": {"alpha": 0.5, "beta": 0.5}, "asym": {"beta": 1.5}, "focal_dice": {"beta": 2.0}, "focal": {"gamma": 2.0, "alpha": None},
                  "wce": {"weight": "inverse"}, "bce": {"activation": "sigmoid"}}
@@ -99,8 +104,9 @@ class Inputs:
     """The logits, the target and what the terms derive from them, cached per
     activation / ignore_index so that a compound computes softmax once."""
 
-    def __init__(self, x, labels, soft, maps, label_distance=None, spacing=None, components=None):
+    def __init__(self, x, labels, soft, maps, label_distance=None, spacing=None, components=None, weights=None):
         self.x = x                      # (N, C, spatial...) floating
+        self.weights = weights          # (N, 1, spatial...) per-voxel weights like x (mask=), or None
         self.C = x.shape[1]
         self.labels = labels            # (N, spatial...) int64, or None
         self.soft = soft                # (N, C, spatial...) like x, or None
@@ -150,6 +156,8 @@ class Inputs:
                 m = torch.ones(shape, dtype=self.x.dtype, device=self.x.device)
             else:
                 m = (self.labels != int(ignore_index)).unsqueeze(1).to(self.x.dtype)
+            if self.weights is not None:   # docs/losses.md#masks: every voxel sum weighted once by w
+                m = m * self.weights
             self._cache[key] = m
         return self._cache[key]
 
@@ -197,7 +205,7 @@ class CE(Term):
         a = inp.act(P["activation"])
         out = {"cnt": (g.sum((0,) + inp.axes)).detach(), "tot": m.sum().detach().reshape(1)}
         if self.binary(inp):
-            gs = g * (1 - eps) + eps / 2
+            gs = inp.onehot() * (1 - eps) + eps / 2     # unweighted inside; l * m weights each voxel once
             pw = float(P["pos_weight"])
             x = inp.x
             if a == "none":
@@ -244,19 +252,25 @@ class Region(Term):
     def sums(self, inp):
         P = self.P
         m = inp.mask(P["ignore_index"])
-        p = inp.probs(P["activation"]) * m
-        g = inp.onehot() * m
+        p0, g0 = inp.probs(P["activation"]), inp.onehot()
+        p = p0 * m
+        g = g0 * m
         axes = ((0,) if P["batch"] else ()) + inp.axes
-        out = {"tp": (p * g).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
+        # the mask enters every sum once (Σ m·p·g, Σ m·p², ...): m is 0/1 without mask=, weights with it
+        out = {"tp": (p * g0).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
+        # Wang & Blaschko: tp = (Σp + Σg − Σ|p − g|)/2 (= Σp·g for a label map); squared=true is left
+        # alone (Σp² + Σg² − 2Σp·g is Σ(p − g)² already), as the C library and MONAI
+        if P.get("soft_label") and not P.get("squared"):
+            out["tp"] = (out["sp"] + out["sg"] - (m * (p0 - g0).abs()).sum(axes)) / 2
         if P.get("squared"):
-            out["sp2"] = (p * p).sum(axes)
-            out["sg2"] = (g * g).sum(axes)
+            out["sp2"] = (p * p0).sum(axes)
+            out["sg2"] = (g * g0).sum(axes)
         if self.name in ("mcc", "sensspec"):
             out["vm"] = (m * torch.ones_like(p)).sum(axes)       # valid voxels per group
         if self.name == "sensspec":
-            err = (g - p) ** 2 * m
-            out["eg"] = (err * g).sum(axes)
-            out["en"] = (err * (1 - g)).sum(axes)
+            err = (g0 - p0) ** 2 * m
+            out["eg"] = (err * g0).sum(axes)
+            out["en"] = (err * (1 - g0)).sum(axes)
         if _needs_counts(P):
             out["cnt"] = g.sum((0,) + inp.axes).detach()
             out["tot"] = m.sum().detach().reshape(1)
@@ -305,6 +319,14 @@ class Region(Term):
 
     def finish(self, inp, s, red):
         C = inp.C
+        if self.P.get("pool_classes") and C > 1:
+            # one group per sample (per batch): the included classes' sums added before the ratio
+            first = 0 if self.P["include_background"] else 1
+            s = dict(s)
+            for k in ("tp", "sp", "sg", "sp2", "sg2"):
+                if k in s:
+                    s[k] = s[k][..., first:].sum(-1, keepdim=True)
+            C = 1
         l = self.group_loss(s)                  # (C,) pooled or (N_local, C)
         kind = "global" if self.P["batch"] else "share"
         nglob = s["n"][0]
@@ -370,7 +392,9 @@ class GDice(Region):
             wmax = torch.where(finite, w, torch.zeros_like(w)).max(1, keepdim=True).values
             w = torch.where(finite, w, wmax.expand_as(w))
             tot = w.sum(1, keepdim=True)
-            w = torch.where(tot > 0, w / tot.clamp(min=1e-300), torch.zeros_like(w))
+            # normalize=false keeps the raw weights (MONAI's GeneralizedDiceLoss, smoothing included)
+            wn = w / tot.clamp(min=1e-300) if P.get("normalize", True) else w
+            w = torch.where(tot > 0, wn, torch.zeros_like(w))
         S = (2 * (w * tp).sum(1) + float(P["smooth_nr"])) / ((w * (sp + sg)).sum(1) + float(P["smooth_dr"]))
         l = 1 - S if self.name == "gdice" else 1 - S / (1 + float(P["k"]) * (1 - S))
         if P["batch"]:
@@ -407,14 +431,34 @@ class Focal(Term):
             p = torch.sigmoid(x)
             ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
             q = torch.sigmoid(-x)
+        if P.get("normalized") or float(P.get("reduced_threshold") or 0) > 0:
+            return self.smp_sums(ce, g, m, x, alpha, shape, C)
         l = ce * (p * (1 - g) + q * g) ** gamma
         if alpha is not None:
             av = x.new_tensor(list(alpha) if isinstance(alpha, list) else [float(alpha)] * C).view(shape)
             l = l * (av * g + (1 - av) * (1 - g))
         return {"s": (l * m).sum().reshape(1), "cnt": (m.sum() * C).detach().reshape(1)}
 
+    def smp_sums(self, ce, g, m, x, alpha, shape, C):
+        """smp's focal_loss_with_logits: pt = exp(-ce), f = (1 - pt)^γ, or ((1 - pt)/r)^γ where
+        pt >= r and 1 below (reduced_threshold=r); Σ m·α_t·f·ce and Σ m·f (normalized divides by it)."""
+        gamma, thr = float(self.P["gamma"]), float(self.P.get("reduced_threshold") or 0)
+        pt, q = torch.exp(-ce), -torch.expm1(-ce)
+        if thr > 0:
+            f = torch.where(pt < thr, torch.ones_like(q), _pow0(q / thr, gamma))
+        else:
+            f = _pow0(q, gamma)
+        e = f * ce
+        if alpha is not None:
+            av = x.new_tensor(list(alpha) if isinstance(alpha, list) else [float(alpha)] * C).view(shape)
+            e = e * (av * g + (1 - av) * (1 - g))
+        return {"s": (e * m).sum().reshape(1), "F": (f * m).sum().reshape(1), "cnt": (m.sum() * C).detach().reshape(1)}
+
     def finish(self, inp, s, red):
-        return torch.where(s["cnt"][0] > 0, s["s"][0] / s["cnt"][0].clamp(min=1), s["s"][0] * 0), "global"
+        v = s["s"][0]
+        if self.P.get("normalized"):
+            v = v / s["F"][0].clamp(min=1e-6)
+        return torch.where(s["cnt"][0] > 0, v / s["cnt"][0].clamp(min=1e-300), v * 0), "global"
 
 
 def _element_ce(inp, P):
@@ -716,10 +760,60 @@ class HausdorffDT(Term):
 
         with torch.no_grad():
             w = dist(p.detach() > 0.5) + dist(g > 0.5)
-        return {"s": ((p - g) ** 2 * w).sum().reshape(1), "cnt": p.new_tensor([float(p.numel())])}
+        m = inp.mask(None)   # ones, or the voxel weights of mask= (the maps are those of the whole target)
+        return {"s": ((p - g) ** 2 * w * m).sum().reshape(1), "cnt": (m.sum() * p.shape[1]).detach().reshape(1)}
 
     def finish(self, inp, s, red):
         return s["s"][0] / s["cnt"][0], "global"
+
+
+class LogHausdorffDT(HausdorffDT):
+    """log_hausdorff_dt (MONAI LogHausdorffDTLoss): log(1 + hausdorff_dt), of the global value."""
+
+    def finish(self, inp, s, red):
+        return torch.log1p(s["s"][0] / s["cnt"][0]), "global"
+
+
+def _pow0(u, gamma):
+    """u^gamma for u >= 0 with value and gradient 0 at u = 0 (the C library's limit
+    for gamma > 0: (-ln D)^g at D = 1, (-ln p)^g at p = 1), instead of autograd's inf*0."""
+    pos = u > 0
+    return torch.where(pos, torch.where(pos, u, torch.ones_like(u)) ** gamma, torch.zeros_like(u))
+
+
+class ExpLog(Region):
+    """exp_log (Wong et al. 2018): w_dice * mean over included groups of (-ln D)^gamma_dice
+    + w_ce * mean over valid voxels of sum_c w_c g_c (-ln p_c)^gamma_ce, w_c = (sum_k f_k / f_c)^(1/2)
+    from the batch's (global) class counts f, 0 for an absent class."""
+
+    def sums(self, inp):
+        out = Region.sums(self, inp)
+        P, C = self.P, inp.C
+        m = inp.mask(P["ignore_index"])
+        g = inp.onehot() * m
+        a = inp.act(P["activation"])
+        logp = torch.log_softmax(inp.x, 1) if a == "softmax" else torch.log(inp.x)
+        u = (-logp).clamp(min=0)
+        out["lc"] = (g * _pow0(u, float(P["gamma_ce"]))).sum((0,) + inp.axes)
+        out["f"] = g.sum((0,) + inp.axes).detach()
+        out["vt"] = m.sum().detach().reshape(1)
+        return out
+
+    def finish(self, inp, s, red):
+        P, C = self.P, inp.C
+        D = (2 * s["tp"] + float(P["smooth_nr"])) / (s["sp"] + s["sg"] + float(P["smooth_dr"]))
+        u = torch.where(D < 1, -torch.log(torch.where(D < 1, D, torch.ones_like(D))), torch.zeros_like(D))
+        li = self.included(_pow0(u, float(P["gamma_dice"])), C)
+        if P["batch"]:
+            dice = li.mean()
+        else:   # this rank's share of the mean over (sample, class), made the global value
+            dice = li.sum() / (s["n"][0] * li.shape[-1])
+            dice = dice + (red.sum_detached(dice) - dice.detach())
+        f = s["f"]
+        w = torch.where(f > 0, (f.sum() / torch.where(f > 0, f, torch.ones_like(f))) ** 0.5, torch.zeros_like(f))
+        vt = s["vt"][0]
+        ce = torch.where(vt > 0, (w * s["lc"]).sum() / vt.clamp(min=1e-300), s["lc"].sum() * 0)
+        return float(P["w_dice"]) * dice + float(P["w_ce"]) * ce, "global"
 
 
 class Blob(Term):
@@ -789,6 +883,28 @@ def _soft_skeleton(x, iters):
     return skel
 
 
+def _object_depth(gm, nsp, cap=100):
+    """auto_iters of cldice: the largest city-block distance (face steps inside the grid) from a
+    voxel of a boolean map (M, spatial...) to the nearest background voxel of its map, over the
+    maps that have background; counted up to cap by growing the background one face step at a time."""
+    gm = gm[(~gm).flatten(1).any(1)]
+    if gm.numel() == 0:
+        return 0
+    reached = ~gm
+    depth = 0
+    while depth < cap and not bool(reached.all()):
+        grown = reached.clone()
+        for ax in range(1, 1 + nsp):
+            n = reached.shape[ax]
+            if n < 2:
+                continue
+            grown.narrow(ax, 1, n - 1).logical_or_(reached.narrow(ax, 0, n - 1))
+            grown.narrow(ax, 0, n - 1).logical_or_(reached.narrow(ax, 1, n - 1))
+        reached = grown
+        depth += 1
+    return depth if bool(reached.all()) else cap + 1
+
+
 class ClDice(Region):
     """cldice: 1 − soft clDice with the paper's soft skeleton (min/max pools;
     the target's skeleton by the same formula, without gradient, on the device)."""
@@ -798,9 +914,17 @@ class ClDice(Region):
         m = inp.mask(P["ignore_index"])
         p = inp.probs(P["activation"]) * m
         g = inp.onehot() * m
-        sp = _soft_skeleton(p, int(P["iters"]))
+        K = int(P["iters"])
+        if P.get("auto_iters"):   # raise iters to the target's deepest object (at most 100), as the C library
+            first = 1 if (not P["include_background"] and inp.C > 1) else 0
+            with torch.no_grad():
+                gm = (g[:, first:] > 0.5).reshape((-1,) + tuple(g.shape[2:]))
+                depth = _object_depth(gm, len(inp.axes))
+            if depth > K:
+                K = min(depth, 100)
+        sp = _soft_skeleton(p, K)
         with torch.no_grad():
-            sg = _soft_skeleton(g, int(P["iters"]))
+            sg = _soft_skeleton(g, K)
         axes = ((0,) if P["batch"] else ()) + inp.axes
         out = {"a": (sp * g).sum(axes), "b": sp.sum(axes), "c": (sg * p).sum(axes), "d": sg.sum(axes),
                "n": inp.x.new_tensor([float(inp.x.shape[0])])}
@@ -985,7 +1109,8 @@ class Boundary(Term):
         idc = self.classes(inp.C)
         p = inp.probs(self.P["activation"])[:, idc]
         phi = inp.maps[:, idc].to(p)
-        return {"s": (p * phi).sum().reshape(1), "cnt": p.new_tensor([float(p.numel())])}
+        m = inp.mask(None)   # ones, or the voxel weights of mask=: Σ m·p·φ / (K·Σ m)
+        return {"s": (p * phi * m).sum().reshape(1), "cnt": (m.sum() * len(idc)).detach().reshape(1)}
 
     def local_keys(self):
         return ()
@@ -1000,9 +1125,15 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
            "sensspec": Region, "mcc": Region, "focal": Focal, "topk": TopK, "ohem": TopK, "gwdice": GWDice,
            "combo": Combo, "dpce": DistanceCE, "boundary_aware": DistanceCE,
            "unified_focal": UnifiedFocal, "lovasz": Lovasz,
-           "hausdorff_dt": HausdorffDT, "blob": Blob,
+           "hausdorff_dt": HausdorffDT, "log_hausdorff_dt": LogHausdorffDT, "exp_log": ExpLog, "blob": Blob,
            "cldice": ClDice, "edge_dice": EdgeDice, "ssim": SSIM,
            "hausdorff_er": HausdorffER}
+
+
+# Terms whose native form takes per-voxel weights (mask=); checked against the C path
+# in tests/python/test_torch_mask.py. Other terms refuse a mask on the native path.
+MASKED = ("ce", "wce", "bce", "dice", "iou", "logcosh_dice", "tversky", "focal_tversky", "exp_log", "gdice", "pgdice",
+          "focal", "sensspec", "mcc", "boundary", "hausdorff_dt", "log_hausdorff_dt")
 
 
 def make_term(name, params):
@@ -1190,6 +1321,13 @@ def validate(terms, C, spatial, spec, x, soft):
         if a == "none" and not bool(((x >= 0) & (x <= 1)).all()):
             raise errors.RangeError("%s: %s: activation=none takes probabilities, but a score is outside [0, 1]"
                                     % (spec, n))
+        if n == "focal" and (P.get("normalized") or float(P.get("reduced_threshold") or 0) > 0) and \
+                (a == "softmax" or (a == "auto" and C > 1) or (a == "none" and C > 1)):
+            raise errors.InvalidArgumentError("%s: focal: normalized and reduced_threshold are smp's sigmoid forms "
+                                              "(activation=sigmoid, or one channel)" % spec)
+        if n == "exp_log" and (C < 2 or a == "sigmoid"):
+            raise errors.InvalidArgumentError("%s: exp_log: needs a distribution per voxel (softmax with C > 1, or "
+                                              "activation=none with C > 1)" % spec)
         if a == "softmax" and C == 1:
             raise errors.ShapeError("%s: %s: softmax needs C > 1 channels (one channel uses activation=sigmoid)" % (spec, n))
         w = P.get("weight")
