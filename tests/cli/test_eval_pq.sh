@@ -6,29 +6,7 @@
 # below, smooth 1e-6), for the monai, greedy and hungarian rules and two
 # thresholds; the conventions line names the rule; bad options refused.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
-
-expect() {
-  local code=$1 needle=$2; shift 3
-  checks=$((checks + 1))
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" != "$code" ] || [ "$lines" != 1 ] || ! grep -qF -- "$needle" "$tmp/err"; then
-    fail "$* -> exit $rc (want $code), stderr ($lines lines): $(head -3 "$tmp/err")"
-  fi
-}
-
-run() {
-  local what=$1; shift
-  checks=$((checks + 1))
-  if ! "$@" >"$tmp/out" 2>"$tmp/err" || [ -s "$tmp/err" ]; then fail "$what: $* ($(head -2 "$tmp/err"))"; return 1; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 mkdir -p "$tmp/P" "$tmp/G"
 $PY - "$tmp" <<'PYEOF'

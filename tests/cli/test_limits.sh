@@ -8,15 +8,8 @@
 # Skipped under AddressSanitizer, which reserves terabytes of address space
 # and cannot run under `ulimit -v` at all.
 set -u
-S=${SEGLOSS:-build/segloss}
-ROOT=${SEGLOSS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FX=$ROOT/tests/cli/fixtures
-PY=/usr/bin/python3
 if [ "${SL_SANITIZED:-0}" = 1 ]; then echo "skipped: ulimit -v cannot apply to an ASan build"; exit 0; fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
+. "$(dirname "$0")/lib.sh"
 
 limited() {  # limited KB SECONDS command...: the command under ulimit -v KB, killed after SECONDS
   local kb=$1 secs=$2; shift 2

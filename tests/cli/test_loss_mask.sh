@@ -5,24 +5,7 @@
 # voxels; bad masks (shape, negative, NaN, a loss that takes none, a missing
 # file) give exit 1 and one stderr line, and no gradient file.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-
-expect() {  # CODE NEEDLE -- command...
-  local code=$1 needle=$2; shift 3
-  checks=$((checks + 1))
-  rm -f "$tmp/g.npy"
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" != "$code" ] || [ "$lines" != 1 ] || ! grep -qF -- "$needle" "$tmp/err" || [ -e "$tmp/g.npy" ]; then
-    fails=$((fails + 1))
-    echo "FAILED: $* -> exit $rc (want $code), stderr ($lines lines): $(head -3 "$tmp/err")"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
 
 $PY - "$tmp" <<'PYEOF'
 import sys, numpy as np

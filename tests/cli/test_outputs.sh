@@ -12,18 +12,11 @@
 # SEGLOSS=path/to/old/segloss to see). Tests that need root (mknod) say so
 # and are skipped otherwise.
 set -u
-S=${SEGLOSS:-build/segloss}
-S=$(cd "$(dirname "$S")" && pwd)/$(basename "$S")
-PY=/usr/bin/python3
-ROOT=${SEGLOSS_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-FX=$ROOT/tests/cli/fixtures
-tmp=$(mktemp -d)
+. "$(dirname "$0")/lib.sh"
+S=$(cd "$(dirname "$S")" && pwd)/$(basename "$S")  # the tests cd into $tmp
 pids=""
 cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"; }
 trap cleanup EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
-check() { checks=$((checks + 1)); eval "$1" || fail "$2"; }
 
 # Every run is bounded in time and memory: the old code can hang on a FIFO
 # or allocate gigabytes for a bomb.

@@ -4,29 +4,7 @@
 # voxel, whose argmax is the written label map (2-D, 3-D, with TTA), and a
 # bad --probabilities path is one line, exit 2/1, nothing written.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
-
-expect() {
-  local code=$1 needle=$2; shift 3
-  checks=$((checks + 1))
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" != "$code" ] || [ "$lines" != 1 ] || ! grep -qF -- "$needle" "$tmp/err"; then
-    fail "$* -> exit $rc (want $code), stderr ($lines lines): $(head -3 "$tmp/err")"
-  fi
-}
-
-run() {
-  local what=$1; shift
-  checks=$((checks + 1))
-  if ! "$@" >"$tmp/out" 2>"$tmp/err" || [ -s "$tmp/err" ]; then fail "$what: $* ($(head -2 "$tmp/err"))"; return 1; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 TINY="--size 32,32 --depth 2 --base-channels 4 --epochs 2 --steps-per-epoch 4 --batch 4 --n-train 8 --n-val 4 --n-test 4 --threads 1 --lr 0.01"
 checks=$((checks + 1))

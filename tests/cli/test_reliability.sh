@@ -5,23 +5,8 @@
 # everything before it removes anything; one-line messages with control
 # characters escaped; a 3-step smoke run; spec numbers out of range and -0.
 set -u
-S=${SEGLOSS:-build/segloss}
-PY=/usr/bin/python3
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0; checks=0
-fail() { fails=$((fails + 1)); echo "FAILED: $*"; }
-
-expect() {  # expect CODE NEEDLE -- command...: exit CODE, exactly one stderr line containing NEEDLE
-  local code=$1 needle=$2; shift 3
-  checks=$((checks + 1))
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$? lines
-  lines=$(wc -l <"$tmp/err")
-  if [ "$rc" != "$code" ] || [ "$lines" != 1 ] || ! grep -qF -- "$needle" "$tmp/err"; then
-    fail "$* -> exit $rc (want $code), stderr ($lines lines): $(head -3 "$tmp/err")"
-  fi
-}
+. "$(dirname "$0")/lib.sh"
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$tmp"' EXIT  # also the background runs of the lock tests
 
 TINY="--size 32,32 --depth 2 --base-channels 4 --batch 2 --n-train 4 --n-val 2 --n-test 2 --threads 1"
 
