@@ -7,15 +7,15 @@
 #                 the same suite under AddressSanitizer + UBSan
 #   make demo     install, build, run the quick loss benchmark (a few minutes)
 #   make perf     speed benchmarks against PyTorch / scipy (perf/)
-#   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60),
-#                 FUZZ_JOBS (default: the cores) at a time
+#   make fuzz     run each libFuzzer target for FUZZ_RUNS executions (default a
+#                 million) or FUZZ_SECONDS (default 300), FUZZ_JOBS at a time
 #   make clean    remove build outputs
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 300
 DEMO_OUT ?= $(BUILD)/demo-bench
 
 .PHONY: all build deps-build deps-test deps-demo deps-perf test test-fast test-asan demo perf fuzz clean

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target for a while and reports what it found.
 #   tests/fuzz/run.sh BUILD_DIR SECONDS [NAME...]
+# Each target stops after FUZZ_RUNS executions (default 1000000; 0 = no
+# limit) or SECONDS, whichever comes first, so every target gets its million
+# executions without the fast ones holding the cores for the slow one.
 # BUILD_DIR is the clang build made by `make fuzz` (SL_FUZZ=ON), holding
 # BUILD_DIR/fuzz/fuzz_<name>. Each target runs for SECONDS on a scratch
 # copy of tests/fuzz/corpus/<name>/ (the committed corpus is not changed),
@@ -25,6 +28,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # one core, so a `make fuzz` of N targets x SECONDS takes about
 # N / FUZZ_JOBS x SECONDS; their reports follow in a fixed order.
 jobs_max=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
+runs=${FUZZ_RUNS:-1000000}
+runs_arg=()
+[ "$runs" -gt 0 ] && runs_arg=(-runs="$runs")
 report=$(mktemp -d)
 trap 'rm -rf "$report"' EXIT
 
@@ -40,15 +46,19 @@ fuzz_one() {  # fuzz_one NAME BIN: runs one target, writes $report/NAME.{txt,rc}
   [ -f "$root/tests/fuzz/$name.dict" ] && dict=(-dict="$root/tests/fuzz/$name.dict")
   log=$build/fuzz-crashes/$name.log
   start=$(ls "$work" | wc -l)
-  echo "fuzz $name: ${secs}s on $start seed inputs ..."
-  "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  echo "fuzz $name: up to ${secs}s${runs_arg:+ or $runs executions} on $start seed inputs ..."
+  local t0 t1
+  t0=$(date +%s)
+  "$bin" -max_total_time="$secs" "${runs_arg[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$crashes/" "${dict[@]}" "$work" >"$log" 2>&1
   rc=$?
+  t1=$(date +%s)
+  [ "$t1" -gt "$t0" ] || t1=$((t0 + 1))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
   cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
   after=$(ls "$crashes" | wc -l)
   {
-    echo "fuzz $name: rc=$rc, ${execs:-?} executions ($(( ${execs:-0} / secs ))/s), ${cov:-cov ?}, corpus $start -> $(ls "$work" | wc -l) inputs"
+    echo "fuzz $name: rc=$rc, ${execs:-?} executions in $((t1 - t0)) s ($(( ${execs:-0} / (t1 - t0) ))/s), ${cov:-cov ?}, corpus $start -> $(ls "$work" | wc -l) inputs"
     if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
       echo "fuzz $name: FOUND A PROBLEM (log: $log)"
       grep -E 'ERROR|SUMMARY|check failed|Test unit written' "$log" | head -10 | sed 's/^/    /'
