@@ -37,6 +37,16 @@ int cli_fail(const char *cmd, int code, const char *fmt, ...)
     return code;
 }
 
+void cli_warn(const char *cmd, const char *fmt, ...)
+{
+    char raw[2048], line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(raw, sizeof raw, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "segloss %s: warning: %s\n", cmd, sl_escape_line(line, sizeof line, raw));
+}
+
 int cli_parse_double(const char *s, double *out)
 {
     if (!s || !*s) return 0;

@@ -16,6 +16,14 @@ int cli_fail(const char *cmd, int code, const char *fmt, ...)
 #endif
     ;
 
+/* "segloss CMD: warning: ..." on stderr, one line (control bytes from file
+ * names escaped), as cli_fail writes its errors. */
+void cli_warn(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 /* Parses a whole string as a number / an integer; 0 on failure. */
 int cli_parse_double(const char *s, double *out);
 /* Seconds as mm:ss, or h:mm:ss from an hour on; "--:--" when unknown

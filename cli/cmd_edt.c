@@ -139,7 +139,7 @@ int cmd_edt(int argc, char **argv)
         goto done;
     }
     if (info.has_spacing && info.nifti.spacing_defaulted && !o.nspacing)
-        fprintf(stderr, "segloss edt: warning: %s has a zero pixdim; 1 mm used for that axis\n", o.in);
+        cli_warn("edt", "%s has a zero pixdim; 1 mm used for that axis", o.in);
 
     sl_grid g = SL_GRID_DEFAULT;
     g.ndim = in.ndim;
@@ -173,7 +173,7 @@ int cmd_edt(int argc, char **argv)
         const char *why = o.mode == SL_EDT_MULTILABEL ? "a label with no voxel of another label"
                           : o.mode == SL_EDT_PLAIN     ? "no zero voxel"
                                                        : "no boundary: it is all zero or all non-zero";
-        fprintf(stderr, "segloss edt: warning: %lld of %lld distances are +-inf (%s has %s)\n", (long long)ninf,
+        cli_warn("edt", "%lld of %lld distances are +-inf (%s has %s)", (long long)ninf,
                 (long long)n, o.in, why);
     }
     st = sl_image_write(o.out, &out, g.spacing, &info, msg, sizeof msg);

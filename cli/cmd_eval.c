@@ -304,7 +304,7 @@ static void print_warnings(const sl_evalset *s)
     while (*w) {
         const char *e = strchr(w, '\n');
         int n = e ? (int)(e - w) : (int)strlen(w);
-        fprintf(stderr, "segloss eval: warning: %.*s\n", n, w);
+        cli_warn("eval", "%.*s", n, w);
         w += n + (e != NULL);
     }
 }

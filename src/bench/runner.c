@@ -47,6 +47,7 @@
 #include "segloss/metrics.h"
 #include "fileio.h"
 #include "outfile.h"
+#include "nn/layers.h" /* sl_nn_blas_reserve */
 #include "train/train_internal.h" /* slt_config_diff: the trainer's config comparison */
 
 #define MSG 1024
@@ -869,6 +870,11 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
         }
         for (int d = 0; d < p->ndatasets; d++)
             if ((st = open_dataset(&c, d, threads, msg, msglen)) != SL_OK) goto done;
+        /* the workers call sgemm from up to `threads` threads at once:
+         * OpenBLAS's per-thread buffers must fit for all of them, or the
+         * run fails here with one line instead of spinning in OpenBLAS's
+         * retry (and before --force has removed anything) */
+        if ((st = sl_nn_blas_reserve(threads, msg, msglen)) != SL_OK) goto done;
         /* force: every check has passed and the data is open; only now
          * does the old benchmark go */
         if (replace) {

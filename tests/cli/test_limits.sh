@@ -48,6 +48,22 @@ done
 # with room for the buffer the same smoke run (3 steps: no OneCycle warm-up) works
 ok 400000 "train smoke run" "$S" train --out "$tmp/run" $TINY --loss dice+ce
 
+# bench with two workers: room for one OpenBLAS buffer, not for two -> one line, exit 1
+cat >"$tmp/p.json" <<'JSON'
+{"name": "limits", "seeds": [1],
+ "train": {"data_opts": {"height": 32, "width": 32, "n_train": 4, "n_val": 2, "n_test": 2},
+           "network": {"depth": 2, "base_width": 4},
+           "training": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 2}},
+ "datasets": [{"name": "ph", "data": "phantom"}],
+ "losses": ["dice+ce", "ce"], "evaluation": {"bootstrap": 50, "overlay_cases": 0}}
+JSON
+checks=$((checks + 1))
+limited 300000 30 "$S" bench --preset "$tmp/p.json" --out "$tmp/bench" --threads 2 --quiet >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ "$rc" != 1 ] || [ "$(wc -l <"$tmp/err")" != 1 ] || ! grep -q "only 1 of 2 fit" "$tmp/err"; then
+  fail "bench --threads 2 under ulimit -v 300000: exit $rc (want 1; 137: hung), stderr: $(head -3 "$tmp/err")"
+fi
+
 # A run that cannot have its memory: one line, non-zero, no hang.
 checks=$((checks + 1))
 limited 100000 20 "$S" train --out "$tmp/big" --size 1024,1024 --depth 2 --base-channels 16 --epochs 1 \
