@@ -143,8 +143,9 @@ sl_status sl_unet_level_factors(const sl_unet *net, int level, int factors[3]);
 /*
  * Builds a network and initialises its weights from cfg->seed:
  *   3x3 and 1x1 convolutions: Kaiming-normal, fan-in mode, gain for
- *     LeakyReLU: std = sqrt(2 / (1 + a^2)) / sqrt(Cin * K * K), a =
- *     leaky_slope (nnU-Net's InitWeights_He; PyTorch's kaiming_normal_);
+ *     LeakyReLU: std = sqrt(2 / (1 + a^2)) / sqrt(Cin * taps), taps = the
+ *     kernel's size (K * K, or Kd * Kh * Kw in 3-D), a = leaky_slope
+ *     (nnU-Net's InitWeights_He; PyTorch's kaiming_normal_);
  *   transposed convolutions: the same with fan-in Cin (each output pixel
  *     sees one input pixel of Cin channels);
  *   all biases 0; norm weight 1, norm bias 0; running mean 0, variance 1.
