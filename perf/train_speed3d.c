@@ -16,7 +16,9 @@
  * from the architecture: 2 * Cout * Cin * 27 per output voxel forward,
  * twice that backward, once for the first layer that needs no input
  * gradient), the GFLOP/s they make, the sgemm peak on square 2048 products
- * at the same thread count, and the peak resident memory (ru_maxrss).
+ * at the same thread count, and the peak resident memory (VmHWM of
+ * /proc/self/status: ru_maxrss would carry over the parent's peak across
+ * fork and exec when a Python script starts this program).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
@@ -28,6 +30,33 @@
 #include <time.h>
 #include "segloss/nn.h"
 #include "segloss/rng.h"
+
+/* CPU time of the whole process (all threads): on a shared machine it
+ * does not count the time other programs run. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Peak resident memory of this program in MiB: VmHWM (Linux), else
+ * ru_maxrss. */
+static double peak_rss_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    if (kb < 0) {
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        kb = ru.ru_maxrss;
+    }
+    return (double)kb / 1024.0;
+}
 
 static double now(void)
 {
@@ -182,8 +211,9 @@ int main(int argc, char **argv)
         lab[i] = (int32_t)sl_rng_below(&r, (uint64_t)classes);
     }
     sl_dims d = {B, 1, 3, {e[0], e[1], e[2]}};
-    double t_fwd = 0, t_loss = 0, t_bwd = 0, t_opt = 0, loss = 0, t_all = 0, best = 1e30;
+    double t_fwd = 0, t_loss = 0, t_bwd = 0, t_opt = 0, loss = 0, t_all = 0, best = 1e30, cpu = 0;
     for (int s = 0; s < warmup + steps; s++) {
+        double c0 = cpu_now();
         double t0 = now();
         sl_unet_zero_grad(net);
         if (sl_unet_forward(net, img, &d, logits, msg, sizeof msg)) {
@@ -204,20 +234,20 @@ int main(int argc, char **argv)
             t_opt += t4 - t3;
             t_all += t4 - t0;
             best = t4 - t0 < best ? t4 - t0 : best;
+            cpu += cpu_now() - c0;
         }
     }
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    const double rss = peak_rss_mib();
     const double per_step = t_all / steps;
     const double flops = step_flops(B, e, 1, classes, depth, width);
     double pk = peak ? sgemm_peak(threads) : 0.0;
     printf("{\"threads\": %d, \"batch\": %lld, \"size\": [%lld, %lld, %lld], \"steps\": %d, \"params\": %lld, "
-           "\"s_per_step\": %.5f, \"best_s_per_step\": %.5f, \"s_forward\": %.5f, \"s_loss\": %.5f, "
+           "\"s_per_step\": %.5f, \"best_s_per_step\": %.5f, \"cpu_s_per_step\": %.5f, \"s_forward\": %.5f, \"s_loss\": %.5f, "
            "\"s_backward\": %.5f, \"s_optim\": %.5f, \"gflop_per_step\": %.3f, \"gflops\": %.2f, "
            "\"sgemm_peak_gflops\": %.2f, \"maxrss_mib\": %.1f, \"final_loss\": %.5f}\n",
            threads, (long long)B, (long long)e[0], (long long)e[1], (long long)e[2], steps,
-           (long long)sl_unet_num_params(net), per_step, best, t_fwd / steps, t_loss / steps, t_bwd / steps,
-           t_opt / steps, flops / 1e9, flops / best / 1e9, pk, (double)ru.ru_maxrss / 1024.0, loss);
+           (long long)sl_unet_num_params(net), per_step, best, cpu / steps, t_fwd / steps, t_loss / steps, t_bwd / steps,
+           t_opt / steps, flops / 1e9, flops / best / 1e9, pk, rss, loss);
     free(img);
     free(logits);
     free(dl);

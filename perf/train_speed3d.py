@@ -19,7 +19,8 @@ the convolution FLOPs of a step (train_speed3d.c says how) for both; the
 sgemm peak is OpenBLAS on 2048^3 at the same thread count, measured by the
 C program in the same run. Peak memory: ru_maxrss of the segloss program,
 and of this Python process (torch and its libraries included) with its
-value before the first PyTorch step.
+value before the first PyTorch step. CPU time per step (all threads) is
+printed too: on a shared machine it is the steadier measure.
 """
 import argparse
 import json
@@ -55,13 +56,13 @@ def torch_round(st, cfg, opt, x, y, steps, warmup):
 
     for _ in range(warmup):
         step()
-    best, t0 = float("inf"), time.perf_counter()
+    best, t0, c0 = float("inf"), time.perf_counter(), time.process_time()
     for _ in range(steps):
         s = time.perf_counter()
         step()
         best = min(best, time.perf_counter() - s)
     assert params
-    return (time.perf_counter() - t0) / steps, best
+    return (time.perf_counter() - t0) / steps, best, (time.process_time() - c0) / steps
 
 
 def main():
@@ -97,12 +98,13 @@ def main():
 
     load0 = os.getloadavg()[0]
     rss0 = maxrss_mib()
-    tw, tb, sw, sb, peak = [], [], [], [], []
+    tw, tb, tc, sw, sb, sc, peak = [], [], [], [], [], [], []
     res = None
     for r in range(a.rounds):
-        wall, best = torch_round(st, cfg, opt, x, y, a.steps, a.warmup if r == 0 else 1)
+        wall, best, cpu = torch_round(st, cfg, opt, x, y, a.steps, a.warmup if r == 0 else 1)
         tw.append(wall)
         tb.append(best)
+        tc.append(cpu)
         cmd = [exe, "--threads", str(a.threads), "--steps", str(a.steps), "--warmup", str(a.warmup),
                "--batch", str(a.batch), "--size", ",".join(map(str, size))]
         if r > 0:
@@ -111,6 +113,7 @@ def main():
         res = res or d
         sw.append(d["s_per_step"])
         sb.append(d["best_s_per_step"])
+        sc.append(d["cpu_s_per_step"])
         if d["sgemm_peak_gflops"] > 0:
             peak.append(d["sgemm_peak_gflops"])
         print("round %d: PyTorch %.3f s/step (best %.3f), segloss %.3f s/step (best %.3f)"
@@ -124,9 +127,14 @@ def main():
     print()
     print("3-D U-Net 16-32-64-128, InstanceNorm, batch %d x 1 x %s, 3 classes; %d threads; %d parameters "
           "(segloss %d)" % (a.batch, "x".join(map(str, size)), a.threads, nparams, res["params"]))
-    print("%-10s %12s %14s %10s" % ("", "s/step best", "s/step median", "GFLOP/s"))
-    print("%-10s %12.3f %14.3f %10.1f" % ("PyTorch", t_best, statistics.median(tw), gflop / t_best))
-    print("%-10s %12.3f %14.3f %10.1f" % ("segloss", s_best, statistics.median(sw), gflop / s_best))
+    print("%-10s %12s %14s %12s %10s" % ("", "s/step best", "s/step median", "CPU s/step", "GFLOP/s"))
+    print("%-10s %12.3f %14.3f %12.3f %10.1f" % ("PyTorch", t_best, statistics.median(tw), statistics.median(tc),
+                                               gflop / t_best))
+    print("%-10s %12.3f %14.3f %12.3f %10.1f" % ("segloss", s_best, statistics.median(sw), statistics.median(sc),
+                                               gflop / s_best))
+    print("speed ratio segloss / PyTorch: %.2fx (best steps), %.2fx (medians), %.2fx (CPU time per step)"
+          % (t_best / s_best, statistics.median(tw) / statistics.median(sw),
+             statistics.median(tc) / statistics.median(sc)))
     print("sgemm peak (OpenBLAS, %d threads, 2048^3): %.1f GFLOP/s; segloss reaches %.0f %% of it, PyTorch %.0f %%; "
           "%.1f GFLOP per step" % (a.threads, pk, 100 * gflop / s_best / pk if pk else 0,
                                    100 * gflop / t_best / pk if pk else 0, gflop))
@@ -143,7 +151,8 @@ def main():
             json.dump(dict(threads=a.threads, batch=a.batch, size=size, torch_best_s=t_best, segloss_best_s=s_best,
                            torch_median_s=statistics.median(tw), segloss_median_s=statistics.median(sw),
                            ratio_best=ratio, gflop_per_step=gflop, segloss_gflops=gflop / s_best,
-                           torch_gflops=gflop / t_best, sgemm_peak_gflops=pk, segloss_maxrss_mib=res["maxrss_mib"],
+                           torch_gflops=gflop / t_best, torch_cpu_s=statistics.median(tc),
+                           segloss_cpu_s=statistics.median(sc), sgemm_peak_gflops=pk, segloss_maxrss_mib=res["maxrss_mib"],
                            torch_process_maxrss_mib=rss1, load=[load0, load1]), f, indent=1)
 
 
