@@ -34,6 +34,21 @@ static inline int64_t window_argmax(const float *x, int64_t H, int64_t W, const 
     return best;
 }
 
+/* The same for a 2x2 window in a plane (a, b, c, d in row-major order):
+ * the common case (every 2-D net, the in-plane pooling of 3-D ones) with
+ * the scan unrolled. */
+static inline int argmax4(float a, float b, float c, float d)
+{
+    int k = 0;
+    float m = a;
+    if (b > m || isnan(b)) { m = b; k = 1; }
+    if (c > m || isnan(c)) { m = c; k = 2; }
+    if (d > m || isnan(d)) { k = 3; }
+    return k;
+}
+
+static int is_plane2x2(const int f[3]) { return f[0] == 1 && f[1] == 2 && f[2] == 2; }
+
 void sl_maxpool_forward(float *out, const float *inp, int64_t B, int64_t C, const int64_t in[3],
                         const int f[3], int threads)
 {
@@ -44,6 +59,16 @@ void sl_maxpool_forward(float *out, const float *inp, int64_t B, int64_t C, cons
     for (int64_t bc = 0; bc < BC; bc++) {
         const float *x = inp + bc * D * H * W;
         float *o = out + bc * Do * Ho * Wo;
+        if (is_plane2x2(f)) {
+            for (int64_t r = 0; r < Do * Ho; r++) { /* (z, y) output rows; D = Do */
+                const float *r0 = x + (r / Ho * H + 2 * (r % Ho)) * W, *r1 = r0 + W;
+                for (int64_t j = 0; j < Wo; j++) {
+                    float v[4] = {r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]};
+                    o[r * Wo + j] = v[argmax4(v[0], v[1], v[2], v[3])];
+                }
+            }
+            continue;
+        }
         for (int64_t z = 0; z < Do; z++)
             for (int64_t y = 0; y < Ho; y++)
                 for (int64_t w = 0; w < Wo; w++) {
@@ -65,6 +90,18 @@ void sl_maxpool_backward(float *dinp, const float *dout, const float *inp, int64
         float *dx = dinp + bc * D * H * W;
         const float *d = dout + bc * Do * Ho * Wo;
         if (!acc) memset(dx, 0, (size_t)(D * H * W) * sizeof(float));
+        if (is_plane2x2(f)) {
+            for (int64_t r = 0; r < Do * Ho; r++) {
+                const int64_t row = (r / Ho * H + 2 * (r % Ho)) * W;
+                const float *r0 = x + row, *r1 = r0 + W;
+                float *q0 = dx + row, *q1 = q0 + W;
+                for (int64_t j = 0; j < Wo; j++) {
+                    const int k = argmax4(r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]);
+                    (k < 2 ? q0 : q1)[2 * j + (k & 1)] += d[r * Wo + j];
+                }
+            }
+            continue;
+        }
         for (int64_t z = 0; z < Do; z++)
             for (int64_t y = 0; y < Ho; y++)
                 for (int64_t w = 0; w < Wo; w++) {
