@@ -905,7 +905,13 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
         if ((st = sl_nn_blas_reserve(1, msg, msglen)) != SL_OK) goto done;
         int first = 0;
         while (c.jobs[first].d != jb->d) first++;
-        if (first == k && (st = write_case_overlays(&c, jb->d, msg, msglen)) != SL_OK) goto done;
+        if (first == k) {
+            if ((st = write_case_overlays(&c, jb->d, msg, msglen)) != SL_OK) goto done;
+        } else { /* the folder this task's overlays go to */
+            char path[SL_TRAIN_TEXT + 256];
+            snprintf(path, sizeof path, "%s/%s/%s", c.dir, SLB_OVERLAY_DIR, p->datasets[jb->d].slug);
+            if ((st = sl_mkdirs(path, msg, msglen)) != SL_OK) goto done;
+        }
         const ds_cache *dc = &c.dsc[jb->d];
         const sl_train_config *cf = &p->datasets[jb->d].config;
         c.jobs[k].cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)(dc->H * dc->W);
