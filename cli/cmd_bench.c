@@ -247,7 +247,8 @@ int cmd_bench(int argc, char **argv)
         bench_cluster bc = {p, path, out, k8s_image, k8s_claim};
         int rc = emit_slurm ? bench_emit_slurm(&bc, emit_slurm) : 0;
         if (!rc && emit_k8s) rc = bench_emit_k8s(&bc, emit_k8s);
-        if (!rc)
+        /* the summary, unless a job went to stdout */
+        if (!rc && strcmp(emit_slurm ? emit_slurm : "", "-") && strcmp(emit_k8s ? emit_k8s : "", "-"))
             printf("%lld tasks written to %s%s%s; when all have ended: segloss bench --preset %s --out %s --report-only\n",
                     (long long)sl_bench_num_tasks(p), emit_slurm ? emit_slurm : emit_k8s, emit == 2 ? " and " : "",
                     emit == 2 ? emit_k8s : "", path, out);
