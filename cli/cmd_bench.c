@@ -268,9 +268,14 @@ int cmd_bench(int argc, char **argv)
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
+    /* a task of a job array: the scheduler stops it (time limit, cancel,
+     * preemption) with SIGTERM; stop as for Ctrl-C, keeping the checkpoint */
+    struct sigaction old_term;
+    if (o.run_only) sigaction(SIGTERM, &sa, &old_term);
     sl_bench_outcome res = SL_BENCH_OUTCOME_EMPTY;
     st = sl_bench_run(p, &o, progress, &vw, &res, msg, sizeof msg);
     sigaction(SIGINT, &old, NULL);
+    if (o.run_only) sigaction(SIGTERM, &old_term, NULL);
     if (vw.line_open) fputs("\r\033[K", stderr);
     int rc = 0;
     if (st != SL_OK) {

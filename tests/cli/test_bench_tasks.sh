@@ -103,5 +103,21 @@ expect 1 "was started with another preset" -- "$S" bench --preset q.json --out b
 run "one task" "$S" bench --preset p.json --out part --run 1 --quiet
 expect 1 "have no result" -- "$S" bench --preset p.json --out part --report-only
 
+# the scheduler's SIGTERM (time limit, scancel, preemption): the task stops
+# at the next step with one line and exit 1, keeping its checkpoint; run
+# again, it resumes and finishes
+sed 's/"epochs": 1, "steps_per_epoch": 2/"epochs": 3, "steps_per_epoch": 40/; s/"seeds": \[1, 2\]/"seeds": [1]/' p.json >long.json
+"$S" bench --preset long.json --out term --run 0 --quiet >term.out 2>term.err &
+tpid=$!
+for _ in $(seq 300); do [ -e "term/runs/ph/seed1/dice+ce/checkpoint.bin" ] && break; sleep 0.05; done
+kill -TERM "$tpid"
+wait "$tpid"
+rc=$?
+check '[ "$rc" = 1 ] && [ "$(wc -l <term.err)" = 1 ] && grep -q "task 0 interrupted; run it again" term.err' \
+  "SIGTERM: exit $rc, stderr: $(head -3 term.err)"
+check '[ -e term/runs/ph/seed1/dice+ce/checkpoint.bin ] && [ ! -e term/results/ph__seed1__dice+ce.json ]' "SIGTERM: checkpoint kept, no result"
+run "task after SIGTERM" "$S" bench --preset long.json --out term --run 0 --quiet
+check 'grep -q "^task 0: 2 runs done (0 from earlier calls" "$tmp/out"' "resumed task: $(cat "$tmp/out")"
+
 echo "bench tasks: $checks checks, $fails failed"
 [ "$fails" -eq 0 ]
