@@ -81,11 +81,11 @@ ends() {  # ends KB LABEL command...: exit 0, or exit 1 with one stderr line, wi
   fi
 }
 sweep_ok=0
-for kb in $(seq 250000 50000 800000); do
+for kb in $(seq 250000 50000 700000); do
   rm -rf "$tmp/sweep"
   ends $kb "bench --threads 2" "$S" bench --preset "$tmp/p.json" --out "$tmp/sweep" --threads 2 --quiet
 done
-for kb in $(seq 300000 100000 800000); do
+for kb in 300000 450000 600000; do
   rm -rf "$tmp/sweep"
   ends $kb "train --threads 2" "$S" train --out "$tmp/sweep" ${TINY/--threads 1/--threads 2} --loss dice+ce
 done
