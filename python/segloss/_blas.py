@@ -16,8 +16,9 @@ OpenBLAS (numpy not imported yet, no OpenBLAS mapped) and the user has not
 chosen a count (OPENBLAS_NUM_THREADS or GOTO_NUM_THREADS unset), numpy is
 imported here with OPENBLAS_NUM_THREADS=1, and the variable is removed
 again at once, so child processes see the environment they had. The
-process's numpy then runs its BLAS on one thread; a user who wants more
-sets OPENBLAS_NUM_THREADS before starting Python, imports numpy before
+process's numpy (and Debian's torch, which links the same OpenBLAS) then
+runs its BLAS on one thread; a user who wants more sets
+OPENBLAS_NUM_THREADS before starting Python, imports numpy or torch before
 segloss, or raises it later (threadpoolctl, openblas_set_num_threads),
 which starts the threads then. See docs/reliability.md.
 """
