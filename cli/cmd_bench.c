@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "bench_cluster.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "segloss/bench.h"
@@ -46,6 +47,18 @@ static const char *usage_text =
     "  --force         remove an earlier benchmark in DIR first\n"
     "  --report-only   train nothing: write the report again from DIR's results\n"
     "  --quiet         no progress output (the ranking is still printed)\n"
+    "\n"
+    "On a cluster (docs/benchmark.md, \"Running a preset on a cluster\"):\n"
+    "  --run K         do task K only (0-based): one training of the preset and the\n"
+    "                  entries evaluated from it; writes their result files, no report.\n"
+    "                  Tasks may run at once on machines sharing DIR; afterwards\n"
+    "                  --report-only makes the report\n"
+    "  --emit-slurm FILE  write an sbatch job-array script, one array task per task\n"
+    "                  (each `bench --preset P --out DIR --run K`), and train nothing\n"
+    "  --emit-k8s FILE write a Kubernetes indexed Job (ConfigMap with the preset, Job\n"
+    "                  with completionMode Indexed; JOB_COMPLETION_INDEX is --run)\n"
+    "  --k8s-image I   the manifest's container image (default: segloss)\n"
+    "  --k8s-claim C   the PersistentVolumeClaim mounted at DIR (default: segloss-bench)\n"
     "\n"
     "Exit codes: 0 ok, 1 the benchmark failed or was interrupted (DIR keeps every\n"
     "finished run; continue with --resume), 2 bad usage or a bad preset.\n";
@@ -160,6 +173,7 @@ int cmd_bench(int argc, char **argv)
     const char *preset_arg = NULL, *out = NULL;
     sl_bench_opts o = SL_BENCH_OPTS_DEFAULT;
     int quiet = 0;
+    const char *emit_slurm = NULL, *emit_k8s = NULL, *k8s_image = "segloss", *k8s_claim = "segloss-bench";
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
@@ -185,6 +199,20 @@ int cmd_bench(int argc, char **argv)
             if (!cli_parse_int(s, &n) || n < 0 || n > 1024)
                 return cli_fail(CMD, EXIT_USAGE, "--threads expects an integer in [0, 1024], got '%s'", s);
             o.threads = (int)n;
+        } else if (cli_opt(a, "--run", &v)) {
+            if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            if (!cli_parse_int(s, &n) || n < 0) return cli_fail(CMD, EXIT_USAGE, "--run expects a task number >= 0, got '%s'", s);
+            o.run_only = 1;
+            o.run = n;
+        } else if (cli_opt(a, "--emit-slurm", &v) || cli_opt(a, "--emit-k8s", &v) || cli_opt(a, "--k8s-image", &v) ||
+                   cli_opt(a, "--k8s-claim", &v)) {
+            const char *opt = a;
+            if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            if (!*s) return cli_fail(CMD, EXIT_USAGE, "%.12s needs a value", opt);
+            if (!strncmp(opt, "--emit-slurm", 12)) emit_slurm = s;
+            else if (!strncmp(opt, "--emit-k8s", 10)) emit_k8s = s;
+            else if (!strncmp(opt, "--k8s-image", 11)) k8s_image = s;
+            else k8s_claim = s;
         } else if (a[0] == '-') {
             return cli_fail(CMD, EXIT_USAGE, "unknown option '%s' (see segloss bench --help)", a);
         } else {
@@ -194,6 +222,13 @@ int cmd_bench(int argc, char **argv)
     if (!out) return cli_fail(CMD, EXIT_USAGE, "--out DIR is required (see segloss bench --help)");
     if (o.resume + o.force + o.report_only > 1)
         return cli_fail(CMD, EXIT_USAGE, "--resume, --force and --report-only exclude each other");
+    if (o.run_only && o.resume + o.force + o.report_only > 0)
+        return cli_fail(CMD, EXIT_USAGE, "--run excludes --resume, --force and --report-only (a task resumes by itself)");
+    const int emit = (emit_slurm != NULL) + (emit_k8s != NULL);
+    if (emit && (o.run_only || o.resume + o.force + o.report_only > 0))
+        return cli_fail(CMD, EXIT_USAGE, "--emit-slurm and --emit-k8s write a job and run nothing: they exclude --run, --resume, --force "
+                                         "and --report-only");
+    if (emit && !preset_arg) return cli_fail(CMD, EXIT_USAGE, "--emit-slurm and --emit-k8s need --preset");
     o.out_dir = out;
 
     /* the preset: given, or the one DIR was started with, or quick */
@@ -202,11 +237,30 @@ int cmd_bench(int argc, char **argv)
         if (!find_preset(preset_arg, path, sizeof path)) return EXIT_USAGE;
     } else {
         snprintf(path, sizeof path, "%s/preset.json", out);
-        if (!((o.resume || o.report_only) && access(path, F_OK) == 0) && !find_preset("quick", path, sizeof path)) return EXIT_USAGE;
+        if (!((o.resume || o.report_only || o.run_only) && access(path, F_OK) == 0) && !find_preset("quick", path, sizeof path))
+            return EXIT_USAGE;
     }
     sl_bench_preset *p = NULL;
     sl_status st = sl_bench_preset_load(&p, path, msg, sizeof msg);
     if (st != SL_OK) return cli_fail(CMD, st == SL_EIO ? EXIT_WORK : EXIT_USAGE, "%s", msg);
+    if (emit) {
+        bench_cluster bc = {p, path, out, k8s_image, k8s_claim};
+        int rc = emit_slurm ? bench_emit_slurm(&bc, emit_slurm) : 0;
+        if (!rc && emit_k8s) rc = bench_emit_k8s(&bc, emit_k8s);
+        /* the summary, unless a job went to stdout */
+        if (!rc && strcmp(emit_slurm ? emit_slurm : "", "-") && strcmp(emit_k8s ? emit_k8s : "", "-"))
+            printf("%lld tasks written to %s%s%s; when all have ended: segloss bench --preset %s --out %s --report-only\n",
+                    (long long)sl_bench_num_tasks(p), emit_slurm ? emit_slurm : emit_k8s, emit == 2 ? " and " : "",
+                    emit == 2 ? emit_k8s : "", path, out);
+        sl_bench_preset_free(p);
+        return rc;
+    }
+    if (o.run_only && o.run >= sl_bench_num_tasks(p)) {
+        int rc = cli_fail(CMD, EXIT_USAGE, "--run %lld: preset '%s' has %lld tasks (0 to %lld)", (long long)o.run, p->name,
+                          (long long)sl_bench_num_tasks(p), (long long)sl_bench_num_tasks(p) - 1);
+        sl_bench_preset_free(p);
+        return rc;
+    }
 
     view vw = {isatty(fileno(stderr)), quiet, 0, p, path, out};
     struct sigaction sa, old;
@@ -214,13 +268,24 @@ int cmd_bench(int argc, char **argv)
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
+    /* a task of a job array: the scheduler stops it (time limit, cancel,
+     * preemption) with SIGTERM; stop as for Ctrl-C, keeping the checkpoint */
+    struct sigaction old_term;
+    if (o.run_only) sigaction(SIGTERM, &sa, &old_term);
     sl_bench_outcome res = SL_BENCH_OUTCOME_EMPTY;
     st = sl_bench_run(p, &o, progress, &vw, &res, msg, sizeof msg);
     sigaction(SIGINT, &old, NULL);
+    if (o.run_only) sigaction(SIGTERM, &old_term, NULL);
     if (vw.line_open) fputs("\r\033[K", stderr);
     int rc = 0;
     if (st != SL_OK) {
         rc = cli_fail(CMD, EXIT_WORK, "%s", msg);
+    } else if (o.run_only && res.completed) {
+        printf("task %lld: %lld runs done (%lld from earlier calls, %lld failed) in %.0f s; the report: segloss bench --out %s "
+               "--report-only\n",
+               (long long)o.run, (long long)res.runs_done, (long long)res.runs_resumed, (long long)res.runs_failed, res.seconds, out);
+    } else if (o.run_only) {
+        rc = cli_fail(CMD, EXIT_WORK, "task %lld interrupted; run it again to resume it", (long long)o.run);
     } else if (!res.completed) {
         rc = cli_fail(CMD, EXIT_WORK, "interrupted with %lld of %lld runs done; continue with: segloss bench --out %s --resume",
                       (long long)res.runs_done, (long long)res.runs, out);

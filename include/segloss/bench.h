@@ -167,9 +167,29 @@ typedef struct sl_bench_opts {
     int force;            /* 1: remove an earlier benchmark's files in DIR first */
     int report_only;      /* 1: train nothing; rebuild the report from DIR's results
                              (every run must have one) */
+    int run_only;         /* 1: do task `run` only (a job array's task; see below) */
+    int64_t run;          /* with run_only: the task, 0 <= run < sl_bench_num_tasks(p) */
 } sl_bench_opts;
 
-#define SL_BENCH_OPTS_DEFAULT {NULL, 0, 0, 0, 0}
+#define SL_BENCH_OPTS_DEFAULT {NULL, 0, 0, 0, 0, 0, 0}
+
+/*
+ * Tasks, for running a preset on several machines at once (a Slurm job
+ * array, a Kubernetes indexed Job): task k is one training of the preset
+ * and the evaluation of the entries that share it (entries that differ only
+ * in evaluation options, e.g. TTA, are trained once), so a preset has
+ * sl_bench_num_tasks(p) <= sl_bench_num_runs(p) tasks, numbered in the
+ * order data set, seed, entry. With run_only, sl_bench_run does task `run`
+ * alone: it starts DIR if it is new (or checks it holds this preset, as
+ * resume does), holding DIR's lock only for that (waiting while another
+ * task holds it), trains with one thread, writes the task's result files
+ * and no report (make it with report_only once every task has ended). A
+ * task whose results exist already does nothing; one interrupted resumes
+ * from its checkpoint when run again. resume, force and report_only are
+ * refused with it (SL_EINVAL), and a task out of range is SL_EINVAL.
+ * outcome->completed = 1 when the task's runs all have results.
+ */
+int64_t sl_bench_num_tasks(const sl_bench_preset *p);
 
 typedef struct sl_bench_outcome {
     int completed;        /* 1: every run has a result and the report is written */

@@ -12,6 +12,7 @@ Errors from the C library raise segloss.Error subclasses (see segloss.errors).
 """
 import importlib
 
+from . import _blas  # noqa: F401  (first: numpy without OpenBLAS threads, see _blas)
 from .errors import Error
 
 __version__ = "0.1.0"

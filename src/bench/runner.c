@@ -606,8 +606,9 @@ static sl_status build_jobs(ctx *c)
     }
     for (int d = 0; d < p->ndatasets; d++) {
         const sl_train_config *cf = &p->datasets[d].config;
-        const ds_cache *dc = &c->dsc[d];
-        double cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)(dc->H * dc->W);
+        /* without the data sets (counting tasks) every pixel counts 1 */
+        const ds_cache *dc = c->dsc ? &c->dsc[d] : NULL;
+        double cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (dc ? (double)(dc->H * dc->W) : 1.0);
         for (int s = 0; s < p->nseeds; s++) {
             memset(used, 0, (size_t)E * sizeof *used);
             for (int e = 0; e < E; e++) {
@@ -801,6 +802,161 @@ void sl_bench_outcome_free(sl_bench_outcome *o)
     *o = empty;
 }
 
+/* ------------------------------------------------------------------ tasks */
+
+static void free_jobs(ctx *c)
+{
+    if (c->jobs)
+        for (int j = 0; j < c->njobs; j++) free(c->jobs[j].ent);
+    free(c->jobs);
+    c->jobs = NULL;
+    c->njobs = 0;
+}
+
+int64_t sl_bench_num_tasks(const sl_bench_preset *p)
+{
+    if (!p) return 0;
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    int64_t n = build_jobs(&c) == SL_OK ? c.njobs : 0;
+    free_jobs(&c);
+    return n;
+}
+
+/* Task o->run alone (bench.h, "Tasks"). The tasks of one benchmark run at
+ * once, on other machines too, so DIR's lock is held only while the folder
+ * is checked or started; the training's own folder is locked by the
+ * trainer, each task writes only its own runs' result files, and the task
+ * that trains a data set's first job writes that data set's overlays. */
+static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_bench_callback cb, void *user, sl_bench_outcome *out,
+                          char *msg, size_t msglen)
+{
+    const double t0 = now_s(), cpu0 = cpu_s();
+    ctx c;
+    memset(&c, 0, sizeof c);
+    c.p = p;
+    c.dir = o->out_dir;
+    c.cb = cb;
+    c.user = user;
+    c.t0 = t0;
+    c.runs_total = sl_bench_num_runs(p);
+    atomic_init(&c.stop, 0);
+    pthread_mutex_init(&c.mu, NULL);
+    sl_status st = SL_OK;
+    int lock_fd = -1, done_runs = 0;
+    if (build_jobs(&c) != SL_OK) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+        goto done;
+    }
+    if (o->run < 0 || o->run >= c.njobs) {
+        st = sl_errf(msg, msglen, SL_EINVAL, "bench: task %lld is out of range: preset '%s' has %d tasks (0 to %d)", (long long)o->run,
+                     p->name, c.njobs, c.njobs - 1);
+        goto done;
+    }
+    const int k = (int)o->run;
+    const job *jb = &c.jobs[k];
+    if ((st = sl_mkdirs(c.dir, msg, msglen)) != SL_OK) goto done;
+    /* DIR's lock, waiting (up to ten minutes) for a task that checks or
+     * starts the folder at the same moment */
+    for (int tries = 0;; tries++) {
+        st = sl_dir_lock(c.dir, &lock_fd, msg, msglen);
+        if (st != SL_EBADSTATE || tries >= 6000) break;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (st != SL_OK) goto done;
+    sl_bench_opts po = *o;
+    po.resume = 1; /* a started folder must hold this preset */
+    int fresh = 0, replace = 0;
+    st = prepare_dir(p, &po, &fresh, &replace, msg, msglen);
+    sl_dir_unlock(lock_fd, NULL);
+    lock_fd = -1;
+    if (st != SL_OK) goto done;
+    if (!(c.runs = calloc((size_t)c.runs_total, sizeof *c.runs))) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < jb->nent; i++) {
+        char path[SL_TRAIN_TEXT + 256];
+        slb_result_path(path, sizeof path, c.dir, p, jb->d, jb->s, jb->ent[i]);
+        if (!sl_file_exists(path)) continue;
+        slb_run *r = calloc(1, sizeof *r);
+        if (!r) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+            goto done;
+        }
+        if ((st = slb_run_read(path, p, jb->d, jb->s, jb->ent[i], r, msg, msglen)) != SL_OK) {
+            free(r);
+            goto done;
+        }
+        c.runs[run_index(p, jb->d, jb->s, jb->ent[i])] = r;
+        c.runs_done++;
+        c.runs_failed += r->failed;
+    }
+    c.runs_resumed = c.runs_done;
+    done_runs = (int)c.runs_done;
+    if (done_runs < jb->nent) {
+        if (!(c.dsc = calloc((size_t)p->ndatasets, sizeof *c.dsc)) || !(c.job_done = calloc((size_t)c.njobs, sizeof *c.job_done))) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+            goto done;
+        }
+        if ((st = open_dataset(&c, jb->d, 1, msg, msglen)) != SL_OK) goto done;
+        if ((st = sl_nn_blas_reserve(1, msg, msglen)) != SL_OK) goto done;
+        int first = 0;
+        while (c.jobs[first].d != jb->d) first++;
+        if (first == k) {
+            if ((st = write_case_overlays(&c, jb->d, msg, msglen)) != SL_OK) goto done;
+        } else { /* the folder this task's overlays go to */
+            char path[SL_TRAIN_TEXT + 256];
+            snprintf(path, sizeof path, "%s/%s/%s", c.dir, SLB_OVERLAY_DIR, p->datasets[jb->d].slug);
+            if ((st = sl_mkdirs(path, msg, msglen)) != SL_OK) goto done;
+        }
+        const ds_cache *dc = &c.dsc[jb->d];
+        const sl_train_config *cf = &p->datasets[jb->d].config;
+        c.jobs[k].cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)(dc->H * dc->W);
+        c.cost_total = c.jobs[k].cost;
+        sl_bench_progress pg = {0};
+        pg.event = SL_BENCH_START;
+        pthread_mutex_lock(&c.mu);
+        emit_locked(&c, &pg);
+        pthread_mutex_unlock(&c.mu);
+#ifdef OPENBLAS_VERSION
+        const int blas_prev = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+#endif
+        st = run_job(&c, k, msg, msglen);
+#ifdef OPENBLAS_VERSION
+        if (blas_prev > 1) openblas_set_num_threads(blas_prev);
+#endif
+        if (st != SL_OK) goto done;
+        done_runs = 0;
+        for (int i = 0; i < jb->nent; i++) done_runs += c.runs[run_index(p, jb->d, jb->s, jb->ent[i])] != NULL;
+    }
+    if (out) out->completed = done_runs == jb->nent;
+done:
+    if (lock_fd >= 0) sl_dir_unlock(lock_fd, NULL);
+    if (out) {
+        out->runs = c.runs_total;
+        out->runs_done = c.runs_done;
+        out->runs_resumed = c.runs_resumed;
+        out->runs_failed = c.runs_failed;
+        out->seconds = now_s() - t0;
+        out->cpu_seconds = cpu_s() - cpu0;
+    }
+    free_caches(&c);
+    free_jobs(&c);
+    free(c.job_done);
+    if (c.runs)
+        for (int64_t i = 0; i < c.runs_total; i++) {
+            slb_run_free(c.runs[i]);
+            free(c.runs[i]);
+        }
+    free(c.runs);
+    pthread_mutex_destroy(&c.mu);
+    return st;
+}
+
 sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_bench_callback cb, void *user, sl_bench_outcome *out,
                        char *msg, size_t msglen)
 {
@@ -813,6 +969,11 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
     if ((o->resume != 0) + (o->force != 0) + (o->report_only != 0) > 1)
         return sl_errf(msg, msglen, SL_EINVAL, "bench: resume, force and report_only exclude each other");
     if (strlen(o->out_dir) > SL_TRAIN_TEXT - 512) return sl_errf(msg, msglen, SL_EINVAL, "bench: the output folder's path is too long");
+    if (o->run_only) {
+        if (o->resume || o->force || o->report_only)
+            return sl_errf(msg, msglen, SL_EINVAL, "bench: a single task (run_only) excludes resume, force and report_only");
+        return run_task(p, o, cb, user, out, msg, msglen);
+    }
     const double t0 = now_s(), cpu0 = cpu_s();
     ctx c;
     memset(&c, 0, sizeof c);

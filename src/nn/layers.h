@@ -39,9 +39,10 @@
  * and returns the previous value, sl_nn_blas_leave() restores it. */
 int sl_nn_blas_enter(void);
 void sl_nn_blas_leave(int previous);
-/* Checks that the BLAS can take its per-thread work buffers for `threads`
- * calling threads (SL_ENOMEM with a message otherwise): OpenBLAS would
- * retry a failed allocation forever. Call before kernels first run. */
+/* Makes the BLAS's work buffers for `threads` concurrent calls exist now
+ * (SL_ENOMEM with a message when they do not fit): OpenBLAS would map one
+ * mid-run and retry a failed mapping forever. Call before kernels first
+ * run, while no other thread calls the BLAS. */
 sl_status sl_nn_blas_reserve(int threads, char *msg, size_t msglen);
 
 /* 64-byte aligned allocation of `bytes` (NULL on failure or 0 bytes);
