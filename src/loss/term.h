@@ -129,6 +129,7 @@ typedef struct sl_ctx {
      * scale * d(term)/d(p) to dp, or scale * d(term)/d(x) to dx. */
     float *dp, *dx;
     double scale;          /* the term's weight */
+    struct sl_reducer *red; /* sums across processes (reduce.h), or NULL; set on the fused path only */
 } sl_ctx;
 
 /* Target of class c at voxel s of sample n (labels or soft). For a single
