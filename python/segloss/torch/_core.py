@@ -30,6 +30,9 @@ class _EdtOpts(_c.Structure):
     _fields_ = [("mode", _c.c_int), ("threads", _c.c_int)]
 
 
+# int (*sl_reduce_fn)(double *sums, int64_t n, void *user) of include/segloss/loss.h
+_ReduceFn = _c.CFUNCTYPE(_c.c_int, _c.POINTER(_c.c_double), _c.c_int64, _c.c_void_p)
+
 _declared = False
 
 
@@ -54,6 +57,7 @@ def _L():
         h.sl_loss_state_size.argtypes = [vp, _c.POINTER(sz)]
         h.sl_loss_state_get.argtypes = [vp, vp, sz, _c.POINTER(sz)]
         h.sl_loss_state_set.argtypes = [vp, vp, sz, cp, sz]
+        h.sl_loss_set_reducer.argtypes = [vp, _ReduceFn, vp]
         h.sl_edt.argtypes = [vp, _c.c_int, _c.POINTER(_Grid), _c.POINTER(_EdtOpts), vp, _c.c_int, cp, sz]
         _declared = True
     return h
@@ -197,7 +201,10 @@ class SegLoss(torch.nn.Module):
     sums of the batch statistics are all-reduced over it before the ratios
     are taken and the gradient is scaled by the world size, so that under
     DDP the value is the global batch's loss on every rank and DDP's
-    averaged gradient equals the single-process one (torch backend only).
+    averaged gradient equals the single-process one. With backend="c" the C
+    library hands its sums to an all-reduce between its two passes
+    (sl_loss_set_reducer): specs of region losses and ce/wce/bce without a
+    mask; others are refused when called (docs/python.md, DDP).
     """
 
     def __init__(self, spec, *, spacing=None, threads=None, backend="auto", process_group=None):
@@ -208,10 +215,6 @@ class SegLoss(torch.nn.Module):
             raise ValueError("backend must be 'auto', 'c' or 'torch', got %r" % (backend,))
         if threads is not None:
             _lib.threads(threads)  # validates
-        if backend == "c" and process_group is not None:
-            raise errors.UnsupportedError(
-                "%s: process_group is not implemented for the C backend (backend=\"c\"); use backend=\"torch\", "
-                "which all-reduces the batch statistics over the group" % spec)
         self.spec = spec
         self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
         self.threads = threads
@@ -221,7 +224,7 @@ class SegLoss(torch.nn.Module):
         self._native = None          # the native terms, built on first use (or now for backend="torch")
         self._native_values = None   # per-term values of the last native forward
         self._create()
-        if backend == "torch" or process_group is not None:
+        if backend == "torch" or (process_group is not None and backend == "auto"):
             self._native_terms()
 
     # ---- the C object
@@ -232,6 +235,23 @@ class SegLoss(torch.nn.Module):
         p = _c.c_void_p()
         _lib.check(h.sl_loss_create(self.spec.encode(), _c.byref(p), buf, _lib.MSG_LEN), buf)
         self._handle = p
+        self._reducer = None
+        if self.process_group is not None and self.backend == "c":
+            self._reducer = _ReduceFn(self._all_reduce)
+            _lib.check(h.sl_loss_set_reducer(self._handle, self._reducer, None))
+
+    def _all_reduce(self, ptr, n, _user):
+        """The C library's sum reducer: its n doubles, summed over the process
+        group in place. An exception cannot cross the C frames: it is kept
+        and raised again when sl_loss_forward returns (SL_EIO)."""
+        try:
+            import torch.distributed as dist
+            sums = torch.from_numpy(np.ctypeslib.as_array(ptr, shape=(n,)))   # the C buffer itself
+            dist.all_reduce(sums, op=dist.ReduceOp.SUM, group=self.process_group)
+            return 0
+        except BaseException as e:  # noqa: B036 (KeyboardInterrupt too: re-raised after the C call)
+            self._reduce_error = e
+            return 1
 
     def __del__(self):
         handle = self.__dict__.get("_handle")
@@ -272,9 +292,17 @@ class SegLoss(torch.nn.Module):
         grad = np.empty(shape, np.float32) if want_grad else None
         value = _c.c_double()
         buf = _lib.msgbuf()
+        self._reduce_error = None
         st = h.sl_loss_forward(self._handle, x.ctypes.data, _c.byref(d), _c.byref(tgt), _c.byref(opts),
                                _c.byref(value), None if grad is None else grad.ctypes.data, buf, _lib.MSG_LEN)
+        err, self._reduce_error = self._reduce_error, None
+        if st and err is not None:
+            raise err
         _lib.check(st, buf, self.spec)
+        if self._reducer is not None and grad is not None:
+            # grad is d(global loss)/d(this rank's logits); DDP averages over the ranks
+            import torch.distributed as dist
+            grad *= dist.get_world_size(self.process_group)
         return value.value, grad
 
     # ---- the loss
@@ -505,6 +533,8 @@ class SegLoss(torch.nn.Module):
     def __getstate__(self):
         d = self.__dict__.copy()
         d.pop("_handle", None)
+        d.pop("_reducer", None)     # a ctypes callback does not pickle; _create makes it again
+        d.pop("_reduce_error", None)
         d["process_group"] = None   # a process group does not pickle; set it again after loading
         d["_native_values"] = None
         d["_saved"] = self.get_extra_state()
