@@ -307,9 +307,16 @@ class SegLoss(torch.nn.Module):
 
     # ---- the loss
 
-    def forward(self, logits, target, dist=None, mask=None):
+    def forward(self, logits, target, dist=None, mask=None, maps=None):
+        if maps is not None:
+            maps = self._check_maps(maps, logits)
         if self._use_native(logits):
-            return self._forward_native(logits, target, dist, mask)
+            return self._forward_native(logits, target, dist, mask, maps)
+        if maps and dist is None:
+            # the C library computes the other target maps itself, in the same call on the CPU
+            from . import native
+            names = self.term_names
+            dist = next((maps[i] for i in maps if names[i] == "boundary"), None)
         want_grad = bool(torch.is_grad_enabled() and isinstance(logits, torch.Tensor) and logits.requires_grad)
         self._native_values = None
         return _SegLossFn.apply(logits, self, target, dist, mask, want_grad)
@@ -350,7 +357,98 @@ class SegLoss(torch.nn.Module):
                                    % (self.spec, [t.name for t in self._native], self.term_names))
         return self._native
 
-    def _forward_native(self, logits, target, dist, mask=None):
+    def _check_maps(self, maps, logits):
+        """maps= as target_maps() returns it: {term index: tensor (N, ...)} for terms of this spec that
+        take one. Returns it (a dict); the values move to the logits' device in the native path."""
+        from . import native
+        if not isinstance(maps, dict):
+            raise TypeError("maps must be the dict that SegLoss.target_maps returns, got %s" % type(maps).__name__)
+        names = self.term_names
+        N = logits.shape[0] if isinstance(logits, torch.Tensor) and logits.dim() > 0 else None
+        for k, v in maps.items():
+            if not isinstance(k, int) or not 0 <= k < len(names) or names[k] not in native.MAPPED:
+                raise errors.InvalidArgumentError(
+                    "%s: maps key %r is not the index of a term that takes a target map (%s); use "
+                    "SegLoss.target_maps" % (self.spec, k, ", ".join(native.MAPPED)))
+            if not isinstance(v, torch.Tensor) or v.dim() < 2 or (N is not None and v.shape[0] != N):
+                raise errors.ShapeError("%s: maps[%d] (%s) must be a tensor with the logits' N = %s samples first, "
+                                        "got %s" % (self.spec, k, names[k], N,
+                                                    tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__))
+        return maps
+
+    def target_maps(self, target, num_classes, dtype=torch.float32):
+        """The maps of this spec's terms that depend on the target only, computed
+        on the host by the C library (distance transforms, connected components)
+        or by the native formulas (cldice's target skeleton): a dict
+        {term index: tensor} for boundary (its signed distance maps, as dist=),
+        dpce and boundary_aware (the per-voxel CE weights), hausdorff_dt and
+        log_hausdorff_dt (the target's distance term d_g^alpha), blob (the
+        target's connected components, int64) and cldice (the target's soft
+        skeleton). Meant for DataLoader workers (e.g. in a collate_fn, on the
+        batch's target): pass it as loss(logits, target, maps=maps), on any
+        device; the native path then skips those computations, and the values
+        and gradients are the same as without maps. The C path (CPU) computes
+        them in its own call and uses only boundary's (as dist=).
+        target: as for forward, on the CPU; num_classes: C of the logits;
+        dtype: the floating dtype of the maps (the logits' dtype gives the same
+        numbers as computing them in the loss)."""
+        from . import native
+        if isinstance(target, np.ndarray):
+            target = torch.from_numpy(target)
+        if not isinstance(target, torch.Tensor):
+            raise TypeError("target must be a torch.Tensor, got %s" % type(target).__name__)
+        _check_cpu(target, "target")
+        C = int(num_classes)
+        if C < 1:
+            raise ValueError("num_classes must be >= 1, got %d" % C)
+        terms = []
+        for i, (_, name, params) in enumerate(native.parse_spec(self.spec)):
+            if name in native.MAPPED:
+                try:
+                    t = native.make_term(name, params)
+                except native.Unsupported as e:
+                    raise errors.UnsupportedError("%s: %s" % (self.spec, e)) from None
+                t.index = i
+                terms.append(t)
+        labels = soft = None
+        if target.dtype.is_floating_point:
+            if target.dim() < 3 or target.shape[1] != C:
+                raise errors.ShapeError("a float (soft) target must be (N, C = %d, spatial...), got %s"
+                                        % (C, tuple(target.shape)))
+            soft = target.detach().to(dtype)
+            shape = tuple(soft.shape)
+        else:
+            if target.dim() >= 3 and target.shape[1] == 1:
+                target = target.reshape((target.shape[0],) + tuple(target.shape[2:]))
+            labels = _lib.as_labels(target.detach().numpy(), "target")
+            if labels.ndim < 2 or labels.ndim > 1 + _lib.MAX_SPATIAL:
+                raise errors.ShapeError("target must be a label map (N, spatial...) with 1 to 3 spatial axes, got %s"
+                                        % (labels.shape,))
+            ignores = {int(t.P["ignore_index"]) for t in terms if t.P.get("ignore_index") is not None}
+            hi = 2 if C == 1 else C
+            bad = ((labels < 0) | (labels >= hi)) & ~np.isin(labels, list(ignores))
+            if bad.any():
+                raise errors.RangeError("%s: target has label %d outside [0, %d)" % (self.spec, int(labels[bad][0]), hi))
+            labels = torch.from_numpy(labels.astype(np.int64))
+            shape = (labels.shape[0], C) + tuple(labels.shape[1:])
+        nsp = len(shape) - 2
+        spacing = _spacing(self.spacing, nsp)
+        x = torch.zeros((), dtype=dtype).expand(shape)   # the terms read only its shape and dtype here
+        inp = native.Inputs(x, labels, soft, None,
+                            label_distance=lambda hard: _label_distance(hard, spacing, self.threads),
+                            spacing=spacing, components=lambda m, conn: _components(m, conn, nsp))
+        out = {}
+        for t in terms:
+            if t.name == "boundary":
+                if labels is None:
+                    raise errors.UnsupportedError("%s: boundary's distance maps need a label-map target" % self.spec)
+                out[t.index] = boundary_maps(labels, C, self.spacing, self.threads).to(dtype)
+            else:
+                m = t.target_map(inp)
+                out[t.index] = m.to(dtype) if m.dtype.is_floating_point else m
+        return out
+
+    def _forward_native(self, logits, target, dist, mask=None, maps=None):
         from . import native
         terms = self._native_terms()
         if not isinstance(logits, torch.Tensor):
@@ -393,8 +491,8 @@ class SegLoss(torch.nn.Module):
         weights = None
         if mask is not None:
             weights = self._native_mask(mask, terms, shape, x)
-        maps = None
-        if any(t.name == "boundary" for t in terms):
+        maps_given, maps = maps or {}, None
+        if any(t.name == "boundary" and i not in maps_given for i, t in enumerate(terms)):
             if dist is not None:
                 if tuple(dist.shape) != shape:
                     raise errors.ShapeError("dist must have the logits' shape %s, got %s" % (shape, tuple(dist.shape)))
@@ -405,13 +503,16 @@ class SegLoss(torch.nn.Module):
             else:
                 raise errors.UnsupportedError("%s: boundary with a soft target needs dist= (see boundary_maps)"
                                               % self.spec)
-        for t in terms:
+        for i, t in enumerate(terms):
             t.training = self.training
+            t.index = i
         spacing = _spacing(self.spacing, len(spatial))
         inp = native.Inputs(x, labels, soft, maps,
                             label_distance=lambda hard: _label_distance(hard, spacing, self.threads),
                             spacing=spacing, components=lambda mask, conn: _components(mask, conn, len(spatial)),
                             weights=weights)
+        if maps_given:
+            inp.premaps = {k: v.to(dev) for k, v in maps_given.items()}
         value, vals = native.evaluate(terms, self.weights, inp, self.process_group)
         self._native_values = vals
         return value.to(logits.dtype)
@@ -559,6 +660,13 @@ class SegLoss(torch.nn.Module):
         if self.process_group is not None:
             s += ", process_group=%r" % (self.process_group,)
         return s
+
+
+def target_maps(spec, target, num_classes, spacing=None, threads=None, dtype=torch.float32):
+    """SegLoss(spec, spacing=spacing, threads=threads).target_maps(target,
+    num_classes, dtype): the target-only maps of a spec's terms, for
+    loss(logits, target, maps=...) (e.g. computed in a DataLoader collate_fn)."""
+    return SegLoss(spec, spacing=spacing, threads=threads).target_maps(target, num_classes, dtype)
 
 
 def boundary_maps(target, num_classes, spacing=None, threads=None):
