@@ -328,6 +328,26 @@ static float *lazy(float **buf, int64_t cap)
 
 /* ---- forward ---------------------------------------------------------------- */
 
+/* Allocates the state of stateful terms on first use ("no history yet"). */
+static sl_status ensure_state(sl_loss *L, int64_t C, char *msg, size_t msglen)
+{
+    for (int i = 0; i < L->nterms; i++) {
+        sl_term *t = &L->terms[i];
+        if (!t->cls->state_size) continue;
+        int64_t want = t->cls->state_size(&t->prm, C);
+        if (t->state && t->state_n != want)
+            return sl_errf(msg, msglen, SL_ESHAPE, "%s: its state was built for another number of classes",
+                           t->cls->info.name);
+        if (!t->state) {
+            t->state = sl_calloc(want, sizeof(double));
+            if (!t->state) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+            t->state_n = want;
+            for (int64_t k = 0; k < want; k++) t->state[k] = NAN; /* "no history yet" */
+        }
+    }
+    return SL_OK;
+}
+
 sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const sl_target *tg,
                           const sl_forward_opts *opts_in, double *value, float *grad, char *msg, size_t msglen)
 {
@@ -366,22 +386,6 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
                                "loss: activation=none takes probabilities, but input %g at index %lld is outside [0, 1]",
                                (double)x[i], (long long)i);
     }
-    /* Stateful terms get their state on first use. */
-    for (int i = 0; i < L->nterms; i++) {
-        sl_term *t = &L->terms[i];
-        if (!t->cls->state_size) continue;
-        int64_t want = t->cls->state_size(&t->prm, C);
-        if (t->state && t->state_n != want)
-            return sl_errf(msg, msglen, SL_ESHAPE, "%s: its state was built for another number of classes",
-                           t->cls->info.name);
-        if (!t->state) {
-            t->state = sl_calloc(want, sizeof(double));
-            if (!t->state) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
-            t->state_n = want;
-            for (int64_t k = 0; k < want; k++) t->state[k] = NAN; /* "no history yet" */
-        }
-    }
-
     /* The fused path: one activation, every term fusable, no stateful term
      * (stateful ones too with a sum reducer, which needs this path). */
     int nused = used[0] + used[1] + used[2];
@@ -396,7 +400,9 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
             /* The gradient is finite by construction here (finite scores, p in [0, 1],
              * finite coefficients), so the final scan of the plain path is skipped:
              * it would be a third pass over memory. */
-            if (cx.red && (st = sl_reducer_begin(cx.red, L->terms, L->nterms, &cx, msg, msglen)) != SL_OK) return st;
+            if (cx.red && ((st = ensure_state(L, C, msg, msglen)) != SL_OK ||
+                           (st = sl_reducer_begin(cx.red, L->terms, L->nterms, &cx, msg, msglen)) != SL_OK))
+                return st;
             return sl_fused_forward(L->terms, L->nterms, &cx, value, grad, msg, msglen);
         }
     }
@@ -408,6 +414,9 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
                        nused != 1 ? "the terms use different activations" : "not so: ",
                        tg->mask || !L->fused || nused != 1 ? "" : sl_reducer_misfit(L->terms, L->nterms));
     ensure_capacity(L, total);
+
+    /* Stateful terms get their state on first use. */
+    if ((st = ensure_state(L, C, msg, msglen)) != SL_OK) return st;
 
     for (int a = 0; a < NACT; a++) {
         if (!used[a]) continue;
