@@ -212,13 +212,13 @@ sl_status sl_loss_state_set(sl_loss *loss, const void *buf, size_t len, char *ms
  *     that AVERAGES the ranks' parameter gradients (PyTorch DDP) multiplies
  *     it by the number of ranks first; one that sums them takes it as it is.
  * Exact also when the shards have different sizes. Calls per forward, in
- * this order, the same on every rank: one after the first fused pass (the
- * sample count, 6 sums per class, numerator and denominator per
- * cross-entropy term); one before it when a term has weight=inverse|median
- * (the class counts, so that the weights of the first pass are global);
- * one for adaptive_dice without batch=true in a training forward (the sum
- * of its per-sample Dice losses per class); one after the ratios when a
- * term is a mean over samples (batch=false; the values' shares).
+ * this order, the same sequence on every rank: (1) before the first fused
+ * pass, only when a term has weight=inverse|median: the class counts, so
+ * that the weights of the first pass are global; (2) always, after the
+ * first pass: the sample count, 6 sums per class, numerator and
+ * denominator per cross-entropy term; (3) adaptive_dice without batch=true
+ * in a training forward: the sum of its per-sample Dice losses per class;
+ * (4) when a term is a mean over samples (batch=false): the values' shares.
  *
  * Supported specs: those the two fused passes evaluate (sl_loss_set_fused):
  * region losses with batch=true or false and ce/wce/bce, one activation, one

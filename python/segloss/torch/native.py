@@ -25,7 +25,9 @@ detached values) for the value that is returned.
 This module does not load the C library: the spec is validated by the C
 parser in _core.py first and re-read here (parse_spec); the host-side maps
 of the boundary family (distance maps, connected components) come from the
-C library through callbacks that _core.py puts on Inputs.
+C library through callbacks that _core.py puts on Inputs, or are passed in
+precomputed (Inputs.premaps, keyed by term index: SegLoss.target_maps and
+forward(maps=)); MAPPED names the terms that have such a map (target_map()).
 """
 import math
 import re
