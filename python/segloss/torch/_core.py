@@ -314,7 +314,6 @@ class SegLoss(torch.nn.Module):
             return self._forward_native(logits, target, dist, mask, maps)
         if maps and dist is None:
             # the C library computes the other target maps itself, in the same call on the CPU
-            from . import native
             names = self.term_names
             dist = next((maps[i] for i in maps if names[i] == "boundary"), None)
         want_grad = bool(torch.is_grad_enabled() and isinstance(logits, torch.Tensor) and logits.requires_grad)
