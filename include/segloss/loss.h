@@ -216,9 +216,10 @@ sl_status sl_loss_state_set(sl_loss *loss, const void *buf, size_t len, char *ms
  * pass, only when a term has weight=inverse|median: the class counts, so
  * that the weights of the first pass are global; (2) always, after the
  * first pass: the sample count, 6 sums per class, numerator and
- * denominator per cross-entropy term; (3) adaptive_dice without batch=true
- * in a training forward: the sum of its per-sample Dice losses per class;
- * (4) when a term is a mean over samples (batch=false): the values' shares.
+ * denominator per cross-entropy term, and the summed values of the terms
+ * that are means over samples (batch=false); then, only for adaptive_dice
+ * without batch=true in a training forward, (3) the sum of its per-sample
+ * Dice losses per class and (4) its value's share.
  *
  * Supported specs: those the two fused passes evaluate (sl_loss_set_fused):
  * region losses with batch=true or false and ce/wce/bce, one activation, one

@@ -405,10 +405,14 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
             for (int64_t j = 0; j < NS; j++) sums[n * NS + j] += part[(n * nch + ch) * NS + j];
     /* With a sum reducer (reduce.c): gsum = Σ_n sums over all ranks, share = n_local / n_global. */
     double *gsum = NULL, share = 1;
-    if (cx->red) st = sl_reducer_sums(cx->red, sums, N, NS, &gsum, &share, msg, msglen);
+    if (cx->red) st = sl_reducer_sums(cx->red, terms, nterms, cx, sums, NS, K, &gsum, &share, msg, msglen);
     for (int i = 0, k = 0; i < nterms && st == SL_OK; i++) {
         sl_term *t = &terms[i];
         double val = 0;
+        if (gsum && cx->red->pre[i]) { /* a per-sample term reduce.c has finalised */
+            total += t->weight * t->last_value;
+            continue;
+        }
         if (is_ce(t)) {
             ce_term *ct = &ce[k++];
             double num = 0, den = 0;

@@ -15,8 +15,11 @@
  *   - terms that are a mean over samples (batch=false) keep their samples'
  *     own sums; their ratios are local, only the divisor N becomes the
  *     global sample count: the local mean times n_local / n_global is this
- *     rank's share, the coefficients are scaled the same way, and the shares
- *     are summed in one last call for the value;
+ *     rank's share and the coefficients are scaled the same way. Their
+ *     ratios need nothing global, so they are taken before the sums call
+ *     and their sums over samples travel in it: one call for the value;
+ *     a training adaptive_dice (below) is the exception, its share is
+ *     summed in one last call;
  *   - class weights from frequencies (weight=inverse|median) enter the first
  *     pass (cross-entropy weighs every voxel by w_y), so the class counts are
  *     reduced before it, from the target alone;
@@ -83,29 +86,84 @@ sl_status sl_reducer_begin(sl_reducer *red, const sl_term *terms, int nterms, co
     return st;
 }
 
-sl_status sl_reducer_sums(sl_reducer *red, const double *sums, int64_t N, int64_t NS, double **gsum, double *share,
-                          char *msg, size_t msglen)
+/* A per-sample term that can be finalised before the sums call: its value
+ * depends on its own samples' sums and on the class counts (reduced
+ * already). adaptive_dice in training needs the global mean of its Dice
+ * losses first (overlap.c reduces it, after n_global is known). */
+static int finalised_early(const sl_term *t, const sl_ctx *cx)
 {
+    return sl_reducer_is_share(t) && !(t->cls->state_size && cx->opts && cx->opts->training);
+}
+
+sl_status sl_reducer_sums(sl_reducer *red, sl_term *terms, int nterms, const sl_ctx *cx, const double *sums,
+                          int64_t NS, double *K, double **gsum, double *share, char *msg, size_t msglen)
+{
+    const int64_t N = cx->N, C = cx->C;
     *gsum = NULL;
-    double *v = sl_calloc(NS + 1, sizeof(double));
-    if (!v) return sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+    if (red->pre_cap < nterms) {
+        free(red->pre);
+        red->pre = calloc((size_t)nterms, 1);
+        red->pre_cap = red->pre ? nterms : 0;
+        if (!red->pre) return sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+    }
+    int npre = 0;
+    for (int i = 0; i < nterms; i++) npre += red->pre[i] = (unsigned char)finalised_early(&terms[i], cx);
+    double *v = sl_calloc(NS + 1 + npre, sizeof(double));
+    double *Kp = sl_calloc(3 * N * C, sizeof(double)); /* the early terms' weighted coefficients */
+    sl_status st = SL_OK;
+    if (!v || !Kp) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+        goto done;
+    }
     v[0] = (double)N;
     for (int64_t n = 0; n < N; n++)
         for (int64_t j = 0; j < NS; j++) v[1 + j] += sums[n * NS + j];
-    sl_status st = sl_reducer_call(red, v, NS + 1, "batch sums", msg, msglen);
+    /* The early terms: as fused.c's finalize, per sample; the value slot holds
+     * the sum over this rank's samples (mean · n_local). */
+    for (int i = 0, j = 0; i < nterms && st == SL_OK; i++) {
+        sl_term *t = &terms[i];
+        if (!red->pre[i]) continue;
+        sl_region r;
+        if (sl_region_alloc(&r, N * C, 0) != SL_OK) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+            break;
+        }
+        for (int64_t g = 0; g < N * C; g++) {
+            const double *o = sums + (g / C) * NS + 6 * (g % C);
+            r.tp[g] = o[0], r.sp[g] = o[1], r.sg[g] = o[2], r.sp2[g] = o[3], r.sg2[g] = o[4], r.cnt[g] = o[5];
+        }
+        sl_ctx tcx = *cx;
+        tcx.scale = t->weight;
+        double val = 0;
+        st = t->cls->region_finalize(t, &tcx, &r, &val, msg, msglen);
+        for (int64_t g = 0; st == SL_OK && g < N * C; g++) {
+            Kp[g] += t->weight * r.d_tp[g];
+            Kp[N * C + g] += t->weight * r.d_sp[g];
+            Kp[2 * N * C + g] += t->weight * r.d_sp2[g];
+        }
+        sl_region_free(&r);
+        if (st == SL_OK && !isfinite(val))
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "%s: the loss is not finite (%g)", t->cls->info.name, val);
+        v[1 + NS + j++] = val * (double)N;
+    }
+    if (st == SL_OK) st = sl_reducer_call(red, v, NS + 1 + npre, "batch sums", msg, msglen);
     if (st == SL_OK && !(v[0] >= (double)N))
         st = sl_errf(msg, msglen, SL_EINVAL, "loss: the sum reducer returned %g samples, fewer than this rank's %lld",
                      v[0], (long long)N);
-    if (st != SL_OK) {
-        free(v);
-        return st;
-    }
+    if (st != SL_OK) goto done;
     red->n_local = (double)N;
     red->n_global = v[0];
     *share = (double)N / v[0];
+    for (int64_t g = 0; g < 3 * N * C; g++) K[g] += *share * Kp[g];
+    for (int i = 0, j = 0; i < nterms; i++)
+        if (red->pre[i]) terms[i].last_value = v[1 + NS + j++] / v[0];
     memmove(v, v + 1, (size_t)NS * sizeof(double));
     *gsum = v;
-    return SL_OK;
+    v = NULL;
+done:
+    free(v);
+    free(Kp);
+    return st;
 }
 
 int sl_reducer_is_share(const sl_term *t) { return t->cls->region_finalize != NULL && !t->prm.batch; }
@@ -113,17 +171,17 @@ int sl_reducer_is_share(const sl_term *t) { return t->cls->region_finalize != NU
 sl_status sl_reducer_values(sl_reducer *red, sl_term *terms, int nterms, double *total, char *msg, size_t msglen)
 {
     int k = 0;
-    for (int i = 0; i < nterms; i++) k += sl_reducer_is_share(&terms[i]);
+    for (int i = 0; i < nterms; i++) k += sl_reducer_is_share(&terms[i]) && !red->pre[i];
     if (k == 0) return SL_OK;
     double *v = sl_calloc(k, sizeof(double));
     if (!v) return sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
     for (int i = 0, j = 0; i < nterms; i++)
-        if (sl_reducer_is_share(&terms[i])) v[j++] = terms[i].last_value;
+        if (sl_reducer_is_share(&terms[i]) && !red->pre[i]) v[j++] = terms[i].last_value;
     sl_status st = sl_reducer_call(red, v, k, "per-sample means", msg, msglen);
     if (st == SL_OK) {
         double sum = 0;
         for (int i = 0, j = 0; i < nterms; i++) {
-            if (sl_reducer_is_share(&terms[i])) terms[i].last_value = v[j++];
+            if (sl_reducer_is_share(&terms[i]) && !red->pre[i]) terms[i].last_value = v[j++];
             sum += terms[i].weight * terms[i].last_value;
         }
         *total = sum;
@@ -152,6 +210,8 @@ void sl_reducer_release(sl_reducer *red)
 {
     if (!red) return;
     free(red->freq);
+    free(red->pre);
     red->freq = NULL;
-    red->freq_cap = 0;
+    red->pre = NULL;
+    red->freq_cap = red->pre_cap = 0;
 }

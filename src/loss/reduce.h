@@ -17,6 +17,8 @@ struct sl_reducer {
     int have_freq;            /* freq holds the global class counts of this forward */
     double *freq;             /* [C] Σ over valid voxels of g per class, all ranks; then the total */
     int64_t freq_cap;
+    unsigned char *pre;       /* [nterms] 1: a per-sample term finalised before the sums call */
+    int pre_cap;
 };
 
 /* Calls the reducer on v[n] and checks what it returns; `what` names the
@@ -30,21 +32,26 @@ sl_status sl_reducer_call(sl_reducer *red, double *v, int64_t n, const char *wha
 sl_status sl_reducer_begin(sl_reducer *red, const sl_term *terms, int nterms, const sl_ctx *cx, char *msg,
                            size_t msglen);
 
-/* After the first pass: sums[N][NS] are the per-sample sums of fused.c.
- * Reduces the sample count and Σ_n sums; *gsum (allocated, NS, the caller
- * frees) receives the global Σ_n sums and *share n_local / n_global, the
- * factor by which a mean over this rank's samples becomes its share of the
- * mean over all samples. */
-sl_status sl_reducer_sums(sl_reducer *red, const double *sums, int64_t N, int64_t NS, double **gsum, double *share,
-                          char *msg, size_t msglen);
+/* After the first pass: sums[N][NS] are the per-sample sums of fused.c
+ * (6 per class first). The terms that are means over samples and need
+ * nothing global (all but a training adaptive_dice) are finalised here,
+ * from their own samples' sums; their coefficients times
+ * n_local / n_global go to K (fused.c's layout, 3·N·C), their values
+ * become global: red->pre marks them, fused.c skips them. One call reduces
+ * the sample count, Σ_n sums and those terms' values; *gsum (allocated,
+ * NS, the caller frees) receives the global Σ_n sums and *share
+ * n_local / n_global. */
+sl_status sl_reducer_sums(sl_reducer *red, sl_term *terms, int nterms, const sl_ctx *cx, const double *sums,
+                          int64_t NS, double *K, double **gsum, double *share, char *msg, size_t msglen);
 
 /* 1 for a term whose value is a mean over samples (its last_value then holds
  * this rank's share until sl_reducer_values). */
 int sl_reducer_is_share(const sl_term *t);
 
-/* After the ratios: sums the shares of the per-sample terms over the ranks,
- * so that every term's last_value is global, and recomputes *total. No call
- * when no term is per sample. */
+/* After the ratios: sums the shares of the per-sample terms not finalised
+ * in sl_reducer_sums (a training adaptive_dice) over the ranks, so that
+ * every term's last_value is global, and recomputes *total. No call when
+ * there is none. */
 sl_status sl_reducer_values(sl_reducer *red, sl_term *terms, int nterms, double *total, char *msg, size_t msglen);
 
 /* Why a spec does not take the fused path, for the refusal message: the
