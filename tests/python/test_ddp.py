@@ -116,6 +116,9 @@ def worker(rank, world, init_file, out_dir):
             calls[0] = 0
             SegLoss(spec, backend=backend, process_group=dist.group.WORLD).train()(net()(x[lo:hi]), y[lo:hi]).backward()
             results[("calls", spec, backend)] = calls[0]
+    calls[0] = 0   # per-sample terms: their values travel in the C path's one call
+    SegLoss("dice+ce", backend="c", process_group=dist.group.WORLD).train()(net()(x[lo:hi]), y[lo:hi]).backward()
+    results[("calls", "dice+ce", "c")] = calls[0]
     dist.all_reduce = real
     # a spec outside the C reducer's reach: refused on every rank before any all-reduce
     try:
@@ -158,8 +161,8 @@ def main():
         chk.true("the C path must refuse focal under a process group by name: %s" % msg, "focal" in msg)
     # batch statistics only: one all-reduce; adaptive_dice (per sample): + its running mean + the value;
     # the C path reduces inverse class counts before its first pass (one more for wce(weight=inverse))
-    for backend, wants in (("torch", (1, 1, 1, 3)), ("c", (1, 1, 2, 3))):
-        for spec, want in zip(SPECS, wants):
+    for backend, wants in (("torch", (1, 1, 1, 3)), ("c", (1, 1, 2, 3, 1))):
+        for spec, want in zip(SPECS + (["dice+ce"] if backend == "c" else []), wants):
             got = ranks[0][("calls", spec, backend)]
             print("%-22s %-5s all-reduces per forward: %d" % (spec, backend, got))
             chk.true("%s (%s): %d all-reduces per forward, expected %d" % (spec, backend, got, want), got == want)
