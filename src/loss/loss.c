@@ -233,6 +233,26 @@ static void activation_backward(int act, const float *p, const float *dp, float 
         }
 }
 
+/* Allocates the state of stateful terms on first use ("no history yet"). */
+static sl_status ensure_state(sl_loss *L, int64_t C, char *msg, size_t msglen)
+{
+    for (int i = 0; i < L->nterms; i++) {
+        sl_term *t = &L->terms[i];
+        if (!t->cls->state_size) continue;
+        int64_t want = t->cls->state_size(&t->prm, C);
+        if (t->state && t->state_n != want)
+            return sl_errf(msg, msglen, SL_ESHAPE, "%s: its state was built for another number of classes",
+                           t->cls->info.name);
+        if (!t->state) {
+            t->state = sl_calloc(want, sizeof(double));
+            if (!t->state) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+            t->state_n = want;
+            for (int64_t k = 0; k < want; k++) t->state[k] = NAN; /* "no history yet" */
+        }
+    }
+    return SL_OK;
+}
+
 /* ---- validation ------------------------------------------------------------- */
 
 static int resolve_act(const sl_term *t, int64_t C)
@@ -327,26 +347,6 @@ static float *lazy(float **buf, int64_t cap)
 }
 
 /* ---- forward ---------------------------------------------------------------- */
-
-/* Allocates the state of stateful terms on first use ("no history yet"). */
-static sl_status ensure_state(sl_loss *L, int64_t C, char *msg, size_t msglen)
-{
-    for (int i = 0; i < L->nterms; i++) {
-        sl_term *t = &L->terms[i];
-        if (!t->cls->state_size) continue;
-        int64_t want = t->cls->state_size(&t->prm, C);
-        if (t->state && t->state_n != want)
-            return sl_errf(msg, msglen, SL_ESHAPE, "%s: its state was built for another number of classes",
-                           t->cls->info.name);
-        if (!t->state) {
-            t->state = sl_calloc(want, sizeof(double));
-            if (!t->state) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
-            t->state_n = want;
-            for (int64_t k = 0; k < want; k++) t->state[k] = NAN; /* "no history yet" */
-        }
-    }
-    return SL_OK;
-}
 
 sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const sl_target *tg,
                           const sl_forward_opts *opts_in, double *value, float *grad, char *msg, size_t msglen)

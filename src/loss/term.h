@@ -125,11 +125,11 @@ typedef struct sl_ctx {
     const sl_target *target;
     const sl_forward_opts *opts;
     int threads;
+    struct sl_reducer *red; /* sums across processes (reduce.h), or NULL; set on the fused path only */
     /* Gradient accumulators (NULL when no gradient is wanted). A term adds
      * scale * d(term)/d(p) to dp, or scale * d(term)/d(x) to dx. */
     float *dp, *dx;
     double scale;          /* the term's weight */
-    struct sl_reducer *red; /* sums across processes (reduce.h), or NULL; set on the fused path only */
 } sl_ctx;
 
 /* Target of class c at voxel s of sample n (labels or soft). For a single
