@@ -7,10 +7,12 @@ the batch Dice's pooled sums are all-reduced over the ranks before the ratio is
 taken, so every rank sees the Dice of the GLOBAL batch, and the gradients are
 scaled so that DDP's averaging gives the gradient of one process on the whole
 batch. Runs on CPU (gloo) or on GPUs (nccl, one per rank); with process_group the
-loss runs through the native PyTorch backend on the tensors' own device.
+loss runs through the native PyTorch backend on the tensors' own device
+(--backend auto), or on CPU through the C kernels (--backend c), which hand their
+sums to the same all-reduce between their two passes.
 
     PYTHONPATH=python SEGLOSS_LIB=build/libsegloss.so \\
-        python3 -m torch.distributed.run --nproc_per_node 2 examples/ddp_train.py [--epochs E] [--spec SPEC]
+        python3 -m torch.distributed.run --nproc_per_node 2 examples/ddp_train.py [--epochs E] [--spec SPEC] [--backend c]
 
 With Debian's torch 1.13 under Python 3.11 the launcher itself fails before starting
 the workers (AttributeError in to_map: its --redirects/--tee default "0" parses to None);
@@ -58,6 +60,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--spec", default="dice(batch=true,include_background=false)+ce")
     ap.add_argument("--batch", type=int, default=8, help="per-rank batch size")
+    ap.add_argument("--backend", default="auto", choices=("auto", "c", "torch"),
+                    help="SegLoss backend: auto (native with a process group), c (CPU only), torch")
     args = ap.parse_args()
 
     cuda = torch.cuda.is_available()
@@ -73,7 +77,7 @@ def main():
     loader = DataLoader(train, batch_size=args.batch, sampler=sampler)
 
     model = DDP(network().to(device), device_ids=[device.index] if cuda else None)
-    loss_fn = SegLoss(args.spec, process_group=dist.group.WORLD)
+    loss_fn = SegLoss(args.spec, backend=args.backend, process_group=dist.group.WORLD)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for epoch in range(args.epochs):
         sampler.set_epoch(epoch)

@@ -9,10 +9,14 @@ implementation of the same loss, and the cost of process_group on 2 gloo ranks.
    of R interleaved repetitions; both values printed (they must agree). The
    issue's target: native within 1.5x of eager.
 2. Two gloo ranks, each with its half of a 4x4xS2^2 batch:
-   SegLoss("dice(batch=true)+ce", backend="torch") with and without
-   process_group, forward + backward, median of R; the all-reduces per forward
-   are counted by wrapping torch.distributed.all_reduce, and one bare
+   SegLoss("dice(batch=true)+ce") on both paths (backend="torch": the sums
+   all-reduced in torch; backend="c": the C library's sum reducer between its
+   two passes, a ctypes callback into the same all-reduce) with and without
+   process_group, forward + backward, the four variants interleaved within
+   each repetition (a barrier before each), median of R; the all-reduces per
+   forward are counted by wrapping torch.distributed.all_reduce, and one bare
    all-reduce of a small vector is timed on the same ranks for comparison.
+   One RATIO line per path: with / without process_group.
 """
 import argparse
 import multiprocessing as mp
@@ -56,6 +60,8 @@ def native_vs_eager(size, reps, threads):
     print("   SegLoss('dice+ce', backend='torch')  %8.4f s   value %.6f" % (mn, vn))
     print("   eager MONAI-style DiceCELoss        %8.4f s   value %.6f" % (me, ve))
     print("   native / eager                      %8.2fx  (target <= 1.5x)" % (mn / me))
+    print("RATIO native dice+ce vs eager: %.2fx (segloss %.4f s, eager MONAI-style %.4f s, threads %d)"
+          % (mn / me, mn, me, threads))
 
 
 def rank_main(rank, init, size, reps, out):
@@ -74,16 +80,21 @@ def rank_main(rank, init, size, reps, out):
     x = torch.randn(2, 4, size, size, generator=g)
     y = torch.randint(0, 4, (2, size, size), generator=g)
     res = {}
-    for name, pg in (("without", None), ("with", dist.group.WORLD)):
-        L = SegLoss("dice(batch=true)+ce", backend="torch", process_group=pg)
+    variants = {(backend, name): SegLoss("dice(batch=true)+ce", backend=backend, process_group=pg)
+                for backend in ("torch", "c") for name, pg in (("without", None), ("with", dist.group.WORLD))}
+    for L in variants.values():
         for _ in range(3):
             step(L, x, y)
-        dist.barrier()
-        calls[0] = 0
-        ts = []
-        for _ in range(reps):
-            ts.append(step(L, x, y)[0])
-        res[name] = (statistics.median(ts), calls[0] / reps)
+    ts = {k: [] for k in variants}
+    ncalls = {k: 0 for k in variants}
+    for _ in range(reps):
+        for k, L in variants.items():       # interleaved: the load drifts on a shared machine
+            dist.barrier()
+            calls[0] = 0
+            ts[k].append(step(L, x, y)[0])
+            ncalls[k] += calls[0]
+    for k in variants:
+        res[k] = (statistics.median(ts[k]), ncalls[k] / reps)
     # the cost of one bare all-reduce of a vector of the same size (dice+ce: 3·C + C + 1 + ... sums)
     v = torch.zeros(64, dtype=torch.float64)
     dist.barrier()
@@ -110,11 +121,14 @@ def ddp_overhead(size, reps):
             p.join(300)
         with open(out) as f:
             res = eval(f.read())  # noqa: S307 (our own repr of floats)
-    (t0, c0), (t1, c1) = res["without"], res["with"]
     print("2. 2 gloo ranks, each 2x4x%d^2 float32, 1 thread, median of %d forward+backward" % (size, reps))
-    print("   without process_group  %8.4f s   all-reduces per forward %.0f" % (t0, c0))
-    print("   with process_group     %8.4f s   all-reduces per forward %.0f" % (t1, c1))
-    print("   overhead               %8.4f s  (%.0f%%)" % (t1 - t0, 100.0 * (t1 - t0) / t0))
+    for backend in ("torch", "c"):
+        (t0, c0), (t1, c1) = res[(backend, "without")], res[(backend, "with")]
+        print("   backend=%-6s without process_group  %8.4f s   all-reduces per forward %.0f" % (backend, t0, c0))
+        print("   backend=%-6s with process_group     %8.4f s   all-reduces per forward %.0f" % (backend, t1, c1))
+        print("   backend=%-6s overhead               %8.4f s  (%.0f%%)" % (backend, t1 - t0, 100.0 * (t1 - t0) / t0))
+        print("RATIO %s-path DDP hook dice(batch=true)+ce: %.2fx (segloss with process_group %.4f s, "
+              "without %.4f s, threads 1)" % (backend, t1 / t0, t1, t0))
     print("   one bare all-reduce of 64 float64 on the same ranks: %.4f s" % res["bare"][0])
 
 

@@ -195,6 +195,52 @@ sl_status sl_loss_state_size(const sl_loss *loss, size_t *bytes);
 sl_status sl_loss_state_get(const sl_loss *loss, void *buf, size_t len, size_t *written);
 sl_status sl_loss_state_set(sl_loss *loss, const void *buf, size_t len, char *msg, size_t msglen);
 
+/* ---- batch statistics across processes (data-parallel training, DDP) ---------
+ *
+ * Under data parallelism each process ("rank") holds a shard of the global
+ * batch. A loss whose statistics pool the batch (dice/iou/tversky/... with
+ * batch=true, gdice's batch weights, weight=inverse|median class counts,
+ * cross-entropy's mean over voxels, adaptive_dice's running average, the
+ * mean over samples) differs on a shard from the loss of the whole batch.
+ * A sum reducer makes it exact: the loss hands the reducer its pooled sums
+ * (a few doubles: O(C) per term), the reducer sums them over the ranks IN
+ * PLACE (an all-reduce with SUM; the layout is the library's business) and
+ * returns 0, or non-zero on failure. Then, on every rank:
+ *   - *value is the loss of the global batch, and each term's value
+ *     (sl_loss_term_value) that term's global value;
+ *   - grad is d(global loss)/d(this rank's scores). A data-parallel trainer
+ *     that AVERAGES the ranks' parameter gradients (PyTorch DDP) multiplies
+ *     it by the number of ranks first; one that sums them takes it as it is.
+ * Exact also when the shards have different sizes. Calls per forward, in
+ * this order, the same sequence on every rank: (1) before the first fused
+ * pass, only when a term has weight=inverse|median: the class counts, so
+ * that the weights of the first pass are global; (2) always, after the
+ * first pass: the sample count, 6 sums per class, numerator and
+ * denominator per cross-entropy term, and the summed values of the terms
+ * that are means over samples (batch=false); then, only for adaptive_dice
+ * without batch=true in a training forward, (3) the sum of its per-sample
+ * Dice losses per class and (4) its value's share.
+ *
+ * Supported specs: those the two fused passes evaluate (sl_loss_set_fused):
+ * region losses with batch=true or false and ce/wce/bce, one activation, one
+ * ignore_index, no mask, no soft_label or pool_classes; adaptive_dice
+ * included (with a reducer its state is updated from the global batch).
+ * logcosh_dice needs batch=true (its log cosh is taken of the mean over
+ * samples, which is not a sum of per-rank parts). Any other spec, a mask,
+ * or sl_loss_set_fused(loss, 0) gives SL_EUNSUPPORTED naming the reason
+ * before any call of the reducer. Every rank must call sl_loss_forward
+ * with the same spec, C and activation the same number of times: a rank
+ * that fails before a reduction leaves the others waiting in theirs (as
+ * any collective does). A failing reducer makes the forward fail with
+ * SL_EIO; a reduced sum that is not finite with SL_ENONFINITE.
+ *
+ * sl_loss_set_reducer: installs fn (called with user), or removes it with
+ * fn = NULL. SL_EINVAL for a NULL loss.
+ */
+typedef int (*sl_reduce_fn)(double *sums, int64_t n, void *user);
+
+sl_status sl_loss_set_reducer(sl_loss *loss, sl_reduce_fn fn, void *user);
+
 SL_API_END
 #ifdef __cplusplus
 }

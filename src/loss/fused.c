@@ -30,6 +30,7 @@
 #include <string.h>
 #include "fastexp.h"
 #include "fused.h"
+#include "reduce.h"
 
 extern const sl_term_class sl_loss_ce, sl_loss_wce, sl_loss_bce;
 
@@ -402,9 +403,16 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
     for (int64_t n = 0; n < N; n++)
         for (int64_t ch = 0; ch < nch; ch++)
             for (int64_t j = 0; j < NS; j++) sums[n * NS + j] += part[(n * nch + ch) * NS + j];
+    /* With a sum reducer (reduce.c): gsum = Σ_n sums over all ranks, share = n_local / n_global. */
+    double *gsum = NULL, share = 1;
+    if (cx->red) st = sl_reducer_sums(cx->red, terms, nterms, cx, sums, NS, K, &gsum, &share, msg, msglen);
     for (int i = 0, k = 0; i < nterms && st == SL_OK; i++) {
         sl_term *t = &terms[i];
         double val = 0;
+        if (gsum && cx->red->pre[i]) { /* a per-sample term reduce.c has finalised */
+            total += t->weight * t->last_value;
+            continue;
+        }
         if (is_ce(t)) {
             ce_term *ct = &ce[k++];
             double num = 0, den = 0;
@@ -412,6 +420,7 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
                 num += sums[n * NS + 6 * C + 2 * (k - 1)];
                 den += sums[n * NS + 6 * C + 2 * (k - 1) + 1];
             }
+            if (gsum) num = gsum[6 * C + 2 * (k - 1)], den = gsum[6 * C + 2 * (k - 1) + 1];
             ct->D = den;
             val = den > 0 ? num / den : 0;
             ct->k = den > 0 ? ct->scale / den : 0;
@@ -422,9 +431,9 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
                 st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
                 break;
             }
-            for (int64_t n = 0; n < N; n++)
+            for (int64_t n = 0; n < (gsum && pooled ? 1 : N); n++)
                 for (int64_t c = 0; c < C; c++) {
-                    const double *o = sums + n * NS + 6 * c;
+                    const double *o = gsum && pooled ? gsum + 6 * c : sums + n * NS + 6 * c;
                     int64_t gi = pooled ? c : n * C + c;
                     r.tp[gi] += o[0], r.sp[gi] += o[1], r.sg[gi] += o[2];
                     r.sp2[gi] += o[3], r.sg2[gi] += o[4], r.cnt[gi] += o[5];
@@ -432,13 +441,15 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
             sl_ctx tcx = *cx;
             tcx.scale = t->weight;
             st = t->cls->region_finalize(t, &tcx, &r, &val, msg, msglen);
+            const double kw = t->weight * (pooled ? 1.0 : share); /* a mean over samples: this rank's share */
+            if (!pooled) val *= share;
             if (st == SL_OK)
                 for (int64_t n = 0; n < N; n++)
                     for (int64_t c = 0; c < C; c++) {
                         int64_t gi = pooled ? c : n * C + c;
-                        K[0 * N * C + n * C + c] += t->weight * r.d_tp[gi];
-                        K[1 * N * C + n * C + c] += t->weight * r.d_sp[gi];
-                        K[2 * N * C + n * C + c] += t->weight * r.d_sp2[gi];
+                        K[0 * N * C + n * C + c] += kw * r.d_tp[gi];
+                        K[1 * N * C + n * C + c] += kw * r.d_sp[gi];
+                        K[2 * N * C + n * C + c] += kw * r.d_sp2[gi];
                     }
             sl_region_free(&r);
         }
@@ -450,6 +461,8 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
         t->last_value = val;
         total += t->weight * val;
     }
+    if (st == SL_OK && cx->red) st = sl_reducer_values(cx->red, terms, nterms, &total, msg, msglen);
+    free(gsum);
     free(sums);
     if (st != SL_OK || !grad) goto done;
 

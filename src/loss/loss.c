@@ -22,6 +22,7 @@
 #include "fastexp.h"
 #include "fused.h"
 #include "params.h"
+#include "reduce.h"
 #include "term.h"
 
 #define NACT 3 /* softmax, sigmoid, none */
@@ -33,6 +34,7 @@ struct sl_loss {
     float *p[NACT], *logp[NACT], *log1mp[NACT], *dp[NACT];
     int64_t cap; /* elements each buffer can hold */
     int fused;   /* 1: use the two-pass fused path when the spec allows it */
+    sl_reducer red; /* sums across processes (reduce.c); red.fn NULL = none */
 };
 
 /* ---- construction -------------------------------------------------------- */
@@ -85,6 +87,7 @@ void sl_loss_free(sl_loss *L)
     }
     if (L->terms)
         for (int i = 0; i < L->nterms; i++) free(L->terms[i].state);
+    sl_reducer_release(&L->red);
     free(L->terms);
     free(L);
 }
@@ -117,6 +120,14 @@ sl_status sl_loss_set_fused(sl_loss *L, int enabled)
 {
     if (!L) return SL_EINVAL;
     L->fused = enabled != 0;
+    return SL_OK;
+}
+
+sl_status sl_loss_set_reducer(sl_loss *L, sl_reduce_fn fn, void *user)
+{
+    if (!L) return SL_EINVAL;
+    L->red.fn = fn;
+    L->red.user = fn ? user : NULL;
     return SL_OK;
 }
 
@@ -220,6 +231,26 @@ static void activation_backward(int act, const float *p, const float *dp, float 
                 for (int64_t i = 0; i < len; i++)
                     gn[c * S + i] += (float)((double)pn[c * S + i] * ((double)dn[c * S + i] - dot[i]));
         }
+}
+
+/* Allocates the state of stateful terms on first use ("no history yet"). */
+static sl_status ensure_state(sl_loss *L, int64_t C, char *msg, size_t msglen)
+{
+    for (int i = 0; i < L->nterms; i++) {
+        sl_term *t = &L->terms[i];
+        if (!t->cls->state_size) continue;
+        int64_t want = t->cls->state_size(&t->prm, C);
+        if (t->state && t->state_n != want)
+            return sl_errf(msg, msglen, SL_ESHAPE, "%s: its state was built for another number of classes",
+                           t->cls->info.name);
+        if (!t->state) {
+            t->state = sl_calloc(want, sizeof(double));
+            if (!t->state) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+            t->state_n = want;
+            for (int64_t k = 0; k < want; k++) t->state[k] = NAN; /* "no history yet" */
+        }
+    }
+    return SL_OK;
 }
 
 /* ---- validation ------------------------------------------------------------- */
@@ -355,39 +386,37 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
                                "loss: activation=none takes probabilities, but input %g at index %lld is outside [0, 1]",
                                (double)x[i], (long long)i);
     }
-    /* The fused path: one activation, every term fusable, no stateful term. */
+    /* The fused path: one activation, every term fusable, no stateful term
+     * (stateful ones too with a sum reducer, which needs this path). */
     int nused = used[0] + used[1] + used[2];
     int has_state = 0;
     for (int i = 0; i < L->nterms; i++) has_state |= L->terms[i].cls->state_size != NULL;
     /* A mask takes the plain path: the fused kernels do not read it. */
-    if (L->fused && nused == 1 && !has_state && !tg->mask) {
+    if (L->fused && nused == 1 && (!has_state || L->red.fn) && !tg->mask) {
         int act = used[0] ? SL_ACT_SOFTMAX : used[1] ? SL_ACT_SIGMOID : SL_ACT_NONE;
         if (sl_fused_eligible(L->terms, L->nterms, C, act)) {
             sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = act, .x = x, .target = tg, .opts = opts,
-                         .threads = threads, .scale = 1.0};
+                         .threads = threads, .scale = 1.0, .red = L->red.fn ? &L->red : NULL};
             /* The gradient is finite by construction here (finite scores, p in [0, 1],
              * finite coefficients), so the final scan of the plain path is skipped:
              * it would be a third pass over memory. */
+            if (cx.red && ((st = ensure_state(L, C, msg, msglen)) != SL_OK ||
+                           (st = sl_reducer_begin(cx.red, L->terms, L->nterms, &cx, msg, msglen)) != SL_OK))
+                return st;
             return sl_fused_forward(L->terms, L->nterms, &cx, value, grad, msg, msglen);
         }
     }
+    if (L->red.fn)
+        return sl_errf(msg, msglen, SL_EUNSUPPORTED,
+                       "loss: with a sum reducer (process_group) the spec must take the two fused passes: region losses "
+                       "and ce/wce/bce under one activation, one ignore_index, no mask, no soft_label or pool_classes "
+                       "(%s%s)", tg->mask ? "a mask was given" : !L->fused ? "the fused path is switched off" :
+                       nused != 1 ? "the terms use different activations" : "not so: ",
+                       tg->mask || !L->fused || nused != 1 ? "" : sl_reducer_misfit(L->terms, L->nterms));
     ensure_capacity(L, total);
 
     /* Stateful terms get their state on first use. */
-    for (int i = 0; i < L->nterms; i++) {
-        sl_term *t = &L->terms[i];
-        if (!t->cls->state_size) continue;
-        int64_t want = t->cls->state_size(&t->prm, C);
-        if (t->state && t->state_n != want)
-            return sl_errf(msg, msglen, SL_ESHAPE, "%s: its state was built for another number of classes",
-                           t->cls->info.name);
-        if (!t->state) {
-            t->state = sl_calloc(want, sizeof(double));
-            if (!t->state) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
-            t->state_n = want;
-            for (int64_t k = 0; k < want; k++) t->state[k] = NAN; /* "no history yet" */
-        }
-    }
+    if ((st = ensure_state(L, C, msg, msglen)) != SL_OK) return st;
 
     for (int a = 0; a < NACT; a++) {
         if (!used[a]) continue;

@@ -24,6 +24,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "reduce.h"
 #include "term.h"
 
 /* A group's value and its partial derivatives with respect to tp, Σp, Σp²
@@ -478,13 +479,28 @@ static sl_status finalize_adaptive(sl_term *t, const sl_ctx *cx, sl_region *r, d
 
     const int training = cx->opts && cx->opts->training;
     memcpy(h, t->state, (size_t)C * sizeof(double));
-    if (training)
+    if (training) {
+        /* w is scratch here: the per-class sums of the group losses, summed
+         * over the ranks with a sum reducer (the pooled ones already are) */
         for (int64_t c = 0; c < C; c++) {
-            double cur = 0;
-            for (int64_t n = 0; n < nsamp; n++) cur += lg[n * C + c].v;
-            cur /= (double)nsamp;
+            w[c] = 0;
+            for (int64_t n = 0; n < nsamp; n++) w[c] += lg[n * C + c].v;
+        }
+        double count = (double)nsamp;
+        if (cx->red && !r->pooled) {
+            sl_status rs = sl_reducer_call(cx->red, w, C, "adaptive_dice running sums", msg, msglen);
+            if (rs != SL_OK) {
+                free(lg);
+                free(h);
+                return rs;
+            }
+            count = cx->red->n_global;
+        }
+        for (int64_t c = 0; c < C; c++) {
+            double cur = w[c] / count;
             h[c] = isnan(h[c]) ? cur : pr->momentum * h[c] + (1 - pr->momentum) * cur;
         }
+    }
     double H = 0;
     int have = 1;
     for (int64_t c = first; c < C; c++) {

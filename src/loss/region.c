@@ -18,6 +18,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "reduce.h"
 #include "term.h"
 
 #define NSUM 7 /* tp, sp, sg, sp2, sg2, cnt, sad */
@@ -232,6 +233,10 @@ sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, cha
     double *freq = sl_calloc(C, sizeof(double));
     if (!freq) return SL_ENOMEM;
     double total = 0;
+    if (cx->red && cx->red->have_freq) { /* the global batch's counts (reduce.c) */
+        memcpy(freq, cx->red->freq, (size_t)C * sizeof(double));
+        total = cx->red->freq[C];
+    } else
     for (int64_t n = 0; n < cx->N; n++)
         for (int64_t s = 0; s < cx->S; s++) {
             double vw = sl_vw(cx, pr, n, s);

@@ -125,6 +125,7 @@ typedef struct sl_ctx {
     const sl_target *target;
     const sl_forward_opts *opts;
     int threads;
+    struct sl_reducer *red; /* sums across processes (reduce.h), or NULL; set on the fused path only */
     /* Gradient accumulators (NULL when no gradient is wanted). A term adds
      * scale * d(term)/d(p) to dp, or scale * d(term)/d(x) to dx. */
     float *dp, *dx;

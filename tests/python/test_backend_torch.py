@@ -297,8 +297,10 @@ def refusals(chk):
            NotImplementedError, ["topk", "process_group"])
     raises(chk, "backend=c with a device tensor", lambda: SegLoss("dice", backend="c")(x.to("meta"), y.to("meta")),
            NotImplementedError, ["backend=\"torch\"", "meta"])
-    raises(chk, "backend=c with a process group", lambda: SegLoss("dice", backend="c", process_group=object()),
-           NotImplementedError, ["process_group", "backend=\"torch\""])
+    # the C path reduces fusable specs over a group (tests/python/test_ddp.py); others are refused when called
+    raises(chk, "backend=c with a process group, focal", lambda: SegLoss("focal", backend="c",
+                                                                           process_group=object())(x, y),
+           NotImplementedError, ["process_group", "focal"])
     raises(chk, "bad backend name", lambda: SegLoss("dice", backend="gpu"), ValueError, ["backend"])
     raises(chk, "native: label out of range", lambda: SegLoss("dice", backend="torch")(x, y + 3),
            errors.RangeError, ["label 3"])

@@ -30,6 +30,9 @@ class _EdtOpts(_c.Structure):
     _fields_ = [("mode", _c.c_int), ("threads", _c.c_int)]
 
 
+# int (*sl_reduce_fn)(double *sums, int64_t n, void *user) of include/segloss/loss.h
+_ReduceFn = _c.CFUNCTYPE(_c.c_int, _c.POINTER(_c.c_double), _c.c_int64, _c.c_void_p)
+
 _declared = False
 
 
@@ -54,6 +57,7 @@ def _L():
         h.sl_loss_state_size.argtypes = [vp, _c.POINTER(sz)]
         h.sl_loss_state_get.argtypes = [vp, vp, sz, _c.POINTER(sz)]
         h.sl_loss_state_set.argtypes = [vp, vp, sz, cp, sz]
+        h.sl_loss_set_reducer.argtypes = [vp, _ReduceFn, vp]
         h.sl_edt.argtypes = [vp, _c.c_int, _c.POINTER(_Grid), _c.POINTER(_EdtOpts), vp, _c.c_int, cp, sz]
         _declared = True
     return h
@@ -197,7 +201,10 @@ class SegLoss(torch.nn.Module):
     sums of the batch statistics are all-reduced over it before the ratios
     are taken and the gradient is scaled by the world size, so that under
     DDP the value is the global batch's loss on every rank and DDP's
-    averaged gradient equals the single-process one (torch backend only).
+    averaged gradient equals the single-process one. With backend="c" the C
+    library hands its sums to an all-reduce between its two passes
+    (sl_loss_set_reducer): specs of region losses and ce/wce/bce without a
+    mask; others are refused when called (docs/python.md, DDP).
     """
 
     def __init__(self, spec, *, spacing=None, threads=None, backend="auto", process_group=None):
@@ -208,10 +215,6 @@ class SegLoss(torch.nn.Module):
             raise ValueError("backend must be 'auto', 'c' or 'torch', got %r" % (backend,))
         if threads is not None:
             _lib.threads(threads)  # validates
-        if backend == "c" and process_group is not None:
-            raise errors.UnsupportedError(
-                "%s: process_group is not implemented for the C backend (backend=\"c\"); use backend=\"torch\", "
-                "which all-reduces the batch statistics over the group" % spec)
         self.spec = spec
         self.spacing = None if spacing is None else tuple(float(s) for s in spacing)
         self.threads = threads
@@ -221,7 +224,7 @@ class SegLoss(torch.nn.Module):
         self._native = None          # the native terms, built on first use (or now for backend="torch")
         self._native_values = None   # per-term values of the last native forward
         self._create()
-        if backend == "torch" or process_group is not None:
+        if backend == "torch" or (process_group is not None and backend == "auto"):
             self._native_terms()
 
     # ---- the C object
@@ -232,6 +235,23 @@ class SegLoss(torch.nn.Module):
         p = _c.c_void_p()
         _lib.check(h.sl_loss_create(self.spec.encode(), _c.byref(p), buf, _lib.MSG_LEN), buf)
         self._handle = p
+        self._reducer = None
+        if self.process_group is not None and self.backend == "c":
+            self._reducer = _ReduceFn(self._all_reduce)
+            _lib.check(h.sl_loss_set_reducer(self._handle, self._reducer, None))
+
+    def _all_reduce(self, ptr, n, _user):
+        """The C library's sum reducer: its n doubles, summed over the process
+        group in place. An exception cannot cross the C frames: it is kept
+        and raised again when sl_loss_forward returns (SL_EIO)."""
+        try:
+            import torch.distributed as dist
+            sums = torch.from_numpy(np.ctypeslib.as_array(ptr, shape=(n,)))   # the C buffer itself
+            dist.all_reduce(sums, op=dist.ReduceOp.SUM, group=self.process_group)
+            return 0
+        except BaseException as e:  # noqa: B036 (KeyboardInterrupt too: re-raised after the C call)
+            self._reduce_error = e
+            return 1
 
     def __del__(self):
         handle = self.__dict__.get("_handle")
@@ -272,16 +292,30 @@ class SegLoss(torch.nn.Module):
         grad = np.empty(shape, np.float32) if want_grad else None
         value = _c.c_double()
         buf = _lib.msgbuf()
+        self._reduce_error = None
         st = h.sl_loss_forward(self._handle, x.ctypes.data, _c.byref(d), _c.byref(tgt), _c.byref(opts),
                                _c.byref(value), None if grad is None else grad.ctypes.data, buf, _lib.MSG_LEN)
+        err, self._reduce_error = self._reduce_error, None
+        if st and err is not None:
+            raise err
         _lib.check(st, buf, self.spec)
+        if self._reducer is not None and grad is not None:
+            # grad is d(global loss)/d(this rank's logits); DDP averages over the ranks
+            import torch.distributed as dist
+            grad *= dist.get_world_size(self.process_group)
         return value.value, grad
 
     # ---- the loss
 
-    def forward(self, logits, target, dist=None, mask=None):
+    def forward(self, logits, target, dist=None, mask=None, maps=None):
+        if maps is not None:
+            maps = self._check_maps(maps, logits)
         if self._use_native(logits):
-            return self._forward_native(logits, target, dist, mask)
+            return self._forward_native(logits, target, dist, mask, maps)
+        if maps and dist is None:
+            # the C library computes the other target maps itself, in the same call on the CPU
+            names = self.term_names
+            dist = next((maps[i] for i in maps if names[i] == "boundary"), None)
         want_grad = bool(torch.is_grad_enabled() and isinstance(logits, torch.Tensor) and logits.requires_grad)
         self._native_values = None
         return _SegLossFn.apply(logits, self, target, dist, mask, want_grad)
@@ -322,7 +356,98 @@ class SegLoss(torch.nn.Module):
                                    % (self.spec, [t.name for t in self._native], self.term_names))
         return self._native
 
-    def _forward_native(self, logits, target, dist, mask=None):
+    def _check_maps(self, maps, logits):
+        """maps= as target_maps() returns it: {term index: tensor (N, ...)} for terms of this spec that
+        take one. Returns it (a dict); the values move to the logits' device in the native path."""
+        from . import native
+        if not isinstance(maps, dict):
+            raise TypeError("maps must be the dict that SegLoss.target_maps returns, got %s" % type(maps).__name__)
+        names = self.term_names
+        N = logits.shape[0] if isinstance(logits, torch.Tensor) and logits.dim() > 0 else None
+        for k, v in maps.items():
+            if not isinstance(k, int) or not 0 <= k < len(names) or names[k] not in native.MAPPED:
+                raise errors.InvalidArgumentError(
+                    "%s: maps key %r is not the index of a term that takes a target map (%s); use "
+                    "SegLoss.target_maps" % (self.spec, k, ", ".join(native.MAPPED)))
+            if not isinstance(v, torch.Tensor) or v.dim() < 2 or (N is not None and v.shape[0] != N):
+                raise errors.ShapeError("%s: maps[%d] (%s) must be a tensor with the logits' N = %s samples first, "
+                                        "got %s" % (self.spec, k, names[k], N,
+                                                    tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__))
+        return maps
+
+    def target_maps(self, target, num_classes, dtype=torch.float32):
+        """The maps of this spec's terms that depend on the target only, computed
+        on the host by the C library (distance transforms, connected components)
+        or by the native formulas (cldice's target skeleton): a dict
+        {term index: tensor} for boundary (its signed distance maps, as dist=),
+        dpce and boundary_aware (the per-voxel CE weights), hausdorff_dt and
+        log_hausdorff_dt (the target's distance term d_g^alpha), blob (the
+        target's connected components, int64) and cldice (the target's soft
+        skeleton). Meant for DataLoader workers (e.g. in a collate_fn, on the
+        batch's target): pass it as loss(logits, target, maps=maps), on any
+        device; the native path then skips those computations, and the values
+        and gradients are the same as without maps. The C path (CPU) computes
+        them in its own call and uses only boundary's (as dist=).
+        target: as for forward, on the CPU; num_classes: C of the logits;
+        dtype: the floating dtype of the maps (the logits' dtype gives the same
+        numbers as computing them in the loss)."""
+        from . import native
+        if isinstance(target, np.ndarray):
+            target = torch.from_numpy(target)
+        if not isinstance(target, torch.Tensor):
+            raise TypeError("target must be a torch.Tensor, got %s" % type(target).__name__)
+        _check_cpu(target, "target")
+        C = int(num_classes)
+        if C < 1:
+            raise ValueError("num_classes must be >= 1, got %d" % C)
+        terms = []
+        for i, (_, name, params) in enumerate(native.parse_spec(self.spec)):
+            if name in native.MAPPED:
+                try:
+                    t = native.make_term(name, params)
+                except native.Unsupported as e:
+                    raise errors.UnsupportedError("%s: %s" % (self.spec, e)) from None
+                t.index = i
+                terms.append(t)
+        labels = soft = None
+        if target.dtype.is_floating_point:
+            if target.dim() < 3 or target.shape[1] != C:
+                raise errors.ShapeError("a float (soft) target must be (N, C = %d, spatial...), got %s"
+                                        % (C, tuple(target.shape)))
+            soft = target.detach().to(dtype)
+            shape = tuple(soft.shape)
+        else:
+            if target.dim() >= 3 and target.shape[1] == 1:
+                target = target.reshape((target.shape[0],) + tuple(target.shape[2:]))
+            labels = _lib.as_labels(target.detach().numpy(), "target")
+            if labels.ndim < 2 or labels.ndim > 1 + _lib.MAX_SPATIAL:
+                raise errors.ShapeError("target must be a label map (N, spatial...) with 1 to 3 spatial axes, got %s"
+                                        % (labels.shape,))
+            ignores = {int(t.P["ignore_index"]) for t in terms if t.P.get("ignore_index") is not None}
+            hi = 2 if C == 1 else C
+            bad = ((labels < 0) | (labels >= hi)) & ~np.isin(labels, list(ignores))
+            if bad.any():
+                raise errors.RangeError("%s: target has label %d outside [0, %d)" % (self.spec, int(labels[bad][0]), hi))
+            labels = torch.from_numpy(labels.astype(np.int64))
+            shape = (labels.shape[0], C) + tuple(labels.shape[1:])
+        nsp = len(shape) - 2
+        spacing = _spacing(self.spacing, nsp)
+        x = torch.zeros((), dtype=dtype).expand(shape)   # the terms read only its shape and dtype here
+        inp = native.Inputs(x, labels, soft, None,
+                            label_distance=lambda hard: _label_distance(hard, spacing, self.threads),
+                            spacing=spacing, components=lambda m, conn: _components(m, conn, nsp))
+        out = {}
+        for t in terms:
+            if t.name == "boundary":
+                if labels is None:
+                    raise errors.UnsupportedError("%s: boundary's distance maps need a label-map target" % self.spec)
+                out[t.index] = boundary_maps(labels, C, self.spacing, self.threads).to(dtype)
+            else:
+                m = t.target_map(inp)
+                out[t.index] = m.to(dtype) if m.dtype.is_floating_point else m
+        return out
+
+    def _forward_native(self, logits, target, dist, mask=None, maps=None):
         from . import native
         terms = self._native_terms()
         if not isinstance(logits, torch.Tensor):
@@ -365,8 +490,8 @@ class SegLoss(torch.nn.Module):
         weights = None
         if mask is not None:
             weights = self._native_mask(mask, terms, shape, x)
-        maps = None
-        if any(t.name == "boundary" for t in terms):
+        maps_given, maps = maps or {}, None
+        if any(t.name == "boundary" and i not in maps_given for i, t in enumerate(terms)):
             if dist is not None:
                 if tuple(dist.shape) != shape:
                     raise errors.ShapeError("dist must have the logits' shape %s, got %s" % (shape, tuple(dist.shape)))
@@ -377,13 +502,16 @@ class SegLoss(torch.nn.Module):
             else:
                 raise errors.UnsupportedError("%s: boundary with a soft target needs dist= (see boundary_maps)"
                                               % self.spec)
-        for t in terms:
+        for i, t in enumerate(terms):
             t.training = self.training
+            t.index = i
         spacing = _spacing(self.spacing, len(spatial))
         inp = native.Inputs(x, labels, soft, maps,
                             label_distance=lambda hard: _label_distance(hard, spacing, self.threads),
                             spacing=spacing, components=lambda mask, conn: _components(mask, conn, len(spatial)),
                             weights=weights)
+        if maps_given:
+            inp.premaps = {k: v.to(dev) for k, v in maps_given.items()}
         value, vals = native.evaluate(terms, self.weights, inp, self.process_group)
         self._native_values = vals
         return value.to(logits.dtype)
@@ -505,6 +633,8 @@ class SegLoss(torch.nn.Module):
     def __getstate__(self):
         d = self.__dict__.copy()
         d.pop("_handle", None)
+        d.pop("_reducer", None)     # a ctypes callback does not pickle; _create makes it again
+        d.pop("_reduce_error", None)
         d["process_group"] = None   # a process group does not pickle; set it again after loading
         d["_native_values"] = None
         d["_saved"] = self.get_extra_state()
@@ -529,6 +659,13 @@ class SegLoss(torch.nn.Module):
         if self.process_group is not None:
             s += ", process_group=%r" % (self.process_group,)
         return s
+
+
+def target_maps(spec, target, num_classes, spacing=None, threads=None, dtype=torch.float32):
+    """SegLoss(spec, spacing=spacing, threads=threads).target_maps(target,
+    num_classes, dtype): the target-only maps of a spec's terms, for
+    loss(logits, target, maps=...) (e.g. computed in a DataLoader collate_fn)."""
+    return SegLoss(spec, spacing=spacing, threads=threads).target_maps(target, num_classes, dtype)
 
 
 def boundary_maps(target, num_classes, spacing=None, threads=None):

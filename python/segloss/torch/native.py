@@ -25,7 +25,9 @@ detached values) for the value that is returned.
 This module does not load the C library: the spec is validated by the C
 parser in _core.py first and re-read here (parse_spec); the host-side maps
 of the boundary family (distance maps, connected components) come from the
-C library through callbacks that _core.py puts on Inputs.
+C library through callbacks that _core.py puts on Inputs, or are passed in
+precomputed (Inputs.premaps, keyed by term index: SegLoss.target_maps and
+forward(maps=)); MAPPED names the terms that have such a map (target_map()).
 """
 import math
 import re
@@ -118,6 +120,9 @@ class Inputs:
         self.spacing = spacing if spacing is not None else (1.0,) * len(self.axes)
         # boolean masks (..., spatial) -> connected-component labels (int64, same device)
         self.components = components
+        # {term index: map} precomputed from the target alone (SegLoss.target_maps, e.g. in
+        # DataLoader workers), on x's device; a term with a map there skips its host computation
+        self.premaps = {}
         self._cache = {}
 
     def act(self, activation):
@@ -187,6 +192,16 @@ def _needs_counts(P):
 class Term:
     def __init__(self, name, P):
         self.name, self.P = name, P
+        self.index = None   # its position in the spec (SegLoss sets it): the key of its precomputed map
+
+    def premap(self, inp):
+        """The map passed in for this term (Inputs.premaps), or None."""
+        return inp.premaps.get(self.index)
+
+
+# Terms with a map that depends on the target only (target_map(inp)): what
+# SegLoss.target_maps precomputes and SegLoss(...)(..., maps=) consumes.
+MAPPED = ("boundary", "dpce", "boundary_aware", "hausdorff_dt", "log_hausdorff_dt", "blob", "cldice")
 
 
 class CE(Term):
@@ -614,10 +629,16 @@ class DistanceCE(Term):
                             torch.full_like(flat, float(self.P["p_inner"])))
         return w.reshape(d.shape)
 
+    def target_map(self, inp):
+        """The per-voxel CE weights: they depend on the target only."""
+        return self.weights(inp)
+
     def sums(self, inp):
         a, x = inp.act(self.P["activation"]), inp.x
         g = inp.onehot()
-        w = self.weights(inp)
+        w = self.premap(inp)
+        if w is None:
+            w = self.weights(inp)
         if self.binary(inp):
             if a == "none":
                 ce = -(g * torch.log(x) + (1 - g) * torch.log1p(-x))
@@ -746,20 +767,27 @@ class HausdorffDT(Term):
     host: the target's from its labels, the prediction's from the thresholded
     mask (one int32 map copied to the host per forward); no gradient through them."""
 
+    def dist(self, inp, mask):
+        """d^alpha of a boolean mask (0 where the mask has no boundary), in x's dtype."""
+        alpha = float(self.P["alpha"])
+        d = inp.label_distance(1 + mask.to(torch.int32)).to(inp.x.dtype)
+        d = torch.where(torch.isinf(d), torch.zeros_like(d), d)
+        return d * d if alpha == 2 else d if alpha == 1 else d ** alpha
+
+    def target_map(self, inp):
+        """d_g^alpha of the included classes: the target's half of the weights."""
+        first = 1 if (inp.C > 1 and not self.P["include_background"]) else 0
+        with torch.no_grad():
+            return self.dist(inp, inp.onehot()[:, first:] > 0.5)
+
     def sums(self, inp):
         P, C = self.P, inp.C
         first = 1 if (C > 1 and not P["include_background"]) else 0
         p = inp.probs(P["activation"])[:, first:]
         g = inp.onehot()[:, first:]
-        alpha = float(P["alpha"])
-
-        def dist(mask):
-            d = inp.label_distance(1 + mask.to(torch.int32)).to(p)
-            d = torch.where(torch.isinf(d), torch.zeros_like(d), d)
-            return d * d if alpha == 2 else d if alpha == 1 else d ** alpha
-
         with torch.no_grad():
-            w = dist(p.detach() > 0.5) + dist(g > 0.5)
+            dg = self.premap(inp)
+            w = self.dist(inp, p.detach() > 0.5).to(p) + (self.target_map(inp) if dg is None else dg).to(p)
         m = inp.mask(None)   # ones, or the voxel weights of mask= (the maps are those of the whole target)
         return {"s": ((p - g) ** 2 * w * m).sum().reshape(1), "cnt": (m.sum() * p.shape[1]).detach().reshape(1)}
 
@@ -828,8 +856,9 @@ class Blob(Term):
         P, C = self.P, inp.C
         first = 1 if (C > 1 and not P["include_background"]) else 0
         p = inp.probs(P["activation"])[:, first:]
-        g = inp.onehot()[:, first:]
-        lab = inp.components(g > 0.5, P["connectivity"])        # (N, K, spatial...) int64, 0 = background
+        lab = self.premap(inp)
+        if lab is None:
+            lab = self.target_map(inp)                            # (N, K, spatial...) int64, 0 = background
         N, K = p.shape[:2]
         pf, lf = p.reshape(N * K, -1), lab.reshape(N * K, -1)
         total, groups = p.sum() * 0, 0
@@ -843,6 +872,11 @@ class Blob(Term):
             total = total + (1 - D).mean()
             groups += 1
         return {"L": total.reshape(1), "G": p.new_tensor([float(groups)])}
+
+    def target_map(self, inp):
+        """The connected components of the included classes' target masks."""
+        first = 1 if (inp.C > 1 and not self.P["include_background"]) else 0
+        return inp.components(inp.onehot()[:, first:] > 0.5, self.P["connectivity"])
 
     def local_keys(self):
         return ("L",)
@@ -923,8 +957,11 @@ class ClDice(Region):
             if depth > K:
                 K = min(depth, 100)
         sp = _soft_skeleton(p, K)
-        with torch.no_grad():
-            sg = _soft_skeleton(g, K)
+        sg = self.premap(inp)
+        if sg is None:
+            with torch.no_grad():
+                sg = _soft_skeleton(g, K)
+        sg = sg.to(p)
         axes = ((0,) if P["batch"] else ()) + inp.axes
         out = {"a": (sp * g).sum(axes), "b": sp.sum(axes), "c": (sg * p).sum(axes), "d": sg.sum(axes),
                "n": inp.x.new_tensor([float(inp.x.shape[0])])}
@@ -932,6 +969,19 @@ class ClDice(Region):
             out["cnt"] = g.sum((0,) + inp.axes).detach()
             out["tot"] = m.sum().detach().reshape(1)
         return out
+
+    def target_map(self, inp):
+        """The target's soft skeleton (after ignore_index), with the depth sums() uses."""
+        P = self.P
+        g = inp.onehot() * inp.mask(P["ignore_index"])
+        K = int(P["iters"])
+        if P.get("auto_iters"):
+            first = 1 if (not P["include_background"] and inp.C > 1) else 0
+            with torch.no_grad():
+                depth = _object_depth((g[:, first:] > 0.5).reshape((-1,) + tuple(g.shape[2:])), len(inp.axes))
+            K = min(depth, 100) if depth > K else K
+        with torch.no_grad():
+            return _soft_skeleton(g, K)
 
     def local_keys(self):
         return () if self.P["batch"] else ("a", "b", "c", "d")
@@ -1104,11 +1154,13 @@ class Boundary(Term):
         return [int(i) for i in idc]
 
     def sums(self, inp):
-        if inp.maps is None:
+        maps = self.premap(inp)
+        maps = inp.maps if maps is None else maps
+        if maps is None:
             raise Unsupported("boundary needs the distance maps (computed from a CPU label map, or passed as dist=)")
         idc = self.classes(inp.C)
         p = inp.probs(self.P["activation"])[:, idc]
-        phi = inp.maps[:, idc].to(p)
+        phi = maps[:, idc].to(p)
         m = inp.mask(None)   # ones, or the voxel weights of mask=: Σ m·p·φ / (K·Σ m)
         return {"s": (p * phi * m).sum().reshape(1), "cnt": (m.sum() * len(idc)).detach().reshape(1)}
 
