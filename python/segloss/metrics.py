@@ -65,7 +65,8 @@ ALIASES = {
     "cldice": ["cldice", "topo_precision", "topo_sensitivity"],
 }
 DEFAULT_METRICS = ("dice", "iou", "precision", "recall", "specificity", "hd", "hd95", "assd", "nsd")
-_INT_FIELDS = {"tp", "fp", "fn", "tn", "lesions_gt", "lesions_pred", "lesion_tp", "lesion_fp", "lesion_fn"}
+_INT_FIELDS = {"tp", "fp", "fn", "tn", "lesions_gt", "lesions_pred", "lesion_tp", "lesion_fp", "lesion_fn",
+               "inst_tp", "inst_fp", "inst_fn"}
 
 
 def _columns(metrics):
@@ -218,7 +219,8 @@ class _EvalOpts(ctypes.Structure):
                 ("has_ignore", ctypes.c_int), ("ignore_label", ctypes.c_int64), ("empty", ctypes.c_int),
                 ("regions", ctypes.c_char_p), ("label_mean", ctypes.c_int), ("beta", ctypes.c_double),
                 ("shard_k", ctypes.c_int), ("shard_n", ctypes.c_int),
-                ("instance_match", ctypes.c_int), ("instance_iou", ctypes.c_double)]
+                ("instance_match", ctypes.c_int), ("instance_iou", ctypes.c_double),
+                ("instances", ctypes.c_int)]
 
 
 class _EvalStats(ctypes.Structure):
