@@ -8,7 +8,7 @@ SoftclDiceLoss): swap `from monai.losses import DiceLoss` for
 `threads=` (segloss's thread count).
 
 An argument whose MONAI behaviour segloss does not reproduce exactly raises
-NotImplementedError naming it: other_act, reduction="none", soft_label=True,
+NotImplementedError naming it: other_act of the compound losses, reduction="none", soft_label=True,
 weighting_mode="GDL", focal terms
 on soft targets, ... (docs/python.md lists them). Inputs without an
 activation (sigmoid=softmax=False) must be probabilities in [0, 1]; segloss
@@ -31,11 +31,19 @@ def _reduction(cls, reduction, allowed=("mean", "sum")):
     return r
 
 
-def _activation(cls, sigmoid, softmax, other_act, C):
-    if other_act is not None:
-        raise unsupported(cls, "other_act", "only sigmoid and softmax are built in")
-    if int(bool(sigmoid)) + int(bool(softmax)) > 1:
+def _activation(cls, sigmoid, softmax, other_act, C, allow_other=False):
+    """segloss's activation key. other_act (a callable on the whole input, as
+    MONAI) is applied in PyTorch by DropIn.forward before the segloss call, which
+    then takes probabilities (activation none): exact, the gradient flows through
+    it by autograd. Classes whose MONAI code does not apply it to the input of
+    the whole loss (DiceCELoss, DiceFocalLoss: the Dice term only) refuse it."""
+    if other_act is not None and not callable(other_act):
+        raise TypeError(f"other_act must be None or callable but is {type(other_act).__name__}.")
+    if int(bool(sigmoid)) + int(bool(softmax)) + int(other_act is not None) > 1:
         raise ValueError("Incompatible values: more than 1 of [sigmoid=True, softmax=True, other_act is not None].")
+    if other_act is not None and not allow_other:
+        raise unsupported(cls, "other_act", "MONAI applies it to the Dice term only; segloss computes the terms "
+                                            "in one call on one input")
     if sigmoid:
         return "sigmoid"
     if softmax and C > 1:      # MONAI ignores softmax for one channel (with a warning)
@@ -99,7 +107,8 @@ class DiceLoss(DropIn):
                  squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
                  weight=None, soft_label=False, *, threads=None):
         super().__init__(threads)
-        _activation("DiceLoss", sigmoid, softmax, other_act, 2)
+        _activation("DiceLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.other_act = other_act
         self.reduction = _reduction("DiceLoss", reduction)
         if soft_label:
             raise unsupported("DiceLoss", "soft_label=True", "its soft-label Dice formula is not implemented")
@@ -129,7 +138,8 @@ class GeneralizedDiceLoss(DropIn):
                  w_type="square", reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False, soft_label=False,
                  *, threads=None):
         super().__init__(threads)
-        _activation("GeneralizedDiceLoss", sigmoid, softmax, other_act, 2)
+        _activation("GeneralizedDiceLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.other_act = other_act
         self.reduction = _reduction("GeneralizedDiceLoss", reduction)
         w_type = getattr(w_type, "value", w_type)
         if w_type not in ("square", "simple", "uniform"):
@@ -158,7 +168,8 @@ class TverskyLoss(DropIn):
                  alpha=0.5, beta=0.5, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
                  soft_label=False, *, threads=None):
         super().__init__(threads)
-        _activation("TverskyLoss", sigmoid, softmax, other_act, 2)
+        _activation("TverskyLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.other_act = other_act
         self.reduction = _reduction("TverskyLoss", reduction)
         if soft_label:
             raise unsupported("TverskyLoss", "soft_label=True", "its soft-label formula is not implemented")
@@ -427,7 +438,8 @@ class HausdorffDTLoss(DropIn):
     def __init__(self, alpha=2.0, include_background=False, to_onehot_y=False, sigmoid=False, softmax=False,
                  other_act=None, reduction="mean", batch=False, *, threads=None):
         super().__init__(threads)
-        _activation("HausdorffDTLoss", sigmoid, softmax, other_act, 2)
+        _activation("HausdorffDTLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.other_act = other_act
         self.reduction = _reduction("HausdorffDTLoss", reduction, ("mean",))
         if batch:
             raise unsupported("HausdorffDTLoss", "batch=True", "not compared with MONAI")
