@@ -273,10 +273,9 @@ def main():
     raises(chk, "classes with binary", lambda: S.DiceLoss("binary", classes=[0]), AssertionError, ["binary"])
     raises(chk, "Tversky log_loss", lambda: S.TverskyLoss("multiclass", log_loss=True), NotImplementedError,
            ["log_loss"])
-    raises(chk, "Focal normalized", lambda: S.FocalLoss("binary", normalized=True), NotImplementedError,
-           ["normalized"])
-    raises(chk, "Focal reduced_threshold", lambda: S.FocalLoss("binary", reduced_threshold=0.5),
-           NotImplementedError, ["reduced_threshold"])
+    # normalized and reduced_threshold are reproduced: tests/python/test_torch_smp_focal_args.py
+    raises(chk, "Focal reduced_threshold 0", lambda: S.FocalLoss("binary", reduced_threshold=0.0), ValueError,
+           ["reduced_threshold"])
     raises(chk, "Focal reduction", lambda: S.FocalLoss("binary", reduction="sum"), NotImplementedError,
            ["reduction"])
     raises(chk, "Focal soft target", lambda: S.FocalLoss("binary")(x[:, :1], torch.rand(2, 1, 6, 7)),

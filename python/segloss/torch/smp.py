@@ -236,15 +236,38 @@ class FocalLoss(DropIn):
         self.mode = _mode("FocalLoss", mode)
         if reduction != "mean":
             raise unsupported("FocalLoss", "reduction=%r" % (reduction,), "segloss averages")
-        if normalized:
-            raise unsupported("FocalLoss", "normalized=True", "not offered by segloss's focal loss")
+        # smp's focal_loss_with_logits(normalized=, reduced_threshold=): segloss's focal keys of
+        # the same names (docs/losses-distribution.md); reduced_threshold must lie in (0, 1]
+        # (segloss's range; 0 would divide by zero in smp)
+        self.normalized = bool(normalized)
         if reduced_threshold is not None:
-            raise unsupported("FocalLoss", "reduced_threshold", "not offered by segloss's focal loss")
+            reduced_threshold = float(reduced_threshold)
+            if not 0 < reduced_threshold <= 1:
+                raise ValueError("FocalLoss: reduced_threshold must be in (0, 1], got %r" % reduced_threshold)
+        self.reduced_threshold = reduced_threshold
         self.alpha, self.gamma, self.ignore_index = alpha, float(gamma), ignore_index
+
+    def _per_class(self, y_pred, y_true):
+        """multiclass with normalized=True: smp normalises each class's one-vs-rest term by
+        that class's own sum of focal factors, then sums the classes; one segloss call per
+        class on its channel (a binary label map, the ignored voxels kept as ignore_index)."""
+        lab = _multiclass_labels("FocalLoss", y_pred, y_true)
+        keys = dict(activation="sigmoid", gamma=self.gamma, alpha=None if self.alpha is None else float(self.alpha),
+                    ignore_index=self.ignore_index, normalized=True, reduced_threshold=self.reduced_threshold)
+        spec = spec_of("focal", **keys)
+        total = 0
+        for c in range(y_pred.shape[1]):
+            t = (lab == c).long()
+            if self.ignore_index is not None:
+                t = torch.where(lab == self.ignore_index, torch.full_like(t, self.ignore_index), t)
+            total = total + self._loss(spec)(y_pred[:, c:c + 1], t)
+        return total
 
     def forward(self, y_pred, y_true):
         # as DropIn.forward, except that _plan may hand over its own (input, target) pair
         self._check_input(y_pred)
+        if self.normalized and self.mode == MULTICLASS_MODE:
+            return self._per_class(y_pred, y_true)
         spec, tgt, post = self._plan(y_pred, y_true)
         x, t = tgt if isinstance(tgt, tuple) else (y_pred, tgt)
         value = self._loss(spec)(x, t)
@@ -253,7 +276,8 @@ class FocalLoss(DropIn):
     def _plan(self, y_pred, y_true):
         C = y_pred.shape[1]
         keys = dict(activation="sigmoid", gamma=self.gamma, alpha=None if self.alpha is None else float(self.alpha),
-                    ignore_index=self.ignore_index)
+                    ignore_index=self.ignore_index, normalized=True if self.normalized else None,
+                    reduced_threshold=self.reduced_threshold)
         scale = 1.0
         if self.mode == MULTICLASS_MODE:
             tgt = _multiclass_labels("FocalLoss", y_pred, y_true)
