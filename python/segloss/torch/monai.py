@@ -8,7 +8,7 @@ SoftclDiceLoss): swap `from monai.losses import DiceLoss` for
 `threads=` (segloss's thread count).
 
 An argument whose MONAI behaviour segloss does not reproduce exactly raises
-NotImplementedError naming it: other_act of the compound losses, reduction="none", soft_label=True,
+NotImplementedError naming it: other_act and reduction="none" of the compound losses, soft_label=True,
 weighting_mode="GDL", focal terms
 on soft targets, ... (docs/python.md lists them). Inputs without an
 activation (sigmoid=softmax=False) must be probabilities in [0, 1]; segloss
@@ -100,6 +100,35 @@ def _groups(input, include_background, batch):
     return kept * (1 if batch else input.shape[0])
 
 
+def _none_shape(f, input):
+    """MONAI's reduction="none": the per-group losses viewed with the input's number of
+    axes, f.shape[0:2] followed by ones (a broadcastable shape)."""
+    return f.view(list(f.shape[0:2]) + [1] * (input.dim() - 2))
+
+
+def _class_values(module, input, tgt, C, include_background, batch, weight, spec_for):
+    """MONAI's reduction="none" for the losses with one value per (sample, class), or per
+    class with batch: the (B, C') or (C',) tensor of weight_c * f. segloss returns the mean
+    over the groups of w_c * f with w its class weights, so the weight e_c (1 for class c, 0
+    elsewhere) gives f_c / C' for one sample (or the batch): one call per group, each with
+    its own exact gradient, the values scaled by C' (and MONAI's weight) under autograd."""
+    first = 1 if (not include_background and C > 1) else 0
+    kept = C - first
+    samples = [slice(None)] if batch else [slice(b, b + 1) for b in range(input.shape[0])]
+    rows = []
+    for sl in samples:
+        row = []
+        for c in range(first, C):
+            e = None
+            if C > 1:
+                e = [0.0] * C
+                e[c] = 1.0
+            v = module._loss(spec_for(e))(input[sl], tgt[sl]) * kept
+            row.append(v * weight[c] if weight is not None else v)
+        rows.append(torch.stack(row))
+    return rows[0] if batch else torch.stack(rows)
+
+
 class DiceLoss(DropIn):
     """monai.losses.DiceLoss."""
 
@@ -109,13 +138,23 @@ class DiceLoss(DropIn):
         super().__init__(threads)
         _activation("DiceLoss", sigmoid, softmax, other_act, 2, allow_other=True)
         self.other_act = other_act
-        self.reduction = _reduction("DiceLoss", reduction)
+        self.reduction = _reduction("DiceLoss", reduction, ("mean", "sum", "none"))
         if soft_label:
             raise unsupported("DiceLoss", "soft_label=True", "its soft-label Dice formula is not implemented")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
         self.sigmoid, self.softmax = sigmoid, softmax
         self.squared_pred, self.jaccard = squared_pred, jaccard
         self.smooth_nr, self.smooth_dr, self.batch, self.weight = float(smooth_nr), float(smooth_dr), batch, weight
+
+    def _none(self, input, target):
+        C = input.shape[1]
+        act = _activation("DiceLoss", self.sigmoid, self.softmax, None, C)
+        tgt = _region_target("DiceLoss", input, target, self.to_onehot_y)
+        w = _class_weight("DiceLoss", self.weight, C, self.include_background)
+        f = _class_values(self, input, tgt, C, self.include_background, self.batch, w,
+                          lambda e: _dice_spec("DiceLoss", C, act, self.include_background, self.squared_pred,
+                                               self.jaccard, self.smooth_nr, self.smooth_dr, self.batch, e))
+        return _none_shape(f, input)
 
     def _plan(self, input, target):
         C = input.shape[1]
@@ -140,7 +179,7 @@ class GeneralizedDiceLoss(DropIn):
         super().__init__(threads)
         _activation("GeneralizedDiceLoss", sigmoid, softmax, other_act, 2, allow_other=True)
         self.other_act = other_act
-        self.reduction = _reduction("GeneralizedDiceLoss", reduction)
+        self.reduction = _reduction("GeneralizedDiceLoss", reduction, ("mean", "sum", "none"))
         w_type = getattr(w_type, "value", w_type)
         if w_type not in ("square", "simple", "uniform"):
             raise ValueError("GeneralizedDiceLoss: w_type %r is not one of square, simple, uniform" % (w_type,))
@@ -160,6 +199,16 @@ class GeneralizedDiceLoss(DropIn):
         n = 1 if self.batch else input.shape[0]
         return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
 
+    def _none(self, input, target):
+        """MONAI: one value per sample (B, 1), or (1,) with batch: the loss of each sample
+        alone (the weights are per sample), or the batch's."""
+        spec, tgt, _ = self._plan(input, target)
+        if self.batch:
+            f = self._loss(spec)(input, tgt).reshape(1)
+        else:
+            f = torch.stack([self._loss(spec)(input[b:b + 1], tgt[b:b + 1]) for b in range(input.shape[0])])[:, None]
+        return _none_shape(f, input)
+
 
 class TverskyLoss(DropIn):
     """monai.losses.TverskyLoss (alpha weighs the false positives, beta the false negatives)."""
@@ -170,21 +219,31 @@ class TverskyLoss(DropIn):
         super().__init__(threads)
         _activation("TverskyLoss", sigmoid, softmax, other_act, 2, allow_other=True)
         self.other_act = other_act
-        self.reduction = _reduction("TverskyLoss", reduction)
+        self.reduction = _reduction("TverskyLoss", reduction, ("mean", "sum", "none"))
         if soft_label:
             raise unsupported("TverskyLoss", "soft_label=True", "its soft-label formula is not implemented")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
         self.sigmoid, self.softmax, self.alpha, self.beta = sigmoid, softmax, float(alpha), float(beta)
         self.smooth_nr, self.smooth_dr, self.batch = float(smooth_nr), float(smooth_dr), batch
 
+    def _spec(self, C, act, weight=None):
+        return spec_of("tversky", activation=act, include_background=bool(self.include_background) if C > 1 else None,
+                       batch=bool(self.batch) or None, alpha=self.alpha, beta=self.beta,
+                       smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr, weight=weight)
+
+    def _none(self, input, target):
+        C = input.shape[1]
+        act = _activation("TverskyLoss", self.sigmoid, self.softmax, None, C)
+        tgt = _region_target("TverskyLoss", input, target, self.to_onehot_y)
+        # MONAI's TverskyLoss returns the (B, C') (batch: (C',)) scores as they are, no view
+        return _class_values(self, input, tgt, C, self.include_background, self.batch, None,
+                             lambda e: self._spec(C, act, e))
+
     def _plan(self, input, target):
         C = input.shape[1]
         act = _activation("TverskyLoss", self.sigmoid, self.softmax, None, C)
         tgt = _region_target("TverskyLoss", input, target, self.to_onehot_y)
-        spec = spec_of("tversky", activation=act,
-                       include_background=bool(self.include_background) if C > 1 else None,
-                       batch=bool(self.batch) or None, alpha=self.alpha, beta=self.beta,
-                       smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr)
+        spec = self._spec(C, act)
         n = _groups(input, self.include_background, self.batch)
         return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
 
