@@ -499,7 +499,7 @@ class HausdorffDTLoss(DropIn):
         super().__init__(threads)
         _activation("HausdorffDTLoss", sigmoid, softmax, other_act, 2, allow_other=True)
         self.other_act = other_act
-        self.reduction = _reduction("HausdorffDTLoss", reduction, ("mean",))
+        self.reduction = _reduction("HausdorffDTLoss", reduction, ("mean", "sum", "none"))
         if batch:
             raise unsupported("HausdorffDTLoss", "batch=True", "not compared with MONAI")
         self.alpha, self.include_background, self.to_onehot_y = float(alpha), include_background, to_onehot_y
@@ -511,7 +511,26 @@ class HausdorffDTLoss(DropIn):
         tgt = _region_target("HausdorffDTLoss", input, target, self.to_onehot_y)
         spec = spec_of("hausdorff_dt", activation=act, alpha=self.alpha,
                        include_background=bool(self.include_background) if C > 1 else None)
-        return spec, tgt, None
+        # MONAI: the mean over (sample, channel) of per-channel means; "sum" is their sum
+        n = _groups(input, self.include_background, False)
+        return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
+
+    def _none(self, input, target):
+        """MONAI's reduction="none": (B, C', 1, ...), one value per sample and channel. The
+        activation is applied in PyTorch (MONAI's sigmoid/softmax, under autograd) and each
+        (sample, channel) is one segloss call on that channel's probabilities (activation none;
+        MONAI's distance fields threshold them at 0.5 per channel)."""
+        C = input.shape[1]
+        act = _activation("HausdorffDTLoss", self.sigmoid, self.softmax, None, C)
+        tgt = _region_target("HausdorffDTLoss", input, target, self.to_onehot_y)
+        p = torch.sigmoid(input) if act == "sigmoid" else torch.softmax(input, 1) if act == "softmax" else input
+        if not tgt.dtype.is_floating_point or tgt.dim() == input.dim() - 1:      # a label map: one-hot
+            tgt = torch.nn.functional.one_hot(tgt.long(), C).movedim(-1, 1).to(p.dtype)
+        first = 1 if (not self.include_background and C > 1) else 0
+        spec = spec_of("hausdorff_dt", activation="none", alpha=self.alpha)
+        f = torch.stack([torch.stack([self._loss(spec)(p[b:b + 1, c:c + 1], tgt[b:b + 1, c:c + 1])
+                                      for c in range(first, C)]) for b in range(input.shape[0])])
+        return _none_shape(f, input)
 
 
 class SoftclDiceLoss(DropIn):
