@@ -1,8 +1,9 @@
-"""MONAI's HausdorffDTLoss(reduction="sum" | "none") in the segloss.torch.monai
+"""MONAI's HausdorffDTLoss(reduction="sum" | "none", batch=True) in the segloss.torch.monai
 drop-in, against tests/ref/test_loss_hausdorff_dt.py's transcription of
 MONAI's per-channel computation (ref_hd): "sum" is the sum of the
 (sample, channel) means, "none" the (B, C', 1, ...) tensor of them, each
-element the transcription on that sample and channel. Values and the
+element the transcription on that sample and channel; with batch=True
+MONAI's per-channel mean over the batch and the voxels. Values and the
 gradient of a random weighting of the unreduced tensor.
 # sanitized: skip (loads libsegloss.so through ctypes)
 """
@@ -39,16 +40,22 @@ def main():
         x = THD.away_from_half(rng, x, C, act)
         kw = {"softmax": True} if C > 1 else {"sigmoid": True}
         y = oh
-        for ib in (False, True):
-            tag = "C=%d %dD bg=%s" % (C, len(sp), ib)
+        for ib, bt in ((False, False), (True, False), (False, True), (True, True)):
+            tag = "C=%d %dD bg=%s batch=%s" % (C, len(sp), ib, bt)
             kept = C - 1 if (not ib and C > 1) else C
+            # MONAI with batch: per channel the mean over samples and voxels, i.e. the mean of the
+            # per-sample means (equal voxel counts): written from ref_none's elements
+            TM.compare(chk, "HausdorffDTLoss mean %s" % tag, M.HausdorffDTLoss(include_background=ib, batch=bt, **kw),
+                       lambda a, b: ref_none(a, b.argmax(1) if C > 1 else b, C, act, ib).mean(), x, y)
             TM.compare(chk, "HausdorffDTLoss sum %s" % tag,
-                       M.HausdorffDTLoss(include_background=ib, reduction="sum", **kw),
-                       lambda a, b: THD.ref_hd(a, b.argmax(1) if C > 1 else b, C, activation=act,
-                                               include_background=ib) * (N * kept), x, y)
-            TM_none(chk, "HausdorffDTLoss none %s" % tag, M.HausdorffDTLoss(include_background=ib, reduction="none",
-                                                                            **kw),
-                    lambda a, b: ref_none(a, b.argmax(1) if C > 1 else b, C, act, ib), x, y, rng)
+                       M.HausdorffDTLoss(include_background=ib, reduction="sum", batch=bt, **kw),
+                       lambda a, b: (ref_none(a, b.argmax(1) if C > 1 else b, C, act, ib).mean(0) if bt else
+                                     THD.ref_hd(a, b.argmax(1) if C > 1 else b, C, activation=act,
+                                                include_background=ib) * (N * kept)).sum(), x, y)
+            TM_none(chk, "HausdorffDTLoss none %s" % tag,
+                    M.HausdorffDTLoss(include_background=ib, reduction="none", batch=bt, **kw),
+                    lambda a, b: (lambda f: f.mean(0, keepdim=True) if bt else f)(
+                        ref_none(a, b.argmax(1) if C > 1 else b, C, act, ib)), x, y, rng)
     chk.report()
 
 

@@ -500,8 +500,9 @@ class HausdorffDTLoss(DropIn):
         _activation("HausdorffDTLoss", sigmoid, softmax, other_act, 2, allow_other=True)
         self.other_act = other_act
         self.reduction = _reduction("HausdorffDTLoss", reduction, ("mean", "sum", "none"))
-        if batch:
-            raise unsupported("HausdorffDTLoss", "batch=True", "not compared with MONAI")
+        # batch=True: MONAI's per-channel mean over the batch and the voxels; every sample
+        # has as many voxels, so it is the mean over the samples of the per-sample means
+        self.batch = bool(batch)
         self.alpha, self.include_background, self.to_onehot_y = float(alpha), include_background, to_onehot_y
         self.sigmoid, self.softmax = sigmoid, softmax
 
@@ -512,7 +513,7 @@ class HausdorffDTLoss(DropIn):
         spec = spec_of("hausdorff_dt", activation=act, alpha=self.alpha,
                        include_background=bool(self.include_background) if C > 1 else None)
         # MONAI: the mean over (sample, channel) of per-channel means; "sum" is their sum
-        n = _groups(input, self.include_background, False)
+        n = _groups(input, self.include_background, self.batch)
         return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
 
     def _none(self, input, target):
@@ -530,6 +531,8 @@ class HausdorffDTLoss(DropIn):
         spec = spec_of("hausdorff_dt", activation="none", alpha=self.alpha)
         f = torch.stack([torch.stack([self._loss(spec)(p[b:b + 1, c:c + 1], tgt[b:b + 1, c:c + 1])
                                       for c in range(first, C)]) for b in range(input.shape[0])])
+        if self.batch:
+            f = f.mean(0, keepdim=True)
         return _none_shape(f, input)
 
 
