@@ -82,6 +82,11 @@ class _Region(DropIn):
         return post(value) if post is not None else value
 
     def _plan(self, y_pred, y_true):
+        return self._plan_from(*self._prepare(y_pred, y_true))
+
+    def _prepare(self, y_pred, y_true):
+        """smp's preparation of one call: (input, target, activation, ignore_index, classes
+        present in the batch, chosen classes) in the form segloss takes."""
         cls = type(self).__name__
         C = y_pred.shape[1]
         ign = self.ignore_index
@@ -124,6 +129,10 @@ class _Region(DropIn):
         for c in chosen:
             if not 0 <= c < C:
                 raise IndexError("%s: class %d out of range for %d channels" % (cls, c, C))
+        return inp, tgt, act, ign, present, chosen
+
+    def _plan_from(self, inp, tgt, act, ign, present, chosen):
+        C = inp.shape[1]
         # smp: loss · [class present in the batch], then the mean over the chosen classes.
         w = [0.0] * C
         for c in chosen:
@@ -214,12 +223,33 @@ class TverskyLoss(_Region):
     def __init__(self, mode, classes=None, log_loss=False, from_logits=True, smooth=0.0, ignore_index=None,
                  eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, *, threads=None):
         super().__init__(mode, classes, log_loss, from_logits, smooth, ignore_index, eps, threads)
-        if log_loss:
-            raise unsupported("TverskyLoss", "log_loss=True", "segloss's tversky has no log form")
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
 
     def _keys(self):
         return {"alpha": self.alpha, "beta": self.beta}
+
+    def forward(self, y_pred, y_true):
+        if not self.log_loss:
+            return super().forward(y_pred, y_true)
+        # log_loss: segloss's tversky has no log form, so each present chosen class's score is
+        # taken from its own call (class weight e_c: segloss's value is (1 − score_c)/C) and
+        # smp's −log(max(score, eps)), mask, mean over the chosen classes and power are
+        # applied here, under autograd
+        self._check_input(y_pred)
+        inp, tgt, act, ign, present, chosen = self._prepare(y_pred, y_true)
+        C = inp.shape[1]
+        total = inp.sum() * 0.0
+        for c in chosen:
+            if not present[c]:
+                continue                     # smp: an absent class's loss is multiplied by 0
+            keys = dict(activation=act, batch=True, smooth_nr=self.smooth, smooth_dr=self.smooth, ignore_index=ign,
+                        include_background=True if C > 1 else None, alpha=self.alpha, beta=self.beta)
+            if C > 1:
+                keys["weight"] = [1.0 if k == c else 0.0 for k in range(C)]
+            v = self._loss(spec_of("tversky", **keys))(inp, tgt)
+            score = 1.0 - v * C
+            total = total - torch.log(score.clamp_min(self.eps))
+        return (total / len(chosen)) ** self.gamma
 
     def _post(self, scale):
         g = self.gamma
