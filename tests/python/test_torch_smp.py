@@ -275,7 +275,7 @@ def main():
     # normalized and reduced_threshold are reproduced: tests/python/test_torch_smp_focal_args.py
     raises(chk, "Focal reduced_threshold 0", lambda: S.FocalLoss("binary", reduced_threshold=0.0), ValueError,
            ["reduced_threshold"])
-    raises(chk, "Focal reduction", lambda: S.FocalLoss("binary", reduction="sum"), NotImplementedError,
+    raises(chk, "Focal reduction", lambda: S.FocalLoss("binary", reduction="none"), NotImplementedError,
            ["reduction"])
     raises(chk, "Focal soft target", lambda: S.FocalLoss("binary")(x[:, :1], torch.rand(2, 1, 6, 7)),
            NotImplementedError, ["soft target"])

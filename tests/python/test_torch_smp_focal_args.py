@@ -1,4 +1,5 @@
-"""smp's FocalLoss(normalized=True, reduced_threshold=r) in the segloss.torch.smp
+"""smp's FocalLoss(normalized=True, reduced_threshold=r, reduction="sum" |
+"batchwise_mean") in the segloss.torch.smp
 drop-in, binary, multiclass and multilabel mode, with alpha, gamma and
 ignore_index, value and gradient, against a transcription of smp's code
 written here (segmentation_models_pytorch/losses/focal.py FocalLoss.forward and
@@ -21,8 +22,8 @@ torch.set_default_dtype(torch.float64)
 
 
 def focal_loss_with_logits(output, target, gamma=2.0, alpha=0.25, normalized=False, reduced_threshold=None,
-                           eps=1e-6):
-    """smp's _functional.focal_loss_with_logits, reduction="mean"."""
+                           eps=1e-6, reduction="mean"):
+    """smp's _functional.focal_loss_with_logits."""
     target = target.type(output.type())
     logpt = F.binary_cross_entropy_with_logits(output, target, reduction="none")
     pt = torch.exp(-logpt)
@@ -36,13 +37,18 @@ def focal_loss_with_logits(output, target, gamma=2.0, alpha=0.25, normalized=Fal
         loss = loss * (alpha * target + (1 - alpha) * (1 - target))
     if normalized:
         loss = loss / focal_term.sum().clamp_min(eps)
-    return loss.mean()
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum(0)          # "batchwise_mean" of a flat vector
 
 
 def smp_focal(mode, y_pred, y_true, alpha=None, gamma=2.0, ignore_index=None, normalized=False,
-              reduced_threshold=None):
+              reduced_threshold=None, reduction="mean"):
     """smp's FocalLoss.forward."""
-    fn = lambda p, t: focal_loss_with_logits(p, t, gamma, alpha, normalized, reduced_threshold)  # noqa: E731
+    fn = lambda p, t: focal_loss_with_logits(p, t, gamma, alpha, normalized, reduced_threshold,  # noqa: E731
+                                             reduction=reduction)
     if mode in ("binary", "multilabel"):
         y_true, y_pred = y_true.reshape(-1), y_pred.reshape(-1)
         if ignore_index is not None:
@@ -72,7 +78,9 @@ def main():
         ymi[rng.random(ymi.shape) < 0.15] = 255
         for kw in (dict(normalized=True), dict(reduced_threshold=0.5), dict(reduced_threshold=0.3, gamma=1.5),
                    dict(normalized=True, reduced_threshold=0.6, alpha=0.25),
-                   dict(normalized=True, ignore_index=255), dict(reduced_threshold=0.4, ignore_index=255)):
+                   dict(normalized=True, ignore_index=255), dict(reduced_threshold=0.4, ignore_index=255),
+                   dict(reduction="sum"), dict(reduction="batchwise_mean", ignore_index=255, alpha=0.3),
+                   dict(reduction="sum", normalized=True, ignore_index=255)):
             tag = "%s %dD C=%d" % (kw, len(sp), C)
             ign = "ignore_index" in kw
             TS.compare(chk, "FocalLoss multiclass %s" % tag, S.FocalLoss("multiclass", **kw),

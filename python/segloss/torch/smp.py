@@ -264,8 +264,14 @@ class FocalLoss(DropIn):
                  reduced_threshold=None, *, threads=None):
         super().__init__(threads)
         self.mode = _mode("FocalLoss", mode)
-        if reduction != "mean":
-            raise unsupported("FocalLoss", "reduction=%r" % (reduction,), "segloss averages")
+        # smp's focal_loss_with_logits reduces a flat vector (per class in multiclass mode):
+        # "sum" and "batchwise_mean" (loss.sum(0) of a 1-D vector) are the mean times the number
+        # of entries; "none" is the per-entry loss, which segloss's scalar does not give
+        if reduction == "none":
+            raise unsupported("FocalLoss", "reduction='none'", "segloss returns the reduced value, not one per entry")
+        if reduction not in ("mean", "sum", "batchwise_mean"):
+            raise ValueError("FocalLoss: unknown reduction %r" % (reduction,))
+        self.reduction = reduction
         # smp's focal_loss_with_logits(normalized=, reduced_threshold=): segloss's focal keys of
         # the same names (docs/losses-distribution.md); reduced_threshold must lie in (0, 1]
         # (segloss's range; 0 would divide by zero in smp)
@@ -294,6 +300,15 @@ class FocalLoss(DropIn):
         return total
 
     def forward(self, y_pred, y_true):
+        value = self._mean(y_pred, y_true)
+        if self.reduction == "mean":
+            return value
+        # the entries of each reduced vector: every (channel, voxel) (binary, multilabel) or
+        # voxel (multiclass, per class) whose target is not ignore_index
+        n = y_true.numel() if self.ignore_index is None else int((y_true != self.ignore_index).sum())
+        return value * n
+
+    def _mean(self, y_pred, y_true):
         # as DropIn.forward, except that _plan may hand over its own (input, target) pair
         self._check_input(y_pred)
         if self.normalized and self.mode == MULTICLASS_MODE:
