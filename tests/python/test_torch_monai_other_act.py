@@ -6,8 +6,9 @@ hand segloss the probabilities. Checked, value and gradient, against the
 transcriptions of MONAI's forward in test_torch_monai.py (m_dice, m_tversky,
 m_gdl) and tests/ref/test_loss_hausdorff_dt.py (ref_hd) applied to
 other_act(input); plus MONAI's argument checks (not callable: TypeError;
-with sigmoid or softmax: ValueError) and the compound losses, which still
-refuse it (MONAI applies it to their Dice term only).
+with sigmoid or softmax: ValueError) and the compound losses (DiceCELoss,
+DiceFocalLoss), where MONAI gives it to the Dice term only and the other
+term takes the raw logits.
 # sanitized: skip (loads libsegloss.so through ctypes)
 """
 import numpy as np
@@ -61,10 +62,21 @@ def main():
     TM.raises(chk, "DiceLoss other_act not callable", lambda: M.DiceLoss(other_act=3), TypeError, ["callable"])
     TM.raises(chk, "DiceLoss other_act + sigmoid", lambda: M.DiceLoss(other_act=torch.sigmoid, sigmoid=True),
               ValueError, ["Incompatible"])
-    TM.raises(chk, "DiceCELoss other_act", lambda: M.DiceCELoss(other_act=torch.sigmoid), NotImplementedError,
-              ["other_act"])
-    TM.raises(chk, "DiceFocalLoss other_act", lambda: M.DiceFocalLoss(other_act=torch.sigmoid),
-              NotImplementedError, ["other_act"])
+    # DiceCELoss / DiceFocalLoss: MONAI gives other_act to their DiceLoss only; the CE and focal
+    # terms take the raw logits
+    f = acts["sigmoid(1.7x)"]
+    for C, sp in ((3, (6, 7)), (1, (5, 4, 3))):
+        x, lab, oh = TM.inputs(rng, 2, C, sp)
+        y = lab if C > 1 else oh
+        TM.compare(chk, "DiceCELoss other_act C=%d" % C,
+                   M.DiceCELoss(other_act=f, to_onehot_y=C > 1, lambda_ce=0.7),
+                   lambda a, b: TM.m_dice(f(a), b, to_onehot_y=C > 1) + 0.7 * TM.m_ce(a, b), x, y)
+
+        def dicefocal_ref(a, b, C=C):
+            t = torch.nn.functional.one_hot(b[:, 0].long(), C).movedim(-1, 1).to(a.dtype) if C > 1 else b
+            return TM.m_dice(f(a), b, to_onehot_y=C > 1) + 0.5 * TM.m_focal(a, t, gamma=1.5)
+        TM.compare(chk, "DiceFocalLoss other_act C=%d" % C,
+                   M.DiceFocalLoss(other_act=f, to_onehot_y=C > 1, lambda_focal=0.5, gamma=1.5), dicefocal_ref, x, y)
     x, lab, oh = TM.inputs(rng, 1, 2, (5, 5))
     TM.raises(chk, "DiceLoss other_act=tanh (values below 0)",
               lambda: M.DiceLoss(other_act=torch.tanh)(torch.tensor(x), torch.tensor(oh)), ValueError, [])

@@ -8,7 +8,7 @@ SoftclDiceLoss): swap `from monai.losses import DiceLoss` for
 `threads=` (segloss's thread count).
 
 An argument whose MONAI behaviour segloss does not reproduce exactly raises
-NotImplementedError naming it: other_act and reduction="none" of the compound losses, soft_label=True,
+NotImplementedError naming it: reduction="none" of the compound losses, soft_label=True,
 weighting_mode="GDL", focal terms
 on soft targets, ... (docs/python.md lists them). Inputs without an
 activation (sigmoid=softmax=False) must be probabilities in [0, 1]; segloss
@@ -362,7 +362,8 @@ class DiceCELoss(DropIn):
                  squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
                  weight=None, lambda_dice=1.0, lambda_ce=1.0, label_smoothing=0.0, *, threads=None):
         super().__init__(threads)
-        _activation("DiceCELoss", sigmoid, softmax, other_act, 2)
+        _activation("DiceCELoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.dice_act = other_act   # MONAI: the Dice term's other_act; the CE term takes the raw logits
         self.reduction = _reduction("DiceCELoss", reduction, ("mean",))
         if lambda_dice < 0 or lambda_ce < 0:
             raise ValueError("lambda_dice and lambda_ce should be no less than 0.0.")
@@ -373,7 +374,21 @@ class DiceCELoss(DropIn):
         self.lambda_dice, self.lambda_ce, self.label_smoothing = float(lambda_dice), float(lambda_ce), float(label_smoothing)
         self.weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float64).flatten().tolist()
 
+    def forward(self, input, target):
+        if self.dice_act is None:
+            return super().forward(input, target)
+        # other_act: the two terms on their own inputs, two segloss calls
+        self._check_input(input)
+        dice, ce, tgt = self._terms(input, target)
+        return (self.lambda_dice * self._loss(dice)(self.dice_act(input), tgt)
+                + self.lambda_ce * self._loss(ce)(input, tgt))
+
     def _plan(self, input, target):
+        dice, ce, tgt = self._terms(input, target)
+        return "%r*%s+%r*%s" % (self.lambda_dice, dice, self.lambda_ce, ce), tgt, None
+
+    def _terms(self, input, target):
+        """The Dice and cross-entropy specs and the target."""
         C = input.shape[1]
         if input.dim() != target.dim():
             raise ValueError("the number of dimensions for input and target should be the same, got shape %s "
@@ -401,8 +416,7 @@ class DiceCELoss(DropIn):
         else:
             # CrossEntropyLoss(weight=weight): PyTorch's weighted mean, as segloss's ce
             ce = spec_of("ce", activation="softmax", label_smoothing=self.label_smoothing or None, weight=w)
-        spec = "%r*%s+%r*%s" % (self.lambda_dice, dice, self.lambda_ce, ce)
-        return spec, tgt, None
+        return dice, ce, tgt
 
 
 class DiceFocalLoss(DropIn):
@@ -415,7 +429,8 @@ class DiceFocalLoss(DropIn):
                  squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
                  gamma=2.0, weight=None, lambda_dice=1.0, lambda_focal=1.0, alpha=None, *, threads=None):
         super().__init__(threads)
-        _activation("DiceFocalLoss", sigmoid, softmax, other_act, 2)
+        _activation("DiceFocalLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.dice_act = other_act   # MONAI: the Dice term's other_act; the focal term takes the raw logits
         self.reduction = _reduction("DiceFocalLoss", reduction, ("mean",))
         if lambda_dice < 0 or lambda_focal < 0:
             raise ValueError("lambda_dice and lambda_focal should be no less than 0.0.")
@@ -442,7 +457,8 @@ class DiceFocalLoss(DropIn):
         # The focal term is evaluated on the raw input (MONAI's FocalLoss applies its own sigmoid).
         f = _focal(self, "DiceFocalLoss", input, target, self.include_background, self.to_onehot_y, self.gamma,
                    self.alpha, self.weight, False, "mean")
-        return self.lambda_dice * self._loss(dice)(input, tgt) + self.lambda_focal * f
+        dice_in = self.dice_act(input) if self.dice_act is not None else input
+        return self.lambda_dice * self._loss(dice)(dice_in, tgt) + self.lambda_focal * f
 
 
 class GeneralizedWassersteinDiceLoss(DropIn):
