@@ -335,9 +335,7 @@ def main():
            ["weight"])
     raises(chk, "DiceFocalLoss weight length", lambda: M.DiceFocalLoss(sigmoid=True, weight=[1, 2])(xt, yt),
            ValueError, ["weight"])
-    raises(chk, "FocalLoss softmax without background",
-           lambda: M.FocalLoss(use_softmax=True, include_background=False)(xt, yt), NotImplementedError,
-           ["include_background"])
+    # FocalLoss(use_softmax=True, include_background=False) is reproduced: test_torch_monai_focal_softmax.py
     # HausdorffDTLoss(batch=True) is reproduced: tests/python/test_torch_monai_hd_reduction.py
     raises(chk, "DiceLoss shape", lambda: M.DiceLoss(softmax=True)(xt, yt[:, :2]), AssertionError, ["shape"])
     raises(chk, "DiceLoss weight length", lambda: M.DiceLoss(softmax=True, weight=[1, 2])(xt, yt), ValueError,

@@ -14,6 +14,8 @@ on soft targets, ... (docs/python.md lists them). Inputs without an
 activation (sigmoid=softmax=False) must be probabilities in [0, 1]; segloss
 refuses other values (RangeError) where MONAI would compute on them.
 """
+import warnings
+
 import torch
 
 from ._dropin import DropIn, as_label_map, is_binary, spec_of, unsupported
@@ -310,8 +312,22 @@ def _focal(module, cls, input, target, include_background, to_onehot_y, gamma, a
         if C == 1:
             raise ValueError("%s: use_softmax=True needs more than one channel" % cls)
         if not include_background:
-            raise unsupported(cls, "use_softmax=True with include_background=False",
-                              "MONAI's softmax over the remaining channels is not segloss's")
+            # MONAI drops channel 0 of the logits and the one-hot target first, so its softmax
+            # runs over the remaining channels, and it ignores alpha (with a warning); a
+            # background voxel's target row is then all zero and adds nothing. segloss's
+            # softmax focal takes the same sliced input and rows (exact under autograd).
+            input, t = input[:, 1:], t[:, 1:]
+            kept = C - 1
+            if alpha is not None:
+                warnings.warn("`include_background=False`, `alpha` ignored when using softmax.")
+            w = _focal_weight(cls, weight, kept)
+            if kept == 1:       # a softmax over one channel is 1: MONAI's loss is 0
+                v = input.sum() * 0.0
+            else:
+                v = module._loss(spec_of("focal", activation="softmax", gamma=float(gamma), alpha=w))(input, t) / kept
+            if reduction == "sum":
+                v = v * (input.shape[0] * kept)
+            return v
         w = _focal_weight(cls, weight, C)
         a = alpha
         if w is not None:
