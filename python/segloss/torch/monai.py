@@ -380,7 +380,7 @@ class DiceCELoss(DropIn):
         super().__init__(threads)
         _activation("DiceCELoss", sigmoid, softmax, other_act, 2, allow_other=True)
         self.dice_act = other_act   # MONAI: the Dice term's other_act; the CE term takes the raw logits
-        self.reduction = _reduction("DiceCELoss", reduction, ("mean",))
+        self.reduction = _reduction("DiceCELoss", reduction, ("mean", "sum"))
         if lambda_dice < 0 or lambda_ce < 0:
             raise ValueError("lambda_dice and lambda_ce should be no less than 0.0.")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
@@ -391,13 +391,26 @@ class DiceCELoss(DropIn):
         self.weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float64).flatten().tolist()
 
     def forward(self, input, target):
-        if self.dice_act is None:
+        if self.dice_act is None and self.reduction == "mean":
             return super().forward(input, target)
-        # other_act: the two terms on their own inputs, two segloss calls
+        # other_act or reduction="sum": the two terms as two segloss calls, each on its own
+        # input (MONAI's other_act acts on the Dice term only) and with its own scale
         self._check_input(input)
         dice, ce, tgt = self._terms(input, target)
-        return (self.lambda_dice * self._loss(dice)(self.dice_act(input), tgt)
-                + self.lambda_ce * self._loss(ce)(input, tgt))
+        dice_in = self.dice_act(input) if self.dice_act is not None else input
+        d, c = self._loss(dice)(dice_in, tgt), self._loss(ce)(input, tgt)
+        if self.reduction == "sum":
+            # MONAI: DiceLoss(reduction="sum"), the sum over its (sample, class) groups, and
+            # PyTorch's CrossEntropyLoss / BCEWithLogitsLoss(reduction="sum"): the weighted
+            # mean times its denominator, sum of w[y] over the voxels for class indices (PyTorch
+            # divides by it), the number of voxels for one-hot targets and for one channel
+            d = d * _groups(input, self.include_background, self.batch)
+            if tgt.dim() == input.dim() - 1 and self.weight is not None:
+                denom = torch.as_tensor(self.weight, dtype=torch.float64)[tgt.long()].sum()
+            else:
+                denom = tgt.numel() // (tgt.shape[1] if tgt.dim() == input.dim() else 1)
+            c = c * float(denom)
+        return self.lambda_dice * d + self.lambda_ce * c
 
     def _plan(self, input, target):
         dice, ce, tgt = self._terms(input, target)
