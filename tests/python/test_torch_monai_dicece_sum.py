@@ -1,4 +1,5 @@
-"""MONAI's DiceCELoss(reduction="sum") in the segloss.torch.monai drop-in:
+"""MONAI's DiceCELoss(reduction="sum") and DiceFocalLoss(reduction="sum") in the
+segloss.torch.monai drop-in. DiceCELoss:
 lambda_dice · DiceLoss(reduction="sum") + lambda_ce · PyTorch's
 CrossEntropyLoss(weight, label_smoothing, reduction="sum") (BCEWithLogitsLoss for
 one channel), against test_torch_monai.py's m_dice with reduction="sum" and
@@ -60,6 +61,23 @@ def main():
             TM.compare(chk, "DiceCELoss sum C=%d %s %s" % (C, form, kw),
                        M.DiceCELoss(reduction="sum", to_onehot_y=not onehot and C > 1, softmax=C > 1,
                                     sigmoid=C == 1, **kw), ref, x, y if onehot else lab)
+    # DiceFocalLoss(reduction="sum"): both of MONAI's terms with reduction="sum" (its focal term:
+    # the sum over (B, channels) of spatial means)
+    for N, C, sp in ((2, 3, (6, 5)), (1, 1, (4, 3, 5))):
+        x, lab, oh = TM.inputs(rng, N, C, sp)
+        for kw in (dict(), dict(gamma=1.5, lambda_focal=0.5, include_background=False),
+                   dict(weight=[0.5, 2.0, 1.0], alpha=0.25) if C == 3 else dict(alpha=0.3)):
+            def ref(a, b, kw=kw, C=C):
+                ib = kw.get("include_background", True)
+                d = TM.m_dice(a, b, reduction="sum", include_background=ib, softmax=C > 1, sigmoid=C == 1,
+                              weight=kw.get("weight") if C > 1 else None)
+                fo = TM.m_focal(a, b, include_background=ib, gamma=kw.get("gamma", 2.0), alpha=kw.get("alpha"),
+                                weight=kw.get("weight"), reduction="sum")
+                return d + kw.get("lambda_focal", 1.0) * fo
+            if not kw.get("include_background", True) and kw.get("weight"):
+                continue
+            TM.compare(chk, "DiceFocalLoss sum C=%d %s" % (C, kw),
+                       M.DiceFocalLoss(reduction="sum", softmax=C > 1, sigmoid=C == 1, **kw), ref, x, oh)
     chk.report()
 
 

@@ -460,7 +460,7 @@ class DiceFocalLoss(DropIn):
         super().__init__(threads)
         _activation("DiceFocalLoss", sigmoid, softmax, other_act, 2, allow_other=True)
         self.dice_act = other_act   # MONAI: the Dice term's other_act; the focal term takes the raw logits
-        self.reduction = _reduction("DiceFocalLoss", reduction, ("mean",))
+        self.reduction = _reduction("DiceFocalLoss", reduction, ("mean", "sum"))
         if lambda_dice < 0 or lambda_focal < 0:
             raise ValueError("lambda_dice and lambda_focal should be no less than 0.0.")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
@@ -485,9 +485,12 @@ class DiceFocalLoss(DropIn):
                           self.smooth_nr, self.smooth_dr, self.batch, dw)
         # The focal term is evaluated on the raw input (MONAI's FocalLoss applies its own sigmoid).
         f = _focal(self, "DiceFocalLoss", input, target, self.include_background, self.to_onehot_y, self.gamma,
-                   self.alpha, self.weight, False, "mean")
+                   self.alpha, self.weight, False, self.reduction)
         dice_in = self.dice_act(input) if self.dice_act is not None else input
-        return self.lambda_dice * self._loss(dice)(dice_in, tgt) + self.lambda_focal * f
+        d = self._loss(dice)(dice_in, tgt)
+        if self.reduction == "sum":     # MONAI: both terms with reduction="sum"
+            d = d * _groups(input, self.include_background, self.batch)
+        return self.lambda_dice * d + self.lambda_focal * f
 
 
 class GeneralizedWassersteinDiceLoss(DropIn):
