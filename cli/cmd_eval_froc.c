@@ -118,11 +118,11 @@ static int add_case(const froc_args *o, const eval_files *c, froc_acc *acc, int 
 {
     char msg[1024];
     sl_array p = SL_ARRAY_EMPTY, g = SL_ARRAY_EMPTY;
-    sl_image_info info;
     float *pr = NULL;
     uint8_t *gm = NULL;
     int ok = 0;
-    if (sl_image_read(c->prob, &p, NULL, msg, sizeof msg) != SL_OK || sl_image_read(c->gt, &g, &info, msg, sizeof msg) != SL_OK) {
+    if (sl_image_read(c->prob, &p, NULL, msg, sizeof msg) != SL_OK ||
+        sl_image_read(c->gt, &g, NULL, msg, sizeof msg) != SL_OK) {
         cli_fail("eval", EXIT_WORK, "%s", msg);
         goto done;
     }
