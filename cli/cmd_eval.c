@@ -50,7 +50,16 @@ static const char *usage_text =
     "                       fdr, for, lr_plus, lr_minus, youden, informedness, markedness,\n"
     "                       fbeta), pixel_accuracy, autopet (fp_volume_ml, fn_volume_ml),\n"
     "                       panoptic (pq, sq, rq: MONAI's panoptic quality of the target's\n"
-    "                       connected components, --connectivity), or any column name\n"
+    "                       connected components, --connectivity), instance (panoptic and\n"
+    "                       inst_tp, inst_fp, inst_fn, inst_precision, inst_recall, inst_f1),\n"
+    "                       or any column name\n"
+    "  --instances          P and G are instance-id maps (0 background, every other id one\n"
+    "                       instance): one target 'instances' (overlap and distances on id != 0);\n"
+    "                       pq, sq, rq and inst_* match the given ids instead of components\n"
+    ;
+
+/* the rest of the options (C99 caps string literals at 4095 characters) */
+static const char *usage_more =
     "  --match M            pq matching: monai (default; IoU > 0.5 unique, Hungarian below)\n"
     "                       | greedy | hungarian\n"
     "  --iou-threshold T    pq: a pair matches when IoU > T, T in (0, 1] (default 0.5)\n"
@@ -89,6 +98,18 @@ static const char *usage_prob =
     "  MCE (top-label, B equal-width bins (lo, hi], default 15), class-wise ECE, Brier, NLL,\n"
     "  per class AUROC and average precision (scikit-learn's). Probabilities outside [0, 1]\n"
     "  or not summing to 1 within T (default 1e-4) are refused.\n";
+
+/* the --froc mode (cli/cmd_eval_froc.c) */
+static const char *usage_froc =
+    "\n"
+    "FROC: segloss eval --froc --prob P --gt G [--froc-label L] [--cand-threshold T]\n"
+    "  [--rates R1,R2,...] [--connectivity N] [--sum-tol T] [--csv F] [--json F]\n"
+    "  lesion-wise FROC as LUNA16's evaluation: lesions = components of G == L (default 1),\n"
+    "  candidates = components of p >= T (default 0.5), p = channel L of a (C, spatial...)\n"
+    "  softmax .npy or a (spatial...) probability map, scored by their maximum; a candidate\n"
+    "  hits a lesion it shares a voxel with. Sensitivity at the average false positives\n"
+    "  per case R (default 0.125,0.25,0.5,1,2,4,8) and their mean (LUNA16's CPM); the\n"
+    "  JSON holds the whole curve.\n";
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -228,6 +249,8 @@ static int parse(int argc, char **argv, eval_args *o)
         } else if (cli_opt(a, "--regions", &v)) {
             VALUE();
             o->eo.regions = s;
+        } else if (!strcmp(a, "--instances")) {
+            o->eo.instances = 1;
         } else if (!strcmp(a, "--label-mean")) {
             o->eo.label_mean = 1;
         } else if (cli_opt(a, "--beta", &v)) {
@@ -319,9 +342,13 @@ int cmd_eval(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
+            fputs(usage_more, stdout);
             fputs(usage_prob, stdout);
+            fputs(usage_froc, stdout);
             return 0;
         }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--froc")) return cmd_eval_froc(argc, argv);
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--prob") || !strncmp(argv[i], "--prob=", 7)) return cmd_eval_prob(argc, argv);
     eval_args o;
@@ -333,6 +360,10 @@ int cmd_eval(int argc, char **argv)
     if (rc) goto done;
     o.eo.progress = progress_bar;
     o.eo.progress_ctx = &tty;
+    if (!o.nmerge && o.gt && strchr(o.gt, ',') && o.eo.instances) {
+        rc = cli_fail("eval", EXIT_USAGE, "--instances takes one ground truth, not several raters");
+        goto done;
+    }
     if (!o.nmerge && o.gt && strchr(o.gt, ',')) {
         /* several raters (cli/cmd_eval_raters.c) */
         o.eo.progress = NULL;

@@ -132,6 +132,32 @@ static int list_cases(const prob_args *o, prob_case **out, int *n)
     return 0;
 }
 
+int eval_prob_files(const char *prob, const char *gt, eval_files **out, int *n)
+{
+    prob_args o;
+    memset(&o, 0, sizeof o);
+    o.prob = prob;
+    o.gt = gt;
+    prob_case *cs = NULL;
+    int k = 0, rc = list_cases(&o, &cs, &k);
+    eval_files *f = calloc((size_t)k + 1, sizeof *f);
+    for (int i = 0; i < k; i++) {
+        if (f) f[i].id = cs[i].id, f[i].prob = cs[i].prob, f[i].gt = cs[i].gt;
+        else free(cs[i].id), free(cs[i].prob), free(cs[i].gt);
+    }
+    free(cs);
+    *out = f;
+    *n = f ? k : 0;
+    if (!rc && !f) rc = cli_fail("eval", EXIT_WORK, "out of memory");
+    return rc;
+}
+
+void eval_prob_files_free(eval_files *f, int n)
+{
+    for (int i = 0; f && i < n; i++) free(f[i].id), free(f[i].prob), free(f[i].gt);
+    free(f);
+}
+
 /* Scores one case; 0 after printing the reason. */
 static int score_case(const prob_args *o, prob_case *c)
 {

@@ -22,5 +22,15 @@ int cmd_eval_prob(int argc, char **argv);
 struct sl_eval_opts;
 int cmd_eval_raters(const struct sl_eval_opts *eo, const char *pred, const char *gtlist, const char *csv,
                     const char *json);
+/* segloss eval --froc (cli/cmd_eval_froc.c), called by cmd_eval */
+int cmd_eval_froc(int argc, char **argv);
+/* The cases of --prob P --gt G (two files, or the NAME.npy of folder P with
+ * G's NAME.npy/.nii/.nii.gz), sorted by id; 0, or the exit code after
+ * printing the reason (cli/cmd_eval_prob.c). */
+typedef struct eval_files {
+    char *id, *prob, *gt;
+} eval_files;
+int eval_prob_files(const char *prob, const char *gt, eval_files **out, int *n);
+void eval_prob_files_free(eval_files *f, int n);
 
 #endif

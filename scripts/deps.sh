@@ -7,6 +7,8 @@ purpose=${1:-build}
 
 build_pkgs="cmake pkg-config gcc make zlib1g-dev libnifti2-dev libnifti-dev libopenblas-dev libpng-dev libcjson-dev libgomp1"
 test_pkgs="python3 python3-numpy python3-scipy python3-torch clang libclang-rt-14-dev mricron-data chromium python3-venv python3-pip python3-setuptools python3-wheel"
+# scikit-learn: the reference of the log-loss / FROC checks (skipped with a message when absent)
+test_pkgs="$test_pkgs python3-sklearn"
 demo_pkgs="mricron-data"
 perf_pkgs="python3 python3-numpy python3-scipy python3-torch"
 

@@ -512,11 +512,25 @@ typedef struct sl_eval_opts {
                                   explicit labels or regions (every shard must score the same
                                   targets) */
 
-    /* Panoptic quality (columns pq, sq, rq): the connected components
-     * (metric.connectivity) of each target's P and G masks are the
-     * instances, matched as sl_instances_eval says. */
+    /* Panoptic quality and instance counts (columns pq, sq, rq and
+     * inst_tp, inst_fp, inst_fn, inst_precision, inst_recall, inst_f1: the
+     * "instance" family): the connected components (metric.connectivity) of
+     * each target's P and G masks are the instances (with .instances: the
+     * given ids), matched as sl_instances_eval says. inst_precision =
+     * TP / (TP + FP), inst_recall = TP / (TP + FN), inst_f1 = 2 TP /
+     * (2 TP + FP + FN), each NaN when its denominator is 0 (no smoothing;
+     * RQ is inst_f1 with MONAI's 1e-6 in the denominator). */
     sl_instance_match instance_match; /* 0 = SL_INST_MONAI */
     double instance_iou;       /* matching threshold in (0, 1]; 0 = 0.5 */
+
+    /* 1: the inputs are instance-id maps (`segloss eval --instances`): every
+     * distinct non-zero value of a file is one instance (0 = background).
+     * One target, "instances", is scored: the overlap, distance and
+     * confusion columns on the foreground masks (id != 0), and the
+     * panoptic and instance columns (pq sq rq inst_*) by matching the
+     * given instances as sl_instances_eval does (no connected components).
+     * Excludes labels, regions and the ignore label (SL_EINVAL). */
+    int instances;
 } sl_eval_opts;
 
 #define SL_EVAL_DEFAULT_COLUMNS "dice,iou,precision,recall,specificity,hd,hd95,assd,nsd"
@@ -524,7 +538,7 @@ typedef struct sl_eval_opts {
  * documented default. */
 #define SL_EVAL_OPTS_DEFAULT                                                                        \
     {SL_METRIC_OPTS_DEFAULT, NULL, NULL, 0, -1.0, {1, 1, 1}, 0, 0, NULL, NULL, 0, 0, SL_EVAL_EMPTY_SCORE, NULL, 0, \
-     0.0, 0, 0, SL_INST_MONAI, 0.0}
+     0.0, 0, 0, SL_INST_MONAI, 0.0, 0}
 
 /* The column names and aliases accepted in opts.columns, one line each
  * ("name: meaning"), for help texts. Static storage. */

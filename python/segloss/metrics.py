@@ -27,7 +27,7 @@ from . import _lib
 from . import errors
 
 __all__ = ["evaluate", "COLUMNS", "DEFAULT_METRICS", "describe", "EvalSet", "evaluate_cases",
-           "calibration", "auroc_ap", "panoptic_quality", "fuse"]
+           "calibration", "auroc_ap", "panoptic_quality", "fuse", "evaluate_raters", "evaluate_probabilities"]
 
 # column -> (field of sl_metric_result, group, is a distance)
 COLUMNS = {
@@ -65,7 +65,8 @@ ALIASES = {
     "cldice": ["cldice", "topo_precision", "topo_sensitivity"],
 }
 DEFAULT_METRICS = ("dice", "iou", "precision", "recall", "specificity", "hd", "hd95", "assd", "nsd")
-_INT_FIELDS = {"tp", "fp", "fn", "tn", "lesions_gt", "lesions_pred", "lesion_tp", "lesion_fp", "lesion_fn"}
+_INT_FIELDS = {"tp", "fp", "fn", "tn", "lesions_gt", "lesions_pred", "lesion_tp", "lesion_fp", "lesion_fn",
+               "inst_tp", "inst_fp", "inst_fn"}
 
 
 def _columns(metrics):
@@ -218,7 +219,8 @@ class _EvalOpts(ctypes.Structure):
                 ("has_ignore", ctypes.c_int), ("ignore_label", ctypes.c_int64), ("empty", ctypes.c_int),
                 ("regions", ctypes.c_char_p), ("label_mean", ctypes.c_int), ("beta", ctypes.c_double),
                 ("shard_k", ctypes.c_int), ("shard_n", ctypes.c_int),
-                ("instance_match", ctypes.c_int), ("instance_iou", ctypes.c_double)]
+                ("instance_match", ctypes.c_int), ("instance_iou", ctypes.c_double),
+                ("instances", ctypes.c_int)]
 
 
 class _EvalStats(ctypes.Structure):
@@ -389,6 +391,11 @@ class EvalSet:
         foreground targets) [--label-mean]
       beta 1: F-beta's beta [--beta]
       shard None, (k, n) or "k/n": score only the k-th of n shares [--shard]
+      instances False: the inputs are instance-id maps (every distinct
+        non-zero id one instance); one target "instances", and the instance
+        columns (pq sq rq inst_*) match the given ids [--instances]
+      match "monai" | "greedy" | "hungarian", iou_threshold 0.5: the
+        instance matching of the panoptic columns [--match, --iou-threshold]
       threads None = segloss's default (see segloss._lib.threads) [--threads]
 
     Summary convention (one for every caller): over the finite values of a
@@ -404,7 +411,8 @@ class EvalSet:
     def __init__(self, *, labels=None, metrics=None, spacing=None, hd_mode="max", percentile=95.0,
                  assd_mode="pooled", surface="border", nsd_tolerance=1.0, biou_width=2.0, connectivity=0,
                  lesion_iou=None, lesion_min_overlap=1, empty_distance="diagonal", ignore_label=None,
-                 empty="score", regions=None, label_mean=False, beta=1.0, shard=None, threads=None):
+                 empty="score", regions=None, label_mean=False, beta=1.0, shard=None, threads=None,
+                 instances=False, match="monai", iou_threshold=0.5):
         self._h = None
         self._scored = False
         self._merged = False
@@ -454,6 +462,11 @@ class EvalSet:
         o.label_mean = 1 if label_mean else 0
         o.beta = float(beta)
         o.shard_k, o.shard_n = _shard(shard)
+        if match not in INSTANCE_MATCH:
+            raise errors.UnknownNameError("unknown match %r (one of %s)" % (match, ", ".join(INSTANCE_MATCH)))
+        o.instance_match = INSTANCE_MATCH[match]
+        o.instance_iou = float(iou_threshold)
+        o.instances = 1 if instances else 0
         self._o = o
         self._create(_lib.threads(threads))
 
@@ -741,6 +754,97 @@ def evaluate_cases(pred, gt, *, case_ids=None, threads=None, **options):
             else:
                 s.add(p, g, case_id=cid)
     return s.score()
+
+
+def evaluate_raters(pred, gt, *, case_ids=None, threads=None, **options):
+    """Scores predictions against several raters, as `segloss eval --pred P
+    --gt R1,R2,...`: against each rater, and against the raters' STAPLE
+    fusion (multi-class, fuse()'s defaults), per case.
+
+    pred: a sequence of label maps (one per case); gt: a sequence of the
+    same length whose items are sequences of >= 2 label maps (the raters of
+    that case, every case the same number, each of pred's shape). case_ids:
+    names of the cases (default "case1", ...). options: those of EvalSet
+    (labels, metrics, spacing, conventions, ...; not instances).
+
+    Returns {"raters": [EvalSet per rater], "fused": EvalSet, "labels":
+    {label: {column: {"per_rater": [the rater's mean over cases, ...],
+    "mean", "min", "max" (over the raters' finite means), "fused"}}}}: the
+    "labels" object of the CLI's JSON, value for value.
+    """
+    pred = list(pred)
+    gt = [list(g) for g in gt]
+    if len(pred) != len(gt):
+        raise errors.InvalidArgumentError("pred has %d cases, gt %d" % (len(pred), len(gt)))
+    if not pred:
+        raise errors.InvalidArgumentError("no case given")
+    nr = len(gt[0])
+    if nr < 2 or any(len(g) != nr for g in gt):
+        raise errors.InvalidArgumentError("every case needs the same number (>= 2) of raters, got %s"
+                                          % [len(g) for g in gt])
+    if options.get("instances"):
+        raise errors.InvalidArgumentError("instances takes one ground truth, not several raters")
+    ids = list(case_ids) if case_ids is not None else ["case%d" % (i + 1) for i in range(len(pred))]
+    if len(ids) != len(pred):
+        raise errors.InvalidArgumentError("case_ids has %d names for %d cases" % (len(ids), len(pred)))
+    preds = [_geom.to_numpy(p, "pred[%d]" % i) for i, p in enumerate(pred)]
+    sets = [evaluate_cases(preds, [g[j] for g in gt], case_ids=ids, threads=threads, **options) for j in range(nr)]
+    fused = [fuse(g, threads=threads) for g in gt]
+    fset = evaluate_cases(preds, fused, case_ids=ids, threads=threads, **options)
+    labels = {}
+    cols = sets[0].columns
+    summ = [s.summary() for s in sets]
+    fsum = fset.summary()
+    for name in sets[0].targets:
+        d = {}
+        for c in cols:
+            per = [sm[name][c]["mean"] if name in sm else math.nan for sm in summ]
+            fin = [v for v in per if math.isfinite(v)]
+            d[c] = {"per_rater": per, "mean": sum(fin) / len(fin) if fin else math.nan,
+                    "min": min(fin) if fin else math.nan, "max": max(fin) if fin else math.nan,
+                    "fused": fsum[name][c]["mean"] if name in fsum else math.nan}
+        labels[name] = d
+    return {"raters": sets, "fused": fset, "labels": labels}
+
+
+_PROB_FIELDS = ("accuracy", "ece", "mce", "classwise_ece", "brier", "nll")
+
+
+def evaluate_probabilities(prob, gt, *, case_ids=None, bins=15, sum_tol=1e-4, ignore_label=None, ranking=True,
+                           threads=None):
+    """Scores the probabilities of many cases, as `segloss eval --prob P --gt G`.
+
+    prob: a sequence of (C, spatial...) probability arrays (a softmax,
+    channels first); gt: a sequence of label maps of the same length, each
+    of its prob's spatial shape. case_ids: names (default "case1", ...).
+    bins, sum_tol, ignore_label, ranking: as calibration().
+
+    Returns {"cases": [{"case", "n", "accuracy", "ece", "mce",
+    "classwise_ece", "brier", "nll", "classes": [...]}], "summary": {field:
+    {"n", "mean", "std"}}}, the CLI's JSON without its conventions line: the
+    summary over the cases' finite values, std the population one (ddof 0).
+    """
+    prob, gt = list(prob), list(gt)
+    if len(prob) != len(gt):
+        raise errors.InvalidArgumentError("prob has %d cases, gt %d" % (len(prob), len(gt)))
+    ids = list(case_ids) if case_ids is not None else ["case%d" % (i + 1) for i in range(len(prob))]
+    if len(ids) != len(prob):
+        raise errors.InvalidArgumentError("case_ids has %d names for %d cases" % (len(ids), len(prob)))
+    cases = []
+    for cid, p, g in zip(ids, prob, gt):
+        r = calibration(p, g, bins=bins, sum_tol=sum_tol, ignore_label=ignore_label, ranking=ranking,
+                        threads=threads)
+        if not ranking:
+            for c in r["classes"]:
+                c["auroc"] = c["ap"] = math.nan
+        cases.append(dict({"case": str(cid)}, **r))
+    summary = {}
+    for f in _PROB_FIELDS:
+        v = [c[f] for c in cases if math.isfinite(c[f])]
+        m = sum(v) / len(v) if v else math.nan
+        summary[f] = {"n": len(v), "mean": m,
+                      "std": math.sqrt(sum((x - m) * (x - m) for x in v) / len(v)) if v else math.nan}
+    return {"cases": cases, "summary": summary}
 
 
 # =====================================================================================

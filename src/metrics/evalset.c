@@ -171,11 +171,19 @@ static sl_status create_checks(sl_evalset *s, const sl_eval_opts *opts, char *ms
         return sl_errf(msg, msglen, SL_EINVAL, "--match expects monai, greedy or hungarian");
     if (!(opts->instance_iou >= 0 && opts->instance_iou <= 1))
         return sl_errf(msg, msglen, SL_EINVAL, "--iou-threshold must be in (0, 1]");
+    if (opts->instances) {
+        /* instance ids are not class labels: one foreground target only */
+        if (opts->labels || opts->regions)
+            return sl_errf(msg, msglen, SL_EINVAL,
+                           "--instances scores every non-zero id as one instance: it takes no --labels or --regions");
+        if (opts->has_ignore)
+            return sl_errf(msg, msglen, SL_EINVAL, "--instances and --ignore-label exclude each other");
+    }
     if (opts->shard_n || opts->shard_k) {
         if (opts->shard_n < 1 || opts->shard_k < 1 || opts->shard_k > opts->shard_n)
             return sl_errf(msg, msglen, SL_EINVAL, "--shard K/N needs 1 <= K <= N, got %d/%d", opts->shard_k,
                            opts->shard_n);
-        if (!opts->labels && !opts->regions)
+        if (!opts->labels && !opts->regions && !opts->instances)
             return sl_errf(msg, msglen, SL_EINVAL,
                            "--shard needs --labels or --regions, so that every shard scores the same labels");
     }
@@ -230,6 +238,19 @@ sl_status sl_evalset_create(const sl_eval_opts *opts, sl_evalset **out, char *ms
     if (s->regions && (st = parse_regions(s, s->regions, msg, msglen)) != SL_OK) goto fail;
     /* regions alone: no label scan, only the regions */
     if (s->regions && s->labels_all) s->labels_all = 0;
+    if (s->o.instances) {
+        /* instance maps: one target, the foreground (id != 0), no label scan */
+        s->targets = calloc(1, sizeof *s->targets);
+        if (!s->targets) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "eval: out of memory");
+            goto fail;
+        }
+        s->ntargets = 1;
+        s->targets[0].kind = EV_REGION;
+        s->targets[0].label = -1;
+        snprintf(s->targets[0].name, sizeof s->targets[0].name, "instances");
+        s->labels_all = 0;
+    }
     if ((st = check_ignore(s, msg, msglen)) != SL_OK) goto fail;
     s->o.labels = s->labels;
     s->o.metric.metrics = SL_MET_OVERLAP; /* the counts: every row carries them */
@@ -807,6 +828,7 @@ static double voxel(const sl_labelmap *m, int64_t i)
 static int in_set(double v, const ev_target *t)
 {
     if (t->kind == EV_LABEL) return v == (double)t->label;
+    if (t->kind == EV_REGION && t->nset == 0) return v != 0; /* --instances: the foreground */
     for (int k = 0; k < t->nset; k++)
         if (v == (double)t->set[k]) return 1;
     return 0;
@@ -943,8 +965,15 @@ static sl_status score_target(const sl_evalset *s, ev_case *c, int t, int thread
             if (s->o.instance_iou > 0) io.iou_threshold = s->o.instance_iou;
             sl_labelmap lp = {pm, SL_DT_U8}, lg = {gm, SL_DT_U8};
             sl_instance_result ir;
-            st = sl_instances_eval_label(&lp, &lg, &c->grid, 1, mo.connectivity, &io, &ir, msg, msglen);
-            if (st == SL_OK) c->pq[3 * t] = ir.pq, c->pq[3 * t + 1] = ir.sq, c->pq[3 * t + 2] = ir.rq;
+            if (s->o.instances) /* the given ids are the instances */
+                st = sl_instances_eval(&p, &g, n, &io, &ir, NULL, msg, msglen);
+            else
+                st = sl_instances_eval_label(&lp, &lg, &c->grid, 1, mo.connectivity, &io, &ir, msg, msglen);
+            if (st == SL_OK) {
+                double *q = c->pq + EV_PQ_N * t;
+                q[0] = ir.pq, q[1] = ir.sq, q[2] = ir.rq;
+                q[3] = (double)ir.tp, q[4] = (double)ir.fp, q[5] = (double)ir.fn;
+            }
         }
     }
     free(pm);
@@ -996,8 +1025,12 @@ static void score_labels(const sl_evalset *s, ev_case *c, int inner)
 /* The panoptic columns' matching, appended to the conventions line. */
 static void describe_instances(sl_evalset *s)
 {
-    if (!(s->need & EV_NEED_PQ)) return;
     size_t n = strlen(s->describe);
+    if (s->o.instances) {
+        snprintf(s->describe + n, sizeof s->describe - n, " inputs=instance_ids");
+        n = strlen(s->describe);
+    }
+    if (!(s->need & EV_NEED_PQ)) return;
     snprintf(s->describe + n, sizeof s->describe - n, " instance_match=%s iou_threshold=%g",
              sl_instance_match_name(s->o.instance_match), s->o.instance_iou > 0 ? s->o.instance_iou : 0.5);
 }
@@ -1023,7 +1056,7 @@ static void score_cases(sl_evalset *s, int outer, int inner)
                 c->fp_ml = calloc((size_t)s->ntargets, sizeof *c->fp_ml);
                 c->fn_ml = calloc((size_t)s->ntargets, sizeof *c->fn_ml);
             }
-            if (s->need & EV_NEED_PQ) c->pq = calloc((size_t)s->ntargets * 3, sizeof *c->pq);
+            if (s->need & EV_NEED_PQ) c->pq = calloc((size_t)s->ntargets * EV_PQ_N, sizeof *c->pq);
             if (!c->res || ((s->need & EV_NEED_FPFN) && (!c->fp_ml || !c->fn_ml)) ||
                 ((s->need & EV_NEED_PQ) && !c->pq))
                 c->st = sl_errf(c->err, sizeof c->err, SL_ENOMEM, "out of memory");

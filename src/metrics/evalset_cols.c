@@ -132,19 +132,62 @@ static double g_fp_ml(const sl_evalset_t *s, const sl_metric_result *r, const ev
 static double g_pq(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
 {
     (void)s, (void)r;
-    return c && c->pq ? c->pq[3 * t] : NAN;
+    return c && c->pq ? c->pq[EV_PQ_N * t] : NAN;
 }
 
 static double g_sq(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
 {
     (void)s, (void)r;
-    return c && c->pq ? c->pq[3 * t + 1] : NAN;
+    return c && c->pq ? c->pq[EV_PQ_N * t + 1] : NAN;
 }
 
 static double g_rq(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
 {
     (void)s, (void)r;
-    return c && c->pq ? c->pq[3 * t + 2] : NAN;
+    return c && c->pq ? c->pq[EV_PQ_N * t + 2] : NAN;
+}
+
+/* The instance counts of the matching behind pq (TP, FP, FN) and the
+ * detection scores made of them: NaN when the denominator is 0. */
+static double inst(const ev_case *c, int t, int k)
+{
+    return c && c->pq ? c->pq[EV_PQ_N * t + 3 + k] : NAN;
+}
+
+static double g_inst_tp(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
+{
+    (void)s, (void)r;
+    return inst(c, t, 0);
+}
+
+static double g_inst_fp(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
+{
+    (void)s, (void)r;
+    return inst(c, t, 1);
+}
+
+static double g_inst_fn(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
+{
+    (void)s, (void)r;
+    return inst(c, t, 2);
+}
+
+static double g_inst_precision(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
+{
+    (void)s, (void)r;
+    return ratio(inst(c, t, 0), inst(c, t, 0) + inst(c, t, 1));
+}
+
+static double g_inst_recall(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
+{
+    (void)s, (void)r;
+    return ratio(inst(c, t, 0), inst(c, t, 0) + inst(c, t, 2));
+}
+
+static double g_inst_f1(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
+{
+    (void)s, (void)r;
+    return ratio(2 * inst(c, t, 0), 2 * inst(c, t, 0) + inst(c, t, 1) + inst(c, t, 2));
 }
 
 static double g_fn_ml(const sl_evalset_t *s, const sl_metric_result *r, const ev_case *c, int t)
@@ -218,6 +261,13 @@ const ev_column ev_columns[] = {
     D("pq", g_pq, 'd', EV_NEED_PQ, 0),
     D("sq", g_sq, 'd', EV_NEED_PQ, 0),
     D("rq", g_rq, 'd', EV_NEED_PQ, 0),
+    /* the counts of that matching (kept by --empty nan, as tp fp fn are) */
+    D("inst_tp", g_inst_tp, 'i', EV_NEED_PQ, 0),
+    D("inst_fp", g_inst_fp, 'i', EV_NEED_PQ, 0),
+    D("inst_fn", g_inst_fn, 'i', EV_NEED_PQ, 0),
+    D("inst_precision", g_inst_precision, 'd', EV_NEED_PQ, 0),
+    D("inst_recall", g_inst_recall, 'd', EV_NEED_PQ, 0),
+    D("inst_f1", g_inst_f1, 'd', EV_NEED_PQ, 0),
 };
 const int ev_ncolumns = (int)(sizeof ev_columns / sizeof *ev_columns);
 
@@ -237,6 +287,7 @@ static const struct {
                   "fbeta"},
     {"autopet", "fp_volume_ml,fn_volume_ml"},
     {"panoptic", "pq,sq,rq"},
+    {"instance", "pq,sq,rq,inst_tp,inst_fp,inst_fn,inst_precision,inst_recall,inst_f1"},
 };
 
 /* "all" keeps the columns of `segloss eval --metrics all` before the
@@ -297,5 +348,6 @@ const char *sl_eval_column_list(void)
            "accuracy pixel_accuracy balanced_accuracy npv fpr fnr fdr for lr_plus lr_minus youden informedness "
            "markedness fbeta (confusion, without pixel_accuracy)\n"
            "fp_volume_ml fn_volume_ml (autopet)\n"
-           "pq sq rq (panoptic)\n";
+           "pq sq rq (panoptic)\n"
+           "pq sq rq inst_tp inst_fp inst_fn inst_precision inst_recall inst_f1 (instance)\n";
 }

@@ -38,6 +38,7 @@ typedef struct sl_evalset sl_evalset_t;
 #define EV_NEED_FPFN 0x1u    /* false-positive / false-negative component volumes */
 #define EV_NEED_PIXACC 0x2u  /* the case's pixel accuracy (all labels at once) */
 #define EV_NEED_PQ 0x4u      /* panoptic quality of the target's components */
+#define EV_PQ_N 6            /* values per target in ev_case.pq */
 
 /*
  * One output column. kind: 'd' a double score, 'D' a distance (+inf when
@@ -92,7 +93,7 @@ typedef struct ev_case {
     int64_t nfound;
     sl_metric_result *res;  /* [ntargets] */
     double *fp_ml, *fn_ml;  /* [ntargets] with EV_NEED_FPFN */
-    double *pq;             /* [ntargets][3] PQ, SQ, RQ with EV_NEED_PQ */
+    double *pq;             /* [ntargets][EV_PQ_N] PQ, SQ, RQ, TP, FP, FN with EV_NEED_PQ */
     double pixel_accuracy;  /* with EV_NEED_PIXACC */
     int64_t n_ignored;      /* voxels of the ignore label */
     double empty_distance;  /* substituted for infinite distances */

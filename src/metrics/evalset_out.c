@@ -367,7 +367,11 @@ static cJSON *conventions_json(const sl_evalset *s)
                             "(row marked distance_substituted)");
     cJSON_AddStringToObject(jv, "empty", empty_name(s->o.empty));
     cJSON_AddStringToObject(jv, "labels", s->labels_all ? "all non-zero labels in any prediction or ground truth"
-                                          : s->nlabels ? "as given by --labels" : "none (regions only)");
+                                          : s->nlabels ? "as given by --labels"
+                                          : s->o.instances ? "none (instance maps: target 'instances' = id != 0)"
+                                                           : "none (regions only)");
+    if (s->o.instances)
+        cJSON_AddStringToObject(jv, "instances", "every distinct non-zero id of a file is one instance");
     if (s->regions) cJSON_AddStringToObject(jv, "regions", s->regions);
     if (s->o.has_ignore) cJSON_AddNumberToObject(jv, "ignore_label", (double)s->o.ignore_label);
     if (s->o.label_mean)

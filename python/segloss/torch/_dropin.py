@@ -67,6 +67,10 @@ class DropIn(torch.nn.Module):
 
     def forward(self, input, target):
         self._check_input(input)
+        if getattr(self, "other_act", None) is not None:
+            input = self.other_act(input)       # MONAI's other_act, under autograd; segloss then takes probabilities
+        if getattr(self, "reduction", None) == "none":
+            return self._none(input, target)    # MONAI's unreduced per-group values (monai.py)
         spec, tgt, post = self._plan(input, target)
         value = self._loss(spec)(input, tgt)
         return post(value) if post is not None else value

@@ -8,12 +8,14 @@ SoftclDiceLoss): swap `from monai.losses import DiceLoss` for
 `threads=` (segloss's thread count).
 
 An argument whose MONAI behaviour segloss does not reproduce exactly raises
-NotImplementedError naming it: other_act, reduction="none", soft_label=True,
+NotImplementedError naming it: reduction="none" of the compound losses, soft_label=True,
 weighting_mode="GDL", focal terms
 on soft targets, ... (docs/python.md lists them). Inputs without an
 activation (sigmoid=softmax=False) must be probabilities in [0, 1]; segloss
 refuses other values (RangeError) where MONAI would compute on them.
 """
+import warnings
+
 import torch
 
 from ._dropin import DropIn, as_label_map, is_binary, spec_of, unsupported
@@ -31,11 +33,19 @@ def _reduction(cls, reduction, allowed=("mean", "sum")):
     return r
 
 
-def _activation(cls, sigmoid, softmax, other_act, C):
-    if other_act is not None:
-        raise unsupported(cls, "other_act", "only sigmoid and softmax are built in")
-    if int(bool(sigmoid)) + int(bool(softmax)) > 1:
+def _activation(cls, sigmoid, softmax, other_act, C, allow_other=False):
+    """segloss's activation key. other_act (a callable on the whole input, as
+    MONAI) is applied in PyTorch by DropIn.forward before the segloss call, which
+    then takes probabilities (activation none): exact, the gradient flows through
+    it by autograd. Classes whose MONAI code does not apply it to the input of
+    the whole loss (DiceCELoss, DiceFocalLoss: the Dice term only) refuse it."""
+    if other_act is not None and not callable(other_act):
+        raise TypeError(f"other_act must be None or callable but is {type(other_act).__name__}.")
+    if int(bool(sigmoid)) + int(bool(softmax)) + int(other_act is not None) > 1:
         raise ValueError("Incompatible values: more than 1 of [sigmoid=True, softmax=True, other_act is not None].")
+    if other_act is not None and not allow_other:
+        raise unsupported(cls, "other_act", "MONAI applies it to the Dice term only; segloss computes the terms "
+                                            "in one call on one input")
     if sigmoid:
         return "sigmoid"
     if softmax and C > 1:      # MONAI ignores softmax for one channel (with a warning)
@@ -92,6 +102,35 @@ def _groups(input, include_background, batch):
     return kept * (1 if batch else input.shape[0])
 
 
+def _none_shape(f, input):
+    """MONAI's reduction="none": the per-group losses viewed with the input's number of
+    axes, f.shape[0:2] followed by ones (a broadcastable shape)."""
+    return f.view(list(f.shape[0:2]) + [1] * (input.dim() - 2))
+
+
+def _class_values(module, input, tgt, C, include_background, batch, weight, spec_for):
+    """MONAI's reduction="none" for the losses with one value per (sample, class), or per
+    class with batch: the (B, C') or (C',) tensor of weight_c * f. segloss returns the mean
+    over the groups of w_c * f with w its class weights, so the weight e_c (1 for class c, 0
+    elsewhere) gives f_c / C' for one sample (or the batch): one call per group, each with
+    its own exact gradient, the values scaled by C' (and MONAI's weight) under autograd."""
+    first = 1 if (not include_background and C > 1) else 0
+    kept = C - first
+    samples = [slice(None)] if batch else [slice(b, b + 1) for b in range(input.shape[0])]
+    rows = []
+    for sl in samples:
+        row = []
+        for c in range(first, C):
+            e = None
+            if C > 1:
+                e = [0.0] * C
+                e[c] = 1.0
+            v = module._loss(spec_for(e))(input[sl], tgt[sl]) * kept
+            row.append(v * weight[c] if weight is not None else v)
+        rows.append(torch.stack(row))
+    return rows[0] if batch else torch.stack(rows)
+
+
 class DiceLoss(DropIn):
     """monai.losses.DiceLoss."""
 
@@ -99,14 +138,25 @@ class DiceLoss(DropIn):
                  squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
                  weight=None, soft_label=False, *, threads=None):
         super().__init__(threads)
-        _activation("DiceLoss", sigmoid, softmax, other_act, 2)
-        self.reduction = _reduction("DiceLoss", reduction)
+        _activation("DiceLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.other_act = other_act
+        self.reduction = _reduction("DiceLoss", reduction, ("mean", "sum", "none"))
         if soft_label:
             raise unsupported("DiceLoss", "soft_label=True", "its soft-label Dice formula is not implemented")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
         self.sigmoid, self.softmax = sigmoid, softmax
         self.squared_pred, self.jaccard = squared_pred, jaccard
         self.smooth_nr, self.smooth_dr, self.batch, self.weight = float(smooth_nr), float(smooth_dr), batch, weight
+
+    def _none(self, input, target):
+        C = input.shape[1]
+        act = _activation("DiceLoss", self.sigmoid, self.softmax, None, C)
+        tgt = _region_target("DiceLoss", input, target, self.to_onehot_y)
+        w = _class_weight("DiceLoss", self.weight, C, self.include_background)
+        f = _class_values(self, input, tgt, C, self.include_background, self.batch, w,
+                          lambda e: _dice_spec("DiceLoss", C, act, self.include_background, self.squared_pred,
+                                               self.jaccard, self.smooth_nr, self.smooth_dr, self.batch, e))
+        return _none_shape(f, input)
 
     def _plan(self, input, target):
         C = input.shape[1]
@@ -129,8 +179,9 @@ class GeneralizedDiceLoss(DropIn):
                  w_type="square", reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False, soft_label=False,
                  *, threads=None):
         super().__init__(threads)
-        _activation("GeneralizedDiceLoss", sigmoid, softmax, other_act, 2)
-        self.reduction = _reduction("GeneralizedDiceLoss", reduction)
+        _activation("GeneralizedDiceLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.other_act = other_act
+        self.reduction = _reduction("GeneralizedDiceLoss", reduction, ("mean", "sum", "none"))
         w_type = getattr(w_type, "value", w_type)
         if w_type not in ("square", "simple", "uniform"):
             raise ValueError("GeneralizedDiceLoss: w_type %r is not one of square, simple, uniform" % (w_type,))
@@ -150,6 +201,16 @@ class GeneralizedDiceLoss(DropIn):
         n = 1 if self.batch else input.shape[0]
         return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
 
+    def _none(self, input, target):
+        """MONAI: one value per sample (B, 1), or (1,) with batch: the loss of each sample
+        alone (the weights are per sample), or the batch's."""
+        spec, tgt, _ = self._plan(input, target)
+        if self.batch:
+            f = self._loss(spec)(input, tgt).reshape(1)
+        else:
+            f = torch.stack([self._loss(spec)(input[b:b + 1], tgt[b:b + 1]) for b in range(input.shape[0])])[:, None]
+        return _none_shape(f, input)
+
 
 class TverskyLoss(DropIn):
     """monai.losses.TverskyLoss (alpha weighs the false positives, beta the false negatives)."""
@@ -158,22 +219,33 @@ class TverskyLoss(DropIn):
                  alpha=0.5, beta=0.5, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
                  soft_label=False, *, threads=None):
         super().__init__(threads)
-        _activation("TverskyLoss", sigmoid, softmax, other_act, 2)
-        self.reduction = _reduction("TverskyLoss", reduction)
+        _activation("TverskyLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.other_act = other_act
+        self.reduction = _reduction("TverskyLoss", reduction, ("mean", "sum", "none"))
         if soft_label:
             raise unsupported("TverskyLoss", "soft_label=True", "its soft-label formula is not implemented")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
         self.sigmoid, self.softmax, self.alpha, self.beta = sigmoid, softmax, float(alpha), float(beta)
         self.smooth_nr, self.smooth_dr, self.batch = float(smooth_nr), float(smooth_dr), batch
 
+    def _spec(self, C, act, weight=None):
+        return spec_of("tversky", activation=act, include_background=bool(self.include_background) if C > 1 else None,
+                       batch=bool(self.batch) or None, alpha=self.alpha, beta=self.beta,
+                       smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr, weight=weight)
+
+    def _none(self, input, target):
+        C = input.shape[1]
+        act = _activation("TverskyLoss", self.sigmoid, self.softmax, None, C)
+        tgt = _region_target("TverskyLoss", input, target, self.to_onehot_y)
+        # MONAI's TverskyLoss returns the (B, C') (batch: (C',)) scores as they are, no view
+        return _class_values(self, input, tgt, C, self.include_background, self.batch, None,
+                             lambda e: self._spec(C, act, e))
+
     def _plan(self, input, target):
         C = input.shape[1]
         act = _activation("TverskyLoss", self.sigmoid, self.softmax, None, C)
         tgt = _region_target("TverskyLoss", input, target, self.to_onehot_y)
-        spec = spec_of("tversky", activation=act,
-                       include_background=bool(self.include_background) if C > 1 else None,
-                       batch=bool(self.batch) or None, alpha=self.alpha, beta=self.beta,
-                       smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr)
+        spec = self._spec(C, act)
         n = _groups(input, self.include_background, self.batch)
         return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
 
@@ -240,8 +312,22 @@ def _focal(module, cls, input, target, include_background, to_onehot_y, gamma, a
         if C == 1:
             raise ValueError("%s: use_softmax=True needs more than one channel" % cls)
         if not include_background:
-            raise unsupported(cls, "use_softmax=True with include_background=False",
-                              "MONAI's softmax over the remaining channels is not segloss's")
+            # MONAI drops channel 0 of the logits and the one-hot target first, so its softmax
+            # runs over the remaining channels, and it ignores alpha (with a warning); a
+            # background voxel's target row is then all zero and adds nothing. segloss's
+            # softmax focal takes the same sliced input and rows (exact under autograd).
+            input, t = input[:, 1:], t[:, 1:]
+            kept = C - 1
+            if alpha is not None:
+                warnings.warn("`include_background=False`, `alpha` ignored when using softmax.")
+            w = _focal_weight(cls, weight, kept)
+            if kept == 1:       # a softmax over one channel is 1: MONAI's loss is 0
+                v = input.sum() * 0.0
+            else:
+                v = module._loss(spec_of("focal", activation="softmax", gamma=float(gamma), alpha=w))(input, t) / kept
+            if reduction == "sum":
+                v = v * (input.shape[0] * kept)
+            return v
         w = _focal_weight(cls, weight, C)
         a = alpha
         if w is not None:
@@ -292,8 +378,9 @@ class DiceCELoss(DropIn):
                  squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
                  weight=None, lambda_dice=1.0, lambda_ce=1.0, label_smoothing=0.0, *, threads=None):
         super().__init__(threads)
-        _activation("DiceCELoss", sigmoid, softmax, other_act, 2)
-        self.reduction = _reduction("DiceCELoss", reduction, ("mean",))
+        _activation("DiceCELoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.dice_act = other_act   # MONAI: the Dice term's other_act; the CE term takes the raw logits
+        self.reduction = _reduction("DiceCELoss", reduction, ("mean", "sum"))
         if lambda_dice < 0 or lambda_ce < 0:
             raise ValueError("lambda_dice and lambda_ce should be no less than 0.0.")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
@@ -303,7 +390,34 @@ class DiceCELoss(DropIn):
         self.lambda_dice, self.lambda_ce, self.label_smoothing = float(lambda_dice), float(lambda_ce), float(label_smoothing)
         self.weight = None if weight is None else torch.as_tensor(weight, dtype=torch.float64).flatten().tolist()
 
+    def forward(self, input, target):
+        if self.dice_act is None and self.reduction == "mean":
+            return super().forward(input, target)
+        # other_act or reduction="sum": the two terms as two segloss calls, each on its own
+        # input (MONAI's other_act acts on the Dice term only) and with its own scale
+        self._check_input(input)
+        dice, ce, tgt = self._terms(input, target)
+        dice_in = self.dice_act(input) if self.dice_act is not None else input
+        d, c = self._loss(dice)(dice_in, tgt), self._loss(ce)(input, tgt)
+        if self.reduction == "sum":
+            # MONAI: DiceLoss(reduction="sum"), the sum over its (sample, class) groups, and
+            # PyTorch's CrossEntropyLoss / BCEWithLogitsLoss(reduction="sum"): the weighted
+            # mean times its denominator, sum of w[y] over the voxels for class indices (PyTorch
+            # divides by it), the number of voxels for one-hot targets and for one channel
+            d = d * _groups(input, self.include_background, self.batch)
+            if tgt.dim() == input.dim() - 1 and self.weight is not None:
+                denom = torch.as_tensor(self.weight, dtype=torch.float64)[tgt.long()].sum()
+            else:
+                denom = tgt.numel() // (tgt.shape[1] if tgt.dim() == input.dim() else 1)
+            c = c * float(denom)
+        return self.lambda_dice * d + self.lambda_ce * c
+
     def _plan(self, input, target):
+        dice, ce, tgt = self._terms(input, target)
+        return "%r*%s+%r*%s" % (self.lambda_dice, dice, self.lambda_ce, ce), tgt, None
+
+    def _terms(self, input, target):
+        """The Dice and cross-entropy specs and the target."""
         C = input.shape[1]
         if input.dim() != target.dim():
             raise ValueError("the number of dimensions for input and target should be the same, got shape %s "
@@ -331,8 +445,7 @@ class DiceCELoss(DropIn):
         else:
             # CrossEntropyLoss(weight=weight): PyTorch's weighted mean, as segloss's ce
             ce = spec_of("ce", activation="softmax", label_smoothing=self.label_smoothing or None, weight=w)
-        spec = "%r*%s+%r*%s" % (self.lambda_dice, dice, self.lambda_ce, ce)
-        return spec, tgt, None
+        return dice, ce, tgt
 
 
 class DiceFocalLoss(DropIn):
@@ -345,8 +458,9 @@ class DiceFocalLoss(DropIn):
                  squared_pred=False, jaccard=False, reduction="mean", smooth_nr=1e-5, smooth_dr=1e-5, batch=False,
                  gamma=2.0, weight=None, lambda_dice=1.0, lambda_focal=1.0, alpha=None, *, threads=None):
         super().__init__(threads)
-        _activation("DiceFocalLoss", sigmoid, softmax, other_act, 2)
-        self.reduction = _reduction("DiceFocalLoss", reduction, ("mean",))
+        _activation("DiceFocalLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.dice_act = other_act   # MONAI: the Dice term's other_act; the focal term takes the raw logits
+        self.reduction = _reduction("DiceFocalLoss", reduction, ("mean", "sum"))
         if lambda_dice < 0 or lambda_focal < 0:
             raise ValueError("lambda_dice and lambda_focal should be no less than 0.0.")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
@@ -371,8 +485,12 @@ class DiceFocalLoss(DropIn):
                           self.smooth_nr, self.smooth_dr, self.batch, dw)
         # The focal term is evaluated on the raw input (MONAI's FocalLoss applies its own sigmoid).
         f = _focal(self, "DiceFocalLoss", input, target, self.include_background, self.to_onehot_y, self.gamma,
-                   self.alpha, self.weight, False, "mean")
-        return self.lambda_dice * self._loss(dice)(input, tgt) + self.lambda_focal * f
+                   self.alpha, self.weight, False, self.reduction)
+        dice_in = self.dice_act(input) if self.dice_act is not None else input
+        d = self._loss(dice)(dice_in, tgt)
+        if self.reduction == "sum":     # MONAI: both terms with reduction="sum"
+            d = d * _groups(input, self.include_background, self.batch)
+        return self.lambda_dice * d + self.lambda_focal * f
 
 
 class GeneralizedWassersteinDiceLoss(DropIn):
@@ -427,10 +545,12 @@ class HausdorffDTLoss(DropIn):
     def __init__(self, alpha=2.0, include_background=False, to_onehot_y=False, sigmoid=False, softmax=False,
                  other_act=None, reduction="mean", batch=False, *, threads=None):
         super().__init__(threads)
-        _activation("HausdorffDTLoss", sigmoid, softmax, other_act, 2)
-        self.reduction = _reduction("HausdorffDTLoss", reduction, ("mean",))
-        if batch:
-            raise unsupported("HausdorffDTLoss", "batch=True", "not compared with MONAI")
+        _activation("HausdorffDTLoss", sigmoid, softmax, other_act, 2, allow_other=True)
+        self.other_act = other_act
+        self.reduction = _reduction("HausdorffDTLoss", reduction, ("mean", "sum", "none"))
+        # batch=True: MONAI's per-channel mean over the batch and the voxels; every sample
+        # has as many voxels, so it is the mean over the samples of the per-sample means
+        self.batch = bool(batch)
         self.alpha, self.include_background, self.to_onehot_y = float(alpha), include_background, to_onehot_y
         self.sigmoid, self.softmax = sigmoid, softmax
 
@@ -440,7 +560,28 @@ class HausdorffDTLoss(DropIn):
         tgt = _region_target("HausdorffDTLoss", input, target, self.to_onehot_y)
         spec = spec_of("hausdorff_dt", activation=act, alpha=self.alpha,
                        include_background=bool(self.include_background) if C > 1 else None)
-        return spec, tgt, None
+        # MONAI: the mean over (sample, channel) of per-channel means; "sum" is their sum
+        n = _groups(input, self.include_background, self.batch)
+        return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
+
+    def _none(self, input, target):
+        """MONAI's reduction="none": (B, C', 1, ...), one value per sample and channel. The
+        activation is applied in PyTorch (MONAI's sigmoid/softmax, under autograd) and each
+        (sample, channel) is one segloss call on that channel's probabilities (activation none;
+        MONAI's distance fields threshold them at 0.5 per channel)."""
+        C = input.shape[1]
+        act = _activation("HausdorffDTLoss", self.sigmoid, self.softmax, None, C)
+        tgt = _region_target("HausdorffDTLoss", input, target, self.to_onehot_y)
+        p = torch.sigmoid(input) if act == "sigmoid" else torch.softmax(input, 1) if act == "softmax" else input
+        if not tgt.dtype.is_floating_point or tgt.dim() == input.dim() - 1:      # a label map: one-hot
+            tgt = torch.nn.functional.one_hot(tgt.long(), C).movedim(-1, 1).to(p.dtype)
+        first = 1 if (not self.include_background and C > 1) else 0
+        spec = spec_of("hausdorff_dt", activation="none", alpha=self.alpha)
+        f = torch.stack([torch.stack([self._loss(spec)(p[b:b + 1, c:c + 1], tgt[b:b + 1, c:c + 1])
+                                      for c in range(first, C)]) for b in range(input.shape[0])])
+        if self.batch:
+            f = f.mean(0, keepdim=True)
+        return _none_shape(f, input)
 
 
 class SoftclDiceLoss(DropIn):

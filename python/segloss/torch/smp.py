@@ -82,6 +82,11 @@ class _Region(DropIn):
         return post(value) if post is not None else value
 
     def _plan(self, y_pred, y_true):
+        return self._plan_from(*self._prepare(y_pred, y_true))
+
+    def _prepare(self, y_pred, y_true):
+        """smp's preparation of one call: (input, target, activation, ignore_index, classes
+        present in the batch, chosen classes) in the form segloss takes."""
         cls = type(self).__name__
         C = y_pred.shape[1]
         ign = self.ignore_index
@@ -124,6 +129,10 @@ class _Region(DropIn):
         for c in chosen:
             if not 0 <= c < C:
                 raise IndexError("%s: class %d out of range for %d channels" % (cls, c, C))
+        return inp, tgt, act, ign, present, chosen
+
+    def _plan_from(self, inp, tgt, act, ign, present, chosen):
+        C = inp.shape[1]
         # smp: loss · [class present in the batch], then the mean over the chosen classes.
         w = [0.0] * C
         for c in chosen:
@@ -214,12 +223,33 @@ class TverskyLoss(_Region):
     def __init__(self, mode, classes=None, log_loss=False, from_logits=True, smooth=0.0, ignore_index=None,
                  eps=1e-7, alpha=0.5, beta=0.5, gamma=1.0, *, threads=None):
         super().__init__(mode, classes, log_loss, from_logits, smooth, ignore_index, eps, threads)
-        if log_loss:
-            raise unsupported("TverskyLoss", "log_loss=True", "segloss's tversky has no log form")
         self.alpha, self.beta, self.gamma = float(alpha), float(beta), float(gamma)
 
     def _keys(self):
         return {"alpha": self.alpha, "beta": self.beta}
+
+    def forward(self, y_pred, y_true):
+        if not self.log_loss:
+            return super().forward(y_pred, y_true)
+        # log_loss: segloss's tversky has no log form, so each present chosen class's score is
+        # taken from its own call (class weight e_c: segloss's value is (1 − score_c)/C) and
+        # smp's −log(max(score, eps)), mask, mean over the chosen classes and power are
+        # applied here, under autograd
+        self._check_input(y_pred)
+        inp, tgt, act, ign, present, chosen = self._prepare(y_pred, y_true)
+        C = inp.shape[1]
+        total = inp.sum() * 0.0
+        for c in chosen:
+            if not present[c]:
+                continue                     # smp: an absent class's loss is multiplied by 0
+            keys = dict(activation=act, batch=True, smooth_nr=self.smooth, smooth_dr=self.smooth, ignore_index=ign,
+                        include_background=True if C > 1 else None, alpha=self.alpha, beta=self.beta)
+            if C > 1:
+                keys["weight"] = [1.0 if k == c else 0.0 for k in range(C)]
+            v = self._loss(spec_of("tversky", **keys))(inp, tgt)
+            score = 1.0 - v * C
+            total = total - torch.log(score.clamp_min(self.eps))
+        return (total / len(chosen)) ** self.gamma
 
     def _post(self, scale):
         g = self.gamma
@@ -234,17 +264,55 @@ class FocalLoss(DropIn):
                  reduced_threshold=None, *, threads=None):
         super().__init__(threads)
         self.mode = _mode("FocalLoss", mode)
-        if reduction != "mean":
-            raise unsupported("FocalLoss", "reduction=%r" % (reduction,), "segloss averages")
-        if normalized:
-            raise unsupported("FocalLoss", "normalized=True", "not offered by segloss's focal loss")
+        # smp's focal_loss_with_logits reduces a flat vector (per class in multiclass mode):
+        # "sum" and "batchwise_mean" (loss.sum(0) of a 1-D vector) are the mean times the number
+        # of entries; "none" is the per-entry loss, which segloss's scalar does not give
+        if reduction == "none":
+            raise unsupported("FocalLoss", "reduction='none'", "segloss returns the reduced value, not one per entry")
+        if reduction not in ("mean", "sum", "batchwise_mean"):
+            raise ValueError("FocalLoss: unknown reduction %r" % (reduction,))
+        self.reduction = reduction
+        # smp's focal_loss_with_logits(normalized=, reduced_threshold=): segloss's focal keys of
+        # the same names (docs/losses-distribution.md); reduced_threshold must lie in (0, 1]
+        # (segloss's range; 0 would divide by zero in smp)
+        self.normalized = bool(normalized)
         if reduced_threshold is not None:
-            raise unsupported("FocalLoss", "reduced_threshold", "not offered by segloss's focal loss")
+            reduced_threshold = float(reduced_threshold)
+            if not 0 < reduced_threshold <= 1:
+                raise ValueError("FocalLoss: reduced_threshold must be in (0, 1], got %r" % reduced_threshold)
+        self.reduced_threshold = reduced_threshold
         self.alpha, self.gamma, self.ignore_index = alpha, float(gamma), ignore_index
 
+    def _per_class(self, y_pred, y_true):
+        """multiclass with normalized=True: smp normalises each class's one-vs-rest term by
+        that class's own sum of focal factors, then sums the classes; one segloss call per
+        class on its channel (a binary label map, the ignored voxels kept as ignore_index)."""
+        lab = _multiclass_labels("FocalLoss", y_pred, y_true)
+        keys = dict(activation="sigmoid", gamma=self.gamma, alpha=None if self.alpha is None else float(self.alpha),
+                    ignore_index=self.ignore_index, normalized=True, reduced_threshold=self.reduced_threshold)
+        spec = spec_of("focal", **keys)
+        total = 0
+        for c in range(y_pred.shape[1]):
+            t = (lab == c).long()
+            if self.ignore_index is not None:
+                t = torch.where(lab == self.ignore_index, torch.full_like(t, self.ignore_index), t)
+            total = total + self._loss(spec)(y_pred[:, c:c + 1], t)
+        return total
+
     def forward(self, y_pred, y_true):
+        value = self._mean(y_pred, y_true)
+        if self.reduction == "mean":
+            return value
+        # the entries of each reduced vector: every (channel, voxel) (binary, multilabel) or
+        # voxel (multiclass, per class) whose target is not ignore_index
+        n = y_true.numel() if self.ignore_index is None else int((y_true != self.ignore_index).sum())
+        return value * n
+
+    def _mean(self, y_pred, y_true):
         # as DropIn.forward, except that _plan may hand over its own (input, target) pair
         self._check_input(y_pred)
+        if self.normalized and self.mode == MULTICLASS_MODE:
+            return self._per_class(y_pred, y_true)
         spec, tgt, post = self._plan(y_pred, y_true)
         x, t = tgt if isinstance(tgt, tuple) else (y_pred, tgt)
         value = self._loss(spec)(x, t)
@@ -253,7 +321,8 @@ class FocalLoss(DropIn):
     def _plan(self, y_pred, y_true):
         C = y_pred.shape[1]
         keys = dict(activation="sigmoid", gamma=self.gamma, alpha=None if self.alpha is None else float(self.alpha),
-                    ignore_index=self.ignore_index)
+                    ignore_index=self.ignore_index, normalized=True if self.normalized else None,
+                    reduced_threshold=self.reduced_threshold)
         scale = 1.0
         if self.mode == MULTICLASS_MODE:
             tgt = _multiclass_labels("FocalLoss", y_pred, y_true)
