@@ -148,9 +148,32 @@ static void random_suffix(char out[7])
     out[6] = 0;
 }
 
-/* Is `name` one of our temporary names (".ANY.sltmp-PID-XXXXXX")? Returns
- * the pid, or 0. */
-static long leftover_pid(const char *name)
+/* This machine's tag in temporary names: 8 hex digits of an FNV-1a hash of
+ * the host name. A pid means something only on the machine that wrote it:
+ * on a folder shared by several machines (a cluster's file system) a file
+ * from another host must never be taken for a dead process's leftover. */
+static void host_tag(char out[9])
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)host; *c; c++) h = (h ^ *c) * 16777619u;
+    snprintf(out, 9, "%08x", (unsigned)h);
+}
+
+static int is_alnum_run(const char *q, int n)
+{
+    for (int i = 0; i < n; i++, q++)
+        if (!((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9')))
+            return 0;
+    return 1;
+}
+
+/* Is `name` one of our temporary names written on this host
+ * (".ANY.sltmp-PID-HOSTTAG-XXXXXX", or the older ".ANY.sltmp-PID-XXXXXX",
+ * which carried no host and was only ever written locally)? Returns the
+ * pid, or 0 (not ours, or another host's). */
+static long leftover_pid(const char *name, const char *tag)
 {
     if (name[0] != '.') return 0;
     const char *m = NULL;
@@ -164,10 +187,9 @@ static long leftover_pid(const char *name)
         digits++;
     }
     if (digits == 0 || *q++ != '-') return 0;
-    for (int i = 0; i < 6; i++, q++)
-        if (!((*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9')))
-            return 0;
-    return *q == 0 ? pid : 0;
+    if (strlen(q) == 6) return is_alnum_run(q, 6) ? pid : 0;
+    if (strlen(q) != 15 || q[8] != '-' || !is_alnum_run(q + 9, 6)) return 0;
+    return strncmp(q, tag, 8) == 0 ? pid : 0;
 }
 
 /* Removes the temporary files of processes that no longer run (a killed
@@ -178,9 +200,11 @@ static void clean_leftovers(const char *dir)
     DIR *d = opendir(dir);
     if (!d) return;
     const long self = (long)getpid();
+    char tag[9];
+    host_tag(tag);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        long pid = leftover_pid(e->d_name);
+        long pid = leftover_pid(e->d_name, tag);
         if (pid <= 0 || pid == self || pid > INT32_MAX) continue;
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         struct stat sb;
@@ -224,7 +248,9 @@ static sl_status open_atomic(sl_out *o, const struct stat *old, char *msg, size_
     if (!o->dir) return fail(o, ENOMEM, o->path, msg, msglen);
     clean_leftovers(o->dir);
 
-    /* ".NAME.sltmp-PID-XXXXXX", NAME cut to keep the whole within NAME_MAX */
+    /* ".NAME.sltmp-PID-HOSTTAG-XXXXXX", NAME cut to keep the whole within NAME_MAX */
+    char tag[9];
+    host_tag(tag);
     size_t blen = strlen(base);
     if (blen > 200) blen = 200;
     size_t cap = strlen(o->dir) + blen + 64;
@@ -234,7 +260,8 @@ static sl_status open_atomic(sl_out *o, const struct stat *old, char *msg, size_
     for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
         char suf[7];
         random_suffix(suf);
-        snprintf(o->tmp, cap, "%s/.%.*s" TMP_MARK "%ld-%s", o->dir, (int)blen, base, (long)getpid(), suf);
+        snprintf(o->tmp, cap, "%s/.%.*s" TMP_MARK "%ld-%s-%s", o->dir, (int)blen, base, (long)getpid(), tag,
+                 suf);
         /* 0666 so the umask decides a new file's bits, as for any file */
         fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
         if (fd < 0 && errno != EEXIST) break;

@@ -7,7 +7,8 @@
  *     bytes go to a fresh temporary file in the target's folder, created
  *     exclusively (O_CREAT|O_EXCL|O_NOFOLLOW, random suffix, never a
  *     predictable name, never opened through a symlink) and named
- *     `.NAME.sltmp-<pid>-XXXXXX`; it takes the existing target's permission
+ *     `.NAME.sltmp-<pid>-<host>-XXXXXX` (<host>: 8 hex digits of a hash of
+ *     the host name); it takes the existing target's permission
  *     bits (and owner, where the process may set it) or, for a new file, the
  *     usual 0666 minus the umask. Commit fflushes, fsyncs, renames it over
  *     the target and fsyncs the folder, so a reader sees the old file or the
@@ -22,8 +23,10 @@
  *     target's folder); the link itself stays.
  *   - anything else (a folder, a socket, a block device): refused.
  *
- * Leftovers: a temporary file whose pid is no longer running (a killed run)
- * is removed by the next atomic write into the same folder.
+ * Leftovers: a temporary file written on this host whose pid is no longer
+ * running (a killed run) is removed by the next atomic write into the same
+ * folder. Files another host wrote into a shared folder are left alone: a
+ * pid says nothing about another machine's processes.
  *
  * Errors: one line naming the path and the system's reason
  * ("cannot write PATH: REASON"), status SL_EIO (SL_ENOMEM for memory).

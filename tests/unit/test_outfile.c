@@ -115,6 +115,17 @@ static void test_regular(void)
     }
 }
 
+/* The host tag the writer puts in temporary names, written out here from
+ * its definition (FNV-1a over the host name, 8 hex digits). */
+static void host_tag(char out[9])
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+    unsigned h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)host; *c; c++) h = (h ^ *c) * 16777619u;
+    snprintf(out, 9, "%08x", h);
+}
+
 static void test_temp_names(void)
 {
     char msg[512] = "";
@@ -123,9 +134,10 @@ static void test_temp_names(void)
     sl_out_open(at("t.npy"), &a, msg, sizeof msg);
     char first[512];
     snprintf(first, sizeof first, "%s", tmp_name());
-    /* ".t.npy.sltmp-<pid>-XXXXXX" */
-    char want[64];
-    snprintf(want, sizeof want, ".t.npy.sltmp-%ld-", (long)getpid());
+    /* ".t.npy.sltmp-<pid>-<host>-XXXXXX" */
+    char want[64], tag[9];
+    host_tag(tag);
+    snprintf(want, sizeof want, ".t.npy.sltmp-%ld-%s-", (long)getpid(), tag);
     CHECK(strncmp(first, want, strlen(want)) == 0 && strlen(first) == strlen(want) + 6,
           "temporary name '%s' (want '%sXXXXXX')", first, want);
     struct stat sb;
@@ -309,7 +321,14 @@ static void test_leftovers(void)
     pid_t child = fork();
     if (child == 0) _exit(0);
     waitpid(child, NULL, 0);
-    char dead[128], alive[128], other[128];
+    char dead[128], alive[128], other[128], dead_here[128], dead_away[128], tag[9];
+    host_tag(tag);
+    /* the same dead pid written by another machine into a shared folder */
+    const char *away = strcmp(tag, "00000000") == 0 ? "00000001" : "00000000";
+    snprintf(dead_here, sizeof dead_here, ".h.bin.sltmp-%ld-%s-Ab3xYz", (long)child, tag);
+    snprintf(dead_away, sizeof dead_away, ".a.bin.sltmp-%ld-%s-Ab3xYz", (long)child, away);
+    put(at(dead_here), "junk");
+    put(at(dead_away), "another host's");
     snprintf(dead, sizeof dead, ".m.bin.sltmp-%ld-Ab3xYz", (long)child);
     snprintf(alive, sizeof alive, ".m.bin.sltmp-%ld-Qw9erT", (long)getppid());
     snprintf(other, sizeof other, ".notours.sltmp-%ld-short", (long)child);
@@ -320,6 +339,10 @@ static void test_leftovers(void)
     CHECK(st == SL_OK && access(at(dead), F_OK) != 0, "a killed run's temporary file is removed");
     CHECK(access(at(alive), F_OK) == 0, "a running process's temporary file is kept");
     CHECK(access(at(other), F_OK) == 0, "a name that is not ours is kept");
+    CHECK(access(at(dead_here), F_OK) != 0, "a killed run's file with this host's tag is removed");
+    CHECK(access(at(dead_away), F_OK) == 0,
+          "another host's file is kept although its pid does not run here (shared folders)");
+    unlink(at(dead_away));
     unlink(at(alive));
     unlink(at(other));
 }
