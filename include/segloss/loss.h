@@ -54,8 +54,9 @@ typedef struct sl_target {
                               of every term, w > 0 weights it (a mean becomes
                               Σ w·l / Σ w, a region sum Σ p·g becomes Σ w·p·g). NULL =
                               every voxel weighs 1. Weights must be finite and >= 0.
-                              Losses that cannot weight voxels refuse a mask (SL_EINVAL);
-                              docs/losses.md#masks lists which take one. */
+                              Every loss of the catalogue takes one (a loss that could
+                              not would refuse it with SL_EINVAL); docs/losses.md#masks
+                              gives each loss's masked form. */
 } sl_target;
 
 /* Per-call options of sl_loss_forward. */
