@@ -256,7 +256,7 @@ static sl_status eval_cldice(sl_term *t, const sl_ctx *cx, double *value, char *
 {
     const sl_params *pr = &t->prm;
     const int64_t N = cx->N, C = cx->C, S = cx->S, M = N * C;
-    const int pool = pr->mode;
+    const int pool = pr->pool_classes;
     const int64_t first = (!pr->include_background && C > 1) ? 1 : 0;
     const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
     const grid3 gr = grid_of(&cx->dims);
@@ -401,7 +401,7 @@ static sl_status validate_cldice(const sl_params *p, char *msg, size_t msglen)
 {
     if (!(p->smooth_dr > 0))
         return sl_errf(msg, msglen, SL_EINVAL, "cldice: smooth_dr must be > 0 (an empty skeleton would give 0/0)");
-    if (p->mode && p->weight_mode != SL_WEIGHT_NONE)
+    if (p->pool_classes && p->weight_mode != SL_WEIGHT_NONE)
         return sl_errf(msg, msglen, SL_EINVAL, "cldice: weight has no meaning with pool_classes=true");
     return SL_OK;
 }
@@ -411,7 +411,7 @@ static const sl_key cldice_keys[] = {
     {"include_background", SL_KEY_BOOL, SL_P(include_background), 1, 0, 1, NULL,
      "false drops class 0 (C > 1); MONAI drops it"},
     {"batch", SL_KEY_BOOL, SL_P(batch), 0, 0, 1, NULL, "pool the sums over the batch"},
-    {"pool_classes", SL_KEY_BOOL, SL_P(mode), 0, 0, 1, NULL,
+    {"pool_classes", SL_KEY_BOOL, SL_P(pool_classes), 0, 0, 1, NULL,
      "add the sums of the included classes before the ratios (MONAI, with batch=true)"},
     {"smooth_nr", SL_KEY_NUMBER, SL_P(smooth_nr), 1, 0, 1e6, NULL, "added to the numerators of Tprec and Tsens"},
     {"smooth_dr", SL_KEY_NUMBER, SL_P(smooth_dr), 1, 0, 1e6, NULL, "added to their denominators (> 0)"},
@@ -426,4 +426,4 @@ const sl_term_class sl_loss_cldice = {
     {"cldice", "boundary", "1 − soft clDice: topology precision/sensitivity of soft skeletons (min/max pooling)",
      "Shit et al. 2021 (CVPR); matches MONAI SoftclDiceLoss with include_background=false, batch=true, "
      "pool_classes=true"},
-    cldice_keys, SL_TAKES_MASK, validate_cldice, eval_cldice, NULL, NULL};
+    cldice_keys, SL_TAKES_MASK | SL_PER_CLASS, validate_cldice, eval_cldice, NULL, NULL};

@@ -275,4 +275,4 @@ const sl_term_class sl_loss_edge_dice = {
     {"edge_dice", "boundary",
      "alpha·Dice(p, g) + (1 − alpha)·Dice(E(p), E(g)), E = |Laplacian|/n (8-neighbour in 2-D, 26 in 3-D)",
      "seed \"Dice Loss实战\" 2.2.2 (fixed as docs/losses-morphology.md); Dice as MONAI DiceLoss"},
-    edge_dice_keys, SL_TAKES_MASK, NULL, eval_edge_dice, NULL, NULL};
+    edge_dice_keys, SL_TAKES_MASK | SL_PER_CLASS, NULL, eval_edge_dice, NULL, NULL};

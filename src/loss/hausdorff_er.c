@@ -202,7 +202,7 @@ static sl_status eval_hausdorff_er(sl_term *t, const sl_ctx *cx, double *value, 
 #pragma omp atomic read
             failed = oom;
             /* an excluded group (or weight 0) adds nothing to the value or the gradient */
-            if (failed || dl[gi] == 0) continue;
+            if (failed || (dl[gi] == 0 && !cx->cls)) continue; /* reduction=none wants every value */
             const int64_t n = gi / C, c = gi % C;
             double *work = sl_malloc((int64_t)(pr->iters + 4) * S, sizeof(double));
             unsigned char *valid = has_ignore ? sl_malloc(S, 1) : NULL;
@@ -250,4 +250,4 @@ const sl_term_class sl_loss_hausdorff_er = {
     {"hausdorff_er", "boundary",
      "erosion-based Hausdorff loss: mean of Σ_k k^alpha · (normalised k-th soft erosion of (p − g)²)",
      "Karimi & Salcudean 2019 (IEEE TMI); matches kornia HausdorffERLoss / HausdorffERLoss3D"},
-    hausdorff_er_keys, SL_TAKES_MASK, NULL, eval_hausdorff_er, NULL, NULL};
+    hausdorff_er_keys, SL_TAKES_MASK | SL_PER_CLASS, NULL, eval_hausdorff_er, NULL, NULL};

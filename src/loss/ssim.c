@@ -229,7 +229,7 @@ static sl_status eval_ssim(sl_term *t, const sl_ctx *cx, double *value, char *ms
             int failed;
 #pragma omp atomic read
             failed = oom;
-            if (failed || dl[m] == 0) continue;
+            if (failed || (dl[m] == 0 && !cx->cls)) continue; /* reduction=none wants every value */
             const int masked = cx->target->mask != NULL;
             double *buf = sl_malloc((masked ? 14 : 13) * S, sizeof(double)); /* O <= S: pw fits in S */
             unsigned char *valid = has_ignore ? sl_malloc(S, 1) : NULL;
@@ -282,4 +282,4 @@ static const sl_key ssim_keys[] = {
 const sl_term_class sl_loss_ssim = {
     {"ssim", "boundary", "1 − SSIM(p_c, g_c) with a Gaussian window, mean over samples and classes",
      "Huang et al. 2020 (UNet 3+ hybrid loss), SSIM of Wang et al. 2004; matches MONAI SSIMLoss"},
-    ssim_keys, SL_TAKES_MASK, validate_ssim, eval_ssim, NULL, NULL};
+    ssim_keys, SL_TAKES_MASK | SL_PER_CLASS, validate_ssim, eval_ssim, NULL, NULL};

@@ -139,7 +139,7 @@ def ref_blob(x, target, C, mask, smooth_nr=1e-5, smooth_dr=1e-5):
     return sum(groups) / len(groups)
 
 
-def ref_ssim(x, target, C, mask, window=3, sigma=1.5, padding="valid"):
+def ref_ssim(x, target, C, mask, window=3, sigma=1.5, padding="valid", groups=False):
     p = R.probs(x, C, "auto")
     g = R.onehot(target, C)
     N, sp, nd = x.shape[0], tuple(x.shape[2:]), x.dim() - 2
@@ -157,10 +157,10 @@ def ref_ssim(x, target, C, mask, window=3, sigma=1.5, padding="valid"):
     om = mask[(slice(None), 0) + tuple(slice(h, h + o) for o in ux.shape[2:])].reshape(N, 1, -1)
     W = om.sum(-1)
     l = torch.where(W > 0, 1 - (om * s).sum(-1) / W.clamp(min=1e-300), torch.zeros_like(s[..., 0]))
-    return RR.mean_groups(l, C, None, True)
+    return l if groups else RR.mean_groups(l, C, None, True)  # groups: the (N, C) values
 
 
-def ref_edge_dice(x, target, C, mask, alpha=0.7):
+def ref_edge_dice(x, target, C, mask, alpha=0.7, groups=False):
     p = R.probs(x, C, "auto")
     g = R.onehot(target, C)
     N, sp = x.shape[0], tuple(x.shape[2:])
@@ -172,10 +172,10 @@ def ref_edge_dice(x, target, C, mask, alpha=0.7):
         return (2 * (mask * a * b).sum(axes) + 1e-5) / ((mask * a).sum(axes) + (mask * b).sum(axes) + 1e-5)
 
     l = alpha * (1 - dice(p, g)) + (1 - alpha) * (1 - dice(ep, eg))
-    return RR.mean_groups(l, C, None, True)
+    return l if groups else RR.mean_groups(l, C, None, True)  # groups: the (N, C) values
 
 
-def ref_hausdorff_er(x, target, C, mask, alpha=2.0, erosions=3):
+def ref_hausdorff_er(x, target, C, mask, alpha=2.0, erosions=3, groups=False):
     p = R.probs(x, C, "auto")
     g = R.onehot(target, C)
     N, nd, sp = x.shape[0], x.dim() - 2, tuple(x.shape[2:])
@@ -196,10 +196,10 @@ def ref_hausdorff_er(x, target, C, mask, alpha=2.0, erosions=3):
     axes = list(range(2, x.dim()))
     W = mask.sum(axes)
     l = torch.where(W > 0, (total * mask).sum(axes) / W.clamp(min=1e-300), torch.zeros_like(W))
-    return RR.mean_groups(l, C, None, True)
+    return l if groups else RR.mean_groups(l, C, None, True)  # groups: the (N, C) values
 
 
-def ref_cldice(x, target, C, mask, iters=3):
+def ref_cldice(x, target, C, mask, iters=3, groups=False):
     p = R.probs(x, C, "auto")
     g = R.onehot(target, C)
     N, sp = x.shape[0], tuple(x.shape[2:])
@@ -208,7 +208,8 @@ def ref_cldice(x, target, C, mask, iters=3):
     axes = list(range(2, x.dim()))
     s = [(mask * sk_p * g).sum(axes), (mask * sk_p).sum(axes), (mask * sk_g * p).sum(axes), (mask * sk_g).sum(axes)]
     tprec, tsens = (s[0] + 1) / (s[1] + 1), (s[2] + 1) / (s[3] + 1)
-    return RR.mean_groups(1 - 2 * tprec * tsens / (tprec + tsens), C, None, True)
+    l = 1 - 2 * tprec * tsens / (tprec + tsens)
+    return l if groups else RR.mean_groups(l, C, None, True)  # groups: the (N, C) values
 
 
 # ---------------------------------------------------------------- cases
