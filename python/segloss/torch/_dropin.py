@@ -51,10 +51,11 @@ class DropIn(torch.nn.Module):
         self.threads = threads
         self._losses = {}
 
-    def _loss(self, spec):
-        if spec not in self._losses:
-            self._losses[spec] = SegLoss(spec, threads=self.threads)
-        m = self._losses[spec]
+    def _loss(self, spec, reduction="mean"):
+        key = spec if reduction == "mean" else (spec, reduction)
+        if key not in self._losses:
+            self._losses[key] = SegLoss(spec, threads=self.threads, reduction=reduction)
+        m = self._losses[key]
         m.train(self.training)
         return m
 
@@ -68,7 +69,8 @@ class DropIn(torch.nn.Module):
     def forward(self, input, target):
         self._check_input(input)
         spec, tgt, post = self._plan(input, target)
-        value = self._loss(spec)(input, tgt)
+        # reduction="none" (where a subclass allows it): SegLoss's (N, K) values, shaped by post
+        value = self._loss(spec, "none" if getattr(self, "reduction", None) == "none" else "mean")(input, tgt)
         return post(value) if post is not None else value
 
     def __getstate__(self):

@@ -8,7 +8,8 @@ SoftclDiceLoss): swap `from monai.losses import DiceLoss` for
 `threads=` (segloss's thread count).
 
 An argument whose MONAI behaviour segloss does not reproduce exactly raises
-NotImplementedError naming it: other_act, reduction="none", soft_label=True,
+NotImplementedError naming it: other_act, reduction="none" (DiceLoss and
+TverskyLoss take it, without batch=True), soft_label=True,
 weighting_mode="GDL", focal terms
 on soft targets, ... (docs/python.md lists them). Inputs without an
 activation (sigmoid=softmax=False) must be probabilities in [0, 1]; segloss
@@ -86,6 +87,16 @@ def _dice_spec(cls, C, act, include_background, squared_pred, jaccard, smooth_nr
     return spec_of("dice", smooth_nr=smooth_nr, smooth_dr=smooth_dr, **keys)
 
 
+def _none_matrix(cls, input, include_background, batch):
+    """MONAI's reduction="none" for the per-(sample, class) losses: segloss's (N, C) values with a dropped
+    background column removed, shaped (N, C', 1, ...) as MONAI keeps the reduced spatial axes."""
+    if batch:
+        raise unsupported(cls, "reduction='none' with batch=True", "segloss gives per-sample values only")
+    C, nd = input.shape[1], input.dim() - 2
+    drop = not include_background and C > 1
+    return lambda m: (m[:, 1:] if drop else m).reshape(tuple(m.shape[:1]) + (m.shape[1] - drop,) + (1,) * nd)
+
+
 def _groups(input, include_background, batch):
     C = input.shape[1]
     kept = C - 1 if (not include_background and C > 1) else C
@@ -100,7 +111,7 @@ class DiceLoss(DropIn):
                  weight=None, soft_label=False, *, threads=None):
         super().__init__(threads)
         _activation("DiceLoss", sigmoid, softmax, other_act, 2)
-        self.reduction = _reduction("DiceLoss", reduction)
+        self.reduction = _reduction("DiceLoss", reduction, ("mean", "sum", "none"))
         if soft_label:
             raise unsupported("DiceLoss", "soft_label=True", "its soft-label Dice formula is not implemented")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
@@ -115,6 +126,8 @@ class DiceLoss(DropIn):
         w = _class_weight("DiceLoss", self.weight, C, self.include_background)
         spec = _dice_spec("DiceLoss", C, act, self.include_background, self.squared_pred, self.jaccard,
                           self.smooth_nr, self.smooth_dr, self.batch, w)
+        if self.reduction == "none":
+            return spec, tgt, _none_matrix("DiceLoss", input, self.include_background, self.batch)
         n = _groups(input, self.include_background, self.batch)
         return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
 
@@ -159,7 +172,7 @@ class TverskyLoss(DropIn):
                  soft_label=False, *, threads=None):
         super().__init__(threads)
         _activation("TverskyLoss", sigmoid, softmax, other_act, 2)
-        self.reduction = _reduction("TverskyLoss", reduction)
+        self.reduction = _reduction("TverskyLoss", reduction, ("mean", "sum", "none"))
         if soft_label:
             raise unsupported("TverskyLoss", "soft_label=True", "its soft-label formula is not implemented")
         self.include_background, self.to_onehot_y = include_background, to_onehot_y
@@ -174,6 +187,8 @@ class TverskyLoss(DropIn):
                        include_background=bool(self.include_background) if C > 1 else None,
                        batch=bool(self.batch) or None, alpha=self.alpha, beta=self.beta,
                        smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr)
+        if self.reduction == "none":
+            return spec, tgt, _none_matrix("TverskyLoss", input, self.include_background, self.batch)
         n = _groups(input, self.include_background, self.batch)
         return spec, tgt, (lambda v: v * n) if self.reduction == "sum" else None
 
