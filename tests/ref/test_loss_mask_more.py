@@ -27,6 +27,7 @@ import slref
 from test_loss_cldice import soft_skel
 from test_loss_edge_dice import edge_map
 from test_loss_hausdorff_er import cross_kernel
+import test_loss_mask as M
 from test_loss_mask import draw_mask
 from test_loss_ssim import kernel
 
@@ -232,6 +233,9 @@ CASES = [
     ("hausdorff_er", "hausdorff_er(erosions=3)", ref_hausdorff_er, {}, (1, 3), ("labels", "soft"),
      {"fd_step": 1e-4, "fd_rel": 2e-2}),
     ("cldice", "cldice", ref_cldice, {}, (1, 3), ("labels", "soft"), {"fd_step": 1e-4, "fd_rel": 2e-2}),
+    # the survey's pixel- plus lesion-level compound as the spec expresses it (docs/losses.md): α·blob + (1 − α)·focal
+    ("blob+focal", "0.3*blob+0.7*focal", lambda x, t, C, mask: 0.3 * ref_blob(x, t, C, mask) +
+     0.7 * M.ref_focal(x, t, C, mask), {}, (1, 3), ("labels",), {}),
 ]
 
 
