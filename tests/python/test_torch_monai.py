@@ -314,7 +314,10 @@ def main():
         chk.close("DiceCELoss after %s" % what, float(m(xt, torch.tensor(lab))), want, rtol=0, atol=0,
                   group="drop-in copies")
     raises(chk, "DiceLoss other_act", lambda: M.DiceLoss(other_act=torch.tanh), NotImplementedError, ["other_act"])
-    raises(chk, "DiceLoss reduction none", lambda: M.DiceLoss(reduction="none"), NotImplementedError, ["reduction"])
+    # DiceLoss/TverskyLoss take reduction="none" (tests/python/test_torch_reduction_none.py); the compounds do not
+    raises(chk, "DiceCELoss reduction none", lambda: M.DiceCELoss(reduction="none"), NotImplementedError, ["reduction"])
+    raises(chk, "DiceLoss reduction none, batch", lambda: M.DiceLoss(reduction="none", batch=True, softmax=True, to_onehot_y=True)(
+        xt, torch.tensor(lab)), NotImplementedError, ["batch=True"])
     raises(chk, "DiceLoss soft_label", lambda: M.DiceLoss(soft_label=True), NotImplementedError, ["soft_label"])
     raises(chk, "DiceLoss sigmoid+softmax", lambda: M.DiceLoss(sigmoid=True, softmax=True), ValueError, ["sigmoid"])
     raises(chk, "GWDL GDL mode", lambda: M.GeneralizedWassersteinDiceLoss(1 - np.eye(3), weighting_mode="GDL"),
