@@ -221,7 +221,7 @@ sl_status sl_loss_state_set(sl_loss *loss, const void *buf, size_t len, char *ms
  *   upstream: (N, K) doubles, NULL = all ones (the gradient of Σ M). Codes
  *   as sl_loss_forward, plus SL_ENONFINITE for a non-finite upstream; a
  *   failure inside a sample names it ("sample 2: ..."). The fused path is
- *   not used.
+ *   not used; sl_loss_term_value() afterwards holds the last sample's terms.
  */
 sl_status sl_loss_none_columns(const sl_loss *loss, const sl_dims *dims, int64_t *cols, char *msg, size_t msglen);
 sl_status sl_loss_forward_none(sl_loss *loss, const float *scores, const sl_dims *dims, const sl_target *target,
