@@ -31,6 +31,10 @@ static const char *usage_text =
     "                    numeric dtype, finite and >= 0: 0 excludes a voxel from every\n"
     "                    statistic, w weights it (docs/losses.md#masks)\n"
     "  --training        update stateful losses (adaptive_dice) as a training step would\n"
+    "  --reduction none  per-sample values (MONAI/smp reduction=\"none\"): writes the\n"
+    "                    matrix M, (N, C) for per-class losses, else (N, 1), float64, to\n"
+    "  --values V.npy    (needed with --reduction none); --grad is then d(Σ U·M)/d(X)\n"
+    "  --upstream U.npy  the weights U (N, K) of that sum, float; default all ones\n"
     "  --threads N       threads (default: all cores)\n"
     "  --list            list every loss with its keys and defaults\n"
     "\n"
@@ -58,6 +62,8 @@ typedef struct {
     const char *spec, *input, *target, *grad, *dist, *mask;
     double spacing[3];
     int nspacing, threads, training;
+    int none;                       /* --reduction none */
+    const char *values, *upstream;  /* with --reduction none */
 } loss_opts;
 
 static int parse(int argc, char **argv, loss_opts *o)
@@ -73,6 +79,16 @@ static int parse(int argc, char **argv, loss_opts *o)
             if (!(o->grad = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--dist", &v)) {
             if (!(o->dist = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--reduction", &v)) {
+            const char *s = cli_value("loss", argc, argv, &i, v);
+            if (!s) return EXIT_USAGE;
+            if (strcmp(s, "none") && strcmp(s, "mean"))
+                return cli_fail("loss", EXIT_USAGE, "--reduction expects mean|none, got '%s'", s);
+            o->none = !strcmp(s, "none");
+        } else if (cli_opt(a, "--values", &v)) {
+            if (!(o->values = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--upstream", &v)) {
+            if (!(o->upstream = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--mask", &v)) {
             if (!(o->mask = cli_value("loss", argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--spacing", &v)) {
@@ -103,6 +119,9 @@ static int parse(int argc, char **argv, loss_opts *o)
     if (!o->spec) return cli_fail("loss", EXIT_USAGE, "missing the loss SPEC (see segloss loss --help)");
     if (!o->input) return cli_fail("loss", EXIT_USAGE, "missing --input X.npy");
     if (!o->target) return cli_fail("loss", EXIT_USAGE, "missing --target Y.npy");
+    if (!o->none && (o->values || o->upstream))
+        return cli_fail("loss", EXIT_USAGE, "%s needs --reduction none", o->values ? "--values" : "--upstream");
+    if (o->none && !o->values) return cli_fail("loss", EXIT_USAGE, "--reduction none needs --values V.npy");
     return 0;
 }
 
@@ -236,6 +255,43 @@ static void print_result(const sl_loss *loss, double value)
     printf("]}\n");
 }
 
+/* --reduction none: M (N, K) to --values, d(Σ U·M)/dX to --grad (g allocated when asked). */
+static int run_none(const loss_opts *o, sl_loss *loss, const sl_array *x, const sl_dims *dims, const sl_target *tg,
+                    const sl_forward_opts *fo, sl_array *g)
+{
+    char msg[512];
+    int64_t K;
+    if (sl_loss_none_columns(loss, dims, &K, msg, sizeof msg) != SL_OK) return cli_fail("loss", EXIT_WORK, "%s", msg);
+    const int64_t vshape[2] = {dims->n, K};
+    sl_array v = SL_ARRAY_EMPTY, u = SL_ARRAY_EMPTY, raw = SL_ARRAY_EMPTY;
+    int rc = 0;
+    if (sl_array_alloc(&v, SL_DT_F64, 2, vshape) != SL_OK) return cli_fail("loss", EXIT_WORK, "out of memory");
+    if (o->upstream) {
+        if (!cli_load_npy("loss", o->upstream, &raw)) rc = EXIT_WORK;
+        else if (raw.ndim != 2 || raw.shape[0] != dims->n || raw.shape[1] != K ||
+                 (raw.dtype != SL_DT_F64 && raw.dtype != SL_DT_F32))
+            rc = cli_fail("loss", EXIT_WORK, "--upstream %s: must be float (N, K) = (%lld, %lld), the shape of the values",
+                          o->upstream, (long long)dims->n, (long long)K);
+        else if (sl_array_alloc(&u, SL_DT_F64, 2, vshape) != SL_OK)
+            rc = cli_fail("loss", EXIT_WORK, "out of memory");
+        else
+            for (int64_t i = 0; i < dims->n * K; i++)
+                ((double *)u.data)[i] = raw.dtype == SL_DT_F64 ? ((const double *)raw.data)[i]
+                                                               : (double)((const float *)raw.data)[i];
+    }
+    if (!rc) {
+        sl_status st = sl_loss_forward_none(loss, x->data, dims, tg, fo, v.data, u.data, g->data, msg, sizeof msg);
+        if (st != SL_OK) rc = cli_fail("loss", EXIT_WORK, "%s", msg);
+        else if (sl_npy_write(o->values, &v, msg, sizeof msg) != SL_OK) rc = cli_fail("loss", EXIT_WORK, "%s", msg);
+        else if (o->grad && sl_npy_write(o->grad, g, msg, sizeof msg) != SL_OK) rc = cli_fail("loss", EXIT_WORK, "%s", msg);
+        else printf("{\"reduction\": \"none\", \"shape\": [%lld, %lld]}\n", (long long)dims->n, (long long)K);
+    }
+    sl_array_free(&v);
+    sl_array_free(&u);
+    sl_array_free(&raw);
+    return rc;
+}
+
 int cmd_loss(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -269,8 +325,12 @@ int cmd_loss(int argc, char **argv)
         fo.threads = o.threads;
         fo.training = o.training;
         double value;
-        sl_status st = sl_loss_forward(loss, x.data, &dims, &tg, &fo, &value, g.data, msg, sizeof msg);
-        if (st != SL_OK) {
+        sl_status st = SL_OK;
+        if (o.none) rc = run_none(&o, loss, &x, &dims, &tg, &fo, &g);
+        else st = sl_loss_forward(loss, x.data, &dims, &tg, &fo, &value, g.data, msg, sizeof msg);
+        if (o.none) {
+            /* run_none wrote or reported everything */
+        } else if (st != SL_OK) {
             rc = cli_fail("loss", EXIT_WORK, "%s", msg);
         } else if (o.grad && sl_npy_write(o.grad, &g, msg, sizeof msg) != SL_OK) {
             rc = cli_fail("loss", EXIT_WORK, "%s", msg);

@@ -54,8 +54,9 @@ typedef struct sl_target {
                               of every term, w > 0 weights it (a mean becomes
                               Σ w·l / Σ w, a region sum Σ p·g becomes Σ w·p·g). NULL =
                               every voxel weighs 1. Weights must be finite and >= 0.
-                              Losses that cannot weight voxels refuse a mask (SL_EINVAL);
-                              docs/losses.md#masks lists which take one. */
+                              Every loss of the catalogue takes one (a loss that could
+                              not would refuse it with SL_EINVAL); docs/losses.md#masks
+                              gives each loss's masked form. */
 } sl_target;
 
 /* Per-call options of sl_loss_forward. */
@@ -240,6 +241,39 @@ sl_status sl_loss_state_set(sl_loss *loss, const void *buf, size_t len, char *ms
 typedef int (*sl_reduce_fn)(double *sums, int64_t n, void *user);
 
 sl_status sl_loss_set_reducer(sl_loss *loss, sl_reduce_fn fn, void *user);
+/* ---- reduction="none": per-sample and per-class values ---------------------
+ *
+ * MONAI's and smp's reduction="none": instead of one scalar, the matrix M
+ * (N, K) of the loss's values, and the gradient of any weighted sum
+ * Σ u_nk·M_nk (u = the upstream gradient of M, as autograd passes it).
+ *   K = C when every term is a per-class loss (dice, iou, tversky,
+ *     focal_tversky, asym, mcc, sensspec, ssim, hausdorff_er, edge_dice,
+ *     cldice; pool_classes=false): M_nc = Σ_t weight_t·w_c·L_t,nc, the
+ *     (sample, class) value times its class weight, 0 in a column that
+ *     include_background=false drops. The mean of the included columns is
+ *     the loss of sample n, and the mean over samples the ordinary value.
+ *   K = 1 otherwise: M_n = the loss of sample n alone (a batch of one).
+ * Each sample is evaluated as a batch of one, so statistics a batch would
+ * share are the sample's own: inverse/median class weights, topk's and
+ * ohem's selection, lovasz with per_image=false, cldice's auto_iters. A loss
+ * whose mean over voxels spans the batch (ce, focal, ...) equals the mean of
+ * M when every sample has the same number (or weight) of valid voxels.
+ *
+ * sl_loss_none_columns: K for these dims. SL_EINVAL for a stateful term
+ *   (adaptive_dice) or batch=true (no per-sample value), with msg naming it.
+ * sl_loss_forward_none: writes M to values (N·K doubles, row-major) and,
+ *   when grad is not NULL, d(Σ u·M)/d(scores) to grad (overwritten);
+ *   upstream: (N, K) doubles, NULL = all ones (the gradient of Σ M). Codes
+ *   as sl_loss_forward, plus SL_ENONFINITE for a non-finite upstream; a
+ *   failure inside a sample names it ("sample 2: ..."); SL_EUNSUPPORTED
+ *   when a sum reducer is installed (sl_loss_set_reducer). The fused path
+ *   is not used; sl_loss_term_value() afterwards holds the last sample's
+ *   terms.
+ */
+sl_status sl_loss_none_columns(const sl_loss *loss, const sl_dims *dims, int64_t *cols, char *msg, size_t msglen);
+sl_status sl_loss_forward_none(sl_loss *loss, const float *scores, const sl_dims *dims, const sl_target *target,
+                               const sl_forward_opts *opts, double *values, const double *upstream, float *grad,
+                               char *msg, size_t msglen);
 
 SL_API_END
 #ifdef __cplusplus

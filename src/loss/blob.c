@@ -24,6 +24,12 @@
  * and the gradient at a voxel is d/dtp_k + d/dsp_k inside blob k and
  * Σ_k d/dsp_k on the background.
  *
+ * A voxel mask m (sl_target.mask) weights every sum: P_k = Σ m·p over blob
+ * k, |blob k| = Σ m over it, b = Σ m·p over the background. The blobs are
+ * the components of the whole target (the mask weights, it does not cut
+ * them); a blob whose voxels all weigh 0 leaves the mean (K counts the
+ * others), and a group with no such blob left is not counted.
+ *
  * include_background=false (default) skips class 0 when C > 1; a single
  * sigmoid channel is always used. connectivity: full (8 in 2-D, 26 in 3-D;
  * the default) or face (4 / 6, scipy.ndimage.label's default). Soft targets
@@ -67,14 +73,24 @@ static sl_status blob_job(void *user, int64_t j, int threads, void *scratch, cha
             sl_components_free(&cc);
             return sl_errf(msg, msglen, SL_ENOMEM, "blob: out of memory for %lld components", (long long)K);
         }
-        for (int64_t k = 0; k < K; k++) sums[K + k] = (double)cc.size[k];
+        for (int64_t k = 0; k < K; k++) sums[K + k] = cx->target->mask ? 0.0 : (double)cc.size[k];
     }
     sl_components_free(&cc);
     const float *p = cx->p + (n * cx->C + c) * S;
     double bg = 0;
-    for (int64_t s = 0; s < S; s++) {
-        if (lab[s]) sums[lab[s] - 1] += p[s];
-        else bg += p[s];
+    if (cx->target->mask) {
+        const float *mw = cx->target->mask + n * S;
+        for (int64_t s = 0; s < S; s++) {
+            if (lab[s]) {
+                sums[lab[s] - 1] += mw[s] * p[s];
+                sums[K + lab[s] - 1] += mw[s];
+            } else bg += mw[s] * p[s];
+        }
+    } else {
+        for (int64_t s = 0; s < S; s++) {
+            if (lab[s]) sums[lab[s] - 1] += p[s];
+            else bg += p[s];
+        }
     }
     B->bg[j] = bg;
     B->comp[j] = sums;
@@ -107,9 +123,20 @@ static sl_status eval_blob(sl_term *t, const sl_ctx *cx, double *value, char *ms
         blob_free(&B, nj);
         return st;
     }
+    /* Blobs that count: all of them, or with a mask those of positive weight
+     * (size Σ m > 0). live[j] is their number in group j. */
+    int64_t *live = sl_calloc(nj, sizeof(int64_t));
+    if (!live) {
+        blob_free(&B, nj);
+        return sl_errf(msg, msglen, SL_ENOMEM, "blob: out of memory");
+    }
     int64_t groups = 0;
-    for (int64_t j = 0; j < nj; j++) groups += B.ncomp[j] > 0;
+    for (int64_t j = 0; j < nj; j++) {
+        for (int64_t k = 0; k < B.ncomp[j]; k++) live[j] += B.comp[j][B.ncomp[j] + k] > 0;
+        groups += live[j] > 0;
+    }
     if (groups == 0) {
+        free(live);
         blob_free(&B, nj);
         *value = 0;
         return SL_OK;
@@ -119,13 +146,18 @@ static sl_status eval_blob(sl_term *t, const sl_ctx *cx, double *value, char *ms
     double total = 0;
     for (int64_t j = 0; j < nj; j++) {
         const int64_t Kc = B.ncomp[j];
-        if (Kc == 0) {
+        if (live[j] == 0) {
             B.bg[j] = 0;
+            for (int64_t k = 0; k < Kc; k++) B.comp[j][k] = 0;
             continue;
         }
         double *P = B.comp[j], *size = P + Kc, b = B.bg[j], lg = 0, dbg = 0;
-        const double w = cx->scale / ((double)Kc * (double)groups); /* d(value)/d(L_k), scaled */
+        const double w = cx->scale / ((double)live[j] * (double)groups); /* d(value)/d(L_k), scaled */
         for (int64_t k = 0; k < Kc; k++) {
+            if (!(size[k] > 0)) { /* a blob of weight 0 (masked out): not counted */
+                P[k] = 0;
+                continue;
+            }
             double num = 2 * P[k] + pr->smooth_nr, den = b + P[k] + size[k] + pr->smooth_dr;
             double D = den > 0 ? num / den : 1.0;
             lg += 1 - D;
@@ -133,20 +165,23 @@ static sl_status eval_blob(sl_term *t, const sl_ctx *cx, double *value, char *ms
             P[k] = dtp + dsp;
             dbg += dsp;
         }
-        total += lg / (double)Kc;
+        total += lg / (double)live[j];
         B.bg[j] = dbg;
     }
     if (cx->dp) {
 #pragma omp parallel for num_threads(cx->threads) schedule(static)
         for (int64_t j = 0; j < nj; j++) {
-            if (B.ncomp[j] == 0) continue;
+            if (live[j] == 0) continue;
             const int64_t n = j / K, c = first + j % K;
             const int32_t *lab = B.lab + j * S;
             const double *coef = B.comp[j], cbg = B.bg[j];
             float *dp = cx->dp + (n * C + c) * S;
-            for (int64_t s = 0; s < S; s++) dp[s] += (float)(lab[s] ? coef[lab[s] - 1] : cbg);
+            const float *mw = cx->target->mask ? cx->target->mask + n * S : NULL;
+            for (int64_t s = 0; s < S; s++)
+                dp[s] += (float)((mw ? mw[s] : 1.0f) * (lab[s] ? coef[lab[s] - 1] : cbg));
         }
     }
+    free(live);
     blob_free(&B, nj);
     *value = total / (double)groups;
     return SL_OK;
@@ -164,4 +199,4 @@ static const sl_key blob_keys[] = {
 const sl_term_class sl_loss_blob = {
     {"blob", "boundary", "mean over target components of the Dice loss with the other components masked out",
      "Kofler et al. 2023 (IPMI, arXiv 2205.08209); masking of neuronflow/blob_loss, per foreground class"},
-    blob_keys, 0, NULL, eval_blob, NULL};
+    blob_keys, SL_TAKES_MASK, NULL, eval_blob, NULL};

@@ -81,4 +81,4 @@ static const sl_key ba_keys[] = {
 const sl_term_class sl_loss_boundary_aware = {
     {"boundary_aware", "boundary", "CE weighted p_boundary within width voxels of a target boundary, p_inner elsewhere",
      "Kim & Lee 2021; normalised by the sum of the weights (p_boundary = p_inner gives ce)"},
-    ba_keys, SL_NEEDS_LOGP, ba_validate, eval_ba, NULL};
+    ba_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, ba_validate, eval_ba, NULL};

@@ -149,7 +149,8 @@ sl_status slb_weighted_ce(const sl_ctx *cx, const float *w, int by_weights, doub
     const int64_t K = binary ? C : 1; /* weight maps per sample */
     wce_part *part = sl_calloc(N * nch, sizeof(wce_part));
     if (!part) return SL_ENOMEM;
-    double D = (double)(N * K * S);
+    /* the mean over terms: a voxel mask (sl_target.mask) counts each voxel m times */
+    double D = cx->target->mask ? (double)K * sl_mask_total(cx) : (double)(N * K * S);
     if (by_weights) {
 #pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(2)
         for (int64_t n = 0; n < N; n++)
@@ -158,7 +159,7 @@ sl_status slb_weighted_ce(const sl_ctx *cx, const float *w, int by_weights, doub
                 double acc = 0;
                 for (int64_t k = 0; k < K; k++) {
                     const float *wk = w + (n * K + k) * S;
-                    for (int64_t s = a; s < b; s++) acc += wk[s];
+                    for (int64_t s = a; s < b; s++) acc += wk[s] * sl_mask_w(cx, n, s);
                 }
                 part[n * nch + ch].wsum = acc;
             }
@@ -182,7 +183,7 @@ sl_status slb_weighted_ce(const sl_ctx *cx, const float *w, int by_weights, doub
                     const int64_t off = (n * C + c) * S;
                     const float *wc = w + off;
                     for (int64_t s = a; s < b; s++) {
-                        double ws = wc[s];
+                        double ws = wc[s] * sl_mask_w(cx, n, s);
                         if (ws == 0 || !label_ok(cx, n, s)) continue;
                         double g = sl_g(cx, n, c, s), p = cx->p[off + s];
                         /* terms with a zero coefficient are skipped so that a
@@ -204,7 +205,7 @@ sl_status slb_weighted_ce(const sl_ctx *cx, const float *w, int by_weights, doub
                 const float *wn = w + n * S;
                 const int64_t off = n * C * S;
                 for (int64_t s = a; s < b; s++) {
-                    double ws = wn[s];
+                    double ws = wn[s] * sl_mask_w(cx, n, s);
                     if (ws == 0) continue;
                     if (!soft) {
                         int32_t y = cx->target->labels[n * S + s];

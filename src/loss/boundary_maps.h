@@ -60,7 +60,8 @@ sl_status slb_run_jobs(int64_t njobs, int threads, size_t scratch_bytes, slb_job
  *     CE_{c,s} = −[g log p + (1 − g) log(1 − p)],  weight w[n, c, s]  (w is (N, C, S))
  * value = Σ w·CE / D with D = the number of terms (N·S or N·C·S) when
  * by_weights = 0, or D = Σ w when by_weights = 1 (D = 0: value 0, no
- * gradient). Adds scale·d(value) to cx->dx (stable logit forms) or cx->dp
+ * gradient). A voxel mask m (sl_target.mask) multiplies every w[n, k, s] by
+ * m[n, s], and the number of terms becomes K·Σ m. Adds scale·d(value) to cx->dx (stable logit forms) or cx->dp
  * (activation=none).
  */
 int slb_binary_form(const sl_ctx *cx);

@@ -38,6 +38,11 @@
  *
  * ignore_index: ignored voxels get p = g = 0 before the skeletons (so they
  * add nothing to any sum) and receive no gradient.
+ *
+ * A voxel mask m (sl_target.mask) weights the four sums: Σ m·S_p·g,
+ * Σ m·S_p, Σ m·S_g·p, Σ m·S_g. The skeletons are those of the whole maps
+ * (the mask weights, it does not cut the morphology), so a voxel of weight
+ * 0 can still receive gradient through its neighbours' skeleton values.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -251,7 +256,7 @@ static sl_status eval_cldice(sl_term *t, const sl_ctx *cx, double *value, char *
 {
     const sl_params *pr = &t->prm;
     const int64_t N = cx->N, C = cx->C, S = cx->S, M = N * C;
-    const int pool = pr->mode;
+    const int pool = pr->pool_classes;
     const int64_t first = (!pr->include_background && C > 1) ? 1 : 0;
     const int has_ignore = !isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS;
     const grid3 gr = grid_of(&cx->dims);
@@ -297,7 +302,14 @@ static sl_status eval_cldice(sl_term *t, const sl_ctx *cx, double *value, char *
         skeleton(&gr, K, p, skp, work, NULL);
         skeleton(&gr, K, gm, skg, work, NULL);
         double s[NS] = {0};
-        for (int64_t i = 0; i < S; i++) s[0] += skp[i] * gm[i], s[1] += skp[i], s[2] += skg[i] * p[i], s[3] += skg[i];
+        const float *mw = cx->target->mask ? cx->target->mask + (m / C) * S : NULL;
+        if (mw)
+            for (int64_t i = 0; i < S; i++) {
+                const double w = mw[i];
+                s[0] += w * skp[i] * gm[i], s[1] += w * skp[i], s[2] += w * skg[i] * p[i], s[3] += w * skg[i];
+            }
+        else
+            for (int64_t i = 0; i < S; i++) s[0] += skp[i] * gm[i], s[1] += skp[i], s[2] += skg[i] * p[i], s[3] += skg[i];
         memcpy(sums + m * NS, s, sizeof s);
         free(buf);
     }
@@ -369,12 +381,13 @@ static sl_status eval_cldice(sl_term *t, const sl_ctx *cx, double *value, char *
         load_maps(cx, pr, has_ignore, m / C, m % C, p, gm);
         skeleton(&gr, K, gm, skg, work, NULL);
         skeleton(&gr, K, p, skp, NULL, &tp_);
-        for (int64_t i = 0; i < S; i++) gsk[i] = kA * gm[i] + kB;
+        const int64_t n = m / C;
+        const float *mw = cx->target->mask ? cx->target->mask + n * S : NULL;
+        for (int64_t i = 0; i < S; i++) gsk[i] = (mw ? mw[i] : 1.0) * (kA * gm[i] + kB);
         skeleton_backward(&gr, &tp_, gsk, gx, work);
         float *dp = cx->dp + m * S;
-        const int64_t n = m / C;
         for (int64_t i = 0; i < S; i++)
-            if (!has_ignore || sl_valid(cx, pr, n, i)) dp[i] += (float)(gx[i] + kC * skg[i]);
+            if (!has_ignore || sl_valid(cx, pr, n, i)) dp[i] += (float)(gx[i] + (mw ? mw[i] : 1.0) * kC * skg[i]);
         free(buf), free(codes);
     }
 #undef GROUP_OF
@@ -388,7 +401,7 @@ static sl_status validate_cldice(const sl_params *p, char *msg, size_t msglen)
 {
     if (!(p->smooth_dr > 0))
         return sl_errf(msg, msglen, SL_EINVAL, "cldice: smooth_dr must be > 0 (an empty skeleton would give 0/0)");
-    if (p->mode && p->weight_mode != SL_WEIGHT_NONE)
+    if (p->pool_classes && p->weight_mode != SL_WEIGHT_NONE)
         return sl_errf(msg, msglen, SL_EINVAL, "cldice: weight has no meaning with pool_classes=true");
     return SL_OK;
 }
@@ -398,7 +411,7 @@ static const sl_key cldice_keys[] = {
     {"include_background", SL_KEY_BOOL, SL_P(include_background), 1, 0, 1, NULL,
      "false drops class 0 (C > 1); MONAI drops it"},
     {"batch", SL_KEY_BOOL, SL_P(batch), 0, 0, 1, NULL, "pool the sums over the batch"},
-    {"pool_classes", SL_KEY_BOOL, SL_P(mode), 0, 0, 1, NULL,
+    {"pool_classes", SL_KEY_BOOL, SL_P(pool_classes), 0, 0, 1, NULL,
      "add the sums of the included classes before the ratios (MONAI, with batch=true)"},
     {"smooth_nr", SL_KEY_NUMBER, SL_P(smooth_nr), 1, 0, 1e6, NULL, "added to the numerators of Tprec and Tsens"},
     {"smooth_dr", SL_KEY_NUMBER, SL_P(smooth_dr), 1, 0, 1e6, NULL, "added to their denominators (> 0)"},
@@ -413,4 +426,4 @@ const sl_term_class sl_loss_cldice = {
     {"cldice", "boundary", "1 − soft clDice: topology precision/sensitivity of soft skeletons (min/max pooling)",
      "Shit et al. 2021 (CVPR); matches MONAI SoftclDiceLoss with include_background=false, batch=true, "
      "pool_classes=true"},
-    cldice_keys, 0, validate_cldice, eval_cldice, NULL, NULL};
+    cldice_keys, SL_TAKES_MASK | SL_PER_CLASS, validate_cldice, eval_cldice, NULL, NULL};

@@ -57,4 +57,4 @@ static const sl_key dice_keys[] = {
 const sl_term_class sl_loss_dice = {
     {"dice", "region", "soft Dice loss 1 − (2tp + s)/(Σp + Σg + s)",
      "Milletari et al. 2016 (V-Net); matches MONAI DiceLoss"},
-    dice_keys, SL_TAKES_MASK, NULL, sl_region_eval, NULL, finalize_dice};
+    dice_keys, SL_TAKES_MASK | SL_PER_CLASS, NULL, sl_region_eval, NULL, finalize_dice};

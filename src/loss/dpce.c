@@ -73,4 +73,4 @@ static const sl_key dpce_keys[] = {
 const sl_term_class sl_loss_dpce = {
     {"dpce", "distribution", "cross-entropy weighted per voxel by 1 + λ(1 − d/d_max), d = distance to the target boundary",
      "Caliva et al. 2019 (MIDL); lambda=0 equals ce / PyTorch cross_entropy"},
-    dpce_keys, SL_NEEDS_LOGP, NULL, eval_dpce, NULL};
+    dpce_keys, SL_NEEDS_LOGP | SL_TAKES_MASK, NULL, eval_dpce, NULL};

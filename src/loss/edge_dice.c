@@ -25,6 +25,11 @@
  * ignore_index: ignored voxels get p = g = 0 before the filters and are left
  * out of every sum.
  *
+ * A voxel mask m (sl_target.mask) weights every one of the six sums: Σ m·p·g,
+ * Σ m·p, Σ m·g, Σ m·E(p)·E(g), Σ m·E(p), Σ m·E(g). The edge maps are those of
+ * the whole maps (the mask weights, it does not cut the Laplacian's
+ * neighbourhoods), so a voxel of weight 0 still shapes its neighbours' edges.
+ *
  * Computation: one pass for the six sums per map (Σp·g, Σp, Σg and the same
  * on the edge maps), the reduction, then one pass that recomputes Λ ⊛ p and
  * back-propagates d_tp·g + d_sp on the plain part and
@@ -159,11 +164,13 @@ static sl_status eval_edge_dice(sl_term *t, const sl_ctx *cx, double *value, cha
         laplacian(&gr, p, lp, tmp, pad, nn);
         laplacian(&gr, gm, lgm, tmp, pad, nn);
         double s[NS] = {0};
+        const float *mw = cx->target->mask ? cx->target->mask + (m / C) * S : NULL;
         for (int64_t i = 0; i < S; i++) {
             if (!valid[i]) continue;
+            double w = mw ? mw[i] : 1.0;
             double ep = fabs(lp[i]) / nn, eg = fabs(lgm[i]) / nn;
-            s[0] += p[i] * gm[i], s[1] += p[i], s[2] += gm[i];
-            s[3] += ep * eg, s[4] += ep, s[5] += eg;
+            s[0] += w * p[i] * gm[i], s[1] += w * p[i], s[2] += w * gm[i];
+            s[3] += w * ep * eg, s[4] += w * ep, s[5] += w * eg;
         }
         memcpy(sums + m * NS, s, sizeof s);
         free(buf), free(valid);
@@ -236,17 +243,18 @@ static sl_status eval_edge_dice(sl_term *t, const sl_ctx *cx, double *value, cha
         load_maps(cx, pr, has_ignore, m / C, m % C, p, gm, valid);
         laplacian(&gr, p, lp, tmp, pad, nn);
         laplacian(&gr, gm, lgm, tmp, pad, nn);
-        /* u = d/d(Λ ⊛ p): (k_tpE·E(g) + k_spE)·sign(Λ ⊛ p)/n on valid voxels; sign(0) = 0 */
+        /* u = d/d(Λ ⊛ p): m·(k_tpE·E(g) + k_spE)·sign(Λ ⊛ p)/n on valid voxels; sign(0) = 0 */
+        const float *mw = cx->target->mask ? cx->target->mask + (m / C) * S : NULL;
         for (int64_t i = 0; i < S; i++) {
             double sg = lp[i] > 0 ? 1.0 : lp[i] < 0 ? -1.0 : 0.0;
-            lp[i] = valid[i] ? (kg[2] * fabs(lgm[i]) / nn + kg[3]) * sg / nn : 0.0;
+            lp[i] = valid[i] ? (mw ? mw[i] : 1.0) * (kg[2] * fabs(lgm[i]) / nn + kg[3]) * sg / nn : 0.0;
         }
         /* Λᵀ u = boxᵀ u − (n + 1)·u */
         box(&gr, lp, lgm, tmp, pad);
         float *dp = cx->dp + m * S;
         for (int64_t i = 0; i < S; i++) {
             if (!valid[i]) continue;
-            double d = kg[0] * gm[i] + kg[1] + lgm[i] - (nn + 1) * lp[i];
+            double d = (mw ? mw[i] : 1.0) * (kg[0] * gm[i] + kg[1]) + lgm[i] - (nn + 1) * lp[i];
             dp[i] += (float)d;
         }
         free(buf), free(valid);
@@ -267,4 +275,4 @@ const sl_term_class sl_loss_edge_dice = {
     {"edge_dice", "boundary",
      "alpha·Dice(p, g) + (1 − alpha)·Dice(E(p), E(g)), E = |Laplacian|/n (8-neighbour in 2-D, 26 in 3-D)",
      "seed \"Dice Loss实战\" 2.2.2 (fixed as docs/losses-morphology.md); Dice as MONAI DiceLoss"},
-    edge_dice_keys, 0, NULL, eval_edge_dice, NULL, NULL};
+    edge_dice_keys, SL_TAKES_MASK | SL_PER_CLASS, NULL, eval_edge_dice, NULL, NULL};

@@ -34,6 +34,10 @@
  *   - ignore_index: ignored voxels get p = g = 0 (so no error there) and are
  *     left out of the mean over voxels; the erosions still run over the whole
  *     map and the min/max normalisation sees every voxel.
+ *   - a voxel mask m (sl_target.mask) weights the mean over voxels:
+ *     L_nc = Σ_i m_i·Σ_k k^α b_k,i / Σ_i m_i; as with ignore_index the
+ *     erosions and the normalisation run over the whole map (the mask
+ *     weights, it does not cut the geometry). All weights 0: L_nc = 0.
  *
  * Gradient (exact, reverse mode through the K steps). The clamp passes the
  * gradient where r_k ≥ 0 (PyTorch's `e[e < 0] = 0` keeps r = 0). The
@@ -90,12 +94,14 @@ typedef struct {
 } er_norm;
 
 /*
- * One group: value L (mean over valid voxels of Σ k^α b_k) and, when dp is
- * not NULL, dp += gscale · dL/dp. p, g, valid are the group's maps (S);
- * valid may be NULL (all valid). work holds (K + 3)·S doubles.
+ * One group: value L (mean over valid voxels of Σ k^α b_k, weighted by mw)
+ * and, when dp is not NULL, dp += gscale · dL/dp. p, g, valid, mw are the
+ * group's maps (S); valid may be NULL (all valid), mw NULL (weights 1).
+ * work holds (K + 3)·S doubles.
  */
 static double er_group(const grid3 *gr, const sl_params *pr, const float *p, const double *gmap,
-                       const unsigned char *valid, double gscale, float *dp, double *work, er_norm *nm)
+                       const unsigned char *valid, const float *mw, double gscale, float *dp, double *work,
+                       er_norm *nm)
 {
     const int64_t S = gr->S;
     const int K = pr->iters;
@@ -103,13 +109,13 @@ static double er_group(const grid3 *gr, const sl_params *pr, const float *p, con
     double *r = work;               /* r_k for k = 1..K at r + (k−1)·S */
     double *b = work + (int64_t)K * S; /* current b */
     double *t = b + S, *u = t + S;  /* scratch */
-    int64_t nvalid = 0;
+    double nvalid = 0; /* Σ of the weights of the valid voxels */
     for (int64_t i = 0; i < S; i++) {
         double d = (double)p[i] - gmap[i];
         b[i] = d * d;
-        nvalid += !valid || valid[i];
+        if (!valid || valid[i]) nvalid += mw ? mw[i] : 1.0;
     }
-    if (nvalid == 0) return 0;
+    if (!(nvalid > 0)) return 0;
     double L = 0;
     for (int k = 1; k <= K; k++) {
         double *rk = r + (int64_t)(k - 1) * S;
@@ -128,22 +134,22 @@ static double er_group(const grid3 *gr, const sl_params *pr, const float *p, con
         for (int64_t i = 0; i < S; i++) {
             double e = rk[i] > 0 ? rk[i] : 0.0;
             b[i] = n->normalised ? (e - n->lo) / span : e;
-            if (!valid || valid[i]) acc += b[i];
+            if (!valid || valid[i]) acc += (mw ? mw[i] : 1.0) * b[i];
         }
         L += wk * acc;
     }
-    L /= (double)nvalid;
+    L /= nvalid;
     if (!dp || gscale == 0) return L;
 
     /* Reverse pass. t = dL/db_k (carried down), u = scratch. */
-    const double c0 = gscale / (double)nvalid;
+    const double c0 = gscale / nvalid;
     memset(t, 0, (size_t)S * sizeof(double));
     for (int k = K; k >= 1; k--) {
         const double *rk = r + (int64_t)(k - 1) * S;
         const er_norm *n = &nm[k - 1];
         const double wk = pow((double)k, pr->alpha) * c0;
         for (int64_t i = 0; i < S; i++)
-            if (!valid || valid[i]) t[i] += wk;
+            if (!valid || valid[i]) t[i] += wk * (mw ? mw[i] : 1.0);
         /* through the normalisation: u = dL/de_k */
         if (n->normalised) {
             const double span = n->hi - n->lo;
@@ -196,7 +202,7 @@ static sl_status eval_hausdorff_er(sl_term *t, const sl_ctx *cx, double *value, 
 #pragma omp atomic read
             failed = oom;
             /* an excluded group (or weight 0) adds nothing to the value or the gradient */
-            if (failed || dl[gi] == 0) continue;
+            if (failed || (dl[gi] == 0 && !cx->cls)) continue; /* reduction=none wants every value */
             const int64_t n = gi / C, c = gi % C;
             double *work = sl_malloc((int64_t)(pr->iters + 4) * S, sizeof(double));
             unsigned char *valid = has_ignore ? sl_malloc(S, 1) : NULL;
@@ -216,8 +222,9 @@ static sl_status eval_hausdorff_er(sl_term *t, const sl_ctx *cx, double *value, 
                 if (pz) pz[s] = ok ? p[s] : 0.0f;
                 gmap[s] = ok ? sl_g(cx, n, c, s) : 0.0;
             }
-            lg[gi] = er_group(&gr, pr, pz ? pz : p, gmap, valid, cx->scale * dl[gi], cx->dp ? cx->dp + gi * S : NULL,
-                              work, nm);
+            const float *mw = cx->target->mask ? cx->target->mask + n * S : NULL;
+            lg[gi] = er_group(&gr, pr, pz ? pz : p, gmap, valid, mw, cx->scale * dl[gi],
+                              cx->dp ? cx->dp + gi * S : NULL, work, nm);
             free(work), free(valid), free(nm), free(pz);
         }
         if (oom) st = sl_errf(msg, msglen, SL_ENOMEM, "hausdorff_er: out of memory");
@@ -243,4 +250,4 @@ const sl_term_class sl_loss_hausdorff_er = {
     {"hausdorff_er", "boundary",
      "erosion-based Hausdorff loss: mean of Σ_k k^alpha · (normalised k-th soft erosion of (p − g)²)",
      "Karimi & Salcudean 2019 (IEEE TMI); matches kornia HausdorffERLoss / HausdorffERLoss3D"},
-    hausdorff_er_keys, 0, NULL, eval_hausdorff_er, NULL, NULL};
+    hausdorff_er_keys, SL_TAKES_MASK | SL_PER_CLASS, NULL, eval_hausdorff_er, NULL, NULL};

@@ -17,6 +17,7 @@
  * of voxels) and have no reductions, so the threads change nothing here.
  */
 #include <float.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fastexp.h"
@@ -348,8 +349,21 @@ static float *lazy(float **buf, int64_t cap)
 
 /* ---- forward ---------------------------------------------------------------- */
 
+/* sl_loss_forward with, for reduction=none, one class hook per term (term.h;
+ * NULL otherwise): hooks force the plain path and reach the per-class terms. */
+static sl_status forward_hooked(sl_loss *L, const float *x, const sl_dims *dims, const sl_target *tg,
+                                const sl_forward_opts *opts_in, double *value, float *grad, char *msg, size_t msglen,
+                                sl_class_hook *hooks);
+
 sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const sl_target *tg,
                           const sl_forward_opts *opts_in, double *value, float *grad, char *msg, size_t msglen)
+{
+    return forward_hooked(L, x, dims, tg, opts_in, value, grad, msg, msglen, NULL);
+}
+
+static sl_status forward_hooked(sl_loss *L, const float *x, const sl_dims *dims, const sl_target *tg,
+                                const sl_forward_opts *opts_in, double *value, float *grad, char *msg, size_t msglen,
+                                sl_class_hook *hooks)
 {
     if (!L || !x || !dims || !tg || !value) return sl_errf(msg, msglen, SL_EINVAL, "loss: NULL argument");
     sl_status st = sl_dims_check(dims);
@@ -392,7 +406,7 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
     int has_state = 0;
     for (int i = 0; i < L->nterms; i++) has_state |= L->terms[i].cls->state_size != NULL;
     /* A mask takes the plain path: the fused kernels do not read it. */
-    if (L->fused && nused == 1 && (!has_state || L->red.fn) && !tg->mask) {
+    if (L->fused && nused == 1 && (!has_state || L->red.fn) && !tg->mask && !hooks) {
         int act = used[0] ? SL_ACT_SOFTMAX : used[1] ? SL_ACT_SIGMOID : SL_ACT_NONE;
         if (sl_fused_eligible(L->terms, L->nterms, C, act)) {
             sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = act, .x = x, .target = tg, .opts = opts,
@@ -440,7 +454,8 @@ sl_status sl_loss_forward(sl_loss *L, const float *x, const sl_dims *dims, const
         int a = resolve_act(t, C) - 1;
         sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = a + 1, .x = x, .p = L->p[a],
                      .logp = L->logp[a], .log1mp = L->log1mp[a], .target = tg, .opts = opts,
-                     .threads = threads, .dp = grad ? L->dp[a] : NULL, .dx = grad, .scale = t->weight};
+                     .threads = threads, .dp = grad ? L->dp[a] : NULL, .dx = grad, .scale = t->weight,
+                     .cls = hooks && (t->cls->flags & SL_PER_CLASS) ? &hooks[i] : NULL};
         double v = NAN;
         st = t->cls->eval(t, &cx, &v, msg, msglen);
         if (st != SL_OK) return st;
@@ -614,4 +629,130 @@ sl_status sl_loss_state_set(sl_loss *L, const void *buf, size_t len, char *msg, 
     }
     free(fresh);
     return SL_OK;
+}
+
+/* ---- reduction=none: per-sample and per-class values (appended) ---------------
+ *
+ * Each sample is evaluated as a batch of one (forward_hooked on the sample's
+ * slice), so its values and its gradient come from the same code as the
+ * ordinary forward. Class mode (every term per-class, SL_PER_CLASS, with
+ * pool_classes off): the terms report w_c·L_c through their hooks and take
+ * the upstream weights as their coefficients, so the slice's gradient is
+ * directly that of Σ_c u_nc·M_nc. Sample mode: M_n is the sample's loss and
+ * its gradient is scaled by u_n. Batch statistics (batch=true) and state
+ * (adaptive_dice) have no per-sample value: refused.
+ */
+
+/* 1 when term t reports per-class values under reduction=none. */
+static int term_per_class(const sl_term *t)
+{
+    return (t->cls->flags & SL_PER_CLASS) && !t->prm.pool_classes;
+}
+
+static sl_status none_columns(const sl_loss *L, const sl_dims *dims, int64_t *cols, int *by_class, char *msg,
+                               size_t msglen)
+{
+    if (!L || !dims || !cols) return sl_errf(msg, msglen, SL_EINVAL, "loss: NULL argument");
+    sl_status st = sl_dims_check(dims);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "loss: invalid dimensions");
+    int all = 1;
+    for (int i = 0; i < L->nterms; i++) {
+        const sl_term *t = &L->terms[i];
+        if (t->cls->state_size)
+            return sl_errf(msg, msglen, SL_EINVAL, "%s: a stateful loss has no per-sample values (reduction=none)",
+                           t->cls->info.name);
+        if (t->prm.batch)
+            return sl_errf(msg, msglen, SL_EINVAL,
+                           "%s: batch=true pools the samples, so it has no per-sample values (reduction=none)",
+                           t->cls->info.name);
+        all &= term_per_class(t);
+    }
+    *cols = all ? dims->c : 1;
+    if (by_class) *by_class = all;
+    return SL_OK;
+}
+
+sl_status sl_loss_none_columns(const sl_loss *L, const sl_dims *dims, int64_t *cols, char *msg, size_t msglen)
+{
+    return none_columns(L, dims, cols, NULL, msg, msglen);
+}
+
+sl_status sl_loss_forward_none(sl_loss *L, const float *x, const sl_dims *dims, const sl_target *tg,
+                               const sl_forward_opts *opts_in, double *values, const double *upstream, float *grad,
+                               char *msg, size_t msglen)
+{
+    int64_t K = 1;
+    int by_class = 0;
+    sl_status st = none_columns(L, dims, &K, &by_class, msg, msglen);
+    if (st != SL_OK) return st;
+    if (!x || !tg || !values) return sl_errf(msg, msglen, SL_EINVAL, "loss: NULL argument");
+    /* Per-sample values are each sample's own (a batch of one): there are no
+     * pooled sums to share across processes, so a reducer has nothing exact
+     * to do here. */
+    if (L->red.fn)
+        return sl_errf(msg, msglen, SL_EUNSUPPORTED,
+                       "loss: reduction=none cannot be combined with a sum reducer (process_group): per-sample values "
+                       "need no statistics from other processes");
+    sl_forward_opts defaults = SL_FORWARD_OPTS_DEFAULT;
+    const sl_forward_opts *opts = opts_in ? opts_in : &defaults;
+    const int64_t N = dims->n, C = dims->c, S = sl_dims_voxels(dims);
+    /* The whole batch's target and mask checks first, so that a message names
+     * the batch's index, not the sample's. */
+    const int threads = sl_threads(opts->threads);
+    st = check_target(L, tg, N, C, S, threads, msg, msglen);
+    if (st == SL_OK && tg->mask) st = check_mask(L, tg->mask, N * S, threads, msg, msglen);
+    if (st != SL_OK) return st;
+    if (upstream && grad)
+        for (int64_t i = 0; i < N * K; i++)
+            if (!isfinite(upstream[i]))
+                return sl_errf(msg, msglen, SL_ENONFINITE, "loss: upstream weight %lld is not finite", (long long)i);
+    sl_class_hook *hooks = sl_calloc(L->nterms, sizeof(sl_class_hook));
+    double *val = sl_calloc((int64_t)L->nterms * C + C, sizeof(double));
+    if (!hooks || !val) {
+        free(hooks), free(val);
+        return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
+    }
+    double *ones = val + (int64_t)L->nterms * C; /* the upstream of a plain sum */
+    for (int64_t c = 0; c < C; c++) ones[c] = 1.0;
+    for (int64_t n = 0; n < N && st == SL_OK; n++) {
+        sl_dims d1 = *dims;
+        d1.n = 1;
+        sl_target t1 = *tg;
+        if (tg->labels) t1.labels = tg->labels + n * S;
+        if (tg->soft) t1.soft = tg->soft + n * C * S;
+        if (tg->mask) t1.mask = tg->mask + n * S;
+        sl_forward_opts o1 = *opts;
+        if (opts->dist) o1.dist = opts->dist + n * C * S;
+        const double *u = upstream ? upstream + n * K : ones;
+        for (int i = 0; i < L->nterms; i++)
+            hooks[i] = (sl_class_hook){.C = C, .up = by_class && grad ? u : NULL, .val = val + (int64_t)i * C};
+        double v = 0;
+        float *g1 = grad ? grad + n * C * S : NULL;
+        st = forward_hooked(L, x + n * C * S, &d1, &t1, &o1, &v, g1, msg, msglen, by_class ? hooks : NULL);
+        if (st != SL_OK) {
+            /* prefix the sample: the message's indices are within it */
+            char inner[256];
+            snprintf(inner, sizeof inner, "%s", msg && msglen ? msg : "");
+            st = sl_errf(msg, msglen, st, "sample %lld: %s", (long long)n, inner);
+            break;
+        }
+        if (by_class) {
+            for (int64_t c = 0; c < C; c++) values[n * C + c] = 0;
+            for (int i = 0; i < L->nterms; i++) {
+                if (!hooks[i].captured) { /* a per-class term that did not report: a framework bug, not bad input */
+                    st = sl_errf(msg, msglen, SL_EINVAL, "%s: no per-class values (reduction=none)",
+                                 L->terms[i].cls->info.name);
+                    break;
+                }
+                for (int64_t c = 0; c < C; c++) values[n * C + c] += L->terms[i].weight * hooks[i].val[c];
+            }
+        } else {
+            values[n] = v;
+            if (g1 && u[0] != 1.0)
+                for (int64_t k = 0; k < C * S; k++) g1[k] = (float)(g1[k] * u[0]);
+        }
+    }
+    free(hooks);
+    free(val);
+    return st;
 }

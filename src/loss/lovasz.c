@@ -25,7 +25,11 @@
  * Groups: the whole batch flattened (per_image=false, as the reference's
  * default), or each image on its own, then the mean over the N images
  * (per_image=true; an image with nothing present or all ignored adds 0).
- * ignore_index voxels are removed before sorting. Soft targets enter with
+ * ignore_index voxels are removed before sorting. A voxel mask m
+ * (sl_target.mask) weights the set counts: I_k = Σ m·g − Σ_{j≤k} m·g_π(j),
+ * U_k = Σ m·g + Σ_{j≤k} m·(1 − g_π(j)) (the Lovász extension of the
+ * weighted Jaccard loss: weight w acts as w copies of the voxel, 0 removes
+ * it; the order is that of the unweighted errors). Soft targets enter with
  * g ∈ [0, 1] in the same formulas (an extension; the paper has labels).
  * Ties of errors: broken by index (sample, voxel), lowest first, as a stable
  * sort does; the value does not depend on it.
@@ -120,21 +124,24 @@ static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job
     int64_t P = 0;
     /* scratch: e, g, key, kb as doubles/uint64; idx, ib, pos as int64 */
     double *e = sl_malloc(cap, sizeof(double)), *g = sl_malloc(cap, sizeof(double));
+    double *w = sl_malloc(cap, sizeof(double)); /* voxel weights (1 without a mask) */
     uint64_t *key = sl_malloc(cap, sizeof(uint64_t)), *kb = sl_malloc(cap, sizeof(uint64_t));
     int64_t *idx = sl_malloc(cap, sizeof(int64_t)), *ib = sl_malloc(cap, sizeof(int64_t));
     int64_t *pos = sl_malloc(cap, sizeof(int64_t));
-    sl_status st = e && g && key && kb && idx && ib && pos ? SL_OK : SL_ENOMEM;
+    sl_status st = e && g && w && key && kb && idx && ib && pos ? SL_OK : SL_ENOMEM;
     if (st == SL_OK) {
         double gs = 0;
         for (int64_t n = jb->n0; n < jb->n1; n++)
             for (int64_t s = 0; s < S; s++) {
-                if (!sl_valid(cx, pr, n, s)) continue;
+                double wv = sl_vw(cx, pr, n, s);
+                if (wv == 0) continue;
                 int64_t off = (n * C + c) * S + s;
                 double gv = sl_g(cx, n, c, s);
+                w[P] = wv;
                 e[P] = hinge ? 1.0 - (double)cx->x[off] * (2 * gv - 1) : fabs(gv - (double)cx->p[off]);
                 g[P] = gv;
                 pos[P] = off;
-                gs += gv;
+                gs += wv * gv;
                 P++;
             }
         jb->counted = hinge || pr->mode == LV_ALL || gs > 0;
@@ -144,9 +151,10 @@ static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job
             double cum_g = 0, cum_ng = 0, Jprev = 0, val = 0;
             for (int64_t k = 0; k < P; k++) {
                 int64_t i = order[k];
-                cum_g += g[i];
-                cum_ng += 1 - g[i];
-                double U = gs + cum_ng, J = 1 - (gs - cum_g) / U; /* U ≥ 1 unless gs = 0 and k = 0 (then U = 1 − g = 1) */
+                cum_g += w[i] * g[i];
+                cum_ng += w[i] * (1 - g[i]);
+                /* U > 0: with gs = 0 every g is 0 and the first step adds w > 0 to cum_ng */
+                double U = gs + cum_ng, J = 1 - (gs - cum_g) / U;
                 double d = J - Jprev;
                 Jprev = J;
                 double f = hinge ? (e[i] > 0 ? e[i] : 0) : e[i];
@@ -166,6 +174,7 @@ static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job
     }
     free(e);
     free(g);
+    free(w);
     free(key);
     free(kb);
     free(idx);
@@ -245,4 +254,4 @@ static const sl_key lovasz_keys[] = {
 const sl_term_class sl_loss_lovasz = {
     {"lovasz", "region", "Lovász-softmax (C > 1) / Lovász hinge (one sigmoid channel): convex IoU surrogate",
      "Berman et al. 2018; matches the authors' lovasz_losses.py (lovasz_softmax, lovasz_hinge)"},
-    lovasz_keys, 0, NULL, eval_lovasz, NULL};
+    lovasz_keys, SL_TAKES_MASK, NULL, eval_lovasz, NULL};

@@ -77,4 +77,4 @@ static const sl_key mcc_keys[] = {SL_KEYS_REGION(1e-5), SL_KEY_END};
 const sl_term_class sl_loss_mcc = {
     {"mcc", "region", "1 − soft Matthews correlation coefficient per (sample, class)",
      "Abhishek & Hamarneh 2021 (MCC-Loss); their setting is batch=true,smooth_nr=0,smooth_dr=1"},
-    mcc_keys, SL_TAKES_MASK, mcc_validate, sl_region_eval, NULL, finalize_mcc};
+    mcc_keys, SL_TAKES_MASK | SL_PER_CLASS, mcc_validate, sl_region_eval, NULL, finalize_mcc};

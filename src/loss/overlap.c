@@ -193,7 +193,7 @@ static sl_status finalize_iou(sl_term *t, const sl_ctx *cx, sl_region *r, double
 const sl_term_class sl_loss_iou = {
     {"iou", "region", "soft Jaccard loss 1 − (tp + s)/(Σp + Σg − tp + s)",
      "Rahman & Wang 2016; Cai et al. 2017; equals MONAI DiceLoss(jaccard=True) with smooth_nr and smooth_dr doubled"},
-    logcosh_keys, SL_TAKES_MASK, NULL, sl_region_eval, NULL, finalize_iou};
+    logcosh_keys, SL_TAKES_MASK | SL_PER_CLASS, NULL, sl_region_eval, NULL, finalize_iou};
 
 /* ---- tversky, focal_tversky ------------------------------------------------------ */
 
@@ -279,7 +279,7 @@ static const sl_key tversky_keys[] = {TVERSKY_KEYS, SL_KEY_END};
 const sl_term_class sl_loss_tversky = {
     {"tversky", "region", "Tversky loss 1 − (tp + s)/(tp + α·fp + β·fn + s); α on FP, β on FN",
      "Salehi et al. 2017; matches MONAI TverskyLoss(alpha=0.3, beta=0.7) (MONAI's default is 0.5/0.5)"},
-    tversky_keys, SL_TAKES_MASK, validate_tversky, sl_region_eval, NULL, finalize_tversky};
+    tversky_keys, SL_TAKES_MASK | SL_PER_CLASS, validate_tversky, sl_region_eval, NULL, finalize_tversky};
 
 static const sl_key focal_tversky_keys[] = {
     TVERSKY_KEYS,
@@ -289,7 +289,7 @@ static const sl_key focal_tversky_keys[] = {
 const sl_term_class sl_loss_focal_tversky = {
     {"focal_tversky", "region", "mean over groups of (1 − Tversky index)^γ",
      "Abraham & Khan 2019 (their γ = 4/3 is our 1/γ = 0.75)"},
-    focal_tversky_keys, SL_TAKES_MASK, validate_focal_tversky, sl_region_eval, NULL, finalize_focal_tversky};
+    focal_tversky_keys, SL_TAKES_MASK | SL_PER_CLASS, validate_focal_tversky, sl_region_eval, NULL, finalize_focal_tversky};
 
 /* ---- asym ------------------------------------------------------------------------- */
 
@@ -328,7 +328,7 @@ const sl_term_class sl_loss_asym = {
     {"asym", "region", "asymmetric similarity loss 1 − F_β, β² on the false negatives",
      "Hashemi et al. 2018 (Asymmetric loss functions ..., IEEE Access); equals tversky with "
      "α = 1/(1+β²), β' = β²/(1+β²) up to smoothing"},
-    asym_keys, SL_TAKES_MASK, NULL, sl_region_eval, NULL, finalize_asym};
+    asym_keys, SL_TAKES_MASK | SL_PER_CLASS, NULL, sl_region_eval, NULL, finalize_asym};
 
 /* ---- focal_dice, wdice --------------------------------------------------------- */
 

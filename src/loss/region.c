@@ -299,6 +299,19 @@ sl_status sl_region_mean(const sl_ctx *cx, const sl_params *pr, const sl_region 
             dl[g] = w[c] / count;
         }
     *mean = sum / count;
+    sl_class_hook *h = cx->cls;
+    if (h && !r->pooled && cx->N == 1 && cx->C == h->C && r->G == C) { /* reduction=none (term.h) */
+        double up_sum = 0;
+        for (int64_t c = 0; c < C; c++) {
+            h->val[c] = c >= first ? w[c] * loss_g[c] : 0.0;
+            if (h->up) {
+                dl[c] = c >= first ? w[c] * h->up[c] : 0.0;
+                up_sum += c >= first ? h->up[c] * w[c] * loss_g[c] : 0.0;
+            }
+        }
+        if (h->up) *mean = up_sum;
+        h->captured = 1;
+    }
     free(w);
     return SL_OK;
 }

@@ -118,4 +118,4 @@ static const sl_key sensspec_keys[] = {
 const sl_term_class sl_loss_sensspec = {
     {"sensspec", "region", "r·Σ(g−p)²g/Σg + (1−r)·Σ(g−p)²(1−g)/Σ(1−g) per (sample, class)",
      "Brosch et al. 2015 (MICCAI), r = 0.05"},
-    sensspec_keys, SL_TAKES_MASK, NULL, eval_sensspec, NULL};
+    sensspec_keys, SL_TAKES_MASK | SL_PER_CLASS, NULL, eval_sensspec, NULL};

@@ -35,6 +35,14 @@
  *
  * ignore_index: ignored voxels get p = g = 0 before the filters and receive
  * no gradient; the mean still runs over every position.
+ *
+ * A voxel mask m (sl_target.mask) weights the positions: the mean over
+ * positions becomes Σ_o ω_o·SSIM_o / Σ_o ω_o with ω_o the weight of the
+ * voxel at the centre of window o (index o + (window − 1)/2 per axis, rounded
+ * down, with padding=valid; o itself with padding=zero). The windows are
+ * those of the whole maps (the mask weights, it does not cut the windows, as
+ * the distance maps of the boundary losses). A group whose weights are all 0
+ * has value 0 and no gradient.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -111,9 +119,10 @@ static void filt_t(const ssim_geo *G, const double *in, double *out, double *t1,
     }
 }
 
-/* One group: returns 1 − mean SSIM; with dp, adds gscale·dL/dp. buf: 12·S doubles. */
+/* One group: returns 1 − mean SSIM (weighted by pw (O) when not NULL); with
+ * dp, adds gscale·dL/dp. buf: 12·S doubles. */
 static double ssim_group(const ssim_geo *G, const double *x, const double *y, const unsigned char *valid,
-                         double gscale, float *dp, double *buf)
+                         const double *pw, double gscale, float *dp, double *buf)
 {
     const int64_t S = G->S, O = G->O;
     const double c1 = (SSIM_K1 * SSIM_RANGE) * (SSIM_K1 * SSIM_RANGE), c2 = (SSIM_K2 * SSIM_RANGE) * (SSIM_K2 * SSIM_RANGE);
@@ -127,14 +136,20 @@ static double ssim_group(const ssim_geo *G, const double *x, const double *y, co
     filt(G, prod, myy, t1, t2);
     for (int64_t i = 0; i < S; i++) prod[i] = x[i] * y[i];
     filt(G, prod, mxy, t1, t2);
-    double sum = 0;
-    const double k = -gscale / (double)O; /* d(value)/d(SSIM at a position) */
+    double sum = 0, W = (double)O;
+    if (pw) {
+        W = 0;
+        for (int64_t o = 0; o < O; o++) W += pw[o];
+        if (!(W > 0)) return 0; /* nothing weighs: value 0, no gradient */
+    }
+    const double k0 = -gscale / W; /* d(value)/d(SSIM at a position) of weight 1 */
     for (int64_t o = 0; o < O; o++) {
+        const double wo = pw ? pw[o] : 1.0, k = k0 * wo;
         double ux = mx[o], uy = my[o];
         double sx = mxx[o] - ux * ux, sy = myy[o] - uy * uy, sxy = mxy[o] - ux * uy;
         double A1 = 2 * ux * uy + c1, A2 = 2 * sxy + c2, B1 = ux * ux + uy * uy + c1, B2 = sx + sy + c2;
         double s = A1 * A2 / (B1 * B2);
-        sum += s;
+        sum += wo * s;
         if (dp) {
             /* overwrite the filtered maps with the three adjoint inputs */
             mx[o] = k * (2 * uy * (A2 - A1) / (B1 * B2) - 2 * ux * s * (1 / B1 - 1 / B2));
@@ -150,7 +165,20 @@ static double ssim_group(const ssim_geo *G, const double *x, const double *y, co
         for (int64_t i = 0; i < S; i++)
             if (!valid || valid[i]) dp[i] += (float)(ga[i] + 2 * x[i] * gb[i] + y[i] * gc[i]);
     }
-    return 1 - sum / (double)O;
+    return 1 - sum / W;
+}
+
+/* Position weights of sample n: the mask at each window's centre voxel. */
+static void ssim_position_weights(const ssim_geo *G, const float *mask, double *pw)
+{
+    const int64_t sh = G->off ? 0 : (G->k - 1) / 2; /* padding=valid: window o starts at o */
+    int64_t sa[3] = {0, 0, 0};
+    for (int a = 0; a < 3; a++) sa[a] = a < G->first_axis ? 0 : sh;
+    int64_t o = 0;
+    for (int64_t z = 0; z < G->eout[0]; z++)
+        for (int64_t y = 0; y < G->eout[1]; y++)
+            for (int64_t x = 0; x < G->eout[2]; x++, o++)
+                pw[o] = mask[((z + sa[0]) * G->ein[1] + (y + sa[1])) * G->ein[2] + (x + sa[2])];
 }
 
 static sl_status eval_ssim(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
@@ -201,8 +229,9 @@ static sl_status eval_ssim(sl_term *t, const sl_ctx *cx, double *value, char *ms
             int failed;
 #pragma omp atomic read
             failed = oom;
-            if (failed || dl[m] == 0) continue;
-            double *buf = sl_malloc(13 * S, sizeof(double));
+            if (failed || (dl[m] == 0 && !cx->cls)) continue; /* reduction=none wants every value */
+            const int masked = cx->target->mask != NULL;
+            double *buf = sl_malloc((masked ? 14 : 13) * S, sizeof(double)); /* O <= S: pw fits in S */
             unsigned char *valid = has_ignore ? sl_malloc(S, 1) : NULL;
             if (!buf || (has_ignore && !valid)) {
 #pragma omp atomic write
@@ -210,8 +239,9 @@ static sl_status eval_ssim(sl_term *t, const sl_ctx *cx, double *value, char *ms
                 free(buf), free(valid);
                 continue;
             }
-            double *x = buf + 11 * S, *y = buf + 12 * S;
+            double *x = buf + 11 * S, *y = buf + 12 * S, *pw = masked ? buf + 13 * S : NULL;
             const int64_t n = m / C, c = m % C;
+            if (pw) ssim_position_weights(&G, cx->target->mask + n * S, pw);
             const float *p = cx->p + m * S;
             for (int64_t s = 0; s < S; s++) {
                 int ok = !has_ignore || sl_valid(cx, pr, n, s);
@@ -219,7 +249,7 @@ static sl_status eval_ssim(sl_term *t, const sl_ctx *cx, double *value, char *ms
                 x[s] = ok ? p[s] : 0.0;
                 y[s] = ok ? sl_g(cx, n, c, s) : 0.0;
             }
-            lg[m] = ssim_group(&G, x, y, valid, cx->scale * dl[m], cx->dp ? cx->dp + m * S : NULL, buf);
+            lg[m] = ssim_group(&G, x, y, valid, pw, cx->scale * dl[m], cx->dp ? cx->dp + m * S : NULL, buf);
             free(buf), free(valid);
         }
         if (oom) st = sl_errf(msg, msglen, SL_ENOMEM, "ssim: out of memory");
@@ -252,4 +282,4 @@ static const sl_key ssim_keys[] = {
 const sl_term_class sl_loss_ssim = {
     {"ssim", "boundary", "1 − SSIM(p_c, g_c) with a Gaussian window, mean over samples and classes",
      "Huang et al. 2020 (UNet 3+ hybrid loss), SSIM of Wang et al. 2004; matches MONAI SSIMLoss"},
-    ssim_keys, 0, validate_ssim, eval_ssim, NULL, NULL};
+    ssim_keys, SL_TAKES_MASK | SL_PER_CLASS, validate_ssim, eval_ssim, NULL, NULL};

@@ -111,6 +111,22 @@ typedef struct sl_key {
 /* ---- evaluation context ---------------------------------------------------- */
 
 /*
+ * reduction=none (sl_loss_forward_none, loss.c): a per-class term evaluated
+ * on one sample (N = 1) reports its class values through this hook. When
+ * sl_region_mean sees it (and the groups are that sample's C classes), it
+ * writes val[c] = w_c·L_c (0 for an excluded class), sets captured, and,
+ * when up is given, returns Σ_c up_c·w_c·L_c with coefficients w_c·up_c in
+ * place of the mean, so that the term's gradient is that of the weighted
+ * sum of its class values.
+ */
+typedef struct sl_class_hook {
+    int64_t C;
+    const double *up; /* [C] or NULL */
+    double *val;      /* [C] */
+    int captured;
+} sl_class_hook;
+
+/*
  * What a term sees during one forward. Arrays are (N, C, S) with S the
  * number of spatial voxels; element (n, c, s) is at (n*C + c)*S + s.
  */
@@ -130,6 +146,7 @@ typedef struct sl_ctx {
      * scale * d(term)/d(p) to dp, or scale * d(term)/d(x) to dx. */
     float *dp, *dx;
     double scale;          /* the term's weight */
+    sl_class_hook *cls;    /* reduction=none on a per-class term, else NULL */
 } sl_ctx;
 
 /* Target of class c at voxel s of sample n (labels or soft). For a single
@@ -188,6 +205,10 @@ typedef struct sl_region sl_region;
 /* The term weights voxels by target->mask (sl_vw); the framework refuses a
  * mask for a term without this flag. */
 #define SL_TAKES_MASK 2u
+/* The term's value is sl_region_mean of per-(sample, class) values (unless
+ * pool_classes or batch pools them): reduction=none gives its (N, C) matrix.
+ * Every sl_region_mean call of such a term must be its final reduction. */
+#define SL_PER_CLASS 4u
 
 typedef struct sl_term_class {
     sl_loss_info info;      /* name, family, summary, reference (loss.h) */

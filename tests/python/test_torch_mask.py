@@ -119,9 +119,13 @@ def main():
     bad[1, 0, 2, 3] = np.nan
     e = raises(lambda: run("ce", x, y, bad), errors.NonFiniteError)
     chk.true("NaN weight -> NonFiniteError (%s)" % e, e is not None and "mask" in e and "WRONG" not in e)
-    e = raises(lambda: run("dice+lovasz", x, y, mb), errors.InvalidArgumentError)
-    chk.true("a loss without mask support -> InvalidArgumentError naming it (%s)" % e,
-             e is not None and "lovasz" in e and "WRONG" not in e)
+    # every loss takes a mask since issue 16's second round: lovasz through SegLoss equals the library
+    vl, gl = run("dice+lovasz", x, y, mb)
+    vr, gr, er = R.run_lib("dice+lovasz", x, y, mask=mb)
+    chk.true("dice+lovasz with a mask runs in the library (%s)" % er, er is None)
+    if er is None:
+        chk.close("SegLoss dice+lovasz masked == library value", vl, vr, rtol=1e-6, atol=1e-8, group="lovasz")
+        chk.close("SegLoss dice+lovasz masked == library grad (x 0.7)", gl, 0.7 * gr, rtol=1e-5, atol=1e-8, group="lovasz")
     for shp in ((2, 1, 7, 6), (1, 1, 6, 7), (2, 3, 6, 7), (2, 6)):
         e = raises(lambda: run("dice", x, y, np.ones(shp, np.float32)), errors.ShapeError)
         chk.true("mask of shape %s -> ShapeError (%s)" % (shp, e), e is not None and "mask" in e and "WRONG" not in e)

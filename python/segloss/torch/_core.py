@@ -46,6 +46,9 @@ def _L():
         h.sl_loss_free.restype = None
         h.sl_loss_forward.argtypes = [vp, vp, _c.POINTER(_lib.Dims), _c.POINTER(_Target),
                                       _c.POINTER(_ForwardOpts), _c.POINTER(_c.c_double), vp, cp, sz]
+        h.sl_loss_none_columns.argtypes = [vp, _c.POINTER(_lib.Dims), _c.POINTER(_c.c_int64), cp, sz]
+        h.sl_loss_forward_none.argtypes = [vp, vp, _c.POINTER(_lib.Dims), _c.POINTER(_Target),
+                                           _c.POINTER(_ForwardOpts), vp, vp, vp, cp, sz]
         h.sl_loss_num_terms.argtypes = [vp]
         h.sl_loss_term_name.argtypes = [vp, _c.c_int]
         h.sl_loss_term_name.restype = cp
@@ -164,6 +167,26 @@ class _SegLossFn(torch.autograd.Function):
         return g, None, None, None, None, None
 
 
+class _SegLossNoneFn(torch.autograd.Function):
+    """reduction="none": the (N, K) values from one C call; backward makes a second call with the
+    upstream gradient as the weights of the sum (the gradient of Σ u·M is not a scaled copy of one
+    kept gradient)."""
+
+    @staticmethod
+    def forward(ctx, logits, module, target, dist, mask):
+        values, _ = module._evaluate_none(logits, target, dist, mask, None, False)
+        ctx.module, ctx.args = module, (logits.detach(), target, dist, mask)
+        ctx.logits_dtype = logits.dtype
+        return torch.from_numpy(values).to(logits.dtype if logits.dtype.is_floating_point else torch.float64)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        logits, target, dist, mask = ctx.args
+        up = grad_output.detach().to(torch.float64).contiguous().numpy()
+        _, grad = ctx.module._evaluate_none(logits, target, dist, mask, up, True)
+        return torch.from_numpy(grad).to(ctx.logits_dtype), None, None, None, None
+
+
 class SegLoss(torch.nn.Module):
     """A segloss loss spec (docs/losses.md) as a PyTorch loss.
 
@@ -197,6 +220,13 @@ class SegLoss(torch.nn.Module):
     in torch operations on the logits' device, autograd for the gradient; a
     loss it does not cover is refused at construction), or "auto" (default):
     "c" for CPU tensors, "torch" for other devices or with a process_group.
+    reduction: "mean" (default: the scalar loss) or "none" (MONAI/smp's
+    reduction="none", C backend): a tensor (N, C) of per-(sample, class)
+    values w_c·L_nc when every term is a per-class loss (dice, iou, tversky,
+    focal_tversky, asym, mcc, sensspec, ssim, hausdorff_er, edge_dice,
+    cldice), else (N, 1) of per-sample values (each sample a batch of one);
+    its backward passes the upstream gradient to the library as the weights
+    of the sum (docs/losses.md#per-sample-and-per-class-values-reductionnone).
     process_group: a torch.distributed group (e.g. group.WORLD); the pooled
     sums of the batch statistics are all-reduced over it before the ratios
     are taken and the gradient is scaled by the world size, so that under
@@ -207,8 +237,14 @@ class SegLoss(torch.nn.Module):
     mask; others are refused when called (docs/python.md, DDP).
     """
 
-    def __init__(self, spec, *, spacing=None, threads=None, backend="auto", process_group=None):
+    def __init__(self, spec, *, spacing=None, threads=None, backend="auto", process_group=None, reduction="mean"):
         super().__init__()
+        if reduction not in ("mean", "none"):
+            raise ValueError("reduction must be 'mean' or 'none', got %r" % (reduction,))
+        if reduction == "none" and (backend == "torch" or process_group is not None):
+            raise errors.UnsupportedError("%s: reduction=\"none\" is computed by the C backend only (backend=\"c\" "
+                                          "with CPU tensors, no process_group)" % spec)
+        self.reduction = reduction
         if not isinstance(spec, str):
             raise TypeError("spec must be a string such as 'dice+ce', got %s" % type(spec).__name__)
         if backend not in ("auto", "c", "torch"):
@@ -262,6 +298,55 @@ class SegLoss(torch.nn.Module):
                 pass
             self._handle = None
 
+    def _evaluate_none(self, logits, target, dist, mask, upstream, want_grad):
+        """reduction="none": (values (N, K) float64, grad or None) through sl_loss_forward_none."""
+        h = _L()
+        x, d, tgt, opts, keep = self._prepare(logits, target, dist, mask)
+        buf = _lib.msgbuf()
+        cols = _c.c_int64()
+        _lib.check(h.sl_loss_none_columns(self._handle, _c.byref(d), _c.byref(cols), buf, _lib.MSG_LEN), buf,
+                   self.spec)
+        values = np.zeros((x.shape[0], cols.value))
+        if upstream is not None and tuple(upstream.shape) != values.shape:
+            raise errors.ShapeError("%s: the upstream gradient has shape %s, the values %s"
+                                    % (self.spec, tuple(upstream.shape), values.shape))
+        up = None if upstream is None else np.ascontiguousarray(upstream, np.float64)
+        grad = np.empty(x.shape, np.float32) if want_grad else None
+        st = h.sl_loss_forward_none(self._handle, x.ctypes.data, _c.byref(d), _c.byref(tgt), _c.byref(opts),
+                                    values.ctypes.data, None if up is None else up.ctypes.data,
+                                    None if grad is None else grad.ctypes.data, buf, _lib.MSG_LEN)
+        _lib.check(st, buf, self.spec)
+        return values, grad
+
+    def _prepare(self, logits, target, dist, mask):
+        """The C call's arguments: (x, dims, target struct, opts, arrays to keep alive)."""
+        x = _logits_array(logits)
+        shape = x.shape
+        kind, labels, soft = _target_arrays(target, shape)
+        mask_arr = None if mask is None else _mask_array(mask, shape)
+        d = _lib.dims(shape)
+        opts = _ForwardOpts()
+        for i, s in enumerate(_spacing(self.spacing, len(shape) - 2)):
+            opts.spacing[i] = s
+        for i in range(len(shape) - 2, _lib.MAX_SPATIAL):
+            opts.spacing[i] = 1.0
+        dist_arr = None
+        if dist is not None:
+            if isinstance(dist, np.ndarray):
+                dist = torch.from_numpy(dist)
+            _check_cpu(dist, "dist")
+            if tuple(dist.shape) != tuple(shape):
+                raise errors.ShapeError("dist must have the logits' shape %s, got %s"
+                                        % (tuple(shape), tuple(dist.shape)))
+            dist_arr = dist.detach().to(torch.float32).contiguous().numpy()
+            opts.dist = dist_arr.ctypes.data
+        opts.threads = _lib.threads(self.threads)
+        opts.training = 1 if self.training else 0
+        tgt = _Target(kind, None if labels is None else labels.ctypes.data,
+                      None if soft is None else soft.ctypes.data,
+                      None if mask_arr is None else mask_arr.ctypes.data)
+        return x, d, tgt, opts, (labels, soft, mask_arr, dist_arr)
+
     def _evaluate(self, logits, target, dist, want_grad, mask=None):
         h = _L()
         x = _logits_array(logits)
@@ -308,6 +393,15 @@ class SegLoss(torch.nn.Module):
     # ---- the loss
 
     def forward(self, logits, target, dist=None, mask=None, maps=None):
+        if getattr(self, "reduction", "mean") == "none":
+            if self._use_native(logits):
+                raise errors.UnsupportedError("%s: reduction=\"none\" is computed by the C backend only; logits on "
+                                              "%s take the torch backend" % (self.spec, logits.device))
+            if maps is not None:
+                raise errors.UnsupportedError("%s: reduction=\"none\" computes its target maps itself; maps= is "
+                                              "for the mean reduction" % self.spec)
+            self._native_values = None
+            return _SegLossNoneFn.apply(logits, self, target, dist, mask)
         if maps is not None:
             maps = self._check_maps(maps, logits)
         if self._use_native(logits):
