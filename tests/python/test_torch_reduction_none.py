@@ -19,7 +19,8 @@ from segloss.torch import monai as M
 
 def monai_none(kind, input, target, include_background=True, to_onehot_y=False, softmax=False, sigmoid=False,
                smooth_nr=1e-5, smooth_dr=1e-5, weight=None, alpha=0.5, beta=0.5):
-    """MONAI DiceLoss / TverskyLoss forward with reduction="none": f (B, C') viewed as (B, C', 1, ...)."""
+    """MONAI DiceLoss / TverskyLoss forward with reduction="none": DiceLoss views f (B, C') as (B, C', 1, ...);
+    TverskyLoss returns its (B, C') scores as they are (MONAI's tversky.py has no view)."""
     x, t = m_prep(input, target, sigmoid, softmax, to_onehot_y, include_background)
     axes = list(range(2, x.dim()))
     inter = (x * t).sum(axes)
@@ -30,6 +31,7 @@ def monai_none(kind, input, target, include_background=True, to_onehot_y=False, 
     else:
         fp, fn = alpha * (x * (1 - t)).sum(axes), beta * ((1 - x) * t).sum(axes)
         f = 1.0 - (inter + smooth_nr) / (inter + fp + fn + smooth_dr)
+        return f
     return f.view(list(f.shape[:2]) + [1] * (x.dim() - 2))
 
 
