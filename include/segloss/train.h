@@ -342,6 +342,55 @@ sl_status sl_predict_image_probs(sl_unet *net, const sl_preproc *pp, const sl_ar
                                  const sl_predict_opts *opts, sl_array *out, sl_array *probs, char *msg,
                                  size_t msglen);
 
+/* ------------------------------------------------------- sliding window */
+
+/*
+ * Sliding-window inference, independent of the network (nnU-Net v2's
+ * predict_sliding_window_return_logits): windows of opts->patch overlap by
+ * (1 - step); each is passed to fn, and every voxel of out is the
+ * importance-weighted mean of the outputs of the windows covering it,
+ *     out = sum_w g_w f(window_w) / sum_w g_w,
+ * g the Gaussian map of sl_window_gaussian (or 1 with gaussian = 0). An
+ * axis shorter than the patch is zero-padded to it (floor(excess / 2)
+ * before) and cropped back. The values of fn are aggregated linearly as
+ * they come (nnU-Net aggregates logits).
+ */
+
+/* One window: patch (in_channels, patch...) float32 -> out (out_channels,
+ * patch...) float32, caller-allocated by sl_sliding_window. A non-OK status
+ * stops the aggregation and is returned (msg as written by fn). */
+typedef sl_status (*sl_window_fn)(const float *patch, float *out, void *user, char *msg, size_t msglen);
+
+typedef struct sl_window_opts {
+    int64_t patch[3];    /* window extents, one per spatial axis (first ndim used) */
+    double step;         /* window step as a fraction of the patch, (0, 1] (0.5) */
+    int gaussian;        /* 1: Gaussian importance weighting; 0: plain mean */
+    double sigma_scale;  /* Gaussian sigma = patch * sigma_scale per axis (1/8) */
+} sl_window_opts;
+
+#define SL_WINDOW_OPTS_DEFAULT {{0, 0, 0}, 0.5, 1, 0.125}
+
+/* Window starts along one axis (nnU-Net's compute_steps_for_sliding_window):
+ * k = ceil((size - patch) / (patch * step)) + 1 windows at
+ * round(i * (size - patch) / (k - 1)) (half to even); one window at 0 when
+ * size <= patch. starts may be NULL to get *count only. SL_EINVAL. */
+sl_status sl_window_starts(int64_t size, int64_t patch, double step, int64_t *starts, int64_t *count);
+
+/* The importance map (patch[0..ndim)) float32 of nnU-Net's compute_gaussian:
+ * prod over axes of exp(-d^2 / (2 sigma^2)), d the offset from floor(p/2),
+ * sigma = p * sigma_scale, 0 beyond scipy's radius floor(4 sigma + 0.5);
+ * maximum 1; zeros replaced by the smallest positive value. SL_EINVAL,
+ * SL_ENOMEM. */
+sl_status sl_window_gaussian(int ndim, const int64_t *patch, double sigma_scale, float *map);
+
+/* image (in_channels, size...) float32 -> out (out_channels, size...)
+ * float32, ndim 1..3 spatial axes. Codes: SL_EINVAL (bad sizes or
+ * options), SL_ENOMEM, fn's codes. Calls fn from the calling thread, one
+ * window at a time, first axis outermost. */
+sl_status sl_sliding_window(const float *image, int in_channels, int ndim, const int64_t size[3],
+                            int out_channels, const sl_window_opts *opts, sl_window_fn fn, void *user,
+                            float *out, char *msg, size_t msglen);
+
 SL_API_END
 #ifdef __cplusplus
 }
