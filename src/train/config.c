@@ -176,7 +176,7 @@ static const dfield dfields[] = {
     F(max_lesions, DT_INT), F(distractors, DT_DBL), F(colin_dir, DT_STR),
     F(min_brain_fraction, DT_DBL), F(block, DT_INT), F(gap, DT_INT), F(axis, DT_AXIS),
     F(norm, DT_NORM), F(norm_nonzero, DT_INT), F(clip_lo, DT_DBL), F(clip_hi, DT_DBL),
-    F(num_classes, DT_INT), F(slices, DT_SLICES),
+    F(num_classes, DT_INT), F(slices, DT_SLICES), F(depth, DT_I64),
 };
 #undef F
 #define NDFIELDS (sizeof dfields / sizeof *dfields)
@@ -207,6 +207,9 @@ static cJSON *data_opts_json(const sl_data_opts *d)
         const dfield *f = &dfields[i];
         const void *p = (const char *)d + f->offset;
         cJSON *it = NULL;
+        /* depth (3-D sources only) is written when set, so 2-D runs keep
+         * the identity they had before it existed */
+        if (strcmp(f->name, "depth") == 0 && *(const int64_t *)p == 0) continue;
         char s[2] = {0, 0};
         switch (f->type) {
         case DT_U64: it = add_u64(o, f->name, *(const uint64_t *)p); break;
