@@ -1,8 +1,10 @@
 /*
- * segloss/nn.h — a 2-D U-Net with hand-written forward and backward passes,
- * its optimisers and learning-rate schedules, and model files.
+ * segloss/nn.h — a 2-D or 3-D U-Net with hand-written forward and backward
+ * passes, its optimisers and learning-rate schedules, and model files.
  *
- * The network (docs/nn.md has the picture):
+ * The network (docs/nn.md has the picture), shown for 2-D; in 3-D every
+ * 3x3 is 3x3x3 and every 2x2 is 2x2x2, unless the anisotropy fields of
+ * sl_unet_config (pool, kernel) say 1 along an axis:
  *   encoder stage s = 0 .. depth-1, width w_s = base_width * 2^s (capped at
  *   max_width when that is > 0):
  *     [s > 0: 2x2 max-pool, or the first convolution has stride 2]
@@ -70,8 +72,11 @@ typedef enum sl_down_kind {
     SL_DOWN_STRIDED = 1  /* the stage's first 3x3 conv has stride 2 (nnU-Net) */
 } sl_down_kind;
 
+/* Most encoder stages a net can have. */
+#define SL_UNET_MAX_DEPTH 8
+
 typedef struct sl_unet_config {
-    int spatial_ndim;     /* 2 (3 is reserved: SL_EUNSUPPORTED for now) */
+    int spatial_ndim;     /* 2: images (B, C, H, W); 3: volumes (B, C, D, H, W) */
     int in_channels;      /* image channels, >= 1 */
     int num_classes;      /* output channels, >= 1 */
     int depth;            /* encoder stages, 1..8; depth - 1 downsamplings */
@@ -84,17 +89,56 @@ typedef struct sl_unet_config {
     float norm_eps;       /* > 0 (1e-5) */
     float bn_momentum;    /* BatchNorm running-stat momentum in [0, 1] (0.1) */
     uint64_t seed;        /* weight initialisation seed */
+    /* Anisotropy (appended; all 0 = isotropic, the behaviour before these
+     * fields existed). Index a runs over the spatial axes in dims order
+     * ((H, W) in 2-D, (D, H, W) in 3-D); entries a >= spatial_ndim must be 0.
+     * pool[s][a], s >= 1: down-sampling factor (1 or 2) along axis a into
+     *   encoder stage s (max-pool window or the strided conv's stride), and
+     *   the up-sampling factor of the transposed conv from stage s back to
+     *   s - 1; 0 = 2. pool[0] must be all 0.
+     * kernel[s][a]: extent (1 or 3) along axis a of every 3x3 convolution of
+     *   encoder stage s and decoder stage s; 0 = 3.
+     * sl_unet_plan_anisotropic fills both from the voxel spacing. */
+    int pool[SL_UNET_MAX_DEPTH][3];
+    int kernel[SL_UNET_MAX_DEPTH][3];
 } sl_unet_config;
 
 #define SL_UNET_CONFIG_DEFAULT                                                           \
-    {2, 1, 2, 4, 16, 0, SL_NORM_INSTANCE, SL_DOWN_MAXPOOL, 0, 0.01f, 1e-5f, 0.1f, 0}
+    {2, 1, 2, 4, 16, 0, SL_NORM_INSTANCE, SL_DOWN_MAXPOOL, 0, 0.01f, 1e-5f, 0.1f, 0,     \
+     {{0}}, {{0}}}
 
 typedef struct sl_unet sl_unet;
 
 /* Checks a configuration without building anything. SL_OK, SL_EINVAL (a
- * field out of range, named in msg), SL_EUNSUPPORTED (spatial_ndim 3),
- * SL_EOVERFLOW (the widths do not fit). cfg NULL: SL_EINVAL. */
+ * field out of range, named in msg), SL_EOVERFLOW (the widths do not fit).
+ * cfg NULL: SL_EINVAL. */
 sl_status sl_unet_config_check(const sl_unet_config *cfg, char *msg, size_t msglen);
+
+/*
+ * nnU-Net's rule for anisotropic voxels (docs/nn.md): fills cfg->pool and
+ * cfg->kernel for cfg->depth stages from the voxel spacing (spatial_ndim
+ * values, e.g. mm, all > 0, dims order) and the patch extents (spatial_ndim
+ * values). With sp the spacing of stage s's feature map (the input spacing
+ * times the factors pooled so far) and m = min over axes of sp:
+ *   kernel[s][a] = 3 if sp[a] < 2 m, else 1 (a much coarser axis gets no
+ *     context mixing yet); the deepest stage gets 3 on every axis;
+ *   pool[s+1][a] = 2 if sp[a] < 2 m and the stage's extent along a is at
+ *     least 8 (so the deepest map keeps >= 4 voxels), else 1.
+ * Isotropic spacing gives kernel 3 and pool 2 everywhere (while the patch
+ * allows). The other fields of cfg are kept. SL_EINVAL: NULL, a spacing
+ * that is not finite and > 0, a patch extent < 1, spatial_ndim not 2 or 3,
+ * or a stage where no axis can be pooled (the patch is too small for the
+ * depth: msg names the stage).
+ */
+sl_status sl_unet_plan_anisotropic(sl_unet_config *cfg, const double *spacing,
+                                   const int64_t *patch, char *msg, size_t msglen);
+
+/* The total down-sampling factor of output level `level` along each
+ * spatial axis (factors[0 .. spatial_ndim-1]; the product of the pool
+ * factors of stages 1..level): level l's logits have extents
+ * spatial[a] / factors[a]. SL_EINVAL on NULL or a level outside
+ * [0, depth). */
+sl_status sl_unet_level_factors(const sl_unet *net, int level, int factors[3]);
 
 /*
  * Builds a network and initialises its weights from cfg->seed:
@@ -144,9 +188,9 @@ typedef struct sl_tensor_info {
     int is_buffer;     /* 0: offset into params/grads; 1: into buffers */
     int64_t offset;    /* in floats */
     int64_t numel;
-    int ndim;          /* 1 or 4 */
-    int64_t shape[4];  /* PyTorch shape: conv (Cout, Cin, K, K), transposed
-                          conv (Cin, Cout, 2, 2), vectors (C) */
+    int ndim;          /* 1, 4 (2-D convs) or 5 (3-D convs) */
+    int64_t shape[5];  /* PyTorch shape: conv (Cout, Cin, [Kd,] Kh, Kw),
+                          transposed conv (Cin, Cout, [fd,] fh, fw), vectors (C) */
 } sl_tensor_info;
 
 /* Number of entries (parameters and buffers), or -1 for NULL. */
@@ -164,14 +208,17 @@ sl_status sl_unet_set_threads(sl_unet *net, int threads);
 sl_status sl_unet_set_training(sl_unet *net, int training);
 
 /*
- * Forward pass. images is (B, Cin, H, W) as dims = {B, Cin, 2, {H, W}};
- * logits (caller-allocated, B * num_classes * H * W floats) receives the
- * level-0 output (B, num_classes, H, W). H and W must be divisible by
- * 2^(depth-1). The activations needed by the backward are kept in the net,
- * in arenas that grow to the largest (B, H, W) seen (a shape that fits is
+ * Forward pass. images is (B, Cin, H, W) as dims = {B, Cin, 2, {H, W}} for
+ * a 2-D net, (B, Cin, D, H, W) as {B, Cin, 3, {D, H, W}} for a 3-D one;
+ * logits (caller-allocated, B * num_classes * voxels floats) receives the
+ * level-0 output (B, num_classes, [D,] H, W). Each extent must be divisible
+ * by the product of the pool factors along its axis (2^(depth-1) when
+ * isotropic). The activations needed by the backward are kept in the net,
+ * in arenas that grow to the largest shape seen (a shape that fits is
  * laid out in the existing memory).
  * Returns SL_OK; SL_EINVAL (NULL pointer); SL_ESHAPE (channels differ from
- * in_channels, H or W not divisible, or not 2-D; named in msg);
+ * in_channels, an extent not divisible, or a dimensionality other than the
+ * net's; named in msg);
  * SL_EOVERFLOW; SL_ENOMEM. NaN/Inf in images propagate, not checked.
  */
 sl_status sl_unet_forward(sl_unet *net, const float *images, const sl_dims *dims, float *logits,
@@ -202,7 +249,8 @@ int sl_unet_num_outputs(const sl_unet *net);
 
 /* Output level `level` of the last forward: *logits points into the net
  * (valid until the next forward or free), *dims = (B, num_classes,
- * H / 2^level, W / 2^level). Either out-pointer may be NULL.
+ * spatial[a] / factor[a]) with the factors of sl_unet_level_factors
+ * (H / 2^level, W / 2^level when isotropic). Either out-pointer may be NULL.
  * SL_EINVAL (NULL net, bad level), SL_EBADSTATE (no forward yet). */
 sl_status sl_unet_output(const sl_unet *net, int level, const float **logits, sl_dims *dims);
 
@@ -224,6 +272,13 @@ sl_status sl_unet_ds_weights(const sl_unet *net, float *weights);
 sl_status sl_nn_downsample_nearest(void *out, const void *in, const sl_dims *dims,
                                    size_t elem_size, int factor, char *msg, size_t msglen);
 
+/* The same with one factor per spatial axis (factors[0 .. spatial_ndim-1],
+ * each >= 1), for the levels of an anisotropic net: pass the factors of
+ * sl_unet_level_factors. */
+sl_status sl_nn_downsample_nearest_axes(void *out, const void *in, const sl_dims *dims,
+                                        size_t elem_size, const int *factors, char *msg,
+                                        size_t msglen);
+
 /* ------------------------------------------------------ INT8 inference
  *
  * Post-training static quantisation of every convolution (docs/nn.md):
@@ -239,12 +294,14 @@ sl_status sl_nn_downsample_nearest(void *out, const void *in, const sl_dims *dim
  *
  * Quantisation copies the weights as they are: the float parameters are
  * not changed, and later changes to them are not seen until the net is
- * calibrated and quantised again. An int8 net has no backward.
+ * calibrated and quantised again. An int8 net has no backward. Only the
+ * isotropic 2-D net is quantised: sl_unet_calibrate returns
+ * SL_EUNSUPPORTED for a 3-D or anisotropic net.
  */
 
 /* Starts a calibration (dropping any earlier int8 state): forwards run in
  * float32 and record the range of every convolution's input.
- * SL_EINVAL (NULL), SL_ENOMEM. */
+ * SL_EINVAL (NULL), SL_EUNSUPPORTED (a 3-D or anisotropic net), SL_ENOMEM. */
 sl_status sl_unet_calibrate(sl_unet *net);
 
 /* Ends the calibration: quantises the weights, fixes the activation

@@ -48,6 +48,69 @@ sl_status sl_nn_blas_reserve(int threads, char *msg, size_t msglen);
  * release with free(). */
 void *sl_nn_alloc_aligned(size_t bytes);
 
+/* ---- convolution, 2-D or 3-D (per-axis kernel, stride, padding) --------
+ * Spatial axes are (D, H, W); a 2-D layer has D = 1, kernel 1, stride 1
+ * and pad 0 along the first axis (sl_conv_shape_2d). The input is the
+ * channel concatenation of inp1 (C1 channels) and inp2 (C2 channels, or
+ * none when C2 = 0): convolving a concatenation this way means the decoder
+ * never copies its skip connection. */
+typedef struct sl_conv_shape {
+    int64_t B;      /* batch */
+    int64_t C1;     /* channels of inp1 */
+    int64_t C2;     /* channels of inp2 (0 = single input) */
+    int64_t Cout;   /* output channels */
+    int64_t in[3];  /* input extent (D, H, W) */
+    int k[3];       /* kernel extent per axis (Kd, Kh, Kw) */
+    int stride[3];
+    int pad[3];     /* zero padding on both sides of each axis */
+} sl_conv_shape;
+
+/* Output extent (in + 2 pad - k) / stride + 1 along axis 0..2, or -1 if
+ * the shape is invalid. */
+int64_t sl_conv_out(const sl_conv_shape *s, int axis);
+/* Scratch bytes for forward and backward with `threads` threads; 0 when
+ * the shape is invalid or the size overflows. */
+size_t sl_conv_work_bytes(const sl_conv_shape *s, int threads);
+/* out is (B, Cout, Do, Ho, Wo); inp1 is (B, C1, D, H, W); inp2 is
+ * (B, C2, D, H, W) or NULL; weight is (Cout, C1 + C2, Kd, Kh, Kw); bias is
+ * (Cout) or NULL. */
+void sl_conv_forward(float *out, const float *inp1, const float *inp2, const float *weight,
+                     const float *bias, const sl_conv_shape *s, void *work, int threads);
+/* dout is (B, Cout, Do, Ho, Wo); dinp1/dinp2 like inp1/inp2 (either may
+ * be NULL); dweight like weight (accumulated); dbias (Cout) or NULL
+ * (accumulated). inp1, inp2, weight as given to the forward. */
+void sl_conv_backward(float *dinp1, float *dinp2, float *dweight, float *dbias, const float *dout,
+                      const float *inp1, const float *inp2, const float *weight,
+                      const sl_conv_shape *s, int acc, void *work, int threads);
+
+/* ---- transposed convolution with kernel = stride = f per axis ----------
+ * (the decoder's upsampling: f = 2 or 1 per axis). in = (D, H, W) is the
+ * input extent, the output is (D fd, H fh, W fw). */
+size_t sl_convt_work_bytes(int64_t B, int64_t Cin, int64_t Cout, const int64_t in[3],
+                           const int f[3], int threads);
+/* out is (B, Cout, D fd, H fh, W fw); inp is (B, Cin, D, H, W); weight is
+ * (Cin, Cout, fd, fh, fw) (PyTorch's ConvTranspose3d layout); bias (Cout) or NULL. */
+void sl_convt_forward(float *out, const float *inp, const float *weight, const float *bias,
+                      int64_t B, int64_t Cin, int64_t Cout, const int64_t in[3], const int f[3],
+                      void *work, int threads);
+/* dout like out; dinp like inp or NULL; dweight, dbias accumulated (dbias may be NULL). */
+void sl_convt_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                       const float *inp, const float *weight, int64_t B, int64_t Cin,
+                       int64_t Cout, const int64_t in[3], const int f[3], int acc, void *work,
+                       int threads);
+
+/* ---- max-pool with kernel = stride = f per axis ------------------------
+ * Extents divisible by f. The first maximum in row-major window order
+ * wins, NaN propagates (as PyTorch's CPU kernel). out is (B, C, D/fd,
+ * H/fh, W/fw); inp is (B, C, D, H, W). */
+void sl_maxpool_forward(float *out, const float *inp, int64_t B, int64_t C, const int64_t in[3],
+                        const int f[3], int threads);
+/* dinp (B, C, D, H, W) receives dout at the position of each window's
+ * maximum (recomputed from inp); other positions get 0 (acc = 0) or keep
+ * their value. */
+void sl_maxpool_backward(float *dinp, const float *dout, const float *inp, int64_t B, int64_t C,
+                         const int64_t in[3], const int f[3], int acc, int threads);
+
 /* ---- 2-D convolution (square kernel, zero padding, optional concat) ----
  * The input is the channel concatenation of inp1 (C1 channels) and inp2
  * (C2 channels, or none when C2 = 0): convolving a concatenation this way
@@ -62,6 +125,9 @@ typedef struct sl_conv2d_shape {
     int stride;
     int pad;        /* zero padding on every side */
 } sl_conv2d_shape;
+
+/* The same convolution as an sl_conv_shape (D = 1). */
+sl_conv_shape sl_conv_shape_2d(const sl_conv2d_shape *s);
 
 /* Output extent (H + 2 pad - K) / stride + 1, or -1 if the shape is invalid. */
 int64_t sl_conv2d_out_h(const sl_conv2d_shape *s);
@@ -102,7 +168,8 @@ void sl_convt2x2_backward(float *dinp, float *dweight, float *dbias, const float
  * slope * x otherwise (slope >= 0; slope = 1 gives the bare normalisation).
  * mean and rstd = 1 / sqrt(var + eps) are saved per (b, c) for the
  * backward; var is the biased variance (as PyTorch uses for normalising).
- * Statistics are accumulated in double. */
+ * Statistics are accumulated in double. HW is the number of pixels or
+ * voxels per channel (2-D and 3-D alike). */
 size_t sl_norm_work_bytes(int64_t B, int64_t C);
 
 /* Instance norm: statistics per (b, c) over HW.

@@ -6,7 +6,7 @@
  *   offset size  field
  *   0      8     magic "SLUNET\r\n" (the CR LF, as in PNG, catches a
  *                text-mode transfer that rewrote line ends)
- *   8      4     u32 format version (1)
+ *   8      4     u32 format version (1, or 2 for a 3-D or anisotropic net)
  *   12     4     u32 header size in bytes (128)
  *   16     36    i32 spatial_ndim, in_channels, num_classes, depth,
  *                base_width, max_width, norm, down, deep_supervision
@@ -15,7 +15,10 @@
  *   72     8     i64 number of parameters P
  *   80     8     i64 number of buffer floats Q
  *   88     4     u32 1 if an optimiser section follows, else 0
- *   92     36    zero
+ *   92     24    version 2: u8 per (stage s, axis a), at 92 + 3 s + a:
+ *                pool[s][a] in the low 4 bits, kernel[s][a] in the high 4
+ *                (0 = default); version 1: zero (an isotropic 2-D net)
+ *   116    12    zero
  *   128    4P    f32 parameters (tensor table order, nn.h)
  *          4Q    f32 buffers
  *   optimiser section (optional), 152 bytes + state:
@@ -50,7 +53,9 @@
 #include "nn_internal.h"
 
 #define MODEL_MAGIC "SLUNET\r\n"
-#define MODEL_VERSION 1u
+/* Version 1 files (isotropic 2-D nets) are still written for such nets, so
+ * their bytes do not change; 3-D and anisotropic nets need version 2. */
+#define MODEL_VERSION 2u
 #define HEADER_BYTES 128
 #define OPTIM_FIXED_BYTES 152
 
@@ -134,7 +139,13 @@ static void encode_header(unsigned char *h, const sl_unet_config *c, int64_t np,
 {
     memset(h, 0, HEADER_BYTES);
     memcpy(h, MODEL_MAGIC, 8);
-    put_u32(h + 8, MODEL_VERSION);
+    int v2 = c->spatial_ndim != 2;
+    for (int s = 0; s < SL_UNET_MAX_DEPTH; s++)
+        for (int a = 0; a < 3; a++) {
+            h[92 + 3 * s + a] = (unsigned char)((c->pool[s][a] & 15) | (c->kernel[s][a] & 15) << 4);
+            v2 |= c->pool[s][a] != 0 || c->kernel[s][a] != 0;
+        }
+    put_u32(h + 8, v2 ? 2u : 1u);
     put_u32(h + 12, HEADER_BYTES);
     const int32_t ints[9] = {c->spatial_ndim, c->in_channels, c->num_classes, c->depth, c->base_width,
                              c->max_width, (int32_t)c->norm, (int32_t)c->down, c->deep_supervision};
@@ -309,8 +320,8 @@ static sl_status read_model(FILE *f, int64_t fsize, sl_unet **out, sl_optim **op
         goto done;
     }
     uint32_t version = get_u32(h + 8);
-    if (version != MODEL_VERSION) {
-        st = sl_errf(msg, msglen, SL_EFORMAT, "%s: model format version %u, this build reads %u",
+    if (version < 1 || version > MODEL_VERSION) {
+        st = sl_errf(msg, msglen, SL_EFORMAT, "%s: model format version %u, this build reads 1 to %u",
                      path, version, MODEL_VERSION);
         goto done;
     }
@@ -320,6 +331,13 @@ static sl_status read_model(FILE *f, int64_t fsize, sl_unet **out, sl_optim **op
         goto done;
     }
     sl_unet_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (version >= 2)
+        for (int s = 0; s < SL_UNET_MAX_DEPTH; s++)
+            for (int a = 0; a < 3; a++) {
+                cfg.pool[s][a] = h[92 + 3 * s + a] & 15;
+                cfg.kernel[s][a] = h[92 + 3 * s + a] >> 4;
+            }
     int32_t ints[9];
     for (int i = 0; i < 9; i++) ints[i] = (int32_t)get_u32(h + 16 + 4 * i);
     cfg.spatial_ndim = ints[0];

@@ -9,7 +9,6 @@
 #include "segloss/nn.h"
 #include "layers.h"
 
-#define SL_UNET_MAX_DEPTH 8
 #define SL_NAME_LEN 48
 
 typedef enum tensor_init { INIT_KAIMING, INIT_ZERO, INIT_ONE } tensor_init;
@@ -19,7 +18,7 @@ typedef struct tensor_entry {
     int is_buffer;
     int64_t offset, numel;
     int ndim;
-    int64_t shape[4];
+    int64_t shape[5];
     tensor_init init;
     double fan_in; /* INIT_KAIMING */
 } tensor_entry;
@@ -78,8 +77,8 @@ typedef struct nn_block {
     int stride;
     int t_w, t_b, t_g, t_be, t_rm, t_rv; /* tensor indices, -1 when absent */
     /* shape-dependent, set by the planner */
-    sl_conv2d_shape cs;
-    int64_t Ho, Wo;
+    sl_conv_shape cs;
+    int64_t nvox; /* output voxels per channel */
     slot y, a;
     float *mean, *rstd; /* (B, C) for instance norm, (C) for batch norm */
 } nn_block;
@@ -98,8 +97,11 @@ struct sl_unet {
     nn_block dec[SL_UNET_MAX_DEPTH][2];
     int t_up_w[SL_UNET_MAX_DEPTH], t_up_b[SL_UNET_MAX_DEPTH];
     int t_head_w[SL_UNET_MAX_DEPTH], t_head_b[SL_UNET_MAX_DEPTH];
-    /* the plan for the current (B, H, W, threads) */
-    int64_t B, H, W;
+    int pf[SL_UNET_MAX_DEPTH][3]; /* pool factors into stage s (D, H, W); 2-D: D axis 1 */
+    int kx[SL_UNET_MAX_DEPTH][3]; /* conv kernel extents of stage s (D, H, W) */
+    /* the plan for the current (B, extents, threads) */
+    int64_t B;
+    int64_t ext[SL_UNET_MAX_DEPTH][3]; /* feature-map extent (D, H, W) of stage s */
     int plan_threads;
     float *acts, *gacts;
     void *work;

@@ -1,6 +1,6 @@
 /*
- * 2x2 max-pooling with stride 2, and nearest-neighbour downsampling of
- * label maps for deep supervision.
+ * Max-pooling with kernel = stride = f per axis (2x2 in 2-D; 2x2x2, 1x2x2
+ * ... in 3-D).
  *
  * The backward recomputes each window's winner from the saved input rather
  * than storing an index per output: the input is kept anyway (it is the
@@ -12,63 +12,80 @@
 #include "internal.h"
 #include "layers.h"
 
-/* Index (0..3, row-major in the window) of the maximum of a, b, c, d: the
- * first maximum wins and a NaN wins over numbers (the last NaN among
- * several), as in PyTorch's CPU max_pool2d: `val > max || isnan(val)` in
- * scan order. */
-static inline int argmax4(float a, float b, float c, float d)
+/* The window of output voxel (z, y, x) starts at input offset
+ * (z fd, y fh, x fw); its voxels are visited in row-major window order
+ * (a, b, c), the first maximum wins and a NaN wins over numbers (the last
+ * NaN among several), as in PyTorch's CPU max_pool2d/3d: `val > max ||
+ * isnan(val)` in scan order. Returns the winner's offset from the start. */
+static inline int64_t window_argmax(const float *x, int64_t H, int64_t W, const int f[3])
 {
-    int k = 0;
-    float m = a;
-    if (b > m || isnan(b)) { m = b; k = 1; }
-    if (c > m || isnan(c)) { m = c; k = 2; }
-    if (d > m || isnan(d)) { k = 3; }
-    return k;
+    int64_t best = 0;
+    float m = x[0];
+    for (int a = 0; a < f[0]; a++)
+        for (int b = 0; b < f[1]; b++)
+            for (int c = 0; c < f[2]; c++) {
+                int64_t off = ((int64_t)a * H + b) * W + c;
+                float v = x[off];
+                if (off > 0 && (v > m || isnan(v))) {
+                    m = v;
+                    best = off;
+                }
+            }
+    return best;
 }
+
+void sl_maxpool_forward(float *out, const float *inp, int64_t B, int64_t C, const int64_t in[3],
+                        const int f[3], int threads)
+{
+    // out is (B, C, D/fd, H/fh, W/fw), inp is (B, C, D, H, W)
+    const int64_t D = in[0], H = in[1], W = in[2], BC = B * C;
+    const int64_t Do = D / f[0], Ho = H / f[1], Wo = W / f[2];
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t bc = 0; bc < BC; bc++) {
+        const float *x = inp + bc * D * H * W;
+        float *o = out + bc * Do * Ho * Wo;
+        for (int64_t z = 0; z < Do; z++)
+            for (int64_t y = 0; y < Ho; y++)
+                for (int64_t w = 0; w < Wo; w++) {
+                    const float *win = x + ((z * f[0]) * H + y * f[1]) * W + w * f[2];
+                    o[(z * Ho + y) * Wo + w] = win[window_argmax(win, H, W, f)];
+                }
+    }
+}
+
+void sl_maxpool_backward(float *dinp, const float *dout, const float *inp, int64_t B, int64_t C,
+                         const int64_t in[3], const int f[3], int acc, int threads)
+{
+    // dinp, inp are (B, C, D, H, W), dout is (B, C, D/fd, H/fh, W/fw)
+    const int64_t D = in[0], H = in[1], W = in[2], BC = B * C;
+    const int64_t Do = D / f[0], Ho = H / f[1], Wo = W / f[2];
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t bc = 0; bc < BC; bc++) {
+        const float *x = inp + bc * D * H * W;
+        float *dx = dinp + bc * D * H * W;
+        const float *d = dout + bc * Do * Ho * Wo;
+        if (!acc) memset(dx, 0, (size_t)(D * H * W) * sizeof(float));
+        for (int64_t z = 0; z < Do; z++)
+            for (int64_t y = 0; y < Ho; y++)
+                for (int64_t w = 0; w < Wo; w++) {
+                    const int64_t start = ((z * f[0]) * H + y * f[1]) * W + w * f[2];
+                    dx[start + window_argmax(x + start, H, W, f)] += d[(z * Ho + y) * Wo + w];
+                }
+    }
+}
+
+static const int F2x2[3] = {1, 2, 2};
 
 void sl_maxpool2_forward(float *out, const float *inp, int64_t B, int64_t C, int64_t H,
                          int64_t W, int threads)
 {
-    // out is (B, C, H/2, W/2), inp is (B, C, H, W)
-    const int64_t Ho = H / 2, Wo = W / 2, BC = B * C;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t bc = 0; bc < BC; bc++) {
-        const float *x = inp + bc * H * W;
-        float *o = out + bc * Ho * Wo;
-        for (int64_t i = 0; i < Ho; i++) {
-            const float *r0 = x + 2 * i * W, *r1 = r0 + W;
-            for (int64_t j = 0; j < Wo; j++) {
-                float v[4] = {r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]};
-                o[i * Wo + j] = v[argmax4(v[0], v[1], v[2], v[3])];
-            }
-        }
-    }
+    const int64_t in[3] = {1, H, W};
+    sl_maxpool_forward(out, inp, B, C, in, F2x2, threads);
 }
 
 void sl_maxpool2_backward(float *dinp, const float *dout, const float *inp, int64_t B, int64_t C,
                           int64_t H, int64_t W, int acc, int threads)
 {
-    // dinp, inp are (B, C, H, W), dout is (B, C, H/2, W/2)
-    const int64_t Ho = H / 2, Wo = W / 2, BC = B * C;
-#pragma omp parallel for num_threads(threads) schedule(static)
-    for (int64_t bc = 0; bc < BC; bc++) {
-        const float *x = inp + bc * H * W;
-        float *dx = dinp + bc * H * W;
-        const float *d = dout + bc * Ho * Wo;
-        if (!acc) memset(dx, 0, (size_t)(H * W) * sizeof(float));
-        for (int64_t i = 0; i < Ho; i++) {
-            const float *r0 = x + 2 * i * W, *r1 = r0 + W;
-            float *q0 = dx + 2 * i * W, *q1 = q0 + W;
-            for (int64_t j = 0; j < Wo; j++) {
-                int k = argmax4(r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]);
-                float g = d[i * Wo + j];
-                switch (k) {
-                case 0: q0[2 * j] += g; break;
-                case 1: q0[2 * j + 1] += g; break;
-                case 2: q1[2 * j] += g; break;
-                default: q1[2 * j + 1] += g; break;
-                }
-            }
-        }
-    }
+    const int64_t in[3] = {1, H, W};
+    sl_maxpool_backward(dinp, dout, inp, B, C, in, F2x2, acc, threads);
 }

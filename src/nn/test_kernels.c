@@ -30,6 +30,10 @@ static const struct {
     SL_TEST_KERNEL(sl_maxpool2_backward),   SL_TEST_KERNEL(sl_quant_act_params),
     SL_TEST_KERNEL(sl_quant_weights),       SL_TEST_KERNEL(sl_qconv2d_forward),
     SL_TEST_KERNEL(sl_qconvt2x2_forward),
+    SL_TEST_KERNEL(sl_conv_work_bytes),     SL_TEST_KERNEL(sl_conv_forward),
+    SL_TEST_KERNEL(sl_conv_backward),       SL_TEST_KERNEL(sl_convt_work_bytes),
+    SL_TEST_KERNEL(sl_convt_forward),       SL_TEST_KERNEL(sl_convt_backward),
+    SL_TEST_KERNEL(sl_maxpool_forward),     SL_TEST_KERNEL(sl_maxpool_backward),
 };
 
 /* The kernel called `name` (its C name, e.g. "sl_conv2d_forward"), or NULL.

@@ -1,17 +1,20 @@
 /*
- * The 2-D U-Net: construction, weight initialisation, the memory plan and
+ * The 2-D and 3-D U-Net: construction, weight initialisation, the memory plan and
  * the forward and backward passes (architecture in include/segloss/nn.h and
  * docs/nn.md; the layer kernels in conv.c, norm.c, pool.c).
  *
  * Memory, llm.c style: all parameters in one float array, all their
  * gradients in another, with a table of (name, offset, shape); all
  * activations of a forward in one arena and all activation gradients in a
- * second one, laid out by a planner for the current (B, H, W) and re-planned
- * only when that shape grows or the thread count changes.
+ * second one, laid out by a planner for the current (B, D, H, W) and
+ * re-planned only when that shape grows or the thread count changes.
+ *
+ * Internally every net is 3-D: a 2-D net has depth extent 1, kernel 1 and
+ * pool factor 1 along that axis, so both run the same code.
  *
  * Skip connections are never copied: the decoder's first convolution reads
  * the encoder output and the upsampled tensor as two inputs of one
- * concatenation (see sl_conv2d_shape), and its backward writes the two
+ * concatenation (see sl_conv_shape), and its backward writes the two
  * input gradients straight into their own buffers.
  */
 #include <math.h>
@@ -43,10 +46,8 @@ static int64_t stage_width(const sl_unet_config *c, int s)
 sl_status sl_unet_config_check(const sl_unet_config *c, char *msg, size_t msglen)
 {
     if (!c) return sl_errf(msg, msglen, SL_EINVAL, "unet config is NULL");
-    if (c->spatial_ndim == 3)
-        return sl_errf(msg, msglen, SL_EUNSUPPORTED, "3-D U-Net is not implemented yet (spatial_ndim 3)");
-    if (c->spatial_ndim != 2)
-        return sl_errf(msg, msglen, SL_EINVAL, "spatial_ndim must be 2, got %d", c->spatial_ndim);
+    if (c->spatial_ndim != 2 && c->spatial_ndim != 3)
+        return sl_errf(msg, msglen, SL_EINVAL, "spatial_ndim must be 2 or 3, got %d", c->spatial_ndim);
     if (c->in_channels < 1 || c->in_channels > 65536)
         return sl_errf(msg, msglen, SL_EINVAL, "in_channels must be in [1, 65536], got %d", c->in_channels);
     if (c->num_classes < 1 || c->num_classes > 65536)
@@ -69,8 +70,23 @@ sl_status sl_unet_config_check(const sl_unet_config *c, char *msg, size_t msglen
         return sl_errf(msg, msglen, SL_EINVAL, "norm_eps must be in (0, 1), got %g", (double)c->norm_eps);
     if (!(c->bn_momentum >= 0.0f && c->bn_momentum <= 1.0f))
         return sl_errf(msg, msglen, SL_EINVAL, "bn_momentum must be in [0, 1], got %g", (double)c->bn_momentum);
-    /* the widest layer: 2 w_s input channels * 9 taps must fit in int for
-     * BLAS; 65536 * 2^7 * 2 * 9 would not, so check it */
+    for (int st = 0; st < SL_UNET_MAX_DEPTH; st++)
+        for (int a = 0; a < 3; a++) {
+            const int p = c->pool[st][a], k = c->kernel[st][a];
+            const int unused = a >= c->spatial_ndim || st >= c->depth;
+            if ((unused || st == 0) && p != 0)
+                return sl_errf(msg, msglen, SL_EINVAL, "pool[%d][%d] must be 0 (%s), got %d", st, a,
+                               st == 0 ? "stage 0 is not pooled" : "no such stage or axis", p);
+            if (unused && k != 0)
+                return sl_errf(msg, msglen, SL_EINVAL, "kernel[%d][%d] must be 0 (no such stage or axis), got %d",
+                               st, a, k);
+            if (p != 0 && p != 1 && p != 2)
+                return sl_errf(msg, msglen, SL_EINVAL, "pool[%d][%d] must be 1 or 2 (0 = 2), got %d", st, a, p);
+            if (k != 0 && k != 1 && k != 3)
+                return sl_errf(msg, msglen, SL_EINVAL, "kernel[%d][%d] must be 1 or 3 (0 = 3), got %d", st, a, k);
+        }
+    /* the widest layer: 2 w_s input channels * 27 taps must fit in int for
+     * BLAS; 65536 * 2^7 * 2 * 27 would not, so check it */
     int64_t wmax = stage_width(c, c->depth - 1);
     if (wmax > 8192 && c->max_width == 0)
         return sl_errf(msg, msglen, SL_EOVERFLOW, "stage width %lld too large (base_width %d, depth %d)",
@@ -125,11 +141,16 @@ static int add_tensor(builder *b, const char *name, int is_buffer, int ndim, con
 
 /* Registers conv -> norm for one block; names "<stage>.conv<k>.weight" ... */
 static void add_block(builder *bd, const sl_unet_config *c, nn_block *k, const char *stage, int idx,
-                      int64_t cin1, int64_t cin2, int64_t cout, int stride)
+                      int64_t cin1, int64_t cin2, int64_t cout, int stride, const int kx[3])
 {
     char name[SL_NAME_LEN];
     int64_t cin = cin1 + cin2;
-    int64_t wshape[4] = {cout, cin, 3, 3}, vshape[1] = {cout};
+    const int nd = c->spatial_ndim, off = 3 - nd;
+    int64_t wshape[5] = {cout, cin}, vshape[1] = {cout}, taps = 1;
+    for (int a = 0; a < nd; a++) {
+        wshape[2 + a] = kx[off + a];
+        taps *= kx[off + a];
+    }
     memset(k, 0, sizeof *k);
     k->cin1 = cin1;
     k->cin2 = cin2;
@@ -137,7 +158,7 @@ static void add_block(builder *bd, const sl_unet_config *c, nn_block *k, const c
     k->stride = stride;
     k->t_b = k->t_g = k->t_be = k->t_rm = k->t_rv = -1;
     snprintf(name, sizeof name, "%s.conv%d.weight", stage, idx);
-    k->t_w = add_tensor(bd, name, 0, 4, wshape, INIT_KAIMING, (double)(cin * 9));
+    k->t_w = add_tensor(bd, name, 0, 2 + nd, wshape, INIT_KAIMING, (double)(cin * taps));
     if (c->norm == SL_NORM_NONE) {
         snprintf(name, sizeof name, "%s.conv%d.bias", stage, idx);
         k->t_b = add_tensor(bd, name, 0, 1, vshape, INIT_ZERO, 0);
@@ -167,31 +188,42 @@ static sl_status build_table(sl_unet *net, char *msg, size_t msglen)
     const int D = c->depth;
     builder bd = {0};
     char stage[16], name[SL_NAME_LEN];
+    const int nd = c->spatial_ndim, off = 3 - nd;
     net->D = D;
     net->nout = (c->deep_supervision && D >= 3) ? D - 1 : 1;
     for (int s = 0; s < D; s++) net->width[s] = stage_width(c, s);
+    /* per-stage factors on the internal (D, H, W) axes, defaults resolved */
+    for (int s = 0; s < D; s++)
+        for (int a = 0; a < 3; a++) {
+            const int ca = a - off; /* the config's axis, < 0 for a 2-D net's D */
+            const int p = ca < 0 ? 1 : c->pool[s][ca], k = ca < 0 ? 1 : c->kernel[s][ca];
+            net->pf[s][a] = s == 0 ? 1 : (p ? p : 2);
+            net->kx[s][a] = k ? k : 3;
+        }
 
     for (int s = 0; s < D; s++) {
         snprintf(stage, sizeof stage, "enc%d", s);
         int64_t cin = s == 0 ? c->in_channels : net->width[s - 1];
         int stride = (s > 0 && c->down == SL_DOWN_STRIDED) ? 2 : 1;
-        add_block(&bd, c, &net->enc[s][0], stage, 1, cin, 0, net->width[s], stride);
-        add_block(&bd, c, &net->enc[s][1], stage, 2, net->width[s], 0, net->width[s], 1);
+        add_block(&bd, c, &net->enc[s][0], stage, 1, cin, 0, net->width[s], stride, net->kx[s]);
+        add_block(&bd, c, &net->enc[s][1], stage, 2, net->width[s], 0, net->width[s], 1, net->kx[s]);
     }
     for (int s = D - 2; s >= 0; s--) {
-        int64_t up_shape[4] = {net->width[s + 1], net->width[s], 2, 2}, b_shape[1] = {net->width[s]};
+        int64_t up_shape[5] = {net->width[s + 1], net->width[s]}, b_shape[1] = {net->width[s]};
+        for (int a = 0; a < nd; a++) up_shape[2 + a] = net->pf[s + 1][off + a];
         snprintf(name, sizeof name, "up%d.weight", s);
-        net->t_up_w[s] = add_tensor(&bd, name, 0, 4, up_shape, INIT_KAIMING, (double)net->width[s + 1]);
+        net->t_up_w[s] = add_tensor(&bd, name, 0, 2 + nd, up_shape, INIT_KAIMING, (double)net->width[s + 1]);
         snprintf(name, sizeof name, "up%d.bias", s);
         net->t_up_b[s] = add_tensor(&bd, name, 0, 1, b_shape, INIT_ZERO, 0);
         snprintf(stage, sizeof stage, "dec%d", s);
-        add_block(&bd, c, &net->dec[s][0], stage, 1, net->width[s], net->width[s], net->width[s], 1);
-        add_block(&bd, c, &net->dec[s][1], stage, 2, net->width[s], 0, net->width[s], 1);
+        add_block(&bd, c, &net->dec[s][0], stage, 1, net->width[s], net->width[s], net->width[s], 1,
+                  net->kx[s]);
+        add_block(&bd, c, &net->dec[s][1], stage, 2, net->width[s], 0, net->width[s], 1, net->kx[s]);
     }
     for (int l = 0; l < net->nout; l++) {
-        int64_t h_shape[4] = {c->num_classes, net->width[l], 1, 1}, b_shape[1] = {c->num_classes};
+        int64_t h_shape[5] = {c->num_classes, net->width[l], 1, 1, 1}, b_shape[1] = {c->num_classes};
         snprintf(name, sizeof name, "head%d.weight", l);
-        net->t_head_w[l] = add_tensor(&bd, name, 0, 4, h_shape, INIT_KAIMING, (double)net->width[l]);
+        net->t_head_w[l] = add_tensor(&bd, name, 0, 2 + nd, h_shape, INIT_KAIMING, (double)net->width[l]);
         snprintf(name, sizeof name, "head%d.bias", l);
         net->t_head_b[l] = add_tensor(&bd, name, 0, 1, b_shape, INIT_ZERO, 0);
     }
@@ -297,7 +329,8 @@ static void free_plan(sl_unet *net)
     net->acts = net->gacts = NULL;
     net->work = NULL;
     net->acts_cap = net->gacts_cap = net->work_cap = 0;
-    net->B = net->H = net->W = 0;
+    net->B = 0;
+    memset(net->ext, 0, sizeof net->ext);
     net->have_forward = 0;
 }
 
@@ -404,44 +437,64 @@ static void plan_slot(planner *pl, slot *s, int64_t n, int with_grad)
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-/* Lays out every buffer for (B, H, W); returns the work bytes needed (0 on
- * overflow). Called twice: to count, then to assign pointers. */
-static size_t plan_layout(sl_unet *net, planner *pl, int64_t B, int64_t H, int64_t W, int threads)
+static int64_t vox(const int64_t e[3]) { return e[0] * e[1] * e[2]; }
+
+/* The 1x1(x1) head convolution of level l. */
+static void head_shape(const sl_unet *net, int l, sl_conv_shape *cs)
+{
+    const int64_t *e = net->ext[l];
+    sl_conv_shape s = {net->B, net->width[l], 0, net->cfg.num_classes, {e[0], e[1], e[2]}, {1, 1, 1},
+                       {1, 1, 1}, {0, 0, 0}};
+    *cs = s;
+}
+
+/* The convolution of a block at stage s reading extent `in`: kernel
+ * net->kx[s], "same" padding, and for a strided block stride pf[s]. */
+static sl_conv_shape block_shape(const sl_unet *net, const nn_block *bk, int s, int64_t B,
+                                 const int64_t in[3])
+{
+    sl_conv_shape cs = {B, bk->cin1, bk->cin2, bk->cout, {in[0], in[1], in[2]}, {1, 1, 1}, {1, 1, 1},
+                        {0, 0, 0}};
+    for (int a = 0; a < 3; a++) {
+        cs.k[a] = net->kx[s][a];
+        cs.pad[a] = (cs.k[a] - 1) / 2;
+        cs.stride[a] = bk->stride != 1 ? net->pf[s][a] : 1;
+    }
+    return cs;
+}
+
+/* Lays out every buffer for batch B and stage extents net->ext (set by
+ * the caller); returns the work bytes needed (0 on overflow). Called
+ * twice: to count, then to assign pointers. */
+static size_t plan_layout(sl_unet *net, planner *pl, int64_t B, int threads)
 {
     const sl_unet_config *c = &net->cfg;
     const int D = net->D;
     int64_t n, stat_n;
     size_t work = 0;
-    if (sl_mul3_size(B, c->in_channels, H * W, &n)) pl->overflow = 1;
+    if (sl_mul3_size(B, c->in_channels, vox(net->ext[0]), &n)) pl->overflow = 1;
     plan_slot(pl, &net->img, n, 0);
     for (int s = 0; s < D; s++) {
-        int64_t Hs = H >> s, Ws = W >> s;
         if (s > 0 && c->down == SL_DOWN_MAXPOOL) {
-            if (sl_mul3_size(B, net->width[s - 1], Hs * Ws, &n)) pl->overflow = 1;
+            if (sl_mul3_size(B, net->width[s - 1], vox(net->ext[s]), &n)) pl->overflow = 1;
             plan_slot(pl, &net->pool[s], n, 1);
         }
         for (int k = 0; k < 2; k++) {
             nn_block *bk = &net->enc[s][k];
-            int64_t Hin = (k == 0 && bk->stride == 2) ? H >> (s - 1) : Hs;
-            int64_t Win = (k == 0 && bk->stride == 2) ? W >> (s - 1) : Ws;
-            sl_conv2d_shape cs = {B, bk->cin1, bk->cin2, bk->cout, Hin, Win, 3, bk->stride, 1};
-            bk->cs = cs;
-            bk->Ho = Hs;
-            bk->Wo = Ws;
+            const int64_t *in = (k == 0 && bk->stride != 1) ? net->ext[s - 1] : net->ext[s];
+            bk->cs = block_shape(net, bk, s, B, in);
+            bk->nvox = vox(net->ext[s]);
         }
     }
     for (int s = D - 2; s >= 0; s--) {
-        int64_t Hs = H >> s, Ws = W >> s;
-        if (sl_mul3_size(B, net->width[s], Hs * Ws, &n)) pl->overflow = 1;
+        if (sl_mul3_size(B, net->width[s], vox(net->ext[s]), &n)) pl->overflow = 1;
         plan_slot(pl, &net->up[s], n, 1);
-        work = max_sz(work, sl_convt2x2_work_bytes(B, net->width[s + 1], net->width[s], Hs / 2, Ws / 2,
-                                                   threads));
+        work = max_sz(work, sl_convt_work_bytes(B, net->width[s + 1], net->width[s], net->ext[s + 1],
+                                                net->pf[s + 1], threads));
         for (int k = 0; k < 2; k++) {
             nn_block *bk = &net->dec[s][k];
-            sl_conv2d_shape cs = {B, bk->cin1, bk->cin2, bk->cout, Hs, Ws, 3, 1, 1};
-            bk->cs = cs;
-            bk->Ho = Hs;
-            bk->Wo = Ws;
+            bk->cs = block_shape(net, bk, s, B, net->ext[s]);
+            bk->nvox = vox(net->ext[s]);
         }
     }
     /* the block activations, encoder then decoder */
@@ -450,46 +503,60 @@ static size_t plan_layout(sl_unet *net, planner *pl, int64_t B, int64_t H, int64
             for (int k = 0; k < 2; k++) {
                 if (pass == 1 && s > D - 2) continue;
                 nn_block *bk = pass == 0 ? &net->enc[s][k] : &net->dec[s][k];
-                if (sl_mul3_size(B, bk->cout, bk->Ho * bk->Wo, &n)) pl->overflow = 1;
+                if (sl_mul3_size(B, bk->cout, bk->nvox, &n)) pl->overflow = 1;
                 plan_slot(pl, &bk->y, n, 1);
                 plan_slot(pl, &bk->a, n, 1);
                 stat_n = c->norm == SL_NORM_BATCH ? bk->cout : B * bk->cout;
                 bk->mean = take(pl->abase, &pl->an, stat_n, &pl->overflow);
                 bk->rstd = take(pl->abase, &pl->an, stat_n, &pl->overflow);
-                size_t wb = sl_conv2d_work_bytes(&bk->cs, threads);
+                size_t wb = sl_conv_work_bytes(&bk->cs, threads);
                 if (wb == 0) pl->overflow = 1;
                 work = max_sz(work, wb);
                 work = max_sz(work, sl_norm_work_bytes(B, bk->cout));
             }
     for (int l = 0; l < net->nout; l++) {
-        int64_t Hl = H >> l, Wl = W >> l;
-        if (sl_mul3_size(B, c->num_classes, Hl * Wl, &n)) pl->overflow = 1;
+        if (sl_mul3_size(B, c->num_classes, vox(net->ext[l]), &n)) pl->overflow = 1;
         plan_slot(pl, &net->logits[l], n, 0);
-        sl_conv2d_shape cs = {B, net->width[l], 0, c->num_classes, Hl, Wl, 1, 1, 0};
-        size_t wb = sl_conv2d_work_bytes(&cs, threads);
+        sl_conv_shape cs;
+        head_shape(net, l, &cs);
+        cs.B = B;
+        size_t wb = sl_conv_work_bytes(&cs, threads);
         if (wb == 0) pl->overflow = 1;
         work = max_sz(work, wb);
     }
     return pl->overflow ? 0 : work;
 }
 
-static sl_status plan(sl_unet *net, int64_t B, int64_t H, int64_t W, int threads, char *msg,
+/* Plans for batch B and input extent e0 (D, H, W), already checked to be
+ * divisible by the pool factors. */
+static sl_status plan(sl_unet *net, int64_t B, const int64_t e0[3], int threads, char *msg,
                       size_t msglen)
 {
-    if (net->acts && B == net->B && H == net->H && W == net->W && threads == net->plan_threads)
+    if (net->acts && B == net->B && memcmp(e0, net->ext[0], 3 * sizeof(int64_t)) == 0 &&
+        threads == net->plan_threads)
         return SL_OK;
     net->have_forward = 0;
+    for (int a = 0; a < 3; a++) {
+        net->ext[0][a] = e0[a];
+        for (int s = 1; s < net->D; s++) net->ext[s][a] = net->ext[s - 1][a] / net->pf[s][a];
+    }
     planner pl = {0};
-    size_t work = plan_layout(net, &pl, B, H, W, threads);
+    size_t work = plan_layout(net, &pl, B, threads);
     size_t ab, gb;
     if (pl.overflow || work == 0 || sl_bytes(pl.an, sizeof(float), &ab) ||
-        sl_bytes(pl.gn, sizeof(float), &gb))
-        return sl_errf(msg, msglen, SL_EOVERFLOW, "activation memory for B=%lld, %lldx%lld overflows",
-                       (long long)B, (long long)H, (long long)W);
+        sl_bytes(pl.gn, sizeof(float), &gb)) {
+        net->B = 0; /* the extents above belong to no plan */
+        memset(net->ext, 0, sizeof net->ext);
+        return sl_errf(msg, msglen, SL_EOVERFLOW, "activation memory for B=%lld, %lldx%lldx%lld overflows",
+                       (long long)B, (long long)e0[0], (long long)e0[1], (long long)e0[2]);
+    }
     /* keep the arenas when the new shape fits (a smaller last batch of an
      * epoch, validation images): only a larger shape reallocates */
     if (ab > net->acts_cap || gb > net->gacts_cap || work > net->work_cap) {
+        int64_t keep[SL_UNET_MAX_DEPTH][3];
+        memcpy(keep, net->ext, sizeof keep);
         free_plan(net);
+        memcpy(net->ext, keep, sizeof keep);
         net->acts = sl_nn_alloc_aligned(ab);
         net->gacts = sl_nn_alloc_aligned(gb);
         net->work = sl_nn_alloc_aligned(work);
@@ -508,10 +575,8 @@ static sl_status plan(sl_unet *net, int64_t B, int64_t H, int64_t W, int threads
         return st;
     }
     planner pl2 = {net->acts, net->gacts, 0, 0, 0};
-    plan_layout(net, &pl2, B, H, W, threads);
+    plan_layout(net, &pl2, B, threads);
     net->B = B;
-    net->H = H;
-    net->W = W;
     net->plan_threads = threads;
     return SL_OK;
 }
@@ -535,25 +600,29 @@ static int site_up(const sl_unet *net, int s) { return 4 * net->D + s; }
 static int site_head(const sl_unet *net, int l) { return 5 * net->D + l; }
 
 static void conv_at(sl_unet *net, int site, float *out, const float *in1, const float *in2, int t_w, int t_b,
-                    const sl_conv2d_shape *cs, int th)
+                    const sl_conv_shape *cs, int th)
 {
     sl_quant *q = net->quant;
     if (q && q->mode == SL_QUANT_INT8) {
+        /* only isotropic 2-D nets are quantised (sl_unet_calibrate) */
         const sl_qsite *qs = &q->site[site];
-        sl_qconv2d_forward(out, in1, in2, qs->wq, qs->wscale, qs->wsum, P(net, t_b), qs->scale, qs->zp, cs, th);
+        const sl_conv2d_shape c2 = {cs->B, cs->C1, cs->C2, cs->Cout, cs->in[1], cs->in[2], cs->k[1],
+                                    cs->stride[1], cs->pad[1]};
+        sl_qconv2d_forward(out, in1, in2, qs->wq, qs->wscale, qs->wsum, P(net, t_b), qs->scale, qs->zp, &c2, th);
         return;
     }
     if (q) {
-        const int64_t hw = cs->H * cs->W;
+        const int64_t hw = vox(cs->in);
         sl_quant_observe(&q->site[site], in1, cs->B * cs->C1 * hw);
         if (in2) sl_quant_observe(&q->site[site], in2, cs->B * cs->C2 * hw);
     }
-    sl_conv2d_forward(out, in1, in2, P(net, t_w), P(net, t_b), cs, net->work, th);
+    sl_conv_forward(out, in1, in2, P(net, t_w), P(net, t_b), cs, net->work, th);
 }
 
 static void convt_at(sl_unet *net, int s, float *out, const float *in, int th)
 {
-    const int64_t Cin = net->width[s + 1], Cout = net->width[s], h = net->H >> (s + 1), w = net->W >> (s + 1);
+    const int64_t Cin = net->width[s + 1], Cout = net->width[s];
+    const int64_t *e = net->ext[s + 1], h = e[1], w = e[2];
     sl_quant *q = net->quant;
     if (q && q->mode == SL_QUANT_INT8) {
         const sl_qsite *qs = &q->site[site_up(net, s)];
@@ -561,15 +630,15 @@ static void convt_at(sl_unet *net, int s, float *out, const float *in, int th)
                              Cin, Cout, h, w, th);
         return;
     }
-    if (q) sl_quant_observe(&q->site[site_up(net, s)], in, net->B * Cin * h * w);
-    sl_convt2x2_forward(out, in, P(net, net->t_up_w[s]), P(net, net->t_up_b[s]), net->B, Cin, Cout, h, w, net->work,
-                        th);
+    if (q) sl_quant_observe(&q->site[site_up(net, s)], in, net->B * Cin * vox(e));
+    sl_convt_forward(out, in, P(net, net->t_up_w[s]), P(net, net->t_up_b[s]), net->B, Cin, Cout, e,
+                     net->pf[s + 1], net->work, th);
 }
 
 static void block_forward(sl_unet *net, nn_block *k, int site, const float *in1, const float *in2, int th)
 {
     const sl_unet_config *c = &net->cfg;
-    const int64_t HW = k->Ho * k->Wo;
+    const int64_t HW = k->nvox;
     conv_at(net, site, k->y.v, in1, in2, k->t_w, k->t_b, &k->cs, th);
     switch (c->norm) {
     case SL_NORM_INSTANCE:
@@ -619,7 +688,7 @@ static void block_backward(sl_unet *net, nn_block *k, const float *in1, const fl
                            slot *g2, int th)
 {
     const sl_unet_config *c = &net->cfg;
-    const int64_t HW = k->Ho * k->Wo;
+    const int64_t HW = k->nvox;
     ensure_grad(&k->a);
     switch (c->norm) {
     case SL_NORM_INSTANCE:
@@ -638,8 +707,8 @@ static void block_backward(sl_unet *net, nn_block *k, const float *in1, const fl
     }
     k->y.written = 1;
     int acc = acc_for(g1, g2);
-    sl_conv2d_backward(g1 ? g1->g : NULL, g2 ? g2->g : NULL, G(net, k->t_w), G(net, k->t_b), k->y.g,
-                       in1, in2, P(net, k->t_w), &k->cs, acc, net->work, th);
+    sl_conv_backward(g1 ? g1->g : NULL, g2 ? g2->g : NULL, G(net, k->t_w), G(net, k->t_b), k->y.g,
+                     in1, in2, P(net, k->t_w), &k->cs, acc, net->work, th);
 }
 
 /* The features a head at level l reads. */
@@ -648,12 +717,6 @@ static slot *head_input(sl_unet *net, int l)
     return net->D == 1 ? &net->enc[0][1].a : &net->dec[l][1].a;
 }
 
-static void head_shape(const sl_unet *net, int l, sl_conv2d_shape *cs)
-{
-    sl_conv2d_shape s = {net->B, net->width[l], 0, net->cfg.num_classes, net->H >> l, net->W >> l,
-                         1, 1, 0};
-    *cs = s;
-}
 
 sl_status sl_unet_forward(sl_unet *net, const float *images, const sl_dims *dims, float *logits,
                           char *msg, size_t msglen)
@@ -661,25 +724,31 @@ sl_status sl_unet_forward(sl_unet *net, const float *images, const sl_dims *dims
     if (!net || !images || !dims || !logits)
         return sl_errf(msg, msglen, SL_EINVAL, "sl_unet_forward: NULL argument");
     const sl_unet_config *c = &net->cfg;
-    if (dims->spatial_ndim != 2)
-        return sl_errf(msg, msglen, SL_ESHAPE, "the U-Net is 2-D: images must be (B, C, H, W), got %d spatial axes",
-                       dims->spatial_ndim);
+    const int nd = c->spatial_ndim, off = 3 - nd;
+    if (dims->spatial_ndim != nd)
+        return sl_errf(msg, msglen, SL_ESHAPE, "the U-Net is %d-D: images must be (B, C, %s), got %d spatial axes", nd,
+                       nd == 2 ? "H, W" : "D, H, W", dims->spatial_ndim);
     sl_status st = sl_dims_check(dims);
     if (st) return sl_errf(msg, msglen, st, "invalid image dims");
     if (dims->c != c->in_channels)
         return sl_errf(msg, msglen, SL_ESHAPE, "images have %lld channels, the net expects %d",
                        (long long)dims->c, c->in_channels);
-    const int64_t B = dims->n, H = dims->spatial[0], W = dims->spatial[1];
-    const int64_t f = (int64_t)1 << (net->D - 1);
-    if (H % f || W % f)
-        return sl_errf(msg, msglen, SL_ESHAPE,
-                       "H and W must be divisible by 2^(depth-1) = %lld, got %lldx%lld",
-                       (long long)f, (long long)H, (long long)W);
-    if (H * W > INT32_MAX)
-        return sl_errf(msg, msglen, SL_EOVERFLOW, "image of %lldx%lld pixels is too large",
-                       (long long)H, (long long)W);
+    static const char *axis_names[2][3] = {{"H", "W", ""}, {"D", "H", "W"}};
+    const int64_t B = dims->n;
+    int64_t e0[3] = {1, 1, 1};
+    for (int a = 0; a < nd; a++) {
+        int64_t f = 1;
+        for (int s = 1; s < net->D; s++) f *= net->pf[s][off + a];
+        e0[off + a] = dims->spatial[a];
+        if (dims->spatial[a] % f)
+            return sl_errf(msg, msglen, SL_ESHAPE, "%s must be divisible by %lld (the pooling factors along it), got %lld",
+                           axis_names[nd - 2][a], (long long)f, (long long)dims->spatial[a]);
+    }
+    if (vox(e0) > INT32_MAX)
+        return sl_errf(msg, msglen, SL_EOVERFLOW, "image of %lldx%lldx%lld voxels is too large",
+                       (long long)e0[0], (long long)e0[1], (long long)e0[2]);
     const int th = sl_nn_threads(net->threads);
-    if ((st = plan(net, B, H, W, th, msg, msglen))) return st;
+    if ((st = plan(net, B, e0, th, msg, msglen))) return st;
     net->have_forward = 0;
 
     const int D = net->D;
@@ -689,8 +758,8 @@ sl_status sl_unet_forward(sl_unet *net, const float *images, const sl_dims *dims
         if (s > 0) {
             const float *prev = net->enc[s - 1][1].a.v;
             if (c->down == SL_DOWN_MAXPOOL) {
-                sl_maxpool2_forward(net->pool[s].v, prev, B, net->width[s - 1], H >> (s - 1),
-                                    W >> (s - 1), th);
+                sl_maxpool_forward(net->pool[s].v, prev, B, net->width[s - 1], net->ext[s - 1], net->pf[s],
+                                   th);
                 in = net->pool[s].v;
             } else {
                 in = prev;
@@ -706,7 +775,7 @@ sl_status sl_unet_forward(sl_unet *net, const float *images, const sl_dims *dims
         block_forward(net, &net->dec[s][1], site_dec(net, s, 1), net->dec[s][0].a.v, NULL, th);
     }
     for (int l = 0; l < net->nout; l++) {
-        sl_conv2d_shape cs;
+        sl_conv_shape cs;
         head_shape(net, l, &cs);
         conv_at(net, site_head(net, l), net->logits[l].v, head_input(net, l)->v, NULL, net->t_head_w[l],
                 net->t_head_b[l], &cs, th);
@@ -726,7 +795,7 @@ sl_status sl_unet_backward_ds(sl_unet *net, const float *const *dlogits, char *m
         return sl_errf(msg, msglen, SL_EBADSTATE, "an int8 net is for inference only; sl_unet_dequantize it to train");
     const sl_unet_config *c = &net->cfg;
     const int D = net->D, th = net->plan_threads;
-    const int64_t B = net->B, H = net->H, W = net->W;
+    const int64_t B = net->B;
 
     /* every activation gradient starts unwritten */
     net->img.written = 0;
@@ -742,11 +811,11 @@ sl_status sl_unet_backward_ds(sl_unet *net, const float *const *dlogits, char *m
      * both before its blocks run backward */
     for (int s = 0; s <= (D >= 2 ? D - 2 : 0); s++) {
         if (s < net->nout && dlogits[s]) {
-            sl_conv2d_shape cs;
+            sl_conv_shape cs;
             head_shape(net, s, &cs);
             slot *hin = head_input(net, s);
             int acc = acc_for(hin, NULL);
-            sl_conv2d_backward(hin->g, NULL, G(net, net->t_head_w[s]), G(net, net->t_head_b[s]),
+            sl_conv_backward(hin->g, NULL, G(net, net->t_head_w[s]), G(net, net->t_head_b[s]),
                                dlogits[s], hin->v, NULL, P(net, net->t_head_w[s]), &cs, acc,
                                net->work, th);
         }
@@ -757,9 +826,9 @@ sl_status sl_unet_backward_ds(sl_unet *net, const float *const *dlogits, char *m
         slot *below = s == D - 2 ? &net->enc[D - 1][1].a : &net->dec[s + 1][1].a;
         ensure_grad(&net->up[s]);
         int acc = acc_for(below, NULL);
-        sl_convt2x2_backward(below->g, G(net, net->t_up_w[s]), G(net, net->t_up_b[s]), net->up[s].g,
-                             below->v, P(net, net->t_up_w[s]), B, net->width[s + 1], net->width[s],
-                             H >> (s + 1), W >> (s + 1), acc, net->work, th);
+        sl_convt_backward(below->g, G(net, net->t_up_w[s]), G(net, net->t_up_b[s]), net->up[s].g,
+                          below->v, P(net, net->t_up_w[s]), B, net->width[s + 1], net->width[s],
+                          net->ext[s + 1], net->pf[s + 1], acc, net->work, th);
     }
     /* the encoder, deepest stage first */
     for (int s = D - 1; s >= 0; s--) {
@@ -770,8 +839,8 @@ sl_status sl_unet_backward_ds(sl_unet *net, const float *const *dlogits, char *m
             block_backward(net, &net->enc[s][0], net->pool[s].v, NULL, &net->pool[s], NULL, th);
             slot *prev = &net->enc[s - 1][1].a;
             int acc = acc_for(prev, NULL);
-            sl_maxpool2_backward(prev->g, net->pool[s].g, prev->v, B, net->width[s - 1], H >> (s - 1),
-                                 W >> (s - 1), acc, th);
+            sl_maxpool_backward(prev->g, net->pool[s].g, prev->v, B, net->width[s - 1], net->ext[s - 1],
+                                net->pf[s], acc, th);
         } else {
             block_backward(net, &net->enc[s][0], net->enc[s - 1][1].a.v, NULL, &net->enc[s - 1][1].a,
                            NULL, th);
@@ -797,46 +866,124 @@ sl_status sl_unet_output(const sl_unet *net, int level, const float **logits, sl
         memset(dims, 0, sizeof *dims);
         dims->n = net->B;
         dims->c = net->cfg.num_classes;
-        dims->spatial_ndim = 2;
-        dims->spatial[0] = net->H >> level;
-        dims->spatial[1] = net->W >> level;
+        const int nd = net->cfg.spatial_ndim, off = 3 - nd;
+        dims->spatial_ndim = nd;
+        for (int a = 0; a < nd; a++) dims->spatial[a] = net->ext[level][off + a];
     }
     return SL_OK;
 }
 
 /* ------------------------------------------------- target downsampling */
 
-sl_status sl_nn_downsample_nearest(void *out, const void *in, const sl_dims *dims,
-                                   size_t elem_size, int factor, char *msg, size_t msglen)
+sl_status sl_nn_downsample_nearest_axes(void *out, const void *in, const sl_dims *dims,
+                                        size_t elem_size, const int *factors, char *msg,
+                                        size_t msglen)
 {
-    if (!out || !in || !dims || elem_size == 0 || factor < 1)
-        return sl_errf(msg, msglen, SL_EINVAL, "downsample: NULL argument, elem_size 0 or factor < 1");
+    if (!out || !in || !dims || !factors || elem_size == 0)
+        return sl_errf(msg, msglen, SL_EINVAL, "downsample: NULL argument or elem_size 0");
     sl_status st = sl_dims_check(dims);
     if (st) return sl_errf(msg, msglen, st, "downsample: invalid dims");
+    /* the leading axes of a 2-D/1-D map have extent 1 and stride 1 */
     int64_t in_ext[SL_MAX_SPATIAL] = {1, 1, 1}, out_ext[SL_MAX_SPATIAL] = {1, 1, 1};
+    int64_t f[SL_MAX_SPATIAL] = {1, 1, 1};
     const int nd = dims->spatial_ndim, off = SL_MAX_SPATIAL - nd;
     for (int i = 0; i < nd; i++) {
-        if (dims->spatial[i] % factor)
+        if (factors[i] < 1)
+            return sl_errf(msg, msglen, SL_EINVAL, "downsample: factor %d of axis %d is < 1", factors[i], i);
+        if (dims->spatial[i] % factors[i])
             return sl_errf(msg, msglen, SL_ESHAPE, "downsample: extent %lld of axis %d is not divisible by %d",
-                           (long long)dims->spatial[i], i, factor);
+                           (long long)dims->spatial[i], i, factors[i]);
         in_ext[off + i] = dims->spatial[i];
-        out_ext[off + i] = dims->spatial[i] / factor;
+        out_ext[off + i] = dims->spatial[i] / factors[i];
+        f[off + i] = factors[i];
     }
     const int64_t planes = dims->n * dims->c;
     const int64_t in_vox = in_ext[0] * in_ext[1] * in_ext[2];
     const int64_t out_vox = out_ext[0] * out_ext[1] * out_ext[2];
-    /* the leading axes of a 2-D/1-D map have extent 1: stride 1 there */
-    const int64_t f0 = nd >= 3 ? factor : 1, f1 = nd >= 2 ? factor : 1, f2 = factor;
     const unsigned char *src = in;
     unsigned char *dst = out;
     for (int64_t p = 0; p < planes; p++)
         for (int64_t z = 0; z < out_ext[0]; z++)
             for (int64_t y = 0; y < out_ext[1]; y++)
                 for (int64_t x = 0; x < out_ext[2]; x++) {
-                    int64_t si = p * in_vox + ((z * f0) * in_ext[1] + y * f1) * in_ext[2] + x * f2;
+                    int64_t si = p * in_vox + ((z * f[0]) * in_ext[1] + y * f[1]) * in_ext[2] + x * f[2];
                     int64_t di = p * out_vox + (z * out_ext[1] + y) * out_ext[2] + x;
                     memcpy(dst + (size_t)di * elem_size, src + (size_t)si * elem_size, elem_size);
                 }
+    return SL_OK;
+}
+
+sl_status sl_nn_downsample_nearest(void *out, const void *in, const sl_dims *dims,
+                                   size_t elem_size, int factor, char *msg, size_t msglen)
+{
+    if (factor < 1)
+        return sl_errf(msg, msglen, SL_EINVAL, "downsample: NULL argument, elem_size 0 or factor < 1");
+    const int factors[SL_MAX_SPATIAL] = {factor, factor, factor};
+    return sl_nn_downsample_nearest_axes(out, in, dims, elem_size, factors, msg, msglen);
+}
+
+sl_status sl_unet_level_factors(const sl_unet *net, int level, int factors[3])
+{
+    if (!net || !factors || level < 0 || level >= net->D) return SL_EINVAL;
+    const int nd = net->cfg.spatial_ndim, off = 3 - nd;
+    for (int a = 0; a < 3; a++) factors[a] = 0;
+    for (int a = 0; a < nd; a++) {
+        factors[a] = 1;
+        for (int s = 1; s <= level; s++) factors[a] *= net->pf[s][off + a];
+    }
+    return SL_OK;
+}
+
+/* -------------------------------------------------- anisotropic planning */
+
+sl_status sl_unet_plan_anisotropic(sl_unet_config *cfg, const double *spacing,
+                                   const int64_t *patch, char *msg, size_t msglen)
+{
+    if (!cfg || !spacing || !patch)
+        return sl_errf(msg, msglen, SL_EINVAL, "plan_anisotropic: NULL argument");
+    const int nd = cfg->spatial_ndim;
+    if (nd != 2 && nd != 3)
+        return sl_errf(msg, msglen, SL_EINVAL, "plan_anisotropic: spatial_ndim must be 2 or 3, got %d", nd);
+    if (cfg->depth < 1 || cfg->depth > SL_UNET_MAX_DEPTH)
+        return sl_errf(msg, msglen, SL_EINVAL, "plan_anisotropic: depth must be in [1, %d], got %d",
+                       SL_UNET_MAX_DEPTH, cfg->depth);
+    double sp[3];
+    int64_t size[3];
+    for (int a = 0; a < nd; a++) {
+        if (!(spacing[a] > 0.0 && isfinite(spacing[a])))
+            return sl_errf(msg, msglen, SL_EINVAL, "plan_anisotropic: spacing of axis %d must be finite and > 0, got %g",
+                           a, spacing[a]);
+        if (patch[a] < 1)
+            return sl_errf(msg, msglen, SL_EINVAL, "plan_anisotropic: patch extent of axis %d must be >= 1, got %lld", a,
+                           (long long)patch[a]);
+        sp[a] = spacing[a];
+        size[a] = patch[a];
+    }
+    int pool[SL_UNET_MAX_DEPTH][3] = {{0}}, kernel[SL_UNET_MAX_DEPTH][3] = {{0}};
+    for (int s = 0; s < cfg->depth; s++) {
+        double m = sp[0];
+        for (int a = 1; a < nd; a++) m = sp[a] < m ? sp[a] : m;
+        const int last = s == cfg->depth - 1;
+        /* an axis counts as fine while its spacing is under twice the finest */
+        for (int a = 0; a < nd; a++) kernel[s][a] = (last || sp[a] < 2.0 * m) ? 3 : 1;
+        if (last) break;
+        int pooled = 0;
+        for (int a = 0; a < nd; a++) {
+            const int p = sp[a] < 2.0 * m && size[a] >= 8 ? 2 : 1;
+            pool[s + 1][a] = p;
+            pooled |= p == 2;
+        }
+        if (!pooled)
+            return sl_errf(msg, msglen, SL_EINVAL,
+                           "plan_anisotropic: no axis can be pooled into stage %d (patch too small for depth %d)",
+                           s + 1, cfg->depth);
+        for (int a = 0; a < nd; a++) {
+            sp[a] *= pool[s + 1][a];
+            size[a] /= pool[s + 1][a];
+        }
+    }
+    memcpy(cfg->pool, pool, sizeof pool);
+    memcpy(cfg->kernel, kernel, sizeof kernel);
     return SL_OK;
 }
 
@@ -845,6 +992,11 @@ sl_status sl_nn_downsample_nearest(void *out, const void *in, const sl_dims *dim
 sl_status sl_unet_calibrate(sl_unet *net)
 {
     if (!net) return SL_EINVAL;
+    /* the int8 kernels are 2-D with 3x3 kernels and 2x2 up-sampling */
+    for (int s = 0; s < net->D; s++)
+        for (int a = 0; a < 3; a++)
+            if (net->pf[s][a] != (s == 0 || a == 0 ? 1 : 2) || net->kx[s][a] != (a == 0 ? 1 : 3))
+                return SL_EUNSUPPORTED;
     sl_quant_free(net->quant);
     net->quant = sl_quant_new(6 * net->D);
     if (!net->quant) return SL_ENOMEM;

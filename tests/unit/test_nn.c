@@ -423,8 +423,9 @@ static void test_errors_and_api(void)
     CHECK(sl_unet_create(&net, &cfg, msg, sizeof msg) == SL_EINVAL && net == NULL && strstr(msg, "depth"),
           "depth 0: %s", msg);
     cfg = (sl_unet_config)SL_UNET_CONFIG_DEFAULT;
-    cfg.spatial_ndim = 3;
-    CHECK(sl_unet_create(&net, &cfg, msg, sizeof msg) == SL_EUNSUPPORTED, "3-D not yet: %s", msg);
+    cfg.spatial_ndim = 4;
+    CHECK(sl_unet_create(&net, &cfg, msg, sizeof msg) == SL_EINVAL && net == NULL && strstr(msg, "spatial_ndim"),
+          "spatial_ndim 4: %s", msg);
     cfg = (sl_unet_config)SL_UNET_CONFIG_DEFAULT;
     cfg.leaky_slope = -0.1f;
     CHECK(sl_unet_create(&net, &cfg, msg, sizeof msg) == SL_EINVAL, "negative slope");
