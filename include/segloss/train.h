@@ -99,6 +99,10 @@ typedef struct sl_train_config {
     const sl_dataset *dataset;  /* optional: an open dataset to use instead of opening
                                    (data, data_opts) again (borrowed; must be the dataset
                                    those give, since config.json records them) (NULL) */
+    int64_t patch_depth;        /* 3-D sources (phantom3d): the patch is (patch_depth,
+                                   patch[0], patch[1]); 0 = the volume rounded down to a
+                                   multiple of 2^(depth-1), at most 64 a side. Must be 0
+                                   for 2-D sources (appended field) (0) */
 } sl_train_config;
 
 #define SL_TRAIN_CONFIG_DEFAULT                                                               \
@@ -108,7 +112,8 @@ typedef struct sl_train_config {
      .weight_decay = 0.0, .momentum = 0.99, .clip_norm = 12.0,                                \
      .lr_schedule = SL_SCHED_ONECYCLE, .epochs = 12, .steps_per_epoch = 30, .batch_size = 8,  \
      .patch = {0, 0}, .fg_fraction = 1.0 / 3.0, .augment = "flip,rotate,scale", .seed = 0,    \
-     .threads = 0, .out_dir = "", .resume = 0, .force = 0, .stop_after = 0, .dataset = NULL}
+     .threads = 0, .out_dir = "", .resume = 0, .force = 0, .stop_after = 0, .dataset = NULL, \
+     .patch_depth = 0}
 
 /* Checks every field (ranges, names, the loss schedule, the augmentation
  * list) without opening anything. SL_OK or SL_EINVAL / SL_EFORMAT /

@@ -38,6 +38,12 @@ sl_status sl_preproc_from_config(sl_preproc *pp, const sl_train_config *cfg, int
         pp->per_slice = 1;
         pp->resize = SL_RESIZE_CROP_PAD;
         if (pp->size[0] <= 0) pp->size[0] = pp->size[1] = 128;
+    } else if (strcmp(cfg->data, "phantom3d") == 0) {
+        /* the generator z-scores each volume over all its voxels */
+        pp->norm = SL_INTENSITY_ZSCORE;
+        pp->mask = SL_PREPROC_ALL;
+        pp->per_slice = 0;
+        pp->resize = SL_RESIZE_CROP_PAD;
     } else if (strcmp(cfg->data, "colin") == 0) {
         /* z-score over the brain (T1 > 0) of the volume, the rest 0 */
         pp->norm = SL_INTENSITY_ZSCORE;

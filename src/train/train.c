@@ -44,8 +44,8 @@ static double now_s(void)
 
 typedef struct split_cache {
     int64_t n;
-    float *img;     /* (n, 1, H, W) */
-    int32_t *lab;   /* (n, H, W) */
+    float *img;     /* (n, 1, [D,] H, W) */
+    int32_t *lab;   /* (n, [D,] H, W) */
 } split_cache;
 
 typedef struct run {
@@ -62,8 +62,11 @@ typedef struct run {
     const sl_dataset *ds;
     sl_dataset_info info;
     int C;
-    int64_t H, W;          /* sample size */
-    int64_t ph, pw;        /* patch */
+    int nd;                /* spatial dimensions: 2 (slices) or 3 (volumes) */
+    int64_t D, H, W;       /* sample size (D = 1 in 2-D) */
+    int64_t pd, ph, pw;    /* patch (pd = 1 in 2-D) */
+    int64_t svox, pvox;    /* voxels of a sample, of a patch */
+    int lf[MAX_LEVELS][3]; /* down-sampling factors of each output level (dims order) */
     sl_sampler *sp;
     split_cache val, test;
     char **class_names;
@@ -117,6 +120,27 @@ static char *dupstr(const char *s)
     char *p = malloc(n);
     if (p) memcpy(p, s, n);
     return p;
+}
+
+/* Dims of a batch of patches with c channels: (b, c, [pd,] ph, pw). */
+static sl_dims patch_dims(const run *R, int64_t b, int64_t c)
+{
+    sl_dims d = {b, c, R->nd, {R->ph, R->pw, 0}};
+    if (R->nd == 3) {
+        d.spatial[0] = R->pd;
+        d.spatial[1] = R->ph;
+        d.spatial[2] = R->pw;
+    }
+    return d;
+}
+
+/* Voxels of one patch at output level l. */
+static int64_t level_vox(const run *R, int l)
+{
+    const int64_t p[3] = {R->pd, R->ph, R->pw};
+    int64_t n = 1;
+    for (int a = 0; a < R->nd; a++) n *= p[3 - R->nd + a] / R->lf[l][a];
+    return n;
 }
 
 static void free_rows(sl_train_log_row *rows, int64_t n)
@@ -271,14 +295,16 @@ static sl_status write_config_json(run *R, char *msg, size_t msglen)
         cJSON *s = cJSON_CreateString(R->class_names[k]);
         ok = s && cJSON_AddItemToArray(a, s);
     }
+    /* (H, W), or (D, H, W) for volumes */
+    const int64_t ss[3] = {R->D, R->H, R->W}, ps[3] = {R->pd, R->ph, R->pw};
     ok = ok && (a = cJSON_AddArrayToObject(o, "sample_size"));
-    for (int k = 0; ok && k < 2; k++) {
-        cJSON *s = cJSON_CreateNumber((double)(k ? R->W : R->H));
+    for (int k = 3 - R->nd; ok && k < 3; k++) {
+        cJSON *s = cJSON_CreateNumber((double)ss[k]);
         ok = s && cJSON_AddItemToArray(a, s);
     }
     ok = ok && (a = cJSON_AddArrayToObject(o, "patch"));
-    for (int k = 0; ok && k < 2; k++) {
-        cJSON *s = cJSON_CreateNumber((double)(k ? R->pw : R->ph));
+    for (int k = 3 - R->nd; ok && k < 3; k++) {
+        cJSON *s = cJSON_CreateNumber((double)ps[k]);
         ok = s && cJSON_AddItemToArray(a, s);
     }
     ok = ok && cJSON_AddNumberToObject(o, "n_train", (double)R->info.n[0]) &&
@@ -482,7 +508,7 @@ static sl_status load_split(run *R, sl_split split, split_cache *c, char *msg, s
 {
     c->n = R->info.n[split];
     if (c->n == 0) return SL_OK;
-    const int64_t hw = R->H * R->W;
+    const int64_t hw = R->svox;
     c->img = sl_malloc(c->n * hw, sizeof *c->img);
     c->lab = sl_malloc(c->n * hw, sizeof *c->lab);
     if (!c->img || !c->lab) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory for the %s split", sl_split_name(split));
@@ -493,8 +519,37 @@ static sl_status load_split(run *R, sl_split split, split_cache *c, char *msg, s
     return SL_OK;
 }
 
+/* The sliding-window forward of a 3-D net: one patch (1, pd, ph, pw) ->
+ * logits (C, pd, ph, pw). */
+static sl_status window_forward(const float *patch, float *out, void *user, char *msg, size_t msglen)
+{
+    run *R = user;
+    sl_dims d = patch_dims(R, 1, 1);
+    return sl_unet_forward(R->net, patch, &d, out, msg, msglen);
+}
+
+/* Labels of every sample of a split into R->vlab: slices by padded
+ * forwards, volumes by Gaussian-weighted sliding windows of the training
+ * patch (step 1/2; logits aggregated, then the argmax). */
 static sl_status predict_split(run *R, const split_cache *c, char *msg, size_t msglen)
 {
+    if (R->nd == 3) {
+        sl_window_opts wo = SL_WINDOW_OPTS_DEFAULT;
+        wo.patch[0] = R->pd;
+        wo.patch[1] = R->ph;
+        wo.patch[2] = R->pw;
+        const int64_t size[3] = {R->D, R->H, R->W};
+        float *lg = sl_malloc(R->C * R->svox, sizeof *lg);
+        if (!lg) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory for the evaluation");
+        sl_unet_set_training(R->net, 0);
+        sl_status st = SL_OK;
+        for (int64_t i = 0; i < c->n && st == SL_OK; i++) {
+            st = sl_sliding_window(c->img + i * R->svox, 1, 3, size, R->C, &wo, window_forward, R, lg, msg, msglen);
+            if (st == SL_OK) slt_argmax(lg, 1, R->C, R->svox, R->vlab + i * R->svox);
+        }
+        free(lg);
+        return st;
+    }
     sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
     po.threads = R->cfg->threads;
     po.batch = R->cfg->batch_size;
@@ -508,7 +563,7 @@ static sl_status validate(run *R, double *dice, char *msg, size_t msglen)
     if (R->val.n == 0) return SL_OK;
     sl_status st = predict_split(R, &R->val, msg, msglen);
     if (st != SL_OK) return st;
-    const int64_t N = R->val.n * R->H * R->W;
+    const int64_t N = R->val.n * R->svox;
     for (int c = 0; c < R->C; c++) {
         int64_t tp = 0, fp = 0, fn = 0;
         for (int64_t i = 0; i < N; i++) {
@@ -532,12 +587,18 @@ static sl_status test_metrics(run *R, sl_train_class_metrics *m, char *msg, size
     if (R->test.n == 0) return SL_OK;
     sl_status st = predict_split(R, &R->test, msg, msglen);
     if (st != SL_OK) return st;
-    const int64_t hw = R->H * R->W;
-    const double diag = sqrt((double)(R->H * R->H + R->W * R->W));
+    const int64_t hw = R->svox;
+    const double diag = sqrt((double)(R->D * R->D * (R->nd == 3) + R->H * R->H + R->W * R->W));
     sl_grid g = SL_GRID_DEFAULT;
-    g.ndim = 2;
-    g.shape[0] = R->H;
-    g.shape[1] = R->W;
+    g.ndim = R->nd;
+    if (R->nd == 3) {
+        g.shape[0] = R->D;
+        g.shape[1] = R->H;
+        g.shape[2] = R->W;
+    } else {
+        g.shape[0] = R->H;
+        g.shape[1] = R->W;
+    }
     sl_metric_opts mo = SL_METRIC_OPTS_DEFAULT;
     mo.metrics = SL_MET_OVERLAP | SL_MET_DISTANCE | SL_MET_NSD;
     mo.threads = R->cfg->threads;
@@ -614,14 +675,17 @@ static sl_status write_metrics_json(run *R, const sl_train_class_metrics *m, dou
     }
     char conv[256];
     sl_metric_opts mo = SL_METRIC_OPTS_DEFAULT;
-    sl_metric_opts_describe(&mo, 2, conv, sizeof conv);
+    sl_metric_opts_describe(&mo, R->nd, conv, sizeof conv);
     ok = ok && (o = cJSON_AddObjectToObject(root, "conventions")) &&
-         cJSON_AddStringToObject(o, "mean", "over the test samples (2-D slices), every sample counted") &&
+         cJSON_AddStringToObject(o, "mean", R->nd == 3 ? "over the test samples (3-D volumes), every sample counted"
+                                                       : "over the test samples (2-D slices), every sample counted") &&
          cJSON_AddStringToObject(o, "empty",
                                  "both empty: dice, nsd, recall, precision 1 and hd95 0; one empty: those 0 and hd95 = "
                                  "empty_distance (counted in n_empty_pred / n_empty_gt)") &&
-         cJSON_AddNumberToObject(o, "empty_distance", sqrt((double)(R->H * R->H + R->W * R->W))) &&
-         cJSON_AddStringToObject(o, "units", "pixels (1 mm for phantom and colin)") &&
+         cJSON_AddNumberToObject(o, "empty_distance",
+                                 sqrt((double)(R->D * R->D * (R->nd == 3) + R->H * R->H + R->W * R->W))) &&
+         cJSON_AddStringToObject(o, "units", R->nd == 3 ? "mm (1 mm isotropic voxels for phantom3d)"
+                                                         : "pixels (1 mm for phantom and colin)") &&
          cJSON_AddStringToObject(o, "metric_opts", conv) &&
          cJSON_AddStringToObject(o, "dice_global", "2 sum TP / (2 sum TP + sum FP + sum FN) over the test split");
     ok = ok && cJSON_AddNumberToObject(root, "epochs", (double)R->cfg->epochs) &&
@@ -787,8 +851,15 @@ static sl_status setup_data(run *R, char *msg, size_t msglen)
     }
     sl_dataset_get_info(R->ds, &R->info);
     R->C = R->info.num_classes;
-    R->H = R->info.size[0];
-    R->W = R->info.size[1];
+    R->nd = R->info.spatial_ndim;
+    R->D = R->nd == 3 ? R->info.size[0] : 1;
+    R->H = R->info.size[R->nd - 2];
+    R->W = R->info.size[R->nd - 1];
+    R->svox = R->D * R->H * R->W;
+    if (cfg->patch_depth && R->nd != 3)
+        return sl_errf(msg, msglen, SL_EINVAL,
+                       "train: a 3-D patch (D,H,W) needs a volume source such as phantom3d; '%s' gives 2-D slices (give H,W)",
+                       cfg->data);
     R->class_names = calloc((size_t)R->C, sizeof *R->class_names);
     if (!R->class_names) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
     for (int c = 0; c < R->C; c++) {
@@ -811,13 +882,32 @@ static sl_status setup_data(run *R, char *msg, size_t msglen)
         if (R->ph > cap) R->ph = cap;
         if (R->pw > cap) R->pw = cap;
     }
+    R->pd = 1;
+    if (R->nd == 3) {
+        /* volumes: the default patch is each side rounded down to a multiple
+         * of 2^(depth-1), at least one multiple (the sampler zero-pads a
+         * shorter volume), at most 64 */
+        const int64_t n3[3] = {R->D, R->H, R->W}, give[3] = {cfg->patch_depth, cfg->patch[0], cfg->patch[1]};
+        int64_t p3[3];
+        const int64_t cap = 64 / mult * mult > 0 ? 64 / mult * mult : mult;
+        for (int a = 0; a < 3; a++) {
+            p3[a] = give[a] ? give[a] : n3[a] / mult * mult;
+            if (!give[a] && p3[a] < mult) p3[a] = mult;
+            if (!give[a] && p3[a] > cap) p3[a] = cap;
+        }
+        R->pd = p3[0];
+        R->ph = p3[1];
+        R->pw = p3[2];
+    }
     if (R->ph < 1 || R->pw < 1)
         return sl_errf(msg, msglen, SL_EINVAL, "train: samples of %lldx%lld are smaller than 2^(depth-1) = %lld",
                        (long long)R->H, (long long)R->W, (long long)mult);
+    R->pvox = R->pd * R->ph * R->pw;
     sl_sampler_opts so = SL_SAMPLER_OPTS_DEFAULT;
     so.batch_size = cfg->batch_size;
     so.patch[0] = R->ph;
     so.patch[1] = R->pw;
+    so.patch_depth = R->nd == 3 ? R->pd : 0;
     so.fg_fraction = cfg->fg_fraction;
     so.fg_class = -1;
     /* batches and weights draw from unrelated seeds */
@@ -837,6 +927,7 @@ static sl_status setup_model(run *R, int64_t *start_epoch, char *msg, size_t msg
     if ((st = sl_schedule_create(cfg->loss, &R->sched, msg, msglen)) != SL_OK) return st;
     if ((st = build_columns(R, msg, msglen)) != SL_OK) return st;
     sl_unet_config uc = SL_UNET_CONFIG_DEFAULT;
+    uc.spatial_ndim = R->nd;
     uc.in_channels = R->info.in_channels;
     uc.num_classes = R->C;
     uc.depth = cfg->depth;
@@ -858,6 +949,9 @@ static sl_status setup_model(run *R, int64_t *start_epoch, char *msg, size_t msg
     R->nout = sl_unet_num_outputs(R->net);
     if (R->nout > MAX_LEVELS) R->nout = MAX_LEVELS;
     sl_unet_ds_weights(R->net, R->dsw);
+    for (int l = 0; l < R->nout; l++)
+        if ((st = sl_unet_level_factors(R->net, l, R->lf[l])) != SL_OK)
+            return sl_errf(msg, msglen, st, "train: output level %d has no down-sampling factors", l);
     return SL_OK;
 }
 
@@ -867,14 +961,14 @@ static sl_status setup_model(run *R, int64_t *start_epoch, char *msg, size_t msg
 static sl_status setup_buffers(run *R, char *msg, size_t msglen)
 {
     const sl_train_config *cfg = R->cfg;
-    const int64_t B = cfg->batch_size, C = R->C, phw = R->ph * R->pw;
+    const int64_t B = cfg->batch_size, C = R->C, phw = R->pvox;
     sl_status st;
     R->x = sl_malloc(B * phw, sizeof *R->x);
     R->y = sl_malloc(B * phw, sizeof *R->y);
     R->logits = sl_malloc(B * C * phw, sizeof *R->logits);
     if (!R->x || !R->y || !R->logits) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
     for (int l = 0; l < R->nout; l++) {
-        const int64_t f = (int64_t)1 << l, n = B * (R->ph / f) * (R->pw / f);
+        const int64_t n = B * level_vox(R, l);
         if (!(R->grad[l] = sl_malloc(n * C, sizeof(float)))) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
         if (l > 0 && !(R->ylev[l] = sl_malloc(n, sizeof(int32_t))))
             return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
@@ -882,7 +976,7 @@ static sl_status setup_buffers(run *R, char *msg, size_t msglen)
     if ((st = load_split(R, SL_SPLIT_VAL, &R->val, msg, msglen)) != SL_OK) return st;
     if ((st = load_split(R, SL_SPLIT_TEST, &R->test, msg, msglen)) != SL_OK) return st;
     int64_t nmax = R->val.n > R->test.n ? R->val.n : R->test.n;
-    if (nmax > 0 && !(R->vlab = sl_malloc(nmax * R->H * R->W, sizeof *R->vlab)))
+    if (nmax > 0 && !(R->vlab = sl_malloc(nmax * R->svox, sizeof *R->vlab)))
         return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
     R->vd = calloc((size_t)R->C, sizeof *R->vd);
     R->tsum = calloc((size_t)(R->ncols + 1), sizeof *R->tsum);
@@ -912,31 +1006,32 @@ static sl_status train_step(run *R, epoch_state *es, int64_t e, int64_t t, doubl
     const sl_forward_opts fo1 = {{1.0, 1.0, 1.0}, NULL, threads, 0};
     sl_status st;
     if ((st = sl_sampler_batch(R->sp, g, R->x, R->y, NULL, msg, msglen)) != SL_OK) return st;
-    sl_dims d = {B, 1, 2, {R->ph, R->pw, 0}};
+    sl_dims d = patch_dims(R, B, 1);
     if ((st = sl_unet_forward(R->net, R->x, &d, R->logits, msg, msglen)) != SL_OK) return st;
     double total_loss = 0.0, v;
-    sl_dims ld = {B, R->C, 2, {R->ph, R->pw, 0}};
+    sl_dims ld = patch_dims(R, B, R->C);
     sl_target tg = {SL_TARGET_LABELS, R->y, NULL};
     if ((st = sl_loss_forward(es->loss, R->logits, &ld, &tg, &fo0, &v, R->grad[0], R->msg2, sizeof R->msg2)) != SL_OK)
         return sl_errf(msg, msglen, st, "train: epoch %lld step %lld: %s", (long long)e, (long long)t, R->msg2);
     for (int i = 0; i < es->nt; i++) R->tsum[R->stage_cols[es->stage][i]] += sl_loss_term_value(es->loss, i);
     if (R->nout > 1) {
         total_loss = R->dsw[0] * v;
-        const int64_t n0 = B * R->C * R->ph * R->pw;
+        const int64_t n0 = B * R->C * R->pvox;
         for (int64_t i = 0; i < n0; i++) R->grad[0][i] *= R->dsw[0];
         for (int l = 1; l < R->nout; l++) {
             const float *lg;
             sl_dims od;
             if ((st = sl_unet_output(R->net, l, &lg, &od)) != SL_OK) return st;
-            sl_dims yd = {B, 1, 2, {R->ph, R->pw, 0}};
-            if ((st = sl_nn_downsample_nearest(R->ylev[l], R->y, &yd, sizeof(int32_t), 1 << l, msg, msglen)) != SL_OK)
+            sl_dims yd = patch_dims(R, B, 1);
+            if ((st = sl_nn_downsample_nearest_axes(R->ylev[l], R->y, &yd, sizeof(int32_t), R->lf[l], msg, msglen)) !=
+                SL_OK)
                 return st;
             sl_target tl = {SL_TARGET_LABELS, R->ylev[l], NULL};
             if ((st = sl_loss_forward(es->loss, lg, &od, &tl, &fo1, &v, R->grad[l], R->msg2, sizeof R->msg2)) != SL_OK)
                 return sl_errf(msg, msglen, st, "train: epoch %lld step %lld, output level %d: %s", (long long)e,
                                (long long)t, l, R->msg2);
             total_loss += R->dsw[l] * v;
-            const int64_t nl = od.n * od.c * od.spatial[0] * od.spatial[1];
+            const int64_t nl = B * R->C * level_vox(R, l);
             for (int64_t i = 0; i < nl; i++) R->grad[l][i] *= R->dsw[l];
         }
     } else {
