@@ -276,6 +276,9 @@ typedef struct sl_preproc {
     sl_resize_mode resize;   /* crop_pad: slices are predicted at their own size;
                                 resample / fit: mapped to `size` and back */
     int64_t size[2];         /* the training sample size (H, W) */
+    int64_t patch[3];        /* 3-D models: the training patch (D, H, W), the sliding
+                                window of prediction (config.json's predict section);
+                                {0, 0, 0} for 2-D models (appended field) */
 } sl_preproc;
 
 /* The preprocessing of a run: phantom: z-score per image; colin: z-score
@@ -301,12 +304,15 @@ sl_status sl_preproc_normalise(const sl_preproc *pp, float *x, int64_t n, int64_
 typedef enum sl_tta { SL_TTA_NONE = 0, SL_TTA_FLIP = 1 } sl_tta;
 
 typedef struct sl_predict_opts {
-    sl_tta tta;      /* FLIP: mean softmax of the 4 mirrorings (none, y, x, both) */
+    sl_tta tta;      /* FLIP: mean softmax of the 4 mirrorings (none, y, x, both);
+                        3-D models: of the 8 mirrorings over (D, H, W) */
     int threads;     /* 0 = default */
     int64_t batch;   /* slices per forward pass (8) */
+    double step;     /* 3-D models: sliding-window step as a fraction of the patch,
+                        (0, 1]; 0 = 0.5 (appended field) */
 } sl_predict_opts;
 
-#define SL_PREDICT_OPTS_DEFAULT {SL_TTA_NONE, 0, 8}
+#define SL_PREDICT_OPTS_DEFAULT {SL_TTA_NONE, 0, 8, 0.5}
 
 /*
  * Predicts n normalised slices images (n, 1, h, w) of any size: each is
@@ -336,6 +342,16 @@ sl_status sl_predict_slices(sl_unet *net, const float *images, int64_t n, int64_
  */
 sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *image,
                            const sl_predict_opts *opts, sl_array *out, char *msg, size_t msglen);
+
+/*
+ * 3-D models (sl_unet_config.spatial_ndim 3): the image must be a volume
+ * (D, H, W) (a 2-D image: SL_ESHAPE, "the model is 3-D"); it is normalised
+ * as one volume and predicted by sl_sliding_window with the training patch
+ * pp->patch, step opts->step and Gaussian importance weights; each window
+ * gives the softmax (TTA: the mean softmax of its 8 mirrorings, each mapped
+ * back), and the labels are the argmax of the aggregated probabilities.
+ * pp->patch all 0 for a 3-D model: SL_EINVAL.
+ */
 
 /* sl_predict_image that also writes the softmax probabilities the labels
  * are the argmax of (the TTA mean; for resample/fit models, interpolated

@@ -572,6 +572,15 @@ cJSON *slt_preproc_json(const sl_preproc *pp)
         cJSON *n = cJSON_CreateNumber((double)pp->size[a]);
         ok = n && cJSON_AddItemToArray(sz, n);
     }
+    /* the sliding window of a 3-D model; absent for 2-D ones */
+    if (ok && pp->patch[0] > 0) {
+        cJSON *pa = cJSON_AddArrayToObject(o, "patch");
+        ok = pa != NULL;
+        for (int a = 0; ok && a < 3; a++) {
+            cJSON *n = cJSON_CreateNumber((double)pp->patch[a]);
+            ok = n && cJSON_AddItemToArray(pa, n);
+        }
+    }
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -616,6 +625,17 @@ sl_status slt_preproc_from_json(sl_preproc *pp, const cJSON *o, char *msg, size_
             return sl_errf(msg, msglen, SL_EFORMAT, "config: predict.preprocessing.size must be two positive integers");
         pp->size[a] = (int64_t)n->valuedouble;
     }
+    if ((it = member(o, "patch"))) {
+        if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 3)
+            return sl_errf(msg, msglen, SL_EFORMAT, "config: predict.preprocessing.patch must be [d, h, w]");
+        for (int a = 0; a < 3; a++) {
+            const cJSON *n = cJSON_GetArrayItem(it, a);
+            if (!cJSON_IsNumber(n) || !(n->valuedouble >= 1 && n->valuedouble <= (1 << 20)) ||
+                n->valuedouble != floor(n->valuedouble))
+                return sl_errf(msg, msglen, SL_EFORMAT, "config: predict.preprocessing.patch must be three positive integers");
+            pp->patch[a] = (int64_t)n->valuedouble;
+        }
+    }
     return SL_OK;
 }
 
@@ -639,6 +659,12 @@ sl_status sl_preproc_load(sl_preproc *pp, int *num_classes, const char *path, ch
         *num_classes = (int)it->valuedouble;
     if (pr && (it = member(pr, "preprocessing"))) st = slt_preproc_from_json(pp, it, sub, sizeof sub);
     else st = sl_preproc_from_config(pp, &c, 0, 0, sub, sizeof sub);
+    /* a 3-D run's window: the predict section's patch, else the training patch given */
+    if (st == SL_OK && pp->patch[0] == 0 && c.patch_depth > 0) {
+        pp->patch[0] = c.patch_depth;
+        pp->patch[1] = c.patch[0];
+        pp->patch[2] = c.patch[1];
+    }
 done:
     cJSON_Delete(root);
     if (st != SL_OK) return sl_errf(msg, msglen, st, "%s: %s", path, sub);

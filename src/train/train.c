@@ -317,6 +317,11 @@ static sl_status write_config_json(run *R, char *msg, size_t msglen)
         cJSON_Delete(root);
         return st;
     }
+    if (R->nd == 3) {
+        pp.patch[0] = R->pd;
+        pp.patch[1] = R->ph;
+        pp.patch[2] = R->pw;
+    }
     cJSON *pj = ok ? slt_preproc_json(&pp) : NULL;
     ok = ok && pj && (o = cJSON_AddObjectToObject(root, "predict"));
     if (ok) cJSON_AddItemToObject(o, "preprocessing", pj);

@@ -4,8 +4,11 @@
 # all-core prediction scores about 0.05 at this ratio); config.json records
 # the 3-D patch and sample size, metrics.json says mm; a run killed with
 # SIGKILL and resumed ends with the same model.bin bytes as an
-# uninterrupted one; bad input (a D,H,W patch on 2-D data, a malformed
-# patch) gives one stderr line and no run folder.
+# uninterrupted one; segloss predict on a NIfTI volume by sliding windows
+# (geometry copied, probabilities sum to 1, a volume smaller and one larger
+# than the patch); bad input (a D,H,W patch on 2-D data, a malformed patch,
+# a 2-D image for a 3-D model, --int8 on a 3-D model) gives one stderr line
+# and no output.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -48,6 +51,31 @@ fi
 run "--stop-after 2" $S train --out "$tmp/stopped" $MID --stop-after 2
 run "resume after --stop-after (2 threads)" $S train --out "$tmp/stopped" $MID --resume --threads 2
 check "cmp -s '$tmp/full/model.bin' '$tmp/stopped/model.bin'" "3-D model after --stop-after + resume differs"
+
+# ---- predict a NIfTI volume (smaller than the patch: padded) and a larger .npy volume
+M="$tmp/full/model.bin"
+run "predict NIfTI volume, flip TTA, probabilities" $S predict --model "$M" --input "$FX/eval/pred/case1.nii.gz" \
+  --out "$tmp/p3.nii.gz" --tta flip --probabilities "$tmp/p3.npy"
+$PY - <<PYEOF || fail "3-D predict: geometry or probabilities"
+import gzip, struct, numpy as np
+a, b = gzip.open("$FX/eval/pred/case1.nii.gz").read(), gzip.open("$tmp/p3.nii.gz").read()
+dim = lambda h: struct.unpack("<8h", h[40:56])
+pix = lambda h: struct.unpack("<8f", h[76:108])[1:4]
+geo = lambda h: struct.unpack("<6f", h[256:280]) + struct.unpack("<12f", h[280:328])
+assert dim(a) == dim(b) and pix(a) == pix(b), (dim(a), dim(b), pix(a), pix(b))
+assert max(abs(x - y) for x, y in zip(geo(a), geo(b))) < 1e-6
+p = np.load("$tmp/p3.npy")
+assert p.shape == (3, 8, 10, 12), p.shape
+print("max |sum of 3-D probabilities - 1|: %.3g" % abs(p.sum(0) - 1).max())
+assert abs(p.sum(0) - 1).max() < 1e-5
+PYEOF
+$PY -c "import numpy as np; r = np.random.default_rng(1); np.save('$tmp/v.npy', r.standard_normal((20, 36, 28)).astype(np.float32)); np.save('$tmp/s.npy', r.standard_normal((20, 20)).astype(np.float32))"
+run "predict a volume larger than the patch" $S predict --model "$M" --input "$tmp/v.npy" --out "$tmp/vo.npy" --step 0.5
+check "$PY -c \"import numpy as np; a = np.load('$tmp/vo.npy'); assert a.shape == (20, 36, 28) and a.max() < 3\"" "3-D labels of a large volume"
+expect 1 "the model is 3-D" -- $S predict --model "$M" --input "$tmp/s.npy" --out "$tmp/so.npy"
+check "[ ! -e '$tmp/so.npy' ]" "a refused prediction wrote its output"
+expect 2 "--step expects" -- $S predict --model "$M" --input "$tmp/v.npy" --out "$tmp/x.npy" --step 0
+expect 2 "only 2-D models are quantised" -- $S predict --model "$M" --input "$tmp/v.npy" --out "$tmp/x.npy" --int8
 
 # ---- bad input: one line, no folder
 expect 1 "needs a volume source" -- $S train --out "$tmp/bad1" --data phantom --patch 16,32,32 --epochs 1
