@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # segloss train on volumes (phantom3d) from the outside: a small 3-D run
 # whose loss falls and whose small-structure (core) Dice beats 0.1 (an
-# all-core prediction scores about 0.05 at this ratio); config.json records
+# all-core prediction scores about 0.05 at this ratio); every loss of the
+# catalogue through one 3-D step; config.json records
 # the 3-D patch and sample size, metrics.json says mm; a run killed with
 # SIGKILL and resumed ends with the same model.bin bytes as an
 # uninterrupted one; segloss predict on a NIfTI volume by sliding windows
@@ -51,6 +52,17 @@ fi
 run "--stop-after 2" $S train --out "$tmp/stopped" $MID --stop-after 2
 run "resume after --stop-after (2 threads)" $S train --out "$tmp/stopped" $MID --resume --threads 2
 check "cmp -s '$tmp/full/model.bin' '$tmp/stopped/model.bin'" "3-D model after --stop-after + resume differs"
+
+# ---- every loss of the catalogue trains on (B, C, D, H, W): one tiny step each
+ALL=$($S loss --list | grep -E '^  [a-z_]+ ' | awk '{print $1}' | sed 's/^wdice$/wdice(weight=inverse)/')
+n=0
+for L in $ALL "gdice+boundary | ramp(start=0.1,step=0.1,cap=0.6)"; do
+  n=$((n + 1))
+  run "3-D step with $L" $S train --out "$tmp/loss$n" --data phantom3d --size 16,16,16 --n-train 2 --n-val 0 --n-test 1 \
+    --depth 2 --base-channels 2 --epochs 1 --steps-per-epoch 1 --batch 1 --threads 1 --quiet --loss "$L"
+done
+check "[ $n -ge 30 ]" "the loss list has $n entries"
+echo "max losses trained in 3-D: $n"
 
 # ---- predict a NIfTI volume (smaller than the patch: padded) and a larger .npy volume
 M="$tmp/full/model.bin"
