@@ -8,6 +8,8 @@
  *   "phantom"    procedural images with a chosen class ratio ("100:10:1" =
  *                background : large region : small core), noise, blur,
  *                bias field and distractor blobs; splits from disjoint seeds.
+ *   "phantom3d"  procedural volumes (D, H, W), phantom's options and model one
+ *                dimension up (option depth); 1 mm voxels; 3-D samples.
  *   "colin"      real MRI: axial slices of the Colin27 T1 brain with AAL
  *                labels (1 = deep grey nuclei, 2 = hippocampus + amygdala),
  *                from Debian's mricron-data.
@@ -47,8 +49,9 @@
  * Handles are read-only after creation: sl_dataset_get and
  * sl_sampler_batch may be called from several threads at once.
  *
- * Written for 2-D; the info struct carries spatial_ndim and three extents
- * so that 3-D patches can follow without changing the calls.
+ * 3-D sources (phantom3d) give info.spatial_ndim = 3 and size = (D, H, W);
+ * their samples are image (1, D, H, W) and label (D, H, W) through the same
+ * calls, and the sampler makes 3-D patches (see sl_sampler_batch).
  */
 #ifndef SEGLOSS_DATA_H
 #define SEGLOSS_DATA_H
