@@ -31,7 +31,9 @@ static const char *usage_text =
     "extension). A 3-D image (NIfTI, or .npy (D, H, W)) is predicted slice by slice along\n"
     "the training axis; a NIfTI OUT copies a NIfTI IMG's geometry. Sizes that are not a\n"
     "multiple of 2^(depth-1) are padded and cropped back. Intensities are normalised as in\n"
-    "training (config.json's predict section).\n"
+    "training (config.json's predict section). A 3-D model (trained on phantom3d) takes a\n"
+    "volume whole: Gaussian-weighted sliding windows of its training patch (nnU-Net),\n"
+    "overlapping by 1 - step; --tta flip then averages the 8 mirrorings over (D, H, W).\n"
     "\n"
     "  --model FILE      model.bin of a run (required)\n"
     "  --input IMG       image to segment (required)\n"
@@ -46,6 +48,7 @@ static const char *usage_text =
     "                    training images for the usual post-training setting)\n"
     "  --config FILE     the run's config.json (default: next to the model)\n"
     "  --batch N         slices per forward pass (8)\n"
+    "  --step S          3-D models: window step as a fraction of the patch (0.5)\n"
     "  --threads T       threads (default: all cores)\n"
     "\n"
     "Exit codes: 0 ok, 1 a file could not be read or written, 2 bad usage.\n";
@@ -110,6 +113,12 @@ int cmd_predict(int argc, char **argv)
             if (!cli_parse_int(s, &n) || n < 0 || n > 1024)
                 return cli_fail(CMD, EXIT_USAGE, "--threads expects an integer in [0, 1024], got '%s'", s);
             po.threads = (int)n;
+        } else if (cli_opt(a, "--step", &v)) {
+            if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            char *end;
+            double d = strtod(s, &end);
+            if (*end || !(d > 0 && d <= 1)) return cli_fail(CMD, EXIT_USAGE, "--step expects a number in (0, 1], got '%s'", s);
+            po.step = d;
         } else if (cli_opt(a, "--batch", &v)) {
             if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
             if (!cli_parse_int(s, &n) || n < 1 || n > 4096)
@@ -181,7 +190,13 @@ int cmd_predict(int argc, char **argv)
         }
         sl_predict_opts co = po;
         co.tta = SL_TTA_NONE;
-        if (sl_unet_calibrate(net) != SL_OK) {
+        sl_status cs = sl_unet_calibrate(net);
+        if (cs == SL_EUNSUPPORTED) {
+            cli_fail(CMD, EXIT_USAGE, "--int8: %s is a 3-D or anisotropic model; only 2-D models are quantised", model);
+            rc = EXIT_USAGE;
+            goto done;
+        }
+        if (cs != SL_OK) {
             cli_fail(CMD, EXIT_WORK, "out of memory");
             goto done;
         }

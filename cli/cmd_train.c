@@ -28,8 +28,9 @@ static const char *usage_text =
     "cores; docs/train.md has the measurements).\n"
     "\n"
     "data\n"
-    "  --data SRC             phantom | colin | nifti:DIR (phantom)\n"
+    "  --data SRC             phantom | phantom3d | colin | nifti:DIR (phantom)\n"
     "  --size H,W             sample size (phantom: generated at it; colin/nifti: slices\n"
+    "                         (D,H,W: the phantom3d volume, 64,64,64 by default)\n"
     "                         brought to it by the resize option); default: the source's\n"
     "  --ratio R              phantom class ratio, background:class1:... (100:10:1)\n"
     "  --small-fraction F     phantom: share of the smallest class, others rescaled (0 = ratio)\n"
@@ -55,6 +56,9 @@ static const char *usage_text =
     "  --batch B              (8)\n"
     "  --patch H,W            training patch; default: the sample size rounded down to a\n"
     "                         multiple of 2^(depth-1), at most 128 a side\n"
+    "  --patch D,H,W          3-D patch for a volume source (phantom3d; default: the volume\n"
+    "                         rounded down likewise, at most 64 a side; shorter volumes are\n"
+    "                         zero-padded, centred)\n"
     "  --optimizer KIND       adam | adamw | sgd (adam; sgd uses Nesterov momentum)\n"
     "  --lr LR                peak (onecycle), initial (poly) or constant rate (0.003)\n"
     "  --schedule KIND        onecycle | poly | constant (onecycle)\n"
@@ -142,15 +146,18 @@ static int progress(const sl_train_progress *p, void *user)
     return interrupted ? 1 : 0;
 }
 
-static int parse_pair(const char *s, int64_t out[2])
+/* "H,W" or "D,H,W" into out[3] = (D or 0, H, W); returns the count, 0 if bad. */
+static int parse_2or3(const char *s, int64_t out[3])
 {
-    double v[2];
-    if (cli_parse_list(s, v, 2) != 2) return 0;
-    for (int k = 0; k < 2; k++) {
+    double v[3];
+    int n = cli_parse_list(s, v, 3);
+    if (n != 2 && n != 3) return 0;
+    out[0] = 0;
+    for (int k = 0; k < n; k++) {
         if (!(v[k] >= 1 && v[k] <= (1 << 20)) || v[k] != floor(v[k])) return 0;
-        out[k] = (int64_t)v[k];
+        out[k + 3 - n] = (int64_t)v[k];
     }
-    return 1;
+    return n;
 }
 
 static int set_text(char *dst, size_t cap, const char *s, const char *opt)
@@ -281,13 +288,20 @@ static int parse(int argc, char **argv, sl_train_config *c, flags *f)
             if (sl_train_down_parse(s, &c->down)) return cli_fail(CMD, EXIT_USAGE, "--down expects maxpool or strided, got '%s'", s);
         } else if (cli_opt(a, "--size", &v)) {
             VALUE();
-            int64_t p[2];
-            if (!parse_pair(s, p)) return cli_fail(CMD, EXIT_USAGE, "--size expects H,W (two positive integers), got '%s'", s);
-            c->data_opts.height = p[0];
-            c->data_opts.width = p[1];
+            int64_t p[3];
+            if (!parse_2or3(s, p))
+                return cli_fail(CMD, EXIT_USAGE, "--size expects H,W or D,H,W (positive integers), got '%s'", s);
+            c->data_opts.depth = p[0];
+            c->data_opts.height = p[1];
+            c->data_opts.width = p[2];
         } else if (cli_opt(a, "--patch", &v)) {
             VALUE();
-            if (!parse_pair(s, c->patch)) return cli_fail(CMD, EXIT_USAGE, "--patch expects H,W (two positive integers), got '%s'", s);
+            int64_t p[3];
+            if (!parse_2or3(s, p))
+                return cli_fail(CMD, EXIT_USAGE, "--patch expects H,W or D,H,W (positive integers), got '%s'", s);
+            c->patch_depth = p[0];
+            c->patch[0] = p[1];
+            c->patch[1] = p[2];
         } else if (cli_opt(a, "--ratio", &v)) {
             VALUE();
             rc = data_opt(c, "ratio", s, a);

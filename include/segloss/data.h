@@ -8,6 +8,8 @@
  *   "phantom"    procedural images with a chosen class ratio ("100:10:1" =
  *                background : large region : small core), noise, blur,
  *                bias field and distractor blobs; splits from disjoint seeds.
+ *   "phantom3d"  procedural volumes (D, H, W), phantom's options and model one
+ *                dimension up (option depth); 1 mm voxels; 3-D samples.
  *   "colin"      real MRI: axial slices of the Colin27 T1 brain with AAL
  *                labels (1 = deep grey nuclei, 2 = hippocampus + amygdala),
  *                from Debian's mricron-data.
@@ -47,8 +49,9 @@
  * Handles are read-only after creation: sl_dataset_get and
  * sl_sampler_batch may be called from several threads at once.
  *
- * Written for 2-D; the info struct carries spatial_ndim and three extents
- * so that 3-D patches can follow without changing the calls.
+ * 3-D sources (phantom3d) give info.spatial_ndim = 3 and size = (D, H, W);
+ * their samples are image (1, D, H, W) and label (D, H, W) through the same
+ * calls, and the sampler makes 3-D patches (see sl_sampler_batch).
  */
 #ifndef SEGLOSS_DATA_H
 #define SEGLOSS_DATA_H
@@ -138,6 +141,8 @@ typedef struct sl_data_opts {
     double clip_lo, clip_hi;  /* percentiles for SL_INTENSITY_PERCENTILE, 0 <= lo < hi <= 100 */
     int num_classes;          /* 0 = 1 + the largest label found */
     sl_slice_filter slices;
+    /* 3-D sources (phantom3d) */
+    int64_t depth;            /* volume depth D; 0 = the source's own (phantom3d: height, or 64) */
 } sl_data_opts;
 
 #define SL_DATA_OPTS_DEFAULT                                                               \
@@ -149,7 +154,8 @@ typedef struct sl_data_opts {
      .max_lesions = 3, .distractors = 2.0,                                                 \
      .colin_dir = "/usr/share/mricron/templates", .min_brain_fraction = 0.01,              \
      .block = 8, .gap = 2, .axis = 'z', .norm = SL_INTENSITY_ZSCORE, .norm_nonzero = 0,         \
-     .clip_lo = 0.5, .clip_hi = 99.5, .num_classes = 0, .slices = SL_SLICES_ALL}
+     .clip_lo = 0.5, .clip_hi = 99.5, .num_classes = 0, .slices = SL_SLICES_ALL,          \
+     .depth = 0}
 
 /* Sets one field by name from text ("ratio", "100:10:1"), as the CLI does.
  * Enums take their names: resize crop_pad|resample|fit, norm
@@ -417,9 +423,11 @@ typedef struct sl_sampler_opts {
     uint64_t seed;
     int threads;            /* 0 = OpenMP default; results do not depend on it */
     sl_aug_opts aug;
+    int64_t patch_depth;    /* 3-D datasets: the patch is (patch_depth, patch[0], patch[1]);
+                               0 = the volume's depth (patch[] 0: its (H, W)) */
 } sl_sampler_opts;
 
-#define SL_SAMPLER_OPTS_DEFAULT {2, {0, 0}, 1.0 / 3.0, -1, 0, 0, SL_AUG_OPTS_DEFAULT}
+#define SL_SAMPLER_OPTS_DEFAULT {2, {0, 0}, 1.0 / 3.0, -1, 0, 0, SL_AUG_OPTS_DEFAULT, 0}
 
 /* What one slot of a batch holds (sl_sampler_batch's meta, optional). */
 typedef struct sl_batch_meta {
@@ -462,6 +470,24 @@ int sl_sampler_fg_class(const sl_sampler *s);
  */
 sl_status sl_sampler_batch(const sl_sampler *s, int64_t step, float *images, int32_t *labels,
                            sl_batch_meta *meta, char *msg, size_t msglen);
+
+/*
+ * 3-D datasets (info.spatial_ndim 3, samples (D, H, W)): batches are
+ * images (B, 1, pd, ph, pw) and labels (B, pd, ph, pw). Per slot: a volume
+ * (forced slots: one containing foreground), for forced slots a voxel of a
+ * random foreground class present in it (nnU-Net's oversampling), one
+ * spatial resampling — window, flips per axis (flip), a 90-degree multiple
+ * in a random plane whose two patch sides are equal composed with small
+ * angles U(-rotate_deg, rotate_deg) about each axis (rotate), zoom
+ * (scale), elastic field (elastic); trilinear image, nearest labels —
+ * then noise, blur, brightness/contrast and gamma. A volume smaller than
+ * the patch along an axis is zero-padded (image 0, label 0), centred.
+ * crop and copypaste are 2-D only (SL_EUNSUPPORTED at sl_sampler_create).
+ * Forced slots that lost the class redraw as in 2-D. fg_pixels counts the
+ * voxels of the chosen class.
+ */
+/* The patch (pd, ph, pw) of a sampler; pd = 1 for a 2-D dataset. */
+sl_status sl_sampler_patch3(const sl_sampler *s, int64_t patch[3]);
 
 SL_API_END
 #ifdef __cplusplus

@@ -99,6 +99,10 @@ typedef struct sl_train_config {
     const sl_dataset *dataset;  /* optional: an open dataset to use instead of opening
                                    (data, data_opts) again (borrowed; must be the dataset
                                    those give, since config.json records them) (NULL) */
+    int64_t patch_depth;        /* 3-D sources (phantom3d): the patch is (patch_depth,
+                                   patch[0], patch[1]); 0 = the volume rounded down to a
+                                   multiple of 2^(depth-1), at most 64 a side. Must be 0
+                                   for 2-D sources (appended field) (0) */
 } sl_train_config;
 
 #define SL_TRAIN_CONFIG_DEFAULT                                                               \
@@ -108,7 +112,8 @@ typedef struct sl_train_config {
      .weight_decay = 0.0, .momentum = 0.99, .clip_norm = 12.0,                                \
      .lr_schedule = SL_SCHED_ONECYCLE, .epochs = 12, .steps_per_epoch = 30, .batch_size = 8,  \
      .patch = {0, 0}, .fg_fraction = 1.0 / 3.0, .augment = "flip,rotate,scale", .seed = 0,    \
-     .threads = 0, .out_dir = "", .resume = 0, .force = 0, .stop_after = 0, .dataset = NULL}
+     .threads = 0, .out_dir = "", .resume = 0, .force = 0, .stop_after = 0, .dataset = NULL, \
+     .patch_depth = 0}
 
 /* Checks every field (ranges, names, the loss schedule, the augmentation
  * list) without opening anything. SL_OK or SL_EINVAL / SL_EFORMAT /
@@ -271,6 +276,9 @@ typedef struct sl_preproc {
     sl_resize_mode resize;   /* crop_pad: slices are predicted at their own size;
                                 resample / fit: mapped to `size` and back */
     int64_t size[2];         /* the training sample size (H, W) */
+    int64_t patch[3];        /* 3-D models: the training patch (D, H, W), the sliding
+                                window of prediction (config.json's predict section);
+                                {0, 0, 0} for 2-D models (appended field) */
 } sl_preproc;
 
 /* The preprocessing of a run: phantom: z-score per image; colin: z-score
@@ -296,12 +304,15 @@ sl_status sl_preproc_normalise(const sl_preproc *pp, float *x, int64_t n, int64_
 typedef enum sl_tta { SL_TTA_NONE = 0, SL_TTA_FLIP = 1 } sl_tta;
 
 typedef struct sl_predict_opts {
-    sl_tta tta;      /* FLIP: mean softmax of the 4 mirrorings (none, y, x, both) */
+    sl_tta tta;      /* FLIP: mean softmax of the 4 mirrorings (none, y, x, both);
+                        3-D models: of the 8 mirrorings over (D, H, W) */
     int threads;     /* 0 = default */
     int64_t batch;   /* slices per forward pass (8) */
+    double step;     /* 3-D models: sliding-window step as a fraction of the patch,
+                        (0, 1]; 0 = 0.5 (appended field) */
 } sl_predict_opts;
 
-#define SL_PREDICT_OPTS_DEFAULT {SL_TTA_NONE, 0, 8}
+#define SL_PREDICT_OPTS_DEFAULT {SL_TTA_NONE, 0, 8, 0.5}
 
 /*
  * Predicts n normalised slices images (n, 1, h, w) of any size: each is
@@ -332,6 +343,16 @@ sl_status sl_predict_slices(sl_unet *net, const float *images, int64_t n, int64_
 sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *image,
                            const sl_predict_opts *opts, sl_array *out, char *msg, size_t msglen);
 
+/*
+ * 3-D models (sl_unet_config.spatial_ndim 3): the image must be a volume
+ * (D, H, W) (a 2-D image: SL_ESHAPE, "the model is 3-D"); it is normalised
+ * as one volume and predicted by sl_sliding_window with the training patch
+ * pp->patch, step opts->step and Gaussian importance weights; each window
+ * gives the softmax (TTA: the mean softmax of its 8 mirrorings, each mapped
+ * back), and the labels are the argmax of the aggregated probabilities.
+ * pp->patch all 0 for a 3-D model: SL_EINVAL.
+ */
+
 /* sl_predict_image that also writes the softmax probabilities the labels
  * are the argmax of (the TTA mean; for resample/fit models, interpolated
  * back to the image grid) to *probs: float32 (C, image shape...), channels
@@ -341,6 +362,55 @@ sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *i
 sl_status sl_predict_image_probs(sl_unet *net, const sl_preproc *pp, const sl_array *image,
                                  const sl_predict_opts *opts, sl_array *out, sl_array *probs, char *msg,
                                  size_t msglen);
+
+/* ------------------------------------------------------- sliding window */
+
+/*
+ * Sliding-window inference, independent of the network (nnU-Net v2's
+ * predict_sliding_window_return_logits): windows of opts->patch overlap by
+ * (1 - step); each is passed to fn, and every voxel of out is the
+ * importance-weighted mean of the outputs of the windows covering it,
+ *     out = sum_w g_w f(window_w) / sum_w g_w,
+ * g the Gaussian map of sl_window_gaussian (or 1 with gaussian = 0). An
+ * axis shorter than the patch is zero-padded to it (floor(excess / 2)
+ * before) and cropped back. The values of fn are aggregated linearly as
+ * they come (nnU-Net aggregates logits).
+ */
+
+/* One window: patch (in_channels, patch...) float32 -> out (out_channels,
+ * patch...) float32, caller-allocated by sl_sliding_window. A non-OK status
+ * stops the aggregation and is returned (msg as written by fn). */
+typedef sl_status (*sl_window_fn)(const float *patch, float *out, void *user, char *msg, size_t msglen);
+
+typedef struct sl_window_opts {
+    int64_t patch[3];    /* window extents, one per spatial axis (first ndim used) */
+    double step;         /* window step as a fraction of the patch, (0, 1] (0.5) */
+    int gaussian;        /* 1: Gaussian importance weighting; 0: plain mean */
+    double sigma_scale;  /* Gaussian sigma = patch * sigma_scale per axis (1/8) */
+} sl_window_opts;
+
+#define SL_WINDOW_OPTS_DEFAULT {{0, 0, 0}, 0.5, 1, 0.125}
+
+/* Window starts along one axis (nnU-Net's compute_steps_for_sliding_window):
+ * k = ceil((size - patch) / (patch * step)) + 1 windows at
+ * round(i * (size - patch) / (k - 1)) (half to even); one window at 0 when
+ * size <= patch. starts may be NULL to get *count only. SL_EINVAL. */
+sl_status sl_window_starts(int64_t size, int64_t patch, double step, int64_t *starts, int64_t *count);
+
+/* The importance map (patch[0..ndim)) float32 of nnU-Net's compute_gaussian:
+ * prod over axes of exp(-d^2 / (2 sigma^2)), d the offset from floor(p/2),
+ * sigma = p * sigma_scale, 0 beyond scipy's radius floor(4 sigma + 0.5);
+ * maximum 1; zeros replaced by the smallest positive value. SL_EINVAL,
+ * SL_ENOMEM. */
+sl_status sl_window_gaussian(int ndim, const int64_t *patch, double sigma_scale, float *map);
+
+/* image (in_channels, size...) float32 -> out (out_channels, size...)
+ * float32, ndim 1..3 spatial axes. Codes: SL_EINVAL (bad sizes or
+ * options), SL_ENOMEM, fn's codes. Calls fn from the calling thread, one
+ * window at a time, first axis outermost. */
+sl_status sl_sliding_window(const float *image, int in_channels, int ndim, const int64_t size[3],
+                            int out_channels, const sl_window_opts *opts, sl_window_fn fn, void *user,
+                            float *out, char *msg, size_t msglen);
 
 SL_API_END
 #ifdef __cplusplus

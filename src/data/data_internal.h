@@ -25,7 +25,7 @@ typedef struct sld_slice {
 typedef enum sld_kind { SLD_PHANTOM, SLD_COLIN, SLD_NIFTI, SLD_ARRAYS } sld_kind;
 
 /* The sample callback of a generated source (the phantom): writes sample
- * (split, index) at (H, W) into img/lab (either may be NULL). SL_ENOMEM
+ * (split, index) at (H, W), or (D, H, W) for 3-D, into img/lab (either may be NULL). SL_ENOMEM
  * only. Sources with stored slices leave it NULL. */
 typedef sl_status (*sld_generate_fn)(const sl_dataset *ds, int split, int64_t index, float *img, int32_t *lab);
 
@@ -38,6 +38,8 @@ struct sl_dataset {
     char **names;               /* [num_classes], owned */
     int64_t n[SL_NUM_SPLITS];
     int64_t H, W;               /* sample size */
+    int ndim;                   /* 2, or 3 for volume sources (phantom3d) */
+    int64_t D;                  /* volume depth (1 for 2-D): samples are (D, H, W) */
     int small_class;
     int64_t *counts[SL_NUM_SPLITS]; /* [n * num_classes] at the sample size */
     /* stored slices (not phantom) */
@@ -102,6 +104,24 @@ void sld_mean_std(const float *x, int64_t n, double *mean, double *std);
  * the displacement vectors is alpha. */
 sl_status sld_elastic_field(sl_rng *r, int64_t oh, int64_t ow, double alpha, double sigma,
                             float *disp);
+
+/* ---- 3-D (warp3d.c) */
+
+/* Affine + displacement warp of a volume in[3] = (D, H, W) to out[3]:
+ * input coordinate = m[:, :3] . (zo, yo, xo) + m[:, 3] + disp[:, o] (disp
+ * (3, od, oh, ow) or NULL); conventions of sl_warp2d (labels nearest,
+ * outside 0). img/out_img and lab/out_lab may be NULL pairs. */
+void sld_warp3d(const float *img, const int32_t *lab, const int64_t in[3], const double m[3][4], const float *disp,
+                const int64_t out[3], sl_interp img_interp, float *out_img, int32_t *out_lab);
+
+/* In-place Gaussian blur of a (D, H, W) volume with one sigma (voxels) on
+ * every axis, as scipy.ndimage.gaussian_filter(mode='reflect',
+ * truncate=4). SL_ENOMEM. */
+sl_status sld_blur3d(float *v, const int64_t n3[3], double sigma);
+
+/* Elastic displacement field (3, D, H, W): noise U(-1, 1) per component,
+ * blurred with sigma, scaled to RMS vector length alpha. */
+sl_status sld_elastic_field3d(sl_rng *r, const int64_t n3[3], double alpha, double sigma, float *disp);
 
 /* Intensity augmentations on an (n) image, each with its own draws. */
 void sld_aug_noise(sl_rng *r, float *x, int64_t n, double sigma);

@@ -120,6 +120,7 @@ static const opt_field fields[] = {
     F(clip_hi, OT_DBL, 0, 100),
     F(num_classes, OT_INT, 0, SL_DATA_MAX_CLASSES),
     F(slices, OT_SLICES, 0, 0),
+    F(depth, OT_I64, 0, 1 << 20),
 };
 #undef F
 #define NFIELDS (sizeof fields / sizeof fields[0])
@@ -261,6 +262,8 @@ sl_dataset *sld_alloc(sld_kind kind, const sl_data_opts *opts)
     snprintf(ds->source, sizeof ds->source, "%s", names[kind]);
     ds->opts = *opts;
     ds->small_class = -1;
+    ds->ndim = 2;
+    ds->D = 1;
     return ds;
 }
 
@@ -335,7 +338,7 @@ static sl_status get_sample(const sl_dataset *ds, int split, int64_t index, floa
 sl_status sld_finish(sl_dataset *ds, char *msg, size_t msglen)
 {
     const int C = ds->num_classes;
-    const int64_t HW = ds->H * ds->W;
+    const int64_t HW = ds->D * ds->H * ds->W; /* voxels of a sample */
     sl_status st = SL_OK;
     for (int s = 0; s < SL_NUM_SPLITS && st == SL_OK; s++) {
         int64_t n = ds->n[s];
@@ -398,7 +401,7 @@ sl_status sl_dataset_open(sl_dataset **out, const char *source, const sl_data_op
             return sl_errf(msg, msglen, SL_EINVAL, "dataset: '%s' needs a folder (%sDIR)", src->name, src->name);
         return src->open(out, source + n, o, msg, msglen);
     }
-    return sl_errf(msg, msglen, SL_EUNKNOWN, "dataset: unknown source '%s' (phantom, colin or nifti:DIR)", source);
+    return sl_errf(msg, msglen, SL_EUNKNOWN, "dataset: unknown source '%s' (phantom, phantom3d, colin or nifti:DIR)", source);
 }
 
 sl_status sl_dataset_from_arrays(sl_dataset **out, const float *images, const int32_t *labels,
@@ -471,9 +474,15 @@ sl_status sl_dataset_get_info(const sl_dataset *ds, sl_dataset_info *info)
     if (!ds || !info) return SL_EINVAL;
     memset(info, 0, sizeof *info);
     for (int s = 0; s < SL_NUM_SPLITS; s++) info->n[s] = ds->n[s];
-    info->spatial_ndim = 2;
-    info->size[0] = ds->H;
-    info->size[1] = ds->W;
+    info->spatial_ndim = ds->ndim;
+    if (ds->ndim == 3) {
+        info->size[0] = ds->D;
+        info->size[1] = ds->H;
+        info->size[2] = ds->W;
+    } else {
+        info->size[0] = ds->H;
+        info->size[1] = ds->W;
+    }
     info->in_channels = 1;
     info->num_classes = ds->num_classes;
     info->small_class = ds->small_class;
@@ -514,6 +523,9 @@ sl_status sl_dataset_get_at(const sl_dataset *ds, sl_split split, int64_t index,
 {
     sl_status st = check_index(ds, split, index, 0, msg, msglen);
     if (st != SL_OK) return st;
+    if (ds->ndim != 2)
+        return sl_errf(msg, msglen, SL_EUNSUPPORTED, "dataset: %s samples are volumes; resizing is for 2-D slices",
+                       ds->source);
     if (h < 1 || w < 1 || (unsigned)mode > SL_RESIZE_FIT)
         return sl_errf(msg, msglen, SL_EINVAL, "dataset: bad size %lldx%lld or resize mode", (long long)h, (long long)w);
     if (!ds->generate) {

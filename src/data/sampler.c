@@ -26,7 +26,7 @@ struct sl_sampler {
     sl_sampler_opts o;
     int fg_class;
     int64_t n_forced;
-    int64_t ph, pw;       /* patch */
+    int64_t pd, ph, pw;   /* patch (pd = 1 in 2-D) */
     int64_t *fg_list;     /* samples of the split that contain fg_class */
     int64_t n_fg;
 };
@@ -52,6 +52,13 @@ sl_status sl_sampler_create(sl_sampler **out, const sl_dataset *ds, sl_split spl
     if (o->threads < 0) return sl_errf(msg, msglen, SL_EINVAL, "sampler: threads %d < 0", o->threads);
     sl_status st = sl_aug_check(&o->aug, msg, msglen);
     if (st != SL_OK) return st;
+    if (ds->ndim == 3) {
+        if (o->patch_depth < 0 || o->patch_depth > (1 << 20))
+            return sl_errf(msg, msglen, SL_EINVAL, "sampler: patch depth %lld outside [0, 2^20]", (long long)o->patch_depth);
+        if (o->aug.enabled & (SL_AUG_CROP | SL_AUG_COPYPASTE))
+            return sl_errf(msg, msglen, SL_EUNSUPPORTED, "sampler: %s is 2-D only; drop it for a 3-D dataset",
+                           (o->aug.enabled & SL_AUG_CROP) ? "crop" : "copypaste");
+    }
     if (ds->n[split] == 0) return sl_errf(msg, msglen, SL_EEMPTY, "sampler: the %s split is empty", sl_split_name(split));
     int fg = o->fg_class < 0 ? ds->small_class : o->fg_class;
     if (o->fg_class >= ds->num_classes || o->fg_class == 0 || o->fg_class < -1)
@@ -65,8 +72,21 @@ sl_status sl_sampler_create(sl_sampler **out, const sl_dataset *ds, sl_split spl
     s->fg_class = fg;
     s->ph = o->patch[0] ? o->patch[0] : ds->H;
     s->pw = o->patch[1] ? o->patch[1] : ds->W;
+    s->pd = ds->ndim == 3 ? (o->patch_depth ? o->patch_depth : ds->D) : 1;
     s->n_forced = (int64_t)ceil((double)o->batch_size * o->fg_fraction - 1e-9);
-    if (fg > 0) {
+    if (ds->ndim == 3) {
+        /* forced slots take any volume with foreground; the class is drawn per slot */
+        s->fg_list = sl_malloc(ds->n[split], sizeof *s->fg_list);
+        if (!s->fg_list) {
+            free(s);
+            return sl_errf(msg, msglen, SL_ENOMEM, "sampler: out of memory");
+        }
+        for (int64_t i = 0; i < ds->n[split]; i++) {
+            int64_t nfg = 0;
+            for (int c = 1; c < ds->num_classes; c++) nfg += ds->counts[split][i * ds->num_classes + c];
+            if (nfg > 0) s->fg_list[s->n_fg++] = i;
+        }
+    } else if (fg > 0) {
         s->fg_list = sl_malloc(ds->n[split], sizeof *s->fg_list);
         if (!s->fg_list) {
             free(s);
@@ -98,6 +118,15 @@ sl_status sl_sampler_patch(const sl_sampler *s, int64_t *h, int64_t *w)
     if (!s || !h || !w) return SL_EINVAL;
     *h = s->ph;
     *w = s->pw;
+    return SL_OK;
+}
+
+sl_status sl_sampler_patch3(const sl_sampler *s, int64_t patch[3])
+{
+    if (!s || !patch) return SL_EINVAL;
+    patch[0] = s->pd;
+    patch[1] = s->ph;
+    patch[2] = s->pw;
     return SL_OK;
 }
 
@@ -287,12 +316,187 @@ static sl_status run_slot(const sl_sampler *s, uint64_t key, int64_t b, float *o
     return SL_OK;
 }
 
+/* ------------------------------------------------------------ 3-D slots */
+
+/* cos and sin of degrees, exact at multiples of 90 (a 90-degree rotation
+ * permutes voxels). */
+static void cos_sin_deg3(double deg, double *c, double *s)
+{
+    double q = deg / 90.0;
+    if (q == floor(q) && fabs(q) < 1e15) {
+        long long k = ((long long)q % 4 + 4) % 4;
+        static const double cs[4][2] = {{1, 0}, {0, 1}, {-1, 0}, {0, -1}};
+        *c = cs[k][0];
+        *s = cs[k][1];
+        return;
+    }
+    *c = cos(deg * (3.14159265358979323846 / 180.0));
+    *s = sin(deg * (3.14159265358979323846 / 180.0));
+}
+
+/* a = a * (rotation by deg in the plane of axes (i, j)) */
+static void rotate_plane(double a[3][3], int i, int j, double deg)
+{
+    double c, s;
+    cos_sin_deg3(deg, &c, &s);
+    for (int r = 0; r < 3; r++) {
+        const double ai = a[r][i], aj = a[r][j];
+        a[r][i] = c * ai + s * aj;
+        a[r][j] = -s * ai + c * aj;
+    }
+}
+
+/* One slot of a 3-D batch: see sl_sampler_batch's 3-D note in data.h. */
+static sl_status run_slot3d(const sl_sampler *s, uint64_t key, int64_t b, float *oimg, int32_t *olab,
+                            sl_batch_meta *meta, slot_buf *wb)
+{
+    const sl_dataset *ds = s->ds;
+    const sl_aug_opts *a = &s->o.aug;
+    const int64_t in[3] = {ds->D, ds->H, ds->W}, p[3] = {s->pd, s->ph, s->pw}, pn = p[0] * p[1] * p[2];
+    const int forced = b >= s->o.batch_size - s->n_forced;
+    const int C = ds->num_classes;
+    sl_rng r;
+    sl_status st;
+    memset(meta, 0, sizeof *meta);
+    meta->forced = forced;
+    meta->donor = -1;
+
+    /* 1. the volume */
+    sl_rng_seed_stream(&r, key, ST_CHOICE);
+    const int64_t idx = forced ? s->fg_list[sl_rng_below(&r, (uint64_t)s->n_fg)]
+                               : (int64_t)sl_rng_below(&r, (uint64_t)ds->n[s->split]);
+    meta->index = idx;
+    if ((st = sl_dataset_get(ds, s->split, idx, wb->img, wb->lab, NULL, 0)) != SL_OK) return st;
+
+    /* 2. forced: a random foreground class present in the volume, a random voxel of it */
+    double target[3] = {-1.0, -1.0, -1.0};
+    int cls = s->fg_class;
+    if (forced) {
+        const int64_t *cnt = ds->counts[s->split] + idx * C;
+        int npresent = 0;
+        for (int c = 1; c < C; c++) npresent += cnt[c] > 0;
+        sl_rng_seed_stream(&r, key, ST_FGPIX);
+        int k = (int)sl_rng_below(&r, (uint64_t)npresent);
+        for (int c = 1; c < C; c++)
+            if (cnt[c] > 0 && k-- == 0) cls = c;
+        int64_t v = (int64_t)sl_rng_below(&r, (uint64_t)cnt[cls]);
+        for (int64_t i = 0; i < in[0] * in[1] * in[2]; i++)
+            if (wb->lab[i] == cls && v-- == 0) {
+                target[0] = (double)(i / (in[1] * in[2]));
+                target[1] = (double)(i / in[2] % in[1]);
+                target[2] = (double)(i % in[2]);
+                break;
+            }
+    }
+
+    /* 3. one spatial resampling: input = centre + A (u - (p - 1) / 2) */
+    sl_rng_seed_stream(&r, key, ST_SPATIAL);
+    for (int attempt = 0;; attempt++) {
+        const int plain = attempt > 10; /* last resort for forced slots: a window on the voxel */
+        double A[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+        double scale = 1.0, alpha = 0.0;
+        unsigned applied = 0;
+        if ((a->enabled & SL_AUG_ROTATE) && sl_rng_uniform(&r) < a->p_rotate && !plain) {
+            /* a 90-degree multiple in a plane whose patch sides are equal, then small angles */
+            int planes[3][2], np = 0;
+            for (int i = 0; i < 3; i++)
+                for (int j = i + 1; j < 3; j++)
+                    if (p[i] == p[j]) planes[np][0] = i, planes[np][1] = j, np++;
+            if (np > 0) {
+                const int q = (int)sl_rng_below(&r, (uint64_t)np);
+                rotate_plane(A, planes[q][0], planes[q][1], 90.0 * (double)sl_rng_below(&r, 4));
+            }
+            rotate_plane(A, 1, 2, (2.0 * sl_rng_uniform(&r) - 1.0) * a->rotate_deg);
+            rotate_plane(A, 0, 2, (2.0 * sl_rng_uniform(&r) - 1.0) * a->rotate_deg);
+            rotate_plane(A, 0, 1, (2.0 * sl_rng_uniform(&r) - 1.0) * a->rotate_deg);
+            applied |= SL_AUG_ROTATE;
+        }
+        if ((a->enabled & SL_AUG_SCALE) && sl_rng_uniform(&r) < a->p_scale && !plain) {
+            scale = unif(&r, a->scale_lo, a->scale_hi);
+            applied |= SL_AUG_SCALE;
+        }
+        if (a->enabled & SL_AUG_FLIP)
+            for (int ax = 0; ax < 3; ax++)
+                if (sl_rng_uniform(&r) < a->p_flip && !plain) {
+                    for (int i = 0; i < 3; i++) A[i][ax] = -A[i][ax];
+                    applied |= SL_AUG_FLIP;
+                }
+        if ((a->enabled & SL_AUG_ELASTIC) && sl_rng_uniform(&r) < a->p_elastic && !plain) {
+            alpha = unif(&r, a->elastic_alpha_lo, a->elastic_alpha_hi);
+            applied |= SL_AUG_ELASTIC;
+        }
+        double m[3][4], centre[3];
+        for (int ax = 0; ax < 3; ax++) {
+            const double f = (double)p[ax] / scale; /* footprint (rotation ignored) */
+            centre[ax] = window_center(&r, in[ax], f, forced ? target[ax] : -1.0, plain ? 0.0 : f / 4.0);
+            /* unzoomed windows start at whole voxels: no augmentation = an exact crop */
+            if (plain || scale == 1.0) centre[ax] = floor(centre[ax] - (f - 1) / 2 + 0.5) + (f - 1) / 2;
+        }
+        for (int i = 0; i < 3; i++) {
+            m[i][3] = centre[i];
+            for (int j = 0; j < 3; j++) {
+                m[i][j] = A[i][j] / scale;
+                m[i][3] -= m[i][j] * (double)(p[j] - 1) / 2.0;
+            }
+        }
+        if (alpha > 0 && (st = sld_elastic_field3d(&r, p, alpha, a->elastic_sigma, wb->disp)) != SL_OK) return st;
+        sld_warp3d(wb->img, wb->lab, in, (const double(*)[4])m, alpha > 0 ? wb->disp : NULL, p, a->image_interp, oimg,
+                   olab);
+        int64_t nfg = 0;
+        if (cls > 0)
+            for (int64_t i = 0; i < pn; i++) nfg += olab[i] == cls;
+        meta->fg_pixels = nfg;
+        if (!forced || nfg > 0 || plain) {
+            meta->applied |= applied;
+            break;
+        }
+    }
+
+    /* 4. intensities */
+    if (a->enabled & SL_AUG_NOISE) {
+        sl_rng_seed_stream(&r, key, ST_NOISE);
+        if (sl_rng_uniform(&r) < a->p_noise) {
+            sld_aug_noise(&r, oimg, pn, unif(&r, 0.0, a->noise_std));
+            meta->applied |= SL_AUG_NOISE;
+        }
+    }
+    if (a->enabled & SL_AUG_BLUR) {
+        sl_rng_seed_stream(&r, key, ST_BLUR);
+        if (sl_rng_uniform(&r) < a->p_blur) {
+            if ((st = sld_blur3d(oimg, p, unif(&r, a->blur_lo, a->blur_hi))) != SL_OK) return st;
+            meta->applied |= SL_AUG_BLUR;
+        }
+    }
+    if (a->enabled & SL_AUG_CONTRAST) {
+        sl_rng_seed_stream(&r, key, ST_CONTRAST);
+        if (sl_rng_uniform(&r) < a->p_contrast) {
+            double mult = unif(&r, 1.0 - a->brightness, 1.0 + a->brightness);
+            sld_aug_contrast(oimg, pn, mult, unif(&r, a->contrast_lo, a->contrast_hi));
+            meta->applied |= SL_AUG_CONTRAST;
+        }
+    }
+    if (a->enabled & SL_AUG_GAMMA) {
+        sl_rng_seed_stream(&r, key, ST_GAMMA);
+        if (sl_rng_uniform(&r) < a->p_gamma) {
+            int inv = sl_rng_uniform(&r) < a->gamma_invert;
+            double g;
+            if (a->gamma_lo < 1.0 && a->gamma_hi > 1.0)
+                g = sl_rng_uniform(&r) < 0.5 ? unif(&r, a->gamma_lo, 1.0) : unif(&r, 1.0, a->gamma_hi);
+            else
+                g = unif(&r, a->gamma_lo, a->gamma_hi);
+            sld_aug_gamma(oimg, pn, g, inv);
+            meta->applied |= SL_AUG_GAMMA;
+        }
+    }
+    return SL_OK;
+}
+
 sl_status sl_sampler_batch(const sl_sampler *s, int64_t step, float *images, int32_t *labels,
                            sl_batch_meta *meta, char *msg, size_t msglen)
 {
     if (!s || !images || !labels) return sl_errf(msg, msglen, SL_EINVAL, "sampler: NULL argument");
     if (step < 0) return sl_errf(msg, msglen, SL_EINVAL, "sampler: step %lld < 0", (long long)step);
-    const int64_t B = s->o.batch_size, pn = s->ph * s->pw, HW = s->ds->H * s->ds->W;
+    const int64_t B = s->o.batch_size, pn = s->pd * s->ph * s->pw, HW = s->ds->D * s->ds->H * s->ds->W;
     sl_batch_meta *m = meta ? meta : calloc((size_t)B, sizeof *m);
     sl_status *sts = calloc((size_t)B, sizeof *sts);
     if (!m || !sts) {
@@ -309,7 +513,7 @@ sl_status sl_sampler_batch(const sl_sampler *s, int64_t step, float *images, int
         wb.dimg = sl_malloc(HW, sizeof(float));
         wb.lab = sl_malloc(HW, sizeof(int32_t));
         wb.dlab = sl_malloc(HW, sizeof(int32_t));
-        wb.disp = sl_malloc(2 * pn, sizeof(float));
+        wb.disp = sl_malloc(3 * pn, sizeof(float));
         int ok = wb.img && wb.dimg && wb.lab && wb.dlab && wb.disp;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < B; b++) {
@@ -321,7 +525,8 @@ sl_status sl_sampler_batch(const sl_sampler *s, int64_t step, float *images, int
             uint64_t k = base ^ ((uint64_t)step * 0x9e3779b97f4a7c15ULL);
             k = sl_splitmix64(&k) ^ (uint64_t)b;
             k = sl_splitmix64(&k);
-            sts[b] = run_slot(s, k, b, images + b * pn, labels + b * pn, &m[b], &wb);
+            sts[b] = s->ds->ndim == 3 ? run_slot3d(s, k, b, images + b * pn, labels + b * pn, &m[b], &wb)
+                                      : run_slot(s, k, b, images + b * pn, labels + b * pn, &m[b], &wb);
         }
         free(wb.img);
         free(wb.dimg);

@@ -6,6 +6,7 @@
 
 const sld_source sld_sources[] = {
     {"phantom", 0, sld_open_phantom},
+    {"phantom3d", 0, sld_open_phantom3d},
     {"colin", 0, sld_open_colin},
     {"nifti:", 1, sld_open_nifti},
 };

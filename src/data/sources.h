@@ -12,6 +12,7 @@
 /* arg: the text after the source's prefix (nifti: the folder); "" for
  * sources without one. */
 sl_status sld_open_phantom(sl_dataset **out, const char *arg, const sl_data_opts *o, char *msg, size_t msglen);
+sl_status sld_open_phantom3d(sl_dataset **out, const char *arg, const sl_data_opts *o, char *msg, size_t msglen);
 sl_status sld_open_colin(sl_dataset **out, const char *arg, const sl_data_opts *o, char *msg, size_t msglen);
 sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *o, char *msg, size_t msglen);
 

@@ -84,9 +84,11 @@ sl_status sl_train_config_check(const sl_train_config *c, char *msg, size_t msgl
     if (!text_ok(c->data, sizeof c->data) || !text_ok(c->loss, sizeof c->loss) ||
         !text_ok(c->augment, sizeof c->augment) || !text_ok(c->out_dir, sizeof c->out_dir))
         return sl_errf(msg, msglen, SL_EINVAL, "train: a text field is not NUL-terminated");
-    if (!c->data[0]) return sl_errf(msg, msglen, SL_EINVAL, "train: no data source (phantom, colin or nifti:DIR)");
-    if (strcmp(c->data, "phantom") && strcmp(c->data, "colin") && strncmp(c->data, "nifti:", 6))
-        return sl_errf(msg, msglen, SL_EUNKNOWN, "train: unknown data source '%s' (phantom, colin or nifti:DIR)", c->data);
+    if (!c->data[0]) return sl_errf(msg, msglen, SL_EINVAL, "train: no data source (phantom, phantom3d, colin or nifti:DIR)");
+    if (strcmp(c->data, "phantom") && strcmp(c->data, "phantom3d") && strcmp(c->data, "colin") &&
+        strncmp(c->data, "nifti:", 6))
+        return sl_errf(msg, msglen, SL_EUNKNOWN, "train: unknown data source '%s' (phantom, phantom3d, colin or nifti:DIR)",
+                       c->data);
     if (c->depth < 1 || c->depth > 8) return sl_errf(msg, msglen, SL_EINVAL, "train: depth %d is outside [1, 8]", c->depth);
     if (c->base_width < 1 || c->base_width > 4096)
         return sl_errf(msg, msglen, SL_EINVAL, "train: base_width %d is outside [1, 4096]", c->base_width);
@@ -121,6 +123,11 @@ sl_status sl_train_config_check(const sl_train_config *c, char *msg, size_t msgl
     }
     if ((c->patch[0] == 0) != (c->patch[1] == 0))
         return sl_errf(msg, msglen, SL_EINVAL, "train: patch height and width must both be set or both be 0");
+    if (c->patch_depth < 0 || c->patch_depth > (1 << 20) || c->patch_depth % mult)
+        return sl_errf(msg, msglen, SL_EINVAL, "train: patch depth %lld: must be a multiple of 2^(depth-1) = %lld in [0, 2^20]",
+                       (long long)c->patch_depth, (long long)mult);
+    if (c->patch_depth && !c->patch[0])
+        return sl_errf(msg, msglen, SL_EINVAL, "train: a patch depth needs the patch height and width too (D,H,W)");
     if (!(c->fg_fraction >= 0 && c->fg_fraction <= 1))
         return sl_errf(msg, msglen, SL_EINVAL, "train: fg_fraction %g is outside [0, 1]", c->fg_fraction);
     if (c->stop_after < 0) return sl_errf(msg, msglen, SL_EINVAL, "train: stop_after must be >= 0");
@@ -176,7 +183,7 @@ static const dfield dfields[] = {
     F(max_lesions, DT_INT), F(distractors, DT_DBL), F(colin_dir, DT_STR),
     F(min_brain_fraction, DT_DBL), F(block, DT_INT), F(gap, DT_INT), F(axis, DT_AXIS),
     F(norm, DT_NORM), F(norm_nonzero, DT_INT), F(clip_lo, DT_DBL), F(clip_hi, DT_DBL),
-    F(num_classes, DT_INT), F(slices, DT_SLICES),
+    F(num_classes, DT_INT), F(slices, DT_SLICES), F(depth, DT_I64),
 };
 #undef F
 #define NDFIELDS (sizeof dfields / sizeof *dfields)
@@ -207,6 +214,9 @@ static cJSON *data_opts_json(const sl_data_opts *d)
         const dfield *f = &dfields[i];
         const void *p = (const char *)d + f->offset;
         cJSON *it = NULL;
+        /* depth (3-D sources only) is written when set, so 2-D runs keep
+         * the identity they had before it existed */
+        if (strcmp(f->name, "depth") == 0 && *(const int64_t *)p == 0) continue;
         char s[2] = {0, 0};
         switch (f->type) {
         case DT_U64: it = add_u64(o, f->name, *(const uint64_t *)p); break;
@@ -278,6 +288,11 @@ cJSON *slt_config_json(const sl_train_config *c)
          cJSON_AddNumberToObject(o, "steps_per_epoch", (double)c->steps_per_epoch) &&
          cJSON_AddNumberToObject(o, "batch_size", (double)c->batch_size) && (patch = cJSON_AddArrayToObject(o, "patch"));
     if (ok) {
+        /* [d, h, w] for a 3-D patch; [h, w] otherwise (the identity of 2-D runs) */
+        if (c->patch_depth) {
+            cJSON *n = cJSON_CreateNumber((double)c->patch_depth);
+            ok = n && cJSON_AddItemToArray(patch, n);
+        }
         for (int a = 0; a < 2 && ok; a++) {
             cJSON *n = cJSON_CreateNumber((double)c->patch[a]);
             ok = n && cJSON_AddItemToArray(patch, n);
@@ -449,12 +464,15 @@ sl_status slt_config_apply(sl_train_config *c, const cJSON *root, char *msg, siz
             c->batch_size = (int64_t)v;
         }
         if ((it = member(o, "patch"))) {
-            if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2)
-                return sl_errf(msg, msglen, SL_EFORMAT, "config: training.patch must be [h, w]");
-            for (int a = 0; a < 2; a++) {
+            const int np = cJSON_IsArray(it) ? cJSON_GetArraySize(it) : 0;
+            if (np != 2 && np != 3)
+                return sl_errf(msg, msglen, SL_EFORMAT, "config: training.patch must be [h, w] or [d, h, w]");
+            c->patch_depth = 0;
+            for (int a = 0; a < np; a++) {
                 if ((st = want_number(cJSON_GetArrayItem(it, a), "training.patch", 0, 1 << 20, 1, &v, msg, msglen)) != SL_OK)
                     return st;
-                c->patch[a] = (int64_t)v;
+                if (np == 3 && a == 0) c->patch_depth = (int64_t)v;
+                else c->patch[a - (np - 2)] = (int64_t)v;
             }
         }
         if ((it = member(o, "fg_fraction")) &&
@@ -554,6 +572,15 @@ cJSON *slt_preproc_json(const sl_preproc *pp)
         cJSON *n = cJSON_CreateNumber((double)pp->size[a]);
         ok = n && cJSON_AddItemToArray(sz, n);
     }
+    /* the sliding window of a 3-D model; absent for 2-D ones */
+    if (ok && pp->patch[0] > 0) {
+        cJSON *pa = cJSON_AddArrayToObject(o, "patch");
+        ok = pa != NULL;
+        for (int a = 0; ok && a < 3; a++) {
+            cJSON *n = cJSON_CreateNumber((double)pp->patch[a]);
+            ok = n && cJSON_AddItemToArray(pa, n);
+        }
+    }
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -598,6 +625,17 @@ sl_status slt_preproc_from_json(sl_preproc *pp, const cJSON *o, char *msg, size_
             return sl_errf(msg, msglen, SL_EFORMAT, "config: predict.preprocessing.size must be two positive integers");
         pp->size[a] = (int64_t)n->valuedouble;
     }
+    if ((it = member(o, "patch"))) {
+        if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 3)
+            return sl_errf(msg, msglen, SL_EFORMAT, "config: predict.preprocessing.patch must be [d, h, w]");
+        for (int a = 0; a < 3; a++) {
+            const cJSON *n = cJSON_GetArrayItem(it, a);
+            if (!cJSON_IsNumber(n) || !(n->valuedouble >= 1 && n->valuedouble <= (1 << 20)) ||
+                n->valuedouble != floor(n->valuedouble))
+                return sl_errf(msg, msglen, SL_EFORMAT, "config: predict.preprocessing.patch must be three positive integers");
+            pp->patch[a] = (int64_t)n->valuedouble;
+        }
+    }
     return SL_OK;
 }
 
@@ -621,6 +659,12 @@ sl_status sl_preproc_load(sl_preproc *pp, int *num_classes, const char *path, ch
         *num_classes = (int)it->valuedouble;
     if (pr && (it = member(pr, "preprocessing"))) st = slt_preproc_from_json(pp, it, sub, sizeof sub);
     else st = sl_preproc_from_config(pp, &c, 0, 0, sub, sizeof sub);
+    /* a 3-D run's window: the predict section's patch, else the training patch given */
+    if (st == SL_OK && pp->patch[0] == 0 && c.patch_depth > 0) {
+        pp->patch[0] = c.patch_depth;
+        pp->patch[1] = c.patch[0];
+        pp->patch[2] = c.patch[1];
+    }
 done:
     cJSON_Delete(root);
     if (st != SL_OK) return sl_errf(msg, msglen, st, "%s: %s", path, sub);

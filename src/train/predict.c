@@ -38,6 +38,12 @@ sl_status sl_preproc_from_config(sl_preproc *pp, const sl_train_config *cfg, int
         pp->per_slice = 1;
         pp->resize = SL_RESIZE_CROP_PAD;
         if (pp->size[0] <= 0) pp->size[0] = pp->size[1] = 128;
+    } else if (strcmp(cfg->data, "phantom3d") == 0) {
+        /* the generator z-scores each volume over all its voxels */
+        pp->norm = SL_INTENSITY_ZSCORE;
+        pp->mask = SL_PREPROC_ALL;
+        pp->per_slice = 0;
+        pp->resize = SL_RESIZE_CROP_PAD;
     } else if (strcmp(cfg->data, "colin") == 0) {
         /* z-score over the brain (T1 > 0) of the volume, the rest 0 */
         pp->norm = SL_INTENSITY_ZSCORE;
@@ -255,11 +261,159 @@ sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *i
     return sl_predict_image_probs(net, pp, image, opts, out, NULL, msg, msglen);
 }
 
+/* ------------------------------------------------------------ 3-D models */
+
+typedef struct vol_ctx {
+    sl_unet *net;
+    int64_t p[3], C;
+    int tta;
+    float *xf, *lg, *lgf; /* a mirrored patch, logits, mirrored-back logits */
+} vol_ctx;
+
+/* dst = src mirrored along the axes of mask (bit a: axis a of (D, H, W)),
+ * for c channels of p[0] x p[1] x p[2]. An involution. */
+static void mirror3(const float *src, float *dst, int64_t c, const int64_t p[3], int mask)
+{
+    const int64_t n = p[0] * p[1] * p[2];
+    for (int64_t k = 0; k < c; k++)
+        for (int64_t z = 0; z < p[0]; z++)
+            for (int64_t y = 0; y < p[1]; y++)
+                for (int64_t x = 0; x < p[2]; x++) {
+                    const int64_t zs = mask & 1 ? p[0] - 1 - z : z, ys = mask & 2 ? p[1] - 1 - y : y,
+                                  xs = mask & 4 ? p[2] - 1 - x : x;
+                    dst[k * n + (z * p[1] + y) * p[2] + x] = src[k * n + (zs * p[1] + ys) * p[2] + xs];
+                }
+}
+
+/* out (C, n) += w * softmax(lg (C, n)) over the channels, in double per voxel */
+static void add_softmax(const float *lg, float *out, int64_t C, int64_t n, double w)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double mx = lg[i];
+        for (int64_t c = 1; c < C; c++) mx = fmax(mx, lg[c * n + i]);
+        double z = 0.0;
+        for (int64_t c = 0; c < C; c++) z += exp((double)lg[c * n + i] - mx);
+        for (int64_t c = 0; c < C; c++) out[c * n + i] += (float)(w * exp((double)lg[c * n + i] - mx) / z);
+    }
+}
+
+/* The window forward of sl_sliding_window: the softmax of one patch, or
+ * the mean softmax of its 8 mirrorings (each mapped back). */
+static sl_status vol_window(const float *patch, float *out, void *user, char *msg, size_t msglen)
+{
+    vol_ctx *v = user;
+    const int64_t n = v->p[0] * v->p[1] * v->p[2];
+    sl_dims d = {1, 1, 3, {v->p[0], v->p[1], v->p[2]}};
+    const int nm = v->tta ? 8 : 1;
+    memset(out, 0, (size_t)(v->C * n) * sizeof *out);
+    for (int m = 0; m < nm; m++) {
+        const float *x = patch;
+        if (m) {
+            mirror3(patch, v->xf, 1, v->p, m);
+            x = v->xf;
+        }
+        sl_status st = sl_unet_forward(v->net, x, &d, v->lg, msg, msglen);
+        if (st != SL_OK) return st;
+        const float *lg = v->lg;
+        if (m) {
+            mirror3(v->lg, v->lgf, v->C, v->p, m);
+            lg = v->lgf;
+        }
+        add_softmax(lg, out, v->C, n, 1.0 / nm);
+    }
+    return SL_OK;
+}
+
+static sl_status predict_volume3d(sl_unet *net, const sl_preproc *pp, const sl_array *image,
+                                  const sl_predict_opts *opts, sl_array *out, sl_array *prob_out, char *msg,
+                                  size_t msglen)
+{
+    sl_predict_opts o = SL_PREDICT_OPTS_DEFAULT;
+    if (opts) o = *opts;
+    if (image->ndim != 3)
+        return sl_errf(msg, msglen, SL_ESHAPE, "predict: the model is 3-D (trained on volumes) but the image has %d axes; give a (D, H, W) volume",
+                       image->ndim);
+    if (pp->patch[0] < 1 || pp->patch[1] < 1 || pp->patch[2] < 1)
+        return sl_errf(msg, msglen, SL_EINVAL, "predict: a 3-D model needs its training patch (config.json predict.preprocessing.patch)");
+    const double step = o.step > 0 ? o.step : 0.5;
+    if (!(step <= 1.0)) return sl_errf(msg, msglen, SL_EINVAL, "predict: window step %g outside (0, 1]", step);
+    const int64_t size[3] = {image->shape[0], image->shape[1], image->shape[2]};
+    int64_t N;
+    if (sl_mul3_size(size[0], size[1], size[2], &N) || N < 1)
+        return sl_errf(msg, msglen, SL_ESHAPE, "predict: empty or too large volume");
+    sl_unet_config uc;
+    sl_unet_get_config(net, &uc);
+    const int64_t C = uc.num_classes;
+    vol_ctx v = {net, {pp->patch[0], pp->patch[1], pp->patch[2]}, C, o.tta == SL_TTA_FLIP, NULL, NULL, NULL};
+    const int64_t pn = v.p[0] * v.p[1] * v.p[2];
+    sl_array f = SL_ARRAY_EMPTY, pa = SL_ARRAY_EMPTY, res = SL_ARRAY_EMPTY;
+    float *probs = NULL;
+    int32_t *lab = NULL;
+    sl_status st = sl_array_to_f32(image, &f);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "predict: out of memory");
+    float *fv = f.data;
+    for (int64_t i = 0; i < N; i++)
+        if (!isfinite(fv[i])) {
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "predict: non-finite intensity at voxel %lld", (long long)i);
+            goto done;
+        }
+    if ((st = sl_preproc_normalise(pp, fv, 1, N, 1)) != SL_OK) goto fail;
+    v.xf = sl_malloc(pn, sizeof *v.xf);
+    v.lg = sl_malloc(C * pn, sizeof *v.lg);
+    v.lgf = sl_malloc(C * pn, sizeof *v.lgf);
+    probs = sl_malloc(C * N, sizeof *probs);
+    lab = sl_malloc(N, sizeof *lab);
+    if (!v.xf || !v.lg || !v.lgf || !probs || !lab) goto nomem;
+    if (o.threads > 0) sl_unet_set_threads(net, o.threads);
+    sl_unet_set_training(net, 0);
+    sl_window_opts wo = SL_WINDOW_OPTS_DEFAULT;
+    memcpy(wo.patch, v.p, sizeof wo.patch);
+    wo.step = step;
+    if ((st = sl_sliding_window(fv, 1, 3, size, (int)C, &wo, vol_window, &v, probs, msg, msglen)) != SL_OK) goto done;
+    slt_argmax(probs, 1, C, N, lab);
+    if ((st = sl_array_alloc(&res, C <= 256 ? SL_DT_U8 : SL_DT_I16, 3, size)) != SL_OK) goto nomem;
+    for (int64_t i = 0; i < N; i++) {
+        if (C <= 256) ((uint8_t *)res.data)[i] = (uint8_t)lab[i];
+        else ((int16_t *)res.data)[i] = (int16_t)lab[i];
+    }
+    if (prob_out) {
+        const int64_t pshape[4] = {C, size[0], size[1], size[2]};
+        if ((st = sl_array_alloc(&pa, SL_DT_F32, 4, pshape)) != SL_OK) goto nomem;
+        memcpy(pa.data, probs, (size_t)(C * N) * sizeof *probs);
+        *prob_out = pa;
+        pa = (sl_array)SL_ARRAY_EMPTY;
+    }
+    *out = res;
+    res = (sl_array)SL_ARRAY_EMPTY;
+    st = SL_OK;
+    goto done;
+nomem:
+    st = sl_errf(msg, msglen, SL_ENOMEM, "predict: out of memory");
+    goto done;
+fail:
+    if (st == SL_ENOMEM) sl_errf(msg, msglen, SL_ENOMEM, "predict: out of memory");
+done:
+    sl_array_free(&f);
+    sl_array_free(&pa);
+    sl_array_free(&res);
+    free(v.xf);
+    free(v.lg);
+    free(v.lgf);
+    free(probs);
+    free(lab);
+    return st;
+}
+
 sl_status sl_predict_image_probs(sl_unet *net, const sl_preproc *pp, const sl_array *image,
                                  const sl_predict_opts *opts, sl_array *out, sl_array *prob_out, char *msg,
                                  size_t msglen)
 {
     if (!net || !pp || !image || !out || !image->data) return sl_errf(msg, msglen, SL_EINVAL, "predict: NULL argument");
+    {
+        sl_unet_config nc;
+        sl_unet_get_config(net, &nc);
+        if (nc.spatial_ndim == 3) return predict_volume3d(net, pp, image, opts, out, prob_out, msg, msglen);
+    }
     if (pp->axis != 'x' && pp->axis != 'y' && pp->axis != 'z')
         return sl_errf(msg, msglen, SL_EINVAL, "predict: axis must be x, y or z");
     if (pp->resize != SL_RESIZE_CROP_PAD && (pp->size[0] < 1 || pp->size[1] < 1))

@@ -44,8 +44,8 @@ static double now_s(void)
 
 typedef struct split_cache {
     int64_t n;
-    float *img;     /* (n, 1, H, W) */
-    int32_t *lab;   /* (n, H, W) */
+    float *img;     /* (n, 1, [D,] H, W) */
+    int32_t *lab;   /* (n, [D,] H, W) */
 } split_cache;
 
 typedef struct run {
@@ -62,8 +62,11 @@ typedef struct run {
     const sl_dataset *ds;
     sl_dataset_info info;
     int C;
-    int64_t H, W;          /* sample size */
-    int64_t ph, pw;        /* patch */
+    int nd;                /* spatial dimensions: 2 (slices) or 3 (volumes) */
+    int64_t D, H, W;       /* sample size (D = 1 in 2-D) */
+    int64_t pd, ph, pw;    /* patch (pd = 1 in 2-D) */
+    int64_t svox, pvox;    /* voxels of a sample, of a patch */
+    int lf[MAX_LEVELS][3]; /* down-sampling factors of each output level (dims order) */
     sl_sampler *sp;
     split_cache val, test;
     char **class_names;
@@ -87,7 +90,27 @@ typedef struct run {
     sl_train_log_row *rows;
     /* identity */
     char *identity;        /* printed slt_config_json */
+    /* progress */
+    sl_train_callback cb;
+    void *user;
+    sl_train_progress pg;
+    double t0, step_time, val_time;
+    int resuming;
+    int64_t epochs_this_call;
+    /* per-epoch accumulators: vd[C] validation Dice, tsum/tcols[ncols + 1]
+     * term sums and means, metrics[C] the test metrics */
+    double *vd, *tsum, *tcols;
+    sl_train_class_metrics *metrics;
 } run;
+
+/* What one epoch's steps share: its loss (from the schedule), stage, term
+ * names, the running loss sum and the last lr. */
+typedef struct epoch_state {
+    sl_loss *loss;
+    int stage, nt;
+    const char *term_names[64];
+    double lsum, lr, t_start;
+} epoch_state;
 
 /* ------------------------------------------------------------ small helpers */
 
@@ -97,6 +120,27 @@ static char *dupstr(const char *s)
     char *p = malloc(n);
     if (p) memcpy(p, s, n);
     return p;
+}
+
+/* Dims of a batch of patches with c channels: (b, c, [pd,] ph, pw). */
+static sl_dims patch_dims(const run *R, int64_t b, int64_t c)
+{
+    sl_dims d = {b, c, R->nd, {R->ph, R->pw, 0}};
+    if (R->nd == 3) {
+        d.spatial[0] = R->pd;
+        d.spatial[1] = R->ph;
+        d.spatial[2] = R->pw;
+    }
+    return d;
+}
+
+/* Voxels of one patch at output level l. */
+static int64_t level_vox(const run *R, int l)
+{
+    const int64_t p[3] = {R->pd, R->ph, R->pw};
+    int64_t n = 1;
+    for (int a = 0; a < R->nd; a++) n *= p[3 - R->nd + a] / R->lf[l][a];
+    return n;
 }
 
 static void free_rows(sl_train_log_row *rows, int64_t n)
@@ -251,14 +295,16 @@ static sl_status write_config_json(run *R, char *msg, size_t msglen)
         cJSON *s = cJSON_CreateString(R->class_names[k]);
         ok = s && cJSON_AddItemToArray(a, s);
     }
+    /* (H, W), or (D, H, W) for volumes */
+    const int64_t ss[3] = {R->D, R->H, R->W}, ps[3] = {R->pd, R->ph, R->pw};
     ok = ok && (a = cJSON_AddArrayToObject(o, "sample_size"));
-    for (int k = 0; ok && k < 2; k++) {
-        cJSON *s = cJSON_CreateNumber((double)(k ? R->W : R->H));
+    for (int k = 3 - R->nd; ok && k < 3; k++) {
+        cJSON *s = cJSON_CreateNumber((double)ss[k]);
         ok = s && cJSON_AddItemToArray(a, s);
     }
     ok = ok && (a = cJSON_AddArrayToObject(o, "patch"));
-    for (int k = 0; ok && k < 2; k++) {
-        cJSON *s = cJSON_CreateNumber((double)(k ? R->pw : R->ph));
+    for (int k = 3 - R->nd; ok && k < 3; k++) {
+        cJSON *s = cJSON_CreateNumber((double)ps[k]);
         ok = s && cJSON_AddItemToArray(a, s);
     }
     ok = ok && cJSON_AddNumberToObject(o, "n_train", (double)R->info.n[0]) &&
@@ -270,6 +316,11 @@ static sl_status write_config_json(run *R, char *msg, size_t msglen)
     if (st != SL_OK) {
         cJSON_Delete(root);
         return st;
+    }
+    if (R->nd == 3) {
+        pp.patch[0] = R->pd;
+        pp.patch[1] = R->ph;
+        pp.patch[2] = R->pw;
     }
     cJSON *pj = ok ? slt_preproc_json(&pp) : NULL;
     ok = ok && pj && (o = cJSON_AddObjectToObject(root, "predict"));
@@ -462,7 +513,7 @@ static sl_status load_split(run *R, sl_split split, split_cache *c, char *msg, s
 {
     c->n = R->info.n[split];
     if (c->n == 0) return SL_OK;
-    const int64_t hw = R->H * R->W;
+    const int64_t hw = R->svox;
     c->img = sl_malloc(c->n * hw, sizeof *c->img);
     c->lab = sl_malloc(c->n * hw, sizeof *c->lab);
     if (!c->img || !c->lab) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory for the %s split", sl_split_name(split));
@@ -473,8 +524,37 @@ static sl_status load_split(run *R, sl_split split, split_cache *c, char *msg, s
     return SL_OK;
 }
 
+/* The sliding-window forward of a 3-D net: one patch (1, pd, ph, pw) ->
+ * logits (C, pd, ph, pw). */
+static sl_status window_forward(const float *patch, float *out, void *user, char *msg, size_t msglen)
+{
+    run *R = user;
+    sl_dims d = patch_dims(R, 1, 1);
+    return sl_unet_forward(R->net, patch, &d, out, msg, msglen);
+}
+
+/* Labels of every sample of a split into R->vlab: slices by padded
+ * forwards, volumes by Gaussian-weighted sliding windows of the training
+ * patch (step 1/2; logits aggregated, then the argmax). */
 static sl_status predict_split(run *R, const split_cache *c, char *msg, size_t msglen)
 {
+    if (R->nd == 3) {
+        sl_window_opts wo = SL_WINDOW_OPTS_DEFAULT;
+        wo.patch[0] = R->pd;
+        wo.patch[1] = R->ph;
+        wo.patch[2] = R->pw;
+        const int64_t size[3] = {R->D, R->H, R->W};
+        float *lg = sl_malloc(R->C * R->svox, sizeof *lg);
+        if (!lg) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory for the evaluation");
+        sl_unet_set_training(R->net, 0);
+        sl_status st = SL_OK;
+        for (int64_t i = 0; i < c->n && st == SL_OK; i++) {
+            st = sl_sliding_window(c->img + i * R->svox, 1, 3, size, R->C, &wo, window_forward, R, lg, msg, msglen);
+            if (st == SL_OK) slt_argmax(lg, 1, R->C, R->svox, R->vlab + i * R->svox);
+        }
+        free(lg);
+        return st;
+    }
     sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
     po.threads = R->cfg->threads;
     po.batch = R->cfg->batch_size;
@@ -488,7 +568,7 @@ static sl_status validate(run *R, double *dice, char *msg, size_t msglen)
     if (R->val.n == 0) return SL_OK;
     sl_status st = predict_split(R, &R->val, msg, msglen);
     if (st != SL_OK) return st;
-    const int64_t N = R->val.n * R->H * R->W;
+    const int64_t N = R->val.n * R->svox;
     for (int c = 0; c < R->C; c++) {
         int64_t tp = 0, fp = 0, fn = 0;
         for (int64_t i = 0; i < N; i++) {
@@ -512,12 +592,18 @@ static sl_status test_metrics(run *R, sl_train_class_metrics *m, char *msg, size
     if (R->test.n == 0) return SL_OK;
     sl_status st = predict_split(R, &R->test, msg, msglen);
     if (st != SL_OK) return st;
-    const int64_t hw = R->H * R->W;
-    const double diag = sqrt((double)(R->H * R->H + R->W * R->W));
+    const int64_t hw = R->svox;
+    const double diag = sqrt((double)(R->D * R->D * (R->nd == 3) + R->H * R->H + R->W * R->W));
     sl_grid g = SL_GRID_DEFAULT;
-    g.ndim = 2;
-    g.shape[0] = R->H;
-    g.shape[1] = R->W;
+    g.ndim = R->nd;
+    if (R->nd == 3) {
+        g.shape[0] = R->D;
+        g.shape[1] = R->H;
+        g.shape[2] = R->W;
+    } else {
+        g.shape[0] = R->H;
+        g.shape[1] = R->W;
+    }
     sl_metric_opts mo = SL_METRIC_OPTS_DEFAULT;
     mo.metrics = SL_MET_OVERLAP | SL_MET_DISTANCE | SL_MET_NSD;
     mo.threads = R->cfg->threads;
@@ -594,14 +680,17 @@ static sl_status write_metrics_json(run *R, const sl_train_class_metrics *m, dou
     }
     char conv[256];
     sl_metric_opts mo = SL_METRIC_OPTS_DEFAULT;
-    sl_metric_opts_describe(&mo, 2, conv, sizeof conv);
+    sl_metric_opts_describe(&mo, R->nd, conv, sizeof conv);
     ok = ok && (o = cJSON_AddObjectToObject(root, "conventions")) &&
-         cJSON_AddStringToObject(o, "mean", "over the test samples (2-D slices), every sample counted") &&
+         cJSON_AddStringToObject(o, "mean", R->nd == 3 ? "over the test samples (3-D volumes), every sample counted"
+                                                       : "over the test samples (2-D slices), every sample counted") &&
          cJSON_AddStringToObject(o, "empty",
                                  "both empty: dice, nsd, recall, precision 1 and hd95 0; one empty: those 0 and hd95 = "
                                  "empty_distance (counted in n_empty_pred / n_empty_gt)") &&
-         cJSON_AddNumberToObject(o, "empty_distance", sqrt((double)(R->H * R->H + R->W * R->W))) &&
-         cJSON_AddStringToObject(o, "units", "pixels (1 mm for phantom and colin)") &&
+         cJSON_AddNumberToObject(o, "empty_distance",
+                                 sqrt((double)(R->D * R->D * (R->nd == 3) + R->H * R->H + R->W * R->W))) &&
+         cJSON_AddStringToObject(o, "units", R->nd == 3 ? "mm (1 mm isotropic voxels for phantom3d)"
+                                                         : "pixels (1 mm for phantom and colin)") &&
          cJSON_AddStringToObject(o, "metric_opts", conv) &&
          cJSON_AddStringToObject(o, "dice_global", "2 sum TP / (2 sum TP + sum FP + sum FN) over the test split");
     ok = ok && cJSON_AddNumberToObject(root, "epochs", (double)R->cfg->epochs) &&
@@ -616,7 +705,7 @@ static sl_status write_metrics_json(run *R, const sl_train_class_metrics *m, dou
     return st;
 }
 
-/* ------------------------------------------------------------ set-up */
+/* ------------------------------------------------------------ the folder */
 
 static sl_status prepare_dir(run *R, int *resuming, char *msg, size_t msglen)
 {
@@ -689,6 +778,10 @@ static void free_run(run *R)
     free(R->stage_cols);
     free_rows(R->rows, R->nrows);
     free(R->identity);
+    free(R->vd);
+    free(R->tsum);
+    free(R->tcols);
+    free(R->metrics);
     sl_optim_free(R->opt);
     sl_unet_free(R->net);
     sl_schedule_free(R->sched);
@@ -719,6 +812,409 @@ static sl_status fill_result(run *R, sl_train_result *res, const sl_train_class_
     return SL_OK;
 }
 
+/* ------------------------------------------------------------ set-up */
+
+/* The run's identity and its folder: lock, resume or replace decisions,
+ * and (resume before the first checkpoint) the saved configuration must be
+ * the one given now. */
+static sl_status setup_files(run *R, char *msg, size_t msglen)
+{
+    const sl_train_config *cfg = R->cfg;
+    cJSON *id = slt_config_json(cfg);
+    R->identity = id ? cJSON_PrintUnformatted(id) : NULL;
+    cJSON_Delete(id);
+    if (!R->identity) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    if (!R->files) return SL_OK;
+    sl_status st = prepare_dir(R, &R->resuming, msg, msglen);
+    if (st != SL_OK || !cfg->resume || R->resuming) return st;
+    /* no checkpoint yet: the configuration must still be the one started */
+    sl_train_config saved;
+    if ((st = sl_train_config_load(&saved, R->p_config, msg, msglen)) != SL_OK) return st;
+    cJSON *a = slt_config_json(&saved), *b = slt_config_json(cfg);
+    char diff[512];
+    int differs = a && b ? slt_config_diff(a, b, "", diff, sizeof diff) : 0;
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    if (differs)
+        return sl_errf(msg, msglen, SL_EBADSTATE, "cannot resume %s with another configuration (saved vs now: %s)",
+                       cfg->out_dir, diff);
+    return SL_OK;
+}
+
+/* The dataset, its class names, the patch and the training sampler. */
+static sl_status setup_data(run *R, char *msg, size_t msglen)
+{
+    const sl_train_config *cfg = R->cfg;
+    sl_status st;
+    if (cfg->dataset) {
+        R->ds = cfg->dataset;
+    } else {
+        sl_data_opts dopt = cfg->data_opts;
+        dopt.threads = cfg->threads;
+        if ((st = sl_dataset_open(&R->ds_owned, cfg->data, &dopt, msg, msglen)) != SL_OK) return st;
+        R->ds = R->ds_owned;
+    }
+    sl_dataset_get_info(R->ds, &R->info);
+    R->C = R->info.num_classes;
+    R->nd = R->info.spatial_ndim;
+    R->D = R->nd == 3 ? R->info.size[0] : 1;
+    R->H = R->info.size[R->nd - 2];
+    R->W = R->info.size[R->nd - 1];
+    R->svox = R->D * R->H * R->W;
+    if (cfg->patch_depth && R->nd != 3)
+        return sl_errf(msg, msglen, SL_EINVAL,
+                       "train: a 3-D patch (D,H,W) needs a volume source such as phantom3d; '%s' gives 2-D slices (give H,W)",
+                       cfg->data);
+    R->class_names = calloc((size_t)R->C, sizeof *R->class_names);
+    if (!R->class_names) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    for (int c = 0; c < R->C; c++) {
+        const char *nm = sl_dataset_class_name(R->ds, c);
+        char buf[32];
+        if (!nm) {
+            snprintf(buf, sizeof buf, "class%d", c);
+            nm = buf;
+        }
+        if (!(R->class_names[c] = dupstr(nm))) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    }
+    const int64_t mult = (int64_t)1 << (cfg->depth - 1);
+    /* default patch: the sample rounded down to a multiple of 2^(depth-1),
+     * at most 128 a side (random crops of larger samples keep a step's cost
+     * that of a 128x128 image; evaluation still sees whole samples) */
+    R->ph = cfg->patch[0] ? cfg->patch[0] : R->H / mult * mult;
+    R->pw = cfg->patch[1] ? cfg->patch[1] : R->W / mult * mult;
+    if (!cfg->patch[0]) {
+        const int64_t cap = 128 / mult * mult > 0 ? 128 / mult * mult : mult;
+        if (R->ph > cap) R->ph = cap;
+        if (R->pw > cap) R->pw = cap;
+    }
+    R->pd = 1;
+    if (R->nd == 3) {
+        /* volumes: the default patch is each side rounded down to a multiple
+         * of 2^(depth-1), at least one multiple (the sampler zero-pads a
+         * shorter volume), at most 64 */
+        const int64_t n3[3] = {R->D, R->H, R->W}, give[3] = {cfg->patch_depth, cfg->patch[0], cfg->patch[1]};
+        int64_t p3[3];
+        const int64_t cap = 64 / mult * mult > 0 ? 64 / mult * mult : mult;
+        for (int a = 0; a < 3; a++) {
+            p3[a] = give[a] ? give[a] : n3[a] / mult * mult;
+            if (!give[a] && p3[a] < mult) p3[a] = mult;
+            if (!give[a] && p3[a] > cap) p3[a] = cap;
+        }
+        R->pd = p3[0];
+        R->ph = p3[1];
+        R->pw = p3[2];
+    }
+    if (R->ph < 1 || R->pw < 1)
+        return sl_errf(msg, msglen, SL_EINVAL, "train: samples of %lldx%lld are smaller than 2^(depth-1) = %lld",
+                       (long long)R->H, (long long)R->W, (long long)mult);
+    R->pvox = R->pd * R->ph * R->pw;
+    sl_sampler_opts so = SL_SAMPLER_OPTS_DEFAULT;
+    so.batch_size = cfg->batch_size;
+    so.patch[0] = R->ph;
+    so.patch[1] = R->pw;
+    so.patch_depth = R->nd == 3 ? R->pd : 0;
+    so.fg_fraction = cfg->fg_fraction;
+    so.fg_class = -1;
+    /* batches and weights draw from unrelated seeds */
+    so.seed = cfg->seed ^ 0x73616d706c657273ull; /* "samplers" */
+    so.threads = cfg->threads;
+    if ((st = sl_aug_parse(&so.aug, cfg->augment, msg, msglen)) != SL_OK) return st;
+    return sl_sampler_create(&R->sp, R->ds, SL_SPLIT_TRAIN, &so, msg, msglen);
+}
+
+/* The loss schedule, the network and its optimiser (restored from the
+ * checkpoint when resuming); *start_epoch is the first epoch to run. */
+static sl_status setup_model(run *R, int64_t *start_epoch, char *msg, size_t msglen)
+{
+    const sl_train_config *cfg = R->cfg;
+    sl_status st;
+    *start_epoch = 0;
+    if ((st = sl_schedule_create(cfg->loss, &R->sched, msg, msglen)) != SL_OK) return st;
+    if ((st = build_columns(R, msg, msglen)) != SL_OK) return st;
+    sl_unet_config uc = SL_UNET_CONFIG_DEFAULT;
+    uc.spatial_ndim = R->nd;
+    uc.in_channels = R->info.in_channels;
+    uc.num_classes = R->C;
+    uc.depth = cfg->depth;
+    uc.base_width = cfg->base_width;
+    uc.max_width = cfg->max_width;
+    uc.norm = cfg->norm;
+    uc.down = cfg->down;
+    uc.deep_supervision = cfg->deep_supervision;
+    uc.seed = cfg->seed;
+    if ((st = sl_unet_create(&R->net, &uc, msg, msglen)) != SL_OK) return st;
+    sl_optim_config oc;
+    slt_optim_config(cfg, &oc);
+    if ((st = sl_optim_create(&R->opt, R->net, &oc, msg, msglen)) != SL_OK) return st;
+    if (R->resuming && (st = read_checkpoint(R, start_epoch, msg, msglen)) != SL_OK) return st;
+    if (cfg->threads > 0) {
+        sl_unet_set_threads(R->net, cfg->threads);
+        sl_optim_set_threads(R->opt, cfg->threads);
+    }
+    R->nout = sl_unet_num_outputs(R->net);
+    if (R->nout > MAX_LEVELS) R->nout = MAX_LEVELS;
+    sl_unet_ds_weights(R->net, R->dsw);
+    for (int l = 0; l < R->nout; l++)
+        if ((st = sl_unet_level_factors(R->net, l, R->lf[l])) != SL_OK)
+            return sl_errf(msg, msglen, st, "train: output level %d has no down-sampling factors", l);
+    return SL_OK;
+}
+
+/* Step buffers (one per output level), the evaluation splits, the epoch
+ * accumulators; then config.json, once everything before training has
+ * worked (force: the old run's files go just before it). */
+static sl_status setup_buffers(run *R, char *msg, size_t msglen)
+{
+    const sl_train_config *cfg = R->cfg;
+    const int64_t B = cfg->batch_size, C = R->C, phw = R->pvox;
+    sl_status st;
+    R->x = sl_malloc(B * phw, sizeof *R->x);
+    R->y = sl_malloc(B * phw, sizeof *R->y);
+    R->logits = sl_malloc(B * C * phw, sizeof *R->logits);
+    if (!R->x || !R->y || !R->logits) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    for (int l = 0; l < R->nout; l++) {
+        const int64_t n = B * level_vox(R, l);
+        if (!(R->grad[l] = sl_malloc(n * C, sizeof(float)))) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+        if (l > 0 && !(R->ylev[l] = sl_malloc(n, sizeof(int32_t))))
+            return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    }
+    if ((st = load_split(R, SL_SPLIT_VAL, &R->val, msg, msglen)) != SL_OK) return st;
+    if ((st = load_split(R, SL_SPLIT_TEST, &R->test, msg, msglen)) != SL_OK) return st;
+    int64_t nmax = R->val.n > R->test.n ? R->val.n : R->test.n;
+    if (nmax > 0 && !(R->vlab = sl_malloc(nmax * R->svox, sizeof *R->vlab)))
+        return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    R->vd = calloc((size_t)R->C, sizeof *R->vd);
+    R->tsum = calloc((size_t)(R->ncols + 1), sizeof *R->tsum);
+    R->tcols = calloc((size_t)(R->ncols + 1), sizeof *R->tcols);
+    R->metrics = calloc((size_t)R->C, sizeof *R->metrics);
+    if (!R->vd || !R->tsum || !R->tcols || !R->metrics) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    if (R->files) {
+        R->wrote = 1;
+        if (R->replace && (st = remove_old_run(R, msg, msglen)) != SL_OK) return st;
+        if ((st = write_config_json(R, msg, msglen)) != SL_OK) return st;
+    }
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------ one step */
+
+/* Global step g = e * S + t: the sampler's batch, forward, the loss over
+ * every output level (deep supervision weights folded into the gradients),
+ * backward, the optimiser step. Adds the level-0 term values to R->tsum
+ * and returns the weighted loss in *loss_out and the step's lr in *lr. */
+static sl_status train_step(run *R, epoch_state *es, int64_t e, int64_t t, double *loss_out, double *lr, char *msg,
+                            size_t msglen)
+{
+    const int64_t g = e * R->cfg->steps_per_epoch + t, B = R->cfg->batch_size;
+    const int threads = R->cfg->threads;
+    const sl_forward_opts fo0 = {{1.0, 1.0, 1.0}, NULL, threads, 1};
+    const sl_forward_opts fo1 = {{1.0, 1.0, 1.0}, NULL, threads, 0};
+    sl_status st;
+    if ((st = sl_sampler_batch(R->sp, g, R->x, R->y, NULL, msg, msglen)) != SL_OK) return st;
+    sl_dims d = patch_dims(R, B, 1);
+    if ((st = sl_unet_forward(R->net, R->x, &d, R->logits, msg, msglen)) != SL_OK) return st;
+    double total_loss = 0.0, v;
+    sl_dims ld = patch_dims(R, B, R->C);
+    sl_target tg = {SL_TARGET_LABELS, R->y, NULL};
+    if ((st = sl_loss_forward(es->loss, R->logits, &ld, &tg, &fo0, &v, R->grad[0], R->msg2, sizeof R->msg2)) != SL_OK)
+        return sl_errf(msg, msglen, st, "train: epoch %lld step %lld: %s", (long long)e, (long long)t, R->msg2);
+    for (int i = 0; i < es->nt; i++) R->tsum[R->stage_cols[es->stage][i]] += sl_loss_term_value(es->loss, i);
+    if (R->nout > 1) {
+        total_loss = R->dsw[0] * v;
+        const int64_t n0 = B * R->C * R->pvox;
+        for (int64_t i = 0; i < n0; i++) R->grad[0][i] *= R->dsw[0];
+        for (int l = 1; l < R->nout; l++) {
+            const float *lg;
+            sl_dims od;
+            if ((st = sl_unet_output(R->net, l, &lg, &od)) != SL_OK) return st;
+            sl_dims yd = patch_dims(R, B, 1);
+            if ((st = sl_nn_downsample_nearest_axes(R->ylev[l], R->y, &yd, sizeof(int32_t), R->lf[l], msg, msglen)) !=
+                SL_OK)
+                return st;
+            sl_target tl = {SL_TARGET_LABELS, R->ylev[l], NULL};
+            if ((st = sl_loss_forward(es->loss, lg, &od, &tl, &fo1, &v, R->grad[l], R->msg2, sizeof R->msg2)) != SL_OK)
+                return sl_errf(msg, msglen, st, "train: epoch %lld step %lld, output level %d: %s", (long long)e,
+                               (long long)t, l, R->msg2);
+            total_loss += R->dsw[l] * v;
+            const int64_t nl = B * R->C * level_vox(R, l);
+            for (int64_t i = 0; i < nl; i++) R->grad[l][i] *= R->dsw[l];
+        }
+    } else {
+        total_loss = v;
+    }
+    if (!isfinite(total_loss))
+        return sl_errf(msg, msglen, SL_ENONFINITE, "train: the loss is %g at epoch %lld step %lld (lower the lr?)",
+                       total_loss, (long long)e, (long long)t);
+    sl_unet_zero_grad(R->net);
+    if (R->nout > 1) st = sl_unet_backward_ds(R->net, (const float *const *)R->grad, msg, msglen);
+    else st = sl_unet_backward(R->net, R->grad[0], msg, msglen);
+    if (st != SL_OK) return st;
+    sl_optim_stats os;
+    if ((st = sl_optim_step(R->opt, &os)) != SL_OK)
+        return sl_errf(msg, msglen, st, "train: epoch %lld step %lld: the gradient is not finite", (long long)e,
+                       (long long)t);
+    *lr = os.lr;
+    *loss_out = total_loss;
+    return SL_OK;
+}
+
+/* The progress fields every event of epoch e shares. */
+static void progress_epoch(run *R, const epoch_state *es, int64_t e)
+{
+    sl_train_progress *pg = &R->pg;
+    pg->epoch = e;
+    pg->lr = es->lr;
+    pg->nterms = es->nt < 64 ? es->nt : 64;
+    pg->term_names = es->term_names;
+    pg->term_values = R->tcols;
+    pg->seconds = now_s() - R->t0;
+}
+
+/* One epoch's steps; *stopped when the callback asked to stop. */
+static sl_status run_steps(run *R, epoch_state *es, int64_t e, int *stopped, char *msg, size_t msglen)
+{
+    const int64_t S = R->cfg->steps_per_epoch, E = R->cfg->epochs, total = E * S;
+    for (int64_t t = 0; t < S; t++) {
+        const double ts = now_s();
+        double loss = 0.0;
+        sl_status st = train_step(R, es, e, t, &loss, &es->lr, msg, msglen);
+        if (st != SL_OK) return st;
+        es->lsum += loss;
+        const double dt = now_s() - ts;
+        R->step_time = isnan(R->step_time) ? dt : 0.9 * R->step_time + 0.1 * dt;
+        if (!R->cb) continue;
+        for (int i = 0; i < es->nt; i++) R->tcols[i] = R->tsum[R->stage_cols[es->stage][i]] / (double)(t + 1);
+        const int64_t g = e * S + t;
+        progress_epoch(R, es, e);
+        R->pg.event = SL_TRAIN_STEP;
+        R->pg.step = t + 1;
+        R->pg.global_step = g + 1;
+        R->pg.loss = loss;
+        R->pg.epoch_loss = es->lsum / (double)(t + 1);
+        R->pg.val_dice = NULL;
+        R->pg.eta = R->step_time * (double)(total - g - 1) + R->val_time * (double)(E - e);
+        if (R->cb(&R->pg, R->user)) {
+            *stopped = 1;
+            return SL_OK;
+        }
+    }
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------ end of epoch */
+
+/* Validation, the log row, the checkpoint and log.csv, the EPOCH event. */
+static sl_status end_epoch(run *R, epoch_state *es, int64_t e, int *stopped, char *msg, size_t msglen)
+{
+    const int64_t S = R->cfg->steps_per_epoch, E = R->cfg->epochs, total = E * S;
+    const double tv = now_s();
+    sl_status st = validate(R, R->vd, msg, msglen);
+    if (st != SL_OK) return st;
+    R->val_time = now_s() - tv;
+    sl_train_log_row row;
+    for (int i = 0; i < R->ncols; i++) R->tcols[i] = NAN;
+    for (int i = 0; i < es->nt; i++) R->tcols[R->stage_cols[es->stage][i]] = R->tsum[R->stage_cols[es->stage][i]] / (double)S;
+    row.epoch = e;
+    row.lr = es->lr;
+    row.loss = es->lsum / (double)S;
+    row.stage = es->stage;
+    row.terms = R->tcols;
+    row.val_dice = R->vd;
+    row.seconds = now_s() - es->t_start;
+    if (add_row(R, &row) != SL_OK) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    if (R->files) {
+        if ((st = write_checkpoint(R, e + 1, msg, msglen)) != SL_OK) return st;
+        if ((st = write_log_csv(R, msg, msglen)) != SL_OK) return st;
+    }
+    R->epochs_this_call++;
+    if (R->cb) {
+        for (int i = 0; i < es->nt; i++) R->tcols[i] = R->tsum[R->stage_cols[es->stage][i]] / (double)S;
+        progress_epoch(R, es, e);
+        R->pg.event = SL_TRAIN_EPOCH;
+        R->pg.step = S;
+        R->pg.global_step = (e + 1) * S;
+        R->pg.loss = R->pg.epoch_loss = es->lsum / (double)S;
+        R->pg.val_dice = R->vd;
+        R->pg.eta = isnan(R->step_time) ? NAN
+                                        : R->step_time * (double)(total - (e + 1) * S) + R->val_time * (double)(E - e - 1);
+        if (R->cb(&R->pg, R->user)) *stopped = 1;
+    }
+    if (R->cfg->stop_after > 0 && R->epochs_this_call >= R->cfg->stop_after && e + 1 < E) *stopped = 1;
+    return SL_OK;
+}
+
+/* Epochs start_epoch .. E-1 (or until stopped). */
+static sl_status run_epochs(run *R, int64_t start_epoch, int *stopped, char *msg, size_t msglen)
+{
+    for (int64_t e = start_epoch; e < R->cfg->epochs && !*stopped; e++) {
+        epoch_state es;
+        memset(&es, 0, sizeof es);
+        es.t_start = now_s();
+        es.lr = NAN;
+        sl_status st = sl_schedule_loss_for_epoch(R->sched, e, &es.loss, msg, msglen);
+        if (st != SL_OK) return st;
+        es.stage = sl_schedule_stage_of(R->sched, e);
+        es.nt = sl_loss_num_terms(es.loss);
+        for (int i = 0; i < es.nt && i < 64; i++) es.term_names[i] = sl_loss_term_name(es.loss, i);
+        for (int i = 0; i <= R->ncols; i++) R->tsum[i] = 0.0;
+        sl_unet_set_training(R->net, 1);
+        if ((st = run_steps(R, &es, e, stopped, msg, msglen)) != SL_OK) return st;
+        if (*stopped) break;
+        if ((st = end_epoch(R, &es, e, stopped, msg, msglen)) != SL_OK) return st;
+    }
+    return SL_OK;
+}
+
+/* ------------------------------------------------------------ the end */
+
+/* Stopped early: the STOP event and a partial result (the checkpoint stays). */
+static sl_status finish_stopped(run *R, sl_train_result *result)
+{
+    if (R->cb) {
+        R->pg.event = SL_TRAIN_STOP;
+        R->pg.val_dice = NULL;
+        R->pg.seconds = now_s() - R->t0;
+        R->cb(&R->pg, R->user);
+    }
+    if (result) {
+        result->completed = 0;
+        result->epochs_done = R->nrows;
+        if (fill_result(R, result, NULL) != SL_OK) return SL_ENOMEM;
+        result->seconds = now_s() - R->t0;
+    }
+    return SL_OK;
+}
+
+/* Completed: test metrics, model.bin, the final log and metrics.json (which
+ * marks the run complete, so the checkpoint goes), the TEST event. */
+static sl_status finish_test(run *R, sl_train_result *result, char *msg, size_t msglen)
+{
+    const int64_t E = R->cfg->epochs;
+    sl_status st = test_metrics(R, R->metrics, msg, msglen);
+    if (st != SL_OK) return st;
+    if (R->files) {
+        if ((st = sl_unet_save(R->net, NULL, R->p_model, msg, msglen)) != SL_OK) return st;
+        if ((st = write_log_csv(R, msg, msglen)) != SL_OK) return st;
+        if ((st = write_metrics_json(R, R->metrics, now_s() - R->t0, msg, msglen)) != SL_OK) return st;
+        unlink(R->p_ckpt);
+    }
+    if (R->cb) {
+        R->pg.event = SL_TRAIN_TEST;
+        R->pg.epoch = E - 1;
+        R->pg.val_dice = NULL;
+        R->pg.seconds = now_s() - R->t0;
+        R->pg.eta = 0.0;
+        R->cb(&R->pg, R->user);
+    }
+    if (result) {
+        result->completed = 1;
+        result->epochs_done = E;
+        if (fill_result(R, result, R->metrics) != SL_OK) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+        result->seconds = now_s() - R->t0;
+    }
+    return SL_OK;
+}
+
 /* ------------------------------------------------------------ the run */
 
 sl_status sl_train_run(const sl_train_config *cfg, sl_train_result *result, sl_train_callback cb, void *user,
@@ -735,343 +1231,37 @@ sl_status sl_train_run(const sl_train_config *cfg, sl_train_result *result, sl_t
     memset(&Rs, 0, sizeof Rs);
     run *R = &Rs;
     R->cfg = cfg;
+    R->cb = cb;
+    R->user = user;
+    R->t0 = t0;
     R->lock_fd = -1;
     R->files = cfg->out_dir[0] != 0;
-    sl_train_class_metrics *metrics = NULL;
-    double *vd = NULL, *tsum = NULL, *tcols = NULL;
-    int resuming = 0;
+    R->step_time = NAN;
     int64_t start_epoch = 0;
-    const int threads = cfg->threads;
 
-    {
-        cJSON *id = slt_config_json(cfg);
-        R->identity = id ? cJSON_PrintUnformatted(id) : NULL;
-        cJSON_Delete(id);
-        if (!R->identity) {
-            st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
-            goto done;
-        }
-    }
-    if (R->files && (st = prepare_dir(R, &resuming, msg, msglen)) != SL_OK) goto done;
-    if (R->files && cfg->resume && !resuming) {
-        /* no checkpoint yet: the configuration must still be the one started */
-        sl_train_config saved;
-        if ((st = sl_train_config_load(&saved, R->p_config, msg, msglen)) != SL_OK) goto done;
-        cJSON *a = slt_config_json(&saved), *b = slt_config_json(cfg);
-        char diff[512];
-        int differs = a && b ? slt_config_diff(a, b, "", diff, sizeof diff) : 0;
-        cJSON_Delete(a);
-        cJSON_Delete(b);
-        if (differs) {
-            st = sl_errf(msg, msglen, SL_EBADSTATE, "cannot resume %s with another configuration (saved vs now: %s)",
-                         cfg->out_dir, diff);
-            goto done;
-        }
-    }
+    if ((st = setup_files(R, msg, msglen)) != SL_OK) goto done;
+    if ((st = setup_data(R, msg, msglen)) != SL_OK) goto done;
+    if ((st = setup_model(R, &start_epoch, msg, msglen)) != SL_OK) goto done;
+    if ((st = setup_buffers(R, msg, msglen)) != SL_OK) goto done;
 
-    /* data */
-    if (cfg->dataset) {
-        R->ds = cfg->dataset;
-    } else {
-        sl_data_opts dopt = cfg->data_opts;
-        dopt.threads = threads;
-        const char *src = cfg->data;
-        if ((st = sl_dataset_open(&R->ds_owned, src, &dopt, msg, msglen)) != SL_OK) goto done;
-        R->ds = R->ds_owned;
-    }
-    sl_dataset_get_info(R->ds, &R->info);
-    R->C = R->info.num_classes;
-    R->H = R->info.size[0];
-    R->W = R->info.size[1];
-    R->class_names = calloc((size_t)R->C, sizeof *R->class_names);
-    if (!R->class_names) goto nomem;
-    for (int c = 0; c < R->C; c++) {
-        const char *nm = sl_dataset_class_name(R->ds, c);
-        char buf[32];
-        if (!nm) {
-            snprintf(buf, sizeof buf, "class%d", c);
-            nm = buf;
-        }
-        if (!(R->class_names[c] = dupstr(nm))) goto nomem;
-    }
-    const int64_t mult = (int64_t)1 << (cfg->depth - 1);
-    /* default patch: the sample rounded down to a multiple of 2^(depth-1),
-     * at most 128 a side (random crops of larger samples keep a step's cost
-     * that of a 128x128 image; evaluation still sees whole samples) */
-    R->ph = cfg->patch[0] ? cfg->patch[0] : R->H / mult * mult;
-    R->pw = cfg->patch[1] ? cfg->patch[1] : R->W / mult * mult;
-    if (!cfg->patch[0]) {
-        const int64_t cap = 128 / mult * mult > 0 ? 128 / mult * mult : mult;
-        if (R->ph > cap) R->ph = cap;
-        if (R->pw > cap) R->pw = cap;
-    }
-    if (R->ph < 1 || R->pw < 1) {
-        st = sl_errf(msg, msglen, SL_EINVAL, "train: samples of %lldx%lld are smaller than 2^(depth-1) = %lld",
-                     (long long)R->H, (long long)R->W, (long long)mult);
-        goto done;
-    }
-    {
-        sl_sampler_opts so = SL_SAMPLER_OPTS_DEFAULT;
-        so.batch_size = cfg->batch_size;
-        so.patch[0] = R->ph;
-        so.patch[1] = R->pw;
-        so.fg_fraction = cfg->fg_fraction;
-        so.fg_class = -1;
-        /* batches and weights draw from unrelated seeds */
-        so.seed = cfg->seed ^ 0x73616d706c657273ull; /* "samplers" */
-        so.threads = threads;
-        if ((st = sl_aug_parse(&so.aug, cfg->augment, msg, msglen)) != SL_OK) goto done;
-        if ((st = sl_sampler_create(&R->sp, R->ds, SL_SPLIT_TRAIN, &so, msg, msglen)) != SL_OK) goto done;
-    }
-
-    /* loss schedule and network */
-    if ((st = sl_schedule_create(cfg->loss, &R->sched, msg, msglen)) != SL_OK) goto done;
-    if ((st = build_columns(R, msg, msglen)) != SL_OK) goto done;
-    {
-        sl_unet_config uc = SL_UNET_CONFIG_DEFAULT;
-        uc.in_channels = R->info.in_channels;
-        uc.num_classes = R->C;
-        uc.depth = cfg->depth;
-        uc.base_width = cfg->base_width;
-        uc.max_width = cfg->max_width;
-        uc.norm = cfg->norm;
-        uc.down = cfg->down;
-        uc.deep_supervision = cfg->deep_supervision;
-        uc.seed = cfg->seed;
-        if ((st = sl_unet_create(&R->net, &uc, msg, msglen)) != SL_OK) goto done;
-        sl_optim_config oc;
-        slt_optim_config(cfg, &oc);
-        if ((st = sl_optim_create(&R->opt, R->net, &oc, msg, msglen)) != SL_OK) goto done;
-    }
-    if (resuming && (st = read_checkpoint(R, &start_epoch, msg, msglen)) != SL_OK) goto done;
-    if (threads > 0) {
-        sl_unet_set_threads(R->net, threads);
-        sl_optim_set_threads(R->opt, threads);
-    }
-    R->nout = sl_unet_num_outputs(R->net);
-    if (R->nout > MAX_LEVELS) R->nout = MAX_LEVELS;
-    sl_unet_ds_weights(R->net, R->dsw);
-
-    /* buffers and evaluation data */
-    {
-        const int64_t B = cfg->batch_size, C = R->C, phw = R->ph * R->pw;
-        R->x = sl_malloc(B * phw, sizeof *R->x);
-        R->y = sl_malloc(B * phw, sizeof *R->y);
-        R->logits = sl_malloc(B * C * phw, sizeof *R->logits);
-        if (!R->x || !R->y || !R->logits) goto nomem;
-        for (int l = 0; l < R->nout; l++) {
-            const int64_t f = (int64_t)1 << l, n = B * (R->ph / f) * (R->pw / f);
-            if (!(R->grad[l] = sl_malloc(n * C, sizeof(float)))) goto nomem;
-            if (l > 0 && !(R->ylev[l] = sl_malloc(n, sizeof(int32_t)))) goto nomem;
-        }
-        if ((st = load_split(R, SL_SPLIT_VAL, &R->val, msg, msglen)) != SL_OK) goto done;
-        if ((st = load_split(R, SL_SPLIT_TEST, &R->test, msg, msglen)) != SL_OK) goto done;
-        int64_t nmax = R->val.n > R->test.n ? R->val.n : R->test.n;
-        if (nmax > 0 && !(R->vlab = sl_malloc(nmax * R->H * R->W, sizeof *R->vlab))) goto nomem;
-    }
-    vd = calloc((size_t)R->C, sizeof *vd);
-    tsum = calloc((size_t)(R->ncols + 1), sizeof *tsum);
-    tcols = calloc((size_t)(R->ncols + 1), sizeof *tcols);
-    metrics = calloc((size_t)R->C, sizeof *metrics);
-    if (!vd || !tsum || !tcols || !metrics) goto nomem;
-    /* config.json comes first, once everything before training has worked */
-    if (R->files) {
-        R->wrote = 1;
-        if (R->replace && (st = remove_old_run(R, msg, msglen)) != SL_OK) goto done;
-        if ((st = write_config_json(R, msg, msglen)) != SL_OK) goto done;
-    }
-
-    /* ---- training */
-    const int64_t S = cfg->steps_per_epoch, E = cfg->epochs, total = E * S;
-    sl_train_progress pg;
-    memset(&pg, 0, sizeof pg);
-    pg.epochs = E;
-    pg.steps_per_epoch = S;
-    pg.total_steps = total;
-    pg.num_classes = R->C;
-    pg.class_names = (const char *const *)R->class_names;
-    pg.resumed = resuming;
-    pg.eta = NAN;
-    pg.epoch = start_epoch;
-    pg.global_step = start_epoch * S;
-    pg.event = SL_TRAIN_START;
-    int stopped = 0;
-    if (cb && cb(&pg, user)) stopped = 1;
-    double step_time = NAN, val_time = 0.0;
-    int64_t epochs_this_call = 0;
-    const char *term_names[64];
-    for (int64_t e = start_epoch; e < E && !stopped; e++) {
-        const double te = now_s();
-        sl_loss *loss;
-        if ((st = sl_schedule_loss_for_epoch(R->sched, e, &loss, msg, msglen)) != SL_OK) goto done;
-        const int stage = sl_schedule_stage_of(R->sched, e);
-        const int nt = sl_loss_num_terms(loss);
-        for (int i = 0; i < nt && i < 64; i++) term_names[i] = sl_loss_term_name(loss, i);
-        double lsum = 0.0, lr = NAN;
-        for (int i = 0; i <= R->ncols; i++) tsum[i] = 0.0;
-        sl_unet_set_training(R->net, 1);
-        const sl_forward_opts fo0 = {{1.0, 1.0, 1.0}, NULL, threads, 1};
-        const sl_forward_opts fo1 = {{1.0, 1.0, 1.0}, NULL, threads, 0};
-        for (int64_t t = 0; t < S; t++) {
-            const double ts = now_s();
-            const int64_t g = e * S + t, B = cfg->batch_size;
-            if ((st = sl_sampler_batch(R->sp, g, R->x, R->y, NULL, msg, msglen)) != SL_OK) goto done;
-            sl_dims d = {B, 1, 2, {R->ph, R->pw, 0}};
-            if ((st = sl_unet_forward(R->net, R->x, &d, R->logits, msg, msglen)) != SL_OK) goto done;
-            double total_loss = 0.0, v;
-            sl_dims ld = {B, R->C, 2, {R->ph, R->pw, 0}};
-            sl_target tg = {SL_TARGET_LABELS, R->y, NULL};
-            if ((st = sl_loss_forward(loss, R->logits, &ld, &tg, &fo0, &v, R->grad[0], R->msg2, sizeof R->msg2)) != SL_OK) {
-                st = sl_errf(msg, msglen, st, "train: epoch %lld step %lld: %s", (long long)e, (long long)t, R->msg2);
-                goto done;
-            }
-            for (int i = 0; i < nt; i++) tsum[R->stage_cols[stage][i]] += sl_loss_term_value(loss, i);
-            if (R->nout > 1) {
-                total_loss = R->dsw[0] * v;
-                const int64_t n0 = B * R->C * R->ph * R->pw;
-                for (int64_t i = 0; i < n0; i++) R->grad[0][i] *= R->dsw[0];
-                for (int l = 1; l < R->nout; l++) {
-                    const float *lg;
-                    sl_dims od;
-                    if ((st = sl_unet_output(R->net, l, &lg, &od)) != SL_OK) goto done;
-                    sl_dims yd = {B, 1, 2, {R->ph, R->pw, 0}};
-                    if ((st = sl_nn_downsample_nearest(R->ylev[l], R->y, &yd, sizeof(int32_t), 1 << l, msg, msglen)) != SL_OK)
-                        goto done;
-                    sl_target tl = {SL_TARGET_LABELS, R->ylev[l], NULL};
-                    if ((st = sl_loss_forward(loss, lg, &od, &tl, &fo1, &v, R->grad[l], R->msg2, sizeof R->msg2)) != SL_OK) {
-                        st = sl_errf(msg, msglen, st, "train: epoch %lld step %lld, output level %d: %s", (long long)e,
-                                     (long long)t, l, R->msg2);
-                        goto done;
-                    }
-                    total_loss += R->dsw[l] * v;
-                    const int64_t nl = od.n * od.c * od.spatial[0] * od.spatial[1];
-                    for (int64_t i = 0; i < nl; i++) R->grad[l][i] *= R->dsw[l];
-                }
-            } else {
-                total_loss = v;
-            }
-            if (!isfinite(total_loss)) {
-                st = sl_errf(msg, msglen, SL_ENONFINITE, "train: the loss is %g at epoch %lld step %lld (lower the lr?)",
-                             total_loss, (long long)e, (long long)t);
-                goto done;
-            }
-            sl_unet_zero_grad(R->net);
-            if (R->nout > 1) st = sl_unet_backward_ds(R->net, (const float *const *)R->grad, msg, msglen);
-            else st = sl_unet_backward(R->net, R->grad[0], msg, msglen);
-            if (st != SL_OK) goto done;
-            sl_optim_stats os;
-            if ((st = sl_optim_step(R->opt, &os)) != SL_OK) {
-                st = sl_errf(msg, msglen, st, "train: epoch %lld step %lld: the gradient is not finite", (long long)e,
-                             (long long)t);
-                goto done;
-            }
-            lr = os.lr;
-            lsum += total_loss;
-            const double dt = now_s() - ts;
-            step_time = isnan(step_time) ? dt : 0.9 * step_time + 0.1 * dt;
-            if (cb) {
-                for (int i = 0; i < nt; i++) tcols[i] = tsum[R->stage_cols[stage][i]] / (double)(t + 1);
-                pg.event = SL_TRAIN_STEP;
-                pg.epoch = e;
-                pg.step = t + 1;
-                pg.global_step = g + 1;
-                pg.loss = total_loss;
-                pg.epoch_loss = lsum / (double)(t + 1);
-                pg.lr = lr;
-                pg.nterms = nt < 64 ? nt : 64;
-                pg.term_names = term_names;
-                pg.term_values = tcols;
-                pg.val_dice = NULL;
-                pg.seconds = now_s() - t0;
-                pg.eta = step_time * (double)(total - g - 1) + val_time * (double)(E - e);
-                if (cb(&pg, user)) {
-                    stopped = 1;
-                    break;
-                }
-            }
-        }
-        if (stopped) break;
-        /* validation, log row, checkpoint */
-        const double tv = now_s();
-        if ((st = validate(R, vd, msg, msglen)) != SL_OK) goto done;
-        val_time = now_s() - tv;
-        sl_train_log_row row;
-        for (int i = 0; i < R->ncols; i++) tcols[i] = NAN;
-        for (int i = 0; i < nt; i++) tcols[R->stage_cols[stage][i]] = tsum[R->stage_cols[stage][i]] / (double)S;
-        row.epoch = e;
-        row.lr = lr;
-        row.loss = lsum / (double)S;
-        row.stage = stage;
-        row.terms = tcols;
-        row.val_dice = vd;
-        row.seconds = now_s() - te;
-        if ((st = add_row(R, &row)) != SL_OK) goto nomem;
-        if (R->files) {
-            if ((st = write_checkpoint(R, e + 1, msg, msglen)) != SL_OK) goto done;
-            if ((st = write_log_csv(R, msg, msglen)) != SL_OK) goto done;
-        }
-        epochs_this_call++;
-        if (cb) {
-            for (int i = 0; i < nt; i++) tcols[i] = tsum[R->stage_cols[stage][i]] / (double)S;
-            pg.event = SL_TRAIN_EPOCH;
-            pg.epoch = e;
-            pg.step = S;
-            pg.global_step = (e + 1) * S;
-            pg.loss = pg.epoch_loss = lsum / (double)S;
-            pg.lr = lr;
-            pg.nterms = nt < 64 ? nt : 64;
-            pg.term_names = term_names;
-            pg.term_values = tcols;
-            pg.val_dice = vd;
-            pg.seconds = now_s() - t0;
-            pg.eta = isnan(step_time) ? NAN : step_time * (double)(total - (e + 1) * S) + val_time * (double)(E - e - 1);
-            if (cb(&pg, user)) stopped = 1;
-        }
-        if (cfg->stop_after > 0 && epochs_this_call >= cfg->stop_after && e + 1 < E) stopped = 1;
-    }
+    sl_train_progress *pg = &R->pg;
+    pg->epochs = cfg->epochs;
+    pg->steps_per_epoch = cfg->steps_per_epoch;
+    pg->total_steps = cfg->epochs * cfg->steps_per_epoch;
+    pg->num_classes = R->C;
+    pg->class_names = (const char *const *)R->class_names;
+    pg->resumed = R->resuming;
+    pg->eta = NAN;
+    pg->epoch = start_epoch;
+    pg->global_step = start_epoch * cfg->steps_per_epoch;
+    pg->event = SL_TRAIN_START;
+    int stopped = cb && cb(pg, user);
+    if ((st = run_epochs(R, start_epoch, &stopped, msg, msglen)) != SL_OK) goto done;
     if (stopped) {
-        if (cb) {
-            pg.event = SL_TRAIN_STOP;
-            pg.val_dice = NULL;
-            pg.seconds = now_s() - t0;
-            cb(&pg, user);
-        }
-        if (result) {
-            result->completed = 0;
-            result->epochs_done = R->nrows;
-            if (fill_result(R, result, NULL) != SL_OK) goto nomem;
-            result->seconds = now_s() - t0;
-        }
-        st = SL_OK;
-        goto done;
+        if (finish_stopped(R, result) != SL_OK) st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
+    } else {
+        st = finish_test(R, result, msg, msglen);
     }
-
-    /* ---- final model and test metrics */
-    if ((st = test_metrics(R, metrics, msg, msglen)) != SL_OK) goto done;
-    if (R->files) {
-        if ((st = sl_unet_save(R->net, NULL, R->p_model, msg, msglen)) != SL_OK) goto done;
-        if ((st = write_log_csv(R, msg, msglen)) != SL_OK) goto done;
-        if ((st = write_metrics_json(R, metrics, now_s() - t0, msg, msglen)) != SL_OK) goto done;
-        unlink(R->p_ckpt); /* metrics.json now marks the run complete */
-    }
-    if (cb) {
-        pg.event = SL_TRAIN_TEST;
-        pg.epoch = E - 1;
-        pg.val_dice = NULL;
-        pg.seconds = now_s() - t0;
-        pg.eta = 0.0;
-        cb(&pg, user);
-    }
-    if (result) {
-        result->completed = 1;
-        result->epochs_done = E;
-        if (fill_result(R, result, metrics) != SL_OK) goto nomem;
-        result->seconds = now_s() - t0;
-    }
-    st = SL_OK;
-    goto done;
-nomem:
-    st = sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
 done:
     if (st != SL_OK && result) {
         sl_train_result_free(result);
@@ -1083,10 +1273,6 @@ done:
         rmdir(cfg->out_dir);
     }
     sl_dir_unlock(R->lock_fd, NULL);
-    free(vd);
-    free(tsum);
-    free(tcols);
-    free(metrics);
     free_run(R);
     return st;
 }
