@@ -21,7 +21,7 @@ class Dims(C.Structure):
 
 
 class Target(C.Structure):
-    _fields_ = [("kind", C.c_int), ("labels", C.c_void_p), ("soft", C.c_void_p)]
+    _fields_ = [("kind", C.c_int), ("labels", C.c_void_p), ("soft", C.c_void_p), ("mask", C.c_void_p)]
 
 
 class Opts(C.Structure):
