@@ -4,10 +4,15 @@ Inputs: logits 2x4x128^3 float32 and a random label map (override with
 BENCH_SHAPE=N,C,D,H,W). For each spec the PyTorch version is what a user writes
 (MONAI-style code in eager mode, autograd for the gradient); segloss is called
 through ctypes on the same numpy buffers with a preallocated gradient. Times are
-the median of BENCH_REPS runs (default 5) after a warm-up; the printed figure is
-the ratio torch/segloss. For dice+ce the memory roofline is also printed: two
-reads of the logits and one write of the gradient at the triad bandwidth that
-perf/stream measures in the same run with the same thread count.
+the minimum of BENCH_REPS rounds (default 5) after a warm-up, segloss and PyTorch
+called in turn in each round; the printed figure is the ratio torch/segloss, also as
+one "RATIO name: ..." line per loss. For dice+ce the machine's bound is printed too,
+the larger of
+  - memory: two reads of the logits and one write of the gradient at the triad
+    bandwidth that perf/stream measures in the same run with the same thread count;
+  - compute: the same kernel on a cache-resident input (2x4x24^3, repeated), scaled
+    to the voxel count: the exp/log throughput with no memory traffic to wait for,
+and which of the two binds.
 
     make perf           (or: /usr/bin/python3 perf/bench_losses.py)
 """
@@ -18,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchlib import SHAPE, THREADS, LossCall, catalogue_names, median_time, slref
+from benchlib import SHAPE, THREADS, LossCall, catalogue_names, interleaved_min, ratio_line, slref
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 torch.set_num_threads(THREADS)
@@ -105,6 +110,25 @@ def stream_bandwidth():
     return float(out.strip()) * 1e9
 
 
+def compute_bound(lib, spec, shape, side=24):
+    """Seconds the spec's kernel takes for shape's voxel count when its data sit in cache:
+    the same call on (N, C, side^3), repeated, scaled by the voxel ratio."""
+    rng = np.random.default_rng(1)
+    small = (shape[0], shape[1]) + (side,) * (len(shape) - 2)
+    xs = rng.normal(0, 2, small).astype(np.float32)
+    ys = rng.integers(0, shape[1], (small[0],) + small[2:]).astype(np.int32)
+    gs = np.empty_like(xs)
+    lc = LossCall(lib, spec, xs, ys, gs)
+    rounds = 20
+
+    def many():
+        for _ in range(rounds):
+            lc.call()
+    t = interleaved_min([many], REPS)[0]
+    lc.free()
+    return t / rounds * (np.prod(shape) / np.prod(small))
+
+
 def main():
     lib = slref.lib()
     rng = np.random.default_rng(0)
@@ -135,8 +159,7 @@ def main():
             xt.grad = None
             fn(xt, yt).backward()
 
-        ts = median_time(lc.call, REPS)[0]
-        tt = median_time(tor, REPS)[0]
+        ts, tt = interleaved_min([lc.call, tor], REPS)
         # same value and gradient?
         xt.grad = None
         ref = fn(xt, yt)
@@ -144,13 +167,19 @@ def main():
         gd = float(np.abs(xt.grad.numpy() - g).max() / max(np.abs(xt.grad.numpy()).max(), 1e-30))
         print("%-10s %10.1f ms %10.1f ms %9.1fx   (|value diff| %.1e, max rel grad diff %.1e)"
               % (spec, tt * 1e3, ts * 1e3, tt / ts, abs(float(ref) - lc.value), gd))
+        print(ratio_line(spec, ts, "pytorch-eager", tt))
         if spec == "dice+ce":
             roof = 3 * x.nbytes / bw
+            comp = compute_bound(lib, spec, SHAPE)
+            bound = max(roof, comp)
             lib.sl_loss_set_fused(lc.loss, 0)
-            tp = median_time(lc.call, REPS)[0]
+            tp = interleaved_min([lc.call], REPS)[0]
             lib.sl_loss_set_fused(lc.loss, 1)
             print("%-10s roofline (2 reads of the logits + 1 write of the gradient) %.1f ms: segloss at %.2fx of it;"
                   " plain (unfused) path %.1f ms" % ("", roof * 1e3, ts / roof, tp * 1e3))
+            print("%-10s compute bound (kernel on a cache-resident input, scaled) %.1f ms; %s binds; segloss at %.2fx"
+                  " of the bound" % ("", comp * 1e3, "memory" if roof >= comp else "compute", ts / bound))
+            print(ratio_line(spec + " vs bound", ts, "bound", bound))
         lc.free()
 
 

@@ -41,6 +41,27 @@ def median_time(fn, reps, warm=True):
     return statistics.median(ts), statistics.median(cs)
 
 
+def interleaved_min(fns, reps, warm=True):
+    """Minimum wall seconds of each function over reps rounds that call them in turn
+    (a, b, a, b, ...): a load that comes and goes on a shared machine hits both alike."""
+    if warm:
+        for fn in fns:
+            fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
+
+
+def ratio_line(name, t_seg, peer, t_peer, threads=THREADS):
+    """The line every perf script prints per comparison."""
+    return "RATIO %s: %.1fx (segloss %.4f s, %s %.4f s, threads %d)" % (name, t_peer / t_seg, t_seg, peer, t_peer,
+                                                                      threads)
+
+
 def catalogue_names(lib):
     lib.sl_loss_catalogue.restype = C.POINTER(C.c_char_p)
     return {lib.sl_loss_catalogue(i)[0].decode() for i in range(lib.sl_loss_catalogue_size())}

@@ -86,8 +86,10 @@ static SL_INLINE void block_probs(const float *xn, int64_t C, int64_t S, int64_t
         return;
     }
     float sum[VB];
-    for (int64_t i = 0; i < len; i++) mx[i] = xn[s0 + i];
-    for (int64_t c = 1; c < C; c++)
+    /* softmax has C >= 2; starting from the first two channels avoids a copy */
+    const float *x0 = xn + s0, *x1 = xn + S + s0;
+    for (int64_t i = 0; i < len; i++) mx[i] = x1[i] > x0[i] ? x1[i] : x0[i];
+    for (int64_t c = 2; c < C; c++)
         for (int64_t i = 0; i < len; i++) {
             float v = xn[c * S + s0 + i];
             mx[i] = v > mx[i] ? v : mx[i];

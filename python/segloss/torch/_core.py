@@ -1,5 +1,6 @@
 """SegLoss: a segloss spec as a torch.nn.Module (one C call per forward)."""
 import ctypes
+import sys
 
 import numpy as np
 import torch
@@ -90,7 +91,17 @@ def _logits_array(logits):
     return logits.detach().to(torch.float32).contiguous().numpy()
 
 
-def _target_arrays(target, shape):
+def _reusable(buf, shape):
+    """buf when it may be written again for an array of `shape`: the right shape and no
+    reference to it but the module's (a gradient handed to autograd stays referenced by
+    x.grad until the user drops it, and is then never overwritten)."""
+    # three references: the module's attribute, this function's argument, getrefcount's
+    if buf is not None and buf.shape == tuple(shape) and sys.getrefcount(buf) <= 3:
+        return buf
+    return None
+
+
+def _target_arrays(target, shape, label_buf=None):
     """(kind, labels int32 | None, soft float32 | None) for a target tensor that goes with
     logits of `shape`: labels (N, spatial...) or (N, 1, spatial...) of an integer (or bool)
     dtype; a one-hot/soft target (N, C, spatial...) of a float dtype."""
@@ -114,7 +125,9 @@ def _target_arrays(target, shape):
     elif tshape != (N,) + spatial:
         raise errors.ShapeError("a label map must be (N, spatial...) = %s or (N, 1, spatial...) for logits %s, got %s"
                                 % ((N,) + spatial, tuple(shape), tshape))
-    return 0, _lib.as_labels(target.detach().numpy(), "target"), None
+    src = target.detach().numpy()
+    labels = _lib.as_labels(src, "target", label_buf)
+    return 0, labels, None
 
 
 def _mask_array(mask, shape):
@@ -246,7 +259,12 @@ class SegLoss(torch.nn.Module):
         h = _L()
         x = _logits_array(logits)
         shape = x.shape
-        kind, labels, soft = _target_arrays(target, shape)
+        label_buf = _reusable(self.__dict__.get("_label_buf"), (shape[0],) + tuple(shape[2:]))
+        kind, labels, soft = _target_arrays(target, shape, label_buf)
+        # a conversion this module made (the user's labels come as views of torch memory, which
+        # never own their data): reused next call
+        if labels is not None and (labels is label_buf or labels.flags.owndata):
+            self._label_buf = labels
         mask_arr = None if mask is None else _mask_array(mask, shape)
         d = _lib.dims(shape)
         opts = _ForwardOpts()
@@ -269,7 +287,12 @@ class SegLoss(torch.nn.Module):
         tgt = _Target(kind, None if labels is None else labels.ctypes.data,
                       None if soft is None else soft.ctypes.data,
                       None if mask_arr is None else mask_arr.ctypes.data)
-        grad = np.empty(shape, np.float32) if want_grad else None
+        grad = None
+        if want_grad:
+            grad = _reusable(self.__dict__.get("_grad_buf"), shape)
+            if grad is None:
+                grad = np.empty(shape, np.float32)
+            self._grad_buf = grad
         value = _c.c_double()
         buf = _lib.msgbuf()
         st = h.sl_loss_forward(self._handle, x.ctypes.data, _c.byref(d), _c.byref(tgt), _c.byref(opts),
@@ -507,6 +530,8 @@ class SegLoss(torch.nn.Module):
         d.pop("_handle", None)
         d["process_group"] = None   # a process group does not pickle; set it again after loading
         d["_native_values"] = None
+        d.pop("_grad_buf", None)     # scratch buffers, not state
+        d.pop("_label_buf", None)
         d["_saved"] = self.get_extra_state()
         return d
 
