@@ -54,7 +54,20 @@ def main():
         del xt, v
     chk.true("the gradient buffer is reused once x.grad is dropped (%s)" % ptrs, ptrs[1] == ptrs[2])
 
-    # 3. label dtypes through the reused conversion buffer; the user's labels untouched
+    # 3. autograd adopts the buffer as x.grad (no copy); a second backward is refused clearly
+    xt = xs[0].clone().requires_grad_(True)
+    v = loss(xt, ys[0])
+    v.backward(retain_graph=True)
+    chk.true("x.grad is the module's gradient buffer (no copy)", xt.grad.data_ptr() == loss._grad_buf.ctypes.data)
+    try:
+        v.backward()
+        chk.true("a second backward is refused", False)
+    except RuntimeError as e:
+        print("second backward ->", e)
+        chk.true("a second backward names the problem", "second time" in str(e))
+    del xt, v
+
+    # 4. label dtypes through the reused conversion buffer; the user's labels untouched
     for dt in (torch.int64, torch.uint8, torch.int32, torch.int64):
         for i in range(2):
             y = ys[i].to(dt)

@@ -157,14 +157,19 @@ class _SegLossFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, module, target, dist, mask, want_grad):
         value, grad = module._evaluate(logits, target, dist, want_grad, mask)
-        if want_grad:
-            ctx.save_for_backward(torch.from_numpy(grad))
+        # Kept as an attribute, not through save_for_backward: backward hands the buffer on
+        # and drops this reference, so that autograd can adopt it as x.grad without a copy
+        # (a saved tensor would still hold it, and autograd would clone 4 bytes a voxel).
+        ctx.grad = torch.from_numpy(grad) if want_grad else None
         ctx.logits_dtype = logits.dtype
         return torch.tensor(value, dtype=logits.dtype)
 
     @staticmethod
     def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
+        grad, ctx.grad = ctx.grad, None
+        if grad is None:
+            raise RuntimeError("SegLoss: trying to backward through the graph a second time (the gradient was "
+                               "handed on by the first backward); evaluate the loss again")
         if grad_output.numel() == 1 and float(grad_output) == 1.0:
             # loss.backward(): the kept gradient as it is (no pass over it, no new buffer)
             return grad.to(ctx.logits_dtype), None, None, None, None, None
