@@ -26,6 +26,7 @@
  * variable read by the CLI and the tests, not by the library) forces the
  * plain path for comparisons.
  */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fastexp.h"
@@ -180,6 +181,11 @@ static SL_INLINE void pass1_body(const fused_job *j, int64_t n, int64_t a, int64
         const int64_t len = b - s0 < VB ? b - s0 : VB;
         const int need_lse = nce > 0 && act == SL_ACT_SOFTMAX;
         block_probs(xn, C, S, s0, len, act, p, mx, need_lse ? lsum : NULL);
+        /* NaN or Inf anywhere in the block (the data are in cache now) */
+        int bad = 0;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < len; i++) bad |= !(fabsf(xn[c * S + s0 + i]) <= FLT_MAX);
+        acc[6 * C + 2 * nce] += bad;
         block_valid(cx, j->pr0, n, s0, len, v);
         /* the valid count: the same for every class */
         float cnt[LANES] = {0};
@@ -444,7 +450,9 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
     for (int i = 0; i < nterms; i++) nce += is_ce(&terms[i]);
     ce_term *ce = calloc((size_t)(nce ? nce : 1), sizeof *ce);
     double *wbuf = sl_calloc((nce ? nce : 1) * C, sizeof(double));
-    const int64_t NS = 6 * C + 2 * nce; /* per chunk: region sums per class, CE numerator/denominator per term */
+    /* per chunk: region sums per class, CE numerator/denominator per term, and the count
+     * of blocks holding a non-finite score */
+    const int64_t NS = 6 * C + 2 * nce + 1;
     double *part = sl_calloc(N * nch * NS, sizeof(double));
     double *K = sl_calloc(3 * N * C, sizeof(double)); /* combined d_tp, d_sp, d_sp2 per (n, c), weighted */
     float *kc = sl_calloc(C, sizeof(float));
@@ -501,6 +509,14 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
         st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
         goto done;
     }
+
+    /* The scores' finiteness, checked here rather than in a pass of its own (the caller
+     * leaves it to pass 1): nothing has been written yet. */
+    for (int64_t q = 0; q < N * nch; q++)
+        if (part[q * NS + NS - 1] != 0) {
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+            goto done;
+        }
 
     /* ---- finalize: ordered combination, then each term's value and coefficients ---- */
     double *sums = sl_calloc(N * NS, sizeof(double)); /* per sample, chunk order */
