@@ -4,21 +4,28 @@ Inputs: logits 2x4x128^3 float32 and a random label map (override with
 BENCH_SHAPE=N,C,D,H,W). For each spec the PyTorch version is what a user writes
 (MONAI-style code in eager mode, autograd for the gradient); segloss is called
 through ctypes on the same numpy buffers with a preallocated gradient. Times are
-the median of BENCH_REPS runs (default 5) after a warm-up; the printed figure is
-the ratio torch/segloss. For dice+ce the memory roofline is also printed: two
-reads of the logits and one write of the gradient at the triad bandwidth that
-perf/stream measures in the same run with the same thread count.
+the minimum of BENCH_REPS rounds (default 5) after a warm-up, segloss and PyTorch
+called in turn in each round; the printed figure is the ratio torch/segloss, also as
+one "RATIO name: ..." line per loss. For dice+ce the machine's bound is printed too,
+the larger of
+  - memory: two reads of the logits and one write of the gradient at the triad
+    bandwidth that perf/stream measures in the same run with the same thread count;
+  - compute: the same kernel on a cache-resident input (2x4x32^3, repeated), one
+    thread's CPU time scaled to the voxel count and divided by the thread count: the
+    exp/log throughput with no memory traffic to wait for,
+and which of the two binds (one "BOUND dice+ce: ..." line).
 
-    make perf           (or: /usr/bin/python3 perf/bench_losses.py)
+    make perf           (or: /usr/bin/python3 perf/bench_losses.py; BENCH_ONLY=dice+ce,focal for some)
 """
 import os
 import subprocess
+import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchlib import SHAPE, THREADS, LossCall, catalogue_names, median_time, slref
+from benchlib import SHAPE, THREADS, LossCall, catalogue_names, interleaved_min, ratio_line, slref
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 torch.set_num_threads(THREADS)
@@ -105,6 +112,29 @@ def stream_bandwidth():
     return float(out.strip()) * 1e9
 
 
+def compute_bound(lib, spec, shape, side=32):
+    """Seconds the spec's kernel needs for shape's voxel count on THREADS cores when its data
+    sit in cache: one thread's CPU time on (N, C, side^3) (about 1 MB of logits), repeated,
+    scaled by the voxel ratio and divided by the thread count. CPU time, not wall time: on a
+    shared machine the waits for a core are not the kernel's."""
+    rng = np.random.default_rng(1)
+    small = (shape[0], shape[1]) + (side,) * (len(shape) - 2)
+    xs = rng.normal(0, 2, small).astype(np.float32)
+    ys = rng.integers(0, shape[1], (small[0],) + small[2:]).astype(np.int32)
+    gs = np.empty_like(xs)
+    lc = LossCall(lib, spec, xs, ys, gs, threads=1)
+    rounds = 20
+    lc.call()
+    best = float("inf")
+    for _ in range(max(REPS, 5)):
+        c0 = time.process_time()
+        for _ in range(rounds):
+            lc.call()
+        best = min(best, time.process_time() - c0)
+    lc.free()
+    return best / rounds * (np.prod(shape) / np.prod(small)) / THREADS
+
+
 def main():
     lib = slref.lib()
     rng = np.random.default_rng(0)
@@ -117,11 +147,14 @@ def main():
     names = catalogue_names(lib)
 
     bw = stream_bandwidth()
-    print("segloss vs PyTorch %s eager, forward+backward, logits %s float32, %d threads, median of %d"
-          % (torch.__version__, "x".join(map(str, SHAPE)), THREADS, REPS))
+    print("segloss vs PyTorch %s eager, forward+backward, logits %s float32, %d threads, "
+          "minimum of %d rounds timed in turn" % (torch.__version__, "x".join(map(str, SHAPE)), THREADS, REPS))
     print("triad bandwidth: %.1f GB/s" % (bw / 1e9))
     print("%-10s %12s %12s %10s" % ("loss", "pytorch", "segloss", "ratio"))
+    only = [o for o in os.environ.get("BENCH_ONLY", "").split(",") if o]   # e.g. BENCH_ONLY=dice+ce
     for spec, fn in PEERS:
+        if only and spec not in only:
+            continue
         if not all(part in names for part in spec.split("+")):
             print("%-10s (not in this build's catalogue)" % spec)
             continue
@@ -135,8 +168,7 @@ def main():
             xt.grad = None
             fn(xt, yt).backward()
 
-        ts = median_time(lc.call, REPS)[0]
-        tt = median_time(tor, REPS)[0]
+        ts, tt = interleaved_min([lc.call, tor], REPS)
         # same value and gradient?
         xt.grad = None
         ref = fn(xt, yt)
@@ -144,13 +176,20 @@ def main():
         gd = float(np.abs(xt.grad.numpy() - g).max() / max(np.abs(xt.grad.numpy()).max(), 1e-30))
         print("%-10s %10.1f ms %10.1f ms %9.1fx   (|value diff| %.1e, max rel grad diff %.1e)"
               % (spec, tt * 1e3, ts * 1e3, tt / ts, abs(float(ref) - lc.value), gd))
+        print(ratio_line(spec, ts, "pytorch-eager", tt))
         if spec == "dice+ce":
             roof = 3 * x.nbytes / bw
+            comp = compute_bound(lib, spec, SHAPE)
+            bound = max(roof, comp)
             lib.sl_loss_set_fused(lc.loss, 0)
-            tp = median_time(lc.call, REPS)[0]
+            tp = interleaved_min([lc.call], REPS)[0]
             lib.sl_loss_set_fused(lc.loss, 1)
             print("%-10s roofline (2 reads of the logits + 1 write of the gradient) %.1f ms: segloss at %.2fx of it;"
                   " plain (unfused) path %.1f ms" % ("", roof * 1e3, ts / roof, tp * 1e3))
+            print("%-10s compute bound (kernel on a cache-resident input, CPU time scaled) %.1f ms" % ("", comp * 1e3))
+            print("BOUND %s: segloss at %.2fx of the machine's bound (segloss %.4f s; memory %.4f s at %.1f GB/s, "
+                  "compute %.4f s: %s binds; threads %d)" % (spec, ts / bound, ts, roof, bw / 1e9, comp,
+                                                            "memory" if roof >= comp else "compute", THREADS))
         lc.free()
 
 

@@ -21,7 +21,7 @@ class Dims(C.Structure):
 
 
 class Target(C.Structure):
-    _fields_ = [("kind", C.c_int), ("labels", C.c_void_p), ("soft", C.c_void_p)]
+    _fields_ = [("kind", C.c_int), ("labels", C.c_void_p), ("soft", C.c_void_p), ("mask", C.c_void_p)]
 
 
 class Opts(C.Structure):
@@ -39,6 +39,27 @@ def median_time(fn, reps, warm=True):
         ts.append(time.perf_counter() - t0)
         cs.append(time.process_time() - c0)
     return statistics.median(ts), statistics.median(cs)
+
+
+def interleaved_min(fns, reps, warm=True):
+    """Minimum wall seconds of each function over reps rounds that call them in turn
+    (a, b, a, b, ...): a load that comes and goes on a shared machine hits both alike."""
+    if warm:
+        for fn in fns:
+            fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
+
+
+def ratio_line(name, t_seg, peer, t_peer, threads=THREADS):
+    """The line every perf script prints per comparison."""
+    return "RATIO %s: %.1fx (segloss %.4f s, %s %.4f s, threads %d)" % (name, t_peer / t_seg, t_seg, peer, t_peer,
+                                                                      threads)
 
 
 def catalogue_names(lib):

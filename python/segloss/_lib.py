@@ -170,20 +170,28 @@ def as_f64(a, what="array"):
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def as_labels(a, what="labels"):
+def as_labels(a, what="labels", out=None):
     """A C-contiguous int32 numpy array of integer (or bool) labels. No copy
     for int32 C-contiguous input; other integer dtypes are converted after a
     range check (a value outside int32 raises ValueError rather than wrap);
-    float input raises TypeError (labels are never rounded silently)."""
+    float input raises TypeError (labels are never rounded silently). out, an
+    int32 C-contiguous array of the same shape, receives a conversion instead
+    of a new array (a caller's reused buffer: no fresh pages to fault in)."""
     a = np.asarray(a)
     if a.dtype.kind == "b":
         return np.ascontiguousarray(a, dtype=np.int32)
     if a.dtype.kind not in "iu":
         raise errors.DTypeError("%s: expected an integer label array, got dtype %s" % (what, a.dtype))
-    if a.dtype != np.int32 and a.size:
+    if a.dtype == np.int32 and a.flags.c_contiguous:
+        return a
+    # only 32-bit unsigned and 64-bit types can hold values outside int32
+    if a.size and (a.itemsize > 4 or a.dtype == np.uint32):
         lo, hi = int(a.min()), int(a.max())
         if lo < -2**31 or hi > 2**31 - 1:
             raise errors.RangeError("%s: value %d does not fit in int32" % (what, lo if lo < -2**31 else hi))
+    if out is not None and out.shape == a.shape and out.dtype == np.int32 and out.flags.c_contiguous:
+        np.copyto(out, a, casting="unsafe")
+        return out
     return np.ascontiguousarray(a, dtype=np.int32)
 
 

@@ -43,4 +43,45 @@ static inline float sl_exp_nonpos(float x)
     return p * scale;
 }
 
+/*
+ * log(x) for positive, finite, normal x in single precision, vectorisable
+ * like sl_exp_nonpos (the fused loss path takes log Σ exp of every voxel).
+ *
+ * Method: x = m·2^e with m in [√½, √2) read from the bits, log(m) from
+ * the degree-9 polynomial of Cephes' logf in t = m − 1 (published
+ * coefficients), e·ln2 added in two parts (Cody–Waite). The branch of the
+ * reference code is a select here. Zero, negative, subnormal, infinite or
+ * NaN inputs give meaningless results: callers pass a sum of exponentials
+ * that is >= 1. tests/unit/test_fastlog.c measures the error against log
+ * over [2^-126, 2^128): at most 2 ulp.
+ */
+static inline float sl_log_pos(float x)
+{
+    const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int32_t e = (int32_t)(bits >> 23) - 126; /* x = m · 2^e, m in [0.5, 1) */
+    bits = (bits & 0x007fffffu) | 0x3f000000u;
+    float m;
+    memcpy(&m, &bits, sizeof m);
+    const int small = m < 0.707106781186547524f;
+    e = small ? e - 1 : e;
+    float t = small ? m + m - 1.0f : m - 1.0f; /* t in [√½ − 1, √2 − 1) */
+    float fe = (float)e;
+    float z = t * t;
+    float y = 7.0376836292e-2f;
+    y = y * t - 1.1514610310e-1f;
+    y = y * t + 1.1676998740e-1f;
+    y = y * t - 1.2420140846e-1f;
+    y = y * t + 1.4249322787e-1f;
+    y = y * t - 1.6668057665e-1f;
+    y = y * t + 2.0000714765e-1f;
+    y = y * t - 2.4999993993e-1f;
+    y = y * t + 3.3333331174e-1f;
+    y = y * t * z;
+    y = y + fe * ln2_lo;
+    y = y - 0.5f * z;
+    return t + y + fe * ln2_hi;
+}
+
 #endif

@@ -21,11 +21,12 @@
  * written once — the roofline the benchmark compares against.
  *
  * Both paths give the same numbers up to float rounding (the exponential
- * here is sl_exp_nonpos, ≤ 2 ulp); tests/unit/test_fused.c checks every
+ * and the log of Σ exp here are sl_exp_nonpos and sl_log_pos, ≤ 2 ulp); tests/unit/test_fused.c checks every
  * eligible loss against the plain path, and SL_FORCE_PLAIN (an environment
  * variable read by the CLI and the tests, not by the library) forces the
  * plain path for comparisons.
  */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 #include "fastexp.h"
@@ -34,12 +35,12 @@
 
 extern const sl_term_class sl_loss_ce, sl_loss_wce, sl_loss_bce;
 
-#define VB 256
+#define VB 256 /* voxels per inner block: the class loops run over VB contiguous voxels */
 #if defined(__GNUC__)
 #define SL_INLINE __attribute__((always_inline)) inline
 #else
 #define SL_INLINE
-#endif /* voxels per inner block: the class loops run over VB contiguous voxels */
+#endif
 
 static int is_ce(const sl_term *t) { return t->cls == &sl_loss_ce || t->cls == &sl_loss_wce || t->cls == &sl_loss_bce; }
 
@@ -68,9 +69,13 @@ typedef struct {
     double value, D, k; /* results: value, denominator, gradient factor weight/D */
 } ce_term;
 
-/* Probabilities of one block: p[c*VB + i] for voxels s0..s0+len of sample n,
- * and lse[i] = log Σ exp (softmax) — the log-probabilities are x − lse. */
-static SL_INLINE void block_probs(const float *xn, int64_t C, int64_t S, int64_t s0, int64_t len, int act, float *p, double *lse)
+/* Probabilities of one block: p[c*VB + i] for voxels s0..s0+len of sample n.
+ * Under softmax, when lsum is not NULL, also mx[i] (the largest score) and
+ * lsum[i] = log Σ_c exp(x_c − mx): the log-probabilities are x − mx − lsum.
+ * Every loop is elementwise over i, so vector width does not change any
+ * result. */
+static SL_INLINE void block_probs(const float *xn, int64_t C, int64_t S, int64_t s0, int64_t len, int act, float *p,
+                                  float *mx, float *lsum)
 {
     if (act == SL_ACT_SIGMOID) {
         for (int64_t c = 0; c < C; c++)
@@ -82,9 +87,11 @@ static SL_INLINE void block_probs(const float *xn, int64_t C, int64_t S, int64_t
             }
         return;
     }
-    float mx[VB], sum[VB];
-    for (int64_t i = 0; i < len; i++) mx[i] = xn[s0 + i];
-    for (int64_t c = 1; c < C; c++)
+    float sum[VB];
+    /* softmax has C >= 2; starting from the first two channels avoids a copy */
+    const float *x0 = xn + s0, *x1 = xn + S + s0;
+    for (int64_t i = 0; i < len; i++) mx[i] = x1[i] > x0[i] ? x1[i] : x0[i];
+    for (int64_t c = 2; c < C; c++)
         for (int64_t i = 0; i < len; i++) {
             float v = xn[c * S + s0 + i];
             mx[i] = v > mx[i] ? v : mx[i];
@@ -96,18 +103,16 @@ static SL_INLINE void block_probs(const float *xn, int64_t C, int64_t S, int64_t
             p[c * VB + i] = e;
             sum[i] += e;
         }
-    for (int64_t i = 0; i < len; i++) {
-        float inv = 1.0f / sum[i];
-        if (lse) lse[i] = (double)mx[i] + log((double)sum[i]);
-        sum[i] = inv;
-    }
+    if (lsum)
+        for (int64_t i = 0; i < len; i++) lsum[i] = sl_log_pos(sum[i]); /* sum >= 1: the largest term is e^0 */
+    for (int64_t i = 0; i < len; i++) sum[i] = 1.0f / sum[i];
     for (int64_t c = 0; c < C; c++)
         for (int64_t i = 0; i < len; i++) p[c * VB + i] *= sum[i];
 }
 
-/* Target of class c for the block into g[i], and the valid mask into v[i]. */
-static SL_INLINE void block_target(const sl_ctx *cx, const sl_params *pr, int64_t n, int64_t s0, int64_t len, int64_t c,
-                         float *g)
+/* Target of class c for the block into g[i] (labels: 1 where the label is
+ * the class, for a single sigmoid channel where it is 1). */
+static SL_INLINE void block_target(const sl_ctx *cx, int64_t n, int64_t s0, int64_t len, int64_t c, float *g)
 {
     const int64_t S = cx->S;
     if (cx->target->kind == SL_TARGET_SOFT) {
@@ -117,9 +122,9 @@ static SL_INLINE void block_target(const sl_ctx *cx, const sl_params *pr, int64_
     const int32_t *lab = cx->target->labels + n * S + s0;
     const int32_t want = cx->C == 1 ? 1 : (int32_t)c;
     for (int64_t i = 0; i < len; i++) g[i] = lab[i] == want ? 1.0f : 0.0f;
-    (void)pr;
 }
 
+/* The valid mask of the block into v[i]: 0 at the common ignore_index. */
 static SL_INLINE void block_valid(const sl_ctx *cx, const sl_params *pr, int64_t n, int64_t s0, int64_t len, float *v)
 {
     if (isnan(pr->ignore_index) || cx->target->kind != SL_TARGET_LABELS) {
@@ -139,6 +144,10 @@ static SL_INLINE double ce_coeff(const ce_term *ct, int64_t C, int64_t c, int32_
     return ct->w[c] * ((1 - ct->eps) * g + ct->eps / (double)C);
 }
 
+/* The common cross-entropy: softmax, hard labels, no smoothing. Its value is
+ * Σ w_y·(−log p_y) / Σ w_y and its logit gradient k·w_y·(p − g). */
+static int ce_common(const ce_term *ct, int soft) { return !ct->binary && !soft && ct->eps == 0; }
+
 /* What both passes need, shared read-only by the threads. */
 typedef struct {
     const sl_ctx *cx;
@@ -146,80 +155,114 @@ typedef struct {
     const ce_term *ce;
     int nce;
     const double *K;      /* pass 2: weighted d_tp, d_sp, d_sp2 per (n, c) */
+    const float *kc;      /* pass 2: Σ over the common CE terms of k·w_c, per class */
+    int any_common;       /* some CE term is ce_common */
     float *grad;
 } fused_job;
 
-/*
- * The two chunk kernels. target_clones compiles each twice, for AVX2 and for
- * the baseline, and picks at load time (the helpers below are always_inline so
- * that they are compiled into each clone): the vectorised exponential is most
- * of the work. Vector width changes the rounding of some float sums slightly,
- * so results are reproducible per machine and thread count, and equal
- * across machines to float rounding.
- */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define SL_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define SL_CLONES
-#endif
+/* Sums over a block run in sixteen float lanes (lane = index mod 16, so at
+ * most VB/16 = 16 terms per lane), then the lanes are added in order into
+ * double accumulators: a fixed association that vectorises (a running
+ * double sum cannot, without -ffast-math), gives the same bits at every
+ * vector width, and keeps float rounding to 16-term sums. */
+#define LANES 16
 
 /* Pass 1 over voxels [a, b) of sample n: adds the region sums (6 per class)
  * and the CE numerator/denominator pairs to acc. p is C*VB floats of scratch. */
-SL_CLONES static void pass1_chunk(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p, double *acc)
+static SL_INLINE void pass1_body(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p, double *acc)
 {
     const sl_ctx *cx = j->cx;
-    const sl_params *pr0 = j->pr0;
     const ce_term *ce = j->ce;
     const int nce = j->nce, act = cx->act, soft = cx->target->kind == SL_TARGET_SOFT;
     const int64_t C = cx->C, S = cx->S;
     const float *xn = cx->x + n * C * S;
-    float g[VB], v[VB];
-    double lse[VB];
+    const int any_common = j->any_common;
+    float g[VB], v[VB], mx[VB], lsum[VB], xy[VB], wy[VB];
     for (int64_t s0 = a; s0 < b; s0 += VB) {
         const int64_t len = b - s0 < VB ? b - s0 : VB;
-        block_probs(xn, C, S, s0, len, act, p, lse);
-        block_valid(cx, pr0, n, s0, len, v);
+        const int need_lse = nce > 0 && act == SL_ACT_SOFTMAX;
+        block_probs(xn, C, S, s0, len, act, p, mx, need_lse ? lsum : NULL);
+        /* NaN or Inf anywhere in the block (the data are in cache now) */
+        int bad = 0;
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < len; i++) bad |= !(fabsf(xn[c * S + s0 + i]) <= FLT_MAX);
+        acc[6 * C + 2 * nce] += bad;
+        block_valid(cx, j->pr0, n, s0, len, v);
+        /* the valid count: the same for every class */
+        float cnt[LANES] = {0};
+        double cntb = 0;
+        int64_t i = 0;
+        for (; i + LANES <= len; i += LANES)
+            for (int l = 0; l < LANES; l++) cnt[l] += v[i + l];
+        for (int l = 0; i < len; i++, l++) cnt[l] += v[i];
+        for (int l = 0; l < LANES; l++) cntb += cnt[l];
+        if (any_common)
+            for (i = 0; i < len; i++) xy[i] = 0;
         for (int64_t c = 0; c < C; c++) {
-            block_target(cx, pr0, n, s0, len, c, g);
-            const float *pc = p + c * VB;
-            /* Eight running sums per quantity, added in lane order at the
-             * end: a fixed association that the compiler can vectorise
-             * (a single running double sum cannot be, without -ffast-math). */
-            double tp[8] = {0}, sp[8] = {0}, sg[8] = {0}, sp2[8] = {0}, sg2[8] = {0}, cnt[8] = {0};
-            int64_t i = 0;
-            for (; i + 8 <= len; i += 8)
-                for (int l = 0; l < 8; l++) {
+            block_target(cx, n, s0, len, c, g);
+            const float *pc = p + c * VB, *xc = xn + c * S + s0;
+            /* Hard labels with a 0/1 valid mask make g·v 0 or 1, so Σ(g·v)² = Σ g·v. */
+            float tp[LANES] = {0}, sp[LANES] = {0}, sg[LANES] = {0}, sp2[LANES] = {0}, sg2[LANES] = {0};
+            for (i = 0; i + LANES <= len; i += LANES)
+                for (int l = 0; l < LANES; l++) {
                     float pv = pc[i + l] * v[i + l], gv = g[i + l] * v[i + l];
                     tp[l] += pv * gv;
                     sp[l] += pv;
                     sg[l] += gv;
                     sp2[l] += pv * pv;
-                    sg2[l] += gv * gv;
-                    cnt[l] += v[i + l];
                 }
             for (int l = 0; i < len; i++, l++) {
                 float pv = pc[i] * v[i], gv = g[i] * v[i];
-                tp[l] += pv * gv, sp[l] += pv, sg[l] += gv, sp2[l] += pv * pv, sg2[l] += gv * gv, cnt[l] += v[i];
+                tp[l] += pv * gv, sp[l] += pv, sg[l] += gv, sp2[l] += pv * pv;
             }
-            double *o = acc + 6 * c;
-            for (int l = 0; l < 8; l++)
-                o[0] += tp[l], o[1] += sp[l], o[2] += sg[l], o[3] += sp2[l], o[4] += sg2[l], o[5] += cnt[l];
+            if (soft) {
+                for (i = 0; i + LANES <= len; i += LANES)
+                    for (int l = 0; l < LANES; l++) {
+                        float gv = g[i + l] * v[i + l];
+                        sg2[l] += gv * gv;
+                    }
+                for (int l = 0; i < len; i++, l++) sg2[l] += (g[i] * v[i]) * (g[i] * v[i]);
+            }
+            double *o = acc + 6 * c, o4 = 0, o2 = 0;
+            for (int l = 0; l < LANES; l++) {
+                o[0] += tp[l], o[1] += sp[l], o[3] += sp2[l];
+                o2 += sg[l], o4 += sg2[l];
+            }
+            o[2] += o2;
+            o[4] += soft ? o4 : o2;
+            o[5] += cntb;
+            /* the score of the true class, for −log p_y = lsum + mx − x_y */
+            if (any_common)
+                for (i = 0; i < len; i++) xy[i] += g[i] != 0 ? xc[i] : 0.0f; /* one class matches: exact */
         }
         /* cross-entropy numerators (Σ a·(−log p)) and denominators */
         for (int k = 0; k < nce; k++) {
             const ce_term *ct = &ce[k];
             double num = 0, den = 0;
-            if (!ct->binary && !soft && ct->eps == 0) {
-                /* the common case: −log p_y = lse − x_y, weight w_y */
+            if (ce_common(ct, soft)) {
                 const int32_t *lab = cx->target->labels + n * S + s0;
-                for (int64_t i = 0; i < len; i++) {
-                    const int32_t y = v[i] != 0 ? lab[i] : 0;
-                    const double wy = v[i] * ct->w[y];
-                    num += wy * (lse[i] - xn[y * S + s0 + i]);
-                    den += wy;
+                /* w_y by selection over the classes (vectorises; a gather does not everywhere) */
+                for (i = 0; i < len; i++) wy[i] = 0;
+                for (int64_t c = 0; c < C; c++) {
+                    const int32_t cc = (int32_t)c;
+                    const float wc = (float)ct->w[c];
+                    for (i = 0; i < len; i++) wy[i] += lab[i] == cc ? wc : 0.0f; /* one class matches: exact */
                 }
+                float nu[LANES] = {0}, de[LANES] = {0};
+                for (i = 0; i + LANES <= len; i += LANES)
+                    for (int l = 0; l < LANES; l++) {
+                        const float w = wy[i + l] * v[i + l];
+                        nu[l] += w * (lsum[i + l] + (mx[i + l] - xy[i + l]));
+                        de[l] += w;
+                    }
+                for (int l = 0; i < len; i++, l++) {
+                    const float w = wy[i] * v[i];
+                    nu[l] += w * (lsum[i] + (mx[i] - xy[i]));
+                    de[l] += w;
+                }
+                for (int l = 0; l < LANES; l++) num += (double)nu[l], den += (double)de[l];
             }
-            for (int64_t i = 0; i < len && (ct->binary || soft || ct->eps != 0); i++) {
+            for (i = 0; i < len && !ce_common(ct, soft); i++) {
                 if (v[i] == 0) continue;
                 const int64_t s = s0 + i;
                 if (ct->binary) {
@@ -234,9 +277,10 @@ SL_CLONES static void pass1_chunk(const fused_job *j, int64_t n, int64_t a, int6
                     den += (double)C;
                 } else {
                     int32_t y = soft ? -1 : cx->target->labels[n * S + s];
+                    const double lse = (double)mx[i] + (double)lsum[i];
                     for (int64_t c = 0; c < C; c++) {
                         double ac = ce_coeff(ct, C, c, y, soft ? sl_g(cx, n, c, s) : 0);
-                        if (ac != 0) num += ac * (lse[i] - xn[c * S + s]);
+                        if (ac != 0) num += ac * (lse - xn[c * S + s]);
                     }
                     den += soft ? 1.0 : ct->w[y];
                 }
@@ -249,42 +293,44 @@ SL_CLONES static void pass1_chunk(const fused_job *j, int64_t n, int64_t a, int6
 
 /* Pass 2 over voxels [a, b) of sample n: writes the gradient. p is 3*C*VB
  * floats of scratch. */
-SL_CLONES static void pass2_chunk(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p)
+static SL_INLINE void pass2_body(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p)
 {
     const sl_ctx *cx = j->cx;
-    const sl_params *pr0 = j->pr0;
     const ce_term *ce = j->ce;
     const double *K = j->K;
     const int nce = j->nce, act = cx->act, soft = cx->target->kind == SL_TARGET_SOFT;
     const int64_t N = cx->N, C = cx->C, S = cx->S;
-    float v[VB];
+    float v[VB], kw[VB], mx[VB];
     float *dp = p + C * VB, *g = p + 2 * C * VB;
     const float *xn = cx->x + n * C * S;
     float *gn = j->grad + n * C * S;
+    const float *kc = j->kc;
     for (int64_t s0 = a; s0 < b; s0 += VB) {
         const int64_t len = b - s0 < VB ? b - s0 : VB;
-        block_probs(xn, C, S, s0, len, act, p, NULL);
-        block_valid(cx, pr0, n, s0, len, v);
+        block_probs(xn, C, S, s0, len, act, p, mx, NULL);
+        block_valid(cx, j->pr0, n, s0, len, v);
         /* dL/dp from the region coefficients; the targets are kept per class */
         for (int64_t c = 0; c < C; c++) {
             float *gc = g + c * VB;
-            block_target(cx, pr0, n, s0, len, c, gc);
+            block_target(cx, n, s0, len, c, gc);
             const float ktp = (float)K[n * C + c], ksp = (float)K[N * C + n * C + c],
                         ksp2 = (float)(2 * K[2 * N * C + n * C + c]);
             const float *pc = p + c * VB;
             float *dc = dp + c * VB;
             for (int64_t i = 0; i < len; i++) dc[i] = v[i] * (ktp * gc[i] + ksp + ksp2 * pc[i]);
         }
-        /* The common cross-entropy (softmax, labels, no smoothing) has the
-         * logit gradient k·w_y·(p − g): its per-voxel factor kw is folded
-         * into the activation step so that the gradient is stored once. */
-        float kw[VB];
+        /* The common cross-entropy has the logit gradient k·w_y·(p − g): its
+         * per-voxel factor kw is folded into the activation step so that the
+         * gradient is stored once. w_y by selection over the classes. */
         for (int64_t i = 0; i < len; i++) kw[i] = 0;
-        for (int k = 0; k < nce; k++) {
-            const ce_term *ct = &ce[k];
-            if (ct->binary || soft || ct->eps != 0 || ct->k == 0) continue;
+        if (j->any_common) {
             const int32_t *lab = cx->target->labels + n * S + s0;
-            for (int64_t i = 0; i < len; i++) kw[i] += v[i] != 0 ? (float)(ct->k * ct->w[lab[i]]) : 0.0f;
+            for (int64_t c = 0; c < C; c++) {
+                const int32_t cc = (int32_t)c;
+                const float kcc = kc[c];
+                for (int64_t i = 0; i < len; i++) kw[i] += lab[i] == cc ? kcc : 0.0f; /* one class matches: exact */
+            }
+            for (int64_t i = 0; i < len; i++) kw[i] *= v[i];
         }
         /* through the activation */
         if (act == SL_ACT_SOFTMAX) {
@@ -305,7 +351,7 @@ SL_CLONES static void pass2_chunk(const fused_job *j, int64_t n, int64_t a, int6
         /* the other cross-entropy forms */
         for (int k = 0; k < nce; k++) {
             const ce_term *ct = &ce[k];
-            if (ct->k == 0 || (!ct->binary && !soft && ct->eps == 0)) continue;
+            if (ct->k == 0 || ce_common(ct, soft)) continue;
             for (int64_t c = 0; c < C; c++) {
                 const float *gcl = g + c * VB;
                 const float *pc = p + c * VB;
@@ -335,6 +381,67 @@ SL_CLONES static void pass2_chunk(const fused_job *j, int64_t n, int64_t a, int6
     }
 }
 
+/*
+ * The chunk kernels, compiled once per instruction set from the bodies above
+ * (the helpers are always_inline, so each copy is vectorised for its own
+ * target) and picked at run time: AVX-512 (F, BW, DQ, VL), AVX2, or the
+ * baseline. No -ffast-math anywhere and every sum has a fixed association
+ * (elementwise loops, eight explicit double lanes), so all three give the
+ * same bits; tests/unit/test_fused_isa.c checks that.
+ */
+typedef void (*pass1_fn)(const fused_job *, int64_t, int64_t, int64_t, float *, double *);
+typedef void (*pass2_fn)(const fused_job *, int64_t, int64_t, int64_t, float *);
+
+static void pass1_base(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p, double *acc)
+{
+    pass1_body(j, n, a, b, p, acc);
+}
+static void pass2_base(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p) { pass2_body(j, n, a, b, p); }
+
+#if SL_FUSED_X86
+#define SL_T_AVX2 __attribute__((target("avx2")))
+#if defined(__clang__)
+#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#else /* GCC: 512-bit vectors (some tunings prefer 256 bits) */
+#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
+#endif
+SL_T_AVX2 static void pass1_avx2(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p, double *acc)
+{
+    pass1_body(j, n, a, b, p, acc);
+}
+SL_T_AVX2 static void pass2_avx2(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    pass2_body(j, n, a, b, p);
+}
+SL_T_AVX512 static void pass1_avx512(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p, double *acc)
+{
+    pass1_body(j, n, a, b, p, acc);
+}
+SL_T_AVX512 static void pass2_avx512(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    pass2_body(j, n, a, b, p);
+}
+#endif
+
+/* The best instruction set of this CPU (and OS: libgcc checks that the
+ * registers are saved), lowered by sl_fused_force_isa. */
+static int isa_cap = SL_ISA_AVX512;
+
+void sl_fused_force_isa(int isa) { isa_cap = isa < 0 ? SL_ISA_AVX512 : isa; }
+
+int sl_fused_isa(void)
+{
+    int best = SL_ISA_BASE;
+#if SL_FUSED_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) best = SL_ISA_AVX2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        best = SL_ISA_AVX512;
+#endif
+    return best < isa_cap ? best : isa_cap;
+}
+
 sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double *value, float *grad, char *msg,
                            size_t msglen)
 {
@@ -348,10 +455,13 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
     for (int i = 0; i < nterms; i++) nce += is_ce(&terms[i]);
     ce_term *ce = calloc((size_t)(nce ? nce : 1), sizeof *ce);
     double *wbuf = sl_calloc((nce ? nce : 1) * C, sizeof(double));
-    const int64_t NS = 6 * C + 2 * nce; /* per chunk: region sums per class, CE numerator/denominator per term */
+    /* per chunk: region sums per class, CE numerator/denominator per term, and the count
+     * of blocks holding a non-finite score */
+    const int64_t NS = 6 * C + 2 * nce + 1;
     double *part = sl_calloc(N * nch * NS, sizeof(double));
     double *K = sl_calloc(3 * N * C, sizeof(double)); /* combined d_tp, d_sp, d_sp2 per (n, c), weighted */
-    if (!ce || !wbuf || !part || !K) {
+    float *kc = sl_calloc(C, sizeof(float));
+    if (!ce || !wbuf || !part || !K || !kc) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
         goto done;
     }
@@ -370,7 +480,18 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
     }
 
     /* ---- pass 1: sums ---- */
-    fused_job job = {cx, pr0, ce, nce, K, grad};
+    const int soft = cx->target->kind == SL_TARGET_SOFT;
+    fused_job job = {.cx = cx, .pr0 = pr0, .ce = ce, .nce = nce, .K = K, .grad = grad};
+    for (int k = 0; k < nce; k++) job.any_common |= ce_common(&ce[k], soft);
+    pass1_fn pass1 = pass1_base;
+    pass2_fn pass2 = pass2_base;
+#if SL_FUSED_X86
+    switch (sl_fused_isa()) {
+    case SL_ISA_AVX512: pass1 = pass1_avx512, pass2 = pass2_avx512; break;
+    case SL_ISA_AVX2: pass1 = pass1_avx2, pass2 = pass2_avx2; break;
+    default: break;
+    }
+#endif
     int oom = 0;
 #pragma omp parallel num_threads(cx->threads)
     {
@@ -383,7 +504,7 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
         for (int64_t n = 0; n < N; n++)
             for (int64_t ch = 0; ch < nch; ch++) {
                 if (!p) continue;
-                pass1_chunk(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p,
+                pass1(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p,
                             part + (n * nch + ch) * NS);
             }
         free(p);
@@ -393,6 +514,14 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
         st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
         goto done;
     }
+
+    /* The scores' finiteness, checked here rather than in a pass of its own (the caller
+     * leaves it to pass 1): nothing has been written yet. */
+    for (int64_t q = 0; q < N * nch; q++)
+        if (part[q * NS + NS - 1] != 0) {
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+            goto done;
+        }
 
     /* ---- finalize: ordered combination, then each term's value and coefficients ---- */
     double *sums = sl_calloc(N * NS, sizeof(double)); /* per sample, chunk order */
@@ -467,6 +596,13 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
     if (st != SL_OK || !grad) goto done;
 
     /* ---- pass 2: gradient (every element written; no need to clear grad) ---- */
+    for (int64_t c = 0; c < C; c++) {
+        double kcs = 0;
+        for (int k = 0; k < nce; k++)
+            if (ce_common(&ce[k], soft)) kcs += ce[k].k * ce[k].w[c];
+        kc[c] = (float)kcs;
+    }
+    job.kc = kc;
 #pragma omp parallel num_threads(cx->threads)
     {
         float *p = malloc(sizeof(float) * (size_t)(3 * C * VB));
@@ -478,7 +614,7 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
         for (int64_t n = 0; n < N; n++)
             for (int64_t ch = 0; ch < nch; ch++) {
                 if (!p) continue;
-                pass2_chunk(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p);
+                pass2(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p);
             }
         free(p);
     }
@@ -488,6 +624,7 @@ done:
     free(wbuf);
     free(part);
     free(K);
+    free(kc);
     if (st == SL_OK) *value = total;
     return st;
 }

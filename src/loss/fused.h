@@ -14,4 +14,22 @@ int sl_fused_eligible(const sl_term *terms, int nterms, int64_t C, int act);
  * activation and threads; its p/logp/dp/dx are not used. */
 sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double *value, float *grad, char *msg,
                            size_t msglen);
+
+/* The instruction sets the fused kernels are compiled for (x86-64 with GCC
+ * or clang); elsewhere only the baseline exists. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define SL_FUSED_X86 1
+#else
+#define SL_FUSED_X86 0
+#endif
+enum { SL_ISA_BASE = 0, SL_ISA_AVX2 = 1, SL_ISA_AVX512 = 2 };
+
+/* The instruction set sl_fused_forward uses now: the best the CPU and OS
+ * support, at most the cap set by sl_fused_force_isa. */
+int sl_fused_isa(void);
+
+/* Caps the instruction set (SL_ISA_*; negative = no cap) for the whole
+ * process: for tests and benchmarks that compare the kernels. Not thread
+ * safe; not part of the public API. */
+void sl_fused_force_isa(int isa);
 #endif

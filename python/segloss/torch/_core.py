@@ -1,5 +1,6 @@
 """SegLoss: a segloss spec as a torch.nn.Module (one C call per forward)."""
 import ctypes
+import sys
 
 import numpy as np
 import torch
@@ -97,7 +98,17 @@ def _logits_array(logits):
     return logits.detach().to(torch.float32).contiguous().numpy()
 
 
-def _target_arrays(target, shape):
+def _reusable(buf, shape):
+    """buf when it may be written again for an array of `shape`: the right shape and no
+    reference to it but the module's (a gradient handed to autograd stays referenced by
+    x.grad until the user drops it, and is then never overwritten)."""
+    # three references: the module's attribute, this function's argument, getrefcount's
+    if buf is not None and buf.shape == tuple(shape) and sys.getrefcount(buf) <= 3:
+        return buf
+    return None
+
+
+def _target_arrays(target, shape, label_buf=None):
     """(kind, labels int32 | None, soft float32 | None) for a target tensor that goes with
     logits of `shape`: labels (N, spatial...) or (N, 1, spatial...) of an integer (or bool)
     dtype; a one-hot/soft target (N, C, spatial...) of a float dtype."""
@@ -121,7 +132,9 @@ def _target_arrays(target, shape):
     elif tshape != (N,) + spatial:
         raise errors.ShapeError("a label map must be (N, spatial...) = %s or (N, 1, spatial...) for logits %s, got %s"
                                 % ((N,) + spatial, tuple(shape), tshape))
-    return 0, _lib.as_labels(target.detach().numpy(), "target"), None
+    src = target.detach().numpy()
+    labels = _lib.as_labels(src, "target", label_buf)
+    return 0, labels, None
 
 
 def _mask_array(mask, shape):
@@ -151,14 +164,19 @@ class _SegLossFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, module, target, dist, mask, want_grad):
         value, grad = module._evaluate(logits, target, dist, want_grad, mask)
-        if want_grad:
-            ctx.save_for_backward(torch.from_numpy(grad))
+        # Kept as an attribute, not through save_for_backward: backward hands the buffer on
+        # and drops this reference, so that autograd can adopt it as x.grad without a copy
+        # (a saved tensor would still hold it, and autograd would clone 4 bytes a voxel).
+        ctx.grad = torch.from_numpy(grad) if want_grad else None
         ctx.logits_dtype = logits.dtype
         return torch.tensor(value, dtype=logits.dtype)
 
     @staticmethod
     def backward(ctx, grad_output):
-        (grad,) = ctx.saved_tensors
+        grad, ctx.grad = ctx.grad, None
+        if grad is None:
+            raise RuntimeError("SegLoss: trying to backward through the graph a second time (the gradient was "
+                               "handed on by the first backward); evaluate the loss again")
         if grad_output.numel() == 1 and float(grad_output) == 1.0:
             # loss.backward(): the kept gradient as it is (no pass over it, no new buffer)
             return grad.to(ctx.logits_dtype), None, None, None, None, None
@@ -351,7 +369,12 @@ class SegLoss(torch.nn.Module):
         h = _L()
         x = _logits_array(logits)
         shape = x.shape
-        kind, labels, soft = _target_arrays(target, shape)
+        label_buf = _reusable(self.__dict__.get("_label_buf"), (shape[0],) + tuple(shape[2:]))
+        kind, labels, soft = _target_arrays(target, shape, label_buf)
+        # a conversion this module made (the user's labels come as views of torch memory, which
+        # never own their data): reused next call
+        if labels is not None and (labels is label_buf or labels.flags.owndata):
+            self._label_buf = labels
         mask_arr = None if mask is None else _mask_array(mask, shape)
         d = _lib.dims(shape)
         opts = _ForwardOpts()
@@ -374,7 +397,12 @@ class SegLoss(torch.nn.Module):
         tgt = _Target(kind, None if labels is None else labels.ctypes.data,
                       None if soft is None else soft.ctypes.data,
                       None if mask_arr is None else mask_arr.ctypes.data)
-        grad = np.empty(shape, np.float32) if want_grad else None
+        grad = None
+        if want_grad:
+            grad = _reusable(self.__dict__.get("_grad_buf"), shape)
+            if grad is None:
+                grad = np.empty(shape, np.float32)
+            self._grad_buf = grad
         value = _c.c_double()
         buf = _lib.msgbuf()
         self._reduce_error = None
@@ -731,6 +759,8 @@ class SegLoss(torch.nn.Module):
         d.pop("_reduce_error", None)
         d["process_group"] = None   # a process group does not pickle; set it again after loading
         d["_native_values"] = None
+        d.pop("_grad_buf", None)     # scratch buffers, not state
+        d.pop("_label_buf", None)
         d["_saved"] = self.get_extra_state()
         return d
 
