@@ -67,6 +67,19 @@ typedef enum slg_finish {
 sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *v, void *out,
                   int out_f32, slg_finish fin, int threads);
 
+/*
+ * Directed distances between point sets (nearest.c): for every non-zero
+ * voxel of `from`, in raster order, the distance to the nearest non-zero
+ * voxel of `to` (+inf when `to` has none) into out (as many doubles as
+ * `from` has points). The value equals the EDT of "not a point of `to`"
+ * read there (up to the rounding of ties). A search around each point
+ * while it costs at most `budget` row look-ups in all (< 0: the volume's
+ * voxel count; 0: none), the exact EDT otherwise; *used_edt (may be NULL)
+ * says which. SL_OK or SL_ENOMEM.
+ */
+sl_status slg_nearest(const uint8_t *from, const uint8_t *to, const slg_vol *v, int64_t budget, int threads,
+                      double *out, int *used_edt);
+
 /* Border voxels of a uint8 mask on a volume (surface.c): see
  * sl_surface_border. Outside the volume is background. */
 void slg_border(const uint8_t *mask, const slg_vol *v, uint8_t *border, int threads);

@@ -3,11 +3,13 @@
  * ways of combining the two directions), ASSD (two ways), directed ASD and
  * maximum (MSD), and NSD (surface Dice at a tolerance, Nikolov et al. 2021).
  *
- * Distances are exact and never brute force: the distance from each surface
- * point of P to the surface of G is read from the exact EDT of "not a
- * surface point of G" on the crop (and symmetrically), which is how MONAI,
- * MedPy and DeepMind compute them too — with scipy's single-threaded EDT on
- * the whole image.
+ * Distances are exact: the distance from each surface point of P to the
+ * surface of G is the value of the exact EDT of "not a surface point of G"
+ * there (and symmetrically), which is how MONAI, MedPy and DeepMind compute
+ * them — with scipy's single-threaded EDT on the whole image. Here
+ * slg_nearest (src/geometry/nearest.c) computes those values on the crop by
+ * a bounded search around each point when the surfaces are close, and by
+ * the EDT when they are not.
  *
  * Border voxels (default): the points are border voxels, each weighing 1.
  * Surfels: the points are DeepMind's corner-grid surface elements, and every
@@ -37,26 +39,18 @@ static int64_t count_u8(const uint8_t *m, int64_t n)
 }
 
 /*
- * Distances from the points `from` to the points `to` on volume v: EDT with
- * `to` as the features (squared, double) read at `from` in raster order.
- * When `to` is empty every distance is +inf. With a code map and table,
- * also the weights.
+ * Distances from the points `from` to the points `to` on volume v, in
+ * raster order (slg_nearest: exact, +inf when `to` is empty). With a code
+ * map and table, also the weights.
  */
-static sl_status directed(const uint8_t *from, const uint8_t *to, int64_t nto, const slg_vol *v, double *dist,
-                          int threads, double *d, double *w, const uint8_t *codes, const double *table)
+static sl_status directed(const uint8_t *from, const uint8_t *to, const slg_vol *v, int threads, double *d,
+                          double *w, const uint8_t *codes, const double *table)
 {
-    const int64_t n = v->count;
-    if (nto > 0) {
-        sl_status st = slg_edt(to, SL_DT_U8, SLG_LAB_INVERT, v, dist, 0, SLG_FIN_SQ, threads);
-        if (st != SL_OK) return st;
-    }
+    sl_status st = slg_nearest(from, to, v, -1, threads, d, NULL);
+    if (st != SL_OK || !w) return st;
     int64_t k = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (from[i]) {
-            d[k] = nto > 0 ? sqrt(dist[i]) : INFINITY;
-            if (w) w[k] = table[codes[i]];
-            k++;
-        }
+    for (int64_t i = 0; i < v->count; i++)
+        if (from[i]) w[k++] = table[codes[i]];
     return SL_OK;
 }
 
@@ -66,7 +60,6 @@ sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop 
     memset(out, 0, sizeof *out);
     slg_vol v = c->vol;
     uint8_t *sp = NULL, *sg = NULL, *cp = NULL, *cg = NULL;
-    double *dist = NULL;
     double table[256];
     sl_status st = SL_ENOMEM;
 
@@ -98,10 +91,6 @@ sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop 
     }
     out->np = count_u8(sp, v.count);
     out->ng = count_u8(sg, v.count);
-    if (out->np > 0 && out->ng > 0) {
-        dist = sl_malloc(v.count, sizeof(double));
-        if (!dist) goto done;
-    }
     if (out->np > 0) {
         out->dp = sl_malloc(out->np, sizeof(double));
         if (!out->dp) goto done;
@@ -109,7 +98,7 @@ sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop 
             out->wp = sl_malloc(out->np, sizeof(double));
             if (!out->wp) goto done;
         }
-        st = directed(sp, sg, out->ng, &v, dist, threads, out->dp, out->wp, cp, table);
+        st = directed(sp, sg, &v, threads, out->dp, out->wp, cp, table);
         if (st != SL_OK) goto done;
     }
     if (out->ng > 0) {
@@ -120,7 +109,7 @@ sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop 
             out->wg = sl_malloc(out->ng, sizeof(double));
             if (!out->wg) goto done;
         }
-        st = directed(sg, sp, out->np, &v, dist, threads, out->dg, out->wg, cg, table);
+        st = directed(sg, sp, &v, threads, out->dg, out->wg, cg, table);
         if (st != SL_OK) goto done;
     }
     st = SL_OK;
@@ -129,7 +118,6 @@ done:
     free(sg);
     free(cp);
     free(cg);
-    free(dist);
     if (st != SL_OK) slm_dist_free(out);
     return st;
 }
