@@ -39,58 +39,133 @@
 #include "internal.h"
 #include "geom_internal.h"
 
-/* The points of a mask per row (i0, i1): positions along axis 2 of row r
- * are pos[ptr[r] .. ptr[r + 1]), ascending. */
-typedef struct rowset {
-    int64_t *ptr; /* n0 * n1 + 1 */
-    int64_t *pos; /* one per point */
-} rowset;
+/* ---- point sets per row ------------------------------------------------ */
 
-/* Points per row of `a` into ca[r + 1] and of `b` into cb[r + 1] (either
- * may be NULL), then prefix sums: ca[r] is the first index of row r. */
-static void count_rows(const uint8_t *a, int64_t *ca, const uint8_t *b, int64_t *cb, const slg_vol *v,
-                       int threads)
+/* One thread's share of a row table under construction: its rows are a
+ * contiguous block, so the shares concatenated in thread order are the
+ * table in raster order. */
+typedef struct share {
+    int64_t n, cap;
+    int64_t *pos;
+    double *w;
+} share;
+
+static int share_push(share *s, int64_t pos, int weighted, double w)
 {
-    const int64_t nrows = v->n[0] * v->n[1], n2 = v->n[2];
-#pragma omp parallel for schedule(static) num_threads(sl_threads(threads)) if (v->count >= SLG_PAR_MIN)
-    for (int64_t r = 0; r < nrows; r++) {
-        const uint8_t *ra = a ? a + r * n2 : NULL, *rb = b ? b + r * n2 : NULL;
-        int64_t x = 0, y = 0;
-        /* written as sums of 0/1 so that the compiler vectorises them */
-        if (ra)
-            for (int64_t i = 0; i < n2; i++) x += ra[i] != 0;
-        if (rb)
-            for (int64_t i = 0; i < n2; i++) y += rb[i] != 0;
-        if (ca) ca[r + 1] = x;
-        if (cb) cb[r + 1] = y;
+    if (s->n == s->cap) {
+        int64_t cap = s->cap ? 2 * s->cap : 1024;
+        int64_t *p = realloc(s->pos, (size_t)cap * sizeof(int64_t));
+        if (!p) return 0;
+        s->pos = p;
+        if (weighted) {
+            double *q = realloc(s->w, (size_t)cap * sizeof(double));
+            if (!q) return 0;
+            s->w = q;
+        }
+        s->cap = cap;
     }
-    if (ca) {
-        ca[0] = 0;
-        for (int64_t r = 0; r < nrows; r++) ca[r + 1] += ca[r];
-    }
-    if (cb) {
-        cb[0] = 0;
-        for (int64_t r = 0; r < nrows; r++) cb[r + 1] += cb[r];
-    }
+    s->pos[s->n] = pos;
+    if (weighted) s->w[s->n] = w;
+    s->n++;
+    return 1;
 }
 
-/* Fills R->pos from a mask whose row starts R->ptr already holds. */
-static void fill_rows(const uint8_t *m, const slg_vol *v, rowset *R, int threads)
+typedef enum rows_kind { ROWS_MASK, ROWS_BORDER, ROWS_SURFELS } rows_kind;
+
+/*
+ * The points of the mask seen through w on voxel volume v, per row of the
+ * volume rv they live on (v itself, or its corner grid for surfels): the
+ * mask's own voxels, its border voxels, or its surfels (weighted by table
+ * when not NULL). Each row is computed once into a scratch row and its
+ * points appended to the thread's share.
+ */
+static sl_status rows_build(rows_kind kind, const slg_view *w, const slg_vol *v, const slg_vol *rv,
+                            const double *table, int threads, slg_rows *R)
 {
-    const int64_t nrows = v->n[0] * v->n[1], n2 = v->n[2];
-#pragma omp parallel for schedule(static) num_threads(sl_threads(threads)) if (v->count >= SLG_PAR_MIN)
-    for (int64_t r = 0; r < nrows; r++) {
-        int64_t k = R->ptr[r];
-        if (k == R->ptr[r + 1]) continue;
-        const uint8_t *row = m + r * n2;
-        for (int64_t i = 0; i < n2; i++)
-            if (row[i]) R->pos[k++] = i;
+    const int64_t nrows = rv->n[0] * rv->n[1], m1 = rv->n[1], m2 = rv->n[2];
+    const uint8_t full = v->ndim >= 3 ? 255 : 15;
+    const int weighted = kind == ROWS_SURFELS && table;
+    memset(R, 0, sizeof *R);
+    R->nrows = nrows;
+    R->ptr = sl_malloc(nrows + 1, sizeof(int64_t));
+    int nt = rv->count >= SLG_PAR_MIN ? sl_threads(threads) : 1;
+    if (nt < 1) nt = 1;
+    share *sh = calloc((size_t)nt, sizeof(share));
+    int fail = !R->ptr || !sh;
+    if (!fail) {
+#pragma omp parallel num_threads(nt)
+        {
+            int t = 0, T = 1;
+#ifdef _OPENMP
+            t = omp_get_thread_num();
+            T = omp_get_num_threads();
+#endif
+            /* the same split for the table's rows and the shares */
+            const int64_t r0 = nrows * t / T, r1 = nrows * (t + 1) / T;
+            uint8_t *scratch = sl_malloc(m2, 1);
+            share *me = &sh[t];
+            int ok = scratch != NULL;
+            for (int64_t r = r0; r < r1 && ok; r++) {
+                const int64_t before = me->n, a0 = r / m1, a1 = r % m1;
+                if (kind == ROWS_MASK) {
+                    const uint8_t *row = w->base + a0 * w->s0 + a1 * w->s1;
+                    for (int64_t i = 0; i < m2 && ok; i++)
+                        if (row[i]) ok = share_push(me, i, 0, 0.0);
+                } else if (kind == ROWS_BORDER) {
+                    slg_border_row(w, v, a0, a1, scratch);
+                    for (int64_t i = 0; i < m2 && ok; i++)
+                        if (scratch[i]) ok = share_push(me, i, 0, 0.0);
+                } else {
+                    slg_surfel_row(w, v, a0, a1, scratch);
+                    for (int64_t i = 0; i < m2 && ok; i++) {
+                        const uint8_t c = scratch[i];
+                        if (c != 0 && c != full) ok = share_push(me, i, weighted, weighted ? table[c] : 0.0);
+                    }
+                }
+                R->ptr[r + 1] = me->n - before;
+            }
+            free(scratch);
+            if (!ok) {
+#pragma omp atomic write
+                fail = 1;
+            }
+        }
     }
+    if (!fail) {
+        R->ptr[0] = 0;
+        for (int64_t r = 0; r < nrows; r++) R->ptr[r + 1] += R->ptr[r];
+        const int64_t np = R->ptr[nrows];
+        if (np > 0) {
+            R->pos = sl_malloc(np, sizeof(int64_t));
+            if (weighted) R->w = sl_malloc(np, sizeof(double));
+            fail = !R->pos || (weighted && !R->w);
+        }
+        /* shares in thread order are blocks of rows in raster order */
+        int64_t off = 0;
+        for (int t = 0; t < nt && !fail; t++) {
+            if (sh[t].n == 0) continue;
+            memcpy(R->pos + off, sh[t].pos, (size_t)sh[t].n * sizeof(int64_t));
+            if (weighted) memcpy(R->w + off, sh[t].w, (size_t)sh[t].n * sizeof(double));
+            off += sh[t].n;
+        }
+    }
+    if (sh) {
+        for (int t = 0; t < nt; t++) {
+            free(sh[t].pos);
+            free(sh[t].w);
+        }
+        free(sh);
+    }
+    if (fail) {
+        slg_rows_free(R);
+        return SL_ENOMEM;
+    }
+    return SL_OK;
 }
 
 /* (s2 d)^2 for the point of row `row` nearest to position x along the row,
  * +inf for a row without points: the EDT's first pass at x. */
-static inline double row_sq(const rowset *R, int64_t row, int64_t x, double s2)
+static inline double row_sq(const slg_rows *R, int64_t row, int64_t x, double s2)
 {
     const int64_t lo = R->ptr[row], hi = R->ptr[row + 1];
     if (lo == hi) return INFINITY;
@@ -110,7 +185,7 @@ static inline double row_sq(const rowset *R, int64_t row, int64_t x, double s2)
 
 /* Squared distance from (a0, a1, a2) to the nearest point of R (R not
  * empty); adds the rows looked at to *rows. */
-static double nearest_sq(const rowset *R, const slg_vol *v, int64_t a0, int64_t a1, int64_t a2, int64_t *rows)
+static double nearest_sq(const slg_rows *R, const slg_vol *v, int64_t a0, int64_t a1, int64_t a2, int64_t *rows)
 {
     const int64_t n0 = v->n[0], n1 = v->n[1];
     const double s0 = v->sp[0], s1 = v->sp[1], s2 = v->sp[2];
@@ -141,10 +216,10 @@ static double nearest_sq(const rowset *R, const slg_vol *v, int64_t a0, int64_t 
 
 /* The search over every point of `from`; 0 when it stayed within budget
  * (out filled), 1 when it did not (out partly filled). */
-static int search_all(const uint8_t *from, const int64_t *qptr, const rowset *R, const slg_vol *v,
-                      int64_t budget, int threads, double *out)
+static int search_all(const slg_rows *from, const slg_rows *to, const slg_vol *v, int64_t budget, int threads,
+                      double *out)
 {
-    const int64_t n1 = v->n[1], n2 = v->n[2], nrows = v->n[0] * n1;
+    const int64_t n1 = v->n[1], nrows = from->nrows;
     int64_t spent = 0;
     int over = 0;
     /* dynamic: a row's cost depends on how far its points are from B */
@@ -153,12 +228,11 @@ static int search_all(const uint8_t *from, const int64_t *qptr, const rowset *R,
         int stop;
 #pragma omp atomic read
         stop = over;
-        if (stop || qptr[r] == qptr[r + 1]) continue;
-        const uint8_t *row = from + r * n2;
+        const int64_t k0 = from->ptr[r], k1 = from->ptr[r + 1];
+        if (stop || k0 == k1) continue;
         const int64_t a0 = r / n1, a1 = r % n1;
-        int64_t k = qptr[r], seen = 0;
-        for (int64_t a2 = 0; a2 < n2; a2++)
-            if (row[a2]) out[k++] = sqrt(nearest_sq(R, v, a0, a1, a2, &seen));
+        int64_t seen = 0;
+        for (int64_t k = k0; k < k1; k++) out[k] = sqrt(nearest_sq(to, v, a0, a1, from->pos[k], &seen));
         int64_t now;
 #pragma omp atomic capture
         {
@@ -173,60 +247,80 @@ static int search_all(const uint8_t *from, const int64_t *qptr, const rowset *R,
     return over || spent > budget;
 }
 
-/* The EDT way: exact EDT of "not a point of `to`" read at `from`. */
-static sl_status by_edt(const uint8_t *from, const uint8_t *to, const slg_vol *v, int threads, double *out)
+/* The EDT way: exact EDT of "not a point of `to`" read at the points of
+ * `from`. */
+static sl_status by_edt(const slg_rows *from, const slg_rows *to, const slg_vol *v, int threads, double *out)
 {
+    const int64_t n2 = v->n[2];
+    uint8_t *mask = sl_calloc(v->count, 1);
     double *dist = sl_malloc(v->count, sizeof(double));
-    if (!dist) return SL_ENOMEM;
-    sl_status st = slg_edt(to, SL_DT_U8, SLG_LAB_INVERT, v, dist, 0, SLG_FIN_SQ, threads);
-    if (st == SL_OK) {
-        int64_t k = 0;
-        for (int64_t i = 0; i < v->count; i++)
-            if (from[i]) out[k++] = sqrt(dist[i]);
+    sl_status st = SL_ENOMEM;
+    if (mask && dist) {
+        for (int64_t r = 0; r < to->nrows; r++)
+            for (int64_t k = to->ptr[r]; k < to->ptr[r + 1]; k++) mask[r * n2 + to->pos[k]] = 1;
+        st = slg_edt(mask, SL_DT_U8, SLG_LAB_INVERT, v, dist, 0, SLG_FIN_SQ, threads);
     }
+    if (st == SL_OK)
+        for (int64_t r = 0; r < from->nrows; r++)
+            for (int64_t k = from->ptr[r]; k < from->ptr[r + 1]; k++) out[k] = sqrt(dist[r * n2 + from->pos[k]]);
+    free(mask);
     free(dist);
     return st;
+}
+
+sl_status slg_nearest_rows(const slg_rows *from, const slg_rows *to, const slg_vol *v, int64_t budget, int threads,
+                           double *out, int *used_edt)
+{
+    const int64_t nq = slg_rows_count(from), nb = slg_rows_count(to);
+    if (used_edt) *used_edt = 0;
+    if (budget < 0) budget = v->count;
+    if (nq == 0) return SL_OK;
+    if (nb == 0) { /* nothing to be near: +inf, as the EDT of an empty set */
+        for (int64_t k = 0; k < nq; k++) out[k] = INFINITY;
+        return SL_OK;
+    }
+    /* a zero budget is the EDT directly (used by the tests) */
+    if (budget > 0 && !search_all(from, to, v, budget, threads, out)) return SL_OK;
+    if (used_edt) *used_edt = 1;
+    return by_edt(from, to, v, threads, out);
+}
+
+sl_status slg_rows_mask(const slg_view *w, const slg_vol *v, int threads, slg_rows *R)
+{
+    return rows_build(ROWS_MASK, w, v, v, NULL, threads, R);
+}
+
+sl_status slg_rows_border(const slg_view *w, const slg_vol *v, int threads, slg_rows *R)
+{
+    return rows_build(ROWS_BORDER, w, v, v, NULL, threads, R);
+}
+
+sl_status slg_rows_surfels(const slg_view *w, const slg_vol *v, const double *table, int threads, slg_rows *R)
+{
+    int64_t m[3] = {v->ndim >= 3 ? v->n[0] + 1 : 1, v->n[1] + 1, v->n[2] + 1};
+    slg_vol cv = slg_vol_sub(v, m);
+    return rows_build(ROWS_SURFELS, w, v, &cv, table, threads, R);
+}
+
+void slg_rows_free(slg_rows *R)
+{
+    if (!R) return;
+    free(R->ptr);
+    free(R->pos);
+    free(R->w);
+    memset(R, 0, sizeof *R);
 }
 
 sl_status slg_nearest(const uint8_t *from, const uint8_t *to, const slg_vol *v, int64_t budget, int threads,
                       double *out, int *used_edt)
 {
-    const int64_t nrows = v->n[0] * v->n[1];
-    if (used_edt) *used_edt = 0;
-    if (budget < 0) budget = v->count;
-    int64_t *qptr = sl_malloc(nrows + 1, sizeof(int64_t));
-    rowset R = {sl_malloc(nrows + 1, sizeof(int64_t)), NULL};
-    sl_status st = SL_ENOMEM;
-    if (!qptr || !R.ptr) goto done;
-    count_rows(from, qptr, to, R.ptr, v, threads);
-    const int64_t nq = qptr[nrows], nb = R.ptr[nrows];
-    st = SL_OK;
-    if (nq == 0) goto done;
-    if (nb == 0) { /* nothing to be near: +inf, as the EDT of an empty set */
-        for (int64_t k = 0; k < nq; k++) out[k] = INFINITY;
-        goto done;
-    }
-    /* a zero budget is the EDT directly (used by the tests) */
-    int over = 1;
-    if (budget > 0) {
-        st = SL_ENOMEM;
-        R.pos = sl_malloc(nb, sizeof(int64_t));
-        if (!R.pos) goto done;
-        fill_rows(to, v, &R, threads);
-        over = search_all(from, qptr, &R, v, budget, threads, out);
-        st = SL_OK;
-    }
-    if (over) {
-        /* the row table is not needed any more: free it before the EDT's
-         * full-volume buffer */
-        free(R.pos);
-        R.pos = NULL;
-        if (used_edt) *used_edt = 1;
-        st = by_edt(from, to, v, threads, out);
-    }
-done:
-    free(qptr);
-    free(R.ptr);
-    free(R.pos);
+    const slg_view wf = {from, v->n[1] * v->n[2], v->n[2]}, wt = {to, v->n[1] * v->n[2], v->n[2]};
+    slg_rows F, T;
+    sl_status st = slg_rows_mask(&wf, v, threads, &F);
+    if (st != SL_OK) return st;
+    st = slg_rows_mask(&wt, v, threads, &T);
+    if (st == SL_OK) st = slg_nearest_rows(&F, &T, v, budget, threads, out, used_edt);
+    slg_rows_free(&F);
+    slg_rows_free(&T);
     return st;
 }
