@@ -5,8 +5,14 @@
  * force, in 1-D, 2-D and 3-D, isotropic and anisotropic, on random point
  * sets, border surfaces of random blobs and DeepMind surfel grids; the
  * budget's switch to the EDT; empty sets, one-point sets, points on the
- * volume's edge; 1 vs 2 threads bit-identical. Prints the largest
- * differences. Small enough for ASan+UBSan in a second or two.
+ * volume's edge; 1 vs 2 threads bit-identical. The per-row point lists
+ * (slg_rows_*) against the full-volume masks they replace (slg_border,
+ * slg_surfel_codes), also through a window on a larger image; and
+ * sl_surface_distances_compute (which reads the caller's masks in place on
+ * their bounding box) against the whole-image computation it replaced
+ * (border or surfel masks of the whole image, the EDT, read in raster
+ * order). Prints the largest differences. Small enough for ASan+UBSan in a
+ * second or two.
  */
 #include <math.h>
 #include <stdint.h>
@@ -14,6 +20,7 @@
 #include <string.h>
 #include "internal.h"
 #include "geometry/geom_internal.h"
+#include "segloss/metrics.h"
 #include "test_util.h"
 
 static double max_search_edt, max_search_brute;
@@ -338,6 +345,218 @@ static void test_budget_boundary(void)
            (long long)count(a, v.count));
 }
 
+/* The points of a mask (raster order) against a row table: same points,
+ * and the weights when given. */
+static void check_rows(const char *what, const uint8_t *mask, const uint8_t *codes, const double *table,
+                       const slg_vol *rv, const slg_rows *R)
+{
+    int64_t k = 0, bad = 0;
+    for (int64_t i = 0; i < rv->count; i++) {
+        if (!mask[i]) continue;
+        int64_t r = i / rv->n[2], x = i % rv->n[2];
+        if (k >= slg_rows_count(R) || R->ptr[r] > k || k >= R->ptr[r + 1] || R->pos[k] != x) bad++;
+        else if (table && R->w[k] != table[codes[i]]) bad++;
+        k++;
+    }
+    CHECK(bad == 0 && k == slg_rows_count(R), "%s: %lld of %lld points differ (table has %lld)", what,
+          (long long)bad, (long long)k, (long long)slg_rows_count(R));
+}
+
+/* Borders and surfels listed per row equal the full-volume masks, for a
+ * contiguous volume and for the same mask as a box inside a larger image
+ * (a window with the image's strides), 1 and 2 threads. */
+static void test_rows(void)
+{
+    static const int64_t shapes[][4] = {{3, 40, 41, 42}, {3, 5, 6, 7}, {3, 1, 9, 9}, {2, 1, 30, 33}, {2, 1, 7, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t *sh = shapes[s];
+        slg_vol v = mkvol((int)sh[0], sh[1], sh[2], sh[3], 1.7, 0.9, 0.6);
+        int64_t m[3] = {v.ndim >= 3 ? v.n[0] + 1 : 1, v.n[1] + 1, v.n[2] + 1};
+        slg_vol cv = mkvol(v.ndim, m[0], m[1], m[2], v.sp[0], v.sp[1], v.sp[2]);
+        /* the image: the volume with 2 more voxels on each side of each real axis */
+        int64_t e[3] = {v.ndim >= 3 ? v.n[0] + 4 : 1, v.n[1] + 4, v.n[2] + 4};
+        int64_t o[3] = {v.ndim >= 3 ? 2 : 0, 2, 2};
+        uint8_t *mask = malloc((size_t)v.count), *img = calloc((size_t)(e[0] * e[1] * e[2]), 1);
+        uint8_t *border = malloc((size_t)v.count), *codes = malloc((size_t)cv.count), *sf = malloc((size_t)cv.count);
+        EXPECT(mask && img && border && codes && sf);
+        if (!(mask && img && border && codes && sf)) goto next;
+        double table[256];
+        slg_surfel_table(v.ndim, v.sp, table);
+        for (int rep = 0; rep < 3; rep++) {
+            if (rep == 0) blob(mask, &v, 0.5 * (double)v.n[0], 0.4 * (double)v.n[1], 0.6 * (double)v.n[2],
+                               0.45 * (double)v.n[2], 1.5);
+            else
+                for (int64_t i = 0; i < v.count; i++) mask[i] = urand() < (rep == 1 ? 0.5 : 0.9);
+            /* non-zero values other than 1 are in the mask too */
+            for (int64_t i = 0; i < v.count; i++) mask[i] = mask[i] ? (uint8_t)(1 + (i % 200)) : 0;
+            for (int64_t i0 = 0; i0 < v.n[0]; i0++)
+                for (int64_t i1 = 0; i1 < v.n[1]; i1++)
+                    memcpy(img + ((i0 + o[0]) * e[1] + i1 + o[1]) * e[2] + o[2], mask + (i0 * v.n[1] + i1) * v.n[2],
+                           (size_t)v.n[2]);
+            slg_border(mask, &v, border, 1);
+            slg_surfel_codes(mask, &v, codes, 1);
+            const uint8_t full = v.ndim >= 3 ? 255 : 15;
+            for (int64_t i = 0; i < cv.count; i++) sf[i] = codes[i] != 0 && codes[i] != full;
+            const slg_view wc = {mask, v.n[1] * v.n[2], v.n[2]};
+            const slg_view wi = {img + (o[0] * e[1] + o[1]) * e[2] + o[2], e[1] * e[2], e[2]};
+            for (int th = 1; th <= 2; th++)
+                for (int win = 0; win < 2; win++) {
+                    const slg_view *w = win ? &wi : &wc;
+                    char what[96];
+                    slg_rows R;
+                    snprintf(what, sizeof what, "border %dD %lldx%lldx%lld rep %d threads %d %s", v.ndim,
+                             (long long)v.n[0], (long long)v.n[1], (long long)v.n[2], rep, th,
+                             win ? "window" : "contiguous");
+                    EXPECT(slg_rows_border(w, &v, th, &R) == SL_OK);
+                    check_rows(what, border, NULL, NULL, &v, &R);
+                    slg_rows_free(&R);
+                    what[0] = 'S';
+                    EXPECT(slg_rows_surfels(w, &v, table, th, &R) == SL_OK);
+                    check_rows(what, sf, codes, table, &cv, &R);
+                    slg_rows_free(&R);
+                }
+        }
+    next:
+        free(mask);
+        free(img);
+        free(border);
+        free(codes);
+        free(sf);
+    }
+}
+
+/* The whole-image computation sl_surface_distances_compute replaced: the
+ * surface points of the whole image (a border mask, or surfels on the
+ * corner grid), the EDT of each set's complement, read in raster order. */
+static int whole_image(const uint8_t *p, const uint8_t *g, const slg_vol *v, int surfels, double **d, double **w,
+                       int64_t *n)
+{
+    slg_vol rv = *v;
+    if (surfels) rv = mkvol(v->ndim, v->ndim >= 3 ? v->n[0] + 1 : 1, v->n[1] + 1, v->n[2] + 1, v->sp[0], v->sp[1],
+                            v->sp[2]);
+    uint8_t *s[2] = {malloc((size_t)rv.count), malloc((size_t)rv.count)};
+    uint8_t *c[2] = {malloc((size_t)rv.count), malloc((size_t)rv.count)};
+    double *dist = malloc((size_t)rv.count * sizeof(double)), table[256];
+    int ok = s[0] && s[1] && c[0] && c[1] && dist;
+    slg_surfel_table(v->ndim, v->sp, table);
+    const uint8_t full = v->ndim >= 3 ? 255 : 15;
+    for (int k = 0; k < 2 && ok; k++) {
+        if (surfels) {
+            slg_surfel_codes(k ? g : p, v, c[k], 1);
+            for (int64_t i = 0; i < rv.count; i++) s[k][i] = c[k][i] != 0 && c[k][i] != full;
+        } else {
+            slg_border(k ? g : p, v, s[k], 1);
+        }
+        n[k] = count(s[k], rv.count);
+    }
+    for (int k = 0; k < 2 && ok; k++) {
+        d[k] = malloc((size_t)(n[k] + 1) * sizeof(double));
+        w[k] = malloc((size_t)(n[k] + 1) * sizeof(double));
+        ok = d[k] && w[k];
+        if (!ok) break;
+        int have = n[1 - k] > 0;
+        if (have) ok = slg_edt(s[1 - k], SL_DT_U8, SLG_LAB_INVERT, &rv, dist, 0, SLG_FIN_SQ, 1) == SL_OK;
+        int64_t j = 0;
+        for (int64_t i = 0; i < rv.count && ok; i++)
+            if (s[k][i]) {
+                d[k][j] = have ? sqrt(dist[i]) : INFINITY;
+                w[k][j++] = surfels ? table[c[k][i]] : 1.0;
+            }
+    }
+    free(s[0]);
+    free(s[1]);
+    free(c[0]);
+    free(c[1]);
+    free(dist);
+    return ok;
+}
+
+static double max_public_diff;
+
+static void compare_public(const char *what, const uint8_t *p, const uint8_t *g, const slg_vol *v)
+{
+    sl_grid grid = SL_GRID_DEFAULT;
+    grid.ndim = v->ndim;
+    for (int a = 0; a < v->ndim; a++) {
+        grid.shape[a] = v->n[3 - v->ndim + a];
+        grid.spacing[a] = v->sp[3 - v->ndim + a];
+    }
+    for (int surfels = 0; surfels < 2; surfels++) {
+        if (surfels && v->ndim < 2) continue;
+        for (int th = 1; th <= 2; th++) {
+            sl_surface_distances sd = SL_SURFACE_DISTANCES_EMPTY;
+            char msg[256];
+            sl_status st = sl_surface_distances_compute(p, g, &grid, surfels ? SL_SURFACE_SURFELS : SL_SURFACE_BORDER,
+                                                        th, &sd, msg, sizeof msg);
+            CHECK(st == SL_OK, "%s: %s", what, msg);
+            double *d[2] = {NULL, NULL}, *w[2] = {NULL, NULL};
+            int64_t n[2] = {0, 0};
+            EXPECT(whole_image(p, g, v, surfels, d, w, n));
+            CHECK(sd.n_pred == n[0] && sd.n_gt == n[1], "%s (%s): %lld/%lld points vs %lld/%lld", what,
+                  surfels ? "surfels" : "border", (long long)sd.n_pred, (long long)sd.n_gt, (long long)n[0],
+                  (long long)n[1]);
+            double worst = 0.0;
+            for (int k = 0; k < 2 && sd.n_pred == n[0] && sd.n_gt == n[1] && d[k]; k++) {
+                const double *dd = k ? sd.d_gt_to_pred : sd.d_pred_to_gt, *ww = k ? sd.w_gt : sd.w_pred;
+                for (int64_t i = 0; i < n[k]; i++) {
+                    double r = rel(dd[i], d[k][i]);
+                    if (r > worst) worst = r;
+                    if (ww[i] != w[k][i]) worst = INFINITY;
+                }
+            }
+            CHECK(worst <= 1e-15, "%s (%s, %d threads): max rel diff %.3g vs the whole-image EDT", what,
+                  surfels ? "surfels" : "border", th, worst);
+            if (worst > max_public_diff) max_public_diff = worst;
+            for (int k = 0; k < 2; k++) {
+                free(d[k]);
+                free(w[k]);
+            }
+            sl_surface_distances_free(&sd);
+        }
+    }
+}
+
+/* sl_surface_distances_compute against the whole-image computation: blobs
+ * at anisotropic spacing, masks touching the volume's faces, one-voxel
+ * objects, one mask empty, 2-D and 1-D, 1 and 2 threads. */
+static void test_public(void)
+{
+    slg_vol v = mkvol(3, 44, 40, 46, 2.0, 0.8, 0.7);
+    uint8_t *p = calloc((size_t)v.count, 1), *g = calloc((size_t)v.count, 1);
+    EXPECT(p && g);
+    if (!p || !g) goto out;
+    blob(g, &v, 20.0, 19.0, 23.0, 14.0, 2.0);
+    blob(p, &v, 21.0, 20.5, 24.5, 13.0, 2.5);
+    compare_public("blobs", p, g, &v);
+    /* touching the faces: the same blobs, larger than the volume */
+    blob(g, &v, 20.0, 19.0, 23.0, 25.0, 2.0);
+    blob(p, &v, 22.0, 21.0, 20.0, 24.0, 2.0);
+    compare_public("blobs cut by the faces", p, g, &v);
+    memset(p, 0, (size_t)v.count);
+    memset(g, 0, (size_t)v.count);
+    p[(5 * 40 + 6) * 46 + 7] = 1;
+    g[(30 * 40 + 33) * 46 + 45] = 1; /* on a face */
+    compare_public("one voxel each", p, g, &v);
+    g[(30 * 40 + 33) * 46 + 45] = 0;
+    compare_public("gt empty", p, g, &v);
+    compare_public("pred empty", g, p, &v);
+    memset(p, 0, (size_t)v.count);
+    compare_public("both empty", p, g, &v);
+    slg_vol v2 = mkvol(2, 1, 37, 29, 1.0, 1.3, 0.45);
+    blob(g, &v2, 0.0, 18.0, 14.0, 10.0, 1.5);
+    blob(p, &v2, 0.0, 17.0, 16.0, 11.0, 1.5);
+    compare_public("2-D blobs", p, g, &v2);
+    slg_vol v1 = mkvol(1, 1, 1, 50, 1.0, 1.0, 0.3);
+    memset(p, 0, 50);
+    memset(g, 0, 50);
+    for (int i = 10; i < 20; i++) g[i] = 1;
+    for (int i = 15; i < 42; i++) p[i] = 1;
+    compare_public("1-D segments", p, g, &v1);
+out:
+    free(p);
+    free(g);
+}
+
 int main(void)
 {
     TEST_RUN(test_random_sets);
@@ -346,7 +565,10 @@ int main(void)
     TEST_RUN(test_surfaces);
     TEST_RUN(test_integer_exact);
     TEST_RUN(test_budget_boundary);
+    TEST_RUN(test_rows);
+    TEST_RUN(test_public);
     printf("max rel diff search vs EDT %.3g (%lld of %lld distances not bit-identical), search vs brute force %.3g\n",
            max_search_edt, (long long)ties_differing, (long long)points_compared, max_search_brute);
+    printf("sl_surface_distances_compute vs the whole-image EDT: max rel diff %.3g\n", max_public_diff);
     return test_report("test_nearest");
 }
