@@ -41,43 +41,26 @@
 
 /* ---- point sets per row ------------------------------------------------ */
 
-/* One thread's share of a row table under construction: its rows are a
- * contiguous block, so the shares concatenated in thread order are the
- * table in raster order. */
-typedef struct share {
-    int64_t n, cap;
-    int64_t *pos;
-    double *w;
-} share;
-
-static int share_push(share *s, int64_t pos, int weighted, double w)
-{
-    if (s->n == s->cap) {
-        int64_t cap = s->cap ? 2 * s->cap : 1024;
-        int64_t *p = realloc(s->pos, (size_t)cap * sizeof(int64_t));
-        if (!p) return 0;
-        s->pos = p;
-        if (weighted) {
-            double *q = realloc(s->w, (size_t)cap * sizeof(double));
-            if (!q) return 0;
-            s->w = q;
-        }
-        s->cap = cap;
-    }
-    s->pos[s->n] = pos;
-    if (weighted) s->w[s->n] = w;
-    s->n++;
-    return 1;
-}
-
 typedef enum rows_kind { ROWS_MASK, ROWS_BORDER, ROWS_SURFELS } rows_kind;
+
+/* The points of row r of one kind as 0/1 flags (or surfel codes) in
+ * scratch; returns the row to test: the mask's own row for ROWS_MASK. */
+static const uint8_t *row_points(rows_kind kind, const slg_view *w, const slg_vol *v, int64_t a0, int64_t a1,
+                                 uint8_t *scratch)
+{
+    if (kind == ROWS_MASK) return w->base + a0 * w->s0 + a1 * w->s1;
+    if (kind == ROWS_BORDER) slg_border_row(w, v, a0, a1, scratch);
+    else slg_surfel_row(w, v, a0, a1, scratch);
+    return scratch;
+}
 
 /*
  * The points of the mask seen through w on voxel volume v, per row of the
  * volume rv they live on (v itself, or its corner grid for surfels): the
  * mask's own voxels, its border voxels, or its surfels (weighted by table
- * when not NULL). Each row is computed once into a scratch row and its
- * points appended to the thread's share.
+ * when not NULL). Two passes over the rows, the first counting and the
+ * second writing each row's points at its final place: computing a row
+ * twice costs less than growing and joining per-thread lists.
  */
 static sl_status rows_build(rows_kind kind, const slg_view *w, const slg_vol *v, const slg_vol *rv,
                             const double *table, int threads, slg_rows *R)
@@ -88,73 +71,50 @@ static sl_status rows_build(rows_kind kind, const slg_view *w, const slg_vol *v,
     memset(R, 0, sizeof *R);
     R->nrows = nrows;
     R->ptr = sl_malloc(nrows + 1, sizeof(int64_t));
-    int nt = rv->count >= SLG_PAR_MIN ? sl_threads(threads) : 1;
-    if (nt < 1) nt = 1;
-    share *sh = calloc((size_t)nt, sizeof(share));
-    int fail = !R->ptr || !sh;
-    if (!fail) {
-#pragma omp parallel num_threads(nt)
+    if (!R->ptr) return SL_ENOMEM;
+    int fail = 0;
+    for (int pass = 0; pass < 2 && !fail; pass++) {
+#pragma omp parallel num_threads(sl_threads(threads)) if (rv->count >= SLG_PAR_MIN)
         {
-            int t = 0, T = 1;
-#ifdef _OPENMP
-            t = omp_get_thread_num();
-            T = omp_get_num_threads();
-#endif
-            /* the same split for the table's rows and the shares */
-            const int64_t r0 = nrows * t / T, r1 = nrows * (t + 1) / T;
-            uint8_t *scratch = sl_malloc(m2, 1);
-            share *me = &sh[t];
-            int ok = scratch != NULL;
-            for (int64_t r = r0; r < r1 && ok; r++) {
-                const int64_t before = me->n, a0 = r / m1, a1 = r % m1;
-                if (kind == ROWS_MASK) {
-                    const uint8_t *row = w->base + a0 * w->s0 + a1 * w->s1;
-                    for (int64_t i = 0; i < m2 && ok; i++)
-                        if (row[i]) ok = share_push(me, i, 0, 0.0);
-                } else if (kind == ROWS_BORDER) {
-                    slg_border_row(w, v, a0, a1, scratch);
-                    for (int64_t i = 0; i < m2 && ok; i++)
-                        if (scratch[i]) ok = share_push(me, i, 0, 0.0);
-                } else {
-                    slg_surfel_row(w, v, a0, a1, scratch);
-                    for (int64_t i = 0; i < m2 && ok; i++) {
-                        const uint8_t c = scratch[i];
-                        if (c != 0 && c != full) ok = share_push(me, i, weighted, weighted ? table[c] : 0.0);
-                    }
-                }
-                R->ptr[r + 1] = me->n - before;
-            }
-            free(scratch);
-            if (!ok) {
+            uint8_t *scratch = kind == ROWS_MASK ? NULL : sl_malloc(m2, 1);
+            if (kind != ROWS_MASK && !scratch) {
 #pragma omp atomic write
                 fail = 1;
             }
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < nrows; r++) {
+                if (kind != ROWS_MASK && !scratch) continue;
+                const uint8_t *f = row_points(kind, w, v, r / m1, r % m1, scratch);
+                if (pass == 0) {
+                    int64_t c = 0; /* a sum of 0/1, vectorised */
+                    if (kind == ROWS_SURFELS)
+                        for (int64_t i = 0; i < m2; i++) c += f[i] != 0 && f[i] != full;
+                    else
+                        for (int64_t i = 0; i < m2; i++) c += f[i] != 0;
+                    R->ptr[r + 1] = c;
+                    continue;
+                }
+                int64_t k = R->ptr[r];
+                if (k == R->ptr[r + 1]) continue;
+                for (int64_t i = 0; i < m2; i++) {
+                    const uint8_t c = f[i];
+                    if (c == 0 || (kind == ROWS_SURFELS && c == full)) continue;
+                    R->pos[k] = i;
+                    if (weighted) R->w[k] = table[c];
+                    k++;
+                }
+            }
+            free(scratch);
         }
-    }
-    if (!fail) {
-        R->ptr[0] = 0;
-        for (int64_t r = 0; r < nrows; r++) R->ptr[r + 1] += R->ptr[r];
-        const int64_t np = R->ptr[nrows];
-        if (np > 0) {
+        if (pass == 0 && !fail) {
+            R->ptr[0] = 0;
+            for (int64_t r = 0; r < nrows; r++) R->ptr[r + 1] += R->ptr[r];
+            const int64_t np = R->ptr[nrows];
+            if (np == 0) break;
             R->pos = sl_malloc(np, sizeof(int64_t));
             if (weighted) R->w = sl_malloc(np, sizeof(double));
             fail = !R->pos || (weighted && !R->w);
         }
-        /* shares in thread order are blocks of rows in raster order */
-        int64_t off = 0;
-        for (int t = 0; t < nt && !fail; t++) {
-            if (sh[t].n == 0) continue;
-            memcpy(R->pos + off, sh[t].pos, (size_t)sh[t].n * sizeof(int64_t));
-            if (weighted) memcpy(R->w + off, sh[t].w, (size_t)sh[t].n * sizeof(double));
-            off += sh[t].n;
-        }
-    }
-    if (sh) {
-        for (int t = 0; t < nt; t++) {
-            free(sh[t].pos);
-            free(sh[t].w);
-        }
-        free(sh);
     }
     if (fail) {
         slg_rows_free(R);
