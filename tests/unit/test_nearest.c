@@ -11,7 +11,8 @@
  * sl_surface_distances_compute (which reads the caller's masks in place on
  * their bounding box) against the whole-image computation it replaced
  * (border or surfel masks of the whole image, the EDT, read in raster
- * order). Prints the largest differences. Small enough for ASan+UBSan in a
+ * order); the area-weighted percentile's radix sort against DeepMind's
+ * comparison-sort procedure. Prints the largest differences. Small enough for ASan+UBSan in a
  * second or two.
  */
 #include <math.h>
@@ -21,6 +22,7 @@
 #include "internal.h"
 #include "geometry/geom_internal.h"
 #include "segloss/metrics.h"
+#include "metrics/metrics_internal.h"
 #include "test_util.h"
 
 static double max_search_edt, max_search_brute;
@@ -557,6 +559,74 @@ out:
     free(g);
 }
 
+/* The area-weighted percentile (its radix sort) against DeepMind's
+ * procedure written here: sort (distance, area) pairs with a comparison
+ * sort, cumulative area over the total, the first pair reaching q / 100.
+ * Many ties (lattice distances, a few areas), zeros, +inf, and negative
+ * values (which take the qsort path). Must be equal, not close. */
+typedef struct pair {
+    double d, w;
+} pair;
+static int cmp_pair(const void *x, const void *y)
+{
+    const pair *a = x, *b = y;
+    if (a->d != b->d) return a->d < b->d ? -1 : 1;
+    return (a->w > b->w) - (a->w < b->w);
+}
+
+static void test_weighted_percentile(void)
+{
+    static const double qs[] = {0.0, 5.0, 37.5, 50.0, 95.0, 99.9, 100.0};
+    enum { N = 3000 };
+    double *d = malloc(N * sizeof(double)), *w = malloc(N * sizeof(double));
+    double *d2 = malloc(N * sizeof(double)), *w2 = malloc(N * sizeof(double));
+    pair *p = malloc(N * sizeof(pair));
+    int bad = 0, cases = 0;
+    EXPECT(d && w && d2 && w2 && p);
+    if (!(d && w && d2 && w2 && p)) goto out;
+    for (int rep = 0; rep < 40; rep++) {
+        int n = rep < 5 ? rep + 1 : 1 + (int)(urand() * (N - 1));
+        for (int i = 0; i < n; i++) {
+            double a = 0.8 * (double)(int)(urand() * 6), b = 2.0 * (double)(int)(urand() * 4);
+            d[i] = sqrt(a * a + b * b);
+            if (rep % 7 == 3 && urand() < 0.05) d[i] = INFINITY;
+            if (rep % 9 == 4 && urand() < 0.05) d[i] = -d[i] - 1.0; /* the qsort path */
+            w[i] = 0.125 * (double)(1 + (int)(urand() * 5)) * (rep % 2 ? 1.0 : 0.64);
+        }
+        for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
+            for (int i = 0; i < n; i++) {
+                p[i].d = d2[i] = d[i];
+                p[i].w = w2[i] = w[i];
+            }
+            qsort(p, (size_t)n, sizeof(pair), cmp_pair);
+            double total = 0.0, cum = 0.0, want = p[n - 1].d;
+            for (int i = 0; i < n; i++) total += p[i].w;
+            for (int i = 0; i < n; i++) {
+                cum += p[i].w;
+                if (cum / total >= qs[k] / 100.0) {
+                    want = p[i].d;
+                    break;
+                }
+            }
+            int oom = 0;
+            double got = slm_percentile_weighted(d2, w2, n, qs[k], &oom);
+            cases++;
+            if (got != want || oom) {
+                bad++;
+                if (bad < 5) fprintf(stderr, "weighted percentile n %d q %g: %.17g vs %.17g\n", n, qs[k], got, want);
+            }
+        }
+    }
+    CHECK(bad == 0, "weighted percentile: %d of %d cases differ from the comparison-sort procedure", bad, cases);
+    printf("weighted percentile: %d cases, %d differ from the comparison-sort procedure\n", cases, bad);
+out:
+    free(d);
+    free(w);
+    free(d2);
+    free(w2);
+    free(p);
+}
+
 int main(void)
 {
     TEST_RUN(test_random_sets);
@@ -567,6 +637,7 @@ int main(void)
     TEST_RUN(test_budget_boundary);
     TEST_RUN(test_rows);
     TEST_RUN(test_public);
+    TEST_RUN(test_weighted_percentile);
     printf("max rel diff search vs EDT %.3g (%lld of %lld distances not bit-identical), search vs brute force %.3g\n",
            max_search_edt, (long long)ties_differing, (long long)points_compared, max_search_brute);
     printf("sl_surface_distances_compute vs the whole-image EDT: max rel diff %.3g\n", max_public_diff);
