@@ -103,10 +103,13 @@ def shape_field(n, seed, scale):
     return ell + scale * small
 
 
-def row(name, ref, sl, extra=""):
+def row(name, ref, sl, extra="", threads=None):
     print("%-42s scipy %7.3f s (cpu %6.2f) %7s | segloss %6.3f s (cpu %6.2f) %7s | wall %6.1fx cpu %6.1fx %s"
           % (name, ref.wall, ref.cpu, mb(ref.peak), sl.wall, sl.cpu, mb(sl.peak), ref.wall / sl.wall,
              ref.cpu / sl.cpu, extra))
+    # the project's one-line form (best wall times; scipy once, segloss best of --repeat)
+    print("RATIO %s: %.1fx (segloss %.3f s, scipy %.3f s, threads %d)"
+          % (name, ref.wall / sl.wall, sl.wall, ref.wall, th if threads is None else threads), flush=True)
 
 
 n, th = args.n, args.threads
@@ -125,7 +128,7 @@ for mname, mask in (("ellipsoid", shape_field(n, 1, 0.0) < 1.0), ("irregular", s
         msl, got = measure(lambda: G.edt(mask_u8, sp, out=out, threads=nth), args.repeat)
         rel = np.max(np.abs(got.astype(np.float64) - ref) / np.maximum(ref, 1e-300))
         row("EDT %s %s%s" % (mname, np.dtype(out).name, " 1 thread" if nth == 1 else ""), mref, msl,
-            "max rel diff %.2g" % rel)
+            "max rel diff %.2g" % rel, nth)
     del ref, got
 
 

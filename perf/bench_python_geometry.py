@@ -19,10 +19,13 @@ and a prediction that is the same smooth field shifted and re-noised; then,
 for 2. and 3., a small structure (a lesion about 16 mm across) in the same
 volume, where MedPy still works on the whole image.
 scipy is single-threaded; segloss runs with each --threads value (1 = the
-same threads as scipy). Each row prints wall and CPU time (CPU of all the
-process's threads), the wall and CPU ratios and the largest relative
-difference of the results. Print `uptime` next to the figures: on a shared
-machine the load changes the wall times.
+same threads as scipy). The reference and segloss run in turn (--repeat
+rounds; the best wall time of each is kept), so a change of load hits both.
+Each comparison prints a detail row (wall and CPU time, CPU of all the
+process's threads, both ratios, the largest relative difference of the
+results) and a line
+    RATIO <what>: <x>x (segloss <t> s, <peer> <t> s, threads T)
+of best wall times. The load average is printed at the start and the end.
 """
 import argparse
 import os
@@ -101,14 +104,22 @@ class _DM:
 
 
 # ---------------------------------------------------------------------------------------
-def timed(fn, repeat=1):
-    best = None
+def clock(fn):
+    """(result, wall s, CPU s of all the process's threads) of one call"""
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - w0, time.process_time() - c0
+
+
+def interleaved(ref_fn, ours, repeat):
+    """The reference and every segloss variant (ours: {threads: fn}) run in turn, `repeat` rounds, so that
+    a change of load hits them alike; the best wall time of each (with its CPU time) is kept."""
+    best = {}
     for _ in range(repeat):
-        w0, c0 = time.perf_counter(), time.process_time()
-        out = fn()
-        w, c = time.perf_counter() - w0, time.process_time() - c0
-        if best is None or w < best[1]:
-            best = (out, w, c)
+        for key, fn in [("ref", ref_fn)] + sorted(ours.items()):
+            r = clock(fn)
+            if key not in best or r[1] < best[key][1]:
+                best[key] = r
     return best
 
 
@@ -118,18 +129,23 @@ def relmax(a, b):
     return float(np.max(np.abs(a[fin] - b[fin]) / np.maximum(np.abs(b[fin]), 1e-300))) if fin.any() else 0.0
 
 
-def row(what, ref, ours, diff):
-    _, rw, rc = ref
-    _, w, c = ours
-    print("%-44s scipy %7.2f s (CPU %7.2f)  segloss %6.3f s (CPU %6.3f)  ratio %6.1fx wall %6.1fx CPU  max rel diff %.1e"
-          % (what, rw, rc, w, c, rw / w, rc / c, diff), flush=True)
+def report(what, peer, best):
+    """a detail row per thread count, then the RATIO line the project's perf scripts print (best wall times)"""
+    _, rw, rc = best["ref"]
+    for t in sorted(k for k in best if k != "ref"):
+        out, w, c = best[t]
+        print("%-44s %s %7.2f s (CPU %7.2f)  segloss %6.3f s (CPU %6.3f)  ratio %6.1fx wall %6.1fx CPU  "
+              "max rel diff %.1e" % ("%s, %d thr" % (what, t), peer, rw, rc, w, c, rw / w, rc / c,
+                                     relmax(out, best["ref"][0])), flush=True)
+        print("RATIO %s: %.1fx (segloss %.3f s, %s %.3f s, threads %d)" % (what, rw / w, w, peer, rw, t), flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--threads", default="1,2", help="segloss thread counts to time (comma list)")
-    ap.add_argument("--repeat", type=int, default=3, help="best of this many runs for segloss")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="rounds: scipy and segloss run in turn this many times, the best of each is kept")
     args = ap.parse_args()
     n = args.n
     sp = (2.0, 0.8, 0.8)
@@ -144,23 +160,19 @@ def main():
         ndi.gaussian_filter(rng.standard_normal((n // 8,) * 3), 1.0), 8, order=1)[:n, :n, :n] < 1.0
     threads = [int(t) for t in args.threads.split(",")]
     print("case: %d^3, spacing %s, target %.1f %% of the volume, prediction %.1f %%; segloss threads %s; "
-          "os.cpu_count() = %d" % (n, sp, 100 * gt.mean(), 100 * pred.mean(), threads, os.cpu_count()), flush=True)
-
-    ref = timed(lambda: ndi.distance_transform_edt(gt, sampling=sp))
-    for t in threads:
-        ours = timed(lambda: sn.distance_transform_edt(gt, sampling=sp, threads=t), args.repeat)
-        row("ndimage.distance_transform_edt, %d thr" % t, ref, ours, relmax(ours[0], ref[0]))
-    del ref
-
-    ref = timed(lambda: medpy_hd95(pred, gt, sp))
-    for t in threads:
-        ours = timed(lambda: smedpy.hd95(pred, gt, sp, threads=t), args.repeat)
-        row("compat.medpy.hd95, %d thr" % t, ref, ours, relmax(ours[0], ref[0]))
-
-    ref = timed(lambda: dm_metrics(_DM, dm_surface_distances(gt, pred, sp)))
-    for t in threads:
-        ours = timed(lambda: dm_metrics(ssd, ssd.compute_surface_distances(gt, pred, sp, threads=t)), args.repeat)
-        row("compat.surface_distance (HD95/ASD/NSD), %d thr" % t, ref, ours, relmax(ours[0], ref[0]))
+          "os.cpu_count() = %d; load average %.2f" % (n, sp, 100 * gt.mean(), 100 * pred.mean(), threads,
+                                                     os.cpu_count(), os.getloadavg()[0]), flush=True)
+    R = args.repeat
+    report("ndimage.distance_transform_edt", "scipy",
+           interleaved(lambda: ndi.distance_transform_edt(gt, sampling=sp),
+                       {t: (lambda t=t: sn.distance_transform_edt(gt, sampling=sp, threads=t)) for t in threads}, R))
+    report("compat.medpy.hd95", "MedPy",
+           interleaved(lambda: medpy_hd95(pred, gt, sp),
+                       {t: (lambda t=t: smedpy.hd95(pred, gt, sp, threads=t)) for t in threads}, R))
+    report("compat.surface_distance (HD95/ASD/NSD)", "DeepMind",
+           interleaved(lambda: dm_metrics(_DM, dm_surface_distances(gt, pred, sp)),
+                       {t: (lambda t=t: dm_metrics(ssd, ssd.compute_surface_distances(gt, pred, sp, threads=t)))
+                        for t in threads}, R))
 
     # a small structure (a lesion of ~20 voxels across) in the same volume: MedPy works on the
     # whole image, DeepMind and segloss on the bounding box
@@ -169,16 +181,16 @@ def main():
     gt_s = ball + 20.0 * noise < 8.0 ** 2
     pred_s = np.roll(ball, 1, axis=1) + 20.0 * noise < 8.5 ** 2
     print("small structure: target %d voxels, prediction %d" % (gt_s.sum(), pred_s.sum()), flush=True)
-    ref = timed(lambda: medpy_hd95(pred_s, gt_s, sp))
-    for t in threads:
-        ours = timed(lambda: smedpy.hd95(pred_s, gt_s, sp, threads=t), args.repeat)
-        row("compat.medpy.hd95 small, %d thr" % t, ref, ours, relmax(ours[0], ref[0]))
-    ref = timed(lambda: dm_metrics(_DM, dm_surface_distances(gt_s, pred_s, sp)))
-    for t in threads:
-        ours = timed(lambda: dm_metrics(ssd, ssd.compute_surface_distances(gt_s, pred_s, sp, threads=t)), args.repeat)
-        row("compat.surface_distance small, %d thr" % t, ref, ours, relmax(ours[0], ref[0]))
+    report("compat.medpy.hd95 small", "MedPy",
+           interleaved(lambda: medpy_hd95(pred_s, gt_s, sp),
+                       {t: (lambda t=t: smedpy.hd95(pred_s, gt_s, sp, threads=t)) for t in threads}, R))
+    report("compat.surface_distance small", "DeepMind",
+           interleaved(lambda: dm_metrics(_DM, dm_surface_distances(gt_s, pred_s, sp)),
+                       {t: (lambda t=t: dm_metrics(ssd, ssd.compute_surface_distances(gt_s, pred_s, sp, threads=t)))
+                        for t in threads}, R))
     print("(surface_distance: surfel areas are the library's on both sides here; docs/metrics.md, "
           "\"Surfaces\", says how they compare with DeepMind's table)")
+    print("load average at the end %.2f" % os.getloadavg()[0])
 
 
 if __name__ == "__main__":

@@ -31,9 +31,11 @@
  * Surface counts (n_surf_*) are filled in every case where distances are
  * requested, so a caller can tell how large the unmatched side was.
  *
- * Distances are exact: distances from one surface to the other are read
- * from the exact EDT of the complement of the other surface, computed on
- * the bounding box of P | G (plus a margin), never by brute force.
+ * Distances are exact: the distance from a point of one surface to the
+ * other surface is the value of the exact EDT of that surface's complement
+ * there, on the bounding box of P | G; it is found by a bounded search
+ * around the point while the surfaces are close and by the EDT when they
+ * are far apart (docs/metrics.md), never by brute force.
  */
 #ifndef SEGLOSS_METRICS_H
 #define SEGLOSS_METRICS_H
@@ -216,7 +218,8 @@ int sl_metric_opts_describe(const sl_metric_opts *opts, int ndim, char *buf, siz
  *   opts:     NULL = SL_METRIC_OPTS_DEFAULT
  *   results:  [nlabels], caller-allocated; fully overwritten
  * Cost: one threaded scan of both maps per label, then work on the
- * bounding box of P | G only (two EDTs for the distance group, two for the
+ * bounding box of P | G only (a bounded nearest-point search, or two EDTs
+ * when the surfaces are far apart, for the distance group, two EDTs for the
  * boundary IoU, two component labellings, two thinnings for clDice — the
  * slowest group on large 3-D structures).
  * Codes: SL_EINVAL (NULL argument, nlabels < 1, bad opts, connectivity not

@@ -67,6 +67,63 @@ typedef enum slg_finish {
 sl_status slg_edt(const void *in, sl_dtype dt, slg_labmode lm, const slg_vol *v, void *out,
                   int out_f32, slg_finish fin, int threads);
 
+/* A read-only window on a uint8 mask: voxel (i0, i1, i2) of a volume v is
+ * base[i0 * s0 + i1 * s1 + i2] (non-zero = in the mask), and the mask is
+ * empty outside v's extents. A contiguous volume is {m, n1 * n2, n2}; a box
+ * inside a larger image is {its first voxel, the image's strides}. */
+typedef struct slg_view {
+    const uint8_t *base;
+    int64_t s0, s1;
+} slg_view;
+
+/* One row (i0, i1) of the border (0/1, n2 bytes) of the mask seen through w
+ * on volume v (surface.c; the definition of slg_border). */
+void slg_border_row(const slg_view *w, const slg_vol *v, int64_t i0, int64_t i1, uint8_t *out);
+/* One corner row (p0, p1) of the surfel codes (n2 + 1 bytes) of the mask
+ * seen through w on volume v (the voxel volume; ndim 2 or 3): the
+ * definition of slg_surfel_codes below. */
+void slg_surfel_row(const slg_view *w, const slg_vol *v, int64_t p0, int64_t p1, uint8_t *out);
+
+/*
+ * Point sets per row (nearest.c): the points of row r = i0 * n1 + i1 of a
+ * volume are at positions pos[ptr[r] .. ptr[r + 1]) along axis 2,
+ * ascending, so the table lists them in raster order; w, when not NULL,
+ * holds a weight per point. Built from a mask seen through a view: its own
+ * voxels, its border voxels (slg_border's), or its surfels on the corner
+ * grid (slg_surfel_codes' surfels, weighted by table[code] when table is
+ * not NULL; v is the voxel volume, ndim 2 or 3). SL_OK or SL_ENOMEM;
+ * release with slg_rows_free (also after a failure).
+ */
+typedef struct slg_rows {
+    int64_t nrows;
+    int64_t *ptr; /* nrows + 1 */
+    int64_t *pos;
+    double *w;
+} slg_rows;
+sl_status slg_rows_mask(const slg_view *w, const slg_vol *v, int threads, slg_rows *R);
+sl_status slg_rows_border(const slg_view *w, const slg_vol *v, int threads, slg_rows *R);
+sl_status slg_rows_surfels(const slg_view *w, const slg_vol *v, const double *table, int threads, slg_rows *R);
+void slg_rows_free(slg_rows *R);
+static inline int64_t slg_rows_count(const slg_rows *R)
+{
+    return R->ptr ? R->ptr[R->nrows] : 0;
+}
+
+/*
+ * Directed distances between point sets (nearest.c): for every point of
+ * `from`, in its table's order, the distance to the nearest point of `to`
+ * (+inf when `to` has none) into out; both tables on volume v (the corner
+ * grid for surfels). The value is the EDT of "not a point of `to`" read
+ * there, up to the rounding of ties. A search around each point while it
+ * costs at most `budget` row look-ups in all (< 0: v's voxel count; 0:
+ * none), the exact EDT otherwise; *used_edt (may be NULL) says which.
+ * slg_nearest takes two masks on v. SL_OK or SL_ENOMEM.
+ */
+sl_status slg_nearest_rows(const slg_rows *from, const slg_rows *to, const slg_vol *v, int64_t budget, int threads,
+                           double *out, int *used_edt);
+sl_status slg_nearest(const uint8_t *from, const uint8_t *to, const slg_vol *v, int64_t budget, int threads,
+                      double *out, int *used_edt);
+
 /* Border voxels of a uint8 mask on a volume (surface.c): see
  * sl_surface_border. Outside the volume is background. */
 void slg_border(const uint8_t *mask, const slg_vol *v, uint8_t *border, int threads);

@@ -35,29 +35,46 @@
 
 /* ---- border voxels ---------------------------------------------------- */
 
+/* The mask's rows, by number: row (i0, i1) of w, or NULL outside v. */
+static inline const uint8_t *view_row(const slg_view *w, const slg_vol *v, int64_t i0, int64_t i1)
+{
+    if (i0 < 0 || i0 >= v->n[0] || i1 < 0 || i1 >= v->n[1]) return NULL;
+    return w->base + i0 * w->s0 + i1 * w->s1;
+}
+
+void slg_border_row(const slg_view *w, const slg_vol *v, int64_t i0, int64_t i1, uint8_t *out)
+{
+    const int64_t n2 = v->n[2];
+    const uint8_t *c = view_row(w, v, i0, i1);
+    /* Only the real axes have neighbours: in 2-D the padded axis 0 must not
+     * make every voxel a border voxel. A missing axis reads the row itself
+     * (which is in the mask wherever it is asked). */
+    const uint8_t *u = v->ndim >= 2 ? view_row(w, v, i0, i1 - 1) : c;
+    const uint8_t *d = v->ndim >= 2 ? view_row(w, v, i0, i1 + 1) : c;
+    const uint8_t *f = v->ndim >= 3 ? view_row(w, v, i0 - 1, i1) : c;
+    const uint8_t *b = v->ndim >= 3 ? view_row(w, v, i0 + 1, i1) : c;
+    if (!u || !d || !f || !b || n2 < 3) {
+        /* a neighbour row outside the volume (or no room inside the row):
+         * every voxel of the mask in this row touches the outside */
+        for (int64_t i = 0; i < n2; i++) out[i] = c[i] != 0;
+        return;
+    }
+    out[0] = c[0] != 0;
+    /* branch-free, so that the compiler vectorises it */
+    for (int64_t i = 1; i < n2 - 1; i++) {
+        int in = (c[i - 1] != 0) & (c[i + 1] != 0) & (u[i] != 0) & (d[i] != 0) & (f[i] != 0) & (b[i] != 0);
+        out[i] = (uint8_t)((c[i] != 0) & !in);
+    }
+    out[n2 - 1] = c[n2 - 1] != 0;
+}
+
 void slg_border(const uint8_t *mask, const slg_vol *v, uint8_t *border, int threads)
 {
     const int64_t n0 = v->n[0], n1 = v->n[1], n2 = v->n[2];
-    /* Only the real axes have neighbours: in 2-D the padded axis 0 must not
-     * make every voxel a border voxel. */
-    const int use0 = v->ndim >= 3, use1 = v->ndim >= 2;
+    const slg_view w = {mask, n1 * n2, n2};
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sl_threads(threads)) if (v->count >= SLG_PAR_MIN)
     for (int64_t i0 = 0; i0 < n0; i0++)
-        for (int64_t i1 = 0; i1 < n1; i1++) {
-            const int64_t base = (i0 * n1 + i1) * n2;
-            const uint8_t *m = mask + base;
-            uint8_t *b = border + base;
-            for (int64_t i2 = 0; i2 < n2; i2++) {
-                if (!m[i2]) {
-                    b[i2] = 0;
-                    continue;
-                }
-                int in = (i2 > 0 && m[i2 - 1]) && (i2 + 1 < n2 && m[i2 + 1]);
-                if (in && use1) in = (i1 > 0 && m[i2 - n2]) && (i1 + 1 < n1 && m[i2 + n2]);
-                if (in && use0) in = (i0 > 0 && m[i2 - n1 * n2]) && (i0 + 1 < n0 && m[i2 + n1 * n2]);
-                b[i2] = (uint8_t)!in;
-            }
-        }
+        for (int64_t i1 = 0; i1 < n1; i1++) slg_border_row(&w, v, i0, i1, border + (i0 * n1 + i1) * n2);
 }
 
 sl_status sl_surface_border(const uint8_t *mask, const sl_grid *grid, uint8_t *border, int threads)
@@ -163,35 +180,34 @@ void slg_surfel_table(int ndim, const double sp[3], double table[256])
     for (int c = 1; c < 15; c++) table[c] = cell_length_2d(c, sp);
 }
 
+void slg_surfel_row(const slg_view *w, const slg_vol *v, int64_t p0, int64_t p1, uint8_t *out)
+{
+    const int64_t n2 = v->n[2];
+    /* the 2 (2-D) or 4 (3-D) voxel rows around the corner row: j = dz*2 + dy
+     * is the voxel row (p0 - 1 + dz, p1 - 1 + dy) (2-D: (0, p1 - 1 + dy)),
+     * whose two voxels p2 - 1 and p2 are bits 2j and 2j + 1 of the code */
+    const int nr = v->ndim >= 3 ? 4 : 2;
+    memset(out, 0, (size_t)n2 + 1);
+    for (int j = 0; j < nr; j++) {
+        const int64_t i0 = v->ndim >= 3 ? p0 - 1 + (j >> 1) : 0, i1 = p1 - 1 + (j & 1);
+        const uint8_t *r = view_row(w, v, i0, i1);
+        if (!r) continue;
+        const int sh = 2 * j;
+        out[0] |= (uint8_t)((r[0] != 0) << (sh + 1));
+        for (int64_t p2 = 1; p2 < n2; p2++)
+            out[p2] |= (uint8_t)(((r[p2 - 1] != 0) | ((r[p2] != 0) << 1)) << sh);
+        out[n2] |= (uint8_t)((r[n2 - 1] != 0) << sh);
+    }
+}
+
 void slg_surfel_codes(const uint8_t *mask, const slg_vol *v, uint8_t *code, int threads)
 {
-    const int64_t n0 = v->n[0], n1 = v->n[1], n2 = v->n[2];
-    const int64_t m0 = v->ndim >= 3 ? n0 + 1 : 1, m1 = n1 + 1, m2 = n2 + 1;
-    /* voxel (i0, i1, i2) or 0 outside the image */
-#define VOX(i0, i1, i2)                                                                            \
-    (((i0) >= 0 && (i0) < n0 && (i1) >= 0 && (i1) < n1 && (i2) >= 0 && (i2) < n2) &&              \
-     mask[((i0) * n1 + (i1)) * n2 + (i2)] != 0)
+    const int64_t n1 = v->n[1], n2 = v->n[2];
+    const int64_t m0 = v->ndim >= 3 ? v->n[0] + 1 : 1, m1 = n1 + 1, m2 = n2 + 1;
+    const slg_view w = {mask, n1 * n2, n2};
 #pragma omp parallel for collapse(2) schedule(static) num_threads(sl_threads(threads)) if (v->count >= SLG_PAR_MIN)
     for (int64_t p0 = 0; p0 < m0; p0++)
-        for (int64_t p1 = 0; p1 < m1; p1++) {
-            uint8_t *out = code + (p0 * m1 + p1) * m2;
-            for (int64_t p2 = 0; p2 < m2; p2++) {
-                unsigned c = 0;
-                if (v->ndim >= 3) {
-                    for (int k = 0; k < 8; k++) {
-                        int dz = (k >> 2) & 1, dy = (k >> 1) & 1, dx = k & 1;
-                        if (VOX(p0 - 1 + dz, p1 - 1 + dy, p2 - 1 + dx)) c |= 1u << k;
-                    }
-                } else if (v->ndim == 2) {
-                    for (int k = 0; k < 4; k++) {
-                        int dy = (k >> 1) & 1, dx = k & 1;
-                        if (VOX(0, p1 - 1 + dy, p2 - 1 + dx)) c |= 1u << k;
-                    }
-                }
-                out[p2] = (uint8_t)c;
-            }
-        }
-#undef VOX
+        for (int64_t p1 = 0; p1 < m1; p1++) slg_surfel_row(&w, v, p0, p1, code + (p0 * m1 + p1) * m2);
 }
 
 sl_status sl_surface_elements(const uint8_t *mask, const sl_grid *grid, double *weight, int threads)

@@ -74,20 +74,22 @@ sl_status slm_scan_pair(const slm_src *p, const slm_src *g, const slg_vol *v, in
                 slm_row(p, start, n2, rp);
                 slm_row(g, start, n2, rg);
                 int64_t a = 0, b = 0, c = 0, first = -1, last = -1;
+                /* branch-free counts (vectorised); the row's extent only
+                 * for rows with a voxel of either mask */
                 for (int64_t i2 = 0; i2 < n2; i2++) {
                     int x = rp[i2], y = rg[i2];
                     a += x & y;
                     b += x & (y ^ 1);
                     c += (x ^ 1) & y;
-                    if (x | y) {
-                        if (first < 0) first = i2;
-                        last = i2;
-                    }
                 }
                 tp += a;
                 fp += b;
                 fn += c;
-                if (first >= 0) {
+                if (a + b + c > 0) {
+                    first = 0;
+                    while (!(rp[first] | rg[first])) first++;
+                    last = n2 - 1;
+                    while (!(rp[last] | rg[last])) last--;
                     if (i0 < lo0) lo0 = i0;
                     if (i0 > hi0) hi0 = i0;
                     if (i1 < lo1) lo1 = i1;

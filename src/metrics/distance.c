@@ -3,11 +3,13 @@
  * ways of combining the two directions), ASSD (two ways), directed ASD and
  * maximum (MSD), and NSD (surface Dice at a tolerance, Nikolov et al. 2021).
  *
- * Distances are exact and never brute force: the distance from each surface
- * point of P to the surface of G is read from the exact EDT of "not a
- * surface point of G" on the crop (and symmetrically), which is how MONAI,
- * MedPy and DeepMind compute them too — with scipy's single-threaded EDT on
- * the whole image.
+ * Distances are exact: the distance from each surface point of P to the
+ * surface of G is the value of the exact EDT of "not a surface point of G"
+ * there (and symmetrically), which is how MONAI, MedPy and DeepMind compute
+ * them — with scipy's single-threaded EDT on the whole image. Here
+ * slg_nearest (src/geometry/nearest.c) computes those values on the crop by
+ * a bounded search around each point when the surfaces are close, and by
+ * the EDT when they are not.
  *
  * Border voxels (default): the points are border voxels, each weighing 1.
  * Surfels: the points are DeepMind's corner-grid surface elements, and every
@@ -29,109 +31,70 @@ void slm_dist_free(slm_dist *d)
     memset(d, 0, sizeof *d);
 }
 
-static int64_t count_u8(const uint8_t *m, int64_t n)
-{
-    int64_t c = 0;
-    for (int64_t i = 0; i < n; i++) c += m[i] != 0;
-    return c;
-}
-
 /*
- * Distances from the points `from` to the points `to` on volume v: EDT with
- * `to` as the features (squared, double) read at `from` in raster order.
- * When `to` is empty every distance is +inf. With a code map and table,
- * also the weights.
+ * The directed distances of the masks seen through wp and wg on volume v
+ * (the crop, or a box of the caller's image: translation does not change a
+ * distance). The surface points are listed per row (slg_rows_*: no
+ * full-volume mask of them is made) and each is measured to the other
+ * surface by slg_nearest_rows.
  */
-static sl_status directed(const uint8_t *from, const uint8_t *to, int64_t nto, const slg_vol *v, double *dist,
-                          int threads, double *d, double *w, const uint8_t *codes, const double *table)
-{
-    const int64_t n = v->count;
-    if (nto > 0) {
-        sl_status st = slg_edt(to, SL_DT_U8, SLG_LAB_INVERT, v, dist, 0, SLG_FIN_SQ, threads);
-        if (st != SL_OK) return st;
-    }
-    int64_t k = 0;
-    for (int64_t i = 0; i < n; i++)
-        if (from[i]) {
-            d[k] = nto > 0 ? sqrt(dist[i]) : INFINITY;
-            if (w) w[k] = table[codes[i]];
-            k++;
-        }
-    return SL_OK;
-}
-
-sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop *c, sl_surface_kind kind,
-                           int threads, slm_dist *out)
+static sl_status dist_views(const slg_view *wp, const slg_view *wg, const slg_vol *v, sl_surface_kind kind,
+                            int threads, slm_dist *out)
 {
     memset(out, 0, sizeof *out);
-    slg_vol v = c->vol;
-    uint8_t *sp = NULL, *sg = NULL, *cp = NULL, *cg = NULL;
-    double *dist = NULL;
-    double table[256];
-    sl_status st = SL_ENOMEM;
-
+    slg_rows P, G;
+    slg_vol rv = *v; /* the volume the points live on */
+    sl_status st;
     if (kind == SL_SURFACE_SURFELS) {
+        double table[256];
+        slg_surfel_table(v->ndim, v->sp, table);
+        st = slg_rows_surfels(wp, v, table, threads, &P);
+        if (st == SL_OK) st = slg_rows_surfels(wg, v, table, threads, &G);
+        else memset(&G, 0, sizeof G);
         /* corner grid: one more point than voxels on each real axis */
         int64_t m[3];
-        for (int a = 0; a < 3; a++) m[a] = a >= 3 - v.ndim ? v.n[a] + 1 : 1;
-        slg_vol cv = slg_vol_sub(&v, m);
-        cp = sl_malloc(cv.count, 1);
-        cg = sl_malloc(cv.count, 1);
-        sp = sl_malloc(cv.count, 1);
-        sg = sl_malloc(cv.count, 1);
-        if (!cp || !cg || !sp || !sg) goto done;
-        slg_surfel_codes(pm, &v, cp, threads);
-        slg_surfel_codes(gm, &v, cg, threads);
-        slg_surfel_table(v.ndim, v.sp, table);
-        const uint8_t full = v.ndim == 3 ? 255 : 15;
-        for (int64_t i = 0; i < cv.count; i++) {
-            sp[i] = cp[i] != 0 && cp[i] != full;
-            sg[i] = cg[i] != 0 && cg[i] != full;
-        }
-        v = cv;
+        for (int a = 0; a < 3; a++) m[a] = a >= 3 - v->ndim ? v->n[a] + 1 : 1;
+        rv = slg_vol_sub(v, m);
     } else {
-        sp = sl_malloc(v.count, 1);
-        sg = sl_malloc(v.count, 1);
-        if (!sp || !sg) goto done;
-        slg_border(pm, &v, sp, threads);
-        slg_border(gm, &v, sg, threads);
+        st = slg_rows_border(wp, v, threads, &P);
+        if (st == SL_OK) st = slg_rows_border(wg, v, threads, &G);
+        else memset(&G, 0, sizeof G);
     }
-    out->np = count_u8(sp, v.count);
-    out->ng = count_u8(sg, v.count);
-    if (out->np > 0 && out->ng > 0) {
-        dist = sl_malloc(v.count, sizeof(double));
-        if (!dist) goto done;
-    }
+    if (st != SL_OK) goto done;
+    st = SL_ENOMEM;
+    out->np = slg_rows_count(&P);
+    out->ng = slg_rows_count(&G);
     if (out->np > 0) {
         out->dp = sl_malloc(out->np, sizeof(double));
         if (!out->dp) goto done;
-        if (cp) {
-            out->wp = sl_malloc(out->np, sizeof(double));
-            if (!out->wp) goto done;
-        }
-        st = directed(sp, sg, out->ng, &v, dist, threads, out->dp, out->wp, cp, table);
+        st = slg_nearest_rows(&P, &G, &rv, -1, threads, out->dp, NULL);
         if (st != SL_OK) goto done;
+        out->wp = P.w; /* raster order, as the distances; NULL for border voxels */
+        P.w = NULL;
     }
     if (out->ng > 0) {
         st = SL_ENOMEM;
         out->dg = sl_malloc(out->ng, sizeof(double));
         if (!out->dg) goto done;
-        if (cg) {
-            out->wg = sl_malloc(out->ng, sizeof(double));
-            if (!out->wg) goto done;
-        }
-        st = directed(sg, sp, out->np, &v, dist, threads, out->dg, out->wg, cg, table);
+        st = slg_nearest_rows(&G, &P, &rv, -1, threads, out->dg, NULL);
         if (st != SL_OK) goto done;
+        out->wg = G.w;
+        G.w = NULL;
     }
     st = SL_OK;
 done:
-    free(sp);
-    free(sg);
-    free(cp);
-    free(cg);
-    free(dist);
+    slg_rows_free(&P);
+    slg_rows_free(&G);
     if (st != SL_OK) slm_dist_free(out);
     return st;
+}
+
+sl_status slm_dist_compute(const uint8_t *pm, const uint8_t *gm, const slm_crop *c, sl_surface_kind kind,
+                           int threads, slm_dist *out)
+{
+    const slg_vol *v = &c->vol;
+    const slg_view wp = {pm, v->n[1] * v->n[2], v->n[2]}, wg = {gm, v->n[1] * v->n[2], v->n[2]};
+    return dist_views(&wp, &wg, v, kind, threads, out);
 }
 
 /* Sums of one direction: weight, weighted distance, weight within tau, max. */
@@ -228,17 +191,16 @@ sl_status sl_surface_distances_compute(const uint8_t *pred, const uint8_t *gt, c
     st = slm_scan_pair(&ps, &gs, &v, threads, &sc);
     if (st != SL_OK) return sl_errf(msg, msglen, st, "surface distances: out of memory");
     if (sc.tp + sc.fp + sc.fn == 0) return SL_OK; /* both empty: no points */
-    slm_crop c = slm_crop_make(&v, &sc);
-    uint8_t *pm = sl_malloc(c.vol.count, 1), *gm = sl_malloc(c.vol.count, 1);
+    /* The masks are read in place through a window on the bounding box of
+     * P | G: both are empty outside it, which is all the surfaces need (a
+     * crop copy with a margin, as the metrics make, gives the same points). */
+    int64_t box[3];
+    for (int a = 0; a < 3; a++) box[a] = sc.hi[a] - sc.lo[a];
+    const slg_vol bv = slg_vol_sub(&v, box);
+    const int64_t first = (sc.lo[0] * v.n[1] + sc.lo[1]) * v.n[2] + sc.lo[2];
+    const slg_view wp = {pred + first, v.n[1] * v.n[2], v.n[2]}, wg = {gt + first, v.n[1] * v.n[2], v.n[2]};
     slm_dist d;
-    st = SL_ENOMEM;
-    if (pm && gm) {
-        slm_crop_fill(&ps, &v, &c, pm, threads);
-        slm_crop_fill(&gs, &v, &c, gm, threads);
-        st = slm_dist_compute(pm, gm, &c, surface, threads, &d);
-    }
-    free(pm);
-    free(gm);
+    st = dist_views(&wp, &wg, &bv, surface, threads, &d);
     if (st != SL_OK) return sl_errf(msg, msglen, st, "surface distances: out of memory");
     /* unit weights are materialised for the caller */
     if (!d.wp && d.np > 0) {
