@@ -6,7 +6,8 @@
 # per-case evaluation of the entries without TTA agrees with the trainer's
 # own test metrics (metrics.json, whole volumes by sliding windows) to
 # 1e-12; the overlays draw one slice per case; an INT8 entry on a volume
-# data set is refused with one line and no result written.
+# data set is refused with one line and no result written; presets/3d.json
+# parses into its 45 tasks.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -83,6 +84,10 @@ PYEOF
 write_preset "$tmp/int8.json" '["ce", {"name": "ce int8", "loss": "ce", "int8": true}]' ce
 expect 1 "INT8 entries are for 2-D networks only" -- $S bench --preset "$tmp/int8.json" --out "$tmp/i8"
 check "[ ! -e '$tmp/i8/results.csv' ] && [ -z \"\$(ls '$tmp/i8/results' 2>/dev/null)\" ]" "a refused benchmark wrote results"
+
+# ---- presets/3d.json parses, with its volume data sets: 3 data sets x 3 seeds x 5 losses
+run "3d preset as a job array" $S bench --preset "$ROOT/presets/3d.json" --out "$tmp/p3" --emit-slurm "$tmp/p3.sbatch"
+check "grep -q '^#SBATCH --array=0-44\$' '$tmp/p3.sbatch'" "presets/3d.json is not 45 tasks"
 
 echo "test_bench3d: $checks checks, $fails failed"
 [ $fails -eq 0 ]
