@@ -13,6 +13,9 @@
  *   "colin"      real MRI: axial slices of the Colin27 T1 brain with AAL
  *                labels (1 = deep grey nuclei, 2 = hippocampus + amygdala),
  *                from Debian's mricron-data.
+ *   "colin3d"    the same brain as volumes: training = one hemisphere,
+ *                test = the other (mirrored), a gap at the midline, no
+ *                validation split; 1 mm voxels; 3-D samples.
  *   "nifti:DIR"  DIR/images/NAME.nii[.gz] with DIR/labels/NAME.nii[.gz],
  *                sliced along an axis, split by case.
  * sl_dataset_from_arrays wraps slices already in memory.
@@ -49,7 +52,7 @@
  * Handles are read-only after creation: sl_dataset_get and
  * sl_sampler_batch may be called from several threads at once.
  *
- * 3-D sources (phantom3d) give info.spatial_ndim = 3 and size = (D, H, W);
+ * 3-D sources (phantom3d, colin3d) give info.spatial_ndim = 3 and size = (D, H, W);
  * their samples are image (1, D, H, W) and label (D, H, W) through the same
  * calls, and the sampler makes 3-D patches (see sl_sampler_batch).
  */

@@ -139,15 +139,8 @@ static sl_status parse_dataset(const cJSON *dj, const cJSON *train, int i, sl_be
     const cJSON *data = member(dj, "data"), *it;
     char w2[96];
     snprintf(w2, sizeof w2, "%s.data", where);
-    if (!data) return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s needs \"data\" (phantom, colin or nifti:DIR)", where);
+    if (!data) return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s needs \"data\" (phantom, phantom3d, colin or nifti:DIR)", where);
     if (!cJSON_IsString(data)) return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s must be a string", w2);
-    /* the runner's test evaluation holds 2-D samples (H * W buffers): a
-     * volume source would overrun them, so presets/3d.json waits for a 3-D
-     * runner (segloss train and predict take phantom3d already) */
-    if (strcmp(data->valuestring, "phantom3d") == 0)
-        return sl_errf(msg, msglen, SL_EUNSUPPORTED,
-                       "preset: %s is a volume source; the benchmark runner is 2-D only for now (train it with segloss train)",
-                       where);
     snprintf(w2, sizeof w2, "%s.name", where);
     if ((it = member(dj, "name"))) {
         if ((st = get_name(it, w2, d->name, sizeof d->name, msg, msglen)) != SL_OK) return st;

@@ -73,12 +73,16 @@ static double cpu_s(void)
 typedef struct ds_cache {
     sl_dataset *ds;
     sl_dataset_info info;
-    int64_t n, H, W;         /* test cases and their size */
-    float *img;              /* (n, 1, H, W) normalised, as the network sees them */
-    int32_t *lab;            /* (n, H, W) */
+    int nd;                  /* spatial dimensions: 2 (slices) or 3 (volumes) */
+    int64_t n, D, H, W;      /* test cases and their size (D = 1 for slices) */
+    int64_t vox;             /* D * H * W: the stride of a case */
+    float *img;              /* (n, 1, [D,] H, W) normalised, as the network sees them */
+    int32_t *lab;            /* (n, [D,] H, W) */
     double fraction;         /* share of the small class in the test split */
     int64_t noverlays;
     int64_t overlay_cases[50];
+    int64_t overlay_slice[50]; /* volumes: the axial slice drawn (the one with the most
+                                  small-class voxels of the target); 0 for slices */
     float *calib;            /* (ncalib, 1, H, W) training images for INT8 entries */
     int64_t ncalib;
 } ds_cache;
@@ -159,10 +163,10 @@ static sl_status pick_overlays(ds_cache *dc, int want)
         return SL_ENOMEM;
     }
     int64_t m = 0;
-    const int64_t hw = dc->H * dc->W;
+    const int64_t vox = dc->vox;
     for (int64_t i = 0; i < dc->n; i++) {
         int64_t k = 0;
-        for (int64_t q = 0; q < hw; q++) k += dc->lab[i * hw + q] == sc;
+        for (int64_t q = 0; q < vox; q++) k += dc->lab[i * vox + q] == sc;
         if (k > 0) {
             cnt[m] = k;
             idx[m++] = i;
@@ -179,7 +183,18 @@ static sl_status pick_overlays(ds_cache *dc, int want)
     if (want > m) want = (int)m;
     for (int k = 0; k < want; k++) {
         int64_t at = want == 1 ? (m - 1) / 2 : (int64_t)llround((double)k * (double)(m - 1) / (double)(want - 1));
-        dc->overlay_cases[dc->noverlays++] = idx[at];
+        const int64_t i = idx[at], hw = dc->H * dc->W;
+        int64_t best = 0, zbest = 0;
+        for (int64_t z = 0; z < dc->D; z++) { /* a volume is drawn by its slice with the most of the small class */
+            int64_t nz = 0;
+            for (int64_t q = 0; q < hw; q++) nz += dc->lab[i * vox + z * hw + q] == sc;
+            if (nz > best) {
+                best = nz;
+                zbest = z;
+            }
+        }
+        dc->overlay_slice[dc->noverlays] = zbest;
+        dc->overlay_cases[dc->noverlays++] = i;
     }
     free(cnt);
     free(idx);
@@ -198,16 +213,19 @@ static sl_status open_dataset(ctx *c, int d, int threads, char *msg, size_t msgl
     if (st != SL_OK) return sl_errf(msg, msglen, st, "bench: data set %s: %s", bd->name, sub);
     sl_dataset_get_info(dc->ds, &dc->info);
     dc->n = dc->info.n[SL_SPLIT_TEST];
-    dc->H = dc->info.size[0];
-    dc->W = dc->info.size[1];
+    dc->nd = dc->info.spatial_ndim == 3 ? 3 : 2;
+    dc->D = dc->nd == 3 ? dc->info.size[0] : 1;
+    dc->H = dc->info.size[dc->nd - 2];
+    dc->W = dc->info.size[dc->nd - 1];
+    dc->vox = dc->D * dc->H * dc->W;
     if (dc->n < 1) return sl_errf(msg, msglen, SL_EEMPTY, "bench: data set %s has no test cases", bd->name);
     if (dc->info.small_class < 1)
         return sl_errf(msg, msglen, SL_EEMPTY, "bench: data set %s has no foreground class in its training split", bd->name);
-    dc->img = sl_malloc(dc->n * dc->H * dc->W, sizeof *dc->img);
-    dc->lab = sl_malloc(dc->n * dc->H * dc->W, sizeof *dc->lab);
+    dc->img = sl_malloc(dc->n * dc->vox, sizeof *dc->img);
+    dc->lab = sl_malloc(dc->n * dc->vox, sizeof *dc->lab);
     if (!dc->img || !dc->lab) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory for the test split of %s", bd->name);
     for (int64_t i = 0; i < dc->n; i++)
-        if ((st = sl_dataset_get(dc->ds, SL_SPLIT_TEST, i, dc->img + i * dc->H * dc->W, dc->lab + i * dc->H * dc->W, sub,
+        if ((st = sl_dataset_get(dc->ds, SL_SPLIT_TEST, i, dc->img + i * dc->vox, dc->lab + i * dc->vox, sub,
                                  sizeof sub)) != SL_OK)
             return sl_errf(msg, msglen, st, "bench: data set %s: %s", bd->name, sub);
     double frac[SL_DATA_MAX_CLASSES];
@@ -216,6 +234,9 @@ static sl_status open_dataset(ctx *c, int d, int threads, char *msg, size_t msgl
     if (pick_overlays(dc, p->overlay_cases) != SL_OK) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
     int any_int8 = 0;
     for (int e = 0; e < p->nentries; e++) any_int8 |= p->entries[e].int8;
+    if (any_int8 && dc->nd == 3)
+        return sl_errf(msg, msglen, SL_EUNSUPPORTED, "bench: data set %s holds volumes; INT8 entries are for 2-D networks only",
+                       bd->name);
     if (any_int8) {
         /* the calibration set of INT8 entries: the first training images */
         const int64_t hw = dc->H * dc->W, nt = dc->info.n[SL_SPLIT_TRAIN];
@@ -247,9 +268,9 @@ static sl_status write_case_overlays(ctx *c, int d, char *msg, size_t msglen)
     snprintf(path, sizeof path, "%s/%s/%s", c->dir, SLB_OVERLAY_DIR, bd->slug);
     if ((st = sl_mkdirs(path, msg, msglen)) != SL_OK) return st;
     for (int64_t k = 0; k < dc->noverlays; k++) {
-        int64_t i = dc->overlay_cases[k], hw = dc->H * dc->W;
+        const int64_t i = dc->overlay_cases[k], at = i * dc->vox + dc->overlay_slice[k] * dc->H * dc->W;
         slb_overlay_path(path, sizeof path, c->dir, p, d, i, -1);
-        if ((st = slb_overlay_write(path, dc->img + i * hw, dc->lab + i * hw, NULL, dc->H, dc->W, dc->info.num_classes, msg, msglen)) !=
+        if ((st = slb_overlay_write(path, dc->img + at, dc->lab + at, NULL, dc->H, dc->W, dc->info.num_classes, msg, msglen)) !=
             SL_OK)
             return st;
     }
@@ -271,14 +292,71 @@ static void free_caches(ctx *c)
 
 /* -------------------------------------------------------------- evaluation */
 
+/* One window of a 3-D net: patch (1, pd, ph, pw) -> logits (C, pd, ph, pw). */
+typedef struct vol_net {
+    sl_unet *net;
+    const int64_t *patch;
+} vol_net;
+
+static sl_status window_logits(const float *patch, float *out, void *user, char *msg, size_t msglen)
+{
+    const vol_net *v = user;
+    sl_dims d = {1, 1, 3, {v->patch[0], v->patch[1], v->patch[2]}};
+    return sl_unet_forward(v->net, patch, &d, out, msg, msglen);
+}
+
+/* Labels of the test volumes of dc by sliding windows of the training
+ * patch (Gaussian weights, step 1/2). Without TTA exactly as the trainer's
+ * test phase (logits aggregated, then the argmax), so an entry's metrics
+ * are the trainer's metrics.json per case; with TTA as segloss predict
+ * (the mean softmax of the 8 mirrorings of each window aggregated). The
+ * cached images are already normalised as the network saw them, so pp's
+ * normalisation is switched off. */
+static sl_status predict_volumes(const ds_cache *dc, sl_unet *net, const sl_preproc *pp, const sl_predict_opts *po, int32_t *pred,
+                                 char *msg, size_t msglen)
+{
+    const int C = dc->info.num_classes;
+    const int64_t size[3] = {dc->D, dc->H, dc->W};
+    sl_status st = SL_OK;
+    if (pp->patch[0] < 1 || pp->patch[1] < 1 || pp->patch[2] < 1)
+        return sl_errf(msg, msglen, SL_EFORMAT, "config.json of the run has no 3-D training patch");
+    if (po->tta == SL_TTA_NONE) {
+        sl_window_opts wo = SL_WINDOW_OPTS_DEFAULT;
+        memcpy(wo.patch, pp->patch, sizeof wo.patch);
+        vol_net v = {net, pp->patch};
+        float *lg = sl_malloc(C * dc->vox, sizeof *lg);
+        if (!lg) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+        sl_unet_set_training(net, 0);
+        for (int64_t i = 0; i < dc->n && st == SL_OK; i++) {
+            st = sl_sliding_window(dc->img + i * dc->vox, 1, 3, size, C, &wo, window_logits, &v, lg, msg, msglen);
+            if (st == SL_OK) slt_argmax(lg, 1, C, dc->vox, pred + i * dc->vox);
+        }
+        free(lg);
+        return st;
+    }
+    sl_preproc q = *pp;
+    q.norm = SL_INTENSITY_NONE;
+    for (int64_t i = 0; i < dc->n && st == SL_OK; i++) {
+        /* borrowed: sl_predict_image reads the image (into its own copy) */
+        sl_array img = {SL_DT_F32, 3, {dc->D, dc->H, dc->W}, dc->img + i * dc->vox};
+        sl_array lab = SL_ARRAY_EMPTY;
+        if ((st = sl_predict_image(net, &q, &img, po, &lab, msg, msglen)) != SL_OK) break;
+        for (int64_t v = 0; v < dc->vox; v++)
+            pred[i * dc->vox + v] = lab.dtype == SL_DT_U8 ? ((const uint8_t *)lab.data)[v] : ((const int16_t *)lab.data)[v];
+        sl_array_free(&lab);
+    }
+    return st;
+}
+
 /* Tests one entry's predictions of the job's model and fills r (its sizes
  * and metrics; the caller adds the curves). */
-static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, int64_t batch, slb_run *r, int32_t *pred, char *msg, size_t msglen)
+static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, const sl_preproc *pp, int64_t batch, slb_run *r, int32_t *pred, char *msg,
+                          size_t msglen)
 {
     const sl_bench_preset *p = c->p;
     const ds_cache *dc = &c->dsc[d];
     const int C = dc->info.num_classes;
-    const int64_t hw = dc->H * dc->W;
+    const int64_t vox = dc->vox;
     sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
     po.tta = p->entries[e].tta ? SL_TTA_FLIP : SL_TTA_NONE;
     po.threads = 1;
@@ -293,24 +371,31 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, int64_t batch, slb
         if ((st = sl_predict_slices(net, dc->calib, dc->ncalib, dc->H, dc->W, &co, NULL, NULL, msg, msglen)) == SL_OK)
             st = sl_unet_quantize(net, msg, msglen);
     }
-    if (st == SL_OK) st = sl_predict_slices(net, dc->img, dc->n, dc->H, dc->W, &po, NULL, pred, msg, msglen);
+    if (st == SL_OK && dc->nd == 3) st = predict_volumes(dc, net, pp, &po, pred, msg, msglen);
+    else if (st == SL_OK) st = sl_predict_slices(net, dc->img, dc->n, dc->H, dc->W, &po, NULL, pred, msg, msglen);
     sl_unet_dequantize(net); /* the job's other entries see the float net */
     if (st != SL_OK) return st;
-    sl_grid g = SL_GRID_DEFAULT;
-    g.ndim = 2;
-    g.shape[0] = dc->H;
-    g.shape[1] = dc->W;
+    sl_grid g = SL_GRID_DEFAULT; /* 1 mm pixels and voxels (phantom, phantom3d, colin) */
+    g.ndim = dc->nd;
+    if (dc->nd == 3) {
+        g.shape[0] = dc->D;
+        g.shape[1] = dc->H;
+        g.shape[2] = dc->W;
+    } else {
+        g.shape[0] = dc->H;
+        g.shape[1] = dc->W;
+    }
     sl_metric_opts mo = SL_METRIC_OPTS_DEFAULT;
     mo.metrics = SL_MET_OVERLAP | SL_MET_DISTANCE | SL_MET_NSD | SL_MET_LESION;
     mo.nsd_tolerance = p->nsd_tolerance;
     mo.threads = 1;
-    const double diag = sqrt((double)(dc->H * dc->H + dc->W * dc->W));
+    const double diag = sqrt((double)(dc->H * dc->H + dc->W * dc->W + (dc->nd == 3) * dc->D * dc->D));
     int64_t labels[SL_DATA_MAX_CLASSES];
     sl_metric_result *res = calloc((size_t)C, sizeof *res);
     if (!res) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
     for (int k = 1; k < C; k++) labels[k - 1] = k;
     for (int64_t i = 0; i < dc->n; i++) {
-        sl_labelmap pm = {pred + i * hw, SL_DT_I32}, tm = {dc->lab + i * hw, SL_DT_I32};
+        sl_labelmap pm = {pred + i * vox, SL_DT_I32}, tm = {dc->lab + i * vox, SL_DT_I32};
         if ((st = sl_metrics_eval(&pm, &tm, &g, labels, C - 1, &mo, res, msg, msglen)) != SL_OK) break;
         for (int k = 1; k < C; k++) {
             const sl_metric_result *q = &res[k - 1];
@@ -328,10 +413,10 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, int64_t batch, slb
     /* overlays of this entry */
     char path[SL_TRAIN_TEXT + 256];
     for (int64_t k = 0; k < dc->noverlays; k++) {
-        int64_t i = dc->overlay_cases[k];
+        const int64_t i = dc->overlay_cases[k], at = i * vox + dc->overlay_slice[k] * dc->H * dc->W;
         r->overlay_cases[k] = i;
         slb_overlay_path(path, sizeof path, c->dir, p, d, i, e);
-        if ((st = slb_overlay_write(path, dc->img + i * hw, dc->lab + i * hw, pred + i * hw, dc->H, dc->W, C, msg, msglen)) != SL_OK)
+        if ((st = slb_overlay_write(path, dc->img + at, dc->lab + at, pred + at, dc->H, dc->W, C, msg, msglen)) != SL_OK)
             return st;
     }
     return SL_OK;
@@ -501,7 +586,11 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     sl_path_join(path, sizeof path, cfg->out_dir, "model.bin");
     if ((st = sl_unet_load(&net, NULL, path, msg, msglen)) != SL_OK) goto done;
     sl_unet_set_threads(net, 1);
-    if (!(pred = sl_malloc(dc->n * dc->H * dc->W, sizeof *pred))) {
+    sl_preproc pp; /* volumes: the sliding window's patch, from the run's config.json */
+    memset(&pp, 0, sizeof pp);
+    sl_path_join(path, sizeof path, cfg->out_dir, "config.json");
+    if (dc->nd == 3 && (st = sl_preproc_load(&pp, NULL, path, msg, msglen)) != SL_OK) goto done;
+    if (!(pred = sl_malloc(dc->n * dc->vox, sizeof *pred))) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
         goto done;
     }
@@ -550,7 +639,7 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
                 }
                 r->curve_val[ep * C] = sum / (C - 1);
             }
-        if ((st = evaluate(c, d, e, net, cfg->batch_size, r, pred, sub, sizeof sub)) != SL_OK) {
+        if ((st = evaluate(c, d, e, net, &pp, cfg->batch_size, r, pred, sub, sizeof sub)) != SL_OK) {
             st = sl_errf(msg, msglen, st, "bench: evaluating %s / seed %llu / %s: %s", bd->name, (unsigned long long)p->seeds[s],
                          p->entries[e].name, sub);
             goto done;
@@ -608,7 +697,7 @@ static sl_status build_jobs(ctx *c)
         const sl_train_config *cf = &p->datasets[d].config;
         /* without the data sets (counting tasks) every pixel counts 1 */
         const ds_cache *dc = c->dsc ? &c->dsc[d] : NULL;
-        double cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (dc ? (double)(dc->H * dc->W) : 1.0);
+        double cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (dc ? (double)dc->vox : 1.0);
         for (int s = 0; s < p->nseeds; s++) {
             memset(used, 0, (size_t)E * sizeof *used);
             for (int e = 0; e < E; e++) {
@@ -914,7 +1003,7 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
         }
         const ds_cache *dc = &c.dsc[jb->d];
         const sl_train_config *cf = &p->datasets[jb->d].config;
-        c.jobs[k].cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)(dc->H * dc->W);
+        c.jobs[k].cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)dc->vox;
         c.cost_total = c.jobs[k].cost;
         sl_bench_progress pg = {0};
         pg.event = SL_BENCH_START;

@@ -84,34 +84,34 @@ sl_status sl_colin_label_table(const char *dir, int32_t *table, int n, char *msg
     return SL_OK;
 }
 
-sl_status sld_open_colin(sl_dataset **out, const char *arg, const sl_data_opts *o, char *msg, size_t msglen)
+sl_status sld_colin_load(const sl_data_opts *o, sld_colin_vol *v, char *msg, size_t msglen)
 {
-    (void)arg;
     char t1path[1024], aalpath[1024];
+    memset(v, 0, sizeof *v);
     snprintf(t1path, sizeof t1path, "%s/ch2bet.nii.gz", o->colin_dir);
     snprintf(aalpath, sizeof aalpath, "%s/aal.nii.gz", o->colin_dir);
     if (access(t1path, R_OK) != 0) return missing(t1path, msg, msglen);
     if (access(aalpath, R_OK) != 0) return missing(aalpath, msg, msglen);
 
-    sl_array t1raw = SL_ARRAY_EMPTY, aalraw = SL_ARRAY_EMPTY, t1 = SL_ARRAY_EMPTY, aal = SL_ARRAY_EMPTY;
-    int32_t *table = NULL;
-    sl_dataset *ds = NULL;
-    int64_t *zlist = NULL;
+    sl_array t1raw = SL_ARRAY_EMPTY, aalraw = SL_ARRAY_EMPTY;
+    sl_array *t1 = &v->t1, *aal = &v->aal;
+    *t1 = (sl_array)SL_ARRAY_EMPTY;
+    *aal = (sl_array)SL_ARRAY_EMPTY;
     sl_status st = sl_nifti_read(t1path, 0, &t1raw, NULL, msg, msglen);
     if (st == SL_OK) st = sl_nifti_read(aalpath, 0, &aalraw, NULL, msg, msglen);
     if (st != SL_OK) goto done;
-    if ((st = sl_array_to_f32(&t1raw, &t1)) != SL_OK || (st = sl_array_to_i32(&aalraw, &aal)) != SL_OK) {
+    if ((st = sl_array_to_f32(&t1raw, t1)) != SL_OK || (st = sl_array_to_i32(&aalraw, aal)) != SL_OK) {
         st = sl_errf(msg, msglen, st, "colin: cannot convert the volumes (%s)", sl_strerror(st));
         goto done;
     }
-    if (t1.ndim != 3 || aal.ndim != 3 || t1.shape[0] != aal.shape[0] || t1.shape[1] != aal.shape[1] ||
-        t1.shape[2] != aal.shape[2]) {
+    if (t1->ndim != 3 || aal->ndim != 3 || t1->shape[0] != aal->shape[0] || t1->shape[1] != aal->shape[1] ||
+        t1->shape[2] != aal->shape[2]) {
         st = sl_errf(msg, msglen, SL_ESHAPE, "colin: %s and %s are not the same 3-D grid", t1path, aalpath);
         goto done;
     }
-    const int64_t D = t1.shape[0], Hs = t1.shape[1], Ws = t1.shape[2], S = Hs * Ws, N = D * S;
-    const float *tv = t1.data;
-    int32_t *av = aal.data;
+    const int64_t N = t1->shape[0] * t1->shape[1] * t1->shape[2];
+    const float *tv = t1->data;
+    int32_t *av = aal->data;
     int32_t amax = 0;
     for (int64_t i = 0; i < N; i++) {
         if (av[i] < 0) {
@@ -120,12 +120,12 @@ sl_status sld_open_colin(sl_dataset **out, const char *arg, const sl_data_opts *
         }
         if (av[i] > amax) amax = av[i];
     }
-    table = calloc((size_t)amax + 1, sizeof *table);
-    if (!table) {
+    v->table = calloc((size_t)amax + 1, sizeof *v->table);
+    if (!v->table) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "colin: out of memory");
         goto done;
     }
-    if ((st = sl_colin_label_table(o->colin_dir, table, amax + 1, msg, msglen)) != SL_OK) goto done;
+    if ((st = sl_colin_label_table(o->colin_dir, v->table, amax + 1, msg, msglen)) != SL_OK) goto done;
 
     /* brain statistics over the whole volume */
     double sum = 0.0, ss = 0.0;
@@ -139,11 +139,38 @@ sl_status sld_open_colin(sl_dataset **out, const char *arg, const sl_data_opts *
         st = sl_errf(msg, msglen, SL_EEMPTY, "colin: %s has no brain voxel (all <= 0)", t1path);
         goto done;
     }
-    double mean = sum / (double)nb;
+    v->mean = sum / (double)nb;
     for (int64_t i = 0; i < N; i++)
-        if (tv[i] > 0) ss += ((double)tv[i] - mean) * ((double)tv[i] - mean);
-    double sd = sqrt(ss / (double)nb);
-    if (!(sd > 0)) sd = 1.0;
+        if (tv[i] > 0) ss += ((double)tv[i] - v->mean) * ((double)tv[i] - v->mean);
+    v->sd = sqrt(ss / (double)nb);
+    if (!(v->sd > 0)) v->sd = 1.0;
+done:
+    sl_array_free(&t1raw);
+    sl_array_free(&aalraw);
+    if (st != SL_OK) sld_colin_free(v);
+    return st;
+}
+
+void sld_colin_free(sld_colin_vol *v)
+{
+    sl_array_free(&v->t1);
+    sl_array_free(&v->aal);
+    free(v->table);
+    v->table = NULL;
+}
+
+sl_status sld_open_colin(sl_dataset **out, const char *arg, const sl_data_opts *o, char *msg, size_t msglen)
+{
+    (void)arg;
+    sld_colin_vol cv;
+    sl_dataset *ds = NULL;
+    int64_t *zlist = NULL;
+    sl_status st = sld_colin_load(o, &cv, msg, msglen);
+    if (st != SL_OK) return st;
+    const int64_t D = cv.t1.shape[0], Hs = cv.t1.shape[1], Ws = cv.t1.shape[2], S = Hs * Ws;
+    const float *tv = cv.t1.data;
+    const int32_t *av = cv.aal.data, *table = cv.table;
+    const double mean = cv.mean, sd = cv.sd;
 
     /* eligible slices */
     zlist = malloc((size_t)D * sizeof *zlist);
@@ -224,11 +251,7 @@ nomem:
 done:
     if (st == SL_OK) *out = ds;
     else sl_dataset_free(ds);
-    sl_array_free(&t1raw);
-    sl_array_free(&aalraw);
-    sl_array_free(&t1);
-    sl_array_free(&aal);
-    free(table);
+    sld_colin_free(&cv);
     free(zlist);
     return st;
 }

@@ -86,8 +86,8 @@ sl_status sl_train_config_check(const sl_train_config *c, char *msg, size_t msgl
         return sl_errf(msg, msglen, SL_EINVAL, "train: a text field is not NUL-terminated");
     if (!c->data[0]) return sl_errf(msg, msglen, SL_EINVAL, "train: no data source (phantom, phantom3d, colin or nifti:DIR)");
     if (strcmp(c->data, "phantom") && strcmp(c->data, "phantom3d") && strcmp(c->data, "colin") &&
-        strncmp(c->data, "nifti:", 6))
-        return sl_errf(msg, msglen, SL_EUNKNOWN, "train: unknown data source '%s' (phantom, phantom3d, colin or nifti:DIR)",
+        strcmp(c->data, "colin3d") && strncmp(c->data, "nifti:", 6))
+        return sl_errf(msg, msglen, SL_EUNKNOWN, "train: unknown data source '%s' (phantom, phantom3d, colin, colin3d or nifti:DIR)",
                        c->data);
     if (c->depth < 1 || c->depth > 8) return sl_errf(msg, msglen, SL_EINVAL, "train: depth %d is outside [1, 8]", c->depth);
     if (c->base_width < 1 || c->base_width > 4096)

@@ -44,11 +44,12 @@ sl_status sl_preproc_from_config(sl_preproc *pp, const sl_train_config *cfg, int
         pp->mask = SL_PREPROC_ALL;
         pp->per_slice = 0;
         pp->resize = SL_RESIZE_CROP_PAD;
-    } else if (strcmp(cfg->data, "colin") == 0) {
+    } else if (strcmp(cfg->data, "colin") == 0 || strcmp(cfg->data, "colin3d") == 0) {
         /* z-score over the brain (T1 > 0) of the volume, the rest 0 */
         pp->norm = SL_INTENSITY_ZSCORE;
         pp->mask = SL_PREPROC_POSITIVE;
         pp->per_slice = 0;
+        if (cfg->data[5] == '3') pp->resize = SL_RESIZE_CROP_PAD; /* colin3d: volumes at their own size */
     } else if (strncmp(cfg->data, "nifti:", 6) == 0) {
         pp->norm = d->norm;
         pp->mask = d->norm_nonzero ? SL_PREPROC_NONZERO : SL_PREPROC_ALL;
