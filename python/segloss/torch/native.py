@@ -532,6 +532,8 @@ def _element_ce(inp, P):
         logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
         ce = -(g * logp).sum(1)
         pt = torch.exp(-ce) if inp.soft is not None else (logp.exp() * g).sum(1)
+        if inp.weights is not None:   # mask=: ranked and averaged as m·ℓ (pt stays unweighted)
+            ce = ce * m[:, 0]
         return ce.reshape(-1), m[:, 0].reshape(-1) > 0, pt.reshape(-1)
     if a == "none":
         p = x
@@ -540,6 +542,8 @@ def _element_ce(inp, P):
         p = torch.sigmoid(x)
         ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
     pt = torch.exp(-ce) if inp.soft is not None else p * g + (1 - p) * (1 - g)
+    if inp.weights is not None:
+        ce = ce * m
     return ce.reshape(-1), (m.expand_as(ce) > 0).reshape(-1), pt.reshape(-1)
 
 
@@ -740,7 +744,7 @@ class UnifiedFocal(Term):
         focal = ((w * (1 - q) ** ef * (-h * lq)).sum(2, keepdim=True) * m).sum()
         axes = ((0,) if P["batch"] else ()) + tuple(range(3, q.dim()))
         qm, hm = q * m, h * m
-        tp = (qm * hm).sum(axes)
+        tp = (qm * h).sum(axes)   # Σ m·q·h: the mask weighs each sum once
         return {"focal": focal.reshape(1), "fcnt": (m.sum() * q.shape[1]).detach().reshape(1),
                 "tp": tp, "fn": (hm.sum(axes) - tp), "fp": (qm.sum(axes) - tp),
                 "n": q.new_tensor([float(q.shape[0])])}
@@ -1277,7 +1281,8 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
 # in tests/python/test_torch_mask.py. Other terms refuse a mask on the native path.
 MASKED = ("ce", "wce", "bce", "dice", "iou", "logcosh_dice", "tversky", "focal_tversky", "exp_log", "gdice", "pgdice",
           "focal", "sensspec", "mcc", "boundary", "hausdorff_dt", "log_hausdorff_dt",
-          "dpce", "lovasz", "hausdorff_er", "boundary_aware", "edge_dice", "cldice", "blob", "ssim")
+          "dpce", "lovasz", "hausdorff_er", "boundary_aware", "edge_dice", "cldice", "blob", "ssim",
+          "asym", "focal_dice", "wdice", "adaptive_dice", "combo", "unified_focal", "gwdice", "topk", "ohem")
 
 
 def make_term(name, params):
