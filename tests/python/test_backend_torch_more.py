@@ -217,6 +217,20 @@ def reduction_none(chk, device="cpu", dtype=torch.float64):
                     what = "none %s C=%d %dD%s %s" % (spec, C, len(spatial), " mask" if mk else "", device)
                     chk.true("%s: shape %s == (3, %d)" % (what, t[0].shape, K), t[0].shape == (3, K))
                     compare(chk, what, c, t)
+    # term_values() after reduction="none": the last sample's terms, as the C path (class mode and sample mode)
+    x, y = inputs(rng, 3, 3, (6, 7), "labels")
+    m = weight_map(rng, 3, (6, 7), "weights")
+    for spec in ("dice(include_background=false)+2*ssim(window=3)", "dice(weight=inverse)+mcc", "dice+ce+blob"):
+        tv = []
+        for backend in ("c", "torch"):
+            L = SegLoss(spec, backend=backend, reduction="none")
+            L(torch.tensor(x, dtype=torch.float64 if backend == "torch" else torch.float32), torch.tensor(y),
+              mask=torch.tensor(m))
+            tv.append(L.term_values())
+        chk.true("none %s term_values keys %s == %s" % (spec, sorted(tv[0]), sorted(tv[1])), sorted(tv[0]) == sorted(tv[1]))
+        for k in tv[0]:
+            chk.close("none %s term_values()[%s] native == C" % (spec, k), tv[1].get(k, np.nan), tv[0][k], rtol=2e-5,
+                      atol=1e-7, group="none term values")
     # the mean of the included columns over the samples is the ordinary value (equal voxel counts, no mask)
     x, y = inputs(rng, 3, 3, (6, 7), "labels")
     for spec, first in (("dice(include_background=false)", 1), ("ssim(window=3)+cldice", 0)):

@@ -165,6 +165,10 @@ class Inputs:
             self._cache[key] = v
         return self._cache[key]
 
+    def unweighted(self, ignore_index):
+        """True when mask(ignore_index) is all ones (no mask=, no ignore_index on a label map)."""
+        return self.weights is None and (ignore_index is None or self.labels is None)
+
     def sample(self, n):
         """The same inputs restricted to sample n (a batch of one), for reduction="none"."""
         def one(t):
@@ -301,8 +305,10 @@ class Region(Term):
         P = self.P
         m = inp.mask(P["ignore_index"])
         p0, g0 = inp.probs(P["activation"]), inp.onehot()
-        p = p0 * m
-        g = g0 * m
+        if inp.unweighted(P["ignore_index"]):   # m is all ones: skip two full-size products
+            p, g = p0, g0
+        else:
+            p, g = p0 * m, g0 * m
         axes = ((0,) if P["batch"] else ()) + inp.axes
         # the mask enters every sum once (Σ m·p·g, Σ m·p², ...): m is 0/1 without mask=, weights with it
         out = {"tp": (p * g0).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
@@ -363,15 +369,15 @@ class Region(Term):
         return 1 - ti if n == "tversky" else (1 - ti) ** float(P["gamma"])
 
     def class_values(self, inp, s):
-        """reduction="none", for a batch of one: the (C,) values w_c·L_c of the sample's groups,
+        """reduction="none": the (N, C) values w_c·L_nc of the (sample, class) groups (batch=false sums),
         0 in the column that include_background=false drops (sl_loss_forward_none's class mode)."""
         C = inp.C
-        l = self.group_loss(s).reshape(-1)
+        l = self.group_loss(s).reshape(-1, C)
         w = _weight_vector(self.P, s, C, l)
         if w is not None:
             l = l * w
         if not self.P["include_background"] and C > 1:
-            l = torch.cat([torch.zeros_like(l[:1]), l[1:]])
+            l = torch.cat([torch.zeros_like(l[:, :1]), l[:, 1:]], 1)
         return l
 
     def included(self, l, C):
@@ -1360,7 +1366,12 @@ def none_columns(terms, C, spec):
         if t.P.get("batch"):
             raise errors.InvalidArgumentError("%s: %s: batch=true pools the samples, so it has no per-sample values "
                                               "(reduction=none)" % (spec, t.name))
-    return C if all(t.name in PER_CLASS and not t.P.get("pool_classes") for t in terms) else 1
+    return C if per_class(terms) else 1
+
+
+def per_class(terms):
+    """True when every term reports per-class values under reduction="none" (class mode)."""
+    return all(t.name in PER_CLASS and not t.P.get("pool_classes") for t in terms)
 
 
 def evaluate_none(terms, weights, inp, spec):
@@ -1369,18 +1380,29 @@ def evaluate_none(terms, weights, inp, spec):
     sl_loss_forward_none does; K = C: M_nc = Σ_t weight_t·w_c·L_t,nc, else M_n = the sample's loss.
     autograd gives the gradient of any Σ u·M."""
     N, C = inp.x.shape[0], inp.C
-    K = none_columns(terms, C, spec)
+    none_columns(terms, C, spec)
+    by_class = per_class(terms)   # (N, C); else (N, 1) (C = 1 gives one column either way)
+    if by_class and not any(isinstance(t.P.get("weight"), str) or t.P.get("auto_iters") for t in terms):
+        # class mode without statistics of the sample's own (inverse/median weights, auto_iters): the
+        # batch=false sums of the whole batch are already per (sample, class); one pass, no loop
+        M, vals = 0, []
+        for t, w in zip(terms, weights):
+            Mt = t.class_values(inp, t.sums(inp))
+            M = M + w * Mt
+            first = 1 if (not t.P["include_background"] and C > 1) else 0
+            vals.append(Mt[-1, first:].mean().detach())   # the last sample's term value, as the C path
+        return M, vals
     rows, vals = [], []
     for n in range(N):
         sub = inp.sample(n)
-        if K == 1:
+        if not by_class:
             v, vals = evaluate(terms, weights, sub, None)
             rows.append(v.reshape(1))
             continue
         row, vals = 0, []
         for t, w in zip(terms, weights):
             s = t.sums(sub)
-            row = row + w * t.class_values(sub, s)
+            row = row + w * t.class_values(sub, s)[0]
             vals.append(t.finish(sub, s, Reducer(None))[0].detach())
         rows.append(row)
     return torch.stack(rows), vals
