@@ -303,17 +303,18 @@ class Region(Term):
 
     def sums(self, inp):
         P = self.P
-        m = inp.mask(P["ignore_index"])
         p0, g0 = inp.probs(P["activation"]), inp.onehot()
-        if inp.unweighted(P["ignore_index"]):   # m is all ones: skip two full-size products
+        if inp.unweighted(P["ignore_index"]):   # m is all ones: no mask tensor, no two full-size products
             p, g = p0, g0
         else:
-            p, g = p0 * m, g0 * m
+            p, g = p0 * inp.mask(P["ignore_index"]), g0 * inp.mask(P["ignore_index"])
         axes = ((0,) if P["batch"] else ()) + inp.axes
         # the mask enters every sum once (Σ m·p·g, Σ m·p², ...): m is 0/1 without mask=, weights with it
         out = {"tp": (p * g0).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
         # Wang & Blaschko: tp = (Σp + Σg − Σ|p − g|)/2 (= Σp·g for a label map); squared=true is left
         # alone (Σp² + Σg² − 2Σp·g is Σ(p − g)² already), as the C library and MONAI
+        m = inp.mask(P["ignore_index"]) if (P.get("soft_label") or self.name in ("mcc", "sensspec")
+                                            or _needs_counts(P)) else None   # (cached per ignore_index)
         if P.get("soft_label") and not P.get("squared"):
             out["tp"] = (out["sp"] + out["sg"] - (m * (p0 - g0).abs()).sum(axes)) / 2
         if P.get("squared"):
