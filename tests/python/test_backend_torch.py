@@ -286,9 +286,10 @@ def refusals(chk):
         vn = float(SegLoss(spec, backend="torch")(xr, yr))
         vc = float(SegLoss(spec, backend="c")(xr, yr))
         chk.close("%s native == C" % spec, vn, vc, rtol=2e-5, atol=1e-7, group="neutral keys")
-    raises(chk, "mask= with a term the native path cannot weight",
-           lambda: SegLoss("dice+topk", backend="torch")(x, y, mask=torch.ones(1, 4, 4)),
-           NotImplementedError, ["mask", "topk", "backend=\"c\""])
+    # every native term weights voxels (test_backend_torch_more.py); a mask of the wrong shape is refused
+    raises(chk, "mask= of the wrong shape on the native path",
+           lambda: SegLoss("dice+topk", backend="torch")(x, y, mask=torch.ones(1, 4, 5)),
+           errors.ShapeError, ["mask", "shape"])
     raises(chk, "cldice auto_iters with a process group",
            lambda: SegLoss("cldice(auto_iters=true)", backend="torch", process_group=object()),
            NotImplementedError, ["auto_iters", "process group"])

@@ -4,7 +4,7 @@ and tests/ref/test_loss_exp_log.py (a mean becomes sum(w*l)/sum(w), a region sum
 sum(p*g) becomes sum(w*p*g); docs/losses.md#masks), value and the gradient that
 backward() delivers (scaled by a grad_output of 0.7). Also: (N, spatial...) and
 bool/int masks equal the float (N, 1, spatial...) one; bad masks raise the C
-library's errors; the native backend refuses a mask by name.
+library's errors; the native backend (backend="torch") equals the C path with masks.
 # sanitized: skip (loads libsegloss.so through ctypes)
 """
 import numpy as np
@@ -151,9 +151,12 @@ def main():
                         chk.close("%s grad" % label, xt.grad.numpy(), gc, rtol=0, atol=1e-4 * scale,
                                   group="native grad")
     x, y = R.make_inputs(rng, 2, 3, (6, 7), "labels")
-    e = raises(lambda: run("dice+topk", x, y, mb, backend="torch"), errors.UnsupportedError)
-    chk.true("backend='torch' mask= with topk -> UnsupportedError naming it (%s)" % e,
-             e is not None and "topk" in e and "backend=\"c\"" in e and "WRONG" not in e)
+    # every native term weights voxels now (tests/python/test_backend_torch_more.py): dice+topk equals the C path
+    vn, gn = run("dice+topk", x, y, mb, backend="torch")
+    vc, gc = run("dice+topk", x, y, mb)
+    chk.close("backend='torch' mask= dice+topk value == C", vn, vc, rtol=2e-5, atol=1e-7, group="native value")
+    chk.close("backend='torch' mask= dice+topk grad == C", gn, gc, rtol=0, atol=1e-4 * float(np.abs(gc).max()),
+              group="native grad")
     for label, w, exc in (("negative", -1.0, errors.RangeError), ("NaN", float("nan"), errors.NonFiniteError)):
         bad = mb.copy()
         bad[0, 0, 1, 1] = w

@@ -220,7 +220,7 @@ class SegLoss(torch.nn.Module):
     float (bool/int converted), finite and >= 0 (docs/losses.md#masks): 0
     excludes a voxel from every statistic, a mean becomes sum(w*l)/sum(w), a
     region sum sum(p*g) becomes sum(w*p*g); a loss that cannot weight voxels
-    refuses it. C backend only (the native backend refuses a mask).
+    refuses it. Both backends (docs/losses.md#masks).
 
     One C call computes the value and, when the logits require a gradient and
     grad mode is on, the gradient; backward() only scales it by grad_output.
@@ -239,7 +239,7 @@ class SegLoss(torch.nn.Module):
     loss it does not cover is refused at construction), or "auto" (default):
     "c" for CPU tensors, "torch" for other devices or with a process_group.
     reduction: "mean" (default: the scalar loss) or "none" (MONAI/smp's
-    reduction="none", C backend): a tensor (N, C) of per-(sample, class)
+    reduction="none", either backend): a tensor (N, C) of per-(sample, class)
     values w_c·L_nc when every term is a per-class loss (dice, iou, tversky,
     focal_tversky, asym, mcc, sensspec, ssim, hausdorff_er, edge_dice,
     cldice), else (N, 1) of per-sample values (each sample a batch of one);
@@ -259,9 +259,9 @@ class SegLoss(torch.nn.Module):
         super().__init__()
         if reduction not in ("mean", "none"):
             raise ValueError("reduction must be 'mean' or 'none', got %r" % (reduction,))
-        if reduction == "none" and (backend == "torch" or process_group is not None):
-            raise errors.UnsupportedError("%s: reduction=\"none\" is computed by the C backend only (backend=\"c\" "
-                                          "with CPU tensors, no process_group)" % spec)
+        if reduction == "none" and process_group is not None:
+            raise errors.UnsupportedError("%s: reduction=\"none\" cannot be combined with a process_group: per-sample "
+                                          "values need no statistics from other processes" % spec)
         self.reduction = reduction
         if not isinstance(spec, str):
             raise TypeError("spec must be a string such as 'dice+ce', got %s" % type(spec).__name__)
@@ -422,9 +422,9 @@ class SegLoss(torch.nn.Module):
 
     def forward(self, logits, target, dist=None, mask=None, maps=None):
         if getattr(self, "reduction", "mean") == "none":
-            if self._use_native(logits):
-                raise errors.UnsupportedError("%s: reduction=\"none\" is computed by the C backend only; logits on "
-                                              "%s take the torch backend" % (self.spec, logits.device))
+            if self._use_native(logits):   # native.evaluate_none: each sample a batch of one, as the C path
+                return self._forward_native(logits, target, dist, mask,
+                                            None if maps is None else self._check_maps(maps, logits), none=True)
             if maps is not None:
                 raise errors.UnsupportedError("%s: reduction=\"none\" computes its target maps itself; maps= is "
                                               "for the mean reduction" % self.spec)
@@ -569,7 +569,7 @@ class SegLoss(torch.nn.Module):
                 out[t.index] = m.to(dtype) if m.dtype.is_floating_point else m
         return out
 
-    def _forward_native(self, logits, target, dist, mask=None, maps=None):
+    def _forward_native(self, logits, target, dist, mask=None, maps=None, none=False):
         from . import native
         terms = self._native_terms()
         if not isinstance(logits, torch.Tensor):
@@ -634,6 +634,9 @@ class SegLoss(torch.nn.Module):
                             weights=weights)
         if maps_given:
             inp.premaps = {k: v.to(dev) for k, v in maps_given.items()}
+        if none:
+            values, self._native_values = native.evaluate_none(terms, self.weights, inp, self.spec)
+            return values.to(logits.dtype)
         value, vals = native.evaluate(terms, self.weights, inp, self.process_group)
         self._native_values = vals
         return value.to(logits.dtype)

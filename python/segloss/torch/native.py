@@ -152,6 +152,32 @@ class Inputs:
             self._cache["g"] = g.to(self.x.dtype)
         return self._cache["g"]
 
+    def valid(self, ignore_index):
+        """(N, 1, ...) 0/1 float: the voxels that are not ignore_index, mask= left out
+        (ssim, edge_dice, hausdorff_er and cldice set p = g = 0 there before their maps)."""
+        key = ("v", ignore_index)
+        if key not in self._cache:
+            if ignore_index is None or self.labels is None:
+                shape = (self.x.shape[0], 1) + tuple(self.x.shape[2:])
+                v = torch.ones(shape, dtype=self.x.dtype, device=self.x.device)
+            else:
+                v = (self.labels != int(ignore_index)).unsqueeze(1).to(self.x.dtype)
+            self._cache[key] = v
+        return self._cache[key]
+
+    def unweighted(self, ignore_index):
+        """True when mask(ignore_index) is all ones (no mask=, no ignore_index on a label map)."""
+        return self.weights is None and (ignore_index is None or self.labels is None)
+
+    def sample(self, n):
+        """The same inputs restricted to sample n (a batch of one), for reduction="none"."""
+        def one(t):
+            return None if t is None else t[n:n + 1]
+        out = Inputs(self.x[n:n + 1], one(self.labels), one(self.soft), one(self.maps), self.label_distance,
+                     self.spacing, self.components, one(self.weights))
+        out.premaps = {k: v[n:n + 1] for k, v in self.premaps.items()}
+        return out
+
     def mask(self, ignore_index):
         """(N, 1, ...) float mask of the voxels that count."""
         key = ("m", ignore_index)
@@ -183,6 +209,17 @@ def _class_weights(P, counts, total, C):
         k = v.numel()
         ref = v[k // 2] if k % 2 else (v[k // 2 - 1] + v[k // 2]) / 2 if k else counts.new_tensor(0.0)
     return torch.where(present, ref / counts.clamp(min=1e-300), torch.zeros_like(counts))
+
+
+def _weight_vector(P, s, C, like):
+    """The class weights w_c of a per-class loss as a tensor like `like` (given, or inverse/median
+    from the counts in s), or None without weights."""
+    w = P["weight"]
+    if isinstance(w, str):
+        w = _class_weights(P, s["cnt"], s["tot"][0], C)
+    if w is None:
+        return None
+    return like.new_tensor(w) if not torch.is_tensor(w) else w.to(like)
 
 
 def _needs_counts(P):
@@ -266,15 +303,18 @@ class Region(Term):
 
     def sums(self, inp):
         P = self.P
-        m = inp.mask(P["ignore_index"])
         p0, g0 = inp.probs(P["activation"]), inp.onehot()
-        p = p0 * m
-        g = g0 * m
+        if inp.unweighted(P["ignore_index"]):   # m is all ones: no mask tensor, no two full-size products
+            p, g = p0, g0
+        else:
+            p, g = p0 * inp.mask(P["ignore_index"]), g0 * inp.mask(P["ignore_index"])
         axes = ((0,) if P["batch"] else ()) + inp.axes
         # the mask enters every sum once (Σ m·p·g, Σ m·p², ...): m is 0/1 without mask=, weights with it
         out = {"tp": (p * g0).sum(axes), "sp": p.sum(axes), "sg": g.sum(axes)}
         # Wang & Blaschko: tp = (Σp + Σg − Σ|p − g|)/2 (= Σp·g for a label map); squared=true is left
         # alone (Σp² + Σg² − 2Σp·g is Σ(p − g)² already), as the C library and MONAI
+        m = inp.mask(P["ignore_index"]) if (P.get("soft_label") or self.name in ("mcc", "sensspec")
+                                            or _needs_counts(P)) else None   # (cached per ignore_index)
         if P.get("soft_label") and not P.get("squared"):
             out["tp"] = (out["sp"] + out["sg"] - (m * (p0 - g0).abs()).sum(axes)) / 2
         if P.get("squared"):
@@ -328,6 +368,18 @@ class Region(Term):
         a, b = float(P["alpha"]), float(P["beta"])
         ti = (tp + snr) / (tp + a * (sp - tp) + b * (sg - tp) + sdr)
         return 1 - ti if n == "tversky" else (1 - ti) ** float(P["gamma"])
+
+    def class_values(self, inp, s):
+        """reduction="none": the (N, C) values w_c·L_nc of the (sample, class) groups (batch=false sums),
+        0 in the column that include_background=false drops (sl_loss_forward_none's class mode)."""
+        C = inp.C
+        l = self.group_loss(s).reshape(-1, C)
+        w = _weight_vector(self.P, s, C, l)
+        if w is not None:
+            l = l * w
+        if not self.P["include_background"] and C > 1:
+            l = torch.cat([torch.zeros_like(l[:, :1]), l[:, 1:]], 1)
+        return l
 
     def included(self, l, C):
         return l[..., 1:] if (not self.P["include_background"] and C > 1) else l
@@ -487,6 +539,8 @@ def _element_ce(inp, P):
         logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
         ce = -(g * logp).sum(1)
         pt = torch.exp(-ce) if inp.soft is not None else (logp.exp() * g).sum(1)
+        if inp.weights is not None:   # mask=: ranked and averaged as m·ℓ (pt stays unweighted)
+            ce = ce * m[:, 0]
         return ce.reshape(-1), m[:, 0].reshape(-1) > 0, pt.reshape(-1)
     if a == "none":
         p = x
@@ -495,6 +549,8 @@ def _element_ce(inp, P):
         p = torch.sigmoid(x)
         ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
     pt = torch.exp(-ce) if inp.soft is not None else p * g + (1 - p) * (1 - g)
+    if inp.weights is not None:
+        ce = ce * m
     return ce.reshape(-1), (m.expand_as(ce) > 0).reshape(-1), pt.reshape(-1)
 
 
@@ -639,16 +695,22 @@ class DistanceCE(Term):
         w = self.premap(inp)
         if w is None:
             w = self.weights(inp)
+        # mask=: every voxel's term counts m times (docs/losses.md#masks): dpce Σ m·w·CE / (K·Σ m),
+        # boundary_aware Σ m·w·CE / Σ m·w; the maps w stay those of the whole target
+        m = inp.mask(None)
         if self.binary(inp):
             if a == "none":
                 ce = -(g * torch.log(x) + (1 - g) * torch.log1p(-x))
             else:
                 ce = (1 - g) * x + torch.log1p(torch.exp(-x.abs())) + torch.clamp(-x, min=0)
-            num = (w * ce).sum()
+            K = inp.C
         else:
             logp = torch.log_softmax(x, 1) if a == "softmax" else torch.log(x)
-            num = (w * -(g * logp).sum(1)).sum()
-        den = w.sum() if self.name == "boundary_aware" else x.new_tensor(float(w.numel()))
+            ce = -(g * logp).sum(1)
+            m, K = m[:, 0], 1
+        wm = w if inp.weights is None else w * m
+        num = (wm * ce).sum()
+        den = wm.sum() if self.name == "boundary_aware" else K * m.sum()
         return {"num": num.reshape(1), "den": den.detach().reshape(1)}
 
     def finish(self, inp, s, red):
@@ -689,7 +751,7 @@ class UnifiedFocal(Term):
         focal = ((w * (1 - q) ** ef * (-h * lq)).sum(2, keepdim=True) * m).sum()
         axes = ((0,) if P["batch"] else ()) + tuple(range(3, q.dim()))
         qm, hm = q * m, h * m
-        tp = (qm * hm).sum(axes)
+        tp = (qm * h).sum(axes)   # Σ m·q·h: the mask weighs each sum once
         return {"focal": focal.reshape(1), "fcnt": (m.sum() * q.shape[1]).detach().reshape(1),
                 "tp": tp, "fn": (hm.sum(axes) - tp), "fp": (qm.sum(axes) - tp),
                 "n": q.new_tensor([float(q.shape[0])])}
@@ -731,7 +793,10 @@ class Lovasz(Term):
         P, C, x = self.P, inp.C, inp.x
         hinge = inp.act(P["activation"]) == "sigmoid"
         p, g = inp.probs(P["activation"]), inp.onehot()
-        valid = inp.mask(P["ignore_index"])[:, 0] > 0
+        # mask=: the weighted Jaccard loss's extension, a voxel of weight m counting m times in the
+        # set counts (the order stays that of the unweighted errors); weight 0 (or ignore_index) removes it
+        vw = inp.mask(P["ignore_index"])[:, 0]
+        valid = vw > 0
         N = x.shape[0]
         groups = [[n] for n in range(N)] if P["per_image"] else [list(range(N))]
         total = x.sum() * 0
@@ -740,17 +805,19 @@ class Lovasz(Term):
             for c in range(C):
                 m = valid[grp]
                 gc = g[grp, c][m]
+                wc = vw[grp][m]
                 e = 1 - x[grp, c][m] * (2 * gc - 1) if hinge else (gc - p[grp, c][m]).abs()
-                if not hinge and P["classes"] == "present" and not bool(gc.sum() > 0):
+                if not hinge and P["classes"] == "present" and not bool((wc * gc).sum() > 0):
                     continue
                 if e.numel() == 0:
                     losses.append(x.sum() * 0)
                     continue
                 order = torch.sort(e.detach(), descending=True, stable=True).indices
                 f = torch.relu(e[order]) if hinge else e[order]
-                gs = gc[order]
-                gts = gs.sum()
-                J = 1 - (gts - gs.cumsum(0)) / (gts + (1 - gs).cumsum(0))
+                gs, ws = gc[order], wc[order]
+                wg = ws * gs
+                gts = wg.sum()
+                J = 1 - (gts - wg.cumsum(0)) / (gts + (ws * (1 - gs)).cumsum(0))
                 losses.append(torch.dot(f, torch.cat([J[:1], J[1:] - J[:-1]])))
             if losses:
                 total = total + sum(losses) / len(losses)
@@ -861,14 +928,26 @@ class Blob(Term):
             lab = self.target_map(inp)                            # (N, K, spatial...) int64, 0 = background
         N, K = p.shape[:2]
         pf, lf = p.reshape(N * K, -1), lab.reshape(N * K, -1)
+        # mask=: P_k = Σ m·p over blob k, |k| = Σ m over it, b = Σ m·p over the background; the blobs
+        # are those of the whole target, and a blob of weight 0 leaves the mean (docs/losses.md#masks)
+        wf = None if inp.weights is None else inp.weights.expand(p.shape).reshape(N * K, -1)
         total, groups = p.sum() * 0, 0
         for j in range(N * K):
             nb = int(lf[j].max())
             if nb == 0:
                 continue
-            bins = torch.zeros(nb + 1, dtype=p.dtype, device=p.device).scatter_add(0, lf[j], pf[j])
-            size = torch.bincount(lf[j], minlength=nb + 1)[1:].to(p.dtype)
+            if wf is None:
+                bins = torch.zeros(nb + 1, dtype=p.dtype, device=p.device).scatter_add(0, lf[j], pf[j])
+                size = torch.bincount(lf[j], minlength=nb + 1)[1:].to(p.dtype)
+            else:
+                bins = torch.zeros(nb + 1, dtype=p.dtype, device=p.device).scatter_add(0, lf[j], wf[j] * pf[j])
+                size = torch.zeros(nb + 1, dtype=p.dtype, device=p.device).scatter_add(0, lf[j], wf[j])[1:]
             D = (2 * bins[1:] + float(P["smooth_nr"])) / (bins[0] + bins[1:] + size + float(P["smooth_dr"]))
+            if wf is not None:
+                live = size > 0
+                if not bool(live.any()):
+                    continue
+                D = D[live]
             total = total + (1 - D).mean()
             groups += 1
         return {"L": total.reshape(1), "G": p.new_tensor([float(groups)])}
@@ -945,9 +1024,9 @@ class ClDice(Region):
 
     def sums(self, inp):
         P = self.P
-        m = inp.mask(P["ignore_index"])
-        p = inp.probs(P["activation"]) * m
-        g = inp.onehot() * m
+        v = inp.valid(P["ignore_index"])   # ignore_index: p = g = 0 there before the skeletons
+        p = inp.probs(P["activation"]) * v
+        g = inp.onehot() * v
         K = int(P["iters"])
         if P.get("auto_iters"):   # raise iters to the target's deepest object (at most 100), as the C library
             first = 1 if (not P["include_background"] and inp.C > 1) else 0
@@ -963,17 +1042,23 @@ class ClDice(Region):
                 sg = _soft_skeleton(g, K)
         sg = sg.to(p)
         axes = ((0,) if P["batch"] else ()) + inp.axes
-        out = {"a": (sp * g).sum(axes), "b": sp.sum(axes), "c": (sg * p).sum(axes), "d": sg.sum(axes),
-               "n": inp.x.new_tensor([float(inp.x.shape[0])])}
+        if inp.weights is not None:   # mask=: the four sums weighted; the skeletons are those of the whole maps
+            w = inp.weights
+            out = {"a": (w * sp * g).sum(axes), "b": (w * sp).sum(axes), "c": (w * sg * p).sum(axes),
+                   "d": (w * sg).sum(axes)}
+        else:
+            out = {"a": (sp * g).sum(axes), "b": sp.sum(axes), "c": (sg * p).sum(axes), "d": sg.sum(axes)}
+        out["n"] = inp.x.new_tensor([float(inp.x.shape[0])])
         if _needs_counts(P):
-            out["cnt"] = g.sum((0,) + inp.axes).detach()
+            m = inp.mask(P["ignore_index"])
+            out["cnt"] = (inp.onehot() * m).sum((0,) + inp.axes).detach()
             out["tot"] = m.sum().detach().reshape(1)
         return out
 
     def target_map(self, inp):
         """The target's soft skeleton (after ignore_index), with the depth sums() uses."""
         P = self.P
-        g = inp.onehot() * inp.mask(P["ignore_index"])
+        g = inp.onehot() * inp.valid(P["ignore_index"])
         K = int(P["iters"])
         if P.get("auto_iters"):
             first = 1 if (not P["include_background"] and inp.C > 1) else 0
@@ -986,23 +1071,25 @@ class ClDice(Region):
     def local_keys(self):
         return () if self.P["batch"] else ("a", "b", "c", "d")
 
+    def group_loss(self, s):
+        """1 − 2·Tprec·Tsens / (Tprec + Tsens) per group from the four sums (1 when both are 0)."""
+        snr, sdr = float(self.P["smooth_nr"]), float(self.P["smooth_dr"])
+        tprec = (s["a"] + snr) / (s["b"] + sdr)
+        tsens = (s["c"] + snr) / (s["d"] + sdr)
+        both0 = (tprec + tsens) == 0
+        return torch.where(both0, torch.ones_like(tprec),
+                           1 - 2 * tprec * tsens / torch.where(both0, torch.ones_like(tprec), tprec + tsens))
+
     def finish(self, inp, s, red):
         P, C = self.P, inp.C
-        snr, sdr = float(P["smooth_nr"]), float(P["smooth_dr"])
-        a, b, c, d = s["a"], s["b"], s["c"], s["d"]
         first = 1 if (not P["include_background"] and C > 1) else 0
         if P["pool_classes"]:
-            a, b, c, d = (t[..., first:].sum(-1, keepdim=True) for t in (a, b, c, d))
-        tprec = (a + snr) / (b + sdr)
-        tsens = (c + snr) / (d + sdr)
-        both0 = (tprec + tsens) == 0
-        l = torch.where(both0, torch.ones_like(tprec), 1 - 2 * tprec * tsens / torch.where(both0, torch.ones_like(tprec), tprec + tsens))
+            s = dict(s, **{k: s[k][..., first:].sum(-1, keepdim=True) for k in ("a", "b", "c", "d")})
+        l = self.group_loss(s)
         if not P["pool_classes"]:
-            w = P["weight"]
-            if isinstance(w, str):
-                w = _class_weights(P, s["cnt"], s["tot"][0], C)
+            w = _weight_vector(P, s, C, l)
             if w is not None:
-                l = l * (l.new_tensor(w) if not torch.is_tensor(w) else w.to(l))
+                l = l * w
             l = l[..., first:]
         kind = "global" if P["batch"] else "share"
         L = l.mean() if P["batch"] else l.sum() / (s["n"][0] * l.shape[-1])
@@ -1030,15 +1117,15 @@ class EdgeDice(Region):
 
     def sums(self, inp):
         P = self.P
-        out = super().sums(inp)
-        m = inp.mask(P["ignore_index"])
-        p = inp.probs(P["activation"]) * m
-        g = inp.onehot() * m
-        ep = _edge(p, P["padding"]) * m
+        out = super().sums(inp)   # Σ m·p·g, Σ m·p, Σ m·g
+        v = inp.valid(P["ignore_index"])   # ignore_index: p = g = 0 there before the edge maps
+        m = inp.mask(P["ignore_index"])    # v times the weights of mask=, once per sum
+        ep = _edge(inp.probs(P["activation"]) * v, P["padding"])
         with torch.no_grad():
-            eg = _edge(g, P["padding"]) * m
+            eg = _edge(inp.onehot() * v, P["padding"])
         axes = ((0,) if P["batch"] else ()) + inp.axes
-        out.update({"etp": (ep * eg).sum(axes), "esp": ep.sum(axes), "esg": eg.sum(axes)})
+        epm = ep * m
+        out.update({"etp": (epm * eg).sum(axes), "esp": epm.sum(axes), "esg": (eg * m).sum(axes)})
         return out
 
     def local_keys(self):
@@ -1060,8 +1147,9 @@ class SSIM(Region):
     def sums(self, inp):
         P = self.P
         m = inp.mask(P["ignore_index"])
-        x = inp.probs(P["activation"]) * m
-        y = inp.onehot() * m
+        v = inp.valid(P["ignore_index"])   # ignore_index: p = g = 0 there before the filters
+        x = inp.probs(P["activation"]) * v
+        y = inp.onehot() * v
         N, C = x.shape[:2]
         nd = x.dim() - 2
         k, sig = int(P["window"]), float(P["sigma"])
@@ -1082,7 +1170,18 @@ class SSIM(Region):
         sx, sy, sxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
         c1, c2 = 0.01 ** 2, 0.03 ** 2
         S = (2 * mx * my + c1) * (2 * sxy + c2) / ((mx * mx + my * my + c1) * (sx + sy + c2))
-        out = {"s": S.reshape(N, C, -1).mean(-1), "n": x.new_tensor([float(N)])}
+        if inp.weights is None:
+            s = S.reshape(N, C, -1).mean(-1)
+        else:
+            # mask=: position o weighs m at its window's centre voxel (o + (k − 1)/2 per axis with
+            # padding=valid, o itself with padding=zero); all weights 0: the group's value is 0 (SSIM 1)
+            off = 0 if pad else (k - 1) // 2
+            om = inp.weights[(slice(None), slice(None)) + tuple(slice(off, off + e) for e in S.shape[2:])]
+            om = om.reshape(N, 1, -1)
+            W = om.sum(-1)
+            Ws = torch.where(W > 0, W, torch.ones_like(W))
+            s = torch.where(W > 0, (S.reshape(N, C, -1) * om).sum(-1) / Ws, torch.ones_like(Ws))
+        out = {"s": s, "n": x.new_tensor([float(N)])}
         if _needs_counts(P):
             out["cnt"] = inp.onehot().mul(m).sum((0,) + inp.axes).detach()
             out["tot"] = m.sum().detach().reshape(1)
@@ -1104,8 +1203,9 @@ class HausdorffER(Region):
     def sums(self, inp):
         P = self.P
         m = inp.mask(P["ignore_index"])
-        p = inp.probs(P["activation"]) * m
-        g = inp.onehot() * m
+        v = inp.valid(P["ignore_index"])   # ignore_index: p = g = 0 there before the erosions
+        p = inp.probs(P["activation"]) * v
+        g = inp.onehot() * v
         N, C = p.shape[:2]
         nd = p.dim() - 2
         conv = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
@@ -1128,11 +1228,13 @@ class HausdorffER(Region):
             same = span == 0
             b = torch.where(same, e, (e - lo) / torch.where(same, torch.ones_like(span), span))
             acc = acc + float(k) ** alpha * b
+        # the mean over the valid voxels, each weighing its mask= weight; no weight at all: 0
         acc = acc.reshape(p.shape) * m
         vm = (m * torch.ones_like(p)).sum(inp.axes)
-        out = {"s": acc.sum(inp.axes) / vm.clamp(min=1), "n": p.new_tensor([float(N)])}
+        vs = torch.where(vm > 0, vm, torch.ones_like(vm))
+        out = {"s": torch.where(vm > 0, acc.sum(inp.axes) / vs, torch.zeros_like(vs)), "n": p.new_tensor([float(N)])}
         if _needs_counts(P):
-            out["cnt"] = g.sum((0,) + inp.axes).detach()
+            out["cnt"] = (g * m).sum((0,) + inp.axes).detach()
             out["tot"] = m.sum().detach().reshape(1)
         return out
 
@@ -1185,7 +1287,9 @@ CLASSES = {"ce": CE, "wce": CE, "bce": CE, "dice": Region, "iou": Region, "logco
 # Terms whose native form takes per-voxel weights (mask=); checked against the C path
 # in tests/python/test_torch_mask.py. Other terms refuse a mask on the native path.
 MASKED = ("ce", "wce", "bce", "dice", "iou", "logcosh_dice", "tversky", "focal_tversky", "exp_log", "gdice", "pgdice",
-          "focal", "sensspec", "mcc", "boundary", "hausdorff_dt", "log_hausdorff_dt")
+          "focal", "sensspec", "mcc", "boundary", "hausdorff_dt", "log_hausdorff_dt",
+          "dpce", "lovasz", "hausdorff_er", "boundary_aware", "edge_dice", "cldice", "blob", "ssim",
+          "asym", "focal_dice", "wdice", "adaptive_dice", "combo", "unified_focal", "gwdice", "topk", "ohem")
 
 
 def make_term(name, params):
@@ -1244,6 +1348,65 @@ class Reducer:
             o += v.numel()
             out[i][k] = v + (gv - v.detach()) if v.requires_grad else gv
         return out
+
+
+# Terms with per-(sample, class) values under reduction="none" (without pool_classes): the
+# losses whose C class has SL_PER_CLASS (src/loss); a spec of only these gives an (N, C) matrix.
+PER_CLASS = ("dice", "iou", "tversky", "focal_tversky", "asym", "mcc", "sensspec", "ssim", "hausdorff_er",
+             "edge_dice", "cldice")
+
+
+def none_columns(terms, C, spec):
+    """K of the (N, K) matrix of reduction="none" (sl_loss_none_columns): C when every term is a
+    per-class loss, else 1; a stateful term or batch=true is refused as the C library does."""
+    from .. import errors
+    for t in terms:
+        if t.name == "adaptive_dice":
+            raise errors.InvalidArgumentError("%s: %s: a stateful loss has no per-sample values (reduction=none)"
+                                              % (spec, t.name))
+        if t.P.get("batch"):
+            raise errors.InvalidArgumentError("%s: %s: batch=true pools the samples, so it has no per-sample values "
+                                              "(reduction=none)" % (spec, t.name))
+    return C if per_class(terms) else 1
+
+
+def per_class(terms):
+    """True when every term reports per-class values under reduction="none" (class mode)."""
+    return all(t.name in PER_CLASS and not t.P.get("pool_classes") for t in terms)
+
+
+def evaluate_none(terms, weights, inp, spec):
+    """reduction="none": ((N, K) values, [unweighted term values of the last sample]), each sample
+    evaluated as a batch of one (its own class weights, selections, sorts and auto_iters), as
+    sl_loss_forward_none does; K = C: M_nc = Σ_t weight_t·w_c·L_t,nc, else M_n = the sample's loss.
+    autograd gives the gradient of any Σ u·M."""
+    N, C = inp.x.shape[0], inp.C
+    none_columns(terms, C, spec)
+    by_class = per_class(terms)   # (N, C); else (N, 1) (C = 1 gives one column either way)
+    if by_class and not any(isinstance(t.P.get("weight"), str) or t.P.get("auto_iters") for t in terms):
+        # class mode without statistics of the sample's own (inverse/median weights, auto_iters): the
+        # batch=false sums of the whole batch are already per (sample, class); one pass, no loop
+        M, vals = 0, []
+        for t, w in zip(terms, weights):
+            Mt = t.class_values(inp, t.sums(inp))
+            M = M + w * Mt
+            first = 1 if (not t.P["include_background"] and C > 1) else 0
+            vals.append(Mt[-1, first:].mean().detach())   # the last sample's term value, as the C path
+        return M, vals
+    rows, vals = [], []
+    for n in range(N):
+        sub = inp.sample(n)
+        if not by_class:
+            v, vals = evaluate(terms, weights, sub, None)
+            rows.append(v.reshape(1))
+            continue
+        row, vals = 0, []
+        for t, w in zip(terms, weights):
+            s = t.sums(sub)
+            row = row + w * t.class_values(sub, s)[0]
+            vals.append(t.finish(sub, s, Reducer(None))[0].detach())
+        rows.append(row)
+    return torch.stack(rows), vals
 
 
 def evaluate(terms, weights, inp, group):
