@@ -760,8 +760,8 @@ sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen)
     slb_html(&h, p->entries[p->baseline].name);
     slb_printf(&h, "</code>. segloss %s.</p>\n<nav><a href=\"#ranking\">Ranking</a><a href=\"#cd\">Critical difference</a><a href=\"#per-class\">Per-class Dice and "
                    "HD95</a><a href=\"#curves\">Training curves</a><a href=\"#sweep\">Imbalance sweep</a><a "
-                   "href=\"#overlays\">Overlays</a><a href=\"#runs\">Runs</a></nav>\n",
-               sl_version());
+                   "href=\"#overlays\">Overlays</a><a href=\"#convergence\">Convergence</a>%s<a href=\"#runs\">Runs</a></nav>\n",
+               sl_version(), p->nbudgets ? "<a href=\"#budget\">Budget study</a>" : "");
     ranking_section(&h, r);
     cd_section(&h, r);
     slb_printf(&h, "<section id=\"per-class\"><h2>Per-class Dice and HD95</h2>\n<p>Mean over the test cases with the %g %% "
@@ -780,6 +780,7 @@ sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen)
     sweep_section(&h, r);
     sl_status st = overlays_section(&h, r, msg, msglen);
     if (st == SL_OK) {
+        slb_study_html(r, &h);
         runs_section(&h, r);
         slb_puts(&h, "</body></html>\n");
         st = slb_write_text(r->dir, "report.html", &h, msg, msglen);

@@ -434,6 +434,7 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     if (!cfg) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
     *cfg = bd->config;
     snprintf(cfg->loss, sizeof cfg->loss, "%s", first->loss);
+    cfg->epochs *= first->budget; /* the budget study's longer runs */
     cfg->seed = p->seeds[s];
     cfg->threads = 1;
     cfg->dataset = dc->ds;
@@ -616,13 +617,13 @@ static sl_status build_jobs(ctx *c)
                 job *jb = &c->jobs[c->njobs++];
                 jb->d = d;
                 jb->s = s;
-                jb->cost = cost;
+                jb->cost = cost * (double)p->entries[e].budget;
                 if (!(jb->ent = calloc((size_t)E, sizeof *jb->ent))) {
                     free(used);
                     return SL_ENOMEM;
                 }
                 for (int k = e; k < E; k++)
-                    if (!used[k] && !strcmp(p->entries[k].loss, p->entries[e].loss)) {
+                    if (!used[k] && !strcmp(p->entries[k].loss, p->entries[e].loss) && p->entries[k].budget == p->entries[e].budget) {
                         used[k] = 1;
                         jb->ent[jb->nent++] = k;
                     }
@@ -914,7 +915,8 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
         }
         const ds_cache *dc = &c.dsc[jb->d];
         const sl_train_config *cf = &p->datasets[jb->d].config;
-        c.jobs[k].cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)(dc->H * dc->W);
+        c.jobs[k].cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)(dc->H * dc->W) *
+                         (double)p->entries[jb->ent[0]].budget;
         c.cost_total = c.jobs[k].cost;
         sl_bench_progress pg = {0};
         pg.event = SL_BENCH_START;
