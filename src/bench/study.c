@@ -114,7 +114,8 @@ static void conv_section(const slb_report *r, slb_str *s, int html)
     slb_printf(s, "A run converged when its validation Dice (mean over the foreground classes, one value per epoch) "
                   "plateaued: over the last quarter of the epochs (rounded up), the best value is within %g of the best of "
                   "the run and the least-squares line rises by less than %g. Fewer than %d epochs: unknown. Entries not "
-                  "named converged in every run; their rankings measure where a loss ends, the others' how fast it starts.",
+                  "named below converged in every run that did not fail; where an entry did not, its rank says how fast the "
+                  "loss starts more than where it ends.",
                SLB_CONV_TOL, SLB_CONV_TOL, SLB_CONV_MIN_EVALS);
     const int64_t lo = min_evals(r);
     if (lo >= 0 && lo < SLB_CONV_MIN_EVALS)
