@@ -682,7 +682,7 @@ static sl_status remove_benchmark(const char *dir, char *msg, size_t msglen)
  * everything a result depends on must be equal (seeds, data sets,
  * training, evaluation); the list of entries may grow or shrink, but an
  * entry kept under its name must keep its definition. So a finished
- * benchmark can be extended with new losses without training the old ones
+ * benchmark can be extended with new losses (or a budget study) without training the old ones
  * again. Returns 0 when compatible, else 1 with the difference in diff.
  * Both trees are changed. */
 static int preset_differs(cJSON *saved, cJSON *mine, char *diff, size_t difflen)
@@ -691,6 +691,10 @@ static int preset_differs(cJSON *saved, cJSON *mine, char *diff, size_t difflen)
     cJSON *lm = cJSON_DetachItemFromObjectCaseSensitive(mine, "losses");
     cJSON_DeleteItemFromObjectCaseSensitive(saved, "description");
     cJSON_DeleteItemFromObjectCaseSensitive(mine, "description");
+    /* a budget study only adds entries ("NAME @4x"), which the entry check
+     * below covers: a finished benchmark can grow one */
+    cJSON_DeleteItemFromObjectCaseSensitive(saved, "budget_study");
+    cJSON_DeleteItemFromObjectCaseSensitive(mine, "budget_study");
     int differs = !cJSON_IsArray(ls) || !cJSON_IsArray(lm) || slt_config_diff(saved, mine, "", diff, difflen);
     const cJSON *a, *b;
     if (!differs) cJSON_ArrayForEach(a, ls)

@@ -7,7 +7,8 @@
 # the report's Kendall tau per data set and overall equals
 # scipy.stats.kendalltau of the scores in results.json, and its swapped
 # pairs are the discordant ones; --report-only rebuilds the same report;
-# a bad budget_study is refused in one line with nothing written.
+# a finished benchmark grows a study with --resume, training only the new
+# runs; a bad budget_study is refused in one line with nothing written.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -28,8 +29,17 @@ cat >"$tmp/study.json" <<'EOF'
   "evaluation": {"bootstrap": 100, "overlay_cases": 0}
 }
 EOF
-run "study benchmark" $S bench --preset "$tmp/study.json" --out "$tmp/a" --threads 2 --quiet
+# the preset without its study first; then the study grows the finished benchmark by
+# the @2x entries alone (--resume), as it would grow the full preset's
+grep -v '"budget_study"' "$tmp/study.json" >"$tmp/base.json"
+run "benchmark without the study" $S bench --preset "$tmp/base.json" --out "$tmp/a" --threads 2 --quiet
+check "[ \$(ls '$tmp/a/results' | grep -c '\.json$') = 3 ]" "results/ does not hold 3 result files"
+sleep 1 && touch "$tmp/marker" && sleep 1
+run "study benchmark" $S bench --preset "$tmp/study.json" --out "$tmp/a" --threads 2 --resume --quiet
 check "[ \$(ls '$tmp/a/results' | grep -c '\.json$') = 6 ]" "results/ does not hold 6 result files"
+check "[ \"\$(cd '$tmp/a/results' && find . -name '*.json' -newer '$tmp/marker' | grep -vc '__2x\.json$')\" = 0 ]" \
+  "--resume with the study rewrote a 1x result"
+check "grep -q budget_study '$tmp/a/preset.json'" "preset.json does not hold the study after --resume"
 checks=$((checks + 1))
 $PY - "$tmp/a" <<'PYEOF' || fail "convergence column or budget study"
 import csv, json, math, sys, glob, re
