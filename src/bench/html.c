@@ -686,8 +686,8 @@ static void runs_section(slb_str *h, const slb_report *r)
                (long long)n, train, eval);
     if (isfinite(r->seconds)) slb_printf(h, "; the last call took %.0f s wall time and %.0f s CPU time", r->seconds, r->cpu_seconds);
     slb_puts(h, ".</p>\n");
-    const char *head[] = {"data set", "seed", "loss", "spec", "TTA", "weights", "status", "train s", "eval s", "parameters"};
-    html_table(h, head, 10);
+    const char *head[] = {"data set", "seed", "loss", "spec", "TTA", "weights", "status", "train s", "eval s", "parameters", "converged"};
+    html_table(h, head, 11);
     for (int64_t i = 0; i < n; i++) {
         const slb_run *run = r->runs[i];
         const sl_bench_entry *en = &p->entries[run->entry];
@@ -709,6 +709,7 @@ static void runs_section(slb_str *h, const slb_report *r)
         td(h, buf, "num");
         snprintf(buf, sizeof buf, "%lld", (long long)run->num_params);
         td(h, run->failed ? "-" : buf, "num");
+        td(h, run->failed ? "-" : slb_conv_name(slb_run_converged(run)), NULL);
         slb_puts(h, "</tr>\n");
     }
     slb_puts(h, "</tbody></table>\n<h3>Conventions</h3>\n<p>Per test case (a 2-D slice) and foreground class: Dice; HD95 = "
