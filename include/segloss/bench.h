@@ -63,6 +63,7 @@ extern "C" {
 #endif
 SL_API_BEGIN
 
+#define SL_BENCH_MAX_BUDGETS 4   /* budget factors of a budget study */
 #define SL_BENCH_NAME 64   /* capacity of names (entries, data sets, presets), with the NUL */
 
 /* ------------------------------------------------------------------ preset */
@@ -81,6 +82,8 @@ typedef struct sl_bench_entry {
     int tta;                   /* 1: flip TTA at test time */
     int int8;                  /* 1: the trained model quantised to INT8 (calibrated
                                   on SL_BENCH_INT8_CALIB training images) */
+    int budget;                /* the data set's epochs are multiplied by this (1; the
+                                  budget study's copies, "NAME @4x", have 4) */
 } sl_bench_entry;
 
 /* Training images an INT8 entry calibrates its activation ranges on (the
@@ -103,6 +106,13 @@ typedef struct sl_bench_preset {
     int overlay_cases;         /* test cases shown as overlays per data set (3) */
     double nsd_tolerance;      /* NSD tolerance in pixels (1) */
     char *json;                /* the preset as canonical JSON (what preset.json holds) */
+    /* The budget study ("budget_study": [1, 4]): the preset's nbase_entries
+     * losses are repeated at each budget factor, entries[k * nbase_entries + i]
+     * being loss i at budgets[k] times the epochs (budgets[0] = 1). Without a
+     * study nbudgets = 0 and nbase_entries = nentries. */
+    int nbudgets;
+    int budgets[SL_BENCH_MAX_BUDGETS];
+    int nbase_entries;
 } sl_bench_preset;
 
 /*

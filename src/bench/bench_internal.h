@@ -206,6 +206,34 @@ void slb_overlay_colour(int c, int predicted, unsigned char rgb[3]);
 sl_status slb_overlay_write(const char *path, const float *image, const int32_t *target, const int32_t *pred,
                             int64_t h, int64_t w, int num_classes, char *msg, size_t msglen);
 
+/* ------------------------------------------------------ convergence, budget */
+
+/*
+ * Convergence of a run from its validation Dice per evaluation v[i * stride]
+ * (i < n): with w = ceil(n / 4) the last evaluations, the run converged
+ * when the best of those w is within SLB_CONV_TOL of the best of all n, and
+ * the least-squares line through them rises by less than SLB_CONV_TOL from
+ * the first of them to the last. Unknown with fewer than SLB_CONV_MIN_EVALS
+ * evaluations or a non-finite one (no validation split).
+ */
+enum { SLB_CONV_UNKNOWN = -1, SLB_CONV_NO = 0, SLB_CONV_YES = 1 };
+#define SLB_CONV_MIN_EVALS 8
+#define SLB_CONV_TOL 0.01
+int slb_converged(const double *v, int64_t n, int64_t stride);
+/* Of a run's mean foreground validation Dice; a failed run is unknown. */
+int slb_run_converged(const slb_run *r);
+/* "yes", "no", "unknown". */
+const char *slb_conv_name(int conv);
+
+/* Kendall's tau-b between two scorings of n items (NaN ranks last, ties
+ * with NaN); NaN when either scoring is constant. *discordant (may be NULL)
+ * = the pairs ordered oppositely. */
+double slb_kendall_tau(const double *x, const double *y, int n, int *discordant);
+
+/* The report's convergence and budget-study sections. */
+void slb_study_markdown(const slb_report *r, slb_str *s);
+void slb_study_html(const slb_report *r, slb_str *h);
+
 /* ------------------------------------------------------------------- files */
 
 /* Folders and files of DIR, relative names. */

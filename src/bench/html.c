@@ -686,8 +686,8 @@ static void runs_section(slb_str *h, const slb_report *r)
                (long long)n, train, eval);
     if (isfinite(r->seconds)) slb_printf(h, "; the last call took %.0f s wall time and %.0f s CPU time", r->seconds, r->cpu_seconds);
     slb_puts(h, ".</p>\n");
-    const char *head[] = {"data set", "seed", "loss", "spec", "TTA", "weights", "status", "train s", "eval s", "parameters"};
-    html_table(h, head, 10);
+    const char *head[] = {"data set", "seed", "loss", "spec", "TTA", "weights", "status", "train s", "eval s", "parameters", "converged"};
+    html_table(h, head, 11);
     for (int64_t i = 0; i < n; i++) {
         const slb_run *run = r->runs[i];
         const sl_bench_entry *en = &p->entries[run->entry];
@@ -709,6 +709,7 @@ static void runs_section(slb_str *h, const slb_report *r)
         td(h, buf, "num");
         snprintf(buf, sizeof buf, "%lld", (long long)run->num_params);
         td(h, run->failed ? "-" : buf, "num");
+        td(h, run->failed ? "-" : slb_conv_name(slb_run_converged(run)), NULL);
         slb_puts(h, "</tr>\n");
     }
     slb_puts(h, "</tbody></table>\n<h3>Conventions</h3>\n<p>Per test case (a 2-D slice) and foreground class: Dice; HD95 = "
@@ -760,8 +761,8 @@ sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen)
     slb_html(&h, p->entries[p->baseline].name);
     slb_printf(&h, "</code>. segloss %s.</p>\n<nav><a href=\"#ranking\">Ranking</a><a href=\"#cd\">Critical difference</a><a href=\"#per-class\">Per-class Dice and "
                    "HD95</a><a href=\"#curves\">Training curves</a><a href=\"#sweep\">Imbalance sweep</a><a "
-                   "href=\"#overlays\">Overlays</a><a href=\"#runs\">Runs</a></nav>\n",
-               sl_version());
+                   "href=\"#overlays\">Overlays</a><a href=\"#convergence\">Convergence</a>%s<a href=\"#runs\">Runs</a></nav>\n",
+               sl_version(), p->nbudgets ? "<a href=\"#budget\">Budget study</a>" : "");
     ranking_section(&h, r);
     cd_section(&h, r);
     slb_printf(&h, "<section id=\"per-class\"><h2>Per-class Dice and HD95</h2>\n<p>Mean over the test cases with the %g %% "
@@ -780,6 +781,7 @@ sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen)
     sweep_section(&h, r);
     sl_status st = overlays_section(&h, r, msg, msglen);
     if (st == SL_OK) {
+        slb_study_html(r, &h);
         runs_section(&h, r);
         slb_puts(&h, "</body></html>\n");
         st = slb_write_text(r->dir, "report.html", &h, msg, msglen);

@@ -187,6 +187,7 @@ static sl_status parse_entry(const cJSON *ej, int i, int default_tta, sl_bench_e
     snprintf(where, sizeof where, "losses[%d]", i);
     sl_status st;
     e->tta = default_tta;
+    e->budget = 1;
     if (cJSON_IsString(ej)) {
         if ((st = get_name(ej, where, e->name, sizeof e->name, msg, msglen)) != SL_OK) return st;
         snprintf(e->loss, sizeof e->loss, "%s", ej->valuestring);
@@ -256,13 +257,16 @@ static sl_status canonical(sl_bench_preset *p)
         cJSON_Delete(cfg);
     }
     ok = ok && (a = cJSON_AddArrayToObject(root, "losses"));
-    for (int e = 0; ok && e < p->nentries; e++) {
+    for (int e = 0; ok && e < p->nbase_entries; e++) {
         const sl_bench_entry *en = &p->entries[e];
         ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) && cJSON_AddStringToObject(o, "name", en->name) &&
              cJSON_AddStringToObject(o, "loss", en->loss) && cJSON_AddBoolToObject(o, "tta", en->tta);
         /* only when set, so that presets without INT8 entries keep their form */
         if (ok && en->int8) ok = cJSON_AddBoolToObject(o, "int8", 1) != NULL;
     }
+    /* only with a study, so that other presets keep their form */
+    if (ok && p->nbudgets) ok = (a = cJSON_AddArrayToObject(root, "budget_study")) != NULL;
+    for (int k = 0; ok && k < p->nbudgets; k++) ok = cJSON_AddItemToArray(a, cJSON_CreateNumber(p->budgets[k]));
     ok = ok && (o = cJSON_AddObjectToObject(root, "evaluation")) &&
          cJSON_AddNumberToObject(o, "bootstrap", (double)p->bootstrap) && cJSON_AddNumberToObject(o, "ci_level", p->ci_level) &&
          cJSON_AddNumberToObject(o, "stats_seed", (double)p->stats_seed) &&
@@ -273,11 +277,59 @@ static sl_status canonical(sl_bench_preset *p)
     return ok && p->json ? SL_OK : SL_ENOMEM;
 }
 
+/* "budget_study": [1, F2, ...]: the losses repeated at each factor times the
+ * epochs, named "NAME @Fx" (bench.h, sl_bench_preset). */
+static sl_status parse_budget_study(const cJSON *it, sl_bench_preset *p, char *msg, size_t msglen)
+{
+    const int nb = cJSON_IsArray(it) ? cJSON_GetArraySize(it) : 0;
+    if (nb < 2 || nb > SL_BENCH_MAX_BUDGETS)
+        return sl_errf(msg, msglen, SL_EFORMAT, "preset: budget_study must be an array of 2 to %d budget factors, e.g. [1, 4]",
+                       SL_BENCH_MAX_BUDGETS);
+    const cJSON *el;
+    int k = 0;
+    cJSON_ArrayForEach(el, it)
+    {
+        if (!cJSON_IsNumber(el) || el->valuedouble != floor(el->valuedouble) || el->valuedouble < 1 || el->valuedouble > 64)
+            return sl_errf(msg, msglen, SL_ERANGE, "preset: budget_study[%d] must be an integer in [1, 64]", k);
+        p->budgets[k] = (int)el->valuedouble;
+        if (k == 0 && p->budgets[0] != 1)
+            return sl_errf(msg, msglen, SL_ERANGE, "preset: budget_study must start with 1 (the preset's own budget)");
+        if (k > 0 && p->budgets[k] <= p->budgets[k - 1])
+            return sl_errf(msg, msglen, SL_ERANGE, "preset: budget_study must increase");
+        k++;
+    }
+    const int nbase = p->nentries;
+    if ((int64_t)nbase * nb > MAX_ENTRIES)
+        return sl_errf(msg, msglen, SL_ERANGE, "preset: the budget study makes %d entries, more than %d", nbase * nb, MAX_ENTRIES);
+    sl_bench_entry *en = realloc(p->entries, (size_t)(nbase * nb) * sizeof *en);
+    if (!en) return sl_errf(msg, msglen, SL_ENOMEM, "preset: out of memory");
+    p->entries = en;
+    for (int b = 1; b < nb; b++)
+        for (int i = 0; i < nbase; i++) {
+            sl_bench_entry *e = &en[b * nbase + i];
+            *e = en[i];
+            e->budget = p->budgets[b];
+            int n = snprintf(e->name, sizeof e->name, "%s @%dx", en[i].name, p->budgets[b]);
+            if (n < 0 || (size_t)n >= sizeof e->name)
+                return sl_errf(msg, msglen, SL_ERANGE, "preset: the budget study's name of '%s' is longer than %d characters",
+                               en[i].name, SL_BENCH_NAME - 1);
+            slb_slug(e->name, e->slug);
+        }
+    p->nentries = nbase * nb;
+    p->nbudgets = nb;
+    for (int a = 0; a < p->nentries; a++)
+        for (int b = a + 1; b < p->nentries; b++)
+            if (!strcmp(en[a].name, en[b].name) || !strcmp(en[a].slug, en[b].slug))
+                return sl_errf(msg, msglen, SL_EINVAL, "preset: losses '%s' and '%s' have the same name or file name", en[a].name,
+                               en[b].name);
+    return SL_OK;
+}
+
 static sl_status parse_root(const cJSON *root, sl_bench_preset *p, char *msg, size_t msglen)
 {
     static const char *const keys[] = {"format", "version", "name", "description", "baseline", "seeds",
-                                       "train", "datasets", "losses", "evaluation"};
-    sl_status st = only_keys(root, "", keys, 10, msg, msglen);
+                                       "train", "datasets", "losses", "evaluation", "budget_study"};
+    sl_status st = only_keys(root, "", keys, 11, msg, msglen);
     if (st != SL_OK) return st == SL_EFORMAT ? sl_errf(msg, msglen, st, "preset: not a JSON object") : st;
     const cJSON *it, *el;
     double v = 0;
@@ -379,11 +431,14 @@ static sl_status parse_root(const cJSON *root, sl_bench_preset *p, char *msg, si
         k++;
     }
 
+    p->nbase_entries = p->nentries;
+    if ((it = member(root, "budget_study")) && (st = parse_budget_study(it, p, msg, msglen)) != SL_OK) return st;
+
     /* baseline */
     char base[SL_BENCH_NAME] = "dice+ce";
     if ((it = member(root, "baseline")) && (st = get_name(it, "baseline", base, sizeof base, msg, msglen)) != SL_OK) return st;
     p->baseline = -1;
-    for (int e = 0; e < p->nentries; e++)
+    for (int e = 0; e < p->nbase_entries; e++)
         if (!strcmp(p->entries[e].name, base)) p->baseline = e;
     if (p->baseline < 0)
         return sl_errf(msg, msglen, SL_EINVAL, "preset: the baseline '%s' is not one of the losses%s", base,

@@ -59,7 +59,7 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
     const sl_bench_preset *p = r->p;
     const slb_tables *t = r->t;
     slb_str s = {0};
-    slb_puts(&s, "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases\n");
+    slb_puts(&s, "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases,converged\n");
     for (int d = 0; d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
         for (int sd = 0; sd < p->nseeds; sd++)
@@ -80,7 +80,9 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
                         csv_field(&s, names ? names[c] : "");
                         slb_printf(&s, ",%s,", names ? slb_metric_names[m] : "");
                         if (!run->failed) csv_num(&s, run_mean(run, c, m));
-                        slb_printf(&s, ",%lld\n", (long long)(run->failed ? 0 : run->n_cases));
+                        /* appended last so that the earlier columns keep their places; empty for a failed run */
+                        slb_printf(&s, ",%lld,%s\n", (long long)(run->failed ? 0 : run->n_cases),
+                                   run->failed ? "" : slb_conv_name(slb_run_converged(run)));
                     }
             }
     }
@@ -176,7 +178,9 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                              cJSON_AddStringToObject(o, "class", names ? names[c] : "") &&
                              cJSON_AddStringToObject(o, "metric", names ? slb_metric_names[m] : "") &&
                              add_num(o, "value", run->failed ? NAN : run_mean(run, c, m)) &&
-                             cJSON_AddNumberToObject(o, "n_cases", run->failed ? 0 : (double)run->n_cases);
+                             cJSON_AddNumberToObject(o, "n_cases", run->failed ? 0 : (double)run->n_cases) &&
+                             (run->failed ? cJSON_AddNullToObject(o, "converged")
+                                          : cJSON_AddStringToObject(o, "converged", slb_conv_name(slb_run_converged(run))));
             }
     }
     ok = ok && (a = cJSON_AddArrayToObject(root, "statistics"));
@@ -247,7 +251,10 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                      cJSON_AddNumberToObject(o, "seed", (double)p->seeds[s]) && cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
                      cJSON_AddStringToObject(o, "status", run->failed ? "failed" : "ok") &&
                      cJSON_AddStringToObject(o, "message", run->message) && add_num(o, "seconds_train", run->seconds_train) &&
-                     add_num(o, "seconds_eval", run->seconds_eval) && cJSON_AddNumberToObject(o, "num_params", (double)run->num_params);
+                     add_num(o, "seconds_eval", run->seconds_eval) && cJSON_AddNumberToObject(o, "num_params", (double)run->num_params) &&
+                     cJSON_AddNumberToObject(o, "budget", p->entries[e].budget) &&
+                     (run->failed ? cJSON_AddNullToObject(o, "converged")
+                                  : cJSON_AddStringToObject(o, "converged", slb_conv_name(slb_run_converged(run))));
             }
     ok = ok && (o = cJSON_AddObjectToObject(root, "timing")) && add_num(o, "seconds", r->seconds) &&
          add_num(o, "cpu_seconds", r->cpu_seconds);
@@ -522,6 +529,7 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
         table_out(tb, 1, &s);
     }
     friedman_markdown(r, tb, &s);
+    slb_study_markdown(r, &s);
 
     slb_puts(&s, "\n## Per-class Dice and HD95\n\nMean over the test cases with the bootstrap CI.\n");
     for (int d = 0; d < p->ndatasets; d++) {

@@ -519,6 +519,7 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     if (!cfg) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
     *cfg = bd->config;
     snprintf(cfg->loss, sizeof cfg->loss, "%s", first->loss);
+    cfg->epochs *= first->budget; /* the budget study's longer runs */
     cfg->seed = p->seeds[s];
     cfg->threads = 1;
     cfg->dataset = dc->ds;
@@ -705,13 +706,13 @@ static sl_status build_jobs(ctx *c)
                 job *jb = &c->jobs[c->njobs++];
                 jb->d = d;
                 jb->s = s;
-                jb->cost = cost;
+                jb->cost = cost * (double)p->entries[e].budget;
                 if (!(jb->ent = calloc((size_t)E, sizeof *jb->ent))) {
                     free(used);
                     return SL_ENOMEM;
                 }
                 for (int k = e; k < E; k++)
-                    if (!used[k] && !strcmp(p->entries[k].loss, p->entries[e].loss)) {
+                    if (!used[k] && !strcmp(p->entries[k].loss, p->entries[e].loss) && p->entries[k].budget == p->entries[e].budget) {
                         used[k] = 1;
                         jb->ent[jb->nent++] = k;
                     }
@@ -770,7 +771,7 @@ static sl_status remove_benchmark(const char *dir, char *msg, size_t msglen)
  * everything a result depends on must be equal (seeds, data sets,
  * training, evaluation); the list of entries may grow or shrink, but an
  * entry kept under its name must keep its definition. So a finished
- * benchmark can be extended with new losses without training the old ones
+ * benchmark can be extended with new losses (or a budget study) without training the old ones
  * again. Returns 0 when compatible, else 1 with the difference in diff.
  * Both trees are changed. */
 static int preset_differs(cJSON *saved, cJSON *mine, char *diff, size_t difflen)
@@ -779,6 +780,10 @@ static int preset_differs(cJSON *saved, cJSON *mine, char *diff, size_t difflen)
     cJSON *lm = cJSON_DetachItemFromObjectCaseSensitive(mine, "losses");
     cJSON_DeleteItemFromObjectCaseSensitive(saved, "description");
     cJSON_DeleteItemFromObjectCaseSensitive(mine, "description");
+    /* a budget study only adds entries ("NAME @4x"), which the entry check
+     * below covers: a finished benchmark can grow one */
+    cJSON_DeleteItemFromObjectCaseSensitive(saved, "budget_study");
+    cJSON_DeleteItemFromObjectCaseSensitive(mine, "budget_study");
     int differs = !cJSON_IsArray(ls) || !cJSON_IsArray(lm) || slt_config_diff(saved, mine, "", diff, difflen);
     const cJSON *a, *b;
     if (!differs) cJSON_ArrayForEach(a, ls)
@@ -1003,7 +1008,8 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
         }
         const ds_cache *dc = &c.dsc[jb->d];
         const sl_train_config *cf = &p->datasets[jb->d].config;
-        c.jobs[k].cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)dc->vox;
+        c.jobs[k].cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)dc->vox *
+                         (double)p->entries[jb->ent[0]].budget;
         c.cost_total = c.jobs[k].cost;
         sl_bench_progress pg = {0};
         pg.event = SL_BENCH_START;

@@ -383,7 +383,7 @@ static void test_tables(const sl_bench_preset *p)
     char line[512];
     int rows = 0, header_ok = 0, failed_rows = 0;
     while (fp && fgets(line, sizeof line, fp)) {
-        if (rows == 0) header_ok = !strcmp(line, "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases\n");
+        if (rows == 0) header_ok = !strcmp(line, "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases,converged\n");
         else failed_rows += strstr(line, ",failed,") != NULL;
         rows++;
     }
