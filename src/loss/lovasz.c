@@ -164,13 +164,12 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Puts the runs of equal error (64-bit key) of a sorted list in index order. */
-static void fix_runs(const double *e, int32_t *o, int64_t n)
+/* Puts the runs of equal error key ek of a sorted list o in index order. */
+static void fix_runs(const uint64_t *ek, int32_t *o, int64_t n)
 {
     for (int64_t a = 0; a < n;) {
-        const uint64_t k = desc_key(e[o[a]]);
         int64_t b = a + 1;
-        while (b < n && desc_key(e[o[b]]) == k) b++;
+        while (b < n && ek[b] == ek[a]) b++;
         if (b - a > 1) qsort(o + a, (size_t)(b - a), sizeof *o, cmp_i32);
         a = b;
     }
@@ -193,16 +192,28 @@ static void sort_desc_hard(const double *e, const double *g, const float *v, int
     }
     int32_t *fo = radix_sort32(ka, ia, kx, ix, nf);
     int32_t *bo = radix_sort32(ka + nf, ia + nf, kx + nf, ix + nf, n - nf);
-    fix_runs(e, fo, nf);
-    fix_runs(e, bo, n - nf);
+    /* the errors' keys in sorted order (one gather), over the key buffers no longer needed */
+    uint64_t *ef = key, *eb = key + nf;
+    for (int64_t q = 0; q < nf; q++) ef[q] = desc_key(e[fo[q]]);
+    for (int64_t q = 0; q < n - nf; q++) eb[q] = desc_key(e[bo[q]]);
+    fix_runs(ef, fo, nf);
+    fix_runs(eb, bo, n - nf);
     int64_t i = 0, j = 0, k = 0;
     while (i < nf && j < n - nf) {
-        uint64_t a = desc_key(e[fo[i]]), c = desc_key(e[bo[j]]);
-        out[k++] = a < c || (a == c && fo[i] < bo[j]) ? fo[i++] : bo[j++];
+        const int first = ef[i] < eb[j] || (ef[i] == eb[j] && fo[i] < bo[j]);
+        out[k++] = first ? fo[i++] : bo[j++];
     }
     while (i < nf) out[k++] = fo[i++];
     while (j < n - nf) out[k++] = bo[j++];
 }
+
+/* What the cumulative pass reads of voxel i, in one place: it visits the
+ * voxels in error order, so each is one random access, not five. */
+typedef struct {
+    double wg, wn; /* w·g, w·(1 − g) */
+    double f, de;  /* f(e), ∂e/∂input */
+    int64_t pos;   /* element (n, c, s) */
+} lv_el;
 
 typedef struct {
     int64_t n0, n1; /* samples [n0, n1) of this group */
@@ -214,19 +225,49 @@ typedef struct {
 /* One (group, class): gathers the valid voxels, sorts, computes the class's
  * loss and, when gbuf is given, writes ∂(class loss)/∂(input) at each of its
  * voxels to gbuf (scaled by the mean's weights once the counts are known). */
-static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job *jb, double *gbuf, int64_t cap)
+/* Scratch of one thread, reused by its jobs (fresh pages cost more than the sort). */
+typedef struct {
+    double *e, *g;
+    lv_el *el;
+    uint64_t *key, *kb;
+    int64_t *idx, *ib;
+    float *v; /* p (hinge: x) of each voxel, for sort_desc_hard */
+} lv_scratch;
+
+static int lv_scratch_alloc(lv_scratch *z, int64_t cap)
+{
+    z->e = sl_malloc(cap, sizeof(double)), z->g = sl_malloc(cap, sizeof(double));
+    z->el = sl_malloc(cap, sizeof(lv_el));
+    z->key = sl_malloc(cap, sizeof(uint64_t)), z->kb = sl_malloc(cap, sizeof(uint64_t));
+    z->idx = sl_malloc(cap, sizeof(int64_t)), z->ib = sl_malloc(cap, sizeof(int64_t));
+    z->v = sl_malloc(cap, sizeof(float));
+    return z->e && z->g && z->el && z->key && z->kb && z->idx && z->ib && z->v;
+}
+
+static void lv_scratch_free(lv_scratch *z)
+{
+    free(z->e);
+    free(z->g);
+    free(z->el);
+    free(z->key);
+    free(z->kb);
+    free(z->idx);
+    free(z->ib);
+    free(z->v);
+}
+
+static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job *jb, double *gbuf, int64_t cap,
+                        const lv_scratch *z)
 {
     const int64_t C = cx->C, S = cx->S;
     const int64_t c = jb->c;
     int64_t P = 0;
-    /* scratch: e, g, key, kb as doubles/uint64; idx, ib, pos as int64 */
-    double *e = sl_malloc(cap, sizeof(double)), *g = sl_malloc(cap, sizeof(double));
-    double *w = sl_malloc(cap, sizeof(double)); /* voxel weights (1 without a mask) */
-    uint64_t *key = sl_malloc(cap, sizeof(uint64_t)), *kb = sl_malloc(cap, sizeof(uint64_t));
-    int64_t *idx = sl_malloc(cap, sizeof(int64_t)), *ib = sl_malloc(cap, sizeof(int64_t));
-    int64_t *pos = sl_malloc(cap, sizeof(int64_t));
-    float *v = sl_malloc(cap, sizeof(float)); /* p (hinge: x) of each voxel, for sort_desc_hard */
-    sl_status st = e && g && w && key && kb && idx && ib && pos && v ? SL_OK : SL_ENOMEM;
+    double *e = z->e, *g = z->g;
+    lv_el *el = z->el;
+    uint64_t *key = z->key, *kb = z->kb;
+    int64_t *idx = z->idx, *ib = z->ib;
+    float *v = z->v;
+    sl_status st = SL_OK;
     int hard = cap < INT32_MAX; /* every g is 0 or 1 (32-bit indices suffice) */
     if (st == SL_OK) {
         double gs = 0;
@@ -236,12 +277,17 @@ static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job
                 if (wv == 0) continue;
                 int64_t off = (n * C + c) * S + s;
                 double gv = sl_g(cx, n, c, s);
-                w[P] = wv;
-                e[P] = hinge ? 1.0 - (double)cx->x[off] * (2 * gv - 1) : fabs(gv - (double)cx->p[off]);
+                const double ev = hinge ? 1.0 - (double)cx->x[off] * (2 * gv - 1) : fabs(gv - (double)cx->p[off]);
+                const double pv = cx->p ? cx->p[off] : 0.0;
+                e[P] = ev;
                 g[P] = gv;
                 v[P] = hinge ? cx->x[off] : cx->p[off];
                 hard &= gv == 0 || gv == 1;
-                pos[P] = off;
+                el[P].wg = wv * gv;
+                el[P].wn = wv * (1 - gv);
+                el[P].f = hinge ? (ev > 0 ? ev : 0) : ev;
+                el[P].de = hinge ? (ev > 0 ? -(2 * gv - 1) : 0.0) : pv > gv ? 1.0 : pv < gv ? -1.0 : 0.0;
+                el[P].pos = off;
                 gs += wv * gv;
                 P++;
             }
@@ -253,37 +299,19 @@ static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job
             else order = sort_desc(e, P, key, idx, kb, ib);
             double cum_g = 0, cum_ng = 0, Jprev = 0, val = 0;
             for (int64_t k = 0; k < P; k++) {
-                int64_t i = order[k];
-                cum_g += w[i] * g[i];
-                cum_ng += w[i] * (1 - g[i]);
+                const lv_el *q = &el[order[k]];
+                cum_g += q->wg;
+                cum_ng += q->wn;
                 /* U > 0: with gs = 0 every g is 0 and the first step adds w > 0 to cum_ng */
                 double U = gs + cum_ng, J = 1 - (gs - cum_g) / U;
                 double d = J - Jprev;
                 Jprev = J;
-                double f = hinge ? (e[i] > 0 ? e[i] : 0) : e[i];
-                val += f * d;
-                if (gbuf) {
-                    double de;
-                    if (hinge) de = e[i] > 0 ? -(2 * g[i] - 1) : 0.0;
-                    else {
-                        double p = cx->p[pos[i]];
-                        de = p > g[i] ? 1.0 : p < g[i] ? -1.0 : 0.0;
-                    }
-                    gbuf[pos[i]] = de * d;
-                }
+                val += q->f * d;
+                if (gbuf) gbuf[q->pos] = q->de * d;
             }
             jb->value = val;
         }
     }
-    free(e);
-    free(g);
-    free(w);
-    free(key);
-    free(kb);
-    free(idx);
-    free(ib);
-    free(pos);
-    free(v);
     return st;
 }
 
@@ -310,8 +338,16 @@ static sl_status eval_lovasz(sl_term *t, const sl_ctx *cx, double *value, char *
         jobs[j].n1 = pr->per_image ? grp + 1 : N;
     }
     int failed = 0;
-#pragma omp parallel for num_threads(cx->threads) schedule(dynamic, 1) reduction(| : failed)
-    for (int64_t j = 0; j < njobs; j++) failed |= lv_run(cx, pr, hinge, &jobs[j], gbuf, cap) != SL_OK;
+#pragma omp parallel num_threads(cx->threads) reduction(| : failed)
+    {
+        lv_scratch z;
+        const int ok = lv_scratch_alloc(&z, cap);
+        failed |= !ok;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t j = 0; j < njobs; j++)
+            if (ok) failed |= lv_run(cx, pr, hinge, &jobs[j], gbuf, cap, &z) != SL_OK;
+        lv_scratch_free(&z);
+    }
     if (failed) {
         free(jobs);
         free(gbuf);
