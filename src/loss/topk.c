@@ -277,12 +277,20 @@ static sl_status eval_hard(sl_term *t, const sl_ctx *cx, double *value, char *ms
         if (K < 1) K = 1;
         st = select_top(&e, K, sel);
     } else if (st == SL_OK) {
+        /* p_true = exp(−ℓ) < thresh ⇔ ℓ > −log(thresh), up to rounding: outside a
+         * margin of 1e-9 relative around that bound (far beyond the ulp errors of
+         * exp and log) the comparison decides; inside it exp is evaluated as before,
+         * so the set is exactly the one exp alone gives. */
+        const double L0 = pr->thresh > 0 ? -log(pr->thresh) : INFINITY, dl = 1e-9 * (1 + fabs(L0));
         int64_t hard = 0;
-        for (int64_t i = 0; i < e.M; i++)
-            if (e.ce[i] >= 0 && exp(-e.ce[i] / mask_at(cx, binary, i)) < pr->thresh) {
-                sel[i] = 1;
-                hard++;
-            }
+#pragma omp parallel for num_threads(cx->threads) schedule(static) reduction(+ : hard)
+        for (int64_t i = 0; i < e.M; i++) {
+            if (e.ce[i] < 0) continue;
+            const double l = cx->target->mask ? e.ce[i] / mask_at(cx, binary, i) : e.ce[i];
+            const int h = l > L0 + dl ? 1 : l < L0 - dl ? 0 : exp(-l) < pr->thresh;
+            sel[i] = (unsigned char)h;
+            hard += h;
+        }
         int64_t kmin = (int64_t)floor((double)e.valid * pr->min_kept);
         K = hard;
         if (hard < kmin) {

@@ -74,6 +74,46 @@ static void check(const char *name, const char *spec, double frac, const float *
     free(it);
 }
 
+/* ohem's threshold form: the set {exp(−ℓ) < thresh}, exactly as exp decides it. */
+static void check_thresh(const char *name, double thresh, const float *p, const int32_t *y, int64_t N, int64_t C,
+                         int64_t S)
+{
+    const int64_t T = N * C * S;
+    double ref = 0, *gr = calloc((size_t)T, sizeof(double));
+    int64_t K = 0;
+    for (int64_t pass = 0; pass < 2; pass++)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t s = 0; s < S; s++) {
+                int64_t off = (n * C + y[n * S + s]) * S + s;
+                double l = -(double)(float)log((double)p[off]);
+                if (!(exp(-l) < thresh)) continue;
+                if (pass == 0) K++, ref += l;
+                else gr[off] = -1.0 / (double)K / p[off];
+            }
+    ref = K ? ref / (double)K : 0;
+    char spec[128];
+    snprintf(spec, sizeof spec, "ohem(activation=none,min_kept=0,thresh=%.17g)", thresh);
+    sl_loss *L;
+    char msg[256];
+    CHECK(sl_loss_create(spec, &L, msg, sizeof msg) == SL_OK, "%s: %s", spec, msg);
+    sl_dims d = {.n = N, .c = C, .spatial_ndim = 1, .spatial = {S}};
+    sl_target t = {.kind = SL_TARGET_LABELS, .labels = y};
+    float *g = malloc(sizeof(float) * T);
+    double v = NAN;
+    CHECK(sl_loss_forward(L, p, &d, &t, NULL, &v, g, msg, sizeof msg) == SL_OK, "%s: %s", name, msg);
+    CHECK(fabs(v - ref) <= 1e-12 * fabs(ref) + 1e-15, "%s: value %.17g, reference %.17g", name, v, ref);
+    double gmax = 0, dmax = 0;
+    for (int64_t i = 0; i < T; i++) {
+        gmax = fmax(gmax, fabs(gr[i]));
+        dmax = fmax(dmax, fabs(g[i] - gr[i]));
+    }
+    CHECK(dmax <= 1e-6 * gmax + 1e-300, "%s: gradient differs by %.3g (max %.3g): another set", name, dmax, gmax);
+    printf("%-28s %lld hard: value diff %.2g\n", name, (long long)K, fabs(v - ref));
+    sl_loss_free(L);
+    free(g);
+    free(gr);
+}
+
 int main(void)
 {
     enum { N = 2, C = 3, S = 5003 };
@@ -87,6 +127,11 @@ int main(void)
     check("grid, k=33.3", "topk(activation=none,k=33.3)", 0.333, p, y, N, C, S);
     check("grid, k=100 (all)", "topk(activation=none,k=100)", 1.0, p, y, N, C, S);
     check("grid, K=1", "topk(activation=none,k=0.001)", 0.00001, p, y, N, C, S);
+    /* thresholds on the grid: exp(−ℓ) lands on either side of thresh by rounding */
+    check_thresh("ohem thresh=0.5 (on grid)", 0.5, p, y, N, C, S);
+    check_thresh("ohem thresh=0.3125 (on grid)", 0.3125, p, y, N, C, S);
+    check_thresh("ohem thresh=1", 1.0, p, y, N, C, S);
+    check_thresh("ohem thresh=exp(-ℓ) of 11/16", exp((double)(float)log(11.0 / 16.0)), p, y, N, C, S);
     check("ohem thresh=0, min_kept", "ohem(activation=none,thresh=0,min_kept=0.2)", 0.2, p, y, N, C, S);
     for (int64_t i = 0; i < N * C * S; i++) p[i] = 0.375f;
     check("all equal, k=10", "topk(activation=none)", 0.10, p, y, N, C, S);
