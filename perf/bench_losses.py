@@ -102,8 +102,26 @@ def t_lovasz(x, y):
     return torch.stack(losses).mean()
 
 
+def t_topk(x, y, k=10.0):
+    # nnU-Net's TopKLoss: the mean of the k % largest per-voxel cross-entropies.
+    ce = F.cross_entropy(x, y, reduction="none").reshape(-1)
+    v, _ = torch.topk(ce, max(1, int(ce.numel() * k / 100)), sorted=False)
+    return v.mean()
+
+
+def t_ohem(x, y, thresh=0.7, min_kept=0.1):
+    # mmsegmentation's OHEMPixelSampler (threshold form), min_kept as a fraction of the voxels.
+    ce = F.cross_entropy(x, y, reduction="none").reshape(-1)
+    hard = torch.exp(-ce.detach()) < thresh
+    kmin = int(ce.numel() * min_kept)
+    if int(hard.sum()) < kmin:
+        v, _ = torch.topk(ce, kmin, sorted=False)
+        return v.mean()
+    return ce[hard].mean()
+
+
 PEERS = [("dice+ce", t_dice_ce), ("focal", t_focal), ("gdice", t_gdice), ("lovasz", t_lovasz),
-         ("tversky", t_tversky)]
+         ("tversky", t_tversky), ("topk", t_topk), ("ohem", t_ohem), ("ohem(thresh=0.05)", lambda x, y: t_ohem(x, y, 0.05))]
 
 
 def stream_bandwidth():
@@ -155,7 +173,7 @@ def main():
     for spec, fn in PEERS:
         if only and spec not in only:
             continue
-        if not all(part in names for part in spec.split("+")):
+        if not all(part.split("(")[0] in names for part in spec.split("+")):
             print("%-10s (not in this build's catalogue)" % spec)
             continue
         try:

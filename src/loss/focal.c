@@ -31,6 +31,7 @@
  * γ > 0; the code takes that limit instead of computing 0·∞.
  */
 #include <stdlib.h>
+#include "fused.h"
 #include "term.h"
 
 typedef struct {
@@ -39,7 +40,7 @@ typedef struct {
 } focal_part;
 
 /* α per class/channel (1 when not given). Returns 0, or SL_ESHAPE on a bad length. */
-static sl_status focal_alpha(const sl_params *pr, int64_t C, int softmax, double *a, int *has, char *msg, size_t msglen)
+sl_status sl_focal_alpha(const sl_params *pr, int64_t C, int softmax, double *a, int *has, char *msg, size_t msglen)
 {
     const sl_list *al = &pr->alpha_list;
     *has = al->n > 0;
@@ -304,7 +305,7 @@ static sl_status eval_focal(sl_term *t, const sl_ctx *cx, double *value, char *m
     double *alpha = sl_calloc(cx->C, sizeof(double));
     if (!alpha) return sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
     int has = 0;
-    sl_status st = focal_alpha(&t->prm, cx->C, softmax, alpha, &has, msg, msglen);
+    sl_status st = sl_focal_alpha(&t->prm, cx->C, softmax, alpha, &has, msg, msglen);
     const int smp = t->prm.normalized || t->prm.reduced_threshold > 0;
     if (st == SL_OK && smp && softmax)
         st = sl_errf(msg, msglen, SL_EINVAL,

@@ -33,7 +33,7 @@
 #include "fused.h"
 #include "reduce.h"
 
-extern const sl_term_class sl_loss_ce, sl_loss_wce, sl_loss_bce;
+extern const sl_term_class sl_loss_ce, sl_loss_wce, sl_loss_bce, sl_loss_focal;
 
 #define VB 256 /* voxels per inner block: the class loops run over VB contiguous voxels */
 #if defined(__GNUC__)
@@ -626,5 +626,186 @@ done:
     free(K);
     free(kc);
     if (st == SL_OK) *value = total;
+    return st;
+}
+
+/*
+ * Focal loss, softmax with hard labels: one pass over the scores.
+ *
+ * With labels only the true class y carries a term, and the plain path's
+ * gradient (focal.c) collapses to
+ *     u = −α_y [q^γ − γ q^(γ−1) p_y log p_y],  q = 1 − p_y,
+ *     ∂l/∂x_c = k · u · ([c = y] − p_c),        k = weight / V,
+ * with V the valid voxel count, known from the labels alone. So one pass
+ * computes p (in registers, as pass 1 above), the voxel's term and writes
+ * the gradient: the scores read once, the gradient written once (the
+ * finiteness scan before it is a second read, so that bad scores change
+ * nothing). q is Σ_{c≠y} p_c, not 1 − p_y: no cancellation as p_y → 1,
+ * where the plain path uses −expm1(log p_y) for the same reason.
+ * γ: integers up to 8 by multiplication (vectorised), others by pow().
+ */
+typedef struct {
+    const sl_ctx *cx;
+    const sl_params *pr;
+    const float *alpha; /* [C] */
+    double gamma, k;    /* k = weight / V */
+    int igamma;         /* γ when it is an integer in [0, 8], else −1 */
+    float *grad;
+} focal_job;
+
+static SL_INLINE double focal_body(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    const sl_ctx *cx = j->cx;
+    const int64_t C = cx->C, S = cx->S;
+    const float *xn = cx->x + n * C * S;
+    float *gn = j->grad ? j->grad + n * C * S : NULL;
+    const float kf = (float)j->k, gam = (float)j->gamma;
+    const int ig = j->igamma;
+    float v[VB], mx[VB], lsum[VB], xy[VB], py[VB], q[VB], w[VB], qg[VB], qg1[VB], u[VB];
+    double acc = 0;
+    for (int64_t s0 = a; s0 < b; s0 += VB) {
+        const int64_t len = b - s0 < VB ? b - s0 : VB;
+        const int32_t *lab = cx->target->labels + n * S + s0;
+        block_probs(xn, C, S, s0, len, SL_ACT_SOFTMAX, p, mx, lsum);
+        block_valid(cx, j->pr, n, s0, len, v);
+        for (int64_t i = 0; i < len; i++) xy[i] = py[i] = q[i] = w[i] = 0;
+        for (int64_t c = 0; c < C; c++) { /* selection over the classes: one matches, exact */
+            const int32_t cc = (int32_t)c;
+            const float ac = j->alpha[c], *pc = p + c * VB, *xc = xn + c * S + s0;
+            for (int64_t i = 0; i < len; i++) {
+                const int m = lab[i] == cc;
+                xy[i] += m ? xc[i] : 0.0f;
+                py[i] += m ? pc[i] : 0.0f;
+                q[i] += m ? 0.0f : pc[i];
+                w[i] += m ? ac : 0.0f;
+            }
+        }
+        for (int64_t i = 0; i < len; i++) {
+            w[i] *= v[i];
+            xy[i] = xy[i] - mx[i] - lsum[i]; /* log p_y */
+            xy[i] = xy[i] < 0 ? xy[i] : 0.0f;
+        }
+        if (ig >= 0) {
+            for (int64_t i = 0; i < len; i++) qg1[i] = 1.0f, qg[i] = ig > 0 ? q[i] : 1.0f;
+            for (int r = 1; r < ig; r++)
+                for (int64_t i = 0; i < len; i++) qg1[i] = qg[i], qg[i] *= q[i];
+        } else
+            for (int64_t i = 0; i < len; i++) {
+                qg[i] = (float)pow((double)q[i], j->gamma);
+                qg1[i] = q[i] > 0 ? (float)pow((double)q[i], j->gamma - 1.0) : 0.0f; /* the limit (see focal.c) */
+            }
+        /* the voxel terms −w q^γ log p_y in sixteen float lanes, then in order into a double */
+        float lane[LANES] = {0};
+        int64_t i = 0;
+        for (; i + LANES <= len; i += LANES)
+            for (int l = 0; l < LANES; l++) lane[l] -= w[i + l] * qg[i + l] * xy[i + l];
+        for (int l = 0; i < len; i++, l++) lane[l] -= w[i] * qg[i] * xy[i];
+        for (int l = 0; l < LANES; l++) acc += (double)lane[l];
+        if (!gn) continue;
+        for (i = 0; i < len; i++) u[i] = -kf * w[i] * (qg[i] - (ig != 0 ? gam * qg1[i] * py[i] * xy[i] : 0.0f));
+        for (int64_t c = 0; c < C; c++) {
+            const int32_t cc = (int32_t)c;
+            const float *pc = p + c * VB;
+            float *out = gn + c * S + s0;
+            for (i = 0; i < len; i++) out[i] = u[i] * ((lab[i] == cc ? 1.0f : 0.0f) - pc[i]);
+        }
+    }
+    return acc;
+}
+
+typedef double (*focal_fn)(const focal_job *, int64_t, int64_t, int64_t, float *);
+static double focal_base(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    return focal_body(j, n, a, b, p);
+}
+#if SL_FUSED_X86
+SL_T_AVX2 static double focal_avx2(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    return focal_body(j, n, a, b, p);
+}
+SL_T_AVX512 static double focal_avx512(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    return focal_body(j, n, a, b, p);
+}
+#endif
+
+int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act)
+{
+    if (nterms != 1 || terms[0].cls != &sl_loss_focal || act != SL_ACT_SOFTMAX) return 0;
+    const sl_params *pr = &terms[0].prm;
+    return tg->kind == SL_TARGET_LABELS && !pr->normalized && !(pr->reduced_threshold > 0);
+}
+
+sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen)
+{
+    const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
+    const sl_params *pr = &t->prm;
+    double *alpha = sl_calloc(C, sizeof(double));
+    float *af = sl_calloc(C, sizeof(float));
+    double *part = sl_calloc(N * nch, sizeof(double));
+    sl_status st = alpha && af && part ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
+    int has = 0;
+    if (st == SL_OK) st = sl_focal_alpha(pr, C, 1, alpha, &has, msg, msglen);
+    if (st == SL_OK && !sl_all_finite(cx->x, N * C * S, cx->threads))
+        st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+    if (st != SL_OK) goto done;
+    for (int64_t c = 0; c < C; c++) af[c] = (float)alpha[c];
+    int64_t V = N * S; /* valid voxels */
+    if (!isnan(pr->ignore_index)) {
+        const int32_t ig = (int32_t)pr->ignore_index, *lab = cx->target->labels;
+        int64_t bad = 0;
+#pragma omp parallel for num_threads(cx->threads) schedule(static) reduction(+ : bad)
+        for (int64_t i = 0; i < N * S; i++) bad += lab[i] == ig;
+        V -= bad;
+    }
+    if (V == 0) { /* everything ignored: 0 and no gradient, as the plain path */
+        if (grad) memset(grad, 0, sizeof(float) * (size_t)(N * C * S));
+        t->last_value = 0;
+        *value = 0;
+        goto done;
+    }
+    const double gamma = pr->gamma;
+    focal_job job = {.cx = cx, .pr = pr, .alpha = af, .gamma = gamma, .k = t->weight / (double)V,
+                     .igamma = gamma == floor(gamma) && gamma <= 8 ? (int)gamma : -1, .grad = grad};
+    focal_fn fn = focal_base;
+#if SL_FUSED_X86
+    switch (sl_fused_isa()) {
+    case SL_ISA_AVX512: fn = focal_avx512; break;
+    case SL_ISA_AVX2: fn = focal_avx2; break;
+    default: break;
+    }
+#endif
+    int oom = 0;
+#pragma omp parallel num_threads(cx->threads)
+    {
+        float *p = malloc(sizeof(float) * (size_t)(C * VB));
+        if (!p) {
+#pragma omp atomic write
+            oom = 1;
+        }
+#pragma omp for schedule(static) collapse(2)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t ch = 0; ch < nch; ch++) {
+                if (!p) continue;
+                part[n * nch + ch] =
+                    fn(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p);
+            }
+        free(p);
+    }
+    if (oom) {
+        st = sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
+        goto done;
+    }
+    double val = sl_sum_ordered(part, N * nch) / (double)V;
+    if (!isfinite(val)) {
+        st = sl_errf(msg, msglen, SL_ENONFINITE, "focal: the loss is not finite (%g)", val);
+        goto done;
+    }
+    t->last_value = val;
+    *value = t->weight * val;
+done:
+    free(alpha);
+    free(af);
+    free(part);
     return st;
 }

@@ -15,6 +15,18 @@ int sl_fused_eligible(const sl_term *terms, int nterms, int64_t C, int act);
 sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double *value, float *grad, char *msg,
                            size_t msglen);
 
+/* 1 when the spec is a single focal term the one-pass kernel takes:
+ * softmax, hard labels, not smp's normalized/reduced forms. */
+int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act);
+
+/* Evaluates that focal term in one pass over cx->x (after a finiteness
+ * scan): sets its last_value, writes weight·value to *value and, when grad
+ * is not NULL, the whole gradient. */
+sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen);
+
+/* focal.c: α per class (softmax: a scalar a means [1 − a, a, ..., a]). */
+sl_status sl_focal_alpha(const sl_params *pr, int64_t C, int softmax, double *a, int *has, char *msg, size_t msglen);
+
 /* The instruction sets the fused kernels are compiled for (x86-64 with GCC
  * or clang); elsewhere only the baseline exists. */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)

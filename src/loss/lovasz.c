@@ -38,6 +38,7 @@
  * (passes whose byte is constant are skipped), O(P) per class; classes and
  * images run in parallel, each with its own slot, combined in order.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "term.h"
@@ -107,6 +108,113 @@ static int64_t *sort_desc(const double *e, int64_t n, uint64_t *key, int64_t *id
     return radix_sort(key, idx, kb, ib, n);
 }
 
+/*
+ * Hard targets (g ∈ {0, 1}) need less. The error is a monotone function of
+ * one float per voxel within each of the two sets: e = 1 − p (g = 1) falls
+ * as p rises, e = p (g = 0) rises with it (hinge: 1 − x and 1 + x). So each
+ * set is sorted on 32-bit keys of that float (four 8-bit passes of 8 bytes
+ * per element instead of eight of 16), the runs that rounding makes equal
+ * in e (1 − p for p < 2^−29, say) are put back in index order, and the two
+ * lists are merged on e's 64-bit key, ties by index: the same permutation
+ * as the stable sort of all errors above.
+ */
+static inline uint32_t asc_key32(float v) /* order-preserving float → uint32 */
+{
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u >> 31) ? ~u : (u | 0x80000000u);
+}
+
+/* Stable LSD radix sort of idx[0..n) by key (ascending); kb, ib scratch.
+ * Returns the buffer holding the sorted indices. */
+static int32_t *radix_sort32(uint32_t *key, int32_t *idx, uint32_t *kb, int32_t *ib, int64_t n)
+{
+    int64_t cnt[4][256];
+    memset(cnt, 0, sizeof cnt);
+    for (int64_t i = 0; i < n; i++) /* all four histograms in one read */
+        for (int d = 0; d < 4; d++) cnt[d][(key[i] >> (8 * d)) & 255]++;
+    for (int d = 0; d < 4 && n > 0; d++) {
+        int64_t *c = cnt[d];
+        const int shift = 8 * d;
+        if (c[(key[0] >> shift) & 255] == n) continue; /* byte constant: the pass changes nothing */
+        int64_t sum = 0;
+        for (int b = 0; b < 256; b++) {
+            int64_t t = c[b];
+            c[b] = sum;
+            sum += t;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            int64_t q = c[(key[i] >> shift) & 255]++;
+            kb[q] = key[i];
+            ib[q] = idx[i];
+        }
+        uint32_t *tk = key;
+        key = kb;
+        kb = tk;
+        int32_t *ti = idx;
+        idx = ib;
+        ib = ti;
+    }
+    return idx;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Puts the runs of equal error key ek of a sorted list o in index order. */
+static void fix_runs(const uint64_t *ek, int32_t *o, int64_t n)
+{
+    for (int64_t a = 0; a < n;) {
+        int64_t b = a + 1;
+        while (b < n && ek[b] == ek[a]) b++;
+        if (b - a > 1) qsort(o + a, (size_t)(b - a), sizeof *o, cmp_i32);
+        a = b;
+    }
+}
+
+/* The order of sort_desc for g ∈ {0, 1}: v[i] is p (or the logit x for the
+ * hinge), e[i] the error. Writes the order to out; scratch as sort_desc's. */
+static void sort_desc_hard(const double *e, const double *g, const float *v, int64_t n, int64_t *out, uint64_t *key,
+                           uint64_t *kb, int64_t *ib)
+{
+    uint32_t *ka = (uint32_t *)key, *kx = (uint32_t *)kb;
+    int32_t *ia = (int32_t *)ib, *ix = (int32_t *)ib + n;
+    int64_t nf = 0;
+    for (int64_t i = 0; i < n; i++) nf += g[i] != 0;
+    int64_t f = 0, b = nf; /* foreground first: e falls as v rises (key ascending); background: key of −v order */
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t k = asc_key32(v[i]);
+        if (g[i] != 0) ka[f] = k, ia[f++] = (int32_t)i;
+        else ka[b] = ~k, ia[b++] = (int32_t)i;
+    }
+    int32_t *fo = radix_sort32(ka, ia, kx, ix, nf);
+    int32_t *bo = radix_sort32(ka + nf, ia + nf, kx + nf, ix + nf, n - nf);
+    /* the errors' keys in sorted order (one gather), over the key buffers no longer needed */
+    uint64_t *ef = key, *eb = key + nf;
+    for (int64_t q = 0; q < nf; q++) ef[q] = desc_key(e[fo[q]]);
+    for (int64_t q = 0; q < n - nf; q++) eb[q] = desc_key(e[bo[q]]);
+    fix_runs(ef, fo, nf);
+    fix_runs(eb, bo, n - nf);
+    int64_t i = 0, j = 0, k = 0;
+    while (i < nf && j < n - nf) {
+        const int first = ef[i] < eb[j] || (ef[i] == eb[j] && fo[i] < bo[j]);
+        out[k++] = first ? fo[i++] : bo[j++];
+    }
+    while (i < nf) out[k++] = fo[i++];
+    while (j < n - nf) out[k++] = bo[j++];
+}
+
+/* What the cumulative pass reads of voxel i, in one place: it visits the
+ * voxels in error order, so each is one random access, not five. */
+typedef struct {
+    double wg, wn; /* w·g, w·(1 − g) */
+    double f, de;  /* f(e), ∂e/∂input */
+    int64_t pos;   /* element (n, c, s) */
+} lv_el;
+
 typedef struct {
     int64_t n0, n1; /* samples [n0, n1) of this group */
     int64_t c;      /* class / channel */
@@ -117,18 +225,50 @@ typedef struct {
 /* One (group, class): gathers the valid voxels, sorts, computes the class's
  * loss and, when gbuf is given, writes ∂(class loss)/∂(input) at each of its
  * voxels to gbuf (scaled by the mean's weights once the counts are known). */
-static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job *jb, double *gbuf, int64_t cap)
+/* Scratch of one thread, reused by its jobs (fresh pages cost more than the sort). */
+typedef struct {
+    double *e, *g;
+    lv_el *el;
+    uint64_t *key, *kb;
+    int64_t *idx, *ib;
+    float *v; /* p (hinge: x) of each voxel, for sort_desc_hard */
+} lv_scratch;
+
+static int lv_scratch_alloc(lv_scratch *z, int64_t cap)
+{
+    z->e = sl_malloc(cap, sizeof(double)), z->g = sl_malloc(cap, sizeof(double));
+    z->el = sl_malloc(cap, sizeof(lv_el));
+    z->key = sl_malloc(cap, sizeof(uint64_t)), z->kb = sl_malloc(cap, sizeof(uint64_t));
+    z->idx = sl_malloc(cap, sizeof(int64_t)), z->ib = sl_malloc(cap, sizeof(int64_t));
+    z->v = sl_malloc(cap, sizeof(float));
+    return z->e && z->g && z->el && z->key && z->kb && z->idx && z->ib && z->v;
+}
+
+static void lv_scratch_free(lv_scratch *z)
+{
+    free(z->e);
+    free(z->g);
+    free(z->el);
+    free(z->key);
+    free(z->kb);
+    free(z->idx);
+    free(z->ib);
+    free(z->v);
+}
+
+static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job *jb, double *gbuf, int64_t cap,
+                        const lv_scratch *z)
 {
     const int64_t C = cx->C, S = cx->S;
     const int64_t c = jb->c;
     int64_t P = 0;
-    /* scratch: e, g, key, kb as doubles/uint64; idx, ib, pos as int64 */
-    double *e = sl_malloc(cap, sizeof(double)), *g = sl_malloc(cap, sizeof(double));
-    double *w = sl_malloc(cap, sizeof(double)); /* voxel weights (1 without a mask) */
-    uint64_t *key = sl_malloc(cap, sizeof(uint64_t)), *kb = sl_malloc(cap, sizeof(uint64_t));
-    int64_t *idx = sl_malloc(cap, sizeof(int64_t)), *ib = sl_malloc(cap, sizeof(int64_t));
-    int64_t *pos = sl_malloc(cap, sizeof(int64_t));
-    sl_status st = e && g && w && key && kb && idx && ib && pos ? SL_OK : SL_ENOMEM;
+    double *e = z->e, *g = z->g;
+    lv_el *el = z->el;
+    uint64_t *key = z->key, *kb = z->kb;
+    int64_t *idx = z->idx, *ib = z->ib;
+    float *v = z->v;
+    sl_status st = SL_OK;
+    int hard = cap < INT32_MAX; /* every g is 0 or 1 (32-bit indices suffice) */
     if (st == SL_OK) {
         double gs = 0;
         for (int64_t n = jb->n0; n < jb->n1; n++)
@@ -137,49 +277,41 @@ static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job
                 if (wv == 0) continue;
                 int64_t off = (n * C + c) * S + s;
                 double gv = sl_g(cx, n, c, s);
-                w[P] = wv;
-                e[P] = hinge ? 1.0 - (double)cx->x[off] * (2 * gv - 1) : fabs(gv - (double)cx->p[off]);
+                const double ev = hinge ? 1.0 - (double)cx->x[off] * (2 * gv - 1) : fabs(gv - (double)cx->p[off]);
+                const double pv = cx->p ? cx->p[off] : 0.0;
+                e[P] = ev;
                 g[P] = gv;
-                pos[P] = off;
+                v[P] = hinge ? cx->x[off] : cx->p[off];
+                hard &= gv == 0 || gv == 1;
+                el[P].wg = wv * gv;
+                el[P].wn = wv * (1 - gv);
+                el[P].f = hinge ? (ev > 0 ? ev : 0) : ev;
+                el[P].de = hinge ? (ev > 0 ? -(2 * gv - 1) : 0.0) : pv > gv ? 1.0 : pv < gv ? -1.0 : 0.0;
+                el[P].pos = off;
                 gs += wv * gv;
                 P++;
             }
         jb->counted = hinge || pr->mode == LV_ALL || gs > 0;
         jb->value = 0;
         if (P > 0 && jb->counted) {
-            const int64_t *order = sort_desc(e, P, key, idx, kb, ib);
+            const int64_t *order = idx;
+            if (hard) sort_desc_hard(e, g, v, P, idx, key, kb, ib);
+            else order = sort_desc(e, P, key, idx, kb, ib);
             double cum_g = 0, cum_ng = 0, Jprev = 0, val = 0;
             for (int64_t k = 0; k < P; k++) {
-                int64_t i = order[k];
-                cum_g += w[i] * g[i];
-                cum_ng += w[i] * (1 - g[i]);
+                const lv_el *q = &el[order[k]];
+                cum_g += q->wg;
+                cum_ng += q->wn;
                 /* U > 0: with gs = 0 every g is 0 and the first step adds w > 0 to cum_ng */
                 double U = gs + cum_ng, J = 1 - (gs - cum_g) / U;
                 double d = J - Jprev;
                 Jprev = J;
-                double f = hinge ? (e[i] > 0 ? e[i] : 0) : e[i];
-                val += f * d;
-                if (gbuf) {
-                    double de;
-                    if (hinge) de = e[i] > 0 ? -(2 * g[i] - 1) : 0.0;
-                    else {
-                        double p = cx->p[pos[i]];
-                        de = p > g[i] ? 1.0 : p < g[i] ? -1.0 : 0.0;
-                    }
-                    gbuf[pos[i]] = de * d;
-                }
+                val += q->f * d;
+                if (gbuf) gbuf[q->pos] = q->de * d;
             }
             jb->value = val;
         }
     }
-    free(e);
-    free(g);
-    free(w);
-    free(key);
-    free(kb);
-    free(idx);
-    free(ib);
-    free(pos);
     return st;
 }
 
@@ -206,8 +338,16 @@ static sl_status eval_lovasz(sl_term *t, const sl_ctx *cx, double *value, char *
         jobs[j].n1 = pr->per_image ? grp + 1 : N;
     }
     int failed = 0;
-#pragma omp parallel for num_threads(cx->threads) schedule(dynamic, 1) reduction(| : failed)
-    for (int64_t j = 0; j < njobs; j++) failed |= lv_run(cx, pr, hinge, &jobs[j], gbuf, cap) != SL_OK;
+#pragma omp parallel num_threads(cx->threads) reduction(| : failed)
+    {
+        lv_scratch z;
+        const int ok = lv_scratch_alloc(&z, cap);
+        failed |= !ok;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t j = 0; j < njobs; j++)
+            if (ok) failed |= lv_run(cx, pr, hinge, &jobs[j], gbuf, cap, &z) != SL_OK;
+        lv_scratch_free(&z);
+    }
     if (failed) {
         free(jobs);
         free(gbuf);

@@ -29,9 +29,10 @@
  * Ties: the elements ranked at the boundary with equal ℓ are taken in index
  * order (sample, [channel,] voxel — memory order), lowest index first. The
  * value does not depend on it; the gradient does, and is that of the
- * documented choice. Selection: quickselect (3-way partition, median of
- * three, sort fallback past a depth limit) on a copy of ℓ finds the K-th
- * largest value T; every ℓ > T is taken, then ℓ == T in index order.
+ * documented choice. Selection: a histogram of the top 16 bits of ℓ picks
+ * the bucket holding the K-th largest value T, quickselect (3-way
+ * partition, median of three, sort fallback past a depth limit) finds T
+ * among that bucket's values; every ℓ > T is taken, then ℓ == T in index order.
  *
  * Voxel mask m: voxels with m = 0 leave the ranking and V (as ignored
  * ones); the others enter as m·ℓ: topk is the mean of the K largest m·ℓ,
@@ -143,16 +144,39 @@ static sl_status elems_compute(const sl_ctx *cx, const sl_params *pr, int binary
     return SL_OK;
 }
 
-/* Marks in sel[M] the K elements of largest ce (ties in index order). */
+/* Top 16 bits of a non-negative double: monotone in the value (−0 taken as +0). */
+static inline unsigned hkey(double v)
+{
+    uint64_t u;
+    v += 0.0; /* −0 → +0 */
+    memcpy(&u, &v, sizeof u);
+    return (unsigned)(u >> 48);
+}
+
+/* Marks in sel[M] the K elements of largest ce (ties in index order).
+ * The K-th largest value T: a histogram of the top 16 bits of the valid
+ * values finds the bucket holding that rank, and quickselect runs on that
+ * bucket's values only (a copy of one bucket instead of all of them). */
 static sl_status select_top(const ce_elems *e, int64_t K, unsigned char *sel)
 {
-    double *tmp = sl_malloc(e->valid, sizeof(double));
-    if (!tmp) return SL_ENOMEM;
+    int64_t *hist = sl_calloc(65536, sizeof(int64_t));
+    if (!hist) return SL_ENOMEM;
+    for (int64_t i = 0; i < e->M; i++)
+        if (e->ce[i] >= 0) hist[hkey(e->ce[i])]++;
+    int64_t r = e->valid - K, below = 0; /* ascending rank of T */
+    unsigned bk = 0;
+    while (below + hist[bk] <= r) below += hist[bk++];
+    double *tmp = sl_malloc(hist[bk], sizeof(double));
+    if (!tmp) {
+        free(hist);
+        return SL_ENOMEM;
+    }
     int64_t m = 0;
     for (int64_t i = 0; i < e->M; i++)
-        if (e->ce[i] >= 0) tmp[m++] = e->ce[i];
-    double T = select_rank(tmp, m, m - K); /* the K-th largest */
+        if (e->ce[i] >= 0 && hkey(e->ce[i]) == bk) tmp[m++] = e->ce[i];
+    double T = select_rank(tmp, m, r - below); /* the K-th largest */
     free(tmp);
+    free(hist);
     int64_t above = 0;
     for (int64_t i = 0; i < e->M; i++) above += e->ce[i] > T;
     int64_t ties = K - above; /* how many elements equal to T to take */
@@ -253,12 +277,20 @@ static sl_status eval_hard(sl_term *t, const sl_ctx *cx, double *value, char *ms
         if (K < 1) K = 1;
         st = select_top(&e, K, sel);
     } else if (st == SL_OK) {
+        /* p_true = exp(−ℓ) < thresh ⇔ ℓ > −log(thresh), up to rounding: outside a
+         * margin of 1e-9 relative around that bound (far beyond the ulp errors of
+         * exp and log) the comparison decides; inside it exp is evaluated as before,
+         * so the set is exactly the one exp alone gives. */
+        const double L0 = pr->thresh > 0 ? -log(pr->thresh) : INFINITY, dl = 1e-9 * (1 + fabs(L0));
         int64_t hard = 0;
-        for (int64_t i = 0; i < e.M; i++)
-            if (e.ce[i] >= 0 && exp(-e.ce[i] / mask_at(cx, binary, i)) < pr->thresh) {
-                sel[i] = 1;
-                hard++;
-            }
+#pragma omp parallel for num_threads(cx->threads) schedule(static) reduction(+ : hard)
+        for (int64_t i = 0; i < e.M; i++) {
+            if (e.ce[i] < 0) continue;
+            const double l = cx->target->mask ? e.ce[i] / mask_at(cx, binary, i) : e.ce[i];
+            const int h = l > L0 + dl ? 1 : l < L0 - dl ? 0 : exp(-l) < pr->thresh;
+            sel[i] = (unsigned char)h;
+            hard += h;
+        }
         int64_t kmin = (int64_t)floor((double)e.valid * pr->min_kept);
         K = hard;
         if (hard < kmin) {

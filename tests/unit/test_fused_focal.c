@@ -1,0 +1,115 @@
+/*
+ * The one-pass focal kernel (fused.c, softmax with hard labels) against the
+ * plain path (focal.c on materialised p and log p): γ integer and not, α
+ * scalar and per class, ignore_index, a term weight, 2-D and 3-D, confident
+ * scores (p_y → 1, where q = 1 − p_y must not cancel), every instruction set
+ * (the same bits), the gradient alone and the value alone, and NaN scores
+ * (refused before anything is written). Tolerances as tests/unit/test_fused.c:
+ * value 1e-6 relative, gradient 1e-5 of its max.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "loss/fused.h"
+#include "segloss/loss.h"
+#include "test_util.h"
+
+static double max_grad_diff, max_val_diff;
+
+static void compare(const char *spec, const sl_dims *d, const float *x, const sl_target *t)
+{
+    int64_t total = d->n * d->c;
+    for (int i = 0; i < d->spatial_ndim; i++) total *= d->spatial[i];
+    float *g1 = malloc(sizeof(float) * total), *g2 = malloc(sizeof(float) * total);
+    float *g3 = malloc(sizeof(float) * total);
+    sl_loss *L;
+    char msg[256];
+    CHECK(sl_loss_create(spec, &L, msg, sizeof msg) == SL_OK, "%s: %s", spec, msg);
+    double v1, v2, v3;
+    CHECK(sl_loss_forward(L, x, d, t, NULL, &v1, g1, msg, sizeof msg) == SL_OK, "%s fused: %s", spec, msg);
+    double tv1 = sl_loss_term_value(L, 0);
+    /* every instruction set gives the same bits */
+    for (int isa = SL_ISA_BASE; isa <= sl_fused_isa(); isa++) {
+        sl_fused_force_isa(isa);
+        CHECK(sl_loss_forward(L, x, d, t, NULL, &v3, g3, msg, sizeof msg) == SL_OK, "%s isa %d: %s", spec, isa, msg);
+        CHECK(v3 == v1 && memcmp(g3, g1, sizeof(float) * total) == 0, "%s: isa %d differs from the best", spec, isa);
+    }
+    sl_fused_force_isa(-1);
+    /* value only */
+    CHECK(sl_loss_forward(L, x, d, t, NULL, &v3, NULL, msg, sizeof msg) == SL_OK && v3 == v1, "%s: value alone", spec);
+    sl_loss_set_fused(L, 0);
+    CHECK(sl_loss_forward(L, x, d, t, NULL, &v2, g2, msg, sizeof msg) == SL_OK, "%s plain: %s", spec, msg);
+    CHECK(fabs(v1 - v2) <= 1e-6 * fabs(v2) + 1e-9, "%s: value fused %.10g plain %.10g", spec, v1, v2);
+    CHECK(fabs(tv1 - sl_loss_term_value(L, 0)) <= 1e-6 * fabs(tv1) + 1e-9, "%s: term value", spec);
+    max_val_diff = fmax(max_val_diff, fabs(v1 - v2) / fmax(fabs(v2), 1e-30));
+    double gmax = 0, dmax = 0;
+    for (int64_t i = 0; i < total; i++) {
+        gmax = fmax(gmax, fabs(g2[i]));
+        dmax = fmax(dmax, fabs((double)g1[i] - g2[i]));
+    }
+    CHECK(gmax > 0, "%s: zero gradient", spec);
+    CHECK(dmax <= 1e-5 * gmax + 1e-12, "%s: gradient differs by %.3g (max |g| %.3g)", spec, dmax, gmax);
+    if (gmax > 0) max_grad_diff = fmax(max_grad_diff, dmax / gmax);
+    sl_loss_free(L);
+    free(g1);
+    free(g2);
+    free(g3);
+}
+
+int main(void)
+{
+    enum { N = 2, C = 4, D = 6, H = 33, W = 41 };
+    const int64_t S3 = (int64_t)D * H * W, T = N * C * S3;
+    float *x = malloc(sizeof(float) * T), *xc = malloc(sizeof(float) * T);
+    int32_t *y = malloc(sizeof(int32_t) * N * S3), *yi = malloc(sizeof(int32_t) * N * S3);
+    srand(17);
+    for (int64_t i = 0; i < T; i++) x[i] = (float)(rand() / (double)RAND_MAX * 10 - 5);
+    for (int64_t i = 0; i < N * S3; i++) {
+        y[i] = rand() % C;
+        yi[i] = rand() % 10 == 0 ? 255 : y[i];
+    }
+    /* confident and correct on most voxels: p_y within 1e-6 of 1 */
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t s = 0; s < S3; s++)
+            for (int64_t c = 0; c < C; c++)
+                xc[(n * C + c) * S3 + s] = x[(n * C + c) * S3 + s] + (c == y[n * S3 + s] && s % 7 ? 14.0f : 0.0f);
+    sl_dims d3 = {.n = N, .c = C, .spatial_ndim = 3, .spatial = {D, H, W}};
+    sl_dims d2 = {.n = N, .c = C, .spatial_ndim = 2, .spatial = {H * 2, W * 3}};
+    sl_target tl = {.kind = SL_TARGET_LABELS, .labels = y}, ti = {.kind = SL_TARGET_LABELS, .labels = yi};
+    const char *specs[] = {"focal", "focal(gamma=0)", "focal(gamma=1)", "focal(gamma=3)", "focal(gamma=2.5)",
+                           "focal(gamma=0.5)", "focal(alpha=0.25)", "focal(alpha=[0.1,0.2,0.3,0.4],gamma=1.5)",
+                           "0.3*focal(gamma=2)"};
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        compare(specs[i], &d3, x, &tl);
+        compare(specs[i], &d2, x, &tl);
+        compare(specs[i], &d3, xc, &tl);
+    }
+    compare("focal(ignore_index=255)", &d3, x, &ti);
+    compare("focal(ignore_index=255,alpha=0.25,gamma=0.5)", &d3, x, &ti);
+
+    /* NaN scores: refused, the gradient buffer untouched */
+    {
+        sl_loss *L;
+        char msg[256];
+        float *g = malloc(sizeof(float) * T);
+        for (int64_t i = 0; i < T; i++) g[i] = 7.0f;
+        x[T / 2] = NAN;
+        CHECK(sl_loss_create("focal", &L, msg, sizeof msg) == SL_OK, "create");
+        double v = 42;
+        CHECK(sl_loss_forward(L, x, &d3, &tl, NULL, &v, g, msg, sizeof msg) == SL_ENONFINITE, "NaN refused");
+        CHECK(strstr(msg, "NaN") != NULL, "message names NaN: %s", msg);
+        int untouched = v == 42;
+        for (int64_t i = 0; i < T; i++) untouched &= g[i] == 7.0f;
+        CHECK(untouched, "NaN: nothing written");
+        sl_loss_free(L);
+        free(g);
+    }
+    printf("fused focal vs plain: max value rel diff %.3g, max gradient diff %.3g of max |g| (tol 1e-6, 1e-5)\n",
+           max_val_diff, max_grad_diff);
+    free(x);
+    free(xc);
+    free(y);
+    free(yi);
+    return test_report("fused_focal");
+}
