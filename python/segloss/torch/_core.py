@@ -336,11 +336,21 @@ class SegLoss(torch.nn.Module):
         _lib.check(st, buf, self.spec)
         return values, grad
 
-    def _prepare(self, logits, target, dist, mask):
-        """The C call's arguments: (x, dims, target struct, opts, arrays to keep alive)."""
+    def _prepare(self, logits, target, dist, mask, reuse_labels=False):
+        """The C call's arguments: (x, dims, target struct, opts, arrays to keep alive). With
+        reuse_labels, a label conversion goes into the buffer of the previous call and is kept
+        for the next one."""
         x = _logits_array(logits)
         shape = x.shape
-        kind, labels, soft = _target_arrays(target, shape)
+        if reuse_labels:
+            label_buf = _reusable(self.__dict__.get("_label_buf"), (shape[0],) + tuple(shape[2:]))
+            kind, labels, soft = _target_arrays(target, shape, label_buf)
+            # a conversion this module made (the user's labels come as views of torch memory, which
+            # never own their data): reused next call
+            if labels is not None and (labels is label_buf or labels.flags.owndata):
+                self._label_buf = labels
+        else:
+            kind, labels, soft = _target_arrays(target, shape)
         mask_arr = None if mask is None else _mask_array(mask, shape)
         d = _lib.dims(shape)
         opts = _ForwardOpts()
@@ -367,36 +377,8 @@ class SegLoss(torch.nn.Module):
 
     def _evaluate(self, logits, target, dist, want_grad, mask=None):
         h = _L()
-        x = _logits_array(logits)
+        x, d, tgt, opts, keep = self._prepare(logits, target, dist, mask, reuse_labels=True)
         shape = x.shape
-        label_buf = _reusable(self.__dict__.get("_label_buf"), (shape[0],) + tuple(shape[2:]))
-        kind, labels, soft = _target_arrays(target, shape, label_buf)
-        # a conversion this module made (the user's labels come as views of torch memory, which
-        # never own their data): reused next call
-        if labels is not None and (labels is label_buf or labels.flags.owndata):
-            self._label_buf = labels
-        mask_arr = None if mask is None else _mask_array(mask, shape)
-        d = _lib.dims(shape)
-        opts = _ForwardOpts()
-        for i, s in enumerate(_spacing(self.spacing, len(shape) - 2)):
-            opts.spacing[i] = s
-        for i in range(len(shape) - 2, _lib.MAX_SPATIAL):
-            opts.spacing[i] = 1.0
-        dist_arr = None
-        if dist is not None:
-            if isinstance(dist, np.ndarray):
-                dist = torch.from_numpy(dist)
-            _check_cpu(dist, "dist")
-            if tuple(dist.shape) != tuple(shape):
-                raise errors.ShapeError("dist must have the logits' shape %s, got %s"
-                                        % (tuple(shape), tuple(dist.shape)))
-            dist_arr = dist.detach().to(torch.float32).contiguous().numpy()
-            opts.dist = dist_arr.ctypes.data
-        opts.threads = _lib.threads(self.threads)
-        opts.training = 1 if self.training else 0
-        tgt = _Target(kind, None if labels is None else labels.ctypes.data,
-                      None if soft is None else soft.ctypes.data,
-                      None if mask_arr is None else mask_arr.ctypes.data)
         grad = None
         if want_grad:
             grad = _reusable(self.__dict__.get("_grad_buf"), shape)
