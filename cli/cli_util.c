@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli_util.h"
+#include "outfile.h"
 #include "voxlimit.h"
 #include "internal.h"
 
@@ -149,4 +150,33 @@ int cli_take_max_voxels(int *argc, char **argv)
     *argc = out;
     argv[out] = NULL;
     return 1;
+}
+
+int cli_write_pair(const char *cmd, const char *const path[2], int (*write)(int k, FILE *f, void *ctx), void *ctx)
+{
+    sl_out *out[2] = {NULL, NULL};
+    char msg[1024];
+    int ok = 1;
+    for (int k = 0; k < 2 && ok; k++) {
+        if (!path[k]) continue;
+        if (sl_out_open(path[k], &out[k], msg, sizeof msg) != SL_OK) {
+            cli_fail(cmd, EXIT_WORK, "%s", msg);
+            ok = 0;
+            break;
+        }
+        if (write(k, sl_out_file(out[k]), ctx)) {
+            cli_fail(cmd, EXIT_WORK, "cannot write '%s'", path[k]);
+            ok = 0;
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        if (!out[k]) continue;
+        if (!ok) {
+            sl_out_abort(out[k]);
+        } else if (sl_out_commit(out[k], msg, sizeof msg) != SL_OK) {
+            cli_fail(cmd, EXIT_WORK, "%s", msg);
+            ok = 0;
+        }
+    }
+    return ok;
 }

@@ -4,6 +4,7 @@
 #define SL_CLI_UTIL_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include "segloss/io.h"
 
 #define EXIT_WORK 1
@@ -49,5 +50,11 @@ const char *cli_value(const char *cmd, int argc, char **argv, int *i, const char
  * argv and sets the decoded-voxel limit (src/core/voxlimit.h) of every
  * image reader. 0, after printing the reason, on a bad value. */
 int cli_take_max_voxels(int *argc, char **argv);
+
+/* Writes two outputs (path[0], path[1]; either may be NULL) both completely
+ * or neither: each is written to its temporary file by write(k, f, ctx)
+ * (0 on success) before either is committed. On failure one line under
+ * cmd's name, both targets unchanged. Returns 1 on success, 0 on failure. */
+int cli_write_pair(const char *cmd, const char *const path[2], int (*write)(int k, FILE *f, void *ctx), void *ctx);
 
 #endif

@@ -35,7 +35,6 @@
 #include <string.h>
 #include "cli_util.h"
 #include "commands.h"
-#include "outfile.h"
 #include "segloss/metrics.h"
 
 #define MAX_RATES 64
@@ -226,37 +225,23 @@ static int write_csv(FILE *f, const froc_args *o, const double *sens)
     return ferror(f) ? -1 : 0;
 }
 
-/* both outputs completely, or neither */
-static int write_outputs(const froc_args *o, const eval_files *cs, int n, const froc_acc *acc, const double *sens,
-                         double score, const sl_froc_curve *cv, int64_t detected)
+/* both outputs completely, or neither (cli_write_pair) */
+typedef struct froc_out {
+    const froc_args *o;
+    const eval_files *cs;
+    int n;
+    const froc_acc *acc;
+    const double *sens;
+    double score;
+    const sl_froc_curve *cv;
+    int64_t detected;
+} froc_out;
+
+static int write_one(int k, FILE *f, void *ctx)
 {
-    const char *path[2] = {o->csv, o->json};
-    sl_out *out[2] = {NULL, NULL};
-    char msg[1024];
-    int ok = 1;
-    for (int k = 0; k < 2 && ok; k++) {
-        if (!path[k]) continue;
-        if (sl_out_open(path[k], &out[k], msg, sizeof msg) != SL_OK) {
-            cli_fail("eval", EXIT_WORK, "%s", msg);
-            ok = 0;
-            break;
-        }
-        FILE *f = sl_out_file(out[k]);
-        if (k ? write_json(f, o, cs, n, acc, sens, score, cv, detected) : write_csv(f, o, sens)) {
-            cli_fail("eval", EXIT_WORK, "cannot write '%s'", path[k]);
-            ok = 0;
-        }
-    }
-    for (int k = 0; k < 2; k++) {
-        if (!out[k]) continue;
-        if (!ok) {
-            sl_out_abort(out[k]);
-        } else if (sl_out_commit(out[k], msg, sizeof msg) != SL_OK) {
-            cli_fail("eval", EXIT_WORK, "%s", msg);
-            ok = 0;
-        }
-    }
-    return ok;
+    const froc_out *w = ctx;
+    return k ? write_json(f, w->o, w->cs, w->n, w->acc, w->sens, w->score, w->cv, w->detected)
+             : write_csv(f, w->o, w->sens);
 }
 
 static int parse(int argc, char **argv, froc_args *o)
@@ -364,7 +349,9 @@ int cmd_eval_froc(int argc, char **argv)
     double score = 0;
     for (int k = 0; k < o.nrates; k++) score += sens[k];
     score /= o.nrates;
-    if (!write_outputs(&o, cs, n, &acc, sens, score, &cv, detected)) goto done;
+    froc_out w = {&o, cs, n, &acc, sens, score, &cv, detected};
+    const char *const paths[2] = {o.csv, o.json};
+    if (!cli_write_pair("eval", paths, write_one, &w)) goto done;
     printf("FROC over %d cases: %lld lesions (%lld detected), %lld false-positive candidates\n", n,
            (long long)acc.nles, (long long)detected, (long long)(acc.nfp - 1));
     printf("%12s %12s\n", "fp/case", "sensitivity");

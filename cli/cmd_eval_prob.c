@@ -20,7 +20,6 @@
 #include <unistd.h>
 #include "cli_util.h"
 #include "commands.h"
-#include "outfile.h"
 #include "segloss/metrics.h"
 
 typedef struct {
@@ -322,37 +321,17 @@ static int write_csv(FILE *f, const prob_case *cs, int n)
     return ferror(f) ? -1 : 0;
 }
 
-/* Both outputs written completely (atomic outputs: temporary files) before
- * either is committed: both or neither. */
-static int write_outputs(const prob_args *o, const prob_case *cs, int n)
+/* Both outputs written completely before either is committed (cli_write_pair). */
+typedef struct prob_out {
+    const prob_args *o;
+    const prob_case *cs;
+    int n;
+} prob_out;
+
+static int write_one(int k, FILE *f, void *ctx)
 {
-    const char *path[2] = {o->csv, o->json};
-    sl_out *out[2] = {NULL, NULL};
-    char msg[1024];
-    int ok = 1;
-    for (int k = 0; k < 2 && ok; k++) {
-        if (!path[k]) continue;
-        if (sl_out_open(path[k], &out[k], msg, sizeof msg) != SL_OK) {
-            cli_fail("eval", EXIT_WORK, "%s", msg);
-            ok = 0;
-            break;
-        }
-        FILE *f = sl_out_file(out[k]);
-        if (k ? write_json(f, o, cs, n) : write_csv(f, cs, n)) {
-            cli_fail("eval", EXIT_WORK, "cannot write '%s'", path[k]);
-            ok = 0;
-        }
-    }
-    for (int k = 0; k < 2; k++) {
-        if (!out[k]) continue;
-        if (!ok) {
-            sl_out_abort(out[k]);
-        } else if (sl_out_commit(out[k], msg, sizeof msg) != SL_OK) {
-            cli_fail("eval", EXIT_WORK, "%s", msg);
-            ok = 0;
-        }
-    }
-    return ok;
+    const prob_out *w = ctx;
+    return k ? write_json(f, w->o, w->cs, w->n) : write_csv(f, w->cs, w->n);
 }
 
 int cmd_eval_prob(int argc, char **argv)
@@ -407,7 +386,9 @@ int cmd_eval_prob(int argc, char **argv)
     rc = EXIT_WORK;
     for (int i = 0; i < n; i++)
         if (!score_case(&o, &cs[i])) goto done;
-    if (!write_outputs(&o, cs, n)) goto done;
+    prob_out w = {&o, cs, n};
+    const char *const paths[2] = {o.csv, o.json};
+    if (!cli_write_pair("eval", paths, write_one, &w)) goto done;
     printf("%-14s %8s %8s %8s %8s %8s\n", "case", "ece", "mce", "cw-ece", "brier", "nll");
     for (int i = 0; i < n; i++)
         printf("%-14s %8.4f %8.4f %8.4f %8.4f %8.4f\n", cs[i].id, cs[i].r.ece, cs[i].r.mce, cs[i].r.classwise_ece,
