@@ -155,6 +155,57 @@ typedef struct slot_buf {
     int32_t *lab, *dlab;
 } slot_buf;
 
+/* The intensity augmentations, after the spatial ones and in this order:
+ * noise, blur, brightness/contrast, gamma; each draws from its own stream of
+ * the slot's key. shape gives the patch's extents (ndim 2: {ph, pw}; 3:
+ * {pd, ph, pw}) for the blur, the one step that depends on the dimension. */
+static sl_status intensity_augs(const sl_aug_opts *a, uint64_t key, float *oimg, int ndim, const int64_t *shape,
+                                sl_batch_meta *meta)
+{
+    const int64_t pn = ndim == 3 ? shape[0] * shape[1] * shape[2] : shape[0] * shape[1];
+    sl_rng r;
+    sl_status st;
+    if (a->enabled & SL_AUG_NOISE) {
+        sl_rng_seed_stream(&r, key, ST_NOISE);
+        if (sl_rng_uniform(&r) < a->p_noise) {
+            sld_aug_noise(&r, oimg, pn, unif(&r, 0.0, a->noise_std));
+            meta->applied |= SL_AUG_NOISE;
+        }
+    }
+    if (a->enabled & SL_AUG_BLUR) {
+        sl_rng_seed_stream(&r, key, ST_BLUR);
+        if (sl_rng_uniform(&r) < a->p_blur) {
+            double sg = unif(&r, a->blur_lo, a->blur_hi);
+            st = ndim == 3 ? sld_blur3d(oimg, shape, sg) : sl_blur2d(oimg, oimg, shape[0], shape[1], sg, sg);
+            if (st != SL_OK) return st;
+            meta->applied |= SL_AUG_BLUR;
+        }
+    }
+    if (a->enabled & SL_AUG_CONTRAST) {
+        sl_rng_seed_stream(&r, key, ST_CONTRAST);
+        if (sl_rng_uniform(&r) < a->p_contrast) {
+            double mult = unif(&r, 1.0 - a->brightness, 1.0 + a->brightness);
+            double f = unif(&r, a->contrast_lo, a->contrast_hi);
+            sld_aug_contrast(oimg, pn, mult, f);
+            meta->applied |= SL_AUG_CONTRAST;
+        }
+    }
+    if (a->enabled & SL_AUG_GAMMA) {
+        sl_rng_seed_stream(&r, key, ST_GAMMA);
+        if (sl_rng_uniform(&r) < a->p_gamma) {
+            int inv = sl_rng_uniform(&r) < a->gamma_invert;
+            double g;
+            if (a->gamma_lo < 1.0 && a->gamma_hi > 1.0)
+                g = sl_rng_uniform(&r) < 0.5 ? unif(&r, a->gamma_lo, 1.0) : unif(&r, 1.0, a->gamma_hi);
+            else
+                g = unif(&r, a->gamma_lo, a->gamma_hi);
+            sld_aug_gamma(oimg, pn, g, inv);
+            meta->applied |= SL_AUG_GAMMA;
+        }
+    }
+    return SL_OK;
+}
+
 static sl_status run_slot(const sl_sampler *s, uint64_t key, int64_t b, float *oimg, int32_t *olab,
                           sl_batch_meta *meta, slot_buf *wb)
 {
@@ -275,45 +326,9 @@ static sl_status run_slot(const sl_sampler *s, uint64_t key, int64_t b, float *o
         }
     }
 
-    /* 4. intensities: noise, blur, brightness/contrast, gamma */
-    if (a->enabled & SL_AUG_NOISE) {
-        sl_rng_seed_stream(&r, key, ST_NOISE);
-        if (sl_rng_uniform(&r) < a->p_noise) {
-            sld_aug_noise(&r, oimg, pn, unif(&r, 0.0, a->noise_std));
-            meta->applied |= SL_AUG_NOISE;
-        }
-    }
-    if (a->enabled & SL_AUG_BLUR) {
-        sl_rng_seed_stream(&r, key, ST_BLUR);
-        if (sl_rng_uniform(&r) < a->p_blur) {
-            double sg = unif(&r, a->blur_lo, a->blur_hi);
-            if ((st = sl_blur2d(oimg, oimg, ph, pw, sg, sg)) != SL_OK) return st;
-            meta->applied |= SL_AUG_BLUR;
-        }
-    }
-    if (a->enabled & SL_AUG_CONTRAST) {
-        sl_rng_seed_stream(&r, key, ST_CONTRAST);
-        if (sl_rng_uniform(&r) < a->p_contrast) {
-            double mult = unif(&r, 1.0 - a->brightness, 1.0 + a->brightness);
-            double f = unif(&r, a->contrast_lo, a->contrast_hi);
-            sld_aug_contrast(oimg, pn, mult, f);
-            meta->applied |= SL_AUG_CONTRAST;
-        }
-    }
-    if (a->enabled & SL_AUG_GAMMA) {
-        sl_rng_seed_stream(&r, key, ST_GAMMA);
-        if (sl_rng_uniform(&r) < a->p_gamma) {
-            int inv = sl_rng_uniform(&r) < a->gamma_invert;
-            double g;
-            if (a->gamma_lo < 1.0 && a->gamma_hi > 1.0)
-                g = sl_rng_uniform(&r) < 0.5 ? unif(&r, a->gamma_lo, 1.0) : unif(&r, 1.0, a->gamma_hi);
-            else
-                g = unif(&r, a->gamma_lo, a->gamma_hi);
-            sld_aug_gamma(oimg, pn, g, inv);
-            meta->applied |= SL_AUG_GAMMA;
-        }
-    }
-    return SL_OK;
+    /* 4. intensities */
+    const int64_t shape2[2] = {ph, pw};
+    return intensity_augs(a, key, oimg, 2, shape2, meta);
 }
 
 /* ------------------------------------------------------------ 3-D slots */
@@ -453,42 +468,7 @@ static sl_status run_slot3d(const sl_sampler *s, uint64_t key, int64_t b, float 
     }
 
     /* 4. intensities */
-    if (a->enabled & SL_AUG_NOISE) {
-        sl_rng_seed_stream(&r, key, ST_NOISE);
-        if (sl_rng_uniform(&r) < a->p_noise) {
-            sld_aug_noise(&r, oimg, pn, unif(&r, 0.0, a->noise_std));
-            meta->applied |= SL_AUG_NOISE;
-        }
-    }
-    if (a->enabled & SL_AUG_BLUR) {
-        sl_rng_seed_stream(&r, key, ST_BLUR);
-        if (sl_rng_uniform(&r) < a->p_blur) {
-            if ((st = sld_blur3d(oimg, p, unif(&r, a->blur_lo, a->blur_hi))) != SL_OK) return st;
-            meta->applied |= SL_AUG_BLUR;
-        }
-    }
-    if (a->enabled & SL_AUG_CONTRAST) {
-        sl_rng_seed_stream(&r, key, ST_CONTRAST);
-        if (sl_rng_uniform(&r) < a->p_contrast) {
-            double mult = unif(&r, 1.0 - a->brightness, 1.0 + a->brightness);
-            sld_aug_contrast(oimg, pn, mult, unif(&r, a->contrast_lo, a->contrast_hi));
-            meta->applied |= SL_AUG_CONTRAST;
-        }
-    }
-    if (a->enabled & SL_AUG_GAMMA) {
-        sl_rng_seed_stream(&r, key, ST_GAMMA);
-        if (sl_rng_uniform(&r) < a->p_gamma) {
-            int inv = sl_rng_uniform(&r) < a->gamma_invert;
-            double g;
-            if (a->gamma_lo < 1.0 && a->gamma_hi > 1.0)
-                g = sl_rng_uniform(&r) < 0.5 ? unif(&r, a->gamma_lo, 1.0) : unif(&r, 1.0, a->gamma_hi);
-            else
-                g = unif(&r, a->gamma_lo, a->gamma_hi);
-            sld_aug_gamma(oimg, pn, g, inv);
-            meta->applied |= SL_AUG_GAMMA;
-        }
-    }
-    return SL_OK;
+    return intensity_augs(a, key, oimg, 3, p, meta);
 }
 
 sl_status sl_sampler_batch(const sl_sampler *s, int64_t step, float *images, int32_t *labels,
