@@ -918,6 +918,21 @@ int64_t sl_bench_num_tasks(const sl_bench_preset *p)
     return n;
 }
 
+/* A run's shared state, empty but for what the call was given. */
+static void ctx_init(ctx *c, const sl_bench_preset *p, const sl_bench_opts *o, sl_bench_callback cb, void *user,
+                     double t0)
+{
+    memset(c, 0, sizeof *c);
+    c->p = p;
+    c->dir = o->out_dir;
+    c->cb = cb;
+    c->user = user;
+    c->t0 = t0;
+    c->runs_total = sl_bench_num_runs(p);
+    atomic_init(&c->stop, 0);
+    pthread_mutex_init(&c->mu, NULL);
+}
+
 /* Task o->run alone (bench.h, "Tasks"). The tasks of one benchmark run at
  * once, on other machines too, so DIR's lock is held only while the folder
  * is checked or started; the training's own folder is locked by the
@@ -928,15 +943,7 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
 {
     const double t0 = now_s(), cpu0 = cpu_s();
     ctx c;
-    memset(&c, 0, sizeof c);
-    c.p = p;
-    c.dir = o->out_dir;
-    c.cb = cb;
-    c.user = user;
-    c.t0 = t0;
-    c.runs_total = sl_bench_num_runs(p);
-    atomic_init(&c.stop, 0);
-    pthread_mutex_init(&c.mu, NULL);
+    ctx_init(&c, p, o, cb, user, t0);
     sl_status st = SL_OK;
     int lock_fd = -1, done_runs = 0;
     if (build_jobs(&c) != SL_OK) {
@@ -1071,15 +1078,7 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
     }
     const double t0 = now_s(), cpu0 = cpu_s();
     ctx c;
-    memset(&c, 0, sizeof c);
-    c.p = p;
-    c.dir = o->out_dir;
-    c.cb = cb;
-    c.user = user;
-    c.t0 = t0;
-    c.runs_total = sl_bench_num_runs(p);
-    atomic_init(&c.stop, 0);
-    pthread_mutex_init(&c.mu, NULL);
+    ctx_init(&c, p, o, cb, user, t0);
     int fresh = 0, replace = 0, lock_fd = -1;
     /* the folder and its lock first, held to the end of the call */
     const int created = !sl_file_exists(c.dir);
