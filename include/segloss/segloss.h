@@ -6,6 +6,7 @@
  *   loss.h      losses with exact gradients, the spec, the catalogue
  *   schedule.h  loss schedules: stages, ramps, state for resuming
  *   geometry.h  distance transforms, surfaces, components, skeletons
+ *   crf.h       dense CRF post-processing, the permutohedral lattice filter
  *   metrics.h   overlap, distance and lesion-wise metrics with conventions
  *   stats.h     paired statistics of the benchmark
  *   rng.h       the project's seeded random numbers
@@ -23,6 +24,7 @@
 #include "segloss/loss.h"
 #include "segloss/schedule.h"
 #include "segloss/geometry.h"
+#include "segloss/crf.h"
 #include "segloss/metrics.h"
 #include "segloss/stats.h"
 #include "segloss/rng.h"
