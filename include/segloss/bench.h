@@ -84,6 +84,9 @@ typedef struct sl_bench_entry {
                                   on SL_BENCH_INT8_CALIB training images) */
     int budget;                /* the data set's epochs are multiplied by this (1; the
                                   budget study's copies, "NAME @4x", have 4) */
+    int crf;                   /* 1: dense CRF post-processing (segloss/crf.h, default
+                                  parameters) of the test softmax before the argmax
+                                  (appended field) */
 } sl_bench_entry;
 
 /* Training images an INT8 entry calibrates its activation ranges on (the

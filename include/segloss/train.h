@@ -39,6 +39,7 @@
 #define SEGLOSS_TRAIN_H
 
 #include "segloss/core.h"
+#include "segloss/crf.h"
 #include "segloss/data.h"
 #include "segloss/io.h"
 #include "segloss/nn.h"
@@ -362,6 +363,21 @@ sl_status sl_predict_image(sl_unet *net, const sl_preproc *pp, const sl_array *i
 sl_status sl_predict_image_probs(sl_unet *net, const sl_preproc *pp, const sl_array *image,
                                  const sl_predict_opts *opts, sl_array *out, sl_array *probs, char *msg,
                                  size_t msglen);
+
+/*
+ * Dense CRF post-processing of a prediction (segloss/crf.h; segloss
+ * predict --crf): image is what sl_predict_image_probs took, probs its
+ * softmax (float32 (C, image shape...)), replaced by the CRF's marginals,
+ * and *labels (allocated as sl_predict_image's) their argmax. The image is
+ * normalised as the predictor normalises it, so theta_beta is in the units
+ * the network saw. model_ndim 2: the CRF runs on each slice along pp->axis
+ * (a 2-D image whole); 3: on the volume. spacing: mm per image axis (array
+ * order; NULL: 1 mm). labels may be NULL. After an error probs may be
+ * partly replaced. Codes: SL_EINVAL, SL_ESHAPE (probs not (C, image
+ * shape...)), sl_crf's codes, SL_ENOMEM.
+ */
+sl_status sl_predict_crf(const sl_preproc *pp, int model_ndim, const sl_array *image, const double *spacing,
+                         const sl_crf_params *params, sl_array *probs, sl_array *labels, char *msg, size_t msglen);
 
 /* ------------------------------------------------------- sliding window */
 

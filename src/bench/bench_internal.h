@@ -245,4 +245,10 @@ void slb_study_html(const slb_report *r, slb_str *h);
 /* Writes a string to DIR/name atomically. */
 sl_status slb_write_text(const char *dir, const char *name, const slb_str *s, char *msg, size_t msglen);
 
+/* crf_eval.c: pred (n, [D,] H, W) = the argmax of the dense CRF of each
+ * test case's softmax (img: the normalised cases; size (D, H, W), D = 1 for
+ * slices; nd 2 or 3). */
+sl_status slb_predict_crf(sl_unet *net, const sl_preproc *pp, const sl_predict_opts *po, const float *img, int64_t n,
+                          int nd, const int64_t size[3], int C, int32_t *pred, char *msg, size_t msglen);
+
 #endif

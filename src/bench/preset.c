@@ -192,8 +192,8 @@ static sl_status parse_entry(const cJSON *ej, int i, int default_tta, sl_bench_e
         if ((st = get_name(ej, where, e->name, sizeof e->name, msg, msglen)) != SL_OK) return st;
         snprintf(e->loss, sizeof e->loss, "%s", ej->valuestring);
     } else if (cJSON_IsObject(ej)) {
-        static const char *const keys[] = {"name", "loss", "tta", "int8"};
-        if ((st = only_keys(ej, where, keys, 4, msg, msglen)) != SL_OK) return st;
+        static const char *const keys[] = {"name", "loss", "tta", "int8", "crf"};
+        if ((st = only_keys(ej, where, keys, 5, msg, msglen)) != SL_OK) return st;
         const cJSON *loss = member(ej, "loss"), *it;
         if (!loss) return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s needs \"loss\" (a spec or schedule)", where);
         snprintf(w2, sizeof w2, "%s.loss", where);
@@ -208,8 +208,10 @@ static sl_status parse_entry(const cJSON *ej, int i, int default_tta, sl_bench_e
         if ((it = member(ej, "tta")) && (st = get_bool(it, w2, &e->tta, msg, msglen)) != SL_OK) return st;
         snprintf(w2, sizeof w2, "%s.int8", where);
         if ((it = member(ej, "int8")) && (st = get_bool(it, w2, &e->int8, msg, msglen)) != SL_OK) return st;
+        snprintf(w2, sizeof w2, "%s.crf", where);
+        if ((it = member(ej, "crf")) && (st = get_bool(it, w2, &e->crf, msg, msglen)) != SL_OK) return st;
     } else {
-        return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s must be a loss spec or an object {name, loss, tta, int8}", where);
+        return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s must be a loss spec or an object {name, loss, tta, int8, crf}", where);
     }
     slb_slug(e->name, e->slug);
     sl_schedule *s = NULL;
@@ -263,6 +265,7 @@ static sl_status canonical(sl_bench_preset *p)
              cJSON_AddStringToObject(o, "loss", en->loss) && cJSON_AddBoolToObject(o, "tta", en->tta);
         /* only when set, so that presets without INT8 entries keep their form */
         if (ok && en->int8) ok = cJSON_AddBoolToObject(o, "int8", 1) != NULL;
+        if (ok && en->crf) ok = cJSON_AddBoolToObject(o, "crf", 1) != NULL;
     }
     /* only with a study, so that other presets keep their form */
     if (ok && p->nbudgets) ok = (a = cJSON_AddArrayToObject(root, "budget_study")) != NULL;

@@ -625,8 +625,9 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
                        (unsigned long long)p->seeds[r->runs[i]->seed], p->entries[r->runs[i]->entry].name, r->runs[i]->message);
     slb_puts(&s, "\nLoss entries:\n\n");
     for (int e = 0; e < E; e++)
-        slb_printf(&s, "- `%s`: `%s`%s%s\n", p->entries[e].name, p->entries[e].loss, p->entries[e].tta ? " with flip TTA" : "",
-                   p->entries[e].int8 ? ", the trained model quantised to INT8" : "");
+        slb_printf(&s, "- `%s`: `%s`%s%s%s\n", p->entries[e].name, p->entries[e].loss, p->entries[e].tta ? " with flip TTA" : "",
+                   p->entries[e].int8 ? ", the trained model quantised to INT8" : "",
+                   p->entries[e].crf ? ", dense CRF post-processing" : "");
     slb_puts(&s, "\n## Conventions\n\nPer test case (a 2-D slice) and foreground class: Dice; HD95 = max of the two directed "
                  "95th percentiles of border-pixel distances, in pixels (one side empty: the slice diagonal); NSD at the "
                  "preset's tolerance; recall; precision; lesion F1 over 8-connected components (a lesion is found when a "

@@ -371,7 +371,11 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, const sl_preproc *
         if ((st = sl_predict_slices(net, dc->calib, dc->ncalib, dc->H, dc->W, &co, NULL, NULL, msg, msglen)) == SL_OK)
             st = sl_unet_quantize(net, msg, msglen);
     }
-    if (st == SL_OK && dc->nd == 3) st = predict_volumes(dc, net, pp, &po, pred, msg, msglen);
+    if (st == SL_OK && p->entries[e].crf) {
+        const int64_t size[3] = {dc->D, dc->H, dc->W};
+        st = slb_predict_crf(net, pp, &po, dc->img, dc->n, dc->nd, size, C, pred, msg, msglen);
+    } else if (st == SL_OK && dc->nd == 3)
+        st = predict_volumes(dc, net, pp, &po, pred, msg, msglen);
     else if (st == SL_OK) st = sl_predict_slices(net, dc->img, dc->n, dc->H, dc->W, &po, NULL, pred, msg, msglen);
     sl_unet_dequantize(net); /* the job's other entries see the float net */
     if (st != SL_OK) return st;

@@ -120,6 +120,8 @@ sl_status slb_run_write(const char *path, const sl_bench_preset *p, const slb_ru
              add_exact(root, "seconds_train", r->seconds_train) && add_exact(root, "seconds_eval", r->seconds_eval);
     /* only for a budget study's longer runs, so that other files keep their form */
     if (ok && en->budget != 1) ok = cJSON_AddNumberToObject(root, "budget", en->budget) != NULL;
+    /* only for CRF entries, so that other files keep their form */
+    if (ok && en->crf) ok = cJSON_AddBoolToObject(root, "crf", 1) != NULL;
     if (ok && !r->failed) {
         const int C = r->num_classes;
         ok = (a = cJSON_AddArrayToObject(root, "classes")) != NULL;
@@ -191,7 +193,7 @@ static sl_status parse_run(const cJSON *root, const char *path, const sl_bench_p
         return sl_errf(msg, msglen, SL_EFORMAT, "%s is not a segloss-bench-run file (version 1)", path);
     const cJSON *ds = member(root, "dataset"), *en_ = member(root, "entry"), *loss = member(root, "loss"),
                 *tta = member(root, "tta"), *int8 = member(root, "int8"), *seed = member(root, "seed"),
-                *budget = member(root, "budget");
+                *budget = member(root, "budget"), *crf = member(root, "crf");
     char seedtext[32];
     snprintf(seedtext, sizeof seedtext, "%llu", (unsigned long long)p->seeds[s]);
     int seed_ok = seed && ((cJSON_IsNumber(seed) && seed->valuedouble == (double)p->seeds[s] && p->seeds[s] <= ((uint64_t)1 << 53)) ||
@@ -202,7 +204,9 @@ static sl_status parse_run(const cJSON *root, const char *path, const sl_bench_p
         /* files written before INT8 entries existed have no "int8": false */
         (int8 ? !cJSON_IsBool(int8) || cJSON_IsTrue(int8) != (en->int8 != 0) : en->int8 != 0) ||
         /* no "budget": 1, the preset's own */
-        (budget ? !cJSON_IsNumber(budget) || budget->valuedouble != en->budget : en->budget != 1))
+        (budget ? !cJSON_IsNumber(budget) || budget->valuedouble != en->budget : en->budget != 1) ||
+        /* no "crf": false */
+        (crf ? !cJSON_IsBool(crf) || cJSON_IsTrue(crf) != (en->crf != 0) : en->crf != 0))
         return sl_errf(msg, msglen, SL_EBADSTATE, "%s holds another run than %s / seed %s / %s", path, p->datasets[d].name,
                        seedtext, en->name);
     r->dataset = d;
