@@ -44,9 +44,15 @@ sl_status slg_crf_check_params(const sl_crf_params *p, char *msg, size_t msglen)
     return SL_OK;
 }
 
+/* Features beyond this (in kernel widths) are refused before the float
+ * cast, which would make them infinite; the lattice refuses smaller ones
+ * whose coordinates do not fit (SL_ERANGE both). */
+#define CRF_FEATURE_MAX 1e6
+
 /* features (n, d): the voxel's position in mm over theta_s, then the M
- * intensities over theta_i (image NULL: positions only). */
-static void make_features(const slg_vol *v, const float *image, int M, double theta_s, double theta_i, float *f, int d)
+ * intensities over theta_i (image NULL: positions only). 0, or -1 when a
+ * feature exceeds CRF_FEATURE_MAX. */
+static int make_features(const slg_vol *v, const float *image, int M, double theta_s, double theta_i, float *f, int d)
 {
     const int64_t n = v->count;
     for (int64_t z = 0, i = 0; z < v->n[0]; z++)
@@ -55,10 +61,19 @@ static void make_features(const slg_vol *v, const float *image, int M, double th
                 const double pos[3] = {z * v->sp[0], y * v->sp[1], x * v->sp[2]};
                 float *o = f + i * d;
                 int k = 0;
+                double mx = 0.0;
                 /* only the grid's own axes: a 2-D image has no z feature */
-                for (int a = 3 - v->ndim; a < 3; a++) o[k++] = (float)(pos[a] / theta_s);
-                for (int c = 0; image && c < M; c++) o[k++] = (float)(image[c * n + i] / theta_i);
+                for (int a = 3 - v->ndim; a < 3; a++) {
+                    mx = fmax(mx, pos[a] / theta_s);
+                    o[k++] = (float)(pos[a] / theta_s);
+                }
+                for (int c = 0; image && c < M; c++) {
+                    mx = fmax(mx, fabs(image[c * n + i] / theta_i));
+                    o[k++] = (float)(image[c * n + i] / theta_i);
+                }
+                if (!(mx <= CRF_FEATURE_MAX)) return -1;
             }
+    return 0;
 }
 
 /* The kernel's lattice and its normaliser 1 / sum_j k(f_i, f_j). */
@@ -75,7 +90,11 @@ static sl_status kernel_init(crf_kernel *k, double w, const slg_vol *v, const fl
         st = sl_errf(msg, msglen, SL_ENOMEM, "crf: out of memory");
         goto done;
     }
-    make_features(v, image, M, theta_s, theta_i, f, d);
+    if (make_features(v, image, M, theta_s, theta_i, f, d) != 0) {
+        st = sl_errf(msg, msglen, SL_ERANGE, "crf: a kernel width is too small for the image (features beyond %g widths)",
+                     CRF_FEATURE_MAX);
+        goto done;
+    }
     if ((st = slg_lattice_build(&k->lat, f, n, d, threads, msg, msglen)) != SL_OK) goto done;
     for (int64_t i = 0; i < n; i++) ones[i] = 1.0f;
     if ((st = slg_lattice_filter(&k->lat, ones, 1, k->norm)) != SL_OK) {

@@ -11,26 +11,42 @@
 #include "../core/internal.h"
 #include "lattice.h"
 
+/* seg (n bytes) as a printable one-line excerpt: input text may hold
+ * newlines or control bytes, which must not break the message */
+static const char *excerpt(char *buf, size_t cap, const char *seg, size_t n)
+{
+    char raw[64];
+    if (n >= sizeof raw) n = sizeof raw - 1;
+    memcpy(raw, seg, n);
+    raw[n] = '\0';
+    return sl_escape_line(buf, cap, raw);
+}
+
 sl_status sl_crf_params_parse(const char *text, sl_crf_params *params, char *msg, size_t msglen)
 {
     if (!text || !params) return sl_errf(msg, msglen, SL_EINVAL, "crf params: NULL argument");
     sl_crf_params p = *params;
     const char *s = text;
+    char ex[256];
     while (*s) {
         const char *eq = strchr(s, '='), *end = strchr(s, ',');
         if (!end) end = s + strlen(s);
-        if (!eq || eq > end) return sl_errf(msg, msglen, SL_EINVAL, "crf params: expected key=value, got '%.*s'", (int)(end - s), s);
-        const size_t klen = (size_t)(eq - s);
+        if (!eq || eq > end)
+            return sl_errf(msg, msglen, SL_EINVAL, "crf params: expected key=value, got '%s'", excerpt(ex, sizeof ex, s, (size_t)(end - s)));
+        const size_t klen = (size_t)(eq - s), vlen = (size_t)(end - eq - 1);
+        excerpt(ex, sizeof ex, s, klen);
         char val[64];
-        if ((size_t)(end - eq - 1) >= sizeof val || end == eq + 1)
-            return sl_errf(msg, msglen, SL_EINVAL, "crf params: bad value for '%.*s'", (int)klen, s);
-        memcpy(val, eq + 1, (size_t)(end - eq - 1));
-        val[end - eq - 1] = '\0';
+        if (vlen >= sizeof val || vlen == 0) return sl_errf(msg, msglen, SL_EINVAL, "crf params: bad value for '%s'", ex);
+        memcpy(val, eq + 1, vlen);
+        val[vlen] = '\0';
         char *stop;
         errno = 0;
         const double v = strtod(val, &stop);
-        if (*stop || errno || !isfinite(v))
-            return sl_errf(msg, msglen, SL_EINVAL, "crf params: '%.*s' needs a finite number, got '%s'", (int)klen, s, val);
+        if (*stop || errno || !isfinite(v)) {
+            char vx[256];
+            return sl_errf(msg, msglen, SL_EINVAL, "crf params: '%s' needs a finite number, got '%s'", ex,
+                           sl_escape_line(vx, sizeof vx, val));
+        }
 #define KEY(name) (klen == sizeof(name) - 1 && strncmp(s, name, klen) == 0)
         if (KEY("w1")) p.w_appearance = v;
         else if (KEY("theta_a")) p.theta_alpha = v;
@@ -42,8 +58,7 @@ sl_status sl_crf_params_parse(const char *text, sl_crf_params *params, char *msg
                 return sl_errf(msg, msglen, SL_EINVAL, "crf params: iters needs an integer in 0..1000, got '%s'", val);
             p.iterations = (int)v;
         } else {
-            return sl_errf(msg, msglen, SL_EINVAL, "crf params: unknown key '%.*s' (w1, theta_a, theta_b, w2, theta_g, iters)",
-                           (int)klen, s);
+            return sl_errf(msg, msglen, SL_EINVAL, "crf params: unknown key '%s' (w1, theta_a, theta_b, w2, theta_g, iters)", ex);
         }
 #undef KEY
         s = *end ? end + 1 : end;

@@ -342,6 +342,19 @@ static void test_bad_input(void)
     P[1] = P[5] = 0.5f;
     p.theta_gamma = 1e-30; /* coordinates far beyond the lattice's range */
     EXPECT(sl_crf(P, 2, img, 1, &g, &p, Q, msg, sizeof msg) == SL_ERANGE);
+    p.theta_gamma = 1e-7; /* features of 1e7 widths: finite as float, refused before the lattice */
+    EXPECT(sl_crf(P, 2, img, 1, &g, &p, Q, msg, sizeof msg) == SL_ERANGE);
+    CHECK(strstr(msg, "too small") != NULL, "message: %s", msg);
+    p.theta_gamma = 1e-6; /* 1e6 widths: still fine for a 2-D lattice */
+    EXPECT(sl_crf(P, 2, img, 1, &g, &p, Q, msg, sizeof msg) == SL_OK);
+    {
+        /* the lattice's own limit: coordinates beyond 2^24 */
+        const float f[4] = {0.0f, 0.0f, 3e7f, 0.0f}, v[2] = {1.0f, 1.0f};
+        float o[2];
+        EXPECT(sl_lattice_filter(f, 2, 2, v, 1, o, 1, msg, sizeof msg) == SL_ERANGE);
+        const float fn[2] = {0.0f, NAN};
+        EXPECT(sl_lattice_filter(fn, 2, 1, v, 1, o, 1, msg, sizeof msg) == SL_ENONFINITE);
+    }
     p = (sl_crf_params)SL_CRF_PARAMS_DEFAULT;
     p.iterations = 0; /* Q = P renormalised */
     P[0] = 2.0f, P[4] = 0.5f;
