@@ -116,8 +116,12 @@ static sl_status init_unary(const float *probs, int64_t C, int64_t n, float *una
         double s = 0.0;
         for (int64_t c = 0; c < C; c++) {
             const float p = probs[c * n + i];
-            if (!isfinite(p)) return sl_errf(msg, msglen, SL_ENONFINITE, "crf: non-finite probability at class %lld, voxel %lld", (long long)c, (long long)i);
-            if (p < 0) return sl_errf(msg, msglen, SL_ERANGE, "crf: negative probability %g at class %lld, voxel %lld", p, (long long)c, (long long)i);
+            if (!isfinite(p))
+                return sl_errf(msg, msglen, SL_ENONFINITE, "crf: non-finite probability at class %lld, voxel %lld",
+                               (long long)c, (long long)i);
+            if (p < 0)
+                return sl_errf(msg, msglen, SL_ERANGE, "crf: negative probability %g at class %lld, voxel %lld", p,
+                               (long long)c, (long long)i);
             s += p;
         }
         if (!(s > 0)) return sl_errf(msg, msglen, SL_ERANGE, "crf: the probabilities of voxel %lld sum to 0", (long long)i);
@@ -175,9 +179,12 @@ sl_status sl_crf(const float *probs, int64_t C, const float *image, int M, const
     if (!unary) return sl_errf(msg, msglen, SL_ENOMEM, "crf: out of memory");
     /* q may alias probs: unary is read from probs before q is written */
     if ((st = init_unary(probs, C, n, unary, q, msg, msglen)) != SL_OK || p.iterations == 0) goto done;
-    if (p.w_appearance > 0 && (st = kernel_init(&ks[0], p.w_appearance, &v, image, M, p.theta_alpha, p.theta_beta, p.threads, msg, msglen)) != SL_OK)
+    /* a kernel of weight 0 is skipped (no lattice, no filtering) */
+    if (p.w_appearance > 0 &&
+        (st = kernel_init(&ks[0], p.w_appearance, &v, image, M, p.theta_alpha, p.theta_beta, p.threads, msg, msglen)) != SL_OK)
         goto done;
-    if (p.w_smoothness > 0 && (st = kernel_init(&ks[1], p.w_smoothness, &v, NULL, 0, p.theta_gamma, 1.0, p.threads, msg, msglen)) != SL_OK)
+    if (p.w_smoothness > 0 &&
+        (st = kernel_init(&ks[1], p.w_smoothness, &v, NULL, 0, p.theta_gamma, 1.0, p.threads, msg, msglen)) != SL_OK)
         goto done;
     for (int m = 0; m < 2; m++)
         if (ks[m].norm && !(flt[m] = sl_malloc(C * n, sizeof *flt[m]))) goto nomem;
