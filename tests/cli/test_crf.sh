@@ -8,8 +8,9 @@
 #   - iters=0 gives the plain prediction; the CRF changes something;
 #   - bad --crf-params and --crf-params without --crf: one line, exit 2,
 #     nothing written;
-#   - a tiny preset with a CRF entry: it shares the plain entry's training
-#     (one model.bin per seed), its result file records "crf": true.
+#   - a tiny preset with a CRF entry, 2-D and 3-D: it shares the plain
+#     entry's training (one model.bin), its result file records "crf": true;
+#   - the 3-D model's predict --crf equals sl_crf on the whole volume.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -135,6 +136,48 @@ check "[ \$(grep -l '\"crf\"' '$tmp'/b/results/*.json | wc -l) = 1 ]" "the plain
 check "grep -q 'dense CRF' '$tmp/b/report.md'" "report.md does not describe the CRF entry"
 sed 's/"crf": true/"crf": "yes"/' "$tmp/tiny.json" >"$tmp/bad.json"
 expect 2 "losses[1].crf" -- $S bench --preset "$tmp/bad.json" --out "$tmp/c"
+
+# ---- 3-D: a CRF entry on volumes, and predict --crf with its 3-D model
+sed -e 's/"height": 32, "width": 32, "n_train": 8, "n_val": 4, "n_test": 4/"height": 16, "width": 16, "depth": 16, "n_train": 4, "n_val": 2, "n_test": 2/' \
+    -e 's/"data": "phantom"/"data": "phantom3d"/' -e 's/"batch_size": 4}/"batch_size": 2, "patch": [16, 16, 16]}/' \
+    "$tmp/tiny.json" >"$tmp/tiny3d.json"
+checks=$((checks + 1))
+$S bench --preset "$tmp/tiny3d.json" --out "$tmp/v" --threads 1 >"$tmp/v.out" 2>"$tmp/v.err" || fail "3-D bench: $(tail -3 "$tmp/v.err")"
+check "[ \$(ls '$tmp/v'/runs/*/*/*/model.bin | wc -l) = 1 ]" "3-D: not 1 training (the CRF entry shares dice+ce's)"
+check "[ \$(ls '$tmp/v/results' | grep -c '\.json\$') = 2 ]" "3-D: not 2 result files"
+M3=$(ls "$tmp"/v/runs/*/*/*/model.bin | head -1)
+$PY -c "import numpy as np, sys; r = np.random.default_rng(1); np.save(sys.argv[1], (r.normal(size=(12, 16, 16)) + 2 * (np.indices((12, 16, 16))[2] > 8)).astype(np.float32))" "$tmp/v3.npy"
+run "3-D model plain" $S predict --model "$M3" --input "$tmp/v3.npy" --out "$tmp/vo.npy" --probabilities "$tmp/vp.npy"
+run "3-D model crf" $S predict --model "$M3" --input "$tmp/v3.npy" --out "$tmp/vc.npy" --probabilities "$tmp/vq.npy" \
+  --crf --crf-params theta_a=8,theta_b=0.5 --threads 2
+checks=$((checks + 1))
+$PY - "$tmp" "$ROOT" <<'PYEOF' || fail "3-D CRF marginals"
+import ctypes, os, sys
+import numpy as np
+t, root = sys.argv[1], sys.argv[2]
+p, q, c = np.load(t + "/vp.npy"), np.load(t + "/vq.npy"), np.load(t + "/vc.npy")
+ok = np.array_equal(np.argmax(q, axis=0), c) and np.abs(q.sum(axis=0) - 1).max() < 1e-5
+if os.environ.get("SL_SANITIZED", "0") != "1":
+    sys.path.insert(0, os.path.join(root, "tests", "ref"))
+    from slref import lib
+    L = lib()
+    class Grid(ctypes.Structure):
+        _fields_ = [("ndim", ctypes.c_int), ("shape", ctypes.c_int64 * 3), ("spacing", ctypes.c_double * 3)]
+    class Params(ctypes.Structure):
+        _fields_ = [("w1", ctypes.c_double), ("ta", ctypes.c_double), ("tb", ctypes.c_double), ("w2", ctypes.c_double),
+                    ("tg", ctypes.c_double), ("it", ctypes.c_int), ("th", ctypes.c_int)]
+    img = np.load(t + "/v3.npy").astype(np.float64)
+    z = ((img - img.mean()) / img.std()).astype(np.float32)  # phantom3d: z-score over the volume
+    ref = np.empty_like(p)
+    fp = ctypes.POINTER(ctypes.c_float)
+    st = L.sl_crf(p.ctypes.data_as(fp), ctypes.c_int64(p.shape[0]), z.ctypes.data_as(fp), 1,
+                  ctypes.byref(Grid(3, (ctypes.c_int64 * 3)(*img.shape), (ctypes.c_double * 3)(1, 1, 1))),
+                  ctypes.byref(Params(10, 8, 0.5, 3, 3, 5, 1)), ref.ctypes.data_as(fp), None, ctypes.c_size_t(0))
+    d = np.abs(q - ref).max()
+    print("3-D model: max |CLI marginals - sl_crf on the volume| %.3g (tol 1e-5)" % d)
+    ok = ok and st == 0 and d <= 1e-5
+sys.exit(0 if ok else 1)
+PYEOF
 
 echo "test_crf: $checks checks, $fails failed"
 [ $fails -eq 0 ]
