@@ -75,6 +75,10 @@ typedef struct sl_bench_dataset {
     sl_train_config config;    /* everything but loss and seed (loss = "ce", seed = 0 here) */
 } sl_bench_dataset;
 
+/* A search of an entry's free weights (docs/benchmark.md, "Searching
+ * compound weights"); opaque, owned by the preset. */
+typedef struct sl_bench_search sl_bench_search;
+
 typedef struct sl_bench_entry {
     char name[SL_BENCH_NAME];  /* label ("dice+ce", "staged", "dice+ce +TTA") */
     char slug[SL_BENCH_NAME];
@@ -84,6 +88,8 @@ typedef struct sl_bench_entry {
                                   on SL_BENCH_INT8_CALIB training images) */
     int budget;                /* the data set's epochs are multiplied by this (1; the
                                   budget study's copies, "NAME @4x", have 4) */
+    sl_bench_search *search;   /* NULL; else `loss` holds free weights ("a*dice+b*ce")
+                                  chosen per data set by successive halving */
 } sl_bench_entry;
 
 /* Training images an INT8 entry calibrates its activation ranges on (the
