@@ -45,7 +45,8 @@
  * Files (all written to a temporary name and renamed): DIR/preset.json
  * (the preset as parsed, for --resume), DIR/runs/DATA/seedS/LOSS/ (the
  * trainer's folder of each training), DIR/results/DATA__seedS__ENTRY.json
- * (one per run: its existence marks the run done), DIR/overlays/DATA/caseI__ENTRY.png,
+ * (one per run: its existence marks the run done), DIR/results/DATA__search__ENTRY.json
+ * (a searched entry's weight search on a data set), DIR/overlays/DATA/caseI__ENTRY.png,
  * DIR/results.csv, DIR/results.json, DIR/report.md, DIR/report.html.
  *
  * The library never prints; progress goes to the callback.
@@ -193,7 +194,9 @@ typedef struct sl_bench_opts {
  * Tasks, for running a preset on several machines at once (a Slurm job
  * array, a Kubernetes indexed Job): task k is one training of the preset
  * and the evaluation of the entries that share it (entries that differ only
- * in evaluation options, e.g. TTA, are trained once), so a preset has
+ * in evaluation options, e.g. TTA, are trained once; an entry with a
+ * weight search is one task per data set: the search, then its run for
+ * every seed, numbered where its first seed's task would be), so a preset has
  * sl_bench_num_tasks(p) <= sl_bench_num_runs(p) tasks, numbered in the
  * order data set, seed, entry. With run_only, sl_bench_run does task `run`
  * alone: it starts DIR if it is new (or checks it holds this preset, as
