@@ -7,7 +7,10 @@
  * weight stands) and their substitution; grid and random candidates;
  * the preset's "search" object: the canonical form is a fixed point and
  * keeps the candidates, budget-study copies share the search, refusals
- * carry their codes. The trained end to end run is tests/cli/test_wsearch.sh.
+ * carry their codes; the trainer's skip_test (what keeps the search off the
+ * test split): a tiny training with it has no test metrics and the same
+ * model and validation curve as without. The trained end to end run is
+ * tests/cli/test_wsearch.sh.
  */
 #include <cJSON.h>
 #include <math.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 #include "bench/search.h"
 #include "segloss/bench.h"
+#include "segloss/train.h"
 #include "test_util.h"
 
 static void check_schedule(int n, int eta, int64_t E, int64_t me, int R, const int *keep, const int64_t *ep)
@@ -173,11 +177,45 @@ static void test_preset(void)
     }
 }
 
+static void test_skip_test(void)
+{
+    sl_train_result with = SL_TRAIN_RESULT_EMPTY, without = SL_TRAIN_RESULT_EMPTY;
+    sl_train_config c = SL_TRAIN_CONFIG_DEFAULT;
+    c.data_opts.height = c.data_opts.width = 32;
+    c.data_opts.n_train = 8;
+    c.data_opts.n_val = 4;
+    c.data_opts.n_test = 4;
+    c.depth = 2;
+    c.base_width = 4;
+    c.epochs = 2;
+    c.steps_per_epoch = 2;
+    c.batch_size = 4;
+    c.threads = 1;
+    char msg[512];
+    sl_status st = sl_train_run(&c, &with, NULL, NULL, msg, sizeof msg);
+    CHECK(st == SL_OK && with.completed, "training: %s", msg);
+    c.skip_test = 1;
+    st = sl_train_run(&c, &without, NULL, NULL, msg, sizeof msg);
+    CHECK(st == SL_OK && without.completed, "training with skip_test: %s", msg);
+    if (with.completed && without.completed) {
+        for (int k = 1; k < with.num_classes; k++) {
+            CHECK(with.test[k].n_cases == 4 && isfinite(with.test[k].dice), "class %d tested: %lld cases", k, (long long)with.test[k].n_cases);
+            CHECK(without.test[k].n_cases == 0 && isnan(without.test[k].dice), "class %d with skip_test: %lld cases, dice %g", k,
+                  (long long)without.test[k].n_cases, without.test[k].dice);
+            CHECK(with.log[1].val_dice[k] == without.log[1].val_dice[k], "class %d: validation Dice %.17g vs %.17g", k,
+                  with.log[1].val_dice[k], without.log[1].val_dice[k]);
+        }
+    }
+    sl_train_result_free(&with);
+    sl_train_result_free(&without);
+}
+
 int main(void)
 {
     TEST_RUN(test_schedule);
     TEST_RUN(test_rank);
     TEST_RUN(test_free_names);
     TEST_RUN(test_preset);
+    TEST_RUN(test_skip_test);
     return test_report("wsearch");
 }
