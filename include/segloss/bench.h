@@ -45,7 +45,8 @@
  * Files (all written to a temporary name and renamed): DIR/preset.json
  * (the preset as parsed, for --resume), DIR/runs/DATA/seedS/LOSS/ (the
  * trainer's folder of each training), DIR/results/DATA__seedS__ENTRY.json
- * (one per run: its existence marks the run done), DIR/overlays/DATA/caseI__ENTRY.png,
+ * (one per run: its existence marks the run done), DIR/results/DATA__search__ENTRY.json
+ * (a searched entry's weight search on a data set), DIR/overlays/DATA/caseI__ENTRY.png,
  * DIR/results.csv, DIR/results.json, DIR/report.md, DIR/report.html.
  *
  * The library never prints; progress goes to the callback.
@@ -75,6 +76,10 @@ typedef struct sl_bench_dataset {
     sl_train_config config;    /* everything but loss and seed (loss = "ce", seed = 0 here) */
 } sl_bench_dataset;
 
+/* A search of an entry's free weights (docs/benchmark.md, "Searching
+ * compound weights"); opaque, owned by the preset. */
+typedef struct sl_bench_search sl_bench_search;
+
 typedef struct sl_bench_entry {
     char name[SL_BENCH_NAME];  /* label ("dice+ce", "staged", "dice+ce +TTA") */
     char slug[SL_BENCH_NAME];
@@ -87,6 +92,8 @@ typedef struct sl_bench_entry {
     int crf;                   /* 1: dense CRF post-processing (segloss/crf.h, default
                                   parameters) of the test softmax before the argmax
                                   (appended field) */
+    sl_bench_search *search;   /* NULL; else `loss` holds free weights ("a*dice+b*ce")
+                                  chosen per data set by successive halving */
 } sl_bench_entry;
 
 /* Training images an INT8 entry calibrates its activation ranges on (the
@@ -190,7 +197,9 @@ typedef struct sl_bench_opts {
  * Tasks, for running a preset on several machines at once (a Slurm job
  * array, a Kubernetes indexed Job): task k is one training of the preset
  * and the evaluation of the entries that share it (entries that differ only
- * in evaluation options, e.g. TTA, are trained once), so a preset has
+ * in evaluation options, e.g. TTA, are trained once; an entry with a
+ * weight search is one task per data set: the search, then its run for
+ * every seed, numbered where its first seed's task would be), so a preset has
  * sl_bench_num_tasks(p) <= sl_bench_num_runs(p) tasks, numbered in the
  * order data set, seed, entry. With run_only, sl_bench_run does task `run`
  * alone: it starts DIR if it is new (or checks it holds this preset, as

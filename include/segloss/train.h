@@ -104,6 +104,9 @@ typedef struct sl_train_config {
                                    patch[0], patch[1]); 0 = the volume rounded down to a
                                    multiple of 2^(depth-1), at most 64 a side. Must be 0
                                    for 2-D sources (appended field) (0) */
+    int skip_test;              /* 1: the test split is neither loaded nor evaluated (test
+                                   metrics NaN), for choices made on validation only, such
+                                   as the benchmark's weight search; not in config.json (0) */
 } sl_train_config;
 
 #define SL_TRAIN_CONFIG_DEFAULT                                                               \
@@ -114,7 +117,7 @@ typedef struct sl_train_config {
      .lr_schedule = SL_SCHED_ONECYCLE, .epochs = 12, .steps_per_epoch = 30, .batch_size = 8,  \
      .patch = {0, 0}, .fg_fraction = 1.0 / 3.0, .augment = "flip,rotate,scale", .seed = 0,    \
      .threads = 0, .out_dir = "", .resume = 0, .force = 0, .stop_after = 0, .dataset = NULL, \
-     .patch_depth = 0}
+     .patch_depth = 0, .skip_test = 0}
 
 /* Checks every field (ranges, names, the loss schedule, the augmentation
  * list) without opening anything. SL_OK or SL_EINVAL / SL_EFORMAT /

@@ -157,6 +157,9 @@ typedef struct slb_report {
     const slb_tables *t;
     const char *dir;
     double seconds, cpu_seconds; /* of the whole benchmark, as known */
+    /* [d * nentries + e]: the weight search of a searched entry (search.h),
+     * NULL for the others; the array itself may be NULL (no searches) */
+    struct slb_search_outcome *const *search;
 } slb_report;
 
 static inline const slb_run *slb_report_run(const slb_report *r, int d, int s, int e)

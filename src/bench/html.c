@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench_internal.h"
+#include "search.h"
 #include "fileio.h"
 
 /* 12 distinguishable colours (Tableau 10 + 2); entries beyond them are dashed. */
@@ -782,6 +783,7 @@ sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen)
     sl_status st = overlays_section(&h, r, msg, msglen);
     if (st == SL_OK) {
         slb_study_html(r, &h);
+        slb_search_html(r, &h);
         runs_section(&h, r);
         slb_puts(&h, "</body></html>\n");
         st = slb_write_text(r->dir, "report.html", &h, msg, msglen);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench_internal.h"
+#include "search.h"
 #include "segloss/schedule.h"
 #include "train/train_internal.h"
 
@@ -181,19 +182,20 @@ static sl_status parse_dataset(const cJSON *dj, const cJSON *train, int i, sl_be
     return SL_OK;
 }
 
-static sl_status parse_entry(const cJSON *ej, int i, int default_tta, sl_bench_entry *e, char *msg, size_t msglen)
+static sl_status parse_entry(const cJSON *ej, int i, int default_tta, uint64_t seed, sl_bench_entry *e, char *msg, size_t msglen)
 {
     char where[64], w2[96], sub[600];
     snprintf(where, sizeof where, "losses[%d]", i);
     sl_status st;
+    const cJSON *search = NULL;
     e->tta = default_tta;
     e->budget = 1;
     if (cJSON_IsString(ej)) {
         if ((st = get_name(ej, where, e->name, sizeof e->name, msg, msglen)) != SL_OK) return st;
         snprintf(e->loss, sizeof e->loss, "%s", ej->valuestring);
     } else if (cJSON_IsObject(ej)) {
-        static const char *const keys[] = {"name", "loss", "tta", "int8", "crf"};
-        if ((st = only_keys(ej, where, keys, 5, msg, msglen)) != SL_OK) return st;
+        static const char *const keys[] = {"name", "loss", "tta", "int8", "crf", "search"};
+        if ((st = only_keys(ej, where, keys, 6, msg, msglen)) != SL_OK) return st;
         const cJSON *loss = member(ej, "loss"), *it;
         if (!loss) return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s needs \"loss\" (a spec or schedule)", where);
         snprintf(w2, sizeof w2, "%s.loss", where);
@@ -210,10 +212,17 @@ static sl_status parse_entry(const cJSON *ej, int i, int default_tta, sl_bench_e
         if ((it = member(ej, "int8")) && (st = get_bool(it, w2, &e->int8, msg, msglen)) != SL_OK) return st;
         snprintf(w2, sizeof w2, "%s.crf", where);
         if ((it = member(ej, "crf")) && (st = get_bool(it, w2, &e->crf, msg, msglen)) != SL_OK) return st;
+        search = member(ej, "search");
     } else {
-        return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s must be a loss spec or an object {name, loss, tta, int8, crf}", where);
+        return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s must be a loss spec or an object {name, loss, tta, int8, crf, search}", where);
     }
     slb_slug(e->name, e->slug);
+    /* free weights: search.c checks them and every candidate's spec */
+    if (search) return slb_search_parse(search, e->loss, e->name, seed, where, &e->search, msg, msglen);
+    char free_name[64];
+    if (slb_search_first_free(e->loss, free_name, sizeof free_name))
+        return sl_errf(msg, msglen, SL_EINVAL, "preset: %s (%s): free weight '%s' has no range (give the entry a \"search\")", where,
+                       e->name, free_name);
     sl_schedule *s = NULL;
     if ((st = sl_schedule_create(e->loss, &s, sub, sizeof sub)) != SL_OK)
         return sl_errf(msg, msglen, st, "preset: %s (%s): %s", where, e->name, sub);
@@ -266,6 +275,7 @@ static sl_status canonical(sl_bench_preset *p)
         /* only when set, so that presets without INT8 entries keep their form */
         if (ok && en->int8) ok = cJSON_AddBoolToObject(o, "int8", 1) != NULL;
         if (ok && en->crf) ok = cJSON_AddBoolToObject(o, "crf", 1) != NULL;
+        if (ok && en->search) ok = cJSON_AddItemToObject(o, "search", slb_search_json(en->search));
     }
     /* only with a study, so that other presets keep their form */
     if (ok && p->nbudgets) ok = (a = cJSON_AddArrayToObject(root, "budget_study")) != NULL;
@@ -426,7 +436,7 @@ static sl_status parse_root(const cJSON *root, sl_bench_preset *p, char *msg, si
     k = 0;
     cJSON_ArrayForEach(el, it)
     {
-        if ((st = parse_entry(el, k, default_tta, &p->entries[k], msg, msglen)) != SL_OK) return st;
+        if ((st = parse_entry(el, k, default_tta, p->stats_seed, &p->entries[k], msg, msglen)) != SL_OK) return st;
         for (int j = 0; j < k; j++)
             if (!strcmp(p->entries[j].name, p->entries[k].name) || !strcmp(p->entries[j].slug, p->entries[k].slug))
                 return sl_errf(msg, msglen, SL_EINVAL, "preset: losses '%s' and '%s' have the same name or file name",
@@ -575,6 +585,9 @@ void sl_bench_preset_free(sl_bench_preset *p)
     if (!p) return;
     free(p->seeds);
     free(p->datasets);
+    /* a budget study's copies share their entry's search */
+    const int own = p->nbase_entries ? p->nbase_entries : p->nentries;
+    for (int e = 0; p->entries && e < own; e++) free(p->entries[e].search);
     free(p->entries);
     cJSON_free(p->json);
     free(p);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench_internal.h"
+#include "search.h"
 
 char **slb_report_classes(const slb_report *r, int d)
 {
@@ -75,7 +76,7 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
                         slb_printf(&s, ",%llu,", (unsigned long long)p->seeds[sd]);
                         csv_field(&s, p->entries[e].name);
                         slb_puts(&s, ",");
-                        csv_field(&s, p->entries[e].loss);
+                        csv_field(&s, slb_report_spec(r, d, e)); /* a searched entry: the chosen spec */
                         slb_printf(&s, ",%d,%d,%s,", p->entries[e].tta, p->entries[e].int8, run->failed ? "failed" : "ok");
                         csv_field(&s, names ? names[c] : "");
                         slb_printf(&s, ",%s,", names ? slb_metric_names[m] : "");
@@ -171,7 +172,7 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                              cJSON_AddStringToObject(o, "dataset", p->datasets[d].name) &&
                              cJSON_AddNumberToObject(o, "seed", (double)p->seeds[s]) &&
                              cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
-                             cJSON_AddStringToObject(o, "spec", p->entries[e].loss) &&
+                             cJSON_AddStringToObject(o, "spec", slb_report_spec(r, d, e)) &&
                              cJSON_AddBoolToObject(o, "tta", p->entries[e].tta) &&
                              cJSON_AddBoolToObject(o, "int8", p->entries[e].int8) &&
                              cJSON_AddStringToObject(o, "status", run->failed ? "failed" : "ok") &&
@@ -256,6 +257,8 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                      (run->failed ? cJSON_AddNullToObject(o, "converged")
                                   : cJSON_AddStringToObject(o, "converged", slb_conv_name(slb_run_converged(run))));
             }
+    /* only with searched entries, so that other results keep their form */
+    if (ok && r->search) ok = cJSON_AddItemToObject(root, "searches", slb_search_results_json(r));
     ok = ok && (o = cJSON_AddObjectToObject(root, "timing")) && add_num(o, "seconds", r->seconds) &&
          add_num(o, "cpu_seconds", r->cpu_seconds);
     char *text = ok ? cJSON_Print(root) : NULL;
@@ -530,6 +533,7 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
     }
     friedman_markdown(r, tb, &s);
     slb_study_markdown(r, &s);
+    slb_search_markdown(r, &s);
 
     slb_puts(&s, "\n## Per-class Dice and HD95\n\nMean over the test cases with the bootstrap CI.\n");
     for (int d = 0; d < p->ndatasets; d++) {
@@ -627,7 +631,8 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
     for (int e = 0; e < E; e++)
         slb_printf(&s, "- `%s`: `%s`%s%s%s\n", p->entries[e].name, p->entries[e].loss, p->entries[e].tta ? " with flip TTA" : "",
                    p->entries[e].int8 ? ", the trained model quantised to INT8" : "",
-                   p->entries[e].crf ? ", dense CRF post-processing" : "");
+                   p->entries[e].crf ? ", dense CRF post-processing" : "",
+                   p->entries[e].search ? ", free weights chosen per data set (Weight search)" : "");
     slb_puts(&s, "\n## Conventions\n\nPer test case (a 2-D slice) and foreground class: Dice; HD95 = max of the two directed "
                  "95th percentiles of border-pixel distances, in pixels (one side empty: the slice diagonal); NSD at the "
                  "preset's tolerance; recall; precision; lesion F1 over 8-connected components (a lesion is found when a "

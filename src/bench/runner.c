@@ -44,6 +44,7 @@
 #include <cJSON.h>
 #include <cblas.h>
 #include "bench_internal.h"
+#include "search.h"
 #include "segloss/metrics.h"
 #include "fileio.h"
 #include "outfile.h"
@@ -92,6 +93,9 @@ typedef struct job {
     int nent;
     int *ent;                /* entries sharing the training */
     double cost;             /* steps x batch x pixels: what the ETA counts */
+    int search;              /* 1: a searched entry (search.h): its search on data set d,
+                                then its runs for every seed (s unused) */
+    double seed_cost;        /* the cost of one seed's training */
 } job;
 
 typedef struct ctx {
@@ -433,6 +437,7 @@ typedef struct train_view {
     int j;
     const char *dataset, *entry;
     uint64_t seed;
+    double base, part;       /* the job's cost done before this training, and its own */
 } train_view;
 
 static int on_train(const sl_train_progress *tp, void *user)
@@ -441,7 +446,7 @@ static int on_train(const sl_train_progress *tp, void *user)
     ctx *c = v->c;
     if (tp->event == SL_TRAIN_STEP || tp->event == SL_TRAIN_EPOCH) {
         pthread_mutex_lock(&c->mu);
-        c->job_done[v->j] = c->jobs[v->j].cost * (double)tp->global_step / (double)(tp->total_steps > 0 ? tp->total_steps : 1);
+        c->job_done[v->j] = v->base + v->part * (double)tp->global_step / (double)(tp->total_steps > 0 ? tp->total_steps : 1);
         if (tp->event == SL_TRAIN_EPOCH) {
             sl_bench_progress pg = {0};
             pg.event = SL_BENCH_EPOCH;
@@ -489,11 +494,13 @@ static void finish_run(ctx *c, slb_run *r, double seconds_all)
     pthread_mutex_unlock(&c->mu);
 }
 
-static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
+/* The training of job j for seed s with `loss` (the entries' own, or a
+ * search's choice) and the evaluation of its entries. */
+static sl_status run_seed(ctx *c, int j, int s, const char *loss, char *msg, size_t msglen)
 {
     const sl_bench_preset *p = c->p;
     const job *jb = &c->jobs[j];
-    const int d = jb->d, s = jb->s;
+    const int d = jb->d;
     const sl_bench_dataset *bd = &p->datasets[d];
     const ds_cache *dc = &c->dsc[d];
     int todo = 0;
@@ -508,7 +515,9 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     if (!todo) return SL_OK;
 
     const sl_bench_entry *first = &p->entries[jb->ent[0]];
-    train_view tv = {c, j, bd->name, first->name, p->seeds[s]};
+    /* a searched job's seeds come after its search, in seed order */
+    const double base = jb->search ? jb->cost - (double)(p->nseeds - s) * jb->seed_cost : 0;
+    train_view tv = {c, j, bd->name, first->name, p->seeds[s], base, jb->seed_cost};
     pthread_mutex_lock(&c->mu);
     sl_bench_progress pg = {0};
     pg.event = SL_BENCH_TRAIN;
@@ -522,7 +531,7 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     sl_train_config *cfg = malloc(sizeof *cfg);
     if (!cfg) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
     *cfg = bd->config;
-    snprintf(cfg->loss, sizeof cfg->loss, "%s", first->loss);
+    snprintf(cfg->loss, sizeof cfg->loss, "%s", loss);
     cfg->epochs *= first->budget; /* the budget study's longer runs */
     cfg->seed = p->seeds[s];
     cfg->threads = 1;
@@ -584,7 +593,7 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     }
     if (!reuse && !tr.completed) goto done; /* stopped: the checkpoint stays for --resume */
     pthread_mutex_lock(&c->mu);
-    c->job_done[j] = jb->cost;
+    c->job_done[j] = base + jb->seed_cost;
     pthread_mutex_unlock(&c->mu);
 
     char path[SL_TRAIN_TEXT + 256];
@@ -668,6 +677,66 @@ done:
     return st;
 }
 
+/* The runner's side of a search's training (search.h): the progress of
+ * job j under `label`, the stop, then the trainer. */
+typedef struct search_hook {
+    ctx *c;
+    int j;
+} search_hook;
+
+static sl_status search_train(void *user, const sl_train_config *cfg, const char *label, double base, double part, sl_train_result *tr,
+                              char *msg, size_t msglen)
+{
+    const search_hook *h = user;
+    ctx *c = h->c;
+    const sl_bench_preset *p = c->p;
+    train_view tv = {c, h->j, p->datasets[c->jobs[h->j].d].name, label, p->seeds[0], base, part};
+    sl_bench_progress pg = {0};
+    pg.event = SL_BENCH_TRAIN;
+    pg.dataset = tv.dataset;
+    pg.entry = label;
+    pg.seed = tv.seed;
+    pthread_mutex_lock(&c->mu);
+    emit_locked(c, &pg);
+    pthread_mutex_unlock(&c->mu);
+    if (atomic_load(&c->stop)) return SL_OK; /* tr->completed = 0: stopped */
+    return sl_train_run(cfg, tr, on_train, &tv, msg, msglen);
+}
+
+/* Job j: one training and its entries; for a searched entry, the search
+ * (continued or read back from its file), then a run per seed with the
+ * chosen spec. */
+static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = c->p;
+    const job *jb = &c->jobs[j];
+    const int e = jb->ent[0];
+    if (!jb->search) return run_seed(c, j, jb->s, p->entries[e].loss, msg, msglen);
+    int todo = 0;
+    pthread_mutex_lock(&c->mu);
+    for (int s = 0; s < p->nseeds; s++) todo += c->runs[run_index(p, jb->d, s, e)] == NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (!todo) return SL_OK;
+    sl_train_config *cfg = malloc(sizeof *cfg);
+    slb_search_outcome *o = malloc(sizeof *o);
+    sl_status st = SL_OK;
+    if (!cfg || !o) st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+    if (st == SL_OK) {
+        *cfg = p->datasets[jb->d].config;
+        cfg->epochs *= p->entries[e].budget;
+        cfg->seed = p->seeds[0];
+        cfg->threads = 1;
+        cfg->dataset = c->dsc[jb->d].ds;
+        search_hook h = {c, j};
+        slb_search_job sj = {p, c->dir, jb->d, e, cfg, jb->seed_cost / (double)cfg->epochs, search_train, &h};
+        st = slb_search_run(&sj, o, msg, msglen);
+    }
+    for (int s = 0; st == SL_OK && o->done && s < p->nseeds && !atomic_load(&c->stop); s++) st = run_seed(c, j, s, o->spec, msg, msglen);
+    free(cfg);
+    free(o);
+    return st;
+}
+
 static void *worker(void *arg)
 {
     ctx *c = arg;
@@ -688,6 +757,18 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* A job's cost (steps x batch x pixels, vox pixels a sample) for entry e:
+ * one training, or a search and one training per seed. */
+static void set_job_cost(const sl_bench_preset *p, job *jb, int e, double vox)
+{
+    const sl_bench_entry *en = &p->entries[e];
+    const sl_train_config *cf = &p->datasets[jb->d].config;
+    const double epoch = (double)cf->steps_per_epoch * (double)cf->batch_size * vox;
+    jb->seed_cost = epoch * (double)cf->epochs * (double)en->budget;
+    jb->cost = jb->seed_cost;
+    if (en->search) jb->cost = jb->seed_cost * p->nseeds + epoch * slb_search_epochs(en->search, cf->epochs * en->budget);
+}
+
 static sl_status build_jobs(ctx *c)
 {
     const sl_bench_preset *p = c->p;
@@ -699,24 +780,30 @@ static sl_status build_jobs(ctx *c)
         return SL_ENOMEM;
     }
     for (int d = 0; d < p->ndatasets; d++) {
-        const sl_train_config *cf = &p->datasets[d].config;
         /* without the data sets (counting tasks) every pixel counts 1 */
-        const ds_cache *dc = c->dsc ? &c->dsc[d] : NULL;
-        double cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (dc ? (double)dc->vox : 1.0);
+        const double vox = c->dsc ? (double)c->dsc[d].vox : 1.0;
         for (int s = 0; s < p->nseeds; s++) {
             memset(used, 0, (size_t)E * sizeof *used);
             for (int e = 0; e < E; e++) {
-                if (used[e]) continue;
+                /* a searched entry is one job for every seed, where its first seed's would be */
+                if (used[e] || (p->entries[e].search && s > 0)) continue;
                 job *jb = &c->jobs[c->njobs++];
                 jb->d = d;
                 jb->s = s;
-                jb->cost = cost * (double)p->entries[e].budget;
+                jb->search = p->entries[e].search != NULL;
+                set_job_cost(p, jb, e, vox);
                 if (!(jb->ent = calloc((size_t)E, sizeof *jb->ent))) {
                     free(used);
                     return SL_ENOMEM;
                 }
+                if (jb->search) {
+                    used[e] = 1;
+                    jb->ent[jb->nent++] = e;
+                    continue;
+                }
                 for (int k = e; k < E; k++)
-                    if (!used[k] && !strcmp(p->entries[k].loss, p->entries[e].loss) && p->entries[k].budget == p->entries[e].budget) {
+                    if (!used[k] && !p->entries[k].search && !strcmp(p->entries[k].loss, p->entries[e].loss) &&
+                        p->entries[k].budget == p->entries[e].budget) {
                         used[k] = 1;
                         jb->ent[jb->nent++] = k;
                     }
@@ -876,7 +963,12 @@ static sl_status write_report(ctx *c, double seconds, double cpu, sl_bench_outco
     slb_tables t;
     sl_status st = slb_tables_build(c->p, c->runs, &t, msg, msglen);
     if (st != SL_OK) return st;
-    slb_report rep = {c->p, c->runs, &t, c->dir, seconds, cpu};
+    slb_search_outcome **search = NULL;
+    if ((st = slb_search_load_all(c->p, c->dir, &search, msg, msglen)) != SL_OK) {
+        slb_tables_free(&t);
+        return st;
+    }
+    slb_report rep = {c->p, c->runs, &t, c->dir, seconds, cpu, search};
     if ((st = slb_write_csv(&rep, msg, msglen)) == SL_OK && (st = slb_write_json(&rep, msg, msglen)) == SL_OK &&
         (st = slb_write_markdown(&rep, msg, msglen)) == SL_OK && (st = slb_write_html(&rep, msg, msglen)) == SL_OK && out) {
         slb_str s = {0};
@@ -889,6 +981,7 @@ static sl_status write_report(ctx *c, double seconds, double cpu, sl_bench_outco
         }
     }
     slb_tables_free(&t);
+    slb_search_free_all(c->p, search);
     return st;
 }
 
@@ -982,26 +1075,29 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
         st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
         goto done;
     }
-    for (int i = 0; i < jb->nent; i++) {
-        char path[SL_TRAIN_TEXT + 256];
-        slb_result_path(path, sizeof path, c.dir, p, jb->d, jb->s, jb->ent[i]);
-        if (!sl_file_exists(path)) continue;
-        slb_run *r = calloc(1, sizeof *r);
-        if (!r) {
-            st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
-            goto done;
+    /* a searched entry's task holds every seed's run */
+    const int s0 = jb->search ? 0 : jb->s, s1 = jb->search ? p->nseeds : jb->s + 1, task_runs = jb->nent * (s1 - s0);
+    for (int s = s0; s < s1; s++)
+        for (int i = 0; i < jb->nent; i++) {
+            char path[SL_TRAIN_TEXT + 256];
+            slb_result_path(path, sizeof path, c.dir, p, jb->d, s, jb->ent[i]);
+            if (!sl_file_exists(path)) continue;
+            slb_run *r = calloc(1, sizeof *r);
+            if (!r) {
+                st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+                goto done;
+            }
+            if ((st = slb_run_read(path, p, jb->d, s, jb->ent[i], r, msg, msglen)) != SL_OK) {
+                free(r);
+                goto done;
+            }
+            c.runs[run_index(p, jb->d, s, jb->ent[i])] = r;
+            c.runs_done++;
+            c.runs_failed += r->failed;
         }
-        if ((st = slb_run_read(path, p, jb->d, jb->s, jb->ent[i], r, msg, msglen)) != SL_OK) {
-            free(r);
-            goto done;
-        }
-        c.runs[run_index(p, jb->d, jb->s, jb->ent[i])] = r;
-        c.runs_done++;
-        c.runs_failed += r->failed;
-    }
     c.runs_resumed = c.runs_done;
     done_runs = (int)c.runs_done;
-    if (done_runs < jb->nent) {
+    if (done_runs < task_runs) {
         if (!(c.dsc = calloc((size_t)p->ndatasets, sizeof *c.dsc)) || !(c.job_done = calloc((size_t)c.njobs, sizeof *c.job_done))) {
             st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
             goto done;
@@ -1017,10 +1113,7 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
             snprintf(path, sizeof path, "%s/%s/%s", c.dir, SLB_OVERLAY_DIR, p->datasets[jb->d].slug);
             if ((st = sl_mkdirs(path, msg, msglen)) != SL_OK) goto done;
         }
-        const ds_cache *dc = &c.dsc[jb->d];
-        const sl_train_config *cf = &p->datasets[jb->d].config;
-        c.jobs[k].cost = (double)cf->epochs * (double)cf->steps_per_epoch * (double)cf->batch_size * (double)dc->vox *
-                         (double)p->entries[jb->ent[0]].budget;
+        set_job_cost(p, &c.jobs[k], jb->ent[0], (double)c.dsc[jb->d].vox);
         c.cost_total = c.jobs[k].cost;
         sl_bench_progress pg = {0};
         pg.event = SL_BENCH_START;
@@ -1037,9 +1130,10 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
 #endif
         if (st != SL_OK) goto done;
         done_runs = 0;
-        for (int i = 0; i < jb->nent; i++) done_runs += c.runs[run_index(p, jb->d, jb->s, jb->ent[i])] != NULL;
+        for (int s = s0; s < s1; s++)
+            for (int i = 0; i < jb->nent; i++) done_runs += c.runs[run_index(p, jb->d, s, jb->ent[i])] != NULL;
     }
-    if (out) out->completed = done_runs == jb->nent;
+    if (out) out->completed = done_runs == task_runs;
 done:
     if (lock_fd >= 0) sl_dir_unlock(lock_fd, NULL);
     if (out) {
@@ -1150,7 +1244,9 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
         /* what this call trains: jobs with a run left */
         for (int j = 0; j < c.njobs; j++) {
             int todo = 0;
-            for (int k = 0; k < c.jobs[j].nent; k++) todo += c.runs[run_index(p, c.jobs[j].d, c.jobs[j].s, c.jobs[j].ent[k])] == NULL;
+            const job *jb = &c.jobs[j];
+            for (int s = jb->search ? 0 : jb->s; s < (jb->search ? p->nseeds : jb->s + 1); s++)
+                for (int k = 0; k < jb->nent; k++) todo += c.runs[run_index(p, jb->d, s, jb->ent[k])] == NULL;
             if (todo) c.cost_total += c.jobs[j].cost;
         }
         sl_bench_progress pg = {0};

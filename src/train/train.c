@@ -979,7 +979,8 @@ static sl_status setup_buffers(run *R, char *msg, size_t msglen)
             return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
     }
     if ((st = load_split(R, SL_SPLIT_VAL, &R->val, msg, msglen)) != SL_OK) return st;
-    if ((st = load_split(R, SL_SPLIT_TEST, &R->test, msg, msglen)) != SL_OK) return st;
+    /* skip_test: R->test stays empty, so test_metrics gives NaN */
+    if (!cfg->skip_test && (st = load_split(R, SL_SPLIT_TEST, &R->test, msg, msglen)) != SL_OK) return st;
     int64_t nmax = R->val.n > R->test.n ? R->val.n : R->test.n;
     if (nmax > 0 && !(R->vlab = sl_malloc(nmax * R->svox, sizeof *R->vlab)))
         return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
