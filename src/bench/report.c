@@ -629,7 +629,7 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
                        (unsigned long long)p->seeds[r->runs[i]->seed], p->entries[r->runs[i]->entry].name, r->runs[i]->message);
     slb_puts(&s, "\nLoss entries:\n\n");
     for (int e = 0; e < E; e++)
-        slb_printf(&s, "- `%s`: `%s`%s%s%s\n", p->entries[e].name, p->entries[e].loss, p->entries[e].tta ? " with flip TTA" : "",
+        slb_printf(&s, "- `%s`: `%s`%s%s%s%s\n", p->entries[e].name, p->entries[e].loss, p->entries[e].tta ? " with flip TTA" : "",
                    p->entries[e].int8 ? ", the trained model quantised to INT8" : "",
                    p->entries[e].crf ? ", dense CRF post-processing" : "",
                    p->entries[e].search ? ", free weights chosen per data set (Weight search)" : "");
