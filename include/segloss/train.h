@@ -475,6 +475,13 @@ sl_status sl_postprocess_choose(const int32_t *pred, const int32_t *target, int6
 sl_status sl_postprocess_save(const sl_postprocess *pp, const char *path, char *msg, size_t msglen);
 sl_status sl_postprocess_load(sl_postprocess *pp, const char *path, char *msg, size_t msglen);
 
+/* Predicts the validation split of ds (its samples as given, i.e.
+ * normalised as in training; no TTA; 3-D models by sliding windows of
+ * pp->patch) with net and chooses the rule (sl_postprocess_choose).
+ * SL_EEMPTY without a validation split; the predictor's codes. */
+sl_status sl_postprocess_fit(sl_unet *net, const sl_preproc *pp, const sl_dataset *ds, int threads,
+                             sl_postprocess *out, char *msg, size_t msglen);
+
 /* For a finished run folder (config.json, model.bin): predicts the
  * validation split without TTA, chooses the rule, writes
  * run_dir/postprocess.json and fills *out. SL_EEMPTY without a validation

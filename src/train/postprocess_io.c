@@ -159,6 +159,31 @@ static sl_status predict_val(sl_unet *net, const sl_preproc *pp, const sl_datase
     return SL_OK;
 }
 
+sl_status sl_postprocess_fit(sl_unet *net, const sl_preproc *pp, const sl_dataset *ds, int threads, sl_postprocess *out,
+                             char *msg, size_t msglen)
+{
+    if (!net || !pp || !ds || !out) return sl_errf(msg, msglen, SL_EINVAL, "postprocess: NULL argument");
+    sl_dataset_info in;
+    sl_dataset_get_info(ds, &in);
+    const int64_t nv = in.n[SL_SPLIT_VAL];
+    int64_t vox = 1;
+    for (int a = 0; a < in.spatial_ndim; a++) vox *= in.size[a];
+    if (nv < 1) return sl_errf(msg, msglen, SL_EEMPTY, "postprocess: the data has no validation split to choose on");
+    float *img = sl_malloc(nv * vox, sizeof *img);
+    int32_t *lab = sl_malloc(nv * vox, sizeof *lab), *pred = sl_malloc(nv * vox, sizeof *pred);
+    sl_status st = img && lab && pred ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "postprocess: out of memory");
+    for (int64_t i = 0; i < nv && st == SL_OK; i++) st = sl_dataset_get(ds, SL_SPLIT_VAL, i, img + i * vox, lab + i * vox, msg, msglen);
+    if (st == SL_OK) st = predict_val(net, pp, &in, img, vox, pred, threads, msg, msglen);
+    sl_grid g = SL_GRID_DEFAULT;
+    g.ndim = in.spatial_ndim;
+    for (int a = 0; a < g.ndim; a++) g.shape[a] = in.size[a];
+    if (st == SL_OK) st = sl_postprocess_choose(pred, lab, nv, &g, in.num_classes, out, msg, msglen);
+    free(img);
+    free(lab);
+    free(pred);
+    return st;
+}
+
 sl_status sl_postprocess_fit_run(const char *run_dir, int threads, sl_postprocess *out, char *msg, size_t msglen)
 {
     if (!run_dir || !out) return sl_errf(msg, msglen, SL_EINVAL, "postprocess: NULL argument");
@@ -173,39 +198,11 @@ sl_status sl_postprocess_fit_run(const char *run_dir, int threads, sl_postproces
         return st;
     sl_dataset *ds = NULL;
     sl_unet *net = NULL;
-    float *img = NULL;
-    int32_t *lab = NULL, *pred = NULL;
     cfg.data_opts.threads = threads;
-    if ((st = sl_dataset_open(&ds, cfg.data, &cfg.data_opts, msg, msglen)) != SL_OK) goto done;
-    if ((st = sl_unet_load(&net, NULL, pm, msg, msglen)) != SL_OK) goto done;
-    sl_dataset_info in;
-    sl_dataset_get_info(ds, &in);
-    const int64_t nv = in.n[SL_SPLIT_VAL];
-    int64_t vox = 1;
-    for (int a = 0; a < in.spatial_ndim; a++) vox *= in.size[a];
-    if (nv < 1) {
-        st = sl_errf(msg, msglen, SL_EEMPTY, "postprocess: the run's data has no validation split to choose on");
-        goto done;
-    }
-    img = sl_malloc(nv * vox, sizeof *img);
-    lab = sl_malloc(nv * vox, sizeof *lab);
-    pred = sl_malloc(nv * vox, sizeof *pred);
-    if (!img || !lab || !pred) {
-        st = sl_errf(msg, msglen, SL_ENOMEM, "postprocess: out of memory");
-        goto done;
-    }
-    for (int64_t i = 0; i < nv && st == SL_OK; i++) st = sl_dataset_get(ds, SL_SPLIT_VAL, i, img + i * vox, lab + i * vox, msg, msglen);
-    if (st == SL_OK) st = predict_val(net, &pp, &in, img, vox, pred, threads, msg, msglen);
-    sl_grid g = SL_GRID_DEFAULT;
-    g.ndim = in.spatial_ndim;
-    for (int a = 0; a < g.ndim; a++) g.shape[a] = in.size[a];
-    if (st == SL_OK) st = sl_postprocess_choose(pred, lab, nv, &g, in.num_classes, out, msg, msglen);
-    if (st == SL_OK) st = sl_postprocess_save(out, pj, msg, msglen);
-done:
+    if ((st = sl_dataset_open(&ds, cfg.data, &cfg.data_opts, msg, msglen)) == SL_OK &&
+        (st = sl_unet_load(&net, NULL, pm, msg, msglen)) == SL_OK && (st = sl_postprocess_fit(net, &pp, ds, threads, out, msg, msglen)) == SL_OK)
+        st = sl_postprocess_save(out, pj, msg, msglen);
     sl_dataset_free(ds);
     sl_unet_free(net);
-    free(img);
-    free(lab);
-    free(pred);
     return st;
 }
