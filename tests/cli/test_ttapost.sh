@@ -9,6 +9,8 @@
 # - train --postprocess auto writes a valid postprocess.json, predict
 #   --postprocess auto/FILE applies it (keep largest: the largest 8-connected
 #   components of each class left, checked with scipy);
+# - bench entries "tta": "rot"/"aug:N" and "postprocess": true: one shared
+#   training, results.csv's tta column 0/1/rot/aug:N;
 # - bad values: one line, exit 2 (usage) or 1 (a missing rule file), no output.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -140,5 +142,37 @@ echo '{"num_classes": 4, "classes": []}' >"$tmp/c4.json"
 expect 1 "is for 4 classes" -- $S predict --threads 1 --model "$M" --input "$tmp/i2.npy" --out "$tmp/bad.npy" --postprocess "$tmp/c4.json"
 expect 2 "--postprocess expects auto or none" -- $S train --out "$tmp/bad" $TINY --postprocess yes
 check '[ ! -e "$tmp/bad.npy" ] && [ ! -e "$tmp/bad" ]' "failed runs left no output"
+# bench entries: "tta": "rot" / "aug:N" and "postprocess": true share the plain entry's training;
+# results.csv says which TTA (0/1 kept for false/true)
+cat >"$tmp/b.json" <<EOF
+{
+  "name": "ttapost", "description": "tta and post-processing entries", "seeds": [1],
+  "train": {"data_opts": {"height": 32, "width": 32, "n_train": 8, "n_val": 4, "n_test": 4},
+            "network": {"depth": 2, "base_width": 4}, "optimizer": {"lr": 0.01},
+            "training": {"epochs": 1, "steps_per_epoch": 3, "batch_size": 4}},
+  "datasets": [{"name": "phantom", "data": "phantom"}],
+  "losses": ["dice+ce", {"name": "flip", "loss": "dice+ce", "tta": true}, {"name": "rot", "loss": "dice+ce", "tta": "rot"},
+             {"name": "aug", "loss": "dice+ce", "tta": "aug:2"}, {"name": "pp", "loss": "dice+ce", "postprocess": true}],
+  "evaluation": {"bootstrap": 50, "overlay_cases": 0}
+}
+EOF
+checks=$((checks + 1))
+$S bench --preset "$tmp/b.json" --out "$tmp/b" --threads 1 >"$tmp/b.out" 2>"$tmp/b.err" || fail "bench: $(tail -3 "$tmp/b.err")"
+check "[ \$(ls '$tmp/b'/runs/*/*/*/model.bin | wc -l) = 1 ]" "the 5 entries do not share one training"
+checks=$((checks + 1))
+$PY - "$tmp/b" <<'PYEOF' || fail "bench tta column"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1] + "/results.csv")))
+tta = {r["loss"]: r["tta"] for r in rows}
+print("results.csv tta:", tta)
+assert tta == {"dice+ce": "0", "flip": "1", "rot": "rot", "aug": "aug:2", "pp": "0"}, tta
+pre = json.load(open(sys.argv[1] + "/preset.json"))
+assert [e["tta"] for e in pre["losses"]] == [False, True, "rot", "aug:2", False], pre["losses"]
+assert [e.get("postprocess", False) for e in pre["losses"]] == [False, False, False, False, True]
+PYEOF
+sed 's/"tta": "rot"/"tta": "aug:0"/' "$tmp/b.json" >"$tmp/bad.json"
+expect 2 'aug:N' -- $S bench --preset "$tmp/bad.json" --out "$tmp/bb"
+sed 's/"postprocess": true/"postprocess": 1/' "$tmp/b.json" >"$tmp/bad.json"
+expect 2 'postprocess' -- $S bench --preset "$tmp/bad.json" --out "$tmp/bb"
 echo "test_ttapost: $checks checks, $fails failed"
 [ $fails -eq 0 ]
