@@ -120,9 +120,10 @@ sl_status sl_postprocess_apply_array(const sl_postprocess *pp, sl_array *labels,
     for (int64_t i = 0; l != labels->data && i < N; i++)
         l[i] = labels->dtype == SL_DT_U8 ? ((const uint8_t *)labels->data)[i] : ((const int16_t *)labels->data)[i];
     for (int64_t i = 0; i < N; i++)
-        if (l[i] >= pp->num_classes) {
+        if (l[i] < 0 || l[i] >= pp->num_classes) {
+            const int bad = (int)l[i];
             if (l != labels->data) free(l);
-            return sl_errf(msg, msglen, SL_ERANGE, "postprocess: label %d but the rule has %d classes", (int)l[i], pp->num_classes);
+            return sl_errf(msg, msglen, SL_ERANGE, "postprocess: label %d but the rule has %d classes", bad, pp->num_classes);
         }
     sl_status st = sl_postprocess_apply(pp, l, &g, msg, msglen);
     for (int64_t i = 0; st == SL_OK && l != labels->data && i < N; i++) {
