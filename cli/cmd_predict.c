@@ -1,5 +1,5 @@
 /*
- * segloss predict --model FILE --input IMG --out OUT [--tta none|flip]
+ * segloss predict --model FILE --input IMG --out OUT [--tta none|flip|rot|aug:N]
  *                 [--probabilities P.npy] [--int8 [--calib IMG]] [--config FILE]
  *                 [--batch N] [--threads T] [--crf [--crf-params K=V,...]]
  *
@@ -39,7 +39,13 @@ static const char *usage_text =
     "  --model FILE      model.bin of a run (required)\n"
     "  --input IMG       image to segment (required)\n"
     "  --out OUT         label map to write (required; written whole or not at all)\n"
-    "  --tta none|flip   flip: average the softmax of the 4 mirrorings (none)\n"
+    "  --tta none|flip|rot|aug:N\n"
+    "                    average the softmax over transformed inputs, each mapped back\n"
+    "                    (none). flip: the 4 mirrorings (3-D models: 8). rot: 'mirror W,\n"
+    "                    then k quarter turns in (H, W)', k = 0..3: 8 (3-D models: 16,\n"
+    "                    with mirror D). aug:N: N seeded random draws of a rot element\n"
+    "                    plus the training's noise/contrast/gamma (N in 1..256)\n"
+    "  --tta-seed S      seed of the aug:N draws (0)\n"
     "  --probabilities P.npy\n"
     "                    also write the softmax the labels are the argmax of: float32\n"
     "                    (C, image shape...), channels first (for segloss eval --prob)\n"
@@ -48,6 +54,10 @@ static const char *usage_text =
     "  --calib IMG       calibration image for --int8 (default: IMG itself; give\n"
     "                    training images for the usual post-training setting)\n"
     "  --config FILE     the run's config.json (default: next to the model)\n"
+    "  --postprocess auto|none|FILE\n"
+    "                    connected-component post-processing of the labels: auto = the\n"
+    "                    run's postprocess.json next to the model (segloss train\n"
+    "                    --postprocess auto), FILE = such a file (none)\n"
     "  --batch N         slices per forward pass (8)\n"
     "  --step S          3-D models: window step as a fraction of the patch (0.5)\n"
     "  --threads T       threads (default: all cores)\n"
@@ -86,7 +96,7 @@ static int read_image(const char *path, sl_array *img, sl_image_info *info)
 
 int cmd_predict(int argc, char **argv)
 {
-    const char *model = NULL, *input = NULL, *out = NULL, *config = NULL, *calib = NULL, *pout = NULL;
+    const char *model = NULL, *input = NULL, *out = NULL, *config = NULL, *calib = NULL, *pout = NULL, *ppost = NULL;
     int int8 = 0, crf = 0;
     const char *crf_text = NULL;
     sl_crf_params cp = SL_CRF_PARAMS_DEFAULT;
@@ -107,6 +117,9 @@ int cmd_predict(int argc, char **argv)
             if (!(out = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--probabilities", &v)) {
             if (!(pout = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+        } else if (cli_opt(a, "--postprocess", &v)) {
+            if (!(ppost = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            if (!*ppost) return cli_fail(CMD, EXIT_USAGE, "--postprocess expects auto, none or a file");
         } else if (cli_opt(a, "--config", &v)) {
             if (!(config = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (!strcmp(a, "--int8")) {
@@ -119,9 +132,13 @@ int cmd_predict(int argc, char **argv)
             if (!(calib = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--tta", &v)) {
             if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
-            if (!strcmp(s, "none")) po.tta = SL_TTA_NONE;
-            else if (!strcmp(s, "flip")) po.tta = SL_TTA_FLIP;
-            else return cli_fail(CMD, EXIT_USAGE, "--tta expects none or flip, got '%s'", s);
+            sl_status ts = sl_tta_parse(s, &po.tta, &po.tta_n);
+            if (ts == SL_ERANGE) return cli_fail(CMD, EXIT_USAGE, "--tta aug:N needs N in 1..256, got '%s'", s);
+            if (ts != SL_OK) return cli_fail(CMD, EXIT_USAGE, "--tta expects none, flip, rot or aug:N, got '%s'", s);
+        } else if (cli_opt(a, "--tta-seed", &v)) {
+            if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            if (!cli_parse_int(s, &n) || n < 0) return cli_fail(CMD, EXIT_USAGE, "--tta-seed expects a non-negative integer, got '%s'", s);
+            po.tta_seed = (uint64_t)n;
         } else if (cli_opt(a, "--threads", &v)) {
             if (!(s = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
             if (!cli_parse_int(s, &n) || n < 0 || n > 1024)
@@ -163,7 +180,8 @@ int cmd_predict(int argc, char **argv)
     if (calib && !known_format(calib))
         return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", calib);
 
-    char msg[1024], cpath[4096];
+    char msg[1024], cpath[4096], ppath[4096];
+    sl_postprocess *rule = NULL;
     if (!config) {
         /* config.json in the model's folder */
         const char *slash = strrchr(model, '/');
@@ -193,6 +211,28 @@ int cmd_predict(int argc, char **argv)
         cli_fail(CMD, EXIT_WORK, "%s describes %d classes but %s has %d: not the model's run", config, nclass, model,
                  uc.num_classes);
         goto done;
+    }
+    if (ppost && strcmp(ppost, "none")) {
+        /* the rule before the work: a missing or bad file fails first */
+        if (!strcmp(ppost, "auto")) {
+            const char *slash = strrchr(model, '/');
+            int dl = slash ? (int)(slash - model) : 0;
+            if (slash) snprintf(ppath, sizeof ppath, "%.*s/postprocess.json", dl ? dl : 1, dl ? model : "/");
+            else snprintf(ppath, sizeof ppath, "postprocess.json");
+        } else snprintf(ppath, sizeof ppath, "%s", ppost);
+        if (!(rule = malloc(sizeof *rule))) {
+            cli_fail(CMD, EXIT_WORK, "out of memory");
+            goto done;
+        }
+        if (sl_postprocess_load(rule, ppath, msg, sizeof msg) != SL_OK) {
+            cli_fail(CMD, EXIT_WORK, "--postprocess: %s", msg);
+            goto done;
+        }
+        if (rule->num_classes != uc.num_classes) {
+            cli_fail(CMD, EXIT_WORK, "--postprocess: %s is for %d classes but %s has %d", ppath, rule->num_classes, model,
+                     uc.num_classes);
+            goto done;
+        }
     }
     if (!read_image(input, &img, &info)) goto done;
     if (sl_png_path(out) && !(img.ndim == 2 || (img.ndim == 3 && img.shape[0] == 1))) {
@@ -244,6 +284,10 @@ int cmd_predict(int argc, char **argv)
             goto done;
         }
     }
+    if (rule && sl_postprocess_apply_array(rule, &lab, msg, sizeof msg) != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s: %s", ppath, msg);
+        goto done;
+    }
     /* the probabilities first: if the labels then fail, they are removed */
     if (pout && sl_image_write(pout, &prob, NULL, NULL, msg, sizeof msg) != SL_OK) {
         cli_fail(CMD, EXIT_WORK, "%s", msg);
@@ -268,6 +312,7 @@ int cmd_predict(int argc, char **argv)
     }
     rc = 0;
 done:
+    free(rule);
     sl_array_free(&prob);
     sl_array_free(&img);
     sl_array_free(&lab);

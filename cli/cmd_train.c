@@ -77,6 +77,11 @@ static const char *usage_text =
     "  --force                replace a run already in DIR\n"
     "  --stop-after N         stop after N epochs of this call, as a kill would (for tests)\n"
     "  --quiet                no progress output\n"
+    "  --postprocess auto|none\n"
+    "                         auto: after the run, choose connected-component post-processing\n"
+    "                         per class on the validation split (keep the largest component,\n"
+    "                         or remove those under a size, if the class's Dice does not drop)\n"
+    "                         and write it to DIR/postprocess.json (none)\n"
     "\n"
     "Exit codes: 0 ok, 1 the run failed (message names why; DIR keeps its last checkpoint),\n"
     "2 bad usage.\n";
@@ -189,7 +194,7 @@ static int data_opt(sl_train_config *c, const char *key, const char *val, const 
 }
 
 typedef struct flags {
-    int quiet, have_out, ramp;
+    int quiet, have_out, ramp, postprocess;
     const char *ramp_keys;
 } flags;
 
@@ -211,6 +216,12 @@ static int parse(int argc, char **argv, sl_train_config *c, flags *f)
         else if (!strcmp(a, "--force")) c->force = 1;
         else if (!strcmp(a, "--quiet")) f->quiet = 1;
         else if (!strcmp(a, "--deep-supervision")) c->deep_supervision = 1;
+        else if (cli_opt(a, "--postprocess", &v)) {
+            VALUE();
+            if (strcmp(s, "auto") && strcmp(s, "none"))
+                return cli_fail(CMD, EXIT_USAGE, "--postprocess expects auto or none, got '%s'", s);
+            f->postprocess = !strcmp(s, "auto");
+        }
         else if (cli_opt(a, "--ramp", &v)) {
             f->ramp = 1;
             f->ramp_keys = v; /* --ramp alone: the defaults */
@@ -336,6 +347,28 @@ static int parse(int argc, char **argv, sl_train_config *c, flags *f)
     return 0;
 }
 
+/* --postprocess auto: the rule chosen on the validation split, printed. */
+static int fit_postprocess(const sl_train_config *c, const sl_train_result *res, char *msg, size_t msglen)
+{
+    sl_postprocess *pp = malloc(sizeof *pp);
+    if (!pp) return cli_fail(CMD, EXIT_WORK, "out of memory");
+    if (sl_postprocess_fit_run(c->out_dir, c->threads, pp, msg, msglen) != SL_OK) {
+        free(pp);
+        return cli_fail(CMD, EXIT_WORK, "--postprocess: %s", msg);
+    }
+    printf("post-processing (validation mean Dice, %s/postprocess.json):\n", c->out_dir);
+    for (int k = 1; k < pp->num_classes; k++) {
+        char rule[64];
+        if (pp->keep_largest[k]) snprintf(rule, sizeof rule, "keep the largest component");
+        else if (pp->min_size[k] > 0) snprintf(rule, sizeof rule, "remove components < %lld voxels", (long long)pp->min_size[k]);
+        else snprintf(rule, sizeof rule, "none");
+        printf("  %-22s %-36s %.4f -> %.4f\n", k < res->num_classes ? res->class_names[k] : "?", rule, pp->dice_before[k],
+               pp->dice_after[k]);
+    }
+    free(pp);
+    return 0;
+}
+
 int cmd_train(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -423,8 +456,8 @@ int cmd_train(int argc, char **argv)
                (long long)m->n_empty_gt);
     }
     printf("%s: config.json log.csv model.bin metrics.json (%.1f s)\n", c->out_dir, res.seconds);
+    if (f.postprocess) rc = fit_postprocess(c, &res, msg, sizeof msg);
     sl_train_result_free(&res);
-    rc = 0;
 out:
     free(c);
     return rc;

@@ -84,7 +84,8 @@ typedef struct sl_bench_entry {
     char name[SL_BENCH_NAME];  /* label ("dice+ce", "staged", "dice+ce +TTA") */
     char slug[SL_BENCH_NAME];
     char loss[SL_TRAIN_TEXT];  /* loss spec or schedule (segloss/schedule.h) */
-    int tta;                   /* 1: flip TTA at test time */
+    int tta;                   /* TTA at test time, an sl_tta: 0 none, 1 flip (the preset's
+                                  false/true), 2 rot, 3 aug (tta_n draws) */
     int int8;                  /* 1: the trained model quantised to INT8 (calibrated
                                   on SL_BENCH_INT8_CALIB training images) */
     int budget;                /* the data set's epochs are multiplied by this (1; the
@@ -94,6 +95,9 @@ typedef struct sl_bench_entry {
                                   (appended field) */
     sl_bench_search *search;   /* NULL; else `loss` holds free weights ("a*dice+b*ce")
                                   chosen per data set by successive halving */
+    int tta_n;                 /* aug: draws (seed 0) (appended field) */
+    int postprocess;           /* 1: the test labels post-processed by the rule chosen
+                                  on the validation split (sl_postprocess_fit) */
 } sl_bench_entry;
 
 /* Training images an INT8 entry calibrates its activation ranges on (the

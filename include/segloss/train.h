@@ -41,6 +41,7 @@
 #include "segloss/core.h"
 #include "segloss/crf.h"
 #include "segloss/data.h"
+#include "segloss/geometry.h"
 #include "segloss/io.h"
 #include "segloss/nn.h"
 
@@ -305,7 +306,15 @@ sl_status sl_preproc_load(sl_preproc *pp, int *num_classes, const char *config_p
  * all n slices as one volume). SL_EINVAL, SL_ENOMEM. */
 sl_status sl_preproc_normalise(const sl_preproc *pp, float *x, int64_t n, int64_t h, int64_t w);
 
-typedef enum sl_tta { SL_TTA_NONE = 0, SL_TTA_FLIP = 1 } sl_tta;
+/* Test-time augmentation: the softmax of transformed inputs, each mapped
+ * back, averaged; then the argmax. docs/train.md#test-time-augmentation.
+ * ROT: every element "mirror W, then k quarter turns in the (H, W) plane"
+ * (k = 0..3): 8 for 2-D models; 16 for 3-D models (those times mirror D),
+ * which hold the 8 mirrorings of FLIP. AUG: tta_n seeded draws (tta_seed)
+ * of a random ROT element plus the training's intensity transforms (noise,
+ * brightness/contrast, gamma with SL_AUG_OPTS_DEFAULT's odds and ranges).
+ * The whole slice or volume is transformed and predicted as without TTA. */
+typedef enum sl_tta { SL_TTA_NONE = 0, SL_TTA_FLIP = 1, SL_TTA_ROT = 2, SL_TTA_AUG = 3 } sl_tta;
 
 typedef struct sl_predict_opts {
     sl_tta tta;      /* FLIP: mean softmax of the 4 mirrorings (none, y, x, both);
@@ -314,9 +323,18 @@ typedef struct sl_predict_opts {
     int64_t batch;   /* slices per forward pass (8) */
     double step;     /* 3-D models: sliding-window step as a fraction of the patch,
                         (0, 1]; 0 = 0.5 (appended field) */
+    int tta_n;       /* AUG: number of draws, 1..256 (appended field) (0) */
+    uint64_t tta_seed; /* AUG: seed of the draws (appended field) (0) */
 } sl_predict_opts;
 
-#define SL_PREDICT_OPTS_DEFAULT {SL_TTA_NONE, 0, 8, 0.5}
+#define SL_PREDICT_OPTS_DEFAULT {SL_TTA_NONE, 0, 8, 0.5, 0, 0}
+
+/* "none", "flip", "rot", "aug:N" (N in 1..256) -> *tta, *n (0 unless aug).
+ * SL_EUNKNOWN for another word, SL_ERANGE for a bad N, SL_EINVAL for NULL. */
+sl_status sl_tta_parse(const char *s, sl_tta *tta, int *n);
+
+/* The name sl_tta_parse reads, into buf; buf, or NULL for an unknown tta. */
+const char *sl_tta_name(sl_tta tta, int n, char *buf, size_t len);
 
 /*
  * Predicts n normalised slices images (n, 1, h, w) of any size: each is
@@ -430,6 +448,65 @@ sl_status sl_window_gaussian(int ndim, const int64_t *patch, double sigma_scale,
 sl_status sl_sliding_window(const float *image, int in_channels, int ndim, const int64_t size[3],
                             int out_channels, const sl_window_opts *opts, sl_window_fn fn, void *user,
                             float *out, char *msg, size_t msglen);
+
+/* ---------------------------------------------------- post-processing */
+
+/*
+ * Connected-component post-processing chosen on the validation split
+ * (nnU-Net v2's per-class rule; docs/train.md#post-processing). Components
+ * are fully connected (8 in 2-D, 26 in 3-D, as nnU-Net v2); removed voxels
+ * become background 0.
+ */
+typedef struct sl_postprocess {
+    int num_classes;                          /* C, 2..SL_DATA_MAX_CLASSES */
+    int keep_largest[SL_DATA_MAX_CLASSES];    /* [c] 1: keep only class c's largest component
+                                                 (all of them on a tie, as nnU-Net) */
+    int64_t min_size[SL_DATA_MAX_CLASSES];    /* [c] > 0: remove class c's components of
+                                                 fewer voxels (after keep_largest) */
+    double dice_before[SL_DATA_MAX_CLASSES];  /* [c] validation mean Dice without and with */
+    double dice_after[SL_DATA_MAX_CLASSES];   /*     the rule (choose fills them; else NaN) */
+} sl_postprocess;
+
+/* Applies the rule in place to labels (grid shape, int32 in [0, C)).
+ * SL_EINVAL (bad rule or grid), SL_ENOMEM. */
+sl_status sl_postprocess_apply(const sl_postprocess *pp, int32_t *labels, const sl_grid *grid, char *msg,
+                               size_t msglen);
+
+/* The same on a 2-D or 3-D uint8 / int16 / int32 label array (as predict
+ * writes). SL_ERANGE for a label >= C. */
+sl_status sl_postprocess_apply_array(const sl_postprocess *pp, sl_array *labels, char *msg, size_t msglen);
+
+/*
+ * Chooses the rule from ncases predictions pred and targets target (each
+ * ncases x grid shape, int32). For each foreground class c, with D = the
+ * mean over cases of c's Dice (1 when both are empty): keep the largest
+ * component if D improves (strictly, as nnU-Net v2); otherwise try every
+ * minimum size S = s + 1, s a distinct size of c's predicted components,
+ * and keep the S of the highest D (ties: smallest) if D improves.
+ * SL_EINVAL, SL_ENOMEM.
+ */
+sl_status sl_postprocess_choose(const int32_t *pred, const int32_t *target, int64_t ncases,
+                                const sl_grid *grid, int num_classes, sl_postprocess *out, char *msg,
+                                size_t msglen);
+
+/* postprocess.json, written atomically / read (unknown keys: SL_EUNKNOWN,
+ * bad values: SL_EFORMAT, unreadable: SL_EIO). */
+sl_status sl_postprocess_save(const sl_postprocess *pp, const char *path, char *msg, size_t msglen);
+sl_status sl_postprocess_load(sl_postprocess *pp, const char *path, char *msg, size_t msglen);
+
+/* Predicts the validation split of ds (its samples as given, i.e.
+ * normalised as in training; no TTA; 3-D models by sliding windows of
+ * pp->patch) with net and chooses the rule (sl_postprocess_choose).
+ * SL_EEMPTY without a validation split; the predictor's codes. */
+sl_status sl_postprocess_fit(sl_unet *net, const sl_preproc *pp, const sl_dataset *ds, int threads,
+                             sl_postprocess *out, char *msg, size_t msglen);
+
+/* For a finished run folder (config.json, model.bin): predicts the
+ * validation split without TTA, chooses the rule, writes
+ * run_dir/postprocess.json and fills *out. SL_EEMPTY without a validation
+ * split; the dataset's, model loader's and writer's codes. */
+sl_status sl_postprocess_fit_run(const char *run_dir, int threads, sl_postprocess *out, char *msg,
+                                 size_t msglen);
 
 SL_API_END
 #ifdef __cplusplus

@@ -253,5 +253,23 @@ sl_status slb_write_text(const char *dir, const char *name, const slb_str *s, ch
  * slices; nd 2 or 3). */
 sl_status slb_predict_crf(sl_unet *net, const sl_preproc *pp, const sl_predict_opts *po, const float *img, int64_t n,
                           int nd, const int64_t size[3], int C, int32_t *pred, char *msg, size_t msglen);
+/* ---------------------------------------------- entry_eval.c: tta, postprocess */
+
+/* A preset's "tta" (true/false, or "none", "flip", "rot", "aug:N") into an
+ * sl_tta code and its draws; SL_EFORMAT naming `where` otherwise. */
+sl_status slb_get_tta(const struct cJSON *it, const char *where, int *tta, int *n, char *msg, size_t msglen);
+/* The entry's tta as the preset and result files write it (false/true for
+ * none/flip, as before; else the string); NULL when out of memory. */
+struct cJSON *slb_tta_json(const sl_bench_entry *en);
+/* 1 when a file's "tta" is the entry's. */
+int slb_tta_json_equal(const struct cJSON *it, const sl_bench_entry *en);
+/* results.csv (csv = 1): "0"/"1" for none/flip, else "rot", "aug:N"; the
+ * tables (csv = 0): "-", "flip", "rot", "aug:N". */
+const char *slb_tta_text(const sl_bench_entry *en, int csv, char *buf, size_t len);
+/* A "postprocess" entry: the rule chosen on ds's validation split with net
+ * (sl_postprocess_fit) applied to each of the n test cases pred (nd axes of
+ * size). */
+sl_status slb_postprocess_cases(sl_unet *net, const sl_preproc *pp, const sl_dataset *ds, int nd,
+                                int64_t n, const int64_t size[3], int32_t *pred, char *msg, size_t msglen);
 
 #endif

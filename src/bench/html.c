@@ -701,7 +701,8 @@ static void runs_section(slb_str *h, const slb_report *r)
         slb_puts(h, "<td><code>");
         slb_html(h, en->loss);
         slb_puts(h, "</code></td>");
-        td(h, en->tta ? "flip" : "-", NULL);
+        char tt[32];
+        td(h, slb_tta_text(en, 0, tt, sizeof tt), NULL);
         td(h, en->int8 ? "int8" : "-", NULL);
         td(h, run->failed ? run->message : "ok", NULL);
         snprintf(buf, sizeof buf, "%.1f", run->seconds_train);

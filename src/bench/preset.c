@@ -182,20 +182,21 @@ static sl_status parse_dataset(const cJSON *dj, const cJSON *train, int i, sl_be
     return SL_OK;
 }
 
-static sl_status parse_entry(const cJSON *ej, int i, int default_tta, uint64_t seed, sl_bench_entry *e, char *msg, size_t msglen)
+static sl_status parse_entry(const cJSON *ej, int i, const int default_tta[2], uint64_t seed, sl_bench_entry *e, char *msg, size_t msglen)
 {
     char where[64], w2[96], sub[600];
     snprintf(where, sizeof where, "losses[%d]", i);
     sl_status st;
     const cJSON *search = NULL;
-    e->tta = default_tta;
+    e->tta = default_tta[0];
+    e->tta_n = default_tta[1];
     e->budget = 1;
     if (cJSON_IsString(ej)) {
         if ((st = get_name(ej, where, e->name, sizeof e->name, msg, msglen)) != SL_OK) return st;
         snprintf(e->loss, sizeof e->loss, "%s", ej->valuestring);
     } else if (cJSON_IsObject(ej)) {
-        static const char *const keys[] = {"name", "loss", "tta", "int8", "crf", "search"};
-        if ((st = only_keys(ej, where, keys, 6, msg, msglen)) != SL_OK) return st;
+        static const char *const keys[] = {"name", "loss", "tta", "int8", "crf", "search", "postprocess"};
+        if ((st = only_keys(ej, where, keys, 7, msg, msglen)) != SL_OK) return st;
         const cJSON *loss = member(ej, "loss"), *it;
         if (!loss) return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s needs \"loss\" (a spec or schedule)", where);
         snprintf(w2, sizeof w2, "%s.loss", where);
@@ -207,14 +208,16 @@ static sl_status parse_entry(const cJSON *ej, int i, int default_tta, uint64_t s
         it = member(ej, "name");
         if ((st = get_name(it ? it : loss, w2, e->name, sizeof e->name, msg, msglen)) != SL_OK) return st;
         snprintf(w2, sizeof w2, "%s.tta", where);
-        if ((it = member(ej, "tta")) && (st = get_bool(it, w2, &e->tta, msg, msglen)) != SL_OK) return st;
+        if ((it = member(ej, "tta")) && (st = slb_get_tta(it, w2, &e->tta, &e->tta_n, msg, msglen)) != SL_OK) return st;
+        snprintf(w2, sizeof w2, "%s.postprocess", where);
+        if ((it = member(ej, "postprocess")) && (st = get_bool(it, w2, &e->postprocess, msg, msglen)) != SL_OK) return st;
         snprintf(w2, sizeof w2, "%s.int8", where);
         if ((it = member(ej, "int8")) && (st = get_bool(it, w2, &e->int8, msg, msglen)) != SL_OK) return st;
         snprintf(w2, sizeof w2, "%s.crf", where);
         if ((it = member(ej, "crf")) && (st = get_bool(it, w2, &e->crf, msg, msglen)) != SL_OK) return st;
         search = member(ej, "search");
     } else {
-        return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s must be a loss spec or an object {name, loss, tta, int8, crf, search}", where);
+        return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s must be a loss spec or an object {name, loss, tta, int8, crf, search, postprocess}", where);
     }
     slb_slug(e->name, e->slug);
     /* free weights: search.c checks them and every candidate's spec */
@@ -271,11 +274,12 @@ static sl_status canonical(sl_bench_preset *p)
     for (int e = 0; ok && e < p->nbase_entries; e++) {
         const sl_bench_entry *en = &p->entries[e];
         ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) && cJSON_AddStringToObject(o, "name", en->name) &&
-             cJSON_AddStringToObject(o, "loss", en->loss) && cJSON_AddBoolToObject(o, "tta", en->tta);
+             cJSON_AddStringToObject(o, "loss", en->loss) && cJSON_AddItemToObject(o, "tta", slb_tta_json(en));
         /* only when set, so that presets without INT8 entries keep their form */
         if (ok && en->int8) ok = cJSON_AddBoolToObject(o, "int8", 1) != NULL;
         if (ok && en->crf) ok = cJSON_AddBoolToObject(o, "crf", 1) != NULL;
         if (ok && en->search) ok = cJSON_AddItemToObject(o, "search", slb_search_json(en->search));
+        if (ok && en->postprocess) ok = cJSON_AddBoolToObject(o, "postprocess", 1) != NULL;
     }
     /* only with a study, so that other presets keep their form */
     if (ok && p->nbudgets) ok = (a = cJSON_AddArrayToObject(root, "budget_study")) != NULL;
@@ -360,7 +364,7 @@ static sl_status parse_root(const cJSON *root, sl_bench_preset *p, char *msg, si
     }
 
     /* evaluation first: its tta is the entries' default */
-    int default_tta = 0;
+    int default_tta[2] = {0, 0};
     p->bootstrap = 2000;
     p->ci_level = 0.95;
     p->stats_seed = 1;
@@ -369,7 +373,8 @@ static sl_status parse_root(const cJSON *root, sl_bench_preset *p, char *msg, si
     if ((it = member(root, "evaluation"))) {
         static const char *const ek[] = {"tta", "bootstrap", "ci_level", "stats_seed", "overlay_cases", "nsd_tolerance"};
         if ((st = only_keys(it, "evaluation", ek, 6, msg, msglen)) != SL_OK) return st;
-        if ((el = member(it, "tta")) && (st = get_bool(el, "evaluation.tta", &default_tta, msg, msglen)) != SL_OK) return st;
+        if ((el = member(it, "tta")) && (st = slb_get_tta(el, "evaluation.tta", &default_tta[0], &default_tta[1], msg, msglen)) != SL_OK)
+            return st;
         if ((el = member(it, "bootstrap"))) {
             if ((st = get_number(el, "evaluation.bootstrap", 1, 1e7, 1, &v, msg, msglen)) != SL_OK) return st;
             p->bootstrap = (int64_t)v;

@@ -60,6 +60,7 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
     const sl_bench_preset *p = r->p;
     const slb_tables *t = r->t;
     slb_str s = {0};
+    char tt[32];
     slb_puts(&s, "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases,converged\n");
     for (int d = 0; d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
@@ -77,7 +78,8 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
                         csv_field(&s, p->entries[e].name);
                         slb_puts(&s, ",");
                         csv_field(&s, slb_report_spec(r, d, e)); /* a searched entry: the chosen spec */
-                        slb_printf(&s, ",%d,%d,%s,", p->entries[e].tta, p->entries[e].int8, run->failed ? "failed" : "ok");
+                        slb_printf(&s, ",%s,%d,%s,", slb_tta_text(&p->entries[e], 1, tt, sizeof tt), p->entries[e].int8,
+                                   run->failed ? "failed" : "ok");
                         csv_field(&s, names ? names[c] : "");
                         slb_printf(&s, ",%s,", names ? slb_metric_names[m] : "");
                         if (!run->failed) csv_num(&s, run_mean(run, c, m));
@@ -173,7 +175,7 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                              cJSON_AddNumberToObject(o, "seed", (double)p->seeds[s]) &&
                              cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
                              cJSON_AddStringToObject(o, "spec", slb_report_spec(r, d, e)) &&
-                             cJSON_AddBoolToObject(o, "tta", p->entries[e].tta) &&
+                             cJSON_AddItemToObject(o, "tta", slb_tta_json(&p->entries[e])) &&
                              cJSON_AddBoolToObject(o, "int8", p->entries[e].int8) &&
                              cJSON_AddStringToObject(o, "status", run->failed ? "failed" : "ok") &&
                              cJSON_AddStringToObject(o, "class", names ? names[c] : "") &&
@@ -628,11 +630,16 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
             slb_printf(&s, "- %s / seed %llu / %s: %s\n", p->datasets[r->runs[i]->dataset].name,
                        (unsigned long long)p->seeds[r->runs[i]->seed], p->entries[r->runs[i]->entry].name, r->runs[i]->message);
     slb_puts(&s, "\nLoss entries:\n\n");
-    for (int e = 0; e < E; e++)
-        slb_printf(&s, "- `%s`: `%s`%s%s%s%s\n", p->entries[e].name, p->entries[e].loss, p->entries[e].tta ? " with flip TTA" : "",
-                   p->entries[e].int8 ? ", the trained model quantised to INT8" : "",
-                   p->entries[e].crf ? ", dense CRF post-processing" : "",
-                   p->entries[e].search ? ", free weights chosen per data set (Weight search)" : "");
+    for (int e = 0; e < E; e++) {
+        char tt[32];
+        const sl_bench_entry *en = &p->entries[e];
+        slb_printf(&s, "- `%s`: `%s`%s%s%s%s%s%s%s\n", en->name, en->loss, en->tta ? " with " : "",
+                   en->tta ? sl_tta_name((sl_tta)en->tta, en->tta_n, tt, sizeof tt) : "", en->tta ? " TTA" : "",
+                   en->int8 ? ", the trained model quantised to INT8" : "",
+                   en->crf ? ", dense CRF post-processing" : "",
+                   en->search ? ", free weights chosen per data set (Weight search)" : "",
+                   en->postprocess ? ", labels post-processed by the rule chosen on the validation split" : "");
+    }
     slb_puts(&s, "\n## Conventions\n\nPer test case (a 2-D slice) and foreground class: Dice; HD95 = max of the two directed "
                  "95th percentiles of border-pixel distances, in pixels (one side empty: the slice diagonal); NSD at the "
                  "preset's tolerance; recall; precision; lesion F1 over 8-connected components (a lesion is found when a "

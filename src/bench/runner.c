@@ -4,7 +4,7 @@
  * stored; then the statistics and the report.
  *
  * Jobs. Entries of a data set and seed that share a loss (they differ only
- * in test-time augmentation) share one training: a job is (data set, seed,
+ * in test-time augmentation, INT8 or post-processing) share one training: a job is (data set, seed,
  * loss) with the entries that use it. Jobs run in preset order, data set
  * first, then seed, then loss.
  *
@@ -362,7 +362,8 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, const sl_preproc *
     const int C = dc->info.num_classes;
     const int64_t vox = dc->vox;
     sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
-    po.tta = p->entries[e].tta ? SL_TTA_FLIP : SL_TTA_NONE;
+    po.tta = (sl_tta)p->entries[e].tta;
+    po.tta_n = p->entries[e].tta_n;
     po.threads = 1;
     po.batch = batch;
     sl_status st = SL_OK;
@@ -381,6 +382,11 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, const sl_preproc *
     } else if (st == SL_OK && dc->nd == 3)
         st = predict_volumes(dc, net, pp, &po, pred, msg, msglen);
     else if (st == SL_OK) st = sl_predict_slices(net, dc->img, dc->n, dc->H, dc->W, &po, NULL, pred, msg, msglen);
+    if (st == SL_OK && p->entries[e].postprocess) {
+        /* the rule of the float (or INT8) net on the validation split, without TTA */
+        const int64_t size[3] = {dc->nd == 3 ? dc->D : dc->H, dc->nd == 3 ? dc->H : dc->W, dc->W};
+        st = slb_postprocess_cases(net, pp, dc->ds, dc->nd, dc->n, size, pred, msg, msglen);
+    }
     sl_unet_dequantize(net); /* the job's other entries see the float net */
     if (st != SL_OK) return st;
     sl_grid g = SL_GRID_DEFAULT; /* 1 mm pixels and voxels (phantom, phantom3d, colin) */

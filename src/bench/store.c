@@ -114,7 +114,7 @@ sl_status slb_run_write(const char *path, const sl_bench_preset *p, const slb_ru
              cJSON_AddStringToObject(root, "dataset", p->datasets[r->dataset].name) &&
              cJSON_AddItemToObject(root, "seed", seed_json(p->seeds[r->seed])) &&
              cJSON_AddStringToObject(root, "entry", en->name) && cJSON_AddStringToObject(root, "loss", en->loss) &&
-             cJSON_AddBoolToObject(root, "tta", en->tta) && cJSON_AddBoolToObject(root, "int8", en->int8) &&
+             cJSON_AddItemToObject(root, "tta", slb_tta_json(en)) && cJSON_AddBoolToObject(root, "int8", en->int8) &&
              cJSON_AddStringToObject(root, "status", r->failed ? "failed" : "ok") &&
              cJSON_AddStringToObject(root, "message", r->message) &&
              add_exact(root, "seconds_train", r->seconds_train) && add_exact(root, "seconds_eval", r->seconds_eval);
@@ -122,6 +122,7 @@ sl_status slb_run_write(const char *path, const sl_bench_preset *p, const slb_ru
     if (ok && en->budget != 1) ok = cJSON_AddNumberToObject(root, "budget", en->budget) != NULL;
     /* only for CRF entries, so that other files keep their form */
     if (ok && en->crf) ok = cJSON_AddBoolToObject(root, "crf", 1) != NULL;
+    if (ok && en->postprocess) ok = cJSON_AddBoolToObject(root, "postprocess", 1) != NULL;
     if (ok && !r->failed) {
         const int C = r->num_classes;
         ok = (a = cJSON_AddArrayToObject(root, "classes")) != NULL;
@@ -193,14 +194,15 @@ static sl_status parse_run(const cJSON *root, const char *path, const sl_bench_p
         return sl_errf(msg, msglen, SL_EFORMAT, "%s is not a segloss-bench-run file (version 1)", path);
     const cJSON *ds = member(root, "dataset"), *en_ = member(root, "entry"), *loss = member(root, "loss"),
                 *tta = member(root, "tta"), *int8 = member(root, "int8"), *seed = member(root, "seed"),
-                *budget = member(root, "budget"), *crf = member(root, "crf");
+                *budget = member(root, "budget"), *crf = member(root, "crf"),
+                *post = member(root, "postprocess");
     char seedtext[32];
     snprintf(seedtext, sizeof seedtext, "%llu", (unsigned long long)p->seeds[s]);
     int seed_ok = seed && ((cJSON_IsNumber(seed) && seed->valuedouble == (double)p->seeds[s] && p->seeds[s] <= ((uint64_t)1 << 53)) ||
                            (cJSON_IsString(seed) && !strcmp(seed->valuestring, seedtext)));
     if (!cJSON_IsString(ds) || strcmp(ds->valuestring, p->datasets[d].name) || !cJSON_IsString(en_) ||
         strcmp(en_->valuestring, en->name) || !cJSON_IsString(loss) || strcmp(loss->valuestring, en->loss) ||
-        !cJSON_IsBool(tta) || cJSON_IsTrue(tta) != (en->tta != 0) || !seed_ok ||
+        !slb_tta_json_equal(tta, en) || !seed_ok || (post ? !cJSON_IsBool(post) || cJSON_IsTrue(post) != (en->postprocess != 0) : en->postprocess != 0) ||
         /* files written before INT8 entries existed have no "int8": false */
         (int8 ? !cJSON_IsBool(int8) || cJSON_IsTrue(int8) != (en->int8 != 0) : en->int8 != 0) ||
         /* no "budget": 1, the preset's own */

@@ -9,7 +9,8 @@
  * background of a masked one, so the pad looks like background.
  *
  * TTA (nnU-Net's mirroring): the softmax probabilities of the slice and of
- * its mirrorings along y, x and both are mapped back and averaged.
+ * its mirrorings along y, x and both are mapped back and averaged. The
+ * rotations and random draws (--tta rot, aug:N) are in tta.c.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -161,9 +162,11 @@ sl_status sl_predict_slices(sl_unet *net, const float *images, int64_t n, int64_
     if (n < 0 || h < 1 || w < 1) return sl_errf(msg, msglen, SL_EINVAL, "predict: bad size %lld x %lld x %lld", (long long)n, (long long)h, (long long)w);
     sl_predict_opts o = SL_PREDICT_OPTS_DEFAULT;
     if (opts) o = *opts;
-    if ((unsigned)o.tta > SL_TTA_FLIP || o.threads < 0 || o.batch < 0)
+    if ((unsigned)o.tta > SL_TTA_AUG || o.threads < 0 || o.batch < 0)
         return sl_errf(msg, msglen, SL_EINVAL, "predict: bad options (tta %d, threads %d, batch %lld)", (int)o.tta, o.threads,
                        (long long)o.batch);
+    sl_status cst = slt_tta_check(&o, msg, msglen);
+    if (cst != SL_OK) return cst;
     if (o.batch == 0) o.batch = 8;
     if (n == 0) return SL_OK;
     sl_unet_config uc;
@@ -179,6 +182,8 @@ sl_status sl_predict_slices(sl_unet *net, const float *images, int64_t n, int64_
     int64_t tmp;
     if (sl_mul3_size(B, C, Hp, &tmp) || sl_mul_size(tmp, Wp, &tmp) || sl_mul3_size(n, C, hw, &tmp))
         return sl_errf(msg, msglen, SL_EOVERFLOW, "predict: sizes overflow");
+    if (o.tta == SL_TTA_ROT || o.tta == SL_TTA_AUG) /* tta.c: transformed slices through this function */
+        return slt_predict_slices_tta(net, images, n, h, w, &o, C, probs, labels, msg, msglen);
     const int threads = sl_threads(o.threads);
     if (o.threads > 0) sl_unet_set_threads(net, o.threads);
     sl_unet_set_training(net, 0);
@@ -269,6 +274,7 @@ typedef struct vol_ctx {
     int64_t p[3], C;
     int tta;
     float *xf, *lg, *lgf; /* a mirrored patch, logits, mirrored-back logits */
+    const void *wo;       /* the sl_window_opts (for vol_plain) */
 } vol_ctx;
 
 /* dst = src mirrored along the axes of mask (bit a: axis a of (D, H, W)),
@@ -325,6 +331,15 @@ static sl_status vol_window(const float *patch, float *out, void *user, char *ms
     return SL_OK;
 }
 
+/* A volume of any size through the sliding window without TTA (the
+ * prediction tta.c averages over transformed volumes). */
+static sl_status vol_plain(const float *vol, const int64_t size[3], float *probs, void *user, char *msg, size_t msglen)
+{
+    vol_ctx *v = user;
+    sl_window_opts wo = *(const sl_window_opts *)v->wo;
+    return sl_sliding_window(vol, 1, 3, size, (int)v->C, &wo, vol_window, v, probs, msg, msglen);
+}
+
 static sl_status predict_volume3d(sl_unet *net, const sl_preproc *pp, const sl_array *image,
                                   const sl_predict_opts *opts, sl_array *out, sl_array *prob_out, char *msg,
                                   size_t msglen)
@@ -345,7 +360,9 @@ static sl_status predict_volume3d(sl_unet *net, const sl_preproc *pp, const sl_a
     sl_unet_config uc;
     sl_unet_get_config(net, &uc);
     const int64_t C = uc.num_classes;
-    vol_ctx v = {net, {pp->patch[0], pp->patch[1], pp->patch[2]}, C, o.tta == SL_TTA_FLIP, NULL, NULL, NULL};
+    sl_status st0;
+    vol_ctx v = {net, {pp->patch[0], pp->patch[1], pp->patch[2]}, C, o.tta == SL_TTA_FLIP, NULL, NULL, NULL, NULL};
+    if ((st0 = slt_tta_check(&o, msg, msglen)) != SL_OK) return st0;
     const int64_t pn = v.p[0] * v.p[1] * v.p[2];
     sl_array f = SL_ARRAY_EMPTY, pa = SL_ARRAY_EMPTY, res = SL_ARRAY_EMPTY;
     float *probs = NULL;
@@ -370,7 +387,10 @@ static sl_status predict_volume3d(sl_unet *net, const sl_preproc *pp, const sl_a
     sl_window_opts wo = SL_WINDOW_OPTS_DEFAULT;
     memcpy(wo.patch, v.p, sizeof wo.patch);
     wo.step = step;
-    if ((st = sl_sliding_window(fv, 1, 3, size, (int)C, &wo, vol_window, &v, probs, msg, msglen)) != SL_OK) goto done;
+    v.wo = &wo;
+    if (o.tta == SL_TTA_ROT || o.tta == SL_TTA_AUG) st = slt_predict_volume_tta(fv, size, &o, C, vol_plain, &v, probs, msg, msglen);
+    else st = sl_sliding_window(fv, 1, 3, size, (int)C, &wo, vol_window, &v, probs, msg, msglen);
+    if (st != SL_OK) goto done;
     slt_argmax(probs, 1, C, N, lab);
     if ((st = sl_array_alloc(&res, C <= 256 ? SL_DT_U8 : SL_DT_I16, 3, size)) != SL_OK) goto nomem;
     for (int64_t i = 0; i < N; i++) {

@@ -69,4 +69,22 @@ size_t slt_get_bytes(slt_reader *r, const unsigned char **s);
 /* Argmax of probs (n, C, hw) into labels (n, hw). */
 void slt_argmax(const float *probs, int64_t n, int64_t C, int64_t hw, int32_t *labels);
 
+/* ---- tta.c: --tta rot and aug:N (the set and draws are described there) */
+
+/* SL_OK, or SL_EINVAL naming a bad tta / tta_n. */
+sl_status slt_tta_check(const sl_predict_opts *o, char *msg, size_t msglen);
+
+/* sl_predict_slices for o->tta ROT or AUG (o checked, o->batch > 0, n > 0). */
+sl_status slt_predict_slices_tta(sl_unet *net, const float *images, int64_t n, int64_t h, int64_t w,
+                                 const sl_predict_opts *o, int64_t C, float *probs, int32_t *labels, char *msg,
+                                 size_t msglen);
+
+/* A volume's prediction without TTA: vol (size) -> probs (C, size). */
+typedef sl_status (*slt_volume_fn)(const float *vol, const int64_t size[3], float *probs, void *user, char *msg,
+                                   size_t msglen);
+
+/* probs (C, size) = the mean over o's elements g of g^-1(fn(g(vol))). */
+sl_status slt_predict_volume_tta(const float *vol, const int64_t size[3], const sl_predict_opts *o, int64_t C,
+                                 slt_volume_fn fn, void *user, float *probs, char *msg, size_t msglen);
+
 #endif
