@@ -192,7 +192,8 @@ typedef struct sl_bench_opts {
                              the one DIR was started with */
     int force;            /* 1: remove an earlier benchmark's files in DIR first */
     int report_only;      /* 1: train nothing; rebuild the report from DIR's results
-                             (every run must have one) */
+                             (every trained run must have one; ensemble entries
+                             without one are evaluated from the trained models) */
     int run_only;         /* 1: do task `run` only (a job array's task; see below) */
     int64_t run;          /* with run_only: the task, 0 <= run < sl_bench_num_tasks(p) */
 } sl_bench_opts;
