@@ -91,11 +91,14 @@ static int progress(const sl_bench_progress *p, void *user)
         v->line_open = 0;
     }
     switch (p->event) {
-    case SL_BENCH_START:
-        fprintf(stderr, "segloss bench: preset %s (%s), %d losses x %d data sets x %d seeds -> %s\n", v->p->name, v->path,
-                v->p->nentries, v->p->ndatasets, v->p->nseeds, v->out);
+    case SL_BENCH_START: {
+        char folds[32] = ""; /* cross-validation: every seed trains once per fold */
+        if (v->p->nfolds) snprintf(folds, sizeof folds, " x %d folds", v->p->nfolds);
+        fprintf(stderr, "segloss bench: preset %s (%s), %d losses x %d data sets x %d seeds%s -> %s\n", v->p->name, v->path,
+                v->p->nentries, v->p->ndatasets, v->p->nseeds, folds, v->out);
         fprintf(stderr, "%lld runs, %lld already done\n", (long long)p->runs, (long long)p->runs_done);
         break;
+    }
     case SL_BENCH_TRAIN:
     case SL_BENCH_EPOCH:
         if (v->tty) {

@@ -1,5 +1,5 @@
 /*
- * segloss predict --model FILE --input IMG --out OUT [--tta none|flip|rot|aug:N]
+ * segloss predict --model FILE [--model FILE...] --input IMG --out OUT [--tta none|flip|rot|aug:N]
  *                 [--probabilities P.npy] [--int8 [--calib IMG]] [--config FILE]
  *                 [--batch N] [--threads T] [--crf [--crf-params K=V,...]]
  *
@@ -10,6 +10,8 @@
  * sl_unet_load, sl_preproc_load and sl_predict_image; --int8 adds
  * sl_unet_calibrate / sl_unet_quantize around a calibration prediction;
  * --crf adds sl_predict_crf on the softmax before the argmax.
+ * Several --model options make an ensemble (sl_predict_ensemble: the mean
+ * softmax of the models).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -35,8 +37,13 @@ static const char *usage_text =
     "training (config.json's predict section). A 3-D model (trained on phantom3d) takes a\n"
     "volume whole: Gaussian-weighted sliding windows of its training patch (nnU-Net),\n"
     "overlapping by 1 - step; --tta flip then averages the 8 mirrorings over (D, H, W).\n"
+    "Several --model options make an ensemble (e.g. the seeds or folds of one loss): each\n"
+    "model predicts with its own config.json, the softmax is averaged over the models and\n"
+    "the labels are its argmax; the models must agree on classes, dimensionality and\n"
+    "intensity normalisation.\n"
     "\n"
-    "  --model FILE      model.bin of a run (required)\n"
+    "  --model FILE      model.bin of a run (required; repeat it for an ensemble, at\n"
+    "                    most 64)\n"
     "  --input IMG       image to segment (required)\n"
     "  --out OUT         label map to write (required; written whole or not at all)\n"
     "  --tta none|flip|rot|aug:N\n"
@@ -48,12 +55,15 @@ static const char *usage_text =
     "  --tta-seed S      seed of the aug:N draws (0)\n"
     "  --probabilities P.npy\n"
     "                    also write the softmax the labels are the argmax of: float32\n"
-    "                    (C, image shape...), channels first (for segloss eval --prob)\n"
+    "                    (C, image shape...), channels first (for segloss eval --prob);\n"
+    "                    of an ensemble, the mean over the models\n"
     "  --int8            INT8 inference: int8 weights (per output channel) and int8\n"
     "                    convolution inputs calibrated on a float pass over --calib\n"
+    "                    (one --model only)\n"
     "  --calib IMG       calibration image for --int8 (default: IMG itself; give\n"
     "                    training images for the usual post-training setting)\n"
-    "  --config FILE     the run's config.json (default: next to the model)\n"
+    "  --config FILE     the run's config.json (default: next to the model); for an\n"
+    "                    ensemble, once per --model in the same order, or not at all\n"
     "  --postprocess auto|none|FILE\n"
     "                    connected-component post-processing of the labels: auto = the\n"
     "                    run's postprocess.json next to the model (segloss train\n"
@@ -94,10 +104,46 @@ static int read_image(const char *path, sl_array *img, sl_image_info *info)
     return 1;
 }
 
+#define MAX_MODELS 64
+
+/* config.json in the model's folder */
+static void default_config(const char *model, char *cpath, size_t len)
+{
+    const char *slash = strrchr(model, '/');
+    int dl = slash ? (int)(slash - model) : 0;
+    if (slash) snprintf(cpath, len, "%.*s/config.json", dl ? dl : 1, dl ? model : "/");
+    else snprintf(cpath, len, "config.json");
+}
+
+/* Loads a model and its preprocessing: 1 on success, else 0 after printing
+ * the error. */
+static int load_model(const char *model, const char *config, sl_unet **net, sl_preproc *pp)
+{
+    char msg[1024];
+    int nclass = 0;
+    if (sl_unet_load(net, NULL, model, msg, sizeof msg) != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s", msg);
+        return 0;
+    }
+    if (sl_preproc_load(pp, &nclass, config, msg, sizeof msg) != SL_OK) {
+        cli_fail(CMD, EXIT_WORK, "%s (the run's config.json is needed for the normalisation; see --config)", msg);
+        return 0;
+    }
+    sl_unet_config uc;
+    sl_unet_get_config(*net, &uc);
+    if (nclass && nclass != uc.num_classes) {
+        cli_fail(CMD, EXIT_WORK, "%s describes %d classes but %s has %d: not the model's run", config, nclass, model,
+                 uc.num_classes);
+        return 0;
+    }
+    return 1;
+}
+
 int cmd_predict(int argc, char **argv)
 {
-    const char *model = NULL, *input = NULL, *out = NULL, *config = NULL, *calib = NULL, *pout = NULL, *ppost = NULL;
-    int int8 = 0, crf = 0;
+    const char *models[MAX_MODELS], *configs[MAX_MODELS];
+    const char *input = NULL, *out = NULL, *calib = NULL, *pout = NULL, *ppost = NULL;
+    int int8 = 0, nmodels = 0, nconfigs = 0, crf = 0;
     const char *crf_text = NULL;
     sl_crf_params cp = SL_CRF_PARAMS_DEFAULT;
     sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
@@ -110,7 +156,8 @@ int cmd_predict(int argc, char **argv)
         const char *a = argv[i], *v, *s;
         long n;
         if (cli_opt(a, "--model", &v)) {
-            if (!(model = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            if (nmodels == MAX_MODELS) return cli_fail(CMD, EXIT_USAGE, "at most %d --model options", MAX_MODELS);
+            if (!(models[nmodels++] = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--input", &v)) {
             if (!(input = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (cli_opt(a, "--out", &v)) {
@@ -121,7 +168,8 @@ int cmd_predict(int argc, char **argv)
             if (!(ppost = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
             if (!*ppost) return cli_fail(CMD, EXIT_USAGE, "--postprocess expects auto, none or a file");
         } else if (cli_opt(a, "--config", &v)) {
-            if (!(config = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
+            if (nconfigs == MAX_MODELS) return cli_fail(CMD, EXIT_USAGE, "at most %d --config options", MAX_MODELS);
+            if (!(configs[nconfigs++] = cli_value(CMD, argc, argv, &i, v))) return EXIT_USAGE;
         } else if (!strcmp(a, "--int8")) {
             int8 = 1;
         } else if (!strcmp(a, "--crf")) {
@@ -161,7 +209,7 @@ int cmd_predict(int argc, char **argv)
             return cli_fail(CMD, EXIT_USAGE, "unexpected argument '%s' (see segloss predict --help)", a);
         }
     }
-    if (!model || !input || !out)
+    if (!nmodels || !input || !out)
         return cli_fail(CMD, EXIT_USAGE, "--model, --input and --out are required (see segloss predict --help)");
     if (!known_format(input))
         return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", input);
@@ -169,6 +217,10 @@ int cmd_predict(int argc, char **argv)
         return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", out);
     if (pout && sl_format_from_path(pout) != SL_FORMAT_NPY)
         return cli_fail(CMD, EXIT_USAGE, "--probabilities writes a .npy file, got '%s'", pout);
+    if (nconfigs && nconfigs != nmodels)
+        return cli_fail(CMD, EXIT_USAGE, "--config is given once per --model or not at all (%d models, %d configs)", nmodels,
+                        nconfigs);
+    if (int8 && nmodels > 1) return cli_fail(CMD, EXIT_USAGE, "--int8 takes one --model (not an ensemble)");
     if (calib && !int8) return cli_fail(CMD, EXIT_USAGE, "--calib is for --int8 (the calibration of an INT8 prediction)");
     if (crf_text && !crf) return cli_fail(CMD, EXIT_USAGE, "--crf-params is for --crf");
     {
@@ -180,36 +232,28 @@ int cmd_predict(int argc, char **argv)
     if (calib && !known_format(calib))
         return cli_fail(CMD, EXIT_USAGE, "'%s': unknown image format (expected .nii, .nii.gz, .npy or .png)", calib);
 
-    char msg[1024], cpath[4096], ppath[4096];
+    char msg[1024], ppath[4096];
     sl_postprocess *rule = NULL;
-    if (!config) {
-        /* config.json in the model's folder */
-        const char *slash = strrchr(model, '/');
-        int dl = slash ? (int)(slash - model) : 0;
-        if (slash) snprintf(cpath, sizeof cpath, "%.*s/config.json", dl ? dl : 1, dl ? model : "/");
-        else snprintf(cpath, sizeof cpath, "config.json");
-        config = cpath;
-    }
-    sl_unet *net = NULL;
+    static char cpaths[MAX_MODELS][4096];
+    sl_unet *nets[MAX_MODELS] = {NULL};
+    sl_preproc pps[MAX_MODELS];
     sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY, cimg = SL_ARRAY_EMPTY, prob = SL_ARRAY_EMPTY;
     sl_image_info info;
     memset(&info, 0, sizeof info);
     int rc = EXIT_WORK;
-    sl_preproc pp;
-    int nclass = 0;
-    if (sl_unet_load(&net, NULL, model, msg, sizeof msg) != SL_OK) {
-        cli_fail(CMD, EXIT_WORK, "%s", msg);
-        goto done;
+    for (int k = 0; k < nmodels; k++) {
+        if (!nconfigs) default_config(models[k], cpaths[k], sizeof cpaths[k]);
+        if (!load_model(models[k], nconfigs ? configs[k] : cpaths[k], &nets[k], &pps[k])) goto done;
     }
-    if (sl_preproc_load(&pp, &nclass, config, msg, sizeof msg) != SL_OK) {
-        cli_fail(CMD, EXIT_WORK, "%s (the run's config.json is needed for the normalisation; see --config)", msg);
-        goto done;
-    }
-    sl_unet_config uc;
+    sl_unet *net = nets[0];
+    const char *model = models[0];
+    sl_preproc pp = pps[0];
+    sl_unet_config uc; /* the models of an ensemble agree on classes and dimensionality */
     sl_unet_get_config(net, &uc);
-    if (nclass && nclass != uc.num_classes) {
-        cli_fail(CMD, EXIT_WORK, "%s describes %d classes but %s has %d: not the model's run", config, nclass, model,
-                 uc.num_classes);
+    /* an ensemble whose models cannot be averaged is a usage error */
+    if (nmodels > 1 && sl_ensemble_check(nets, pps, nmodels, msg, sizeof msg) != SL_OK) {
+        cli_fail(CMD, EXIT_USAGE, "%s (models counted in the order of --model)", msg);
+        rc = EXIT_USAGE;
         goto done;
     }
     if (ppost && strcmp(ppost, "none")) {
@@ -271,7 +315,9 @@ int cmd_predict(int argc, char **argv)
             goto done;
         }
     }
-    if (sl_predict_image_probs(net, &pp, &img, &po, &lab, pout || crf ? &prob : NULL, msg, sizeof msg) != SL_OK) {
+    sl_status ps = nmodels > 1 ? sl_predict_ensemble(nets, pps, nmodels, &img, &po, &lab, pout || crf ? &prob : NULL, msg, sizeof msg)
+                               : sl_predict_image_probs(net, &pp, &img, &po, &lab, pout || crf ? &prob : NULL, msg, sizeof msg);
+    if (ps != SL_OK) {
         cli_fail(CMD, EXIT_WORK, "%s: %s", input, msg);
         goto done;
     }
@@ -317,6 +363,6 @@ done:
     sl_array_free(&img);
     sl_array_free(&lab);
     sl_array_free(&cimg);
-    sl_unet_free(net);
+    for (int k = 0; k < nmodels; k++) sl_unet_free(nets[k]);
     return rc;
 }

@@ -42,6 +42,9 @@
  * the smallest class's Dice, then by name; overall: by the mean rank over
  * the data sets, ties by the mean of the ranking scores.
  *
+ * Cross-validation ("folds": K) and ensemble entries ("ensemble": true):
+ * see sl_bench_preset.nfolds, sl_bench_entry.ensemble and docs/benchmark.md.
+ *
  * Files (all written to a temporary name and renamed): DIR/preset.json
  * (the preset as parsed, for --resume), DIR/runs/DATA/seedS/LOSS/ (the
  * trainer's folder of each training), DIR/results/DATA__seedS__ENTRY.json
@@ -98,6 +101,10 @@ typedef struct sl_bench_entry {
     int tta_n;                 /* aug: draws (seed 0) (appended field) */
     int postprocess;           /* 1: the test labels post-processed by the rule chosen
                                   on the validation split (sl_postprocess_fit) */
+    int ensemble;              /* 1: no training of its own: the mean softmax of the
+                                  trainings (every seed and fold) of the non-ensemble
+                                  entry with the same loss and budget, tested once per
+                                  data set (appended field) */
 } sl_bench_entry;
 
 /* Training images an INT8 entry calibrates its activation ranges on (the
@@ -127,6 +134,14 @@ typedef struct sl_bench_preset {
     int nbudgets;
     int budgets[SL_BENCH_MAX_BUDGETS];
     int nbase_entries;
+    /* k-fold cross-validation ("folds": K, 2 <= K <= 10; 0 = none): every
+     * data set's training and validation splits pooled and split into K
+     * folds by sl_dataset_fold (seeded by the data, so every loss and seed
+     * sees the same folds); each seed trains K times, fold k validating on
+     * fold k; every training is tested on the data set's test split. The
+     * runs of an entry on a data set are its nseeds x nfolds trainings,
+     * pooled like seeds in the statistics. */
+    int nfolds;
 } sl_bench_preset;
 
 /*
@@ -146,7 +161,8 @@ sl_status sl_bench_preset_load(sl_bench_preset **out, const char *path, char *ms
 /* Releases a preset; NULL is a no-op. */
 void sl_bench_preset_free(sl_bench_preset *p);
 
-/* Runs of a preset: datasets x seeds x entries (0 for NULL). */
+/* Runs of a preset: datasets x seeds x folds (1 without folds) x entries
+ * (0 for NULL). */
 int64_t sl_bench_num_runs(const sl_bench_preset *p);
 
 /* ---------------------------------------------------------------- progress */
@@ -190,7 +206,8 @@ typedef struct sl_bench_opts {
                              the one DIR was started with */
     int force;            /* 1: remove an earlier benchmark's files in DIR first */
     int report_only;      /* 1: train nothing; rebuild the report from DIR's results
-                             (every run must have one) */
+                             (every trained run must have one; ensemble entries
+                             without one are evaluated from the trained models) */
     int run_only;         /* 1: do task `run` only (a job array's task; see below) */
     int64_t run;          /* with run_only: the task, 0 <= run < sl_bench_num_tasks(p) */
 } sl_bench_opts;

@@ -266,6 +266,33 @@ typedef struct sl_sample_origin {
 sl_status sl_dataset_origin(const sl_dataset *ds, sl_split split, int64_t index,
                             sl_sample_origin *origin);
 
+/* ------------------------------------------------ k-fold cross-validation */
+
+#define SL_DATA_MAX_FOLDS 10
+
+/*
+ * Fold k of a k-fold cross-validation of ds (2 <= folds <= 10, 0 <= fold
+ * < folds): a view whose validation split is fold `fold` of the pool (ds's
+ * training split, then its validation split: n_train + n_val samples),
+ * whose training split is the other folds, and whose test split is ds's.
+ * The pool is shuffled by a generator seeded from ds's data seed
+ * (data_opts.seed) alone, so the folds are the same for every training;
+ * shuffled position j is in fold j mod folds. The unit shuffled is a
+ * sample, but for nifti:DIR a case with all its slices (a case is in one
+ * fold): fold sizes differ by at most one sample, or one case.
+ * Samples are ds's (sl_dataset_origin gives ds's split and index); the
+ * view borrows ds, which must outlive it (release it with
+ * sl_dataset_free). SL_EINVAL (NULL, ds a view), SL_ERANGE (folds, fold,
+ * or fewer pool samples (cases) than folds), SL_ENOMEM.
+ */
+sl_status sl_dataset_fold(sl_dataset **out, const sl_dataset *ds, int folds, int fold, char *msg,
+                          size_t msglen);
+
+/* The fold of every pool sample: fold_of[n_train + n_val] (pool order:
+ * training split, then validation split), as sl_dataset_fold draws it.
+ * SL_EINVAL, SL_ERANGE (a pool smaller than folds), SL_ENOMEM. */
+sl_status sl_dataset_fold_assign(const sl_dataset *ds, int folds, int *fold_of);
+
 /* The class table the colin source uses: for each AAL label value v in
  * [0, n), table[v] = 0, 1 or 2 (see docs/data.md), read from aal.nii.txt
  * in dir. Exposed so that tests can check it against the file. Codes:

@@ -399,6 +399,29 @@ sl_status sl_predict_image_probs(sl_unet *net, const sl_preproc *pp, const sl_ar
  */
 sl_status sl_predict_crf(const sl_preproc *pp, int model_ndim, const sl_array *image, const double *spacing,
                          const sl_crf_params *params, sl_array *probs, sl_array *labels, char *msg, size_t msglen);
+/* ------------------------------------------------------------- ensembles */
+
+/* Whether nmodels models with their preprocessings pps[k] (sl_preproc_load
+ * of each run's config.json) can be ensembled: the same num_classes,
+ * spatial_ndim and in_channels, the same intensity normalisation (norm,
+ * mask, per_slice; clip_lo/hi for percentile) and, for 2-D models, the
+ * same slicing axis. Resize mode, sample size and 3-D patch may differ
+ * (each model predicts back to the image grid). SL_EINVAL with one line
+ * naming the first model (counted from 1) that differs from model 1. */
+sl_status sl_ensemble_check(sl_unet *const *nets, const sl_preproc *pps, int nmodels, char *msg, size_t msglen);
+
+/*
+ * An ensemble's prediction: for each model, sl_predict_image_probs with its
+ * own preprocessing and the shared opts (TTA included); the softmax
+ * probabilities averaged over the models (in double, rounded once: one
+ * model, or a model repeated, gives exactly that model's output); *out the
+ * argmax of the mean (ties to the lower class), *probs (may be NULL) the
+ * mean, in the layouts of sl_predict_image_probs. Models are run one
+ * after another. Codes: those of sl_ensemble_check and
+ * sl_predict_image_probs.
+ */
+sl_status sl_predict_ensemble(sl_unet *const *nets, const sl_preproc *pps, int nmodels, const sl_array *image,
+                              const sl_predict_opts *opts, sl_array *out, sl_array *probs, char *msg, size_t msglen);
 
 /* ------------------------------------------------------- sliding window */
 

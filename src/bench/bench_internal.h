@@ -37,6 +37,24 @@ void slb_str_free(slb_str *s);
  * (a leading '.' too); "" gives "_". out has SL_BENCH_NAME bytes. */
 void slb_slug(const char *name, char *out);
 
+/* ------------------------------------------------------------- replicates */
+
+/* The trainings of an entry on a data set: nseeds x folds, replicate r =
+ * seed index * folds + fold (folds = 1 without cross-validation). Runs are
+ * stored and the statistics pool them by replicate. */
+static inline int slb_folds(const sl_bench_preset *p) { return p->nfolds > 0 ? p->nfolds : 1; }
+static inline int slb_nreps(const sl_bench_preset *p) { return p->nseeds * slb_folds(p); }
+static inline uint64_t slb_rep_seed(const sl_bench_preset *p, int r) { return p->seeds[r / slb_folds(p)]; }
+/* The fold of replicate r, or -1 without cross-validation. */
+static inline int slb_rep_fold(const sl_bench_preset *p, int r) { return p->nfolds > 0 ? r % p->nfolds : -1; }
+/* An ensemble entry has one run per data set, held in every replicate's
+ * slot (the same object, so the statistics of its replicates are its
+ * own); listings (files, rows) show it at replicate 0 only. */
+static inline int slb_rep_listed(const sl_bench_preset *p, int e, int r) { return r == 0 || !p->entries[e].ensemble; }
+/* The entry whose trainings ensemble entry e averages (the first
+ * non-ensemble entry with its loss and budget), or -1. */
+int slb_ensemble_source(const sl_bench_preset *p, int e);
+
 /* ------------------------------------------------------------- run results */
 
 /* The metrics of a case, in this order everywhere (files, tables). */
@@ -53,7 +71,7 @@ int slb_metric_higher_better(int metric);
  * foreground classes of the data set.
  */
 typedef struct slb_run {
-    int dataset, seed, entry;     /* indices into the preset */
+    int dataset, seed, entry;     /* indices into the preset; seed: the replicate (slb_rep_seed) */
     int failed;                   /* the training stopped with a non-finite loss */
     char message[512];            /* the failure */
     int num_classes;              /* C, the data set's (background included) */
@@ -88,7 +106,8 @@ void slb_run_free(slb_run *r);
  * the same double); null for NaN and Inf. */
 struct cJSON *slb_json_exact(double v);
 
-/* Result file of a run: DIR/results/DATA__seedS__ENTRY.json. */
+/* Result file of a run: DIR/results/DATA__seedS__ENTRY.json, with folds
+ * DATA__seedS__foldK__ENTRY.json (s the replicate). */
 sl_status slb_result_path(char *buf, size_t len, const char *dir, const sl_bench_preset *p, int d, int s, int e);
 /* Writes a run's result file atomically (cJSON, doubles round-trip). */
 sl_status slb_run_write(const char *path, const sl_bench_preset *p, const slb_run *r, char *msg, size_t msglen);
@@ -164,7 +183,7 @@ typedef struct slb_report {
 
 static inline const slb_run *slb_report_run(const slb_report *r, int d, int s, int e)
 {
-    return r->runs[((int64_t)d * r->p->nseeds + s) * r->p->nentries + e];
+    return r->runs[((int64_t)d * slb_nreps(r->p) + s) * r->p->nentries + e];
 }
 /* The class names of data set d (from its first run that did not fail);
  * [0] = "mean". NULL when every run of d failed. */
@@ -244,6 +263,11 @@ void slb_study_html(const slb_report *r, slb_str *h);
 #define SLB_RESULTS_DIR "results"
 #define SLB_RUNS_DIR "runs"
 #define SLB_OVERLAY_DIR "overlays"
+
+/* With folds: DIR/runs/DATA/folds.csv, every sample of data set d (ds, its
+ * open dataset) with its validation fold ("test" for the test split):
+ * split,index,name,case,slice,fold (folds.c). */
+sl_status slb_write_folds(const char *dir, const sl_bench_preset *p, int d, const sl_dataset *ds, char *msg, size_t msglen);
 
 /* Writes a string to DIR/name atomically. */
 sl_status slb_write_text(const char *dir, const char *name, const slb_str *s, char *msg, size_t msglen);

@@ -301,7 +301,7 @@ static void ranking_section(slb_str *h, const slb_report *r)
         snprintf(h3, sizeof h3, "%.40s HD95", small);
         snprintf(h4, sizeof h4, "%.40s lesion F1", small);
         snprintf(h5, sizeof h5, "ΔDice vs %.60s", p->entries[p->baseline].name);
-        const char *head[] = {"rank", "loss", p->nseeds > 1 ? "Dice (mean ± sd over seeds)" : "Dice", h2, h3, h4, h5, "p", "p (Holm)"};
+        const char *head[] = {"rank", "loss", slb_nreps(p) > 1 ? (p->nfolds ? "Dice (mean ± sd over seeds and folds)" : "Dice (mean ± sd over seeds)") : "Dice", h2, h3, h4, h5, "p", "p (Holm)"};
         html_table(h, head, 9);
         for (int k = 0; k < E; k++) {
             int e = t->order[d * E + k];
@@ -309,7 +309,7 @@ static void ranking_section(slb_str *h, const slb_report *r)
             td(h, p->entries[e].name, "name");
             if (t->failed[d * E + e]) {
                 slb_puts(h, "<td colspan=\"7\">failed: ");
-                for (int s = 0; s < p->nseeds; s++)
+                for (int s = 0; s < slb_nreps(p); s++)
                     if (slb_report_run(r, d, s, e)->failed) {
                         slb_html(h, slb_report_run(r, d, s, e)->message);
                         break;
@@ -318,7 +318,7 @@ static void ranking_section(slb_str *h, const slb_report *r)
                 continue;
             }
             const slb_stat *dm = slb_stat_at(t, d, e, 0, SLB_DICE), *sd = slb_stat_at(t, d, e, sc, SLB_DICE);
-            if (p->nseeds > 1) snprintf(buf, sizeof buf, "%.3f ± %.3f", dm->mean, dm->seed_std);
+            if (slb_nreps(p) > 1 && !p->entries[e].ensemble) snprintf(buf, sizeof buf, "%.3f ± %.3f", dm->mean, dm->seed_std);
             else snprintf(buf, sizeof buf, "%.3f", dm->mean);
             td(h, buf, "num");
             slb_fmt_ci(buf, sizeof buf, sd->mean, sd->lo, sd->hi, 3);
@@ -460,7 +460,7 @@ static void cd_section(slb_str *h, const slb_report *r)
 static void curves_section(slb_str *h, const slb_report *r)
 {
     const sl_bench_preset *p = r->p;
-    const int E = p->nentries, S = p->nseeds;
+    const int E = p->nentries, S = slb_nreps(p);
     slb_puts(h, "<section id=\"curves\"><h2>Training curves</h2>\n<p>Per epoch, averaged over the seeds: the validation Dice "
                 "(pooled over the validation split, mean over the foreground classes) and the training loss divided by its "
                 "first epoch's value (the losses live on different scales).</p>\n");
@@ -679,6 +679,7 @@ static void runs_section(slb_str *h, const slb_report *r)
     const int64_t n = sl_bench_num_runs(p);
     double train = 0, eval = 0;
     for (int64_t i = 0; i < n; i++) {
+        if (!slb_rep_listed(p, (int)(i % p->nentries), (int)(i / p->nentries % slb_nreps(p)))) continue;
         train += r->runs[i]->seconds_train;
         eval += r->runs[i]->seconds_eval;
     }
@@ -693,9 +694,12 @@ static void runs_section(slb_str *h, const slb_report *r)
         const slb_run *run = r->runs[i];
         const sl_bench_entry *en = &p->entries[run->entry];
         char buf[64];
+        if (!slb_rep_listed(p, (int)(i % p->nentries), (int)(i / p->nentries % slb_nreps(p)))) continue;
         slb_puts(h, "<tr>");
         td(h, p->datasets[run->dataset].name, "name");
-        snprintf(buf, sizeof buf, "%llu", (unsigned long long)p->seeds[run->seed]);
+        if (en->ensemble) snprintf(buf, sizeof buf, "ens");
+        else if (p->nfolds) snprintf(buf, sizeof buf, "%llu / fold %d", (unsigned long long)slb_rep_seed(p, run->seed), slb_rep_fold(p, run->seed));
+        else snprintf(buf, sizeof buf, "%llu", (unsigned long long)slb_rep_seed(p, run->seed));
         td(h, buf, "num");
         td(h, en->name, "name");
         slb_puts(h, "<td><code>");

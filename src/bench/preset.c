@@ -195,8 +195,8 @@ static sl_status parse_entry(const cJSON *ej, int i, const int default_tta[2], u
         if ((st = get_name(ej, where, e->name, sizeof e->name, msg, msglen)) != SL_OK) return st;
         snprintf(e->loss, sizeof e->loss, "%s", ej->valuestring);
     } else if (cJSON_IsObject(ej)) {
-        static const char *const keys[] = {"name", "loss", "tta", "int8", "crf", "search", "postprocess"};
-        if ((st = only_keys(ej, where, keys, 7, msg, msglen)) != SL_OK) return st;
+        static const char *const keys[] = {"name", "loss", "tta", "int8", "crf", "search", "postprocess", "ensemble"};
+        if ((st = only_keys(ej, where, keys, 8, msg, msglen)) != SL_OK) return st;
         const cJSON *loss = member(ej, "loss"), *it;
         if (!loss) return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s needs \"loss\" (a spec or schedule)", where);
         snprintf(w2, sizeof w2, "%s.loss", where);
@@ -216,8 +216,12 @@ static sl_status parse_entry(const cJSON *ej, int i, const int default_tta[2], u
         snprintf(w2, sizeof w2, "%s.crf", where);
         if ((it = member(ej, "crf")) && (st = get_bool(it, w2, &e->crf, msg, msglen)) != SL_OK) return st;
         search = member(ej, "search");
+        snprintf(w2, sizeof w2, "%s.ensemble", where);
+        if ((it = member(ej, "ensemble")) && (st = get_bool(it, w2, &e->ensemble, msg, msglen)) != SL_OK) return st;
+        if (e->ensemble && e->int8)
+            return sl_errf(msg, msglen, SL_EINVAL, "preset: %s: an ensemble entry averages float models; int8 is not for it", where);
     } else {
-        return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s must be a loss spec or an object {name, loss, tta, int8, crf, search, postprocess}", where);
+        return sl_errf(msg, msglen, SL_EFORMAT, "preset: %s must be a loss spec or an object {name, loss, tta, int8, crf, search, postprocess, ensemble}", where);
     }
     slb_slug(e->name, e->slug);
     /* free weights: search.c checks them and every candidate's spec */
@@ -275,13 +279,15 @@ static sl_status canonical(sl_bench_preset *p)
         const sl_bench_entry *en = &p->entries[e];
         ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) && cJSON_AddStringToObject(o, "name", en->name) &&
              cJSON_AddStringToObject(o, "loss", en->loss) && cJSON_AddItemToObject(o, "tta", slb_tta_json(en));
-        /* only when set, so that presets without INT8 entries keep their form */
+        /* only when set, so that presets without INT8 or ensemble entries keep their form */
         if (ok && en->int8) ok = cJSON_AddBoolToObject(o, "int8", 1) != NULL;
         if (ok && en->crf) ok = cJSON_AddBoolToObject(o, "crf", 1) != NULL;
         if (ok && en->search) ok = cJSON_AddItemToObject(o, "search", slb_search_json(en->search));
         if (ok && en->postprocess) ok = cJSON_AddBoolToObject(o, "postprocess", 1) != NULL;
+        if (ok && en->ensemble) ok = cJSON_AddBoolToObject(o, "ensemble", 1) != NULL;
     }
-    /* only with a study, so that other presets keep their form */
+    /* only with folds or a study, so that other presets keep their form */
+    if (ok && p->nfolds) ok = cJSON_AddNumberToObject(root, "folds", p->nfolds) != NULL;
     if (ok && p->nbudgets) ok = (a = cJSON_AddArrayToObject(root, "budget_study")) != NULL;
     for (int k = 0; ok && k < p->nbudgets; k++) ok = cJSON_AddItemToArray(a, cJSON_CreateNumber(p->budgets[k]));
     ok = ok && (o = cJSON_AddObjectToObject(root, "evaluation")) &&
@@ -342,11 +348,39 @@ static sl_status parse_budget_study(const cJSON *it, sl_bench_preset *p, char *m
     return SL_OK;
 }
 
+/* The entry an ensemble entry e averages: the first non-ensemble entry
+ * with its loss and budget (whose job trains them), or -1. */
+int slb_ensemble_source(const sl_bench_preset *p, int e)
+{
+    for (int k = 0; k < p->nentries; k++)
+        if (!p->entries[k].ensemble && !strcmp(p->entries[k].loss, p->entries[e].loss) &&
+            p->entries[k].budget == p->entries[e].budget)
+            return k;
+    return -1;
+}
+
+/* Every ensemble entry shares trainings (no training of its own) and has
+ * two or more of them. */
+static sl_status check_ensembles(const sl_bench_preset *p, char *msg, size_t msglen)
+{
+    for (int e = 0; e < p->nentries; e++) {
+        if (!p->entries[e].ensemble) continue;
+        if (slb_ensemble_source(p, e) < 0)
+            return sl_errf(msg, msglen, SL_EINVAL,
+                           "preset: the ensemble entry '%s' needs an entry that trains its loss '%s' (an ensemble trains nothing)",
+                           p->entries[e].name, p->entries[e].loss);
+        if (p->nseeds * (p->nfolds ? p->nfolds : 1) < 2)
+            return sl_errf(msg, msglen, SL_EINVAL, "preset: the ensemble entry '%s' needs 2 or more seeds or folds to average",
+                           p->entries[e].name);
+    }
+    return SL_OK;
+}
+
 static sl_status parse_root(const cJSON *root, sl_bench_preset *p, char *msg, size_t msglen)
 {
     static const char *const keys[] = {"format", "version", "name", "description", "baseline", "seeds",
-                                       "train", "datasets", "losses", "evaluation", "budget_study"};
-    sl_status st = only_keys(root, "", keys, 11, msg, msglen);
+                                       "train", "datasets", "losses", "evaluation", "budget_study", "folds"};
+    sl_status st = only_keys(root, "", keys, 12, msg, msglen);
     if (st != SL_OK) return st == SL_EFORMAT ? sl_errf(msg, msglen, st, "preset: not a JSON object") : st;
     const cJSON *it, *el;
     double v = 0;
@@ -410,6 +444,11 @@ static sl_status parse_root(const cJSON *root, sl_bench_preset *p, char *msg, si
         k++;
     }
 
+    if ((it = member(root, "folds"))) {
+        if ((st = get_number(it, "folds", 2, SL_DATA_MAX_FOLDS, 1, &v, msg, msglen)) != SL_OK) return st;
+        p->nfolds = (int)v;
+    }
+
     /* data sets */
     const cJSON *train = member(root, "train");
     if (train && (st = check_train(train, "train", msg, msglen)) != SL_OK) return st;
@@ -451,6 +490,8 @@ static sl_status parse_root(const cJSON *root, sl_bench_preset *p, char *msg, si
 
     p->nbase_entries = p->nentries;
     if ((it = member(root, "budget_study")) && (st = parse_budget_study(it, p, msg, msglen)) != SL_OK) return st;
+
+    if ((st = check_ensembles(p, msg, msglen)) != SL_OK) return st;
 
     /* baseline */
     char base[SL_BENCH_NAME] = "dice+ce";
@@ -600,5 +641,5 @@ void sl_bench_preset_free(sl_bench_preset *p)
 
 int64_t sl_bench_num_runs(const sl_bench_preset *p)
 {
-    return p ? (int64_t)p->ndatasets * p->nseeds * p->nentries : 0;
+    return p ? (int64_t)p->ndatasets * p->nseeds * (p->nfolds ? p->nfolds : 1) * p->nentries : 0;
 }

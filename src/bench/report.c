@@ -15,7 +15,7 @@
 
 char **slb_report_classes(const slb_report *r, int d)
 {
-    for (int s = 0; s < r->p->nseeds; s++)
+    for (int s = 0; s < slb_nreps(r->p); s++)
         for (int e = 0; e < r->p->nentries; e++)
             if (!slb_report_run(r, d, s, e)->failed) return slb_report_run(r, d, s, e)->class_names;
     return NULL;
@@ -61,11 +61,15 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
     const slb_tables *t = r->t;
     slb_str s = {0};
     char tt[32];
-    slb_puts(&s, "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases,converged\n");
+    /* the fold column only with folds, so that other benchmarks keep their files */
+    slb_puts(&s, p->nfolds ? "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases,converged,fold\n"
+                           : "dataset,fraction,seed,loss,spec,tta,int8,status,class,metric,value,n_cases,converged\n");
     for (int d = 0; d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
-        for (int sd = 0; sd < p->nseeds; sd++)
+        for (int sd = 0; sd < slb_nreps(p); sd++)
             for (int e = 0; e < p->nentries; e++) {
+                if (!slb_rep_listed(p, e, sd)) continue;
+                const int ens = p->entries[e].ensemble;
                 const slb_run *run = slb_report_run(r, d, sd, e);
                 /* every run of the data set failed: its classes are unknown, one row per run */
                 const int nc = names ? t->num_classes[d] : 1, nm = names ? SLB_NMET : 1;
@@ -74,7 +78,8 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
                         csv_field(&s, p->datasets[d].name);
                         slb_puts(&s, ",");
                         csv_num(&s, t->fraction[d]);
-                        slb_printf(&s, ",%llu,", (unsigned long long)p->seeds[sd]);
+                        if (ens) slb_puts(&s, ",ens,"); /* the ensemble of every seed and fold */
+                        else slb_printf(&s, ",%llu,", (unsigned long long)slb_rep_seed(p, sd));
                         csv_field(&s, p->entries[e].name);
                         slb_puts(&s, ",");
                         csv_field(&s, slb_report_spec(r, d, e)); /* a searched entry: the chosen spec */
@@ -84,8 +89,11 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
                         slb_printf(&s, ",%s,", names ? slb_metric_names[m] : "");
                         if (!run->failed) csv_num(&s, run_mean(run, c, m));
                         /* appended last so that the earlier columns keep their places; empty for a failed run */
-                        slb_printf(&s, ",%lld,%s\n", (long long)(run->failed ? 0 : run->n_cases),
+                        slb_printf(&s, ",%lld,%s", (long long)(run->failed ? 0 : run->n_cases),
                                    run->failed ? "" : slb_conv_name(slb_run_converged(run)));
+                        if (p->nfolds && !ens) slb_printf(&s, ",%d", slb_rep_fold(p, sd));
+                        else if (p->nfolds) slb_puts(&s, ",");
+                        slb_puts(&s, "\n");
                     }
             }
     }
@@ -128,6 +136,18 @@ static int add_num(cJSON *o, const char *key, double v)
     return n && cJSON_AddItemToObject(o, key, n);
 }
 
+/* "seed" of a row: the seed, or "ens" for an ensemble entry; then "fold"
+ * (null for an ensemble) when the preset has folds. */
+static int add_rep(cJSON *o, const sl_bench_preset *p, int e, int s)
+{
+    const int ens = p->entries[e].ensemble;
+    int ok = ens ? cJSON_AddStringToObject(o, "seed", "ens") != NULL
+                 : cJSON_AddNumberToObject(o, "seed", (double)slb_rep_seed(p, s)) != NULL;
+    if (ok && p->nfolds)
+        ok = ens ? cJSON_AddNullToObject(o, "fold") != NULL : cJSON_AddNumberToObject(o, "fold", slb_rep_fold(p, s)) != NULL;
+    return ok;
+}
+
 sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
 {
     const sl_bench_preset *p = r->p;
@@ -164,16 +184,16 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
     ok = ok && (a = cJSON_AddArrayToObject(root, "rows"));
     for (int d = 0; ok && d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
-        for (int s = 0; ok && s < p->nseeds; s++)
+        for (int s = 0; ok && s < slb_nreps(p); s++)
             for (int e = 0; ok && e < E; e++) {
+                if (!slb_rep_listed(p, e, s)) continue;
                 const slb_run *run = slb_report_run(r, d, s, e);
                 const int nc = names ? t->num_classes[d] : 1, nm = names ? SLB_NMET : 1;
                 for (int c = 0; ok && c < nc; c++)
                     for (int m = 0; ok && m < nm; m++)
                         ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) &&
                              cJSON_AddStringToObject(o, "dataset", p->datasets[d].name) &&
-                             cJSON_AddNumberToObject(o, "seed", (double)p->seeds[s]) &&
-                             cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
+                             add_rep(o, p, e, s) && cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
                              cJSON_AddStringToObject(o, "spec", slb_report_spec(r, d, e)) &&
                              cJSON_AddItemToObject(o, "tta", slb_tta_json(&p->entries[e])) &&
                              cJSON_AddBoolToObject(o, "int8", p->entries[e].int8) &&
@@ -246,12 +266,13 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
     }
     ok = ok && (a = cJSON_AddArrayToObject(root, "runs"));
     for (int d = 0; ok && d < p->ndatasets; d++)
-        for (int s = 0; ok && s < p->nseeds; s++)
+        for (int s = 0; ok && s < slb_nreps(p); s++)
             for (int e = 0; ok && e < E; e++) {
+                if (!slb_rep_listed(p, e, s)) continue;
                 const slb_run *run = slb_report_run(r, d, s, e);
                 ok = (o = cJSON_CreateObject()) && cJSON_AddItemToArray(a, o) &&
                      cJSON_AddStringToObject(o, "dataset", p->datasets[d].name) &&
-                     cJSON_AddNumberToObject(o, "seed", (double)p->seeds[s]) && cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
+                     add_rep(o, p, e, s) && cJSON_AddStringToObject(o, "loss", p->entries[e].name) &&
                      cJSON_AddStringToObject(o, "status", run->failed ? "failed" : "ok") &&
                      cJSON_AddStringToObject(o, "message", run->message) && add_num(o, "seconds_train", run->seconds_train) &&
                      add_num(o, "seconds_eval", run->seconds_eval) && cJSON_AddNumberToObject(o, "num_params", (double)run->num_params) &&
@@ -346,7 +367,7 @@ static void dataset_table(const slb_report *r, int d, table *tb)
     int col = 0;
     tcell(tb, 0, col++, "rank");
     tcell(tb, 0, col++, "loss");
-    tcell(tb, 0, col++, p->nseeds > 1 ? "Dice (mean ± sd)" : "Dice (mean)");
+    tcell(tb, 0, col++, slb_nreps(p) > 1 ? "Dice (mean ± sd)" : "Dice (mean)");
     /* the small class is named in the line above the table: its name can be long */
     tcell(tb, 0, col++, "small Dice [%g%% CI]", 100 * p->ci_level);
     tcell(tb, 0, col++, "small HD95");
@@ -366,7 +387,7 @@ static void dataset_table(const slb_report *r, int d, table *tb)
             continue;
         }
         const slb_stat *dm = slb_stat_at(t, d, e, 0, SLB_DICE);
-        if (p->nseeds > 1) tcell(tb, row, 2, "%s ± %s", slb_fmt(a, sizeof a, dm->mean, 3), slb_fmt(b, sizeof b, dm->seed_std, 3));
+        if (slb_nreps(p) > 1 && !p->entries[e].ensemble) tcell(tb, row, 2, "%s ± %s", slb_fmt(a, sizeof a, dm->mean, 3), slb_fmt(b, sizeof b, dm->seed_std, 3));
         else tcell(tb, row, 2, "%s", slb_fmt(a, sizeof a, dm->mean, 3));
         const slb_stat *sd = slb_stat_at(t, d, e, sc, SLB_DICE);
         slb_fmt_ci(c, sizeof c, sd->mean, sd->lo, sd->hi, 3);
@@ -422,6 +443,7 @@ static void seeds_text(const sl_bench_preset *p, char *buf, size_t len)
     buf[0] = 0;
     for (int s = 0; s < p->nseeds && k + 24 < len; s++)
         k += (size_t)snprintf(buf + k, len - k, "%s%llu", s ? ", " : "", (unsigned long long)p->seeds[s]);
+    if (p->nfolds && k + 24 < len) snprintf(buf + k, len - k, "; %d folds each", p->nfolds);
 }
 
 void slb_ranking_text(const slb_report *r, slb_str *out)
@@ -618,6 +640,7 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
     double train = 0, eval = 0;
     int64_t nfail = 0;
     for (int64_t i = 0; i < sl_bench_num_runs(p); i++) {
+        if (!slb_rep_listed(p, (int)(i % E), (int)(i / E % slb_nreps(p)))) continue; /* an ensemble counts once */
         train += r->runs[i]->seconds_train;
         eval += r->runs[i]->seconds_eval;
         nfail += r->runs[i]->failed;
@@ -626,19 +649,20 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
     if (isfinite(r->seconds)) slb_printf(&s, "; the last call took %.0f s wall, %.0f s CPU", r->seconds, r->cpu_seconds);
     slb_printf(&s, ". Failed runs: %lld.\n", (long long)nfail);
     for (int64_t i = 0; i < sl_bench_num_runs(p); i++)
-        if (r->runs[i]->failed)
+        if (r->runs[i]->failed && slb_rep_listed(p, (int)(i % E), (int)(i / E % slb_nreps(p))))
             slb_printf(&s, "- %s / seed %llu / %s: %s\n", p->datasets[r->runs[i]->dataset].name,
-                       (unsigned long long)p->seeds[r->runs[i]->seed], p->entries[r->runs[i]->entry].name, r->runs[i]->message);
+                       (unsigned long long)slb_rep_seed(p, r->runs[i]->seed), p->entries[r->runs[i]->entry].name, r->runs[i]->message);
     slb_puts(&s, "\nLoss entries:\n\n");
     for (int e = 0; e < E; e++) {
         char tt[32];
         const sl_bench_entry *en = &p->entries[e];
-        slb_printf(&s, "- `%s`: `%s`%s%s%s%s%s%s%s\n", en->name, en->loss, en->tta ? " with " : "",
+        slb_printf(&s, "- `%s`: `%s`%s%s%s%s%s%s%s%s\n", en->name, en->loss, en->tta ? " with " : "",
                    en->tta ? sl_tta_name((sl_tta)en->tta, en->tta_n, tt, sizeof tt) : "", en->tta ? " TTA" : "",
                    en->int8 ? ", the trained model quantised to INT8" : "",
                    en->crf ? ", dense CRF post-processing" : "",
                    en->search ? ", free weights chosen per data set (Weight search)" : "",
-                   en->postprocess ? ", labels post-processed by the rule chosen on the validation split" : "");
+                   en->postprocess ? ", labels post-processed by the rule chosen on the validation split" : "",
+                   en->ensemble ? ", the ensemble (mean softmax) of its trainings over seeds and folds" : "");
     }
     slb_puts(&s, "\n## Conventions\n\nPer test case (a 2-D slice) and foreground class: Dice; HD95 = max of the two directed "
                  "95th percentiles of border-pixel distances, in pixels (one side empty: the slice diagonal); NSD at the "

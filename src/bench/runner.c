@@ -6,7 +6,11 @@
  * Jobs. Entries of a data set and seed that share a loss (they differ only
  * in test-time augmentation, INT8 or post-processing) share one training: a job is (data set, seed,
  * loss) with the entries that use it. Jobs run in preset order, data set
- * first, then seed, then loss.
+ * first, then seed, then loss. With folds a seed is K replicates (data
+ * set, seed, fold, loss), each training on its fold's view of the data
+ * set. Ensemble entries have no job: once every training they average has
+ * a result, run_ensembles predicts the test split with all those models
+ * (inference only, in the calling thread) and stores one run.
  *
  * Threads. The small networks of a benchmark keep one core busy with poor
  * parallel efficiency (a step of a 64x64 batch is a few ms of work per
@@ -86,6 +90,7 @@ typedef struct ds_cache {
                                   small-class voxels of the target); 0 for slices */
     float *calib;            /* (ncalib, 1, H, W) training images for INT8 entries */
     int64_t ncalib;
+    sl_dataset *fold[SL_DATA_MAX_FOLDS]; /* the folds' views of ds (preset folds) */
 } ds_cache;
 
 typedef struct job {
@@ -119,7 +124,7 @@ typedef struct ctx {
 
 static int64_t run_index(const sl_bench_preset *p, int d, int s, int e)
 {
-    return ((int64_t)d * p->nseeds + s) * p->nentries + e;
+    return ((int64_t)d * slb_nreps(p) + s) * p->nentries + e;
 }
 
 static double eta_locked(const ctx *c)
@@ -235,6 +240,9 @@ static sl_status open_dataset(ctx *c, int d, int threads, char *msg, size_t msgl
     double frac[SL_DATA_MAX_CLASSES];
     sl_dataset_class_fractions(dc->ds, SL_SPLIT_TEST, frac);
     dc->fraction = frac[dc->info.small_class];
+    for (int k = 0; k < p->nfolds; k++)
+        if ((st = sl_dataset_fold(&dc->fold[k], dc->ds, p->nfolds, k, sub, sizeof sub)) != SL_OK)
+            return sl_errf(msg, msglen, st, "bench: data set %s: %s", bd->name, sub);
     if (pick_overlays(dc, p->overlay_cases) != SL_OK) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
     int any_int8 = 0;
     for (int e = 0; e < p->nentries; e++) any_int8 |= p->entries[e].int8;
@@ -285,6 +293,7 @@ static void free_caches(ctx *c)
 {
     if (!c->dsc) return;
     for (int d = 0; d < c->p->ndatasets; d++) {
+        for (int k = 0; k < SL_DATA_MAX_FOLDS; k++) sl_dataset_free(c->dsc[d].fold[k]); /* views before their dataset */
         sl_dataset_free(c->dsc[d].ds);
         free(c->dsc[d].img);
         free(c->dsc[d].lab);
@@ -352,6 +361,8 @@ static sl_status predict_volumes(const ds_cache *dc, sl_unet *net, const sl_prep
     return st;
 }
 
+static sl_status score(ctx *c, int d, int e, slb_run *r, const int32_t *pred, char *msg, size_t msglen);
+
 /* Tests one entry's predictions of the job's model and fills r (its sizes
  * and metrics; the caller adds the curves). */
 static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, const sl_preproc *pp, int64_t batch, slb_run *r, int32_t *pred, char *msg,
@@ -359,8 +370,6 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, const sl_preproc *
 {
     const sl_bench_preset *p = c->p;
     const ds_cache *dc = &c->dsc[d];
-    const int C = dc->info.num_classes;
-    const int64_t vox = dc->vox;
     sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
     po.tta = (sl_tta)p->entries[e].tta;
     po.tta_n = p->entries[e].tta_n;
@@ -378,7 +387,7 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, const sl_preproc *
     }
     if (st == SL_OK && p->entries[e].crf) {
         const int64_t size[3] = {dc->D, dc->H, dc->W};
-        st = slb_predict_crf(net, pp, &po, dc->img, dc->n, dc->nd, size, C, pred, msg, msglen);
+        st = slb_predict_crf(net, pp, &po, dc->img, dc->n, dc->nd, size, dc->info.num_classes, pred, msg, msglen);
     } else if (st == SL_OK && dc->nd == 3)
         st = predict_volumes(dc, net, pp, &po, pred, msg, msglen);
     else if (st == SL_OK) st = sl_predict_slices(net, dc->img, dc->n, dc->H, dc->W, &po, NULL, pred, msg, msglen);
@@ -389,6 +398,18 @@ static sl_status evaluate(ctx *c, int d, int e, sl_unet *net, const sl_preproc *
     }
     sl_unet_dequantize(net); /* the job's other entries see the float net */
     if (st != SL_OK) return st;
+    return score(c, d, e, r, pred, msg, msglen);
+}
+
+/* The metrics of predictions pred of the test split of data set d per
+ * case into r, and entry e's overlays. */
+static sl_status score(ctx *c, int d, int e, slb_run *r, const int32_t *pred, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = c->p;
+    const ds_cache *dc = &c->dsc[d];
+    const int C = dc->info.num_classes;
+    const int64_t vox = dc->vox;
+    sl_status st = SL_OK;
     sl_grid g = SL_GRID_DEFAULT; /* 1 mm pixels and voxels (phantom, phantom3d, colin) */
     g.ndim = dc->nd;
     if (dc->nd == 3) {
@@ -493,7 +514,7 @@ static void finish_run(ctx *c, slb_run *r, double seconds_all)
     pg.run = ++c->counter;
     pg.dataset = p->datasets[r->dataset].name;
     pg.entry = p->entries[r->entry].name;
-    pg.seed = p->seeds[r->seed];
+    pg.seed = slb_rep_seed(p, r->seed);
     pg.failed = r->failed;
     pg.message = line;
     emit_locked(c, &pg);
@@ -521,15 +542,20 @@ static sl_status run_seed(ctx *c, int j, int s, const char *loss, char *msg, siz
     if (!todo) return SL_OK;
 
     const sl_bench_entry *first = &p->entries[jb->ent[0]];
+    const uint64_t seed = slb_rep_seed(p, s);
+    const int fold = slb_rep_fold(p, s);
+    char rep[64]; /* "seed S" or "seed S / fold K", for messages */
+    if (fold < 0) snprintf(rep, sizeof rep, "seed %llu", (unsigned long long)seed);
+    else snprintf(rep, sizeof rep, "seed %llu / fold %d", (unsigned long long)seed, fold);
     /* a searched job's seeds come after its search, in seed order */
-    const double base = jb->search ? jb->cost - (double)(p->nseeds - s) * jb->seed_cost : 0;
-    train_view tv = {c, j, bd->name, first->name, p->seeds[s], base, jb->seed_cost};
+    const double base = jb->search ? jb->cost - (double)(slb_nreps(p) - s) * jb->seed_cost : 0;
+    train_view tv = {c, j, bd->name, first->name, seed, base, jb->seed_cost};
     pthread_mutex_lock(&c->mu);
     sl_bench_progress pg = {0};
     pg.event = SL_BENCH_TRAIN;
     pg.dataset = bd->name;
     pg.entry = first->name;
-    pg.seed = p->seeds[s];
+    pg.seed = seed;
     emit_locked(c, &pg);
     pthread_mutex_unlock(&c->mu);
     if (atomic_load(&c->stop)) return SL_OK;
@@ -539,11 +565,13 @@ static sl_status run_seed(ctx *c, int j, int s, const char *loss, char *msg, siz
     *cfg = bd->config;
     snprintf(cfg->loss, sizeof cfg->loss, "%s", loss);
     cfg->epochs *= first->budget; /* the budget study's longer runs */
-    cfg->seed = p->seeds[s];
+    cfg->seed = seed;
     cfg->threads = 1;
-    cfg->dataset = dc->ds;
-    int n = snprintf(cfg->out_dir, sizeof cfg->out_dir, "%s/%s/%s/seed%llu/%s", c->dir, SLB_RUNS_DIR, bd->slug,
-                     (unsigned long long)p->seeds[s], first->slug);
+    cfg->dataset = fold < 0 ? dc->ds : dc->fold[fold]; /* a fold trains and validates on its view */
+    char fdir[32] = "";
+    if (fold >= 0) snprintf(fdir, sizeof fdir, "/fold%d", fold);
+    int n = snprintf(cfg->out_dir, sizeof cfg->out_dir, "%s/%s/%s/seed%llu%s/%s", c->dir, SLB_RUNS_DIR, bd->slug,
+                     (unsigned long long)seed, fdir, first->slug);
     sl_status st = SL_OK;
     char ck[SL_TRAIN_TEXT + 32];
     if (n < 0 || (size_t)n >= sizeof cfg->out_dir || sl_path_join(ck, sizeof ck, cfg->out_dir, "checkpoint.bin") != SL_OK) {
@@ -594,7 +622,7 @@ static sl_status run_seed(ctx *c, int j, int s, const char *loss, char *msg, siz
         goto done;
     }
     if (st != SL_OK) {
-        st = sl_errf(msg, msglen, st, "bench: %s / seed %llu / %s: %s", bd->name, (unsigned long long)p->seeds[s], first->name, sub);
+        st = sl_errf(msg, msglen, st, "bench: %s / %s / %s: %s", bd->name, rep, first->name, sub);
         goto done;
     }
     if (!reuse && !tr.completed) goto done; /* stopped: the checkpoint stays for --resume */
@@ -660,8 +688,7 @@ static sl_status run_seed(ctx *c, int j, int s, const char *loss, char *msg, siz
                 r->curve_val[ep * C] = sum / (C - 1);
             }
         if ((st = evaluate(c, d, e, net, &pp, cfg->batch_size, r, pred, sub, sizeof sub)) != SL_OK) {
-            st = sl_errf(msg, msglen, st, "bench: evaluating %s / seed %llu / %s: %s", bd->name, (unsigned long long)p->seeds[s],
-                         p->entries[e].name, sub);
+            st = sl_errf(msg, msglen, st, "bench: evaluating %s / %s / %s: %s", bd->name, rep, p->entries[e].name, sub);
             goto done;
         }
         r->seconds_eval = now_s() - te;
@@ -720,7 +747,7 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
     if (!jb->search) return run_seed(c, j, jb->s, p->entries[e].loss, msg, msglen);
     int todo = 0;
     pthread_mutex_lock(&c->mu);
-    for (int s = 0; s < p->nseeds; s++) todo += c->runs[run_index(p, jb->d, s, e)] == NULL;
+    for (int s = 0; s < slb_nreps(p); s++) todo += c->runs[run_index(p, jb->d, s, e)] == NULL;
     pthread_mutex_unlock(&c->mu);
     if (!todo) return SL_OK;
     sl_train_config *cfg = malloc(sizeof *cfg);
@@ -737,10 +764,167 @@ static sl_status run_job(ctx *c, int j, char *msg, size_t msglen)
         slb_search_job sj = {p, c->dir, jb->d, e, cfg, jb->seed_cost / (double)cfg->epochs, search_train, &h};
         st = slb_search_run(&sj, o, msg, msglen);
     }
-    for (int s = 0; st == SL_OK && o->done && s < p->nseeds && !atomic_load(&c->stop); s++) st = run_seed(c, j, s, o->spec, msg, msglen);
+    for (int s = 0; st == SL_OK && o->done && s < slb_nreps(p) && !atomic_load(&c->stop); s++) st = run_seed(c, j, s, o->spec, msg, msglen);
     free(cfg);
     free(o);
     return st;
+}
+
+/* ------------------------------------------------------------- ensembles */
+
+/* Adds the mean softmax of one member model over the test split of dc to
+ * acc (n, C, vox): slices as the job's evaluation predicts them, volumes
+ * by sliding windows as segloss predict does (the cached volumes are
+ * normalised already). */
+static sl_status ensemble_add(const ds_cache *dc, sl_unet *net, const sl_preproc *pp, const sl_predict_opts *po, float *pr,
+                              double *acc, char *msg, size_t msglen)
+{
+    const int64_t C = dc->info.num_classes, n = dc->n, vox = dc->vox;
+    sl_status st = SL_OK;
+    if (dc->nd == 2) {
+        if ((st = sl_predict_slices(net, dc->img, n, dc->H, dc->W, po, pr, NULL, msg, msglen)) != SL_OK) return st;
+        for (int64_t i = 0; i < n * C * vox; i++) acc[i] += pr[i];
+        return SL_OK;
+    }
+    sl_preproc q = *pp;
+    q.norm = SL_INTENSITY_NONE;
+    for (int64_t i = 0; i < n && st == SL_OK; i++) {
+        sl_array img = {SL_DT_F32, 3, {dc->D, dc->H, dc->W}, dc->img + i * vox}, lab = SL_ARRAY_EMPTY, pa = SL_ARRAY_EMPTY;
+        if ((st = sl_predict_image_probs(net, &q, &img, po, &lab, &pa, msg, msglen)) == SL_OK) {
+            const float *v = pa.data;
+            for (int64_t k = 0; k < C * vox; k++) acc[i * C * vox + k] += v[k];
+        }
+        sl_array_free(&lab);
+        sl_array_free(&pa);
+    }
+    return st;
+}
+
+/* The members' curves (mean over them) and sizes into r. */
+static sl_status ensemble_run_init(ctx *c, int d, int src, slb_run *r)
+{
+    const sl_bench_preset *p = c->p;
+    const ds_cache *dc = &c->dsc[d];
+    const int R = slb_nreps(p), C = dc->info.num_classes;
+    const slb_run *m0 = c->runs[run_index(p, d, 0, src)];
+    r->num_classes = C;
+    r->small_class = dc->info.small_class;
+    r->fraction = dc->fraction;
+    r->n_cases = dc->n;
+    r->nepochs = m0->nepochs;
+    for (int k = 1; k < R; k++)
+        if (c->runs[run_index(p, d, k, src)]->nepochs < r->nepochs) r->nepochs = c->runs[run_index(p, d, k, src)]->nepochs;
+    r->noverlays = dc->noverlays;
+    r->num_params = m0->num_params;
+    if (slb_run_alloc(r) != SL_OK) return SL_ENOMEM;
+    for (int cl = 1; cl < C; cl++)
+        if (!(r->class_names[cl] = strdup(m0->class_names[cl]))) return SL_ENOMEM;
+    for (int64_t i = 0; i < r->nepochs; i++) {
+        for (int k = 0; k < R; k++) {
+            const slb_run *m = c->runs[run_index(p, d, k, src)];
+            r->curve_loss[i] += m->curve_loss[i] / R;
+            for (int cl = 0; cl < C; cl++) r->curve_val[i * C + cl] += m->curve_val[i * C + cl] / R;
+        }
+    }
+    return SL_OK;
+}
+
+/* Ensemble entry e on data set d: the mean softmax of the models of every
+ * seed and fold of its source entry, its argmax scored on the test split.
+ * The run is stored in every replicate's slot (bench_internal.h). */
+static sl_status run_ensemble(ctx *c, int d, int e, char *msg, size_t msglen)
+{
+    char sub[MSG] = "";
+    const sl_bench_preset *p = c->p;
+    const ds_cache *dc = &c->dsc[d];
+    const int R = slb_nreps(p), src = slb_ensemble_source(p, e);
+    const int64_t C = dc->info.num_classes, N = dc->n * C * dc->vox;
+    const double t0 = now_s();
+    slb_run *r = calloc(1, sizeof *r);
+    double *acc = NULL;
+    float *pr = NULL;
+    int32_t *pred = NULL;
+    sl_unet *net = NULL;
+    sl_status st = SL_OK;
+    if (!r) return sl_errf(sub, sizeof sub, SL_ENOMEM, "bench: out of memory");
+    r->dataset = d;
+    r->entry = e;
+    for (int k = 0; k < R && !r->failed; k++) /* a diverged member: the ensemble fails with it */
+        if (c->runs[run_index(p, d, k, src)]->failed) {
+            r->failed = 1;
+            snprintf(r->message, sizeof r->message, "a training of the ensemble failed (seed %llu): %.400s",
+                     (unsigned long long)slb_rep_seed(p, k), c->runs[run_index(p, d, k, src)]->message);
+        }
+    if (r->failed) goto write;
+    if (ensemble_run_init(c, d, src, r) != SL_OK || !(acc = sl_calloc(N, sizeof *acc)) || !(pr = sl_malloc(N, sizeof *pr)) ||
+        !(pred = sl_malloc(dc->n * dc->vox, sizeof *pred))) {
+        st = sl_errf(sub, sizeof sub, SL_ENOMEM, "bench: out of memory");
+        goto done;
+    }
+    sl_predict_opts po = SL_PREDICT_OPTS_DEFAULT;
+    po.tta = p->entries[e].tta ? SL_TTA_FLIP : SL_TTA_NONE;
+    po.threads = 1;
+    po.batch = p->datasets[d].config.batch_size;
+    for (int k = 0; k < R; k++) {
+        char dir[SL_TRAIN_TEXT + 256], path[SL_TRAIN_TEXT + 300], fdir[32] = "";
+        if (p->nfolds) snprintf(fdir, sizeof fdir, "/fold%d", slb_rep_fold(p, k));
+        snprintf(dir, sizeof dir, "%s/%s/%s/seed%llu%s/%s", c->dir, SLB_RUNS_DIR, p->datasets[d].slug,
+                 (unsigned long long)slb_rep_seed(p, k), fdir, p->entries[src].slug);
+        sl_preproc pp;
+        memset(&pp, 0, sizeof pp);
+        sl_path_join(path, sizeof path, dir, "model.bin");
+        if ((st = sl_unet_load(&net, NULL, path, sub, sizeof sub)) != SL_OK) goto done;
+        sl_unet_set_threads(net, 1);
+        sl_path_join(path, sizeof path, dir, "config.json");
+        if (dc->nd == 3 && (st = sl_preproc_load(&pp, NULL, path, sub, sizeof sub)) != SL_OK) goto done;
+        if ((st = ensemble_add(dc, net, &pp, &po, pr, acc, sub, sizeof sub)) != SL_OK) goto done;
+        sl_unet_free(net);
+        net = NULL;
+    }
+    /* the mean rounded once, as sl_predict_ensemble (segloss predict) rounds it */
+    for (int64_t i = 0; i < N; i++) pr[i] = (float)(acc[i] / R);
+    slt_argmax(pr, dc->n, C, dc->vox, pred);
+    if ((st = score(c, d, e, r, pred, sub, sizeof sub)) != SL_OK) goto done;
+    r->seconds_eval = now_s() - t0;
+write:;
+    char path[SL_TRAIN_TEXT + 256];
+    slb_result_path(path, sizeof path, c->dir, p, d, 0, e);
+    if ((st = slb_run_write(path, p, r, sub, sizeof sub)) != SL_OK) goto done;
+    finish_run(c, r, r->seconds_eval);
+    pthread_mutex_lock(&c->mu);
+    for (int k = 1; k < R; k++) c->runs[run_index(p, d, k, e)] = r;
+    c->runs_done += R - 1;
+    pthread_mutex_unlock(&c->mu);
+    r = NULL;
+done:
+    if (r) {
+        slb_run_free(r);
+        free(r);
+    }
+    sl_unet_free(net);
+    free(acc);
+    free(pr);
+    free(pred);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "bench: ensemble %s / %s: %s", p->datasets[d].name, p->entries[e].name, sub);
+    return SL_OK;
+}
+
+/* Every ensemble run without a result whose member trainings all have
+ * one (a stopped call leaves the others for later). */
+static sl_status run_ensembles(ctx *c, char *msg, size_t msglen)
+{
+    const sl_bench_preset *p = c->p;
+    for (int d = 0; d < p->ndatasets; d++)
+        for (int e = 0; e < p->nentries; e++) {
+            if (!p->entries[e].ensemble || c->runs[run_index(p, d, 0, e)]) continue;
+            const int src = slb_ensemble_source(p, e);
+            int ready = 1;
+            for (int k = 0; k < slb_nreps(p); k++) ready &= c->runs[run_index(p, d, k, src)] != NULL;
+            if (!ready || atomic_load(&c->stop)) continue;
+            sl_status st = run_ensemble(c, d, e, msg, msglen);
+            if (st != SL_OK) return st;
+        }
+    return SL_OK;
 }
 
 static void *worker(void *arg)
@@ -772,14 +956,14 @@ static void set_job_cost(const sl_bench_preset *p, job *jb, int e, double vox)
     const double epoch = (double)cf->steps_per_epoch * (double)cf->batch_size * vox;
     jb->seed_cost = epoch * (double)cf->epochs * (double)en->budget;
     jb->cost = jb->seed_cost;
-    if (en->search) jb->cost = jb->seed_cost * p->nseeds + epoch * slb_search_epochs(en->search, cf->epochs * en->budget);
+    if (en->search) jb->cost = jb->seed_cost * slb_nreps(p) + epoch * slb_search_epochs(en->search, cf->epochs * en->budget);
 }
 
 static sl_status build_jobs(ctx *c)
 {
     const sl_bench_preset *p = c->p;
     const int E = p->nentries;
-    c->jobs = calloc((size_t)p->ndatasets * p->nseeds * E, sizeof *c->jobs);
+    c->jobs = calloc((size_t)p->ndatasets * slb_nreps(p) * E, sizeof *c->jobs);
     int *used = calloc((size_t)E, sizeof *used);
     if (!c->jobs || !used) {
         free(used);
@@ -788,11 +972,12 @@ static sl_status build_jobs(ctx *c)
     for (int d = 0; d < p->ndatasets; d++) {
         /* without the data sets (counting tasks) every pixel counts 1 */
         const double vox = c->dsc ? (double)c->dsc[d].vox : 1.0;
-        for (int s = 0; s < p->nseeds; s++) {
+        for (int s = 0; s < slb_nreps(p); s++) { /* seeds, and folds within a seed */
             memset(used, 0, (size_t)E * sizeof *used);
             for (int e = 0; e < E; e++) {
-                /* a searched entry is one job for every seed, where its first seed's would be */
-                if (used[e] || (p->entries[e].search && s > 0)) continue;
+                /* ensembles train nothing (run_ensembles); a searched entry is one job for every
+                 * seed, where its first seed's would be */
+                if (used[e] || p->entries[e].ensemble || (p->entries[e].search && s > 0)) continue;
                 job *jb = &c->jobs[c->njobs++];
                 jb->d = d;
                 jb->s = s;
@@ -808,7 +993,7 @@ static sl_status build_jobs(ctx *c)
                     continue;
                 }
                 for (int k = e; k < E; k++)
-                    if (!used[k] && !p->entries[k].search && !strcmp(p->entries[k].loss, p->entries[e].loss) &&
+                    if (!used[k] && !p->entries[k].search && !p->entries[k].ensemble && !strcmp(p->entries[k].loss, p->entries[e].loss) &&
                         p->entries[k].budget == p->entries[e].budget) {
                         used[k] = 1;
                         jb->ent[jb->nent++] = k;
@@ -1082,7 +1267,7 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
         goto done;
     }
     /* a searched entry's task holds every seed's run */
-    const int s0 = jb->search ? 0 : jb->s, s1 = jb->search ? p->nseeds : jb->s + 1, task_runs = jb->nent * (s1 - s0);
+    const int s0 = jb->search ? 0 : jb->s, s1 = jb->search ? slb_nreps(p) : jb->s + 1, task_runs = jb->nent * (s1 - s0);
     for (int s = s0; s < s1; s++)
         for (int i = 0; i < jb->nent; i++) {
             char path[SL_TRAIN_TEXT + 256];
@@ -1114,6 +1299,7 @@ static sl_status run_task(const sl_bench_preset *p, const sl_bench_opts *o, sl_b
         while (c.jobs[first].d != jb->d) first++;
         if (first == k) {
             if ((st = write_case_overlays(&c, jb->d, msg, msglen)) != SL_OK) goto done;
+            if (p->nfolds && (st = slb_write_folds(c.dir, p, jb->d, c.dsc[jb->d].ds, msg, msglen)) != SL_OK) goto done;
         } else { /* the folder this task's overlays go to */
             char path[SL_TRAIN_TEXT + 256];
             snprintf(path, sizeof path, "%s/%s/%s", c.dir, SLB_OVERLAY_DIR, p->datasets[jb->d].slug);
@@ -1155,6 +1341,7 @@ done:
     free(c.job_done);
     if (c.runs)
         for (int64_t i = 0; i < c.runs_total; i++) {
+            if (!slb_rep_listed(p, (int)(i % p->nentries), (int)(i / p->nentries % slb_nreps(p)))) continue; /* aliases */
             slb_run_free(c.runs[i]);
             free(c.runs[i]);
         }
@@ -1197,8 +1384,9 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
     if (!fresh) {
         char path[SL_TRAIN_TEXT + 256];
         for (int d = 0; d < p->ndatasets; d++)
-            for (int s = 0; s < p->nseeds; s++)
+            for (int s = 0; s < slb_nreps(p); s++)
                 for (int e = 0; e < p->nentries; e++) {
+                    if (!slb_rep_listed(p, e, s)) continue; /* an ensemble's one file, read at replicate 0 */
                     slb_result_path(path, sizeof path, c.dir, p, d, s, e);
                     if (!sl_file_exists(path)) continue;
                     slb_run *r = calloc(1, sizeof *r);
@@ -1210,15 +1398,23 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
                         free(r);
                         goto done;
                     }
-                    c.runs[run_index(p, d, s, e)] = r;
-                    c.runs_done++;
+                    const int copies = p->entries[e].ensemble ? slb_nreps(p) : 1;
+                    for (int k = 0; k < copies; k++) c.runs[run_index(p, d, s + k, e)] = r;
+                    c.runs_done += copies;
                     c.runs_failed += r->failed;
                 }
     }
     c.runs_resumed = c.runs_done;
-    if (o->report_only && c.runs_done < c.runs_total) {
+    /* report_only needs every training; ensembles it may still evaluate */
+    int64_t untrained = 0, trained_total = 0;
+    for (int64_t i = 0; i < c.runs_total; i++)
+        if (!p->entries[i % p->nentries].ensemble) {
+            trained_total++;
+            untrained += c.runs[i] == NULL;
+        }
+    if (o->report_only && untrained) {
         st = sl_errf(msg, msglen, SL_EBADSTATE, "bench: %lld of %lld runs in %s have no result; finish them with --resume",
-                     (long long)(c.runs_total - c.runs_done), (long long)c.runs_total, c.dir);
+                     (long long)untrained, (long long)trained_total, c.dir);
         goto done;
     }
     if (c.runs_done < c.runs_total) {
@@ -1242,7 +1438,9 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
             replace = 0;
         }
         for (int d = 0; d < p->ndatasets; d++)
-            if ((st = write_case_overlays(&c, d, msg, msglen)) != SL_OK) goto done;
+            if ((st = write_case_overlays(&c, d, msg, msglen)) != SL_OK ||
+                (p->nfolds && (st = slb_write_folds(c.dir, p, d, c.dsc[d].ds, msg, msglen)) != SL_OK))
+                goto done;
         if (build_jobs(&c) != SL_OK || !(c.job_done = calloc((size_t)c.njobs, sizeof *c.job_done))) {
             st = sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
             goto done;
@@ -1251,7 +1449,7 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
         for (int j = 0; j < c.njobs; j++) {
             int todo = 0;
             const job *jb = &c.jobs[j];
-            for (int s = jb->search ? 0 : jb->s; s < (jb->search ? p->nseeds : jb->s + 1); s++)
+            for (int s = jb->search ? 0 : jb->s; s < (jb->search ? slb_nreps(p) : jb->s + 1); s++)
                 for (int k = 0; k < jb->nent; k++) todo += c.runs[run_index(p, jb->d, s, jb->ent[k])] == NULL;
             if (todo) c.cost_total += c.jobs[j].cost;
         }
@@ -1280,6 +1478,8 @@ sl_status sl_bench_run(const sl_bench_preset *p, const sl_bench_opts *o, sl_benc
             st = sl_errf(msg, msglen, c.err, "%s", c.errmsg);
             goto done;
         }
+        /* the ensembles of finished trainings (inference only, this thread) */
+        if ((st = run_ensembles(&c, msg, msglen)) != SL_OK) goto done;
         if (c.runs_done < c.runs_total) { /* stopped by the callback */
             st = SL_OK;
             goto done;
@@ -1313,6 +1513,7 @@ done:
     free(c.job_done);
     if (c.runs)
         for (int64_t i = 0; i < c.runs_total; i++) {
+            if (!slb_rep_listed(p, (int)(i % p->nentries), (int)(i / p->nentries % slb_nreps(p)))) continue; /* aliases */
             slb_run_free(c.runs[i]);
             free(c.runs[i]);
         }

@@ -60,8 +60,14 @@ void slb_run_free(slb_run *r)
 
 sl_status slb_result_path(char *buf, size_t len, const char *dir, const sl_bench_preset *p, int d, int s, int e)
 {
-    int n = snprintf(buf, len, "%s/%s/%s__seed%llu__%s.json", dir, SLB_RESULTS_DIR, p->datasets[d].slug,
-                     (unsigned long long)p->seeds[s], p->entries[e].slug);
+    if (p->entries[e].ensemble) { /* one run per data set */
+        int n = snprintf(buf, len, "%s/%s/%s__ens__%s.json", dir, SLB_RESULTS_DIR, p->datasets[d].slug, p->entries[e].slug);
+        return n < 0 || (size_t)n >= len ? SL_EINVAL : SL_OK;
+    }
+    char fold[32] = ""; /* only with folds: earlier benchmarks keep their file names */
+    if (p->nfolds) snprintf(fold, sizeof fold, "__fold%d", slb_rep_fold(p, s));
+    int n = snprintf(buf, len, "%s/%s/%s__seed%llu%s__%s.json", dir, SLB_RESULTS_DIR, p->datasets[d].slug,
+                     (unsigned long long)slb_rep_seed(p, s), fold, p->entries[e].slug);
     return n < 0 || (size_t)n >= len ? SL_EINVAL : SL_OK;
 }
 
@@ -112,7 +118,9 @@ sl_status slb_run_write(const char *path, const sl_bench_preset *p, const slb_ru
     int ok = root && cJSON_AddStringToObject(root, "format", "segloss-bench-run") &&
              cJSON_AddNumberToObject(root, "version", 1) &&
              cJSON_AddStringToObject(root, "dataset", p->datasets[r->dataset].name) &&
-             cJSON_AddItemToObject(root, "seed", seed_json(p->seeds[r->seed])) &&
+             (en->ensemble ? cJSON_AddStringToObject(root, "seed", "ens") != NULL
+                           : cJSON_AddItemToObject(root, "seed", seed_json(slb_rep_seed(p, r->seed)))) &&
+             (!p->nfolds || en->ensemble || cJSON_AddNumberToObject(root, "fold", slb_rep_fold(p, r->seed))) &&
              cJSON_AddStringToObject(root, "entry", en->name) && cJSON_AddStringToObject(root, "loss", en->loss) &&
              cJSON_AddItemToObject(root, "tta", slb_tta_json(en)) && cJSON_AddBoolToObject(root, "int8", en->int8) &&
              cJSON_AddStringToObject(root, "status", r->failed ? "failed" : "ok") &&
@@ -195,11 +203,20 @@ static sl_status parse_run(const cJSON *root, const char *path, const sl_bench_p
     const cJSON *ds = member(root, "dataset"), *en_ = member(root, "entry"), *loss = member(root, "loss"),
                 *tta = member(root, "tta"), *int8 = member(root, "int8"), *seed = member(root, "seed"),
                 *budget = member(root, "budget"), *crf = member(root, "crf"),
-                *post = member(root, "postprocess");
-    char seedtext[32];
-    snprintf(seedtext, sizeof seedtext, "%llu", (unsigned long long)p->seeds[s]);
-    int seed_ok = seed && ((cJSON_IsNumber(seed) && seed->valuedouble == (double)p->seeds[s] && p->seeds[s] <= ((uint64_t)1 << 53)) ||
+                *post = member(root, "postprocess"), *fold = member(root, "fold");
+    char seedtext[48];
+    const uint64_t sv = slb_rep_seed(p, s);
+    snprintf(seedtext, sizeof seedtext, "%llu", (unsigned long long)sv);
+    int seed_ok = seed && ((cJSON_IsNumber(seed) && seed->valuedouble == (double)sv && sv <= ((uint64_t)1 << 53)) ||
                            (cJSON_IsString(seed) && !strcmp(seed->valuestring, seedtext)));
+    /* "fold" exactly when the preset has folds; an ensemble's "seed" is "ens" */
+    if (en->ensemble) {
+        snprintf(seedtext, sizeof seedtext, "ens");
+        seed_ok = cJSON_IsString(seed) && !strcmp(seed->valuestring, "ens") && !fold;
+    } else if (p->nfolds ? !cJSON_IsNumber(fold) || fold->valuedouble != slb_rep_fold(p, s) : fold != NULL) {
+        seed_ok = 0;
+    }
+    if (p->nfolds && !en->ensemble) snprintf(seedtext + strlen(seedtext), sizeof seedtext - strlen(seedtext), " / fold %d", slb_rep_fold(p, s));
     if (!cJSON_IsString(ds) || strcmp(ds->valuestring, p->datasets[d].name) || !cJSON_IsString(en_) ||
         strcmp(en_->valuestring, en->name) || !cJSON_IsString(loss) || strcmp(loss->valuestring, en->loss) ||
         !slb_tta_json_equal(tta, en) || !seed_ok || (post ? !cJSON_IsBool(post) || cJSON_IsTrue(post) != (en->postprocess != 0) : en->postprocess != 0) ||

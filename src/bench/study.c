@@ -85,7 +85,8 @@ static int conv_list(const slb_report *r, int d, int want, slb_str *s, int html)
     int named = 0;
     for (int e = 0; e < p->nentries; e++) {
         int k = 0;
-        for (int sd = 0; sd < p->nseeds; sd++) {
+        const int nr = p->entries[e].ensemble ? 1 : slb_nreps(p); /* an ensemble is one run */
+        for (int sd = 0; sd < nr; sd++) {
             const slb_run *run = slb_report_run(r, d, sd, e);
             k += !run->failed && slb_run_converged(run) == want;
         }
@@ -93,7 +94,7 @@ static int conv_list(const slb_report *r, int d, int want, slb_str *s, int html)
         slb_puts(s, named++ ? ", " : "");
         if (html) slb_html(s, p->entries[e].name);
         else slb_printf(s, "`%s`", p->entries[e].name);
-        if (p->nseeds > 1) slb_printf(s, " (%d/%d seeds)", k, p->nseeds);
+        if (nr > 1) slb_printf(s, " (%d/%d %s)", k, nr, p->nfolds ? "trainings" : "seeds");
     }
     return named;
 }

@@ -24,14 +24,14 @@ static void stat_nan(slb_stat *s)
 
 static sl_status check_runs(const sl_bench_preset *p, slb_run *const *runs, slb_tables *t, char *msg, size_t msglen)
 {
-    const int S = p->nseeds, E = p->nentries;
+    const int S = slb_nreps(p), E = p->nentries; /* replicates: seeds x folds */
     for (int d = 0; d < p->ndatasets; d++) {
         const slb_run *first = NULL;
         for (int s = 0; s < S; s++)
             for (int e = 0; e < E; e++) {
                 const slb_run *r = runs[((int64_t)d * S + s) * E + e];
                 if (!r) return sl_errf(msg, msglen, SL_EINVAL, "bench: run %s / seed %llu / %s has no result", p->datasets[d].name,
-                                       (unsigned long long)p->seeds[s], p->entries[e].name);
+                                       (unsigned long long)slb_rep_seed(p, s), p->entries[e].name);
                 if (r->failed) continue;
                 if (!first) {
                     first = r;
@@ -43,8 +43,8 @@ static sl_status check_runs(const sl_bench_preset *p, slb_run *const *runs, slb_
                 if (!same)
                     return sl_errf(msg, msglen, SL_EFORMAT, "bench: the results of %s disagree on its classes or test cases "
                                                              "(%s / seed %llu vs %s / seed %llu)",
-                                   p->datasets[d].name, p->entries[r->entry].name, (unsigned long long)p->seeds[r->seed],
-                                   p->entries[first->entry].name, (unsigned long long)p->seeds[first->seed]);
+                                   p->datasets[d].name, p->entries[r->entry].name, (unsigned long long)slb_rep_seed(p, r->seed),
+                                   p->entries[first->entry].name, (unsigned long long)slb_rep_seed(p, first->seed));
             }
         t->num_classes[d] = first ? first->num_classes : 0;
         t->small_class[d] = first ? first->small_class : 0;
@@ -127,7 +127,7 @@ static sl_status friedman(const sl_bench_preset *p, slb_tables *t, double *block
 sl_status slb_tables_build(const sl_bench_preset *p, slb_run *const *runs, slb_tables *t, char *msg, size_t msglen)
 {
     memset(t, 0, sizeof *t);
-    const int D = p->ndatasets, S = p->nseeds, E = p->nentries;
+    const int D = p->ndatasets, S = slb_nreps(p), E = p->nentries; /* folds pool like seeds */
     t->ndatasets = D;
     t->nentries = E;
     t->num_classes = calloc((size_t)D, sizeof *t->num_classes);
@@ -202,6 +202,7 @@ sl_status slb_tables_build(const sl_bench_preset *p, slb_run *const *runs, slb_t
                         st = sl_errf(msg, msglen, st, "bench: statistics of %s / %s failed", p->datasets[d].name, p->entries[e].name);
                         goto done;
                     }
+                    if (p->entries[e].ensemble) o->seed_std = NAN; /* one prediction: no spread over trainings */
                 }
                 /* paired differences against the baseline */
                 if (t->failed[d * E + b] || c >= t->num_classes[d]) continue;

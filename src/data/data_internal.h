@@ -52,7 +52,24 @@ struct sl_dataset {
     int pk;                     /* classes */
     double pfrac[SLD_MAX_PHANTOM_CLASSES]; /* requested shares, sum 1 */
     uint64_t pseed;             /* derived from opts.seed */
+    /* a fold view (folds.c): samples of a split are those of another
+     * dataset's; map[s][i] = (split << 56) | index there (NULL: the same
+     * split and index). A view borrows everything above but n, counts and
+     * small_class from that dataset, which must outlive it. */
+    int view;
+    int64_t *map[SL_NUM_SPLITS];
 };
+
+/* Where sample (split, index) lives: the stored slice or generated sample
+ * of a view's dataset (the identity for other datasets). */
+static inline void sld_resolve(const sl_dataset *ds, int *split, int64_t *index)
+{
+    if (ds->map[*split]) {
+        const int64_t m = ds->map[*split][*index];
+        *split = (int)(m >> 56);
+        *index = m & (((int64_t)1 << 56) - 1);
+    }
+}
 
 /* Allocates an empty dataset of a kind with opts copied. NULL on ENOMEM. */
 sl_dataset *sld_alloc(sld_kind kind, const sl_data_opts *opts);

@@ -307,7 +307,12 @@ void sl_dataset_free(sl_dataset *ds)
     if (!ds) return;
     for (int s = 0; s < SL_NUM_SPLITS; s++) {
         free(ds->counts[s]);
-        free(ds->slices[s]);
+        free(ds->map[s]);
+        if (!ds->view) free(ds->slices[s]);
+    }
+    if (ds->view) { /* the rest is the viewed dataset's */
+        free(ds);
+        return;
     }
     for (int64_t i = 0; i < ds->nbufs; i++) free(ds->bufs[i]);
     free(ds->bufs);
@@ -324,6 +329,7 @@ void sl_dataset_free(sl_dataset *ds)
 static sl_status get_sample(const sl_dataset *ds, int split, int64_t index, float *img,
                             int32_t *lab)
 {
+    sld_resolve(ds, &split, &index);
     if (ds->generate) return ds->generate(ds, split, index, img, lab);
     const sld_slice *sl = &ds->slices[split][index];
     if (sl->h == ds->H && sl->w == ds->W) {
@@ -528,15 +534,18 @@ sl_status sl_dataset_get_at(const sl_dataset *ds, sl_split split, int64_t index,
                        ds->source);
     if (h < 1 || w < 1 || (unsigned)mode > SL_RESIZE_FIT)
         return sl_errf(msg, msglen, SL_EINVAL, "dataset: bad size %lldx%lld or resize mode", (long long)h, (long long)w);
+    int rs = split;
+    int64_t ri = index;
+    sld_resolve(ds, &rs, &ri);
     if (!ds->generate) {
-        const sld_slice *sl = &ds->slices[split][index];
+        const sld_slice *sl = &ds->slices[rs][ri];
         return sl_resize2d(sl->img, sl->lab, sl->h, sl->w, h, w, mode, image, label);
     }
     int64_t HW = ds->H * ds->W;
     float *ti = sl_malloc(HW, sizeof *ti);
     int32_t *tl = sl_malloc(HW, sizeof *tl);
     if (!ti || !tl) st = SL_ENOMEM;
-    if (st == SL_OK) st = ds->generate(ds, split, index, ti, tl);
+    if (st == SL_OK) st = ds->generate(ds, rs, ri, ti, tl);
     if (st == SL_OK) st = sl_resize2d(ti, tl, ds->H, ds->W, h, w, mode, image, label);
     free(ti);
     free(tl);
@@ -583,6 +592,9 @@ sl_status sl_dataset_origin(const sl_dataset *ds, sl_split split, int64_t index,
     if (st != SL_OK) return st;
     memset(origin, 0, sizeof *origin);
     origin->name = ds->source;
+    int rs = split;
+    sld_resolve(ds, &rs, &index); /* a fold view's sample is its dataset's */
+    split = (sl_split)rs;
     if (ds->generate) {
         origin->case_index = -1;
         origin->slice = -1;
