@@ -50,18 +50,23 @@ static const char *usage_text =
     "  --norm KIND            instance | batch | none (instance)\n"
     "  --down KIND            maxpool | strided (maxpool)\n"
     "  --deep-supervision     loss on every decoder output, weights 2^-i normalised\n"
+    "  --anisotropic MODE     auto | off: for volumes whose voxel spacing differs between\n"
+    "                         axes, auto plans the pooling/kernels by nnU-Net's rule\n"
+    "                         (config.json dataset.plan); off keeps the isotropic net (auto)\n"
     "optimisation\n"
     "  --epochs N             (12)\n"
     "  --steps-per-epoch N    (30)\n"
     "  --batch B              (8)\n"
     "  --patch H,W            training patch; default: the sample size rounded down to a\n"
     "                         multiple of 2^(depth-1), at most 128 a side\n"
-    "  --patch D,H,W          3-D patch for a volume source (phantom3d, colin3d; default:\n"
+    "  --patch D,H,W          3-D patch for a volume source (phantom3d, colin3d, or nifti:DIR,\n"
+    "                         which then trains on whole volumes with their spacing; default:\n"
     "                         the volume rounded down likewise, at most 64 a side; shorter\n"
     "                         volumes are zero-padded, centred)\n"
     "  --optimizer KIND       adam | adamw | sgd (adam; sgd uses Nesterov momentum)\n"
     "  --lr LR                peak (onecycle), initial (poly) or constant rate (0.003)\n"
     "  --schedule KIND        onecycle | poly | constant (onecycle)\n"
+    "  --pct-start F          onecycle: share of the steps rising to the peak lr, 0 < F < 1 (0.3)\n"
     "  --weight-decay W       (0)\n"
     "  --momentum M           SGD momentum (0.99)\n"
     "  --clip-norm X          clip the gradient's global L2 norm, 0 = off (12)\n"
@@ -278,6 +283,17 @@ static int parse(int argc, char **argv, sl_train_config *c, flags *f)
         } else if (cli_opt(a, "--momentum", &v)) {
             VALUE();
             if (!(rc = num_opt(s, a, &d))) c->momentum = d;
+        } else if (cli_opt(a, "--pct-start", &v)) {
+            VALUE();
+            if (!(rc = num_opt(s, a, &d))) {
+                if (!(d > 0 && d < 1)) return cli_fail(CMD, EXIT_USAGE, "--pct-start expects a number strictly between 0 and 1, got '%s'", s);
+                c->pct_start = d;
+            }
+        } else if (cli_opt(a, "--anisotropic", &v)) {
+            VALUE();
+            if (strcmp(s, "auto") && strcmp(s, "off"))
+                return cli_fail(CMD, EXIT_USAGE, "--anisotropic expects auto or off, got '%s'", s);
+            c->anisotropic = strcmp(s, "auto") == 0;
         } else if (cli_opt(a, "--clip-norm", &v)) {
             VALUE();
             if (!(rc = num_opt(s, a, &d))) c->clip_norm = d;

@@ -17,7 +17,10 @@
  *                test = the other (mirrored), a gap at the midline, no
  *                validation split; 1 mm voxels; 3-D samples.
  *   "nifti:DIR"  DIR/images/NAME.nii[.gz] with DIR/labels/NAME.nii[.gz],
- *                sliced along an axis, split by case.
+ *                sliced along an axis, split by case; with option
+ *                volumes=1 the whole volumes as 3-D samples, with the
+ *                files' voxel spacing (every case must have the same
+ *                spacing and grid size: no resampling).
  * sl_dataset_from_arrays wraps slices already in memory.
  *
  * Usage (what the trainer does):
@@ -146,6 +149,9 @@ typedef struct sl_data_opts {
     sl_slice_filter slices;
     /* 3-D sources (phantom3d) */
     int64_t depth;            /* volume depth D; 0 = the source's own (phantom3d: height, or 64) */
+    /* nifti */
+    int volumes;              /* 1: whole volumes (D, H, W) as 3-D samples, spacing from
+                                 the files (the trainer sets it for a D,H,W patch); 0: slices */
 } sl_data_opts;
 
 #define SL_DATA_OPTS_DEFAULT                                                               \
@@ -158,7 +164,7 @@ typedef struct sl_data_opts {
      .colin_dir = "/usr/share/mricron/templates", .min_brain_fraction = 0.01,              \
      .block = 8, .gap = 2, .axis = 'z', .norm = SL_INTENSITY_ZSCORE, .norm_nonzero = 0,         \
      .clip_lo = 0.5, .clip_hi = 99.5, .num_classes = 0, .slices = SL_SLICES_ALL,          \
-     .depth = 0}
+     .depth = 0, .volumes = 0}
 
 /* Sets one field by name from text ("ratio", "100:10:1"), as the CLI does.
  * Enums take their names: resize crop_pad|resample|fit, norm
@@ -188,6 +194,10 @@ typedef struct sl_dataset_info {
     int num_classes;                /* C >= 2; labels lie in [0, C) */
     int small_class;                /* the class >= 1 with the smallest non-zero share of
                                        the training split; -1 if no foreground there */
+    double spacing[SL_MAX_SPATIAL]; /* voxel size (mm) per axis of size[]: 3-D sources
+                                       their known spacing (phantom3d, colin3d: 1) or the
+                                       NIfTI pixdim (nifti volumes=1); 2-D sources 1
+                                       (their distances are in pixels) */
 } sl_dataset_info;
 
 /*

@@ -405,6 +405,11 @@ typedef struct sl_optim_stats {
  */
 sl_status sl_optim_step(sl_optim *opt, sl_optim_stats *stats);
 
+/* Replaces the base lr (the rate the schedule scales: peak, initial or
+ * constant) from the next step on; the schedule's step counter goes on.
+ * The trainer's per-stage '@lr='. SL_EINVAL (NULL, lr not finite and > 0). */
+sl_status sl_optim_set_lr(sl_optim *opt, double lr);
+
 /* Steps taken so far (restored by loading), -1 for NULL. */
 int64_t sl_optim_num_steps(const sl_optim *opt);
 

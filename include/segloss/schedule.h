@@ -16,8 +16,15 @@
  *                "0:ce; 20:dice+boundary | ramp(start=0.05,step=0.05,cap=0.5)"
  *
  *     schedule := stage (';' stage)*
- *     stage    := [epoch ':'] spec ['|' ramp]
+ *     stage    := [epoch ':'] spec ['|' ramp] ['@lr=' number]
  *     ramp     := 'ramp' ['(' key '=' number (',' key '=' number)* ')']
+ *
+ * A stage's '@lr=X' (X finite, > 0) is its learning rate: the trainer
+ * sets the optimiser's base lr to X when the stage starts (stages without
+ * it use the configured lr). The lr schedule (onecycle, poly) is not
+ * restarted: it keeps running over the global step with X as its base, so
+ * the step's lr is schedule(X, global step):
+ *                "0:ce @lr=0.01; 50:ce+dice @lr=0.001"
  *
  * Ramp keys (sl_ramp below): grow (index of the growing term, default 1),
  * start (0.01), step (0.01), cap (1), shrink (index of the shrinking term,
@@ -86,6 +93,9 @@ int sl_schedule_num_stages(const sl_schedule *s);
 int64_t sl_schedule_stage_start(const sl_schedule *s, int stage);
 const char *sl_schedule_stage_spec(const sl_schedule *s, int stage);
 int sl_schedule_stage_of(const sl_schedule *s, int64_t epoch);
+
+/* A stage's '@lr=' value, NaN when the stage has none (or out of range). */
+double sl_schedule_stage_lr(const sl_schedule *s, int stage);
 
 /* The term weights of an epoch: writes min(cap, n) weights to w and the
  * number of terms of the epoch's stage to *nterms. SL_EINVAL for NULL

@@ -108,6 +108,14 @@ typedef struct sl_train_config {
     int skip_test;              /* 1: the test split is neither loaded nor evaluated (test
                                    metrics NaN), for choices made on validation only, such
                                    as the benchmark's weight search; not in config.json (0) */
+    int anisotropic;            /* 3-D runs: 1 = when the data's voxel spacing is not
+                                   isotropic, sl_unet_plan_anisotropic sets the pooling
+                                   and kernels (nnU-Net's rule; recorded in config.json
+                                   "plan" and in model.bin); 0 = isotropic net always.
+                                   Written to config.json only when 0 (1) */
+    double pct_start;           /* OneCycle: share of the steps spent rising to the peak
+                                   lr, in (0, 1); 0 = the default 0.3. Written to
+                                   config.json (optimizer.pct_start) only when set (0) */
 } sl_train_config;
 
 #define SL_TRAIN_CONFIG_DEFAULT                                                               \
@@ -118,7 +126,7 @@ typedef struct sl_train_config {
      .lr_schedule = SL_SCHED_ONECYCLE, .epochs = 12, .steps_per_epoch = 30, .batch_size = 8,  \
      .patch = {0, 0}, .fg_fraction = 1.0 / 3.0, .augment = "flip,rotate,scale", .seed = 0,    \
      .threads = 0, .out_dir = "", .resume = 0, .force = 0, .stop_after = 0, .dataset = NULL, \
-     .patch_depth = 0, .skip_test = 0}
+     .patch_depth = 0, .skip_test = 0, .anisotropic = 1, .pct_start = 0.0}
 
 /* Checks every field (ranges, names, the loss schedule, the augmentation
  * list) without opening anything. SL_OK or SL_EINVAL / SL_EFORMAT /

@@ -185,6 +185,12 @@ static inline const slb_run *slb_report_run(const slb_report *r, int d, int s, i
 {
     return r->runs[((int64_t)d * slb_nreps(r->p) + s) * r->p->nentries + e];
 }
+/* Data set d is scored as volumes (phantom3d, colin3d, a D,H,W patch,
+ * data option volumes); some data set of the preset is. The report
+ * writers say voxels/mm/volume diagonal then, and keep the 2-D wording
+ * byte for byte otherwise. */
+int slb_dataset_is_volume(const sl_bench_preset *p, int d);
+int slb_preset_has_volumes(const sl_bench_preset *p);
 /* The class names of data set d (from its first run that did not fail);
  * [0] = "mean". NULL when every run of d failed. */
 char **slb_report_classes(const slb_report *r, int d);

@@ -98,7 +98,7 @@ static void bar_chart(slb_str *h, const slb_report *r, int d, int metric)
     slb_html(h, p->datasets[d].name);
     slb_printf(h, " — %s per class, %g%% CI</text>", slb_metric_labels[metric], 100 * p->ci_level);
     y_axis(h, x0, y0, ph, pw, top, step, metric == SLB_DICE ? 1 : (step < 1 ? 1 : 0),
-           metric == SLB_DICE ? "Dice" : "HD95 (pixels)");
+           metric == SLB_DICE ? "Dice" : (slb_dataset_is_volume(p, d) ? "HD95 (mm)" : "HD95 (pixels)"));
     for (int k = 0; k < E; k++) {
         int e = t->order[d * E + k];
         double gx = x0 + gap + k * gw;
@@ -718,10 +718,18 @@ static void runs_section(slb_str *h, const slb_report *r)
         td(h, run->failed ? "-" : slb_conv_name(slb_run_converged(run)), NULL);
         slb_puts(h, "</tr>\n");
     }
-    slb_puts(h, "</tbody></table>\n<h3>Conventions</h3>\n<p>Per test case (a 2-D slice) and foreground class: Dice; HD95 = "
-                "max of the two directed 95th percentiles of the distances between border pixels, in pixels (one side empty: "
-                "the slice diagonal); NSD (surface Dice) at the preset's tolerance; recall; precision; lesion-wise F1 over "
-                "8-connected components (a target lesion is found when a predicted component overlaps it by a pixel). Both "
+    slb_puts(h, slb_preset_has_volumes(r->p)
+                    ? "</tbody></table>\n<h3>Conventions</h3>\n<p>Per test case (a 2-D slice, or a 3-D volume scored "
+                      "whole) and foreground class: Dice; HD95 = max of the two directed 95th percentiles of the distances "
+                      "between border pixels (voxels), in pixels for slices and in mm for volumes (one side empty: the slice "
+                      "or volume diagonal); NSD (surface Dice) at the preset's tolerance; recall; precision; lesion-wise F1 "
+                      "over fully connected components (8 in 2-D, 26 in 3-D; a target lesion is found when a predicted "
+                      "component overlaps it by a pixel or voxel). "
+                    : "</tbody></table>\n<h3>Conventions</h3>\n<p>Per test case (a 2-D slice) and foreground class: Dice; HD95 = "
+                      "max of the two directed 95th percentiles of the distances between border pixels, in pixels (one side empty: "
+                      "the slice diagonal); NSD (surface Dice) at the preset's tolerance; recall; precision; lesion-wise F1 over "
+                      "8-connected components (a target lesion is found when a predicted component overlaps it by a pixel). ");
+    slb_puts(h, "Both "
                 "empty: every score 1 and HD95 0. Statistics are over the test cases of the values averaged over the seeds; "
                 "± is the standard deviation of the per-seed means; CIs are percentile bootstraps; p is the two-sided "
                 "Wilcoxon signed-rank test (scipy's defaults), p (Holm) the same after Holm's step-down correction over the "

@@ -128,6 +128,21 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen)
     return st;
 }
 
+/* ------------------------------------------------------------------ volumes */
+
+int slb_dataset_is_volume(const sl_bench_preset *p, int d)
+{
+    const sl_train_config *c = &p->datasets[d].config;
+    return c->patch_depth > 0 || c->data_opts.volumes || !strcmp(c->data, "phantom3d") || !strcmp(c->data, "colin3d");
+}
+
+int slb_preset_has_volumes(const sl_bench_preset *p)
+{
+    for (int d = 0; d < p->ndatasets; d++)
+        if (slb_dataset_is_volume(p, d)) return 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ JSON */
 
 static int add_num(cJSON *o, const char *key, double v)
@@ -158,11 +173,20 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
              cJSON_AddNumberToObject(root, "version", 1) && cJSON_AddStringToObject(root, "segloss_version", sl_version()) &&
              cJSON_AddItemToObject(root, "preset", preset);
     if (!ok) cJSON_Delete(preset);
-    ok = ok && cJSON_AddStringToObject(root, "conventions",
-                                       "per test case (2-D slice), per foreground class; hd95 = max of the directed 95th "
-                                       "percentiles on border pixels, one side empty = the slice diagonal (pixels); nsd at "
-                                       "evaluation.nsd_tolerance pixels; lesion_f1 on 8-connected components, detected at >= 1 "
-                                       "pixel of overlap; both empty: dice = nsd = recall = precision = lesion_f1 = 1, hd95 = 0; "
+    /* the sample words: slices only (as always), or with volumes in mm */
+    const char *head = slb_preset_has_volumes(p)
+                           ? "per test case (a 2-D slice, or a 3-D volume scored whole), per foreground class; hd95 = max "
+                             "of the directed 95th percentiles on border pixels (voxels), in pixels for slices and in mm "
+                             "for volumes (their voxel spacing), one side empty = the slice or volume diagonal (same "
+                             "unit); nsd at evaluation.nsd_tolerance (pixels; mm for volumes); lesion_f1 on fully "
+                             "connected components (8 in 2-D, 26 in 3-D), detected at >= 1 pixel (voxel) of overlap; "
+                           : "per test case (2-D slice), per foreground class; hd95 = max of the directed 95th "
+                             "percentiles on border pixels, one side empty = the slice diagonal (pixels); nsd at "
+                             "evaluation.nsd_tolerance pixels; lesion_f1 on 8-connected components, detected at >= 1 "
+                             "pixel of overlap; ";
+    char conv[2048];
+    snprintf(conv, sizeof conv, "%s%s", head,
+                                       "both empty: dice = nsd = recall = precision = lesion_f1 = 1, hd95 = 0; "
                                        "class \"mean\" = mean over the foreground classes of each case; statistics over cases "
                                        "of the values averaged over seeds; seed_std = std (n-1) of the per-seed means; CIs = "
                                        "percentile bootstrap; p = two-sided Wilcoxon signed-rank (scipy defaults); p_holm = p "
@@ -170,6 +194,7 @@ sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen)
                                        "same data set, class and metric; friedman: ranks of the ranking score per data set "
                                        "(ties averaged, failed runs tied last), Friedman chi-square (scipy's tie correction), "
                                        "Iman-Davenport F, Nemenyi critical difference (Demsar 2006) at alpha 0.05");
+    ok = ok && cJSON_AddStringToObject(root, "conventions", conv);
     ok = ok && (a = cJSON_AddArrayToObject(root, "datasets"));
     for (int d = 0; ok && d < p->ndatasets; d++) {
         char **names = slb_report_classes(r, d);
@@ -664,10 +689,17 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
                    en->postprocess ? ", labels post-processed by the rule chosen on the validation split" : "",
                    en->ensemble ? ", the ensemble (mean softmax) of its trainings over seeds and folds" : "");
     }
-    slb_puts(&s, "\n## Conventions\n\nPer test case (a 2-D slice) and foreground class: Dice; HD95 = max of the two directed "
-                 "95th percentiles of border-pixel distances, in pixels (one side empty: the slice diagonal); NSD at the "
-                 "preset's tolerance; recall; precision; lesion F1 over 8-connected components (a lesion is found when a "
-                 "predicted component overlaps it). Both empty: 1 (HD95 0). Statistics over the test cases of the values "
+    slb_puts(&s, slb_preset_has_volumes(p)
+                     ? "\n## Conventions\n\nPer test case (a 2-D slice, or a 3-D volume scored whole) and foreground "
+                       "class: Dice; HD95 = max of the two directed 95th percentiles of border-pixel (voxel) distances, in "
+                       "pixels for slices and in mm for volumes (one side empty: the slice or volume diagonal); NSD at the "
+                       "preset's tolerance; recall; precision; lesion F1 over fully connected components (8 in 2-D, 26 in "
+                       "3-D; a lesion is found when a predicted component overlaps it). "
+                     : "\n## Conventions\n\nPer test case (a 2-D slice) and foreground class: Dice; HD95 = max of the two directed "
+                       "95th percentiles of border-pixel distances, in pixels (one side empty: the slice diagonal); NSD at the "
+                       "preset's tolerance; recall; precision; lesion F1 over 8-connected components (a lesion is found when a "
+                       "predicted component overlaps it). ");
+    slb_puts(&s, "Both empty: 1 (HD95 0). Statistics over the test cases of the values "
                  "averaged over seeds; ± = standard deviation of the per-seed means; CIs: percentile bootstrap; p: two-sided "
                  "Wilcoxon signed-rank test; p (Holm): Holm's step-down correction over the entries compared on the data "
                  "set, controlling the family-wise error rate; across data sets: Friedman test and Nemenyi critical "

@@ -217,6 +217,8 @@ static sl_status open_dataset(ctx *c, int d, int threads, char *msg, size_t msgl
     ds_cache *dc = &c->dsc[d];
     sl_data_opts o = bd->config.data_opts;
     o.threads = threads;
+    /* as sl_train_run: a D,H,W patch on nifti:DIR takes the whole volumes */
+    if (bd->config.patch_depth && strncmp(bd->config.data, "nifti:", 6) == 0) o.volumes = 1;
     char sub[MSG];
     sl_status st = sl_dataset_open(&dc->ds, bd->config.data, &o, sub, sizeof sub);
     if (st != SL_OK) return sl_errf(msg, msglen, st, "bench: data set %s: %s", bd->name, sub);
@@ -410,12 +412,13 @@ static sl_status score(ctx *c, int d, int e, slb_run *r, const int32_t *pred, ch
     const int C = dc->info.num_classes;
     const int64_t vox = dc->vox;
     sl_status st = SL_OK;
-    sl_grid g = SL_GRID_DEFAULT; /* 1 mm pixels and voxels (phantom, phantom3d, colin) */
+    sl_grid g = SL_GRID_DEFAULT; /* pixels for slices; volumes in mm (their spacing; 1 for phantom3d, colin3d) */
     g.ndim = dc->nd;
     if (dc->nd == 3) {
         g.shape[0] = dc->D;
         g.shape[1] = dc->H;
         g.shape[2] = dc->W;
+        for (int a = 0; a < 3; a++) g.spacing[a] = dc->info.spacing[a];
     } else {
         g.shape[0] = dc->H;
         g.shape[1] = dc->W;
@@ -424,7 +427,12 @@ static sl_status score(ctx *c, int d, int e, slb_run *r, const int32_t *pred, ch
     mo.metrics = SL_MET_OVERLAP | SL_MET_DISTANCE | SL_MET_NSD | SL_MET_LESION;
     mo.nsd_tolerance = p->nsd_tolerance;
     mo.threads = 1;
-    const double diag = sqrt((double)(dc->H * dc->H + dc->W * dc->W + (dc->nd == 3) * dc->D * dc->D));
+    /* one side empty: the sample's diagonal (pixels; volumes: mm) */
+    double diag = sqrt((double)(dc->H * dc->H + dc->W * dc->W));
+    if (dc->nd == 3) {
+        const double ext[3] = {(double)dc->D * g.spacing[0], (double)dc->H * g.spacing[1], (double)dc->W * g.spacing[2]};
+        diag = sqrt(ext[0] * ext[0] + ext[1] * ext[1] + ext[2] * ext[2]);
+    }
     int64_t labels[SL_DATA_MAX_CLASSES];
     sl_metric_result *res = calloc((size_t)C, sizeof *res);
     if (!res) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");

@@ -40,6 +40,7 @@ struct sl_dataset {
     int64_t H, W;               /* sample size */
     int ndim;                   /* 2, or 3 for volume sources (phantom3d) */
     int64_t D;                  /* volume depth (1 for 2-D): samples are (D, H, W) */
+    double spacing[3];          /* voxel size (mm) of the sample axes, size order; 1 by default */
     int small_class;
     int64_t *counts[SL_NUM_SPLITS]; /* [n * num_classes] at the sample size */
     /* stored slices (not phantom) */

@@ -121,6 +121,7 @@ static const opt_field fields[] = {
     F(num_classes, OT_INT, 0, SL_DATA_MAX_CLASSES),
     F(slices, OT_SLICES, 0, 0),
     F(depth, OT_I64, 0, 1 << 20),
+    F(volumes, OT_INT, 0, 1),
 };
 #undef F
 #define NFIELDS (sizeof fields / sizeof fields[0])
@@ -264,6 +265,7 @@ sl_dataset *sld_alloc(sld_kind kind, const sl_data_opts *opts)
     ds->small_class = -1;
     ds->ndim = 2;
     ds->D = 1;
+    for (int a = 0; a < 3; a++) ds->spacing[a] = 1.0;
     return ds;
 }
 
@@ -492,6 +494,7 @@ sl_status sl_dataset_get_info(const sl_dataset *ds, sl_dataset_info *info)
     info->in_channels = 1;
     info->num_classes = ds->num_classes;
     info->small_class = ds->small_class;
+    for (int a = 0; a < SL_MAX_SPATIAL; a++) info->spacing[a] = a < ds->ndim ? ds->spacing[a] : 0.0;
     return SL_OK;
 }
 

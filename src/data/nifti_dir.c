@@ -17,6 +17,14 @@
  * validation, the rest training. Within a split, samples are ordered by
  * case name, then slice index.
  *
+ * Volumes (option volumes=1): each case is one 3-D sample (D, H, W), the
+ * whole normalised volume, for 3-D training. The voxel spacing (NIfTI
+ * pixdim) becomes the dataset's: every case must have the same spacing
+ * (within 1e-3 relative) and the same grid size, or the open is refused
+ * naming the two files; nothing is resampled (nnU-Net would resample to a
+ * target spacing; here the user does that beforehand). height, width,
+ * resize and the slice filter concern slices and are refused with volumes.
+ *
  * Class names come from DIR/dataset.json when it exists (nnU-Net v2
  * "labels": {"name": value} or v1 "labels": {"value": "name"}).
  */
@@ -300,6 +308,7 @@ typedef struct nd_kept {
     float *img;
     int32_t *lab;
     int64_t h, w;
+    int64_t d; /* volumes: the depth (slices: 1) */
 } nd_kept;
 
 /* Everything sld_open_nifti gathers on the way, released by nd_release. */
@@ -317,6 +326,7 @@ typedef struct nd_build {
     int64_t nkept, capkept;
     int maxlab;
     double mb;
+    double spacing[3];   /* volumes: case 0's spacing (D, H, W order) */
 } nd_build;
 
 static sl_status nd_nomem(char *msg, size_t msglen)
@@ -403,7 +413,7 @@ static sl_status nd_pair(nd_build *b, char *msg, size_t msglen)
 /* Phase 2: reads one case's image and label, checks that their grids
  * agree, converts them to float32 / int32 and checks every value. */
 static sl_status nd_read_case(nd_build *b, const char *ip, const char *lp, sl_array *fimg, sl_array *ilab,
-                              char *msg, size_t msglen)
+                              double sp3[3], char *msg, size_t msglen)
 {
     const sl_data_opts *o = b->o;
     sl_array img = SL_ARRAY_EMPTY, lab = SL_ARRAY_EMPTY;
@@ -434,6 +444,9 @@ static sl_status nd_read_case(nd_build *b, const char *ip, const char *lp, sl_ar
             goto done;
         }
     }
+    /* (D, H, W) order, a missing leading axis 1 mm */
+    for (int a = 0; a < 3; a++) sp3[a] = 1.0;
+    for (int a = 0; a < img.ndim; a++) sp3[3 - img.ndim + a] = ii.spacing[a];
     if ((st = sl_array_to_f32(&img, fimg)) != SL_OK) {
         st = sl_errf(msg, msglen, st, "nifti: %s: out of memory", ip);
         goto done;
@@ -520,6 +533,7 @@ static sl_status nd_slice_case(nd_build *b, int64_t c, sl_array *fimg, const sl_
         k->slice = s;
         k->h = sh_h;
         k->w = sh_w;
+        k->d = 1;
         for (int64_t u = 0; u < sh_h; u++)
             for (int64_t v = 0; v < sh_w; v++) {
                 int64_t i;
@@ -532,6 +546,74 @@ static sl_status nd_slice_case(nd_build *b, int64_t c, sl_array *fimg, const sl_
     }
     free(keep);
     return st;
+}
+
+/* Phase 3, volumes: normalises case c's image and keeps the whole volume;
+ * its spacing and grid size must be case 0's (named on a mismatch). */
+static sl_status nd_volume_case(nd_build *b, int64_t c, sl_array *fimg, const sl_array *ilab, const double sp[3],
+                                char *msg, size_t msglen)
+{
+    const sl_data_opts *o = b->o;
+    int64_t sh[3] = {1, 1, 1};
+    for (int a = 0; a < fimg->ndim; a++) sh[3 - fimg->ndim + a] = fimg->shape[a];
+    const int64_t N = sh[0] * sh[1] * sh[2];
+    if (c == 0) {
+        memcpy(b->spacing, sp, sizeof b->spacing);
+    } else {
+        const nd_kept *k0 = &b->kept[0];
+        for (int a = 0; a < 3; a++)
+            if (fabs(sp[a] - b->spacing[a]) > 1e-3 * fmax(sp[a], b->spacing[a]))
+                return sl_errf(msg, msglen, SL_ESHAPE,
+                               "nifti: mixed voxel spacings: %s/%s has %gx%gx%g mm, %s/%s has %gx%gx%g mm (volumes are "
+                               "not resampled: give every case one spacing)",
+                               b->idir, b->cases[0].image, b->spacing[0], b->spacing[1], b->spacing[2], b->idir,
+                               b->cases[c].image, sp[0], sp[1], sp[2]);
+        if (sh[0] != k0->d || sh[1] != k0->h || sh[2] != k0->w)
+            return sl_errf(msg, msglen, SL_ESHAPE,
+                           "nifti: volumes differ in size: %s/%s is %lldx%lldx%lld, %s/%s is %lldx%lldx%lld (volumes "
+                           "are used at their own size: crop or pad the cases to one grid)",
+                           b->idir, b->cases[0].image, (long long)k0->d, (long long)k0->h, (long long)k0->w, b->idir,
+                           b->cases[c].image, (long long)sh[0], (long long)sh[1], (long long)sh[2]);
+    }
+    b->mb += sld_mb(N);
+    if (b->mb > o->max_memory_mb)
+        return sl_errf(msg, msglen, SL_ENOMEM, "nifti: the volumes need more than max_memory_mb = %g MB", o->max_memory_mb);
+    if (normalise(fimg->data, N, o) != SL_OK) return nd_nomem(msg, msglen);
+    if (b->nkept == b->capkept) {
+        int64_t cap = b->capkept ? 2 * b->capkept : 64;
+        nd_kept *nk = realloc(b->kept, (size_t)cap * sizeof *nk);
+        if (!nk) return nd_nomem(msg, msglen);
+        b->kept = nk;
+        b->capkept = cap;
+    }
+    nd_kept *k = &b->kept[b->nkept];
+    k->img = sl_malloc(N, sizeof *k->img);
+    k->lab = sl_malloc(N, sizeof *k->lab);
+    if (!k->img || !k->lab) {
+        free(k->img);
+        free(k->lab);
+        return nd_nomem(msg, msglen);
+    }
+    memcpy(k->img, fimg->data, (size_t)N * sizeof *k->img);
+    memcpy(k->lab, ilab->data, (size_t)N * sizeof *k->lab);
+    k->case_index = c;
+    k->slice = -1;
+    k->d = sh[0];
+    k->h = sh[1];
+    k->w = sh[2];
+    b->nkept++;
+    return SL_OK;
+}
+
+/* Sample (split, index) of a volumes dataset: a copy of the stored volume
+ * (every case has the dataset's size). */
+static sl_status nd_volume_generate(const sl_dataset *ds, int split, int64_t index, float *img, int32_t *lab)
+{
+    const sld_slice *v = &ds->slices[split][index];
+    const size_t n = (size_t)(ds->D * ds->H * ds->W);
+    if (img) memcpy(img, v->img, n * sizeof *img);
+    if (lab) memcpy(lab, v->lab, n * sizeof *lab);
+    return SL_OK;
 }
 
 /* Phase 4: the split of every case (seeded shuffle of the cases, then
@@ -591,7 +673,9 @@ static sl_status nd_assemble(nd_build *b, const int *case_split, sl_dataset *ds,
         kept[k].lab = NULL;
         if (sld_own(ds, pi) != SL_OK || sld_own(ds, pl) != SL_OK) return nd_nomem(msg, msglen);
     }
-    if (ds->n[0] == 0) return sl_errf(msg, msglen, SL_EEMPTY, "nifti: the training split of %s has no slice", b->dir);
+    if (ds->n[0] == 0)
+        return sl_errf(msg, msglen, SL_EEMPTY, "nifti: the training split of %s has no %s", b->dir,
+                       o->volumes ? "case" : "slice");
     if (o->height == 0 && odd >= 0)
         return sl_errf(msg, msglen, SL_ESHAPE,
                        "nifti: slices differ in size (%lldx%lld in %s, %lldx%lld in %s): set height and width",
@@ -599,6 +683,12 @@ static sl_status nd_assemble(nd_build *b, const int *case_split, sl_dataset *ds,
                        (long long)kept[odd].w, b->cases[kept[odd].case_index].image);
     ds->H = o->height ? o->height : h0;
     ds->W = o->width ? o->width : w0;
+    if (o->volumes) { /* every case has case 0's size and spacing (nd_volume_case) */
+        ds->ndim = 3;
+        ds->D = kept[0].d;
+        ds->generate = nd_volume_generate;
+        memcpy(ds->spacing, b->spacing, sizeof ds->spacing);
+    }
     int C = o->num_classes > 0 ? o->num_classes : b->maxlab + 1;
     if (o->num_classes == 0 && b->json_max + 1 > C) C = b->json_max + 1;
     if (C < 2) C = 2;
@@ -624,7 +714,12 @@ sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *
     snprintf(b.ldir, sizeof b.ldir, "%s/labels", dir);
     sl_dataset *ds = NULL;
     int *case_split = NULL;
-    sl_status st = list_dir(b.idir, &b.inames, &b.ni, msg, msglen);
+    sl_status st = SL_OK;
+    if (o->volumes && (o->height || o->width || o->resize != SL_RESIZE_CROP_PAD || o->slices != SL_SLICES_ALL))
+        st = sl_errf(msg, msglen, SL_EINVAL,
+                     "nifti: height, width, resize and slices are options of slices; volumes=1 takes the cases at "
+                     "their own size");
+    if (st == SL_OK) st = list_dir(b.idir, &b.inames, &b.ni, msg, msglen);
     if (st == SL_OK) st = list_dir(b.ldir, &b.lnames, &b.nl, msg, msglen);
     if (st == SL_OK && b.ni == 0) st = sl_errf(msg, msglen, SL_EEMPTY, "nifti: %s has no .nii or .nii.gz file", b.idir);
     if (st == SL_OK) st = read_dataset_json(dir, b.jnames, &b.json_max, msg, msglen);
@@ -635,8 +730,11 @@ sl_status sld_open_nifti(sl_dataset **out, const char *dir, const sl_data_opts *
         snprintf(ip, sizeof ip, "%s/%s", b.idir, b.cases[c].image);
         snprintf(lp, sizeof lp, "%s/%s", b.ldir, b.cases[c].label);
         sl_array fimg = SL_ARRAY_EMPTY, ilab = SL_ARRAY_EMPTY;
-        st = nd_read_case(&b, ip, lp, &fimg, &ilab, msg, msglen);
-        if (st == SL_OK) st = nd_slice_case(&b, c, &fimg, &ilab, msg, msglen);
+        double sp[3];
+        st = nd_read_case(&b, ip, lp, &fimg, &ilab, sp, msg, msglen);
+        if (st == SL_OK)
+            st = o->volumes ? nd_volume_case(&b, c, &fimg, &ilab, sp, msg, msglen)
+                            : nd_slice_case(&b, c, &fimg, &ilab, msg, msglen);
         sl_array_free(&fimg);
         sl_array_free(&ilab);
     }

@@ -26,6 +26,7 @@ typedef struct {
     double *base; /* the spec's term weights */
     int has_ramp;
     sl_ramp ramp; /* resolved: no NaN left */
+    double lr;    /* '@lr=' of the stage; NaN = not given */
 } stage;
 
 struct sl_schedule {
@@ -166,6 +167,40 @@ static sl_status parse_ramp(const char *p, const char *end, sl_ramp *r, const ch
     return SL_OK;
 }
 
+/* "@lr=NUMBER" in [p, end) (p at the '@'): the stage's learning rate,
+ * finite and > 0. */
+static sl_status parse_stage_lr(const char *p, const char *end, double *lr, const char *where, char *msg,
+                                size_t msglen)
+{
+    p++;
+    while (p < end && isspace((unsigned char)*p)) p++;
+    while (end > p && isspace((unsigned char)end[-1])) end--;
+    if (end - p < 3 || strncmp(p, "lr", 2) != 0)
+        return sl_errf(msg, msglen, SL_EFORMAT, "%safter '@' expected 'lr=NUMBER', found '%.*s'", where,
+                       (int)(end - p < 24 ? end - p : 24), p);
+    p += 2;
+    while (p < end && isspace((unsigned char)*p)) p++;
+    if (p == end || *p != '=') return sl_errf(msg, msglen, SL_EFORMAT, "%s@lr: expected '=' after 'lr'", where);
+    p++;
+    while (p < end && isspace((unsigned char)*p)) p++;
+    char num[64];
+    size_t n = (size_t)(end - p);
+    double v = NAN;
+    if (n > 0 && n < sizeof num) {
+        memcpy(num, p, n);
+        num[n] = 0;
+        char *stop = NULL;
+        errno = 0;
+        v = strtod(num, &stop);
+        if (*stop || errno == ERANGE || strchr(num, 'x') || strchr(num, 'X')) v = NAN;
+    }
+    if (!(isfinite(v) && v > 0))
+        return sl_errf(msg, msglen, SL_EINVAL, "%s@lr needs a finite number > 0, got '%.*s'", where,
+                       (int)(n < 24 ? n : 24), p);
+    *lr = v;
+    return SL_OK;
+}
+
 /* ---- construction ------------------------------------------------------------ */
 
 static sl_status stage_init(stage *t, int64_t start, const char *spec, size_t speclen, const sl_ramp *ramp,
@@ -173,6 +208,7 @@ static sl_status stage_init(stage *t, int64_t start, const char *spec, size_t sp
 {
     memset(t, 0, sizeof *t);
     t->start = start;
+    t->lr = NAN;
     t->spec = malloc(speclen + 1);
     if (!t->spec) return sl_errf(msg, msglen, SL_ENOMEM, "out of memory");
     memcpy(t->spec, spec, speclen);
@@ -291,8 +327,17 @@ sl_status sl_schedule_create(const char *text, sl_schedule **out, char *msg, siz
                          where, i, (long long)s->st[i - 1].start);
             break;
         }
+        /* ['@lr=' number] at the end */
+        double stage_lr = NAN;
+        const char *at = memchr(a, '@', (size_t)(b - a));
+        if (at) {
+            st = parse_stage_lr(at, b, &stage_lr, where, msg, msglen);
+            if (st != SL_OK) break;
+            b = at;
+            while (b > a && isspace((unsigned char)b[-1])) b--;
+        }
         /* spec ['|' ramp] */
-        const char *bar = memchr(a, '|', (size_t)(b - a));
+        const char *bar = b > a ? memchr(a, '|', (size_t)(b - a)) : NULL;
         const char *se = bar ? bar : b;
         while (se > a && isspace((unsigned char)se[-1])) se--;
         if (se == a) {
@@ -311,6 +356,7 @@ sl_status sl_schedule_create(const char *text, sl_schedule **out, char *msg, siz
         }
         s->nstages = i + 1;
         st = stage_init(&s->st[i], start, a, (size_t)(se - a), rp, where, msg, msglen);
+        s->st[i].lr = stage_lr;
         p = *end ? end + 1 : end;
     }
     if (st != SL_OK) {
@@ -324,6 +370,11 @@ sl_status sl_schedule_create(const char *text, sl_schedule **out, char *msg, siz
 /* ---- queries -------------------------------------------------------------------- */
 
 int sl_schedule_num_stages(const sl_schedule *s) { return s ? s->nstages : 0; }
+
+double sl_schedule_stage_lr(const sl_schedule *s, int i)
+{
+    return s && i >= 0 && i < s->nstages ? s->st[i].lr : NAN;
+}
 
 int64_t sl_schedule_stage_start(const sl_schedule *s, int i)
 {

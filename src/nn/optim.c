@@ -237,6 +237,13 @@ sl_status sl_optim_set_threads(sl_optim *opt, int threads)
     return SL_OK;
 }
 
+sl_status sl_optim_set_lr(sl_optim *opt, double lr)
+{
+    if (!opt || !(isfinite(lr) && lr > 0)) return SL_EINVAL;
+    opt->cfg.lr = lr;
+    return SL_OK;
+}
+
 int64_t sl_optim_num_steps(const sl_optim *opt) { return opt ? opt->step : -1; }
 
 sl_status sl_optim_get_config(const sl_optim *opt, sl_optim_config *cfg)

@@ -65,6 +65,7 @@ void slt_optim_config(const sl_train_config *c, sl_optim_config *oc)
     oc->clip_norm = c->clip_norm;
     oc->schedule.kind = c->lr_schedule;
     oc->schedule.total_steps = c->epochs * c->steps_per_epoch;
+    if (c->pct_start > 0) oc->schedule.pct_start = c->pct_start;
     /* OneCycle rises over pct_start * total - 1 steps; with 3 steps or
      * fewer at the default 0.3 that phase is empty and the schedule is not
      * defined (PyTorch divides by its length). A run that short is a smoke
@@ -108,6 +109,11 @@ sl_status sl_train_config_check(const sl_train_config *c, char *msg, size_t msgl
         return sl_errf(msg, msglen, SL_EINVAL, "train: momentum %g is outside [0, 1)", c->momentum);
     if (!(c->clip_norm >= 0) || !isfinite(c->clip_norm))
         return sl_errf(msg, msglen, SL_EINVAL, "train: clip_norm %g must be >= 0", c->clip_norm);
+    if (c->pct_start != 0 && !(c->pct_start > 0 && c->pct_start < 1))
+        return sl_errf(msg, msglen, SL_EINVAL, "train: pct_start %g must lie strictly between 0 and 1 (0 = the default 0.3)",
+                       c->pct_start);
+    if (c->anisotropic != 0 && c->anisotropic != 1)
+        return sl_errf(msg, msglen, SL_EINVAL, "train: anisotropic must be 0 or 1");
     if (c->epochs < 1 || c->epochs > 1000000) return sl_errf(msg, msglen, SL_EINVAL, "train: epochs %lld is outside [1, 1e6]", (long long)c->epochs);
     if (c->steps_per_epoch < 1 || c->steps_per_epoch > 100000000)
         return sl_errf(msg, msglen, SL_EINVAL, "train: steps_per_epoch %lld is outside [1, 1e8]", (long long)c->steps_per_epoch);
@@ -184,6 +190,7 @@ static const dfield dfields[] = {
     F(min_brain_fraction, DT_DBL), F(block, DT_INT), F(gap, DT_INT), F(axis, DT_AXIS),
     F(norm, DT_NORM), F(norm_nonzero, DT_INT), F(clip_lo, DT_DBL), F(clip_hi, DT_DBL),
     F(num_classes, DT_INT), F(slices, DT_SLICES), F(depth, DT_I64),
+    F(volumes, DT_INT),
 };
 #undef F
 #define NDFIELDS (sizeof dfields / sizeof *dfields)
@@ -217,6 +224,7 @@ static cJSON *data_opts_json(const sl_data_opts *d)
         /* depth (3-D sources only) is written when set, so 2-D runs keep
          * the identity they had before it existed */
         if (strcmp(f->name, "depth") == 0 && *(const int64_t *)p == 0) continue;
+        if (strcmp(f->name, "volumes") == 0 && *(const int *)p == 0) continue; /* likewise */
         char s[2] = {0, 0};
         switch (f->type) {
         case DT_U64: it = add_u64(o, f->name, *(const uint64_t *)p); break;
@@ -277,12 +285,15 @@ cJSON *slt_config_json(const sl_train_config *c)
          cJSON_AddStringToObject(o, "norm", sl_train_norm_name(c->norm) ? sl_train_norm_name(c->norm) : "?") &&
          cJSON_AddStringToObject(o, "down", sl_train_down_name(c->down) ? sl_train_down_name(c->down) : "?") &&
          cJSON_AddBoolToObject(o, "deep_supervision", c->deep_supervision != 0);
+    /* written only when off, so runs before the field keep their identity */
+    if (ok && !c->anisotropic) ok = cJSON_AddBoolToObject(o, "anisotropic", 0) != NULL;
     ok = ok && cJSON_AddStringToObject(root, "loss", c->loss);
     ok = ok && (o = cJSON_AddObjectToObject(root, "optimizer")) &&
          cJSON_AddStringToObject(o, "kind", sl_train_optim_name(c->optimizer) ? sl_train_optim_name(c->optimizer) : "?") &&
          cJSON_AddNumberToObject(o, "lr", c->lr) && cJSON_AddNumberToObject(o, "weight_decay", c->weight_decay) &&
          cJSON_AddNumberToObject(o, "momentum", c->momentum) && cJSON_AddNumberToObject(o, "clip_norm", c->clip_norm) &&
          cJSON_AddStringToObject(o, "lr_schedule", sl_train_sched_name(c->lr_schedule) ? sl_train_sched_name(c->lr_schedule) : "?");
+    if (ok && c->pct_start > 0) ok = cJSON_AddNumberToObject(o, "pct_start", c->pct_start) != NULL; /* only when set */
     cJSON *patch = NULL;
     ok = ok && (o = cJSON_AddObjectToObject(root, "training")) && cJSON_AddNumberToObject(o, "epochs", (double)c->epochs) &&
          cJSON_AddNumberToObject(o, "steps_per_epoch", (double)c->steps_per_epoch) &&
@@ -380,8 +391,10 @@ sl_status slt_config_apply(sl_train_config *c, const cJSON *root, char *msg, siz
 {
     static const char *const top[] = {"format", "version", "segloss_version", "data", "data_opts", "network",
                                       "loss", "optimizer", "training", "dataset", "predict", "run"};
-    static const char *const netk[] = {"depth", "base_width", "max_width", "norm", "down", "deep_supervision"};
-    static const char *const optk[] = {"kind", "lr", "weight_decay", "momentum", "clip_norm", "lr_schedule"};
+    static const char *const netk[] = {"depth", "base_width", "max_width", "norm", "down", "deep_supervision",
+                                       "anisotropic"};
+    static const char *const optk[] = {"kind", "lr", "weight_decay", "momentum", "clip_norm", "lr_schedule",
+                                       "pct_start"};
     static const char *const trk[] = {"epochs", "steps_per_epoch", "batch_size", "patch", "fg_fraction", "augment", "seed"};
     sl_status st;
     double v = 0.0;
@@ -411,7 +424,7 @@ sl_status slt_config_apply(sl_train_config *c, const cJSON *root, char *msg, siz
         }
     }
     if ((o = member(root, "network"))) {
-        if ((st = only_keys(o, "network", netk, 6, msg, msglen)) != SL_OK) return st;
+        if ((st = only_keys(o, "network", netk, 7, msg, msglen)) != SL_OK) return st;
         if ((it = member(o, "depth"))) {
             if ((st = want_number(it, "network.depth", 1, 8, 1, &v, msg, msglen)) != SL_OK) return st;
             c->depth = (int)v;
@@ -432,9 +445,13 @@ sl_status slt_config_apply(sl_train_config *c, const cJSON *root, char *msg, siz
             if (!cJSON_IsBool(it)) return sl_errf(msg, msglen, SL_EFORMAT, "config: network.deep_supervision must be true or false");
             c->deep_supervision = cJSON_IsTrue(it) ? 1 : 0;
         }
+        if ((it = member(o, "anisotropic"))) {
+            if (!cJSON_IsBool(it)) return sl_errf(msg, msglen, SL_EFORMAT, "config: network.anisotropic must be true or false");
+            c->anisotropic = cJSON_IsTrue(it) ? 1 : 0;
+        }
     }
     if ((o = member(root, "optimizer"))) {
-        if ((st = only_keys(o, "optimizer", optk, 6, msg, msglen)) != SL_OK) return st;
+        if ((st = only_keys(o, "optimizer", optk, 7, msg, msglen)) != SL_OK) return st;
         if ((it = member(o, "kind")) && (!cJSON_IsString(it) || sl_train_optim_parse(it->valuestring, &c->optimizer)))
             return sl_errf(msg, msglen, SL_EFORMAT, "config: optimizer.kind must be adam, adamw or sgd");
         if ((it = member(o, "lr_schedule")) && (!cJSON_IsString(it) || sl_train_sched_parse(it->valuestring, &c->lr_schedule)))
@@ -448,6 +465,12 @@ sl_status slt_config_apply(sl_train_config *c, const cJSON *root, char *msg, siz
         if ((it = member(o, "clip_norm")) &&
             (st = want_number(it, "optimizer.clip_norm", 0, 1e30, 0, &c->clip_norm, msg, msglen)) != SL_OK)
             return st;
+        if ((it = member(o, "pct_start"))) {
+            if ((st = want_number(it, "optimizer.pct_start", 0, 1, 0, &c->pct_start, msg, msglen)) != SL_OK) return st;
+            if (!(c->pct_start > 0 && c->pct_start < 1))
+                return sl_errf(msg, msglen, SL_ERANGE, "config: optimizer.pct_start %g must lie strictly between 0 and 1",
+                               c->pct_start);
+        }
     }
     if ((o = member(root, "training"))) {
         if ((st = only_keys(o, "training", trk, 7, msg, msglen)) != SL_OK) return st;

@@ -66,6 +66,11 @@ typedef struct run {
     int64_t D, H, W;       /* sample size (D = 1 in 2-D) */
     int64_t pd, ph, pw;    /* patch (pd = 1 in 2-D) */
     int64_t svox, pvox;    /* voxels of a sample, of a patch */
+    double spacing[3];     /* voxel size (mm) per spatial axis, dims order: the data's for
+                              volumes; 1 for slices (2-D distances stay in pixels) */
+    char units[128];       /* metrics.json's units text */
+    int stage_lrs;         /* 1: a stage of the loss schedule sets its own lr ('@lr=') */
+    int planned;           /* 1: the net's pooling/kernels come from sl_unet_plan_anisotropic */
     int lf[MAX_LEVELS][3]; /* down-sampling factors of each output level (dims order) */
     sl_sampler *sp;
     split_cache val, test;
@@ -283,6 +288,35 @@ static sl_status write_json(const char *path, cJSON *root, char *msg, size_t msg
     return st;
 }
 
+/* Volumes: dataset.spacing (mm, D, H, W) and dataset.plan, the network's
+ * pooling and kernels per stage ("anisotropic" when sl_unet_plan_anisotropic
+ * chose them, "isotropic" otherwise; model.bin holds the same numbers). */
+static int add_plan_json(const run *R, cJSON *o)
+{
+    cJSON *a = cJSON_AddArrayToObject(o, "spacing"), *p = NULL, *pool = NULL, *ker = NULL;
+    int ok = a != NULL;
+    for (int k = 0; ok && k < 3; k++) ok = cJSON_AddItemToArray(a, cJSON_CreateNumber(R->spacing[k]));
+    ok = ok && (p = cJSON_AddObjectToObject(o, "plan")) &&
+         cJSON_AddStringToObject(p, "kind", R->planned ? "anisotropic" : "isotropic") &&
+         (pool = cJSON_AddArrayToObject(p, "pool")) && (ker = cJSON_AddArrayToObject(p, "kernel"));
+    sl_unet_config uc = SL_UNET_CONFIG_DEFAULT;
+    if (ok) sl_unet_get_config(R->net, &uc);
+    for (int s = 0; ok && s < uc.depth; s++) {
+        cJSON *ps = cJSON_CreateArray(), *ks = cJSON_CreateArray();
+        ok = ps && ks && cJSON_AddItemToArray(pool, ps) && cJSON_AddItemToArray(ker, ks);
+        if (!ok) {
+            cJSON_Delete(ps);
+            cJSON_Delete(ks);
+        }
+        /* 0 in the config means the default: 2 (pool, none into stage 0), 3 (kernel) */
+        for (int k = 0; ok && k < 3; k++) {
+            const int pv = s == 0 ? 1 : (uc.pool[s][k] ? uc.pool[s][k] : 2), kv = uc.kernel[s][k] ? uc.kernel[s][k] : 3;
+            ok = cJSON_AddItemToArray(ps, cJSON_CreateNumber(pv)) && cJSON_AddItemToArray(ks, cJSON_CreateNumber(kv));
+        }
+    }
+    return ok;
+}
+
 static sl_status write_config_json(run *R, char *msg, size_t msglen)
 {
     const sl_train_config *c = R->cfg;
@@ -311,6 +345,7 @@ static sl_status write_config_json(run *R, char *msg, size_t msglen)
          cJSON_AddNumberToObject(o, "n_val", (double)R->info.n[1]) &&
          cJSON_AddNumberToObject(o, "n_test", (double)R->info.n[2]) &&
          cJSON_AddNumberToObject(o, "small_class", R->info.small_class);
+    if (ok && R->nd == 3) ok = add_plan_json(R, o);
     sl_preproc pp;
     sl_status st = sl_preproc_from_config(&pp, c, R->H, R->W, msg, msglen);
     if (st != SL_OK) {
@@ -582,6 +617,15 @@ static sl_status validate(run *R, double *dice, char *msg, size_t msglen)
     return SL_OK;
 }
 
+/* HD95's substitute when one side is empty: the sample's diagonal, in
+ * pixels for slices and in mm (extent times spacing) for volumes. */
+static double empty_distance(const run *R)
+{
+    if (R->nd != 3) return sqrt((double)(R->H * R->H + R->W * R->W));
+    const double d = (double)R->D * R->spacing[0], h = (double)R->H * R->spacing[1], w = (double)R->W * R->spacing[2];
+    return sqrt(d * d + h * h + w * w);
+}
+
 static sl_status test_metrics(run *R, sl_train_class_metrics *m, char *msg, size_t msglen)
 {
     const int C = R->C;
@@ -593,13 +637,14 @@ static sl_status test_metrics(run *R, sl_train_class_metrics *m, char *msg, size
     sl_status st = predict_split(R, &R->test, msg, msglen);
     if (st != SL_OK) return st;
     const int64_t hw = R->svox;
-    const double diag = sqrt((double)(R->D * R->D * (R->nd == 3) + R->H * R->H + R->W * R->W));
+    const double diag = empty_distance(R);
     sl_grid g = SL_GRID_DEFAULT;
     g.ndim = R->nd;
     if (R->nd == 3) {
         g.shape[0] = R->D;
         g.shape[1] = R->H;
         g.shape[2] = R->W;
+        for (int a = 0; a < 3; a++) g.spacing[a] = R->spacing[a];
     } else {
         g.shape[0] = R->H;
         g.shape[1] = R->W;
@@ -662,6 +707,17 @@ done:
     return st;
 }
 
+/* metrics.json's "units": slices in pixels; volumes in mm with the
+ * spacing used (phantom3d's sentence is the one it always had). */
+static const char *metric_units(run *R)
+{
+    if (R->nd != 3) return "pixels (1 mm for phantom and colin)";
+    if (strncmp(R->cfg->data, "nifti:", 6) != 0) return "mm (1 mm isotropic voxels for phantom3d)";
+    snprintf(R->units, sizeof R->units, "mm (the volumes' voxel spacing %gx%gx%g mm, D x H x W)", R->spacing[0],
+             R->spacing[1], R->spacing[2]);
+    return R->units;
+}
+
 static sl_status write_metrics_json(run *R, const sl_train_class_metrics *m, double seconds, char *msg, size_t msglen)
 {
     cJSON *root = cJSON_CreateObject(), *arr = NULL, *o = NULL;
@@ -687,10 +743,8 @@ static sl_status write_metrics_json(run *R, const sl_train_class_metrics *m, dou
          cJSON_AddStringToObject(o, "empty",
                                  "both empty: dice, nsd, recall, precision 1 and hd95 0; one empty: those 0 and hd95 = "
                                  "empty_distance (counted in n_empty_pred / n_empty_gt)") &&
-         cJSON_AddNumberToObject(o, "empty_distance",
-                                 sqrt((double)(R->D * R->D * (R->nd == 3) + R->H * R->H + R->W * R->W))) &&
-         cJSON_AddStringToObject(o, "units", R->nd == 3 ? "mm (1 mm isotropic voxels for phantom3d)"
-                                                         : "pixels (1 mm for phantom and colin)") &&
+         cJSON_AddNumberToObject(o, "empty_distance", empty_distance(R)) &&
+         cJSON_AddStringToObject(o, "units", metric_units(R)) &&
          cJSON_AddStringToObject(o, "metric_opts", conv) &&
          cJSON_AddStringToObject(o, "dice_global", "2 sum TP / (2 sum TP + sum FP + sum FN) over the test split");
     ok = ok && cJSON_AddNumberToObject(root, "epochs", (double)R->cfg->epochs) &&
@@ -851,6 +905,8 @@ static sl_status setup_data(run *R, char *msg, size_t msglen)
     } else {
         sl_data_opts dopt = cfg->data_opts;
         dopt.threads = cfg->threads;
+        /* a D,H,W patch on nifti:DIR trains on the whole volumes */
+        if (cfg->patch_depth && strncmp(cfg->data, "nifti:", 6) == 0) dopt.volumes = 1;
         if ((st = sl_dataset_open(&R->ds_owned, cfg->data, &dopt, msg, msglen)) != SL_OK) return st;
         R->ds = R->ds_owned;
     }
@@ -861,6 +917,7 @@ static sl_status setup_data(run *R, char *msg, size_t msglen)
     R->H = R->info.size[R->nd - 2];
     R->W = R->info.size[R->nd - 1];
     R->svox = R->D * R->H * R->W;
+    for (int a = 0; a < 3; a++) R->spacing[a] = R->nd == 3 ? R->info.spacing[a] : 1.0;
     if (cfg->patch_depth && R->nd != 3)
         return sl_errf(msg, msglen, SL_EINVAL,
                        "train: a 3-D patch (D,H,W) needs a volume source such as phantom3d; '%s' gives 2-D slices (give H,W)",
@@ -922,6 +979,24 @@ static sl_status setup_data(run *R, char *msg, size_t msglen)
     return sl_sampler_create(&R->sp, R->ds, SL_SPLIT_TRAIN, &so, msg, msglen);
 }
 
+/* nnU-Net's rule for anisotropic volumes: when the voxel spacing differs
+ * between axes (and cfg->anisotropic), sl_unet_plan_anisotropic sets the
+ * pooling and kernels from the spacing and the patch. Isotropic data keep
+ * the default net (so phantom3d and colin3d runs are as before). */
+static sl_status plan_network(run *R, sl_unet_config *uc, char *msg, size_t msglen)
+{
+    R->planned = 0;
+    if (R->nd != 3 || !R->cfg->anisotropic) return SL_OK;
+    if (R->spacing[0] == R->spacing[1] && R->spacing[1] == R->spacing[2]) return SL_OK;
+    const int64_t patch[3] = {R->pd, R->ph, R->pw};
+    sl_status st = sl_unet_plan_anisotropic(uc, R->spacing, patch, R->msg2, sizeof R->msg2);
+    if (st != SL_OK)
+        return sl_errf(msg, msglen, st, "train: spacing %gx%gx%g mm: %s (or --anisotropic off)", R->spacing[0],
+                       R->spacing[1], R->spacing[2], R->msg2);
+    R->planned = 1;
+    return SL_OK;
+}
+
 /* The loss schedule, the network and its optimiser (restored from the
  * checkpoint when resuming); *start_epoch is the first epoch to run. */
 static sl_status setup_model(run *R, int64_t *start_epoch, char *msg, size_t msglen)
@@ -931,6 +1006,7 @@ static sl_status setup_model(run *R, int64_t *start_epoch, char *msg, size_t msg
     *start_epoch = 0;
     if ((st = sl_schedule_create(cfg->loss, &R->sched, msg, msglen)) != SL_OK) return st;
     if ((st = build_columns(R, msg, msglen)) != SL_OK) return st;
+    for (int i = 0; i < sl_schedule_num_stages(R->sched); i++) R->stage_lrs |= !isnan(sl_schedule_stage_lr(R->sched, i));
     sl_unet_config uc = SL_UNET_CONFIG_DEFAULT;
     uc.spatial_ndim = R->nd;
     uc.in_channels = R->info.in_channels;
@@ -942,6 +1018,7 @@ static sl_status setup_model(run *R, int64_t *start_epoch, char *msg, size_t msg
     uc.down = cfg->down;
     uc.deep_supervision = cfg->deep_supervision;
     uc.seed = cfg->seed;
+    if ((st = plan_network(R, &uc, msg, msglen)) != SL_OK) return st;
     if ((st = sl_unet_create(&R->net, &uc, msg, msglen)) != SL_OK) return st;
     sl_optim_config oc;
     slt_optim_config(cfg, &oc);
@@ -1008,8 +1085,10 @@ static sl_status train_step(run *R, epoch_state *es, int64_t e, int64_t t, doubl
 {
     const int64_t g = e * R->cfg->steps_per_epoch + t, B = R->cfg->batch_size;
     const int threads = R->cfg->threads;
-    const sl_forward_opts fo0 = {{1.0, 1.0, 1.0}, NULL, threads, 1};
-    const sl_forward_opts fo1 = {{1.0, 1.0, 1.0}, NULL, threads, 0};
+    /* distances in mm for volumes: the data's spacing, times the level's
+     * down-sampling factors for the deep-supervision outputs; slices: 1 */
+    const sl_forward_opts fo0 = {{R->spacing[0], R->spacing[1], R->spacing[2]}, NULL, threads, 1};
+    sl_forward_opts fo1 = {{1.0, 1.0, 1.0}, NULL, threads, 0};
     sl_status st;
     if ((st = sl_sampler_batch(R->sp, g, R->x, R->y, NULL, msg, msglen)) != SL_OK) return st;
     sl_dims d = patch_dims(R, B, 1);
@@ -1033,6 +1112,10 @@ static sl_status train_step(run *R, epoch_state *es, int64_t e, int64_t t, doubl
                 SL_OK)
                 return st;
             sl_target tl = {SL_TARGET_LABELS, R->ylev[l], NULL};
+            /* volumes: mm on the level's coarser grid; slices keep the level's
+             * own pixels (as 2-D runs always did) */
+            if (R->nd == 3)
+                for (int a = 0; a < 3; a++) fo1.spacing[a] = R->spacing[a] * R->lf[l][a];
             if ((st = sl_loss_forward(es->loss, lg, &od, &tl, &fo1, &v, R->grad[l], R->msg2, sizeof R->msg2)) != SL_OK)
                 return sl_errf(msg, msglen, st, "train: epoch %lld step %lld, output level %d: %s", (long long)e,
                                (long long)t, l, R->msg2);
@@ -1155,6 +1238,10 @@ static sl_status run_epochs(run *R, int64_t start_epoch, int *stopped, char *msg
         sl_status st = sl_schedule_loss_for_epoch(R->sched, e, &es.loss, msg, msglen);
         if (st != SL_OK) return st;
         es.stage = sl_schedule_stage_of(R->sched, e);
+        if (R->stage_lrs) { /* '@lr=': the stage's base lr (the lr schedule runs on over the global step) */
+            const double slr = sl_schedule_stage_lr(R->sched, es.stage);
+            sl_optim_set_lr(R->opt, isnan(slr) ? R->cfg->lr : slr);
+        }
         es.nt = sl_loss_num_terms(es.loss);
         for (int i = 0; i < es.nt && i < 64; i++) es.term_names[i] = sl_loss_term_name(es.loss, i);
         for (int i = 0; i <= R->ncols; i++) R->tsum[i] = 0.0;

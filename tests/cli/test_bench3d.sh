@@ -5,7 +5,8 @@
 # with values in range (HD95 at most the volume's diagonal in mm); the
 # per-case evaluation of the entries without TTA agrees with the trainer's
 # own test metrics (metrics.json, whole volumes by sliding windows) to
-# 1e-12; the overlays draw one slice per case; an INT8 entry on a volume
+# 1e-12; the reports' conventions speak of volumes and mm (not the 2-D
+# wording); the overlays draw one slice per case; an INT8 entry on a volume
 # data set is refused with one line and no result written; presets/3d.json
 # parses into its 45 tasks.
 set -u
@@ -78,6 +79,10 @@ for loss in ("ce", "dice+ce"):
             worst = max(worst, abs(mine - t[metric]) / max(1, abs(mine)))
 print("bench vs trainer test metrics (3-D): max relative difference %.3g (tolerance 1e-12)" % worst)
 assert worst <= 1e-12
+# the reports' conventions speak of volumes and mm, not of slices and pixels
+conv = json.load(open(d + "/results.json"))["conventions"]
+assert "3-D volume" in conv and "volume diagonal" in conv and "slice diagonal (pixels)" not in conv, conv
+assert "in mm for volumes" in open(d + "/report.md").read() and "HD95 (mm)" in open(d + "/report.html").read()
 PYEOF
 
 # ---- an INT8 entry on volumes: one line, no folder left behind
