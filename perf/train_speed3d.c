@@ -19,6 +19,9 @@
  * at the same thread count, and the peak resident memory (VmHWM of
  * /proc/self/status: ru_maxrss would carry over the parent's peak across
  * fork and exec when a Python script starts this program).
+ * The JSON also names the kernel set OpenBLAS picked for this CPU
+ * (openblas_get_corename): every convolution and the sgemm peak depend on
+ * it, and the OPENBLAS_CORETYPE environment variable overrides it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
@@ -244,10 +247,10 @@ int main(int argc, char **argv)
     printf("{\"threads\": %d, \"batch\": %lld, \"size\": [%lld, %lld, %lld], \"steps\": %d, \"params\": %lld, "
            "\"s_per_step\": %.5f, \"best_s_per_step\": %.5f, \"cpu_s_per_step\": %.5f, \"s_forward\": %.5f, \"s_loss\": %.5f, "
            "\"s_backward\": %.5f, \"s_optim\": %.5f, \"gflop_per_step\": %.3f, \"gflops\": %.2f, "
-           "\"sgemm_peak_gflops\": %.2f, \"maxrss_mib\": %.1f, \"final_loss\": %.5f}\n",
+           "\"sgemm_peak_gflops\": %.2f, \"maxrss_mib\": %.1f, \"final_loss\": %.5f, \"openblas_core\": \"%s\"}\n",
            threads, (long long)B, (long long)e[0], (long long)e[1], (long long)e[2], steps,
            (long long)sl_unet_num_params(net), per_step, best, cpu / steps, t_fwd / steps, t_loss / steps, t_bwd / steps,
-           t_opt / steps, flops / 1e9, flops / best / 1e9, pk, rss, loss);
+           t_opt / steps, flops / 1e9, flops / best / 1e9, pk, rss, loss, openblas_get_corename());
     free(img);
     free(logits);
     free(dl);

@@ -20,7 +20,11 @@ sgemm peak is OpenBLAS on 2048^3 at the same thread count, measured by the
 C program in the same run. Peak memory: ru_maxrss of the segloss program,
 and of this Python process (torch and its libraries included) with its
 value before the first PyTorch step. CPU time per step (all threads) is
-printed too: on a shared machine it is the steadier measure.
+printed too: on a shared machine it is the steadier measure. The kernel set
+OpenBLAS picked (its core name) is printed: OpenBLAS 0.3.21 gives CPUs it does
+not know its AVX2 Haswell kernels even where AVX-512 is there, and
+OPENBLAS_CORETYPE=SKYLAKEX (set before starting this script; the C program
+inherits it) selects the AVX-512 ones.
 """
 import argparse
 import json
@@ -138,14 +142,18 @@ def main():
     print("sgemm peak (OpenBLAS, %d threads, 2048^3): %.1f GFLOP/s; segloss reaches %.0f %% of it, PyTorch %.0f %%; "
           "%.1f GFLOP per step" % (a.threads, pk, 100 * gflop / s_best / pk if pk else 0,
                                    100 * gflop / t_best / pk if pk else 0, gflop))
+    print("OpenBLAS kernels: %s%s (PyTorch's conv3d is oneDNN's and does not use them)"
+          % (res.get("openblas_core", "?"), "; OPENBLAS_CORETYPE=%s" % os.environ["OPENBLAS_CORETYPE"]
+             if "OPENBLAS_CORETYPE" in os.environ else ""))
     print("peak memory: segloss %.0f MiB (whole program); PyTorch process %.0f MiB (%.0f MiB before its first step)"
           % (res["maxrss_mib"], rss1, rss0))
     print("load average %.1f at the start, %.1f at the end (on %d cores%s)"
           % (load0, load1, os.cpu_count(), "; the machine was busy, figures are noisy" if load0 > 1.5 else ""))
     ratio = t_best / s_best
     print("RATIO unet3d_step: %.2fx (segloss %.3f s, PyTorch eager %.3f s, threads %d; segloss %.1f GFLOP/s, "
-          "sgemm peak %.1f GFLOP/s; peak RSS segloss %.0f MiB, PyTorch process %.0f MiB)"
-          % (ratio, s_best, t_best, a.threads, gflop / s_best, pk, res["maxrss_mib"], rss1))
+          "sgemm peak %.1f GFLOP/s, OpenBLAS %s; peak RSS segloss %.0f MiB, PyTorch process %.0f MiB)"
+          % (ratio, s_best, t_best, a.threads, gflop / s_best, pk, res.get("openblas_core", "?"), res["maxrss_mib"],
+             rss1))
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(threads=a.threads, batch=a.batch, size=size, torch_best_s=t_best, segloss_best_s=s_best,
@@ -153,7 +161,8 @@ def main():
                            ratio_best=ratio, gflop_per_step=gflop, segloss_gflops=gflop / s_best,
                            torch_gflops=gflop / t_best, torch_cpu_s=statistics.median(tc),
                            segloss_cpu_s=statistics.median(sc), sgemm_peak_gflops=pk, segloss_maxrss_mib=res["maxrss_mib"],
-                           torch_process_maxrss_mib=rss1, load=[load0, load1]), f, indent=1)
+                           torch_process_maxrss_mib=rss1, load=[load0, load1],
+                           openblas_core=res.get("openblas_core")), f, indent=1)
 
 
 if __name__ == "__main__":

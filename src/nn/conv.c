@@ -249,6 +249,69 @@ static inline int64_t in_row(const sl_conv_shape *s, int64_t Ho, int64_t r, int 
     return id * s->in[1] + ih;
 }
 
+/* Whether a convolution keeps the H and W extents (stride 1, kernel
+ * 2 pad + 1 along both), so that consecutive output rows of one depth
+ * slice read consecutive input rows: im2col_tile_hw applies. */
+static int keeps_hw(const sl_conv_shape *s)
+{
+    return s->stride[1] == 1 && s->stride[2] == 1 && s->k[1] == 2 * s->pad[1] + 1 &&
+           s->k[2] == 2 * s->pad[2] + 1;
+}
+
+/*
+ * im2col_tile for a convolution that keeps H and W (keeps_hw): the same
+ * column matrix, written with a few long copies instead of one short copy
+ * per output row. For tap (kz, ky, kx) the rows of a tile that share a depth
+ * slice are, laid end to end, the input rows ih = oh + ky - pad_h laid end
+ * to end and shifted by kx - pad_w; so one copy moves the whole run, and the
+ * columns it filled from the neighbouring row (the padding) are zeroed after
+ * it. The copy reads only inside the run's input rows. Profile of a 3-D
+ * step: the per-row version spent 20 % of the step in im2col and memcpy
+ * calls on rows of 32 floats.
+ */
+static void im2col_tile_hw(float *col, const float *in1, const float *in2, const sl_conv_shape *s,
+                           int64_t r0, int64_t r1)
+{
+    const int64_t D = s->in[0], H = s->in[1], W = s->in[2], n = D * H * W, Cin = s->C1 + s->C2;
+    const int Kd = s->k[0], Kh = s->k[1], Kw = s->k[2];
+    const int64_t nt = (r1 - r0) * W;
+    for (int64_t ci = 0; ci < Cin; ci++) {
+        const float *src = chan_in(in1, in2, s->C1, ci, n);
+        for (int kz = 0; kz < Kd; kz++)
+            for (int ky = 0; ky < Kh; ky++)
+                for (int kx = 0; kx < Kw; kx++) {
+                    float *row = col + (((ci * Kd + kz) * Kh + ky) * Kw + kx) * nt;
+                    const int64_t dy = ky - s->pad[1], sh = kx - s->pad[2];
+                    /* output columns [lo, hi) read inside the input row */
+                    const int64_t lo = sh < 0 ? -sh : 0, hi = sh > 0 ? W - sh : W;
+                    for (int64_t r = r0; r < r1;) {
+                        const int64_t od = r / H, oh = r % H;
+                        const int64_t re = (od + 1) * H < r1 ? (od + 1) * H : r1, nr = re - r;
+                        const int64_t id = od * s->stride[0] - s->pad[0] + kz;
+                        float *dst = row + (r - r0) * W;
+                        /* output rows [va, vb) of this slice read inside the input */
+                        int64_t va = oh > -dy ? oh : -dy, vb = oh + nr < H - dy ? oh + nr : H - dy;
+                        if (id < 0 || id >= D || hi <= lo || vb <= va) va = vb = oh;
+                        /* most runs have no padding rows: skip the empty calls */
+                        if (va > oh) memset(dst, 0, (size_t)((va - oh) * W) * sizeof(float));
+                        if (oh + nr > vb)
+                            memset(dst + (vb - oh) * W, 0, (size_t)((oh + nr - vb) * W) * sizeof(float));
+                        if (vb > va) {
+                            float *d = dst + (va - oh) * W;
+                            const float *sp = src + (id * H + va + dy) * W + sh;
+                            const int64_t m = (vb - va) * W;
+                            memcpy(d + lo, sp + lo, (size_t)(m - lo - (W - hi)) * sizeof(float));
+                            for (int64_t q = 0; q < m; q += W) {
+                                for (int64_t x = 0; x < lo; x++) d[q + x] = 0.0f;
+                                for (int64_t x = hi; x < W; x++) d[q + x] = 0.0f;
+                            }
+                        }
+                        r = re;
+                    }
+                }
+    }
+}
+
 /*
  * col is (C1+C2) * Kd * Kh * Kw rows by (r1 - r0) * Wo columns: row
  * (ci, kz, ky, kx), column (r - r0, ox) for output row r = (od, oh) holds
@@ -258,6 +321,10 @@ static inline int64_t in_row(const sl_conv_shape *s, int64_t Ho, int64_t r, int 
 static void im2col_tile(float *col, const float *in1, const float *in2, const sl_conv_shape *s,
                         int64_t Ho, int64_t Wo, int64_t r0, int64_t r1)
 {
+    if (keeps_hw(s)) {
+        im2col_tile_hw(col, in1, in2, s, r0, r1);
+        return;
+    }
     const int64_t W = s->in[2], n = s->in[0] * s->in[1] * W, Cin = s->C1 + s->C2;
     const int Kd = s->k[0], Kh = s->k[1], Kw = s->k[2], st = s->stride[2], pad = s->pad[2];
     const int64_t nt = (r1 - r0) * Wo;

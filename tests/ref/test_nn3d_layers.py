@@ -163,6 +163,10 @@ conv_case(2, 3, 0, 4, (3, 8, 8), (1, 3, 3), (1, 2, 2), (0, 1, 1), False)
 conv_case(2, 3, 0, 4, (4, 8, 8), (3, 3, 3), (1, 2, 2), (1, 1, 1), True)
 conv_case(2, 4, 0, 3, (4, 5, 6), (1, 1, 1), (1, 1, 1), (0, 0, 0), True)
 conv_case(1, 16, 0, 8, (8, 16, 16), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)  # several tiles
+# tiles that start and end inside a depth slice (21 rows of 12 per tile, 13 rows a slice)
+conv_case(1, 16, 0, 3, (4, 13, 12), (3, 3, 3), (1, 1, 1), (1, 1, 1), True)
+# kernel wider than the input (taps that read only padding), a depth stride
+conv_case(2, 2, 0, 3, (5, 3, 2), (3, 5, 5), (2, 1, 1), (1, 2, 2), False)
 
 
 # ---------------------------------------------------- transposed convolution
