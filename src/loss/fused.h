@@ -24,6 +24,21 @@ int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *t
  * is not NULL, the whole gradient. */
 sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen);
 
+/* fused_hard.c: 1 when the spec is a single topk or ohem term under softmax
+ * with a label map and no mask (ignore_index allowed). */
+int sl_fused_hard_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act);
+
+/* Evaluates that term from the scores: per-voxel CE, selection without a
+ * sort, the gradient of the selected voxels (0 elsewhere, every element
+ * written). Sets its last_value and *value = weight·value. */
+sl_status sl_fused_hard(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen);
+
+/* fused_focal_sig.c: 1 for a single focal term under sigmoid (labels or
+ * soft targets, not smp's normalized/reduced forms, no mask); then
+ * sl_fused_focal_sig evaluates it in one pass as sl_fused_focal does. */
+int sl_fused_focal_sig_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act);
+sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen);
+
 /* focal.c: α per class (softmax: a scalar a means [1 − a, a, ..., a]). */
 sl_status sl_focal_alpha(const sl_params *pr, int64_t C, int softmax, double *a, int *has, char *msg, size_t msglen);
 

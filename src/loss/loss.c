@@ -420,6 +420,16 @@ static sl_status forward_hooked(sl_loss *L, const float *x, const sl_dims *dims,
                          .threads = threads, .scale = 1.0};
             return sl_fused_focal(&L->terms[0], &cx, value, grad, msg, msglen);
         }
+        if (!L->red.fn && sl_fused_focal_sig_eligible(L->terms, L->nterms, tg, act)) {
+            sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = act, .x = x, .target = tg, .opts = opts,
+                         .threads = threads, .scale = 1.0};
+            return sl_fused_focal_sig(&L->terms[0], &cx, value, grad, msg, msglen);
+        }
+        if (!L->red.fn && sl_fused_hard_eligible(L->terms, L->nterms, tg, act)) { /* topk, ohem */
+            sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = act, .x = x, .target = tg, .opts = opts,
+                         .threads = threads, .scale = 1.0};
+            return sl_fused_hard(&L->terms[0], &cx, value, grad, msg, msglen);
+        }
         if (sl_fused_eligible(L->terms, L->nterms, C, act)) {
             sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = act, .x = x, .target = tg, .opts = opts,
                          .threads = threads, .scale = 1.0, .red = L->red.fn ? &L->red : NULL};

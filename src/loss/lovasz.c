@@ -126,8 +126,9 @@ static inline uint32_t asc_key32(float v) /* order-preserving float → uint32 *
 }
 
 /* Stable LSD radix sort of idx[0..n) by key (ascending); kb, ib scratch.
- * Returns the buffer holding the sorted indices. */
-static int32_t *radix_sort32(uint32_t *key, int32_t *idx, uint32_t *kb, int32_t *ib, int64_t n)
+ * Returns the buffer holding the sorted indices; *kout (when given) the one
+ * holding the sorted keys. */
+static int32_t *radix_sort32(uint32_t *key, int32_t *idx, uint32_t *kb, int32_t *ib, int64_t n, uint32_t **kout)
 {
     int64_t cnt[4][256];
     memset(cnt, 0, sizeof cnt);
@@ -155,6 +156,7 @@ static int32_t *radix_sort32(uint32_t *key, int32_t *idx, uint32_t *kb, int32_t 
         idx = ib;
         ib = ti;
     }
+    if (kout) *kout = key;
     return idx;
 }
 
@@ -190,8 +192,8 @@ static void sort_desc_hard(const double *e, const double *g, const float *v, int
         if (g[i] != 0) ka[f] = k, ia[f++] = (int32_t)i;
         else ka[b] = ~k, ia[b++] = (int32_t)i;
     }
-    int32_t *fo = radix_sort32(ka, ia, kx, ix, nf);
-    int32_t *bo = radix_sort32(ka + nf, ia + nf, kx + nf, ix + nf, n - nf);
+    int32_t *fo = radix_sort32(ka, ia, kx, ix, nf, NULL);
+    int32_t *bo = radix_sort32(ka + nf, ia + nf, kx + nf, ix + nf, n - nf, NULL);
     /* the errors' keys in sorted order (one gather), over the key buffers no longer needed */
     uint64_t *ef = key, *eb = key + nf;
     for (int64_t q = 0; q < nf; q++) ef[q] = desc_key(e[fo[q]]);
@@ -315,8 +317,171 @@ static sl_status lv_run(const sl_ctx *cx, const sl_params *pr, int hinge, lv_job
     return st;
 }
 
+/*
+ * Label maps without a voxel mask (the usual case) need neither the errors
+ * nor the weights per voxel: within the foreground of a class e = 1 − v and
+ * within its background e = v (hinge: 1 + v), v the probability (hinge: the
+ * logit), and every weight is 1. So each set is sorted once on 32-bit keys
+ * of v carrying 32-bit voxel ids (16 bytes a voxel of scratch, not 92), the
+ * errors are decoded from the sorted keys, the two lists are merged in error
+ * order (ties by id, as the stable sort of lv_run) and the cumulative pass
+ * writes weight·δ straight into the gradient at each voxel: no per-element
+ * records, no double gradient buffer. The mean's weights are known first
+ * from the label counts. Same permutation and arithmetic as lv_run: the
+ * same bits.
+ */
+typedef struct {
+    uint32_t *ka, *kx;
+    int32_t *ia, *ix;
+} lv_hscratch;
+
+static inline float key_to_float(uint32_t k) /* inverse of asc_key32 */
+{
+    uint32_t u = (k >> 31) ? (k & 0x7fffffffu) : ~k;
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+/* The error of a sorted key: foreground 1 − v; background (key ~asc_key32(v)) v, hinge 1 + v. */
+static inline double lv_err(uint32_t k, int bg, int hinge)
+{
+    if (!bg) return 1.0 - (double)key_to_float(k);
+    const double v = key_to_float(~k);
+    return hinge ? 1.0 + v : v;
+}
+
+/* Runs of equal error whose ids are not ascending (distinct v, equal rounded e) put in id order. */
+static void fix_runs_hard(const uint32_t *key, int32_t *o, int64_t n, int bg, int hinge)
+{
+    for (int64_t a = 0; a < n;) {
+        const double ea = lv_err(key[a], bg, hinge);
+        int64_t b = a + 1;
+        int sorted = 1;
+        for (; b < n && lv_err(key[b], bg, hinge) == ea; b++) sorted &= o[b - 1] < o[b];
+        if (!sorted) qsort(o + a, (size_t)(b - a), sizeof *o, cmp_i32);
+        a = b;
+    }
+}
+
+/* One (group, class) with nf foreground voxels of P valid ones; adds k·∂/∂input to out (may be NULL). */
+static void lv_hard_run(const sl_ctx *cx, int32_t ig, int hinge, lv_job *jb, int64_t nf, int64_t P, double k,
+                        float *out, const lv_hscratch *z)
+{
+    const int64_t C = cx->C, S = cx->S, c = jb->c, n0 = jb->n0;
+    const int32_t want = C == 1 ? 1 : (int32_t)c;
+    const float *src = hinge ? cx->x : cx->p;
+    jb->value = 0;
+    if (!jb->counted || P == 0) return;
+    int64_t f = 0, b = nf;
+    for (int64_t n = n0; n < jb->n1; n++) {
+        const int32_t *lab = cx->target->labels + n * S;
+        const float *v = src + (n * C + c) * S;
+        const int32_t base = (int32_t)((n - n0) * S);
+        for (int64_t s = 0; s < S; s++) {
+            if (lab[s] == ig) continue;
+            const uint32_t kk = asc_key32(v[s]);
+            if (lab[s] == want) z->ka[f] = kk, z->ia[f++] = base + (int32_t)s;
+            else z->ka[b] = ~kk, z->ia[b++] = base + (int32_t)s;
+        }
+    }
+    uint32_t *fk, *bk;
+    int32_t *fo = radix_sort32(z->ka, z->ia, z->kx, z->ix, nf, &fk);
+    int32_t *bo = radix_sort32(z->ka + nf, z->ia + nf, z->kx + nf, z->ix + nf, P - nf, &bk);
+    fix_runs_hard(fk, fo, nf, 0, hinge);
+    fix_runs_hard(bk, bo, P - nf, 1, hinge);
+    const int64_t nb = P - nf;
+    const double gs = (double)nf, invS = 1.0 / (double)S;
+    double cum_g = 0, cum_ng = 0, Jprev = 0, val = 0;
+    for (int64_t i = 0, j = 0; i < nf || j < nb;) {
+        const double ef = i < nf ? lv_err(fk[i], 0, hinge) : 0, eb = j < nb ? lv_err(bk[j], 1, hinge) : 0;
+        const int fg = i < nf && (j >= nb || ef > eb || (ef == eb && fo[i] < bo[j]));
+        const double e = fg ? ef : eb;
+        const int32_t id = fg ? fo[i++] : bo[j++];
+        cum_g += fg, cum_ng += !fg;
+        const double U = gs + cum_ng, J = 1 - (gs - cum_g) / U, d = J - Jprev;
+        Jprev = J;
+        val += (e > 0 ? e : 0) * d; /* softmax: e >= 0 */
+        if (out && e > 0) { /* ∂e/∂input: −1 on the foreground, +1 on the background, 0 at e = 0 */
+            int64_t q = (int64_t)((double)id * invS); /* the sample within the group, without a division */
+            if (q * S > id) q--;
+            else if ((q + 1) * S <= id) q++;
+            out[((n0 + q) * C + c) * S + (id - q * S)] += (float)(k * (fg ? -d : d));
+        }
+    }
+    jb->value = val;
+}
+
+static sl_status eval_lovasz_hard(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
+{
+    const sl_params *pr = &t->prm;
+    const int64_t N = cx->N, C = cx->C, S = cx->S;
+    const int hinge = cx->act == SL_ACT_SIGMOID;
+    const int64_t ngroups = pr->per_image ? N : 1, njobs = ngroups * C, gs = pr->per_image ? 1 : N;
+    const int32_t ig = isnan(pr->ignore_index) ? INT32_MIN : (int32_t)pr->ignore_index;
+    float *out = hinge ? cx->dx : cx->dp;
+    lv_job *jobs = sl_calloc(njobs, sizeof(lv_job));
+    int64_t *cnt = sl_calloc(ngroups * (C + 1), sizeof(int64_t)); /* per group: foreground per class, valid */
+    double *kg = sl_calloc(ngroups, sizeof(double));
+    if (!jobs || !cnt || !kg) {
+        free(jobs), free(cnt), free(kg);
+        return sl_errf(msg, msglen, SL_ENOMEM, "lovasz: out of memory");
+    }
+#pragma omp parallel for num_threads(cx->threads) schedule(static)
+    for (int64_t grp = 0; grp < ngroups; grp++) {
+        int64_t *h = cnt + grp * (C + 1);
+        for (int64_t n = grp * gs; n < (grp + 1) * gs; n++) {
+            const int32_t *lab = cx->target->labels + n * S;
+            for (int64_t s = 0; s < S; s++) {
+                if (lab[s] == ig) continue;
+                h[C]++;
+                if (C == 1) h[0] += lab[s] == 1;
+                else if (lab[s] >= 0 && lab[s] < C) h[lab[s]]++;
+            }
+        }
+    }
+    for (int64_t grp = 0; grp < ngroups; grp++) {
+        int64_t m = 0;
+        for (int64_t c = 0; c < C; c++) {
+            lv_job *jb = &jobs[grp * C + c];
+            jb->c = c, jb->n0 = grp * gs, jb->n1 = (grp + 1) * gs;
+            jb->counted = hinge || pr->mode == LV_ALL || cnt[grp * (C + 1) + c] > 0;
+            m += jb->counted;
+        }
+        kg[grp] = m ? cx->scale / (double)m / (double)ngroups : 0;
+    }
+    int failed = 0;
+#pragma omp parallel num_threads(cx->threads) reduction(| : failed)
+    {
+        lv_hscratch z = {sl_malloc(gs * S, 4), sl_malloc(gs * S, 4), sl_malloc(gs * S, 4), sl_malloc(gs * S, 4)};
+        const int ok = z.ka && z.kx && z.ia && z.ix;
+        failed |= !ok;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t j = 0; j < njobs; j++) {
+            const int64_t grp = j / C, *h = cnt + grp * (C + 1);
+            if (ok) lv_hard_run(cx, ig, hinge, &jobs[j], h[j % C], h[C], kg[grp], out, &z);
+        }
+        free(z.ka), free(z.kx), free(z.ia), free(z.ix);
+    }
+    double total = 0;
+    for (int64_t grp = 0; grp < ngroups && !failed; grp++) {
+        int64_t m = 0;
+        double sum = 0;
+        for (int64_t c = 0; c < C; c++)
+            if (jobs[grp * C + c].counted) m++, sum += jobs[grp * C + c].value;
+        if (m) total += sum / (double)m / (double)ngroups;
+    }
+    free(jobs), free(cnt), free(kg);
+    if (failed) return sl_errf(msg, msglen, SL_ENOMEM, "lovasz: out of memory");
+    *value = total;
+    return SL_OK;
+}
+
 static sl_status eval_lovasz(sl_term *t, const sl_ctx *cx, double *value, char *msg, size_t msglen)
 {
+    if (cx->target->kind == SL_TARGET_LABELS && !cx->target->mask &&
+        (t->prm.per_image ? 1 : cx->N) * cx->S < INT32_MAX)
+        return eval_lovasz_hard(t, cx, value, msg, msglen);
     const sl_params *pr = &t->prm;
     const int64_t N = cx->N, C = cx->C, S = cx->S;
     const int hinge = cx->act == SL_ACT_SIGMOID;

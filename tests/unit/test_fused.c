@@ -44,6 +44,96 @@ static void compare(const char *spec, const sl_dims *d, const float *x, const sl
     free(g2);
 }
 
+/*
+ * topk and ohem (fused_hard.c) against the plain path, on 1 and 2 threads
+ * (same bits), against the masked plain path with a mask of ones, and
+ * under reduction=none. Same tolerances as compare().
+ */
+static double max_hard_diff;
+
+static void compare_hard(const char *spec, const sl_dims *d, const float *x, const sl_target *t)
+{
+    int64_t S = 1;
+    for (int i = 0; i < d->spatial_ndim; i++) S *= d->spatial[i];
+    const int64_t total = d->n * d->c * S;
+    float *g1 = malloc(sizeof(float) * total), *g2 = malloc(sizeof(float) * total);
+    float *g3 = malloc(sizeof(float) * total), *ones = malloc(sizeof(float) * d->n * S);
+    for (int64_t i = 0; i < d->n * S; i++) ones[i] = 1.0f;
+    sl_target tm = *t;
+    tm.mask = ones;
+    sl_loss *L;
+    char msg[256];
+    CHECK(sl_loss_create(spec, &L, msg, sizeof msg) == SL_OK, "%s: %s", spec, msg);
+    sl_forward_opts o1 = SL_FORWARD_OPTS_DEFAULT, o2 = SL_FORWARD_OPTS_DEFAULT;
+    o1.threads = 1, o2.threads = 2;
+    double v1 = 0, v2 = 0, v3 = 0, vm = 0;
+    CHECK(sl_loss_forward(L, x, d, t, &o2, &v1, g1, msg, sizeof msg) == SL_OK, "%s fused: %s", spec, msg);
+    CHECK(sl_loss_forward(L, x, d, t, &o1, &v3, g3, msg, sizeof msg) == SL_OK, "%s fused 1 thread: %s", spec, msg);
+    CHECK(v3 == v1 && memcmp(g1, g3, sizeof(float) * total) == 0, "%s: 1 and 2 threads differ", spec);
+    CHECK(sl_loss_forward(L, x, d, t, &o2, &v3, NULL, msg, sizeof msg) == SL_OK && v3 == v1, "%s: value alone", spec);
+    /* reduction=none, fused: per-sample values */
+    double *pv1 = malloc(sizeof(double) * d->n), *pv2 = malloc(sizeof(double) * d->n);
+    CHECK(sl_loss_forward_none(L, x, d, t, &o2, pv1, NULL, g3, msg, sizeof msg) == SL_OK, "%s none: %s", spec, msg);
+    CHECK(sl_loss_forward(L, x, d, &tm, &o2, &vm, g2, msg, sizeof msg) == SL_OK, "%s mask: %s", spec, msg);
+    double dm = 0, gmax = 0;
+    for (int64_t i = 0; i < total; i++) dm = fmax(dm, fabs((double)g1[i] - g2[i])), gmax = fmax(gmax, fabs(g2[i]));
+    CHECK(fabs(v1 - vm) <= 1e-6 * fabs(vm) + 1e-9 && dm <= 1e-5 * gmax + 1e-12,
+          "%s: fused %.10g vs mask of ones %.10g, gradient by %.3g", spec, v1, vm, dm);
+    sl_loss_set_fused(L, 0);
+    CHECK(sl_loss_forward(L, x, d, t, &o2, &v2, g2, msg, sizeof msg) == SL_OK, "%s plain: %s", spec, msg);
+    CHECK(fabs(v1 - v2) <= 1e-6 * fabs(v2) + 1e-9, "%s: value fused %.10g plain %.10g", spec, v1, v2);
+    double dmax = 0;
+    gmax = 0;
+    for (int64_t i = 0; i < total; i++) dmax = fmax(dmax, fabs((double)g1[i] - g2[i])), gmax = fmax(gmax, fabs(g2[i]));
+    CHECK(gmax > 0 || v2 == 0, "%s: zero gradient", spec);
+    CHECK(dmax <= 1e-5 * gmax + 1e-12, "%s: gradient differs by %.3g (max |g| %.3g)", spec, dmax, gmax);
+    if (gmax > 0) max_hard_diff = fmax(max_hard_diff, dmax / gmax);
+    CHECK(sl_loss_forward_none(L, x, d, t, &o2, pv2, NULL, g2, msg, sizeof msg) == SL_OK, "%s none plain", spec);
+    dmax = gmax = 0;
+    for (int64_t i = 0; i < total; i++) dmax = fmax(dmax, fabs((double)g3[i] - g2[i])), gmax = fmax(gmax, fabs(g2[i]));
+    for (int64_t n = 0; n < d->n; n++)
+        CHECK(fabs(pv1[n] - pv2[n]) <= 1e-6 * fabs(pv2[n]) + 1e-9, "%s none: sample %lld %.10g vs %.10g", spec,
+              (long long)n, pv1[n], pv2[n]);
+    CHECK(dmax <= 1e-5 * gmax + 1e-12, "%s none: gradient differs by %.3g", spec, dmax);
+    sl_loss_free(L);
+    free(g1), free(g2), free(g3), free(ones), free(pv1), free(pv2);
+}
+
+static void hard_specs(const sl_dims *d3, const sl_dims *d2, const float *x, int64_t S3, int C)
+{
+    const int N = (int)d3->n;
+    int32_t *y = malloc(sizeof(int32_t) * N * S3), *yi = malloc(sizeof(int32_t) * N * S3);
+    float *xt = malloc(sizeof(float) * N * C * S3);
+    for (int64_t i = 0; i < N * S3; i++) {
+        y[i] = rand() % C;
+        yi[i] = rand() % 8 == 0 ? 255 : y[i];
+    }
+    /* exact ties: every voxel a copy of one of 5 prototypes (logits and label) */
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t s = 0; s < S3; s++) {
+            int64_t q = (s * 7 + n) % 5;
+            for (int c = 0; c < C; c++) xt[(n * C + c) * S3 + s] = x[(n * C + c) * S3 + q];
+        }
+    int32_t *yt = malloc(sizeof(int32_t) * N * S3);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t s = 0; s < S3; s++) yt[n * S3 + s] = y[n * S3 + (s * 7 + n) % 5];
+    sl_target tl = {.kind = SL_TARGET_LABELS, .labels = y}, ti = {.kind = SL_TARGET_LABELS, .labels = yi},
+              tt = {.kind = SL_TARGET_LABELS, .labels = yt};
+    const char *specs[] = {"topk", "topk(k=37)", "topk(k=100)", "topk(k=0.01)", "0.5*topk(k=5)", "ohem",
+                           "ohem(thresh=0.05)", "ohem(thresh=0.05,min_kept=0)", "ohem(thresh=0.9,min_kept=0.5)",
+                           "ohem(thresh=1)", "ohem(thresh=0,min_kept=0.2)"};
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        compare_hard(specs[i], d3, x, &tl);
+        compare_hard(specs[i], d2, x, &tl);
+        compare_hard(specs[i], d3, xt, &tt);
+    }
+    const char *ig[] = {"topk(ignore_index=255)", "ohem(ignore_index=255,thresh=0.3)",
+                        "ohem(ignore_index=255,thresh=0.01,min_kept=0.15)"};
+    for (size_t i = 0; i < sizeof ig / sizeof *ig; i++) compare_hard(ig[i], d3, x, &ti);
+    printf("topk/ohem fused vs plain: max relative gradient difference %.3g\n", max_hard_diff);
+    free(y), free(yi), free(xt), free(yt);
+}
+
 int main(void)
 {
     enum { N = 2, C = 4, D = 6, H = 33, W = 41 };
@@ -87,6 +177,7 @@ int main(void)
     for (size_t i = 0; i < sizeof sig_specs / sizeof *sig_specs; i++) compare(sig_specs[i], &d1, x, &tb);
     compare("dice(activation=sigmoid)+bce", &d3, x, &tl);
     compare("dice(activation=sigmoid)+bce(weight=[1,2,3,4],label_smoothing=0.1)", &d3, x, &ts);
+    hard_specs(&d3, &d2, x, S3, C);
     printf("max relative gradient difference fused vs plain: %.3g\n", max_grad_diff);
     free(x), free(soft), free(y), free(yb);
     return test_report("fused vs plain");

@@ -86,6 +86,28 @@ int main(void)
         compare(specs[i], &d3, xc, &tl);
     }
     compare("focal(ignore_index=255)", &d3, x, &ti);
+    /* the sigmoid form (fused_focal_sig.c): C channels, one channel, soft targets */
+    {
+        sl_dims d1 = {.n = N, .c = 1, .spatial_ndim = 3, .spatial = {D, H, W}};
+        int32_t *yb = malloc(sizeof(int32_t) * N * S3);
+        float *soft = malloc(sizeof(float) * T);
+        for (int64_t i = 0; i < N * S3; i++) yb[i] = rand() % 2;
+        for (int64_t i = 0; i < T; i++) soft[i] = (float)(rand() / (double)RAND_MAX);
+        sl_target tb = {.kind = SL_TARGET_LABELS, .labels = yb}, ts = {.kind = SL_TARGET_SOFT, .soft = soft};
+        const char *sig[] = {"focal(activation=sigmoid)", "focal(activation=sigmoid,gamma=0)",
+                             "focal(activation=sigmoid,gamma=1,alpha=0.25)", "focal(activation=sigmoid,gamma=2.5)",
+                             "0.4*focal(activation=sigmoid,alpha=[0.1,0.2,0.3,0.4],gamma=3)"};
+        for (size_t i = 0; i < sizeof sig / sizeof *sig; i++) {
+            compare(sig[i], &d3, x, &tl);
+            compare(sig[i], &d3, xc, &tl);
+            compare(sig[i], &d3, x, &ts);
+        }
+        compare("focal(activation=sigmoid,ignore_index=255,alpha=0.3)", &d3, x, &ti);
+        compare("focal", &d1, x, &tb);
+        compare("focal(gamma=0.5,alpha=0.6)", &d1, xc, &tb);
+        free(yb);
+        free(soft);
+    }
     compare("focal(ignore_index=255,alpha=0.25,gamma=0.5)", &d3, x, &ti);
 
     /* NaN scores: refused, the gradient buffer untouched */

@@ -1,0 +1,191 @@
+/*
+ * Focal loss, sigmoid form (torchvision's sigmoid_focal_loss, focal.c), in
+ * one pass over the scores: every element (n, c, s) is its own binary
+ * problem, so its term and its gradient need nothing global but the count
+ * of valid voxels (known from the labels). Per element, from x alone:
+ *     e = exp(−|x|), u = 1 + e, log1p(e) = log(u)·e/(u − 1) (e where u = 1),
+ *     log p = −log1p(e) (x ≥ 0) or x − log1p(e); log(1 − p) likewise,
+ *     p = 1/u or e/u, 1 − p = e/u or 1/u (no cancellation),
+ * then focal.c's formulas: ce, m = 1 − p_t, α_t m^γ ce and the gradient
+ * α_t [γ m^(γ−1) (1 − 2t) p (1 − p) ce + m^γ (p − t)]·weight/(V·C).
+ * Label maps and soft targets; ignore_index. smp's normalized/reduced
+ * forms (a global Σ f in the gradient: two passes) and a voxel mask stay on
+ * the plain path. The exponential and log are sl_exp_nonpos and sl_log_pos
+ * (≤ 2 ulp): value and gradient agree with the plain path to 1e-6 / 1e-5
+ * (tests/unit/test_fused_focal.c), and the instruction sets give the same bits.
+ */
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fastexp.h"
+#include "fused.h"
+
+extern const sl_term_class sl_loss_focal;
+
+#define FB 256
+#define FLANES 16
+#if defined(__GNUC__)
+#define FS_INLINE __attribute__((always_inline)) inline
+#else
+#define FS_INLINE
+#endif
+
+typedef struct {
+    const sl_ctx *cx;
+    int32_t ignore;     /* INT32_MIN: none */
+    const float *alpha; /* [C], or NULL: α_t = 1 */
+    float gamma, k;     /* k = weight / (V·C) */
+    int igamma;         /* γ when an integer in [0, 8], else −1 (pow) */
+    float *grad;
+} fsig_job;
+
+/* Elements [a, b) of channel c of sample n: returns Σ α_t m^γ ce (valid only). */
+static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b)
+{
+    const sl_ctx *cx = j->cx;
+    const int64_t C = cx->C, S = cx->S;
+    const float *xc = cx->x + (n * C + c) * S;
+    float *gc = j->grad ? j->grad + (n * C + c) * S : NULL;
+    const int soft = cx->target->kind == SL_TARGET_SOFT, ig = j->igamma;
+    const int32_t want = C == 1 ? 1 : (int32_t)c;
+    const float ap = j->alpha ? j->alpha[c] : 1.0f, an = j->alpha ? 1.0f - j->alpha[c] : 1.0f;
+    float t[FB], w[FB], mg[FB], mg1[FB], term[FB], p[FB], q[FB], ce[FB], m[FB];
+    double acc = 0;
+    for (int64_t s0 = a; s0 < b; s0 += FB) {
+        const int64_t len = b - s0 < FB ? b - s0 : FB;
+        const float *x = xc + s0;
+        if (soft) {
+            memcpy(t, cx->target->soft + (n * C + c) * S + s0, sizeof(float) * (size_t)len);
+            for (int64_t i = 0; i < len; i++) w[i] = 1.0f;
+        } else {
+            const int32_t *lab = cx->target->labels + n * S + s0;
+            for (int64_t i = 0; i < len; i++) {
+                t[i] = lab[i] == want ? 1.0f : 0.0f;
+                w[i] = lab[i] != j->ignore ? 1.0f : 0.0f;
+            }
+        }
+        for (int64_t i = 0; i < len; i++) {
+            const float v = x[i], e = sl_exp_nonpos(-fabsf(v)), u = 1.0f + e, r = 1.0f / u;
+            const float L = u == 1.0f ? e : sl_log_pos(u) * (e / (u - 1.0f)); /* log1p(e) */
+            const float lp = v >= 0 ? -L : v - L, l1 = v >= 0 ? -v - L : -L;
+            p[i] = v >= 0 ? r : e * r;
+            q[i] = v >= 0 ? e * r : r;
+            ce[i] = -t[i] * lp - (1.0f - t[i]) * l1;
+            m[i] = p[i] * (1.0f - t[i]) + q[i] * t[i];
+        }
+        if (j->alpha) /* α_t; without α it is 1 (t + (1 − t) need not round to 1 for a soft t) */
+            for (int64_t i = 0; i < len; i++) w[i] *= ap * t[i] + an * (1.0f - t[i]);
+        if (ig >= 0) {
+            for (int64_t i = 0; i < len; i++) mg1[i] = 1.0f, mg[i] = ig > 0 ? m[i] : 1.0f;
+            for (int r = 1; r < ig; r++)
+                for (int64_t i = 0; i < len; i++) mg1[i] = mg[i], mg[i] *= m[i];
+        } else
+            for (int64_t i = 0; i < len; i++) {
+                mg[i] = (float)pow((double)m[i], (double)j->gamma);
+                mg1[i] = m[i] > 0 ? (float)pow((double)m[i], (double)j->gamma - 1.0) : 0.0f; /* the limit (focal.c) */
+            }
+        for (int64_t i = 0; i < len; i++) term[i] = w[i] * mg[i] * ce[i];
+        float lane[FLANES] = {0};
+        int64_t i = 0;
+        for (; i + FLANES <= len; i += FLANES)
+            for (int l = 0; l < FLANES; l++) lane[l] += term[i + l];
+        for (int l = 0; i < len; i++, l++) lane[l] += term[i];
+        for (int l = 0; l < FLANES; l++) acc += (double)lane[l];
+        if (!gc) continue;
+        const float kf = j->k, gam = j->gamma;
+        for (i = 0; i < len; i++)
+            gc[s0 + i] = kf * w[i] *
+                         (mg[i] * (p[i] - t[i]) +
+                          (ig != 0 ? gam * mg1[i] * ((1.0f - 2.0f * t[i]) * p[i] * q[i] * ce[i]) : 0.0f));
+    }
+    return acc;
+}
+
+typedef double (*fsig_fn)(const fsig_job *, int64_t, int64_t, int64_t, int64_t);
+static double fsig_base(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b)
+{
+    return fsig_body(j, n, c, a, b);
+}
+#if SL_FUSED_X86
+#if defined(__clang__)
+#define FT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#else
+#define FT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
+#endif
+__attribute__((target("avx2"))) static double fsig_avx2(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b)
+{
+    return fsig_body(j, n, c, a, b);
+}
+FT_AVX512 static double fsig_avx512(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b)
+{
+    return fsig_body(j, n, c, a, b);
+}
+#endif
+
+int sl_fused_focal_sig_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act)
+{
+    if (nterms != 1 || terms[0].cls != &sl_loss_focal || act != SL_ACT_SIGMOID || tg->mask) return 0;
+    return !terms[0].prm.normalized && !(terms[0].prm.reduced_threshold > 0);
+}
+
+sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen)
+{
+    const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
+    const sl_params *pr = &t->prm;
+    double *alpha = sl_calloc(C, sizeof(double));
+    float *af = sl_calloc(C, sizeof(float));
+    double *part = sl_calloc(N * C * nch, sizeof(double));
+    sl_status st = alpha && af && part ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
+    int has = 0;
+    if (st == SL_OK) st = sl_focal_alpha(pr, C, 0, alpha, &has, msg, msglen);
+    if (st == SL_OK && !sl_all_finite(cx->x, N * C * S, cx->threads))
+        st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+    if (st != SL_OK) goto done;
+    for (int64_t c = 0; c < C; c++) af[c] = (float)alpha[c];
+    fsig_job j = {.cx = cx, .ignore = INT32_MIN, .alpha = has ? af : NULL, .gamma = (float)pr->gamma, .grad = grad};
+    int64_t V = N * S;
+    if (!isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS) {
+        const int32_t ig = (int32_t)pr->ignore_index, *lab = cx->target->labels;
+        int64_t bad = 0;
+#pragma omp parallel for num_threads(cx->threads) schedule(static) reduction(+ : bad)
+        for (int64_t i = 0; i < N * S; i++) bad += lab[i] == ig;
+        V -= bad;
+        j.ignore = ig;
+    }
+    if (V == 0) { /* everything ignored: 0 and no gradient, as the plain path */
+        if (grad) memset(grad, 0, sizeof(float) * (size_t)(N * C * S));
+        t->last_value = 0;
+        *value = 0;
+        goto done;
+    }
+    const double count = (double)V * (double)C, g = pr->gamma;
+    j.k = (float)(t->weight / count);
+    j.igamma = g == floor(g) && g <= 8 ? (int)g : -1;
+    fsig_fn fn = fsig_base;
+#if SL_FUSED_X86
+    switch (sl_fused_isa()) {
+    case SL_ISA_AVX512: fn = fsig_avx512; break;
+    case SL_ISA_AVX2: fn = fsig_avx2; break;
+    default: break;
+    }
+#endif
+#pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(3)
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t ch = 0; ch < nch; ch++) {
+                const int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
+                part[(n * C + c) * nch + ch] = fn(&j, n, c, a, b);
+            }
+    const double val = sl_sum_ordered(part, N * C * nch) / count;
+    if (!isfinite(val)) {
+        st = sl_errf(msg, msglen, SL_ENONFINITE, "focal: the loss is not finite (%g)", val);
+        goto done;
+    }
+    t->last_value = val;
+    *value = t->weight * val;
+done:
+    free(alpha);
+    free(af);
+    free(part);
+    return st;
+}
