@@ -10,16 +10,16 @@ one "RATIO name: ..." line per loss. For dice+ce the machine's bound is printed 
 the larger of
   - memory: two reads of the logits and one write of the gradient at the triad
     bandwidth that perf/stream measures in the same run with the same thread count;
-  - compute: the same kernel on a cache-resident input (2x4x32^3, repeated), one
-    thread's CPU time scaled to the voxel count and divided by the thread count: the
-    exp/log throughput with no memory traffic to wait for,
+  - compute: the kernel's exponentials and logarithms (one exp per logit in each of
+    its two passes, one log per voxel) at the exp/log throughput perf/explog measures
+    for the library's own primitives on a cache-resident buffer, divided by the thread
+    count: what the arithmetic costs with no memory traffic and nothing else,
 and which of the two binds (one "BOUND dice+ce: ..." line).
 
     make perf           (or: /usr/bin/python3 perf/bench_losses.py; BENCH_ONLY=dice+ce,focal for some)
 """
 import os
 import subprocess
-import time
 
 import numpy as np
 import torch
@@ -130,27 +130,22 @@ def stream_bandwidth():
     return float(out.strip()) * 1e9
 
 
-def compute_bound(lib, spec, shape, side=32):
-    """Seconds the spec's kernel needs for shape's voxel count on THREADS cores when its data
-    sit in cache: one thread's CPU time on (N, C, side^3) (about 1 MB of logits), repeated,
-    scaled by the voxel ratio and divided by the thread count. CPU time, not wall time: on a
-    shared machine the waits for a core are not the kernel's."""
-    rng = np.random.default_rng(1)
-    small = (shape[0], shape[1]) + (side,) * (len(shape) - 2)
-    xs = rng.normal(0, 2, small).astype(np.float32)
-    ys = rng.integers(0, shape[1], (small[0],) + small[2:]).astype(np.int32)
-    gs = np.empty_like(xs)
-    lc = LossCall(lib, spec, xs, ys, gs, threads=1)
-    rounds = 20
-    lc.call()
-    best = float("inf")
-    for _ in range(max(REPS, 5)):
-        c0 = time.process_time()
-        for _ in range(rounds):
-            lc.call()
-        best = min(best, time.process_time() - c0)
-    lc.free()
-    return best / rounds * (np.prod(shape) / np.prod(small)) / THREADS
+def explog_ns():
+    """(ns per exp, ns per log) of one thread: perf/explog times the library's own exp/log primitives
+    (src/core/fastexp.h) on a cache-resident buffer, compiled for the best instruction set here."""
+    exe = os.path.join(slref.BUILD, "perf", "explog")
+    out = subprocess.run([exe, str(THREADS)], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1]), out[2]
+
+
+def compute_bound(shape):
+    """Seconds the dice+ce kernel's exp/log arithmetic needs on THREADS cores at the machine's exp/log
+    throughput: one exp per logit in each of its two passes and one log per voxel (pass 1), no memory
+    traffic, nothing else computed. The machine's capability for this kernel's arithmetic, measured with a
+    micro-benchmark of the primitives alone, not with the kernel itself."""
+    e_ns, l_ns, isa = explog_ns()
+    logits, voxels = float(np.prod(shape)), float(np.prod(shape)) / shape[1]
+    return (2 * logits * e_ns + voxels * l_ns) * 1e-9 / THREADS, e_ns, l_ns, isa
 
 
 def main():
@@ -197,14 +192,15 @@ def main():
         print(ratio_line(spec, ts, "pytorch-eager", tt))
         if spec == "dice+ce":
             roof = 3 * x.nbytes / bw
-            comp = compute_bound(lib, spec, SHAPE)
+            comp, e_ns, l_ns, isa = compute_bound(SHAPE)
             bound = max(roof, comp)
             lib.sl_loss_set_fused(lc.loss, 0)
             tp = interleaved_min([lc.call], REPS)[0]
             lib.sl_loss_set_fused(lc.loss, 1)
             print("%-10s roofline (2 reads of the logits + 1 write of the gradient) %.1f ms: segloss at %.2fx of it;"
                   " plain (unfused) path %.1f ms" % ("", roof * 1e3, ts / roof, tp * 1e3))
-            print("%-10s compute bound (kernel on a cache-resident input, CPU time scaled) %.1f ms" % ("", comp * 1e3))
+            print("%-10s compute bound (2 exp per logit + 1 log per voxel at %.3f / %.3f ns per thread, %s, "
+                  "perf/explog) %.1f ms" % ("", e_ns, l_ns, isa, comp * 1e3))
             print("BOUND %s: segloss at %.2fx of the machine's bound (segloss %.4f s; memory %.4f s at %.1f GB/s, "
                   "compute %.4f s: %s binds; threads %d)" % (spec, ts / bound, ts, roof, bw / 1e9, comp,
                                                             "memory" if roof >= comp else "compute", THREADS))

@@ -26,7 +26,8 @@ static inline float sl_exp_nonpos(float x)
     const float round_magic = 12582912.0f; /* 1.5 * 2^23 */
     x = x < -87.0f ? -87.0f : x;
     x = x > 0.0f ? 0.0f : x;
-    float n = (x * log2e + round_magic) - round_magic;
+    const float t = x * log2e + round_magic;
+    float n = t - round_magic;
     float r = x - n * ln2_hi;
     r = r - n * ln2_lo;
     float p = 1.9875691500e-4f;
@@ -36,8 +37,11 @@ static inline float sl_exp_nonpos(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t e = (int32_t)n + 127;
-    uint32_t bits = (uint32_t)e << 23;
+    /* 2^n from t's bits, n + 127 in the exponent field: t = 1.5·2^23 + n holds n in its low
+     * mantissa bits, so t's bits shifted left by 23 are n·2^23 (mod 2^32), no conversion */
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits << 23) + 0x3f800000u;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;
@@ -83,5 +87,82 @@ static inline float sl_log_pos(float x)
     y = y - 0.5f * z;
     return t + y + fe * ln2_hi;
 }
+
+/*
+ * The same two functions on 16 floats at once (GCC/clang vector extensions):
+ * the same operations in the same order, lane by lane, so each lane's result
+ * has the bits of the scalar function's for that input
+ * (tests/unit/test_fastexp.c and test_fastlog.c check it). The compiler maps
+ * a 16-float vector onto one AVX-512 register, two AVX2 registers or four
+ * SSE ones, whatever the function being compiled targets: kernels written
+ * with these keep their registers across a whole voxel's arithmetic, which
+ * loop vectorisation of the scalar functions does not guarantee.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define SL_HAVE_V16 1
+/* Always inlined: no 64-byte vector crosses a real call, so the compilers'
+ * note that such calls differ with and without AVX-512 (the psABI) does not
+ * apply to these, nor to the kernels' own always_inline helpers. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float sl_v16f __attribute__((vector_size(64)));
+typedef int32_t sl_v16i __attribute__((vector_size(64)));
+typedef uint32_t sl_v16u __attribute__((vector_size(64)));
+#define SL_V16_INLINE static inline __attribute__((always_inline))
+
+/* Lanes of a where the comparison mask m is true (all ones), of b elsewhere. */
+SL_V16_INLINE sl_v16f sl_v16_sel(sl_v16i m, sl_v16f a, sl_v16f b)
+{
+    return (sl_v16f)((m & (sl_v16i)a) | (~m & (sl_v16i)b));
+}
+
+SL_V16_INLINE sl_v16f sl_exp_nonpos_v16(sl_v16f x)
+{
+    const float log2e = 1.44269504088896341f;
+    const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    const float round_magic = 12582912.0f;
+    const sl_v16f zero = {0};
+    x = sl_v16_sel(x < zero - 87.0f, zero - 87.0f, x);
+    x = sl_v16_sel(x > zero, zero, x);
+    const sl_v16f t = x * log2e + round_magic;
+    sl_v16f n = t - round_magic;
+    sl_v16f r = x - n * ln2_hi;
+    r = r - n * ln2_lo;
+    sl_v16f p = zero + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    return p * (sl_v16f)(((sl_v16u)t << 23) + 0x3f800000u);
+}
+
+SL_V16_INLINE sl_v16f sl_log_pos_v16(sl_v16f x)
+{
+    const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+    const sl_v16f zero = {0};
+    sl_v16u bits = (sl_v16u)x;
+    sl_v16i e = (sl_v16i)(bits >> 23) - 126;
+    const sl_v16f m = (sl_v16f)((bits & 0x007fffffu) | 0x3f000000u);
+    const sl_v16i small = m < zero + 0.707106781186547524f;
+    e = e + small; /* the mask is −1 where small */
+    const sl_v16f t = sl_v16_sel(small, m + m - 1.0f, m - 1.0f);
+    const sl_v16f fe = __builtin_convertvector(e, sl_v16f);
+    const sl_v16f z = t * t;
+    sl_v16f y = zero + 7.0376836292e-2f;
+    y = y * t - 1.1514610310e-1f;
+    y = y * t + 1.1676998740e-1f;
+    y = y * t - 1.2420140846e-1f;
+    y = y * t + 1.4249322787e-1f;
+    y = y * t - 1.6668057665e-1f;
+    y = y * t + 2.0000714765e-1f;
+    y = y * t - 2.4999993993e-1f;
+    y = y * t + 3.3333331174e-1f;
+    y = y * t * z;
+    y = y + fe * ln2_lo;
+    y = y - 0.5f * z;
+    return t + y + fe * ln2_hi;
+}
+#endif
 
 #endif

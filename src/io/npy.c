@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include "fileio.h"
 #include "array.h"
 #include "internal.h"
@@ -148,13 +150,15 @@ static const char *printable(const char *in, char *out, size_t outlen)
     return out;
 }
 
-sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, size_t msglen)
+/* The header of a .npy file of len bytes whose first avail bytes are at b
+ * (avail >= len, or >= the whole header): every check of the format, and
+ * of len against the shape, without touching the data. Fills dtype, ndim
+ * and shape of *meta (data NULL), whether bytes must be swapped, and the
+ * data's offset and size. */
+static sl_status npy_layout(const unsigned char *b, size_t avail, size_t len, sl_array *meta, int *swap_out,
+                            size_t *offset, size_t *nbytes, char *msg, size_t msglen)
 {
-    if (!buf || !out) return sl_errf(msg, msglen, SL_EINVAL, "npy: NULL argument");
-    sl_array empty = SL_ARRAY_EMPTY;
-    *out = empty;
-    const unsigned char *b = buf;
-    if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
+    if (len < 10 || avail < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
         return sl_errf(msg, msglen, SL_EFORMAT, "not a .npy file (bad magic)");
     int major = b[6];
     size_t hlen, hstart;
@@ -162,13 +166,13 @@ sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, si
         hlen = (size_t)b[8] | ((size_t)b[9] << 8);
         hstart = 10;
     } else if (major == 2 || major == 3) {
-        if (len < 12) return sl_errf(msg, msglen, SL_EFORMAT, "truncated .npy header");
+        if (len < 12 || avail < 12) return sl_errf(msg, msglen, SL_EFORMAT, "truncated .npy header");
         hlen = (size_t)b[8] | ((size_t)b[9] << 8) | ((size_t)b[10] << 16) | ((size_t)b[11] << 24);
         hstart = 12;
     } else {
         return sl_errf(msg, msglen, SL_EFORMAT, "unsupported .npy format version %d", major);
     }
-    if (hlen > len - hstart) return sl_errf(msg, msglen, SL_EFORMAT, "truncated .npy header");
+    if (hlen > len - hstart || hlen > avail - hstart) return sl_errf(msg, msglen, SL_EFORMAT, "truncated .npy header");
 
     cursor c = {(const char *)b + hstart, (const char *)b + hstart + hlen};
     char descr[32] = {0};
@@ -232,53 +236,120 @@ sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, si
     if (have > bytes)
         return sl_errf(msg, msglen, SL_EFORMAT, ".npy data is longer than its shape (%zu bytes, expected %zu)",
                        have, bytes);
-    sl_status st = sl_array_alloc(&a, dt, ndim, shape);
-    if (st != SL_OK) return sl_errf(msg, msglen, st, "cannot allocate %zu bytes for .npy data", bytes);
-    memcpy(a.data, b + hstart + hlen, bytes);
-    if (swap) sl_swap_elements(a.data, count, sl_dtype_size(dt));
-    *out = a;
+    *meta = a;
+    *swap_out = swap;
+    *offset = hstart + hlen;
+    *nbytes = bytes;
     return SL_OK;
 }
 
+/* An array of meta's dtype and shape for the data (bytes long). */
+static sl_status npy_alloc(const sl_array *meta, size_t bytes, sl_array *out, char *msg, size_t msglen)
+{
+    sl_status st = sl_array_alloc(out, meta->dtype, meta->ndim, meta->shape);
+    if (st != SL_OK) return sl_errf(msg, msglen, st, "cannot allocate %zu bytes for .npy data", bytes);
+    return SL_OK;
+}
+
+sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, size_t msglen)
+{
+    if (!buf || !out) return sl_errf(msg, msglen, SL_EINVAL, "npy: NULL argument");
+    sl_array empty = SL_ARRAY_EMPTY, meta;
+    *out = empty;
+    int swap;
+    size_t off, bytes;
+    sl_status st = npy_layout(buf, len, len, &meta, &swap, &off, &bytes, msg, msglen);
+    if (st == SL_OK) st = npy_alloc(&meta, bytes, out, msg, msglen);
+    if (st != SL_OK) return st;
+    memcpy(out->data, (const unsigned char *)buf + off, bytes);
+    if (swap) sl_swap_elements(out->data, sl_array_count(out), sl_dtype_size(out->dtype));
+    return SL_OK;
+}
+
+/* Reads exactly n bytes at the current position of f into buf. */
+static int read_n(FILE *f, void *buf, size_t n) { return fread(buf, 1, n, f) == n; }
+
+/*
+ * One copy from the file to the array: the header is read and checked
+ * first (against the file's size), then the data is read straight into the
+ * array's buffer, not through a buffer of the whole file.
+ */
 sl_status sl_npy_read(const char *path, sl_array *out, char *msg, size_t msglen)
 {
     if (!path || !out) return sl_errf(msg, msglen, SL_EINVAL, "npy: NULL argument");
-    sl_array empty = SL_ARRAY_EMPTY;
+    sl_array empty = SL_ARRAY_EMPTY, meta;
     *out = empty;
     FILE *f = sl_fopen_read(path);
     if (!f) return sl_errf(msg, msglen, SL_EIO, "cannot open '%s': %s", path, strerror(errno));
-    /* fopen succeeds on a directory and ftell then reports LONG_MAX on
-     * Linux: check the kind of file before trusting its size. */
+    /* fopen succeeds on a directory: check the kind of file before trusting its size. */
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 0) {
         fclose(f);
         return sl_errf(msg, msglen, SL_EIO, "cannot read '%s': not a regular file", path);
     }
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return sl_errf(msg, msglen, SL_EIO, "cannot read '%s' (not a regular file?)", path);
+    const size_t len = (size_t)sb.st_size;
+    /* the fixed part (up to 12 bytes), then the whole header it announces */
+    unsigned char fixed[12];
+    size_t avail = len < sizeof fixed ? len : sizeof fixed, hsize = avail;
+    unsigned char *hdr = NULL;
+    int ok = read_n(f, fixed, avail);
+    if (ok && avail >= 10 && !memcmp(fixed, "\x93NUMPY", 6)) {
+        size_t hlen = fixed[6] == 1 ? (size_t)fixed[8] | (size_t)fixed[9] << 8
+                                    : avail < 12 ? 0 : (size_t)fixed[8] | (size_t)fixed[9] << 8 |
+                                                           (size_t)fixed[10] << 16 | (size_t)fixed[11] << 24;
+        size_t hstart = fixed[6] == 1 ? 10 : 12;
+        hsize = hstart + hlen <= len ? hstart + hlen : avail; /* a header past the end is npy_layout's error */
     }
-    long sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return sl_errf(msg, msglen, SL_EIO, "cannot read '%s' (not a regular file?)", path);
+    hdr = malloc(hsize > avail ? hsize : avail);
+    if (!hdr) ok = 0;
+    if (ok) {
+        memcpy(hdr, fixed, avail);
+        if (hsize > avail) ok = read_n(f, hdr + avail, hsize - avail), avail = hsize;
     }
-    unsigned char *buf = malloc(sz > 0 ? (size_t)sz : 1);
-    if (!buf) {
+    if (!ok) {
+        free(hdr);
         fclose(f);
-        return sl_errf(msg, msglen, SL_ENOMEM, "cannot allocate %ld bytes to read '%s'", sz, path);
-    }
-    size_t got = fread(buf, 1, (size_t)sz, f);
-    fclose(f);
-    if (got != (size_t)sz) {
-        free(buf);
-        return sl_errf(msg, msglen, SL_EIO, "cannot read '%s'", path);
+        return sl_errf(msg, msglen, hdr ? SL_EIO : SL_ENOMEM, "cannot read '%s'", path);
     }
     char inner[256];
-    sl_status st = sl_npy_parse(buf, (size_t)sz, out, inner, sizeof inner);
-    free(buf);
+    int swap;
+    size_t off, bytes;
+    sl_status st = npy_layout(hdr, avail, len, &meta, &swap, &off, &bytes, inner, sizeof inner);
+    free(hdr);
+    if (st == SL_OK) st = npy_alloc(&meta, bytes, out, inner, sizeof inner);
+    if (st == SL_OK && (fseek(f, (long)off, SEEK_SET) != 0 || !read_n(f, out->data, bytes))) {
+        sl_array_free(out);
+        fclose(f);
+        return sl_errf(msg, msglen, SL_EIO, "cannot read '%s'", path);
+    }
+    fclose(f);
     if (st != SL_OK) return sl_errf(msg, msglen, st, "%s: %s", path, inner);
+    if (swap) sl_swap_elements(out->data, sl_array_count(out), sl_dtype_size(out->dtype));
     return SL_OK;
+}
+
+/* Writes a (alen bytes) then b (blen bytes) to fd with writev, resuming
+ * after partial writes and EINTR. 1 on success, 0 with errno set. */
+static int write_all2(int fd, const void *a, size_t alen, const void *b, size_t blen)
+{
+    struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+    struct iovec *v = iov;
+    int nv = 2;
+    while (nv > 0) {
+        if (v->iov_len == 0) {
+            v++, nv--;
+            continue;
+        }
+        ssize_t w = writev(fd, v, nv);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return 0;
+        }
+        size_t done = (size_t)w;
+        while (nv > 0 && done >= v->iov_len) done -= v->iov_len, v++, nv--;
+        if (nv > 0) v->iov_base = (char *)v->iov_base + done, v->iov_len -= done;
+    }
+    return 1;
 }
 
 sl_status sl_npy_write(const char *path, const sl_array *a, char *msg, size_t msglen)
@@ -316,12 +387,16 @@ sl_status sl_npy_write(const char *path, const sl_array *a, char *msg, size_t ms
     if (st != SL_OK) return st;
     FILE *f = sl_out_file(o);
     errno = 0;
-    int ok = fwrite(hdr, 1, padded, f) == padded;
+    int ok;
     /* Host is little-endian on every platform we build for; swap otherwise. */
     const int one = 1;
     if (*(const char *)&one == 1 || sl_dtype_size(a->dtype) == 1) {
-        ok = ok && fwrite(a->data, 1, bytes, f) == bytes;
+        /* header and data in one writev on the descriptor, straight from the
+         * caller's buffer (the FILE* is flushed first, so nothing it holds
+         * lands after the data) */
+        ok = fflush(f) == 0 && write_all2(sl_out_fd(o), hdr, padded, a->data, bytes);
     } else {
+        ok = fwrite(hdr, 1, padded, f) == padded;
         unsigned char *copy = malloc(bytes ? bytes : 1);
         ok = ok && copy;
         if (copy) {

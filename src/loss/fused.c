@@ -31,6 +31,7 @@
 #include <string.h>
 #include "fastexp.h"
 #include "fused.h"
+#include "fused_dce.h"
 #include "reduce.h"
 
 extern const sl_term_class sl_loss_ce, sl_loss_wce, sl_loss_bce, sl_loss_focal;
@@ -492,6 +493,16 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
     default: break;
     }
 #endif
+    /* softmax, int32 labels, C = 2..8, at most one CE of the common form: fused_dce.c's kernels */
+    sl_dce_pass1_fn dce1 = NULL;
+    sl_dce_pass2_fn dce2 = NULL;
+    float dce_w[8];
+    sl_dce_job dj = {.x = cx->x, .labels = cx->target->labels, .N = N, .C = C, .S = S, .nce = nce, .wc = dce_w,
+                     .ignore = isnan(pr0->ignore_index) ? -1 : (int32_t)pr0->ignore_index, .K = K, .kc = kc,
+                     .grad = grad};
+    if (act == SL_ACT_SOFTMAX && !soft && nce <= 1 && (nce == 0 || ce_common(&ce[0], soft)) &&
+        sl_dce_kernels(C, sl_fused_isa(), &dce1, &dce2))
+        for (int64_t c = 0; c < C; c++) dce_w[c] = nce ? (float)ce[0].w[c] : 0.0f;
     int oom = 0;
 #pragma omp parallel num_threads(cx->threads)
     {
@@ -504,8 +515,9 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
         for (int64_t n = 0; n < N; n++)
             for (int64_t ch = 0; ch < nch; ch++) {
                 if (!p) continue;
-                pass1(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p,
-                            part + (n * nch + ch) * NS);
+                const int64_t lo = ch * SL_CHUNK, hi = lo + SL_CHUNK < S ? lo + SL_CHUNK : S;
+                if (dce1) dce1(&dj, n, lo, hi, part + (n * nch + ch) * NS);
+                else pass1(&job, n, lo, hi, p, part + (n * nch + ch) * NS);
             }
         free(p);
     }
@@ -614,7 +626,9 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
         for (int64_t n = 0; n < N; n++)
             for (int64_t ch = 0; ch < nch; ch++) {
                 if (!p) continue;
-                pass2(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p);
+                const int64_t lo = ch * SL_CHUNK, hi = lo + SL_CHUNK < S ? lo + SL_CHUNK : S;
+                if (dce2) dce2(&dj, n, lo, hi);
+                else pass2(&job, n, lo, hi, p);
             }
         free(p);
     }

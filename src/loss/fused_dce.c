@@ -1,0 +1,365 @@
+/*
+ * The fused path's two passes (fused.c) for its most common case: softmax
+ * over C = 2..8 channels, int32 labels, region terms and at most one
+ * cross-entropy of the common form (hard labels, no smoothing) — dice+ce,
+ * and dice, tversky, gdice, ... with or without ce.
+ *
+ * Why a kernel of its own: the generic passes stage every quantity (p, g,
+ * the valid mask, w_y, ...) in VB-voxel scratch rows, one loop per class and
+ * per quantity, so each voxel's data goes through L1 a dozen times. Here C
+ * is a compile-time constant (one copy of the kernel per C) and 16 voxels
+ * are one vector (sl_v16f, fastexp.h) carried through a straight-line body:
+ * the C scores, their exponentials, the probabilities and the one-hot target
+ * stay in registers from the load of the scores to the last sum (pass 1) or
+ * to the store of the gradient (pass 2). One exponential per logit and
+ * pass, a logarithm per class and lane per block (pass 1, see pass1_block),
+ * no gathers: w_y and x_y are selections over the classes.
+ *
+ * Same arithmetic on every instruction set: the vector code is the same
+ * float operations lane by lane whatever the target maps it to (one AVX-512
+ * register, two AVX2 ones, four SSE ones; no -ffast-math, no contraction in
+ * ISO C), and pass 1 sums in sixteen fixed lanes (lane = voxel index mod 16
+ * within a block of VB voxels) that are added in order into doubles. So the
+ * AVX-512, AVX2 and baseline copies give the same bits
+ * (tests/unit/test_fused_isa.c). Pass 2's arithmetic is that of fused.c's
+ * pass 2, so the gradient has its bits too.
+ *
+ * Pass 2 writes the gradient, which for a large input does not fit in any
+ * cache: on x86 its stores are non-temporal then (straight to memory, no
+ * read of the lines first), which takes a third of the memory traffic away.
+ * The values stored are the same; only the kind of store differs.
+ */
+#include <float.h>
+#include <stdint.h>
+#include <string.h>
+#include "fastexp.h"
+#include "fused.h"
+#include "fused_dce.h"
+#if SL_FUSED_X86
+#include <immintrin.h>
+#endif
+
+#define VB 256   /* voxels per block: at most 16 terms per lane before the lanes go into doubles */
+#define LANES 16 /* voxels carried at once: one sl_v16f */
+#define CMAX 8
+#if defined(__GNUC__)
+#define SL_INLINE __attribute__((always_inline)) inline
+#else
+#define SL_INLINE
+#endif
+
+#if SL_HAVE_V16
+typedef sl_v16f vf;
+typedef sl_v16i vi;
+
+/* Lanes of v where the mask m is true, +0 elsewhere. */
+static SL_INLINE vf keep(vi m, vf v) { return (vf)(m & (vi)v); }
+
+/* The C scores and the labels of cnt voxels (1..16) from s on; lanes past
+ * cnt get score 0 and the label `pad` (an ignored voxel's), so that they
+ * add nothing to any sum. */
+static SL_INLINE void load16(const float *xn, const int32_t *lab, int64_t S, int64_t s, int64_t cnt, int32_t pad,
+                             vf *x, vi *y, const int C)
+{
+    if (cnt == LANES) {
+        for (int c = 0; c < C; c++) memcpy(&x[c], xn + c * S + s, sizeof x[c]);
+        memcpy(y, lab + s, sizeof *y);
+        return;
+    }
+    float xb[LANES];
+    int32_t yb[LANES];
+    for (int c = 0; c < C; c++) {
+        for (int l = 0; l < LANES; l++) xb[l] = l < cnt ? xn[c * S + s + l] : 0.0f;
+        memcpy(&x[c], xb, sizeof xb);
+    }
+    for (int l = 0; l < LANES; l++) yb[l] = l < cnt ? lab[s + l] : pad;
+    memcpy(y, yb, sizeof yb);
+}
+
+/* Softmax of 16 voxels: probabilities p[c], the largest score mx and
+ * sum = Σ exp(x − mx) (>= 1) per lane. */
+static SL_INLINE void softmax16(const vf *x, vf *p, vf *mx, vf *sum, const int C)
+{
+    vf m = sl_v16_sel(x[0] > x[1], x[0], x[1]), s = {0};
+#pragma GCC unroll 8
+    for (int c = 2; c < C; c++) m = sl_v16_sel(x[c] > m, x[c], m);
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) {
+        p[c] = sl_exp_nonpos_v16(x[c] - m);
+        s += p[c];
+    }
+    const vf one = s * 0.0f + 1.0f, inv = one / s;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) p[c] *= inv;
+    *mx = m;
+    *sum = s;
+}
+
+/*
+ * Pass 1 over one block of at most VB voxels from s0: the region sums per
+ * class (tp, sp, sg, sp2), the valid count, the CE's numerator and
+ * denominator, in lanes, then added in lane order into acc (fused.c's
+ * layout). Ignored voxels get the label −1 first, so "y == c" also says
+ * "valid".
+ *
+ * The CE numerator Σ w_y·(log Σexp + mx − x_y) takes its log Σexp part as
+ * logs of products: prod[c] multiplies, per lane, the sums of the voxels
+ * labelled c (at most 16 factors in [1, C], so below 8^16 = 2^48), and the
+ * part is Σ_c w_c·log prod[c]: C logarithms per block of up to 256 voxels
+ * instead of one per voxel, and no less accurate (one rounding per factor
+ * against one per logarithm).
+ *
+ * Non-finite scores need no test per score: NaN anywhere, or +Inf, makes
+ * some x − mx NaN and so the sum NaN; −Inf is the smallest score.
+ */
+static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const int32_t *lab, int64_t s0, int64_t len,
+                                  const float *wc, double *acc, const int C)
+{
+    const vf zero = {0}, one = zero + 1.0f;
+    const vi ig = (vi){0} + j->ignore;
+    vf tp[CMAX], sp[CMAX], sg[CMAX], sp2[CMAX], prod[CMAX], cnt = zero, nu = zero, de = zero;
+    vi bad = {0};
+    for (int c = 0; c < C; c++) tp[c] = sp[c] = sg[c] = sp2[c] = zero, prod[c] = one;
+    for (int64_t i = 0; i < len; i += LANES) {
+        vf x[CMAX], p[CMAX], mx, sum;
+        vi y;
+        load16(xn, lab, j->S, s0 + i, len - i < LANES ? len - i : LANES, j->ignore, x, &y, C);
+        vf lo = sl_v16_sel(x[0] < x[1], x[0], x[1]);
+#pragma GCC unroll 8
+        for (int c = 2; c < C; c++) lo = sl_v16_sel(x[c] < lo, x[c], lo);
+        softmax16(x, p, &mx, &sum, C);
+        bad |= ~(sum <= FLT_MAX) | ~(lo >= -FLT_MAX);
+        const vi valid = y != ig;
+        y |= ~valid;
+        vf xy = zero, wy = zero;
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            const vi hit = y == c;
+            const vf pv = keep(valid, p[c]);
+            tp[c] += keep(hit, pv);
+            sp[c] += pv;
+            sg[c] += keep(hit, one);
+            sp2[c] += pv * pv;
+            prod[c] *= sl_v16_sel(hit, sum, one);
+            xy = sl_v16_sel(hit, x[c], xy); /* one class matches: exact */
+            wy = sl_v16_sel(hit, zero + wc[c], wy);
+        }
+        cnt += keep(valid, one);
+        nu += wy * (mx - xy); /* wy = 0 for an ignored voxel */
+        de += wy;
+    }
+    double cn = 0, num = 0, den = 0;
+    int nbad = 0;
+    for (int l = 0; l < LANES; l++) cn += cnt[l], num += nu[l], den += de[l], nbad |= bad[l];
+    for (int c = 0; c < C; c++) {
+        const vf lg = sl_log_pos_v16(prod[c]);
+        double *o = acc + 6 * c, g = 0, lsum = 0;
+        for (int l = 0; l < LANES; l++) {
+            o[0] += tp[c][l], o[1] += sp[c][l], o[3] += sp2[c][l];
+            g += sg[c][l];
+            lsum += lg[l];
+        }
+        o[2] += g;
+        o[4] += g; /* Σ(g·v)² = Σ g·v for 0/1 values */
+        o[5] += cn;
+        num += (double)wc[c] * lsum;
+    }
+    if (j->nce) acc[6 * C] += num, acc[6 * C + 1] += den;
+    acc[6 * C + 2 * j->nce] += nbad != 0;
+}
+
+static SL_INLINE void pass1_body(const sl_dce_job *j, int64_t n, int64_t a, int64_t b, double *acc, const int C)
+{
+    const int64_t S = j->S;
+    float wc[CMAX] = {0};
+    for (int c = 0; c < C; c++) wc[c] = j->nce ? j->wc[c] : 0.0f;
+    for (int64_t s0 = a; s0 < b; s0 += VB)
+        pass1_block(j, j->x + n * C * S, j->labels + n * S, s0, b - s0 < VB ? b - s0 : VB, wc, acc, C);
+}
+
+/* The per-(n, c) coefficients of pass 2 as floats. */
+typedef struct {
+    float ktp[CMAX], ksp[CMAX], ksp2[CMAX], kc[CMAX];
+} coef2;
+
+static SL_INLINE void coef2_load(const sl_dce_job *j, int64_t n, coef2 *k, const int C)
+{
+    memset(k, 0, sizeof *k);
+    const int64_t NC = j->N * C;
+    for (int c = 0; c < C; c++) {
+        k->ktp[c] = (float)j->K[n * C + c];
+        k->ksp[c] = (float)j->K[NC + n * C + c];
+        k->ksp2[c] = (float)(2 * j->K[2 * NC + n * C + c]);
+        k->kc[c] = j->kc[c];
+    }
+}
+
+/* The gradient of 16 voxels into out[c]: the region terms' dL/dp =
+ * ksp + ksp2·p + ktp·g through the softmax Jacobian, plus the common CE's
+ * k·w_y·(p − g); 0 for an ignored voxel. */
+static SL_INLINE void grad16(const sl_dce_job *j, const coef2 *k, const vf *x, vi y, vf *out, const int C)
+{
+    vf p[CMAX], dc[CMAX], mx, sum, dot = {0}, kw = {0};
+    softmax16(x, p, &mx, &sum, C);
+    const vi valid = y != (vi){0} + j->ignore;
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) {
+        const vi hit = y == c;
+        dc[c] = k->ksp[c] + k->ksp2[c] * p[c];
+        dc[c] = sl_v16_sel(hit, dc[c] + k->ktp[c], dc[c]);
+        kw = sl_v16_sel(hit, kw * 0.0f + k->kc[c], kw); /* one class matches: exact */
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) dot += p[c] * dc[c];
+#pragma GCC unroll 8
+    for (int c = 0; c < C; c++) {
+        const vf o = p[c] * (dc[c] - dot) + kw * sl_v16_sel(y == c, p[c] - 1.0f, p[c]);
+        out[c] = keep(valid, o);
+    }
+}
+
+/* Pass 2 over voxels [a, b) of sample n with plain stores. */
+static SL_INLINE void pass2_span(const sl_dce_job *j, const coef2 *k, int64_t n, int64_t a, int64_t b, const int C)
+{
+    const int64_t S = j->S;
+    const float *xn = j->x + n * C * S;
+    const int32_t *lab = j->labels + n * S;
+    float *gn = j->grad + n * C * S;
+    for (int64_t s = a; s < b; s += LANES) {
+        const int64_t cnt = b - s < LANES ? b - s : LANES;
+        vf x[CMAX], out[CMAX];
+        vi y;
+        load16(xn, lab, S, s, cnt, j->ignore, x, &y, C);
+        grad16(j, k, x, y, out, C);
+        if (cnt == LANES) /* a constant size: one vector store, not a copy loop */
+            for (int c = 0; c < C; c++) memcpy(gn + c * S + s, &out[c], sizeof out[c]);
+        else
+            for (int c = 0; c < C; c++) memcpy(gn + c * S + s, &out[c], (size_t)cnt * sizeof(float));
+    }
+}
+
+/* ---- non-temporal stores of the gradient (x86) ---------------------------- */
+
+#if SL_FUSED_X86
+#define SL_T_AVX2 __attribute__((target("avx2")))
+#if defined(__clang__)
+#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#else /* GCC: 512-bit vectors (some tunings prefer 256 bits) */
+#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
+#endif
+
+/* 16 floats from s (any alignment) to d (64-byte aligned), bypassing the caches. */
+static inline void nt16_base(float *d, const float *s)
+{
+    for (int q = 0; q < 16; q += 4) _mm_stream_ps(d + q, _mm_loadu_ps(s + q));
+}
+SL_T_AVX2 static inline void nt16_avx2(float *d, const float *s)
+{
+    _mm256_stream_ps(d, _mm256_loadu_ps(s));
+    _mm256_stream_ps(d + 8, _mm256_loadu_ps(s + 8));
+}
+SL_T_AVX512 static inline void nt16_avx512(float *d, const float *s) { _mm512_stream_ps(d, _mm512_loadu_ps(s)); }
+
+/* Gradients at least this large go to memory with non-temporal stores (they
+ * would evict everything else from the caches on their way anyway). */
+#define NT_MIN_BYTES ((int64_t)8 << 20)
+
+/* Voxels [a, b) of sample n with non-temporal stores where the C gradient
+ * rows are 64-byte aligned together (S a multiple of 16); plain stores for
+ * the unaligned head and the tail. The values are grad16's either way. */
+static SL_INLINE void pass2_nt(const sl_dce_job *j, const coef2 *k, int64_t n, int64_t a, int64_t b, const int C,
+                               const int isa)
+{
+    const int64_t S = j->S;
+    float *gn = j->grad + n * C * S;
+    const int64_t mis = (int64_t)(((uintptr_t)(gn + a) & 63) / sizeof(float));
+    const int64_t head = mis ? LANES - mis : 0;
+    if (((uintptr_t)gn & 3) || S % LANES || head > b - a) { /* rows not aligned alike: plain stores */
+        pass2_span(j, k, n, a, b, C);
+        return;
+    }
+    pass2_span(j, k, n, a, a + head, C);
+    const float *xn = j->x + n * C * S;
+    const int32_t *lab = j->labels + n * S;
+    int64_t s = a + head;
+    for (; s + LANES <= b; s += LANES) {
+        vf x[CMAX], out[CMAX];
+        vi y;
+        load16(xn, lab, S, s, LANES, j->ignore, x, &y, C);
+        grad16(j, k, x, y, out, C);
+        for (int c = 0; c < C; c++) {
+            if (isa == SL_ISA_AVX512) nt16_avx512(gn + c * S + s, (const float *)&out[c]);
+            else if (isa == SL_ISA_AVX2) nt16_avx2(gn + c * S + s, (const float *)&out[c]);
+            else nt16_base(gn + c * S + s, (const float *)&out[c]);
+        }
+    }
+    pass2_span(j, k, n, s, b, C);
+    _mm_sfence(); /* the streamed lines are visible to other threads after the pass's barrier */
+}
+#endif
+
+static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int64_t b, const int C, const int isa)
+{
+    coef2 k;
+    coef2_load(j, n, &k, C);
+#if SL_FUSED_X86
+    if (j->N * C * j->S * (int64_t)sizeof(float) >= NT_MIN_BYTES) {
+        pass2_nt(j, &k, n, a, b, C, isa);
+        return;
+    }
+#endif
+    pass2_span(j, &k, n, a, b, C);
+}
+
+/* ---- one copy per (instruction set, C) ------------------------------------ */
+
+#define DCE_BASE(Cn)                                                                                             \
+    static void p1_base_##Cn(const sl_dce_job *j, int64_t n, int64_t a, int64_t b, double *acc)                 \
+    {                                                                                                            \
+        pass1_body(j, n, a, b, acc, Cn);                                                                         \
+    }                                                                                                            \
+    static void p2_base_##Cn(const sl_dce_job *j, int64_t n, int64_t a, int64_t b)                              \
+    {                                                                                                            \
+        pass2_body(j, n, a, b, Cn, SL_ISA_BASE);                                                                 \
+    }
+DCE_BASE(2) DCE_BASE(3) DCE_BASE(4) DCE_BASE(5) DCE_BASE(6) DCE_BASE(7) DCE_BASE(8)
+#define DCE_TABLE(pre) {NULL, NULL, pre##_2, pre##_3, pre##_4, pre##_5, pre##_6, pre##_7, pre##_8}
+static const sl_dce_pass1_fn p1_base[CMAX + 1] = DCE_TABLE(p1_base);
+static const sl_dce_pass2_fn p2_base[CMAX + 1] = DCE_TABLE(p2_base);
+
+#if SL_FUSED_X86
+#define DCE_ISA(Cn, isa, ATTR, ISA)                                                                              \
+    ATTR static void p1_##isa##_##Cn(const sl_dce_job *j, int64_t n, int64_t a, int64_t b, double *acc)        \
+    {                                                                                                            \
+        pass1_body(j, n, a, b, acc, Cn);                                                                         \
+    }                                                                                                            \
+    ATTR static void p2_##isa##_##Cn(const sl_dce_job *j, int64_t n, int64_t a, int64_t b)                     \
+    {                                                                                                            \
+        pass2_body(j, n, a, b, Cn, ISA);                                                                         \
+    }
+#define DCE_AVX2(Cn) DCE_ISA(Cn, avx2, SL_T_AVX2, SL_ISA_AVX2)
+#define DCE_AVX512(Cn) DCE_ISA(Cn, avx512, SL_T_AVX512, SL_ISA_AVX512)
+DCE_AVX2(2) DCE_AVX2(3) DCE_AVX2(4) DCE_AVX2(5) DCE_AVX2(6) DCE_AVX2(7) DCE_AVX2(8)
+DCE_AVX512(2) DCE_AVX512(3) DCE_AVX512(4) DCE_AVX512(5) DCE_AVX512(6) DCE_AVX512(7) DCE_AVX512(8)
+static const sl_dce_pass1_fn p1_avx2[CMAX + 1] = DCE_TABLE(p1_avx2);
+static const sl_dce_pass2_fn p2_avx2[CMAX + 1] = DCE_TABLE(p2_avx2);
+static const sl_dce_pass1_fn p1_avx512[CMAX + 1] = DCE_TABLE(p1_avx512);
+static const sl_dce_pass2_fn p2_avx512[CMAX + 1] = DCE_TABLE(p2_avx512);
+#endif
+
+#endif /* SL_HAVE_V16 */
+
+int sl_dce_kernels(int64_t C, int isa, sl_dce_pass1_fn *p1, sl_dce_pass2_fn *p2)
+{
+#if SL_HAVE_V16
+    if (C < 2 || C > CMAX) return 0;
+    *p1 = p1_base[C], *p2 = p2_base[C];
+#if SL_FUSED_X86
+    if (isa == SL_ISA_AVX512) *p1 = p1_avx512[C], *p2 = p2_avx512[C];
+    if (isa == SL_ISA_AVX2) *p1 = p1_avx2[C], *p2 = p2_avx2[C];
+#endif
+    return 1;
+#else /* a compiler without vector extensions: fused.c's generic passes */
+    return 0;
+#endif
+}

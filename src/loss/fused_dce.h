@@ -1,0 +1,27 @@
+/* The fused passes for softmax + int32 labels + region terms + at most one
+ * common cross-entropy, C = 2..8 (fused_dce.c); fused.c picks them. */
+#ifndef SL_LOSS_FUSED_DCE_H
+#define SL_LOSS_FUSED_DCE_H
+#include <stdint.h>
+
+typedef struct {
+    const float *x;         /* scores (N, C, S) */
+    const int32_t *labels;  /* (N, S) */
+    int64_t N, C, S;
+    int32_t ignore;         /* the common ignore_index, or −1 (no label has it) */
+    int nce;                /* 0 or 1 common cross-entropy term */
+    const float *wc;        /* its class weights [C] (nce = 1) */
+    const double *K;        /* pass 2: weighted d_tp, d_sp, d_sp2 per (n, c), as fused.c's */
+    const float *kc;        /* pass 2: k·w_c of the CE term per class */
+    float *grad;            /* pass 2: (N, C, S), every element written */
+} sl_dce_job;
+
+/* Pass 1 over voxels [a, b) of sample n adds to acc what fused.c's pass 1
+ * adds (6 region sums per class, the CE numerator and denominator, the count
+ * of blocks with a non-finite score); pass 2 writes the gradient there. */
+typedef void (*sl_dce_pass1_fn)(const sl_dce_job *j, int64_t n, int64_t a, int64_t b, double *acc);
+typedef void (*sl_dce_pass2_fn)(const sl_dce_job *j, int64_t n, int64_t a, int64_t b);
+
+/* The kernels for C on instruction set isa (SL_ISA_*); 0 when C is not 2..8. */
+int sl_dce_kernels(int64_t C, int isa, sl_dce_pass1_fn *p1, sl_dce_pass2_fn *p2);
+#endif
