@@ -21,7 +21,7 @@
 static const char *usage_text =
     "usage: segloss train --out DIR [options]\n"
     "\n"
-    "Trains a 2-D U-Net with a loss (or a loss schedule) and tests it. DIR receives\n"
+    "Trains a 2-D or 3-D U-Net with a loss (or a loss schedule) and tests it. DIR receives\n"
     "config.json, log.csv (per epoch), model.bin, metrics.json (test metrics), and\n"
     "checkpoint.bin while the run is unfinished. The defaults train phantom 128x128\n"
     "in 12 epochs x 30 steps x batch 8 (about 90 CPU-seconds, a minute on 2 free\n"
@@ -74,7 +74,10 @@ static const char *usage_text =
     "                         and key=value parameters (flip,rotate,scale)\n"
     "  --fg-fraction F        share of each batch forced to hold the smallest class (0.333)\n"
     "  --seed S               weights and batches (0)\n"
-    "  --threads T            threads (default: all cores; results do not depend on T)\n"
+    "  --threads T            threads (default: all cores; results do not depend on T)\n";
+
+/* split in two: C11 compilers need only take 4095-character literals */
+static const char *usage_run =
     "run\n"
     "  --out DIR              run folder (required)\n"
     "  --resume               continue the unfinished run in DIR from its last checkpoint;\n"
@@ -85,7 +88,7 @@ static const char *usage_text =
     "  --postprocess auto|none\n"
     "                         auto: after the run, choose connected-component post-processing\n"
     "                         per class on the validation split (keep the largest component,\n"
-    "                         or remove those under a size, if the class's Dice does not drop)\n"
+    "                         or remove those under a size, when it raises the class's Dice)\n"
     "                         and write it to DIR/postprocess.json (none)\n"
     "\n"
     "Exit codes: 0 ok, 1 the run failed (message names why; DIR keeps its last checkpoint),\n"
@@ -390,6 +393,7 @@ int cmd_train(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
+            fputs(usage_run, stdout);
             return 0;
         }
     /* pass 1: where the run lives, and whether it continues one */
