@@ -21,9 +21,10 @@
 static const char *usage_text =
     "usage: segloss train --out DIR [options]\n"
     "\n"
-    "Trains a 2-D or 3-D U-Net with a loss (or a loss schedule) and tests it. DIR receives\n"
-    "config.json, log.csv (per epoch), model.bin, metrics.json (test metrics), and\n"
-    "checkpoint.bin while the run is unfinished. The defaults train phantom 128x128\n"
+    "Trains a 2-D U-Net (3-D on a volume source with --patch D,H,W) with a loss (or a\n"
+    "loss schedule) and tests it. DIR receives config.json, log.csv (per epoch),\n"
+    "model.bin, metrics.json (test metrics), and checkpoint.bin while the run is\n"
+    "unfinished. The defaults train phantom 128x128\n"
     "in 12 epochs x 30 steps x batch 8 (about 90 CPU-seconds, a minute on 2 free\n"
     "cores; docs/train.md has the measurements).\n"
     "\n"
