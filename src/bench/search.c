@@ -25,6 +25,7 @@
  *   test split at all (skip_test).
  */
 #define _POSIX_C_SOURCE 200809L
+#include "jsonfile.h"
 #include "search.h"
 #include <cJSON.h>
 #include <ctype.h>
@@ -405,11 +406,8 @@ static sl_status write_outcome(const char *path, const sl_bench_preset *p, int d
                                size_t msglen)
 {
     cJSON *root = slb_search_outcome_json(p, d, e, o);
-    char *text = root ? cJSON_Print(root) : NULL;
+    sl_status st = sl_json_file_write(path, root, 0, "bench", msg, msglen);
     cJSON_Delete(root);
-    if (!text) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory writing %s", path);
-    sl_status st = sl_out_write_file(path, text, strlen(text), msg, msglen);
-    cJSON_free(text);
     return st;
 }
 
@@ -477,13 +475,9 @@ static void outcome_init(const sl_bench_preset *p, int d, int e, slb_search_outc
 sl_status slb_search_read(const char *path, const sl_bench_preset *p, int d, int e, slb_search_outcome *o, char *msg, size_t msglen)
 {
     outcome_init(p, d, e, o);
-    unsigned char *data;
-    size_t len;
-    sl_status st = sl_file_read(path, &data, &len, msg, msglen);
+    cJSON *root;
+    sl_status st = sl_json_file_read(path, &root, msg, msglen);
     if (st != SL_OK) return st;
-    cJSON *root = strlen((const char *)data) == len ? cJSON_Parse((const char *)data) : NULL;
-    free(data);
-    if (!root) return sl_errf(msg, msglen, SL_EFORMAT, "%s is not valid JSON", path);
     st = parse_outcome(root, path, p, d, e, o, msg, msglen);
     cJSON_Delete(root);
     return st;

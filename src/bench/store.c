@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jsonfile.h"
 #include "bench_internal.h"
 #include "fileio.h"
 #include "outfile.h"
@@ -160,11 +161,8 @@ sl_status slb_run_write(const char *path, const sl_bench_preset *p, const slb_ru
             ok = n && cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(root, "overlay_cases"), n);
         }
     }
-    char *text = ok ? cJSON_Print(root) : NULL;
+    sl_status st = sl_json_file_write(path, ok ? root : NULL, 0, "bench", msg, msglen);
     cJSON_Delete(root);
-    if (!text) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory writing %s", path);
-    sl_status st = sl_out_write_file(path, text, strlen(text), msg, msglen);
-    cJSON_free(text);
     return st;
 }
 
@@ -299,13 +297,9 @@ static sl_status parse_run(const cJSON *root, const char *path, const sl_bench_p
 sl_status slb_run_read(const char *path, const sl_bench_preset *p, int d, int s, int e, slb_run *r, char *msg, size_t msglen)
 {
     memset(r, 0, sizeof *r);
-    unsigned char *data;
-    size_t len;
-    sl_status st = sl_file_read(path, &data, &len, msg, msglen);
+    cJSON *root;
+    sl_status st = sl_json_file_read(path, &root, msg, msglen);
     if (st != SL_OK) return st;
-    cJSON *root = strlen((const char *)data) == len ? cJSON_Parse((const char *)data) : NULL;
-    free(data);
-    if (!root) return sl_errf(msg, msglen, SL_EFORMAT, "%s is not valid JSON", path);
     st = parse_run(root, path, p, d, s, e, r, msg, msglen);
     cJSON_Delete(root);
     if (st != SL_OK) slb_run_free(r);

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jsonfile.h"
 #include "train_internal.h"
 
 /* ------------------------------------------------------------------ names */
@@ -666,13 +667,9 @@ sl_status sl_preproc_load(sl_preproc *pp, int *num_classes, const char *path, ch
 {
     if (!pp || !path) return sl_errf(msg, msglen, SL_EINVAL, "config: NULL argument");
     if (num_classes) *num_classes = 0;
-    unsigned char *data;
-    size_t len;
-    sl_status st = sl_file_read(path, &data, &len, msg, msglen);
+    cJSON *root;
+    sl_status st = sl_json_file_read(path, &root, msg, msglen);
     if (st != SL_OK) return st;
-    cJSON *root = strlen((const char *)data) == len ? cJSON_Parse((const char *)data) : NULL;
-    free(data);
-    if (!root) return sl_errf(msg, msglen, SL_EFORMAT, "%s: not valid JSON", path);
     sl_train_config c = SL_TRAIN_CONFIG_DEFAULT;
     char sub[400];
     if ((st = slt_config_apply(&c, root, sub, sizeof sub)) != SL_OK) goto done;

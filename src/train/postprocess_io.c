@@ -14,6 +14,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jsonfile.h"
 #include "train_internal.h"
 
 sl_status sl_postprocess_save(const sl_postprocess *pp, const char *path, char *msg, size_t msglen)
@@ -36,19 +37,8 @@ sl_status sl_postprocess_save(const sl_postprocess *pp, const char *path, char *
             ok = isfinite(v) ? cJSON_AddNumberToObject(o, key, v) != NULL : cJSON_AddNullToObject(o, key) != NULL;
         }
     }
-    char *text = ok ? cJSON_Print(root) : NULL;
+    sl_status st = sl_json_file_write(path, ok ? root : NULL, 1, "postprocess", msg, msglen);
     cJSON_Delete(root);
-    if (!text) return sl_errf(msg, msglen, SL_ENOMEM, "postprocess: out of memory");
-    size_t n = strlen(text);
-    char *t2 = realloc(text, n + 2);
-    if (!t2) {
-        free(text);
-        return sl_errf(msg, msglen, SL_ENOMEM, "postprocess: out of memory");
-    }
-    t2[n] = '\n';
-    t2[n + 1] = 0;
-    sl_status st = sl_out_write_file(path, t2, n + 1, msg, msglen);
-    free(t2);
     return st;
 }
 

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "jsonfile.h"
 #include "segloss/metrics.h"
 #include "nn/model_mem.h"
 #include "train_internal.h"
@@ -273,19 +274,7 @@ static sl_status write_log_csv(run *R, char *msg, size_t msglen)
 
 static sl_status write_json(const char *path, cJSON *root, char *msg, size_t msglen)
 {
-    char *text = root ? cJSON_Print(root) : NULL;
-    if (!text) return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
-    size_t n = strlen(text);
-    char *t2 = realloc(text, n + 2);
-    if (!t2) {
-        free(text);
-        return sl_errf(msg, msglen, SL_ENOMEM, "train: out of memory");
-    }
-    t2[n] = '\n';
-    t2[n + 1] = 0;
-    sl_status st = sl_out_write_file(path, t2, n + 1, msg, msglen);
-    free(t2);
-    return st;
+    return sl_json_file_write(path, root, 1, "train", msg, msglen);
 }
 
 /* Volumes: dataset.spacing (mm, D, H, W) and dataset.plan, the network's
