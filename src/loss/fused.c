@@ -89,21 +89,7 @@ static SL_INLINE void block_probs(const float *xn, int64_t C, int64_t S, int64_t
         return;
     }
     float sum[VB];
-    /* softmax has C >= 2; starting from the first two channels avoids a copy */
-    const float *x0 = xn + s0, *x1 = xn + S + s0;
-    for (int64_t i = 0; i < len; i++) mx[i] = x1[i] > x0[i] ? x1[i] : x0[i];
-    for (int64_t c = 2; c < C; c++)
-        for (int64_t i = 0; i < len; i++) {
-            float v = xn[c * S + s0 + i];
-            mx[i] = v > mx[i] ? v : mx[i];
-        }
-    for (int64_t i = 0; i < len; i++) sum[i] = 0;
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t i = 0; i < len; i++) {
-            float e = sl_exp_nonpos(xn[c * S + s0 + i] - mx[i]);
-            p[c * VB + i] = e;
-            sum[i] += e;
-        }
+    sl_block_expsum(xn, C, S, s0, len, VB, mx, sum, p); /* softmax has C >= 2 */
     if (lsum)
         for (int64_t i = 0; i < len; i++) lsum[i] = sl_log_pos(sum[i]); /* sum >= 1: the largest term is e^0 */
     for (int64_t i = 0; i < len; i++) sum[i] = 1.0f / sum[i];

@@ -1,7 +1,37 @@
 /* The fused two-pass evaluation of region + cross-entropy specs (fused.c). */
 #ifndef SL_LOSS_FUSED_H
 #define SL_LOSS_FUSED_H
+#include "fastexp.h"
 #include "term.h"
+
+/* Softmax's first pass over voxels s0..s0+len of one sample's scores xn
+ * ((C, S), C >= 2): mx[i] the largest score, sum[i] = Σ_c exp(x_c − mx[i])
+ * and, when e is not NULL, e[c*stride + i] = exp(x_c − mx[i]). Every loop is
+ * elementwise over i, so vector width changes no result; always inlined, so
+ * each instruction-set build of a kernel (fused.c, fused_hard.c) has its own
+ * copy. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void sl_block_expsum(const float *xn, int64_t C, int64_t S, int64_t s0, int64_t len, int64_t stride,
+                                   float *mx, float *sum, float *e)
+{
+    /* starting from the first two channels avoids a copy */
+    const float *x0 = xn + s0, *x1 = xn + S + s0;
+    for (int64_t i = 0; i < len; i++) mx[i] = x1[i] > x0[i] ? x1[i] : x0[i];
+    for (int64_t c = 2; c < C; c++)
+        for (int64_t i = 0; i < len; i++) {
+            float v = xn[c * S + s0 + i];
+            mx[i] = v > mx[i] ? v : mx[i];
+        }
+    for (int64_t i = 0; i < len; i++) sum[i] = 0;
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t i = 0; i < len; i++) {
+            float v = sl_exp_nonpos(xn[c * S + s0 + i] - mx[i]);
+            if (e) e[c * stride + i] = v;
+            sum[i] += v;
+        }
+}
 
 /* 1 when every term can be fused under activation `act` (softmax or
  * sigmoid): region losses with region_finalize, and ce/wce/bce; all with

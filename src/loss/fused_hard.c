@@ -85,20 +85,7 @@ static inline int ohem_hard(const hard_job *j, float lf)
 static HB_INLINE void hb_softmax(const float *xn, int64_t C, int64_t S, int64_t s0, int64_t len, float *mx,
                                  float *sum, float *p)
 {
-    const float *x0 = xn + s0, *x1 = xn + S + s0;
-    for (int64_t i = 0; i < len; i++) mx[i] = x1[i] > x0[i] ? x1[i] : x0[i];
-    for (int64_t c = 2; c < C; c++)
-        for (int64_t i = 0; i < len; i++) {
-            float v = xn[c * S + s0 + i];
-            mx[i] = v > mx[i] ? v : mx[i];
-        }
-    for (int64_t i = 0; i < len; i++) sum[i] = 0;
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t i = 0; i < len; i++) {
-            float e = sl_exp_nonpos(xn[c * S + s0 + i] - mx[i]);
-            if (p) p[c * HB + i] = e;
-            sum[i] += e;
-        }
+    sl_block_expsum(xn, C, S, s0, len, HB, mx, sum, p);
     if (!p) return;
     float r[HB];
     for (int64_t i = 0; i < len; i++) r[i] = 1.0f / sum[i];
