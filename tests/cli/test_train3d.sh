@@ -60,12 +60,17 @@ check "cmp -s '$tmp/full/model.bin' '$tmp/stopped/model.bin'" "3-D model after -
 # ---- every loss of the catalogue trains on (B, C, D, H, W): one tiny step each
 ALL=$($S loss --list | grep -E '^  [a-z_]+ ' | awk '{print $1}' | sed 's/^wdice$/wdice(weight=inverse)/')
 n=0
+i=0
 for L in $ALL "gdice+boundary | ramp(start=0.1,step=0.1,cap=0.6)"; do
+  i=$((i + 1))
+  # under the sanitizers every third loss (and the compound), for time; the
+  # release pass trains every one
+  [ "$QUICK" = 1 ] && [ $((i % 3)) != 1 ] && [ "${L#gdice+boundary}" = "$L" ] && continue
   n=$((n + 1))
   run "3-D step with $L" $S train --out "$tmp/loss$n" --data phantom3d --size 16,16,16 --n-train 2 --n-val 0 --n-test 1 \
     --depth 2 --base-channels 2 --epochs 1 --steps-per-epoch 1 --batch 1 --threads 1 --quiet --loss "$L"
 done
-check "[ $n -ge 30 ]" "the loss list has $n entries"
+check "[ $i -ge 30 ] && [ $n -ge $((i / 3)) ]" "the loss list has $i entries, $n trained"
 echo "max losses trained in 3-D: $n"
 
 # ---- predict a NIfTI volume (smaller than the patch: padded) and a larger .npy volume
