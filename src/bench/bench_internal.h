@@ -199,6 +199,9 @@ sl_status slb_write_csv(const slb_report *r, char *msg, size_t msglen);
 sl_status slb_write_json(const slb_report *r, char *msg, size_t msglen);
 sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen);
 sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen);
+/* The sentence naming the network and training budget of the data sets (one, or one per distinct budget with its
+ * data sets), appended to s; shared by report.md and report.html. */
+void slb_training_text(const sl_bench_preset *p, slb_str *s);
 /* The ranking tables as plain text (the terminal's), appended to out. */
 void slb_ranking_text(const slb_report *r, slb_str *out);
 

@@ -756,7 +756,6 @@ sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen)
 {
     const sl_bench_preset *p = r->p;
     slb_str h = {0};
-    const sl_train_config *c0 = &p->datasets[0].config;
     slb_puts(&h, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>segloss benchmark: ");
     slb_html(&h, p->name);
     slb_printf(&h, "</title>\n<style>%s</style></head><body>\n<h1>segloss benchmark: ", css);
@@ -767,11 +766,14 @@ sl_status slb_write_html(const slb_report *r, char *msg, size_t msglen)
         slb_html(&h, p->description);
         slb_puts(&h, "</p>\n");
     }
-    slb_printf(&h, "<p>%lld runs: %d loss entries × %d data sets × %d seeds. Every run of a data set trains the same U-Net "
-                   "(depth %d, width %d) from the same initialisation and batches for %lld epochs × %lld steps × batch %lld; only "
-                   "the loss changes. Baseline: <code>",
-               (long long)sl_bench_num_runs(p), p->nentries, p->ndatasets, p->nseeds, c0->depth, c0->base_width,
-               (long long)c0->epochs, (long long)c0->steps_per_epoch, (long long)c0->batch_size);
+    slb_str training = {0};
+    slb_training_text(p, &training);
+    slb_printf(&h, "<p>%lld runs: %d loss entries × %d data sets × %d seeds. ", (long long)sl_bench_num_runs(p),
+               p->nentries, p->ndatasets, p->nseeds);
+    if (training.failed) h.failed = 1;
+    else slb_html(&h, training.p);
+    slb_str_free(&training);
+    slb_puts(&h, " Baseline: <code>");
     slb_html(&h, p->entries[p->baseline].name);
     slb_printf(&h, "</code>. segloss %s.</p>\n<nav><a href=\"#ranking\">Ranking</a><a href=\"#cd\">Critical difference</a><a href=\"#per-class\">Per-class Dice and "
                    "HD95</a><a href=\"#curves\">Training curves</a><a href=\"#sweep\">Imbalance sweep</a><a "

@@ -471,6 +471,46 @@ static void seeds_text(const sl_bench_preset *p, char *buf, size_t len)
     if (p->nfolds && k + 24 < len) snprintf(buf + k, len - k, "; %d folds each", p->nfolds);
 }
 
+/* Two data sets train alike when the network and the budget the header names are the same. */
+static int same_training(const sl_train_config *a, const sl_train_config *b)
+{
+    return a->depth == b->depth && a->base_width == b->base_width && a->epochs == b->epochs &&
+           a->steps_per_epoch == b->steps_per_epoch && a->batch_size == b->batch_size;
+}
+
+/*
+ * "the same U-Net (depth D, width W) ... for E epochs × S steps × batch B": one budget when every data set has it,
+ * else each distinct one followed by the data sets that train with it, so a data set's own "train" block is never
+ * reported as another's.
+ */
+void slb_training_text(const sl_bench_preset *p, slb_str *s)
+{
+    const sl_train_config *c0 = &p->datasets[0].config;
+    int uniform = 1;
+    for (int d = 1; d < p->ndatasets; d++) uniform &= same_training(c0, &p->datasets[d].config);
+    if (uniform) {
+        slb_printf(s, "Every run of a data set trains the same U-Net (depth %d, width %d) from the same initialisation and "
+                      "batches for %lld epochs × %lld steps × batch %lld; only the loss changes.",
+                   c0->depth, c0->base_width, (long long)c0->epochs, (long long)c0->steps_per_epoch,
+                   (long long)c0->batch_size);
+        return;
+    }
+    slb_puts(s, "Every run of a data set trains the same U-Net from the same initialisation and batches; only the loss "
+                "changes. Network and budget per data set:");
+    for (int d = 0; d < p->ndatasets; d++) {
+        const sl_train_config *c = &p->datasets[d].config;
+        int first = 1;
+        for (int e = 0; e < d && first; e++) first = !same_training(c, &p->datasets[e].config);
+        if (!first) continue;
+        slb_printf(s, "%s depth %d, width %d, %lld epochs × %lld steps × batch %lld (", d ? ";" : "", c->depth,
+                   c->base_width, (long long)c->epochs, (long long)c->steps_per_epoch, (long long)c->batch_size);
+        for (int e = d, n = 0; e < p->ndatasets; e++)
+            if (same_training(c, &p->datasets[e].config)) slb_printf(s, "%s%s", n++ ? ", " : "", p->datasets[e].name);
+        slb_puts(s, ")");
+    }
+    slb_puts(s, ".");
+}
+
 void slb_ranking_text(const slb_report *r, slb_str *out)
 {
     const sl_bench_preset *p = r->p;
@@ -555,15 +595,12 @@ sl_status slb_write_markdown(const slb_report *r, char *msg, size_t msglen)
     if (!tb) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
     char seeds[256];
     seeds_text(p, seeds, sizeof seeds);
-    const sl_train_config *c0 = &p->datasets[0].config;
     slb_printf(&s, "# segloss benchmark: %s\n\n", p->name);
     if (p->description[0]) slb_printf(&s, "%s\n\n", p->description);
-    slb_printf(&s, "%lld runs: %d loss entries × %d data sets × %d seed%s (%s). Every run of a data set trains the same "
-                   "U-Net (depth %d, width %d) from the same initialisation and batches for %lld epochs × %lld steps × "
-                   "batch %lld; only the loss changes. Baseline: `%s`. The figures are in report.html.\n\n",
-               (long long)sl_bench_num_runs(p), E, p->ndatasets, p->nseeds, p->nseeds > 1 ? "s" : "", seeds, c0->depth,
-               c0->base_width, (long long)c0->epochs, (long long)c0->steps_per_epoch, (long long)c0->batch_size,
-               p->entries[p->baseline].name);
+    slb_printf(&s, "%lld runs: %d loss entries × %d data sets × %d seed%s (%s). ", (long long)sl_bench_num_runs(p), E,
+               p->ndatasets, p->nseeds, p->nseeds > 1 ? "s" : "", seeds);
+    slb_training_text(p, &s);
+    slb_printf(&s, " Baseline: `%s`. The figures are in report.html.\n\n", p->entries[p->baseline].name);
 
     slb_puts(&s, "## Ranking\n\n");
     slb_printf(&s, "Overall: mean rank over the data sets; each cell is the Dice averaged over the foreground classes, "

@@ -24,7 +24,8 @@ write_preset() {  # write_preset FILE SEEDS LR
     "training": {"epochs": 2, "steps_per_epoch": 6, "batch_size": 4}
   },
   "datasets": [
-    {"name": "phantom 5%", "data": "phantom", "data_opts": {"small_fraction": 0.05}, "sweep": true},
+    {"name": "phantom 5%", "data": "phantom", "data_opts": {"small_fraction": 0.05}, "sweep": true,
+     "train": {"training": {"epochs": 3}}},
     {"name": "phantom 1%", "data": "phantom", "data_opts": {"small_fraction": 0.01}, "sweep": true}
   ],
   "losses": ["ce", "dice+ce", {"name": "dice+ce +TTA", "loss": "dice+ce", "tta": true},
@@ -123,6 +124,9 @@ md = open(d + "/report.md").read()
 for h in ("# segloss benchmark: tiny", "## Ranking", "### phantom 5%", "## Per-class Dice and HD95", "## Imbalance sweep",
           "## Overlays", "## Runs", "## Conventions"):
     assert h in md, h
+# each data set's own budget is named for it, not the first data set's for all
+assert ("Network and budget per data set: depth 2, width 4, 3 epochs × 6 steps × batch 4 (phantom 5%); depth 2, "
+        "width 4, 2 epochs × 6 steps × batch 4 (phantom 1%).") in md, md[:800]
 for link in re.findall(r"\]\((overlays/[^)]+)\)", md):
     assert os.path.isfile(os.path.join(d, link)), link
 html = open(d + "/report.html").read()
