@@ -74,12 +74,38 @@ void sl_array_free(sl_array *a);
  */
 sl_status sl_npy_read(const char *path, sl_array *out, char *msg, size_t msglen);
 
+/*
+ * A .npy file mapped read-only (mmap) instead of read: `array.data` points
+ * into the page cache, so a large input costs no copy and no freshly zeroed
+ * pages. The header is checked before any data page is touched, with the
+ * same checks, codes and messages as sl_npy_read. What cannot be used in
+ * place is read by sl_npy_read instead (`base` is then NULL and `array`
+ * owns its data): a file that is not regular or cannot be mapped (a FIFO,
+ * a file system without mmap), data in the other byte order or at an
+ * offset that is not a multiple of the element size. Either way the data
+ * must not be written, and the file must not be truncated while it is
+ * mapped: the process would get SIGBUS on the next access, as with any
+ * mapping (a file that shrinks before the pages are brought in is read
+ * instead). Release with sl_npy_unmap.
+ */
+typedef struct {
+    sl_array array; /* dtype, shape and data, as sl_npy_read gives them */
+    void *base;     /* the mapping (NULL when the file was read) */
+    size_t length;  /* its length in bytes */
+} sl_npy_mapped;
+
+sl_status sl_npy_map(const char *path, sl_npy_mapped *out, char *msg, size_t msglen);
+
+/* Unmaps (or frees) and resets *m; a reset or zeroed *m is fine. */
+void sl_npy_unmap(sl_npy_mapped *m);
+
 /* The same from a memory buffer of `len` bytes (used by the fuzz target). */
 sl_status sl_npy_parse(const void *buf, size_t len, sl_array *out, char *msg, size_t msglen);
 
 /* Writes an array as .npy version 1.0 (2.0 if the header needs it),
- * little-endian, C order. The file is written to PATH.tmp and renamed, so a
- * reader never sees half a file. SL_EIO on failure. */
+ * little-endian, C order. The file is written to a temporary file beside it
+ * (".NAME.sltmp-PID-HOST-XXXXXX"), synced and renamed, so a reader never sees
+ * half a file and an existing file is never damaged. SL_EIO on failure. */
 sl_status sl_npy_write(const char *path, const sl_array *a, char *msg, size_t msglen);
 
 /* Converts any numeric array to a new float32 array (values cast).
