@@ -133,53 +133,76 @@ static void shape_str(const sl_array *a, char *buf, size_t len)
     if (n < len) snprintf(buf + n, len - n, ")");
 }
 
-/* Loads the mask M: (N, 1, spatial...) or (N, spatial...), converted to float32. */
-static int load_mask(const char *path, const sl_array *x, sl_array *m)
+/* Maps PATH (segloss/io.h, sl_npy_map: the data stays in the page cache, no copy); 0, or the exit code after one
+ * line. */
+static int map_npy(const char *path, sl_npy_mapped *m)
 {
-    sl_array raw = SL_ARRAY_EMPTY;
+    char msg[512];
+    if (sl_npy_map(path, m, msg, sizeof msg) != SL_OK) return cli_fail("loss", EXIT_WORK, "%s", msg);
+    return 0;
+}
+
+/* *out = the mapped array itself when it is float32, else a float32 copy of it. */
+static sl_status as_f32(const sl_npy_mapped *m, sl_array *out)
+{
+    if (m->array.dtype == SL_DT_F32) {
+        *out = m->array;
+        return SL_OK;
+    }
+    return sl_array_to_f32(&m->array, out);
+}
+
+/* The files a loss reads, mapped, and the arrays the loss sees (views of the mappings, or converted copies). */
+typedef struct {
+    sl_npy_mapped file[4]; /* input, target, dist, mask */
+    sl_array x, y, d, m;
+} loss_inputs;
+
+static void inputs_free(loss_inputs *in)
+{
+    sl_array *arr[4] = {&in->x, &in->y, &in->d, &in->m};
+    for (int i = 0; i < 4; i++) {
+        if (arr[i]->data != in->file[i].array.data) sl_array_free(arr[i]);
+        sl_npy_unmap(&in->file[i]);
+    }
+}
+
+/* Loads the mask M: (N, 1, spatial...) or (N, spatial...), as float32. */
+static int load_mask(const char *path, const sl_array *x, sl_npy_mapped *file, sl_array *m)
+{
     char s1[128], s2[128];
-    if (!cli_load_npy("loss", path, &raw)) return EXIT_WORK;
+    if (map_npy(path, file)) return EXIT_WORK;
+    const sl_array *raw = &file->array;
     shape_str(x, s1, sizeof s1);
-    shape_str(&raw, s2, sizeof s2);
-    int with_c = raw.ndim == x->ndim, ok = (with_c || raw.ndim == x->ndim - 1) && raw.shape[0] == x->shape[0];
-    if (ok && with_c) ok = raw.shape[1] == 1;
-    for (int i = 1 + with_c; ok && i < raw.ndim; i++) ok = raw.shape[i] == x->shape[i + 1 - with_c];
-    if (!ok) {
-        sl_array_free(&raw);
+    shape_str(raw, s2, sizeof s2);
+    int with_c = raw->ndim == x->ndim, ok = (with_c || raw->ndim == x->ndim - 1) && raw->shape[0] == x->shape[0];
+    if (ok && with_c) ok = raw->shape[1] == 1;
+    for (int i = 1 + with_c; ok && i < raw->ndim; i++) ok = raw->shape[i] == x->shape[i + 1 - with_c];
+    if (!ok)
         return cli_fail("loss", EXIT_WORK, "--mask %s: shape %s does not match scores %s (expected (N, 1, spatial...))",
                         path, s2, s1);
-    }
-    sl_status st = raw.dtype == SL_DT_F32 ? SL_OK : sl_array_to_f32(&raw, m);
-    if (raw.dtype == SL_DT_F32) *m = raw;
-    else sl_array_free(&raw);
+    sl_status st = as_f32(file, m);
     if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "--mask %s: %s", path, sl_strerror(st));
     return 0;
 }
 
 /* Loads X, Y (and D) and checks their shapes against each other. */
-static int load_inputs(const loss_opts *o, sl_array *x, sl_array *y, sl_array *d, sl_dims *dims, sl_target *tg)
+static int load_inputs(const loss_opts *o, loss_inputs *in, sl_dims *dims, sl_target *tg)
 {
-    sl_array raw = SL_ARRAY_EMPTY;
     char s1[128], s2[128];
-    if (!cli_load_npy("loss", o->input, &raw)) return EXIT_WORK;
-    if (raw.dtype != SL_DT_F32 && raw.dtype != SL_DT_F64) {
-        cli_fail("loss", EXIT_WORK, "%s: scores must be float32 (or float64), got %s", o->input, sl_dtype_name(raw.dtype));
-        sl_array_free(&raw);
-        return EXIT_WORK;
+    if (map_npy(o->input, &in->file[0])) return EXIT_WORK;
+    const sl_array *raw = &in->file[0].array;
+    if (raw->dtype != SL_DT_F32 && raw->dtype != SL_DT_F64)
+        return cli_fail("loss", EXIT_WORK, "%s: scores must be float32 (or float64), got %s", o->input,
+                        sl_dtype_name(raw->dtype));
+    if (raw->ndim < 3 || raw->ndim > 5) {
+        shape_str(raw, s1, sizeof s1);
+        return cli_fail("loss", EXIT_WORK, "%s: scores must be (N, C, H, W) or (N, C, D, H, W), got shape %s", o->input,
+                        s1);
     }
-    if (raw.ndim < 3 || raw.ndim > 5) {
-        shape_str(&raw, s1, sizeof s1);
-        cli_fail("loss", EXIT_WORK, "%s: scores must be (N, C, H, W) or (N, C, D, H, W), got shape %s", o->input, s1);
-        sl_array_free(&raw);
-        return EXIT_WORK;
-    }
-    if (raw.dtype == SL_DT_F32) {
-        *x = raw;
-    } else {
-        sl_status st = sl_array_to_f32(&raw, x);
-        sl_array_free(&raw);
-        if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->input, sl_strerror(st));
-    }
+    sl_status st = as_f32(&in->file[0], &in->x);
+    if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->input, sl_strerror(st));
+    const sl_array *x = &in->x;
     dims->n = x->shape[0];
     dims->c = x->shape[1];
     dims->spatial_ndim = x->ndim - 2;
@@ -189,58 +212,46 @@ static int load_inputs(const loss_opts *o, sl_array *x, sl_array *y, sl_array *d
         return cli_fail("loss", EXIT_WORK, "%s: invalid score shape %s (every axis must be >= 1)", o->input, s1);
     }
 
-    if (!cli_load_npy("loss", o->target, &raw)) return EXIT_WORK;
+    if (map_npy(o->target, &in->file[1])) return EXIT_WORK;
+    raw = &in->file[1].array;
     shape_str(x, s1, sizeof s1);
-    shape_str(&raw, s2, sizeof s2);
-    if (sl_dtype_is_integer(raw.dtype)) {
-        int ok = raw.ndim == x->ndim - 1 && raw.shape[0] == x->shape[0];
-        for (int i = 1; ok && i < raw.ndim; i++) ok = raw.shape[i] == x->shape[i + 1];
-        if (!ok) {
-            sl_array_free(&raw);
+    shape_str(raw, s2, sizeof s2);
+    if (sl_dtype_is_integer(raw->dtype)) {
+        int ok = raw->ndim == x->ndim - 1 && raw->shape[0] == x->shape[0];
+        for (int i = 1; ok && i < raw->ndim; i++) ok = raw->shape[i] == x->shape[i + 1];
+        if (!ok)
             return cli_fail("loss", EXIT_WORK, "target label map %s does not match scores %s (expected (N, spatial...))",
                             s2, s1);
-        }
-        sl_status st = sl_array_to_i32(&raw, y);
-        sl_array_free(&raw);
+        /* the library takes int32 labels (read only): an int32 file is used in place, any other dtype converted */
+        if (raw->dtype == SL_DT_I32) in->y = *raw;
+        else st = sl_array_to_i32(raw, &in->y);
         if (st == SL_ERANGE) return cli_fail("loss", EXIT_WORK, "%s: a label does not fit in int32", o->target);
         if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->target, sl_strerror(st));
         tg->kind = SL_TARGET_LABELS;
-        tg->labels = y->data;
+        tg->labels = in->y.data;
     } else {
-        int ok = raw.ndim == x->ndim;
-        for (int i = 0; ok && i < raw.ndim; i++) ok = raw.shape[i] == x->shape[i];
+        int ok = raw->ndim == x->ndim;
+        for (int i = 0; ok && i < raw->ndim; i++) ok = raw->shape[i] == x->shape[i];
         if (!ok) {
-            int looks_like_labels = raw.ndim == x->ndim - 1;
-            sl_array_free(&raw);
+            int looks_like_labels = raw->ndim == x->ndim - 1;
             return cli_fail("loss", EXIT_WORK, "float target %s does not match scores %s%s", s2, s1,
                             looks_like_labels ? " (a label map must have an integer dtype: save it with .astype(np.int64))" : "");
         }
-        if (raw.dtype == SL_DT_F32) {
-            *y = raw;
-        } else {
-            sl_status st = sl_array_to_f32(&raw, y);
-            sl_array_free(&raw);
-            if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->target, sl_strerror(st));
-        }
+        st = as_f32(&in->file[1], &in->y);
+        if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->target, sl_strerror(st));
         tg->kind = SL_TARGET_SOFT;
-        tg->soft = y->data;
+        tg->soft = in->y.data;
     }
     if (o->dist) {
-        if (!cli_load_npy("loss", o->dist, &raw)) return EXIT_WORK;
-        int ok = raw.ndim == x->ndim;
-        for (int i = 0; ok && i < raw.ndim; i++) ok = raw.shape[i] == x->shape[i];
-        shape_str(&raw, s2, sizeof s2);
-        if (!ok || (raw.dtype != SL_DT_F32 && raw.dtype != SL_DT_F64)) {
-            sl_array_free(&raw);
+        if (map_npy(o->dist, &in->file[2])) return EXIT_WORK;
+        raw = &in->file[2].array;
+        int ok = raw->ndim == x->ndim;
+        for (int i = 0; ok && i < raw->ndim; i++) ok = raw->shape[i] == x->shape[i];
+        shape_str(raw, s2, sizeof s2);
+        if (!ok || (raw->dtype != SL_DT_F32 && raw->dtype != SL_DT_F64))
             return cli_fail("loss", EXIT_WORK, "--dist must be float with the shape of the scores %s, got %s", s1, s2);
-        }
-        if (raw.dtype == SL_DT_F32) {
-            *d = raw;
-        } else {
-            sl_status st = sl_array_to_f32(&raw, d);
-            sl_array_free(&raw);
-            if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->dist, sl_strerror(st));
-        }
+        st = as_f32(&in->file[2], &in->d);
+        if (st != SL_OK) return cli_fail("loss", EXIT_WORK, "%s: %s", o->dist, sl_strerror(st));
     }
     return 0;
 }
@@ -309,25 +320,27 @@ int cmd_loss(int argc, char **argv)
     sl_loss *loss = NULL;
     if (sl_loss_create(o.spec, &loss, msg, sizeof msg) != SL_OK) return cli_fail("loss", EXIT_USAGE, "%s", msg);
 
-    sl_array x = SL_ARRAY_EMPTY, y = SL_ARRAY_EMPTY, d = SL_ARRAY_EMPTY, g = SL_ARRAY_EMPTY, m = SL_ARRAY_EMPTY;
+    loss_inputs in = {0};
+    sl_array g = SL_ARRAY_EMPTY;
+    const sl_array *x = &in.x;
     sl_dims dims = {0};
     sl_target tg = {0};
-    rc = load_inputs(&o, &x, &y, &d, &dims, &tg);
-    if (!rc && o.mask && !(rc = load_mask(o.mask, &x, &m))) tg.mask = m.data;
+    rc = load_inputs(&o, &in, &dims, &tg);
+    if (!rc && o.mask && !(rc = load_mask(o.mask, x, &in.file[3], &in.m))) tg.mask = in.m.data;
     if (!rc && o.nspacing && o.nspacing != dims.spatial_ndim)
         rc = cli_fail("loss", EXIT_USAGE, "--spacing has %d values for %d spatial axes", o.nspacing, dims.spatial_ndim);
-    if (!rc && o.grad && sl_array_alloc(&g, SL_DT_F32, x.ndim, x.shape) != SL_OK)
+    if (!rc && o.grad && sl_array_alloc(&g, SL_DT_F32, x->ndim, x->shape) != SL_OK)
         rc = cli_fail("loss", EXIT_WORK, "out of memory for the gradient");
     if (!rc) {
         sl_forward_opts fo = SL_FORWARD_OPTS_DEFAULT;
         for (int i = 0; i < o.nspacing; i++) fo.spacing[i] = o.spacing[i];
-        fo.dist = d.data;
+        fo.dist = in.d.data;
         fo.threads = o.threads;
         fo.training = o.training;
         double value;
         sl_status st = SL_OK;
-        if (o.none) rc = run_none(&o, loss, &x, &dims, &tg, &fo, &g);
-        else st = sl_loss_forward(loss, x.data, &dims, &tg, &fo, &value, g.data, msg, sizeof msg);
+        if (o.none) rc = run_none(&o, loss, x, &dims, &tg, &fo, &g);
+        else st = sl_loss_forward(loss, x->data, &dims, &tg, &fo, &value, g.data, msg, sizeof msg);
         if (o.none) {
             /* run_none wrote or reported everything */
         } else if (st != SL_OK) {
@@ -338,11 +351,8 @@ int cmd_loss(int argc, char **argv)
             print_result(loss, value);
         }
     }
-    sl_array_free(&x);
-    sl_array_free(&y);
-    sl_array_free(&d);
+    inputs_free(&in);
     sl_array_free(&g);
-    sl_array_free(&m);
     sl_loss_free(loss);
     return rc;
 }
