@@ -84,6 +84,18 @@ sl_status sl_schedule_create(const char *text, sl_schedule **out, char *msg, siz
 sl_status sl_schedule_create_ramp(const char *spec, const sl_ramp *ramp, sl_schedule **out, char *msg,
                                   size_t msglen);
 
+/* The same schedule over `factor` times the epochs (factor >= 1), written to
+ * out: every stage starts at factor × its epoch and every ramp's step and
+ * shrink_step are divided by factor, so a stage covers the same share of a
+ * run that is factor times longer and a ramp reaches its cap at the same
+ * share. Ramps are written with all their keys resolved; '@lr=' is kept.
+ * A single stage without a ramp (nothing counted in epochs), or factor 1,
+ * is copied unchanged. The codes of sl_schedule_create for a bad text,
+ * SL_ERANGE when out (outlen bytes with the NUL) is too small or a start
+ * overflows, SL_EINVAL for NULL or factor < 1. The benchmark's budget study
+ * trains its longer runs with this (docs/benchmark.md). */
+sl_status sl_schedule_stretch(const char *text, int factor, char *out, size_t outlen, char *msg, size_t msglen);
+
 /* Releases the schedule and the losses it owns; NULL is a no-op. */
 void sl_schedule_free(sl_schedule *s);
 

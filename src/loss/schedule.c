@@ -9,6 +9,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -364,6 +365,78 @@ sl_status sl_schedule_create(const char *text, sl_schedule **out, char *msg, siz
         return st;
     }
     *out = s;
+    return SL_OK;
+}
+
+/* ---- stretching ----------------------------------------------------------------- */
+
+/* v in the shortest "%.Ng" that reads back as v (at most 17 digits). */
+static int put_number(char *buf, size_t len, double v)
+{
+    int n = 0;
+    for (int prec = 1; prec <= 17; prec++) {
+        n = snprintf(buf, len, "%.*g", prec, v);
+        if (n < 0 || (size_t)n >= len || strtod(buf, NULL) == v) break;
+    }
+    return n;
+}
+
+/* Appends printf output to out at *at; 0 when it no longer fits. */
+static int append(char *out, size_t outlen, size_t *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = *at < outlen ? vsnprintf(out + *at, outlen - *at, fmt, ap) : -1;
+    va_end(ap);
+    if (n < 0 || (size_t)n >= outlen - *at) return 0;
+    *at += (size_t)n;
+    return 1;
+}
+
+sl_status sl_schedule_stretch(const char *text, int factor, char *out, size_t outlen, char *msg, size_t msglen)
+{
+    if (!text || !out || outlen == 0) return sl_errf(msg, msglen, SL_EINVAL, "schedule: NULL argument");
+    if (factor < 1) return sl_errf(msg, msglen, SL_EINVAL, "schedule: stretch factor %d must be >= 1", factor);
+    sl_schedule *s = NULL;
+    sl_status st = sl_schedule_create(text, &s, msg, msglen);
+    if (st != SL_OK) return st;
+    /* nothing counted in epochs: the text itself, byte for byte */
+    if (factor == 1 || (s->nstages == 1 && !s->st[0].has_ramp)) {
+        sl_schedule_free(s);
+        if (strlen(text) >= outlen) return sl_errf(msg, msglen, SL_ERANGE, "schedule: longer than %zu characters", outlen - 1);
+        snprintf(out, outlen, "%s", text);
+        return SL_OK;
+    }
+    size_t at = 0;
+    int ok = 1;
+    for (int i = 0; ok && i < s->nstages; i++) {
+        const stage *t = &s->st[i];
+        if (t->start > INT64_MAX / factor) {
+            sl_schedule_free(s);
+            return sl_errf(msg, msglen, SL_ERANGE, "schedule: stage %d's start epoch %lld times %d overflows", i + 1,
+                           (long long)t->start, factor);
+        }
+        ok = append(out, outlen, &at, "%s%lld:%s", i ? "; " : "", (long long)(t->start * factor), t->spec);
+        if (ok && t->has_ramp) {
+            const sl_ramp *r = &t->ramp;
+            char v[6][32];
+            put_number(v[0], sizeof v[0], r->grow_start);
+            put_number(v[1], sizeof v[1], r->grow_step / factor);
+            put_number(v[2], sizeof v[2], r->grow_cap);
+            put_number(v[3], sizeof v[3], r->shrink_start);
+            put_number(v[4], sizeof v[4], r->shrink_step / factor);
+            put_number(v[5], sizeof v[5], r->shrink_floor);
+            ok = append(out, outlen, &at, " | ramp(grow=%d,start=%s,step=%s,cap=%s,shrink=%d,shrink_start=%s,shrink_step=%s,floor=%s)",
+                        r->grow, v[0], v[1], v[2], r->shrink, v[3], v[4], v[5]);
+        }
+        if (ok && !isnan(t->lr)) {
+            char v[32];
+            put_number(v, sizeof v, t->lr);
+            ok = append(out, outlen, &at, " @lr=%s", v);
+        }
+    }
+    sl_schedule_free(s);
+    if (!ok) return sl_errf(msg, msglen, SL_ERANGE, "schedule: the stretched schedule is longer than %zu characters", outlen - 1);
     return SL_OK;
 }
 

@@ -4,7 +4,9 @@
  * Any byte string must give either a loss (which then evaluates on a small
  * fixed input without crashing: it may still refuse, e.g. a weight list of
  * the wrong length) or an error status with a one-line message and a NULL
- * loss. Anything else abort()s.
+ * loss. Read as a schedule, it is stretched (sl_schedule_stretch): either an
+ * error with a one-line message, or a text that parses as a schedule with
+ * the same stages. Anything else abort()s.
  */
 #include <math.h>
 #include <stdint.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "segloss/loss.h"
+#include "segloss/schedule.h"
 
 #define CHECK(cond)                                                                      \
     do {                                                                                 \
@@ -30,8 +33,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!spec) return 0;
     memcpy(spec, data, size);
     spec[size] = 0;
-    sl_loss *L = (sl_loss *)&spec; /* must be reset to NULL on failure */
     char msg[512] = "";
+    static char stretched[16384];
+    if (sl_schedule_stretch(spec, 3, stretched, sizeof stretched, msg, sizeof msg) == SL_OK) {
+        sl_schedule *a = NULL, *b = NULL;
+        CHECK(sl_schedule_create(spec, &a, msg, sizeof msg) == SL_OK);
+        CHECK(sl_schedule_create(stretched, &b, msg, sizeof msg) == SL_OK);
+        CHECK(sl_schedule_num_stages(a) == sl_schedule_num_stages(b));
+        for (int i = 0; i < sl_schedule_num_stages(a); i++)
+            CHECK(sl_schedule_stage_start(b, i) == 3 * sl_schedule_stage_start(a, i) &&
+                  !strcmp(sl_schedule_stage_spec(a, i), sl_schedule_stage_spec(b, i)));
+        sl_schedule_free(a);
+        sl_schedule_free(b);
+    } else {
+        CHECK(msg[0] != 0 && strchr(msg, '\n') == NULL);
+    }
+    msg[0] = 0;
+    sl_loss *L = (sl_loss *)&spec; /* must be reset to NULL on failure */
     sl_status st = sl_loss_create(spec, &L, msg, sizeof msg);
     if (st != SL_OK) {
         CHECK(L == NULL);

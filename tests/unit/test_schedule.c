@@ -439,6 +439,85 @@ done:
     sl_schedule_free(other);
 }
 
+/* sl_schedule_stretch: the text written for hand-worked cases, and the
+ * stretched schedule's weights and stages at factor × epoch equal to the
+ * original's at epoch. */
+static void stretch_is(const char *text, int factor, const char *want)
+{
+    char out[512], msg[256] = "";
+    sl_status st = sl_schedule_stretch(text, factor, out, sizeof out, msg, sizeof msg);
+    CHECK(st == SL_OK, "stretch '%s' x%d: %s", text, factor, msg);
+    if (st == SL_OK) CHECK(!strcmp(out, want), "stretch '%s' x%d:\n  got  '%s'\n  want '%s'", text, factor, out, want);
+    if (st != SL_OK) return;
+    sl_schedule *a = make(text), *b = make(out);
+    double maxdiff = 0;
+    for (int64_t e = 0; a && b && e < 40; e++) {
+        double wa[8], wb[8];
+        int na = 0, nb = 0;
+        CHECK(sl_schedule_stage_of(a, e) == sl_schedule_stage_of(b, e * factor), "stretch '%s' x%d: stage of epoch %lld",
+              text, factor, (long long)e);
+        if (sl_schedule_weights(a, e, wa, 8, &na) != SL_OK || sl_schedule_weights(b, e * factor, wb, 8, &nb) != SL_OK ||
+            na != nb) {
+            CHECK(0, "stretch '%s' x%d: weights of epoch %lld", text, factor, (long long)e);
+            continue;
+        }
+        for (int i = 0; i < na; i++) maxdiff = fmax(maxdiff, fabs(wa[i] - wb[i]));
+        /* a stage starts at factor × its epoch, not before */
+        if (e > 0 && sl_schedule_stage_of(a, e) != sl_schedule_stage_of(a, e - 1))
+            CHECK(sl_schedule_stage_of(b, e * factor - 1) == sl_schedule_stage_of(a, e - 1),
+                  "stretch '%s' x%d: stage %d starts before epoch %lld", text, factor, sl_schedule_stage_of(a, e),
+                  (long long)(e * factor));
+        CHECK(isnan(sl_schedule_stage_lr(a, sl_schedule_stage_of(a, e))) ==
+                      isnan(sl_schedule_stage_lr(b, sl_schedule_stage_of(b, e * factor))),
+              "stretch '%s' x%d: @lr kept", text, factor);
+    }
+    printf("  stretch x%d of '%s': max weight difference at factor x epoch %.3g (tolerance 1e-12)\n", factor, text, maxdiff);
+    CHECK(maxdiff <= 1e-12, "stretch '%s' x%d: weights differ by %.3g", text, factor, maxdiff);
+    sl_schedule_free(a);
+    sl_schedule_free(b);
+}
+
+static void test_stretch(void)
+{
+    stretch_is("gdice+boundary | ramp(start=0.1,step=0.1,cap=0.6)", 4,
+               "0:gdice+boundary | ramp(grow=1,start=0.1,step=0.025,cap=0.6,shrink=0,shrink_start=0.9,shrink_step=0.025,floor=0.1)");
+    stretch_is("0:ce; 3:ce+dice; 6:wdice(weight=[1,5,10])", 4, "0:ce; 12:ce+dice; 24:wdice(weight=[1,5,10])");
+    stretch_is("0:ce @lr=0.01; 5:dice+boundary | ramp(step=0.05,shrink=-1) @lr=0.001", 3,
+               "0:ce @lr=0.01; 15:dice+boundary | ramp(grow=1,start=0.01,step=0.016666666666666666,cap=1,shrink=-1,"
+               "shrink_start=0.99,shrink_step=0.016666666666666666,floor=0.1) @lr=0.001");
+    /* nothing counted in epochs, or factor 1: the text unchanged */
+    stretch_is("dice+ce", 4, "dice+ce");
+    stretch_is("  0:ce; 3:dice ", 1, "  0:ce; 3:dice ");
+    /* between the stretched epochs the ramp moves by step/factor: epoch 2 of x4 is half an epoch of the original */
+    sl_schedule *s = make("0:gdice+boundary | ramp(grow=1,start=0.1,step=0.025,cap=0.6,shrink=0,shrink_start=0.9,"
+                          "shrink_step=0.025,floor=0.1)");
+    const double half[2] = {0.85, 0.15};
+    if (s) weights_are(s, 2, 2, half, "stretched ramp");
+    sl_schedule_free(s);
+
+    char out[64], msg[256];
+    struct {
+        const char *text;
+        int factor;
+        size_t outlen;
+        sl_status want;
+        const char *needle;
+    } bad[] = {
+        {"0:ce; 3:dice", 0, sizeof out, SL_EINVAL, "factor 0"},
+        {"0:ce; 3:", 2, sizeof out, SL_EFORMAT, "stage 2"},
+        {"0:ce; 4611686018427387904:dice", 4, sizeof out, SL_ERANGE, "overflows"},
+        {"0:ce; 3:dice+ce; 6:wdice(weight=[1,5,10])", 2, 20, SL_ERANGE, "longer than 19"},
+        {"dice+ce+boundary+focal", 1, 8, SL_ERANGE, "longer than 7"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        msg[0] = 0;
+        sl_status st = sl_schedule_stretch(bad[i].text, bad[i].factor, out, bad[i].outlen, msg, sizeof msg);
+        CHECK(st == bad[i].want && strstr(msg, bad[i].needle), "stretch '%s' x%d: %s '%s', want %s with '%s'", bad[i].text,
+              bad[i].factor, sl_strerror(st), msg, sl_strerror(bad[i].want), bad[i].needle);
+    }
+    CHECK(sl_schedule_stretch(NULL, 2, out, sizeof out, msg, sizeof msg) == SL_EINVAL, "stretch of NULL");
+}
+
 int main(void)
 {
     test_ramps();
@@ -447,5 +526,6 @@ int main(void)
     test_errors();
     test_loss_state();
     test_schedule_state();
+    test_stretch();
     return test_report("test_schedule");
 }
