@@ -50,6 +50,7 @@
 #include "bench_internal.h"
 #include "search.h"
 #include "segloss/metrics.h"
+#include "segloss/schedule.h"
 #include "fileio.h"
 #include "outfile.h"
 #include "nn/layers.h" /* sl_nn_blas_reserve */
@@ -531,6 +532,21 @@ static void finish_run(ctx *c, slb_run *r, double seconds_all)
 
 /* The training of job j for seed s with `loss` (the entries' own, or a
  * search's choice) and the evaluation of its entries. */
+/* The budget study's longer runs (factor × the epochs) stretch the loss's
+ * schedule to match (stage starts, ramp steps), so that "NAME @4x" is the
+ * same recipe over a longer run (segloss/schedule.h, sl_schedule_stretch). */
+static sl_status stretch_loss(sl_train_config *cfg, int factor, char *msg, size_t msglen)
+{
+    if (factor == 1) return SL_OK;
+    char sub[600], *spec = malloc(sizeof cfg->loss);
+    if (!spec) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+    sl_status st = sl_schedule_stretch(cfg->loss, factor, spec, sizeof cfg->loss, sub, sizeof sub);
+    if (st == SL_OK) memcpy(cfg->loss, spec, sizeof cfg->loss);
+    else sl_errf(msg, msglen, st, "bench: %s stretched %d times: %s", cfg->loss, factor, sub);
+    free(spec);
+    return st;
+}
+
 static sl_status run_seed(ctx *c, int j, int s, const char *loss, char *msg, size_t msglen)
 {
     const sl_bench_preset *p = c->p;
@@ -573,6 +589,11 @@ static sl_status run_seed(ctx *c, int j, int s, const char *loss, char *msg, siz
     *cfg = bd->config;
     snprintf(cfg->loss, sizeof cfg->loss, "%s", loss);
     cfg->epochs *= first->budget; /* the budget study's longer runs */
+    sl_status st = stretch_loss(cfg, first->budget, msg, msglen);
+    if (st != SL_OK) {
+        free(cfg);
+        return st;
+    }
     cfg->seed = seed;
     cfg->threads = 1;
     cfg->dataset = fold < 0 ? dc->ds : dc->fold[fold]; /* a fold trains and validates on its view */
@@ -580,7 +601,6 @@ static sl_status run_seed(ctx *c, int j, int s, const char *loss, char *msg, siz
     if (fold >= 0) snprintf(fdir, sizeof fdir, "/fold%d", fold);
     int n = snprintf(cfg->out_dir, sizeof cfg->out_dir, "%s/%s/%s/seed%llu%s/%s", c->dir, SLB_RUNS_DIR, bd->slug,
                      (unsigned long long)seed, fdir, first->slug);
-    sl_status st = SL_OK;
     char ck[SL_TRAIN_TEXT + 32];
     if (n < 0 || (size_t)n >= sizeof cfg->out_dir || sl_path_join(ck, sizeof ck, cfg->out_dir, "checkpoint.bin") != SL_OK) {
         free(cfg);
@@ -741,7 +761,15 @@ static sl_status search_train(void *user, const sl_train_config *cfg, const char
     emit_locked(c, &pg);
     pthread_mutex_unlock(&c->mu);
     if (atomic_load(&c->stop)) return SL_OK; /* tr->completed = 0: stopped */
-    return sl_train_run(cfg, tr, on_train, &tv, msg, msglen);
+    const int factor = p->entries[c->jobs[h->j].ent[0]].budget; /* cfg's epochs have it already */
+    if (factor == 1) return sl_train_run(cfg, tr, on_train, &tv, msg, msglen);
+    sl_train_config *own = malloc(sizeof *own);
+    if (!own) return sl_errf(msg, msglen, SL_ENOMEM, "bench: out of memory");
+    *own = *cfg;
+    sl_status st = stretch_loss(own, factor, msg, msglen);
+    if (st == SL_OK) st = sl_train_run(own, tr, on_train, &tv, msg, msglen);
+    free(own);
+    return st;
 }
 
 /* Job j: one training and its entries; for a searched entry, the search

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # segloss bench's convergence column and budget study end to end on a tiny
-# preset (one 32x32 phantom, one seed, 3 losses at 1x and 2x the epochs):
+# preset (one 32x32 phantom, one seed, 3 losses and a staged schedule at 1x
+# and 2x the epochs):
 # the `converged` column of results.csv (and results.json) equals the rule
 # of docs/benchmark.md recomputed here from each run's recorded validation
 # curve with numpy.polyfit; the longer runs really trained twice the epochs;
@@ -8,7 +9,9 @@
 # scipy.stats.kendalltau of the scores in results.json, and its swapped
 # pairs are the discordant ones; --report-only rebuilds the same report;
 # a finished benchmark grows a study with --resume, training only the new
-# runs; a bad budget_study is refused in one line with nothing written.
+# runs; the staged entry's @2x run trains the schedule stretched (its stage
+# starts at twice the epoch, as its config.json and log.csv record); a bad
+# budget_study is refused in one line with nothing written.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -24,7 +27,7 @@ cat >"$tmp/study.json" <<'EOF'
     "training": {"epochs": 8, "steps_per_epoch": 2, "batch_size": 4}
   },
   "datasets": [{"name": "phantom 5%", "data": "phantom", "data_opts": {"small_fraction": 0.05}}],
-  "losses": ["ce", "dice+ce", "dice(batch=true)"],
+  "losses": ["ce", "dice+ce", "dice(batch=true)", {"name": "staged", "loss": "0:ce; 4:dice+ce"}],
   "budget_study": [1, 2],
   "evaluation": {"bootstrap": 100, "overlay_cases": 0}
 }
@@ -33,10 +36,10 @@ EOF
 # the @2x entries alone (--resume), as it would grow the full preset's
 grep -v '"budget_study"' "$tmp/study.json" >"$tmp/base.json"
 run "benchmark without the study" $S bench --preset "$tmp/base.json" --out "$tmp/a" --threads 2 --quiet
-check "[ \$(ls '$tmp/a/results' | grep -c '\.json$') = 3 ]" "results/ does not hold 3 result files"
+check "[ \$(ls '$tmp/a/results' | grep -c '\.json$') = 4 ]" "results/ does not hold 4 result files"
 sleep 1 && touch "$tmp/marker" && sleep 1
 run "study benchmark" $S bench --preset "$tmp/study.json" --out "$tmp/a" --threads 2 --resume --quiet
-check "[ \$(ls '$tmp/a/results' | grep -c '\.json$') = 6 ]" "results/ does not hold 6 result files"
+check "[ \$(ls '$tmp/a/results' | grep -c '\.json$') = 8 ]" "results/ does not hold 8 result files"
 check "[ \"\$(cd '$tmp/a/results' && find . -name '*.json' -newer '$tmp/marker' | grep -vc '__2x\.json$')\" = 0 ]" \
   "--resume with the study rewrote a 1x result"
 check "grep -q budget_study '$tmp/a/preset.json'" "preset.json does not hold the study after --resume"
@@ -65,10 +68,10 @@ for f in glob.glob(d + "/results/*.json"):
     curve = [float(np.mean([r["curve"]["val_dice"][c][i] for c in cls])) for i in range(len(r["curve"]["loss"]))]
     ref[r["entry"]] = rule(curve)
     epochs[r["entry"]] = len(curve)
-assert sorted(epochs.items()) == sorted({"ce": 8, "dice+ce": 8, "dice(batch=true)": 8, "ce @2x": 16,
-                                         "dice+ce @2x": 16, "dice(batch=true) @2x": 16}.items()), epochs
+assert sorted(epochs.items()) == sorted({"ce": 8, "dice+ce": 8, "dice(batch=true)": 8, "staged": 8, "ce @2x": 16,
+                                         "dice+ce @2x": 16, "dice(batch=true) @2x": 16, "staged @2x": 16}.items()), epochs
 rows = list(csv.DictReader(open(d + "/results.csv")))
-assert list(rows[0])[-1] == "converged" and len(rows) == 6 * 3 * 6, (list(rows[0]), len(rows))
+assert list(rows[0])[-1] == "converged" and len(rows) == 8 * 3 * 6, (list(rows[0]), len(rows))
 for r in rows:
     assert r["converged"] == ref[r["loss"]], (r["loss"], r["converged"], ref[r["loss"]])
 j = json.load(open(d + "/results.json"))
@@ -77,7 +80,7 @@ for r in j["runs"]:
 print("converged:", ref)
 
 # the report's tau and swaps, against scipy on the scores of results.json
-base = ["ce", "dice+ce", "dice(batch=true)"]
+base = ["ce", "dice+ce", "dice(batch=true)", "staged"]
 sc = {x["loss"]: x["score"] for x in j["ranking"]["datasets"]["phantom 5%"]}
 ms = {x["loss"]: x["mean_score"] for x in j["ranking"]["overall"]}
 md = open(d + "/report.md").read()
@@ -86,7 +89,7 @@ for name, s in (("phantom 5%", sc), ("overall", ms)):
     x = [s[b] for b in base]
     y = [s[b + " @2x"] for b in base]
     tau = kendalltau(x, y).statistic
-    disc = sum(1 for a in range(3) for b in range(3) if x[a] > x[b] and y[a] < y[b])
+    disc = sum(1 for a in range(len(base)) for b in range(len(base)) if x[a] > x[b] and y[a] < y[b])
     m = re.search(r"^\| " + re.escape(name) + r" \| (\S+) \| (\d+) \| (.*) \|$", md, re.M)
     assert m, name
     got = float(m.group(1)) if m.group(1) != "-" else float("nan")
@@ -95,6 +98,16 @@ for name, s in (("phantom 5%", sc), ("overall", ms)):
     print(f"{name}: tau {got} (scipy {tau:.6f}, |diff| {abs(got - tau) if not math.isnan(tau) else 0:.2g}), {disc} swapped")
 html = open(d + "/report.html").read()
 assert 'id="budget"' in html and 'id="convergence"' in html
+
+# the schedule is stretched with the budget: stage 2 from epoch 4 at 1x, from epoch 8 at 2x
+for slug, start, spec in (("staged", 4, "0:ce; 4:dice+ce"), ("staged__2x", 8, "0:ce; 8:dice+ce")):
+    run = glob.glob(d + "/runs/*/seed1/" + slug)
+    assert len(run) == 1, run
+    cfg = json.load(open(run[0] + "/config.json"))
+    assert cfg["loss"] == spec, (slug, cfg["loss"])
+    stages = [int(r["stage"]) for r in csv.DictReader(open(run[0] + "/log.csv"))]
+    assert stages == [0] * start + [1] * start, (slug, stages)
+    print(f"{slug}: config loss '{cfg['loss']}', stages per epoch {stages}")
 PYEOF
 
 # the report rebuilt from the results alone (preset.json holds the study) is the same
