@@ -412,9 +412,10 @@ sl_status sl_schedule_stretch(const char *text, int factor, char *out, size_t ou
     for (int i = 0; ok && i < s->nstages; i++) {
         const stage *t = &s->st[i];
         if (t->start > INT64_MAX / factor) {
+            const long long start = (long long)t->start;
             sl_schedule_free(s);
-            return sl_errf(msg, msglen, SL_ERANGE, "schedule: stage %d's start epoch %lld times %d overflows", i + 1,
-                           (long long)t->start, factor);
+            return sl_errf(msg, msglen, SL_ERANGE, "schedule: stage %d's start epoch %lld times %d overflows", i + 1, start,
+                           factor);
         }
         ok = append(out, outlen, &at, "%s%lld:%s", i ? "; " : "", (long long)(t->start * factor), t->spec);
         if (ok && t->has_ramp) {
