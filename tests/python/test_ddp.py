@@ -80,7 +80,23 @@ def run_steps(spec, model, loss, xs_ys):
 
 
 def worker(rank, world, init_file, out_dir):
+    """One rank; an exception is written to rankN.err for the parent to print (a rank
+    that dies makes the other fail at once, and the first error is the one that says why)."""
+    try:
+        work(rank, world, init_file, out_dir)
+    except BaseException:
+        import traceback
+        with open(os.path.join(out_dir, "rank%d.err" % rank), "w") as f:
+            f.write(traceback.format_exc())
+        raise
+
+
+def work(rank, world, init_file, out_dir):
     torch.set_num_threads(1)
+    # both ranks on this machine: gloo on the loopback interface, whatever the
+    # host name resolves to (a name mapped to an address of another interface
+    # or of nothing reachable makes the connection fail)
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
     from segloss.torch import SegLoss
@@ -150,6 +166,10 @@ def main():
                 p.terminate()
                 chk.true("rank process %d timed out" % p.pid, False)
         codes = [p.exitcode for p in procs]
+        for r in range(2):
+            err = os.path.join(tmp, "rank%d.err" % r)
+            if os.path.exists(err):
+                print("rank %d failed:\n%s" % (r, open(err).read()), file=sys.stderr)
         chk.true("rank processes exited with %s" % codes, codes == [0, 0])
         if codes != [0, 0]:
             chk.report()
