@@ -21,7 +21,12 @@ QUICK = os.environ.get("SL_QUICK", "0") == "1"
 
 
 def cli(args, check=False):
-    r = subprocess.run([SEGLOSS] + [str(a) for a in args], capture_output=True, text=True)
+    env = None
+    if QUICK and args and args[0] == "loss" and "OPENBLAS_NUM_THREADS" not in os.environ:
+        # `segloss loss` calls no BLAS, but OpenBLAS starts its thread pool when the binary loads:
+        # under ASan that is about a third of each of the thousands of calls the loss references make
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    r = subprocess.run([SEGLOSS] + [str(a) for a in args], capture_output=True, text=True, env=env)
     if check and r.returncode != 0:
         raise RuntimeError("segloss %s failed (%d): %s" % (" ".join(map(str, args)), r.returncode, r.stderr.strip()))
     return r.returncode, r.stdout, r.stderr
