@@ -332,7 +332,10 @@ static sl_status parse_budget_study(const cJSON *it, sl_bench_preset *p, char *m
             sl_bench_entry *e = &en[b * nbase + i];
             *e = en[i];
             e->budget = p->budgets[b];
-            int n = snprintf(e->name, sizeof e->name, "%s @%dx", en[i].name, p->budgets[b]);
+            /* from e's own copy of the name: the compiler cannot tell e from en[i] (b >= 1 makes them two) */
+            char base[sizeof e->name];
+            memcpy(base, e->name, sizeof base);
+            int n = snprintf(e->name, sizeof e->name, "%s @%dx", base, p->budgets[b]);
             if (n < 0 || (size_t)n >= sizeof e->name)
                 return sl_errf(msg, msglen, SL_ERANGE, "preset: the budget study's name of '%s' is longer than %d characters",
                                en[i].name, SL_BENCH_NAME - 1);
