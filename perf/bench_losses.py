@@ -182,11 +182,14 @@ def main():
             fn(xt, yt).backward()
 
         ts, tt = interleaved_min([lc.call, tor], REPS)
-        # same value and gradient?
-        xt.grad = None
-        ref = fn(xt, yt)
+        # same value and gradient? Against the peer in float64. Lovász's gradient is a function of each voxel's
+        # rank among the errors: an ulp of difference in p reorders near-equal errors of millions and moves their
+        # gradients (0.15 of the largest here, at equal values); tests/ref/test_loss_lovasz.py checks it on small inputs
+        x64 = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
+        ref = fn(x64, yt)
         ref.backward()
-        gd = float(np.abs(xt.grad.numpy() - g).max() / max(np.abs(xt.grad.numpy()).max(), 1e-30))
+        gd = float(np.abs(x64.grad.numpy() - g).max() / max(np.abs(x64.grad.numpy()).max(), 1e-30))
+        del x64
         print("%-10s %10.1f ms %10.1f ms %9.1fx   (|value diff| %.1e, max rel grad diff %.1e)"
               % (spec, tt * 1e3, ts * 1e3, tt / ts, abs(float(ref) - lc.value), gd))
         print(ratio_line(spec, ts, "pytorch-eager", tt))
