@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "segloss/io.h"
+#include "npy_header.h"
 #include "test_util.h"
 
 static char tmpdir[256];
@@ -24,23 +25,10 @@ static const char *tmp_path(const char *name)
     return buf;
 }
 
-/* A .npy file image in memory: header dict padded as numpy pads it. */
+/* A .npy file image in memory: header dict padded as numpy pads it, then the data. */
 static size_t make_npy(unsigned char *out, int version, const char *dict, const void *data, size_t nbytes)
 {
-    size_t pre = version == 1 ? 10 : 12, dl = strlen(dict);
-    size_t total = pre + dl + 1, padded = (total + 63) / 64 * 64, hl = padded - pre;
-    memcpy(out, "\x93NUMPY", 6);
-    out[6] = (unsigned char)version;
-    out[7] = 0;
-    if (version == 1) {
-        out[8] = (unsigned char)(hl & 0xff);
-        out[9] = (unsigned char)(hl >> 8);
-    } else {
-        for (int i = 0; i < 4; i++) out[8 + i] = (unsigned char)(hl >> (8 * i));
-    }
-    memcpy(out + pre, dict, dl);
-    memset(out + pre + dl, ' ', padded - pre - dl - 1);
-    out[padded - 1] = '\n';
+    size_t padded = npy_header(out, version, dict, 0);
     if (nbytes) memcpy(out + padded, data, nbytes);
     return padded + nbytes;
 }

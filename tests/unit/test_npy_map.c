@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "segloss/io.h"
+#include "npy_header.h"
 #include "test_util.h"
 #include "voxlimit.h"
 
@@ -32,25 +33,12 @@ static const char *tmp_path(const char *name)
     return buf;
 }
 
-/* A .npy file: header dict padded so that the data starts at a multiple of
- * 64 plus `skew` bytes (numpy writes skew 0), then the data. */
+/* A .npy file: the header (npy_header.h; the data at a multiple of 64 plus
+ * `skew` bytes), then the data. */
 static int write_npy(const char *path, int version, const char *dict, const void *data, size_t nbytes, int skew)
 {
     unsigned char hdr[1024];
-    size_t pre = version == 1 ? 10 : 12, dl = strlen(dict);
-    size_t total = pre + dl + 1, padded = (total + 63) / 64 * 64 + (size_t)skew, hl = padded - pre;
-    memcpy(hdr, "\x93NUMPY", 6);
-    hdr[6] = (unsigned char)version;
-    hdr[7] = 0;
-    if (version == 1) {
-        hdr[8] = (unsigned char)(hl & 0xff);
-        hdr[9] = (unsigned char)(hl >> 8);
-    } else {
-        for (int i = 0; i < 4; i++) hdr[8 + i] = (unsigned char)(hl >> (8 * i));
-    }
-    memcpy(hdr + pre, dict, dl);
-    memset(hdr + pre + dl, ' ', padded - pre - dl - 1);
-    hdr[padded - 1] = '\n';
+    size_t padded = npy_header(hdr, version, dict, skew);
     FILE *f = fopen(path, "wb");
     if (!f) return 0;
     int ok = fwrite(hdr, 1, padded, f) == padded && (nbytes == 0 || fwrite(data, 1, nbytes, f) == nbytes);
