@@ -69,4 +69,23 @@ void sl_dir_unlock(int fd, const char *dir_to_clean);
  * from file names or inputs cannot break a one-line message. Returns dst. */
 char *sl_escape_line(char *dst, size_t cap, const char *src);
 
+/* Instruction sets of the run-time dispatched kernels (src/core/isa.c).
+ * x86-64 with GCC or clang compiles the AVX2 and AVX-512 variants; elsewhere
+ * only the baseline exists. */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define SL_X86 1
+#else
+#define SL_X86 0
+#endif
+enum { SL_ISA_BASE = 0, SL_ISA_AVX2 = 1, SL_ISA_AVX512 = 2 };
+
+/* The instruction set to use now: the best the CPU and OS support, at most
+ * the cap set by sl_force_isa. */
+int sl_isa(void);
+
+/* Caps the instruction set (SL_ISA_*; negative = no cap) for the whole
+ * process: for tests and benchmarks that compare the variants. Not thread
+ * safe; not part of the public API. */
+void sl_force_isa(int isa);
+
 #endif

@@ -385,7 +385,7 @@ static void pass1_base(const fused_job *j, int64_t n, int64_t a, int64_t b, floa
 }
 static void pass2_base(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p) { pass2_body(j, n, a, b, p); }
 
-#if SL_FUSED_X86
+#if SL_X86
 #define SL_T_AVX2 __attribute__((target("avx2")))
 #if defined(__clang__)
 #define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
@@ -409,25 +409,6 @@ SL_T_AVX512 static void pass2_avx512(const fused_job *j, int64_t n, int64_t a, i
     pass2_body(j, n, a, b, p);
 }
 #endif
-
-/* The best instruction set of this CPU (and OS: libgcc checks that the
- * registers are saved), lowered by sl_fused_force_isa. */
-static int isa_cap = SL_ISA_AVX512;
-
-void sl_fused_force_isa(int isa) { isa_cap = isa < 0 ? SL_ISA_AVX512 : isa; }
-
-int sl_fused_isa(void)
-{
-    int best = SL_ISA_BASE;
-#if SL_FUSED_X86
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) best = SL_ISA_AVX2;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-        best = SL_ISA_AVX512;
-#endif
-    return best < isa_cap ? best : isa_cap;
-}
 
 sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double *value, float *grad, char *msg,
                            size_t msglen)
@@ -472,8 +453,8 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
     for (int k = 0; k < nce; k++) job.any_common |= ce_common(&ce[k], soft);
     pass1_fn pass1 = pass1_base;
     pass2_fn pass2 = pass2_base;
-#if SL_FUSED_X86
-    switch (sl_fused_isa()) {
+#if SL_X86
+    switch (sl_isa()) {
     case SL_ISA_AVX512: pass1 = pass1_avx512, pass2 = pass2_avx512; break;
     case SL_ISA_AVX2: pass1 = pass1_avx2, pass2 = pass2_avx2; break;
     default: break;
@@ -487,7 +468,7 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
                      .ignore = isnan(pr0->ignore_index) ? -1 : (int32_t)pr0->ignore_index, .K = K, .kc = kc,
                      .grad = grad};
     if (act == SL_ACT_SOFTMAX && !soft && nce <= 1 && (nce == 0 || ce_common(&ce[0], soft)) &&
-        sl_dce_kernels(C, sl_fused_isa(), &dce1, &dce2))
+        sl_dce_kernels(C, sl_isa(), &dce1, &dce2))
         for (int64_t c = 0; c < C; c++) dce_w[c] = nce ? (float)ce[0].w[c] : 0.0f;
     int oom = 0;
 #pragma omp parallel num_threads(cx->threads)
@@ -718,7 +699,7 @@ static double focal_base(const focal_job *j, int64_t n, int64_t a, int64_t b, fl
 {
     return focal_body(j, n, a, b, p);
 }
-#if SL_FUSED_X86
+#if SL_X86
 SL_T_AVX2 static double focal_avx2(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
 {
     return focal_body(j, n, a, b, p);
@@ -768,8 +749,8 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
     focal_job job = {.cx = cx, .pr = pr, .alpha = af, .gamma = gamma, .k = t->weight / (double)V,
                      .igamma = gamma == floor(gamma) && gamma <= 8 ? (int)gamma : -1, .grad = grad};
     focal_fn fn = focal_base;
-#if SL_FUSED_X86
-    switch (sl_fused_isa()) {
+#if SL_X86
+    switch (sl_isa()) {
     case SL_ISA_AVX512: fn = focal_avx512; break;
     case SL_ISA_AVX2: fn = focal_avx2; break;
     default: break;

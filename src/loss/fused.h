@@ -72,21 +72,5 @@ sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float 
 /* focal.c: α per class (softmax: a scalar a means [1 − a, a, ..., a]). */
 sl_status sl_focal_alpha(const sl_params *pr, int64_t C, int softmax, double *a, int *has, char *msg, size_t msglen);
 
-/* The instruction sets the fused kernels are compiled for (x86-64 with GCC
- * or clang); elsewhere only the baseline exists. */
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
-#define SL_FUSED_X86 1
-#else
-#define SL_FUSED_X86 0
-#endif
-enum { SL_ISA_BASE = 0, SL_ISA_AVX2 = 1, SL_ISA_AVX512 = 2 };
-
-/* The instruction set sl_fused_forward uses now: the best the CPU and OS
- * support, at most the cap set by sl_fused_force_isa. */
-int sl_fused_isa(void);
-
-/* Caps the instruction set (SL_ISA_*; negative = no cap) for the whole
- * process: for tests and benchmarks that compare the kernels. Not thread
- * safe; not part of the public API. */
-void sl_fused_force_isa(int isa);
+/* The instruction set of the fused kernels: sl_isa() (src/core/isa.c). */
 #endif

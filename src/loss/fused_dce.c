@@ -35,7 +35,7 @@
 #include "fastexp.h"
 #include "fused.h"
 #include "fused_dce.h"
-#if SL_FUSED_X86
+#if SL_X86
 #include <immintrin.h>
 #endif
 
@@ -240,7 +240,7 @@ static SL_INLINE void pass2_span(const sl_dce_job *j, const coef2 *k, int64_t n,
 
 /* ---- non-temporal stores of the gradient (x86) ---------------------------- */
 
-#if SL_FUSED_X86
+#if SL_X86
 #define SL_T_AVX2 __attribute__((target("avx2")))
 #if defined(__clang__)
 #define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
@@ -302,7 +302,7 @@ static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int6
 {
     coef2 k;
     coef2_load(j, n, &k, C);
-#if SL_FUSED_X86
+#if SL_X86
     if (j->N * C * j->S * (int64_t)sizeof(float) >= NT_MIN_BYTES) {
         pass2_nt(j, &k, n, a, b, C, isa);
         return;
@@ -327,7 +327,7 @@ DCE_BASE(2) DCE_BASE(3) DCE_BASE(4) DCE_BASE(5) DCE_BASE(6) DCE_BASE(7) DCE_BASE
 static const sl_dce_pass1_fn p1_base[CMAX + 1] = DCE_TABLE(p1_base);
 static const sl_dce_pass2_fn p2_base[CMAX + 1] = DCE_TABLE(p2_base);
 
-#if SL_FUSED_X86
+#if SL_X86
 #define DCE_ISA(Cn, isa, ATTR, ISA)                                                                              \
     ATTR static void p1_##isa##_##Cn(const sl_dce_job *j, int64_t n, int64_t a, int64_t b, double *acc)        \
     {                                                                                                            \
@@ -354,7 +354,7 @@ int sl_dce_kernels(int64_t C, int isa, sl_dce_pass1_fn *p1, sl_dce_pass2_fn *p2)
 #if SL_HAVE_V16
     if (C < 2 || C > CMAX) return 0;
     *p1 = p1_base[C], *p2 = p2_base[C];
-#if SL_FUSED_X86
+#if SL_X86
     if (isa == SL_ISA_AVX512) *p1 = p1_avx512[C], *p2 = p2_avx512[C];
     if (isa == SL_ISA_AVX2) *p1 = p1_avx2[C], *p2 = p2_avx2[C];
 #endif

@@ -106,7 +106,7 @@ static double fsig_base(const fsig_job *j, int64_t n, int64_t c, int64_t a, int6
 {
     return fsig_body(j, n, c, a, b);
 }
-#if SL_FUSED_X86
+#if SL_X86
 #if defined(__clang__)
 #define FT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 #else
@@ -162,8 +162,8 @@ sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float 
     j.k = (float)(t->weight / count);
     j.igamma = g == floor(g) && g <= 8 ? (int)g : -1;
     fsig_fn fn = fsig_base;
-#if SL_FUSED_X86
-    switch (sl_fused_isa()) {
+#if SL_X86
+    switch (sl_isa()) {
     case SL_ISA_AVX512: fn = fsig_avx512; break;
     case SL_ISA_AVX2: fn = fsig_avx2; break;
     default: break;

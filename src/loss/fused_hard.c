@@ -218,7 +218,7 @@ static double hp2_base(const hard_job *j, int64_t n, int64_t ch, int64_t a, int6
 {
     return hard_pass2_body(j, n, ch, a, b, p);
 }
-#if SL_FUSED_X86
+#if SL_X86
 #define HT_AVX2 __attribute__((target("avx2")))
 #if defined(__clang__)
 #define HT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
@@ -402,8 +402,8 @@ sl_status sl_fused_hard(sl_term *t, const sl_ctx *cx, double *value, float *grad
     sl_status st = j.l && part && sums && (j.ohem || j.hist) ? SL_OK : SL_ENOMEM;
     hp1_fn p1 = hp1_base;
     hp2_fn p2 = hp2_base;
-#if SL_FUSED_X86
-    switch (sl_fused_isa()) {
+#if SL_X86
+    switch (sl_isa()) {
     case SL_ISA_AVX512: p1 = hp1_avx512, p2 = hp2_avx512; break;
     case SL_ISA_AVX2: p1 = hp1_avx2, p2 = hp2_avx2; break;
     default: break;

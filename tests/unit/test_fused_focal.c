@@ -30,12 +30,12 @@ static void compare(const char *spec, const sl_dims *d, const float *x, const sl
     CHECK(sl_loss_forward(L, x, d, t, NULL, &v1, g1, msg, sizeof msg) == SL_OK, "%s fused: %s", spec, msg);
     double tv1 = sl_loss_term_value(L, 0);
     /* every instruction set gives the same bits */
-    for (int isa = SL_ISA_BASE; isa <= sl_fused_isa(); isa++) {
-        sl_fused_force_isa(isa);
+    for (int isa = SL_ISA_BASE; isa <= sl_isa(); isa++) {
+        sl_force_isa(isa);
         CHECK(sl_loss_forward(L, x, d, t, NULL, &v3, g3, msg, sizeof msg) == SL_OK, "%s isa %d: %s", spec, isa, msg);
         CHECK(v3 == v1 && memcmp(g3, g1, sizeof(float) * total) == 0, "%s: isa %d differs from the best", spec, isa);
     }
-    sl_fused_force_isa(-1);
+    sl_force_isa(-1);
     /* value only */
     CHECK(sl_loss_forward(L, x, d, t, NULL, &v3, NULL, msg, sizeof msg) == SL_OK && v3 == v1, "%s: value alone", spec);
     sl_loss_set_fused(L, 0);

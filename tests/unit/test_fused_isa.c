@@ -20,14 +20,14 @@ static const char *isa_name[] = {"baseline", "avx2", "avx512"};
 /* Value and gradient of spec on the given ISA cap. */
 static int run(const char *spec, int isa, const sl_dims *d, const float *x, const sl_target *t, double *v, float *g)
 {
-    sl_fused_force_isa(isa);
+    sl_force_isa(isa);
     sl_loss *L;
     char msg[256];
     CHECK(sl_loss_create(spec, &L, msg, sizeof msg) == SL_OK, "%s: %s", spec, msg);
     sl_status st = sl_loss_forward(L, x, d, t, NULL, v, g, msg, sizeof msg);
     CHECK(st == SL_OK, "%s on %s: %s", spec, isa_name[isa], msg);
     sl_loss_free(L);
-    sl_fused_force_isa(-1);
+    sl_force_isa(-1);
     return st == SL_OK;
 }
 
@@ -39,7 +39,7 @@ static void compare(const char *spec, const sl_dims *d, const float *x, const sl
     for (int i = 0; i < d->spatial_ndim; i++) total *= d->spatial[i];
     float *g0 = malloc(sizeof(float) * total), *g1 = malloc(sizeof(float) * total);
     double v0, v1;
-    int best = sl_fused_isa();
+    int best = sl_isa();
     if (run(spec, SL_ISA_BASE, d, x, t, &v0, g0))
         for (int isa = SL_ISA_BASE + 1; isa <= best; isa++) {
             if (!run(spec, isa, d, x, t, &v1, g1)) continue;
@@ -76,7 +76,7 @@ int main(void)
             for (int c = 0; c < C; c++) z += e[c] = exp(rand() / (double)RAND_MAX * 3);
             for (int c = 0; c < C; c++) soft[(n * C + c) * S + s] = (float)(e[c] / z);
         }
-    printf("instruction sets here: baseline up to %s\n", isa_name[sl_fused_isa()]);
+    printf("instruction sets here: baseline up to %s\n", isa_name[sl_isa()]);
     sl_dims d3 = {.n = N, .c = C, .spatial_ndim = 3, .spatial = {D, H, W}};
     sl_dims d1 = {.n = N, .c = 1, .spatial_ndim = 3, .spatial = {D, H, W}};
     sl_target tl = {.kind = SL_TARGET_LABELS, .labels = y}, ti = {.kind = SL_TARGET_LABELS, .labels = yi},
@@ -98,12 +98,12 @@ int main(void)
         float *g = malloc(sizeof(float) * total);
         const int64_t where[] = {0, total - 1, S + 300};
         const float bad[] = {NAN, INFINITY, -INFINITY};
-        for (int isa = SL_ISA_BASE; isa <= sl_fused_isa(); isa++)
+        for (int isa = SL_ISA_BASE; isa <= sl_isa(); isa++)
             for (int k = 0; k < 3; k++) {
                 float keep = x[where[k]];
                 x[where[k]] = bad[k];
                 for (int64_t i = 0; i < total; i++) g[i] = 12345.0f;
-                sl_fused_force_isa(isa);
+                sl_force_isa(isa);
                 sl_loss *L;
                 char msg[256];
                 double v = -1;
@@ -116,7 +116,7 @@ int main(void)
                 CHECK(touched == 0 && v == -1, "%s: %lld gradient elements written on an error", isa_name[isa],
                       (long long)touched);
                 sl_loss_free(L);
-                sl_fused_force_isa(-1);
+                sl_force_isa(-1);
                 x[where[k]] = keep;
             }
         free(g);
