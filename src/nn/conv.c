@@ -24,11 +24,19 @@
  *
  * A 1x1(x1) convolution with stride 1 needs no column matrix at all: the
  * input sample (Cin, D*H*W) is the column matrix.
+ *
+ * On a CPU with AVX-512, a same convolution (every 3x3 and 3x3x3 layer of
+ * the U-Nets) skips all of the above: conv_same.c reads the input in place
+ * for the forward, the input gradient and the weight gradient (about 2x
+ * the whole 3-D training step; docs/nn.md). Its results differ from the
+ * cblas path's in the last bits (another summation order), and are, like
+ * them, the same for any thread count.
  */
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <cblas.h>
+#include "conv_same.h"
 #include "internal.h"
 #include "layers.h"
 
@@ -157,6 +165,8 @@ typedef struct conv_work {
     float *wflip;   /* (Cin, Cout, Kd, Kh, Kw), same convolutions */
     float *dw;      /* B x Cout x ck */
     double *db;     /* B x Cout */
+    float *apack;   /* same convolutions: the (flipped) weight packed for conv_same */
+    uint16_t *masks; /* same convolutions: threads x SL_CS_DW_MASKS, for conv_same */
     size_t tile_floats, dtile_floats;
     size_t bytes;
 } conv_work;
@@ -184,11 +194,23 @@ static int conv_layout(conv_work *cw, void *base, const sl_conv_shape *s, int th
             sl_mul_size(gk, s->C1 + s->C2, &wf))
             return 0;
     }
+    /* the packed weights of conv_same, sized whatever this CPU runs (the
+     * work buffer must not depend on the instruction set); the sizes are
+     * the weights' own, rounded up to 8 rows */
+    int64_t apk = 0, mk = 0;
+    if (is_same(s)) {
+        mk = (int64_t)SL_CS_DW_MASKS * threads;
+        const int64_t fw = sl_conv_same_packed_floats(s->Cout, ck);
+        const int64_t gw = sl_conv_same_packed_floats(s->C1, s->Cout * kv) +
+                           sl_conv_same_packed_floats(s->C2, s->Cout * kv);
+        apk = fw > gw ? fw : gw;
+    }
     if (sl_mul_size(tile, threads, &t) || sl_mul_size(dtile, threads, &dt)) return 0;
-    size_t tb, dtb, wfb, dwb, dbb;
+    size_t tb, dtb, wfb, dwb, dbb, apb, mkb;
     if (sl_bytes(t, sizeof(float), &tb) || sl_bytes(dt, sizeof(float), &dtb) ||
         sl_bytes(wf, sizeof(float), &wfb) || sl_bytes(dwn, sizeof(float), &dwb) ||
-        sl_bytes(s->B * s->Cout, sizeof(double), &dbb))
+        sl_bytes(s->B * s->Cout, sizeof(double), &dbb) || sl_bytes(apk, sizeof(float), &apb) ||
+        sl_bytes(mk, sizeof(uint16_t), &mkb))
         return 0;
     carver c = {(char *)base, 0};
     cw->col = carve(&c, tb);
@@ -196,6 +218,8 @@ static int conv_layout(conv_work *cw, void *base, const sl_conv_shape *s, int th
     cw->wflip = carve(&c, wfb);
     cw->dw = carve(&c, dwb);
     cw->db = carve(&c, dbb);
+    cw->apack = carve(&c, apb);
+    cw->masks = carve(&c, mkb);
     cw->tile_floats = (size_t)tile;
     cw->dtile_floats = (size_t)dtile;
     cw->bytes = c.used;
@@ -388,6 +412,30 @@ static void col2im_tile(float *d1, float *d2, const float *dcol, const sl_conv_s
     }
 }
 
+/* Output voxels per work unit of same_forward: units are (sample, chunk)
+ * pairs, so a batch of 2 still splits among threads. */
+#define SAME_CHUNK 512
+
+/* sl_conv_forward of a same convolution through conv_same (AVX-512). */
+static void same_forward(float *out, const float *inp1, const float *inp2, const float *weight,
+                         const float *bias, const sl_conv_shape *s, float *apack, int threads)
+{
+    const int64_t n = s->in[0] * s->in[1] * s->in[2], Cout = s->Cout;
+    const int64_t ck = (s->C1 + s->C2) * kvol(s), chunks = (n + SAME_CHUNK - 1) / SAME_CHUNK;
+    sl_conv_same_pack(apack, weight, ck, Cout, ck);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t u = 0; u < s->B * chunks; u++) {
+        const int64_t b = u / chunks, p0 = u % chunks * SAME_CHUNK;
+        const int64_t p1 = p0 + SAME_CHUNK < n ? p0 + SAME_CHUNK : n;
+        float *ob = out + b * Cout * n;
+        if (bias)
+            for (int64_t co = 0; co < Cout; co++)
+                for (int64_t p = p0; p < p1; p++) ob[co * n + p] = bias[co];
+        sl_conv_same_run(ob, apack, Cout, inp1 + b * s->C1 * n, s->C2 ? inp2 + b * s->C2 * n : NULL,
+                         s->C1, s->C2, s, p0, p1, bias != NULL);
+    }
+}
+
 void sl_conv_forward(float *out, const float *inp1, const float *inp2, const float *weight,
                      const float *bias, const sl_conv_shape *s, void *work, int threads)
 {
@@ -403,6 +451,10 @@ void sl_conv_forward(float *out, const float *inp1, const float *inp2, const flo
     const int64_t ck = (s->C1 + s->C2) * kvol(s);
     const int64_t rows = conv_tile_rows(s, nrows, Wo), ntiles = (nrows + rows - 1) / rows;
     const int direct = is_direct(s);
+    if (is_same(s) && sl_conv_same_ready(s)) {
+        same_forward(out, inp1, inp2, weight, bias, s, cw.apack, threads);
+        return;
+    }
     const int64_t units = s->B * ntiles;
     int prev = sl_nn_blas_enter();
 #pragma omp parallel for num_threads(threads) schedule(static)
@@ -498,6 +550,15 @@ void sl_conv_backward(float *dinp1, float *dinp2, float *dweight, float *dbias, 
             for (int64_t co = 0; co < Cout; co++)
                 for (int64_t k = 0; k < KV; k++)
                     cw.wflip[(ci * Cout + co) * KV + k] = weight[(co * Cin + ci) * KV + (KV - 1 - k)];
+    /* Same convolutions on AVX-512 go through conv_same: the weight gradient
+     * with no column matrix, the input gradient from the flipped weight's
+     * rows of inp1's and of inp2's channels, packed. */
+    const int same = is_same(s) && sl_conv_same_ready(s);
+    float *ap1 = cw.apack, *ap2 = cw.apack + (same ? sl_conv_same_packed_floats(s->C1, gk) : 0);
+    if (same && as_conv) {
+        sl_conv_same_pack(ap1, cw.wflip, gk, s->C1, gk);
+        if (s->C2) sl_conv_same_pack(ap2, cw.wflip + s->C1 * gk, gk, s->C2, gk);
+    }
     int prev = sl_nn_blas_enter();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t b = 0; b < B; b++) {
@@ -515,6 +576,13 @@ void sl_conv_backward(float *dinp1, float *dinp2, float *dweight, float *dbias, 
                 for (int64_t p = 0; p < nout; p++) sum += dob[co * nout + p];
                 cw.db[b * Cout + co] = sum;
             }
+        }
+        if (same) {
+            sl_conv_same_dweight(dw, dob, Cout, in1, in2, s->C1, s->C2, s,
+                                 cw.masks + (size_t)THREAD_ID() * SL_CS_DW_MASKS);
+            if (d1) sl_conv_same_run(d1, ap1, s->C1, dob, NULL, Cout, 0, &gs, 0, nin, acc);
+            if (d2) sl_conv_same_run(d2, ap2, s->C2, dob, NULL, Cout, 0, &gs, 0, nin, acc);
+            continue;
         }
         if (!direct && !as_conv && !acc) {
             if (d1) memset(d1, 0, (size_t)(s->C1 * nin) * sizeof(float));

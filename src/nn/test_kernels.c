@@ -8,6 +8,7 @@
  * mistakes it for API. Not declared in any public header; may change.
  */
 #include <string.h>
+#include "internal.h"
 #include "layers.h"
 
 typedef void (*sl_test_fn)(void);
@@ -34,6 +35,9 @@ static const struct {
     SL_TEST_KERNEL(sl_conv_backward),       SL_TEST_KERNEL(sl_convt_work_bytes),
     SL_TEST_KERNEL(sl_convt_forward),       SL_TEST_KERNEL(sl_convt_backward),
     SL_TEST_KERNEL(sl_maxpool_forward),     SL_TEST_KERNEL(sl_maxpool_backward),
+    /* the instruction-set cap (src/core/isa.c): the convolutions' AVX-512
+     * path and their cblas path, compared in one process */
+    SL_TEST_KERNEL(sl_isa),                 SL_TEST_KERNEL(sl_force_isa),
 };
 
 /* The kernel called `name` (its C name, e.g. "sl_conv2d_forward"), or NULL.

@@ -16,6 +16,14 @@ printed per layer). Both accumulate modes of the input gradient (acc = 1
 adds, acc = 0 overwrites) are checked, and every kernel runs with 1 and 2
 threads, which must agree bit for bit.
 
+Convolutions run on each instruction set this CPU has, capped through
+sl_force_isa: with AVX-512 a same convolution whose H*W is a multiple of 16
+goes through src/nn/conv_same.c (no column matrix), otherwise through
+im2col and cblas_sgemm; both paths are checked against PyTorch, and the
+cases include what conv_same splits: output channels not a multiple of 8,
+kernel volumes not a multiple of 4, a concatenated input, several chunks
+of voxels, and depth slices of exactly 16 voxels.
+
 Loads libsegloss.so through ctypes -- sanitized: skip
 """
 import ctypes
@@ -62,6 +70,11 @@ L.sl_instnorm_lrelu_forward.argtypes = [fp, fp, fp, fp, fp, fp, i64, i64, i64, c
 L.sl_instnorm_lrelu_backward.argtypes = [fp, fp, fp, fp, fp, fp, fp, fp, fp, i64, i64, i64, cf, ci, vp, ci]
 L.sl_batchnorm_lrelu_forward.argtypes = [fp, fp, fp, fp, fp, fp, fp, fp, i64, i64, i64, cf, cf, cf, ci, vp, ci]
 L.sl_batchnorm_lrelu_backward.argtypes = [fp, fp, fp, fp, fp, fp, fp, fp, fp, i64, i64, i64, cf, ci, ci, vp, ci]
+L.sl_isa.restype = ci
+L.sl_isa.argtypes = []
+L.sl_force_isa.argtypes = [ci]
+ISA_NAMES = ("baseline", "AVX2", "AVX-512")
+ISAS = sorted({L.sl_isa(), min(L.sl_isa(), 1)}, reverse=True)  # the best, and AVX2 or less
 chk = slref.Check("test_nn3d_layers")
 rng = np.random.default_rng(4321)
 
@@ -123,6 +136,17 @@ def conv_case(B, C1, C2, Cout, ext, k, stride, pad, bias):
     ty = F.conv3d(tin, tw, tb, stride=tuple(stride), padding=tuple(pad))
     ty.backward(torch.tensor(dout.astype(np.float64)))
     base1, base2 = rnd(*x1.shape), (rnd(*x2.shape) if C2 else None)
+    for isa in ISAS:
+        L.sl_force_isa(isa)
+        try:
+            conv_run(s, tag + " [%s]" % ISA_NAMES[isa], x1, x2, w, b, dout, base1, base2, out_ext, ty,
+                     tx1, tx2, tw, tb)
+        finally:
+            L.sl_force_isa(-1)
+
+
+def conv_run(s, tag, x1, x2, w, b, dout, base1, base2, out_ext, ty, tx1, tx2, tw, tb):
+    B, C2, Cout, bias = s.B, s.C2, s.Cout, b is not None
     results = []
     for threads in (1, 2):
         wb, wp = work(L.sl_conv_work_bytes(ctypes.byref(s), threads))
@@ -167,6 +191,14 @@ conv_case(1, 16, 0, 8, (8, 16, 16), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)  # s
 conv_case(1, 16, 0, 3, (4, 13, 12), (3, 3, 3), (1, 1, 1), (1, 1, 1), True)
 # kernel wider than the input (taps that read only padding), a depth stride
 conv_case(2, 2, 0, 3, (5, 3, 2), (3, 5, 5), (2, 1, 1), (1, 2, 2), False)
+# conv_same's splits: 13 output channels (8 + 5), 1x3x3 and 3x5x5 kernels
+# (9 and 75 taps), C1 = 3 with C2 = 5, 2560 voxels (five forward chunks,
+# two weight-gradient chunks, the second partial), 4x4 and 2x8 slices
+conv_case(2, 3, 5, 13, (10, 16, 16), (3, 3, 3), (1, 1, 1), (1, 1, 1), True)
+conv_case(1, 4, 0, 13, (3, 8, 16), (1, 3, 3), (1, 1, 1), (0, 1, 1), False)
+conv_case(2, 2, 1, 9, (3, 4, 8), (3, 5, 5), (1, 1, 1), (1, 2, 2), True)
+conv_case(2, 5, 0, 6, (4, 4, 4), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)
+conv_case(1, 3, 0, 8, (5, 2, 8), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)
 
 
 # ---------------------------------------------------- transposed convolution

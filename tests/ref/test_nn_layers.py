@@ -10,7 +10,9 @@ float32 inputs; the C kernels compute in float32, so the tolerance is
 relative to the largest reference value: |c - ref| <= 1e-4 |ref| + 2e-5 max|ref|
 (float32 rounding of sums over up to 600 terms). Both accumulate modes of the
 input gradient (acc = 0 overwrite, acc = 1 add) are checked, and every
-kernel is run with 1 and 2 threads, which must agree bit for bit.
+kernel is run with 1 and 2 threads, which must agree bit for bit. The
+convolutions run on each instruction set this CPU has (AVX-512: the same
+3x3 convolutions through src/nn/conv_same.c; else im2col and sgemm).
 
 Loads libsegloss.so through ctypes -- sanitized: skip
 """
@@ -89,9 +91,10 @@ def same(what, a, b):
 
 
 # ------------------------------------------------------------- convolution
-def conv_case(B, C1, C2, Cout, H, W, K, stride, pad, bias):
+def conv_case(B, C1, C2, Cout, H, W, K, stride, pad, bias, isa_name=""):
     s = ConvShape(B, C1, C2, Cout, H, W, K, stride, pad)
-    tag = "conv %dx%d s%d C%d+%d->%d %dx%d%s" % (K, K, stride, C1, C2, Cout, H, W, " bias" if bias else "")
+    tag = "conv %dx%d s%d C%d+%d->%d %dx%d%s%s" % (K, K, stride, C1, C2, Cout, H, W, " bias" if bias else "",
+                                                 isa_name)
     x1, x2 = rnd(B, C1, H, W), (rnd(B, C2, H, W) if C2 else None)
     w = rnd(Cout, C1 + C2, K, K, scale=1.0 / np.sqrt((C1 + C2) * K * K))
     b = rnd(Cout) if bias else None
@@ -163,8 +166,18 @@ conv_cases = [
 ]
 if slref.QUICK:
     conv_cases = conv_cases[:4]
-for c in conv_cases:
-    conv_case(*c)
+# Each case on every instruction set this CPU has, capped through
+# sl_force_isa: with AVX-512 a same 3x3 convolution with H*W a multiple of
+# 16 goes through src/nn/conv_same.c, otherwise through im2col and sgemm.
+L.sl_isa.restype = ctypes.c_int
+L.sl_force_isa.argtypes = [ctypes.c_int]
+for isa in sorted({L.sl_isa(), min(L.sl_isa(), 1)}, reverse=True):
+    L.sl_force_isa(isa)
+    try:
+        for c in conv_cases:
+            conv_case(*c, isa_name=" [%s]" % ("baseline", "AVX2", "AVX-512")[isa])
+    finally:
+        L.sl_force_isa(-1)
 
 
 # ------------------------------------------------ transposed convolution
