@@ -121,6 +121,20 @@ static double step_flops(int64_t B, const int64_t e[3], int cin, int classes, in
     return f;
 }
 
+/* Which kernels run the 3x3x3 convolutions: the library's own AVX-512 ones
+ * (src/nn/conv_same.c) where the CPU has AVX-512 (the test the library's
+ * sl_isa makes), else im2col and OpenBLAS's sgemm. */
+static const char *conv_kernels(void)
+{
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return "segloss AVX-512";
+#endif
+    return "im2col + OpenBLAS sgemm";
+}
+
 static double sgemm_peak(int threads)
 {
     const int n = 2048;
@@ -247,10 +261,12 @@ int main(int argc, char **argv)
     printf("{\"threads\": %d, \"batch\": %lld, \"size\": [%lld, %lld, %lld], \"steps\": %d, \"params\": %lld, "
            "\"s_per_step\": %.5f, \"best_s_per_step\": %.5f, \"cpu_s_per_step\": %.5f, \"s_forward\": %.5f, \"s_loss\": %.5f, "
            "\"s_backward\": %.5f, \"s_optim\": %.5f, \"gflop_per_step\": %.3f, \"gflops\": %.2f, "
-           "\"sgemm_peak_gflops\": %.2f, \"maxrss_mib\": %.1f, \"final_loss\": %.5f, \"openblas_core\": \"%s\"}\n",
+           "\"sgemm_peak_gflops\": %.2f, \"maxrss_mib\": %.1f, \"final_loss\": %.5f, \"openblas_core\": \"%s\", "
+           "\"conv_kernels\": \"%s\"}\n",
            threads, (long long)B, (long long)e[0], (long long)e[1], (long long)e[2], steps,
            (long long)sl_unet_num_params(net), per_step, best, cpu / steps, t_fwd / steps, t_loss / steps, t_bwd / steps,
-           t_opt / steps, flops / 1e9, flops / best / 1e9, pk, rss, loss, openblas_get_corename());
+           t_opt / steps, flops / 1e9, flops / best / 1e9, pk, rss, loss, openblas_get_corename(),
+           conv_kernels());
     free(img);
     free(logits);
     free(dl);

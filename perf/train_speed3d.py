@@ -24,7 +24,9 @@ printed too: on a shared machine it is the steadier measure. The kernel set
 OpenBLAS picked (its core name) is printed: OpenBLAS 0.3.21 gives CPUs it does
 not know its AVX2 Haswell kernels even where AVX-512 is there, and
 OPENBLAS_CORETYPE=SKYLAKEX (set before starting this script; the C program
-inherits it) selects the AVX-512 ones.
+inherits it) selects the AVX-512 ones. Where the CPU has AVX-512, segloss's
+3x3x3 convolutions do not call OpenBLAS at all (src/nn/conv_same.c; the
+script says which kernels ran), and the sgemm peak is a reference only.
 """
 import argparse
 import json
@@ -142,6 +144,9 @@ def main():
     print("sgemm peak (OpenBLAS, %d threads, 2048^3): %.1f GFLOP/s; segloss reaches %.0f %% of it, PyTorch %.0f %%; "
           "%.1f GFLOP per step" % (a.threads, pk, 100 * gflop / s_best / pk if pk else 0,
                                    100 * gflop / t_best / pk if pk else 0, gflop))
+    print("segloss's 3x3x3 convolutions: %s%s" % (res.get("conv_kernels", "?"),
+          " (src/nn/conv_same.c: OpenBLAS's sgemm peak above is a reference, not their ceiling)"
+          if "AVX-512" in res.get("conv_kernels", "") else ""))
     print("OpenBLAS kernels: %s%s (PyTorch's conv3d is oneDNN's and does not use them)"
           % (res.get("openblas_core", "?"), "; OPENBLAS_CORETYPE=%s" % os.environ["OPENBLAS_CORETYPE"]
              if "OPENBLAS_CORETYPE" in os.environ else ""))
