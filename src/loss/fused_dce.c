@@ -117,8 +117,7 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
 {
     const vf zero = {0}, one = zero + 1.0f;
     const vi ig = (vi){0} + j->ignore;
-    vf tp[CMAX], sp[CMAX], sg[CMAX], sp2[CMAX], prod[CMAX], cnt = zero, nu = zero, de = zero;
-    vi bad = {0};
+    vf tp[CMAX], sp[CMAX], sg[CMAX], sp2[CMAX], prod[CMAX], cnt = zero, nu = zero, de = zero, bad = zero;
     for (int c = 0; c < C; c++) tp[c] = sp[c] = sg[c] = sp2[c] = zero, prod[c] = one;
     for (int64_t i = 0; i < len; i += LANES) {
         vf x[CMAX], p[CMAX], mx, sum;
@@ -128,7 +127,11 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
 #pragma GCC unroll 8
         for (int c = 2; c < C; c++) lo = sl_v16_sel(x[c] < lo, x[c], lo);
         softmax16(x, p, &mx, &sum, C);
-        bad |= ~(sum <= FLT_MAX) | ~(lo >= -FLT_MAX);
+        /* sum NaN or +Inf, or a score −Inf: then sum − sum or lo − lo is NaN
+         * (0 otherwise), and the NaN stays in the lane. Arithmetic, not
+         * compares: GCC turned the vector compares here into one scalar
+         * compare per lane, a third of the loop's instructions. */
+        bad += (sum - sum) + (lo - lo);
         const vi valid = y != ig;
         y |= ~valid;
         vf xy = zero, wy = zero;
@@ -150,7 +153,7 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
     }
     double cn = 0, num = 0, den = 0;
     int nbad = 0;
-    for (int l = 0; l < LANES; l++) cn += cnt[l], num += nu[l], den += de[l], nbad |= bad[l];
+    for (int l = 0; l < LANES; l++) cn += cnt[l], num += nu[l], den += de[l], nbad |= bad[l] != bad[l];
     for (int c = 0; c < C; c++) {
         const vf lg = sl_log_pos_v16(prod[c]);
         double *o = acc + 6 * c, g = 0, lsum = 0;
