@@ -44,6 +44,15 @@ static inline int64_t sl_nchunks(int64_t count)
     return count <= 0 ? 0 : (count + SL_CHUNK - 1) / SL_CHUNK;
 }
 
+/* Calls fn(arg, n, ch, lo, hi, scratch, thread) for every sample n < N and
+ * every chunk ch of [0, S) (voxels [lo, hi)), the pairs split among
+ * `threads` OpenMP threads; `thread` is the caller's index (0..threads-1)
+ * and `scratch` its own scratch_bytes of malloc'ed memory (NULL when 0).
+ * SL_ENOMEM when a thread's scratch could not be had (its pairs did not
+ * run), else SL_OK. src/core/chunks.c. */
+typedef void (*sl_chunk_fn)(void *arg, int64_t n, int64_t ch, int64_t lo, int64_t hi, void *scratch, int thread);
+sl_status sl_for_chunks(int64_t N, int64_t S, int threads, size_t scratch_bytes, sl_chunk_fn fn, void *arg);
+
 /* Kahan-free ordered sum of `n` partials (plain double addition in index
  * order: the order is what makes it reproducible). */
 static inline double sl_sum_ordered(const double *v, int64_t n)

@@ -410,6 +410,36 @@ SL_T_AVX512 static void pass2_avx512(const fused_job *j, int64_t n, int64_t a, i
 }
 #endif
 
+/* The two passes over one (sample, chunk): fused_dce.c's kernels when they
+ * apply, else the generic ones with their scratch rows. */
+typedef struct pass_run {
+    const fused_job *job;
+    const sl_dce_job *dj;
+    pass1_fn pass1;
+    pass2_fn pass2;
+    sl_dce_pass1_fn dce1;
+    sl_dce_pass2_fn dce2;
+    double *part;
+    int64_t nch, NS;
+} pass_run;
+
+static void pass1_chunk(void *arg, int64_t n, int64_t ch, int64_t lo, int64_t hi, void *scratch, int thread)
+{
+    const pass_run *r = arg;
+    double *acc = r->part + (n * r->nch + ch) * r->NS;
+    (void)thread;
+    if (r->dce1) r->dce1(r->dj, n, lo, hi, acc);
+    else r->pass1(r->job, n, lo, hi, scratch, acc);
+}
+
+static void pass2_chunk(void *arg, int64_t n, int64_t ch, int64_t lo, int64_t hi, void *scratch, int thread)
+{
+    const pass_run *r = arg;
+    (void)ch, (void)thread;
+    if (r->dce2) r->dce2(r->dj, n, lo, hi);
+    else r->pass2(r->job, n, lo, hi, scratch);
+}
+
 sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double *value, float *grad, char *msg,
                            size_t msglen)
 {
@@ -470,26 +500,8 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
     if (act == SL_ACT_SOFTMAX && !soft && nce <= 1 && (nce == 0 || ce_common(&ce[0], soft)) &&
         sl_dce_kernels(C, sl_isa(), &dce1, &dce2))
         for (int64_t c = 0; c < C; c++) dce_w[c] = nce ? (float)ce[0].w[c] : 0.0f;
-    int oom = 0;
-#pragma omp parallel num_threads(cx->threads)
-    {
-        float *p = malloc(sizeof(float) * (size_t)(C * VB));
-        if (!p) {
-#pragma omp atomic write
-            oom = 1;
-        }
-#pragma omp for schedule(static) collapse(2)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t ch = 0; ch < nch; ch++) {
-                if (!p) continue;
-                const int64_t lo = ch * SL_CHUNK, hi = lo + SL_CHUNK < S ? lo + SL_CHUNK : S;
-                if (dce1) dce1(&dj, n, lo, hi, part + (n * nch + ch) * NS);
-                else pass1(&job, n, lo, hi, p, part + (n * nch + ch) * NS);
-            }
-        free(p);
-    }
-
-    if (oom) {
+    pass_run run = {&job, &dj, pass1, pass2, dce1, dce2, part, nch, NS};
+    if (sl_for_chunks(N, S, cx->threads, dce1 ? 0 : sizeof(float) * (size_t)(C * VB), pass1_chunk, &run) != SL_OK) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
         goto done;
     }
@@ -582,24 +594,8 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
         kc[c] = (float)kcs;
     }
     job.kc = kc;
-#pragma omp parallel num_threads(cx->threads)
-    {
-        float *p = malloc(sizeof(float) * (size_t)(3 * C * VB));
-        if (!p) {
-#pragma omp atomic write
-            oom = 1;
-        }
-#pragma omp for schedule(static) collapse(2)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t ch = 0; ch < nch; ch++) {
-                if (!p) continue;
-                const int64_t lo = ch * SL_CHUNK, hi = lo + SL_CHUNK < S ? lo + SL_CHUNK : S;
-                if (dce2) dce2(&dj, n, lo, hi);
-                else pass2(&job, n, lo, hi, p);
-            }
-        free(p);
-    }
-    if (oom) st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
+    if (sl_for_chunks(N, S, cx->threads, dce2 ? 0 : sizeof(float) * (size_t)(3 * C * VB), pass2_chunk, &run) != SL_OK)
+        st = sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
 done:
     free(ce);
     free(wbuf);
@@ -717,6 +713,21 @@ int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *t
     return tg->kind == SL_TARGET_LABELS && !pr->normalized && !(pr->reduced_threshold > 0);
 }
 
+/* One (sample, chunk) of the focal kernel: its partial sum into part. */
+typedef struct focal_run {
+    const focal_job *job;
+    focal_fn fn;
+    double *part;
+    int64_t nch;
+} focal_run;
+
+static void focal_chunk(void *arg, int64_t n, int64_t ch, int64_t lo, int64_t hi, void *scratch, int thread)
+{
+    const focal_run *r = arg;
+    (void)thread;
+    r->part[n * r->nch + ch] = r->fn(r->job, n, lo, hi, scratch);
+}
+
 sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen)
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
@@ -756,24 +767,8 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
     default: break;
     }
 #endif
-    int oom = 0;
-#pragma omp parallel num_threads(cx->threads)
-    {
-        float *p = malloc(sizeof(float) * (size_t)(C * VB));
-        if (!p) {
-#pragma omp atomic write
-            oom = 1;
-        }
-#pragma omp for schedule(static) collapse(2)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t ch = 0; ch < nch; ch++) {
-                if (!p) continue;
-                part[n * nch + ch] =
-                    fn(&job, n, ch * SL_CHUNK, ch * SL_CHUNK + SL_CHUNK < S ? ch * SL_CHUNK + SL_CHUNK : S, p);
-            }
-        free(p);
-    }
-    if (oom) {
+    focal_run run = {&job, fn, part, nch};
+    if (sl_for_chunks(N, S, cx->threads, sizeof(float) * (size_t)(C * VB), focal_chunk, &run) != SL_OK) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
         goto done;
     }

@@ -128,6 +128,21 @@ int sl_fused_focal_sig_eligible(const sl_term *terms, int nterms, const sl_targe
     return !terms[0].prm.normalized && !(terms[0].prm.reduced_threshold > 0);
 }
 
+/* One (sample·channel row, chunk): its partial sum into part. */
+typedef struct fsig_run {
+    const fsig_job *j;
+    fsig_fn fn;
+    double *part;
+    int64_t C, nch;
+} fsig_run;
+
+static void fsig_chunk(void *arg, int64_t row, int64_t ch, int64_t lo, int64_t hi, void *scratch, int thread)
+{
+    const fsig_run *r = arg;
+    (void)scratch, (void)thread;
+    r->part[row * r->nch + ch] = r->fn(r->j, row / r->C, row % r->C, lo, hi);
+}
+
 sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen)
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
@@ -169,13 +184,9 @@ sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float 
     default: break;
     }
 #endif
-#pragma omp parallel for num_threads(cx->threads) schedule(static) collapse(3)
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t ch = 0; ch < nch; ch++) {
-                const int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
-                part[(n * C + c) * nch + ch] = fn(&j, n, c, a, b);
-            }
+    /* the (sample, channel) pairs are the loop's samples: N·C rows of S voxels */
+    fsig_run run = {&j, fn, part, C, nch};
+    sl_for_chunks(N * C, S, cx->threads, 0, fsig_chunk, &run); /* no scratch: cannot fail */
     const double val = sl_sum_ordered(part, N * C * nch) / count;
     if (!isfinite(val)) {
         st = sl_errf(msg, msglen, SL_ENONFINITE, "focal: the loss is not finite (%g)", val);

@@ -323,20 +323,31 @@ static sl_status find_threshold(const hard_job *j, int64_t M, const int64_t *his
     return SL_OK;
 }
 
+/* The ties ℓ == T of one (sample, chunk), counted into q. */
+typedef struct tie_run {
+    const hard_job *j;
+    int64_t *q;
+    int64_t nch;
+} tie_run;
+
+static void count_ties(void *arg, int64_t n, int64_t ch, int64_t lo, int64_t hi, void *scratch, int thread)
+{
+    const tie_run *r = arg;
+    const int64_t S = r->j->cx->S;
+    int64_t e = 0;
+    (void)scratch, (void)thread;
+    for (int64_t s = lo; s < hi; s++) e += r->j->l[n * S + s] == r->j->T;
+    r->q[n * r->nch + ch] = e;
+}
+
 /* Per chunk, how many of the ties ℓ == T it takes: the first `take` in index order. */
 static int64_t *tie_quotas(const hard_job *j, int64_t take, int threads)
 {
     const int64_t N = j->cx->N, S = j->cx->S, nch = sl_nchunks(S);
     int64_t *q = sl_calloc(N * nch, sizeof(int64_t));
     if (!q) return NULL;
-#pragma omp parallel for num_threads(threads) schedule(static) collapse(2)
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t ch = 0; ch < nch; ch++) {
-            const int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
-            int64_t e = 0;
-            for (int64_t s = a; s < b; s++) e += j->l[n * S + s] == j->T;
-            q[n * nch + ch] = e;
-        }
+    tie_run r = {j, q, nch};
+    sl_for_chunks(N, S, threads, 0, count_ties, &r); /* no scratch: cannot fail */
     for (int64_t i = 0; i < N * nch; i++) {
         const int64_t e = q[i] < take ? q[i] : take;
         q[i] = e;
@@ -353,24 +364,38 @@ int sl_fused_hard_eligible(const sl_term *terms, int nterms, const sl_target *tg
     return act == SL_ACT_SOFTMAX && tg->kind == SL_TARGET_LABELS && !tg->mask;
 }
 
+/* One (sample, chunk) of either pass: pass 1 into its part and its
+ * thread's histogram, pass 2's sum into sums. */
+typedef struct hard_run {
+    const hard_job *j;
+    hp1_fn p1;
+    hp2_fn p2;
+    hard_part *part;
+    int64_t *hist;
+    double *sums;
+    int64_t nch;
+} hard_run;
+
+static void pass1_chunk(void *arg, int64_t n, int64_t ch, int64_t lo, int64_t hi, void *scratch, int thread)
+{
+    const hard_run *r = arg;
+    (void)scratch;
+    r->p1(r->j, n, lo, hi, r->hist ? r->hist + (int64_t)thread * NBUCKET : NULL, &r->part[n * r->nch + ch]);
+}
+
+static void pass2_chunk(void *arg, int64_t n, int64_t ch, int64_t lo, int64_t hi, void *scratch, int thread)
+{
+    const hard_run *r = arg;
+    (void)thread;
+    r->sums[n * r->nch + ch] = r->p2(r->j, n, ch, lo, hi, scratch);
+}
+
 /* Pass 1 in parallel; merges the histograms into hist[0..NBUCKET) when given. */
 static int run_pass1(hard_job *j, hp1_fn fn, hard_part *part, int64_t *hist, int threads)
 {
     const int64_t N = j->cx->N, S = j->cx->S, nch = sl_nchunks(S);
-#pragma omp parallel num_threads(threads)
-    {
-#ifdef _OPENMP
-        int64_t *h = hist ? hist + (int64_t)omp_get_thread_num() * NBUCKET : NULL;
-#else
-        int64_t *h = hist;
-#endif
-#pragma omp for schedule(static) collapse(2)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t ch = 0; ch < nch; ch++) {
-                const int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
-                fn(j, n, a, b, h, &part[n * nch + ch]);
-            }
-    }
+    hard_run r = {.j = j, .p1 = fn, .part = part, .hist = hist, .nch = nch};
+    sl_for_chunks(N, S, threads, 0, pass1_chunk, &r); /* no scratch: cannot fail */
     int bad = 0;
     for (int64_t i = 0; i < N * nch; i++) bad |= part[i].bad;
     if (hist)
@@ -458,24 +483,8 @@ sl_status sl_fused_hard(sl_term *t, const sl_ctx *cx, double *value, float *grad
         goto done;
     }
     j.k = (float)(t->weight / (double)K);
-    int oom = 0;
-#pragma omp parallel num_threads(threads)
-    {
-        float *p = malloc(sizeof(float) * (size_t)(C * HB));
-        if (!p) {
-#pragma omp atomic write
-            oom = 1;
-        }
-#pragma omp for schedule(static) collapse(2)
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t ch = 0; ch < nch; ch++) {
-                if (!p) continue;
-                const int64_t a = ch * SL_CHUNK, b = a + SL_CHUNK < S ? a + SL_CHUNK : S;
-                sums[n * nch + ch] = p2(&j, n, ch, a, b, p);
-            }
-        free(p);
-    }
-    if (oom) {
+    hard_run r2 = {.j = &j, .p2 = p2, .sums = sums, .nch = nch};
+    if (sl_for_chunks(N, S, threads, sizeof(float) * (size_t)(C * HB), pass2_chunk, &r2) != SL_OK) {
         st = SL_ENOMEM;
         goto done;
     }
