@@ -8,11 +8,21 @@
  *     p = 1/u or e/u, 1 − p = e/u or 1/u (no cancellation),
  * then focal.c's formulas: ce, m = 1 − p_t, α_t m^γ ce and the gradient
  * α_t [γ m^(γ−1) (1 − 2t) p (1 − p) ce + m^γ (p − t)]·weight/(V·C).
- * Label maps and soft targets; ignore_index. smp's normalized/reduced
- * forms (a global Σ f in the gradient: two passes) and a voxel mask stay on
- * the plain path. The exponential and log are sl_exp_nonpos and sl_log_pos
+ * Label maps and soft targets; ignore_index. A voxel mask stays on the
+ * plain path. The exponential and log are sl_exp_nonpos and sl_log_pos
  * (≤ 2 ulp): value and gradient agree with the plain path to 1e-6 / 1e-5
  * (tests/unit/test_fused_focal.c), and the instruction sets give the same bits.
+ *
+ * smp's forms (focal.c's focal_smp: normalized=true and/or
+ * reduced_threshold=r) with label maps: for a hard target 1 − pt is the m
+ * above and pt = 1 − m exactly (p_t, computed without cancellation), so
+ *     f = m^γ, or ((m/r)^γ where pt ≥ r, 1 below),
+ *     df/dce = γ m^(γ−1)·pt, or γ (m/r)^(γ−1)·pt/r (0 below r),
+ *     loss = Σ α_t f ce / (Fc·n),  Fc = max(Σ f, 1e-6) when normalized, else 1,
+ *     d/dx = [α_t (df·ce + f)/Fc − [normalized, Σ f > 1e-6]·E·df/Fc²]·(p − t)/n.
+ * Normalized needs Σ f and E = Σ α_t f ce before any gradient: a first pass
+ * sums them, a second writes the gradient. Soft targets in smp's form (where
+ * 1 − exp(−ce) is not m) stay on the plain path.
  */
 #include <float.h>
 #include <stdlib.h>
@@ -37,10 +47,14 @@ typedef struct {
     float gamma, k;     /* k = weight / (V·C) */
     int igamma;         /* γ when an integer in [0, 8], else −1 (pow) */
     float *grad;
+    int smp;            /* smp's form (label maps only) */
+    float thr;          /* smp: reduced_threshold r, 0 = off */
+    float inv_fc, kf;   /* smp: 1/Fc and E/Fc² (0 unless normalized with Σ f > 1e-6) */
 } fsig_job;
 
-/* Elements [a, b) of channel c of sample n: returns Σ α_t m^γ ce (valid only). */
-static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b)
+/* Elements [a, b) of channel c of sample n: returns Σ α_t f ce and adds
+ * Σ f to *fsum (valid elements only; f = m^γ but in smp's reduced form). */
+static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b, double *fsum)
 {
     const sl_ctx *cx = j->cx;
     const int64_t C = cx->C, S = cx->S;
@@ -49,8 +63,9 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
     const int soft = cx->target->kind == SL_TARGET_SOFT, ig = j->igamma;
     const int32_t want = C == 1 ? 1 : (int32_t)c;
     const float ap = j->alpha ? j->alpha[c] : 1.0f, an = j->alpha ? 1.0f - j->alpha[c] : 1.0f;
-    float t[FB], w[FB], mg[FB], mg1[FB], term[FB], p[FB], q[FB], ce[FB], m[FB];
-    double acc = 0;
+    float t[FB], w[FB], mg[FB], mg1[FB], term[FB], p[FB], q[FB], ce[FB], m[FB], at[FB];
+    const float thr = j->thr, inv_thr = thr > 0 ? 1.0f / thr : 1.0f;
+    double acc = 0, facc = 0;
     for (int64_t s0 = a; s0 < b; s0 += FB) {
         const int64_t len = b - s0 < FB ? b - s0 : FB;
         const float *x = xc + s0;
@@ -73,18 +88,38 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
             ce[i] = -t[i] * lp - (1.0f - t[i]) * l1;
             m[i] = p[i] * (1.0f - t[i]) + q[i] * t[i];
         }
-        if (j->alpha) /* α_t; without α it is 1 (t + (1 − t) need not round to 1 for a soft t) */
-            for (int64_t i = 0; i < len; i++) w[i] *= ap * t[i] + an * (1.0f - t[i]);
+        /* α_t; without α it is 1 (t + (1 − t) need not round to 1 for a soft t).
+         * The torchvision form folds it into w; smp's keeps it apart (Σ f has no α). */
+        for (int64_t i = 0; i < len; i++) at[i] = j->alpha ? ap * t[i] + an * (1.0f - t[i]) : 1.0f;
+        if (!j->smp)
+            for (int64_t i = 0; i < len; i++) w[i] *= at[i], at[i] = 1.0f;
+        /* the base of the power: m, or m/r in smp's reduced form */
+        float *bs = term;
+        for (int64_t i = 0; i < len; i++) bs[i] = thr > 0 ? m[i] * inv_thr : m[i];
         if (ig >= 0) {
-            for (int64_t i = 0; i < len; i++) mg1[i] = 1.0f, mg[i] = ig > 0 ? m[i] : 1.0f;
+            for (int64_t i = 0; i < len; i++) mg1[i] = 1.0f, mg[i] = ig > 0 ? bs[i] : 1.0f;
             for (int r = 1; r < ig; r++)
-                for (int64_t i = 0; i < len; i++) mg1[i] = mg[i], mg[i] *= m[i];
+                for (int64_t i = 0; i < len; i++) mg1[i] = mg[i], mg[i] *= bs[i];
         } else
             for (int64_t i = 0; i < len; i++) {
-                mg[i] = (float)pow((double)m[i], (double)j->gamma);
-                mg1[i] = m[i] > 0 ? (float)pow((double)m[i], (double)j->gamma - 1.0) : 0.0f; /* the limit (focal.c) */
+                mg[i] = (float)pow((double)bs[i], (double)j->gamma);
+                mg1[i] = bs[i] > 0 ? (float)pow((double)bs[i], (double)j->gamma - 1.0) : 0.0f; /* the limit (focal.c) */
             }
-        for (int64_t i = 0; i < len; i++) term[i] = w[i] * mg[i] * ce[i];
+        if (thr > 0) /* pt = 1 − m < r: f = 1, constant */
+            for (int64_t i = 0; i < len; i++) {
+                const int below = 1.0f - m[i] < thr;
+                mg[i] = below ? 1.0f : mg[i];
+                mg1[i] = below ? 0.0f : mg1[i];
+            }
+        if (j->smp) {
+            float fl[FLANES] = {0};
+            int64_t i = 0;
+            for (; i + FLANES <= len; i += FLANES)
+                for (int l = 0; l < FLANES; l++) fl[l] += w[i + l] * mg[i + l];
+            for (int l = 0; i < len; i++, l++) fl[l] += w[i] * mg[i];
+            for (int l = 0; l < FLANES; l++) facc += (double)fl[l];
+        }
+        for (int64_t i = 0; i < len; i++) term[i] = w[i] * at[i] * mg[i] * ce[i];
         float lane[FLANES] = {0};
         int64_t i = 0;
         for (; i + FLANES <= len; i += FLANES)
@@ -93,18 +128,29 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
         for (int l = 0; l < FLANES; l++) acc += (double)lane[l];
         if (!gc) continue;
         const float kf = j->k, gam = j->gamma;
+        if (j->smp) {
+            /* df/dce = γ·mg1·pt (/r reduced); d/dx = n⁻¹ w [α_t (df ce + f)/Fc − kf df] (p − t) */
+            const float gs = gam * inv_thr;
+            for (i = 0; i < len; i++) {
+                const float pt = p[i] * t[i] + q[i] * (1.0f - t[i]);
+                const float df = ig != 0 ? gs * mg1[i] * pt : 0.0f;
+                gc[s0 + i] = kf * w[i] * ((at[i] * (df * ce[i] + mg[i]) * j->inv_fc - j->kf * df) * (p[i] - t[i]));
+            }
+            continue;
+        }
         for (i = 0; i < len; i++)
             gc[s0 + i] = kf * w[i] *
                          (mg[i] * (p[i] - t[i]) +
                           (ig != 0 ? gam * mg1[i] * ((1.0f - 2.0f * t[i]) * p[i] * q[i] * ce[i]) : 0.0f));
     }
+    *fsum += facc;
     return acc;
 }
 
-typedef double (*fsig_fn)(const fsig_job *, int64_t, int64_t, int64_t, int64_t);
-static double fsig_base(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b)
+typedef double (*fsig_fn)(const fsig_job *, int64_t, int64_t, int64_t, int64_t, double *);
+static double fsig_base(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b, double *fsum)
 {
-    return fsig_body(j, n, c, a, b);
+    return fsig_body(j, n, c, a, b, fsum);
 }
 #if SL_X86
 #if defined(__clang__)
@@ -112,35 +158,39 @@ static double fsig_base(const fsig_job *j, int64_t n, int64_t c, int64_t a, int6
 #else
 #define FT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
 #endif
-__attribute__((target("avx2"))) static double fsig_avx2(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b)
+__attribute__((target("avx2"))) static double fsig_avx2(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b,
+                                                         double *fsum)
 {
-    return fsig_body(j, n, c, a, b);
+    return fsig_body(j, n, c, a, b, fsum);
 }
-FT_AVX512 static double fsig_avx512(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b)
+FT_AVX512 static double fsig_avx512(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b, double *fsum)
 {
-    return fsig_body(j, n, c, a, b);
+    return fsig_body(j, n, c, a, b, fsum);
 }
 #endif
 
 int sl_fused_focal_sig_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act)
 {
     if (nterms != 1 || terms[0].cls != &sl_loss_focal || act != SL_ACT_SIGMOID || tg->mask) return 0;
-    return !terms[0].prm.normalized && !(terms[0].prm.reduced_threshold > 0);
+    const int smp = terms[0].prm.normalized || terms[0].prm.reduced_threshold > 0;
+    return !smp || tg->kind == SL_TARGET_LABELS;
 }
 
 /* One (sample·channel row, chunk): its partial sum into part. */
 typedef struct fsig_run {
     const fsig_job *j;
     fsig_fn fn;
-    double *part;
+    double *part, *fpart; /* Σ α_t f ce and Σ f per (row, chunk) */
     int64_t C, nch;
 } fsig_run;
 
 static void fsig_chunk(void *arg, int64_t row, int64_t ch, int64_t lo, int64_t hi, void *scratch, int thread)
 {
     const fsig_run *r = arg;
+    const int64_t q = row * r->nch + ch;
     (void)scratch, (void)thread;
-    r->part[row * r->nch + ch] = r->fn(r->j, row / r->C, row % r->C, lo, hi);
+    r->fpart[q] = 0;
+    r->part[q] = r->fn(r->j, row / r->C, row % r->C, lo, hi, &r->fpart[q]);
 }
 
 sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen)
@@ -149,15 +199,17 @@ sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float 
     const sl_params *pr = &t->prm;
     double *alpha = sl_calloc(C, sizeof(double));
     float *af = sl_calloc(C, sizeof(float));
-    double *part = sl_calloc(N * C * nch, sizeof(double));
-    sl_status st = alpha && af && part ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
+    double *part = sl_calloc(N * C * nch, sizeof(double)), *fpart = sl_calloc(N * C * nch, sizeof(double));
+    sl_status st = alpha && af && part && fpart ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
     int has = 0;
     if (st == SL_OK) st = sl_focal_alpha(pr, C, 0, alpha, &has, msg, msglen);
     if (st == SL_OK && !sl_all_finite(cx->x, N * C * S, cx->threads))
         st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
     if (st != SL_OK) goto done;
     for (int64_t c = 0; c < C; c++) af[c] = (float)alpha[c];
-    fsig_job j = {.cx = cx, .ignore = INT32_MIN, .alpha = has ? af : NULL, .gamma = (float)pr->gamma, .grad = grad};
+    const int smp = pr->normalized || pr->reduced_threshold > 0;
+    fsig_job j = {.cx = cx, .ignore = INT32_MIN, .alpha = has ? af : NULL, .gamma = (float)pr->gamma, .grad = grad,
+                  .smp = smp, .thr = (float)pr->reduced_threshold, .inv_fc = 1.0f, .kf = 0.0f};
     int64_t V = N * S;
     if (!isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS) {
         const int32_t ig = (int32_t)pr->ignore_index, *lab = cx->target->labels;
@@ -185,9 +237,19 @@ sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float 
     }
 #endif
     /* the (sample, channel) pairs are the loop's samples: N·C rows of S voxels */
-    fsig_run run = {&j, fn, part, C, nch};
-    sl_for_chunks(N * C, S, cx->threads, 0, fsig_chunk, &run); /* no scratch: cannot fail */
-    const double val = sl_sum_ordered(part, N * C * nch) / count;
+    fsig_run run = {&j, fn, part, fpart, C, nch};
+    double Fc = 1.0;
+    if (pr->normalized) { /* Σ f first (no gradient), then the gradient with it */
+        j.grad = NULL;
+        sl_for_chunks(N * C, S, cx->threads, 0, fsig_chunk, &run); /* no scratch: cannot fail */
+        const double E = sl_sum_ordered(part, N * C * nch), F = sl_sum_ordered(fpart, N * C * nch);
+        Fc = F > 1e-6 ? F : 1e-6;
+        j.inv_fc = (float)(1.0 / Fc);
+        j.kf = F > 1e-6 ? (float)(E / (Fc * Fc)) : 0.0f;
+        j.grad = grad;
+    }
+    if (!pr->normalized || grad) sl_for_chunks(N * C, S, cx->threads, 0, fsig_chunk, &run);
+    const double val = sl_sum_ordered(part, N * C * nch) / (Fc * count);
     if (!isfinite(val)) {
         st = sl_errf(msg, msglen, SL_ENONFINITE, "focal: the loss is not finite (%g)", val);
         goto done;
@@ -198,5 +260,6 @@ done:
     free(alpha);
     free(af);
     free(part);
+    free(fpart);
     return st;
 }

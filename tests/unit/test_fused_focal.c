@@ -4,7 +4,8 @@
  * scalar and per class, ignore_index, a term weight, 2-D and 3-D, confident
  * scores (p_y → 1, where q = 1 − p_y must not cancel), every instruction set
  * (the same bits), the gradient alone and the value alone, and NaN scores
- * (refused before anything is written). Tolerances as tests/unit/test_fused.c:
+ * (refused before anything is written); the sigmoid form, smp's normalized
+ * and reduced forms included. Tolerances as tests/unit/test_fused.c:
  * value 1e-6 relative, gradient 1e-5 of its max.
  */
 #include <math.h>
@@ -103,6 +104,20 @@ int main(void)
             compare(sig[i], &d3, x, &ts);
         }
         compare("focal(activation=sigmoid,ignore_index=255,alpha=0.3)", &d3, x, &ti);
+        /* smp's normalized and reduced forms (label maps: fused; soft targets: plain both times) */
+        const char *smp[] = {"focal(activation=sigmoid,normalized=true)",
+                             "focal(activation=sigmoid,reduced_threshold=0.5)",
+                             "focal(activation=sigmoid,normalized=true,reduced_threshold=0.3,gamma=3)",
+                             "focal(activation=sigmoid,normalized=true,alpha=0.25,gamma=1)",
+                             "0.5*focal(activation=sigmoid,normalized=true,gamma=2.5)",
+                             "focal(activation=sigmoid,reduced_threshold=0.5,gamma=0.5,alpha=[0.1,0.2,0.3,0.4])"};
+        for (size_t i = 0; i < sizeof smp / sizeof *smp; i++) {
+            compare(smp[i], &d3, x, &tl);
+            compare(smp[i], &d3, xc, &tl);
+            compare(smp[i], &d3, x, &ts);
+        }
+        compare("focal(activation=sigmoid,normalized=true,ignore_index=255)", &d3, x, &ti);
+        compare("focal(normalized=true,reduced_threshold=0.4)", &d1, x, &tb);
         compare("focal", &d1, x, &tb);
         compare("focal(gamma=0.5,alpha=0.6)", &d1, xc, &tb);
         free(yb);
