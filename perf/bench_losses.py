@@ -120,8 +120,27 @@ def t_ohem(x, y, thresh=0.7, min_kept=0.1):
     return ce[hard].mean()
 
 
+def t_focal_smp(x, y, gamma=2.0, normalized=True, reduced_threshold=None):
+    # segmentation_models_pytorch's focal_loss_with_logits on the one-hot target (its multilabel mode).
+    t = onehot(y, x.shape[1])
+    logpt = F.binary_cross_entropy_with_logits(x, t, reduction="none")
+    pt = torch.exp(-logpt)
+    if reduced_threshold is None:
+        focal_term = (1.0 - pt).pow(gamma)
+    else:
+        focal_term = ((1.0 - pt) / reduced_threshold).pow(gamma)
+        focal_term = torch.where(pt < reduced_threshold, torch.ones_like(focal_term), focal_term)
+    loss = focal_term * logpt
+    if normalized:
+        loss = loss / focal_term.sum().clamp_min(1e-6)
+    return loss.mean()
+
+
 PEERS = [("dice+ce", t_dice_ce), ("focal", t_focal), ("gdice", t_gdice), ("lovasz", t_lovasz),
-         ("tversky", t_tversky), ("topk", t_topk), ("ohem", t_ohem), ("ohem(thresh=0.05)", lambda x, y: t_ohem(x, y, 0.05))]
+         ("tversky", t_tversky), ("topk", t_topk), ("ohem", t_ohem), ("ohem(thresh=0.05)", lambda x, y: t_ohem(x, y, 0.05)),
+         ("focal(activation=sigmoid,normalized=true)", t_focal_smp),
+         ("focal(activation=sigmoid,reduced_threshold=0.5)",
+          lambda x, y: t_focal_smp(x, y, normalized=False, reduced_threshold=0.5))]
 
 
 def stream_bandwidth():
