@@ -19,6 +19,7 @@ and which of the two binds (one "BOUND dice+ce: ..." line).
     make perf           (or: /usr/bin/python3 perf/bench_losses.py; BENCH_ONLY=dice+ce,focal for some)
 """
 import os
+import re
 import subprocess
 
 import numpy as np
@@ -183,7 +184,8 @@ def main():
           "minimum of %d rounds timed in turn" % (torch.__version__, "x".join(map(str, SHAPE)), THREADS, REPS))
     print("triad bandwidth: %.1f GB/s" % (bw / 1e9))
     print("%-10s %12s %12s %10s" % ("loss", "pytorch", "segloss", "ratio"))
-    only = [o for o in os.environ.get("BENCH_ONLY", "").split(",") if o]   # e.g. BENCH_ONLY=dice+ce
+    # e.g. BENCH_ONLY=dice+ce,focal; commas inside a spec's parentheses do not split it
+    only = [o for o in re.split(r",(?![^(]*\))", os.environ.get("BENCH_ONLY", "")) if o]
     for spec, fn in PEERS:
         if only and spec not in only:
             continue
