@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from benchlib import SHAPE, THREADS, LossCall, catalogue_names, interleaved_min, ratio_line, slref
+from smpref import focal_loss_with_logits  # noqa: E402  (tests/ref, on the path through benchlib)
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 torch.set_num_threads(THREADS)
@@ -122,19 +123,8 @@ def t_ohem(x, y, thresh=0.7, min_kept=0.1):
 
 
 def t_focal_smp(x, y, gamma=2.0, normalized=True, reduced_threshold=None):
-    # segmentation_models_pytorch's focal_loss_with_logits on the one-hot target (its multilabel mode).
-    t = onehot(y, x.shape[1])
-    logpt = F.binary_cross_entropy_with_logits(x, t, reduction="none")
-    pt = torch.exp(-logpt)
-    if reduced_threshold is None:
-        focal_term = (1.0 - pt).pow(gamma)
-    else:
-        focal_term = ((1.0 - pt) / reduced_threshold).pow(gamma)
-        focal_term = torch.where(pt < reduced_threshold, torch.ones_like(focal_term), focal_term)
-    loss = focal_term * logpt
-    if normalized:
-        loss = loss / focal_term.sum().clamp_min(1e-6)
-    return loss.mean()
+    # segmentation_models_pytorch's focal_loss_with_logits on the one-hot target (its multilabel mode), no alpha
+    return focal_loss_with_logits(x, onehot(y, x.shape[1]), gamma, None, normalized, reduced_threshold)
 
 
 PEERS = [("dice+ce", t_dice_ce), ("focal", t_focal), ("gdice", t_gdice), ("lovasz", t_lovasz),

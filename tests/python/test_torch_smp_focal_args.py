@@ -14,34 +14,12 @@ import torch.nn.functional as F
 
 import pyref  # noqa: F401  (paths)
 import slref
+from smpref import focal_loss_with_logits
 import test_torch_smp as TS
 
 from segloss.torch import smp as S
 
 torch.set_default_dtype(torch.float64)
-
-
-def focal_loss_with_logits(output, target, gamma=2.0, alpha=0.25, normalized=False, reduced_threshold=None,
-                           eps=1e-6, reduction="mean"):
-    """smp's _functional.focal_loss_with_logits."""
-    target = target.type(output.type())
-    logpt = F.binary_cross_entropy_with_logits(output, target, reduction="none")
-    pt = torch.exp(-logpt)
-    if reduced_threshold is None:
-        focal_term = (1.0 - pt).pow(gamma)
-    else:
-        focal_term = ((1.0 - pt) / reduced_threshold).pow(gamma)
-        focal_term = torch.where(pt < reduced_threshold, torch.ones_like(focal_term), focal_term)
-    loss = focal_term * logpt
-    if alpha is not None:
-        loss = loss * (alpha * target + (1 - alpha) * (1 - target))
-    if normalized:
-        loss = loss / focal_term.sum().clamp_min(eps)
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum(0)          # "batchwise_mean" of a flat vector
 
 
 def smp_focal(mode, y_pred, y_true, alpha=None, gamma=2.0, ignore_index=None, normalized=False,
