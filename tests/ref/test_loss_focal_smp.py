@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 import lossref as R
 import slref
+from smpref import focal_from_logpt
 from test_loss_hausdorff_dt import away_from_half
 
 
@@ -26,17 +27,7 @@ def smp_focal(x, target, C, activation="auto", gamma=2.0, alpha=None, normalized
         logpt = F.binary_cross_entropy(x, t, reduction="none")
     else:
         logpt = F.binary_cross_entropy_with_logits(x, t, reduction="none")
-    pt = torch.exp(-logpt)
-    if not reduced_threshold:
-        focal_term = (1.0 - pt).pow(gamma)
-    else:
-        focal_term = ((1.0 - pt) / reduced_threshold).pow(gamma)
-        focal_term = torch.where(pt < reduced_threshold, torch.ones_like(focal_term), focal_term)
-    loss = focal_term * logpt
-    if alpha is not None:
-        loss = loss * (alpha * t + (1 - alpha) * (1 - t))
-    if normalized:
-        loss = loss / focal_term.sum().clamp_min(1e-6)
+    loss = focal_from_logpt(logpt, t, gamma, alpha, normalized, reduced_threshold or None)
     return loss.mean()
 
 
