@@ -18,6 +18,9 @@
  * (including overflow) or when count is 0. */
 void *sl_calloc(int64_t count, size_t size);
 void *sl_malloc(int64_t count, size_t size);
+/* Asks for transparent huge pages on the 2 MiB-aligned part of a buffer of
+ * 8 MiB or more (both allocators above do it); a hint, nothing else. */
+void sl_advise_huge_pages(void *p, size_t bytes);
 
 /* A caller-provided buffer for a one-line error message (may be NULL/0).
  * sl_errf writes a printf-formatted message and returns `status`, so an

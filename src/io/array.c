@@ -4,11 +4,9 @@
  * to float32 and int32. The file formats (npy.c, nifti.c, png.c) build on
  * it.
  */
-#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include "array.h"
 #include "internal.h"
 #include "segloss/io.h"
@@ -41,27 +39,6 @@ int64_t sl_array_count(const sl_array *a)
     return n;
 }
 
-/*
- * A large array asks for transparent huge pages. Its pages are mapped on
- * first touch; with 4 KiB pages a 64 MiB gradient takes 16 384 page faults
- * (costly in a virtual machine), with 2 MiB pages 32, the zeroing being the
- * same. Linux's THP mode "madvise" (the mode of the test machine, and a
- * common default) gives them only to memory that asks ("always" gives them
- * anyway, "never" refuses); the advice is a hint, its failure changes
- * nothing.
- */
-static void advise_huge_pages(void *p, size_t bytes)
-{
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    if (bytes < 4 * huge) return;
-    uintptr_t first = ((uintptr_t)p + huge - 1) & ~(huge - 1), end = ((uintptr_t)p + bytes) & ~(huge - 1);
-    if (end > first) (void)madvise((void *)first, end - first, MADV_HUGEPAGE);
-#else
-    (void)p, (void)bytes;
-#endif
-}
-
 sl_status sl_array_alloc(sl_array *out, sl_dtype dtype, int ndim, const int64_t *shape)
 {
     if (!out || ndim < 0 || ndim > SL_MAX_NDIM || (ndim > 0 && !shape) || sl_dtype_size(dtype) == 0)
@@ -79,7 +56,7 @@ sl_status sl_array_alloc(sl_array *out, sl_dtype dtype, int ndim, const int64_t 
     /* Always allocate at least one element so that data != NULL for empty arrays. */
     a.data = calloc(n > 0 ? (size_t)n : 1, sl_dtype_size(dtype));
     if (!a.data) return SL_ENOMEM;
-    advise_huge_pages(a.data, bytes);
+    sl_advise_huge_pages(a.data, bytes);
     *out = a;
     return SL_OK;
 }
