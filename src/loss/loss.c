@@ -87,10 +87,19 @@ void sl_loss_free(sl_loss *L)
         free(L->dp[a]);
     }
     if (L->terms)
-        for (int i = 0; i < L->nterms; i++) free(L->terms[i].state);
+        for (int i = 0; i < L->nterms; i++) free(L->terms[i].state), free(L->terms[i].scratch);
     sl_reducer_release(&L->red);
     free(L->terms);
     free(L);
+}
+
+void *sl_term_scratch(sl_term *t, size_t bytes)
+{
+    if (t->scratch && t->scratch_bytes >= bytes) return t->scratch;
+    free(t->scratch);
+    t->scratch = sl_malloc(1, bytes > 0 ? bytes : 1);
+    t->scratch_bytes = t->scratch ? bytes : 0;
+    return t->scratch;
 }
 
 int sl_loss_num_terms(const sl_loss *L) { return L ? L->nterms : 0; }

@@ -239,7 +239,17 @@ struct sl_term {
     double last_value;
     double *state;          /* persistent state, or NULL */
     int64_t state_n;
+    void *scratch;          /* sl_term_scratch's buffer, kept between calls; or NULL */
+    size_t scratch_bytes;
 };
+
+/* A work buffer of at least `bytes` for t's eval, kept by the loss object
+ * between calls (as its p and dp buffers are) and freed with it: a kernel
+ * whose scratch is tens of MiB would otherwise spend a sixth of its time
+ * having the system zero fresh pages on every call. Contents are
+ * undefined; NULL when out of memory. The object is used by one thread at
+ * a time (loss.h), so one buffer per term suffices. */
+void *sl_term_scratch(sl_term *t, size_t bytes);
 
 /* The catalogue (catalogue.c): every term class, in --list order. */
 extern const sl_term_class *const sl_term_classes[];

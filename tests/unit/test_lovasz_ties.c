@@ -110,6 +110,12 @@ static void check(const char *name, const char *spec, const float *x, const int3
     }
     CHECK(dmax <= 1e-6 * gmax + 1e-12, "%s: gradient differs by %.3g (max %.3g)", name, dmax, gmax);
     if (gmax > 0) max_gd = fmax(max_gd, dmax / gmax);
+    /* a second call on the same object reuses its scratch (sl_term_scratch): the same bits */
+    float *again = malloc(sizeof(float) * T);
+    double v2 = NAN;
+    CHECK(sl_loss_forward(L, x, &d, &t, NULL, &v2, again, msg, sizeof msg) == SL_OK, "%s: %s", name, msg);
+    CHECK(v2 == v && memcmp(again, out, sizeof(float) * T) == 0, "%s: a second call differs", name);
+    free(again);
     sl_loss_free(L);
     free(out);
     free(gr);
@@ -146,6 +152,16 @@ int main(void)
     check("hinge, half-integer logits", "lovasz", h, yb, N, 1, S);
     for (int64_t i = 0; i < N * S; i++) h[i] = rand() % 2 ? (float)ldexp(rand() % 2 ? 1.0 : -1.0, -60 - rand() % 9) : 1.0f;
     check("hinge, tiny logits", "lovasz", h, yb, N, 1, S);
+    /* more voxels than one block of the gradient's scatter (2^16 ids), blocks across the samples' boundary */
+    enum { SB = 70001 };
+    float *xb = malloc(sizeof(float) * N * C * SB);
+    int32_t *ybig = malloc(sizeof(int32_t) * N * SB);
+    for (int64_t i = 0; i < N * SB; i++) ybig[i] = rand() % C;
+    for (int64_t i = 0; i < N * C * SB; i++) xb[i] = (float)(rand() % 1000) / 999.0f;
+    check("three scatter blocks", "lovasz(activation=none)", xb, ybig, N, C, SB);
+    check("three scatter blocks, per image", "lovasz(activation=none,per_image=true)", xb, ybig, 1, C, SB);
+    free(xb);
+    free(ybig);
     printf("lovasz with ties: max gradient diff %.3g of max |g| (tol 1e-6)\n", max_gd);
     free(x);
     free(h);
