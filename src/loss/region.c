@@ -212,6 +212,44 @@ sl_status sl_region_eval(sl_term *t, const sl_ctx *cx, double *value, char *msg,
     return st;
 }
 
+/* A label map without a mask: freq[c] = the valid voxels labelled c (for one
+ * sigmoid channel, labelled 1), *total = the valid voxels; integer counts
+ * per thread, so the doubles are exactly those of the generic loop below
+ * (a sum of ones), at a fraction of its time (wce spent 40 % there). */
+static sl_status label_counts(const sl_ctx *cx, const sl_params *pr, double *freq, double *total)
+{
+    const int64_t C = cx->C, M = cx->N * cx->S, K = C + 1;
+    const int threads = cx->threads > 0 ? cx->threads : 1;
+    const int32_t ig = isnan(pr->ignore_index) ? INT32_MIN : (int32_t)pr->ignore_index;
+    const int32_t *lab = cx->target->labels;
+    int64_t *cnt = sl_calloc((int64_t)threads * K, sizeof(int64_t)); /* per thread: per class, then valid */
+    if (!cnt) return SL_ENOMEM;
+#pragma omp parallel num_threads(threads)
+    {
+#ifdef _OPENMP
+        int64_t *h = cnt + (int64_t)omp_get_thread_num() * K;
+#else
+        int64_t *h = cnt;
+#endif
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < M; i++) {
+            const int32_t y = lab[i];
+            if (y == ig) continue;
+            h[C]++;
+            const int64_t c = C == 1 ? (y == 1 ? 0 : -1) : y; /* labels are checked to be in [0, C) */
+            if (c >= 0) h[c]++;
+        }
+    }
+    for (int64_t c = 0; c <= C; c++) {
+        int64_t sum = 0;
+        for (int t = 0; t < threads; t++) sum += cnt[(int64_t)t * K + c];
+        if (c < C) freq[c] = (double)sum;
+        else *total = (double)sum;
+    }
+    free(cnt);
+    return SL_OK;
+}
+
 sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, char *msg, size_t msglen)
 {
     const int64_t C = cx->C;
@@ -236,6 +274,11 @@ sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, cha
     if (cx->red && cx->red->have_freq) { /* the global batch's counts (reduce.c) */
         memcpy(freq, cx->red->freq, (size_t)C * sizeof(double));
         total = cx->red->freq[C];
+    } else if (cx->target->kind == SL_TARGET_LABELS && !cx->target->mask) {
+        if (label_counts(cx, pr, freq, &total) != SL_OK) {
+            free(freq);
+            return SL_ENOMEM;
+        }
     } else
     for (int64_t n = 0; n < cx->N; n++)
         for (int64_t s = 0; s < cx->S; s++) {
