@@ -89,6 +89,19 @@ static inline float sl_log_pos(float x)
 }
 
 /*
+ * log1p(e) for e in [0, 1] (e = exp(−|x|) in the binary cross-entropies'
+ * softplus), vectorisable: with u = 1 + e rounded, log(u)·e/(u − 1) corrects
+ * the rounding of u (Goldberg's identity), and u = 1 (e below half an ulp of
+ * 1) gives e itself, so a tiny softplus keeps its relative accuracy where
+ * log(1 + e) would be 0.
+ */
+static inline float sl_log1p_unit(float e)
+{
+    const float u = 1.0f + e;
+    return u == 1.0f ? e : sl_log_pos(u) * (e / (u - 1.0f));
+}
+
+/*
  * The same two functions on 16 floats at once (GCC/clang vector extensions):
  * the same operations in the same order, lane by lane, so each lane's result
  * has the bits of the scalar function's for that input

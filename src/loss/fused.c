@@ -249,28 +249,36 @@ static SL_INLINE void pass1_body(const fused_job *j, int64_t n, int64_t a, int64
                 }
                 for (int l = 0; l < LANES; l++) num += (double)nu[l], den += (double)de[l];
             }
-            for (i = 0; i < len && !ce_common(ct, soft); i++) {
+            if (ct->binary) {
+                /* Σ over valid voxels and channels of w_c [pw·g'·softplus(−x) + (1 − g')·softplus(x)],
+                 * g' = g(1 − ε) + ε/2: −log σ(x) = softplus(−x), −log(1 − σ(x)) = softplus(x) = softplus(−x) + x */
+                const float e1 = (float)(1 - ct->eps), e2 = (float)(ct->eps / 2), pw = (float)ct->pw;
+                float nu[LANES] = {0};
+                for (int64_t c = 0; c < C; c++) {
+                    block_target(cx, n, s0, len, c, g);
+                    const float *xc = xn + c * S + s0, wc = (float)ct->w[c];
+                    for (i = 0; i < len; i++) {
+                        const float xv = xc[i], gg = g[i] * e1 + e2;
+                        const float spn = (xv < 0.0f ? -xv : 0.0f) + sl_log1p_unit(sl_exp_nonpos(-fabsf(xv)));
+                        wy[i] = v[i] * wc * (pw * gg * spn + (1.0f - gg) * (spn + xv));
+                    }
+                    for (i = 0; i + LANES <= len; i += LANES)
+                        for (int l = 0; l < LANES; l++) nu[l] += wy[i + l];
+                    for (int l = 0; i < len; i++, l++) nu[l] += wy[i];
+                }
+                for (int l = 0; l < LANES; l++) num += (double)nu[l];
+                den = cntb * (double)C;
+            }
+            for (i = 0; i < len && !ce_common(ct, soft) && !ct->binary; i++) { /* smoothing or soft targets */
                 if (v[i] == 0) continue;
                 const int64_t s = s0 + i;
-                if (ct->binary) {
-                    for (int64_t c = 0; c < C; c++) {
-                        double gg = sl_g(cx, n, c, s) * (1 - ct->eps) + ct->eps / 2;
-                        double xv = xn[c * S + s];
-                        /* −log σ(x) = softplus(−x), −log(1 − σ(x)) = softplus(x) */
-                        double sp_neg = fmax(-xv, 0) + log1p(exp(-fabs(xv)));
-                        double sp_pos = sp_neg + xv;
-                        num += ct->w[c] * (ct->pw * gg * sp_neg + (1 - gg) * sp_pos);
-                    }
-                    den += (double)C;
-                } else {
-                    int32_t y = soft ? -1 : cx->target->labels[n * S + s];
-                    const double lse = (double)mx[i] + (double)lsum[i];
-                    for (int64_t c = 0; c < C; c++) {
-                        double ac = ce_coeff(ct, C, c, y, soft ? sl_g(cx, n, c, s) : 0);
-                        if (ac != 0) num += ac * (lse - xn[c * S + s]);
-                    }
-                    den += soft ? 1.0 : ct->w[y];
+                int32_t y = soft ? -1 : cx->target->labels[n * S + s];
+                const double lse = (double)mx[i] + (double)lsum[i];
+                for (int64_t c = 0; c < C; c++) {
+                    double ac = ce_coeff(ct, C, c, y, soft ? sl_g(cx, n, c, s) : 0);
+                    if (ac != 0) num += ac * (lse - xn[c * S + s]);
                 }
+                den += soft ? 1.0 : ct->w[y];
             }
             acc[6 * C + 2 * k] += num;
             acc[6 * C + 2 * k + 1] += den;
@@ -615,9 +623,10 @@ done:
  *     ∂l/∂x_c = k · u · ([c = y] − p_c),        k = weight / V,
  * with V the valid voxel count, known from the labels alone. So one pass
  * computes p (in registers, as pass 1 above), the voxel's term and writes
- * the gradient: the scores read once, the gradient written once (the
- * finiteness scan before it is a second read, so that bad scores change
- * nothing). q is Σ_{c≠y} p_c, not 1 − p_y: no cancellation as p_y → 1,
+ * the gradient: the scores read once, the gradient written once. A NaN or
+ * Inf score makes the sum NaN on the way (the gradient is unspecified on
+ * failure, loss.h), and only then does a scan tell it from a loss that
+ * overflowed: no second read of the scores on the way. q is Σ_{c≠y} p_c, not 1 − p_y: no cancellation as p_y → 1,
  * where the plain path uses −expm1(log p_y) for the same reason.
  * γ: integers up to 8 by multiplication (vectorised), others by pow().
  */
@@ -671,12 +680,18 @@ static SL_INLINE double focal_body(const focal_job *j, int64_t n, int64_t a, int
                 qg[i] = (float)pow((double)q[i], j->gamma);
                 qg1[i] = q[i] > 0 ? (float)pow((double)q[i], j->gamma - 1.0) : 0.0f; /* the limit (see focal.c) */
             }
-        /* the voxel terms −w q^γ log p_y in sixteen float lanes, then in order into a double */
+        /* the voxel terms −w q^γ log p_y in sixteen float lanes, then in order into a double; with
+         * x − x over the block's scores, +0 for finite ones and NaN otherwise: the sum turns NaN exactly
+         * when a score is not finite, and finite ones leave it unchanged */
+        for (int64_t c = 0; c < C; c++) {
+            const float *xc = xn + c * S + s0;
+            for (int64_t i = 0; i < len; i++) u[i] = c == 0 ? xc[i] - xc[i] : u[i] + (xc[i] - xc[i]);
+        }
         float lane[LANES] = {0};
         int64_t i = 0;
         for (; i + LANES <= len; i += LANES)
-            for (int l = 0; l < LANES; l++) lane[l] -= w[i + l] * qg[i + l] * xy[i + l];
-        for (int l = 0; i < len; i++, l++) lane[l] -= w[i] * qg[i] * xy[i];
+            for (int l = 0; l < LANES; l++) lane[l] += u[i + l] - w[i + l] * qg[i + l] * xy[i + l];
+        for (int l = 0; i < len; i++, l++) lane[l] += u[i] - w[i] * qg[i] * xy[i];
         for (int l = 0; l < LANES; l++) acc += (double)lane[l];
         if (!gn) continue;
         for (i = 0; i < len; i++) u[i] = -kf * w[i] * (qg[i] - (ig != 0 ? gam * qg1[i] * py[i] * xy[i] : 0.0f));
@@ -738,8 +753,6 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
     sl_status st = alpha && af && part ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
     int has = 0;
     if (st == SL_OK) st = sl_focal_alpha(pr, C, 1, alpha, &has, msg, msglen);
-    if (st == SL_OK && !sl_all_finite(cx->x, N * C * S, cx->threads))
-        st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
     if (st != SL_OK) goto done;
     for (int64_t c = 0; c < C; c++) af[c] = (float)alpha[c];
     int64_t V = N * S; /* valid voxels */
@@ -750,7 +763,11 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
         for (int64_t i = 0; i < N * S; i++) bad += lab[i] == ig;
         V -= bad;
     }
-    if (V == 0) { /* everything ignored: 0 and no gradient, as the plain path */
+    if (V == 0) { /* everything ignored: 0 and no gradient, as the plain path (which checks the scores first) */
+        if (!sl_all_finite(cx->x, N * C * S, cx->threads)) {
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+            goto done;
+        }
         if (grad) memset(grad, 0, sizeof(float) * (size_t)(N * C * S));
         t->last_value = 0;
         *value = 0;
@@ -773,8 +790,11 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
         goto done;
     }
     double val = sl_sum_ordered(part, N * nch) / (double)V;
-    if (!isfinite(val)) {
-        st = sl_errf(msg, msglen, SL_ENONFINITE, "focal: the loss is not finite (%g)", val);
+    if (!isfinite(val)) { /* NaN or Inf scores make it NaN (focal_body); the gradient is unspecified then (loss.h) */
+        if (!sl_all_finite(cx->x, N * C * S, cx->threads))
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+        else
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "focal: the loss is not finite (%g)", val);
         goto done;
     }
     t->last_value = val;

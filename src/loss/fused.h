@@ -64,8 +64,11 @@ int sl_fused_hard_eligible(const sl_term *terms, int nterms, const sl_target *tg
 sl_status sl_fused_hard(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen);
 
 /* fused_focal_sig.c: 1 for a single focal term under sigmoid (labels or
- * soft targets, not smp's normalized/reduced forms, no mask); then
- * sl_fused_focal_sig evaluates it in one pass as sl_fused_focal does. */
+ * soft targets; smp's normalized/reduced forms with labels only) or a single
+ * binary cross-entropy (bce, or ce/wce under sigmoid) without label
+ * smoothing (soft targets only without weights or pos_weight); no mask.
+ * sl_fused_focal_sig evaluates it in one pass as sl_fused_focal does (two
+ * for smp's normalized form). */
 int sl_fused_focal_sig_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act);
 sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen);
 

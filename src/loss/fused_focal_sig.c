@@ -9,7 +9,15 @@
  * then focal.c's formulas: ce, m = 1 − p_t, α_t m^γ ce and the gradient
  * α_t [γ m^(γ−1) (1 − 2t) p (1 − p) ce + m^γ (p − t)]·weight/(V·C).
  * Label maps and soft targets; ignore_index. A voxel mask stays on the
- * plain path. The exponential and log are sl_exp_nonpos and sl_log_pos
+ * plain path.
+ *
+ * The binary cross-entropy (bce; ce and wce under sigmoid) is the case
+ * γ = 0 with its class weights and pos_weight as the two α_t coefficients:
+ * w_c [pw·t·(−log p) + (1 − t)(−log(1 − p))] = α_t ce for a hard t, with
+ * α_t = w_c·pw where t = 1 and w_c where t = 0; its gradient
+ * w_c [(pw·t + 1 − t) p − pw·t] is then α_t (p − t). Soft targets come here
+ * only without weights and pos_weight (α_t = 1: the forms agree for any t);
+ * label smoothing stays on the two-pass path (fused.c). The exponential and log are sl_exp_nonpos and sl_log_pos
  * (≤ 2 ulp): value and gradient agree with the plain path to 1e-6 / 1e-5
  * (tests/unit/test_fused_focal.c), and the instruction sets give the same bits.
  *
@@ -30,7 +38,7 @@
 #include "fastexp.h"
 #include "fused.h"
 
-extern const sl_term_class sl_loss_focal;
+extern const sl_term_class sl_loss_focal, sl_loss_bce, sl_loss_ce, sl_loss_wce;
 
 #define FB 256
 #define FLANES 16
@@ -43,7 +51,7 @@ extern const sl_term_class sl_loss_focal;
 typedef struct {
     const sl_ctx *cx;
     int32_t ignore;     /* INT32_MIN: none */
-    const float *alpha; /* [C], or NULL: α_t = 1 */
+    const float *apos, *aneg; /* [C]: α_t = apos_c·t + aneg_c·(1 − t); NULL: α_t = 1 */
     float gamma, k;     /* k = weight / (V·C) */
     int igamma;         /* γ when an integer in [0, 8], else −1 (pow) */
     float *grad;
@@ -62,7 +70,7 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
     float *gc = j->grad ? j->grad + (n * C + c) * S : NULL;
     const int soft = cx->target->kind == SL_TARGET_SOFT, ig = j->igamma;
     const int32_t want = C == 1 ? 1 : (int32_t)c;
-    const float ap = j->alpha ? j->alpha[c] : 1.0f, an = j->alpha ? 1.0f - j->alpha[c] : 1.0f;
+    const float ap = j->apos ? j->apos[c] : 1.0f, an = j->apos ? j->aneg[c] : 1.0f;
     float t[FB], w[FB], mg[FB], mg1[FB], term[FB], p[FB], q[FB], ce[FB], m[FB], at[FB];
     const float thr = j->thr, inv_thr = thr > 0 ? 1.0f / thr : 1.0f;
     double acc = 0, facc = 0;
@@ -81,7 +89,7 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
         }
         for (int64_t i = 0; i < len; i++) {
             const float v = x[i], e = sl_exp_nonpos(-fabsf(v)), u = 1.0f + e, r = 1.0f / u;
-            const float L = u == 1.0f ? e : sl_log_pos(u) * (e / (u - 1.0f)); /* log1p(e) */
+            const float L = sl_log1p_unit(e);
             const float lp = v >= 0 ? -L : v - L, l1 = v >= 0 ? -v - L : -L;
             p[i] = v >= 0 ? r : e * r;
             q[i] = v >= 0 ? e * r : r;
@@ -90,7 +98,7 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
         }
         /* α_t; without α it is 1 (t + (1 − t) need not round to 1 for a soft t).
          * The torchvision form folds it into w; smp's keeps it apart (Σ f has no α). */
-        for (int64_t i = 0; i < len; i++) at[i] = j->alpha ? ap * t[i] + an * (1.0f - t[i]) : 1.0f;
+        for (int64_t i = 0; i < len; i++) at[i] = j->apos ? ap * t[i] + an * (1.0f - t[i]) : 1.0f;
         if (!j->smp)
             for (int64_t i = 0; i < len; i++) w[i] *= at[i], at[i] = 1.0f;
         /* the base of the power: m, or m/r in smp's reduced form */
@@ -119,7 +127,9 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
             for (int l = 0; i < len; i++, l++) fl[l] += w[i] * mg[i];
             for (int l = 0; l < FLANES; l++) facc += (double)fl[l];
         }
-        for (int64_t i = 0; i < len; i++) term[i] = w[i] * at[i] * mg[i] * ce[i];
+        /* x − x is +0 for a finite score and NaN otherwise: the sum turns NaN exactly when a score is
+         * not finite (an ignored voxel's too), and is unchanged by finite ones */
+        for (int64_t i = 0; i < len; i++) term[i] = w[i] * at[i] * mg[i] * ce[i] + (x[i] - x[i]);
         float lane[FLANES] = {0};
         int64_t i = 0;
         for (; i + FLANES <= len; i += FLANES)
@@ -169,10 +179,18 @@ FT_AVX512 static double fsig_avx512(const fsig_job *j, int64_t n, int64_t c, int
 }
 #endif
 
+static int is_bce(const sl_term *t) { return t->cls == &sl_loss_bce || t->cls == &sl_loss_ce || t->cls == &sl_loss_wce; }
+
 int sl_fused_focal_sig_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act)
 {
-    if (nterms != 1 || terms[0].cls != &sl_loss_focal || act != SL_ACT_SIGMOID || tg->mask) return 0;
-    const int smp = terms[0].prm.normalized || terms[0].prm.reduced_threshold > 0;
+    if (nterms != 1 || act != SL_ACT_SIGMOID || tg->mask) return 0;
+    const sl_params *pr = &terms[0].prm;
+    if (is_bce(&terms[0])) /* soft targets only where α_t = 1 */
+        return pr->label_smoothing == 0 &&
+               (tg->kind == SL_TARGET_LABELS ||
+                (pr->weight_mode == SL_WEIGHT_NONE && (terms[0].cls != &sl_loss_bce || pr->pos_weight == 1)));
+    if (terms[0].cls != &sl_loss_focal) return 0;
+    const int smp = pr->normalized || pr->reduced_threshold > 0;
     return !smp || tg->kind == SL_TARGET_LABELS;
 }
 
@@ -197,19 +215,29 @@ sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float 
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
     const sl_params *pr = &t->prm;
+    const char *name = t->cls->info.name;
+    const int bce = is_bce(t);
     double *alpha = sl_calloc(C, sizeof(double));
-    float *af = sl_calloc(C, sizeof(float));
+    float *af = sl_calloc(2 * C, sizeof(float)); /* apos, then aneg */
     double *part = sl_calloc(N * C * nch, sizeof(double)), *fpart = sl_calloc(N * C * nch, sizeof(double));
-    sl_status st = alpha && af && part && fpart ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
+    sl_status st = alpha && af && part && fpart ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", name);
     int has = 0;
-    if (st == SL_OK) st = sl_focal_alpha(pr, C, 0, alpha, &has, msg, msglen);
-    if (st == SL_OK && !sl_all_finite(cx->x, N * C * S, cx->threads))
-        st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+    if (st == SL_OK && bce) { /* α_t from the class weights and pos_weight */
+        const double pw = t->cls == &sl_loss_bce ? pr->pos_weight : 1.0;
+        st = sl_class_weights(cx, pr, alpha, msg, msglen);
+        for (int64_t c = 0; st == SL_OK && c < C; c++) {
+            af[c] = (float)(alpha[c] * pw), af[C + c] = (float)alpha[c];
+            has |= af[c] != 1.0f || af[C + c] != 1.0f;
+        }
+    } else if (st == SL_OK) {
+        st = sl_focal_alpha(pr, C, 0, alpha, &has, msg, msglen);
+        for (int64_t c = 0; c < C; c++) af[c] = (float)alpha[c], af[C + c] = 1.0f - af[c];
+    }
     if (st != SL_OK) goto done;
-    for (int64_t c = 0; c < C; c++) af[c] = (float)alpha[c];
-    const int smp = pr->normalized || pr->reduced_threshold > 0;
-    fsig_job j = {.cx = cx, .ignore = INT32_MIN, .alpha = has ? af : NULL, .gamma = (float)pr->gamma, .grad = grad,
-                  .smp = smp, .thr = (float)pr->reduced_threshold, .inv_fc = 1.0f, .kf = 0.0f};
+    const int smp = !bce && (pr->normalized || pr->reduced_threshold > 0);
+    fsig_job j = {.cx = cx, .ignore = INT32_MIN, .apos = has ? af : NULL, .aneg = has ? af + C : NULL,
+                  .gamma = bce ? 0.0f : (float)pr->gamma, .grad = grad, .smp = smp,
+                  .thr = smp ? (float)pr->reduced_threshold : 0.0f, .inv_fc = 1.0f, .kf = 0.0f};
     int64_t V = N * S;
     if (!isnan(pr->ignore_index) && cx->target->kind == SL_TARGET_LABELS) {
         const int32_t ig = (int32_t)pr->ignore_index, *lab = cx->target->labels;
@@ -219,13 +247,17 @@ sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float 
         V -= bad;
         j.ignore = ig;
     }
-    if (V == 0) { /* everything ignored: 0 and no gradient, as the plain path */
+    if (V == 0) { /* everything ignored: 0 and no gradient, as the plain path (which checks the scores first) */
+        if (!sl_all_finite(cx->x, N * C * S, cx->threads)) {
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+            goto done;
+        }
         if (grad) memset(grad, 0, sizeof(float) * (size_t)(N * C * S));
         t->last_value = 0;
         *value = 0;
         goto done;
     }
-    const double count = (double)V * (double)C, g = pr->gamma;
+    const double count = (double)V * (double)C, g = j.gamma;
     j.k = (float)(t->weight / count);
     j.igamma = g == floor(g) && g <= 8 ? (int)g : -1;
     fsig_fn fn = fsig_base;
@@ -239,7 +271,8 @@ sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float 
     /* the (sample, channel) pairs are the loop's samples: N·C rows of S voxels */
     fsig_run run = {&j, fn, part, fpart, C, nch};
     double Fc = 1.0;
-    if (pr->normalized) { /* Σ f first (no gradient), then the gradient with it */
+    const int normalized = smp && pr->normalized;
+    if (normalized) { /* Σ f first (no gradient), then the gradient with it */
         j.grad = NULL;
         sl_for_chunks(N * C, S, cx->threads, 0, fsig_chunk, &run); /* no scratch: cannot fail */
         const double E = sl_sum_ordered(part, N * C * nch), F = sl_sum_ordered(fpart, N * C * nch);
@@ -248,10 +281,13 @@ sl_status sl_fused_focal_sig(sl_term *t, const sl_ctx *cx, double *value, float 
         j.kf = F > 1e-6 ? (float)(E / (Fc * Fc)) : 0.0f;
         j.grad = grad;
     }
-    if (!pr->normalized || grad) sl_for_chunks(N * C, S, cx->threads, 0, fsig_chunk, &run);
+    if (!normalized || grad) sl_for_chunks(N * C, S, cx->threads, 0, fsig_chunk, &run);
     const double val = sl_sum_ordered(part, N * C * nch) / (Fc * count);
-    if (!isfinite(val)) {
-        st = sl_errf(msg, msglen, SL_ENONFINITE, "focal: the loss is not finite (%g)", val);
+    if (!isfinite(val)) { /* NaN or Inf scores make it NaN (fsig_body); the gradient is unspecified then (loss.h) */
+        if (!sl_all_finite(cx->x, N * C * S, cx->threads))
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
+        else
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "%s: the loss is not finite (%g)", name, val);
         goto done;
     }
     t->last_value = val;

@@ -3,9 +3,11 @@
  * plain path (focal.c on materialised p and log p): γ integer and not, α
  * scalar and per class, ignore_index, a term weight, 2-D and 3-D, confident
  * scores (p_y → 1, where q = 1 − p_y must not cancel), every instruction set
- * (the same bits), the gradient alone and the value alone, and NaN scores
- * (refused before anything is written); the sigmoid form, smp's normalized
- * and reduced forms included. Tolerances as tests/unit/test_fused.c:
+ * (the same bits), the gradient alone and the value alone, and NaN or
+ * infinite scores (refused, naming them; the gradient is unspecified then,
+ * loss.h); the sigmoid form, smp's normalized and reduced forms and the
+ * binary cross-entropy on the same kernel (bce, ce/wce under sigmoid)
+ * included. Tolerances as tests/unit/test_fused.c:
  * value 1e-6 relative, gradient 1e-5 of its max.
  */
 #include <math.h>
@@ -104,6 +106,18 @@ int main(void)
             compare(sig[i], &d3, x, &ts);
         }
         compare("focal(activation=sigmoid,ignore_index=255,alpha=0.3)", &d3, x, &ti);
+        /* the binary cross-entropy as γ = 0 with α_t from its weights and pos_weight */
+        const char *bce[] = {"bce", "bce(pos_weight=2.5)", "bce(weight=[0.5,1,2,3])",
+                             "0.7*bce(pos_weight=0.5,weight=[1,2,3,4])", "ce(activation=sigmoid)",
+                             "wce(activation=sigmoid)", "bce(weight=inverse,pos_weight=3)"};
+        for (size_t i = 0; i < sizeof bce / sizeof *bce; i++) {
+            compare(bce[i], &d3, x, &tl);
+            compare(bce[i], &d3, xc, &tl);
+            compare(bce[i], &d3, x, &ts); /* soft: this kernel without weights, else the two-pass path */
+        }
+        compare("bce(pos_weight=2,weight=[1,2,3,4],ignore_index=255)", &d3, x, &ti);
+        compare("bce", &d1, x, &tb);
+        compare("bce(pos_weight=4)", &d1, xc, &tb);
         /* smp's normalized and reduced forms (label maps: fused; soft targets: plain both times) */
         const char *smp[] = {"focal(activation=sigmoid,normalized=true)",
                              "focal(activation=sigmoid,reduced_threshold=0.5)",
@@ -125,21 +139,36 @@ int main(void)
     }
     compare("focal(ignore_index=255,alpha=0.25,gamma=0.5)", &d3, x, &ti);
 
-    /* NaN scores: refused, the gradient buffer untouched */
+    /* NaN and ±Inf scores are refused by every one-pass kernel, the value and the gradient alone too, at
+     * an element whose target is 1 (where +Inf alone would give a finite term: p = 1, log p = 0) and at
+     * an ignored voxel */
     {
-        sl_loss *L;
-        char msg[256];
+        const char *one[] = {"focal", "focal(activation=sigmoid)", "bce", "bce(pos_weight=2)",
+                             "focal(activation=sigmoid,normalized=true)", "focal(ignore_index=255)"};
+        const float bad[] = {NAN, INFINITY, -INFINITY};
+        const int64_t at = T / 2, n = at / (C * S3), c = at / S3 % C, s = at % S3;
         float *g = malloc(sizeof(float) * T);
-        for (int64_t i = 0; i < T; i++) g[i] = 7.0f;
-        x[T / 2] = NAN;
-        CHECK(sl_loss_create("focal", &L, msg, sizeof msg) == SL_OK, "create");
-        double v = 42;
-        CHECK(sl_loss_forward(L, x, &d3, &tl, NULL, &v, g, msg, sizeof msg) == SL_ENONFINITE, "NaN refused");
-        CHECK(strstr(msg, "NaN") != NULL, "message names NaN: %s", msg);
-        int untouched = v == 42;
-        for (int64_t i = 0; i < T; i++) untouched &= g[i] == 7.0f;
-        CHECK(untouched, "NaN: nothing written");
-        sl_loss_free(L);
+        y[n * S3 + s] = (int32_t)c;
+        int64_t ignored = 0; /* a voxel that yi ignores, for the ignore_index spec */
+        while (yi[ignored] != 255) ignored++;
+        for (size_t k = 0; k < sizeof one / sizeof *one; k++)
+            for (size_t b = 0; b < 3; b++) {
+                const int ign = strstr(one[k], "ignore") != NULL;
+                const int64_t where = ign ? ignored / S3 * C * S3 + ignored % S3 : at;
+                sl_loss *L;
+                char msg[256];
+                CHECK(sl_loss_create(one[k], &L, msg, sizeof msg) == SL_OK, "create %s", one[k]);
+                const float keep = x[where];
+                x[where] = bad[b];
+                double v = 42;
+                CHECK(sl_loss_forward(L, x, &d3, ign ? &ti : &tl, NULL, &v, g, msg, sizeof msg) == SL_ENONFINITE,
+                      "%s: score %g refused", one[k], (double)bad[b]);
+                CHECK(strstr(msg, "NaN or Inf") != NULL, "%s: the message names it: %s", one[k], msg);
+                CHECK(sl_loss_forward(L, x, &d3, ign ? &ti : &tl, NULL, &v, NULL, msg, sizeof msg) == SL_ENONFINITE,
+                      "%s: score %g refused (value alone)", one[k], (double)bad[b]);
+                x[where] = keep;
+                sl_loss_free(L);
+            }
         free(g);
     }
     printf("fused focal vs plain: max value rel diff %.3g, max gradient diff %.3g of max |g| (tol 1e-6, 1e-5)\n",
