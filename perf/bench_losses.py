@@ -6,15 +6,16 @@ BENCH_SHAPE=N,C,D,H,W). For each spec the PyTorch version is what a user writes
 through ctypes on the same numpy buffers with a preallocated gradient. Times are
 the minimum of BENCH_REPS rounds (default 5) after a warm-up, segloss and PyTorch
 called in turn in each round; the printed figure is the ratio torch/segloss, also as
-one "RATIO name: ..." line per loss. For dice+ce the machine's bound is printed too,
-the larger of
-  - memory: two reads of the logits and one write of the gradient at the triad
-    bandwidth that perf/stream measures in the same run with the same thread count;
-  - compute: the kernel's exponentials and logarithms (one exp per logit in each of
-    its two passes, one log per voxel) at the exp/log throughput perf/explog measures
-    for the library's own primitives on a cache-resident buffer, divided by the thread
-    count: what the arithmetic costs with no memory traffic and nothing else,
-and which of the two binds (one "BOUND dice+ce: ..." line).
+one "RATIO name: ..." line per loss. For each streaming kernel the machine's bound is
+printed too (KERNEL_WORK below says what each must do at the least), the larger of
+  - memory: its reads of the logits and labels, the float per voxel topk/ohem keep
+    between passes, and one write of the gradient, at the triad bandwidth that
+    perf/stream measures in the same run with the same thread count;
+  - compute: its exponentials and logarithms at the exp/log throughput perf/explog
+    measures for the library's own primitives on a cache-resident buffer, divided by
+    the thread count: what the arithmetic costs with no memory traffic and nothing else,
+which of the two binds, and where PyTorch's time stands against the same bound (one
+"BOUND name: ..." line).
 
     make perf           (or: /usr/bin/python3 perf/bench_losses.py; BENCH_ONLY=dice+ce,focal for some)
 """
@@ -39,15 +40,45 @@ def onehot(y, C):
     return F.one_hot(y, C).permute(0, y.dim(), *range(1, y.dim())).float()
 
 
-def t_dice_ce(x, y):
+def t_dice(x, y):
+    # MONAI DiceLoss(softmax=True, to_onehot_y=True): per (sample, class), then the mean
     Cn = x.shape[1]
     p = torch.softmax(x, 1)
     g = onehot(y, Cn)
     ax = list(range(2, x.dim()))
     tp = (p * g).sum(ax)
     den = p.sum(ax) + g.sum(ax)
-    dice = (1 - (2 * tp + 1e-5) / (den + 1e-5)).mean()
-    return dice + F.cross_entropy(x, y)
+    return (1 - (2 * tp + 1e-5) / (den + 1e-5)).mean()
+
+
+def t_dice_ce(x, y):
+    return t_dice(x, y) + F.cross_entropy(x, y)
+
+
+def t_iou(x, y):
+    Cn = x.shape[1]
+    p = torch.softmax(x, 1)
+    g = onehot(y, Cn)
+    ax = list(range(2, x.dim()))
+    tp = (p * g).sum(ax)
+    return (1 - (tp + 1e-5) / (p.sum(ax) + g.sum(ax) - tp + 1e-5)).mean()
+
+
+def t_ce(x, y):
+    return F.cross_entropy(x, y)
+
+
+def t_wce(x, y):
+    # balanced weights from the batch's labels, w_c = total / (C count_c), 0 for an absent class
+    Cn = x.shape[1]
+    cnt = torch.bincount(y.reshape(-1), minlength=Cn).double()
+    w = torch.where(cnt > 0, y.numel() / (Cn * cnt), torch.zeros_like(cnt)).to(x.dtype)
+    return F.cross_entropy(x, y, weight=w)
+
+
+def t_bce(x, y):
+    # one sigmoid per channel against the label map's one-hot channels (multi-label form)
+    return F.binary_cross_entropy_with_logits(x, onehot(y, x.shape[1]))
 
 
 def t_focal(x, y, gamma=2.0):
@@ -71,7 +102,7 @@ def t_gdice(x, y):
     return (1 - 2 * num / den).mean()
 
 
-def t_tversky(x, y, a=0.3, b=0.7):
+def tversky_index(x, y, a=0.3, b=0.7):
     Cn = x.shape[1]
     p = torch.softmax(x, 1)
     g = onehot(y, Cn)
@@ -79,7 +110,15 @@ def t_tversky(x, y, a=0.3, b=0.7):
     tp = (p * g).sum(ax)
     fp = (p * (1 - g)).sum(ax)
     fn = ((1 - p) * g).sum(ax)
-    return (1 - (tp + 1e-5) / (tp + a * fp + b * fn + 1e-5)).mean()
+    return (tp + 1e-5) / (tp + a * fp + b * fn + 1e-5)
+
+
+def t_tversky(x, y):
+    return (1 - tversky_index(x, y)).mean()
+
+
+def t_focal_tversky(x, y, gamma=0.75):
+    return ((1 - tversky_index(x, y)) ** gamma).mean()
 
 
 def t_lovasz(x, y):
@@ -128,7 +167,8 @@ def t_focal_smp(x, y, gamma=2.0, normalized=True, reduced_threshold=None):
 
 
 PEERS = [("dice+ce", t_dice_ce), ("focal", t_focal), ("gdice", t_gdice), ("lovasz", t_lovasz),
-         ("tversky", t_tversky), ("topk", t_topk), ("ohem", t_ohem), ("ohem(thresh=0.05)", lambda x, y: t_ohem(x, y, 0.05)),
+         ("tversky", t_tversky), ("ce", t_ce), ("wce", t_wce), ("bce", t_bce), ("dice", t_dice), ("iou", t_iou),
+         ("focal_tversky", t_focal_tversky), ("topk", t_topk), ("ohem", t_ohem), ("ohem(thresh=0.05)", lambda x, y: t_ohem(x, y, 0.05)),
          ("focal(activation=sigmoid,normalized=true)", t_focal_smp),
          ("focal(activation=sigmoid,reduced_threshold=0.5)",
           lambda x, y: t_focal_smp(x, y, normalized=False, reduced_threshold=0.5))]
@@ -148,14 +188,42 @@ def explog_ns():
     return float(out[0]), float(out[1]), out[2]
 
 
-def compute_bound(shape):
-    """Seconds the dice+ce kernel's exp/log arithmetic needs on THREADS cores at the machine's exp/log
-    throughput: one exp per logit in each of its two passes and one log per voxel (pass 1), no memory
-    traffic, nothing else computed. The machine's capability for this kernel's arithmetic, measured with a
-    micro-benchmark of the primitives alone, not with the kernel itself."""
-    e_ns, l_ns, isa = explog_ns()
-    logits, voxels = float(np.prod(shape)), float(np.prod(shape)) / shape[1]
-    return (2 * logits * e_ns + voxels * l_ns) * 1e-9 / THREADS, e_ns, l_ns, isa
+# What each kernel must do at the least, per spec: (reads of the logits, reads of the label map, 4-byte
+# values per voxel written and read back between passes, exp per logit, log per voxel, log per logit).
+# The gradient is written once by all. Two-pass fused kernels (fused.c, fused_dce.c) read the logits and
+# labels twice; the one-pass ones (focal, the sigmoid kernel of bce and focal) once; topk/ohem keep one
+# float per voxel between their passes. Lovász sorts: no streaming bound.
+TWO_PASS_CE, TWO_PASS_REGION = (2, 2, 0, 2, 1, 0), (2, 2, 0, 2, 0, 0)
+KERNEL_WORK = {"dice+ce": TWO_PASS_CE, "ce": TWO_PASS_CE, "wce": TWO_PASS_CE,
+               "dice": TWO_PASS_REGION, "iou": TWO_PASS_REGION, "gdice": TWO_PASS_REGION,
+               "tversky": TWO_PASS_REGION, "focal_tversky": TWO_PASS_REGION,
+               "focal": (1, 1, 0, 1, 1, 0), "bce": (1, 1, 0, 1, 0, 1),
+               "topk": (2, 2, 1, 2, 1, 0), "ohem": (2, 2, 1, 2, 1, 0), "ohem(thresh=0.05)": (2, 2, 1, 2, 1, 0),
+               "focal(activation=sigmoid,normalized=true)": (2, 2, 0, 2, 0, 2),
+               "focal(activation=sigmoid,reduced_threshold=0.5)": (1, 1, 0, 1, 0, 1)}
+
+
+def kernel_bound(spec, shape, bw, explog):
+    """(memory seconds, compute seconds, what they count) of a spec's kernel on THREADS cores: its least
+    memory traffic at the triad bandwidth measured in this run, and its exponentials and logarithms at the
+    exp/log throughput perf/explog measures for the library's own primitives on a cache-resident buffer,
+    divided by the thread count (no memory traffic, nothing else computed): the machine's capability for
+    the kernel's work, measured with micro-benchmarks, not with the kernel. None where no streaming bound
+    applies."""
+    if spec not in KERNEL_WORK:
+        return None
+    xr, lr, kept, exps, logs_v, logs_l = KERNEL_WORK[spec]
+    e_ns, l_ns, isa = explog
+    logits = float(np.prod(shape))
+    voxels = logits / shape[1]
+    mem = ((xr + 1) * logits * 4 + (lr + 2 * kept) * voxels * 4) / bw
+    comp = (exps * logits * e_ns + (logs_v * voxels + logs_l * logits) * l_ns) * 1e-9 / THREADS
+    what = ("%d read%s of the logits and %d of the labels%s + 1 write of the gradient; %d exp per logit%s%s "
+            "at %.3f / %.3f ns per exp / log per thread (%s, perf/explog)"
+            % (xr, "s" if xr > 1 else "", lr, ", one float per voxel written and read back" if kept else "",
+               exps, ", 1 log per voxel" if logs_v else "", ", %d log per logit" % logs_l if logs_l else "",
+               e_ns, l_ns, isa))
+    return mem, comp, what
 
 
 def main():
@@ -170,6 +238,7 @@ def main():
     names = catalogue_names(lib)
 
     bw = stream_bandwidth()
+    explog = explog_ns()
     print("segloss vs PyTorch %s eager, forward+backward, logits %s float32, %d threads, "
           "minimum of %d rounds timed in turn" % (torch.__version__, "x".join(map(str, SHAPE)), THREADS, REPS))
     print("triad bandwidth: %.1f GB/s" % (bw / 1e9))
@@ -204,20 +273,20 @@ def main():
         print("%-10s %10.1f ms %10.1f ms %9.1fx   (|value diff| %.1e, max rel grad diff %.1e)"
               % (spec, tt * 1e3, ts * 1e3, tt / ts, abs(float(ref) - lc.value), gd))
         print(ratio_line(spec, ts, "pytorch-eager", tt))
-        if spec == "dice+ce":
-            roof = 3 * x.nbytes / bw
-            comp, e_ns, l_ns, isa = compute_bound(SHAPE)
-            bound = max(roof, comp)
-            lib.sl_loss_set_fused(lc.loss, 0)
-            tp = interleaved_min([lc.call], REPS)[0]
-            lib.sl_loss_set_fused(lc.loss, 1)
-            print("%-10s roofline (2 reads of the logits + 1 write of the gradient) %.1f ms: segloss at %.2fx of it;"
-                  " plain (unfused) path %.1f ms" % ("", roof * 1e3, ts / roof, tp * 1e3))
-            print("%-10s compute bound (2 exp per logit + 1 log per voxel at %.3f / %.3f ns per thread, %s, "
-                  "perf/explog) %.1f ms" % ("", e_ns, l_ns, isa, comp * 1e3))
+        kb = kernel_bound(spec, SHAPE, bw, explog)
+        if kb:
+            mem, comp, what = kb
+            bound = max(mem, comp)
+            if spec == "dice+ce":
+                lib.sl_loss_set_fused(lc.loss, 0)
+                tp = interleaved_min([lc.call], REPS)[0]
+                lib.sl_loss_set_fused(lc.loss, 1)
+                print("%-10s plain (unfused) path %.1f ms" % ("", tp * 1e3))
+            print("%-10s least work: %s" % ("", what))
             print("BOUND %s: segloss at %.2fx of the machine's bound (segloss %.4f s; memory %.4f s at %.1f GB/s, "
-                  "compute %.4f s: %s binds; threads %d)" % (spec, ts / bound, ts, roof, bw / 1e9, comp,
-                                                            "memory" if roof >= comp else "compute", THREADS))
+                  "compute %.4f s: %s binds; threads %d); PyTorch at %.1fx of it"
+                  % (spec, ts / bound, ts, mem, bw / 1e9, comp, "memory" if mem >= comp else "compute", THREADS,
+                     tt / bound))
         lc.free()
 
 
