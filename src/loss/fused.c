@@ -629,6 +629,11 @@ done:
  * overflowed: no second read of the scores on the way. q is Σ_{c≠y} p_c, not 1 − p_y: no cancellation as p_y → 1,
  * where the plain path uses −expm1(log p_y) for the same reason.
  * γ: integers up to 8 by multiplication (vectorised), others by pow().
+ *
+ * The cross-entropy (ce, wce; softmax, labels, no smoothing) is the case
+ * γ = 0 with α_c its class weights and k = weight / D, D = Σ_valid w_y (the
+ * class counts times the weights): value Σ w_y (−log p_y) / D, gradient
+ * k·w_y·(p − onehot), ce.c's formulas, in one pass instead of two.
  */
 typedef struct {
     const sl_ctx *cx;
@@ -723,9 +728,10 @@ SL_T_AVX512 static double focal_avx512(const focal_job *j, int64_t n, int64_t a,
 
 int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act)
 {
-    if (nterms != 1 || terms[0].cls != &sl_loss_focal || act != SL_ACT_SOFTMAX) return 0;
+    if (nterms != 1 || act != SL_ACT_SOFTMAX || tg->kind != SL_TARGET_LABELS) return 0;
     const sl_params *pr = &terms[0].prm;
-    return tg->kind == SL_TARGET_LABELS && !pr->normalized && !(pr->reduced_threshold > 0);
+    if (terms[0].cls == &sl_loss_ce || terms[0].cls == &sl_loss_wce) return pr->label_smoothing == 0;
+    return terms[0].cls == &sl_loss_focal && !pr->normalized && !(pr->reduced_threshold > 0);
 }
 
 /* One (sample, chunk) of the focal kernel: its partial sum into part. */
@@ -747,23 +753,35 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
 {
     const int64_t N = cx->N, C = cx->C, S = cx->S, nch = sl_nchunks(S);
     const sl_params *pr = &t->prm;
-    double *alpha = sl_calloc(C, sizeof(double));
+    const char *name = t->cls->info.name;
+    const int ce = t->cls != &sl_loss_focal; /* ce, wce: γ = 0, α = the class weights, D = Σ w_y */
+    double *alpha = sl_calloc(C, sizeof(double)), *freq = sl_calloc(C, sizeof(double));
     float *af = sl_calloc(C, sizeof(float));
     double *part = sl_calloc(N * nch, sizeof(double));
-    sl_status st = alpha && af && part ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
+    sl_status st = alpha && freq && af && part ? SL_OK : sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", name);
     int has = 0;
-    if (st == SL_OK) st = sl_focal_alpha(pr, C, 1, alpha, &has, msg, msglen);
+    if (st == SL_OK && ce) st = sl_class_weights(cx, pr, alpha, msg, msglen);
+    else if (st == SL_OK) st = sl_focal_alpha(pr, C, 1, alpha, &has, msg, msglen);
     if (st != SL_OK) goto done;
     for (int64_t c = 0; c < C; c++) af[c] = (float)alpha[c];
-    int64_t V = N * S; /* valid voxels */
-    if (!isnan(pr->ignore_index)) {
+    double D = (double)(N * S); /* the denominator: valid voxels (focal), Σ_valid w_y (ce) */
+    if (ce) { /* the class counts give Σ_c w_c·count_c */
+        double total = 0;
+        if (sl_label_counts(cx, pr, freq, &total) != SL_OK) {
+            st = sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", name);
+            goto done;
+        }
+        D = 0;
+        for (int64_t c = 0; c < C; c++) D += alpha[c] * freq[c];
+    } else if (!isnan(pr->ignore_index)) {
         const int32_t ig = (int32_t)pr->ignore_index, *lab = cx->target->labels;
         int64_t bad = 0;
 #pragma omp parallel for num_threads(cx->threads) schedule(static) reduction(+ : bad)
         for (int64_t i = 0; i < N * S; i++) bad += lab[i] == ig;
-        V -= bad;
+        D -= (double)bad;
     }
-    if (V == 0) { /* everything ignored: 0 and no gradient, as the plain path (which checks the scores first) */
+    if (!(D > 0)) { /* everything ignored (or all weight on absent classes): 0 and no gradient, as the plain
+                      * path, which checks the scores first */
         if (!sl_all_finite(cx->x, N * C * S, cx->threads)) {
             st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
             goto done;
@@ -773,8 +791,8 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
         *value = 0;
         goto done;
     }
-    const double gamma = pr->gamma;
-    focal_job job = {.cx = cx, .pr = pr, .alpha = af, .gamma = gamma, .k = t->weight / (double)V,
+    const double gamma = ce ? 0.0 : pr->gamma;
+    focal_job job = {.cx = cx, .pr = pr, .alpha = af, .gamma = gamma, .k = t->weight / D,
                      .igamma = gamma == floor(gamma) && gamma <= 8 ? (int)gamma : -1, .grad = grad};
     focal_fn fn = focal_base;
 #if SL_X86
@@ -786,21 +804,22 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
 #endif
     focal_run run = {&job, fn, part, nch};
     if (sl_for_chunks(N, S, cx->threads, sizeof(float) * (size_t)(C * VB), focal_chunk, &run) != SL_OK) {
-        st = sl_errf(msg, msglen, SL_ENOMEM, "focal: out of memory");
+        st = sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", name);
         goto done;
     }
-    double val = sl_sum_ordered(part, N * nch) / (double)V;
+    double val = sl_sum_ordered(part, N * nch) / D;
     if (!isfinite(val)) { /* NaN or Inf scores make it NaN (focal_body); the gradient is unspecified then (loss.h) */
         if (!sl_all_finite(cx->x, N * C * S, cx->threads))
             st = sl_errf(msg, msglen, SL_ENONFINITE, "loss: the scores contain NaN or Inf");
         else
-            st = sl_errf(msg, msglen, SL_ENONFINITE, "focal: the loss is not finite (%g)", val);
+            st = sl_errf(msg, msglen, SL_ENONFINITE, "%s: the loss is not finite (%g)", name, val);
         goto done;
     }
     t->last_value = val;
     *value = t->weight * val;
 done:
     free(alpha);
+    free(freq);
     free(af);
     free(part);
     return st;

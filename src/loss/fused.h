@@ -45,13 +45,13 @@ int sl_fused_eligible(const sl_term *terms, int nterms, int64_t C, int act);
 sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double *value, float *grad, char *msg,
                            size_t msglen);
 
-/* 1 when the spec is a single focal term the one-pass kernel takes:
- * softmax, hard labels, not smp's normalized/reduced forms. */
+/* 1 when the spec is a single focal term the one-pass kernel takes
+ * (softmax, hard labels, not smp's normalized/reduced forms), or a single
+ * ce/wce under softmax on hard labels without label smoothing (γ = 0). */
 int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act);
 
-/* Evaluates that focal term in one pass over cx->x (after a finiteness
- * scan): sets its last_value, writes weight·value to *value and, when grad
- * is not NULL, the whole gradient. */
+/* Evaluates that term in one pass over cx->x: sets its last_value, writes
+ * weight·value to *value and, when grad is not NULL, the whole gradient. */
 sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *grad, char *msg, size_t msglen);
 
 /* fused_hard.c: 1 when the spec is a single topk or ohem term under softmax

@@ -212,11 +212,10 @@ sl_status sl_region_eval(sl_term *t, const sl_ctx *cx, double *value, char *msg,
     return st;
 }
 
-/* A label map without a mask: freq[c] = the valid voxels labelled c (for one
- * sigmoid channel, labelled 1), *total = the valid voxels; integer counts
- * per thread, so the doubles are exactly those of the generic loop below
- * (a sum of ones), at a fraction of its time (wce spent 40 % there). */
-static sl_status label_counts(const sl_ctx *cx, const sl_params *pr, double *freq, double *total)
+/* Integer counts per thread, so the doubles are exactly those of the generic
+ * loop of sl_class_weights (a sum of ones), at a fraction of its time (wce
+ * spent 40 % there). */
+sl_status sl_label_counts(const sl_ctx *cx, const sl_params *pr, double *freq, double *total)
 {
     const int64_t C = cx->C, M = cx->N * cx->S, K = C + 1;
     const int threads = cx->threads > 0 ? cx->threads : 1;
@@ -231,13 +230,26 @@ static sl_status label_counts(const sl_ctx *cx, const sl_params *pr, double *fre
 #else
         int64_t *h = cnt;
 #endif
+        /* Blocks of labels, each counted once per class by a compare-and-add that vectorises: for a few
+         * classes that beats a histogram, whose increments of one counter chain through memory. */
 #pragma omp for schedule(static)
-        for (int64_t i = 0; i < M; i++) {
-            const int32_t y = lab[i];
-            if (y == ig) continue;
-            h[C]++;
-            const int64_t c = C == 1 ? (y == 1 ? 0 : -1) : y; /* labels are checked to be in [0, C) */
-            if (c >= 0) h[c]++;
+        for (int64_t b0 = 0; b0 < M; b0 += 4096) {
+            const int64_t len = M - b0 < 4096 ? M - b0 : 4096;
+            const int32_t *l = lab + b0;
+            int32_t skip = 0;
+            for (int64_t i = 0; i < len; i++) skip += l[i] == ig;
+            h[C] += len - skip;
+            if (C <= 32)
+                for (int64_t c = 0; c < C; c++) {
+                    const int32_t want = C == 1 ? 1 : (int32_t)c; /* one sigmoid channel: label 1 */
+                    if (want == ig) continue; /* its voxels are ignored */
+                    int32_t k = 0;
+                    for (int64_t i = 0; i < len; i++) k += l[i] == want;
+                    h[c] += k;
+                }
+            else
+                for (int64_t i = 0; i < len; i++)
+                    if (l[i] != ig) h[l[i]]++; /* labels are checked to be in [0, C) */
         }
     }
     for (int64_t c = 0; c <= C; c++) {
@@ -275,7 +287,7 @@ sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, cha
         memcpy(freq, cx->red->freq, (size_t)C * sizeof(double));
         total = cx->red->freq[C];
     } else if (cx->target->kind == SL_TARGET_LABELS && !cx->target->mask) {
-        if (label_counts(cx, pr, freq, &total) != SL_OK) {
+        if (sl_label_counts(cx, pr, freq, &total) != SL_OK) {
             free(freq);
             return SL_ENOMEM;
         }

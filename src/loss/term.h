@@ -264,6 +264,10 @@ const sl_term_class *sl_term_class_find(const char *name);
  * 0 with inverse/median). Returns SL_ESHAPE when a list has the wrong length.
  * Without weights fills 1. */
 sl_status sl_class_weights(const sl_ctx *cx, const sl_params *p, double *w, char *msg, size_t msglen);
+/* A label map without a mask: freq[c] = the valid voxels (not p's
+ * ignore_index) labelled c (for one sigmoid channel, labelled 1), *total =
+ * the valid voxels. SL_ENOMEM only. */
+sl_status sl_label_counts(const sl_ctx *cx, const sl_params *p, double *freq, double *total);
 
 /* Resolves a number-or-list parameter to one value per class (focal alpha). */
 
