@@ -191,13 +191,14 @@ def explog_ns():
 # What each kernel must do at the least, per spec: (reads of the logits, reads of the label map, 4-byte
 # values per voxel written and read back between passes, exp per logit, log per voxel, log per logit).
 # The gradient is written once by all. Two-pass fused kernels (fused.c, fused_dce.c) read the logits and
-# labels twice; the one-pass ones (focal, the sigmoid kernel of bce and focal) once; topk/ohem keep one
-# float per voxel between their passes. Lovász sorts: no streaming bound.
-TWO_PASS_CE, TWO_PASS_REGION = (2, 2, 0, 2, 1, 0), (2, 2, 0, 2, 0, 0)
-KERNEL_WORK = {"dice+ce": TWO_PASS_CE, "ce": TWO_PASS_CE, "wce": TWO_PASS_CE,
+# labels twice; the one-pass ones (focal and ce/wce on the softmax focal kernel, bce and sigmoid focal on
+# the sigmoid one) once; topk/ohem keep one float per voxel between their passes. Lovász sorts: no
+# streaming bound.
+TWO_PASS_CE, TWO_PASS_REGION, ONE_PASS_CE = (2, 2, 0, 2, 1, 0), (2, 2, 0, 2, 0, 0), (1, 1, 0, 1, 1, 0)
+KERNEL_WORK = {"dice+ce": TWO_PASS_CE, "ce": ONE_PASS_CE, "wce": ONE_PASS_CE,
                "dice": TWO_PASS_REGION, "iou": TWO_PASS_REGION, "gdice": TWO_PASS_REGION,
                "tversky": TWO_PASS_REGION, "focal_tversky": TWO_PASS_REGION,
-               "focal": (1, 1, 0, 1, 1, 0), "bce": (1, 1, 0, 1, 0, 1),
+               "focal": ONE_PASS_CE, "bce": (1, 1, 0, 1, 0, 1),
                "topk": (2, 2, 1, 2, 1, 0), "ohem": (2, 2, 1, 2, 1, 0), "ohem(thresh=0.05)": (2, 2, 1, 2, 1, 0),
                "focal(activation=sigmoid,normalized=true)": (2, 2, 0, 2, 0, 2),
                "focal(activation=sigmoid,reduced_threshold=0.5)": (1, 1, 0, 1, 0, 1)}

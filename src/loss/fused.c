@@ -164,7 +164,7 @@ static SL_INLINE void pass1_body(const fused_job *j, int64_t n, int64_t a, int64
     const int64_t C = cx->C, S = cx->S;
     const float *xn = cx->x + n * C * S;
     const int any_common = j->any_common;
-    float g[VB], v[VB], mx[VB], lsum[VB], xy[VB], wy[VB];
+    float g[VB], v[VB], mx[VB], lsum[VB], xy[VB], wy[VB], dn[VB];
     for (int64_t s0 = a; s0 < b; s0 += VB) {
         const int64_t len = b - s0 < VB ? b - s0 : VB;
         const int need_lse = nce > 0 && act == SL_ACT_SOFTMAX;
@@ -269,16 +269,30 @@ static SL_INLINE void pass1_body(const fused_job *j, int64_t n, int64_t a, int64
                 for (int l = 0; l < LANES; l++) num += (double)nu[l];
                 den = cntb * (double)C;
             }
-            for (i = 0; i < len && !ce_common(ct, soft) && !ct->binary; i++) { /* smoothing or soft targets */
-                if (v[i] == 0) continue;
-                const int64_t s = s0 + i;
-                int32_t y = soft ? -1 : cx->target->labels[n * S + s];
-                const double lse = (double)mx[i] + (double)lsum[i];
+            if (!ct->binary && !ce_common(ct, soft)) {
+                /* label smoothing or soft targets: Σ_c a_c (−log p_c), a_c = w_c ((1 − ε) g_c + ε/C) (labels:
+                 * g one-hot), over Σ w_y (labels) or the voxel count (soft) */
+                const float e1 = (float)(1 - ct->eps), eC = (float)(ct->eps / (double)C);
+                for (i = 0; i < len; i++) wy[i] = 0, dn[i] = 0;
                 for (int64_t c = 0; c < C; c++) {
-                    double ac = ce_coeff(ct, C, c, y, soft ? sl_g(cx, n, c, s) : 0);
-                    if (ac != 0) num += ac * (lse - xn[c * S + s]);
+                    block_target(cx, n, s0, len, c, g);
+                    const float *xc = xn + c * S + s0, wc = (float)ct->w[c];
+                    for (i = 0; i < len; i++) {
+                        wy[i] += wc * (e1 * g[i] + eC) * (lsum[i] + (mx[i] - xc[i]));
+                        dn[i] += wc * g[i];
+                    }
                 }
-                den += soft ? 1.0 : ct->w[y];
+                float nu[LANES] = {0}, de[LANES] = {0};
+                for (i = 0; i + LANES <= len; i += LANES)
+                    for (int l = 0; l < LANES; l++) {
+                        nu[l] += v[i + l] * wy[i + l];
+                        de[l] += v[i + l] * (soft ? 1.0f : dn[i + l]);
+                    }
+                for (int l = 0; i < len; i++, l++) {
+                    nu[l] += v[i] * wy[i];
+                    de[l] += v[i] * (soft ? 1.0f : dn[i]);
+                }
+                for (int l = 0; l < LANES; l++) num += (double)nu[l], den += (double)de[l];
             }
             acc[6 * C + 2 * k] += num;
             acc[6 * C + 2 * k + 1] += den;
@@ -347,6 +361,21 @@ static SL_INLINE void pass2_body(const fused_job *j, int64_t n, int64_t a, int64
         for (int k = 0; k < nce; k++) {
             const ce_term *ct = &ce[k];
             if (ct->k == 0 || ce_common(ct, soft)) continue;
+            if (!ct->binary) {
+                /* smoothing or soft targets: k (A p_c − a_c), a_c = w_c ((1 − ε) g_c + ε/C), A = Σ_c a_c */
+                const float e1 = (float)(1 - ct->eps), eC = (float)(ct->eps / (double)C), kf = (float)ct->k;
+                for (int64_t i = 0; i < len; i++) kw[i] = 0;
+                for (int64_t c = 0; c < C; c++) {
+                    const float *gcl = g + c * VB, wc = (float)ct->w[c];
+                    for (int64_t i = 0; i < len; i++) kw[i] += wc * (e1 * gcl[i] + eC);
+                }
+                for (int64_t c = 0; c < C; c++) {
+                    const float *gcl = g + c * VB, *pc = p + c * VB, wc = (float)ct->w[c];
+                    float *gc = gn + c * S + s0;
+                    for (int64_t i = 0; i < len; i++) gc[i] += v[i] * kf * (kw[i] * pc[i] - wc * (e1 * gcl[i] + eC));
+                }
+                continue;
+            }
             for (int64_t c = 0; c < C; c++) {
                 const float *gcl = g + c * VB;
                 const float *pc = p + c * VB;

@@ -209,7 +209,8 @@ int main(void)
 
     const char *ignore_specs[] = {"dice(ignore_index=255)+ce(ignore_index=255)",
                                   "ce(ignore_index=255,weight=inverse)",
-                                  "0.5*dice(batch=true,ignore_index=255)+wce(ignore_index=255)"};
+                                  "0.5*dice(batch=true,ignore_index=255)+wce(ignore_index=255)",
+                                  "ce(ignore_index=255,label_smoothing=0.1,weight=[1,2,3,4])"};
     for (size_t i = 0; i < sizeof ignore_specs / sizeof *ignore_specs; i++) compare(ignore_specs[i], &d3, x, &tl);
     for (int64_t i = 0; i < N * S3; i++)
         if (y[i] == 255) y[i] = 1;
