@@ -739,10 +739,73 @@ static SL_INLINE double focal_body(const focal_job *j, int64_t n, int64_t a, int
     return acc;
 }
 
+/*
+ * Soft targets (softmax): every class carries a term, so with
+ *     u_c = −α_c g_c [q_c^γ − γ q_c^(γ−1) p_c log p_c],  q_c = 1 − p_c,
+ * the logit gradient is k (u_j − p_j Σ_c u_c) (focal.c's formulas), still one
+ * pass. q_c is the sum of the other classes' p, from prefix and suffix sums
+ * (no cancellation as p_c → 1, O(C) per voxel). p is 2·C·VB floats of
+ * scratch: the probabilities, then the suffix sums, overwritten by u.
+ */
+static SL_INLINE double focal_soft_body(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    const sl_ctx *cx = j->cx;
+    const int64_t C = cx->C, S = cx->S;
+    const float *xn = cx->x + n * C * S, *gsn = cx->target->soft + n * C * S;
+    float *gn = j->grad ? j->grad + n * C * S : NULL, *sf = p + C * VB;
+    const float kf = (float)j->k, gam = (float)j->gamma;
+    const int ig = j->igamma;
+    float mx[VB], lsum[VB], pre[VB], usum[VB], t[VB];
+    double acc = 0;
+    for (int64_t s0 = a; s0 < b; s0 += VB) {
+        const int64_t len = b - s0 < VB ? b - s0 : VB;
+        block_probs(xn, C, S, s0, len, SL_ACT_SOFTMAX, p, mx, lsum);
+        for (int64_t i = 0; i < len; i++) sf[(C - 1) * VB + i] = 0, pre[i] = 0, usum[i] = 0;
+        for (int64_t c = C - 2; c >= 0; c--)
+            for (int64_t i = 0; i < len; i++) sf[c * VB + i] = sf[(c + 1) * VB + i] + p[(c + 1) * VB + i];
+        float lane[LANES] = {0};
+        for (int64_t c = 0; c < C; c++) {
+            const float *xc = xn + c * S + s0, *g = gsn + c * S + s0, *pc = p + c * VB, ac = j->alpha[c];
+            float *u = sf + c * VB; /* q_c = pre + suffix, then u_c in its place */
+            for (int64_t i = 0; i < len; i++) {
+                const float q = pre[i] + u[i], lpr = xc[i] - mx[i] - lsum[i], lp = lpr < 0 ? lpr : 0.0f;
+                float qg = 1.0f, qg1 = 1.0f;
+                if (ig >= 0)
+                    for (int r = 0; r < ig; r++) qg1 = qg, qg *= q;
+                else {
+                    qg = (float)pow((double)q, j->gamma);
+                    qg1 = q > 0 ? (float)pow((double)q, j->gamma - 1.0) : 0.0f; /* the limit (see focal.c) */
+                }
+                const float w = ac * g[i];
+                t[i] = w * qg * lp + (xc[i] - xc[i]); /* + 0, or NaN for a score that is not finite */
+                pre[i] += pc[i];
+                u[i] = -w * (qg - (ig != 0 ? gam * qg1 * pc[i] * lp : 0.0f));
+                usum[i] += u[i];
+            }
+            int64_t i = 0;
+            for (; i + LANES <= len; i += LANES)
+                for (int l = 0; l < LANES; l++) lane[l] -= t[i + l];
+            for (int l = 0; i < len; i++, l++) lane[l] -= t[i];
+        }
+        for (int l = 0; l < LANES; l++) acc += (double)lane[l];
+        if (!gn) continue;
+        for (int64_t c = 0; c < C; c++) {
+            const float *pc = p + c * VB, *u = sf + c * VB;
+            float *out = gn + c * S + s0;
+            for (int64_t i = 0; i < len; i++) out[i] = kf * (u[i] - pc[i] * usum[i]);
+        }
+    }
+    return acc;
+}
+
 typedef double (*focal_fn)(const focal_job *, int64_t, int64_t, int64_t, float *);
 static double focal_base(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
 {
     return focal_body(j, n, a, b, p);
+}
+static double focal_soft_base(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    return focal_soft_body(j, n, a, b, p);
 }
 #if SL_X86
 SL_T_AVX2 static double focal_avx2(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
@@ -753,13 +816,22 @@ SL_T_AVX512 static double focal_avx512(const focal_job *j, int64_t n, int64_t a,
 {
     return focal_body(j, n, a, b, p);
 }
+SL_T_AVX2 static double focal_soft_avx2(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    return focal_soft_body(j, n, a, b, p);
+}
+SL_T_AVX512 static double focal_soft_avx512(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    return focal_soft_body(j, n, a, b, p);
+}
 #endif
 
 int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act)
 {
-    if (nterms != 1 || act != SL_ACT_SOFTMAX || tg->kind != SL_TARGET_LABELS) return 0;
+    if (nterms != 1 || act != SL_ACT_SOFTMAX || tg->mask) return 0;
     const sl_params *pr = &terms[0].prm;
-    if (terms[0].cls == &sl_loss_ce || terms[0].cls == &sl_loss_wce) return pr->label_smoothing == 0;
+    if (terms[0].cls == &sl_loss_ce || terms[0].cls == &sl_loss_wce)
+        return tg->kind == SL_TARGET_LABELS && pr->label_smoothing == 0;
     return terms[0].cls == &sl_loss_focal && !pr->normalized && !(pr->reduced_threshold > 0);
 }
 
@@ -802,7 +874,7 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
         }
         D = 0;
         for (int64_t c = 0; c < C; c++) D += alpha[c] * freq[c];
-    } else if (!isnan(pr->ignore_index)) {
+    } else if (!isnan(pr->ignore_index)) { /* label maps: the framework refuses ignore_index with soft targets */
         const int32_t ig = (int32_t)pr->ignore_index, *lab = cx->target->labels;
         int64_t bad = 0;
 #pragma omp parallel for num_threads(cx->threads) schedule(static) reduction(+ : bad)
@@ -823,16 +895,17 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
     const double gamma = ce ? 0.0 : pr->gamma;
     focal_job job = {.cx = cx, .pr = pr, .alpha = af, .gamma = gamma, .k = t->weight / D,
                      .igamma = gamma == floor(gamma) && gamma <= 8 ? (int)gamma : -1, .grad = grad};
-    focal_fn fn = focal_base;
+    const int soft = cx->target->kind == SL_TARGET_SOFT;
+    focal_fn fn = soft ? focal_soft_base : focal_base;
 #if SL_X86
     switch (sl_isa()) {
-    case SL_ISA_AVX512: fn = focal_avx512; break;
-    case SL_ISA_AVX2: fn = focal_avx2; break;
+    case SL_ISA_AVX512: fn = soft ? focal_soft_avx512 : focal_avx512; break;
+    case SL_ISA_AVX2: fn = soft ? focal_soft_avx2 : focal_avx2; break;
     default: break;
     }
 #endif
     focal_run run = {&job, fn, part, nch};
-    if (sl_for_chunks(N, S, cx->threads, sizeof(float) * (size_t)(C * VB), focal_chunk, &run) != SL_OK) {
+    if (sl_for_chunks(N, S, cx->threads, sizeof(float) * (size_t)(2 * C * VB), focal_chunk, &run) != SL_OK) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", name);
         goto done;
     }

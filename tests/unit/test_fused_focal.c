@@ -7,7 +7,8 @@
  * infinite scores (refused, naming them; the gradient is unspecified then,
  * loss.h); the sigmoid form, smp's normalized and reduced forms and the
  * binary cross-entropy on the same kernel (bce, ce/wce under sigmoid)
- * included. Tolerances as tests/unit/test_fused.c:
+ * included, and the softmax form with soft targets. Tolerances as
+ * tests/unit/test_fused.c:
  * value 1e-6 relative, gradient 1e-5 of its max.
  */
 #include <math.h>
@@ -114,6 +115,14 @@ int main(void)
             compare(sig[i], &d3, x, &ts);
         }
         compare("focal(activation=sigmoid,ignore_index=255,alpha=0.3)", &d3, x, &ti);
+        /* the softmax form with soft targets: u_c per class, the gradient u_j − p_j Σ u_c */
+        const char *sm[] = {"focal", "focal(gamma=0)", "focal(gamma=1,alpha=0.25)", "focal(gamma=3)",
+                            "focal(gamma=2.5,alpha=[0.1,0.2,0.3,0.4])", "0.3*focal(gamma=0.5)"};
+        for (size_t i = 0; i < sizeof sm / sizeof *sm; i++) {
+            compare(sm[i], &d3, x, &ts);
+            compare(sm[i], &d3, xc, &ts);
+            compare(sm[i], &d2, x, &ts);
+        }
         /* the binary cross-entropy as γ = 0 with α_t from its weights and pos_weight */
         const char *bce[] = {"bce", "bce(pos_weight=2.5)", "bce(weight=[0.5,1,2,3])",
                              "0.7*bce(pos_weight=0.5,weight=[1,2,3,4])", "ce(activation=sigmoid)",
