@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchlib import SHAPE, THREADS, LossCall, catalogue_names, interleaved_min, ratio_line, slref
+from benchlib import SHAPE, THREADS, LossCall, Target, catalogue_names, interleaved_min, ratio_line, slref
 from smpref import focal_loss_with_logits  # noqa: E402  (tests/ref, on the path through benchlib)
 
 REPS = int(os.environ.get("BENCH_REPS", "5"))
@@ -161,6 +161,12 @@ def t_ohem(x, y, thresh=0.7, min_kept=0.1):
     return ce[hard].mean()
 
 
+def t_focal_soft(x, t, gamma=2.0):
+    # the softmax focal loss on a soft target t (MONAI's FocalLoss(use_softmax=True) times C): mean over voxels
+    logp = F.log_softmax(x, 1)
+    return (-((1 - logp.exp()) ** gamma * t * logp).sum(1)).mean()
+
+
 def t_focal_smp(x, y, gamma=2.0, normalized=True, reduced_threshold=None):
     # segmentation_models_pytorch's focal_loss_with_logits on the one-hot target (its multilabel mode), no alpha
     return focal_loss_with_logits(x, onehot(y, x.shape[1]), gamma, None, normalized, reduced_threshold)
@@ -169,6 +175,8 @@ def t_focal_smp(x, y, gamma=2.0, normalized=True, reduced_threshold=None):
 PEERS = [("dice+ce", t_dice_ce), ("focal", t_focal), ("gdice", t_gdice), ("lovasz", t_lovasz),
          ("tversky", t_tversky), ("ce", t_ce), ("wce", t_wce), ("bce", t_bce), ("dice", t_dice), ("iou", t_iou),
          ("focal_tversky", t_focal_tversky), ("topk", t_topk), ("ohem", t_ohem), ("ohem(thresh=0.05)", lambda x, y: t_ohem(x, y, 0.05)),
+         ("ce(label_smoothing=0.1)", lambda x, y: F.cross_entropy(x, y, label_smoothing=0.1)),
+         ("focal [soft target]", t_focal_soft),
          ("focal(activation=sigmoid,normalized=true)", t_focal_smp),
          ("focal(activation=sigmoid,reduced_threshold=0.5)",
           lambda x, y: t_focal_smp(x, y, normalized=False, reduced_threshold=0.5))]
@@ -188,7 +196,7 @@ def explog_ns():
     return float(out[0]), float(out[1]), out[2]
 
 
-# What each kernel must do at the least, per spec: (reads of the logits, reads of the label map, 4-byte
+# What each kernel must do at the least, per spec: (reads of the logits, reads of the target, 4-byte
 # values per voxel written and read back between passes, exp per logit, log per voxel, log per logit).
 # The gradient is written once by all. Two-pass fused kernels (fused.c, fused_dce.c) read the logits and
 # labels twice; the one-pass ones (focal and ce/wce on the softmax focal kernel, bce and sigmoid focal on
@@ -198,7 +206,8 @@ TWO_PASS_CE, TWO_PASS_REGION, ONE_PASS_CE = (2, 2, 0, 2, 1, 0), (2, 2, 0, 2, 0, 
 KERNEL_WORK = {"dice+ce": TWO_PASS_CE, "ce": ONE_PASS_CE, "wce": ONE_PASS_CE,
                "dice": TWO_PASS_REGION, "iou": TWO_PASS_REGION, "gdice": TWO_PASS_REGION,
                "tversky": TWO_PASS_REGION, "focal_tversky": TWO_PASS_REGION,
-               "focal": ONE_PASS_CE, "bce": (1, 1, 0, 1, 0, 1),
+               "focal": ONE_PASS_CE, "bce": (1, 1, 0, 1, 0, 1), "ce(label_smoothing=0.1)": TWO_PASS_CE,
+               "focal [soft target]": ONE_PASS_CE,
                "topk": (2, 2, 1, 2, 1, 0), "ohem": (2, 2, 1, 2, 1, 0), "ohem(thresh=0.05)": (2, 2, 1, 2, 1, 0),
                "focal(activation=sigmoid,normalized=true)": (2, 2, 0, 2, 0, 2),
                "focal(activation=sigmoid,reduced_threshold=0.5)": (1, 1, 0, 1, 0, 1)}
@@ -217,9 +226,10 @@ def kernel_bound(spec, shape, bw, explog):
     e_ns, l_ns, isa = explog
     logits = float(np.prod(shape))
     voxels = logits / shape[1]
-    mem = ((xr + 1) * logits * 4 + (lr + 2 * kept) * voxels * 4) / bw
+    target = logits * 4 if spec.endswith(" [soft target]") else voxels * 4  # soft: C floats a voxel; labels: one int32
+    mem = ((xr + 1) * logits * 4 + lr * target + 2 * kept * voxels * 4) / bw
     comp = (exps * logits * e_ns + (logs_v * voxels + logs_l * logits) * l_ns) * 1e-9 / THREADS
-    what = ("%d read%s of the logits and %d of the labels%s + 1 write of the gradient; %d exp per logit%s%s "
+    what = ("%d read%s of the logits and %d of the target%s + 1 write of the gradient; %d exp per logit%s%s "
             "at %.3f / %.3f ns per exp / log per thread (%s, perf/explog)"
             % (xr, "s" if xr > 1 else "", lr, ", one float per voxel written and read back" if kept else "",
                exps, ", 1 log per voxel" if logs_v else "", ", %d log per logit" % logs_l if logs_l else "",
@@ -236,6 +246,11 @@ def main():
     g = np.empty_like(x)
     xt = torch.from_numpy(x.copy()).requires_grad_(True)
     yt = torch.from_numpy(y.astype(np.int64))
+    # a soft target for the specs marked " [soft target]": a softmax of random scores per voxel
+    z = np.exp(rng.normal(0, 1, SHAPE))
+    soft = (z / z.sum(1, keepdims=True)).astype(np.float32)
+    del z
+    st = torch.from_numpy(soft)
     names = catalogue_names(lib)
 
     bw = stream_bandwidth()
@@ -249,25 +264,30 @@ def main():
     for spec, fn in PEERS:
         if only and spec not in only:
             continue
-        if not all(part.split("(")[0] in names for part in spec.split("+")):
+        is_soft = spec.endswith(" [soft target]")
+        sl_spec = spec.split(" [")[0]
+        if not all(part.split("(")[0] in names for part in sl_spec.split("+")):
             print("%-10s (not in this build's catalogue)" % spec)
             continue
         try:
-            lc = LossCall(lib, spec, x, y, g)
+            lc = LossCall(lib, sl_spec, x, y, g)
         except ValueError as e:
             print("%-10s error: %s" % (spec, e))
             continue
+        if is_soft:
+            lc.tgt = Target(1, None, soft.ctypes.data, None)
+        tgt_t = st if is_soft else yt
 
         def tor():
             xt.grad = None
-            fn(xt, yt).backward()
+            fn(xt, tgt_t).backward()
 
         ts, tt = interleaved_min([lc.call, tor], REPS)
         # same value and gradient? Against the peer in float64. Lovász's gradient is a function of each voxel's
         # rank among the errors: an ulp of difference in p reorders near-equal errors of millions and moves their
         # gradients (0.15 of the largest here, at equal values); tests/ref/test_loss_lovasz.py checks it on small inputs
         x64 = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
-        ref = fn(x64, yt)
+        ref = fn(x64, st.double() if is_soft else yt)
         ref.backward()
         gd = float(np.abs(x64.grad.numpy() - g).max() / max(np.abs(x64.grad.numpy()).max(), 1e-30))
         del x64
