@@ -755,7 +755,7 @@ static SL_INLINE double focal_soft_body(const focal_job *j, int64_t n, int64_t a
     float *gn = j->grad ? j->grad + n * C * S : NULL, *sf = p + C * VB;
     const float kf = (float)j->k, gam = (float)j->gamma;
     const int ig = j->igamma;
-    float mx[VB], lsum[VB], pre[VB], usum[VB], t[VB];
+    float mx[VB], lsum[VB], pre[VB], usum[VB], t[VB], q[VB], lp[VB], qg[VB], qg1[VB];
     double acc = 0;
     for (int64_t s0 = a; s0 < b; s0 += VB) {
         const int64_t len = b - s0 < VB ? b - s0 : VB;
@@ -768,18 +768,23 @@ static SL_INLINE double focal_soft_body(const focal_job *j, int64_t n, int64_t a
             const float *xc = xn + c * S + s0, *g = gsn + c * S + s0, *pc = p + c * VB, ac = j->alpha[c];
             float *u = sf + c * VB; /* q_c = pre + suffix, then u_c in its place */
             for (int64_t i = 0; i < len; i++) {
-                const float q = pre[i] + u[i], lpr = xc[i] - mx[i] - lsum[i], lp = lpr < 0 ? lpr : 0.0f;
-                float qg = 1.0f, qg1 = 1.0f;
-                if (ig >= 0)
-                    for (int r = 0; r < ig; r++) qg1 = qg, qg *= q;
-                else {
-                    qg = (float)pow((double)q, j->gamma);
-                    qg1 = q > 0 ? (float)pow((double)q, j->gamma - 1.0) : 0.0f; /* the limit (see focal.c) */
-                }
-                const float w = ac * g[i];
-                t[i] = w * qg * lp + (xc[i] - xc[i]); /* + 0, or NaN for a score that is not finite */
+                const float lpr = xc[i] - mx[i] - lsum[i];
+                q[i] = pre[i] + u[i], lp[i] = lpr < 0 ? lpr : 0.0f;
                 pre[i] += pc[i];
-                u[i] = -w * (qg - (ig != 0 ? gam * qg1 * pc[i] * lp : 0.0f));
+            }
+            if (ig >= 0) { /* elementwise loops, as focal_body's: they vectorise */
+                for (int64_t i = 0; i < len; i++) qg1[i] = 1.0f, qg[i] = ig > 0 ? q[i] : 1.0f;
+                for (int r = 1; r < ig; r++)
+                    for (int64_t i = 0; i < len; i++) qg1[i] = qg[i], qg[i] *= q[i];
+            } else
+                for (int64_t i = 0; i < len; i++) {
+                    qg[i] = (float)pow((double)q[i], j->gamma);
+                    qg1[i] = q[i] > 0 ? (float)pow((double)q[i], j->gamma - 1.0) : 0.0f; /* the limit (focal.c) */
+                }
+            for (int64_t i = 0; i < len; i++) {
+                const float w = ac * g[i];
+                t[i] = w * qg[i] * lp[i] + (xc[i] - xc[i]); /* + 0, or NaN for a score that is not finite */
+                u[i] = -w * (qg[i] - (ig != 0 ? gam * qg1[i] * pc[i] * lp[i] : 0.0f));
                 usum[i] += u[i];
             }
             int64_t i = 0;
