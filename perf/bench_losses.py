@@ -40,15 +40,21 @@ def onehot(y, C):
     return F.one_hot(y, C).permute(0, y.dim(), *range(1, y.dim())).float()
 
 
+def probs_onehot(x, y):
+    """The softmax p, the one-hot labels g and the spatial axes to sum over."""
+    return torch.softmax(x, 1), onehot(y, x.shape[1]), list(range(2, x.dim()))
+
+
+def region_sums(x, y):
+    """Per (sample, class): tp = Σ p·g, Σp, Σg over the voxels."""
+    p, g, ax = probs_onehot(x, y)
+    return (p * g).sum(ax), p.sum(ax), g.sum(ax)
+
+
 def t_dice(x, y):
     # MONAI DiceLoss(softmax=True, to_onehot_y=True): per (sample, class), then the mean
-    Cn = x.shape[1]
-    p = torch.softmax(x, 1)
-    g = onehot(y, Cn)
-    ax = list(range(2, x.dim()))
-    tp = (p * g).sum(ax)
-    den = p.sum(ax) + g.sum(ax)
-    return (1 - (2 * tp + 1e-5) / (den + 1e-5)).mean()
+    tp, sp, sg = region_sums(x, y)
+    return (1 - (2 * tp + 1e-5) / (sp + sg + 1e-5)).mean()
 
 
 def t_dice_ce(x, y):
@@ -56,12 +62,8 @@ def t_dice_ce(x, y):
 
 
 def t_iou(x, y):
-    Cn = x.shape[1]
-    p = torch.softmax(x, 1)
-    g = onehot(y, Cn)
-    ax = list(range(2, x.dim()))
-    tp = (p * g).sum(ax)
-    return (1 - (tp + 1e-5) / (p.sum(ax) + g.sum(ax) - tp + 1e-5)).mean()
+    tp, sp, sg = region_sums(x, y)
+    return (1 - (tp + 1e-5) / (sp + sg - tp + 1e-5)).mean()
 
 
 def t_ce(x, y):
@@ -88,10 +90,7 @@ def t_focal(x, y, gamma=2.0):
 
 
 def t_gdice(x, y):
-    Cn = x.shape[1]
-    p = torch.softmax(x, 1)
-    g = onehot(y, Cn)
-    ax = list(range(2, x.dim()))
+    p, g, ax = probs_onehot(x, y)
     sg = g.sum(ax)
     w = 1.0 / (sg * sg)
     inf = torch.isinf(w)
@@ -103,10 +102,8 @@ def t_gdice(x, y):
 
 
 def tversky_index(x, y, a=0.3, b=0.7):
-    Cn = x.shape[1]
-    p = torch.softmax(x, 1)
-    g = onehot(y, Cn)
-    ax = list(range(2, x.dim()))
+    # MONAI TverskyLoss's sums, written as it writes them
+    p, g, ax = probs_onehot(x, y)
     tp = (p * g).sum(ax)
     fp = (p * (1 - g)).sum(ax)
     fn = ((1 - p) * g).sum(ax)

@@ -705,15 +705,7 @@ static SL_INLINE double focal_body(const focal_job *j, int64_t n, int64_t a, int
             xy[i] = xy[i] - mx[i] - lsum[i]; /* log p_y */
             xy[i] = xy[i] < 0 ? xy[i] : 0.0f;
         }
-        if (ig >= 0) {
-            for (int64_t i = 0; i < len; i++) qg1[i] = 1.0f, qg[i] = ig > 0 ? q[i] : 1.0f;
-            for (int r = 1; r < ig; r++)
-                for (int64_t i = 0; i < len; i++) qg1[i] = qg[i], qg[i] *= q[i];
-        } else
-            for (int64_t i = 0; i < len; i++) {
-                qg[i] = (float)pow((double)q[i], j->gamma);
-                qg1[i] = q[i] > 0 ? (float)pow((double)q[i], j->gamma - 1.0) : 0.0f; /* the limit (see focal.c) */
-            }
+        sl_block_powers(q, len, ig, j->gamma, qg, qg1);
         /* the voxel terms −w q^γ log p_y in sixteen float lanes, then in order into a double; with
          * x − x over the block's scores, +0 for finite ones and NaN otherwise: the sum turns NaN exactly
          * when a score is not finite, and finite ones leave it unchanged */
@@ -772,15 +764,7 @@ static SL_INLINE double focal_soft_body(const focal_job *j, int64_t n, int64_t a
                 q[i] = pre[i] + u[i], lp[i] = lpr < 0 ? lpr : 0.0f;
                 pre[i] += pc[i];
             }
-            if (ig >= 0) { /* elementwise loops, as focal_body's: they vectorise */
-                for (int64_t i = 0; i < len; i++) qg1[i] = 1.0f, qg[i] = ig > 0 ? q[i] : 1.0f;
-                for (int r = 1; r < ig; r++)
-                    for (int64_t i = 0; i < len; i++) qg1[i] = qg[i], qg[i] *= q[i];
-            } else
-                for (int64_t i = 0; i < len; i++) {
-                    qg[i] = (float)pow((double)q[i], j->gamma);
-                    qg1[i] = q[i] > 0 ? (float)pow((double)q[i], j->gamma - 1.0) : 0.0f; /* the limit (focal.c) */
-                }
+            sl_block_powers(q, len, ig, j->gamma, qg, qg1);
             for (int64_t i = 0; i < len; i++) {
                 const float w = ac * g[i];
                 t[i] = w * qg[i] * lp[i] + (xc[i] - xc[i]); /* + 0, or NaN for a score that is not finite */

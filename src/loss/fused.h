@@ -33,6 +33,24 @@ static inline void sl_block_expsum(const float *xn, int64_t C, int64_t S, int64_
         }
 }
 
+/* q^γ into qg[i] and q^(γ−1) into qg1[i] for a block of bases q ≥ 0: integer
+ * γ = ig in [0, 8] by multiplication in elementwise loops (they vectorise;
+ * qg1 = 1 for γ = 0), other γ (ig = −1) by pow() in double, with
+ * q^(γ−1) = 0 at q = 0 (the limit the focal gradients take, focal.c). */
+static inline void sl_block_powers(const float *q, int64_t len, int ig, double gamma, float *qg, float *qg1)
+{
+    if (ig >= 0) {
+        for (int64_t i = 0; i < len; i++) qg1[i] = 1.0f, qg[i] = ig > 0 ? q[i] : 1.0f;
+        for (int r = 1; r < ig; r++)
+            for (int64_t i = 0; i < len; i++) qg1[i] = qg[i], qg[i] *= q[i];
+        return;
+    }
+    for (int64_t i = 0; i < len; i++) {
+        qg[i] = (float)pow((double)q[i], gamma);
+        qg1[i] = q[i] > 0 ? (float)pow((double)q[i], gamma - 1.0) : 0.0f;
+    }
+}
+
 /* 1 when every term can be fused under activation `act` (softmax or
  * sigmoid): region losses with region_finalize, and ce/wce/bce; all with
  * the same ignore_index. */

@@ -104,15 +104,7 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
         /* the base of the power: m, or m/r in smp's reduced form */
         float *bs = term;
         for (int64_t i = 0; i < len; i++) bs[i] = thr > 0 ? m[i] * inv_thr : m[i];
-        if (ig >= 0) {
-            for (int64_t i = 0; i < len; i++) mg1[i] = 1.0f, mg[i] = ig > 0 ? bs[i] : 1.0f;
-            for (int r = 1; r < ig; r++)
-                for (int64_t i = 0; i < len; i++) mg1[i] = mg[i], mg[i] *= bs[i];
-        } else
-            for (int64_t i = 0; i < len; i++) {
-                mg[i] = (float)pow((double)bs[i], (double)j->gamma);
-                mg1[i] = bs[i] > 0 ? (float)pow((double)bs[i], (double)j->gamma - 1.0) : 0.0f; /* the limit (focal.c) */
-            }
+        sl_block_powers(bs, len, ig, (double)j->gamma, mg, mg1);
         if (thr > 0) /* pt = 1 − m < r: f = 1, constant */
             for (int64_t i = 0; i < len; i++) {
                 const int below = 1.0f - m[i] < thr;
