@@ -17,9 +17,14 @@
  * α_t = w_c·pw where t = 1 and w_c where t = 0; its gradient
  * w_c [(pw·t + 1 − t) p − pw·t] is then α_t (p − t). Soft targets come here
  * only without weights and pos_weight (α_t = 1: the forms agree for any t);
- * label smoothing stays on the two-pass path (fused.c). The exponential and log are sl_exp_nonpos and sl_log_pos
- * (≤ 2 ulp): value and gradient agree with the plain path to 1e-6 / 1e-5
- * (tests/unit/test_fused_focal.c), and the instruction sets give the same bits.
+ * label smoothing stays on the two-pass path (fused.c).
+ *
+ * The exponential and log are sl_exp_nonpos and sl_log_pos (≤ 2 ulp): value
+ * and gradient agree with the plain path to 1e-6 / 1e-5
+ * (tests/unit/test_fused_focal.c), and the instruction sets give the same
+ * bits. A NaN or infinite score makes the sum NaN (each element adds x − x);
+ * only then does a scan choose the message (the gradient is unspecified on
+ * failure, loss.h).
  *
  * smp's forms (focal.c's focal_smp: normalized=true and/or
  * reduced_threshold=r) with label maps: for a hard target 1 − pt is the m
