@@ -857,7 +857,7 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
     double D = (double)(N * S); /* the denominator: valid voxels (focal), Σ_valid w_y (ce) */
     if (ce) { /* the class counts give Σ_c w_c·count_c */
         double total = 0;
-        if (sl_label_counts(cx, pr, freq, &total) != SL_OK) {
+        if (sl_class_counts(cx, pr, freq, &total) != SL_OK) {
             st = sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", name);
             goto done;
         }

@@ -62,9 +62,9 @@ sl_status sl_reducer_begin(sl_reducer *red, const sl_term *terms, int nterms, co
         if (!ft && uses_class_freq(t)) ft = t;
     }
     if (!ft) return SL_OK;
-    /* Class counts as sl_class_weights counts them (region.c): Σ of the
-     * voxel weight times g per class over valid voxels, then the total. All
-     * terms of a fused spec share one ignore_index, so one count serves all. */
+    /* The class counts sl_class_weights takes (sl_class_counts, region.c).
+     * All terms of a fused spec share one ignore_index, so one count serves
+     * all. */
     const int64_t C = cx->C;
     if (red->freq_cap < C + 1) {
         free(red->freq);
@@ -73,14 +73,7 @@ sl_status sl_reducer_begin(sl_reducer *red, const sl_term *terms, int nterms, co
         if (!red->freq) return sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
     }
     double *f = red->freq;
-    for (int64_t c = 0; c <= C; c++) f[c] = 0;
-    for (int64_t n = 0; n < cx->N; n++)
-        for (int64_t s = 0; s < cx->S; s++) {
-            double vw = sl_vw(cx, &ft->prm, n, s);
-            if (vw == 0) continue;
-            for (int64_t c = 0; c < C; c++) f[c] += vw * sl_g(cx, n, c, s);
-            f[C] += vw;
-        }
+    if (sl_class_counts(cx, &ft->prm, f, f + C) != SL_OK) return sl_errf(msg, msglen, SL_ENOMEM, "loss: out of memory");
     sl_status st = sl_reducer_call(red, f, C + 1, "class counts", msg, msglen);
     if (st == SL_OK) red->have_freq = 1;
     return st;

@@ -212,10 +212,10 @@ sl_status sl_region_eval(sl_term *t, const sl_ctx *cx, double *value, char *msg,
     return st;
 }
 
-/* Integer counts per thread, so the doubles are exactly those of the generic
- * loop of sl_class_weights (a sum of ones), at a fraction of its time (wce
- * spent 40 % there). */
-sl_status sl_label_counts(const sl_ctx *cx, const sl_params *pr, double *freq, double *total)
+/* A label map without a mask: integer counts per thread, so the doubles are
+ * exactly those of the generic loop of sl_class_counts (a sum of ones), at a
+ * fraction of its time (wce spent 40 % there). */
+static sl_status label_counts(const sl_ctx *cx, const sl_params *pr, double *freq, double *total)
 {
     const int64_t C = cx->C, M = cx->N * cx->S, K = C + 1;
     const int threads = cx->threads > 0 ? cx->threads : 1;
@@ -262,6 +262,22 @@ sl_status sl_label_counts(const sl_ctx *cx, const sl_params *pr, double *freq, d
     return SL_OK;
 }
 
+sl_status sl_class_counts(const sl_ctx *cx, const sl_params *pr, double *freq, double *total)
+{
+    if (cx->target->kind == SL_TARGET_LABELS && !cx->target->mask) return label_counts(cx, pr, freq, total);
+    const int64_t C = cx->C;
+    for (int64_t c = 0; c < C; c++) freq[c] = 0;
+    *total = 0;
+    for (int64_t n = 0; n < cx->N; n++)
+        for (int64_t s = 0; s < cx->S; s++) {
+            const double vw = sl_vw(cx, pr, n, s);
+            if (vw == 0) continue;
+            for (int64_t c = 0; c < C; c++) freq[c] += vw * sl_g(cx, n, c, s);
+            *total += vw;
+        }
+    return SL_OK;
+}
+
 sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, char *msg, size_t msglen)
 {
     const int64_t C = cx->C;
@@ -286,22 +302,10 @@ sl_status sl_class_weights(const sl_ctx *cx, const sl_params *pr, double *w, cha
     if (cx->red && cx->red->have_freq) { /* the global batch's counts (reduce.c) */
         memcpy(freq, cx->red->freq, (size_t)C * sizeof(double));
         total = cx->red->freq[C];
-    } else if (cx->target->kind == SL_TARGET_LABELS && !cx->target->mask) {
-        if (sl_label_counts(cx, pr, freq, &total) != SL_OK) {
-            free(freq);
-            return SL_ENOMEM;
-        }
-    } else
-    for (int64_t n = 0; n < cx->N; n++)
-        for (int64_t s = 0; s < cx->S; s++) {
-            double vw = sl_vw(cx, pr, n, s);
-            if (vw == 0) continue;
-            for (int64_t c = 0; c < C; c++) {
-                double g = sl_g(cx, n, c, s);
-                freq[c] += vw * g;
-            }
-            total += vw;
-        }
+    } else if (sl_class_counts(cx, pr, freq, &total) != SL_OK) {
+        free(freq);
+        return SL_ENOMEM;
+    }
     if (pr->weight_mode == SL_WEIGHT_INVERSE) {
         /* w_c = total / (C · count_c): "balanced" weights, 1 for every class
          * when the classes are equally frequent. */

@@ -264,10 +264,12 @@ const sl_term_class *sl_term_class_find(const char *name);
  * 0 with inverse/median). Returns SL_ESHAPE when a list has the wrong length.
  * Without weights fills 1. */
 sl_status sl_class_weights(const sl_ctx *cx, const sl_params *p, double *w, char *msg, size_t msglen);
-/* A label map without a mask: freq[c] = the valid voxels (not p's
- * ignore_index) labelled c (for one sigmoid channel, labelled 1), *total =
- * the valid voxels. SL_ENOMEM only. */
-sl_status sl_label_counts(const sl_ctx *cx, const sl_params *p, double *freq, double *total);
+/* Class counts of the batch: freq[c] = Σ over valid voxels (not p's
+ * ignore_index) of the mask weight times g_c (a label map: the voxels
+ * labelled c; one sigmoid channel: labelled 1), *total = Σ of the weights.
+ * What weight=inverse|median and the cross-entropy's denominator take.
+ * SL_ENOMEM only. */
+sl_status sl_class_counts(const sl_ctx *cx, const sl_params *p, double *freq, double *total);
 
 /* Resolves a number-or-list parameter to one value per class (focal alpha). */
 
