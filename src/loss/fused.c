@@ -659,8 +659,8 @@ done:
  * where the plain path uses −expm1(log p_y) for the same reason.
  * γ: integers up to 8 by multiplication (vectorised), others by pow().
  *
- * The cross-entropy (ce, wce; softmax, labels, no smoothing) is the case
- * γ = 0 with α_c its class weights and k = weight / D, D = Σ_valid w_y (the
+ * The cross-entropy (ce, wce; softmax, labels; smoothing in ce_smooth_body
+ * below) is the case γ = 0 with α_c its class weights and k = weight / D, D = Σ_valid w_y (the
  * class counts times the weights): value Σ w_y (−log p_y) / D, gradient
  * k·w_y·(p − onehot), ce.c's formulas, in one pass instead of two.
  */
@@ -671,6 +671,7 @@ typedef struct {
     double gamma, k;    /* k = weight / V */
     int igamma;         /* γ when it is an integer in [0, 8], else −1 */
     float *grad;
+    double eps;         /* ce's label smoothing (ce_smooth_body) */
 } focal_job;
 
 static SL_INLINE double focal_body(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
@@ -787,6 +788,53 @@ static SL_INLINE double focal_soft_body(const focal_job *j, int64_t n, int64_t a
     return acc;
 }
 
+/*
+ * ce/wce with label smoothing ε on a label map, one pass: per valid voxel
+ * a_c = w_c ((1 − ε)[c = y] + ε/C), the term Σ_c a_c (−log p_c) and the
+ * gradient k (A p_c − a_c), A = Σ_c a_c, k = weight / Σ w_y (ce.c's
+ * formulas; alpha holds the class weights).
+ */
+static SL_INLINE double ce_smooth_body(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    const sl_ctx *cx = j->cx;
+    const int64_t C = cx->C, S = cx->S;
+    const float *xn = cx->x + n * C * S;
+    float *gn = j->grad ? j->grad + n * C * S : NULL;
+    const float kf = (float)j->k, e1 = (float)(1 - j->eps), eC = (float)(j->eps / (double)C);
+    float v[VB], mx[VB], lsum[VB], A[VB], t[VB];
+    double acc = 0;
+    for (int64_t s0 = a; s0 < b; s0 += VB) {
+        const int64_t len = b - s0 < VB ? b - s0 : VB;
+        const int32_t *lab = cx->target->labels + n * S + s0;
+        block_probs(xn, C, S, s0, len, SL_ACT_SOFTMAX, p, mx, lsum);
+        block_valid(cx, j->pr, n, s0, len, v);
+        for (int64_t i = 0; i < len; i++) A[i] = 0, t[i] = 0;
+        for (int64_t c = 0; c < C; c++) {
+            const int32_t cc = (int32_t)c;
+            const float wc = j->alpha[c], *xc = xn + c * S + s0;
+            for (int64_t i = 0; i < len; i++) {
+                const float ac = wc * ((lab[i] == cc ? e1 : 0.0f) + eC);
+                A[i] += ac;
+                t[i] += ac * (lsum[i] + (mx[i] - xc[i])) + (xc[i] - xc[i]); /* + 0, or NaN for a bad score */
+            }
+        }
+        float lane[LANES] = {0};
+        int64_t i = 0;
+        for (; i + LANES <= len; i += LANES)
+            for (int l = 0; l < LANES; l++) lane[l] += v[i + l] * t[i + l];
+        for (int l = 0; i < len; i++, l++) lane[l] += v[i] * t[i];
+        for (int l = 0; l < LANES; l++) acc += (double)lane[l];
+        if (!gn) continue;
+        for (int64_t c = 0; c < C; c++) {
+            const int32_t cc = (int32_t)c;
+            const float wc = j->alpha[c], *pc = p + c * VB;
+            float *out = gn + c * S + s0;
+            for (i = 0; i < len; i++) out[i] = v[i] * kf * (A[i] * pc[i] - wc * ((lab[i] == cc ? e1 : 0.0f) + eC));
+        }
+    }
+    return acc;
+}
+
 typedef double (*focal_fn)(const focal_job *, int64_t, int64_t, int64_t, float *);
 static double focal_base(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
 {
@@ -795,6 +843,10 @@ static double focal_base(const focal_job *j, int64_t n, int64_t a, int64_t b, fl
 static double focal_soft_base(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
 {
     return focal_soft_body(j, n, a, b, p);
+}
+static double ce_smooth_base(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    return ce_smooth_body(j, n, a, b, p);
 }
 #if SL_X86
 SL_T_AVX2 static double focal_avx2(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
@@ -813,14 +865,21 @@ SL_T_AVX512 static double focal_soft_avx512(const focal_job *j, int64_t n, int64
 {
     return focal_soft_body(j, n, a, b, p);
 }
+SL_T_AVX2 static double ce_smooth_avx2(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    return ce_smooth_body(j, n, a, b, p);
+}
+SL_T_AVX512 static double ce_smooth_avx512(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
+{
+    return ce_smooth_body(j, n, a, b, p);
+}
 #endif
 
 int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act)
 {
     if (nterms != 1 || act != SL_ACT_SOFTMAX || tg->mask) return 0;
     const sl_params *pr = &terms[0].prm;
-    if (terms[0].cls == &sl_loss_ce || terms[0].cls == &sl_loss_wce)
-        return tg->kind == SL_TARGET_LABELS && pr->label_smoothing == 0;
+    if (terms[0].cls == &sl_loss_ce || terms[0].cls == &sl_loss_wce) return tg->kind == SL_TARGET_LABELS;
     return terms[0].cls == &sl_loss_focal && !pr->normalized && !(pr->reduced_threshold > 0);
 }
 
@@ -884,12 +943,13 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
     const double gamma = ce ? 0.0 : pr->gamma;
     focal_job job = {.cx = cx, .pr = pr, .alpha = af, .gamma = gamma, .k = t->weight / D,
                      .igamma = gamma == floor(gamma) && gamma <= 8 ? (int)gamma : -1, .grad = grad};
-    const int soft = cx->target->kind == SL_TARGET_SOFT;
-    focal_fn fn = soft ? focal_soft_base : focal_base;
+    const int soft = cx->target->kind == SL_TARGET_SOFT, smooth = ce && pr->label_smoothing > 0;
+    job.eps = smooth ? pr->label_smoothing : 0.0;
+    focal_fn fn = smooth ? ce_smooth_base : soft ? focal_soft_base : focal_base;
 #if SL_X86
     switch (sl_isa()) {
-    case SL_ISA_AVX512: fn = soft ? focal_soft_avx512 : focal_avx512; break;
-    case SL_ISA_AVX2: fn = soft ? focal_soft_avx2 : focal_avx2; break;
+    case SL_ISA_AVX512: fn = smooth ? ce_smooth_avx512 : soft ? focal_soft_avx512 : focal_avx512; break;
+    case SL_ISA_AVX2: fn = smooth ? ce_smooth_avx2 : soft ? focal_soft_avx2 : focal_avx2; break;
     default: break;
     }
 #endif

@@ -1,6 +1,6 @@
 /*
  * The one-pass focal kernel (fused.c, softmax with hard labels; ce and wce
- * as γ = 0) against the plain path (focal.c and ce.c on materialised p and
+ * as γ = 0, and with label smoothing in a body of their own) against the plain path (focal.c and ce.c on materialised p and
  * log p): γ integer and not, α scalar and per class, class weights, ignore_index, a term weight, 2-D and 3-D, confident
  * scores (p_y → 1, where q = 1 − p_y must not cancel), every instruction set
  * (the same bits), the gradient alone and the value alone, and NaN or
@@ -91,12 +91,15 @@ int main(void)
     }
     compare("focal(ignore_index=255)", &d3, x, &ti);
     /* the cross-entropy on the same kernel: γ = 0, α the class weights, the mean over Σ w_y */
-    const char *ce[] = {"ce", "wce", "ce(weight=[0.5,1,2,0])", "wce(weight=median)", "0.6*ce(weight=[1,2,3,4])"};
+    const char *ce[] = {"ce", "wce", "ce(weight=[0.5,1,2,0])", "wce(weight=median)", "0.6*ce(weight=[1,2,3,4])",
+                        "ce(label_smoothing=0.1)", "wce(label_smoothing=0.3)",
+                        "0.5*ce(label_smoothing=0.2,weight=[1,2,3,4])"};
     for (size_t i = 0; i < sizeof ce / sizeof *ce; i++) {
         compare(ce[i], &d3, x, &tl);
         compare(ce[i], &d3, xc, &tl);
     }
     compare("wce(ignore_index=255)", &d3, x, &ti);
+    compare("ce(ignore_index=255,label_smoothing=0.1,weight=[1,2,3,4])", &d3, x, &ti);
     compare("ce(ignore_index=2,weight=[1,2,3,4])", &d3, x, &tl); /* an ignored label that is a class */
     /* the sigmoid form (fused_focal_sig.c): C channels, one channel, soft targets */
     {
@@ -160,7 +163,8 @@ int main(void)
      * an element whose target is 1 (where +Inf alone would give a finite term: p = 1, log p = 0) and at
      * an ignored voxel */
     {
-        const char *one[] = {"focal", "ce", "focal(activation=sigmoid)", "bce", "bce(pos_weight=2)",
+        const char *one[] = {"focal", "ce", "ce(label_smoothing=0.1)", "focal(activation=sigmoid)", "bce",
+                             "bce(pos_weight=2)",
                              "focal(activation=sigmoid,normalized=true)", "focal(ignore_index=255)"};
         const float bad[] = {NAN, INFINITY, -INFINITY};
         const int64_t at = T / 2, n = at / (C * S3), c = at / S3 % C, s = at % S3;
