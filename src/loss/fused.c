@@ -836,44 +836,23 @@ static SL_INLINE double ce_smooth_body(const focal_job *j, int64_t n, int64_t a,
 }
 
 typedef double (*focal_fn)(const focal_job *, int64_t, int64_t, int64_t, float *);
-static double focal_base(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
-{
-    return focal_body(j, n, a, b, p);
-}
-static double focal_soft_base(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
-{
-    return focal_soft_body(j, n, a, b, p);
-}
-static double ce_smooth_base(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
-{
-    return ce_smooth_body(j, n, a, b, p);
-}
+/* Each one-pass body compiled for the baseline, AVX2 and AVX-512 (name_base, name_avx2, name_avx512). */
+#define FOCAL_COPY(name, isa, ATTR)                                                                    \
+    ATTR static double name##_##isa(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)    \
+    {                                                                                                  \
+        return name##_body(j, n, a, b, p);                                                             \
+    }
 #if SL_X86
-SL_T_AVX2 static double focal_avx2(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
-{
-    return focal_body(j, n, a, b, p);
-}
-SL_T_AVX512 static double focal_avx512(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
-{
-    return focal_body(j, n, a, b, p);
-}
-SL_T_AVX2 static double focal_soft_avx2(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
-{
-    return focal_soft_body(j, n, a, b, p);
-}
-SL_T_AVX512 static double focal_soft_avx512(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
-{
-    return focal_soft_body(j, n, a, b, p);
-}
-SL_T_AVX2 static double ce_smooth_avx2(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
-{
-    return ce_smooth_body(j, n, a, b, p);
-}
-SL_T_AVX512 static double ce_smooth_avx512(const focal_job *j, int64_t n, int64_t a, int64_t b, float *p)
-{
-    return ce_smooth_body(j, n, a, b, p);
-}
+#define FOCAL_COPIES(name)                                                                             \
+    FOCAL_COPY(name, base, )                                                                           \
+    FOCAL_COPY(name, avx2, SL_T_AVX2)                                                                  \
+    FOCAL_COPY(name, avx512, SL_T_AVX512)
+#else
+#define FOCAL_COPIES(name) FOCAL_COPY(name, base, )
 #endif
+FOCAL_COPIES(focal)
+FOCAL_COPIES(focal_soft)
+FOCAL_COPIES(ce_smooth)
 
 int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act)
 {
@@ -945,14 +924,17 @@ sl_status sl_fused_focal(sl_term *t, const sl_ctx *cx, double *value, float *gra
                      .igamma = gamma == floor(gamma) && gamma <= 8 ? (int)gamma : -1, .grad = grad};
     const int soft = cx->target->kind == SL_TARGET_SOFT, smooth = ce && pr->label_smoothing > 0;
     job.eps = smooth ? pr->label_smoothing : 0.0;
-    focal_fn fn = smooth ? ce_smooth_base : soft ? focal_soft_base : focal_base;
+    /* [body][instruction set]: labels, soft targets, ce with smoothing × baseline, AVX2, AVX-512 */
 #if SL_X86
-    switch (sl_isa()) {
-    case SL_ISA_AVX512: fn = smooth ? ce_smooth_avx512 : soft ? focal_soft_avx512 : focal_avx512; break;
-    case SL_ISA_AVX2: fn = smooth ? ce_smooth_avx2 : soft ? focal_soft_avx2 : focal_avx2; break;
-    default: break;
-    }
+    static const focal_fn fns[3][3] = {{focal_base, focal_avx2, focal_avx512},
+                                       {focal_soft_base, focal_soft_avx2, focal_soft_avx512},
+                                       {ce_smooth_base, ce_smooth_avx2, ce_smooth_avx512}};
+    const int isa = sl_isa() == SL_ISA_AVX512 ? 2 : sl_isa() == SL_ISA_AVX2 ? 1 : 0;
+#else
+    static const focal_fn fns[3][1] = {{focal_base}, {focal_soft_base}, {ce_smooth_base}};
+    const int isa = 0;
 #endif
+    const focal_fn fn = fns[smooth ? 2 : soft ? 1 : 0][isa];
     focal_run run = {&job, fn, part, nch};
     if (sl_for_chunks(N, S, cx->threads, sizeof(float) * (size_t)(2 * C * VB), focal_chunk, &run) != SL_OK) {
         st = sl_errf(msg, msglen, SL_ENOMEM, "%s: out of memory", name);
