@@ -90,6 +90,15 @@ char *sl_escape_line(char *dst, size_t cap, const char *src);
 #define SL_X86 0
 #endif
 enum { SL_ISA_BASE = 0, SL_ISA_AVX2 = 1, SL_ISA_AVX512 = 2 };
+#if SL_X86
+/* The target attributes of the AVX2 and AVX-512 copies of a kernel. */
+#define SL_T_AVX2 __attribute__((target("avx2")))
+#if defined(__clang__)
+#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+#else /* GCC: 512-bit vectors (some tunings prefer 256 bits) */
+#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
+#endif
+#endif
 
 /* The instruction set to use now: the best the CPU and OS support, at most
  * the cap set by sl_force_isa. */

@@ -423,12 +423,6 @@ static void pass1_base(const fused_job *j, int64_t n, int64_t a, int64_t b, floa
 static void pass2_base(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p) { pass2_body(j, n, a, b, p); }
 
 #if SL_X86
-#define SL_T_AVX2 __attribute__((target("avx2")))
-#if defined(__clang__)
-#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-#else /* GCC: 512-bit vectors (some tunings prefer 256 bits) */
-#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
-#endif
 SL_T_AVX2 static void pass1_avx2(const fused_job *j, int64_t n, int64_t a, int64_t b, float *p, double *acc)
 {
     pass1_body(j, n, a, b, p, acc);

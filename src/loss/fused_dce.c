@@ -24,20 +24,20 @@
  * (tests/unit/test_fused_isa.c). Pass 2's arithmetic is that of fused.c's
  * pass 2, so the gradient has its bits too.
  *
- * Pass 2 writes the gradient, which for a large input does not fit in any
- * cache: on x86 its stores are non-temporal then (straight to memory, no
- * read of the lines first), which takes a third of the memory traffic away.
- * The values stored are the same; only the kind of store differs.
+ * When the gradient is wanted, pass 1 leaves the probabilities in the
+ * gradient's buffer and pass 2 turns them into the gradient in place: one
+ * exponential per logit in all instead of two (the exponentials and the
+ * softmax took half of pass 2), for one more write and read of a buffer
+ * the size of the scores, which pass 1's arithmetic hides (it is bound by
+ * compute, not by memory). Pass 2 reads each line before it writes it, so
+ * its stores need no read of their own. The probabilities pass 2 reads are
+ * the ones it would have computed, bit for bit.
  */
-#include <float.h>
 #include <stdint.h>
 #include <string.h>
 #include "fastexp.h"
 #include "fused.h"
 #include "fused_dce.h"
-#if SL_X86
-#include <immintrin.h>
-#endif
 
 #define VB 256   /* voxels per block: at most 16 terms per lane before the lanes go into doubles */
 #define LANES 16 /* voxels carried at once: one sl_v16f */
@@ -55,9 +55,9 @@ typedef sl_v16i vi;
 /* Lanes of v where the mask m is true, +0 elsewhere. */
 static SL_INLINE vf keep(vi m, vf v) { return (vf)(m & (vi)v); }
 
-/* The C scores and the labels of cnt voxels (1..16) from s on; lanes past
- * cnt get score 0 and the label `pad` (an ignored voxel's), so that they
- * add nothing to any sum. */
+/* The C scores (or probabilities) and the labels of cnt voxels (1..16)
+ * from s on; lanes past cnt get 0 and the label `pad` (an ignored voxel's),
+ * so that they add nothing to any sum. */
 static SL_INLINE void load16(const float *xn, const int32_t *lab, int64_t S, int64_t s, int64_t cnt, int32_t pad,
                              vf *x, vi *y, const int C)
 {
@@ -74,6 +74,15 @@ static SL_INLINE void load16(const float *xn, const int32_t *lab, int64_t S, int
     }
     for (int l = 0; l < LANES; l++) yb[l] = l < cnt ? lab[s + l] : pad;
     memcpy(y, yb, sizeof yb);
+}
+
+/* v[c] of cnt voxels (1..16) into the C rows of d from s on. */
+static SL_INLINE void store16(float *d, int64_t S, int64_t s, int64_t cnt, const vf *v, const int C)
+{
+    if (cnt == LANES) /* a constant size: one vector store, not a copy loop */
+        for (int c = 0; c < C; c++) memcpy(d + c * S + s, &v[c], sizeof v[c]);
+    else
+        for (int c = 0; c < C; c++) memcpy(d + c * S + s, &v[c], (size_t)cnt * sizeof(float));
 }
 
 /* Softmax of 16 voxels: probabilities p[c], the largest score mx and
@@ -99,7 +108,7 @@ static SL_INLINE void softmax16(const vf *x, vf *p, vf *mx, vf *sum, const int C
  * Pass 1 over one block of at most VB voxels from s0: the region sums per
  * class (tp, sp, sg, sp2), the valid count, the CE's numerator and
  * denominator, in lanes, then added in lane order into acc (fused.c's
- * layout). Ignored voxels get the label −1 first, so "y == c" also says
+ * layout); the probabilities into pn's rows when pn is not NULL. Ignored voxels get the label −1 first, so "y == c" also says
  * "valid".
  *
  * The CE numerator Σ w_y·(log Σexp + mx − x_y) takes its log Σexp part as
@@ -113,7 +122,7 @@ static SL_INLINE void softmax16(const vf *x, vf *p, vf *mx, vf *sum, const int C
  * some x − mx NaN and so the sum NaN; −Inf is the smallest score.
  */
 static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const int32_t *lab, int64_t s0, int64_t len,
-                                  const float *wc, double *acc, const int C)
+                                  const float *wc, double *acc, float *pn, const int C)
 {
     const vf zero = {0}, one = zero + 1.0f;
     const vi ig = (vi){0} + j->ignore;
@@ -127,6 +136,7 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
 #pragma GCC unroll 8
         for (int c = 2; c < C; c++) lo = sl_v16_sel(x[c] < lo, x[c], lo);
         softmax16(x, p, &mx, &sum, C);
+        if (pn) store16(pn, j->S, s0 + i, len - i < LANES ? len - i : LANES, p, C);
         /* sum NaN or +Inf, or a score −Inf: then sum − sum or lo − lo is NaN
          * (0 otherwise), and the NaN stays in the lane. Arithmetic, not
          * compares: GCC turned the vector compares here into one scalar
@@ -177,7 +187,8 @@ static SL_INLINE void pass1_body(const sl_dce_job *j, int64_t n, int64_t a, int6
     float wc[CMAX] = {0};
     for (int c = 0; c < C; c++) wc[c] = j->nce ? j->wc[c] : 0.0f;
     for (int64_t s0 = a; s0 < b; s0 += VB)
-        pass1_block(j, j->x + n * C * S, j->labels + n * S, s0, b - s0 < VB ? b - s0 : VB, wc, acc, C);
+        pass1_block(j, j->x + n * C * S, j->labels + n * S, s0, b - s0 < VB ? b - s0 : VB, wc, acc,
+                    j->grad ? j->grad + n * C * S : NULL, C);
 }
 
 /* The per-(n, c) coefficients of pass 2 as floats. */
@@ -197,13 +208,12 @@ static SL_INLINE void coef2_load(const sl_dce_job *j, int64_t n, coef2 *k, const
     }
 }
 
-/* The gradient of 16 voxels into out[c]: the region terms' dL/dp =
- * ksp + ksp2·p + ktp·g through the softmax Jacobian, plus the common CE's
- * k·w_y·(p − g); 0 for an ignored voxel. */
-static SL_INLINE void grad16(const sl_dce_job *j, const coef2 *k, const vf *x, vi y, vf *out, const int C)
+/* The gradient of 16 voxels with probabilities p[c] into out[c]: the
+ * region terms' dL/dp = ksp + ksp2·p + ktp·g through the softmax Jacobian,
+ * plus the common CE's k·w_y·(p − g); 0 for an ignored voxel. */
+static SL_INLINE void grad16(const sl_dce_job *j, const coef2 *k, const vf *p, vi y, vf *out, const int C)
 {
-    vf p[CMAX], dc[CMAX], mx, sum, dot = {0}, kw = {0};
-    softmax16(x, p, &mx, &sum, C);
+    vf dc[CMAX], dot = {0}, kw = {0};
     const vi valid = y != (vi){0} + j->ignore;
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++) {
@@ -221,97 +231,24 @@ static SL_INLINE void grad16(const sl_dce_job *j, const coef2 *k, const vf *x, v
     }
 }
 
-/* Pass 2 over voxels [a, b) of sample n with plain stores. */
-static SL_INLINE void pass2_span(const sl_dce_job *j, const coef2 *k, int64_t n, int64_t a, int64_t b, const int C)
+/* Pass 2 over voxels [a, b) of sample n: pass 1 left the probabilities in
+ * the gradient's rows; each group of 16 voxels is read and overwritten with
+ * its gradient. */
+static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int64_t b, const int C)
 {
     const int64_t S = j->S;
-    const float *xn = j->x + n * C * S;
     const int32_t *lab = j->labels + n * S;
     float *gn = j->grad + n * C * S;
-    for (int64_t s = a; s < b; s += LANES) {
-        const int64_t cnt = b - s < LANES ? b - s : LANES;
-        vf x[CMAX], out[CMAX];
-        vi y;
-        load16(xn, lab, S, s, cnt, j->ignore, x, &y, C);
-        grad16(j, k, x, y, out, C);
-        if (cnt == LANES) /* a constant size: one vector store, not a copy loop */
-            for (int c = 0; c < C; c++) memcpy(gn + c * S + s, &out[c], sizeof out[c]);
-        else
-            for (int c = 0; c < C; c++) memcpy(gn + c * S + s, &out[c], (size_t)cnt * sizeof(float));
-    }
-}
-
-/* ---- non-temporal stores of the gradient (x86) ---------------------------- */
-
-#if SL_X86
-#define SL_T_AVX2 __attribute__((target("avx2")))
-#if defined(__clang__)
-#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-#else /* GCC: 512-bit vectors (some tunings prefer 256 bits) */
-#define SL_T_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
-#endif
-
-/* 16 floats from s (any alignment) to d (64-byte aligned), bypassing the caches. */
-static inline void nt16_base(float *d, const float *s)
-{
-    for (int q = 0; q < 16; q += 4) _mm_stream_ps(d + q, _mm_loadu_ps(s + q));
-}
-SL_T_AVX2 static inline void nt16_avx2(float *d, const float *s)
-{
-    _mm256_stream_ps(d, _mm256_loadu_ps(s));
-    _mm256_stream_ps(d + 8, _mm256_loadu_ps(s + 8));
-}
-SL_T_AVX512 static inline void nt16_avx512(float *d, const float *s) { _mm512_stream_ps(d, _mm512_loadu_ps(s)); }
-
-/* Gradients at least this large go to memory with non-temporal stores (they
- * would evict everything else from the caches on their way anyway). */
-#define NT_MIN_BYTES ((int64_t)8 << 20)
-
-/* Voxels [a, b) of sample n with non-temporal stores where the C gradient
- * rows are 64-byte aligned together (S a multiple of 16); plain stores for
- * the unaligned head and the tail. The values are grad16's either way. */
-static SL_INLINE void pass2_nt(const sl_dce_job *j, const coef2 *k, int64_t n, int64_t a, int64_t b, const int C,
-                               const int isa)
-{
-    const int64_t S = j->S;
-    float *gn = j->grad + n * C * S;
-    const int64_t mis = (int64_t)(((uintptr_t)(gn + a) & 63) / sizeof(float));
-    const int64_t head = mis ? LANES - mis : 0;
-    if (((uintptr_t)gn & 3) || S % LANES || head > b - a) { /* rows not aligned alike: plain stores */
-        pass2_span(j, k, n, a, b, C);
-        return;
-    }
-    pass2_span(j, k, n, a, a + head, C);
-    const float *xn = j->x + n * C * S;
-    const int32_t *lab = j->labels + n * S;
-    int64_t s = a + head;
-    for (; s + LANES <= b; s += LANES) {
-        vf x[CMAX], out[CMAX];
-        vi y;
-        load16(xn, lab, S, s, LANES, j->ignore, x, &y, C);
-        grad16(j, k, x, y, out, C);
-        for (int c = 0; c < C; c++) {
-            if (isa == SL_ISA_AVX512) nt16_avx512(gn + c * S + s, (const float *)&out[c]);
-            else if (isa == SL_ISA_AVX2) nt16_avx2(gn + c * S + s, (const float *)&out[c]);
-            else nt16_base(gn + c * S + s, (const float *)&out[c]);
-        }
-    }
-    pass2_span(j, k, n, s, b, C);
-    _mm_sfence(); /* the streamed lines are visible to other threads after the pass's barrier */
-}
-#endif
-
-static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int64_t b, const int C, const int isa)
-{
     coef2 k;
     coef2_load(j, n, &k, C);
-#if SL_X86
-    if (j->N * C * j->S * (int64_t)sizeof(float) >= NT_MIN_BYTES) {
-        pass2_nt(j, &k, n, a, b, C, isa);
-        return;
+    for (int64_t s = a; s < b; s += LANES) {
+        const int64_t cnt = b - s < LANES ? b - s : LANES;
+        vf p[CMAX], out[CMAX];
+        vi y;
+        load16(gn, lab, S, s, cnt, j->ignore, p, &y, C);
+        grad16(j, &k, p, y, out, C);
+        store16(gn, S, s, cnt, out, C);
     }
-#endif
-    pass2_span(j, &k, n, a, b, C);
 }
 
 /* ---- one copy per (instruction set, C) ------------------------------------ */
@@ -323,7 +260,7 @@ static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int6
     }                                                                                                            \
     static void p2_base_##Cn(const sl_dce_job *j, int64_t n, int64_t a, int64_t b)                              \
     {                                                                                                            \
-        pass2_body(j, n, a, b, Cn, SL_ISA_BASE);                                                                 \
+        pass2_body(j, n, a, b, Cn);                                                                              \
     }
 DCE_BASE(2) DCE_BASE(3) DCE_BASE(4) DCE_BASE(5) DCE_BASE(6) DCE_BASE(7) DCE_BASE(8)
 #define DCE_TABLE(pre) {NULL, NULL, pre##_2, pre##_3, pre##_4, pre##_5, pre##_6, pre##_7, pre##_8}
@@ -338,7 +275,7 @@ static const sl_dce_pass2_fn p2_base[CMAX + 1] = DCE_TABLE(p2_base);
     }                                                                                                            \
     ATTR static void p2_##isa##_##Cn(const sl_dce_job *j, int64_t n, int64_t a, int64_t b)                     \
     {                                                                                                            \
-        pass2_body(j, n, a, b, Cn, ISA);                                                                         \
+        pass2_body(j, n, a, b, Cn);                                                                              \
     }
 #define DCE_AVX2(Cn) DCE_ISA(Cn, avx2, SL_T_AVX2, SL_ISA_AVX2)
 #define DCE_AVX512(Cn) DCE_ISA(Cn, avx512, SL_T_AVX512, SL_ISA_AVX512)

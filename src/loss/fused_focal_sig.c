@@ -160,17 +160,12 @@ static double fsig_base(const fsig_job *j, int64_t n, int64_t c, int64_t a, int6
     return fsig_body(j, n, c, a, b, fsum);
 }
 #if SL_X86
-#if defined(__clang__)
-#define FT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-#else
-#define FT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
-#endif
-__attribute__((target("avx2"))) static double fsig_avx2(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b,
+SL_T_AVX2 static double fsig_avx2(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b,
                                                          double *fsum)
 {
     return fsig_body(j, n, c, a, b, fsum);
 }
-FT_AVX512 static double fsig_avx512(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b, double *fsum)
+SL_T_AVX512 static double fsig_avx512(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b, double *fsum)
 {
     return fsig_body(j, n, c, a, b, fsum);
 }

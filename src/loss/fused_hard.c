@@ -219,25 +219,19 @@ static double hp2_base(const hard_job *j, int64_t n, int64_t ch, int64_t a, int6
     return hard_pass2_body(j, n, ch, a, b, p);
 }
 #if SL_X86
-#define HT_AVX2 __attribute__((target("avx2")))
-#if defined(__clang__)
-#define HT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-#else
-#define HT_AVX512 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,prefer-vector-width=512")))
-#endif
-HT_AVX2 static void hp1_avx2(const hard_job *j, int64_t n, int64_t a, int64_t b, int64_t *h, hard_part *o)
+SL_T_AVX2 static void hp1_avx2(const hard_job *j, int64_t n, int64_t a, int64_t b, int64_t *h, hard_part *o)
 {
     hard_pass1_body(j, n, a, b, h, o);
 }
-HT_AVX2 static double hp2_avx2(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b, float *p)
+SL_T_AVX2 static double hp2_avx2(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b, float *p)
 {
     return hard_pass2_body(j, n, ch, a, b, p);
 }
-HT_AVX512 static void hp1_avx512(const hard_job *j, int64_t n, int64_t a, int64_t b, int64_t *h, hard_part *o)
+SL_T_AVX512 static void hp1_avx512(const hard_job *j, int64_t n, int64_t a, int64_t b, int64_t *h, hard_part *o)
 {
     hard_pass1_body(j, n, a, b, h, o);
 }
-HT_AVX512 static double hp2_avx512(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b, float *p)
+SL_T_AVX512 static double hp2_avx512(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b, float *p)
 {
     return hard_pass2_body(j, n, ch, a, b, p);
 }
