@@ -104,17 +104,39 @@ static SL_INLINE void softmax16(const vf *x, vf *p, vf *mx, vf *sum, const int C
     *sum = s;
 }
 
+/* s plus the lanes of v in lane order, in double. Through an array rather
+ * than v[l]: GCC keeps a vector that a loop indexes in memory. */
+static SL_INLINE double lane_sum(double s, vf v)
+{
+    float t[LANES];
+    memcpy(t, &v, sizeof t);
+    for (int l = 0; l < LANES; l++) s += t[l];
+    return s;
+}
+
 /*
  * Pass 1 over one block of at most VB voxels from s0: the region sums per
  * class (tp, sp, sg, sp2), the valid count, the CE's numerator and
  * denominator, in lanes, then added in lane order into acc (fused.c's
- * layout); the probabilities into pn's rows when pn is not NULL. Ignored voxels get the label −1 first, so "y == c" also says
- * "valid".
+ * layout); the probabilities into pn's rows when pn is not NULL.
+ *
+ * Two loops over the block. The first takes the softmax of each group of
+ * 16 voxels and what needs the scores (the CE's terms, the check for
+ * non-finite scores) and leaves the probabilities, the sums of exponentials
+ * and the labels in the block's scratch (L1); the second takes the region
+ * sums and the products below from there, one class at a time. One loop
+ * holding every sum of every class needs more vector registers than there
+ * are (5C sums, the exponential's constants, the scores): it kept half of
+ * them in memory, reloaded and stored again for every 16 voxels.
+ *
+ * Ignored voxels get the label −1 and the probability 0, so "y == c" also
+ * says "valid" and they add nothing to Σp (pass 2 writes 0 for them
+ * whatever it reads).
  *
  * The CE numerator Σ w_y·(log Σexp + mx − x_y) takes its log Σexp part as
- * logs of products: prod[c] multiplies, per lane, the sums of the voxels
+ * logs of products: prod multiplies, per lane, the sums of the voxels
  * labelled c (at most 16 factors in [1, C], so below 8^16 = 2^48), and the
- * part is Σ_c w_c·log prod[c]: C logarithms per block of up to 256 voxels
+ * part is Σ_c w_c·log prod: C logarithms per block of up to 256 voxels
  * instead of one per voxel, and no less accurate (one rounding per factor
  * against one per logarithm).
  *
@@ -126,17 +148,18 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
 {
     const vf zero = {0}, one = zero + 1.0f;
     const vi ig = (vi){0} + j->ignore;
-    vf tp[CMAX], sp[CMAX], sg[CMAX], sp2[CMAX], prod[CMAX], cnt = zero, nu = zero, de = zero, bad = zero;
-    for (int c = 0; c < C; c++) tp[c] = sp[c] = sg[c] = sp2[c] = zero, prod[c] = one;
-    for (int64_t i = 0; i < len; i += LANES) {
+    vf pb[CMAX][VB / LANES], sb[VB / LANES], cnt = zero, nu = zero, de = zero, bad = zero;
+    vi yb[VB / LANES];
+    const int ng = (int)((len + LANES - 1) / LANES);
+    for (int q = 0; q < ng; q++) {
+        const int64_t i = (int64_t)q * LANES, k = len - i < LANES ? len - i : LANES;
         vf x[CMAX], p[CMAX], mx, sum;
         vi y;
-        load16(xn, lab, j->S, s0 + i, len - i < LANES ? len - i : LANES, j->ignore, x, &y, C);
+        load16(xn, lab, j->S, s0 + i, k, j->ignore, x, &y, C);
         vf lo = sl_v16_sel(x[0] < x[1], x[0], x[1]);
 #pragma GCC unroll 8
         for (int c = 2; c < C; c++) lo = sl_v16_sel(x[c] < lo, x[c], lo);
         softmax16(x, p, &mx, &sum, C);
-        if (pn) store16(pn, j->S, s0 + i, len - i < LANES ? len - i : LANES, p, C);
         /* sum NaN or +Inf, or a score −Inf: then sum − sum or lo − lo is NaN
          * (0 otherwise), and the NaN stays in the lane. Arithmetic, not
          * compares: GCC turned the vector compares here into one scalar
@@ -148,34 +171,39 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             const vi hit = y == c;
-            const vf pv = keep(valid, p[c]);
-            tp[c] += keep(hit, pv);
-            sp[c] += pv;
-            sg[c] += keep(hit, one);
-            sp2[c] += pv * pv;
-            prod[c] *= sl_v16_sel(hit, sum, one);
+            p[c] = keep(valid, p[c]);
+            pb[c][q] = p[c];
             xy = sl_v16_sel(hit, x[c], xy); /* one class matches: exact */
             wy = sl_v16_sel(hit, zero + wc[c], wy);
         }
+        if (pn) store16(pn, j->S, s0 + i, k, p, C);
+        sb[q] = sum;
+        yb[q] = y;
         cnt += keep(valid, one);
         nu += wy * (mx - xy); /* wy = 0 for an ignored voxel */
         de += wy;
     }
-    double cn = 0, num = 0, den = 0;
-    int nbad = 0;
-    for (int l = 0; l < LANES; l++) cn += cnt[l], num += nu[l], den += de[l], nbad |= bad[l] != bad[l];
+    const double cn = lane_sum(0, cnt), den = lane_sum(0, de);
+    double num = lane_sum(0, nu);
+    const int nbad = lane_sum(0, bad) != lane_sum(0, bad);
     for (int c = 0; c < C; c++) {
-        const vf lg = sl_log_pos_v16(prod[c]);
-        double *o = acc + 6 * c, g = 0, lsum = 0;
-        for (int l = 0; l < LANES; l++) {
-            o[0] += tp[c][l], o[1] += sp[c][l], o[3] += sp2[c][l];
-            g += sg[c][l];
-            lsum += lg[l];
+        vf tp = zero, sp = zero, sg = zero, sp2 = zero, prod = one;
+        for (int q = 0; q < ng; q++) {
+            const vi hit = yb[q] == c;
+            const vf pv = pb[c][q];
+            tp += keep(hit, pv);
+            sp += pv;
+            sg += keep(hit, one);
+            sp2 += pv * pv;
+            prod *= sl_v16_sel(hit, sb[q], one);
         }
+        double *o = acc + 6 * c;
+        const double g = lane_sum(0, sg);
+        o[0] = lane_sum(o[0], tp), o[1] = lane_sum(o[1], sp), o[3] = lane_sum(o[3], sp2);
         o[2] += g;
         o[4] += g; /* Σ(g·v)² = Σ g·v for 0/1 values */
         o[5] += cn;
-        num += (double)wc[c] * lsum;
+        num += (double)wc[c] * lane_sum(0, sl_log_pos_v16(prod));
     }
     if (j->nce) acc[6 * C] += num, acc[6 * C + 1] += den;
     acc[6 * C + 2 * j->nce] += nbad != 0;
