@@ -128,14 +128,15 @@ SL_V16_INLINE sl_v16f sl_v16_sel(sl_v16i m, sl_v16f a, sl_v16f b)
     return (sl_v16f)((m & (sl_v16i)a) | (~m & (sl_v16i)b));
 }
 
-SL_V16_INLINE sl_v16f sl_exp_nonpos_v16(sl_v16f x)
+/* exp(x) for x <= 0 or NaN (no clamp at 0): sl_exp_nonpos_v16's bits for
+ * those, two operations fewer (the softmax's x − max is such an x). */
+SL_V16_INLINE sl_v16f sl_exp_nonpos_v16_unclamped(sl_v16f x)
 {
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
     const float round_magic = 12582912.0f;
     const sl_v16f zero = {0};
     x = sl_v16_sel(x < zero - 87.0f, zero - 87.0f, x);
-    x = sl_v16_sel(x > zero, zero, x);
     const sl_v16f t = x * log2e + round_magic;
     sl_v16f n = t - round_magic;
     sl_v16f r = x - n * ln2_hi;
@@ -150,6 +151,11 @@ SL_V16_INLINE sl_v16f sl_exp_nonpos_v16(sl_v16f x)
     return p * (sl_v16f)(((sl_v16u)t << 23) + 0x3f800000u);
 }
 
+SL_V16_INLINE sl_v16f sl_exp_nonpos_v16(sl_v16f x)
+{
+    const sl_v16f zero = {0};
+    return sl_exp_nonpos_v16_unclamped(sl_v16_sel(x > zero, zero, x));
+}
 SL_V16_INLINE sl_v16f sl_log_pos_v16(sl_v16f x)
 {
     const float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;

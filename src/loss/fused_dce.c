@@ -94,7 +94,7 @@ static SL_INLINE void softmax16(const vf *x, vf *p, vf *mx, vf *sum, const int C
     for (int c = 2; c < C; c++) m = sl_v16_sel(x[c] > m, x[c], m);
 #pragma GCC unroll 8
     for (int c = 0; c < C; c++) {
-        p[c] = sl_exp_nonpos_v16(x[c] - m);
+        p[c] = sl_exp_nonpos_v16_unclamped(x[c] - m); /* x[c] - m <= 0 or NaN */
         s += p[c];
     }
     const vf one = s * 0.0f + 1.0f, inv = one / s;
