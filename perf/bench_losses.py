@@ -7,10 +7,12 @@ through ctypes on the same numpy buffers with a preallocated gradient. Times are
 the minimum of BENCH_REPS rounds (default 5) after a warm-up, segloss and PyTorch
 called in turn in each round; the printed figure is the ratio torch/segloss, also as
 one "RATIO name: ..." line per loss. For each streaming kernel the machine's bound is
-printed too (KERNEL_WORK below says what each must do at the least), the larger of
-  - memory: its reads of the logits and labels, the float per voxel topk/ohem keep
-    between passes, and one write of the gradient, at the triad bandwidth that
-    perf/stream measures in the same run with the same thread count;
+printed too (KERNEL_WORK below lists the ways each can be computed; the bound is
+that of the cheapest), the larger of
+  - memory: its reads of the logits and labels, what it keeps between passes (the
+    probabilities, or a float per voxel for topk/ohem), and one write of the
+    gradient, at the triad bandwidth that perf/stream measures in the same run with
+    the same thread count;
   - compute: its exponentials and logarithms at the exp/log throughput perf/explog
     measures for the library's own primitives on a cache-resident buffer, divided by
     the thread count: what the arithmetic costs with no memory traffic and nothing else,
@@ -193,45 +195,71 @@ def explog_ns():
     return float(out[0]), float(out[1]), out[2]
 
 
-# What each kernel must do at the least, per spec: (reads of the logits, reads of the target, 4-byte
-# values per voxel written and read back between passes, exp per logit, log per voxel, log per logit).
-# The gradient is written once by all. Two-pass fused kernels (fused.c, fused_dce.c) read the logits and
-# labels twice; the one-pass ones (focal and ce/wce on the softmax focal kernel, bce and sigmoid focal on
-# the sigmoid one) once; topk/ohem keep one float per voxel between their passes. Lovász sorts: no
-# streaming bound.
-TWO_PASS_CE, TWO_PASS_REGION, ONE_PASS_CE = (2, 2, 0, 2, 1, 0), (2, 2, 0, 2, 0, 0), (1, 1, 0, 1, 1, 0)
-KERNEL_WORK = {"dice+ce": TWO_PASS_CE, "ce": ONE_PASS_CE, "wce": ONE_PASS_CE,
+class Work:
+    """What one way of computing a loss's value and gradient costs: reads of the logits and of the target,
+    4-byte values per voxel and per logit written and read back between passes, exponentials per logit,
+    logarithms per voxel and per logit. The gradient is written once by every way."""
+
+    def __init__(self, how, logit_reads, target_reads, kept_voxel, kept_logit, exp_logit, log_voxel, log_logit):
+        self.how, self.xr, self.tr, self.kv, self.kl = how, logit_reads, target_reads, kept_voxel, kept_logit
+        self.exps, self.logs_v, self.logs_l = exp_logit, log_voxel, log_logit
+
+    def seconds(self, shape, soft, bw, explog):
+        """(memory, compute) seconds on THREADS cores at bandwidth bw and perf/explog's (ns per exp, per log)."""
+        logits = float(np.prod(shape))
+        voxels = logits / shape[1]
+        target = logits * 4 if soft else voxels * 4  # soft: C floats a voxel; labels: one int32
+        mem = ((self.xr + 1) * logits * 4 + self.tr * target + 2 * (self.kv * voxels + self.kl * logits) * 4) / bw
+        comp = (self.exps * logits * explog[0] + (self.logs_v * voxels + self.logs_l * logits) * explog[1]) * 1e-9
+        return mem, comp / THREADS
+
+    def describe(self):
+        kept = (", one float per voxel written and read back" if self.kv else
+                ", one float per logit written and read back" if self.kl else "")
+        return ("%s: %d read%s of the logits and %d of the target%s + 1 write of the gradient; %d exp per logit%s%s"
+                % (self.how, self.xr, "s" if self.xr > 1 else "", self.tr, kept, self.exps,
+                   ", 1 log per voxel" if self.logs_v else "",
+                   ", %d log per logit" % self.logs_l if self.logs_l else ""))
+
+
+# The ways each streaming kernel's loss can be computed (the least of them is the machine's bound). A region
+# loss (+ a CE) needs its sums before any gradient: either two passes that compute the softmax twice, or a
+# first pass that keeps the probabilities for the second (fused_dce.c does that). A sum of log-sum-exps (the
+# CE's value) needs no logarithm per voxel: fused_dce.c takes it as logs of products of the sums, a few per
+# block; the focal losses' (1 - p)^gamma log p does. One-pass kernels: focal and ce/wce on the softmax focal
+# kernel, bce and sigmoid focal on the sigmoid one; topk/ohem keep one float per voxel between their two
+# passes. Lovász sorts: no streaming bound.
+TWO_PASS_REGION = (Work("recompute the softmax", 2, 2, 0, 0, 2, 0, 0),
+                   Work("keep the probabilities", 1, 2, 0, 1, 1, 0, 0))
+ONE_PASS_CE = (Work("one pass", 1, 1, 0, 0, 1, 0, 0),)
+ONE_PASS_FOCAL = (Work("one pass", 1, 1, 0, 0, 1, 1, 0),)
+SELECT = (Work("two passes", 2, 2, 1, 0, 2, 1, 0),)
+KERNEL_WORK = {"dice+ce": TWO_PASS_REGION, "ce": ONE_PASS_CE, "wce": ONE_PASS_CE,
                "dice": TWO_PASS_REGION, "iou": TWO_PASS_REGION, "gdice": TWO_PASS_REGION,
                "tversky": TWO_PASS_REGION, "focal_tversky": TWO_PASS_REGION,
-               "focal": ONE_PASS_CE, "bce": (1, 1, 0, 1, 0, 1), "ce(label_smoothing=0.1)": ONE_PASS_CE,
-               "focal [soft target]": ONE_PASS_CE,
-               "topk": (2, 2, 1, 2, 1, 0), "ohem": (2, 2, 1, 2, 1, 0), "ohem(thresh=0.05)": (2, 2, 1, 2, 1, 0),
-               "focal(activation=sigmoid,normalized=true)": (2, 2, 0, 2, 0, 2),
-               "focal(activation=sigmoid,reduced_threshold=0.5)": (1, 1, 0, 1, 0, 1)}
+               "focal": ONE_PASS_FOCAL, "bce": (Work("one pass", 1, 1, 0, 0, 1, 0, 1),),
+               "ce(label_smoothing=0.1)": ONE_PASS_CE, "focal [soft target]": ONE_PASS_FOCAL,
+               "topk": SELECT, "ohem": SELECT, "ohem(thresh=0.05)": SELECT,
+               "focal(activation=sigmoid,normalized=true)": (Work("two passes", 2, 2, 0, 0, 2, 0, 2),),
+               "focal(activation=sigmoid,reduced_threshold=0.5)": (Work("one pass", 1, 1, 0, 0, 1, 0, 1),)}
 
 
 def kernel_bound(spec, shape, bw, explog):
-    """(memory seconds, compute seconds, what they count) of a spec's kernel on THREADS cores: its least
-    memory traffic at the triad bandwidth measured in this run, and its exponentials and logarithms at the
-    exp/log throughput perf/explog measures for the library's own primitives on a cache-resident buffer,
-    divided by the thread count (no memory traffic, nothing else computed): the machine's capability for
-    the kernel's work, measured with micro-benchmarks, not with the kernel. None where no streaming bound
-    applies."""
+    """(memory seconds, compute seconds, what they count) of the cheapest way to compute a spec on THREADS
+    cores: its memory traffic at the triad bandwidth measured in this run, and its exponentials and
+    logarithms at the exp/log throughput perf/explog measures for the library's own primitives on a
+    cache-resident buffer, divided by the thread count (no memory traffic, nothing else computed): the
+    machine's capability for the loss's work, measured with micro-benchmarks, not with the kernel. None where
+    no streaming bound applies."""
     if spec not in KERNEL_WORK:
         return None
-    xr, lr, kept, exps, logs_v, logs_l = KERNEL_WORK[spec]
-    e_ns, l_ns, isa = explog
-    logits = float(np.prod(shape))
-    voxels = logits / shape[1]
-    target = logits * 4 if spec.endswith(" [soft target]") else voxels * 4  # soft: C floats a voxel; labels: one int32
-    mem = ((xr + 1) * logits * 4 + lr * target + 2 * kept * voxels * 4) / bw
-    comp = (exps * logits * e_ns + (logs_v * voxels + logs_l * logits) * l_ns) * 1e-9 / THREADS
-    what = ("%d read%s of the logits and %d of the target%s + 1 write of the gradient; %d exp per logit%s%s "
-            "at %.3f / %.3f ns per exp / log per thread (%s, perf/explog)"
-            % (xr, "s" if xr > 1 else "", lr, ", one float per voxel written and read back" if kept else "",
-               exps, ", 1 log per voxel" if logs_v else "", ", %d log per logit" % logs_l if logs_l else "",
-               e_ns, l_ns, isa))
-    return mem, comp, what
+    soft = spec.endswith(" [soft target]")
+    ways = [(max(w.seconds(shape, soft, bw, explog)), w) for w in KERNEL_WORK[spec]]
+    best = min(ways, key=lambda t: t[0])[1]
+    mem, comp = best.seconds(shape, soft, bw, explog)
+    what = "; ".join("%s%s" % ("" if w is best else "not the least: ", w.describe()) for _, w in ways)
+    return mem, comp, "%s; at %.3f / %.3f ns per exp / log per thread (%s, perf/explog)" % (
+        what, explog[0], explog[1], explog[2])
 
 
 def main():

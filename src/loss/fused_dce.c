@@ -104,21 +104,42 @@ static SL_INLINE void softmax16(const vf *x, vf *p, vf *mx, vf *sum, const int C
     *sum = s;
 }
 
-/* s plus the lanes of v in lane order, in double. Through an array rather
- * than v[l]: GCC keeps a vector that a loop indexes in memory. */
-static SL_INLINE double lane_sum(double s, vf v)
+/* Pass 1's sums over one (sample, chunk) in double lanes: each block's
+ * float lanes (at most 16 terms each) are converted and added here, eight
+ * lanes at a time, and the eight lanes are added in order at the chunk's
+ * end. Converting and adding the sixteen lanes one by one at every block's
+ * end took a sixth of pass 1. */
+typedef double vd __attribute__((vector_size(64)));
+typedef float vh __attribute__((vector_size(32)));
+typedef struct {
+    vd tp[CMAX], sp[CMAX], sg[CMAX], sp2[CMAX], lg[CMAX], cnt, nu, de;
+    vf bad; /* 0, or NaN in a lane that saw a non-finite score */
+} dsums;
+
+/* *d += the 16 lanes of v: lanes 0-7, then 8-15. */
+static SL_INLINE void add_lanes(vd *d, vf v)
 {
-    float t[LANES];
+    vh lo, hi;
+    memcpy(&lo, &v, sizeof lo);
+    memcpy(&hi, (const char *)&v + sizeof lo, sizeof hi);
+    *d += __builtin_convertvector(lo, vd);
+    *d += __builtin_convertvector(hi, vd);
+}
+
+/* The lanes of v added in lane order. */
+static SL_INLINE double lane_sum(vd v)
+{
+    double t[8], s = 0;
     memcpy(t, &v, sizeof t);
-    for (int l = 0; l < LANES; l++) s += t[l];
+    for (int l = 0; l < 8; l++) s += t[l];
     return s;
 }
 
 /*
  * Pass 1 over one block of at most VB voxels from s0: the region sums per
  * class (tp, sp, sg, sp2), the valid count, the CE's numerator and
- * denominator, in lanes, then added in lane order into acc (fused.c's
- * layout); the probabilities into pn's rows when pn is not NULL.
+ * denominator, in float lanes, then into ds; the probabilities into pn's
+ * rows when pn is not NULL.
  *
  * Two loops over the block. The first takes the softmax of each group of
  * 16 voxels and what needs the scores (the CE's terms, the check for
@@ -144,7 +165,7 @@ static SL_INLINE double lane_sum(double s, vf v)
  * some x − mx NaN and so the sum NaN; −Inf is the smallest score.
  */
 static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const int32_t *lab, int64_t s0, int64_t len,
-                                  const float *wc, double *acc, float *pn, const int C)
+                                  const float *wc, dsums *ds, float *pn, const int C)
 {
     const vf zero = {0}, one = zero + 1.0f;
     const vi ig = (vi){0} + j->ignore;
@@ -183,9 +204,8 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
         nu += wy * (mx - xy); /* wy = 0 for an ignored voxel */
         de += wy;
     }
-    const double cn = lane_sum(0, cnt), den = lane_sum(0, de);
-    double num = lane_sum(0, nu);
-    const int nbad = lane_sum(0, bad) != lane_sum(0, bad);
+    add_lanes(&ds->cnt, cnt), add_lanes(&ds->nu, nu), add_lanes(&ds->de, de);
+    ds->bad += bad;
     for (int c = 0; c < C; c++) {
         vf tp = zero, sp = zero, sg = zero, sp2 = zero, prod = one;
         for (int q = 0; q < ng; q++) {
@@ -197,26 +217,35 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
             sp2 += pv * pv;
             prod *= sl_v16_sel(hit, sb[q], one);
         }
-        double *o = acc + 6 * c;
-        const double g = lane_sum(0, sg);
-        o[0] = lane_sum(o[0], tp), o[1] = lane_sum(o[1], sp), o[3] = lane_sum(o[3], sp2);
-        o[2] += g;
-        o[4] += g; /* Σ(g·v)² = Σ g·v for 0/1 values */
-        o[5] += cn;
-        num += (double)wc[c] * lane_sum(0, sl_log_pos_v16(prod));
+        add_lanes(&ds->tp[c], tp), add_lanes(&ds->sp[c], sp), add_lanes(&ds->sg[c], sg);
+        add_lanes(&ds->sp2[c], sp2), add_lanes(&ds->lg[c], sl_log_pos_v16(prod));
     }
-    if (j->nce) acc[6 * C] += num, acc[6 * C + 1] += den;
-    acc[6 * C + 2 * j->nce] += nbad != 0;
 }
 
+/* Pass 1 over voxels [a, b) of sample n: adds fused.c's sums to acc. */
 static SL_INLINE void pass1_body(const sl_dce_job *j, int64_t n, int64_t a, int64_t b, double *acc, const int C)
 {
     const int64_t S = j->S;
     float wc[CMAX] = {0};
     for (int c = 0; c < C; c++) wc[c] = j->nce ? j->wc[c] : 0.0f;
+    dsums ds;
+    memset(&ds, 0, sizeof ds);
     for (int64_t s0 = a; s0 < b; s0 += VB)
-        pass1_block(j, j->x + n * C * S, j->labels + n * S, s0, b - s0 < VB ? b - s0 : VB, wc, acc,
+        pass1_block(j, j->x + n * C * S, j->labels + n * S, s0, b - s0 < VB ? b - s0 : VB, wc, &ds,
                     j->grad ? j->grad + n * C * S : NULL, C);
+    const double cn = lane_sum(ds.cnt);
+    double num = lane_sum(ds.nu), nbad = 0;
+    for (int l = 0; l < LANES; l++) nbad += ds.bad[l] != ds.bad[l];
+    for (int c = 0; c < C; c++) {
+        double *o = acc + 6 * c;
+        const double g = lane_sum(ds.sg[c]);
+        o[0] += lane_sum(ds.tp[c]), o[1] += lane_sum(ds.sp[c]), o[2] += g, o[3] += lane_sum(ds.sp2[c]);
+        o[4] += g; /* Σ(g·v)² = Σ g·v for 0/1 values */
+        o[5] += cn;
+        num += (double)wc[c] * lane_sum(ds.lg[c]);
+    }
+    if (j->nce) acc[6 * C] += num, acc[6 * C + 1] += lane_sum(ds.de);
+    acc[6 * C + 2 * j->nce] += nbad != 0;
 }
 
 /* The per-(n, c) coefficients of pass 2 as floats. */
