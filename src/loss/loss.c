@@ -287,22 +287,26 @@ static sl_status check_target(const sl_loss *L, const sl_target *tg, int64_t N, 
         if (!tg->labels) return sl_errf(msg, msglen, SL_EINVAL, "loss: target labels are NULL");
         /* Sigmoid on one channel is binary: labels 0 and 1. */
         int32_t hi = C == 1 ? 2 : (int32_t)C;
-        int64_t total = N * S, bad_at = -1;
-        /* Blocks of 256 labels tested branch-free (vectorises); only a block holding a
-         * label outside [0, hi) is scanned again for one that no term ignores. */
-        for (int64_t i0 = 0; i0 < total && bad_at < 0; i0 += 256) {
-            const int64_t i1 = i0 + 256 < total ? i0 + 256 : total;
+        const int64_t total = N * S, nblk = (total + 255) / 256;
+        int64_t bad_at = INT64_MAX;
+        /* Blocks of 256 labels tested branch-free (vectorises), in parallel; only a
+         * block holding a label outside [0, hi) is scanned again for one that no term
+         * ignores. The first such label over all blocks is the one reported. */
+#pragma omp parallel for num_threads(threads > 0 ? threads : 1) schedule(static) reduction(min : bad_at) \
+    if (total >= (1 << 16))
+        for (int64_t b = 0; b < nblk; b++) {
+            const int64_t i0 = b * 256, i1 = i0 + 256 < total ? i0 + 256 : total;
             int out = 0;
             for (int64_t i = i0; i < i1; i++) out |= (uint32_t)tg->labels[i] >= (uint32_t)hi;
             for (int64_t i = i0; i < i1 && out; i++) {
                 int32_t v = tg->labels[i];
                 if ((v < 0 || v >= hi) && !ignored_by_some_term(L, v)) {
-                    bad_at = i;
+                    bad_at = i < bad_at ? i : bad_at;
                     break;
                 }
             }
         }
-        if (bad_at >= 0)
+        if (bad_at != INT64_MAX)
             return sl_errf(msg, msglen, SL_ERANGE, "loss: label %d at index %lld is outside [0, %d)%s",
                            (int)tg->labels[bad_at], (long long)bad_at, (int)hi,
                            C == 1 ? " (a single sigmoid channel takes labels 0 and 1)" : "");

@@ -211,6 +211,29 @@ static void test_determinism(void)
         CHECK(memcmp(g1, g2, sizeof(float) * N * C * S) == 0, "%s: gradients differ across thread counts", specs[k]);
         sl_loss_free(L);
     }
+    /* The label check runs in parallel on an input this large: with labels outside
+     * [0, C) in both threads' halves, some ignored by a term, the message names the
+     * first one no term ignores, whatever the thread count. */
+    {
+        sl_loss *L;
+        char msg[256];
+        CHECK(sl_loss_create("dice(ignore_index=255)+ce(ignore_index=255)", &L, msg, sizeof msg) == SL_OK, "%s", msg);
+        const int64_t bad[] = {N * S - 3, 70000, N * S / 2 + 11}; /* each before the last */
+        for (int64_t i = 0; i < 800; i++) y[i * 97] = 255;
+        for (int k = 0; k < 3; k++) {
+            y[bad[k]] = 4 + k;
+            for (int th = 1; th <= 2; th++) {
+                sl_forward_opts o = SL_FORWARD_OPTS_DEFAULT;
+                o.threads = th;
+                double v;
+                char want[64];
+                snprintf(want, sizeof want, "label %d at index %lld ", 4 + k, (long long)bad[k]);
+                CHECK(sl_loss_forward(L, x, &d, &t, &o, &v, g1, msg, sizeof msg) == SL_ERANGE && strstr(msg, want),
+                      "%d threads: '%s', not '%s...'", th, msg, want);
+            }
+        }
+        sl_loss_free(L);
+    }
     free(x), free(g1), free(g2), free(y);
 }
 
