@@ -42,6 +42,7 @@
 #define VB 256   /* voxels per block: at most 16 terms per lane before the lanes go into doubles */
 #define LANES 16 /* voxels carried at once: one sl_v16f */
 #define CMAX 8
+#define PD (4 * VB) /* pass 1 prefetches its scores and labels this many voxels ahead */
 #if defined(__GNUC__)
 #define SL_INLINE __attribute__((always_inline)) inline
 #else
@@ -172,6 +173,13 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
     vf pb[CMAX][VB / LANES], sb[VB / LANES], cnt = zero, nu = zero, de = zero, bad = zero;
     vi yb[VB / LANES];
     const int ng = (int)((len + LANES - 1) / LANES);
+    /* C + 1 streams read (and C written) per thread are more than the hardware
+     * prefetchers keep ahead of: one line of each, four blocks ahead (5-9 % of
+     * dice+ce's time in an A/B; a prefetch past the end of a buffer is harmless). */
+    for (int64_t o = 0; o < VB; o += 16) {
+        for (int c = 0; c < C; c++) __builtin_prefetch(xn + c * j->S + s0 + PD + o);
+        if (!(o & 16)) __builtin_prefetch(lab + s0 + PD + o);
+    }
     for (int q = 0; q < ng; q++) {
         const int64_t i = (int64_t)q * LANES, k = len - i < LANES ? len - i : LANES;
         vf x[CMAX], p[CMAX], mx, sum;
