@@ -528,6 +528,7 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
     sl_dce_job dj = {.x = cx->x, .labels = cx->target->labels, .N = N, .C = C, .S = S, .nce = nce, .wc = dce_w,
                      .ignore = isnan(pr0->ignore_index) ? -1 : (int32_t)pr0->ignore_index, .K = K, .kc = kc,
                      .grad = grad};
+    for (int i = 0; i < nterms; i++) dj.sp2 |= terms[i].prm.squared;
     if (act == SL_ACT_SOFTMAX && !soft && nce <= 1 && (nce == 0 || ce_common(&ce[0], soft)) &&
         sl_dce_kernels(C, sl_isa(), &dce1, &dce2))
         for (int64_t c = 0; c < C; c++) dce_w[c] = nce ? (float)ce[0].w[c] : 0.0f;

@@ -136,6 +136,29 @@ static SL_INLINE double lane_sum(vd v)
     return s;
 }
 
+/* Class c's sums over the ng groups of a block from the scratch of
+ * pass1_block: tp, sp, sg, and Σp² (when a term is squared) and the
+ * product of the sums of exponentials (when there is a CE) only when asked:
+ * the loop takes a fifth of pass 1. */
+static SL_INLINE void class_sums(const vf *pb, const vi *yb, const vf *sb, int ng, int c, dsums *ds, const int want_sp2,
+                                 const int want_prod)
+{
+    const vf zero = {0}, one = zero + 1.0f;
+    vf tp = zero, sp = zero, sg = zero, sp2 = zero, prod = one;
+    for (int q = 0; q < ng; q++) {
+        const vi hit = yb[q] == c;
+        const vf pv = pb[q];
+        tp += keep(hit, pv);
+        sp += pv;
+        sg += keep(hit, one);
+        if (want_sp2) sp2 += pv * pv;
+        if (want_prod) prod *= sl_v16_sel(hit, sb[q], one);
+    }
+    add_lanes(&ds->tp[c], tp), add_lanes(&ds->sp[c], sp), add_lanes(&ds->sg[c], sg);
+    if (want_sp2) add_lanes(&ds->sp2[c], sp2);
+    if (want_prod) add_lanes(&ds->lg[c], sl_log_pos_v16(prod));
+}
+
 /*
  * Pass 1 over one block of at most VB voxels from s0: the region sums per
  * class (tp, sp, sg, sp2), the valid count, the CE's numerator and
@@ -215,18 +238,10 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
     add_lanes(&ds->cnt, cnt), add_lanes(&ds->nu, nu), add_lanes(&ds->de, de);
     ds->bad += bad;
     for (int c = 0; c < C; c++) {
-        vf tp = zero, sp = zero, sg = zero, sp2 = zero, prod = one;
-        for (int q = 0; q < ng; q++) {
-            const vi hit = yb[q] == c;
-            const vf pv = pb[c][q];
-            tp += keep(hit, pv);
-            sp += pv;
-            sg += keep(hit, one);
-            sp2 += pv * pv;
-            prod *= sl_v16_sel(hit, sb[q], one);
-        }
-        add_lanes(&ds->tp[c], tp), add_lanes(&ds->sp[c], sp), add_lanes(&ds->sg[c], sg);
-        add_lanes(&ds->sp2[c], sp2), add_lanes(&ds->lg[c], sl_log_pos_v16(prod));
+        if (j->sp2 && j->nce) class_sums(pb[c], yb, sb, ng, c, ds, 1, 1);
+        else if (j->sp2) class_sums(pb[c], yb, sb, ng, c, ds, 1, 0);
+        else if (j->nce) class_sums(pb[c], yb, sb, ng, c, ds, 0, 1);
+        else class_sums(pb[c], yb, sb, ng, c, ds, 0, 0);
     }
 }
 

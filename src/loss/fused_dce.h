@@ -10,6 +10,7 @@ typedef struct {
     int64_t N, C, S;
     int32_t ignore;         /* the common ignore_index, or −1 (no label has it) */
     int nce;                /* 0 or 1 common cross-entropy term */
+    int sp2;                /* 1: some term reads Σp² (squared); 0 leaves it 0 */
     const float *wc;        /* its class weights [C] (nce = 1) */
     const double *K;        /* pass 2: weighted d_tp, d_sp, d_sp2 per (n, c), as fused.c's */
     const float *kc;        /* pass 2: k·w_c of the CE term per class */
