@@ -2,7 +2,7 @@
  * The fused path's two passes (fused.c) for its most common case: softmax
  * over C = 2..8 channels, int32 labels, region terms and at most one
  * cross-entropy of the common form (hard labels, no smoothing) — dice+ce,
- * and dice, tversky, gdice, ... with or without ce.
+ * and dice, tversky, gdice, ... with or without ce, and ce or wce alone.
  *
  * Why a kernel of its own: the generic passes stage every quantity (p, g,
  * the valid mask, w_y, ...) in VB-voxel scratch rows, one loop per class and
@@ -368,6 +368,13 @@ static const sl_dce_pass2_fn p2_avx512[CMAX + 1] = DCE_TABLE(p2_avx512);
 #endif
 
 #endif /* SL_HAVE_V16 */
+
+int sl_dce_serves(int64_t C)
+{
+    sl_dce_pass1_fn p1;
+    sl_dce_pass2_fn p2;
+    return sl_dce_kernels(C, SL_ISA_BASE, &p1, &p2);
+}
 
 int sl_dce_kernels(int64_t C, int isa, sl_dce_pass1_fn *p1, sl_dce_pass2_fn *p2)
 {

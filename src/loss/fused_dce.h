@@ -25,4 +25,7 @@ typedef void (*sl_dce_pass2_fn)(const sl_dce_job *j, int64_t n, int64_t a, int64
 
 /* The kernels for C on instruction set isa (SL_ISA_*); 0 when C is not 2..8. */
 int sl_dce_kernels(int64_t C, int isa, sl_dce_pass1_fn *p1, sl_dce_pass2_fn *p2);
+
+/* 1 when sl_dce_kernels has kernels for C. */
+int sl_dce_serves(int64_t C);
 #endif

@@ -428,7 +428,7 @@ static sl_status forward_hooked(sl_loss *L, const float *x, const sl_dims *dims,
     /* A mask takes the plain path: the fused kernels do not read it. */
     if (L->fused && nused == 1 && (!has_state || L->red.fn) && !tg->mask && !hooks) {
         int act = used[0] ? SL_ACT_SOFTMAX : used[1] ? SL_ACT_SIGMOID : SL_ACT_NONE;
-        if (!L->red.fn && sl_fused_focal_eligible(L->terms, L->nterms, tg, act)) {
+        if (!L->red.fn && sl_fused_focal_eligible(L->terms, L->nterms, tg, act, C)) {
             sl_ctx cx = {.N = N, .C = C, .S = S, .dims = *dims, .act = act, .x = x, .target = tg, .opts = opts,
                          .threads = threads, .scale = 1.0};
             return sl_fused_focal(&L->terms[0], &cx, value, grad, msg, msglen);

@@ -1,6 +1,6 @@
 /*
  * The one-pass focal kernel (fused.c, softmax with hard labels; ce and wce
- * as γ = 0, and with label smoothing in a body of their own) against the plain path (focal.c and ce.c on materialised p and
+ * as γ = 0 beyond 8 classes, and with label smoothing in a body of their own) against the plain path (focal.c and ce.c on materialised p and
  * log p): γ integer and not, α scalar and per class, class weights, ignore_index, a term weight, 2-D and 3-D, confident
  * scores (p_y → 1, where q = 1 − p_y must not cancel), every instruction set
  * (the same bits), the gradient alone and the value alone, and NaN or
@@ -101,6 +101,22 @@ int main(void)
     compare("wce(ignore_index=255)", &d3, x, &ti);
     compare("ce(ignore_index=255,label_smoothing=0.1,weight=[1,2,3,4])", &d3, x, &ti);
     compare("ce(ignore_index=2,weight=[1,2,3,4])", &d3, x, &tl); /* an ignored label that is a class */
+    /* Without smoothing, ce and wce on 2..8 classes take fused_dce.c's passes (so do the
+     * specs above; the comparison with the plain path holds whichever kernel runs);
+     * with more classes they stay on this kernel as γ = 0. */
+    {
+        enum { C10 = 10 };
+        float *x10 = malloc(sizeof(float) * N * C10 * S3);
+        int32_t *y10 = malloc(sizeof(int32_t) * N * S3);
+        for (int64_t i = 0; i < N * C10 * S3; i++) x10[i] = (float)(rand() / (double)RAND_MAX * 10 - 5);
+        for (int64_t i = 0; i < N * S3; i++) y10[i] = rand() % 10 == 0 ? 255 : rand() % C10;
+        sl_dims d10 = {.n = N, .c = C10, .spatial_ndim = 3, .spatial = {D, H, W}};
+        sl_target t10 = {.kind = SL_TARGET_LABELS, .labels = y10};
+        compare("ce(ignore_index=255)", &d10, x10, &t10);
+        compare("wce(ignore_index=255)", &d10, x10, &t10);
+        compare("0.5*ce(ignore_index=255,weight=[1,2,3,4,5,6,7,8,9,10])", &d10, x10, &t10);
+        free(x10), free(y10);
+    }
     /* the sigmoid form (fused_focal_sig.c): C channels, one channel, soft targets */
     {
         sl_dims d1 = {.n = N, .c = 1, .spatial_ndim = 3, .spatial = {D, H, W}};
