@@ -331,6 +331,74 @@ static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int6
     }
 }
 
+/* ---- one pass: the focal loss and the cross-entropy ------------------------ */
+
+/*
+ * The focal loss on labels (fused.c's focal kernel has the formulas; the
+ * cross-entropy is γ = 0 with α the class weights) over voxels [a, b) of
+ * sample n, 16 voxels at a time in registers as pass 1 above: the sum of
+ * the voxel terms −α_y q^γ log p_y (q = Σ_{c≠y} p_c), and the gradient
+ * k·u·([c = y] − p_c) with u = −α_y (q^γ − γ q^(γ−1) p_y log p_y) when grad
+ * is not NULL. One logarithm per voxel (log p_y = x_y − max − log Σexp);
+ * integer γ in 0..8 by multiplication. A NaN or infinite score makes the
+ * sum NaN (sum − sum, lo − lo as in pass 1); the caller tells it from an
+ * overflow by a scan.
+ */
+static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b, const int C)
+{
+    const int64_t S = j->S;
+    const float *xn = j->x + n * C * S;
+    const int32_t *lab = j->labels + n * S;
+    float *gn = j->grad ? j->grad + n * C * S : NULL;
+    const vf zero = {0}, one = zero + 1.0f;
+    const vi ig = (vi){0} + j->ignore;
+    const int gi = j->igamma;
+    float al[CMAX] = {0};
+    for (int c = 0; c < C; c++) al[c] = j->alpha[c];
+    vd total = {0};
+    for (int64_t s0 = a; s0 < b; s0 += VB) {
+        const int64_t e = b - s0 < VB ? b - s0 : VB;
+        for (int64_t o = 0; o < VB; o += 16) {
+            for (int c = 0; c < C; c++) __builtin_prefetch(xn + c * S + s0 + PD + o);
+            if (!(o & 16)) __builtin_prefetch(lab + s0 + PD + o);
+        }
+        vf lanes = zero;
+        for (int64_t i = s0; i < s0 + e; i += LANES) {
+            const int64_t k = s0 + e - i < LANES ? s0 + e - i : LANES;
+            vf x[CMAX], p[CMAX], mx, sum;
+            vi y;
+            load16(xn, lab, S, i, k, j->ignore, x, &y, C);
+            vf lo = sl_v16_sel(x[0] < x[1], x[0], x[1]);
+#pragma GCC unroll 8
+            for (int c = 2; c < C; c++) lo = sl_v16_sel(x[c] < lo, x[c], lo);
+            softmax16(x, p, &mx, &sum, C);
+            vf xy = zero, py = zero, ay = zero, q = zero;
+#pragma GCC unroll 8
+            for (int c = 0; c < C; c++) { /* one class matches: exact */
+                const vi hit = y == c;
+                xy = sl_v16_sel(hit, x[c], xy);
+                py = sl_v16_sel(hit, p[c], py);
+                ay = sl_v16_sel(hit, zero + al[c], ay);
+                q += sl_v16_sel(hit, zero, p[c]);
+            }
+            ay = keep(y != ig, ay); /* 0 for an ignored voxel, whatever its label */
+            vf lp = xy - mx - sl_log_pos_v16(sum); /* log p_y */
+            lp = sl_v16_sel(lp < zero, lp, zero);
+            vf qg = one, qg1 = one;
+            for (int r = 0; r < gi; r++) qg1 = qg, qg *= q;
+            lanes += (sum - sum) + (lo - lo) - ay * qg * lp;
+            if (!gn) continue;
+            const vf u = (zero - j->k) * ay * (gi ? qg - j->gamma * qg1 * py * lp : qg), one_c = one;
+            vf out[CMAX];
+#pragma GCC unroll 8
+            for (int c = 0; c < C; c++) out[c] = u * (sl_v16_sel(y == c, one_c, zero) - p[c]);
+            store16(gn, S, i, k, out, C);
+        }
+        add_lanes(&total, lanes);
+    }
+    return lane_sum(total);
+}
+
 /* ---- one copy per (instruction set, C) ------------------------------------ */
 
 #define DCE_BASE(Cn)                                                                                             \
@@ -341,11 +409,16 @@ static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int6
     static void p2_base_##Cn(const sl_dce_job *j, int64_t n, int64_t a, int64_t b)                              \
     {                                                                                                            \
         pass2_body(j, n, a, b, Cn);                                                                              \
+    }                                                                                                            \
+    static double f_base_##Cn(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b)                       \
+    {                                                                                                            \
+        return focal_body16(j, n, a, b, Cn);                                                                     \
     }
 DCE_BASE(2) DCE_BASE(3) DCE_BASE(4) DCE_BASE(5) DCE_BASE(6) DCE_BASE(7) DCE_BASE(8)
 #define DCE_TABLE(pre) {NULL, NULL, pre##_2, pre##_3, pre##_4, pre##_5, pre##_6, pre##_7, pre##_8}
 static const sl_dce_pass1_fn p1_base[CMAX + 1] = DCE_TABLE(p1_base);
 static const sl_dce_pass2_fn p2_base[CMAX + 1] = DCE_TABLE(p2_base);
+static const sl_dce_focal_fn f_base[CMAX + 1] = DCE_TABLE(f_base);
 
 #if SL_X86
 #define DCE_ISA(Cn, isa, ATTR, ISA)                                                                              \
@@ -356,6 +429,10 @@ static const sl_dce_pass2_fn p2_base[CMAX + 1] = DCE_TABLE(p2_base);
     ATTR static void p2_##isa##_##Cn(const sl_dce_job *j, int64_t n, int64_t a, int64_t b)                     \
     {                                                                                                            \
         pass2_body(j, n, a, b, Cn);                                                                              \
+    }                                                                                                            \
+    ATTR static double f_##isa##_##Cn(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b)              \
+    {                                                                                                            \
+        return focal_body16(j, n, a, b, Cn);                                                                     \
     }
 #define DCE_AVX2(Cn) DCE_ISA(Cn, avx2, SL_T_AVX2, SL_ISA_AVX2)
 #define DCE_AVX512(Cn) DCE_ISA(Cn, avx512, SL_T_AVX512, SL_ISA_AVX512)
@@ -365,6 +442,8 @@ static const sl_dce_pass1_fn p1_avx2[CMAX + 1] = DCE_TABLE(p1_avx2);
 static const sl_dce_pass2_fn p2_avx2[CMAX + 1] = DCE_TABLE(p2_avx2);
 static const sl_dce_pass1_fn p1_avx512[CMAX + 1] = DCE_TABLE(p1_avx512);
 static const sl_dce_pass2_fn p2_avx512[CMAX + 1] = DCE_TABLE(p2_avx512);
+static const sl_dce_focal_fn f_avx2[CMAX + 1] = DCE_TABLE(f_avx2);
+static const sl_dce_focal_fn f_avx512[CMAX + 1] = DCE_TABLE(f_avx512);
 #endif
 
 #endif /* SL_HAVE_V16 */
@@ -388,5 +467,20 @@ int sl_dce_kernels(int64_t C, int isa, sl_dce_pass1_fn *p1, sl_dce_pass2_fn *p2)
     return 1;
 #else /* a compiler without vector extensions: fused.c's generic passes */
     return 0;
+#endif
+}
+
+sl_dce_focal_fn sl_dce_focal_kernel(int64_t C, int isa)
+{
+#if SL_HAVE_V16
+    if (C < 2 || C > CMAX) return NULL;
+#if SL_X86
+    if (isa == SL_ISA_AVX512) return f_avx512[C];
+    if (isa == SL_ISA_AVX2) return f_avx2[C];
+#endif
+    return f_base[C];
+#else
+    (void)C, (void)isa;
+    return NULL;
 #endif
 }

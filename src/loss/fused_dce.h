@@ -26,6 +26,26 @@ typedef void (*sl_dce_pass2_fn)(const sl_dce_job *j, int64_t n, int64_t a, int64
 /* The kernels for C on instruction set isa (SL_ISA_*); 0 when C is not 2..8. */
 int sl_dce_kernels(int64_t C, int isa, sl_dce_pass1_fn *p1, sl_dce_pass2_fn *p2);
 
+/* The one-pass focal loss (and cross-entropy, γ = 0) on int32 labels under
+ * softmax: fused.c's sl_fused_focal sets it up. */
+typedef struct {
+    const float *x;        /* scores (N, C, S) */
+    const int32_t *labels; /* (N, S) */
+    int64_t N, C, S;
+    int32_t ignore;        /* the ignore_index, or −1 (no label has it) */
+    const float *alpha;    /* [C]: α_c, or the CE's class weights */
+    float k, gamma;        /* k = weight / (the valid count, or Σ w_y for the CE) */
+    int igamma;            /* γ, an integer in 0..8 */
+    float *grad;           /* (N, C, S), every element written; NULL: the value alone */
+} sl_dce_focal_job;
+
+/* Over voxels [a, b) of sample n: returns Σ −α_y q^γ log p_y (NaN when a
+ * score is not finite) and writes the gradient there. */
+typedef double (*sl_dce_focal_fn)(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b);
+
+/* The kernel for C on instruction set isa; NULL when C is not 2..8. */
+sl_dce_focal_fn sl_dce_focal_kernel(int64_t C, int isa);
+
 /* 1 when sl_dce_kernels has kernels for C. */
 int sl_dce_serves(int64_t C);
 #endif
