@@ -77,6 +77,18 @@ static SL_INLINE void load16(const float *xn, const int32_t *lab, int64_t S, int
     memcpy(y, yb, sizeof yb);
 }
 
+/* The block PD voxels after s0: one line of each score row and of the
+ * labels. C + 1 streams read (and C written) per thread are more than the
+ * hardware prefetchers keep ahead of (5-9 % of dice+ce's time in an A/B; a
+ * prefetch past the end of a buffer is harmless). */
+static SL_INLINE void prefetch_block(const float *xn, const int32_t *lab, int64_t S, int64_t s0, const int C)
+{
+    for (int64_t o = 0; o < VB; o += 16) {
+        for (int c = 0; c < C; c++) __builtin_prefetch(xn + c * S + s0 + PD + o);
+        if (!(o & 16)) __builtin_prefetch(lab + s0 + PD + o);
+    }
+}
+
 /* v[c] of cnt voxels (1..16) into the C rows of d from s on. */
 static SL_INLINE void store16(float *d, int64_t S, int64_t s, int64_t cnt, const vf *v, const int C)
 {
@@ -196,13 +208,7 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
     vf pb[CMAX][VB / LANES], sb[VB / LANES], cnt = zero, nu = zero, de = zero, bad = zero;
     vi yb[VB / LANES];
     const int ng = (int)((len + LANES - 1) / LANES);
-    /* C + 1 streams read (and C written) per thread are more than the hardware
-     * prefetchers keep ahead of: one line of each, four blocks ahead (5-9 % of
-     * dice+ce's time in an A/B; a prefetch past the end of a buffer is harmless). */
-    for (int64_t o = 0; o < VB; o += 16) {
-        for (int c = 0; c < C; c++) __builtin_prefetch(xn + c * j->S + s0 + PD + o);
-        if (!(o & 16)) __builtin_prefetch(lab + s0 + PD + o);
-    }
+    prefetch_block(xn, lab, j->S, s0, C);
     for (int q = 0; q < ng; q++) {
         const int64_t i = (int64_t)q * LANES, k = len - i < LANES ? len - i : LANES;
         vf x[CMAX], p[CMAX], mx, sum;
@@ -358,10 +364,7 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
     vd total = {0};
     for (int64_t s0 = a; s0 < b; s0 += VB) {
         const int64_t e = b - s0 < VB ? b - s0 : VB;
-        for (int64_t o = 0; o < VB; o += 16) {
-            for (int c = 0; c < C; c++) __builtin_prefetch(xn + c * S + s0 + PD + o);
-            if (!(o & 16)) __builtin_prefetch(lab + s0 + PD + o);
-        }
+        prefetch_block(xn, lab, S, s0, C);
         vf lanes = zero;
         for (int64_t i = s0; i < s0 + e; i += LANES) {
             const int64_t k = s0 + e - i < LANES ? s0 + e - i : LANES;
@@ -388,10 +391,10 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
             for (int r = 0; r < gi; r++) qg1 = qg, qg *= q;
             lanes += (sum - sum) + (lo - lo) - ay * qg * lp;
             if (!gn) continue;
-            const vf u = (zero - j->k) * ay * (gi ? qg - j->gamma * qg1 * py * lp : qg), one_c = one;
+            const vf u = (zero - j->k) * ay * (gi ? qg - j->gamma * qg1 * py * lp : qg);
             vf out[CMAX];
 #pragma GCC unroll 8
-            for (int c = 0; c < C; c++) out[c] = u * (sl_v16_sel(y == c, one_c, zero) - p[c]);
+            for (int c = 0; c < C; c++) out[c] = u * (sl_v16_sel(y == c, one, zero) - p[c]);
             store16(gn, S, i, k, out, C);
         }
         add_lanes(&total, lanes);
