@@ -14,7 +14,9 @@
  *           is taken and ℓ == T in index order (sample, voxel), lowest first,
  *           as topk.c does;
  *   pass 2: per voxel, the gradient k·(p − onehot) for the selected voxels
- *           and 0 elsewhere (p recomputed in registers), and Σ ℓ selected.
+ *           and 0 elsewhere, and Σ ℓ selected. When the gradient is wanted,
+ *           pass 1 leaves p in its rows (as fused_dce.c does) and pass 2
+ *           turns them into the gradient in place: the exponentials once.
  * ℓ uses sl_exp_nonpos and sl_log_pos (≤ 2 ulp) where the plain path takes
  * log p from a double log, so the two differ by float rounding: the value
  * and gradient agree to 1e-6 (tests/unit/test_fused.c); a voxel's place
@@ -83,14 +85,14 @@ static inline int ohem_hard(const hard_job *j, float lf)
 /* Softmax pieces of one block: mx[i], sum[i] = Σ_c e_c and, when p is not
  * NULL, p[c*HB + i] = e_c / sum (as fused.c's block_probs). */
 static HB_INLINE void hb_softmax(const float *xn, int64_t C, int64_t S, int64_t s0, int64_t len, float *mx,
-                                 float *sum, float *p)
+                                 float *sum, float *p, int64_t stride)
 {
-    sl_block_expsum(xn, C, S, s0, len, HB, mx, sum, p);
+    sl_block_expsum(xn, C, S, s0, len, stride, mx, sum, p);
     if (!p) return;
     float r[HB];
     for (int64_t i = 0; i < len; i++) r[i] = 1.0f / sum[i];
     for (int64_t c = 0; c < C; c++)
-        for (int64_t i = 0; i < len; i++) p[c * HB + i] *= r[i];
+        for (int64_t i = 0; i < len; i++) p[c * stride + i] *= r[i];
 }
 
 /* The selection of one block into sel[i] (1 or 0); *ties: chunk's remaining
@@ -133,6 +135,7 @@ static HB_INLINE void hard_pass1_body(const hard_job *j, int64_t n, int64_t a, i
     const sl_ctx *cx = j->cx;
     const int64_t C = cx->C, S = cx->S;
     const float *xn = cx->x + n * C * S;
+    float *gn = j->grad ? j->grad + n * C * S : NULL;
     float mx[HB], sum[HB], xy[HB];
     int bad = 0;
     int64_t valid = 0, hard = 0;
@@ -140,7 +143,7 @@ static HB_INLINE void hard_pass1_body(const hard_job *j, int64_t n, int64_t a, i
         const int64_t len = b - s0 < HB ? b - s0 : HB;
         const int32_t *lab = cx->target->labels + n * S + s0;
         float *l = j->l + n * S + s0;
-        hb_softmax(xn, C, S, s0, len, mx, sum, NULL);
+        hb_softmax(xn, C, S, s0, len, mx, sum, gn ? gn + s0 : NULL, S); /* p kept in the gradient's rows */
         for (int64_t i = 0; i < len; i++) xy[i] = 0;
         for (int64_t c = 0; c < C; c++) {
             const int32_t cc = (int32_t)c;
@@ -170,13 +173,12 @@ static HB_INLINE void hard_pass1_body(const hard_job *j, int64_t n, int64_t a, i
 }
 
 /* Pass 2 over [a, b) of sample n (chunk ch): gradient and Σ ℓ selected. */
-static HB_INLINE double hard_pass2_body(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b, float *p)
+static HB_INLINE double hard_pass2_body(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b)
 {
     const sl_ctx *cx = j->cx;
     const int64_t C = cx->C, S = cx->S;
-    const float *xn = cx->x + n * C * S;
     float *gn = j->grad ? j->grad + n * C * S : NULL;
-    float mx[HB], sum[HB], sel[HB];
+    float sel[HB];
     int64_t ties = j->quota ? j->quota[n * sl_nchunks(S) + ch] : 0;
     double acc = 0;
     for (int64_t s0 = a; s0 < b; s0 += HB) {
@@ -195,13 +197,11 @@ static HB_INLINE double hard_pass2_body(const hard_job *j, int64_t n, int64_t ch
             continue;
         }
         const int32_t *lab = cx->target->labels + n * S + s0;
-        hb_softmax(xn, C, S, s0, len, mx, sum, p);
         for (i = 0; i < len; i++) sel[i] *= j->k;
-        for (int64_t c = 0; c < C; c++) {
+        for (int64_t c = 0; c < C; c++) { /* pass 1 left p there: the gradient in place */
             const int32_t cc = (int32_t)c;
-            const float *pc = p + c * HB;
             float *o = gn + c * S + s0;
-            for (i = 0; i < len; i++) o[i] = sel[i] * (pc[i] - (lab[i] == cc ? 1.0f : 0.0f));
+            for (i = 0; i < len; i++) o[i] = sel[i] * (o[i] - (lab[i] == cc ? 1.0f : 0.0f));
         }
     }
     return acc;
@@ -209,31 +209,31 @@ static HB_INLINE double hard_pass2_body(const hard_job *j, int64_t n, int64_t ch
 
 /* The kernels per instruction set (as fused.c's: same bits on each). */
 typedef void (*hp1_fn)(const hard_job *, int64_t, int64_t, int64_t, int64_t *, hard_part *);
-typedef double (*hp2_fn)(const hard_job *, int64_t, int64_t, int64_t, int64_t, float *);
+typedef double (*hp2_fn)(const hard_job *, int64_t, int64_t, int64_t, int64_t);
 static void hp1_base(const hard_job *j, int64_t n, int64_t a, int64_t b, int64_t *h, hard_part *o)
 {
     hard_pass1_body(j, n, a, b, h, o);
 }
-static double hp2_base(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b, float *p)
+static double hp2_base(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b)
 {
-    return hard_pass2_body(j, n, ch, a, b, p);
+    return hard_pass2_body(j, n, ch, a, b);
 }
 #if SL_X86
 SL_T_AVX2 static void hp1_avx2(const hard_job *j, int64_t n, int64_t a, int64_t b, int64_t *h, hard_part *o)
 {
     hard_pass1_body(j, n, a, b, h, o);
 }
-SL_T_AVX2 static double hp2_avx2(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b, float *p)
+SL_T_AVX2 static double hp2_avx2(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b)
 {
-    return hard_pass2_body(j, n, ch, a, b, p);
+    return hard_pass2_body(j, n, ch, a, b);
 }
 SL_T_AVX512 static void hp1_avx512(const hard_job *j, int64_t n, int64_t a, int64_t b, int64_t *h, hard_part *o)
 {
     hard_pass1_body(j, n, a, b, h, o);
 }
-SL_T_AVX512 static double hp2_avx512(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b, float *p)
+SL_T_AVX512 static double hp2_avx512(const hard_job *j, int64_t n, int64_t ch, int64_t a, int64_t b)
 {
-    return hard_pass2_body(j, n, ch, a, b, p);
+    return hard_pass2_body(j, n, ch, a, b);
 }
 #endif
 
@@ -381,7 +381,8 @@ static void pass2_chunk(void *arg, int64_t n, int64_t ch, int64_t lo, int64_t hi
 {
     const hard_run *r = arg;
     (void)thread;
-    r->sums[n * r->nch + ch] = r->p2(r->j, n, ch, lo, hi, scratch);
+    (void)scratch;
+    r->sums[n * r->nch + ch] = r->p2(r->j, n, ch, lo, hi);
 }
 
 /* Pass 1 in parallel; merges the histograms into hist[0..NBUCKET) when given. */
@@ -478,10 +479,7 @@ sl_status sl_fused_hard(sl_term *t, const sl_ctx *cx, double *value, float *grad
     }
     j.k = (float)(t->weight / (double)K);
     hard_run r2 = {.j = &j, .p2 = p2, .sums = sums, .nch = nch};
-    if (sl_for_chunks(N, S, threads, sizeof(float) * (size_t)(C * HB), pass2_chunk, &r2) != SL_OK) {
-        st = SL_ENOMEM;
-        goto done;
-    }
+    sl_for_chunks(N, S, threads, 0, pass2_chunk, &r2); /* no scratch: cannot fail */
     const double val = sl_sum_ordered(sums, N * nch) / (double)K;
     t->last_value = val;
     *value = t->weight * val;
