@@ -117,6 +117,20 @@ static SL_INLINE void softmax16(const vf *x, vf *p, vf *mx, vf *sum, const int C
     *sum = s;
 }
 
+/* softmax16, and per lane 0 for finite scores, NaN otherwise: NaN anywhere
+ * or +Inf makes some x − mx NaN and so the sum NaN (sum − sum is NaN then);
+ * −Inf is the smallest score (lo − lo). Arithmetic, not compares: GCC turned
+ * the vector compares here into one scalar compare per lane, a third of the
+ * loop's instructions. */
+static SL_INLINE vf softmax16_checked(const vf *x, vf *p, vf *mx, vf *sum, const int C)
+{
+    vf lo = sl_v16_sel(x[0] < x[1], x[0], x[1]);
+#pragma GCC unroll 8
+    for (int c = 2; c < C; c++) lo = sl_v16_sel(x[c] < lo, x[c], lo);
+    softmax16(x, p, mx, sum, C);
+    return (*sum - *sum) + (lo - lo);
+}
+
 /* Pass 1's sums over one (sample, chunk) in double lanes: each block's
  * float lanes (at most 16 terms each) are converted and added here, eight
  * lanes at a time, and the eight lanes are added in order at the chunk's
@@ -197,8 +211,7 @@ static SL_INLINE void class_sums(const vf *pb, const vi *yb, const vf *sb, int n
  * instead of one per voxel, and no less accurate (one rounding per factor
  * against one per logarithm).
  *
- * Non-finite scores need no test per score: NaN anywhere, or +Inf, makes
- * some x − mx NaN and so the sum NaN; −Inf is the smallest score.
+ * Non-finite scores need no test per score (softmax16_checked).
  */
 static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const int32_t *lab, int64_t s0, int64_t len,
                                   const float *wc, dsums *ds, float *pn, const int C)
@@ -214,15 +227,7 @@ static SL_INLINE void pass1_block(const sl_dce_job *j, const float *xn, const in
         vf x[CMAX], p[CMAX], mx, sum;
         vi y;
         load16(xn, lab, j->S, s0 + i, k, j->ignore, x, &y, C);
-        vf lo = sl_v16_sel(x[0] < x[1], x[0], x[1]);
-#pragma GCC unroll 8
-        for (int c = 2; c < C; c++) lo = sl_v16_sel(x[c] < lo, x[c], lo);
-        softmax16(x, p, &mx, &sum, C);
-        /* sum NaN or +Inf, or a score −Inf: then sum − sum or lo − lo is NaN
-         * (0 otherwise), and the NaN stays in the lane. Arithmetic, not
-         * compares: GCC turned the vector compares here into one scalar
-         * compare per lane, a third of the loop's instructions. */
-        bad += (sum - sum) + (lo - lo);
+        bad += softmax16_checked(x, p, &mx, &sum, C);
         const vi valid = y != ig;
         y |= ~valid;
         vf xy = zero, wy = zero;
@@ -347,8 +352,8 @@ static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int6
  * k·u·([c = y] − p_c) with u = −α_y (q^γ − γ q^(γ−1) p_y log p_y) when grad
  * is not NULL. One logarithm per voxel (log p_y = x_y − max − log Σexp);
  * integer γ in 0..8 by multiplication. A NaN or infinite score makes the
- * sum NaN (sum − sum, lo − lo as in pass 1); the caller tells it from an
- * overflow by a scan.
+ * sum NaN (softmax16_checked); the caller tells it from an overflow by a
+ * scan.
  */
 static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b, const int C)
 {
@@ -371,10 +376,7 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
             vf x[CMAX], p[CMAX], mx, sum;
             vi y;
             load16(xn, lab, S, i, k, j->ignore, x, &y, C);
-            vf lo = sl_v16_sel(x[0] < x[1], x[0], x[1]);
-#pragma GCC unroll 8
-            for (int c = 2; c < C; c++) lo = sl_v16_sel(x[c] < lo, x[c], lo);
-            softmax16(x, p, &mx, &sum, C);
+            const vf nf = softmax16_checked(x, p, &mx, &sum, C);
             vf xy = zero, py = zero, ay = zero, q = zero;
 #pragma GCC unroll 8
             for (int c = 0; c < C; c++) { /* one class matches: exact */
@@ -389,7 +391,7 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
             lp = sl_v16_sel(lp < zero, lp, zero);
             vf qg = one, qg1 = one;
             for (int r = 0; r < gi; r++) qg1 = qg, qg *= q;
-            lanes += (sum - sum) + (lo - lo) - ay * qg * lp;
+            lanes += nf - ay * qg * lp;
             if (!gn) continue;
             const vf u = (zero - j->k) * ay * (gi ? qg - j->gamma * qg1 * py * lp : qg);
             vf out[CMAX];
