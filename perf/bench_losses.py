@@ -227,17 +227,18 @@ class Work:
 # its sums before any gradient: either two passes that compute the softmax twice, or a first pass that keeps
 # the probabilities for the second (fused_dce.c does that: half the exponentials, more memory traffic). A sum
 # of log-sum-exps (the CE's value) needs no logarithm per voxel: fused_dce.c takes it as logs of products of
-# the sums, a few per block; the focal losses' (1 - p)^gamma log p does. ce and wce take fused_dce.c's
-# passes too (its softmax in registers beat the one-pass focal kernel, which could do with one pass). One-pass
-# kernels: focal and ce with label smoothing on the softmax focal kernel, bce and sigmoid focal on the sigmoid
-# one; topk/ohem keep one float per voxel between their two passes. Lovász sorts: no streaming bound.
+# the sums, a few per block; the focal losses' (1 - p)^gamma log p does. ce and wce need no sums before the
+# gradient: one pass (fused_dce.c's focal kernel at gamma = 0, log-sum-exps as logs of products); wce's class
+# weights come from the batch's class counts, one more read of the labels first. One-pass kernels also: focal
+# and ce with label smoothing on the softmax focal kernel, bce and sigmoid focal on the sigmoid one; topk/ohem
+# keep one float per voxel between their two passes. Lovász sorts: no streaming bound.
 TWO_PASS_REGION = (Work("keep the probabilities", 1, 2, 0, 1, 1, 0, 0),
                    Work("recompute the softmax", 2, 2, 0, 0, 2, 0, 0))
 ONE_PASS_CE = (Work("one pass", 1, 1, 0, 0, 1, 0, 0),)
-CE_KEEP = (TWO_PASS_REGION[0],) + ONE_PASS_CE
+WCE = (Work("one pass after counting the classes", 1, 2, 0, 0, 1, 0, 0),)
 ONE_PASS_FOCAL = (Work("one pass", 1, 1, 0, 0, 1, 1, 0),)
 SELECT = (Work("two passes", 2, 2, 1, 0, 2, 1, 0),)
-KERNEL_WORK = {"dice+ce": TWO_PASS_REGION, "ce": CE_KEEP, "wce": CE_KEEP,
+KERNEL_WORK = {"dice+ce": TWO_PASS_REGION, "ce": ONE_PASS_CE, "wce": WCE,
                "dice": TWO_PASS_REGION, "iou": TWO_PASS_REGION, "gdice": TWO_PASS_REGION,
                "tversky": TWO_PASS_REGION, "focal_tversky": TWO_PASS_REGION,
                "focal": ONE_PASS_FOCAL, "bce": (Work("one pass", 1, 1, 0, 0, 1, 0, 1),),

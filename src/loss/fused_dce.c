@@ -350,12 +350,16 @@ static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int6
  * sample n, 16 voxels at a time in registers as pass 1 above: the sum of
  * the voxel terms −α_y q^γ log p_y (q = Σ_{c≠y} p_c), and the gradient
  * k·u·([c = y] − p_c) with u = −α_y (q^γ − γ q^(γ−1) p_y log p_y) when grad
- * is not NULL. One logarithm per voxel (log p_y = x_y − max − log Σexp);
- * integer γ in 0..8 by multiplication. A NaN or infinite score makes the
- * sum NaN (softmax16_checked); the caller tells it from an overflow by a
- * scan.
+ * is not NULL. Integer γ in 1..8 by multiplication, with one logarithm per
+ * voxel (log p_y = x_y − max − log Σexp). At γ = 0 (g0: the cross-entropy)
+ * no term needs log p_y per voxel: the value takes Σ α_y log Σexp as logs
+ * of products, as pass 1 does (per class and lane, at most 16 factors in
+ * [1, C] per block, C logarithms per block of VB voxels), and u = −α_y.
+ * A NaN or infinite score makes the sum NaN (softmax16_checked); the caller
+ * tells it from an overflow by a scan.
  */
-static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b, const int C)
+static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b, const int C,
+                                    const int g0)
 {
     const int64_t S = j->S;
     const float *xn = j->x + n * C * S;
@@ -370,35 +374,48 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
     for (int64_t s0 = a; s0 < b; s0 += VB) {
         const int64_t e = b - s0 < VB ? b - s0 : VB;
         prefetch_block(xn, lab, S, s0, C);
-        vf lanes = zero;
+        vf lanes = zero, prod[CMAX];
+        for (int c = 0; c < C; c++) prod[c] = one;
         for (int64_t i = s0; i < s0 + e; i += LANES) {
             const int64_t k = s0 + e - i < LANES ? s0 + e - i : LANES;
             vf x[CMAX], p[CMAX], mx, sum;
             vi y;
             load16(xn, lab, S, i, k, j->ignore, x, &y, C);
             const vf nf = softmax16_checked(x, p, &mx, &sum, C);
+            y |= ~(y != ig); /* −1 for an ignored voxel, whatever its label: it matches no class */
             vf xy = zero, py = zero, ay = zero, q = zero;
 #pragma GCC unroll 8
             for (int c = 0; c < C; c++) { /* one class matches: exact */
                 const vi hit = y == c;
                 xy = sl_v16_sel(hit, x[c], xy);
-                py = sl_v16_sel(hit, p[c], py);
-                ay = sl_v16_sel(hit, zero + al[c], ay);
-                q += sl_v16_sel(hit, zero, p[c]);
+                ay = sl_v16_sel(hit, zero + al[c], ay); /* 0 for an ignored voxel */
+                if (g0) {
+                    prod[c] *= sl_v16_sel(hit, sum, one);
+                } else {
+                    py = sl_v16_sel(hit, p[c], py);
+                    q += sl_v16_sel(hit, zero, p[c]);
+                }
             }
-            ay = keep(y != ig, ay); /* 0 for an ignored voxel, whatever its label */
-            vf lp = xy - mx - sl_log_pos_v16(sum); /* log p_y */
-            lp = sl_v16_sel(lp < zero, lp, zero);
-            vf qg = one, qg1 = one;
-            for (int r = 0; r < gi; r++) qg1 = qg, qg *= q;
-            lanes += nf - ay * qg * lp;
+            vf u;
+            if (g0) {
+                lanes += nf + ay * (mx - xy);
+                u = (zero - j->k) * ay;
+            } else {
+                vf lp = xy - mx - sl_log_pos_v16(sum); /* log p_y */
+                lp = sl_v16_sel(lp < zero, lp, zero);
+                vf qg = one, qg1 = one;
+                for (int r = 0; r < gi; r++) qg1 = qg, qg *= q;
+                lanes += nf - ay * qg * lp;
+                u = (zero - j->k) * ay * (qg - j->gamma * qg1 * py * lp);
+            }
             if (!gn) continue;
-            const vf u = (zero - j->k) * ay * (gi ? qg - j->gamma * qg1 * py * lp : qg);
             vf out[CMAX];
 #pragma GCC unroll 8
             for (int c = 0; c < C; c++) out[c] = u * (sl_v16_sel(y == c, one, zero) - p[c]);
             store16(gn, S, i, k, out, C);
         }
+        if (g0)
+            for (int c = 0; c < C; c++) lanes += al[c] * sl_log_pos_v16(prod[c]);
         add_lanes(&total, lanes);
     }
     return lane_sum(total);
@@ -417,7 +434,7 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
     }                                                                                                            \
     static double f_base_##Cn(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b)                       \
     {                                                                                                            \
-        return focal_body16(j, n, a, b, Cn);                                                                     \
+        return j->igamma ? focal_body16(j, n, a, b, Cn, 0) : focal_body16(j, n, a, b, Cn, 1);                   \
     }
 DCE_BASE(2) DCE_BASE(3) DCE_BASE(4) DCE_BASE(5) DCE_BASE(6) DCE_BASE(7) DCE_BASE(8)
 #define DCE_TABLE(pre) {NULL, NULL, pre##_2, pre##_3, pre##_4, pre##_5, pre##_6, pre##_7, pre##_8}
@@ -437,7 +454,7 @@ static const sl_dce_focal_fn f_base[CMAX + 1] = DCE_TABLE(f_base);
     }                                                                                                            \
     ATTR static double f_##isa##_##Cn(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b)              \
     {                                                                                                            \
-        return focal_body16(j, n, a, b, Cn);                                                                     \
+        return j->igamma ? focal_body16(j, n, a, b, Cn, 0) : focal_body16(j, n, a, b, Cn, 1);                   \
     }
 #define DCE_AVX2(Cn) DCE_ISA(Cn, avx2, SL_T_AVX2, SL_ISA_AVX2)
 #define DCE_AVX512(Cn) DCE_ISA(Cn, avx512, SL_T_AVX512, SL_ISA_AVX512)

@@ -1,6 +1,6 @@
 /*
  * The one-pass focal kernel (fused.c, softmax with hard labels; ce and wce
- * as γ = 0 beyond 8 classes, and with label smoothing in a body of their own) against the plain path (focal.c and ce.c on materialised p and
+ * as γ = 0, and with label smoothing in a body of their own) against the plain path (focal.c and ce.c on materialised p and
  * log p): γ integer and not, α scalar and per class, class weights, ignore_index, a term weight, 2-D and 3-D, confident
  * scores (p_y → 1, where q = 1 − p_y must not cancel), every instruction set
  * (the same bits), the gradient alone and the value alone, and NaN or
@@ -101,9 +101,12 @@ int main(void)
     compare("wce(ignore_index=255)", &d3, x, &ti);
     compare("ce(ignore_index=255,label_smoothing=0.1,weight=[1,2,3,4])", &d3, x, &ti);
     compare("ce(ignore_index=2,weight=[1,2,3,4])", &d3, x, &tl); /* an ignored label that is a class */
-    /* Without smoothing, ce and wce on 2..8 classes take fused_dce.c's passes (so do the
-     * specs above; the comparison with the plain path holds whichever kernel runs);
-     * with more classes they stay on this kernel as γ = 0. */
+    compare("ce(ignore_index=255)", &d3, x, &ti); /* unweighted: the valid count without class counts */
+    compare("ce(ignore_index=1)", &d3, x, &tl);
+    compare("0.4*ce(ignore_index=3)", &d2, xc, &tl);
+    /* Without smoothing, ce and wce on 2..8 classes take fused_dce.c's register kernel at
+     * γ = 0 (log Σexp as logs of products; so do the specs above); with more classes
+     * this file's generic body. */
     {
         enum { C10 = 10 };
         float *x10 = malloc(sizeof(float) * N * C10 * S3);
