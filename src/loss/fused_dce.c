@@ -421,6 +421,47 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
     return lane_sum(total);
 }
 
+/* ---- topk and ohem's first pass (fused_hard.c) ----------------------------- */
+
+/*
+ * One block of at most VB voxels from s0 of sample n: the CE of each voxel,
+ * ℓ = log Σexp + mx − x_y, into l (−1 where ignored), the probabilities into
+ * pn's rows when pn is not NULL (all voxels: pass 2 multiplies an ignored
+ * one's by 0). Returns the valid count; *bad becomes 1 when a score is NaN
+ * or infinite. The arithmetic of fused_hard.c's generic block (the same
+ * exponentials, sums in class order, logarithm and reciprocal), 16 voxels
+ * in registers.
+ */
+static SL_INLINE int hard_block16(const float *xn, const int32_t *lab, int64_t S, int64_t s0, int64_t len,
+                                  int32_t ignore, float *l, float *pn, int *bad, const int C)
+{
+    const vf zero = {0}, one = zero + 1.0f;
+    const vi ig = (vi){0} + ignore;
+    vf nv = zero, nf = zero;
+    prefetch_block(xn, lab, S, s0, C);
+    for (int64_t i = 0; i < len; i += LANES) {
+        const int64_t k = len - i < LANES ? len - i : LANES;
+        vf x[CMAX], p[CMAX], mx, sum, xy = zero;
+        vi y;
+        load16(xn, lab, S, s0 + i, k, ignore, x, &y, C);
+        nf += softmax16_checked(x, p, &mx, &sum, C);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) xy = sl_v16_sel(y == c, x[c], xy); /* one class matches: exact */
+        const vi valid = y != ig;
+        const vf v = sl_v16_sel(valid, sl_log_pos_v16(sum) + (mx - xy), zero - 1.0f);
+        if (k == LANES) memcpy(l + i, &v, sizeof v); /* a constant size: one store */
+        else memcpy(l + i, &v, (size_t)k * sizeof(float));
+        nv += keep(valid, one);
+        if (pn) store16(pn, S, s0 + i, k, p, C);
+    }
+    float f[LANES], c[LANES];
+    memcpy(f, &nf, sizeof f);
+    memcpy(c, &nv, sizeof c);
+    int n = 0;
+    for (int q = 0; q < LANES; q++) *bad |= f[q] != f[q], n += (int)c[q];
+    return n;
+}
+
 /* ---- one copy per (instruction set, C) ------------------------------------ */
 
 #define DCE_BASE(Cn)                                                                                             \
@@ -435,12 +476,18 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
     static double f_base_##Cn(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b)                       \
     {                                                                                                            \
         return j->igamma ? focal_body16(j, n, a, b, Cn, 0) : focal_body16(j, n, a, b, Cn, 1);                   \
+    }                                                                                                            \
+    static int h_base_##Cn(const float *xn, const int32_t *lab, int64_t S, int64_t s0, int64_t len, int32_t ig,  \
+                           float *l, float *pn, int *bad)                                                        \
+    {                                                                                                            \
+        return hard_block16(xn, lab, S, s0, len, ig, l, pn, bad, Cn);                                           \
     }
 DCE_BASE(2) DCE_BASE(3) DCE_BASE(4) DCE_BASE(5) DCE_BASE(6) DCE_BASE(7) DCE_BASE(8)
 #define DCE_TABLE(pre) {NULL, NULL, pre##_2, pre##_3, pre##_4, pre##_5, pre##_6, pre##_7, pre##_8}
 static const sl_dce_pass1_fn p1_base[CMAX + 1] = DCE_TABLE(p1_base);
 static const sl_dce_pass2_fn p2_base[CMAX + 1] = DCE_TABLE(p2_base);
 static const sl_dce_focal_fn f_base[CMAX + 1] = DCE_TABLE(f_base);
+static const sl_dce_hard_fn h_base[CMAX + 1] = DCE_TABLE(h_base);
 
 #if SL_X86
 #define DCE_ISA(Cn, isa, ATTR, ISA)                                                                              \
@@ -455,6 +502,11 @@ static const sl_dce_focal_fn f_base[CMAX + 1] = DCE_TABLE(f_base);
     ATTR static double f_##isa##_##Cn(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b)              \
     {                                                                                                            \
         return j->igamma ? focal_body16(j, n, a, b, Cn, 0) : focal_body16(j, n, a, b, Cn, 1);                   \
+    }                                                                                                            \
+    ATTR static int h_##isa##_##Cn(const float *xn, const int32_t *lab, int64_t S, int64_t s0, int64_t len,     \
+                                   int32_t ig, float *l, float *pn, int *bad)                                    \
+    {                                                                                                            \
+        return hard_block16(xn, lab, S, s0, len, ig, l, pn, bad, Cn);                                           \
     }
 #define DCE_AVX2(Cn) DCE_ISA(Cn, avx2, SL_T_AVX2, SL_ISA_AVX2)
 #define DCE_AVX512(Cn) DCE_ISA(Cn, avx512, SL_T_AVX512, SL_ISA_AVX512)
@@ -466,6 +518,8 @@ static const sl_dce_pass1_fn p1_avx512[CMAX + 1] = DCE_TABLE(p1_avx512);
 static const sl_dce_pass2_fn p2_avx512[CMAX + 1] = DCE_TABLE(p2_avx512);
 static const sl_dce_focal_fn f_avx2[CMAX + 1] = DCE_TABLE(f_avx2);
 static const sl_dce_focal_fn f_avx512[CMAX + 1] = DCE_TABLE(f_avx512);
+static const sl_dce_hard_fn h_avx2[CMAX + 1] = DCE_TABLE(h_avx2);
+static const sl_dce_hard_fn h_avx512[CMAX + 1] = DCE_TABLE(h_avx512);
 #endif
 
 #endif /* SL_HAVE_V16 */
@@ -501,6 +555,21 @@ sl_dce_focal_fn sl_dce_focal_kernel(int64_t C, int isa)
     if (isa == SL_ISA_AVX2) return f_avx2[C];
 #endif
     return f_base[C];
+#else
+    (void)C, (void)isa;
+    return NULL;
+#endif
+}
+
+sl_dce_hard_fn sl_dce_hard_kernel(int64_t C, int isa)
+{
+#if SL_HAVE_V16
+    if (C < 2 || C > CMAX) return NULL;
+#if SL_X86
+    if (isa == SL_ISA_AVX512) return h_avx512[C];
+    if (isa == SL_ISA_AVX2) return h_avx2[C];
+#endif
+    return h_base[C];
 #else
     (void)C, (void)isa;
     return NULL;

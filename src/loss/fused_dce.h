@@ -46,6 +46,17 @@ typedef double (*sl_dce_focal_fn)(const sl_dce_focal_job *j, int64_t n, int64_t 
 /* The kernel for C on instruction set isa; NULL when C is not 2..8. */
 sl_dce_focal_fn sl_dce_focal_kernel(int64_t C, int isa);
 
+/* topk and ohem's first pass over one block of at most 256 voxels from s0
+ * (xn, lab: sample n's scores and labels; ig: the ignore label or
+ * INT32_MIN): the per-voxel CE into l (−1 where ignored), the probabilities
+ * into pn's rows unless pn is NULL; returns the valid count and sets *bad
+ * when a score is not finite. */
+typedef int (*sl_dce_hard_fn)(const float *xn, const int32_t *lab, int64_t S, int64_t s0, int64_t len, int32_t ig,
+                              float *l, float *pn, int *bad);
+
+/* The kernel for C on instruction set isa; NULL when C is not 2..8. */
+sl_dce_hard_fn sl_dce_hard_kernel(int64_t C, int isa);
+
 /* 1 when sl_dce_kernels has kernels for C. */
 int sl_dce_serves(int64_t C);
 #endif

@@ -228,6 +228,15 @@ int main(void)
     compare("dice(activation=sigmoid)+bce(weight=[1,2,3,4],label_smoothing=0.1)", &d3, x, &ts);
     hard_specs(&d3, &d2, x, S3, C);
     hard_bits(&d3, x, y);
+    { /* 10 classes: topk and ohem's generic first pass (2..8 take fused_dce.c's) */
+        enum { C10 = 10 };
+        float *x10 = malloc(sizeof(float) * N * C10 * S3);
+        for (int64_t i = 0; i < N * C10 * S3; i++) x10[i] = (float)(rand() / (double)RAND_MAX * 10 - 5);
+        sl_dims d10 = {.n = N, .c = C10, .spatial_ndim = 3, .spatial = {D, H, W}};
+        sl_dims d10_2 = {.n = N, .c = C10, .spatial_ndim = 2, .spatial = {H * 2, W * 3}};
+        hard_specs(&d10, &d10_2, x10, S3, C10);
+        free(x10);
+    }
     printf("max relative gradient difference fused vs plain: %.3g\n", max_grad_diff);
     free(x), free(soft), free(y), free(yb);
     return test_report("fused vs plain");

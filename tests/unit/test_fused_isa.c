@@ -90,9 +90,14 @@ int main(void)
     compare("dice(ignore_index=255)+ce(ignore_index=255)", &d3, x, &ti);
     compare("dice(ignore_index=0)+ce(ignore_index=0)", &d3, x, &tl);
     compare("dice+bce(pos_weight=3)", &d1, x, &tb);
+    /* topk and ohem: their first pass on 2..8 classes in registers (fused_dce.c) */
+    compare("topk", &d3, x, &tl);
+    compare("topk(k=3,ignore_index=255)", &d3, x, &ti);
+    compare("ohem(thresh=0.3)", &d3, x, &tl);
+    compare("ohem(thresh=0.05,ignore_index=255)", &d3, x, &ti);
     compare("dice(activation=sigmoid)+bce(label_smoothing=0.1)", &d3, x, &ts);
     /* A NaN or Inf score is found by the first pass (the fused path has no pass of its
-     * own for it) on every instruction set: SL_ENONFINITE and no value. The gradient's
+     * own for it) on every instruction set, dice+ce's and topk/ohem's: SL_ENONFINITE and no value. The gradient's
      * buffer is unspecified then (loss.h): pass 1 leaves the probabilities there. */
     {
         const int64_t total = N * C * S;
@@ -100,22 +105,24 @@ int main(void)
         for (int64_t i = 0; i < total; i++) g[i] = 0;
         const int64_t where[] = {0, total - 1, S + 300};
         const float bad[] = {NAN, INFINITY, -INFINITY};
+        const char *nan_specs[] = {"dice+ce", "topk", "ohem"};
         for (int isa = SL_ISA_BASE; isa <= sl_isa(); isa++)
-            for (int k = 0; k < 3; k++) {
-                float keep = x[where[k]];
-                x[where[k]] = bad[k];
+            for (int k = 0; k < 9; k++) {
+                const char *spec = nan_specs[k / 3];
+                float keep = x[where[k % 3]];
+                x[where[k % 3]] = bad[k % 3];
                 sl_force_isa(isa);
                 sl_loss *L;
                 char msg[256];
                 double v = -1;
-                CHECK(sl_loss_create("dice+ce", &L, msg, sizeof msg) == SL_OK, "%s", msg);
+                CHECK(sl_loss_create(spec, &L, msg, sizeof msg) == SL_OK, "%s", msg);
                 sl_status st = sl_loss_forward(L, x, &d3, &tl, NULL, &v, g, msg, sizeof msg);
-                CHECK(st == SL_ENONFINITE && strstr(msg, "NaN or Inf"), "%s: %g at %lld gave status %d (%s)",
-                      isa_name[isa], (double)bad[k], (long long)where[k], (int)st, msg);
-                CHECK(v == -1, "%s: a value (%g) written on an error", isa_name[isa], v);
+                CHECK(st == SL_ENONFINITE && strstr(msg, "NaN or Inf"), "%s %s: %g at %lld gave status %d (%s)", spec,
+                      isa_name[isa], (double)bad[k % 3], (long long)where[k % 3], (int)st, msg);
+                CHECK(v == -1, "%s %s: a value (%g) written on an error", spec, isa_name[isa], v);
                 sl_loss_free(L);
                 sl_force_isa(-1);
-                x[where[k]] = keep;
+                x[where[k % 3]] = keep;
             }
         free(g);
     }
