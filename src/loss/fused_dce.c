@@ -2,7 +2,9 @@
  * The fused path's two passes (fused.c) for its most common case: softmax
  * over C = 2..8 channels, int32 labels, region terms and at most one
  * cross-entropy of the common form (hard labels, no smoothing) — dice+ce,
- * and dice, tversky, gdice, ... with or without ce, and ce or wce alone.
+ * and dice, tversky, gdice, ... with or without ce; and, in one pass, the
+ * focal loss and a lone ce or wce on labels (focal_body16), and topk and
+ * ohem's first pass (hard_block16).
  *
  * Why a kernel of its own: the generic passes stage every quantity (p, g,
  * the valid mask, w_y, ...) in VB-voxel scratch rows, one loop per class and
