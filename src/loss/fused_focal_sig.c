@@ -92,6 +92,26 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
                 w[i] = lab[i] != j->ignore ? 1.0f : 0.0f;
             }
         }
+        if (ig == 0 && !j->smp && !(thr > 0)) { /* bce: γ = 0, the factor f = 1: one loop, the same bits */
+            for (int64_t i = 0; i < len; i++) {
+                const float v = x[i], e = sl_exp_nonpos(-fabsf(v)), u = 1.0f + e, r = 1.0f / u;
+                const float L = sl_log1p_unit(e);
+                const float lp = v >= 0 ? -L : v - L, l1 = v >= 0 ? -v - L : -L;
+                const float wa = w[i] * (j->apos ? ap * t[i] + an * (1.0f - t[i]) : 1.0f);
+                /* a NaN or infinite score makes ce NaN or ±Inf, and wa·ce NaN or infinite even
+                 * where wa = 0: the sum tells it without the + (x − x) of the general loop */
+                term[i] = wa * (-t[i] * lp - (1.0f - t[i]) * l1);
+                p[i] = j->k * wa * ((v >= 0 ? r : e * r) - t[i]);
+            }
+            float lane[FLANES] = {0};
+            int64_t i = 0;
+            for (; i + FLANES <= len; i += FLANES)
+                for (int l = 0; l < FLANES; l++) lane[l] += term[i + l];
+            for (int l = 0; i < len; i++, l++) lane[l] += term[i];
+            for (int l = 0; l < FLANES; l++) acc += (double)lane[l];
+            if (gc) memcpy(gc + s0, p, sizeof(float) * (size_t)len);
+            continue;
+        }
         for (int64_t i = 0; i < len; i++) {
             const float v = x[i], e = sl_exp_nonpos(-fabsf(v)), u = 1.0f + e, r = 1.0f / u;
             const float L = sl_log1p_unit(e);

@@ -184,7 +184,8 @@ int main(void)
     {
         const char *one[] = {"focal", "ce", "ce(label_smoothing=0.1)", "focal(activation=sigmoid)", "bce",
                              "bce(pos_weight=2)",
-                             "focal(activation=sigmoid,normalized=true)", "focal(ignore_index=255)"};
+                             "focal(activation=sigmoid,normalized=true)", "focal(ignore_index=255)",
+                             "bce(ignore_index=255)"};
         const float bad[] = {NAN, INFINITY, -INFINITY};
         const int64_t at = T / 2, n = at / (C * S3), c = at / S3 % C, s = at % S3;
         float *g = malloc(sizeof(float) * T);
