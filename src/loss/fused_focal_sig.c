@@ -65,6 +65,19 @@ typedef struct {
     float inv_fc, kf;   /* smp: 1/Fc and E/Fc² (0 unless normalized with Σ f > 1e-6) */
 } fsig_job;
 
+/* The block's terms summed in FLANES fixed float lanes (element i in lane
+ * i mod FLANES, in order), the lanes then added to *acc in order as
+ * doubles: the same bits on every instruction set. */
+static FS_INLINE void block_sum(const float *term, int64_t len, double *acc)
+{
+    float lane[FLANES] = {0};
+    int64_t i = 0;
+    for (; i + FLANES <= len; i += FLANES)
+        for (int l = 0; l < FLANES; l++) lane[l] += term[i + l];
+    for (int l = 0; i < len; i++, l++) lane[l] += term[i];
+    for (int l = 0; l < FLANES; l++) *acc += (double)lane[l];
+}
+
 /* Elements [a, b) of channel c of sample n: returns Σ α_t f ce and adds
  * Σ f to *fsum (valid elements only; f = m^γ but in smp's reduced form). */
 static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64_t a, int64_t b, double *fsum)
@@ -103,12 +116,7 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
                 term[i] = wa * (-t[i] * lp - (1.0f - t[i]) * l1);
                 p[i] = j->k * wa * ((v >= 0 ? r : e * r) - t[i]);
             }
-            float lane[FLANES] = {0};
-            int64_t i = 0;
-            for (; i + FLANES <= len; i += FLANES)
-                for (int l = 0; l < FLANES; l++) lane[l] += term[i + l];
-            for (int l = 0; i < len; i++, l++) lane[l] += term[i];
-            for (int l = 0; l < FLANES; l++) acc += (double)lane[l];
+            block_sum(term, len, &acc);
             if (gc) memcpy(gc + s0, p, sizeof(float) * (size_t)len);
             continue;
         }
@@ -147,13 +155,9 @@ static FS_INLINE double fsig_body(const fsig_job *j, int64_t n, int64_t c, int64
         /* x − x is +0 for a finite score and NaN otherwise: the sum turns NaN exactly when a score is
          * not finite (an ignored voxel's too), and is unchanged by finite ones */
         for (int64_t i = 0; i < len; i++) term[i] = w[i] * at[i] * mg[i] * ce[i] + (x[i] - x[i]);
-        float lane[FLANES] = {0};
-        int64_t i = 0;
-        for (; i + FLANES <= len; i += FLANES)
-            for (int l = 0; l < FLANES; l++) lane[l] += term[i + l];
-        for (int l = 0; i < len; i++, l++) lane[l] += term[i];
-        for (int l = 0; l < FLANES; l++) acc += (double)lane[l];
+        block_sum(term, len, &acc);
         if (!gc) continue;
+        int64_t i;
         const float kf = j->k, gam = j->gamma;
         if (j->smp) {
             /* df/dce = γ·mg1·pt (/r reduced); d/dx = n⁻¹ w [α_t (df ce + f)/Fc − kf df] (p − t) */
