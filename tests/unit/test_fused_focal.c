@@ -83,7 +83,7 @@ int main(void)
     sl_target tl = {.kind = SL_TARGET_LABELS, .labels = y}, ti = {.kind = SL_TARGET_LABELS, .labels = yi};
     const char *specs[] = {"focal", "focal(gamma=0)", "focal(gamma=1)", "focal(gamma=3)", "focal(gamma=2.5)",
                            "focal(gamma=0.5)", "focal(alpha=0.25)", "focal(alpha=[0.1,0.2,0.3,0.4],gamma=1.5)",
-                           "0.3*focal(gamma=2)"};
+                           "0.3*focal(gamma=2)", "focal(gamma=0,alpha=[0.1,0.2,0.3,0.4])"};
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
         compare(specs[i], &d3, x, &tl);
         compare(specs[i], &d2, x, &tl);
