@@ -65,8 +65,8 @@ sl_status sl_fused_forward(sl_term *terms, int nterms, const sl_ctx *cx, double 
 
 /* 1 when the spec is a single focal term the one-pass kernel takes
  * (softmax, hard labels or soft targets, not smp's normalized/reduced
- * forms, no mask), or a single ce/wce under softmax on hard labels (γ = 0;
- * with label smoothing ce_smooth_body). */
+ * forms, no mask), or a single ce/wce under softmax on hard labels (γ = 0,
+ * with or without label smoothing). */
 int sl_fused_focal_eligible(const sl_term *terms, int nterms, const sl_target *tg, int act, int64_t C);
 
 /* Evaluates that term in one pass over cx->x: sets its last_value, writes

@@ -357,12 +357,19 @@ static SL_INLINE void pass2_body(const sl_dce_job *j, int64_t n, int64_t a, int6
  * no term needs log p_y per voxel: the value takes Σ α_y log Σexp as logs
  * of products, as pass 1 does (per class and lane, at most 16 factors in
  * [1, C] per block, C logarithms per block of VB voxels), and u = −α_y.
+ * With label smoothing ε (form 2, fused.c's ce_smooth_body has the
+ * formulas) each class carries a_c = w_c·([c = y](1 − ε) + ε/C): the voxel's
+ * term is Σ_c a_c (mx − x_c) + A log Σexp with A = Σ_c a_c (one value per
+ * label, so the logarithms again as logs of per-class products), and the
+ * gradient k·(A·p_c − a_c).
  * A NaN or infinite score makes the sum NaN (softmax16_checked); the caller
  * tells it from an overflow by a scan.
  */
+enum { FORM_FOCAL = 0, FORM_CE = 1, FORM_CE_SMOOTH = 2 };
 static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b, const int C,
-                                    const int g0)
+                                    const int form)
 {
+    const int g0 = form != FORM_FOCAL;
     const int64_t S = j->S;
     const float *xn = j->x + n * C * S;
     const int32_t *lab = j->labels + n * S;
@@ -370,8 +377,17 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
     const vf zero = {0}, one = zero + 1.0f;
     const vi ig = (vi){0} + j->ignore;
     const int gi = j->igamma;
-    float al[CMAX] = {0};
+    float al[CMAX] = {0}, ahit[CMAX] = {0}, amiss[CMAX] = {0}, aall[CMAX] = {0};
     for (int c = 0; c < C; c++) al[c] = j->alpha[c];
+    if (form == FORM_CE_SMOOTH) { /* a_c for y = c and y ≠ c; A for each label, summed in class order */
+        const float e1 = 1.0f - j->eps, eC = j->eps / (float)C;
+        for (int c = 0; c < C; c++) ahit[c] = al[c] * (e1 + eC), amiss[c] = al[c] * (0.0f + eC);
+        for (int y = 0; y < C; y++) {
+            float A = 0.0f;
+            for (int c = 0; c < C; c++) A += c == y ? ahit[c] : amiss[c];
+            aall[y] = A;
+        }
+    }
     vd total = {0};
     for (int64_t s0 = a; s0 < b; s0 += VB) {
         const int64_t e = b - s0 < VB ? b - s0 : VB;
@@ -399,6 +415,24 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
                 }
             }
             vf u;
+            if (form == FORM_CE_SMOOTH) {
+                const vi valid = y >= 0;
+                vf ac[CMAX], A = zero, t = zero;
+#pragma GCC unroll 8
+                for (int c = 0; c < C; c++) {
+                    const vi hit = y == c;
+                    ac[c] = keep(valid, sl_v16_sel(hit, zero + ahit[c], zero + amiss[c]));
+                    A = sl_v16_sel(hit, zero + aall[c], A);
+                    t += ac[c] * (mx - x[c]);
+                }
+                lanes += nf + t;
+                if (!gn) continue;
+                vf out[CMAX];
+#pragma GCC unroll 8
+                for (int c = 0; c < C; c++) out[c] = j->k * (A * p[c] - ac[c]);
+                store16(gn, S, i, k, out, C);
+                continue;
+            }
             if (g0) {
                 lanes += nf + ay * (mx - xy);
                 u = (zero - j->k) * ay;
@@ -417,7 +451,8 @@ static SL_INLINE double focal_body16(const sl_dce_focal_job *j, int64_t n, int64
             store16(gn, S, i, k, out, C);
         }
         if (g0)
-            for (int c = 0; c < C; c++) lanes += al[c] * sl_log_pos_v16(prod[c]);
+            for (int c = 0; c < C; c++)
+                lanes += (form == FORM_CE_SMOOTH ? aall[c] : al[c]) * sl_log_pos_v16(prod[c]);
         add_lanes(&total, lanes);
     }
     return lane_sum(total);
@@ -477,7 +512,9 @@ static SL_INLINE int hard_block16(const float *xn, const int32_t *lab, int64_t S
     }                                                                                                            \
     static double f_base_##Cn(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b)                       \
     {                                                                                                            \
-        return j->igamma ? focal_body16(j, n, a, b, Cn, 0) : focal_body16(j, n, a, b, Cn, 1);                   \
+        return j->igamma ? focal_body16(j, n, a, b, Cn, FORM_FOCAL)                                              \
+               : j->eps > 0 ? focal_body16(j, n, a, b, Cn, FORM_CE_SMOOTH)                                       \
+                            : focal_body16(j, n, a, b, Cn, FORM_CE);                                             \
     }                                                                                                            \
     static int h_base_##Cn(const float *xn, const int32_t *lab, int64_t S, int64_t s0, int64_t len, int32_t ig,  \
                            float *l, float *pn, int *bad)                                                        \
@@ -503,7 +540,9 @@ static const sl_dce_hard_fn h_base[CMAX + 1] = DCE_TABLE(h_base);
     }                                                                                                            \
     ATTR static double f_##isa##_##Cn(const sl_dce_focal_job *j, int64_t n, int64_t a, int64_t b)              \
     {                                                                                                            \
-        return j->igamma ? focal_body16(j, n, a, b, Cn, 0) : focal_body16(j, n, a, b, Cn, 1);                   \
+        return j->igamma ? focal_body16(j, n, a, b, Cn, FORM_FOCAL)                                              \
+               : j->eps > 0 ? focal_body16(j, n, a, b, Cn, FORM_CE_SMOOTH)                                       \
+                            : focal_body16(j, n, a, b, Cn, FORM_CE);                                             \
     }                                                                                                            \
     ATTR static int h_##isa##_##Cn(const float *xn, const int32_t *lab, int64_t S, int64_t s0, int64_t len,     \
                                    int32_t ig, float *l, float *pn, int *bad)                                    \

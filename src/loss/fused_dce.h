@@ -36,6 +36,7 @@ typedef struct {
     const float *alpha;    /* [C]: α_c, or the CE's class weights */
     float k, gamma;        /* k = weight / (the valid count, or Σ w_y for the CE) */
     int igamma;            /* γ, an integer in 0..8 */
+    float eps;             /* the CE's label smoothing (γ = 0), or 0 */
     float *grad;           /* (N, C, S), every element written; NULL: the value alone */
 } sl_dce_focal_job;
 
