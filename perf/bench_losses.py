@@ -18,7 +18,9 @@ that one too), the larger of
     measures for the library's own primitives on a cache-resident buffer, divided by
     the thread count: what the arithmetic costs with no memory traffic and nothing else,
 which of the two binds, and where PyTorch's time stands against the same bound (one
-"BOUND name: ..." line).
+"BOUND name: ..." line). For ce, a "FLOOR ce: ..." line adds the time of perf/ce_floor, a
+stripped kernel doing the least work the loss needs (FMAs allowed, none of the
+library's checks): how close any kernel comes here.
 
     make perf           (or: /usr/bin/python3 perf/bench_losses.py; BENCH_ONLY=dice+ce,focal for some)
 """
@@ -248,6 +250,19 @@ KERNEL_WORK = {"dice+ce": TWO_PASS_REGION, "ce": ONE_PASS_CE, "wce": WCE,
                "focal(activation=sigmoid,reduced_threshold=0.5)": (Work("one pass", 1, 1, 0, 0, 1, 0, 1),)}
 
 
+def ce_floor(shape):
+    """Seconds of perf/ce_floor on this shape and thread count: the least any one-pass softmax CE (value and
+    gradient) takes here, FMAs allowed and none of the library's checks (see perf/ce_floor.c); None where it
+    does not apply (C outside 2..8, or S not a multiple of 256)."""
+    S = int(np.prod(shape[2:]))
+    if not 2 <= shape[1] <= 8 or S % 256:
+        return None
+    exe = os.path.join(slref.BUILD, "perf", "ce_floor")
+    out = subprocess.run([exe, str(shape[0]), str(shape[1]), str(S), str(THREADS)], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return float(out[0]), out[1]
+
+
 def kernel_bound(spec, shape, bw, explog):
     """The machine's bound for a spec on THREADS cores, as (memory seconds, compute seconds) of the library's
     way of computing it, the least bound over all the ways (seconds), and what they count. Each way's memory
@@ -342,6 +357,10 @@ def main():
                      "" if least == bound else ", at %.2fx of the least bound of any way (%.4f s)" % (ts / least,
                                                                                                     least),
                      tt / min(bound, least)))
+        if spec == "ce" and ce_floor(SHAPE):
+            fl, isa = ce_floor(SHAPE)
+            print("FLOOR ce: a stripped one-pass kernel (perf/ce_floor, %s, FMAs, no checks) takes %.4f s here: segloss "
+                  "at %.2fx of it; 10x PyTorch would need %.4f s, %.2fx of it" % (isa, fl, ts / fl, tt / 10, tt / 10 / fl))
         lc.free()
 
 
