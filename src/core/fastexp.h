@@ -11,9 +11,9 @@
  * Horner's: 8 dependent operations deep instead of 14, which is what bounds
  * a kernel with few independent exponentials in flight (bce: 0.80× the time
  * in an A/B), at the same accuracy. The rounding to nearest uses the
- * 1.5·2^23 trick, exact in IEEE single precision without -ffast-math. Inputs below −87 return e^−87 ≈ 1.6e−38 (the
- * smallest normal range), which only matters as an absolute error of that
- * size. tests/unit/test_fastexp.c measures the error against expf over the
+ * 1.5·2^23 trick, exact in IEEE single precision without -ffast-math.
+ * Inputs below −87 return e^−87 ≈ 1.6e−38 (the smallest normal range),
+ * which only matters as an absolute error of that size. tests/unit/test_fastexp.c measures the error against expf over the
  * whole range: at most 2 ulp.
  */
 #ifndef SL_FASTEXP_H
